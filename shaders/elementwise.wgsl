@@ -1,0 +1,86 @@
+// elementwise.wgsl — element-by-element arithmetic on same-shape tensors.
+//
+//   add:           out = a + b
+//   sub:           out = a - b
+//   mul:           out = a * b
+//   scale:         out = alpha * a
+//   relu:          out = a > 0 ? a : 0          (NaN propagates, as torch.relu)
+//   relu_backward: out = a > 0 ? b : 0          (a: the forward input, b: the output gradient)
+//
+// Layout: flat f32 arrays of params.len elements.
+// Dispatch: one invocation per element, WORKGROUP_SIZE per workgroup, workgroups folded into a
+// 2-D grid when there are more than the per-dimension limit (linear id = wid.y * nx + wid.x).
+// Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops only), 3 out (read_write).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+
+struct Params {
+    len: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = a[i] + b[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sub(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = a[i] - b[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = a[i] * b[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = params.alpha * a[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        let x = a[i];
+        // `x <= 0` is false for NaN, which therefore passes through as in PyTorch.
+        out[i] = select(x, 0.0, x <= 0.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = select(0.0, b[i], a[i] > 0.0);
+    }
+}

@@ -1,0 +1,66 @@
+//! The one error type of the library. Every variant names the thing that went wrong (the kernel,
+//! the tensor, the shapes); the command line turns it into a one-line message and an exit code.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(
+        "no GPU adapter found{detail}; install a Vulkan driver (on Debian/Ubuntu without a GPU: \
+         `apt-get install mesa-vulkan-drivers` for the lavapipe software adapter), or set \
+         GRADLENS_BACKEND=gl to use OpenGL"
+    )]
+    NoAdapter { detail: String },
+
+    #[error("GRADLENS_ADAPTER={wanted:?} matches none of the adapters found: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+
+    #[error("GRADLENS_BACKEND={0:?} is not one of vulkan, metal, dx12, gl")]
+    UnknownBackend(String),
+
+    #[error("could not open a device on adapter {adapter:?}: {message}")]
+    RequestDevice { adapter: String, message: String },
+
+    #[error("{op}: shape mismatch: {left:?} vs {right:?}")]
+    ShapeMismatch {
+        op: &'static str,
+        left: Vec<usize>,
+        right: Vec<usize>,
+    },
+
+    #[error("{op}: {message}")]
+    InvalidArgument { op: &'static str, message: String },
+
+    #[error(
+        "kernel {kernel}: a binding of {bytes} bytes exceeds the adapter's storage binding limit \
+         of {limit} bytes"
+    )]
+    BindingTooLarge {
+        kernel: String,
+        bytes: u64,
+        limit: u64,
+    },
+
+    #[error("GPU validation error in kernel {kernel}: {message}")]
+    Validation { kernel: String, message: String },
+
+    #[error("GPU out of memory while {during}")]
+    OutOfMemory { during: String },
+
+    #[error("GPU device lost: {reason}")]
+    DeviceLost { reason: String },
+
+    #[error("reading back {what} from the GPU failed: {message}")]
+    Readback { what: String, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(op: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The GPU context: the only place that touches raw wgpu objects.
+//!
+//! A `Gpu` is a cheap handle (clone it freely) over one device and queue, the buffer pool, the
+//! pipeline cache and the batch of recorded dispatches. Kernels are recorded, not run: the batch
+//! is encoded into one command buffer and submitted when it grows large, when data is read back,
+//! or on `synchronize`. Nothing blocks until a readback.
+
+pub mod adapter;
+mod batch;
+mod pipelines;
+mod pool;
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::shaders::Kernel;
+pub use adapter::AdapterRequest;
+use batch::{Batch, Dispatch};
+use pipelines::PipelineCache;
+use pool::BufferPool;
+pub(crate) use pool::PooledBuffer;
+pub use pool::PoolStats;
+
+/// Optional features gradlens uses when the adapter offers them; never assumed.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::SUBGROUP);
+
+/// How to open the context.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub request: AdapterRequest,
+    /// Fill every newly leased tensor buffer with NaN before it is handed out, so a kernel that
+    /// leaves an output element unwritten fails its test instead of passing on stale data.
+    pub poison_allocations: bool,
+}
+
+/// A range of a buffer bound to a kernel's binding slot.
+#[derive(Clone)]
+pub(crate) struct BufferRange {
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<GpuInner>,
+}
+
+struct GpuInner {
+    adapter_info: wgpu::AdapterInfo,
+    features: wgpu::Features,
+    limits: wgpu::Limits,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pool: Arc<Mutex<BufferPool>>,
+    pipelines: PipelineCache,
+    batch: Mutex<Batch>,
+    /// Errors wgpu reported outside any error scope (its default handler would panic).
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+    poison_allocations: bool,
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `GRADLENS_BACKEND` / `GRADLENS_ADAPTER`, or the best one.
+    pub fn new() -> Result<Self> {
+        Self::with_options(GpuOptions {
+            request: AdapterRequest::from_env()?,
+            ..GpuOptions::default()
+        })
+    }
+
+    pub fn with_options(options: GpuOptions) -> Result<Self> {
+        let ranked = adapter::enumerate_ranked(&options.request);
+        let chosen = adapter::choose(ranked, &options.request)?;
+        Self::open(chosen, options.poison_allocations)
+    }
+
+    fn open(adapter: wgpu::Adapter, poison_allocations: bool) -> Result<Self> {
+        let adapter_info = adapter.get_info();
+        // The adapter's own limits, not wgpu's conservative defaults: VGG16's first classifier
+        // weight alone is 411 MB.
+        let limits = adapter.limits();
+        let features = adapter.features() & WANTED_FEATURES;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gradlens"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::default(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|error| Error::RequestDevice {
+            adapter: adapter::describe(&adapter_info),
+            message: error.to_string(),
+        })?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(error.to_string());
+            }
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut lost) = lost_sink.lock() {
+                *lost = Some(format!("{message} ({reason:?})"));
+            }
+        });
+
+        Ok(Self {
+            inner: Arc::new(GpuInner {
+                adapter_info,
+                features,
+                limits,
+                device,
+                queue,
+                pool: Arc::default(),
+                pipelines: PipelineCache::default(),
+                batch: Mutex::default(),
+                uncaptured,
+                lost,
+                poison_allocations,
+            }),
+        })
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.adapter_info
+    }
+
+    /// The optional features enabled on this device (a subset of what gradlens wants).
+    pub fn features(&self) -> wgpu::Features {
+        self.inner.features
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// One line naming the adapter, its type and backend.
+    pub fn describe(&self) -> String {
+        adapter::describe(&self.inner.adapter_info)
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pool.lock().expect("pool lock").stats()
+    }
+
+    /// Starts a new high-water mark for `PoolStats::peak_in_use_bytes`.
+    pub fn reset_peak_memory(&self) {
+        self.inner.pool.lock().expect("pool lock").reset_peak();
+    }
+
+    /// Destroys the pool's free buffers (after `synchronize`, so none is still in flight).
+    pub fn trim_pool(&self) -> Result<()> {
+        self.synchronize()?;
+        self.inner.pool.lock().expect("pool lock").trim();
+        Ok(())
+    }
+
+    /// The number of distinct pipelines compiled so far.
+    pub fn pipeline_count(&self) -> usize {
+        self.inner.pipelines.len()
+    }
+
+    pub(crate) fn poisons_allocations(&self) -> bool {
+        self.inner.poison_allocations
+    }
+
+    /// The largest range one storage binding may cover on this device.
+    pub(crate) fn max_binding_bytes(&self) -> u64 {
+        u64::from(self.inner.limits.max_storage_buffer_binding_size)
+    }
+
+    pub(crate) fn max_workgroups_per_dimension(&self) -> u32 {
+        self.inner.limits.max_compute_workgroups_per_dimension
+    }
+
+    /// Leases a storage buffer of at least `bytes` bytes from the pool.
+    pub(crate) fn allocate(&self, bytes: u64, what: &str) -> Result<PooledBuffer> {
+        let max = self.inner.limits.max_buffer_size;
+        if bytes > max {
+            return Err(Error::InvalidArgument {
+                op: "allocate",
+                message: format!(
+                    "{what} needs {bytes} bytes, more than this adapter's largest buffer ({max} bytes)"
+                ),
+            });
+        }
+        let class = pool::size_class(bytes).min(max.max(bytes));
+        let reused = self.inner.pool.lock().expect("pool lock").take(class);
+        let buffer = match reused {
+            Some(buffer) => buffer,
+            None => {
+                self.check_alive()?;
+                let scope = self.inner.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(what),
+                    size: class,
+                    usage: pool::TENSOR_USAGE,
+                    mapped_at_creation: false,
+                });
+                if pollster::block_on(scope.pop()).is_some() {
+                    return Err(Error::OutOfMemory {
+                        during: format!("allocating {bytes} bytes for {what}"),
+                    });
+                }
+                self.inner.pool.lock().expect("pool lock").note_created(class);
+                buffer
+            }
+        };
+        Ok(PooledBuffer::new(buffer, class, self.inner.pool.clone()))
+    }
+
+    /// Copies host data into a buffer. Safe for freshly leased buffers only: the pool never
+    /// hands out a buffer that a pending dispatch still uses, whereas an existing tensor may be
+    /// read by a pending dispatch, so `overwrite` flushes first.
+    pub(crate) fn upload(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.inner.queue.write_buffer(buffer, 0, bytes);
+        }
+    }
+
+    /// Overwrites a buffer that pending dispatches may read or write.
+    pub(crate) fn overwrite(&self, buffer: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
+        self.flush()?;
+        self.upload(buffer, bytes);
+        Ok(())
+    }
+
+    /// Records one dispatch of `kernel`. `params` goes to binding 0 as a uniform; `storage`
+    /// lists the other bindings by index. Checked here: binding sizes against the device limit
+    /// and the workgroup counts against the per-dimension limit.
+    pub(crate) fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: &Kernel,
+        params: &P,
+        storage: &[(u32, BufferRange)],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        self.check_alive()?;
+        let max_binding = self.max_binding_bytes();
+        for (_, range) in storage {
+            if range.size > max_binding {
+                return Err(Error::BindingTooLarge {
+                    kernel: kernel.label(),
+                    bytes: range.size,
+                    limit: max_binding,
+                });
+            }
+        }
+        let max_groups = self.max_workgroups_per_dimension();
+        if workgroups.iter().any(|&count| count > max_groups) {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "kernel {} needs {workgroups:?} workgroups; the limit is {max_groups} per dimension",
+                    kernel.label()
+                ),
+            ));
+        }
+        let pipeline = self.inner.pipelines.get(&self.inner.device, kernel)?;
+        let mut batch = self.inner.batch.lock().expect("batch lock");
+        batch.push(Dispatch {
+            pipeline,
+            params: bytemuck::bytes_of(params).to_vec(),
+            storage: storage.to_vec(),
+            workgroups,
+        });
+        if batch.is_full() {
+            self.flush_locked(&mut batch)?;
+        }
+        Ok(())
+    }
+
+    /// Submits every recorded dispatch; returns without waiting for the GPU.
+    pub fn flush(&self) -> Result<()> {
+        let mut batch = self.inner.batch.lock().expect("batch lock");
+        self.flush_locked(&mut batch)
+    }
+
+    fn flush_locked(&self, batch: &mut Batch) -> Result<()> {
+        let inner = &self.inner;
+        let alignment = u64::from(inner.limits.min_uniform_buffer_offset_alignment);
+        let result = batch.submit(&inner.device, &inner.queue, alignment);
+        // Whatever happened, the quarantined buffers are no longer needed by unsubmitted work.
+        inner.pool.lock().expect("pool lock").end_quarantine();
+        result?;
+        self.check_alive()
+    }
+
+    /// Submits everything and waits until the GPU has finished it.
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.wait()
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|error| Error::DeviceLost {
+                reason: error.to_string(),
+            })?;
+        self.check_alive()
+    }
+
+    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work.
+    pub(crate) fn read(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        self.flush()?;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let staging = inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        inner.queue.submit(Some(encoder.finish()));
+
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let slice = staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        self.wait()?;
+        let readback_error = |message: String| Error::Readback {
+            what: what.to_string(),
+            message,
+        };
+        receiver
+            .recv()
+            .map_err(|_| readback_error("the map callback never ran".into()))?
+            .map_err(|error| readback_error(error.to_string()))?;
+        let bytes = slice
+            .get_mapped_range()
+            .map_err(|error| readback_error(error.to_string()))?
+            .to_vec();
+        staging.unmap();
+        Ok(bytes)
+    }
+
+    /// Fails if the device is lost or wgpu reported an error outside an error scope.
+    fn check_alive(&self) -> Result<()> {
+        if let Some(reason) = self.inner.lost.lock().expect("lost lock").clone() {
+            return Err(Error::DeviceLost { reason });
+        }
+        let mut uncaptured = self.inner.uncaptured.lock().expect("error lock");
+        if let Some(message) = uncaptured.drain(..).next() {
+            return Err(Error::Validation {
+                kernel: "(outside any kernel)".into(),
+                message,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.describe())
+            .finish()
+    }
+}

@@ -1,0 +1,198 @@
+//! Launcher for shaders/matmul.wgsl: batched C = op(A) · op(B).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::as_u32;
+use crate::error::{Error, Result};
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch_stride_a: u32,
+    batch_stride_b: u32,
+    batch_stride_c: u32,
+}
+
+/// Which kernel computes the product.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MatmulVariant {
+    /// One invocation per output element: the simple reference kernel.
+    Naive,
+    /// Register-tiled: each invocation computes a rows × (4·column_vecs) block.
+    Tiled(MatmulTile),
+}
+
+/// The tile shape of the tiled kernel: the shader's override constants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatmulTile {
+    pub workgroup_x: u32,
+    pub workgroup_y: u32,
+    /// Rows of C per invocation, 1..=8.
+    pub rows: u32,
+    /// Groups of 4 columns of C per invocation, 1..=2.
+    pub column_vecs: u32,
+}
+
+impl MatmulTile {
+    /// Chosen by the 1024³ bench on lavapipe (see benches/kernels.rs and BENCHMARKS.md).
+    pub const DEFAULT: MatmulTile = MatmulTile {
+        workgroup_x: 8,
+        workgroup_y: 8,
+        rows: 4,
+        column_vecs: 1,
+    };
+}
+
+impl Default for MatmulVariant {
+    fn default() -> Self {
+        MatmulVariant::Tiled(MatmulTile::DEFAULT)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MatmulOptions {
+    /// A is stored [K, M] (or [batch, K, M]) and used transposed.
+    pub transpose_a: bool,
+    /// B is stored [N, K] (or [batch, N, K]) and used transposed.
+    pub transpose_b: bool,
+    pub variant: MatmulVariant,
+}
+
+/// The product of A [M, K] and B [K, N] (as stored, before the optional transposes). Either
+/// operand may carry a leading batch axis; a rank-2 operand is shared by every batch element.
+pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    let (batch_a, rows_a, cols_a) = split_batch(a, "A")?;
+    let (batch_b, rows_b, cols_b) = split_batch(b, "B")?;
+    let (m, k_a) = if options.transpose_a {
+        (cols_a, rows_a)
+    } else {
+        (rows_a, cols_a)
+    };
+    let (k_b, n) = if options.transpose_b {
+        (cols_b, rows_b)
+    } else {
+        (rows_b, cols_b)
+    };
+    if k_a != k_b {
+        return Err(Error::ShapeMismatch {
+            op: "matmul (inner dimensions)",
+            left: a.dims().to_vec(),
+            right: b.dims().to_vec(),
+        });
+    }
+    let batch = match (batch_a, batch_b) {
+        (Some(x), Some(y)) if x != y => {
+            return Err(Error::ShapeMismatch {
+                op: "matmul (batch sizes)",
+                left: a.dims().to_vec(),
+                right: b.dims().to_vec(),
+            });
+        }
+        (Some(x), _) | (None, Some(x)) => Some(x),
+        (None, None) => None,
+    };
+    let out_dims = match batch {
+        Some(batch) => vec![batch, m, n],
+        None => vec![m, n],
+    };
+    let gpu = a.gpu();
+    let out = Tensor::empty(gpu, out_dims)?;
+    let Some(out_range) = out.binding() else {
+        return Ok(out);
+    };
+    let (Some(a_range), Some(b_range)) = (a.binding(), b.binding()) else {
+        // K = 0: the empty sum.
+        crate::kernels::fill::fill_into(&out, 0.0)?;
+        return Ok(out);
+    };
+    let params = Params {
+        m: as_u32(OP, "M", m)?,
+        n: as_u32(OP, "N", n)?,
+        k: as_u32(OP, "K", k_a)?,
+        batch_stride_a: if batch_a.is_some() {
+            as_u32(OP, "A's batch stride", rows_a * cols_a)?
+        } else {
+            0
+        },
+        batch_stride_b: if batch_b.is_some() {
+            as_u32(OP, "B's batch stride", rows_b * cols_b)?
+        } else {
+            0
+        },
+        batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
+    };
+    let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
+    let (kernel, workgroups) = match options.variant {
+        MatmulVariant::Naive => {
+            let tile = MatmulTile::DEFAULT;
+            let kernel = Kernel::new(Shader::Matmul, "matmul_naive");
+            let groups = [
+                params.n.div_ceil(tile.workgroup_x),
+                params.m.div_ceil(tile.workgroup_y),
+                batch_count,
+            ];
+            (with_tile(kernel, tile, options), groups)
+        }
+        MatmulVariant::Tiled(tile) => {
+            validate_tile(tile)?;
+            let kernel = Kernel::new(Shader::Matmul, "matmul");
+            let groups = [
+                params.n.div_ceil(tile.workgroup_x * 4 * tile.column_vecs),
+                params.m.div_ceil(tile.workgroup_y * tile.rows),
+                batch_count,
+            ];
+            (with_tile(kernel, tile, options), groups)
+        }
+    };
+    gpu.dispatch(
+        &kernel,
+        &params,
+        &[(1, a_range), (2, b_range), (3, out_range)],
+        workgroups,
+    )?;
+    Ok(out)
+}
+
+fn with_tile(kernel: Kernel, tile: MatmulTile, options: MatmulOptions) -> Kernel {
+    kernel
+        .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
+        .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
+        .with_override("WORKGROUP_X", f64::from(tile.workgroup_x))
+        .with_override("WORKGROUP_Y", f64::from(tile.workgroup_y))
+        .with_override("ROWS", f64::from(tile.rows))
+        .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
+}
+
+fn validate_tile(tile: MatmulTile) -> Result<()> {
+    if !(1..=8).contains(&tile.rows) || !(1..=2).contains(&tile.column_vecs) {
+        return Err(Error::invalid(
+            "matmul",
+            format!("tile {tile:?}: rows must be 1..=8 and column_vecs 1..=2"),
+        ));
+    }
+    if tile.workgroup_x == 0 || tile.workgroup_y == 0 {
+        return Err(Error::invalid(
+            "matmul",
+            format!("tile {tile:?}: empty workgroup"),
+        ));
+    }
+    Ok(())
+}
+
+/// (batch, rows, cols) of a rank-2 or rank-3 operand.
+fn split_batch(t: &Tensor, name: &str) -> Result<(Option<usize>, usize, usize)> {
+    match *t.dims() {
+        [rows, cols] => Ok((None, rows, cols)),
+        [batch, rows, cols] => Ok((Some(batch), rows, cols)),
+        ref dims => Err(Error::invalid(
+            "matmul",
+            format!("{name} must have rank 2 or 3, got shape {dims:?}"),
+        )),
+    }
+}

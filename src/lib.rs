@@ -1,0 +1,17 @@
+//! gradlens: a from-scratch GPU compute engine for convolutional networks on wgpu, with
+//! hand-written WGSL kernels, each checked against a plain-Rust reference.
+//!
+//! Data flows one way: tensors (GPU buffers with shapes) go into kernel launchers
+//! ([`kernels`]), which validate their arguments and record dispatches into the context's batch
+//! ([`gpu::Gpu`]); nothing waits for the GPU until a tensor is read back.
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod reference;
+pub mod shaders;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};
+pub use tensor::{Shape, Tensor};

@@ -1,0 +1,71 @@
+//! The one registry of WGSL sources. Every shader file in `shaders/` is named here, pulled in
+//! with `include_str!`, and nowhere else; the pipeline cache and the naga validation test both
+//! iterate over `Shader::ALL`.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Fill,
+    Elementwise,
+    Reduce,
+    Matmul,
+    Softmax,
+}
+
+impl Shader {
+    pub const ALL: &'static [Shader] = &[
+        Shader::Fill,
+        Shader::Elementwise,
+        Shader::Reduce,
+        Shader::Matmul,
+        Shader::Softmax,
+    ];
+
+    /// The file name in `shaders/`, also the prefix of every kernel label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Fill => "fill",
+            Shader::Elementwise => "elementwise",
+            Shader::Reduce => "reduce",
+            Shader::Matmul => "matmul",
+            Shader::Softmax => "softmax",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            Shader::Fill => include_str!("../shaders/fill.wgsl"),
+            Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
+            Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
+            Shader::Matmul => include_str!("../shaders/matmul.wgsl"),
+            Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
+        }
+    }
+}
+
+/// One entry point of one shader, with its override constants: what the pipeline cache keys on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub overrides: Vec<(&'static str, f64)>,
+}
+
+impl Kernel {
+    pub fn new(shader: Shader, entry: &'static str) -> Self {
+        Self {
+            shader,
+            entry,
+            overrides: Vec::new(),
+        }
+    }
+
+    pub fn with_override(mut self, name: &'static str, value: f64) -> Self {
+        self.overrides.push((name, value));
+        self
+    }
+
+    /// `shader::entry`, the label of its pipeline and bind groups, used in error messages.
+    pub fn label(&self) -> String {
+        format!("{}::{}", self.shader.name(), self.entry)
+    }
+}

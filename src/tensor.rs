@@ -1,0 +1,220 @@
+//! Tensor: an f32, contiguous, row-major (NCHW for images) array in a pooled GPU buffer.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::{BufferRange, Gpu, PooledBuffer};
+use crate::kernels;
+
+/// A tensor's shape. Scalars have rank 0 and one element.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Shape(Vec<usize>);
+
+impl Shape {
+    pub fn new(dims: impl Into<Vec<usize>>) -> Self {
+        Self(dims.into())
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(dims: &[usize]) -> Self {
+        Self(dims.to_vec())
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(dims: [usize; N]) -> Self {
+        Self(dims.to_vec())
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(dims: Vec<usize>) -> Self {
+        Self(dims)
+    }
+}
+
+/// A GPU tensor. Cloning shares the buffer (tensors are immutable once computed; kernels write
+/// only into tensors they create or are explicitly handed as outputs).
+#[derive(Clone)]
+pub struct Tensor {
+    gpu: Gpu,
+    shape: Shape,
+    /// None for tensors with no elements: nothing to bind, nothing to allocate.
+    buffer: Option<Arc<PooledBuffer>>,
+}
+
+impl Tensor {
+    /// An uninitialised tensor (NaN-filled when the context poisons allocations).
+    pub fn empty(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Self> {
+        let tensor = Self::allocate(gpu, shape.into())?;
+        if gpu.poisons_allocations() {
+            kernels::fill::fill_into(&tensor, f32::NAN)?;
+        }
+        Ok(tensor)
+    }
+
+    pub fn full(gpu: &Gpu, shape: impl Into<Shape>, value: f32) -> Result<Self> {
+        let tensor = Self::allocate(gpu, shape.into())?;
+        kernels::fill::fill_into(&tensor, value)?;
+        Ok(tensor)
+    }
+
+    pub fn zeros(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Self> {
+        Self::full(gpu, shape, 0.0)
+    }
+
+    /// Uploads `data`; its length must equal the shape's element count.
+    pub fn from_slice(gpu: &Gpu, shape: impl Into<Shape>, data: &[f32]) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::invalid(
+                "Tensor::from_slice",
+                format!(
+                    "{} values given for shape {:?} ({} elements)",
+                    data.len(),
+                    shape.dims(),
+                    shape.numel()
+                ),
+            ));
+        }
+        let tensor = Self::allocate(gpu, shape)?;
+        if let Some(buffer) = &tensor.buffer {
+            gpu.upload(buffer.buffer(), bytemuck::cast_slice(data));
+        }
+        Ok(tensor)
+    }
+
+    fn allocate(gpu: &Gpu, shape: Shape) -> Result<Self> {
+        let bytes = byte_count(&shape)?;
+        let buffer = if bytes == 0 {
+            None
+        } else {
+            let what = format!("a tensor of shape {:?}", shape.dims());
+            Some(Arc::new(gpu.allocate(bytes, &what)?))
+        };
+        Ok(Self {
+            gpu: gpu.clone(),
+            shape,
+            buffer,
+        })
+    }
+
+    /// Overwrites the contents with `data` (same element count), after all pending work.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "Tensor::write",
+                left: self.dims().to_vec(),
+                right: vec![data.len()],
+            });
+        }
+        match &self.buffer {
+            Some(buffer) => self
+                .gpu
+                .overwrite(buffer.buffer(), bytemuck::cast_slice(data)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every recorded kernel and copies the values to the host.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(Vec::new());
+        };
+        let what = format!("a tensor of shape {:?}", self.dims());
+        let bytes = self
+            .gpu
+            .read(buffer.buffer(), 0, self.byte_size(), &what)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    pub fn byte_size(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+
+    /// The same buffer seen with another shape of the same element count.
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "reshape",
+                left: self.dims().to_vec(),
+                right: shape.dims().to_vec(),
+            });
+        }
+        Ok(Self {
+            shape,
+            ..self.clone()
+        })
+    }
+
+    /// The whole tensor as a binding; None when it has no elements.
+    pub(crate) fn binding(&self) -> Option<BufferRange> {
+        self.buffer.as_ref().map(|buffer| BufferRange {
+            buffer: buffer.buffer().clone(),
+            offset: 0,
+            size: self.byte_size(),
+        })
+    }
+
+    /// Errors unless `other` has the same shape (naming both).
+    pub fn expect_same_shape(&self, other: &Tensor, op: &'static str) -> Result<()> {
+        if self.shape != other.shape {
+            return Err(Error::ShapeMismatch {
+                op,
+                left: self.dims().to_vec(),
+                right: other.dims().to_vec(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor{:?}", self.dims())
+    }
+}
+
+/// Bytes of an f32 tensor of this shape, or an error when the count overflows.
+fn byte_count(shape: &Shape) -> Result<u64> {
+    shape
+        .dims()
+        .iter()
+        .try_fold(4u64, |bytes, &dim| bytes.checked_mul(dim as u64))
+        .ok_or_else(|| {
+            Error::invalid(
+                "Tensor",
+                format!("shape {:?} is too large to address", shape.dims()),
+            )
+        })
+}

@@ -1,0 +1,74 @@
+//! Shared test support: one GPU context per test process (poisoning every allocation with NaN),
+//! a seeded random generator, and comparisons with explicit relative tolerances.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::sync::OnceLock;
+
+use gradlens::{Gpu, GpuOptions};
+
+/// The process-wide context. Allocations are NaN-poisoned so unwritten outputs fail.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let request = gradlens::gpu::AdapterRequest::from_env().expect("GRADLENS_* variables");
+        Gpu::with_options(GpuOptions {
+            request,
+            poison_allocations: true,
+        })
+        .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
+    })
+}
+
+/// SplitMix64: small, seeded, good enough for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1), never exactly zero-heavy: test data must not be all zeros.
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    pub fn vec(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.uniform()).collect()
+    }
+
+    pub fn below(&mut self, bound: usize) -> usize {
+        (self.next_u64() % bound as u64) as usize
+    }
+}
+
+/// Fails unless every element satisfies |got - want| <= atol + rtol·|want| (NaN never does,
+/// unless both are NaN and `want` is NaN by design).
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0f32);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() && g.is_nan() {
+            continue;
+        }
+        let error = (g - w).abs();
+        let allowed = atol + rtol * w.abs();
+        assert!(
+            error <= allowed,
+            "{what}: element {i} is {g}, want {w} (|error| {error} > {allowed}); \
+             {} elements in all",
+            got.len()
+        );
+        if error > worst.1 {
+            worst = (i, error);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! shaders/elementwise.wgsl and shaders/fill.wgsl against the CPU reference.
+
+mod common;
+
+use common::{Rng, assert_close, gpu};
+use gradlens::kernels::{elementwise, fill};
+use gradlens::reference;
+use gradlens::{Error, Tensor};
+
+/// Awkward lengths: 1, primes, not a multiple of the workgroup, just past one workgroup.
+const LENGTHS: &[usize] = &[1, 2, 7, 97, 255, 256, 257, 1009, 65_537];
+
+fn pair(rng: &mut Rng, len: usize) -> (Vec<f32>, Vec<f32>, Tensor, Tensor) {
+    let a = rng.vec(len);
+    let b = rng.vec(len);
+    let ta = Tensor::from_slice(gpu(), [len], &a).unwrap();
+    let tb = Tensor::from_slice(gpu(), [len], &b).unwrap();
+    (a, b, ta, tb)
+}
+
+#[test]
+fn binary_ops_match_reference() {
+    let mut rng = Rng::new(1);
+    for &len in LENGTHS {
+        let (a, b, ta, tb) = pair(&mut rng, len);
+        let cases: [(&str, Tensor, Vec<f32>); 4] = [
+            ("add", elementwise::add(&ta, &tb).unwrap(), reference::elementwise::add(&a, &b)),
+            ("sub", elementwise::sub(&ta, &tb).unwrap(), reference::elementwise::sub(&a, &b)),
+            ("mul", elementwise::mul(&ta, &tb).unwrap(), reference::elementwise::mul(&a, &b)),
+            (
+                "relu_backward",
+                elementwise::relu_backward(&ta, &tb).unwrap(),
+                reference::elementwise::relu_backward(&a, &b),
+            ),
+        ];
+        for (name, got, want) in cases {
+            assert_close(&format!("{name} len {len}"), &got.to_vec().unwrap(), &want, 0.0, 0.0);
+        }
+    }
+}
+
+#[test]
+fn unary_ops_match_reference() {
+    let mut rng = Rng::new(2);
+    for &len in LENGTHS {
+        let (a, _, ta, _) = pair(&mut rng, len);
+        let scaled = elementwise::scale(&ta, -2.5).unwrap().to_vec().unwrap();
+        assert_close("scale", &scaled, &reference::elementwise::scale(&a, -2.5), 0.0, 0.0);
+        let relu = elementwise::relu(&ta).unwrap().to_vec().unwrap();
+        assert_close("relu", &relu, &reference::elementwise::relu(&a), 0.0, 0.0);
+    }
+}
+
+#[test]
+fn relu_passes_nan_through_like_pytorch() {
+    let t = Tensor::from_slice(gpu(), [4], &[f32::NAN, -1.0, 0.0, 2.0]).unwrap();
+    let out = elementwise::relu(&t).unwrap().to_vec().unwrap();
+    assert!(out[0].is_nan());
+    assert_eq!(&out[1..], &[0.0, 0.0, 2.0]);
+}
+
+/// More than 65535 workgroups of 256: the dispatch must fold into a 2-D grid and still cover
+/// every element exactly once.
+#[test]
+fn long_tensors_fold_into_a_two_dimensional_grid() {
+    let len = 65_535 * 256 + 1_000_003;
+    let mut rng = Rng::new(3);
+    let (a, b, ta, tb) = pair(&mut rng, len);
+    let got = elementwise::add(&ta, &tb).unwrap().to_vec().unwrap();
+    assert_close("add (folded grid)", &got, &reference::elementwise::add(&a, &b), 0.0, 0.0);
+}
+
+#[test]
+fn fill_and_copy_write_exactly_their_ranges() {
+    let t = Tensor::full(gpu(), [3, 5], 1.5).unwrap();
+    assert_eq!(t.to_vec().unwrap(), vec![1.5; 15]);
+
+    let mut rng = Rng::new(4);
+    let src_values = rng.vec(40);
+    let src = Tensor::from_slice(gpu(), [40], &src_values).unwrap();
+    let dst = Tensor::full(gpu(), [30], -7.0).unwrap();
+    fill::copy_into(&src, 11, &dst, 3, 20).unwrap();
+    let got = dst.to_vec().unwrap();
+    let mut want = vec![-7.0; 30];
+    want[3..23].copy_from_slice(&src_values[11..31]);
+    assert_eq!(got, want);
+
+    let whole = fill::copy(&src).unwrap();
+    assert_eq!(whole.to_vec().unwrap(), src_values);
+}
+
+#[test]
+fn shape_mismatch_names_both_shapes() {
+    let a = Tensor::zeros(gpu(), [2, 3]).unwrap();
+    let b = Tensor::zeros(gpu(), [3, 2]).unwrap();
+    let error = elementwise::add(&a, &b).unwrap_err();
+    assert!(matches!(error, Error::ShapeMismatch { .. }));
+    let message = error.to_string();
+    assert!(message.contains("[2, 3]") && message.contains("[3, 2]"), "{message}");
+}
+
+#[test]
+fn copy_out_of_range_is_refused() {
+    let a = Tensor::zeros(gpu(), [10]).unwrap();
+    let b = Tensor::zeros(gpu(), [10]).unwrap();
+    let error = fill::copy_into(&a, 5, &b, 0, 6).unwrap_err();
+    assert!(error.to_string().contains("offset 5"), "{error}");
+}
+
+#[test]
+fn empty_tensors_need_no_dispatch() {
+    let a = Tensor::from_slice(gpu(), [0, 3], &[]).unwrap();
+    let out = elementwise::add(&a, &a).unwrap();
+    assert_eq!(out.dims(), &[0, 3]);
+    assert!(out.to_vec().unwrap().is_empty());
+}
