@@ -21,7 +21,7 @@
 // Overrides:
 //   TRANSPOSE_A, TRANSPOSE_B — the operand layouts above.
 //   WORKGROUP_X, WORKGROUP_Y — invocations per workgroup along N and along M.
-//   ROWS (1..=8), COLUMN_VECS (1..=2) — the register tile of one invocation.
+//   ROWS (4 or 8), COLUMN_VECS (1 or 2) — the register tile of one invocation.
 
 struct Params {
     m: u32,
@@ -44,10 +44,6 @@ override WORKGROUP_Y: u32 = 8u;
 override ROWS: u32 = 4u;
 override COLUMN_VECS: u32 = 1u;
 
-// Register arrays need constant sizes; loops run only to ROWS / COLUMN_VECS, and once the
-// overrides are fixed the compiler unrolls them and keeps the used elements in registers.
-const MAX_ROWS: u32 = 8u;
-const MAX_COLUMN_VECS: u32 = 2u;
 
 fn a_at(base: u32, row: u32, kk: u32) -> f32 {
     if TRANSPOSE_A {
@@ -74,9 +70,38 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base_b = gid.z * params.batch_stride_b;
     var sum = 0.0;
     for (var kk = 0u; kk < params.k; kk++) {
-        sum = fma(a_at(base_a, row, kk), b_at(base_b, kk, col), sum);
+        sum += a_at(base_a, row, kk) * b_at(base_b, kk, col);
     }
     c[gid.z * params.batch_stride_c + row * params.n + col] = sum;
+}
+
+// A[row, kk..kk+4] as a vec4 (row already clamped into A).
+fn load_a_row(base: u32, row: u32, kk: u32) -> vec4<f32> {
+    return vec4<f32>(a_at(base, row, kk), a_at(base, row, kk + 1u),
+                     a_at(base, row, kk + 2u), a_at(base, row, kk + 3u));
+}
+
+// B[kk, col..col+4] as a vec4, columns past N clamped onto the last one.
+fn load_b_row(base: u32, kk: u32, col: u32) -> vec4<f32> {
+    let last = params.n - 1u;
+    return vec4<f32>(b_at(base, kk, min(col, last)), b_at(base, kk, min(col + 1u, last)),
+                     b_at(base, kk, min(col + 2u, last)), b_at(base, kk, min(col + 3u, last)));
+}
+
+// Rows kk..kk+4 of B at columns col..col+4, as the columns of a matrix: then
+// block * a_row = a_row.x·B[kk] + a_row.y·B[kk+1] + a_row.z·B[kk+2] + a_row.w·B[kk+3].
+fn load_b_block(base: u32, kk: u32, col: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(load_b_row(base, kk, col), load_b_row(base, kk + 1u, col),
+                       load_b_row(base, kk + 2u, col), load_b_row(base, kk + 3u, col));
+}
+
+// Writes one accumulator: C[row, col..col+4], skipping columns past N.
+fn store_c(base: u32, row: u32, col: u32, values: vec4<f32>) {
+    for (var e = 0u; e < 4u; e++) {
+        if col + e < params.n {
+            c[base + row * params.n + col + e] = values[e];
+        }
+    }
 }
 
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
@@ -87,75 +112,117 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
     let base_a = wid.z * params.batch_stride_a;
     let base_b = wid.z * params.batch_stride_b;
 
-    // Clamped coordinates: loads never leave the matrices; stores skip the clamped ones.
-    var rows: array<u32, MAX_ROWS>;
-    for (var i = 0u; i < ROWS; i++) {
-        rows[i] = min(row0 + i, params.m - 1u);
-    }
-    var cols: array<u32, 8>; // 4 · MAX_COLUMN_VECS
-    for (var j = 0u; j < COLUMN_VECS * 4u; j++) {
-        cols[j] = min(col0 + j, params.n - 1u);
-    }
+    // Rows past M are clamped for loading (their results are never stored), so the inner
+    // loop has no branches. The tile is spelled out, not kept in arrays: indexed arrays
+    // would live in memory, named values in registers; blocks for rows 4..7 and for the
+    // second column vector vanish when the overrides turn them off.
+    let last_row = params.m - 1u;
+    let r0 = min(row0 + 0u, last_row);
+    let r1 = min(row0 + 1u, last_row);
+    let r2 = min(row0 + 2u, last_row);
+    let r3 = min(row0 + 3u, last_row);
+    let r4 = min(row0 + 4u, last_row);
+    let r5 = min(row0 + 5u, last_row);
+    let r6 = min(row0 + 6u, last_row);
+    let r7 = min(row0 + 7u, last_row);
+    var acc00 = vec4<f32>(0.0);
+    var acc01 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc20 = vec4<f32>(0.0);
+    var acc21 = vec4<f32>(0.0);
+    var acc30 = vec4<f32>(0.0);
+    var acc31 = vec4<f32>(0.0);
+    var acc40 = vec4<f32>(0.0);
+    var acc41 = vec4<f32>(0.0);
+    var acc50 = vec4<f32>(0.0);
+    var acc51 = vec4<f32>(0.0);
+    var acc60 = vec4<f32>(0.0);
+    var acc61 = vec4<f32>(0.0);
+    var acc70 = vec4<f32>(0.0);
+    var acc71 = vec4<f32>(0.0);
 
-    var acc: array<vec4<f32>, 16>; // MAX_ROWS · MAX_COLUMN_VECS, zero-initialised
     var kk = 0u;
     for (; kk + 4u <= params.k; kk += 4u) {
-        // B's 4 × (4·COLUMN_VECS) block at rows kk..kk+4.
-        var b_block: array<vec4<f32>, 8>; // 4 · MAX_COLUMN_VECS
-        for (var t = 0u; t < 4u; t++) {
-            for (var v = 0u; v < COLUMN_VECS; v++) {
-                b_block[t * MAX_COLUMN_VECS + v] = vec4<f32>(
-                    b_at(base_b, kk + t, cols[v * 4u]),
-                    b_at(base_b, kk + t, cols[v * 4u + 1u]),
-                    b_at(base_b, kk + t, cols[v * 4u + 2u]),
-                    b_at(base_b, kk + t, cols[v * 4u + 3u]));
-            }
+        let b0 = load_b_block(base_b, kk, col0);
+        var b1 = b0;
+        if COLUMN_VECS == 2u {
+            b1 = load_b_block(base_b, kk, col0 + 4u);
         }
-        for (var i = 0u; i < ROWS; i++) {
-            let a_row = vec4<f32>(
-                a_at(base_a, rows[i], kk),
-                a_at(base_a, rows[i], kk + 1u),
-                a_at(base_a, rows[i], kk + 2u),
-                a_at(base_a, rows[i], kk + 3u));
-            for (var v = 0u; v < COLUMN_VECS; v++) {
-                var sum = acc[i * MAX_COLUMN_VECS + v];
-                sum = fma(vec4<f32>(a_row.x), b_block[v], sum);
-                sum = fma(vec4<f32>(a_row.y), b_block[MAX_COLUMN_VECS + v], sum);
-                sum = fma(vec4<f32>(a_row.z), b_block[2u * MAX_COLUMN_VECS + v], sum);
-                sum = fma(vec4<f32>(a_row.w), b_block[3u * MAX_COLUMN_VECS + v], sum);
-                acc[i * MAX_COLUMN_VECS + v] = sum;
-            }
+        let a0 = load_a_row(base_a, r0, kk);
+        acc00 += b0 * a0;
+        if COLUMN_VECS == 2u { acc01 += b1 * a0; }
+        let a1 = load_a_row(base_a, r1, kk);
+        acc10 += b0 * a1;
+        if COLUMN_VECS == 2u { acc11 += b1 * a1; }
+        let a2 = load_a_row(base_a, r2, kk);
+        acc20 += b0 * a2;
+        if COLUMN_VECS == 2u { acc21 += b1 * a2; }
+        let a3 = load_a_row(base_a, r3, kk);
+        acc30 += b0 * a3;
+        if COLUMN_VECS == 2u { acc31 += b1 * a3; }
+        if ROWS == 8u {
+            let a4 = load_a_row(base_a, r4, kk);
+            acc40 += b0 * a4;
+            if COLUMN_VECS == 2u { acc41 += b1 * a4; }
+            let a5 = load_a_row(base_a, r5, kk);
+            acc50 += b0 * a5;
+            if COLUMN_VECS == 2u { acc51 += b1 * a5; }
+            let a6 = load_a_row(base_a, r6, kk);
+            acc60 += b0 * a6;
+            if COLUMN_VECS == 2u { acc61 += b1 * a6; }
+            let a7 = load_a_row(base_a, r7, kk);
+            acc70 += b0 * a7;
+            if COLUMN_VECS == 2u { acc71 += b1 * a7; }
         }
     }
     // The last K % 4 steps, one at a time.
     for (; kk < params.k; kk++) {
-        for (var v = 0u; v < COLUMN_VECS; v++) {
-            let b_row = vec4<f32>(
-                b_at(base_b, kk, cols[v * 4u]),
-                b_at(base_b, kk, cols[v * 4u + 1u]),
-                b_at(base_b, kk, cols[v * 4u + 2u]),
-                b_at(base_b, kk, cols[v * 4u + 3u]));
-            for (var i = 0u; i < ROWS; i++) {
-                acc[i * MAX_COLUMN_VECS + v] =
-                    fma(vec4<f32>(a_at(base_a, rows[i], kk)), b_row, acc[i * MAX_COLUMN_VECS + v]);
-            }
+        let b0 = load_b_row(base_b, kk, col0);
+        let b1 = load_b_row(base_b, kk, col0 + 4u);
+        let a0 = a_at(base_a, r0, kk);
+        acc00 = fma(vec4<f32>(a0), b0, acc00);
+        acc01 = fma(vec4<f32>(a0), b1, acc01);
+        let a1 = a_at(base_a, r1, kk);
+        acc10 = fma(vec4<f32>(a1), b0, acc10);
+        acc11 = fma(vec4<f32>(a1), b1, acc11);
+        let a2 = a_at(base_a, r2, kk);
+        acc20 = fma(vec4<f32>(a2), b0, acc20);
+        acc21 = fma(vec4<f32>(a2), b1, acc21);
+        let a3 = a_at(base_a, r3, kk);
+        acc30 = fma(vec4<f32>(a3), b0, acc30);
+        acc31 = fma(vec4<f32>(a3), b1, acc31);
+        if ROWS == 8u {
+            let a4 = a_at(base_a, r4, kk);
+            acc40 = fma(vec4<f32>(a4), b0, acc40);
+            acc41 = fma(vec4<f32>(a4), b1, acc41);
+            let a5 = a_at(base_a, r5, kk);
+            acc50 = fma(vec4<f32>(a5), b0, acc50);
+            acc51 = fma(vec4<f32>(a5), b1, acc51);
+            let a6 = a_at(base_a, r6, kk);
+            acc60 = fma(vec4<f32>(a6), b0, acc60);
+            acc61 = fma(vec4<f32>(a6), b1, acc61);
+            let a7 = a_at(base_a, r7, kk);
+            acc70 = fma(vec4<f32>(a7), b0, acc70);
+            acc71 = fma(vec4<f32>(a7), b1, acc71);
         }
     }
 
     let base_c = wid.z * params.batch_stride_c;
-    for (var i = 0u; i < ROWS; i++) {
-        let row = row0 + i;
-        if row >= params.m {
-            break;
-        }
-        for (var v = 0u; v < COLUMN_VECS; v++) {
-            let values = acc[i * MAX_COLUMN_VECS + v];
-            for (var e = 0u; e < 4u; e++) {
-                let col = col0 + v * 4u + e;
-                if col < params.n {
-                    c[base_c + row * params.n + col] = values[e];
-                }
-            }
+    let accs = array<vec4<f32>, 16>(
+        acc00, acc01,
+        acc10, acc11,
+        acc20, acc21,
+        acc30, acc31,
+        acc40, acc41,
+        acc50, acc51,
+        acc60, acc61,
+        acc70, acc71,
+    );
+    for (var i = 0u; i < ROWS && row0 + i < params.m; i++) {
+        store_c(base_c, row0 + i, col0, accs[2u * i]);
+        if COLUMN_VECS == 2u {
+            store_c(base_c, row0 + i, col0 + 4u, accs[2u * i + 1u]);
         }
     }
 }

@@ -32,9 +32,9 @@ pub enum MatmulVariant {
 pub struct MatmulTile {
     pub workgroup_x: u32,
     pub workgroup_y: u32,
-    /// Rows of C per invocation, 1..=8.
+    /// Rows of C per invocation: 4 or 8.
     pub rows: u32,
-    /// Groups of 4 columns of C per invocation, 1..=2.
+    /// Groups of 4 columns of C per invocation: 1 or 2.
     pub column_vecs: u32,
 }
 
@@ -170,10 +170,10 @@ fn with_tile(kernel: Kernel, tile: MatmulTile, options: MatmulOptions) -> Kernel
 }
 
 fn validate_tile(tile: MatmulTile) -> Result<()> {
-    if !(1..=8).contains(&tile.rows) || !(1..=2).contains(&tile.column_vecs) {
+    if !matches!(tile.rows, 4 | 8) || !matches!(tile.column_vecs, 1 | 2) {
         return Err(Error::invalid(
             "matmul",
-            format!("tile {tile:?}: rows must be 1..=8 and column_vecs 1..=2"),
+            format!("tile {tile:?}: rows must be 4 or 8 and column_vecs 1 or 2"),
         ));
     }
     if tile.workgroup_x == 0 || tile.workgroup_y == 0 {

@@ -1,0 +1,148 @@
+//! shaders/matmul.wgsl (both variants, all transposes, batches) against the CPU reference.
+
+mod common;
+
+use common::{Rng, assert_close, gpu};
+use gradlens::kernels::matmul::{MatmulOptions, MatmulTile, MatmulVariant, matmul};
+use gradlens::{Error, Tensor, reference};
+
+/// Tile shapes exercised besides the default: the bench's candidates.
+const TILES: &[MatmulTile] = &[
+    MatmulTile::DEFAULT,
+    MatmulTile { workgroup_x: 8, workgroup_y: 8, rows: 8, column_vecs: 2 },
+    MatmulTile { workgroup_x: 4, workgroup_y: 16, rows: 8, column_vecs: 1 },
+    MatmulTile { workgroup_x: 16, workgroup_y: 4, rows: 4, column_vecs: 2 },
+];
+
+struct Case {
+    batch: Option<usize>,
+    shared_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+fn check(rng: &mut Rng, case: &Case, transpose_a: bool, transpose_b: bool, variant: MatmulVariant) {
+    let Case { batch, shared_b, m, n, k } = *case;
+    let count = batch.unwrap_or(1);
+    let b_count = if shared_b { 1 } else { count };
+    let a = rng.vec(count * m * k);
+    let b = rng.vec(b_count * k * n);
+    let a_dims = match (transpose_a, batch) {
+        (false, None) => vec![m, k],
+        (true, None) => vec![k, m],
+        (false, Some(p)) => vec![p, m, k],
+        (true, Some(p)) => vec![p, k, m],
+    };
+    let b_dims = match (transpose_b, batch.filter(|_| !shared_b)) {
+        (false, None) => vec![k, n],
+        (true, None) => vec![n, k],
+        (false, Some(p)) => vec![p, k, n],
+        (true, Some(p)) => vec![p, n, k],
+    };
+    let ta = Tensor::from_slice(gpu(), a_dims, &a).unwrap();
+    let tb = Tensor::from_slice(gpu(), b_dims, &b).unwrap();
+    let options = MatmulOptions { transpose_a, transpose_b, variant };
+    let c = matmul(&ta, &tb, options).unwrap();
+    let want_dims = match batch {
+        Some(p) => vec![p, m, n],
+        None => vec![m, n],
+    };
+    assert_eq!(c.dims(), want_dims.as_slice());
+    let want = reference::matmul::matmul(
+        &a,
+        &b,
+        count,
+        m,
+        n,
+        k,
+        transpose_a,
+        transpose_b,
+        m * k,
+        if shared_b { 0 } else { k * n },
+    );
+    // Sums of k products of values in [-1, 1]: f32 rounding grows like sqrt(k).
+    let atol = 1e-5 * (k as f32).sqrt().max(1.0) * 4.0;
+    assert_close(
+        &format!("{variant:?} ta={transpose_a} tb={transpose_b} batch={batch:?} {m}x{n}x{k}"),
+        &c.to_vec().unwrap(),
+        &want,
+        1e-5,
+        atol,
+    );
+}
+
+const CASES: &[Case] = &[
+    Case { batch: None, shared_b: false, m: 1, n: 1, k: 1 },
+    Case { batch: None, shared_b: false, m: 1, n: 13, k: 7 },
+    Case { batch: None, shared_b: false, m: 37, n: 41, k: 43 },
+    Case { batch: None, shared_b: false, m: 64, n: 64, k: 64 },
+    Case { batch: None, shared_b: false, m: 97, n: 3, k: 129 },
+    Case { batch: None, shared_b: false, m: 5, n: 131, k: 2 },
+    Case { batch: Some(3), shared_b: false, m: 17, n: 19, k: 23 },
+    Case { batch: Some(2), shared_b: true, m: 33, n: 9, k: 31 },
+];
+
+#[test]
+fn tiled_matmul_matches_reference_for_every_transpose() {
+    let mut rng = Rng::new(10);
+    for case in CASES {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            check(&mut rng, case, ta, tb, MatmulVariant::default());
+        }
+    }
+}
+
+#[test]
+fn every_tile_shape_matches_reference() {
+    let mut rng = Rng::new(11);
+    for &tile in TILES {
+        for case in &CASES[2..] {
+            check(&mut rng, case, false, false, MatmulVariant::Tiled(tile));
+            check(&mut rng, case, true, true, MatmulVariant::Tiled(tile));
+        }
+    }
+}
+
+#[test]
+fn naive_matmul_matches_reference() {
+    let mut rng = Rng::new(12);
+    for case in CASES {
+        for (ta, tb) in [(false, false), (true, true)] {
+            check(&mut rng, case, ta, tb, MatmulVariant::Naive);
+        }
+    }
+}
+
+#[test]
+fn a_resnet_sized_gemm_matches_reference() {
+    // ResNet-50's 3×3 64→64 conv at 56×56 as a GEMM: 3136 × 64 × 576.
+    let mut rng = Rng::new(13);
+    let case = Case { batch: None, shared_b: false, m: 3136, n: 64, k: 576 };
+    check(&mut rng, &case, false, false, MatmulVariant::default());
+}
+
+#[test]
+fn mismatched_inner_dimensions_are_refused() {
+    let a = Tensor::zeros(gpu(), [4, 5]).unwrap();
+    let b = Tensor::zeros(gpu(), [6, 7]).unwrap();
+    let error = matmul(&a, &b, MatmulOptions::default()).unwrap_err();
+    assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
+    assert!(error.to_string().contains("[4, 5]"), "{error}");
+
+    let rank4 = Tensor::zeros(gpu(), [1, 2, 3, 4]).unwrap();
+    assert!(matmul(&rank4, &b, MatmulOptions::default()).is_err());
+
+    let bad_tile = MatmulVariant::Tiled(MatmulTile { rows: 9, ..MatmulTile::DEFAULT });
+    let options = MatmulOptions { variant: bad_tile, ..MatmulOptions::default() };
+    let c = Tensor::zeros(gpu(), [5, 6]).unwrap();
+    assert!(matmul(&a, &c, options).is_err());
+}
+
+#[test]
+fn an_empty_inner_dimension_gives_zeros() {
+    let a = Tensor::from_slice(gpu(), [3, 0], &[]).unwrap();
+    let b = Tensor::from_slice(gpu(), [0, 2], &[]).unwrap();
+    let c = matmul(&a, &b, MatmulOptions::default()).unwrap();
+    assert_eq!(c.to_vec().unwrap(), vec![0.0; 6]);
+}
