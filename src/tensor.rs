@@ -135,9 +135,7 @@ impl Tensor {
             return Ok(Vec::new());
         };
         let what = format!("a tensor of shape {:?}", self.dims());
-        let bytes = self
-            .gpu
-            .read(buffer.buffer(), 0, self.byte_size(), &what)?;
+        let bytes = self.gpu.read(buffer.buffer(), 0, self.byte_size(), &what)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 

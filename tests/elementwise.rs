@@ -24,9 +24,21 @@ fn binary_ops_match_reference() {
     for &len in LENGTHS {
         let (a, b, ta, tb) = pair(&mut rng, len);
         let cases: [(&str, Tensor, Vec<f32>); 4] = [
-            ("add", elementwise::add(&ta, &tb).unwrap(), reference::elementwise::add(&a, &b)),
-            ("sub", elementwise::sub(&ta, &tb).unwrap(), reference::elementwise::sub(&a, &b)),
-            ("mul", elementwise::mul(&ta, &tb).unwrap(), reference::elementwise::mul(&a, &b)),
+            (
+                "add",
+                elementwise::add(&ta, &tb).unwrap(),
+                reference::elementwise::add(&a, &b),
+            ),
+            (
+                "sub",
+                elementwise::sub(&ta, &tb).unwrap(),
+                reference::elementwise::sub(&a, &b),
+            ),
+            (
+                "mul",
+                elementwise::mul(&ta, &tb).unwrap(),
+                reference::elementwise::mul(&a, &b),
+            ),
             (
                 "relu_backward",
                 elementwise::relu_backward(&ta, &tb).unwrap(),
@@ -34,7 +46,13 @@ fn binary_ops_match_reference() {
             ),
         ];
         for (name, got, want) in cases {
-            assert_close(&format!("{name} len {len}"), &got.to_vec().unwrap(), &want, 0.0, 0.0);
+            assert_close(
+                &format!("{name} len {len}"),
+                &got.to_vec().unwrap(),
+                &want,
+                0.0,
+                0.0,
+            );
         }
     }
 }
@@ -45,7 +63,13 @@ fn unary_ops_match_reference() {
     for &len in LENGTHS {
         let (a, _, ta, _) = pair(&mut rng, len);
         let scaled = elementwise::scale(&ta, -2.5).unwrap().to_vec().unwrap();
-        assert_close("scale", &scaled, &reference::elementwise::scale(&a, -2.5), 0.0, 0.0);
+        assert_close(
+            "scale",
+            &scaled,
+            &reference::elementwise::scale(&a, -2.5),
+            0.0,
+            0.0,
+        );
         let relu = elementwise::relu(&ta).unwrap().to_vec().unwrap();
         assert_close("relu", &relu, &reference::elementwise::relu(&a), 0.0, 0.0);
     }
@@ -67,7 +91,13 @@ fn long_tensors_fold_into_a_two_dimensional_grid() {
     let mut rng = Rng::new(3);
     let (a, b, ta, tb) = pair(&mut rng, len);
     let got = elementwise::add(&ta, &tb).unwrap().to_vec().unwrap();
-    assert_close("add (folded grid)", &got, &reference::elementwise::add(&a, &b), 0.0, 0.0);
+    assert_close(
+        "add (folded grid)",
+        &got,
+        &reference::elementwise::add(&a, &b),
+        0.0,
+        0.0,
+    );
 }
 
 #[test]
@@ -96,7 +126,10 @@ fn shape_mismatch_names_both_shapes() {
     let error = elementwise::add(&a, &b).unwrap_err();
     assert!(matches!(error, Error::ShapeMismatch { .. }));
     let message = error.to_string();
-    assert!(message.contains("[2, 3]") && message.contains("[3, 2]"), "{message}");
+    assert!(
+        message.contains("[2, 3]") && message.contains("[3, 2]"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -9,9 +9,24 @@ use gradlens::{Error, Tensor, reference};
 /// Tile shapes exercised besides the default: the bench's candidates.
 const TILES: &[MatmulTile] = &[
     MatmulTile::DEFAULT,
-    MatmulTile { workgroup_x: 8, workgroup_y: 8, rows: 8, column_vecs: 2 },
-    MatmulTile { workgroup_x: 4, workgroup_y: 16, rows: 8, column_vecs: 1 },
-    MatmulTile { workgroup_x: 16, workgroup_y: 4, rows: 4, column_vecs: 2 },
+    MatmulTile {
+        workgroup_x: 8,
+        workgroup_y: 8,
+        rows: 8,
+        column_vecs: 2,
+    },
+    MatmulTile {
+        workgroup_x: 4,
+        workgroup_y: 16,
+        rows: 8,
+        column_vecs: 1,
+    },
+    MatmulTile {
+        workgroup_x: 16,
+        workgroup_y: 4,
+        rows: 4,
+        column_vecs: 2,
+    },
 ];
 
 struct Case {
@@ -23,7 +38,13 @@ struct Case {
 }
 
 fn check(rng: &mut Rng, case: &Case, transpose_a: bool, transpose_b: bool, variant: MatmulVariant) {
-    let Case { batch, shared_b, m, n, k } = *case;
+    let Case {
+        batch,
+        shared_b,
+        m,
+        n,
+        k,
+    } = *case;
     let count = batch.unwrap_or(1);
     let b_count = if shared_b { 1 } else { count };
     let a = rng.vec(count * m * k);
@@ -42,7 +63,11 @@ fn check(rng: &mut Rng, case: &Case, transpose_a: bool, transpose_b: bool, varia
     };
     let ta = Tensor::from_slice(gpu(), a_dims, &a).unwrap();
     let tb = Tensor::from_slice(gpu(), b_dims, &b).unwrap();
-    let options = MatmulOptions { transpose_a, transpose_b, variant };
+    let options = MatmulOptions {
+        transpose_a,
+        transpose_b,
+        variant,
+    };
     let c = matmul(&ta, &tb, options).unwrap();
     let want_dims = match batch {
         Some(p) => vec![p, m, n],
@@ -73,14 +98,62 @@ fn check(rng: &mut Rng, case: &Case, transpose_a: bool, transpose_b: bool, varia
 }
 
 const CASES: &[Case] = &[
-    Case { batch: None, shared_b: false, m: 1, n: 1, k: 1 },
-    Case { batch: None, shared_b: false, m: 1, n: 13, k: 7 },
-    Case { batch: None, shared_b: false, m: 37, n: 41, k: 43 },
-    Case { batch: None, shared_b: false, m: 64, n: 64, k: 64 },
-    Case { batch: None, shared_b: false, m: 97, n: 3, k: 129 },
-    Case { batch: None, shared_b: false, m: 5, n: 131, k: 2 },
-    Case { batch: Some(3), shared_b: false, m: 17, n: 19, k: 23 },
-    Case { batch: Some(2), shared_b: true, m: 33, n: 9, k: 31 },
+    Case {
+        batch: None,
+        shared_b: false,
+        m: 1,
+        n: 1,
+        k: 1,
+    },
+    Case {
+        batch: None,
+        shared_b: false,
+        m: 1,
+        n: 13,
+        k: 7,
+    },
+    Case {
+        batch: None,
+        shared_b: false,
+        m: 37,
+        n: 41,
+        k: 43,
+    },
+    Case {
+        batch: None,
+        shared_b: false,
+        m: 64,
+        n: 64,
+        k: 64,
+    },
+    Case {
+        batch: None,
+        shared_b: false,
+        m: 97,
+        n: 3,
+        k: 129,
+    },
+    Case {
+        batch: None,
+        shared_b: false,
+        m: 5,
+        n: 131,
+        k: 2,
+    },
+    Case {
+        batch: Some(3),
+        shared_b: false,
+        m: 17,
+        n: 19,
+        k: 23,
+    },
+    Case {
+        batch: Some(2),
+        shared_b: true,
+        m: 33,
+        n: 9,
+        k: 31,
+    },
 ];
 
 #[test]
@@ -105,6 +178,52 @@ fn every_tile_shape_matches_reference() {
 }
 
 #[test]
+fn vec4_matmul_matches_reference_where_it_applies() {
+    let mut rng = Rng::new(14);
+    let aligned = [
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 1,
+            n: 4,
+            k: 4,
+        },
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 37,
+            n: 44,
+            k: 52,
+        },
+        Case {
+            batch: Some(3),
+            shared_b: false,
+            m: 17,
+            n: 20,
+            k: 24,
+        },
+        Case {
+            batch: Some(2),
+            shared_b: true,
+            m: 33,
+            n: 8,
+            k: 12,
+        },
+    ];
+    for case in &aligned {
+        check(&mut rng, case, false, false, MatmulVariant::Vec4);
+    }
+    let a = Tensor::zeros(gpu(), [4, 6]).unwrap();
+    let b = Tensor::zeros(gpu(), [6, 8]).unwrap();
+    let options = MatmulOptions {
+        variant: MatmulVariant::Vec4,
+        ..MatmulOptions::default()
+    };
+    let error = matmul(&a, &b, options).unwrap_err().to_string();
+    assert!(error.contains("multiples of 4"), "{error}");
+}
+
+#[test]
 fn naive_matmul_matches_reference() {
     let mut rng = Rng::new(12);
     for case in CASES {
@@ -118,7 +237,13 @@ fn naive_matmul_matches_reference() {
 fn a_resnet_sized_gemm_matches_reference() {
     // ResNet-50's 3×3 64→64 conv at 56×56 as a GEMM: 3136 × 64 × 576.
     let mut rng = Rng::new(13);
-    let case = Case { batch: None, shared_b: false, m: 3136, n: 64, k: 576 };
+    let case = Case {
+        batch: None,
+        shared_b: false,
+        m: 3136,
+        n: 64,
+        k: 576,
+    };
     check(&mut rng, &case, false, false, MatmulVariant::default());
 }
 
@@ -133,8 +258,14 @@ fn mismatched_inner_dimensions_are_refused() {
     let rank4 = Tensor::zeros(gpu(), [1, 2, 3, 4]).unwrap();
     assert!(matmul(&rank4, &b, MatmulOptions::default()).is_err());
 
-    let bad_tile = MatmulVariant::Tiled(MatmulTile { rows: 9, ..MatmulTile::DEFAULT });
-    let options = MatmulOptions { variant: bad_tile, ..MatmulOptions::default() };
+    let bad_tile = MatmulVariant::Tiled(MatmulTile {
+        rows: 9,
+        ..MatmulTile::DEFAULT
+    });
+    let options = MatmulOptions {
+        variant: bad_tile,
+        ..MatmulOptions::default()
+    };
     let c = Tensor::zeros(gpu(), [5, 6]).unwrap();
     assert!(matmul(&a, &c, options).is_err());
 }

@@ -41,39 +41,81 @@ fn sum_and_mean_match_reference() {
             let sum = reduce::sum(&x, &axes, keep_dims).unwrap();
             assert_eq!(sum.dims(), reduce::reduced_shape(&dims, &axes, keep_dims));
             let want = reference::reduce::sum(&data, &dims, &axes);
-            assert_close(&format!("sum {dims:?} over {axes:?}"), &sum.to_vec().unwrap(), &want, 1e-5, atol);
+            assert_close(
+                &format!("sum {dims:?} over {axes:?}"),
+                &sum.to_vec().unwrap(),
+                &want,
+                1e-5,
+                atol,
+            );
         }
         let mean = reduce::mean(&x, &axes, false).unwrap().to_vec().unwrap();
         let want = reference::reduce::mean(&data, &dims, &axes);
-        assert_close(&format!("mean {dims:?} over {axes:?}"), &mean, &want, 1e-5, atol / count as f32);
+        assert_close(
+            &format!("mean {dims:?} over {axes:?}"),
+            &mean,
+            &want,
+            1e-5,
+            atol / count as f32,
+        );
     }
 }
 
 #[test]
 fn reductions_over_empty_axes_follow_pytorch() {
     let x = Tensor::from_slice(gpu(), [3, 0], &[]).unwrap();
-    assert_eq!(reduce::sum(&x, &[1], false).unwrap().to_vec().unwrap(), vec![0.0; 3]);
-    assert!(reduce::mean(&x, &[1], false).unwrap().to_vec().unwrap().iter().all(|v| v.is_nan()));
+    assert_eq!(
+        reduce::sum(&x, &[1], false).unwrap().to_vec().unwrap(),
+        vec![0.0; 3]
+    );
+    assert!(
+        reduce::mean(&x, &[1], false)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan())
+    );
 }
 
 #[test]
 fn bad_axes_are_refused_with_the_shape() {
     let x = Tensor::zeros(gpu(), [2, 3]).unwrap();
     let error = reduce::sum(&x, &[2], false).unwrap_err().to_string();
-    assert!(error.contains("axis 2") && error.contains("[2, 3]"), "{error}");
+    assert!(
+        error.contains("axis 2") && error.contains("[2, 3]"),
+        "{error}"
+    );
     assert!(reduce::sum(&x, &[1, 1], false).is_err());
 }
 
 #[test]
 fn softmax_and_log_softmax_match_reference() {
     let mut rng = Rng::new(21);
-    for dims in [vec![1], vec![1, 1000], vec![3, 10], vec![2, 3, 67], vec![70_000, 2], vec![5, 1]] {
+    for dims in [
+        vec![1],
+        vec![1, 1000],
+        vec![3, 10],
+        vec![2, 3, 67],
+        vec![70_000, 2],
+        vec![5, 1],
+    ] {
         let cols = *dims.last().unwrap();
         // Spread values to [-20, 20] so the max-subtraction matters.
-        let data: Vec<f32> = rng.vec(dims.iter().product()).iter().map(|v| v * 20.0).collect();
+        let data: Vec<f32> = rng
+            .vec(dims.iter().product())
+            .iter()
+            .map(|v| v * 20.0)
+            .collect();
         let x = Tensor::from_slice(gpu(), dims.clone(), &data).unwrap();
         let got = softmax::softmax(&x).unwrap().to_vec().unwrap();
-        assert_close(&format!("softmax {dims:?}"), &got, &reference::softmax::softmax(&data, cols), 1e-5, 1e-7);
+        assert_close(
+            &format!("softmax {dims:?}"),
+            &got,
+            &reference::softmax::softmax(&data, cols),
+            1e-5,
+            1e-7,
+        );
         let got = softmax::log_softmax(&x).unwrap().to_vec().unwrap();
         assert_close(
             &format!("log_softmax {dims:?}"),

@@ -5,15 +5,24 @@ use gradlens::shaders::Shader;
 #[test]
 fn every_shader_parses_and_validates() {
     for &shader in Shader::ALL {
-        let module = naga::front::wgsl::parse_str(shader.source())
-            .unwrap_or_else(|error| panic!("{}: {}", shader.name(), error.emit_to_string(shader.source())));
+        let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|error| {
+            panic!(
+                "{}: {}",
+                shader.name(),
+                error.emit_to_string(shader.source())
+            )
+        });
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::default(),
         )
         .validate(&module)
         .unwrap_or_else(|error| {
-            panic!("{}: {}", shader.name(), error.emit_to_string(shader.source()))
+            panic!(
+                "{}: {}",
+                shader.name(),
+                error.emit_to_string(shader.source())
+            )
         });
     }
 }
@@ -27,10 +36,15 @@ fn every_shader_file_is_registered() {
         .filter(|name| name.ends_with(".wgsl"))
         .collect();
     files.sort();
-    let mut registered: Vec<String> =
-        Shader::ALL.iter().map(|shader| format!("{}.wgsl", shader.name())).collect();
+    let mut registered: Vec<String> = Shader::ALL
+        .iter()
+        .map(|shader| format!("{}.wgsl", shader.name()))
+        .collect();
     registered.sort();
-    assert_eq!(files, registered, "shaders/ and Shader::ALL must list the same files");
+    assert_eq!(
+        files, registered,
+        "shaders/ and Shader::ALL must list the same files"
+    );
 }
 
 #[test]

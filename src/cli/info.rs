@@ -13,7 +13,12 @@ pub fn run() -> Result<()> {
     }
     for found in &adapters {
         let info = found.get_info();
-        println!("  {}  driver: {} {}", adapter::describe(&info), info.driver, info.driver_info);
+        println!(
+            "  {}  driver: {} {}",
+            adapter::describe(&info),
+            info.driver,
+            info.driver_info
+        );
     }
 
     let gpu = Gpu::with_options(GpuOptions {
@@ -27,7 +32,10 @@ pub fn run() -> Result<()> {
     println!("  device type:     {:?}", info.device_type);
     println!("  backend:         {:?}", info.backend);
     println!("  driver:          {} ({})", info.driver, info.driver_info);
-    println!("  vendor / device: {:#06x} / {:#06x}", info.vendor, info.device);
+    println!(
+        "  vendor / device: {:#06x} / {:#06x}",
+        info.vendor, info.device
+    );
     let features: Vec<String> = gpu
         .features()
         .iter_names()
@@ -42,10 +50,13 @@ pub fn run() -> Result<()> {
         }
     );
     println!("  limits:");
-    println!("    max buffer size:              {}", bytes(limits.max_buffer_size));
+    println!(
+        "    max buffer size:              {}",
+        bytes(limits.max_buffer_size)
+    );
     println!(
         "    max storage binding size:     {}",
-        bytes(u64::from(limits.max_storage_buffer_binding_size))
+        bytes(limits.max_storage_buffer_binding_size)
     );
     println!(
         "    storage buffers per stage:    {}",

@@ -21,8 +21,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List every GPU adapter found and show the one gradlens would use.
-    #[command(after_help = "Examples:\n  gradlens info\n  GRADLENS_BACKEND=gl gradlens info\n  \
-                            GRADLENS_ADAPTER=llvmpipe gradlens info")]
+    #[command(
+        after_help = "Examples:\n  gradlens info\n  GRADLENS_BACKEND=gl gradlens info\n  \
+                            GRADLENS_ADAPTER=llvmpipe gradlens info"
+    )]
     Info,
 }
 

@@ -105,7 +105,13 @@ pub fn choose(adapters: Vec<wgpu::Adapter>, request: &AdapterRequest) -> Result<
         .join("; ");
     adapters
         .into_iter()
-        .find(|adapter| adapter.get_info().name.to_lowercase().contains(&wanted_lower))
+        .find(|adapter| {
+            adapter
+                .get_info()
+                .name
+                .to_lowercase()
+                .contains(&wanted_lower)
+        })
         .ok_or_else(|| Error::AdapterNotFound {
             wanted: wanted.clone(),
             available,

@@ -18,8 +18,8 @@ pub use adapter::AdapterRequest;
 use batch::{Batch, Dispatch};
 use pipelines::PipelineCache;
 use pool::BufferPool;
-pub(crate) use pool::PooledBuffer;
 pub use pool::PoolStats;
+pub(crate) use pool::PooledBuffer;
 
 /// Optional features gradlens uses when the adapter offers them; never assumed.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
@@ -176,7 +176,7 @@ impl Gpu {
 
     /// The largest range one storage binding may cover on this device.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.inner.limits.max_storage_buffer_binding_size)
+        self.inner.limits.max_storage_buffer_binding_size
     }
 
     pub(crate) fn max_workgroups_per_dimension(&self) -> u32 {
@@ -200,7 +200,10 @@ impl Gpu {
             Some(buffer) => buffer,
             None => {
                 self.check_alive()?;
-                let scope = self.inner.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                let scope = self
+                    .inner
+                    .device
+                    .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
                 let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(what),
                     size: class,
@@ -212,7 +215,11 @@ impl Gpu {
                         during: format!("allocating {bytes} bytes for {what}"),
                     });
                 }
-                self.inner.pool.lock().expect("pool lock").note_created(class);
+                self.inner
+                    .pool
+                    .lock()
+                    .expect("pool lock")
+                    .note_created(class);
                 buffer
             }
         };

@@ -89,7 +89,12 @@ impl PipelineCache {
                     source: wgpu::ShaderSource::Wgsl(shader.source().into()),
                 };
                 if std::env::var("UNCHECKED").is_ok() {
-                    unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                    unsafe {
+                        device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
                 } else {
                     device.create_shader_module(desc)
                 }

@@ -47,8 +47,14 @@ pub fn copy_into(
     dst_offset: usize,
     len: usize,
 ) -> Result<()> {
-    for (name, tensor, offset) in [("source", src, src_offset), ("destination", dst, dst_offset)] {
-        if offset.checked_add(len).is_none_or(|end| end > tensor.numel()) {
+    for (name, tensor, offset) in [
+        ("source", src, src_offset),
+        ("destination", dst, dst_offset),
+    ] {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > tensor.numel())
+        {
             return Err(Error::invalid(
                 "copy",
                 format!(

@@ -19,8 +19,13 @@ struct Params {
 }
 
 /// Which kernel computes the product.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum MatmulVariant {
+    /// `Vec4` where its layout conditions hold, else `Tiled` with the default tile.
+    #[default]
+    Auto,
+    /// 4×4 tiles with vec4 loads: untransposed operands, K and N multiples of 4.
+    Vec4,
     /// One invocation per output element: the simple reference kernel.
     Naive,
     /// Register-tiled: each invocation computes a rows × (4·column_vecs) block.
@@ -39,19 +44,14 @@ pub struct MatmulTile {
 }
 
 impl MatmulTile {
-    /// Chosen by the 1024³ bench on lavapipe (see benches/kernels.rs and BENCHMARKS.md).
+    /// Among the tiles of the 1024³ bench on lavapipe (BENCHMARKS.md), the smallest of the
+    /// fastest group: it wastes least work on matrices that are not multiples of the tile.
     pub const DEFAULT: MatmulTile = MatmulTile {
         workgroup_x: 8,
         workgroup_y: 8,
         rows: 4,
         column_vecs: 1,
     };
-}
-
-impl Default for MatmulVariant {
-    fn default() -> Self {
-        MatmulVariant::Tiled(MatmulTile::DEFAULT)
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -128,7 +128,35 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
         batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
-    let (kernel, workgroups) = match options.variant {
+    let vec4_fits = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
+    let variant = match options.variant {
+        MatmulVariant::Auto if vec4_fits => MatmulVariant::Vec4,
+        MatmulVariant::Auto => MatmulVariant::Tiled(MatmulTile::DEFAULT),
+        MatmulVariant::Vec4 if !vec4_fits => {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the vec4 kernel needs untransposed operands with K and N multiples of 4, got \
+                     A {:?}, B {:?}",
+                    a.dims(),
+                    b.dims()
+                ),
+            ));
+        }
+        chosen => chosen,
+    };
+    let (kernel, workgroups) = match variant {
+        MatmulVariant::Auto => unreachable!("resolved above"),
+        MatmulVariant::Vec4 => {
+            let tile = MatmulTile::DEFAULT;
+            let kernel = Kernel::new(Shader::Matmul, "matmul_vec4");
+            let groups = [
+                params.n.div_ceil(4 * tile.workgroup_x),
+                params.m.div_ceil(4 * tile.workgroup_y),
+                batch_count,
+            ];
+            (with_tile(kernel, tile, options), groups)
+        }
         MatmulVariant::Naive => {
             let tile = MatmulTile::DEFAULT;
             let kernel = Kernel::new(Shader::Matmul, "matmul_naive");
@@ -150,10 +178,16 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
             (with_tile(kernel, tile, options), groups)
         }
     };
+    // matmul_vec4 reads A and B through its vec4 bindings.
+    let (a_slot, b_slot) = if kernel.entry == "matmul_vec4" {
+        (4, 5)
+    } else {
+        (1, 2)
+    };
     gpu.dispatch(
         &kernel,
         &params,
-        &[(1, a_range), (2, b_range), (3, out_range)],
+        &[(a_slot, a_range), (b_slot, b_range), (3, out_range)],
         workgroups,
     )?;
     Ok(out)

@@ -23,6 +23,10 @@ pub(crate) fn grid_1d(gpu: &Gpu, count: u64) -> [u32; 3] {
 
 /// An element count as the u32 the shaders index with.
 pub(crate) fn as_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
-    u32::try_from(value)
-        .map_err(|_| Error::invalid(op, format!("{what} = {value} exceeds the 32-bit index range")))
+    u32::try_from(value).map_err(|_| {
+        Error::invalid(
+            op,
+            format!("{what} = {value} exceeds the 32-bit index range"),
+        )
+    })
 }

@@ -122,11 +122,14 @@ fn reduce(
     Ok(out)
 }
 
+/// (size, element stride) of a run of adjacent axes.
+type AxisGroup = (usize, usize);
+
 /// Splits the axes into runs of adjacent kept and adjacent reduced axes, each run merged into
 /// one (size, stride) group, outermost first. Size-1 axes are dropped: they move nothing.
-fn coalesce(dims: &[usize], axes: &[usize]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
-    let mut kept: Vec<(usize, usize)> = Vec::new();
-    let mut reduced: Vec<(usize, usize)> = Vec::new();
+fn coalesce(dims: &[usize], axes: &[usize]) -> (Vec<AxisGroup>, Vec<AxisGroup>) {
+    let mut kept: Vec<AxisGroup> = Vec::new();
+    let mut reduced: Vec<AxisGroup> = Vec::new();
     let mut previous_reduced: Option<bool> = None;
     let mut stride = 1;
     let mut strides = vec![0; dims.len()];
@@ -154,7 +157,7 @@ fn coalesce(dims: &[usize], axes: &[usize]) -> (Vec<(usize, usize)>, Vec<(usize,
 }
 
 /// Right-aligns groups into the shader's four slots (unused outer slots: size 1, stride 0).
-fn pack(op: &'static str, groups: &[(usize, usize)]) -> Result<([u32; 4], [u32; 4])> {
+fn pack(op: &'static str, groups: &[AxisGroup]) -> Result<([u32; 4], [u32; 4])> {
     let mut sizes = [1u32; 4];
     let mut strides = [0u32; 4];
     let start = MAX_GROUPS - groups.len();

@@ -26,7 +26,10 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
 
 fn launch(entry: &'static str, x: &Tensor) -> Result<Tensor> {
     let Some(&cols) = x.dims().last() else {
-        return Err(Error::invalid(entry, "needs a tensor of rank 1 or more, got a scalar"));
+        return Err(Error::invalid(
+            entry,
+            "needs a tensor of rank 1 or more, got a scalar",
+        ));
     };
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, x.shape().clone())?;

@@ -24,8 +24,16 @@ pub fn matmul(
             for col in 0..n {
                 let mut sum = 0f64;
                 for kk in 0..k {
-                    let x = if transpose_a { a[kk * m + row] } else { a[row * k + kk] };
-                    let y = if transpose_b { b[col * k + kk] } else { b[kk * n + col] };
+                    let x = if transpose_a {
+                        a[kk * m + row]
+                    } else {
+                        a[row * k + kk]
+                    };
+                    let y = if transpose_b {
+                        b[col * k + kk]
+                    } else {
+                        b[kk * n + col]
+                    };
                     sum += f64::from(x) * f64::from(y);
                 }
                 c[(p * m + row) * n + col] = sum as f32;
