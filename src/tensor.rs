@@ -60,8 +60,13 @@ impl Tensor {
     /// An uninitialised tensor (NaN-filled when the context poisons allocations).
     pub fn empty(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Self> {
         let tensor = Self::allocate(gpu, shape.into())?;
-        if gpu.poisons_allocations() {
-            kernels::fill::fill_into(&tensor, f32::NAN)?;
+        if gpu.poisons_allocations()
+            && let Some(buffer) = &tensor.buffer
+        {
+            // An upload, not a fill kernel: it works for any size the buffer allows, and the
+            // error of an oversized op then names that op, not the poisoning.
+            let poison = vec![f32::NAN; tensor.numel()];
+            gpu.upload(buffer.buffer(), bytemuck::cast_slice(&poison));
         }
         Ok(tensor)
     }
