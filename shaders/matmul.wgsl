@@ -9,9 +9,9 @@
 //   matmul — register-tiled: each invocation computes ROWS × (4·COLUMN_VECS) elements of C,
 //       keeping them in vec4 accumulators, and walks K four steps at a time, so every value it
 //       loads feeds several FMAs. No workgroup memory: on CPU adapters (lavapipe runs invocations
-//       8-wide in SIMD lanes) barriers cost more than the reuse they buy, while register tiling
-//       is what lifts throughput (~14 GFLOP/s with 4×4 tiles vs 0.8 with a textbook 16×16
-//       shared-memory tile, measured on this project's 2-core CI machine).
+//       8-wide in SIMD lanes) barriers cost more than the reuse they buy, and each load costs a
+//       loop over the lanes, so loads per FMA decide the speed (BENCHMARKS.md: 1.0 GFLOP/s
+//       naive, 2.8 with a 4×4 tile, 3.8 with 8×8, at 1024³ on lavapipe, Mesa 25).
 //       Rows and columns past the edge of C are clamped for loading and skipped when storing,
 //       so any M, N, K works without branches in the inner loop.
 //   matmul_vec4 — 4×4 tiles loaded as vec4s (bindings 4 and 5 alias A and B); for untransposed
@@ -238,7 +238,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
 
 // One invocation: rows row0..row0+4 (clamped) × columns 4·col4..4·col4+4, with every load a
 // vec4: on lavapipe one vec4 load costs little more than one scalar load, so this kernel loads
-// 4× fewer times per FMA than `matmul` (5.8 vs 3.8 GFLOP/s at 1024³ with Mesa 25).
+// 4× fewer times per FMA than `matmul` (4.8 vs 3.8 GFLOP/s at 1024³ with Mesa 25).
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k4 = params.k / 4u;

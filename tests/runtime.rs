@@ -24,10 +24,15 @@ fn upload_and_download_round_trip_exactly() {
 
 #[test]
 fn wrong_data_lengths_name_the_shape() {
-    let error = Tensor::from_slice(gpu(), [2, 3], &[1.0; 5]).unwrap_err().to_string();
+    let error = Tensor::from_slice(gpu(), [2, 3], &[1.0; 5])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("[2, 3]") && error.contains('5'), "{error}");
     let t = Tensor::zeros(gpu(), [4]).unwrap();
-    assert!(matches!(t.write(&[1.0; 3]), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        t.write(&[1.0; 3]),
+        Err(Error::ShapeMismatch { .. })
+    ));
     assert!(matches!(t.reshape([3]), Err(Error::ShapeMismatch { .. })));
 }
 
@@ -51,7 +56,10 @@ fn the_pool_reuses_buffers_in_a_steady_loop() {
         assert_eq!(step()[0], 65.0);
     }
     let created = gpu().pool_stats().buffers_created - created_before;
-    assert!(created < 20, "{created} buffers created in 20 identical steps");
+    assert!(
+        created < 20,
+        "{created} buffers created in 20 identical steps"
+    );
 }
 
 #[test]
@@ -64,7 +72,11 @@ fn recording_does_not_wait_for_the_gpu() {
     }
     let want = 1.001f32.powi(700);
     let got = t.to_vec().unwrap();
-    assert!((got[999] - want).abs() < want * 1e-4, "{} vs {want}", got[999]);
+    assert!(
+        (got[999] - want).abs() < want * 1e-4,
+        "{} vs {want}",
+        got[999]
+    );
 }
 
 #[test]

@@ -84,20 +84,10 @@ impl PipelineCache {
         modules
             .entry(shader)
             .or_insert_with(|| {
-                let desc = wgpu::ShaderModuleDescriptor {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name()),
                     source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-                };
-                if std::env::var("UNCHECKED").is_ok() {
-                    unsafe {
-                        device.create_shader_module_trusted(
-                            desc,
-                            wgpu::ShaderRuntimeChecks::unchecked(),
-                        )
-                    }
-                } else {
-                    device.create_shader_module(desc)
-                }
+                })
             })
             .clone()
     }
