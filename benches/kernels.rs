@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gradlens::kernels::matmul::{MatmulOptions, MatmulTile, MatmulVariant, matmul};
+use gradlens::kernels::matmul::{MatmulOptions, MatmulTile, MatmulVariant, SubgroupTile, matmul};
 use gradlens::{Gpu, Tensor};
 
 fn random(gpu: &Gpu, dims: [usize; 2], seed: u64) -> Tensor {
@@ -147,6 +147,16 @@ fn matmul_variants(c: &mut Criterion) {
         })
         .collect();
     variants.push(("vec4".into(), MatmulVariant::Vec4));
+    if gradlens::kernels::matmul::subgroup_kernel_available(&gpu) {
+        for (row_groups, column_vecs) in [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)] {
+            let tile = SubgroupTile {
+                row_groups,
+                column_vecs,
+            };
+            let name = format!("subgroup_{}rows_{}cols", 8 * row_groups, 32 * column_vecs);
+            variants.push((name, MatmulVariant::Subgroup(tile)));
+        }
+    }
     variants.push(("naive".into(), MatmulVariant::Naive));
     let mut group = c.benchmark_group("matmul_1024_variants");
     group

@@ -8,6 +8,8 @@ pub enum Shader {
     Elementwise,
     Reduce,
     Matmul,
+    /// Needs the SUBGROUP feature: compiled only on adapters that offer it.
+    MatmulSubgroup,
     Softmax,
 }
 
@@ -17,6 +19,7 @@ impl Shader {
         Shader::Elementwise,
         Shader::Reduce,
         Shader::Matmul,
+        Shader::MatmulSubgroup,
         Shader::Softmax,
     ];
 
@@ -27,6 +30,7 @@ impl Shader {
             Shader::Elementwise => "elementwise",
             Shader::Reduce => "reduce",
             Shader::Matmul => "matmul",
+            Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Softmax => "softmax",
         }
     }
@@ -37,6 +41,7 @@ impl Shader {
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Matmul => include_str!("../shaders/matmul.wgsl"),
+            Shader::MatmulSubgroup => include_str!("../shaders/matmul_subgroup.wgsl"),
             Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
         }
     }

@@ -14,7 +14,8 @@ fn every_shader_parses_and_validates() {
         });
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
+            // Subgroup operations are validated too; the runtime only compiles them where offered.
+            naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP,
         )
         .validate(&module)
         .unwrap_or_else(|error| {

@@ -26,6 +26,9 @@ pub enum MatmulVariant {
     Auto,
     /// 4×4 tiles with vec4 loads: untransposed operands, K and N multiples of 4.
     Vec4,
+    /// Values of A shared across an 8-lane subgroup: the vec4 layout conditions, plus an
+    /// adapter with subgroups of exactly 8 lanes (lavapipe).
+    Subgroup(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
     /// Register-tiled: each invocation computes a rows × (4·column_vecs) block.
@@ -52,6 +55,30 @@ impl MatmulTile {
         rows: 4,
         column_vecs: 1,
     };
+}
+
+/// The tile of the subgroup kernel: the shader's override constants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SubgroupTile {
+    /// Rows of C per subgroup, in eights: 1, 2 or 4.
+    pub row_groups: u32,
+    /// vec4 columns of C per lane: 1 or 2.
+    pub column_vecs: u32,
+}
+
+impl SubgroupTile {
+    pub const DEFAULT: SubgroupTile = SubgroupTile {
+        row_groups: 2,
+        column_vecs: 1,
+    };
+}
+
+/// Whether the subgroup kernel can run on this device.
+pub fn subgroup_kernel_available(gpu: &crate::Gpu) -> bool {
+    let info = gpu.adapter_info();
+    gpu.features().contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == 8
+        && info.subgroup_max_size == 8
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -129,8 +156,22 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_fits = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
+    let subgroup_fits = vec4_fits && subgroup_kernel_available(gpu);
     let variant = match options.variant {
+        MatmulVariant::Auto if subgroup_fits => MatmulVariant::Subgroup(SubgroupTile::DEFAULT),
         MatmulVariant::Auto if vec4_fits => MatmulVariant::Vec4,
+        MatmulVariant::Subgroup(_) if !subgroup_fits => {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the subgroup kernel needs 8-lane subgroups and untransposed operands with K \
+                     and N multiples of 4, got A {:?}, B {:?} on {}",
+                    a.dims(),
+                    b.dims(),
+                    gpu.describe()
+                ),
+            ));
+        }
         MatmulVariant::Auto => MatmulVariant::Tiled(MatmulTile::DEFAULT),
         MatmulVariant::Vec4 if !vec4_fits => {
             return Err(Error::invalid(
@@ -147,6 +188,23 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
     };
     let (kernel, workgroups) = match variant {
         MatmulVariant::Auto => unreachable!("resolved above"),
+        MatmulVariant::Subgroup(tile) => {
+            if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
+                return Err(Error::invalid(
+                    OP,
+                    format!("tile {tile:?}: row_groups must be 1, 2 or 4 and column_vecs 1 or 2"),
+                ));
+            }
+            let kernel = Kernel::new(Shader::MatmulSubgroup, "matmul_subgroup")
+                .with_override("ROW_GROUPS", f64::from(tile.row_groups))
+                .with_override("COLUMN_VECS", f64::from(tile.column_vecs));
+            let groups = [
+                params.n.div_ceil(32 * tile.column_vecs),
+                params.m.div_ceil(8 * tile.row_groups),
+                batch_count,
+            ];
+            (kernel, groups)
+        }
         MatmulVariant::Vec4 => {
             let tile = MatmulTile::DEFAULT;
             let kernel = Kernel::new(Shader::Matmul, "matmul_vec4");
