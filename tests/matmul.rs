@@ -3,7 +3,9 @@
 mod common;
 
 use common::{Rng, assert_close, gpu};
-use gradlens::kernels::matmul::{MatmulOptions, MatmulTile, MatmulVariant, matmul};
+use gradlens::kernels::matmul::{
+    MatmulOptions, MatmulTile, MatmulVariant, SubgroupTile, matmul, subgroup_kernel_available,
+};
 use gradlens::{Error, Tensor, reference};
 
 /// Tile shapes exercised besides the default: the bench's candidates.
@@ -221,6 +223,74 @@ fn vec4_matmul_matches_reference_where_it_applies() {
     };
     let error = matmul(&a, &b, options).unwrap_err().to_string();
     assert!(error.contains("multiples of 4"), "{error}");
+}
+
+#[test]
+fn subgroup_matmul_matches_reference_for_every_tile() {
+    if !subgroup_kernel_available(gpu()) {
+        eprintln!("skipped: {} has no 8-lane subgroups", gpu().describe());
+        return;
+    }
+    let mut rng = Rng::new(15);
+    // Sizes off every tile in M and N (8·row_groups rows, 32·column_vecs columns per subgroup).
+    let aligned = [
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 1,
+            n: 4,
+            k: 4,
+        },
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 37,
+            n: 44,
+            k: 52,
+        },
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 70,
+            n: 132,
+            k: 36,
+        },
+        Case {
+            batch: Some(3),
+            shared_b: false,
+            m: 17,
+            n: 20,
+            k: 24,
+        },
+        Case {
+            batch: Some(2),
+            shared_b: true,
+            m: 33,
+            n: 68,
+            k: 12,
+        },
+    ];
+    for row_groups in [1, 2, 4] {
+        for column_vecs in [1, 2] {
+            let variant = MatmulVariant::Subgroup(SubgroupTile {
+                row_groups,
+                column_vecs,
+            });
+            for case in &aligned {
+                check(&mut rng, case, false, false, variant);
+            }
+        }
+    }
+    let a = Tensor::zeros(gpu(), [4, 8]).unwrap();
+    let b = Tensor::zeros(gpu(), [8, 6]).unwrap();
+    let options = MatmulOptions {
+        variant: MatmulVariant::Subgroup(SubgroupTile::DEFAULT),
+        ..MatmulOptions::default()
+    };
+    assert!(
+        matmul(&a, &b, options).is_err(),
+        "N = 6 is not a multiple of 4"
+    );
 }
 
 #[test]
