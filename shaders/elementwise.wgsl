@@ -25,6 +25,12 @@ struct Params {
 
 override WORKGROUP_SIZE: u32 = 256u;
 
+// NaN test on the bits: comparisons with NaN are not reliable under every backend's float
+// optimisations (OpenGL drivers turn `x <= 0` true for NaN).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
 }
@@ -71,8 +77,8 @@ fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let i = element_index(wid, groups, lid);
     if i < params.len {
         let x = a[i];
-        // `x <= 0` is false for NaN, which therefore passes through as in PyTorch.
-        out[i] = select(x, 0.0, x <= 0.0);
+        // NaN passes through, as in PyTorch.
+        out[i] = select(select(x, 0.0, x <= 0.0), x, is_nan(x));
     }
 }
 
