@@ -59,6 +59,10 @@ pub fn run() -> Result<()> {
         bytes(limits.max_storage_buffer_binding_size)
     );
     println!(
+        "    max uniform binding size:     {}",
+        bytes(u64::from(limits.max_uniform_buffer_binding_size))
+    );
+    println!(
         "    storage buffers per stage:    {}",
         limits.max_storage_buffers_per_shader_stage
     );
