@@ -15,8 +15,8 @@
 //       Rows and columns past the edge of C are clamped for loading and skipped when storing,
 //       so any M, N, K works without branches in the inner loop.
 //   matmul_vec4 — 4×4 tiles loaded as vec4s (bindings 4 and 5 alias A and B); for untransposed
-//       operands with K and N multiples of 4. Fastest on lavapipe, where the cost of a load is
-//       per instruction (a per-lane loop), not per float.
+//       operands with K and N multiples of 4, on adapters without 8-lane subgroups. (Where
+//       those exist, shaders/matmul_subgroup.wgsl is faster still.)
 //
 // Dispatch: workgroups (ceil(N / (WORKGROUP_X·4·COLUMN_VECS)), ceil(M / (WORKGROUP_Y·ROWS)), batch)
 //   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive;

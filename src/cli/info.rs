@@ -60,7 +60,7 @@ pub fn run() -> Result<()> {
     );
     println!(
         "    max uniform binding size:     {}",
-        bytes(u64::from(limits.max_uniform_buffer_binding_size))
+        bytes(limits.max_uniform_buffer_binding_size)
     );
     println!(
         "    storage buffers per stage:    {}",

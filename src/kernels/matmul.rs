@@ -67,9 +67,10 @@ pub struct SubgroupTile {
 }
 
 impl SubgroupTile {
+    /// 16 rows × 64 columns per subgroup: the fastest tile at 1024³ on lavapipe (BENCHMARKS.md).
     pub const DEFAULT: SubgroupTile = SubgroupTile {
         row_groups: 2,
-        column_vecs: 1,
+        column_vecs: 2,
     };
 }
 
@@ -155,87 +156,9 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
         batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
-    let vec4_fits = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
-    let subgroup_fits = vec4_fits && subgroup_kernel_available(gpu);
-    let variant = match options.variant {
-        MatmulVariant::Auto if subgroup_fits => MatmulVariant::Subgroup(SubgroupTile::DEFAULT),
-        MatmulVariant::Auto if vec4_fits => MatmulVariant::Vec4,
-        MatmulVariant::Subgroup(_) if !subgroup_fits => {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "the subgroup kernel needs 8-lane subgroups and untransposed operands with K \
-                     and N multiples of 4, got A {:?}, B {:?} on {}",
-                    a.dims(),
-                    b.dims(),
-                    gpu.describe()
-                ),
-            ));
-        }
-        MatmulVariant::Auto => MatmulVariant::Tiled(MatmulTile::DEFAULT),
-        MatmulVariant::Vec4 if !vec4_fits => {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "the vec4 kernel needs untransposed operands with K and N multiples of 4, got \
-                     A {:?}, B {:?}",
-                    a.dims(),
-                    b.dims()
-                ),
-            ));
-        }
-        chosen => chosen,
-    };
-    let (kernel, workgroups) = match variant {
-        MatmulVariant::Auto => unreachable!("resolved above"),
-        MatmulVariant::Subgroup(tile) => {
-            if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
-                return Err(Error::invalid(
-                    OP,
-                    format!("tile {tile:?}: row_groups must be 1, 2 or 4 and column_vecs 1 or 2"),
-                ));
-            }
-            let kernel = Kernel::new(Shader::MatmulSubgroup, "matmul_subgroup")
-                .with_override("ROW_GROUPS", f64::from(tile.row_groups))
-                .with_override("COLUMN_VECS", f64::from(tile.column_vecs));
-            let groups = [
-                params.n.div_ceil(32 * tile.column_vecs),
-                params.m.div_ceil(8 * tile.row_groups),
-                batch_count,
-            ];
-            (kernel, groups)
-        }
-        MatmulVariant::Vec4 => {
-            let tile = MatmulTile::DEFAULT;
-            let kernel = Kernel::new(Shader::Matmul, "matmul_vec4");
-            let groups = [
-                params.n.div_ceil(4 * tile.workgroup_x),
-                params.m.div_ceil(4 * tile.workgroup_y),
-                batch_count,
-            ];
-            (with_tile(kernel, tile, options), groups)
-        }
-        MatmulVariant::Naive => {
-            let tile = MatmulTile::DEFAULT;
-            let kernel = Kernel::new(Shader::Matmul, "matmul_naive");
-            let groups = [
-                params.n.div_ceil(tile.workgroup_x),
-                params.m.div_ceil(tile.workgroup_y),
-                batch_count,
-            ];
-            (with_tile(kernel, tile, options), groups)
-        }
-        MatmulVariant::Tiled(tile) => {
-            validate_tile(tile)?;
-            let kernel = Kernel::new(Shader::Matmul, "matmul");
-            let groups = [
-                params.n.div_ceil(tile.workgroup_x * 4 * tile.column_vecs),
-                params.m.div_ceil(tile.workgroup_y * tile.rows),
-                batch_count,
-            ];
-            (with_tile(kernel, tile, options), groups)
-        }
-    };
+    let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
+    let variant = resolve_variant(options.variant, vec4_layout, a, b)?;
+    let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // matmul_vec4 reads A and B through its vec4 bindings.
     let (a_slot, b_slot) = if kernel.entry == "matmul_vec4" {
         (4, 5)
@@ -249,6 +172,103 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
         workgroups,
     )?;
     Ok(out)
+}
+
+/// The concrete kernel for a request: `Auto` becomes the fastest variant the layout and the
+/// device allow; an explicit variant whose conditions fail is an error.
+fn resolve_variant(
+    requested: MatmulVariant,
+    vec4_layout: bool,
+    a: &Tensor,
+    b: &Tensor,
+) -> Result<MatmulVariant> {
+    let gpu = a.gpu();
+    let subgroup_fits = vec4_layout && subgroup_kernel_available(gpu);
+    let refuse = |what: &str| {
+        Err(Error::invalid(
+            "matmul",
+            format!(
+                "the {what} kernel needs untransposed operands with K and N multiples of 4, \
+                 got A {:?}, B {:?}",
+                a.dims(),
+                b.dims()
+            ),
+        ))
+    };
+    match requested {
+        MatmulVariant::Auto if subgroup_fits => Ok(MatmulVariant::Subgroup(SubgroupTile::DEFAULT)),
+        MatmulVariant::Auto if vec4_layout => Ok(MatmulVariant::Vec4),
+        MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
+        MatmulVariant::Subgroup(_) if !subgroup_kernel_available(gpu) => Err(Error::invalid(
+            "matmul",
+            format!(
+                "the subgroup kernel needs 8-lane subgroups, which {} lacks",
+                gpu.describe()
+            ),
+        )),
+        MatmulVariant::Subgroup(_) if !vec4_layout => refuse("subgroup"),
+        MatmulVariant::Vec4 if !vec4_layout => refuse("vec4"),
+        chosen => Ok(chosen),
+    }
+}
+
+/// The pipeline (entry point and overrides) and the workgroup grid of a resolved variant.
+fn kernel_and_grid(
+    variant: MatmulVariant,
+    options: MatmulOptions,
+    params: &Params,
+    batch: u32,
+) -> Result<(Kernel, [u32; 3])> {
+    Ok(match variant {
+        MatmulVariant::Auto => unreachable!("resolve_variant never returns Auto"),
+        MatmulVariant::Subgroup(tile) => {
+            if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
+                return Err(Error::invalid(
+                    "matmul",
+                    format!("tile {tile:?}: row_groups must be 1, 2 or 4 and column_vecs 1 or 2"),
+                ));
+            }
+            let kernel = Kernel::new(Shader::MatmulSubgroup, "matmul_subgroup")
+                .with_override("ROW_GROUPS", f64::from(tile.row_groups))
+                .with_override("COLUMN_VECS", f64::from(tile.column_vecs));
+            let groups = [
+                params.n.div_ceil(32 * tile.column_vecs),
+                params.m.div_ceil(8 * tile.row_groups),
+                batch,
+            ];
+            (kernel, groups)
+        }
+        MatmulVariant::Vec4 => {
+            let tile = MatmulTile::DEFAULT;
+            let kernel = Kernel::new(Shader::Matmul, "matmul_vec4");
+            let groups = [
+                params.n.div_ceil(4 * tile.workgroup_x),
+                params.m.div_ceil(4 * tile.workgroup_y),
+                batch,
+            ];
+            (with_tile(kernel, tile, options), groups)
+        }
+        MatmulVariant::Naive => {
+            let tile = MatmulTile::DEFAULT;
+            let kernel = Kernel::new(Shader::Matmul, "matmul_naive");
+            let groups = [
+                params.n.div_ceil(tile.workgroup_x),
+                params.m.div_ceil(tile.workgroup_y),
+                batch,
+            ];
+            (with_tile(kernel, tile, options), groups)
+        }
+        MatmulVariant::Tiled(tile) => {
+            validate_tile(tile)?;
+            let kernel = Kernel::new(Shader::Matmul, "matmul");
+            let groups = [
+                params.n.div_ceil(tile.workgroup_x * 4 * tile.column_vecs),
+                params.m.div_ceil(tile.workgroup_y * tile.rows),
+                batch,
+            ];
+            (with_tile(kernel, tile, options), groups)
+        }
+    })
 }
 
 fn with_tile(kernel: Kernel, tile: MatmulTile, options: MatmulOptions) -> Kernel {
