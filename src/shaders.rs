@@ -10,6 +10,7 @@ pub enum Shader {
     Matmul,
     /// Needs the SUBGROUP feature: compiled only on adapters that offer it.
     MatmulSubgroup,
+    Pool,
     Softmax,
 }
 
@@ -20,6 +21,7 @@ impl Shader {
         Shader::Reduce,
         Shader::Matmul,
         Shader::MatmulSubgroup,
+        Shader::Pool,
         Shader::Softmax,
     ];
 
@@ -31,6 +33,7 @@ impl Shader {
             Shader::Reduce => "reduce",
             Shader::Matmul => "matmul",
             Shader::MatmulSubgroup => "matmul_subgroup",
+            Shader::Pool => "pool",
             Shader::Softmax => "softmax",
         }
     }
@@ -42,6 +45,7 @@ impl Shader {
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),
             Shader::Matmul => include_str!("../shaders/matmul.wgsl"),
             Shader::MatmulSubgroup => include_str!("../shaders/matmul_subgroup.wgsl"),
+            Shader::Pool => include_str!("../shaders/pool.wgsl"),
             Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
         }
     }

@@ -4,6 +4,7 @@
 pub mod elementwise;
 pub mod fill;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 

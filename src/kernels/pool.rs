@@ -1,0 +1,315 @@
+//! Launchers for shaders/pool.wgsl: max, average and adaptive average pooling, with backward.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{as_u32, grid_1d};
+use crate::error::{Error, Result};
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 256;
+
+/// The window geometry of MaxPool2d / AvgPool2d, per axis (height, width), as in PyTorch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    /// Round the output size up (GoogLeNet's pools); the last window must still start inside
+    /// the input or its left padding.
+    pub ceil_mode: bool,
+}
+
+impl Pool2d {
+    /// A square window with stride equal to the kernel size, no padding (PyTorch's default).
+    pub fn new(kernel: usize) -> Self {
+        Self {
+            kernel: [kernel, kernel],
+            stride: [kernel, kernel],
+            padding: [0, 0],
+            ceil_mode: false,
+        }
+    }
+
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = [stride, stride];
+        self
+    }
+
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = [padding, padding];
+        self
+    }
+
+    pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
+        self.ceil_mode = ceil_mode;
+        self
+    }
+
+    /// The output (height, width) for an input of `input` = (height, width), or an error naming
+    /// the offending values (PyTorch's pool2d_shape_check).
+    pub fn output_size(&self, op: &'static str, input: [usize; 2]) -> Result<[usize; 2]> {
+        let mut out = [0; 2];
+        for axis in 0..2 {
+            let (size, kernel, stride, pad) = (
+                input[axis],
+                self.kernel[axis],
+                self.stride[axis],
+                self.padding[axis],
+            );
+            if kernel == 0 || stride == 0 {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "kernel {:?} and stride {:?} must be positive",
+                        self.kernel, self.stride
+                    ),
+                ));
+            }
+            if pad > kernel / 2 {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "padding {:?} must be at most half the kernel {:?}",
+                        self.padding, self.kernel
+                    ),
+                ));
+            }
+            let span = (size + 2 * pad).checked_sub(kernel).ok_or_else(|| {
+                Error::invalid(
+                    op,
+                    format!(
+                        "kernel {:?} is larger than the padded input {:?} (padding {:?})",
+                        self.kernel, input, self.padding
+                    ),
+                )
+            })?;
+            let mut length = if self.ceil_mode {
+                span.div_ceil(stride) + 1
+            } else {
+                span / stride + 1
+            };
+            // PyTorch: the last window must start inside the input or its left padding.
+            if self.ceil_mode && (length - 1) * stride >= size + pad {
+                length -= 1;
+            }
+            out[axis] = length;
+        }
+        Ok(out)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    planes: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    count_include_pad: u32,
+}
+
+/// Max over each window; padding never wins.
+pub fn max_pool2d(x: &Tensor, pool: &Pool2d) -> Result<Tensor> {
+    forward("max_pool2d", x, Window::Fixed(*pool, false))
+}
+
+/// The gradient of `max_pool2d` with respect to `x`: each output's gradient goes to the first
+/// maximum of its window.
+pub fn max_pool2d_backward(x: &Tensor, grad_out: &Tensor, pool: &Pool2d) -> Result<Tensor> {
+    backward(
+        "max_pool2d_backward",
+        x,
+        grad_out,
+        Window::Fixed(*pool, false),
+    )
+}
+
+/// Mean over each window; with `count_include_pad` the padding counts in the divisor.
+pub fn avg_pool2d(x: &Tensor, pool: &Pool2d, count_include_pad: bool) -> Result<Tensor> {
+    forward("avg_pool2d", x, Window::Fixed(*pool, count_include_pad))
+}
+
+/// The gradient of `avg_pool2d` with respect to its input, `x` (only its shape is used).
+pub fn avg_pool2d_backward(
+    x: &Tensor,
+    grad_out: &Tensor,
+    pool: &Pool2d,
+    count_include_pad: bool,
+) -> Result<Tensor> {
+    backward(
+        "avg_pool2d_backward",
+        x,
+        grad_out,
+        Window::Fixed(*pool, count_include_pad),
+    )
+}
+
+/// Average pooling to a fixed output size (VGG's 7×7, the global 1×1 of the others).
+pub fn adaptive_avg_pool2d(x: &Tensor, output: [usize; 2]) -> Result<Tensor> {
+    forward("adaptive_avg_pool2d", x, Window::Adaptive(output))
+}
+
+/// The gradient of `adaptive_avg_pool2d` with respect to `x` (only its shape is used).
+pub fn adaptive_avg_pool2d_backward(x: &Tensor, grad_out: &Tensor) -> Result<Tensor> {
+    let output = match *grad_out.dims() {
+        [_, _, h, w] => [h, w],
+        _ => [0, 0], // refused by `geometry` with both shapes named
+    };
+    backward(
+        "adaptive_avg_pool2d_backward",
+        x,
+        grad_out,
+        Window::Adaptive(output),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Window {
+    /// Kernel, stride, padding, ceil_mode; and count_include_pad for average pooling.
+    Fixed(Pool2d, bool),
+    /// The output size.
+    Adaptive([usize; 2]),
+}
+
+/// (N, C, output H, output W) and the shader's parameters, after validating everything.
+fn geometry(op: &'static str, x: &Tensor, window: Window) -> Result<([usize; 4], Params)> {
+    let [n, c, in_h, in_w] = *x.dims() else {
+        return Err(Error::invalid(
+            op,
+            format!("needs an NCHW input of rank 4, got shape {:?}", x.dims()),
+        ));
+    };
+    let (out, pool, count_include_pad) = match window {
+        Window::Fixed(pool, count_include_pad) => {
+            (pool.output_size(op, [in_h, in_w])?, pool, count_include_pad)
+        }
+        Window::Adaptive(out) => {
+            if out.contains(&0) || (in_h == 0 || in_w == 0) {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "output size {out:?} and input {:?} must be non-empty",
+                        x.dims()
+                    ),
+                ));
+            }
+            (out, Pool2d::new(1), false)
+        }
+    };
+    let params = Params {
+        planes: as_u32(op, "N·C", n * c)?,
+        in_h: as_u32(op, "input height", in_h)?,
+        in_w: as_u32(op, "input width", in_w)?,
+        out_h: as_u32(op, "output height", out[0])?,
+        out_w: as_u32(op, "output width", out[1])?,
+        kernel_h: as_u32(op, "kernel", pool.kernel[0])?,
+        kernel_w: as_u32(op, "kernel", pool.kernel[1])?,
+        stride_h: as_u32(op, "stride", pool.stride[0])?,
+        stride_w: as_u32(op, "stride", pool.stride[1])?,
+        pad_h: as_u32(op, "padding", pool.padding[0])?,
+        pad_w: as_u32(op, "padding", pool.padding[1])?,
+        count_include_pad: u32::from(count_include_pad),
+    };
+    Ok(([n, c, out[0], out[1]], params))
+}
+
+fn forward(entry: &'static str, x: &Tensor, window: Window) -> Result<Tensor> {
+    let (out_dims, params) = geometry(entry, x, window)?;
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, out_dims)?;
+    let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
+        return Ok(out); // N or C is zero
+    };
+    gpu.dispatch(
+        &Kernel::new(Shader::Pool, entry),
+        &params,
+        &[(1, x_range), (3, out_range)],
+        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(out)
+}
+
+fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) -> Result<Tensor> {
+    let (out_dims, params) = geometry(entry, x, window)?;
+    if grad_out.dims() != out_dims {
+        return Err(Error::ShapeMismatch {
+            op: entry,
+            left: out_dims.to_vec(),
+            right: grad_out.dims().to_vec(),
+        });
+    }
+    let gpu = x.gpu();
+    let grad_in = Tensor::empty(gpu, x.shape().clone())?;
+    let (Some(grad_out_range), Some(grad_in_range)) = (grad_out.binding(), grad_in.binding())
+    else {
+        return Ok(grad_in);
+    };
+    let mut storage = vec![(2, grad_out_range), (3, grad_in_range)];
+    // Only max pooling reads the input (to find each window's maximum again).
+    if entry == "max_pool2d_backward" {
+        storage.push((1, x.binding().expect("non-empty like grad_in")));
+    }
+    gpu.dispatch(
+        &Kernel::new(Shader::Pool, entry),
+        &params,
+        &storage,
+        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(grad_in)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pool2d;
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        // GoogLeNet's maxpool1: 3/2, ceil_mode, on 112 → 56.
+        let pool = Pool2d::new(3).stride(2).ceil_mode(true);
+        assert_eq!(pool.output_size("t", [112, 112]).unwrap(), [56, 56]);
+        // Floor mode: 111.
+        let floor = Pool2d::new(3).stride(2);
+        assert_eq!(floor.output_size("t", [112, 112]).unwrap(), [55, 55]);
+        // ResNet's maxpool: 3/2 pad 1 on 112 → 56.
+        assert_eq!(
+            Pool2d::new(3)
+                .stride(2)
+                .padding(1)
+                .output_size("t", [112, 112])
+                .unwrap(),
+            [56, 56]
+        );
+        // ceil_mode's last-window rule: 5 with kernel 2 stride 2 → 3, but on 4 → 2.
+        let pool = Pool2d::new(2).ceil_mode(true);
+        assert_eq!(pool.output_size("t", [5, 4]).unwrap(), [3, 2]);
+        // ... and with padding 1 on 4, kernel 2, stride 3: ceil(4/3)+1 = 3, window 2 starts
+        // at 6-1 = 5 >= 4 + 1, so 2.
+        let pool = Pool2d::new(2).stride(3).padding(1).ceil_mode(true);
+        assert_eq!(pool.output_size("t", [4, 4]).unwrap(), [2, 2]);
+    }
+
+    #[test]
+    fn bad_geometry_is_refused_with_the_values() {
+        let error = Pool2d::new(3)
+            .padding(2)
+            .output_size("max_pool2d", [8, 8])
+            .unwrap_err();
+        assert!(error.to_string().contains("half the kernel"), "{error}");
+        let error = Pool2d::new(5)
+            .output_size("max_pool2d", [3, 8])
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("larger than the padded input"),
+            "{error}"
+        );
+        assert!(Pool2d::new(2).stride(0).output_size("t", [4, 4]).is_err());
+    }
+}
