@@ -4,6 +4,7 @@
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
+    BatchNorm,
     Fill,
     Elementwise,
     Reduce,
@@ -16,6 +17,7 @@ pub enum Shader {
 
 impl Shader {
     pub const ALL: &'static [Shader] = &[
+        Shader::BatchNorm,
         Shader::Fill,
         Shader::Elementwise,
         Shader::Reduce,
@@ -28,6 +30,7 @@ impl Shader {
     /// The file name in `shaders/`, also the prefix of every kernel label.
     pub fn name(self) -> &'static str {
         match self {
+            Shader::BatchNorm => "batchnorm",
             Shader::Fill => "fill",
             Shader::Elementwise => "elementwise",
             Shader::Reduce => "reduce",
@@ -40,6 +43,7 @@ impl Shader {
 
     pub fn source(self) -> &'static str {
         match self {
+            Shader::BatchNorm => include_str!("../shaders/batchnorm.wgsl"),
             Shader::Fill => include_str!("../shaders/fill.wgsl"),
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../shaders/reduce.wgsl"),

@@ -1,6 +1,7 @@
 //! Kernel launchers: one file per shader file. Each validates its arguments, allocates its
 //! output, and records the dispatch; none waits for the GPU.
 
+pub mod batchnorm;
 pub mod elementwise;
 pub mod fill;
 pub mod matmul;

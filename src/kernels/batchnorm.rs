@@ -1,0 +1,269 @@
+//! Launchers for shaders/batchnorm.wgsl: BatchNorm2d in training and eval mode, with backward.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{as_u32, grid_1d};
+use crate::error::{Error, Result};
+use crate::gpu::{BufferRange, Gpu};
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    channels: u32,
+    plane: u32,
+    eps: f32,
+    momentum: f32,
+    training: u32,
+}
+
+/// A batch's per-channel mean and biased variance (what training-mode BN normalises with).
+#[derive(Debug)]
+pub struct BatchStatistics {
+    pub mean: Tensor,
+    pub variance: Tensor,
+}
+
+/// The gradients of BatchNorm2d.
+#[derive(Debug)]
+pub struct BatchNormGrads {
+    pub grad_input: Tensor,
+    pub grad_weight: Tensor,
+    pub grad_bias: Tensor,
+}
+
+/// Per-channel mean and biased variance of an NCHW batch.
+pub fn batch_norm_statistics(x: &Tensor) -> Result<BatchStatistics> {
+    const OP: &str = "batch_norm_statistics";
+    let (params, channels) = geometry(OP, x, 0.0, 0.0, true)?;
+    let gpu = x.gpu();
+    let mean = Tensor::empty(gpu, [channels])?;
+    let variance = Tensor::empty(gpu, [channels])?;
+    dispatch(
+        gpu,
+        OP,
+        &params,
+        &[
+            (1, x.binding()),
+            (7, mean.binding()),
+            (8, variance.binding()),
+        ],
+        grid_1d(gpu, channels as u64),
+    )?;
+    Ok(BatchStatistics { mean, variance })
+}
+
+/// Folds a batch's statistics into the running ones, in place, as PyTorch does with
+/// `momentum` (0.1 in torchvision): the running variance takes the unbiased batch variance.
+pub fn batch_norm_update_running(
+    x: &Tensor,
+    batch: &BatchStatistics,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    momentum: f32,
+) -> Result<()> {
+    const OP: &str = "batch_norm_update_running";
+    let (params, channels) = geometry(OP, x, 0.0, momentum, true)?;
+    let gpu = x.gpu();
+    for (name, t) in [
+        ("batch mean", &batch.mean),
+        ("batch variance", &batch.variance),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ] {
+        expect_channels(OP, name, t, channels)?;
+    }
+    dispatch(
+        gpu,
+        OP,
+        &params,
+        &[
+            (2, batch.mean.binding()),
+            (3, batch.variance.binding()),
+            (7, running_mean.binding()),
+            (8, running_var.binding()),
+        ],
+        grid_1d(gpu, (channels as u64).div_ceil(WORKGROUP_SIZE)),
+    )
+}
+
+/// out = (x - mean) / sqrt(variance + eps) · weight + bias, per channel. Training mode passes
+/// the batch statistics, eval mode the running ones.
+pub fn batch_norm_forward(
+    x: &Tensor,
+    mean: &Tensor,
+    variance: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm_forward";
+    let (params, channels) = geometry(OP, x, eps, 0.0, false)?;
+    for (name, t) in [
+        ("mean", mean),
+        ("variance", variance),
+        ("weight", weight),
+        ("bias", bias),
+    ] {
+        expect_channels(OP, name, t, channels)?;
+    }
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, x.shape().clone())?;
+    dispatch(
+        gpu,
+        OP,
+        &params,
+        &[
+            (1, x.binding()),
+            (2, mean.binding()),
+            (3, variance.binding()),
+            (4, weight.binding()),
+            (5, bias.binding()),
+            (7, out.binding()),
+        ],
+        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(out)
+}
+
+/// Gradients of `batch_norm_forward` given the statistics it used. With `training`, the
+/// statistics are functions of `x` (batch statistics) and the input gradient includes their
+/// derivative; without, they are constants (eval mode — still differentiable in `x`, which is
+/// what saliency needs).
+pub fn batch_norm_backward(
+    x: &Tensor,
+    grad_out: &Tensor,
+    mean: &Tensor,
+    variance: &Tensor,
+    weight: &Tensor,
+    eps: f32,
+    training: bool,
+) -> Result<BatchNormGrads> {
+    const OP: &str = "batch_norm_backward";
+    let (mut params, channels) = geometry(OP, x, eps, 0.0, training)?;
+    x.expect_same_shape(grad_out, OP)?;
+    for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
+        expect_channels(OP, name, t, channels)?;
+    }
+    params.training = u32::from(training);
+    let gpu = x.gpu();
+    let grad_weight = Tensor::empty(gpu, [channels])?;
+    let grad_bias = Tensor::empty(gpu, [channels])?;
+    dispatch(
+        gpu,
+        "batch_norm_backward_reduce",
+        &params,
+        &[
+            (1, x.binding()),
+            (2, mean.binding()),
+            (3, variance.binding()),
+            (6, grad_out.binding()),
+            (7, grad_weight.binding()),
+            (8, grad_bias.binding()),
+        ],
+        grid_1d(gpu, channels as u64),
+    )?;
+    let grad_input = Tensor::empty(gpu, x.shape().clone())?;
+    dispatch(
+        gpu,
+        "batch_norm_backward_input",
+        &params,
+        &[
+            (1, x.binding()),
+            (2, mean.binding()),
+            (3, variance.binding()),
+            (4, weight.binding()),
+            (6, grad_out.binding()),
+            (7, grad_input.binding()),
+            (9, grad_weight.binding()),
+            (10, grad_bias.binding()),
+        ],
+        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(BatchNormGrads {
+        grad_input,
+        grad_weight,
+        grad_bias,
+    })
+}
+
+/// Validates an NCHW input; returns the shader parameters and the channel count. Batch
+/// statistics need more than one value per channel (PyTorch refuses the same).
+fn geometry(
+    op: &'static str,
+    x: &Tensor,
+    eps: f32,
+    momentum: f32,
+    needs_batch_statistics: bool,
+) -> Result<(Params, usize)> {
+    let [n, c, h, w] = *x.dims() else {
+        return Err(Error::invalid(
+            op,
+            format!("needs an NCHW input of rank 4, got shape {:?}", x.dims()),
+        ));
+    };
+    if x.numel() == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("input of shape {:?} is empty", x.dims()),
+        ));
+    }
+    if needs_batch_statistics && n * h * w < 2 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "batch statistics need more than one value per channel, got input of shape {:?}",
+                x.dims()
+            ),
+        ));
+    }
+    if !(eps >= 0.0 && eps.is_finite()) || !(0.0..=1.0).contains(&momentum) {
+        return Err(Error::invalid(
+            op,
+            format!("eps = {eps} must be finite and non-negative, momentum = {momentum} in [0, 1]"),
+        ));
+    }
+    let params = Params {
+        batch: as_u32(op, "N", n)?,
+        channels: as_u32(op, "C", c)?,
+        plane: as_u32(op, "H·W", h * w)?,
+        eps,
+        momentum,
+        training: 1,
+    };
+    Ok((params, c))
+}
+
+fn expect_channels(op: &'static str, name: &str, t: &Tensor, channels: usize) -> Result<()> {
+    if t.dims() != [channels] {
+        return Err(Error::invalid(
+            op,
+            format!("{name} must have shape [{channels}], got {:?}", t.dims()),
+        ));
+    }
+    Ok(())
+}
+
+fn dispatch(
+    gpu: &Gpu,
+    entry: &'static str,
+    params: &Params,
+    storage: &[(u32, Option<BufferRange>)],
+    workgroups: [u32; 3],
+) -> Result<()> {
+    // Every tensor here is non-empty (validated above), so every binding exists.
+    let storage: Vec<(u32, BufferRange)> = storage
+        .iter()
+        .map(|(slot, range)| (*slot, range.clone().expect("validated non-empty")))
+        .collect();
+    gpu.dispatch(
+        &Kernel::new(Shader::BatchNorm, entry),
+        params,
+        &storage,
+        workgroups,
+    )
+}
