@@ -6,16 +6,24 @@
 //   scale:         out = alpha * a
 //   relu:          out = a > 0 ? a : 0          (NaN propagates, as torch.relu)
 //   relu_backward: out = a > 0 ? b : 0          (a: the forward input, b: the output gradient)
+//   add_row_bias:  out = a + b[i % columns]     (a bias per column: Linear's, over [rows, columns])
+//   dropout:       out = keep(seed, i) ? a · alpha : 0, keep with probability 1 - drop_threshold/2³²
+//                  (inverted dropout, alpha = 1/(1-p)); the mask is a hash of (seed, i), so the
+//                  backward is the same kernel applied to the gradient with the same seed
 //
 // Layout: flat f32 arrays of params.len elements.
 // Dispatch: one invocation per element, WORKGROUP_SIZE per workgroup, workgroups folded into a
 // 2-D grid when there are more than the per-dimension limit (linear id = wid.y * nx + wid.x).
-// Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops only), 3 out (read_write).
+// Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops and add_row_bias),
+//   3 out (read_write).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
 
 struct Params {
     len: u32,
     alpha: f32,
+    seed: u32,
+    drop_threshold: u32,
+    columns: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -88,5 +96,32 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let i = element_index(wid, groups, lid);
     if i < params.len {
         out[i] = select(0.0, b[i], a[i] > 0.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn add_row_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = a[i] + b[i % params.columns];
+    }
+}
+
+// PCG-style integer hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020): cheap,
+// stateless and well mixed, so every element draws its own bit from (seed, index) alone.
+fn hash(value: u32) -> u32 {
+    let state = value * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        let keep = hash(i ^ hash(params.seed)) >= params.drop_threshold;
+        out[i] = select(0.0, a[i] * params.alpha, keep);
     }
 }

@@ -4,10 +4,14 @@
 //   softmax:     out[r, c] = exp(x[r, c] - max_r) / sum_c' exp(x[r, c'] - max_r)
 //   log_softmax: out[r, c] = x[r, c] - max_r - log(sum_c' exp(x[r, c'] - max_r))
 // Subtracting the row maximum keeps exp() from overflowing, as PyTorch does.
+// Backward, from the forward output y and the output gradient g:
+//   softmax_backward:     grad[r, c] = y[r, c] · (g[r, c] - sum_c' g[r, c'] · y[r, c'])
+//   log_softmax_backward: grad[r, c] = g[r, c] - exp(y[r, c]) · sum_c' g[r, c']
 //
 // Dispatch: one workgroup per row (2-D grid fold: row = wid.y * nx + wid.x); its WORKGROUP_SIZE
 // invocations stride over the columns and combine maxima and sums in workgroup memory.
-// Bindings: 0 params (uniform), 1 x (read), 2 out (read_write).
+// Bindings: 0 params (uniform), 1 x (read; the forward output y for backward), 2 out
+//   (read_write), 3 grad_out (read; backward only).
 // Overrides: WORKGROUP_SIZE — invocations per row (a power of two for the tree).
 
 struct Params {
@@ -18,6 +22,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> grad_out: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
 
@@ -82,5 +87,45 @@ fn log_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) g
     let log_sum = log(stats.y);
     for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         out[base + c] = x[base + c] - stats.x - log_sum;
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let row = wid.y * groups.x + wid.x;
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    var local_sum = 0.0;
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
+        local_sum += grad_out[base + c] * x[base + c];
+    }
+    scratch[lid] = local_sum;
+    let dot = combine(lid, false);
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
+        out[base + c] = x[base + c] * (grad_out[base + c] - dot);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn log_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) groups: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let row = wid.y * groups.x + wid.x;
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    var local_sum = 0.0;
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
+        local_sum += grad_out[base + c];
+    }
+    scratch[lid] = local_sum;
+    let total = combine(lid, false);
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
+        out[base + c] = grad_out[base + c] - exp(x[base + c]) * total;
     }
 }

@@ -221,7 +221,8 @@ fn geometry(
             ),
         ));
     }
-    if !(eps >= 0.0 && eps.is_finite()) || !(0.0..=1.0).contains(&momentum) {
+    let eps_valid = eps.is_finite() && eps >= 0.0;
+    if !eps_valid || !(0.0..=1.0).contains(&momentum) {
         return Err(Error::invalid(
             op,
             format!("eps = {eps} must be finite and non-negative, momentum = {momentum} in [0, 1]"),

@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{as_u32, grid_1d};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -14,6 +14,21 @@ const WORKGROUP_SIZE: u64 = 256;
 struct Params {
     len: u32,
     alpha: f32,
+    seed: u32,
+    drop_threshold: u32,
+    columns: u32,
+}
+
+impl Params {
+    fn new(len: u32, alpha: f32) -> Self {
+        Self {
+            len,
+            alpha,
+            seed: 0,
+            drop_threshold: 0,
+            columns: 1,
+        }
+    }
 }
 
 /// out = a + b
@@ -52,24 +67,71 @@ fn binary(entry: &'static str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 fn launch(entry: &'static str, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tensor> {
+    let out = Tensor::empty(a.gpu(), a.shape().clone())?;
+    let params = Params::new(as_u32(entry, "element count", a.numel())?, alpha);
+    record(entry, a, b, &out, params)?;
+    Ok(out)
+}
+
+/// Records `entry` over `a` (and `b`) into `out` with the given parameters.
+fn record(
+    entry: &'static str,
+    a: &Tensor,
+    b: Option<&Tensor>,
+    out: &Tensor,
+    params: Params,
+) -> Result<()> {
     let gpu = a.gpu();
-    let out = Tensor::empty(gpu, a.shape().clone())?;
     let (Some(a_range), Some(out_range)) = (a.binding(), out.binding()) else {
-        return Ok(out); // no elements
+        return Ok(()); // no elements
     };
     let mut storage = vec![(1, a_range), (3, out_range)];
     if let Some(b_range) = b.and_then(Tensor::binding) {
         storage.push((2, b_range));
     }
-    let params = Params {
-        len: as_u32(entry, "element count", a.numel())?,
-        alpha,
-    };
     gpu.dispatch(
         &Kernel::new(Shader::Elementwise, entry),
         &params,
         &storage,
         grid_1d(gpu, (a.numel() as u64).div_ceil(WORKGROUP_SIZE)),
-    )?;
+    )
+}
+
+/// out[r, c] = a[r, c] + bias[c] for `a` of shape [..., columns] and `bias` of shape [columns].
+pub fn add_row_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    const OP: &str = "add_row_bias";
+    let columns = a.dims().last().copied().unwrap_or(1);
+    if bias.dims() != [columns] {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            left: a.dims().to_vec(),
+            right: bias.dims().to_vec(),
+        });
+    }
+    let out = Tensor::empty(a.gpu(), a.shape().clone())?;
+    let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
+    params.columns = as_u32(OP, "columns", columns.max(1))?;
+    record(OP, a, Some(bias), &out, params)?;
     Ok(out)
+}
+
+/// Inverted dropout: each element is zeroed with probability `p`, the others scaled by
+/// 1/(1-p). The mask is a hash of (`seed`, element index): the same seed gives the same mask,
+/// so the backward pass is `dropout(grad, p, seed)`.
+pub fn dropout(a: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
+    const OP: &str = "dropout";
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::invalid(OP, format!("p = {p} must be in [0, 1)")));
+    }
+    let out = Tensor::empty(a.gpu(), a.shape().clone())?;
+    let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 1.0 / (1.0 - p));
+    params.seed = seed;
+    params.drop_threshold = dropout_threshold(p);
+    record(OP, a, None, &out, params)?;
+    Ok(out)
+}
+
+/// The hash value below which an element is dropped: p · 2³².
+pub fn dropout_threshold(p: f32) -> u32 {
+    (f64::from(p) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32
 }

@@ -4,6 +4,8 @@
 pub mod batchnorm;
 pub mod elementwise;
 pub mod fill;
+pub mod linear;
+pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;

@@ -24,7 +24,23 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
     launch("log_softmax", x)
 }
 
+/// The gradient of `softmax` from its output `y` and the output gradient.
+pub fn softmax_backward(y: &Tensor, grad_out: &Tensor) -> Result<Tensor> {
+    y.expect_same_shape(grad_out, "softmax_backward")?;
+    launch_with("softmax_backward", y, Some(grad_out))
+}
+
+/// The gradient of `log_softmax` from its output `y` and the output gradient.
+pub fn log_softmax_backward(y: &Tensor, grad_out: &Tensor) -> Result<Tensor> {
+    y.expect_same_shape(grad_out, "log_softmax_backward")?;
+    launch_with("log_softmax_backward", y, Some(grad_out))
+}
+
 fn launch(entry: &'static str, x: &Tensor) -> Result<Tensor> {
+    launch_with(entry, x, None)
+}
+
+fn launch_with(entry: &'static str, x: &Tensor, grad_out: Option<&Tensor>) -> Result<Tensor> {
     let Some(&cols) = x.dims().last() else {
         return Err(Error::invalid(
             entry,
@@ -41,10 +57,14 @@ fn launch(entry: &'static str, x: &Tensor) -> Result<Tensor> {
         rows: as_u32(entry, "rows", rows)?,
         cols: as_u32(entry, "cols", cols)?,
     };
+    let mut storage = vec![(1, x_range), (2, out_range)];
+    if let Some(grad_range) = grad_out.and_then(Tensor::binding) {
+        storage.push((3, grad_range));
+    }
     gpu.dispatch(
         &Kernel::new(Shader::Softmax, entry),
         &params,
-        &[(1, x_range), (2, out_range)],
+        &storage,
         grid_1d(gpu, rows as u64),
     )?;
     Ok(out)

@@ -4,6 +4,7 @@
 pub mod batchnorm;
 pub mod elementwise;
 pub mod gradcheck;
+pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;

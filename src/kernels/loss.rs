@@ -1,0 +1,154 @@
+//! Launchers for shaders/loss.wgsl: negative log-likelihood (cross-entropy after log_softmax).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{as_u32, grid_1d};
+use crate::error::{Error, Result};
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    classes: u32,
+}
+
+/// The loss and what its backward needs.
+#[derive(Debug)]
+pub struct NllLoss {
+    /// The scalar loss (shape []).
+    pub loss: Tensor,
+    targets: Tensor,
+    class_weight: Tensor,
+    weight_sum: Tensor,
+}
+
+/// PyTorch's `nll_loss(log_probs, targets, weight, reduction='mean')`: the weighted mean of
+/// -log_probs[b, targets[b]], divided by the summed weights of the targets.
+pub fn nll_loss(
+    log_probs: &Tensor,
+    targets: &[usize],
+    class_weight: Option<&Tensor>,
+) -> Result<NllLoss> {
+    const OP: &str = "nll_loss";
+    let [batch, classes] = *log_probs.dims() else {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "needs log-probabilities of shape [batch, classes], got {:?}",
+                log_probs.dims()
+            ),
+        ));
+    };
+    if batch == 0 || classes == 0 {
+        return Err(Error::invalid(
+            OP,
+            format!("empty input of shape {:?}", log_probs.dims()),
+        ));
+    }
+    if targets.len() != batch {
+        return Err(Error::invalid(
+            OP,
+            format!("{} targets for a batch of {batch}", targets.len()),
+        ));
+    }
+    if let Some((b, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= classes) {
+        return Err(Error::invalid(
+            OP,
+            format!("target {t} of sample {b} is out of range for {classes} classes"),
+        ));
+    }
+    if classes > 1 << 24 {
+        return Err(Error::invalid(
+            OP,
+            format!("{classes} classes exceed f32-exact indices"),
+        ));
+    }
+    let gpu = log_probs.gpu();
+    let class_weight = match class_weight {
+        Some(weight) if weight.dims() == [classes] => weight.clone(),
+        Some(weight) => {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "class weights must have shape [{classes}], got {:?}",
+                    weight.dims()
+                ),
+            ));
+        }
+        None => Tensor::full(gpu, [classes], 1.0)?,
+    };
+    let target_values: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+    let targets = Tensor::from_slice(gpu, [batch], &target_values)?;
+    let loss = Tensor::empty(gpu, Vec::<usize>::new())?;
+    let weight_sum = Tensor::empty(gpu, Vec::<usize>::new())?;
+    let params = Params {
+        batch: as_u32(OP, "batch", batch)?,
+        classes: as_u32(OP, "classes", classes)?,
+    };
+    let bind = |t: &Tensor| t.binding().expect("non-empty");
+    gpu.dispatch(
+        &Kernel::new(Shader::Loss, OP),
+        &params,
+        &[
+            (1, bind(log_probs)),
+            (2, bind(&targets)),
+            (3, bind(&class_weight)),
+            (4, bind(&loss)),
+            (5, bind(&weight_sum)),
+        ],
+        [1, 1, 1],
+    )?;
+    Ok(NllLoss {
+        loss,
+        targets,
+        class_weight,
+        weight_sum,
+    })
+}
+
+/// The gradient of `nll_loss` with respect to the log-probabilities, scaled by `grad_loss`
+/// (a scalar tensor; 1 when the loss is the final objective).
+pub fn nll_loss_backward(log_probs: &Tensor, loss: &NllLoss, grad_loss: &Tensor) -> Result<Tensor> {
+    const OP: &str = "nll_loss_backward";
+    let [batch, classes] = *log_probs.dims() else {
+        return Err(Error::invalid(
+            OP,
+            format!("shape {:?} is not [batch, classes]", log_probs.dims()),
+        ));
+    };
+    if batch != loss.targets.numel() || grad_loss.numel() != 1 {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "log_probs {:?} do not match the loss's batch of {}, or grad_loss {:?} is not a scalar",
+                log_probs.dims(),
+                loss.targets.numel(),
+                grad_loss.dims()
+            ),
+        ));
+    }
+    let gpu = log_probs.gpu();
+    let grad = Tensor::empty(gpu, [batch, classes])?;
+    let params = Params {
+        batch: as_u32(OP, "batch", batch)?,
+        classes: as_u32(OP, "classes", classes)?,
+    };
+    let bind = |t: &Tensor| t.binding().expect("non-empty");
+    gpu.dispatch(
+        &Kernel::new(Shader::Loss, OP),
+        &params,
+        &[
+            (2, bind(&loss.targets)),
+            (3, bind(&loss.class_weight)),
+            (4, bind(&grad)),
+            (6, bind(&loss.weight_sum)),
+            (7, bind(grad_loss)),
+        ],
+        grid_1d(gpu, (grad.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(grad)
+}
