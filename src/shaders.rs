@@ -5,6 +5,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     BatchNorm,
+    Conv2d,
     Fill,
     Elementwise,
     Loss,
@@ -19,6 +20,7 @@ pub enum Shader {
 impl Shader {
     pub const ALL: &'static [Shader] = &[
         Shader::BatchNorm,
+        Shader::Conv2d,
         Shader::Fill,
         Shader::Elementwise,
         Shader::Loss,
@@ -33,6 +35,7 @@ impl Shader {
     pub fn name(self) -> &'static str {
         match self {
             Shader::BatchNorm => "batchnorm",
+            Shader::Conv2d => "conv2d",
             Shader::Fill => "fill",
             Shader::Elementwise => "elementwise",
             Shader::Loss => "loss",
@@ -47,6 +50,7 @@ impl Shader {
     pub fn source(self) -> &'static str {
         match self {
             Shader::BatchNorm => include_str!("../shaders/batchnorm.wgsl"),
+            Shader::Conv2d => include_str!("../shaders/conv2d.wgsl"),
             Shader::Fill => include_str!("../shaders/fill.wgsl"),
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),
             Shader::Loss => include_str!("../shaders/loss.wgsl"),

@@ -1,5 +1,6 @@
 //! gradlens against PyTorch's own numbers (tests/fixtures, made by tools/make_fixtures.py):
-//! pooling (ceil_mode, count_include_pad, adaptive), batch norm (train and eval), cross-entropy.
+//! convolution (strided, padded, non-square, dilated, grouped), pooling (ceil_mode,
+//! count_include_pad, adaptive), batch norm (train and eval), cross-entropy.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::collections::HashMap;
 
 use common::{assert_close, gpu};
 use gradlens::Tensor;
+use gradlens::kernels::conv2d::{self, Conv2d};
 use gradlens::kernels::pool::{self, Pool2d};
 use gradlens::kernels::{batchnorm, loss, softmax};
 use safetensors::SafeTensors;
@@ -316,6 +318,60 @@ fn cross_entropy_matches_pytorch() {
             &fixture.values(&format!("{case}.grad_x")).1,
             1e-5,
             1e-6,
+        );
+    }
+}
+
+#[test]
+fn convolution_matches_pytorch() {
+    let fixture = Fixture::open("conv2d.safetensors");
+    for case in fixture.cases("conv.") {
+        let settings = fixture.settings(&case);
+        let conv = Conv2d {
+            stride: pair(&settings["stride"]),
+            padding: pair(&settings["padding"]),
+            dilation: pair(&settings["dilation"]),
+            groups: settings["groups"].as_u64().unwrap() as usize,
+        };
+        let t = |suffix: &str| fixture.tensor(&format!("{case}.{suffix}"));
+        let want = |suffix: &str| fixture.values(&format!("{case}.{suffix}")).1;
+        let (x, weight, bias, grad_out) = (t("x"), t("param0"), t("param1"), t("grad_out"));
+        let y = conv2d::conv2d(&x, &weight, Some(&bias), &conv).unwrap();
+        assert_eq!(
+            y.dims(),
+            fixture.values(&format!("{case}.y")).0.as_slice(),
+            "{case}"
+        );
+        assert_close(
+            &format!("{case} y"),
+            &y.to_vec().unwrap(),
+            &want("y"),
+            1e-4,
+            1e-4,
+        );
+        let grad_x = conv2d::conv2d_backward_input(&x, &weight, &grad_out, &conv).unwrap();
+        assert_close(
+            &format!("{case} grad_x"),
+            &grad_x.to_vec().unwrap(),
+            &want("grad_x"),
+            1e-4,
+            1e-4,
+        );
+        let grad_w = conv2d::conv2d_backward_weight(&x, &weight, &grad_out, &conv).unwrap();
+        assert_close(
+            &format!("{case} grad_w"),
+            &grad_w.to_vec().unwrap(),
+            &want("grad_param0"),
+            1e-4,
+            1e-4,
+        );
+        let grad_b = conv2d::conv2d_backward_bias(&grad_out).unwrap();
+        assert_close(
+            &format!("{case} grad_b"),
+            &grad_b.to_vec().unwrap(),
+            &want("grad_param1"),
+            1e-4,
+            1e-4,
         );
     }
 }

@@ -91,6 +91,26 @@ def batch_norm():
     save_file(tensors, OUT / "batchnorm.safetensors", metadata=meta)
 
 
+def convolutions():
+    tensors, meta = {}, {}
+    torch.manual_seed(3)
+    # (name, input shape, weight shape, stride, padding, dilation, groups)
+    convs = [
+        ("resnet_stem", (1, 3, 15, 15), (4, 3, 7, 7), 2, 3, 1, 1),
+        ("inception_1x7", (2, 3, 9, 9), (5, 3, 1, 7), 1, (0, 3), 1, 1),
+        ("inception_7x1", (1, 4, 9, 8), (3, 4, 7, 1), 1, (3, 0), 1, 1),
+        ("dilated_grouped", (2, 4, 9, 9), (6, 2, 3, 3), 1, 2, 2, 2),
+        ("pointwise", (1, 8, 5, 5), (6, 8, 1, 1), 1, 0, 1, 1),
+    ]
+    for name, shape, w_shape, stride, padding, dilation, groups in convs:
+        weight, bias = torch.randn(w_shape), torch.randn(w_shape[0])
+        case(tensors, meta, f"conv.{name}", torch.randn(shape),
+             lambda t, w, b: F.conv2d(t, w, b, stride, padding, dilation, groups),
+             {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
+             (weight, bias))
+    save_file(tensors, OUT / "conv2d.safetensors", metadata=meta)
+
+
 def losses():
     tensors, meta = {}, {}
     torch.manual_seed(2)
@@ -110,5 +130,6 @@ if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     pooling()
     batch_norm()
+    convolutions()
     losses()
     print("wrote", sorted(p.name for p in OUT.glob("*.safetensors")))

@@ -2,6 +2,7 @@
 //! Written for obviousness, not speed; sums accumulate in f64.
 
 pub mod batchnorm;
+pub mod conv2d;
 pub mod elementwise;
 pub mod gradcheck;
 pub mod loss;

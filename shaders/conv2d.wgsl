@@ -1,0 +1,180 @@
+// conv2d.wgsl — 2-D convolution (NCHW, PyTorch's cross-correlation) and its backward passes,
+// direct versions: the simplest correct kernels, kept as the reference variant that faster ones
+// (implicit GEMM) are checked and benchmarked against.
+//
+//   conv2d_direct:                 out[n, co, oh, ow] = bias[co] + sum over ci (in co's group),
+//                                  kh, kw of x[n, ci, oh·sh - ph + kh·dh, ow·sw - pw + kw·dw]
+//                                  · weight[co, ci mod group, kh, kw]   (zero padding)
+//   conv2d_backward_input_direct:  grad_x[n, ci, ih, iw] = sum of grad_out · weight over the
+//                                  (co, kh, kw) whose window reads (ih, iw): a gather, no atomics
+//   conv2d_backward_weight_direct: grad_w[co, ci, kh, kw] = sum over n, oh, ow of
+//                                  grad_out[n, co, oh, ow] · x[n, ci', ih, iw]
+//   (the bias gradient is reduce.wgsl's sum of grad_out over N, H, W)
+//
+// Layout: x [N, C_in, H, W]; weight [C_out, C_in/groups, KH, KW]; bias [C_out];
+// out and grad_out [N, C_out, OH, OW].
+// Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
+// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
+// Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read); 5 out (read_write).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+
+struct Params {
+    batch: u32,
+    in_channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_channels: u32,
+    out_h: u32,
+    out_w: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dilation_h: u32,
+    dilation_w: u32,
+    groups: u32,
+    has_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> grad_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+}
+
+// The input coordinate a kernel tap reads, or -1 when it falls in the padding.
+fn input_coordinate(o: u32, k: u32, stride: u32, pad: u32, dilation: u32, size: u32) -> i32 {
+    let i = i32(o * stride + k * dilation) - i32(pad);
+    return select(-1, i, i >= 0 && i < i32(size));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn conv2d_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let index = linear_id(wid, groups, lid);
+    let out_plane = params.out_h * params.out_w;
+    if index >= params.batch * params.out_channels * out_plane {
+        return;
+    }
+    let ow = index % params.out_w;
+    let oh = (index / params.out_w) % params.out_h;
+    let co = (index / out_plane) % params.out_channels;
+    let n = index / (out_plane * params.out_channels);
+    let group_in = params.in_channels / params.groups;
+    let group = co / (params.out_channels / params.groups);
+    var sum = 0.0;
+    for (var ci = 0u; ci < group_in; ci++) {
+        let x_plane = ((n * params.in_channels + group * group_in + ci) * params.in_h) * params.in_w;
+        let w_base = ((co * group_in + ci) * params.kernel_h) * params.kernel_w;
+        for (var kh = 0u; kh < params.kernel_h; kh++) {
+            let ih = input_coordinate(oh, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
+            if ih < 0 {
+                continue;
+            }
+            for (var kw = 0u; kw < params.kernel_w; kw++) {
+                let iw = input_coordinate(ow, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
+                if iw < 0 {
+                    continue;
+                }
+                sum += x[x_plane + u32(ih) * params.in_w + u32(iw)] * weight[w_base + kh * params.kernel_w + kw];
+            }
+        }
+    }
+    if params.has_bias != 0u {
+        sum += bias[co];
+    }
+    out[index] = sum;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) groups: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let index = linear_id(wid, groups, lid);
+    let in_plane = params.in_h * params.in_w;
+    if index >= params.batch * params.in_channels * in_plane {
+        return;
+    }
+    let iw = index % params.in_w;
+    let ih = (index / params.in_w) % params.in_h;
+    let ci_all = (index / in_plane) % params.in_channels;
+    let n = index / (in_plane * params.in_channels);
+    let group_in = params.in_channels / params.groups;
+    let group_out = params.out_channels / params.groups;
+    let group = ci_all / group_in;
+    let ci = ci_all % group_in;
+    var sum = 0.0;
+    for (var kh = 0u; kh < params.kernel_h; kh++) {
+        // oh · stride = ih + pad - kh · dilation must hold exactly, inside the output.
+        let shifted_h = i32(ih + params.pad_h) - i32(kh * params.dilation_h);
+        if shifted_h < 0 || shifted_h % i32(params.stride_h) != 0 {
+            continue;
+        }
+        let oh = u32(shifted_h) / params.stride_h;
+        if oh >= params.out_h {
+            continue;
+        }
+        for (var kw = 0u; kw < params.kernel_w; kw++) {
+            let shifted_w = i32(iw + params.pad_w) - i32(kw * params.dilation_w);
+            if shifted_w < 0 || shifted_w % i32(params.stride_w) != 0 {
+                continue;
+            }
+            let ow = u32(shifted_w) / params.stride_w;
+            if ow >= params.out_w {
+                continue;
+            }
+            for (var j = 0u; j < group_out; j++) {
+                let co = group * group_out + j;
+                let g = grad_out[((n * params.out_channels + co) * params.out_h + oh) * params.out_w + ow];
+                sum += g * weight[((co * group_in + ci) * params.kernel_h + kh) * params.kernel_w + kw];
+            }
+        }
+    }
+    out[index] = sum;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn conv2d_backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>,
+                                 @builtin(num_workgroups) groups: vec3<u32>,
+                                 @builtin(local_invocation_index) lid: u32) {
+    let index = linear_id(wid, groups, lid);
+    let group_in = params.in_channels / params.groups;
+    let taps = params.kernel_h * params.kernel_w;
+    if index >= params.out_channels * group_in * taps {
+        return;
+    }
+    let kw = index % params.kernel_w;
+    let kh = (index / params.kernel_w) % params.kernel_h;
+    let ci = (index / taps) % group_in;
+    let co = index / (taps * group_in);
+    let group = co / (params.out_channels / params.groups);
+    let ci_all = group * group_in + ci;
+    var sum = 0.0;
+    for (var n = 0u; n < params.batch; n++) {
+        let x_plane = ((n * params.in_channels + ci_all) * params.in_h) * params.in_w;
+        let g_plane = ((n * params.out_channels + co) * params.out_h) * params.out_w;
+        for (var oh = 0u; oh < params.out_h; oh++) {
+            let ih = input_coordinate(oh, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
+            if ih < 0 {
+                continue;
+            }
+            for (var ow = 0u; ow < params.out_w; ow++) {
+                let iw = input_coordinate(ow, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
+                if iw < 0 {
+                    continue;
+                }
+                sum += grad_out[g_plane + oh * params.out_w + ow] * x[x_plane + u32(ih) * params.in_w + u32(iw)];
+            }
+        }
+    }
+    out[index] = sum;
+}

@@ -1,0 +1,297 @@
+//! Launchers for shaders/conv2d.wgsl: 2-D convolution and its backward passes (direct
+//! kernels: the reference variant; an implicit-GEMM variant is the next step, see the issue).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{as_u32, grid_1d};
+use crate::error::{Error, Result};
+use crate::kernels::reduce;
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 256;
+
+/// Conv2d's geometry besides the weight: per axis (height, width), as in PyTorch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Default for Conv2d {
+    fn default() -> Self {
+        Self {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2d {
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = [stride, stride];
+        self
+    }
+
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = [padding, padding];
+        self
+    }
+
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.dilation = [dilation, dilation];
+        self
+    }
+
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    in_channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_channels: u32,
+    out_h: u32,
+    out_w: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dilation_h: u32,
+    dilation_w: u32,
+    groups: u32,
+    has_bias: u32,
+}
+
+/// The validated shapes of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShapes {
+    pub input: [usize; 4],
+    pub weight: [usize; 4],
+    pub output: [usize; 4],
+}
+
+/// Checks input [N, C_in, H, W] and weight [C_out, C_in/groups, KH, KW] against the geometry
+/// and returns all shapes, or an error naming the op and the offending values.
+pub fn conv2d_shapes(
+    op: &'static str,
+    input: &[usize],
+    weight: &[usize],
+    conv: &Conv2d,
+) -> Result<ConvShapes> {
+    let (&[n, c_in, h, w], &[c_out, c_per_group, kh, kw]) = (input, weight) else {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "needs input [N, C, H, W] and weight [C_out, C_in/groups, KH, KW], got {input:?} and {weight:?}"
+            ),
+        ));
+    };
+    let groups = conv.groups;
+    if groups == 0 || c_in % groups != 0 || c_out % groups != 0 || c_per_group * groups != c_in {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "groups = {groups} must divide the {c_in} input and {c_out} output channels, and the \
+                 weight {weight:?} must hold {c_in}/groups input channels"
+            ),
+        ));
+    }
+    if conv.stride.contains(&0) || conv.dilation.contains(&0) || kh == 0 || kw == 0 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "stride {:?}, dilation {:?} and kernel {kh}x{kw} must be positive",
+                conv.stride, conv.dilation
+            ),
+        ));
+    }
+    let mut out = [0; 2];
+    for (axis, (size, kernel)) in [(h, kh), (w, kw)].into_iter().enumerate() {
+        let reach = conv.dilation[axis] * (kernel - 1) + 1;
+        let padded = size + 2 * conv.padding[axis];
+        if reach > padded {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {kh}x{kw} (dilation {:?}) is larger than the padded input {h}x{w} \
+                     (padding {:?})",
+                    conv.dilation, conv.padding
+                ),
+            ));
+        }
+        out[axis] = (padded - reach) / conv.stride[axis] + 1;
+    }
+    Ok(ConvShapes {
+        input: [n, c_in, h, w],
+        weight: [c_out, c_per_group, kh, kw],
+        output: [n, c_out, out[0], out[1]],
+    })
+}
+
+/// out = x ⋆ weight + bias (PyTorch's conv2d).
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv: &Conv2d) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
+    if let Some(bias) = bias
+        && bias.dims() != [shapes.weight[0]]
+    {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "bias must have shape [{}], got {:?}",
+                shapes.weight[0],
+                bias.dims()
+            ),
+        ));
+    }
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, shapes.output)?;
+    // Without a bias the kernel still needs something bound there; it never reads it.
+    let placeholder;
+    let bias_tensor = match bias {
+        Some(bias) => bias,
+        None => {
+            placeholder = Tensor::zeros(gpu, [1])?;
+            &placeholder
+        }
+    };
+    let mut params = params(OP, &shapes, conv)?;
+    params.has_bias = u32::from(bias.is_some());
+    launch(
+        "conv2d_direct",
+        &params,
+        &[(1, x), (2, weight), (3, bias_tensor)],
+        &out,
+    )?;
+    Ok(out)
+}
+
+/// The gradient of `conv2d` with respect to its input `x` (whose shape it takes).
+pub fn conv2d_backward_input(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_backward_input";
+    let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
+    let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
+    launch(
+        "conv2d_backward_input_direct",
+        &params(OP, &shapes, conv)?,
+        &[(2, weight), (4, grad_out)],
+        &grad_x,
+    )?;
+    Ok(grad_x)
+}
+
+/// The gradient of `conv2d` with respect to its weight (whose shape it takes).
+pub fn conv2d_backward_weight(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_backward_weight";
+    let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
+    let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
+    launch(
+        "conv2d_backward_weight_direct",
+        &params(OP, &shapes, conv)?,
+        &[(1, x), (4, grad_out)],
+        &grad_weight,
+    )?;
+    Ok(grad_weight)
+}
+
+/// The gradient of `conv2d` with respect to its bias: grad_out summed over N, H and W.
+pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
+    if grad_out.dims().len() != 4 {
+        return Err(Error::invalid(
+            "conv2d_backward_bias",
+            format!("needs grad_out [N, C, H, W], got {:?}", grad_out.dims()),
+        ));
+    }
+    reduce::sum(grad_out, &[0, 2, 3], false)
+}
+
+fn checked_backward(
+    op: &'static str,
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+) -> Result<ConvShapes> {
+    let shapes = conv2d_shapes(op, x.dims(), weight.dims(), conv)?;
+    if grad_out.dims() != shapes.output {
+        return Err(Error::ShapeMismatch {
+            op,
+            left: shapes.output.to_vec(),
+            right: grad_out.dims().to_vec(),
+        });
+    }
+    Ok(shapes)
+}
+
+fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
+    let u = |what: &str, value: usize| as_u32(op, what, value);
+    Ok(Params {
+        batch: u("N", s.input[0])?,
+        in_channels: u("C_in", s.input[1])?,
+        in_h: u("H", s.input[2])?,
+        in_w: u("W", s.input[3])?,
+        out_channels: u("C_out", s.output[1])?,
+        out_h: u("OH", s.output[2])?,
+        out_w: u("OW", s.output[3])?,
+        kernel_h: u("KH", s.weight[2])?,
+        kernel_w: u("KW", s.weight[3])?,
+        stride_h: u("stride", conv.stride[0])?,
+        stride_w: u("stride", conv.stride[1])?,
+        pad_h: u("padding", conv.padding[0])?,
+        pad_w: u("padding", conv.padding[1])?,
+        dilation_h: u("dilation", conv.dilation[0])?,
+        dilation_w: u("dilation", conv.dilation[1])?,
+        groups: u("groups", conv.groups)?,
+        has_bias: 0,
+    })
+}
+
+/// Records `entry` reading `inputs` (by binding slot) and writing `out`; nothing to do when
+/// any of them is empty (a zero batch or channel count).
+fn launch(
+    entry: &'static str,
+    params: &Params,
+    inputs: &[(u32, &Tensor)],
+    out: &Tensor,
+) -> Result<()> {
+    let Some(out_range) = out.binding() else {
+        return Ok(());
+    };
+    let mut storage = vec![(5, out_range)];
+    for &(slot, tensor) in inputs {
+        match tensor.binding() {
+            Some(range) => storage.push((slot, range)),
+            None => return crate::kernels::fill::fill_into(out, 0.0),
+        }
+    }
+    let gpu = out.gpu();
+    gpu.dispatch(
+        &Kernel::new(Shader::Conv2d, entry),
+        params,
+        &storage,
+        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )
+}

@@ -1,0 +1,177 @@
+//! shaders/conv2d.wgsl against the CPU reference, and the reference's backward passes against
+//! finite differences.
+
+mod common;
+
+use common::{Rng, assert_close, gpu};
+use gradlens::kernels::conv2d::{self, Conv2d, conv2d_shapes};
+use gradlens::reference::conv2d as reference;
+use gradlens::reference::gradcheck;
+use gradlens::{Error, Tensor};
+
+/// (input, weight, geometry): batch 1 and 3, channels not multiples of 4, odd sizes,
+/// non-square kernels (Inception v3's 1×7, 7×1, 3×1), stride larger than the kernel, padding
+/// up to half the kernel, outputs of size 1, dilation 2, groups 2, and ResNet's 7×7/2 stem.
+fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
+    let asym = |stride: [usize; 2], padding: [usize; 2]| Conv2d {
+        stride,
+        padding,
+        ..Conv2d::default()
+    };
+    vec![
+        ([1, 3, 9, 9], [5, 3, 3, 3], Conv2d::default().padding(1)),
+        ([3, 5, 7, 11], [6, 5, 1, 7], asym([1, 1], [0, 3])),
+        ([1, 4, 10, 6], [3, 4, 7, 1], asym([1, 1], [3, 0])),
+        ([2, 3, 8, 9], [4, 3, 3, 1], asym([2, 1], [1, 0])),
+        ([1, 2, 11, 13], [3, 2, 2, 2], Conv2d::default().stride(3)),
+        ([1, 6, 5, 5], [4, 6, 5, 5], Conv2d::default()),
+        (
+            [2, 3, 9, 8],
+            [5, 3, 3, 3],
+            Conv2d::default().dilation(2).padding(1),
+        ),
+        (
+            [1, 4, 7, 7],
+            [6, 2, 3, 3],
+            Conv2d::default().groups(2).padding(1),
+        ),
+        (
+            [3, 6, 6, 5],
+            [6, 1, 3, 3],
+            Conv2d::default().groups(6).stride(2).padding(1),
+        ),
+        (
+            [1, 3, 23, 23],
+            [8, 3, 7, 7],
+            Conv2d::default().stride(2).padding(3),
+        ),
+        ([1, 16, 7, 7], [24, 16, 1, 1], Conv2d::default()),
+    ]
+}
+
+#[test]
+fn forward_and_backward_match_reference() {
+    let mut rng = Rng::new(60);
+    for (input, weight, conv) in cases() {
+        let s = conv2d_shapes("test", &input, &weight, &conv).unwrap();
+        let x = rng.vec(input.iter().product());
+        let w = rng.vec(weight.iter().product());
+        let b = rng.vec(weight[0]);
+        let (tx, tw) = (
+            Tensor::from_slice(gpu(), input, &x).unwrap(),
+            Tensor::from_slice(gpu(), weight, &w).unwrap(),
+        );
+        let tb = Tensor::from_slice(gpu(), [weight[0]], &b).unwrap();
+        let what = format!("{input:?} * {weight:?} {conv:?}");
+        let taps = (weight[1] * weight[2] * weight[3]) as f32;
+        let atol = 1e-5 * taps.sqrt() * 4.0;
+
+        for bias in [Some(&tb), None] {
+            let y = conv2d::conv2d(&tx, &tw, bias, &conv).unwrap();
+            assert_eq!(y.dims(), s.output, "{what}");
+            let want = reference::conv2d(&x, &w, bias.map(|_| b.as_slice()), &s, &conv);
+            assert_close(
+                &format!("conv2d {what} bias={}", bias.is_some()),
+                &y.to_vec().unwrap(),
+                &want,
+                1e-5,
+                atol,
+            );
+        }
+
+        let g = rng.vec(s.output.iter().product());
+        let tg = Tensor::from_slice(gpu(), s.output, &g).unwrap();
+        let grad_x = conv2d::conv2d_backward_input(&tx, &tw, &tg, &conv).unwrap();
+        let want = reference::conv2d_backward_input(&w, &g, &s, &conv);
+        assert_close(
+            &format!("backward_input {what}"),
+            &grad_x.to_vec().unwrap(),
+            &want,
+            1e-5,
+            atol,
+        );
+
+        let grad_w = conv2d::conv2d_backward_weight(&tx, &tw, &tg, &conv).unwrap();
+        let want = reference::conv2d_backward_weight(&x, &g, &s, &conv);
+        let positions = (s.output[0] * s.output[2] * s.output[3]) as f32;
+        assert_close(
+            &format!("backward_weight {what}"),
+            &grad_w.to_vec().unwrap(),
+            &want,
+            1e-5,
+            1e-5 * positions.sqrt() * 4.0,
+        );
+
+        let grad_b = conv2d::conv2d_backward_bias(&tg).unwrap();
+        let want = gradlens::reference::reduce::sum(&g, &s.output, &[0, 2, 3]);
+        assert_close(
+            &format!("backward_bias {what}"),
+            &grad_b.to_vec().unwrap(),
+            &want,
+            1e-5,
+            1e-5 * positions,
+        );
+    }
+}
+
+#[test]
+fn reference_backwards_match_finite_differences() {
+    let mut rng = Rng::new(61);
+    for (input, weight, conv) in cases()
+        .into_iter()
+        .filter(|(i, w, _)| i.iter().product::<usize>() * w[0] <= 3000)
+    {
+        let s = conv2d_shapes("test", &input, &weight, &conv).unwrap();
+        let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+        let x = to64(rng.vec(input.iter().product()));
+        let w = to64(rng.vec(weight.iter().product()));
+        let g = to64(rng.vec(s.output.iter().product()));
+        let what = format!("{input:?} * {weight:?} {conv:?}");
+        gradcheck::check(
+            &x,
+            &g,
+            |x| reference::conv2d(x, &w, None, &s, &conv),
+            |_, g| reference::conv2d_backward_input(&w, g, &s, &conv),
+            1e-6,
+            1e-6,
+        )
+        .unwrap_or_else(|e| panic!("grad_input {what}: {e}"));
+        gradcheck::check(
+            &w,
+            &g,
+            |w| reference::conv2d(&x, w, None, &s, &conv),
+            |_, g| reference::conv2d_backward_weight(&x, g, &s, &conv),
+            1e-6,
+            1e-6,
+        )
+        .unwrap_or_else(|e| panic!("grad_weight {what}: {e}"));
+    }
+}
+
+#[test]
+fn bad_geometry_is_refused_with_the_values() {
+    let x = Tensor::zeros(gpu(), [1, 4, 5, 5]).unwrap();
+    let w = Tensor::zeros(gpu(), [6, 4, 7, 7]).unwrap();
+    let error = conv2d::conv2d(&x, &w, None, &Conv2d::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("conv2d") && error.contains("larger than the padded input"),
+        "{error}"
+    );
+    let w3 = Tensor::zeros(gpu(), [6, 4, 3, 3]).unwrap();
+    let error = conv2d::conv2d(&x, &w3, None, &Conv2d::default().groups(3))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("groups = 3"), "{error}");
+    assert!(conv2d::conv2d(&x, &w3, None, &Conv2d::default().stride(0)).is_err());
+    let bias = Tensor::zeros(gpu(), [5]).unwrap();
+    let error = conv2d::conv2d(&x, &w3, Some(&bias), &Conv2d::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("bias must have shape [6]"), "{error}");
+    let wrong_grad = Tensor::zeros(gpu(), [1, 6, 4, 4]).unwrap();
+    let error =
+        conv2d::conv2d_backward_input(&x, &w3, &wrong_grad, &Conv2d::default()).unwrap_err();
+    assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
+}
