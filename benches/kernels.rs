@@ -1,19 +1,32 @@
-//! Kernel benchmarks (criterion). Throughput is reported as elements/s where one "element" is
-//! one floating-point operation, so criterion's "Gelem/s" reads as GFLOP/s; each group also
-//! prints its median in GFLOP/s with the adapter's name.
+//! Kernel benchmarks (criterion): matmul, convolution, memory-bound kernels.
 //!
-//!   cargo bench --bench kernels                 # everything
-//!   cargo bench --bench kernels -- matmul/1024  # one case
+//! Each case times whole GPU round trips (record, submit, wait) and reports its throughput
+//! twice: criterion's own line ("Gelem/s" is GFLOP/s for compute cases, one element being one
+//! floating-point operation; "GiB/s" for memory cases), and one summary line with GFLOP/s or
+//! GB/s, milliseconds and the adapter's name, printed only for cases criterion actually ran.
+//!
+//!   cargo bench --bench kernels                   # everything
+//!   cargo bench --bench kernels -- matmul/1024    # one case
+//!   cargo bench --bench kernels -- conv2d_direct  # one group
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use gradlens::kernels::matmul::{MatmulOptions, MatmulTile, MatmulVariant, SubgroupTile, matmul};
 use gradlens::{Gpu, Tensor};
 
-fn random(gpu: &Gpu, dims: [usize; 2], seed: u64) -> Tensor {
+/// What a case's throughput counts.
+#[derive(Clone, Copy)]
+enum Work {
+    Flops(f64),
+    Bytes(f64),
+}
+
+fn random_tensor(gpu: &Gpu, dims: Vec<usize>, seed: u64) -> Tensor {
     let mut state = seed;
-    let data: Vec<f32> = (0..dims[0] * dims[1])
+    let data: Vec<f32> = (0..dims.iter().product::<usize>())
         .map(|_| {
             state = state
                 .wrapping_mul(6364136223846793005)
@@ -24,128 +37,99 @@ fn random(gpu: &Gpu, dims: [usize; 2], seed: u64) -> Tensor {
     Tensor::from_slice(gpu, dims, &data).expect("upload")
 }
 
-/// Times `iters` products, each waited for, and prints the GFLOP/s of the whole run.
-fn time_matmul(a: &Tensor, b: &Tensor, options: MatmulOptions, iters: u64) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        let c = matmul(a, b, options).expect("matmul");
-        drop(c);
-        a.gpu().synchronize().expect("synchronize");
+/// Benchmarks `op` (each run waited for) and prints the summary line if criterion ran it.
+fn bench_case(
+    group: &mut BenchmarkGroup<WallTime>,
+    gpu: &Gpu,
+    name: &str,
+    work: Work,
+    op: &dyn Fn() -> Tensor,
+) {
+    drop(op()); // compile the pipelines and warm the pool outside the measurement
+    gpu.synchronize().expect("synchronize");
+    let total = Cell::new((Duration::ZERO, 0u64));
+    group.throughput(match work {
+        Work::Flops(flops) => Throughput::Elements(flops as u64),
+        Work::Bytes(bytes) => Throughput::Bytes(bytes as u64),
+    });
+    group.bench_function(name, |bench| {
+        bench.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                drop(op());
+                gpu.synchronize().expect("synchronize");
+            }
+            let elapsed = start.elapsed();
+            let (time, count) = total.get();
+            total.set((time + elapsed, count + iters));
+            elapsed
+        })
+    });
+    let (time, count) = total.get();
+    if count > 0 {
+        let seconds = time.as_secs_f64() / count as f64;
+        let rate = match work {
+            Work::Flops(flops) => format!("{:.2} GFLOP/s", flops / seconds / 1e9),
+            Work::Bytes(bytes) => format!("{:.2} GB/s", bytes / seconds / 1e9),
+        };
+        println!(
+            "  {name}: {rate} ({:.2} ms mean) on {}",
+            seconds * 1e3,
+            gpu.describe()
+        );
     }
-    start.elapsed()
-}
-
-fn report(gpu: &Gpu, name: &str, flops: f64, a: &Tensor, b: &Tensor, options: MatmulOptions) {
-    // A separate median over a few runs, printed in the units the issues use.
-    let mut times: Vec<f64> = (0..5)
-        .map(|_| time_matmul(a, b, options, 1).as_secs_f64())
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let median = times[2];
-    println!(
-        "{name}: {:.1} GFLOP/s ({:.2} ms) on {}",
-        flops / median / 1e9,
-        median * 1e3,
-        gpu.describe()
-    );
 }
 
 fn matmul_benches(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU adapter");
-    // (name, M, N, K)
-    let shapes = [
-        ("256", 256, 256, 256),
-        ("512", 512, 512, 512),
-        ("1024", 1024, 1024, 1024),
-        ("resnet_3136x64x576", 3136, 64, 576),
-    ];
     let mut group = c.benchmark_group("matmul");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(5));
-    for (name, m, n, k) in shapes {
-        let a = random(&gpu, [m, k], 1);
-        let b = random(&gpu, [k, n], 2);
-        let flops = 2.0 * (m * n * k) as f64;
-        let options = MatmulOptions::default();
-        time_matmul(&a, &b, options, 1); // compile the pipeline, warm the pool
-        report(&gpu, &format!("matmul/{name}"), flops, &a, &b, options);
-        group.throughput(Throughput::Elements(flops as u64));
-        group.bench_function(BenchmarkId::from_parameter(name), |bench| {
-            bench.iter_custom(|iters| time_matmul(&a, &b, options, iters))
-        });
+    for (name, m, n, k) in [
+        ("256", 256, 256, 256),
+        ("512", 512, 512, 512),
+        ("1024", 1024, 1024, 1024),
+        ("resnet_3136x64x576", 3136, 64, 576),
+    ] {
+        let a = random_tensor(&gpu, vec![m, k], 1);
+        let b = random_tensor(&gpu, vec![k, n], 2);
+        let work = Work::Flops(2.0 * (m * n * k) as f64);
+        let op = || matmul(&a, &b, MatmulOptions::default()).expect("matmul");
+        bench_case(&mut group, &gpu, &name, work, &op);
     }
     group.finish();
 }
 
-/// The tile candidates and the naive reference kernel at 1024³: how the default was chosen.
+/// Every matmul kernel at 1024³: how the defaults were chosen.
 fn matmul_variants(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU adapter");
     let n = 1024;
-    let a = random(&gpu, [n, n], 3);
-    let b = random(&gpu, [n, n], 4);
-    let flops = 2.0 * (n * n * n) as f64;
-    let tiles = [
-        MatmulTile::DEFAULT,
-        MatmulTile {
-            workgroup_x: 8,
-            workgroup_y: 8,
-            rows: 4,
-            column_vecs: 2,
-        },
-        MatmulTile {
-            workgroup_x: 8,
-            workgroup_y: 8,
-            rows: 8,
-            column_vecs: 1,
-        },
-        MatmulTile {
-            workgroup_x: 8,
-            workgroup_y: 8,
-            rows: 8,
-            column_vecs: 2,
-        },
-        MatmulTile {
-            workgroup_x: 8,
-            workgroup_y: 1,
-            rows: 8,
-            column_vecs: 2,
-        },
-        MatmulTile {
-            workgroup_x: 8,
-            workgroup_y: 1,
-            rows: 8,
-            column_vecs: 1,
-        },
-        MatmulTile {
-            workgroup_x: 8,
-            workgroup_y: 1,
-            rows: 4,
-            column_vecs: 2,
-        },
-        MatmulTile {
-            workgroup_x: 32,
-            workgroup_y: 1,
-            rows: 8,
-            column_vecs: 2,
-        },
-        MatmulTile {
-            workgroup_x: 64,
-            workgroup_y: 1,
-            rows: 8,
-            column_vecs: 2,
-        },
-    ];
-    let mut variants: Vec<(String, MatmulVariant)> = tiles
-        .iter()
-        .map(|t| {
-            let name = format!(
-                "tiled_{}x{}_r{}_v{}",
-                t.workgroup_x, t.workgroup_y, t.rows, t.column_vecs
-            );
-            (name, MatmulVariant::Tiled(*t))
-        })
-        .collect();
+    let a = random_tensor(&gpu, vec![n, n], 3);
+    let b = random_tensor(&gpu, vec![n, n], 4);
+    let work = Work::Flops(2.0 * (n * n * n) as f64);
+    let mut variants: Vec<(String, MatmulVariant)> = [
+        (8, 8, 4, 1),
+        (8, 8, 4, 2),
+        (8, 8, 8, 1),
+        (8, 8, 8, 2),
+        (8, 1, 8, 2),
+        (64, 1, 8, 2),
+    ]
+    .into_iter()
+    .map(|(workgroup_x, workgroup_y, rows, column_vecs)| {
+        let tile = MatmulTile {
+            workgroup_x,
+            workgroup_y,
+            rows,
+            column_vecs,
+        };
+        (
+            format!("tiled_{workgroup_x}x{workgroup_y}_r{rows}_v{column_vecs}"),
+            MatmulVariant::Tiled(tile),
+        )
+    })
+    .collect();
     variants.push(("vec4".into(), MatmulVariant::Vec4));
     if gradlens::kernels::matmul::subgroup_kernel_available(&gpu) {
         for (row_groups, column_vecs) in [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)] {
@@ -162,27 +146,137 @@ fn matmul_variants(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(5));
-    group.throughput(Throughput::Elements(flops as u64));
     for (name, variant) in variants {
         let options = MatmulOptions {
             variant,
             ..MatmulOptions::default()
         };
-        time_matmul(&a, &b, options, 1);
-        report(
-            &gpu,
-            &format!("matmul_1024_variants/{name}"),
-            flops,
-            &a,
-            &b,
-            options,
-        );
-        group.bench_function(BenchmarkId::from_parameter(&name), |bench| {
-            bench.iter_custom(|iters| time_matmul(&a, &b, options, iters))
-        });
+        let op = || matmul(&a, &b, options).expect("matmul");
+        bench_case(&mut group, &gpu, &name, work, &op);
     }
     group.finish();
 }
 
-criterion_group!(benches, matmul_benches, matmul_variants);
+/// ResNet-50's convolution shapes at batch 1 (issue 3): (name, C_in, C_out, kernel, stride,
+/// padding, input size).
+const RESNET50_CONVS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+    ("7x7s2_3to64_224", 3, 64, 7, 2, 3, 224),
+    ("3x3_64to64_56", 64, 64, 3, 1, 1, 56),
+    ("1x1_256to64_56", 256, 64, 1, 1, 0, 56),
+    ("3x3_128to128_28", 128, 128, 3, 1, 1, 28),
+    ("3x3_256to256_14", 256, 256, 3, 1, 1, 14),
+    ("3x3_512to512_7", 512, 512, 3, 1, 1, 7),
+    ("1x1_1024to256_14", 1024, 256, 1, 1, 0, 14),
+];
+
+/// Forward, backward-to-input and backward-to-weight of the direct (reference) convolution.
+fn conv_benches(c: &mut Criterion) {
+    use gradlens::kernels::conv2d::{
+        Conv2d, conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_shapes,
+    };
+    let gpu = Gpu::new().expect("a GPU adapter");
+    let mut group = c.benchmark_group("conv2d_direct");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4));
+    for &(name, c_in, c_out, k, stride, pad, size) in RESNET50_CONVS {
+        let conv = Conv2d::default().stride(stride).padding(pad);
+        let x = random_tensor(&gpu, vec![1, c_in, size, size], 5);
+        let w = random_tensor(&gpu, vec![c_out, c_in, k, k], 6);
+        let shapes = conv2d_shapes("bench", x.dims(), w.dims(), &conv).expect("valid shape");
+        let g = random_tensor(&gpu, shapes.output.to_vec(), 7);
+        let work =
+            Work::Flops(2.0 * (shapes.output.iter().product::<usize>() * c_in * k * k) as f64);
+        let forward = || conv2d(&x, &w, None, &conv).expect("conv");
+        let backward_input = || conv2d_backward_input(&x, &w, &g, &conv).expect("conv");
+        let backward_weight = || conv2d_backward_weight(&x, &w, &g, &conv).expect("conv");
+        bench_case(&mut group, &gpu, &format!("forward/{name}"), work, &forward);
+        bench_case(
+            &mut group,
+            &gpu,
+            &format!("backward_input/{name}"),
+            work,
+            &backward_input,
+        );
+        bench_case(
+            &mut group,
+            &gpu,
+            &format!("backward_weight/{name}"),
+            work,
+            &backward_weight,
+        );
+    }
+    group.finish();
+}
+
+/// Memory-bound kernels in GB/s (bytes read + written), beside a plain buffer copy.
+fn memory_bound_benches(c: &mut Criterion) {
+    use gradlens::kernels::batchnorm::{batch_norm_forward, batch_norm_statistics};
+    use gradlens::kernels::concat::concat_channels;
+    use gradlens::kernels::fill::copy;
+    use gradlens::kernels::pool::{Pool2d, max_pool2d};
+    let gpu = Gpu::new().expect("a GPU adapter");
+    // ResNet-50's stem output: 64 channels at 112×112.
+    let x = random_tensor(&gpu, vec![1, 64, 112, 112], 8);
+    let per_channel = random_tensor(&gpu, vec![64], 9);
+    let bytes = (x.numel() * 4) as f64;
+    let pool = Pool2d::new(3).stride(2).padding(1);
+    let mut group = c.benchmark_group("memory_bound");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    let copy_op = || copy(&x).expect("copy");
+    bench_case(&mut group, &gpu, "copy", Work::Bytes(2.0 * bytes), &copy_op);
+    let pool_op = || max_pool2d(&x, &pool).expect("pool");
+    bench_case(
+        &mut group,
+        &gpu,
+        "max_pool_3x3s2",
+        Work::Bytes(1.25 * bytes),
+        &pool_op,
+    );
+    let stats_op = || batch_norm_statistics(&x).expect("bn").mean;
+    bench_case(
+        &mut group,
+        &gpu,
+        "batch_norm_statistics",
+        Work::Bytes(bytes),
+        &stats_op,
+    );
+    let bn_op = || {
+        batch_norm_forward(
+            &x,
+            &per_channel,
+            &per_channel,
+            &per_channel,
+            &per_channel,
+            1e-5,
+        )
+        .expect("bn")
+    };
+    bench_case(
+        &mut group,
+        &gpu,
+        "batch_norm_forward",
+        Work::Bytes(2.0 * bytes),
+        &bn_op,
+    );
+    let concat_op = || concat_channels(&[&x, &x]).expect("concat");
+    bench_case(
+        &mut group,
+        &gpu,
+        "concat_2x64ch",
+        Work::Bytes(4.0 * bytes),
+        &concat_op,
+    );
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    matmul_benches,
+    matmul_variants,
+    conv_benches,
+    memory_bound_benches
+);
 criterion_main!(benches);

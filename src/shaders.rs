@@ -5,6 +5,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     BatchNorm,
+    Concat,
     Conv2d,
     Fill,
     Elementwise,
@@ -20,6 +21,7 @@ pub enum Shader {
 impl Shader {
     pub const ALL: &'static [Shader] = &[
         Shader::BatchNorm,
+        Shader::Concat,
         Shader::Conv2d,
         Shader::Fill,
         Shader::Elementwise,
@@ -35,6 +37,7 @@ impl Shader {
     pub fn name(self) -> &'static str {
         match self {
             Shader::BatchNorm => "batchnorm",
+            Shader::Concat => "concat",
             Shader::Conv2d => "conv2d",
             Shader::Fill => "fill",
             Shader::Elementwise => "elementwise",
@@ -50,6 +53,7 @@ impl Shader {
     pub fn source(self) -> &'static str {
         match self {
             Shader::BatchNorm => include_str!("../shaders/batchnorm.wgsl"),
+            Shader::Concat => include_str!("../shaders/concat.wgsl"),
             Shader::Conv2d => include_str!("../shaders/conv2d.wgsl"),
             Shader::Fill => include_str!("../shaders/fill.wgsl"),
             Shader::Elementwise => include_str!("../shaders/elementwise.wgsl"),

@@ -2,6 +2,7 @@
 //! output, and records the dispatch; none waits for the GPU.
 
 pub mod batchnorm;
+pub mod concat;
 pub mod conv2d;
 pub mod elementwise;
 pub mod fill;
