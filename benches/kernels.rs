@@ -96,7 +96,7 @@ fn matmul_benches(c: &mut Criterion) {
         let b = random_tensor(&gpu, vec![k, n], 2);
         let work = Work::Flops(2.0 * (m * n * k) as f64);
         let op = || matmul(&a, &b, MatmulOptions::default()).expect("matmul");
-        bench_case(&mut group, &gpu, &name, work, &op);
+        bench_case(&mut group, &gpu, name, work, &op);
     }
     group.finish();
 }
@@ -169,44 +169,53 @@ const RESNET50_CONVS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
     ("1x1_1024to256_14", 1024, 256, 1, 1, 0, 14),
 ];
 
-/// Forward, backward-to-input and backward-to-weight of the direct (reference) convolution.
+/// Forward, backward-to-input and backward-to-weight on ResNet-50's shapes, with the default
+/// algorithm (group `conv2d`) and the direct reference kernels (group `conv2d_direct`).
 fn conv_benches(c: &mut Criterion) {
     use gradlens::kernels::conv2d::{
-        Conv2d, conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_shapes,
+        Conv2d, ConvAlgorithm, conv2d_backward_input_with, conv2d_backward_weight_with,
+        conv2d_shapes, conv2d_with,
     };
     let gpu = Gpu::new().expect("a GPU adapter");
-    let mut group = c.benchmark_group("conv2d_direct");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(4));
-    for &(name, c_in, c_out, k, stride, pad, size) in RESNET50_CONVS {
-        let conv = Conv2d::default().stride(stride).padding(pad);
-        let x = random_tensor(&gpu, vec![1, c_in, size, size], 5);
-        let w = random_tensor(&gpu, vec![c_out, c_in, k, k], 6);
-        let shapes = conv2d_shapes("bench", x.dims(), w.dims(), &conv).expect("valid shape");
-        let g = random_tensor(&gpu, shapes.output.to_vec(), 7);
-        let work =
-            Work::Flops(2.0 * (shapes.output.iter().product::<usize>() * c_in * k * k) as f64);
-        let forward = || conv2d(&x, &w, None, &conv).expect("conv");
-        let backward_input = || conv2d_backward_input(&x, &w, &g, &conv).expect("conv");
-        let backward_weight = || conv2d_backward_weight(&x, &w, &g, &conv).expect("conv");
-        bench_case(&mut group, &gpu, &format!("forward/{name}"), work, &forward);
-        bench_case(
-            &mut group,
-            &gpu,
-            &format!("backward_input/{name}"),
-            work,
-            &backward_input,
-        );
-        bench_case(
-            &mut group,
-            &gpu,
-            &format!("backward_weight/{name}"),
-            work,
-            &backward_weight,
-        );
+    for (group_name, algorithm) in [
+        ("conv2d", ConvAlgorithm::Auto),
+        ("conv2d_direct", ConvAlgorithm::Direct),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(4));
+        for &(name, c_in, c_out, k, stride, pad, size) in RESNET50_CONVS {
+            let conv = Conv2d::default().stride(stride).padding(pad);
+            let x = random_tensor(&gpu, vec![1, c_in, size, size], 5);
+            let w = random_tensor(&gpu, vec![c_out, c_in, k, k], 6);
+            let shapes = conv2d_shapes("bench", x.dims(), w.dims(), &conv).expect("valid shape");
+            let g = random_tensor(&gpu, shapes.output.to_vec(), 7);
+            let work =
+                Work::Flops(2.0 * (shapes.output.iter().product::<usize>() * c_in * k * k) as f64);
+            let forward = || conv2d_with(&x, &w, None, &conv, algorithm).expect("conv");
+            let backward_input =
+                || conv2d_backward_input_with(&x, &w, &g, &conv, algorithm).expect("conv");
+            let backward_weight =
+                || conv2d_backward_weight_with(&x, &w, &g, &conv, algorithm).expect("conv");
+            bench_case(&mut group, &gpu, &format!("forward/{name}"), work, &forward);
+            bench_case(
+                &mut group,
+                &gpu,
+                &format!("backward_input/{name}"),
+                work,
+                &backward_input,
+            );
+            bench_case(
+                &mut group,
+                &gpu,
+                &format!("backward_weight/{name}"),
+                work,
+                &backward_weight,
+            );
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 /// Memory-bound kernels in GB/s (bytes read + written), beside a plain buffer copy.

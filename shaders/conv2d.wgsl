@@ -10,9 +10,13 @@
 //   conv2d_backward_weight_direct: grad_w[co, ci, kh, kw] = sum over n, oh, ow of
 //                                  grad_out[n, co, oh, ow] · x[n, ci', ih, iw]
 //   (the bias gradient is reduce.wgsl's sum of grad_out over N, H, W)
+//   im2col:                        cols[n, k, p] = the input value tap k = (ci, kh, kw) reads
+//                                  for output position p = (oh, ow), 0 in the padding; the
+//                                  GEMM path multiplies weight [C_out, K] by cols[n] [K, OH·OW]
 //
 // Layout: x [N, C_in, H, W]; weight [C_out, C_in/groups, KH, KW]; bias [C_out];
 // out and grad_out [N, C_out, OH, OW].
+// Layout of cols: [N, C_in·KH·KW, OH·OW] (groups = 1).
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read); 5 out (read_write).
@@ -177,4 +181,29 @@ fn conv2d_backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
     out[index] = sum;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let index = linear_id(wid, groups, lid);
+    let positions = params.out_h * params.out_w;
+    let taps = params.kernel_h * params.kernel_w;
+    let k_count = params.in_channels * taps;
+    if index >= params.batch * k_count * positions {
+        return;
+    }
+    let p = index % positions;
+    let k = (index / positions) % k_count;
+    let n = index / (positions * k_count);
+    let ci = k / taps;
+    let kh = (k % taps) / params.kernel_w;
+    let kw = k % params.kernel_w;
+    let ih = input_coordinate(p / params.out_w, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
+    let iw = input_coordinate(p % params.out_w, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
+    var value = 0.0;
+    if ih >= 0 && iw >= 0 {
+        value = x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
+    }
+    out[index] = value;
 }

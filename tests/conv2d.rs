@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Rng, assert_close, gpu};
-use gradlens::kernels::conv2d::{self, Conv2d, conv2d_shapes};
+use gradlens::kernels::conv2d::{self, Conv2d, ConvAlgorithm, conv2d_shapes};
 use gradlens::reference::conv2d as reference;
 use gradlens::reference::gradcheck;
 use gradlens::{Error, Tensor};
@@ -66,41 +66,67 @@ fn forward_and_backward_match_reference() {
         let taps = (weight[1] * weight[2] * weight[3]) as f32;
         let atol = 1e-5 * taps.sqrt() * 4.0;
 
-        for bias in [Some(&tb), None] {
-            let y = conv2d::conv2d(&tx, &tw, bias, &conv).unwrap();
-            assert_eq!(y.dims(), s.output, "{what}");
-            let want = reference::conv2d(&x, &w, bias.map(|_| b.as_slice()), &s, &conv);
-            assert_close(
-                &format!("conv2d {what} bias={}", bias.is_some()),
-                &y.to_vec().unwrap(),
-                &want,
-                1e-5,
-                atol,
-            );
-        }
-
         let g = rng.vec(s.output.iter().product());
         let tg = Tensor::from_slice(gpu(), s.output, &g).unwrap();
-        let grad_x = conv2d::conv2d_backward_input(&tx, &tw, &tg, &conv).unwrap();
-        let want = reference::conv2d_backward_input(&w, &g, &s, &conv);
-        assert_close(
-            &format!("backward_input {what}"),
-            &grad_x.to_vec().unwrap(),
-            &want,
-            1e-5,
-            atol,
-        );
-
-        let grad_w = conv2d::conv2d_backward_weight(&tx, &tw, &tg, &conv).unwrap();
-        let want = reference::conv2d_backward_weight(&x, &g, &s, &conv);
         let positions = (s.output[0] * s.output[2] * s.output[3]) as f32;
-        assert_close(
-            &format!("backward_weight {what}"),
-            &grad_w.to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-5 * positions.sqrt() * 4.0,
-        );
+        let pointwise = weight[2..] == [1, 1] && conv.stride == [1, 1] && conv.padding == [0, 0];
+        for algorithm in [
+            ConvAlgorithm::Direct,
+            ConvAlgorithm::Gemm,
+            ConvAlgorithm::Auto,
+        ] {
+            let what = format!("{what} {algorithm:?}");
+            let gemm_applies = conv.groups == 1;
+            for bias in [Some(&tb), None] {
+                let result = conv2d::conv2d_with(&tx, &tw, bias, &conv, algorithm);
+                if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
+                    assert!(result.is_err(), "{what}: GEMM with groups must be refused");
+                    continue;
+                }
+                let y = result.unwrap();
+                assert_eq!(y.dims(), s.output, "{what}");
+                let want = reference::conv2d(&x, &w, bias.map(|_| b.as_slice()), &s, &conv);
+                assert_close(
+                    &format!("conv2d {what} bias={}", bias.is_some()),
+                    &y.to_vec().unwrap(),
+                    &want,
+                    1e-5,
+                    atol,
+                );
+            }
+
+            let result = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, algorithm);
+            if algorithm == ConvAlgorithm::Gemm && !(pointwise && gemm_applies) {
+                assert!(
+                    result.is_err(),
+                    "{what}: GEMM backward-input beyond 1x1 must be refused"
+                );
+            } else {
+                let want = reference::conv2d_backward_input(&w, &g, &s, &conv);
+                assert_close(
+                    &format!("backward_input {what}"),
+                    &result.unwrap().to_vec().unwrap(),
+                    &want,
+                    1e-5,
+                    atol,
+                );
+            }
+
+            let result = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, &conv, algorithm);
+            if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
+                assert!(result.is_err(), "{what}: GEMM with groups must be refused");
+            } else {
+                let want = reference::conv2d_backward_weight(&x, &g, &s, &conv);
+                let tolerance = 1e-5 * positions.sqrt() * 4.0;
+                assert_close(
+                    &format!("backward_weight {what}"),
+                    &result.unwrap().to_vec().unwrap(),
+                    &want,
+                    1e-5,
+                    tolerance,
+                );
+            }
+        }
 
         let grad_b = conv2d::conv2d_backward_bias(&tg).unwrap();
         let want = gradlens::reference::reduce::sum(&g, &s.output, &[0, 2, 3]);

@@ -1,15 +1,34 @@
-//! Launchers for shaders/conv2d.wgsl: 2-D convolution and its backward passes (direct
-//! kernels: the reference variant; an implicit-GEMM variant is the next step, see the issue).
+//! Launchers for shaders/conv2d.wgsl: 2-D convolution and its backward passes, computed either
+//! directly (the reference variant: one invocation per output value) or as GEMMs on the matmul
+//! kernels: 1×1 convolutions as they are, others over an im2col buffer when it is small.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
+use crate::kernels::elementwise::add_channel_bias;
+use crate::kernels::matmul::{MatmulOptions, matmul};
 use crate::kernels::reduce;
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
 const WORKGROUP_SIZE: u64 = 256;
+/// The largest im2col buffer the GEMM path materialises; larger inputs run directly (an
+/// implicit GEMM that never materialises it is the planned replacement).
+const IM2COL_MAX_BYTES: u64 = 64 << 20;
+
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// GEMM where it applies (no groups; a 1×1 kernel or an im2col buffer within bounds),
+    /// else direct.
+    #[default]
+    Auto,
+    /// One invocation per output value: the simplest correct kernels.
+    Direct,
+    /// On the matmul kernels; an error where it does not apply.
+    Gemm,
+}
 
 /// Conv2d's geometry besides the weight: per axis (height, width), as in PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +162,17 @@ pub fn conv2d_shapes(
 
 /// out = x ⋆ weight + bias (PyTorch's conv2d).
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv: &Conv2d) -> Result<Tensor> {
+    conv2d_with(x, weight, bias, conv, ConvAlgorithm::Auto)
+}
+
+/// `conv2d` with a chosen algorithm.
+pub fn conv2d_with(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
     if let Some(bias) = bias
@@ -158,6 +188,20 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv: &Conv2d)
         ));
     }
     let gpu = x.gpu();
+    if use_gemm(OP, &shapes, conv, algorithm, x)? {
+        let cols = columns(x, &shapes, conv)?;
+        let [c_out, per_group, kh, kw] = shapes.weight;
+        let product = matmul(
+            &weight.reshape([c_out, per_group * kh * kw])?,
+            &cols,
+            MatmulOptions::default(),
+        )?;
+        let out = product.reshape(shapes.output)?;
+        return match bias {
+            Some(bias) => add_channel_bias(&out, bias),
+            None => Ok(out),
+        };
+    }
     let out = Tensor::empty(gpu, shapes.output)?;
     // Without a bias the kernel still needs something bound there; it never reads it.
     let placeholder;
@@ -186,8 +230,44 @@ pub fn conv2d_backward_input(
     grad_out: &Tensor,
     conv: &Conv2d,
 ) -> Result<Tensor> {
+    conv2d_backward_input_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
+}
+
+/// `conv2d_backward_input` with a chosen algorithm; the GEMM path covers 1×1 convolutions
+/// (stride 1, no padding): grad_x[n] = weightᵀ · grad_out[n].
+pub fn conv2d_backward_input_with(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_input";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
+    let gemm = match algorithm {
+        ConvAlgorithm::Direct => false,
+        _ if is_pointwise(&shapes, conv) && conv.groups == 1 => true,
+        ConvAlgorithm::Auto => false,
+        ConvAlgorithm::Gemm => {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the GEMM path covers 1×1 convolutions only, got weight {:?}",
+                    shapes.weight
+                ),
+            ));
+        }
+    };
+    if gemm {
+        let [n, c_out, oh, ow] = shapes.output;
+        let transposed = MatmulOptions {
+            transpose_a: true,
+            ..MatmulOptions::default()
+        };
+        let weight = weight.reshape([c_out, shapes.weight[1]])?;
+        let grad = matmul(&weight, &grad_out.reshape([n, c_out, oh * ow])?, transposed)?;
+        return grad.reshape(shapes.input);
+    }
     let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
     launch(
         "conv2d_backward_input_direct",
@@ -205,8 +285,35 @@ pub fn conv2d_backward_weight(
     grad_out: &Tensor,
     conv: &Conv2d,
 ) -> Result<Tensor> {
+    conv2d_backward_weight_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
+}
+
+/// `conv2d_backward_weight` with a chosen algorithm; the GEMM path computes
+/// grad_w = sum over n of grad_out[n] · cols[n]ᵀ.
+pub fn conv2d_backward_weight_with(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_weight";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
+    if use_gemm(OP, &shapes, conv, algorithm, x)? {
+        let cols = columns(x, &shapes, conv)?;
+        let [n, c_out, oh, ow] = shapes.output;
+        let transposed = MatmulOptions {
+            transpose_b: true,
+            ..MatmulOptions::default()
+        };
+        let per_sample = matmul(&grad_out.reshape([n, c_out, oh * ow])?, &cols, transposed)?;
+        let summed = if n == 1 {
+            per_sample
+        } else {
+            reduce::sum(&per_sample, &[0], false)?
+        };
+        return summed.reshape(shapes.weight);
+    }
     let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
     launch(
         "conv2d_backward_weight_direct",
@@ -226,6 +333,54 @@ pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
         ));
     }
     reduce::sum(grad_out, &[0, 2, 3], false)
+}
+
+/// 1×1 kernel, stride 1, no padding: the input is already the GEMM operand.
+fn is_pointwise(shapes: &ConvShapes, conv: &Conv2d) -> bool {
+    shapes.weight[2..] == [1, 1] && conv.stride == [1, 1] && conv.padding == [0, 0]
+}
+
+/// Whether `algorithm` means the GEMM path here; an error when GEMM is demanded but cannot run.
+fn use_gemm(
+    op: &'static str,
+    shapes: &ConvShapes,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+    x: &Tensor,
+) -> Result<bool> {
+    let [n, _, oh, ow] = shapes.output;
+    let [_, per_group, kh, kw] = shapes.weight;
+    let cols_bytes = (n * per_group * kh * kw * oh * ow * 4) as u64;
+    let limit = IM2COL_MAX_BYTES.min(u64::from(x.gpu().limits().max_storage_buffer_binding_size));
+    let applies = conv.groups == 1 && (is_pointwise(shapes, conv) || cols_bytes <= limit);
+    match algorithm {
+        ConvAlgorithm::Direct => Ok(false),
+        ConvAlgorithm::Auto => Ok(applies),
+        ConvAlgorithm::Gemm if applies => Ok(true),
+        ConvAlgorithm::Gemm => Err(Error::invalid(
+            op,
+            format!(
+                "the GEMM path needs groups = 1 and an im2col buffer within {limit} bytes; \
+                 groups = {}, buffer {cols_bytes} bytes",
+                conv.groups
+            ),
+        )),
+    }
+}
+
+/// The GEMM's right operand [N, C_in·KH·KW, OH·OW]: the input itself for 1×1 convolutions,
+/// else an im2col buffer.
+fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d) -> Result<Tensor> {
+    const OP: &str = "im2col";
+    let [n, c_in, h, w] = shapes.input;
+    if is_pointwise(shapes, conv) {
+        return x.reshape([n, c_in, h * w]);
+    }
+    let [_, _, kh, kw] = shapes.weight;
+    let [_, _, oh, ow] = shapes.output;
+    let cols = Tensor::empty(x.gpu(), [n, c_in * kh * kw, oh * ow])?;
+    launch("im2col", &params(OP, shapes, conv)?, &[(1, x)], &cols)?;
+    Ok(cols)
 }
 
 fn checked_backward(

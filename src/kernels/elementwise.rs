@@ -17,6 +17,7 @@ struct Params {
     seed: u32,
     drop_threshold: u32,
     columns: u32,
+    channels: u32,
 }
 
 impl Params {
@@ -27,6 +28,7 @@ impl Params {
             seed: 0,
             drop_threshold: 0,
             columns: 1,
+            channels: 1,
         }
     }
 }
@@ -111,6 +113,28 @@ pub fn add_row_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
     params.columns = as_u32(OP, "columns", columns.max(1))?;
+    record(OP, a, Some(bias), &out, params)?;
+    Ok(out)
+}
+
+/// out[n, c, h, w] = a[n, c, h, w] + bias[c] (Conv2d's bias).
+pub fn add_channel_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    const OP: &str = "add_channel_bias";
+    let (channels, plane) = match *a.dims() {
+        [_, c, h, w] => (c, h * w),
+        _ => (0, 0),
+    };
+    if channels == 0 || bias.dims() != [channels] {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            left: a.dims().to_vec(),
+            right: bias.dims().to_vec(),
+        });
+    }
+    let out = Tensor::empty(a.gpu(), a.shape().clone())?;
+    let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
+    params.columns = as_u32(OP, "H·W", plane.max(1))?;
+    params.channels = as_u32(OP, "channels", channels)?;
     record(OP, a, Some(bias), &out, params)?;
     Ok(out)
 }
