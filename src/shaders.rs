@@ -16,6 +16,7 @@ pub enum Shader {
     MatmulSubgroup,
     Pool,
     Softmax,
+    Transpose,
 }
 
 impl Shader {
@@ -31,6 +32,7 @@ impl Shader {
         Shader::MatmulSubgroup,
         Shader::Pool,
         Shader::Softmax,
+        Shader::Transpose,
     ];
 
     /// The file name in `shaders/`, also the prefix of every kernel label.
@@ -47,6 +49,7 @@ impl Shader {
             Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Pool => "pool",
             Shader::Softmax => "softmax",
+            Shader::Transpose => "transpose",
         }
     }
 
@@ -63,6 +66,7 @@ impl Shader {
             Shader::MatmulSubgroup => include_str!("../shaders/matmul_subgroup.wgsl"),
             Shader::Pool => include_str!("../shaders/pool.wgsl"),
             Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
+            Shader::Transpose => include_str!("../shaders/transpose.wgsl"),
         }
     }
 }

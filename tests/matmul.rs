@@ -347,3 +347,28 @@ fn an_empty_inner_dimension_gives_zeros() {
     let c = matmul(&a, &b, MatmulOptions::default()).unwrap();
     assert_eq!(c.to_vec().unwrap(), vec![0.0; 6]);
 }
+
+#[test]
+fn transpose_swaps_the_last_two_axes() {
+    use gradlens::kernels::transpose::transpose;
+    let mut rng = Rng::new(16);
+    for (batch, rows, cols) in [(1, 1, 1), (1, 3, 7), (4, 17, 5), (2, 64, 36)] {
+        let data = rng.vec(batch * rows * cols);
+        let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
+        let got = transpose(&t).unwrap();
+        assert_eq!(got.dims(), &[batch, cols, rows]);
+        let got = got.to_vec().unwrap();
+        for b in 0..batch {
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        got[(b * cols + c) * rows + r],
+                        data[(b * rows + r) * cols + c]
+                    );
+                }
+            }
+        }
+    }
+    let rank4 = Tensor::zeros(gpu(), [1, 1, 2, 2]).unwrap();
+    assert!(transpose(&rank4).is_err());
+}

@@ -351,7 +351,7 @@ fn use_gemm(
     let [n, _, oh, ow] = shapes.output;
     let [_, per_group, kh, kw] = shapes.weight;
     let cols_bytes = (n * per_group * kh * kw * oh * ow * 4) as u64;
-    let limit = IM2COL_MAX_BYTES.min(u64::from(x.gpu().limits().max_storage_buffer_binding_size));
+    let limit = IM2COL_MAX_BYTES.min(x.gpu().limits().max_storage_buffer_binding_size);
     let applies = conv.groups == 1 && (is_pointwise(shapes, conv) || cols_bytes <= limit);
     match algorithm {
         ConvAlgorithm::Direct => Ok(false),

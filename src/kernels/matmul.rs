@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::as_u32;
 use crate::error::{Error, Result};
+use crate::kernels::transpose::transpose;
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -94,6 +95,13 @@ pub struct MatmulOptions {
 /// The product of A [M, K] and B [K, N] (as stored, before the optional transposes). Either
 /// operand may carry a leading batch axis; a rank-2 operand is shared by every batch element.
 pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> {
+    if let Some((a, b)) = untransposed_for_subgroup_kernel(a, b, options)? {
+        let plain = MatmulOptions {
+            variant: MatmulVariant::Auto,
+            ..MatmulOptions::default()
+        };
+        return matmul(&a, &b, plain);
+    }
     const OP: &str = "matmul";
     let (batch_a, rows_a, cols_a) = split_batch(a, "A")?;
     let (batch_b, rows_b, cols_b) = split_batch(b, "B")?;
@@ -172,6 +180,46 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
         workgroups,
     )?;
     Ok(out)
+}
+
+/// For `Auto` with transposed operands on an adapter with the subgroup kernel: the operands
+/// transposed explicitly, when that makes the layout fit it. On lavapipe a transpose costs far
+/// less than the scalar-load kernel's slowness (BENCHMARKS.md); elsewhere nothing changes.
+fn untransposed_for_subgroup_kernel(
+    a: &Tensor,
+    b: &Tensor,
+    options: MatmulOptions,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let transposed = options.transpose_a || options.transpose_b;
+    if options.variant != MatmulVariant::Auto || !transposed || !subgroup_kernel_available(a.gpu())
+    {
+        return Ok(None);
+    }
+    // Rank 2 or 3 only (anything else is matmul's error to report).
+    let matrix = |t: &Tensor| match *t.dims() {
+        [rows, cols] | [_, rows, cols] => Some((rows, cols)),
+        _ => None,
+    };
+    let (Some((a_rows, a_cols)), Some((b_rows, b_cols))) = (matrix(a), matrix(b)) else {
+        return Ok(None);
+    };
+    // K and N after the transposes: the subgroup kernel needs both multiples of 4.
+    let k = if options.transpose_a { a_rows } else { a_cols };
+    let n = if options.transpose_b { b_rows } else { b_cols };
+    if k % 4 != 0 || n % 4 != 0 {
+        return Ok(None);
+    }
+    let a = if options.transpose_a {
+        transpose(a)?
+    } else {
+        a.clone()
+    };
+    let b = if options.transpose_b {
+        transpose(b)?
+    } else {
+        b.clone()
+    };
+    Ok(Some((a, b)))
 }
 
 /// The concrete kernel for a request: `Auto` becomes the fastest variant the layout and the

@@ -12,6 +12,7 @@ pub mod matmul;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
+pub mod transpose;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;

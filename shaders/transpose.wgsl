@@ -1,0 +1,34 @@
+// transpose.wgsl — swaps the last two axes of a batch of matrices:
+//   out[b, c, r] = x[b, r, c]   for x [batch, rows, cols], out [batch, cols, rows].
+// Used to hand transposed operands to the matmul kernels that need untransposed ones.
+//
+// Dispatch: one invocation per element of out, WORKGROUP_SIZE per workgroup, folded into a 2-D
+// grid (linear id = wid.y · nx + wid.x); consecutive invocations write consecutive elements.
+// Bindings: 0 params (uniform), 1 x (read), 2 out (read_write).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+
+struct Params {
+    batch: u32,
+    rows: u32,
+    cols: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    let matrix = params.rows * params.cols;
+    if i >= params.batch * matrix {
+        return;
+    }
+    let b = i / matrix;
+    let c = (i % matrix) / params.rows;
+    let r = i % params.rows;
+    out[i] = x[b * matrix + r * params.cols + c];
+}

@@ -1,0 +1,50 @@
+//! Launcher for shaders/transpose.wgsl: the last two axes of a (batched) matrix swapped.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{as_u32, grid_1d};
+use crate::error::{Error, Result};
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    rows: u32,
+    cols: u32,
+}
+
+/// [rows, cols] → [cols, rows], or [batch, rows, cols] → [batch, cols, rows].
+pub fn transpose(x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "transpose";
+    let (batch, rows, cols, out_dims) = match *x.dims() {
+        [rows, cols] => (1, rows, cols, vec![cols, rows]),
+        [batch, rows, cols] => (batch, rows, cols, vec![batch, cols, rows]),
+        ref dims => {
+            return Err(Error::invalid(
+                OP,
+                format!("needs rank 2 or 3, got shape {dims:?}"),
+            ));
+        }
+    };
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, out_dims)?;
+    let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
+        return Ok(out);
+    };
+    let params = Params {
+        batch: as_u32(OP, "batch", batch)?,
+        rows: as_u32(OP, "rows", rows)?,
+        cols: as_u32(OP, "cols", cols)?,
+    };
+    gpu.dispatch(
+        &Kernel::new(Shader::Transpose, OP),
+        &params,
+        &[(1, x_range), (2, out_range)],
+        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(out)
+}
