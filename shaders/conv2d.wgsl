@@ -13,13 +13,17 @@
 //   im2col:                        cols[n, k, p] = the input value tap k = (ci, kh, kw) reads
 //                                  for output position p = (oh, ow), 0 in the padding; the
 //                                  GEMM path multiplies weight [C_out, K] by cols[n] [K, OH·OW]
+//   col2im:                        grad_x[n, ci, ih, iw] = sum of grad_cols[n, k, p] over the
+//                                  taps k = (ci, kh, kw) and positions p that read (ih, iw): the
+//                                  backward of im2col, after grad_cols = weightᵀ · grad_out[n]
 //
 // Layout: x [N, C_in, H, W]; weight [C_out, C_in/groups, KH, KW]; bias [C_out];
 // out and grad_out [N, C_out, OH, OW].
 // Layout of cols: [N, C_in·KH·KW, OH·OW] (groups = 1).
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
-// Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read); 5 out (read_write).
+// Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
+// 5 out (read_write).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
 
 struct Params {
@@ -206,4 +210,45 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
         value = x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
     }
     out[index] = value;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let index = linear_id(wid, groups, lid);
+    let in_plane = params.in_h * params.in_w;
+    if index >= params.batch * params.in_channels * in_plane {
+        return;
+    }
+    let iw = index % params.in_w;
+    let ih = (index / params.in_w) % params.in_h;
+    let ci = (index / in_plane) % params.in_channels;
+    let n = index / (in_plane * params.in_channels);
+    let positions = params.out_h * params.out_w;
+    let taps = params.kernel_h * params.kernel_w;
+    let cols_base = (n * params.in_channels + ci) * taps * positions;
+    var sum = 0.0;
+    for (var kh = 0u; kh < params.kernel_h; kh++) {
+        let shifted_h = i32(ih + params.pad_h) - i32(kh * params.dilation_h);
+        if shifted_h < 0 || shifted_h % i32(params.stride_h) != 0 {
+            continue;
+        }
+        let oh = u32(shifted_h) / params.stride_h;
+        if oh >= params.out_h {
+            continue;
+        }
+        for (var kw = 0u; kw < params.kernel_w; kw++) {
+            let shifted_w = i32(iw + params.pad_w) - i32(kw * params.dilation_w);
+            if shifted_w < 0 || shifted_w % i32(params.stride_w) != 0 {
+                continue;
+            }
+            let ow = u32(shifted_w) / params.stride_w;
+            if ow >= params.out_w {
+                continue;
+            }
+            let k = kh * params.kernel_w + kw;
+            sum += grad_out[cols_base + k * positions + oh * params.out_w + ow];
+        }
+    }
+    out[index] = sum;
 }

@@ -233,8 +233,9 @@ pub fn conv2d_backward_input(
     conv2d_backward_input_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
 }
 
-/// `conv2d_backward_input` with a chosen algorithm; the GEMM path covers 1×1 convolutions
-/// (stride 1, no padding): grad_x[n] = weightᵀ · grad_out[n].
+/// `conv2d_backward_input` with a chosen algorithm; the GEMM path computes
+/// grad_cols[n] = weightᵀ · grad_out[n] and folds it back with col2im (1×1 convolutions need
+/// no folding).
 pub fn conv2d_backward_input_with(
     x: &Tensor,
     weight: &Tensor,
@@ -244,29 +245,27 @@ pub fn conv2d_backward_input_with(
 ) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_input";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
-    let gemm = match algorithm {
-        ConvAlgorithm::Direct => false,
-        _ if is_pointwise(&shapes, conv) && conv.groups == 1 => true,
-        ConvAlgorithm::Auto => false,
-        ConvAlgorithm::Gemm => {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "the GEMM path covers 1×1 convolutions only, got weight {:?}",
-                    shapes.weight
-                ),
-            ));
-        }
-    };
-    if gemm {
+    if use_gemm(OP, &shapes, conv, algorithm, x)? {
         let [n, c_out, oh, ow] = shapes.output;
+        let [_, per_group, kh, kw] = shapes.weight;
         let transposed = MatmulOptions {
             transpose_a: true,
             ..MatmulOptions::default()
         };
-        let weight = weight.reshape([c_out, shapes.weight[1]])?;
-        let grad = matmul(&weight, &grad_out.reshape([n, c_out, oh * ow])?, transposed)?;
-        return grad.reshape(shapes.input);
+        let weight = weight.reshape([c_out, per_group * kh * kw])?;
+        // grad_cols[n] = weightᵀ · grad_out[n]: [N, C_in·KH·KW, OH·OW].
+        let grad_cols = matmul(&weight, &grad_out.reshape([n, c_out, oh * ow])?, transposed)?;
+        if is_pointwise(&shapes, conv) {
+            return grad_cols.reshape(shapes.input);
+        }
+        let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
+        launch(
+            "col2im",
+            &params(OP, &shapes, conv)?,
+            &[(4, &grad_cols)],
+            &grad_x,
+        )?;
+        return Ok(grad_x);
     }
     let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
     launch(
