@@ -65,6 +65,17 @@ fn input_coordinate(o: u32, k: u32, stride: u32, pad: u32, dilation: u32, size: 
     return select(-1, i, i >= 0 && i < i32(size));
 }
 
+// The output coordinate whose kernel tap k reads input coordinate i (o·stride - pad + k·dilation
+// = i), or -1 when no output position does.
+fn output_coordinate(i: u32, k: u32, stride: u32, pad: u32, dilation: u32, size: u32) -> i32 {
+    let shifted = i32(i + pad) - i32(k * dilation);
+    if shifted < 0 || shifted % i32(stride) != 0 {
+        return -1;
+    }
+    let o = shifted / i32(stride);
+    return select(-1, o, o < i32(size));
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn conv2d_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
@@ -122,24 +133,17 @@ fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3<u32>,
     let ci = ci_all % group_in;
     var sum = 0.0;
     for (var kh = 0u; kh < params.kernel_h; kh++) {
-        // oh · stride = ih + pad - kh · dilation must hold exactly, inside the output.
-        let shifted_h = i32(ih + params.pad_h) - i32(kh * params.dilation_h);
-        if shifted_h < 0 || shifted_h % i32(params.stride_h) != 0 {
+        let oh_at = output_coordinate(ih, kh, params.stride_h, params.pad_h, params.dilation_h, params.out_h);
+        if oh_at < 0 {
             continue;
         }
-        let oh = u32(shifted_h) / params.stride_h;
-        if oh >= params.out_h {
-            continue;
-        }
+        let oh = u32(oh_at);
         for (var kw = 0u; kw < params.kernel_w; kw++) {
-            let shifted_w = i32(iw + params.pad_w) - i32(kw * params.dilation_w);
-            if shifted_w < 0 || shifted_w % i32(params.stride_w) != 0 {
+            let ow_at = output_coordinate(iw, kw, params.stride_w, params.pad_w, params.dilation_w, params.out_w);
+            if ow_at < 0 {
                 continue;
             }
-            let ow = u32(shifted_w) / params.stride_w;
-            if ow >= params.out_w {
-                continue;
-            }
+            let ow = u32(ow_at);
             for (var j = 0u; j < group_out; j++) {
                 let co = group * group_out + j;
                 let g = grad_out[((n * params.out_channels + co) * params.out_h + oh) * params.out_w + ow];
@@ -229,23 +233,17 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     let cols_base = (n * params.in_channels + ci) * taps * positions;
     var sum = 0.0;
     for (var kh = 0u; kh < params.kernel_h; kh++) {
-        let shifted_h = i32(ih + params.pad_h) - i32(kh * params.dilation_h);
-        if shifted_h < 0 || shifted_h % i32(params.stride_h) != 0 {
+        let oh_at = output_coordinate(ih, kh, params.stride_h, params.pad_h, params.dilation_h, params.out_h);
+        if oh_at < 0 {
             continue;
         }
-        let oh = u32(shifted_h) / params.stride_h;
-        if oh >= params.out_h {
-            continue;
-        }
+        let oh = u32(oh_at);
         for (var kw = 0u; kw < params.kernel_w; kw++) {
-            let shifted_w = i32(iw + params.pad_w) - i32(kw * params.dilation_w);
-            if shifted_w < 0 || shifted_w % i32(params.stride_w) != 0 {
+            let ow_at = output_coordinate(iw, kw, params.stride_w, params.pad_w, params.dilation_w, params.out_w);
+            if ow_at < 0 {
                 continue;
             }
-            let ow = u32(shifted_w) / params.stride_w;
-            if ow >= params.out_w {
-                continue;
-            }
+            let ow = u32(ow_at);
             let k = kh * params.kernel_w + kw;
             sum += grad_out[cols_base + k * positions + oh * params.out_w + ow];
         }

@@ -117,6 +117,12 @@ fn covering_outputs(i: u32, kernel: u32, stride: u32, pad: u32, out_size: u32) -
     return vec2<u32>(u32(first), u32(max(last + 1, first)));
 }
 
+// (plane, row, column) of input element i.
+fn input_position(i: u32) -> vec3<u32> {
+    let per_plane = params.in_h * params.in_w;
+    return vec3<u32>(i / per_plane, (i % per_plane) / params.in_w, i % params.in_w);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
@@ -140,10 +146,11 @@ fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
     if i >= params.planes * per_plane {
         return;
     }
-    let plane = i / per_plane;
+    let position = input_position(i);
+    let plane = position.x;
+    let ih = position.y;
+    let iw = position.z;
     let index = i % per_plane;
-    let ih = index / params.in_w;
-    let iw = index % params.in_w;
     let rows = covering_outputs(ih, params.kernel_h, params.stride_h, params.pad_h, params.out_h);
     let cols = covering_outputs(iw, params.kernel_w, params.stride_w, params.pad_w, params.out_w);
     let plane_base = plane * per_plane;
@@ -187,9 +194,10 @@ fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
     if i >= params.planes * per_plane {
         return;
     }
-    let plane = i / per_plane;
-    let ih = (i % per_plane) / params.in_w;
-    let iw = i % params.in_w;
+    let position = input_position(i);
+    let plane = position.x;
+    let ih = position.y;
+    let iw = position.z;
     let rows = covering_outputs(ih, params.kernel_h, params.stride_h, params.pad_h, params.out_h);
     let cols = covering_outputs(iw, params.kernel_w, params.stride_w, params.pad_w, params.out_w);
     let out_base = plane * params.out_h * params.out_w;
@@ -235,9 +243,10 @@ fn adaptive_avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
     if i >= params.planes * per_plane {
         return;
     }
-    let plane = i / per_plane;
-    let ih = (i % per_plane) / params.in_w;
-    let iw = i % params.in_w;
+    let position = input_position(i);
+    let plane = position.x;
+    let ih = position.y;
+    let iw = position.z;
     // Windows containing ih: o from floor(ih·out/in) to ceil((ih+1)·out/in) - 1.
     let oh_first = (ih * params.out_h) / params.in_h;
     let oh_end = min(((ih + 1u) * params.out_h + params.in_h - 1u) / params.in_h, params.out_h);
