@@ -54,7 +54,6 @@ impl Rng {
 #[track_caller]
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0usize, 0f32);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if w.is_nan() && g.is_nan() {
             continue;
@@ -67,8 +66,5 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
              {} elements in all",
             got.len()
         );
-        if error > worst.1 {
-            worst = (i, error);
-        }
     }
 }
