@@ -170,7 +170,8 @@ const RESNET50_CONVS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
 ];
 
 /// Forward, backward-to-input and backward-to-weight on ResNet-50's shapes, with the default
-/// algorithm (group `conv2d`) and the direct reference kernels (group `conv2d_direct`).
+/// algorithm (group `conv2d`), the implicit GEMM (group `conv2d_implicit`) and the direct
+/// reference kernels (group `conv2d_direct`).
 fn conv_benches(c: &mut Criterion) {
     use gradlens::kernels::conv2d::{
         Conv2d, ConvAlgorithm, conv2d_backward_input_with, conv2d_backward_weight_with,
@@ -179,6 +180,7 @@ fn conv_benches(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU adapter");
     for (group_name, algorithm) in [
         ("conv2d", ConvAlgorithm::Auto),
+        ("conv2d_implicit", ConvAlgorithm::ImplicitGemm),
         ("conv2d_direct", ConvAlgorithm::Direct),
     ] {
         let mut group = c.benchmark_group(group_name);

@@ -5,8 +5,9 @@
 //   copy_channels: dst[n, dst_first + c, p] = src[n, src_first + c, p]
 //                  for n < batch, c < channels, p < plane
 //
-// (Producers that can write straight into a channel slice of the destination make this copy
-// unnecessary; it remains the general path and the backward.)
+// (A convolution can write straight into its channel slice of the destination instead:
+// conv2d_into, on conv2d_implicit_gemm.wgsl. This copy remains the general path and the
+// backward.)
 // Layout: src [batch, src_channels, plane], dst [batch, dst_channels, plane].
 // Dispatch: one invocation per copied element (batch · channels · plane), WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).

@@ -46,6 +46,13 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
             Conv2d::default().stride(2).padding(3),
         ),
         ([1, 16, 7, 7], [24, 16, 1, 1], Conv2d::default()),
+        // More channels per group than one implicit-GEMM tile, and a weight-gradient sum long
+        // enough to be split into chunks.
+        (
+            [2, 12, 16, 15],
+            [20, 6, 3, 3],
+            Conv2d::default().groups(2).padding(1),
+        ),
     ]
 }
 
@@ -72,6 +79,7 @@ fn forward_and_backward_match_reference() {
         for algorithm in [
             ConvAlgorithm::Direct,
             ConvAlgorithm::Gemm,
+            ConvAlgorithm::ImplicitGemm,
             ConvAlgorithm::Auto,
         ] {
             let what = format!("{what} {algorithm:?}");
@@ -196,4 +204,56 @@ fn bad_geometry_is_refused_with_the_values() {
     let error =
         conv2d::conv2d_backward_input(&x, &w3, &wrong_grad, &Conv2d::default()).unwrap_err();
     assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
+}
+
+/// Two branches writing their slices of one destination give torch.cat of the two outputs, and
+/// the channels outside the slices are left as they were.
+#[test]
+fn conv2d_into_fills_only_its_channel_slice() {
+    let mut rng = Rng::new(62);
+    let input = [2, 5, 9, 8];
+    let x_data = rng.vec(input.iter().product());
+    let x = Tensor::from_slice(gpu(), input, &x_data).unwrap();
+    let branches = [
+        ([3, 5, 1, 1], Conv2d::default()),
+        ([6, 5, 3, 3], Conv2d::default().padding(1)),
+    ];
+    let dest = Tensor::full(gpu(), [2, 11, 9, 8], 7.0).unwrap();
+    let mut first = 1;
+    let mut wanted = vec![7.0; dest.numel()];
+    for (weight, conv) in branches {
+        let w_data = rng.vec(weight.iter().product());
+        let b_data = rng.vec(weight[0]);
+        let w = Tensor::from_slice(gpu(), weight, &w_data).unwrap();
+        let b = Tensor::from_slice(gpu(), [weight[0]], &b_data).unwrap();
+        conv2d::conv2d_into(&x, &w, Some(&b), &conv, &dest, first).unwrap();
+        let s = conv2d_shapes("test", &input, &weight, &conv).unwrap();
+        let branch = reference::conv2d(&x_data, &w_data, Some(&b_data), &s, &conv);
+        let plane = 9 * 8;
+        for n in 0..2 {
+            for c in 0..weight[0] {
+                let from = (n * weight[0] + c) * plane;
+                let to = (n * 11 + first + c) * plane;
+                wanted[to..to + plane].copy_from_slice(&branch[from..from + plane]);
+            }
+        }
+        first += weight[0];
+    }
+    assert_close("conv2d_into", &dest.to_vec().unwrap(), &wanted, 1e-5, 1e-4);
+
+    let w = Tensor::zeros(gpu(), [6, 5, 3, 3]).unwrap();
+    let error = conv2d::conv2d_into(&x, &w, None, &Conv2d::default(), &dest, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no room"), "{error}");
+}
+
+#[test]
+fn zero_input_channels_are_refused() {
+    let x = Tensor::zeros(gpu(), [1, 0, 5, 5]).unwrap();
+    let w = Tensor::zeros(gpu(), [4, 0, 3, 3]).unwrap();
+    let error = conv2d::conv2d(&x, &w, None, &Conv2d::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("at least one input channel"), "{error}");
 }

@@ -4,6 +4,7 @@
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
+mod conv2d_implicit;
 pub mod elementwise;
 pub mod fill;
 pub mod linear;
