@@ -5,12 +5,16 @@
 //! ([`kernels`]), which validate their arguments and record dispatches into the context's batch
 //! ([`gpu::Gpu`]); nothing waits for the GPU until a tensor is read back.
 
+pub mod autograd;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod models;
+pub mod nn;
 pub mod reference;
 pub mod shaders;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

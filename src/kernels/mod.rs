@@ -10,6 +10,7 @@ pub mod fill;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;

@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod gradcheck;
 pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;

@@ -1,0 +1,270 @@
+//! Reverse-mode automatic differentiation over the GPU kernels.
+//!
+//! A [`Tape`] records, for every op whose inputs require gradients, the op's inputs and its
+//! backward rule (a closure over what the rule needs: the op's input activations, its saved
+//! statistics). [`Tape::backward`] runs the rules in reverse order from one output, seeded with
+//! 1 for a scalar loss or with a given gradient (saliency seeds one class score), summing the
+//! gradients of values used more than once (residual connections, DenseNet's feature reuse).
+//! Each rule runs once and is then dropped, and with it the activations it held: memory falls
+//! as backward proceeds. A tape made with [`Tape::no_grad`] records nothing (inference).
+//!
+//! The ops themselves, forward and backward side by side, are in `ops.rs`.
+
+mod ops;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use crate::error::{Error, Result};
+use crate::kernels::elementwise;
+use crate::tensor::Tensor;
+
+pub use ops::BatchNormState;
+
+/// The gradients an op's backward rule returns: one per input, `None` where that input needs
+/// none (or receives none).
+type InputGrads = Vec<Option<Tensor>>;
+type BackwardRule = Box<dyn FnOnce(&Tensor) -> Result<InputGrads>>;
+
+struct Node {
+    /// Indices of the op's inputs (nodes before this one); empty for leaves.
+    inputs: Vec<usize>,
+    /// `None` for leaves (inputs, parameters): their gradient is a result.
+    backward: Option<BackwardRule>,
+}
+
+#[derive(Default)]
+struct Recording {
+    nodes: Vec<Node>,
+    /// Parameters by name, so that one name used twice in a forward is one leaf.
+    parameters: HashMap<String, Var>,
+    names: Vec<(usize, String)>,
+}
+
+/// The record of one forward pass. Cheap to clone (a shared handle).
+#[derive(Clone)]
+pub struct Tape {
+    recording: Option<Rc<RefCell<Recording>>>,
+}
+
+/// A tensor on a tape: `node` is set when it requires a gradient.
+#[derive(Clone)]
+pub struct Var {
+    tensor: Tensor,
+    node: Option<usize>,
+}
+
+impl Var {
+    /// A value that needs no gradient (data, a frozen parameter, anything under no-grad).
+    pub fn constant(tensor: Tensor) -> Self {
+        Self { tensor, node: None }
+    }
+
+    pub fn tensor(&self) -> &Tensor {
+        &self.tensor
+    }
+
+    pub fn into_tensor(self) -> Tensor {
+        self.tensor
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        self.tensor.dims()
+    }
+
+    pub fn requires_grad(&self) -> bool {
+        self.node.is_some()
+    }
+}
+
+/// Gradients from one backward pass: for the leaves that required them and were reached.
+pub struct Gradients {
+    by_node: HashMap<usize, Tensor>,
+    by_name: BTreeMap<String, Tensor>,
+}
+
+impl std::fmt::Debug for Gradients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gradients")
+            .field("leaves", &self.by_node.len())
+            .field("parameters", &self.by_name.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Gradients {
+    /// The gradient of a leaf made on the tape (`Tape::input`, `Tape::parameter`), or `None`
+    /// when it needed none or the output does not depend on it.
+    pub fn get(&self, var: &Var) -> Option<&Tensor> {
+        var.node.and_then(|node| self.by_node.get(&node))
+    }
+
+    /// The gradient of a parameter by its name (`layer1.0.conv1.weight`).
+    pub fn named(&self, name: &str) -> Option<&Tensor> {
+        self.by_name.get(name)
+    }
+
+    /// All parameter gradients, by name, in name order.
+    pub fn parameters(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.by_name
+            .iter()
+            .map(|(name, grad)| (name.as_str(), grad))
+    }
+
+    /// Replaces a parameter's gradient (gradient clipping scales them in place this way).
+    pub(crate) fn set_named(&mut self, name: &str, grad: Tensor) {
+        self.by_name.insert(name.to_string(), grad);
+    }
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tape {
+    /// A tape that records: for training and for gradients to the input.
+    pub fn new() -> Self {
+        Self {
+            recording: Some(Rc::default()),
+        }
+    }
+
+    /// A tape that records nothing: every value it makes is a constant.
+    pub fn no_grad() -> Self {
+        Self { recording: None }
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// A leaf whose gradient is wanted (the input image, for saliency); a constant under no-grad.
+    pub fn input(&self, tensor: Tensor) -> Var {
+        let node = self.push(Vec::new(), None);
+        Var { tensor, node }
+    }
+
+    /// A named parameter: a leaf whose gradient is reported under `name` when `trainable`, a
+    /// constant otherwise. Asking again for the same name in one forward returns the same leaf,
+    /// so a shared weight's gradients are summed.
+    pub fn parameter(&self, name: &str, tensor: &Tensor, trainable: bool) -> Var {
+        let Some(recording) = self.recording.as_ref().filter(|_| trainable) else {
+            return Var::constant(tensor.clone());
+        };
+        if let Some(var) = recording.borrow().parameters.get(name) {
+            return var.clone();
+        }
+        let var = self.input(tensor.clone());
+        let mut recording = recording.borrow_mut();
+        if let Some(node) = var.node {
+            recording.names.push((node, name.to_string()));
+        }
+        recording.parameters.insert(name.to_string(), var.clone());
+        var
+    }
+
+    /// The result of an op: records `backward` when some input requires a gradient. The rule
+    /// receives the output's gradient and returns one gradient per input, in order.
+    pub(crate) fn record(
+        &self,
+        output: Tensor,
+        inputs: &[&Var],
+        backward: impl FnOnce(&Tensor) -> Result<InputGrads> + 'static,
+    ) -> Var {
+        if !inputs.iter().any(|var| var.requires_grad()) {
+            return Var::constant(output);
+        }
+        // Inputs that need no gradient still take a slot, so the rule's results line up; their
+        // gradients are dropped.
+        let inputs = inputs
+            .iter()
+            .map(|var| var.node.unwrap_or(usize::MAX))
+            .collect();
+        let node = self.push(inputs, Some(Box::new(backward)));
+        Var {
+            tensor: output,
+            node,
+        }
+    }
+
+    fn push(&self, inputs: Vec<usize>, backward: Option<BackwardRule>) -> Option<usize> {
+        let recording = self.recording.as_ref()?;
+        let mut recording = recording.borrow_mut();
+        recording.nodes.push(Node { inputs, backward });
+        Some(recording.nodes.len() - 1)
+    }
+
+    /// Runs the recorded backward rules from `output` and returns the leaves' gradients. `seed`
+    /// is the gradient of `output` (same shape); `None` means 1 and needs a one-element output.
+    /// The tape is used up: its rules, and the activations they held, are released.
+    pub fn backward(&self, output: &Var, seed: Option<Tensor>) -> Result<Gradients> {
+        const OP: &str = "backward";
+        let Some(recording) = &self.recording else {
+            return Err(Error::invalid(OP, "the tape was made with no_grad"));
+        };
+        let Some(start) = output.node else {
+            return Err(Error::invalid(
+                OP,
+                "the output does not depend on anything that requires a gradient",
+            ));
+        };
+        let seed = match seed {
+            Some(seed) => {
+                output.tensor.expect_same_shape(&seed, OP)?;
+                seed
+            }
+            None if output.tensor.numel() == 1 => {
+                Tensor::full(output.tensor.gpu(), output.tensor.shape().clone(), 1.0)?
+            }
+            None => {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "an output of shape {:?} needs a seed gradient (only a one-element \
+                         output is seeded with 1)",
+                        output.dims()
+                    ),
+                ));
+            }
+        };
+        let Recording {
+            mut nodes, names, ..
+        } = std::mem::take(&mut *recording.borrow_mut());
+        // Nodes after the output cannot contribute to it.
+        nodes.truncate(start + 1);
+        let mut pending: Vec<Option<Tensor>> = (0..nodes.len()).map(|_| None).collect();
+        pending[start] = Some(seed);
+        let mut by_node = HashMap::new();
+        while let Some(node) = nodes.pop() {
+            let index = nodes.len();
+            let Some(grad) = pending[index].take() else {
+                continue;
+            };
+            let Some(backward) = node.backward else {
+                by_node.insert(index, grad);
+                continue;
+            };
+            let grads = backward(&grad)?;
+            for (input, input_grad) in node.inputs.into_iter().zip(grads) {
+                let Some(input_grad) = input_grad else {
+                    continue;
+                };
+                if input == usize::MAX {
+                    continue;
+                }
+                pending[input] = Some(match pending[input].take() {
+                    Some(sum) => elementwise::add(&sum, &input_grad)?,
+                    None => input_grad,
+                });
+            }
+        }
+        let by_name = names
+            .into_iter()
+            .filter_map(|(node, name)| by_node.get(&node).map(|grad| (name, grad.clone())))
+            .collect();
+        Ok(Gradients { by_node, by_name })
+    }
+}

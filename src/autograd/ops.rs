@@ -1,0 +1,248 @@
+//! The differentiable ops: each runs its forward kernels and records, beside them, the backward
+//! rule that calls the matching backward kernels. A rule captures only what it needs.
+
+use super::{InputGrads, Tape, Var};
+use crate::error::{Error, Result};
+use crate::kernels::batchnorm::{
+    batch_norm_backward, batch_norm_forward, batch_norm_statistics, batch_norm_update_running,
+};
+use crate::kernels::concat::{concat_channels, split_channels};
+use crate::kernels::conv2d::{
+    Conv2d, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+};
+use crate::kernels::elementwise::{add, dropout, relu, relu_backward, scale};
+use crate::kernels::linear::{linear, linear_backward};
+use crate::kernels::loss::{nll_loss, nll_loss_backward};
+use crate::kernels::pool::{
+    Pool2d, adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+    max_pool2d, max_pool2d_backward,
+};
+use crate::kernels::softmax::{log_softmax, log_softmax_backward};
+use crate::tensor::Tensor;
+
+/// BatchNorm2d's non-trainable side: the running statistics and the mode.
+pub struct BatchNormState<'a> {
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+    /// Training mode normalises with the batch statistics and updates the running ones; eval
+    /// mode normalises with the running statistics (and stays differentiable in the input).
+    pub training: bool,
+}
+
+impl Tape {
+    /// PyTorch's conv2d.
+    pub fn conv2d(&self, x: &Var, weight: &Var, bias: Option<&Var>, conv: &Conv2d) -> Result<Var> {
+        let out = conv2d(&x.tensor, &weight.tensor, bias.map(|b| &b.tensor), conv)?;
+        let (x_t, w_t, conv) = (x.tensor.clone(), weight.tensor.clone(), *conv);
+        let wants = (x.requires_grad(), weight.requires_grad());
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        let has_bias = bias.is_some();
+        Ok(self.record(out, &inputs, move |grad| {
+            let mut grads: InputGrads = vec![
+                wants
+                    .0
+                    .then(|| conv2d_backward_input(&x_t, &w_t, grad, &conv))
+                    .transpose()?,
+                wants
+                    .1
+                    .then(|| conv2d_backward_weight(&x_t, &w_t, grad, &conv))
+                    .transpose()?,
+            ];
+            if has_bias {
+                grads.push(Some(conv2d_backward_bias(grad)?));
+            }
+            Ok(grads)
+        }))
+    }
+
+    /// BatchNorm2d in either mode; see [`BatchNormState`].
+    pub fn batch_norm(
+        &self,
+        x: &Var,
+        weight: &Var,
+        bias: &Var,
+        state: &BatchNormState,
+    ) -> Result<Var> {
+        let (mean, variance) = if state.training {
+            let batch = batch_norm_statistics(&x.tensor)?;
+            batch_norm_update_running(
+                &x.tensor,
+                &batch,
+                state.running_mean,
+                state.running_var,
+                state.momentum,
+            )?;
+            (batch.mean, batch.variance)
+        } else {
+            (state.running_mean.clone(), state.running_var.clone())
+        };
+        let out = batch_norm_forward(
+            &x.tensor,
+            &mean,
+            &variance,
+            &weight.tensor,
+            &bias.tensor,
+            state.eps,
+        )?;
+        let (x_t, w_t, eps, training) = (
+            x.tensor.clone(),
+            weight.tensor.clone(),
+            state.eps,
+            state.training,
+        );
+        Ok(self.record(out, &[x, weight, bias], move |grad| {
+            let grads = batch_norm_backward(&x_t, grad, &mean, &variance, &w_t, eps, training)?;
+            Ok(vec![
+                Some(grads.grad_input),
+                Some(grads.grad_weight),
+                Some(grads.grad_bias),
+            ])
+        }))
+    }
+
+    /// y = x · weightᵀ + bias on [batch, features].
+    pub fn linear(&self, x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+        let out = linear(&x.tensor, &weight.tensor, bias.map(|b| &b.tensor))?;
+        let (x_t, w_t, has_bias) = (x.tensor.clone(), weight.tensor.clone(), bias.is_some());
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        Ok(self.record(out, &inputs, move |grad| {
+            let grads = linear_backward(&x_t, &w_t, grad, has_bias)?;
+            let mut result = vec![Some(grads.grad_input), Some(grads.grad_weight)];
+            if has_bias {
+                result.push(grads.grad_bias);
+            }
+            Ok(result)
+        }))
+    }
+
+    pub fn relu(&self, x: &Var) -> Result<Var> {
+        let out = relu(&x.tensor)?;
+        let x_t = x.tensor.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(relu_backward(&x_t, grad)?)])
+        }))
+    }
+
+    /// a + b (same shapes): the residual add.
+    pub fn add(&self, a: &Var, b: &Var) -> Result<Var> {
+        let out = add(&a.tensor, &b.tensor)?;
+        Ok(self.record(out, &[a, b], |grad| {
+            Ok(vec![Some(grad.clone()), Some(grad.clone())])
+        }))
+    }
+
+    /// alpha · x.
+    pub fn scale(&self, x: &Var, alpha: f32) -> Result<Var> {
+        let out = scale(&x.tensor, alpha)?;
+        Ok(self.record(out, &[x], move |grad| Ok(vec![Some(scale(grad, alpha)?)])))
+    }
+
+    pub fn max_pool2d(&self, x: &Var, pool: &Pool2d) -> Result<Var> {
+        let out = max_pool2d(&x.tensor, pool)?;
+        let (x_t, pool) = (x.tensor.clone(), *pool);
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(max_pool2d_backward(&x_t, grad, &pool)?)])
+        }))
+    }
+
+    pub fn avg_pool2d(&self, x: &Var, pool: &Pool2d, count_include_pad: bool) -> Result<Var> {
+        let out = avg_pool2d(&x.tensor, pool, count_include_pad)?;
+        let (x_t, pool) = (x.tensor.clone(), *pool);
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(avg_pool2d_backward(
+                &x_t,
+                grad,
+                &pool,
+                count_include_pad,
+            )?)])
+        }))
+    }
+
+    pub fn adaptive_avg_pool2d(&self, x: &Var, output: [usize; 2]) -> Result<Var> {
+        let out = adaptive_avg_pool2d(&x.tensor, output)?;
+        let x_t = x.tensor.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(adaptive_avg_pool2d_backward(&x_t, grad)?)])
+        }))
+    }
+
+    /// Inverted dropout with probability `p` in training; the identity otherwise. The mask is a
+    /// hash of `seed` and the element index, so the backward replays it.
+    pub fn dropout(&self, x: &Var, p: f32, seed: u32, training: bool) -> Result<Var> {
+        if !training || p == 0.0 {
+            return Ok(x.clone());
+        }
+        let out = dropout(&x.tensor, p, seed)?;
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(dropout(grad, p, seed)?)])
+        }))
+    }
+
+    /// torch.cat(inputs, dim=1) for NCHW values.
+    pub fn concat_channels(&self, inputs: &[&Var]) -> Result<Var> {
+        let tensors: Vec<&Tensor> = inputs.iter().map(|var| &var.tensor).collect();
+        let out = concat_channels(&tensors)?;
+        let channels: Vec<usize> = inputs.iter().map(|var| var.dims()[1]).collect();
+        Ok(self.record(out, inputs, move |grad| {
+            Ok(split_channels(grad, &channels)?
+                .into_iter()
+                .map(Some)
+                .collect())
+        }))
+    }
+
+    /// [N, ...] → [N, product of the rest] (torch.flatten(x, 1)).
+    pub fn flatten(&self, x: &Var) -> Result<Var> {
+        let dims = x.dims().to_vec();
+        let Some((&batch, rest)) = dims.split_first() else {
+            return Err(Error::invalid(
+                "flatten",
+                "needs a value of rank at least 1",
+            ));
+        };
+        let out = x.tensor.reshape([batch, rest.iter().product()])?;
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(grad.reshape(dims.clone())?)])
+        }))
+    }
+
+    /// log_softmax over the last axis.
+    pub fn log_softmax(&self, x: &Var) -> Result<Var> {
+        let out = log_softmax(&x.tensor)?;
+        let y = out.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(log_softmax_backward(&y, grad)?)])
+        }))
+    }
+
+    /// PyTorch's nll_loss with reduction 'mean' (weighted by `class_weight` when given): a
+    /// one-element value.
+    pub fn nll_loss(
+        &self,
+        log_probs: &Var,
+        targets: &[usize],
+        class_weight: Option<&Tensor>,
+    ) -> Result<Var> {
+        let loss = nll_loss(&log_probs.tensor, targets, class_weight)?;
+        let out = loss.loss.clone();
+        let log_probs_t = log_probs.tensor.clone();
+        Ok(self.record(out, &[log_probs], move |grad| {
+            Ok(vec![Some(nll_loss_backward(&log_probs_t, &loss, grad)?)])
+        }))
+    }
+
+    /// PyTorch's cross_entropy on logits [batch, classes]: log_softmax, then nll_loss.
+    pub fn cross_entropy(
+        &self,
+        logits: &Var,
+        targets: &[usize],
+        class_weight: Option<&Tensor>,
+    ) -> Result<Var> {
+        let log_probs = self.log_softmax(logits)?;
+        self.nll_loss(&log_probs, targets, class_weight)
+    }
+}

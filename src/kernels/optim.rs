@@ -1,0 +1,146 @@
+//! Launchers for shaders/optim.wgsl: in-place SGD and Adam / AdamW updates of one parameter.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{as_u32, grid_1d};
+use crate::error::{Error, Result};
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+struct Params {
+    count: u32,
+    lr: f32,
+    weight_decay: f32,
+    momentum: f32,
+    nesterov: u32,
+    first_step: u32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    bias_correction1: f32,
+    bias_correction2: f32,
+    decoupled: u32,
+}
+
+/// One SGD step's hyper-parameters (torch.optim.SGD, dampening 0).
+#[derive(Clone, Copy, Debug)]
+pub struct SgdStep {
+    pub lr: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    /// The momentum buffer starts as the first gradient.
+    pub first_step: bool,
+}
+
+/// One Adam / AdamW step's hyper-parameters; `step` counts from 1.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// AdamW: weight decay applied to the parameter, not added to the gradient.
+    pub decoupled: bool,
+    pub step: u32,
+}
+
+/// param -= lr · (gradient with weight decay and momentum); `momentum_buffer` (same shape)
+/// is needed when momentum ≠ 0 and updated in place.
+pub fn sgd_step(
+    param: &Tensor,
+    grad: &Tensor,
+    momentum_buffer: Option<&Tensor>,
+    step: &SgdStep,
+) -> Result<()> {
+    const OP: &str = "sgd_step";
+    param.expect_same_shape(grad, OP)?;
+    let scratch;
+    let state = match momentum_buffer {
+        Some(buffer) => {
+            param.expect_same_shape(buffer, OP)?;
+            buffer
+        }
+        None if step.momentum == 0.0 => {
+            // The shader reads the buffer only with momentum; bind a stand-in.
+            scratch = Tensor::empty(param.gpu(), [1])?;
+            &scratch
+        }
+        None => {
+            return Err(Error::invalid(
+                OP,
+                format!("momentum {} needs a momentum buffer", step.momentum),
+            ));
+        }
+    };
+    let params = Params {
+        count: as_u32(OP, "element count", param.numel())?,
+        lr: step.lr,
+        weight_decay: step.weight_decay,
+        momentum: step.momentum,
+        nesterov: u32::from(step.nesterov),
+        first_step: u32::from(step.first_step),
+        ..Params::default()
+    };
+    launch("sgd_step", &params, grad, param, &[state])
+}
+
+/// Adam (or AdamW) in place on `param`, with its first and second moments `m` and `v`.
+pub fn adam_step(
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    step: &AdamStep,
+) -> Result<()> {
+    const OP: &str = "adam_step";
+    for other in [grad, m, v] {
+        param.expect_same_shape(other, OP)?;
+    }
+    if step.step == 0 {
+        return Err(Error::invalid(OP, "steps count from 1"));
+    }
+    let params = Params {
+        count: as_u32(OP, "element count", param.numel())?,
+        lr: step.lr,
+        weight_decay: step.weight_decay,
+        beta1: step.beta1,
+        beta2: step.beta2,
+        eps: step.eps,
+        bias_correction1: 1.0 - step.beta1.powi(step.step as i32),
+        bias_correction2: 1.0 - step.beta2.powi(step.step as i32),
+        decoupled: u32::from(step.decoupled),
+        ..Params::default()
+    };
+    launch("adam_step", &params, grad, param, &[m, v])
+}
+
+fn launch(
+    entry: &'static str,
+    params: &Params,
+    grad: &Tensor,
+    param: &Tensor,
+    states: &[&Tensor],
+) -> Result<()> {
+    let (Some(grad_range), Some(param_range)) = (grad.binding(), param.binding()) else {
+        return Ok(()); // no elements
+    };
+    let mut storage = vec![(1, grad_range), (2, param_range)];
+    for (slot, state) in (3..).zip(states) {
+        if let Some(range) = state.binding() {
+            storage.push((slot, range));
+        }
+    }
+    let gpu = param.gpu();
+    gpu.dispatch(
+        &Kernel::new(Shader::Optim, entry),
+        params,
+        &storage,
+        grid_1d(gpu, (param.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )
+}

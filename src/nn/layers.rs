@@ -1,0 +1,166 @@
+//! The layers with parameters or state. Parameter-free ops (ReLU, pools, concatenation,
+//! flatten, residual add) are called on the tape directly: `f.tape.relu(&x)`.
+
+use super::{Forward, Init, ParamStore};
+use crate::autograd::{BatchNormState, Var};
+use crate::error::Result;
+use crate::kernels::conv2d::Conv2d as ConvGeometry;
+
+/// nn.Conv2d: `{name}.weight` [C_out, C_in/groups, KH, KW] and optionally `{name}.bias`.
+pub struct Conv2d {
+    pub name: String,
+    pub geometry: ConvGeometry,
+    pub bias: bool,
+}
+
+impl Conv2d {
+    /// Registers the parameters: the weight from `init` (torchvision's models use
+    /// [`Init::KaimingNormalFanOut`]), the bias at 0 as torchvision's models set it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; 2],
+        geometry: ConvGeometry,
+        bias: bool,
+        init: Init,
+        seed: u64,
+    ) -> Result<Self> {
+        let gpu = store.gpu().clone();
+        let weight_name = format!("{name}.weight");
+        let dims = [
+            out_channels,
+            in_channels / geometry.groups.max(1),
+            kernel[0],
+            kernel[1],
+        ];
+        store.add_parameter(&weight_name, init.tensor(&gpu, &dims, seed, &weight_name)?)?;
+        if bias {
+            let bias_name = format!("{name}.bias");
+            store.add_parameter(
+                &bias_name,
+                Init::Constant(0.0).tensor(&gpu, &[out_channels], seed, &bias_name)?,
+            )?;
+        }
+        Ok(Self {
+            name: name.to_string(),
+            geometry,
+            bias,
+        })
+    }
+
+    pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        let bias = match self.bias {
+            true => Some(f.parameter(&format!("{}.bias", self.name))?),
+            false => None,
+        };
+        f.tape.conv2d(x, &weight, bias.as_ref(), &self.geometry)
+    }
+}
+
+/// nn.BatchNorm2d: `{name}.weight` (1) and `{name}.bias` (0) trainable;
+/// `{name}.running_mean` (0) and `{name}.running_var` (1) buffers; momentum 0.1.
+pub struct BatchNorm2d {
+    pub name: String,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+impl BatchNorm2d {
+    /// `eps` is 1e-5 in PyTorch, 1e-3 in GoogLeNet's and Inception v3's BasicConv2d.
+    pub fn new(store: &mut ParamStore, name: &str, channels: usize, eps: f32) -> Result<Self> {
+        let gpu = store.gpu().clone();
+        for (suffix, value, trainable) in [
+            ("weight", 1.0, true),
+            ("bias", 0.0, true),
+            ("running_mean", 0.0, false),
+            ("running_var", 1.0, false),
+        ] {
+            let full = format!("{name}.{suffix}");
+            let tensor = Init::Constant(value).tensor(&gpu, &[channels], 0, &full)?;
+            match trainable {
+                true => store.add_parameter(&full, tensor)?,
+                false => store.add_buffer(&full, tensor)?,
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            eps,
+            momentum: 0.1,
+        })
+    }
+
+    pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        let bias = f.parameter(&format!("{}.bias", self.name))?;
+        let state = BatchNormState {
+            running_mean: f.store.buffer(&format!("{}.running_mean", self.name))?,
+            running_var: f.store.buffer(&format!("{}.running_var", self.name))?,
+            momentum: self.momentum,
+            eps: self.eps,
+            training: f.training(),
+        };
+        f.tape.batch_norm(x, &weight, &bias, &state)
+    }
+}
+
+/// nn.Linear: `{name}.weight` [out, in] and `{name}.bias` [out].
+pub struct Linear {
+    pub name: String,
+}
+
+impl Linear {
+    /// With `weight_init` = None, PyTorch's default U(±1/√in) for weight and bias; with Some,
+    /// that weight init and a zero bias (VGG: N(0, 0.01²)).
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        weight_init: Option<Init>,
+        seed: u64,
+    ) -> Result<Self> {
+        let gpu = store.gpu().clone();
+        let default = Init::DefaultFanIn {
+            fan_in: in_features,
+        };
+        let (weight, bias) = match weight_init {
+            Some(init) => (init, Init::Constant(0.0)),
+            None => (default, default),
+        };
+        let weight_name = format!("{name}.weight");
+        let bias_name = format!("{name}.bias");
+        store.add_parameter(
+            &weight_name,
+            weight.tensor(&gpu, &[out_features, in_features], seed, &weight_name)?,
+        )?;
+        store.add_parameter(
+            &bias_name,
+            bias.tensor(&gpu, &[out_features], seed, &bias_name)?,
+        )?;
+        Ok(Self {
+            name: name.to_string(),
+        })
+    }
+
+    pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        let bias = f.parameter(&format!("{}.bias", self.name))?;
+        f.tape.linear(x, &weight, Some(&bias))
+    }
+}
+
+/// nn.Dropout: active in train mode only.
+pub struct Dropout {
+    pub p: f32,
+}
+
+impl Dropout {
+    pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        f.tape
+            .dropout(x, self.p, f.next_dropout_seed(), f.training())
+    }
+}

@@ -1,0 +1,145 @@
+//! Optimisers over a [`ParamStore`]'s trainable parameters, with their state kept by parameter
+//! name; the update rules are the WGSL kernels of shaders/optim.wgsl.
+
+use std::collections::HashMap;
+
+use crate::autograd::Gradients;
+use crate::error::Result;
+use crate::kernels::elementwise::{mul, scale};
+use crate::kernels::optim::{AdamStep, SgdStep, adam_step, sgd_step};
+use crate::kernels::reduce;
+use crate::nn::ParamStore;
+use crate::tensor::Tensor;
+
+/// Updates the parameters that have gradients, at learning rate `lr` (from a schedule).
+pub trait Optimizer {
+    fn step(&mut self, store: &ParamStore, grads: &Gradients, lr: f32) -> Result<()>;
+}
+
+/// torch.optim.SGD (dampening 0).
+pub struct Sgd {
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    momentum_buffers: HashMap<String, Tensor>,
+}
+
+impl Sgd {
+    pub fn new(momentum: f32, nesterov: bool, weight_decay: f32) -> Self {
+        Self {
+            momentum,
+            nesterov,
+            weight_decay,
+            momentum_buffers: HashMap::new(),
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, store: &ParamStore, grads: &Gradients, lr: f32) -> Result<()> {
+        for (name, grad) in grads.parameters() {
+            let param = store.parameter(name)?;
+            let first_step = !self.momentum_buffers.contains_key(name);
+            if self.momentum != 0.0 && first_step {
+                let buffer = Tensor::zeros(store.gpu(), param.shape().clone())?;
+                self.momentum_buffers.insert(name.to_string(), buffer);
+            }
+            let step = SgdStep {
+                lr,
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                weight_decay: self.weight_decay,
+                first_step,
+            };
+            sgd_step(param, grad, self.momentum_buffers.get(name), &step)?;
+        }
+        Ok(())
+    }
+}
+
+/// torch.optim.Adam, or AdamW with `decoupled` weight decay.
+pub struct Adam {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decoupled: bool,
+    /// (m, v, steps taken) per parameter.
+    moments: HashMap<String, (Tensor, Tensor, u32)>,
+}
+
+impl Adam {
+    /// Adam with PyTorch's defaults (β = 0.9, 0.999; eps 1e-8).
+    pub fn new(weight_decay: f32) -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            decoupled: false,
+            moments: HashMap::new(),
+        }
+    }
+
+    /// AdamW with PyTorch's defaults (weight decay 0.01 there; pass it explicitly).
+    pub fn adamw(weight_decay: f32) -> Self {
+        Self {
+            decoupled: true,
+            ..Self::new(weight_decay)
+        }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, store: &ParamStore, grads: &Gradients, lr: f32) -> Result<()> {
+        for (name, grad) in grads.parameters() {
+            let param = store.parameter(name)?;
+            if !self.moments.contains_key(name) {
+                let zeros = || Tensor::zeros(store.gpu(), param.shape().clone());
+                self.moments
+                    .insert(name.to_string(), (zeros()?, zeros()?, 0));
+            }
+            let (m, v, steps) = self.moments.get_mut(name).expect("inserted above");
+            *steps += 1;
+            let step = AdamStep {
+                lr,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+                decoupled: self.decoupled,
+                step: *steps,
+            };
+            adam_step(param, grad, m, v, &step)?;
+        }
+        Ok(())
+    }
+}
+
+/// torch.nn.utils.clip_grad_norm_: scales all parameter gradients by max_norm / total norm
+/// when the total (L2 over all of them) exceeds `max_norm`; returns the total norm before
+/// clipping. Reads one number per gradient back from the GPU.
+pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f32) -> Result<f32> {
+    let mut squares = Vec::new();
+    for (name, grad) in grads.parameters() {
+        let all_axes: Vec<usize> = (0..grad.dims().len()).collect();
+        squares.push((
+            name.to_string(),
+            reduce::sum(&mul(grad, grad)?, &all_axes, false)?,
+        ));
+    }
+    let mut total = 0.0f64;
+    for (_, square) in &squares {
+        total += square.to_vec()?.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
+    let norm = total.sqrt() as f32;
+    // PyTorch's clip coefficient, with its 1e-6 guard against a zero norm.
+    let coefficient = max_norm / (norm + 1e-6);
+    if coefficient < 1.0 {
+        for (name, _) in squares {
+            let scaled = scale(grads.named(&name).expect("listed above"), coefficient)?;
+            grads.set_named(&name, scaled);
+        }
+    }
+    Ok(norm)
+}

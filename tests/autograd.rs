@@ -1,0 +1,326 @@
+//! The tape: whole-network gradients against finite differences in train and eval mode,
+//! gradient accumulation over reused values, no-grad, seeds, memory release, BN modes.
+
+mod common;
+
+use common::{Rng, assert_close, gpu};
+use gradlens::Tensor;
+use gradlens::autograd::{Tape, Var};
+use gradlens::kernels::conv2d::Conv2d as ConvGeometry;
+use gradlens::models::LesionNet;
+use gradlens::nn::{BatchNorm2d, Conv2d, Forward, Init, Mode, ParamStore};
+
+fn tensor(dims: &[usize], data: &[f32]) -> Tensor {
+    Tensor::from_slice(gpu(), dims.to_vec(), data).unwrap()
+}
+
+/// LesionNet's loss on fixed data, for the gradient check.
+struct Problem {
+    store: ParamStore,
+    model: LesionNet,
+    x: Vec<f32>,
+    dims: [usize; 4],
+    labels: Vec<usize>,
+}
+
+impl Problem {
+    fn new(seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let mut store = ParamStore::new(gpu());
+        let model = LesionNet::new(&mut store, 2, 3, [3, 4, 5], seed).unwrap();
+        // Running statistics away from (0, 1), so that eval mode is not the identity.
+        let buffers: Vec<(String, Vec<usize>)> = store
+            .buffers()
+            .map(|(name, t)| (name.to_string(), t.dims().to_vec()))
+            .collect();
+        for (name, dims) in buffers {
+            let values: Vec<f32> = rng
+                .vec(dims[0])
+                .into_iter()
+                .map(|v| {
+                    if name.ends_with("var") {
+                        0.5 + v.abs()
+                    } else {
+                        0.3 * v
+                    }
+                })
+                .collect();
+            store.set(&name, tensor(&dims, &values)).unwrap();
+        }
+        let dims = [3, 2, 9, 8];
+        let x = rng.vec(dims.iter().product());
+        Self {
+            store,
+            model,
+            x,
+            dims,
+            labels: vec![0, 2, 1],
+        }
+    }
+
+    /// (loss, its value read back), recording on `tape`; `x` is a leaf wanting a gradient.
+    fn loss(&self, tape: &Tape, mode: Mode) -> (Var, Var, f32) {
+        let f = Forward::new(tape, &self.store, mode);
+        let x = tape.input(tensor(&self.dims, &self.x));
+        let logits = self.model.forward(&f, &x).unwrap();
+        let loss = tape.cross_entropy(&logits, &self.labels, None).unwrap();
+        let value = loss.tensor().to_vec().unwrap()[0];
+        (x, loss, value)
+    }
+
+    /// The loss with element `index` of `name` (a parameter, or "x") shifted by `delta`.
+    fn shifted_loss(&mut self, name: &str, index: usize, delta: f32, mode: Mode) -> f32 {
+        let original = if name == "x" {
+            let old = self.x[index];
+            self.x[index] += delta;
+            old
+        } else {
+            let t = self.store.parameter(name).unwrap();
+            let mut values = t.to_vec().unwrap();
+            let old = values[index];
+            values[index] += delta;
+            t.write(&values).unwrap();
+            old
+        };
+        let (_, _, value) = self.loss(&Tape::no_grad(), mode);
+        if name == "x" {
+            self.x[index] = original;
+        } else {
+            let t = self.store.parameter(name).unwrap();
+            let mut values = t.to_vec().unwrap();
+            values[index] = original;
+            t.write(&values).unwrap();
+        }
+        value
+    }
+}
+
+/// Every parameter's gradient (up to 10 elements of each) and the input's, against central
+/// differences of the GPU forward in f32 (step 1e-3: the loss is ~1, so f32 rounding costs
+/// ~1e-4 in the difference quotient, and few ReLU or max-pool decisions can flip).
+fn check_gradients(mode: Mode) {
+    let mut problem = Problem::new(if mode == Mode::Train { 70 } else { 71 });
+    let tape = Tape::new();
+    let (x, loss, _) = problem.loss(&tape, mode);
+    let grads = tape.backward(&loss, None).unwrap();
+    let mut names: Vec<String> = problem
+        .store
+        .parameters()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    names.push("x".to_string());
+    assert_eq!(
+        names.len(),
+        3 * 3 + 2 + 1,
+        "conv, BN weight and bias per block, head, input"
+    );
+    let delta = 1e-3;
+    for name in names {
+        let analytic = match name.as_str() {
+            "x" => grads.get(&x).expect("input gradient").to_vec().unwrap(),
+            _ => grads
+                .named(&name)
+                .unwrap_or_else(|| panic!("no gradient for {name}"))
+                .to_vec()
+                .unwrap(),
+        };
+        let count = analytic.len();
+        let picks: Vec<usize> = (0..10.min(count))
+            .map(|i| i * count / 10.min(count))
+            .collect();
+        let mut numeric = Vec::new();
+        let mut wanted = Vec::new();
+        for &index in &picks {
+            let plus = problem.shifted_loss(&name, index, delta, mode);
+            let minus = problem.shifted_loss(&name, index, -delta, mode);
+            numeric.push((plus - minus) / (2.0 * delta));
+            wanted.push(analytic[index]);
+        }
+        assert_close(
+            &format!("{mode:?} d loss / d {name}"),
+            &numeric,
+            &wanted,
+            2e-2,
+            5e-4,
+        );
+    }
+}
+
+#[test]
+fn whole_network_gradients_match_finite_differences_in_train_mode() {
+    check_gradients(Mode::Train);
+}
+
+#[test]
+fn whole_network_gradients_match_finite_differences_in_eval_mode() {
+    check_gradients(Mode::Eval);
+}
+
+/// y = relu(conv(x)) + x, then concatenated with x: x feeds three consumers, whose gradients
+/// must be summed.
+#[test]
+fn gradients_of_reused_values_are_summed() {
+    let mut rng = Rng::new(72);
+    let mut store = ParamStore::new(gpu());
+    let conv = Conv2d::new(
+        &mut store,
+        "conv",
+        2,
+        2,
+        [3, 3],
+        ConvGeometry::default().padding(1),
+        true,
+        Init::KaimingNormalFanOut,
+        3,
+    )
+    .unwrap();
+    let x_data = rng.vec(2 * 2 * 5 * 5);
+    let seed_data = rng.vec(2 * 4 * 5 * 5);
+    let run = |x_data: &[f32], tape: &Tape| {
+        let f = Forward::new(tape, &store, Mode::Train);
+        let x = tape.input(tensor(&[2, 2, 5, 5], x_data));
+        let branch = tape.relu(&conv.forward(&f, &x).unwrap()).unwrap();
+        let residual = tape.add(&branch, &x).unwrap();
+        let out = tape.concat_channels(&[&residual, &x]).unwrap();
+        (x, out)
+    };
+    let tape = Tape::new();
+    let (x, out) = run(&x_data, &tape);
+    let grads = tape
+        .backward(&out, Some(tensor(&[2, 4, 5, 5], &seed_data)))
+        .unwrap();
+    let analytic = grads.get(&x).unwrap().to_vec().unwrap();
+    // d(seed · out)/dx by central differences.
+    let objective = |x_data: &[f32]| -> f32 {
+        let out = run(x_data, &Tape::no_grad()).1.tensor().to_vec().unwrap();
+        let dot: f64 = out
+            .iter()
+            .zip(&seed_data)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        dot as f32
+    };
+    let mut numeric = Vec::new();
+    for i in 0..x_data.len() {
+        let (mut plus, mut minus) = (x_data.clone(), x_data.clone());
+        plus[i] += 1e-3;
+        minus[i] -= 1e-3;
+        numeric.push((objective(&plus) - objective(&minus)) / 2e-3);
+    }
+    assert_close("d (seed · out) / dx", &analytic, &numeric, 2e-2, 2e-3);
+    assert!(grads.named("conv.weight").is_some() && grads.named("conv.bias").is_some());
+}
+
+#[test]
+fn no_grad_records_nothing_and_backward_explains_misuse() {
+    let store_x = tensor(&[1, 3], &[1.0, -2.0, 3.0]);
+    let tape = Tape::no_grad();
+    let x = tape.input(store_x.clone());
+    let y = tape.relu(&x).unwrap();
+    assert!(!x.requires_grad() && !y.requires_grad());
+    assert!(
+        tape.backward(&y, None)
+            .unwrap_err()
+            .to_string()
+            .contains("no_grad")
+    );
+
+    let tape = Tape::new();
+    let constant = tape.relu(&Var::constant(store_x.clone())).unwrap();
+    assert!(!constant.requires_grad(), "constants in, constant out");
+    let x = tape.input(store_x);
+    let y = tape.relu(&x).unwrap();
+    let error = tape.backward(&y, None).unwrap_err().to_string();
+    assert!(error.contains("seed"), "{error}");
+    let wrong_seed = tensor(&[3], &[1.0, 1.0, 1.0]);
+    assert!(tape.backward(&y, Some(wrong_seed)).is_err());
+    // A seed picks one output (saliency's class score): relu passes it where x > 0.
+    let seed = tensor(&[1, 3], &[0.0, 1.0, 1.0]);
+    let grads = tape.backward(&y, Some(seed)).unwrap();
+    assert_eq!(
+        grads.get(&x).unwrap().to_vec().unwrap(),
+        vec![0.0, 0.0, 1.0]
+    );
+}
+
+#[test]
+fn frozen_parameters_get_no_gradient() {
+    let mut store = ParamStore::new(gpu());
+    let model = LesionNet::new(&mut store, 1, 2, [2, 2, 2], 5).unwrap();
+    store.freeze("features.").unwrap();
+    assert!(
+        store
+            .freeze("featurse")
+            .unwrap_err()
+            .to_string()
+            .contains("featurse")
+    );
+    let tape = Tape::new();
+    let f = Forward::new(&tape, &store, Mode::Train);
+    let x = Var::constant(Tensor::full(gpu(), [2, 1, 8, 8], 0.5).unwrap());
+    let mut rng = Rng::new(73);
+    x.tensor().write(&rng.vec(128)).unwrap();
+    let logits = model.forward(&f, &x).unwrap();
+    let loss = tape.cross_entropy(&logits, &[0, 1], None).unwrap();
+    let grads = tape.backward(&loss, None).unwrap();
+    let names: Vec<&str> = grads.parameters().map(|(name, _)| name).collect();
+    assert_eq!(names, ["classifier.bias", "classifier.weight"]);
+}
+
+/// Train mode normalises with the batch statistics and moves the running ones by momentum 0.1
+/// (the variance unbiased); eval mode uses and keeps the running ones.
+#[test]
+fn batch_norm_modes_behave_like_pytorch() {
+    let mut store = ParamStore::new(gpu());
+    let bn = BatchNorm2d::new(&mut store, "bn", 2, 1e-5).unwrap();
+    let data: Vec<f32> = (0..2 * 2 * 3)
+        .map(|i| (i as f32 * 0.7).sin() * 2.0 + 1.0)
+        .collect();
+    let x = Var::constant(tensor(&[2, 2, 3, 1], &data));
+    let channel = |c: usize| -> Vec<f32> {
+        (0..2)
+            .flat_map(|n| data[(n * 2 + c) * 3..(n * 2 + c) * 3 + 3].to_vec())
+            .collect()
+    };
+    let tape = Tape::no_grad();
+    let train = Forward::new(&tape, &store, Mode::Train);
+    let y = bn
+        .forward(&train, &x)
+        .unwrap()
+        .into_tensor()
+        .to_vec()
+        .unwrap();
+    let running_mean = store.buffer("bn.running_mean").unwrap().to_vec().unwrap();
+    let running_var = store.buffer("bn.running_var").unwrap().to_vec().unwrap();
+    for c in 0..2 {
+        let values = channel(c);
+        let mean = values.iter().sum::<f32>() / 6.0;
+        let biased = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 6.0;
+        let unbiased = biased * 6.0 / 5.0;
+        assert!(
+            (running_mean[c] - 0.1 * mean).abs() < 1e-5,
+            "running_mean {running_mean:?}"
+        );
+        assert!(
+            (running_var[c] - (0.9 + 0.1 * unbiased)).abs() < 1e-5,
+            "running_var {running_var:?}"
+        );
+        let first = (data[c * 3] - mean) / (biased + 1e-5).sqrt();
+        assert!((y[c * 3] - first).abs() < 1e-4, "train-mode output {y:?}");
+    }
+    let eval = Forward::new(&tape, &store, Mode::Eval);
+    let y = bn
+        .forward(&eval, &x)
+        .unwrap()
+        .into_tensor()
+        .to_vec()
+        .unwrap();
+    for c in 0..2 {
+        let want = (data[c * 3] - running_mean[c]) / (running_var[c] + 1e-5).sqrt();
+        assert!((y[c * 3] - want).abs() < 1e-4, "eval-mode output {y:?}");
+    }
+    assert_eq!(
+        store.buffer("bn.running_mean").unwrap().to_vec().unwrap(),
+        running_mean
+    );
+}
