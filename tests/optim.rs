@@ -1,0 +1,203 @@
+//! Optimiser kernels against the plain-Rust reference over several steps, learning-rate
+//! schedules, gradient clipping, and the synthetic lesion data set.
+
+mod common;
+
+use common::{Rng, assert_close, gpu};
+use gradlens::Tensor;
+use gradlens::autograd::Tape;
+use gradlens::kernels::optim::{AdamStep, SgdStep, adam_step, sgd_step};
+use gradlens::nn::{Forward, Linear, Mode, ParamStore};
+use gradlens::reference::optim as reference;
+use gradlens::train::{LearningRate, Schedule, SyntheticLesions, clip_grad_norm};
+
+const COUNT: usize = 1000; // not a multiple of the workgroup size
+
+#[test]
+fn sgd_matches_reference_over_steps() {
+    for (momentum, nesterov, weight_decay) in
+        [(0.0, false, 0.0), (0.9, false, 1e-4), (0.9, true, 5e-4)]
+    {
+        let mut rng = Rng::new(80);
+        let mut param = rng.vec(COUNT);
+        let mut buffer = vec![0.0; COUNT];
+        let t_param = Tensor::from_slice(gpu(), [COUNT], &param).unwrap();
+        let t_buffer = Tensor::zeros(gpu(), [COUNT]).unwrap();
+        for step in 0..3 {
+            let grad = rng.vec(COUNT);
+            let t_grad = Tensor::from_slice(gpu(), [COUNT], &grad).unwrap();
+            let hyper = SgdStep {
+                lr: 0.1,
+                momentum,
+                nesterov,
+                weight_decay,
+                first_step: step == 0,
+            };
+            let momentum_buffer = (momentum != 0.0).then_some(&t_buffer);
+            sgd_step(&t_param, &t_grad, momentum_buffer, &hyper).unwrap();
+            reference::sgd_step(&mut param, &grad, &mut buffer, &hyper);
+        }
+        let what = format!("sgd momentum {momentum} nesterov {nesterov} wd {weight_decay}");
+        assert_close(&what, &t_param.to_vec().unwrap(), &param, 1e-5, 1e-6);
+    }
+    let t = Tensor::zeros(gpu(), [4]).unwrap();
+    let hyper = SgdStep {
+        lr: 0.1,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+        first_step: true,
+    };
+    assert!(
+        sgd_step(&t, &t, None, &hyper)
+            .unwrap_err()
+            .to_string()
+            .contains("momentum buffer")
+    );
+}
+
+#[test]
+fn adam_and_adamw_match_reference_over_steps() {
+    for decoupled in [false, true] {
+        let mut rng = Rng::new(81);
+        let mut param = rng.vec(COUNT);
+        let (mut m, mut v) = (vec![0.0; COUNT], vec![0.0; COUNT]);
+        let t_param = Tensor::from_slice(gpu(), [COUNT], &param).unwrap();
+        let t_m = Tensor::zeros(gpu(), [COUNT]).unwrap();
+        let t_v = Tensor::zeros(gpu(), [COUNT]).unwrap();
+        for step in 1..=4 {
+            let grad = rng.vec(COUNT);
+            let t_grad = Tensor::from_slice(gpu(), [COUNT], &grad).unwrap();
+            let hyper = AdamStep {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled,
+                step,
+            };
+            adam_step(&t_param, &t_grad, &t_m, &t_v, &hyper).unwrap();
+            reference::adam_step(&mut param, &grad, &mut m, &mut v, &hyper);
+        }
+        let what = format!("adam decoupled={decoupled}");
+        assert_close(&what, &t_param.to_vec().unwrap(), &param, 1e-5, 1e-6);
+        assert_close(&format!("{what} m"), &t_m.to_vec().unwrap(), &m, 1e-5, 1e-7);
+        assert_close(&format!("{what} v"), &t_v.to_vec().unwrap(), &v, 1e-5, 1e-8);
+    }
+}
+
+#[test]
+fn schedules_follow_pytorch() {
+    let step = LearningRate {
+        base: 0.1,
+        warmup: 0,
+        schedule: Schedule::Step {
+            step_size: 10,
+            gamma: 0.5,
+        },
+    };
+    assert_eq!(
+        [step.at(0), step.at(9), step.at(10), step.at(25)],
+        [0.1, 0.1, 0.05, 0.025]
+    );
+    let cosine = LearningRate {
+        base: 1.0,
+        warmup: 4,
+        schedule: Schedule::Cosine {
+            total: 10,
+            min_lr: 0.0,
+        },
+    };
+    assert_eq!([cosine.at(0), cosine.at(1), cosine.at(3)], [0.25, 0.5, 1.0]);
+    assert!((cosine.at(4) - 1.0).abs() < 1e-6 && (cosine.at(9) - 0.5).abs() < 1e-6);
+    assert!((cosine.at(13) - 0.5 * (1.0 + (0.9 * std::f32::consts::PI).cos())).abs() < 1e-6);
+    assert_eq!(cosine.at(14), 0.0);
+}
+
+#[test]
+fn clipping_scales_gradients_to_the_global_norm() {
+    let mut store = ParamStore::new(gpu());
+    let head = Linear::new(&mut store, "fc", 3, 2, None, 1).unwrap();
+    let tape = Tape::new();
+    let f = Forward::new(&tape, &store, Mode::Train);
+    let x =
+        tape.input(Tensor::from_slice(gpu(), [2, 3], &[1.0, 2.0, -3.0, 0.5, -1.0, 4.0]).unwrap());
+    let logits = head.forward(&f, &x).unwrap();
+    let loss = tape.cross_entropy(&logits, &[0, 1], None).unwrap();
+    let mut grads = tape.backward(&loss, None).unwrap();
+    let before: Vec<Vec<f32>> = grads
+        .parameters()
+        .map(|(_, g)| g.to_vec().unwrap())
+        .collect();
+    let norm: f32 = before.iter().flatten().map(|v| v * v).sum::<f32>().sqrt();
+    let reported = clip_grad_norm(&mut grads, norm / 4.0).unwrap();
+    assert!(
+        (reported - norm).abs() < 1e-5 * norm,
+        "{reported} vs {norm}"
+    );
+    for ((_, after), before) in grads.parameters().zip(&before) {
+        let want: Vec<f32> = before.iter().map(|v| v * 0.25).collect();
+        assert_close("clipped", &after.to_vec().unwrap(), &want, 1e-4, 1e-7);
+    }
+    // Below the limit nothing changes.
+    let unchanged = clip_grad_norm(&mut grads, norm).unwrap();
+    assert!((unchanged - norm / 4.0).abs() < 1e-4 * norm);
+}
+
+#[test]
+fn synthetic_lesions_are_deterministic_and_masks_mark_them() {
+    let data = SyntheticLesions {
+        size: 40,
+        seed: 3,
+        ..SyntheticLesions::default()
+    };
+    let a = data.generate(10, 16);
+    let b = data.generate(10, 16);
+    assert_eq!(a.images, b.images);
+    assert_eq!(a.image_dims(), [16, 1, 40, 40]);
+    // Sample 12 alone is sample 12 of the batch: each depends on (seed, index) only.
+    assert_eq!(data.generate(12, 1).images, a.images[2 * 1600..3 * 1600]);
+    let positives = a.labels.iter().filter(|&&l| l == 1).count();
+    assert!((3..=13).contains(&positives), "{positives} of 16 positive");
+    for (i, &label) in a.labels.iter().enumerate() {
+        let mask = &a.masks[i * 1600..(i + 1) * 1600];
+        let area = mask.iter().filter(|&&m| m == 1.0).count();
+        if label == 0 {
+            assert_eq!(area, 0, "a negative sample has no lesion");
+        } else {
+            // 1 to 3 lesions of radius 2 to 4: each covers roughly 6 to 60 pixels.
+            assert!((6..=250).contains(&area), "sample {i}: lesion area {area}");
+            let image = &a.images[i * 1600..(i + 1) * 1600];
+            let outside = mean(
+                image
+                    .iter()
+                    .zip(mask)
+                    .filter(|(_, m)| **m == 0.0)
+                    .map(|(v, _)| *v),
+            );
+            let deviation = mean(
+                image
+                    .iter()
+                    .zip(mask)
+                    .filter(|(_, m)| **m == 1.0)
+                    .map(|(v, _)| (v - outside).abs()),
+            );
+            assert!(
+                deviation > 0.12,
+                "sample {i}: lesion pixels deviate by {deviation}"
+            );
+        }
+    }
+    let other = SyntheticLesions {
+        seed: 4,
+        ..data.clone()
+    }
+    .generate(10, 16);
+    assert_ne!(other.images, a.images);
+}
+
+fn mean(values: impl Iterator<Item = f32>) -> f32 {
+    let (sum, count) = values.fold((0.0, 0), |(s, c), v| (s + v, c + 1));
+    sum / count.max(1) as f32
+}
