@@ -430,15 +430,23 @@ fn resolve(
     let vec4_aligned = reduced % 4 == 0 && columns % 4 == 0;
     let cols_bytes = (n * per_group * kh * kw * oh * ow * 4) as u64;
     let limit = IM2COL_MAX_BYTES.min(x.gpu().limits().max_storage_buffer_binding_size);
-    let gemm_applies = conv.groups == 1 && (is_pointwise(shapes, conv) || cols_bytes <= limit);
+    // The GEMM weight gradient holds one weight-sized product per sample before summing them.
+    let per_sample_bytes = match pass {
+        Pass::BackwardWeight if n > 1 => (n * c_out * taps * 4) as u64,
+        _ => 0,
+    };
+    let gemm_applies = conv.groups == 1
+        && (is_pointwise(shapes, conv) || cols_bytes <= limit)
+        && per_sample_bytes <= limit;
     match algorithm {
         ConvAlgorithm::Auto if gemm_applies && vec4_aligned => Ok(ConvAlgorithm::Gemm),
         ConvAlgorithm::Auto => Ok(ConvAlgorithm::ImplicitGemm),
         ConvAlgorithm::Gemm if !gemm_applies => Err(Error::invalid(
             op,
             format!(
-                "the GEMM path needs groups = 1 and an im2col buffer within {limit} bytes; \
-                 groups = {}, buffer {cols_bytes} bytes",
+                "the GEMM path needs groups = 1 and an im2col buffer (and, for the weight \
+                 gradient, per-sample products) within {limit} bytes; groups = {}, buffers \
+                 {cols_bytes} and {per_sample_bytes} bytes",
                 conv.groups
             ),
         )),

@@ -1,0 +1,217 @@
+//! ResNet (He et al. 2015) as torchvision builds it: v1.5, with the stride of a bottleneck on
+//! its 3×3 convolution; parameter names are torchvision's (`layer2.0.downsample.1.running_var`).
+
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::kernels::conv2d::Conv2d as ConvGeometry;
+use crate::kernels::pool::Pool2d;
+use crate::nn::{BatchNorm2d, Conv2d, Forward, Init, Linear, ParamStore};
+
+/// The two block types: BasicBlock (two 3×3 convolutions) and Bottleneck (1×1, 3×3, 1×1 with
+/// four times the width at the output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    Basic,
+    Bottleneck,
+}
+
+impl Block {
+    fn expansion(self) -> usize {
+        match self {
+            Block::Basic => 1,
+            Block::Bottleneck => 4,
+        }
+    }
+}
+
+/// The variants by torchvision's function name: (block, blocks per stage).
+pub fn resnet_config(arch: &str) -> Option<(Block, [usize; 4])> {
+    Some(match arch {
+        "resnet18" => (Block::Basic, [2, 2, 2, 2]),
+        "resnet34" => (Block::Basic, [3, 4, 6, 3]),
+        "resnet50" => (Block::Bottleneck, [3, 4, 6, 3]),
+        "resnet101" => (Block::Bottleneck, [3, 4, 23, 3]),
+        "resnet152" => (Block::Bottleneck, [3, 8, 36, 3]),
+        _ => return None,
+    })
+}
+
+/// conv + BN, the unit every block is made of.
+struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+}
+
+impl ConvBn {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        store: &mut ParamStore,
+        conv_name: &str,
+        bn_name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let geometry = ConvGeometry::default().stride(stride).padding(kernel / 2);
+        Ok(Self {
+            conv: Conv2d::new(
+                store,
+                conv_name,
+                in_channels,
+                out_channels,
+                [kernel, kernel],
+                geometry,
+                false,
+                Init::KaimingNormalFanOut,
+                seed,
+            )?,
+            bn: BatchNorm2d::new(store, bn_name, out_channels, 1e-5)?,
+        })
+    }
+
+    fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        self.bn.forward(f, &self.conv.forward(f, x)?)
+    }
+}
+
+struct ResidualBlock {
+    /// conv1/bn1, conv2/bn2 (and conv3/bn3 in a bottleneck), ReLU between them.
+    path: Vec<ConvBn>,
+    downsample: Option<ConvBn>,
+}
+
+impl ResidualBlock {
+    fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let mut out = x.clone();
+        for (i, unit) in self.path.iter().enumerate() {
+            out = unit.forward(f, &out)?;
+            if i + 1 < self.path.len() {
+                out = f.tape.relu(&out)?;
+            }
+        }
+        let identity = match &self.downsample {
+            Some(downsample) => downsample.forward(f, x)?,
+            None => x.clone(),
+        };
+        f.tape.relu(&f.tape.add(&out, &identity)?)
+    }
+}
+
+pub struct ResNet {
+    stem: ConvBn,
+    blocks: Vec<ResidualBlock>,
+    fc: Linear,
+}
+
+impl ResNet {
+    /// `arch` is torchvision's function name (resnet18 … resnet152).
+    pub fn new(
+        store: &mut ParamStore,
+        arch: &str,
+        in_channels: usize,
+        classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let (block, counts) = resnet_config(arch).ok_or_else(|| {
+            Error::invalid(
+                "ResNet",
+                format!(
+                    "unknown arch {arch:?}; resnet18, resnet34, resnet50, resnet101, resnet152"
+                ),
+            )
+        })?;
+        let stem = ConvBn::new(store, "conv1", "bn1", in_channels, 64, 7, 2, seed)?;
+        let mut blocks = Vec::new();
+        let mut inplanes = 64;
+        for (stage, &count) in counts.iter().enumerate() {
+            let planes = 64 << stage;
+            let out = planes * block.expansion();
+            for index in 0..count {
+                let stride = if stage > 0 && index == 0 { 2 } else { 1 };
+                let prefix = format!("layer{}.{index}", stage + 1);
+                let name = |part: &str| format!("{prefix}.{part}");
+                let path = match block {
+                    Block::Basic => vec![
+                        ConvBn::new(
+                            store,
+                            &name("conv1"),
+                            &name("bn1"),
+                            inplanes,
+                            planes,
+                            3,
+                            stride,
+                            seed,
+                        )?,
+                        ConvBn::new(
+                            store,
+                            &name("conv2"),
+                            &name("bn2"),
+                            planes,
+                            planes,
+                            3,
+                            1,
+                            seed,
+                        )?,
+                    ],
+                    Block::Bottleneck => vec![
+                        ConvBn::new(
+                            store,
+                            &name("conv1"),
+                            &name("bn1"),
+                            inplanes,
+                            planes,
+                            1,
+                            1,
+                            seed,
+                        )?,
+                        ConvBn::new(
+                            store,
+                            &name("conv2"),
+                            &name("bn2"),
+                            planes,
+                            planes,
+                            3,
+                            stride,
+                            seed,
+                        )?,
+                        ConvBn::new(store, &name("conv3"), &name("bn3"), planes, out, 1, 1, seed)?,
+                    ],
+                };
+                let downsample = if stride != 1 || inplanes != out {
+                    Some(ConvBn::new(
+                        store,
+                        &name("downsample.0"),
+                        &name("downsample.1"),
+                        inplanes,
+                        out,
+                        1,
+                        stride,
+                        seed,
+                    )?)
+                } else {
+                    None
+                };
+                blocks.push(ResidualBlock { path, downsample });
+                inplanes = out;
+            }
+        }
+        let fc = Linear::new(store, "fc", inplanes, classes, None, seed)?;
+        Ok(Self { stem, blocks, fc })
+    }
+
+    /// Logits [N, classes] for images [N, C, H, W].
+    pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let mut x = f.tape.relu(&self.stem.forward(f, x)?)?;
+        x = f
+            .tape
+            .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?;
+        for block in &self.blocks {
+            x = block.forward(f, &x)?;
+        }
+        x = f.tape.adaptive_avg_pool2d(&x, [1, 1])?;
+        x = f.tape.flatten(&x)?;
+        self.fc.forward(f, &x)
+    }
+}
