@@ -50,6 +50,9 @@ pub enum Error {
     #[error("GPU device lost: {reason}")]
     DeviceLost { reason: String },
 
+    #[error("{path}: {message}")]
+    Weights { path: String, message: String },
+
     #[error("reading back {what} from the GPU failed: {message}")]
     Readback { what: String, message: String },
 }

@@ -15,6 +15,7 @@ pub mod reference;
 pub mod shaders;
 pub mod tensor;
 pub mod train;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

@@ -8,6 +8,47 @@ use gradlens::autograd::Tape;
 use gradlens::models::ResNet;
 use gradlens::nn::{Forward, Mode, ParamStore};
 
+/// Every architecture declares exactly torchvision's state_dict: the same entry count, the same
+/// parameter count and the same digest of its sorted "name [shape]" lines
+/// (tests/fixtures/torchvision_state_dicts.json, made by tools/state_dict_digests.py).
+#[test]
+fn every_architecture_matches_torchvisions_state_dict() {
+    let text = std::fs::read_to_string("tests/fixtures/torchvision_state_dicts.json").unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for &arch in gradlens::models::ARCHS {
+        let want = &expected[arch];
+        let mut store = ParamStore::shapes_only(gpu());
+        let config = gradlens::models::ModelConfig::default();
+        gradlens::models::build(arch, &mut store, &config).unwrap();
+        let mut lines: Vec<String> = store
+            .shapes()
+            .map(|(name, dims, _)| format!("{name} {dims:?}"))
+            .collect();
+        lines.sort();
+        let digest = lines
+            .join("\n")
+            .bytes()
+            .fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+            });
+        assert_eq!(
+            lines.len() as u64,
+            want["entries"].as_u64().unwrap(),
+            "{arch} entries"
+        );
+        assert_eq!(
+            store.parameter_count() as u64,
+            want["parameters"].as_u64().unwrap(),
+            "{arch} parameters"
+        );
+        assert_eq!(
+            format!("{digest:016x}"),
+            want["digest"].as_str().unwrap(),
+            "{arch}: {lines:#?}"
+        );
+    }
+}
+
 /// torchvision's parameter counts with 1000 classes (sum of p.numel() over parameters()).
 #[test]
 fn resnets_have_torchvisions_parameters() {

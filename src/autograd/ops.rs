@@ -103,6 +103,35 @@ impl Tape {
         }))
     }
 
+    /// y[n, c] = x[n, c] · scale[c] + shift[c] with constant per-channel `scale` and `shift`
+    /// (GoogLeNet's and Inception v3's transform_input). Runs on the eval-mode batch-norm
+    /// kernels with mean 0, variance 1 and eps 0, which compute exactly that.
+    pub fn channel_affine(&self, x: &Var, scale: &[f32], shift: &[f32]) -> Result<Var> {
+        let gpu = x.tensor.gpu();
+        let channels = scale.len();
+        if shift.len() != channels || x.dims().get(1) != Some(&channels) {
+            return Err(Error::invalid(
+                "channel_affine",
+                format!(
+                    "{} scales and {} shifts for an input of shape {:?}",
+                    channels,
+                    shift.len(),
+                    x.dims()
+                ),
+            ));
+        }
+        let mean = Tensor::zeros(gpu, [channels])?;
+        let variance = Tensor::full(gpu, [channels], 1.0)?;
+        let scale = Tensor::from_slice(gpu, [channels], scale)?;
+        let shift = Tensor::from_slice(gpu, [channels], shift)?;
+        let out = batch_norm_forward(&x.tensor, &mean, &variance, &scale, &shift, 0.0)?;
+        let x_t = x.tensor.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            let grads = batch_norm_backward(&x_t, grad, &mean, &variance, &scale, 0.0, false)?;
+            Ok(vec![Some(grads.grad_input)])
+        }))
+    }
+
     /// y = x · weightᵀ + bias on [batch, features].
     pub fn linear(&self, x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
         let out = linear(&x.tensor, &weight.tensor, bias.map(|b| &b.tensor))?;

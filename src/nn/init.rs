@@ -12,6 +12,9 @@ pub enum Init {
     /// N(0, 2 / fan_out), fan_out = dims[0] · (product of dims[2..]): torchvision's
     /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")` for convolutions.
     KaimingNormalFanOut,
+    /// N(0, 2 / fan_in), fan_in = product of dims[1..]: `kaiming_normal_` with its defaults
+    /// (torchvision's DenseNet).
+    KaimingNormalFanIn,
     /// N(0, std²) (VGG's linear layers: 0.01).
     Normal {
         std: f32,
@@ -42,6 +45,11 @@ impl Init {
                 let fan_out =
                     dims.first().copied().unwrap_or(1) * dims.iter().skip(2).product::<usize>();
                 let std = (2.0 / fan_out.max(1) as f64).sqrt();
+                (0..count).map(|_| (rng.normal() * std) as f32).collect()
+            }
+            Init::KaimingNormalFanIn => {
+                let fan_in = dims.iter().skip(1).product::<usize>();
+                let std = (2.0 / fan_in.max(1) as f64).sqrt();
                 (0..count).map(|_| (rng.normal() * std) as f32).collect()
             }
             Init::Normal { std } => (0..count)

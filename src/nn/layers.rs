@@ -28,20 +28,19 @@ impl Conv2d {
         init: Init,
         seed: u64,
     ) -> Result<Self> {
-        let gpu = store.gpu().clone();
-        let weight_name = format!("{name}.weight");
         let dims = [
             out_channels,
             in_channels / geometry.groups.max(1),
             kernel[0],
             kernel[1],
         ];
-        store.add_parameter(&weight_name, init.tensor(&gpu, &dims, seed, &weight_name)?)?;
+        store.declare_parameter(&format!("{name}.weight"), &dims, init, seed)?;
         if bias {
-            let bias_name = format!("{name}.bias");
-            store.add_parameter(
-                &bias_name,
-                Init::Constant(0.0).tensor(&gpu, &[out_channels], seed, &bias_name)?,
+            store.declare_parameter(
+                &format!("{name}.bias"),
+                &[out_channels],
+                Init::Constant(0.0),
+                seed,
             )?;
         }
         Ok(Self {
@@ -72,7 +71,6 @@ pub struct BatchNorm2d {
 impl BatchNorm2d {
     /// `eps` is 1e-5 in PyTorch, 1e-3 in GoogLeNet's and Inception v3's BasicConv2d.
     pub fn new(store: &mut ParamStore, name: &str, channels: usize, eps: f32) -> Result<Self> {
-        let gpu = store.gpu().clone();
         for (suffix, value, trainable) in [
             ("weight", 1.0, true),
             ("bias", 0.0, true),
@@ -80,10 +78,9 @@ impl BatchNorm2d {
             ("running_var", 1.0, false),
         ] {
             let full = format!("{name}.{suffix}");
-            let tensor = Init::Constant(value).tensor(&gpu, &[channels], 0, &full)?;
             match trainable {
-                true => store.add_parameter(&full, tensor)?,
-                false => store.add_buffer(&full, tensor)?,
+                true => store.declare_parameter(&full, &[channels], Init::Constant(value), 0)?,
+                false => store.declare_buffer(&full, &[channels], Init::Constant(value))?,
             }
         }
         Ok(Self {
@@ -123,7 +120,6 @@ impl Linear {
         weight_init: Option<Init>,
         seed: u64,
     ) -> Result<Self> {
-        let gpu = store.gpu().clone();
         let default = Init::DefaultFanIn {
             fan_in: in_features,
         };
@@ -131,16 +127,13 @@ impl Linear {
             Some(init) => (init, Init::Constant(0.0)),
             None => (default, default),
         };
-        let weight_name = format!("{name}.weight");
-        let bias_name = format!("{name}.bias");
-        store.add_parameter(
-            &weight_name,
-            weight.tensor(&gpu, &[out_features, in_features], seed, &weight_name)?,
+        store.declare_parameter(
+            &format!("{name}.weight"),
+            &[out_features, in_features],
+            weight,
+            seed,
         )?;
-        store.add_parameter(
-            &bias_name,
-            bias.tensor(&gpu, &[out_features], seed, &bias_name)?,
-        )?;
+        store.declare_parameter(&format!("{name}.bias"), &[out_features], bias, seed)?;
         Ok(Self {
             name: name.to_string(),
         })

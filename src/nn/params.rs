@@ -4,12 +4,17 @@
 
 use std::collections::BTreeMap;
 
+use super::Init;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
 pub struct ParamStore {
     gpu: Gpu,
+    /// False for a shape-only store: names and shapes, no GPU memory, no values.
+    allocate: bool,
+    /// Every parameter's and buffer's shape, and whether it is a parameter.
+    shapes: BTreeMap<String, (Vec<usize>, bool)>,
     parameters: BTreeMap<String, Tensor>,
     buffers: BTreeMap<String, Tensor>,
     /// Name prefixes whose parameters are frozen (receive no gradient, are not updated).
@@ -20,9 +25,20 @@ impl ParamStore {
     pub fn new(gpu: &Gpu) -> Self {
         Self {
             gpu: gpu.clone(),
+            allocate: true,
+            shapes: BTreeMap::new(),
             parameters: BTreeMap::new(),
             buffers: BTreeMap::new(),
             frozen: Vec::new(),
+        }
+    }
+
+    /// A store that records the names and shapes a model declares and allocates nothing: for
+    /// checking a model's layout or a weights file without the memory (VGG's 550 MB).
+    pub fn shapes_only(gpu: &Gpu) -> Self {
+        Self {
+            allocate: false,
+            ..Self::new(gpu)
         }
     }
 
@@ -30,26 +46,44 @@ impl ParamStore {
         &self.gpu
     }
 
-    /// Registers a trainable parameter; a name may be registered once.
-    pub fn add_parameter(&mut self, name: &str, tensor: Tensor) -> Result<()> {
-        self.check_new(name)?;
-        self.parameters.insert(name.to_string(), tensor);
-        Ok(())
+    /// Declares a trainable parameter, initialised from `init` (a name is declared once).
+    pub fn declare_parameter(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        init: Init,
+        seed: u64,
+    ) -> Result<()> {
+        self.declare(name, dims, init, seed, true)
     }
 
-    /// Registers a buffer: state saved with the model that no optimiser touches.
-    pub fn add_buffer(&mut self, name: &str, tensor: Tensor) -> Result<()> {
-        self.check_new(name)?;
-        self.buffers.insert(name.to_string(), tensor);
-        Ok(())
+    /// Declares a buffer: state saved with the model that no optimiser touches.
+    pub fn declare_buffer(&mut self, name: &str, dims: &[usize], init: Init) -> Result<()> {
+        self.declare(name, dims, init, 0, false)
     }
 
-    fn check_new(&self, name: &str) -> Result<()> {
-        if self.parameters.contains_key(name) || self.buffers.contains_key(name) {
+    fn declare(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        init: Init,
+        seed: u64,
+        parameter: bool,
+    ) -> Result<()> {
+        if self.shapes.contains_key(name) {
             return Err(Error::invalid(
                 "ParamStore",
                 format!("{name} is registered twice"),
             ));
+        }
+        self.shapes
+            .insert(name.to_string(), (dims.to_vec(), parameter));
+        if self.allocate {
+            let tensor = init.tensor(&self.gpu, dims, seed, name)?;
+            match parameter {
+                true => self.parameters.insert(name.to_string(), tensor),
+                false => self.buffers.insert(name.to_string(), tensor),
+            };
         }
         Ok(())
     }
@@ -57,13 +91,36 @@ impl ParamStore {
     pub fn parameter(&self, name: &str) -> Result<&Tensor> {
         self.parameters
             .get(name)
-            .ok_or_else(|| Error::invalid("ParamStore", format!("no parameter named {name}")))
+            .ok_or_else(|| self.absent(name, "parameter"))
     }
 
     pub fn buffer(&self, name: &str) -> Result<&Tensor> {
         self.buffers
             .get(name)
-            .ok_or_else(|| Error::invalid("ParamStore", format!("no buffer named {name}")))
+            .ok_or_else(|| self.absent(name, "buffer"))
+    }
+
+    fn absent(&self, name: &str, kind: &str) -> Error {
+        match self.allocate {
+            true => Error::invalid("ParamStore", format!("no {kind} named {name}")),
+            false => Error::invalid(
+                "ParamStore",
+                format!("{name}: a shape-only store holds no values"),
+            ),
+        }
+    }
+
+    /// Every parameter's and buffer's (name, shape, is a parameter), in name order; also in a
+    /// shape-only store.
+    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize], bool)> {
+        self.shapes
+            .iter()
+            .map(|(name, (dims, parameter))| (name.as_str(), dims.as_slice(), *parameter))
+    }
+
+    /// Whether a parameter or buffer of that name is declared (also in a shape-only store).
+    pub fn contains(&self, name: &str) -> bool {
+        self.shapes.contains_key(name)
     }
 
     /// A parameter or a buffer by name.
@@ -77,7 +134,7 @@ impl ParamStore {
             .parameters
             .get_mut(name)
             .or_else(|| self.buffers.get_mut(name))
-            .ok_or_else(|| Error::invalid("ParamStore::set", format!("no tensor named {name}")))?;
+            .ok_or_else(|| self_absent_for_set(name))?;
         if slot.dims() != tensor.dims() {
             return Err(Error::invalid(
                 "ParamStore::set",
@@ -104,14 +161,18 @@ impl ParamStore {
 
     /// Number of parameter values (trainable or frozen).
     pub fn parameter_count(&self) -> usize {
-        self.parameters.values().map(Tensor::numel).sum()
+        self.shapes
+            .values()
+            .filter(|(_, parameter)| *parameter)
+            .map(|(dims, _)| dims.iter().product::<usize>())
+            .sum()
     }
 
     /// Freezes every parameter whose name starts with `prefix` (`features` freezes a VGG's
     /// convolutions; `layer1.` a ResNet stage). An error when no parameter matches: a typo
     /// would otherwise train everything silently.
     pub fn freeze(&mut self, prefix: &str) -> Result<()> {
-        if !self.parameters.keys().any(|name| name.starts_with(prefix)) {
+        if !self.parameter_names().any(|name| name.starts_with(prefix)) {
             return Err(Error::invalid(
                 "freeze",
                 format!("no parameter name starts with {prefix:?}"),
@@ -124,7 +185,7 @@ impl ParamStore {
     /// Freezes every parameter except those under the given prefixes (fine-tune the head only).
     pub fn freeze_all_except(&mut self, trainable_prefixes: &[&str]) -> Result<()> {
         for prefix in trainable_prefixes {
-            if !self.parameters.keys().any(|name| name.starts_with(prefix)) {
+            if !self.parameter_names().any(|name| name.starts_with(prefix)) {
                 return Err(Error::invalid(
                     "freeze_all_except",
                     format!("no parameter name starts with {prefix:?}"),
@@ -132,10 +193,9 @@ impl ParamStore {
             }
         }
         let frozen: Vec<String> = self
-            .parameters
-            .keys()
+            .parameter_names()
             .filter(|name| !trainable_prefixes.iter().any(|p| name.starts_with(p)))
-            .cloned()
+            .map(str::to_string)
             .collect();
         self.frozen.extend(frozen);
         Ok(())
@@ -146,6 +206,19 @@ impl ParamStore {
     }
 
     pub fn is_trainable(&self, name: &str) -> bool {
-        self.parameters.contains_key(name) && !self.frozen.iter().any(|p| name.starts_with(p))
+        self.shapes
+            .get(name)
+            .is_some_and(|(_, parameter)| *parameter)
+            && !self.frozen.iter().any(|p| name.starts_with(p))
     }
+
+    fn parameter_names(&self) -> impl Iterator<Item = &str> {
+        self.shapes()
+            .filter(|(_, _, parameter)| *parameter)
+            .map(|(name, _, _)| name)
+    }
+}
+
+fn self_absent_for_set(name: &str) -> Error {
+    Error::invalid("ParamStore::set", format!("no tensor named {name}"))
 }

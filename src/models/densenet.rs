@@ -1,0 +1,190 @@
+//! DenseNet-BC (Huang et al. 2016) as torchvision builds it: a 7×7 stem, four dense blocks
+//! whose layers (BN → ReLU → 1×1 conv → BN → ReLU → 3×3 conv) each see the concatenation of
+//! all earlier features, transitions (BN → ReLU → 1×1 conv → 2×2 average pool), a final BN,
+//! ReLU, global average and `classifier`.
+//!
+//! Memory: each layer concatenates its inputs afresh, as torchvision does without
+//! `memory_efficient`. Without a tape (inference) every concatenation is dropped once its
+//! layer has read it, so the peak stays linear in the block's depth; training keeps them for
+//! the backward pass, quadratic as in torchvision.
+
+use super::{Classifier, ModelConfig};
+use crate::autograd::Var;
+use crate::error::Result;
+use crate::kernels::conv2d::Conv2d as ConvGeometry;
+use crate::kernels::pool::Pool2d;
+use crate::nn::{BatchNorm2d, Conv2d, Forward, Init, Linear, ParamStore};
+
+/// (growth rate, layers per block, stem width) by torchvision's function name.
+pub fn densenet_config(arch: &str) -> Option<(usize, [usize; 4], usize)> {
+    Some(match arch {
+        "densenet121" => (32, [6, 12, 24, 16], 64),
+        "densenet161" => (48, [6, 12, 36, 24], 96),
+        "densenet169" => (32, [6, 12, 32, 32], 64),
+        "densenet201" => (32, [6, 12, 48, 32], 64),
+        _ => return None,
+    })
+}
+
+/// BN → ReLU → conv, the unit of dense layers and transitions.
+struct NormReluConv {
+    norm: BatchNorm2d,
+    conv: Conv2d,
+}
+
+impl NormReluConv {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        store: &mut ParamStore,
+        norm: &str,
+        conv: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Ok(Self {
+            norm: BatchNorm2d::new(store, norm, in_channels, 1e-5)?,
+            conv: Conv2d::new(
+                store,
+                conv,
+                in_channels,
+                out_channels,
+                [kernel, kernel],
+                ConvGeometry::default().padding(kernel / 2),
+                false,
+                // torchvision's DenseNet: kaiming_normal_ with its default fan_in mode.
+                Init::KaimingNormalFanIn,
+                seed,
+            )?,
+        })
+    }
+
+    fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let y = f.tape.relu(&self.norm.forward(f, x)?)?;
+        self.conv.forward(f, &y)
+    }
+}
+
+enum Stage {
+    Block(Vec<[NormReluConv; 2]>),
+    Transition(NormReluConv),
+}
+
+pub struct DenseNet {
+    conv0: Conv2d,
+    norm0: BatchNorm2d,
+    stages: Vec<Stage>,
+    norm5: BatchNorm2d,
+    classifier: Linear,
+}
+
+impl DenseNet {
+    pub fn new(store: &mut ParamStore, arch: &str, config: &ModelConfig) -> Result<Self> {
+        let (growth, blocks, stem) = densenet_config(arch)
+            .ok_or_else(|| crate::Error::invalid("DenseNet", format!("unknown arch {arch:?}")))?;
+        let s = config.seed;
+        let conv0 = Conv2d::new(
+            store,
+            "features.conv0",
+            config.in_channels,
+            stem,
+            [7, 7],
+            ConvGeometry::default().stride(2).padding(3),
+            false,
+            Init::KaimingNormalFanIn,
+            s,
+        )?;
+        let norm0 = BatchNorm2d::new(store, "features.norm0", stem, 1e-5)?;
+        let mut stages = Vec::new();
+        let mut channels = stem;
+        for (b, &layers) in blocks.iter().enumerate() {
+            let mut block = Vec::new();
+            for l in 0..layers {
+                let p = format!("features.denseblock{}.denselayer{}", b + 1, l + 1);
+                let inputs = channels + l * growth;
+                block.push([
+                    NormReluConv::new(
+                        store,
+                        &format!("{p}.norm1"),
+                        &format!("{p}.conv1"),
+                        inputs,
+                        4 * growth,
+                        1,
+                        s,
+                    )?,
+                    NormReluConv::new(
+                        store,
+                        &format!("{p}.norm2"),
+                        &format!("{p}.conv2"),
+                        4 * growth,
+                        growth,
+                        3,
+                        s,
+                    )?,
+                ]);
+            }
+            stages.push(Stage::Block(block));
+            channels += layers * growth;
+            if b + 1 < blocks.len() {
+                let p = format!("features.transition{}", b + 1);
+                stages.push(Stage::Transition(NormReluConv::new(
+                    store,
+                    &format!("{p}.norm"),
+                    &format!("{p}.conv"),
+                    channels,
+                    channels / 2,
+                    1,
+                    s,
+                )?));
+                channels /= 2;
+            }
+        }
+        let norm5 = BatchNorm2d::new(store, "features.norm5", channels, 1e-5)?;
+        // nn.Linear's default weight, and a zero bias as torchvision sets it.
+        let init = Init::DefaultFanIn { fan_in: channels };
+        let classifier = Linear::new(store, "classifier", channels, config.classes, Some(init), s)?;
+        Ok(Self {
+            conv0,
+            norm0,
+            stages,
+            norm5,
+            classifier,
+        })
+    }
+}
+
+impl Classifier for DenseNet {
+    fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
+        let mut x = f
+            .tape
+            .relu(&self.norm0.forward(f, &self.conv0.forward(f, x)?)?)?;
+        x = f
+            .tape
+            .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?;
+        for stage in &self.stages {
+            x = match stage {
+                Stage::Block(layers) => {
+                    let mut features = vec![x];
+                    for [bottleneck, conv] in layers {
+                        let input = match features.as_slice() {
+                            [only] => only.clone(),
+                            all => f.tape.concat_channels(&all.iter().collect::<Vec<_>>())?,
+                        };
+                        let new = conv.forward(f, &bottleneck.forward(f, &input)?)?;
+                        features.push(new);
+                    }
+                    f.tape
+                        .concat_channels(&features.iter().collect::<Vec<_>>())?
+                }
+                Stage::Transition(unit) => {
+                    let y = unit.forward(f, &x)?;
+                    f.tape.avg_pool2d(&y, &Pool2d::new(2), true)?
+                }
+            };
+        }
+        x = f.tape.relu(&self.norm5.forward(f, &x)?)?;
+        x = f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [1, 1])?)?;
+        Ok((self.classifier.forward(f, &x)?, Vec::new()))
+    }
+}

@@ -1,0 +1,255 @@
+//! Weights in safetensors files, under torchvision's state_dict names: load into a model's
+//! [`ParamStore`] (every problem reported at once), and save a store back.
+//!
+//! Accepted: f32, f16, bf16 and f64 tensors (converted to f32); `num_batches_tracked` (an
+//! integer counter in every torchvision BatchNorm) is accepted and ignored; DenseNet's
+//! old-style keys (`denselayer1.norm.1.weight`, still in the original checkpoint files) are
+//! renamed as torchvision renames them (`denselayer1.norm1.weight`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::nn::ParamStore;
+use crate::tensor::Tensor;
+
+/// A tensor in host memory, as read from a file.
+#[derive(Clone, Debug)]
+pub struct HostTensor {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A parsed weights file.
+pub struct WeightsFile {
+    path: String,
+    tensors: BTreeMap<String, HostTensor>,
+    metadata: HashMap<String, String>,
+}
+
+impl WeightsFile {
+    /// Reads and parses `path`; every malformed header, offset, dtype or size is an error
+    /// naming the file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|error| Error::Weights {
+            path: shown.clone(),
+            message: format!("cannot read: {error}"),
+        })?;
+        Self::from_bytes(&bytes, &shown)
+    }
+
+    /// Parses safetensors bytes; `path` names them in errors.
+    pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Self> {
+        let fail = |message: String| Error::Weights {
+            path: path.to_string(),
+            message,
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|error| fail(format!("not a valid safetensors file: {error}")))?;
+        let parsed = SafeTensors::deserialize(bytes)
+            .map_err(|error| fail(format!("not a valid safetensors file: {error}")))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in parsed.tensors() {
+            if name.ends_with("num_batches_tracked") {
+                continue;
+            }
+            let data = to_f32(&view).ok_or_else(|| {
+                fail(format!(
+                    "tensor {name} has dtype {:?}; gradlens reads F32, F16, BF16 and F64",
+                    view.dtype()
+                ))
+            })?;
+            tensors.insert(
+                legacy_densenet_name(&name).unwrap_or(name),
+                HostTensor {
+                    dims: view.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        Ok(Self {
+            path: path.to_string(),
+            tensors,
+            metadata: header.metadata().clone().unwrap_or_default(),
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    pub fn get(&self, name: &str) -> Option<&HostTensor> {
+        self.tensors.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Loads every tensor of the model (parameters and buffers) from the file. Tensors under
+    /// `optional_prefixes` (aux heads in eval) may be absent. Missing, unexpected and
+    /// mis-shaped tensors are all named in one error; nothing is loaded unless all fit.
+    pub fn load_into(&self, store: &mut ParamStore, optional_prefixes: &[&str]) -> Result<()> {
+        let wanted: Vec<(String, Vec<usize>)> = store
+            .shapes()
+            .map(|(name, dims, _)| (name.to_string(), dims.to_vec()))
+            .collect();
+        let mut missing = Vec::new();
+        let mut misshaped = Vec::new();
+        for (name, dims) in &wanted {
+            match self.tensors.get(name) {
+                None if optional_prefixes.iter().any(|p| name.starts_with(p)) => {}
+                None => missing.push(name.clone()),
+                Some(found) if &found.dims != dims => misshaped.push(format!(
+                    "{name} is {:?} in the file, {dims:?} in the model",
+                    found.dims
+                )),
+                Some(_) => {}
+            }
+        }
+        let unexpected: Vec<&str> = self.names().filter(|name| !store.contains(name)).collect();
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!("missing {}", missing.join(", ")));
+        }
+        if !unexpected.is_empty() {
+            problems.push(format!("unexpected {}", unexpected.join(", ")));
+        }
+        if !misshaped.is_empty() {
+            problems.push(format!("wrong shape: {}", misshaped.join("; ")));
+        }
+        if !problems.is_empty() {
+            return Err(Error::Weights {
+                path: self.path.clone(),
+                message: format!("does not fit the model: {}", problems.join("; ")),
+            });
+        }
+        for (name, _) in wanted {
+            if let Some(found) = self.tensors.get(&name) {
+                let tensor = Tensor::from_slice(store.gpu(), found.dims.clone(), &found.data)?;
+                store.set(&name, tensor)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes every parameter and buffer of `store` as f32, plus a zero `num_batches_tracked` per
+/// BatchNorm so that torchvision's strict `load_state_dict` accepts the file. Written to a
+/// temporary file first and renamed: a failed save leaves no partial file.
+pub fn save(store: &ParamStore, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+    let shown = path.display().to_string();
+    let fail = |message: String| Error::Weights {
+        path: shown.clone(),
+        message,
+    };
+    let mut host: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+    for (name, tensor) in store.parameters().chain(store.buffers()) {
+        let bytes = bytemuck::cast_slice(&tensor.to_vec()?).to_vec();
+        host.push((name.to_string(), tensor.dims().to_vec(), bytes, Dtype::F32));
+        if let Some(prefix) = name.strip_suffix(".running_mean") {
+            host.push((
+                format!("{prefix}.num_batches_tracked"),
+                Vec::new(),
+                0i64.to_le_bytes().to_vec(),
+                Dtype::I64,
+            ));
+        }
+    }
+    let views: Vec<(String, TensorView)> = host
+        .iter()
+        .map(|(name, dims, bytes, dtype)| {
+            TensorView::new(*dtype, dims.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|error| fail(format!("cannot encode {name}: {error}")))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, Some(metadata.clone()))
+        .map_err(|error| fail(format!("cannot encode: {error}")))?;
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).map_err(|error| fail(format!("cannot write: {error}")))?;
+    std::fs::rename(&partial, path).map_err(|error| {
+        let _ = std::fs::remove_file(&partial);
+        fail(format!("cannot write: {error}"))
+    })
+}
+
+fn to_f32(view: &TensorView) -> Option<Vec<f32>> {
+    let bytes = view.data();
+    Some(match view.dtype() {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// torchvision's rename of the original DenseNet checkpoints' keys:
+/// `…denselayerN.(norm|relu|conv).(1|2).(weight|bias|running_mean|running_var)` →
+/// `…denselayerN.(norm|relu|conv)(1|2).…`.
+fn legacy_densenet_name(name: &str) -> Option<String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let n = parts.len();
+    if n < 4 {
+        return None;
+    }
+    let (layer, kind, index, leaf) = (parts[n - 4], parts[n - 3], parts[n - 2], parts[n - 1]);
+    let is_layer = layer
+        .strip_prefix("denselayer")
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    if is_layer
+        && ["norm", "relu", "conv"].contains(&kind)
+        && ["1", "2"].contains(&index)
+        && ["weight", "bias", "running_mean", "running_var"].contains(&leaf)
+    {
+        let head = parts[..n - 3].join(".");
+        return Some(format!("{head}.{kind}{index}.{leaf}"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::legacy_densenet_name;
+
+    #[test]
+    fn densenet_legacy_keys_are_renamed_like_torchvision() {
+        assert_eq!(
+            legacy_densenet_name("features.denseblock1.denselayer12.norm.1.running_var").as_deref(),
+            Some("features.denseblock1.denselayer12.norm1.running_var")
+        );
+        assert_eq!(
+            legacy_densenet_name("features.denseblock1.denselayer1.conv.2.weight").as_deref(),
+            Some("features.denseblock1.denselayer1.conv2.weight")
+        );
+        assert_eq!(
+            legacy_densenet_name("features.denseblock1.denselayer1.conv1.weight"),
+            None
+        );
+        assert_eq!(
+            legacy_densenet_name("features.transition1.norm.weight"),
+            None
+        );
+        assert_eq!(legacy_densenet_name("layer1.0.conv.1.weight"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! Whole models against torchvision: weights from a formula both sides compute bit-exactly
+//! (tools/make_model_fixtures.py writes torchvision's eval-mode logits and input gradients for
+//! them to tests/fixtures/models.safetensors), so no weight file needs committing.
+
+mod common;
+
+use common::gpu;
+use gradlens::Tensor;
+use gradlens::autograd::Tape;
+use gradlens::models::{ModelConfig, build};
+use gradlens::nn::{Forward, Mode, ParamStore};
+use gradlens::weights::WeightsFile;
+
+/// FNV-1a, 32 bits.
+fn fnv1a32(text: &str) -> u32 {
+    text.bytes().fold(0x811C_9DC5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// u in [0, 1) for element `i` of the tensor named `name` (SplitMix64's finaliser).
+fn uniform(name_hash: u32, i: u64) -> f64 {
+    let mut z = i.wrapping_add(u64::from(name_hash) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The fixture formula's values for one state_dict entry.
+fn formula(name: &str, dims: &[usize], is_batch_norm: bool) -> Vec<f32> {
+    let h = fnv1a32(name);
+    let count: usize = dims.iter().product();
+    let value = |u: f64| -> f64 {
+        if name.ends_with("running_mean") {
+            (u - 0.5) * 0.2
+        } else if name.ends_with("running_var") {
+            0.5 + u
+        } else if is_batch_norm && name.ends_with(".weight") {
+            0.5 + 0.5 * u
+        } else if dims.len() >= 2 {
+            let fan_in: usize = dims[1..].iter().product();
+            (2.0 * u - 1.0) * (6.0 / fan_in as f64).sqrt()
+        } else {
+            (u - 0.5) * 0.2
+        }
+    };
+    (0..count as u64)
+        .map(|i| value(uniform(h, i)) as f32)
+        .collect()
+}
+
+/// The formula's values put into every parameter and buffer of `store`.
+fn fill_with_formula(store: &mut ParamStore) {
+    let entries: Vec<(String, Vec<usize>)> = store
+        .shapes()
+        .map(|(n, d, _)| (n.to_string(), d.to_vec()))
+        .collect();
+    for (name, dims) in &entries {
+        let prefix = name.rsplit_once('.').map_or("", |(p, _)| p);
+        let is_batch_norm = store.contains(&format!("{prefix}.running_mean"));
+        let values = formula(name, dims, is_batch_norm);
+        store
+            .set(
+                name,
+                Tensor::from_slice(gpu(), dims.clone(), &values).unwrap(),
+            )
+            .unwrap();
+    }
+}
+
+#[test]
+fn formula_reproduces_the_fixture_generators_values() {
+    // First values of resnet18's conv1.weight and of the 64×64 input, from the Python tool.
+    let conv1 = formula("conv1.weight", &[64, 3, 7, 7], false);
+    assert_eq!(
+        conv1[..4].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        [0x3e1b0068, 0xbe190196, 0xbca4c332, 0x3ca5fb01]
+    );
+    let var = formula("bn1.running_var", &[64], true);
+    assert_eq!(
+        var[..2].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        [0x3f4cc019, 0x3f188169]
+    );
+}
+
+/// relative L2 error of `got` against `want`.
+fn relative_l2(got: &[f32], want: &[f32]) -> f64 {
+    let (mut err, mut norm) = (0.0f64, 0.0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        err += (f64::from(g) - f64::from(w)).powi(2);
+        norm += f64::from(w).powi(2);
+    }
+    (err / norm).sqrt()
+}
+
+fn check(arch: &str) {
+    let fixtures =
+        WeightsFile::open(std::path::Path::new("tests/fixtures/models.safetensors")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&fixtures.metadata()[arch]).unwrap();
+    let config = ModelConfig {
+        transform_input: meta["transform_input"].as_bool().unwrap(),
+        ..ModelConfig::default()
+    };
+    let mut store = ParamStore::new(gpu());
+    let model = build(arch, &mut store, &config).unwrap();
+    fill_with_formula(&mut store);
+    let input = fixtures.get(&format!("{arch}.input")).unwrap();
+    let x = Tensor::from_slice(gpu(), input.dims.clone(), &input.data).unwrap();
+
+    let tape = Tape::new();
+    let f = Forward::new(&tape, &store, Mode::Eval);
+    let image = tape.input(x);
+    let logits = model.forward(&f, &image).unwrap();
+    let got = logits.tensor().to_vec().unwrap();
+    let want = &fixtures.get(&format!("{arch}.logits")).unwrap().data;
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        worst <= 1e-4 * scale.max(1.0),
+        "{arch} logits: worst error {worst} (scale {scale})"
+    );
+
+    // Gradient saliency: d logits[target] / d input, the model in eval mode.
+    let target = meta["target"].as_u64().unwrap() as usize;
+    let mut seed = vec![0.0; 1000];
+    seed[target] = 1.0;
+    let seed = Tensor::from_slice(gpu(), [1, 1000], &seed).unwrap();
+    let grads = tape.backward(&logits, Some(seed)).unwrap();
+    let got = grads.get(&image).unwrap().to_vec().unwrap();
+    let want = &fixtures.get(&format!("{arch}.grad_input")).unwrap().data;
+    // resnet18's fixture has one ReLU input within rounding of zero (torch's own f32 and f64
+    // gradients differ by 1.5e-3 relative L2), so gradients are compared in relative L2.
+    let error = relative_l2(&got, want);
+    assert!(
+        error < 1e-2,
+        "{arch} input gradient: relative L2 error {error}"
+    );
+}
+
+#[test]
+fn resnet18_matches_torchvision() {
+    check("resnet18");
+}
+
+#[test]
+fn resnet50_matches_torchvision() {
+    check("resnet50");
+}
+
+#[test]
+fn googlenet_matches_torchvision() {
+    check("googlenet");
+}
+
+#[test]
+fn inception_v3_matches_torchvision() {
+    check("inception_v3");
+}
+
+#[test]
+fn densenet121_matches_torchvision() {
+    check("densenet121");
+}
+
+#[test]
+fn vgg11_bn_matches_torchvision() {
+    check("vgg11_bn");
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/models.safetensors: torchvision's own eval-mode results for whole
+models (logits and the input gradient of the top logit, i.e. gradient saliency), so the Rust
+tests can check gradlens's ResNet, VGG, GoogLeNet, Inception v3 and DenseNet end to end against
+torchvision itself. Pretrained weights cannot be committed (nor downloaded everywhere), so every
+parameter, running statistic and the input image are set by a deterministic formula that the
+Rust side reproduces bit for bit; only the inputs and torchvision's outputs are stored. PyTorch is
+a developer tool here: the fixture is committed, and building or testing gradlens never runs this
+script.
+
+    python3 -m venv .venv && .venv/bin/pip install torch torchvision safetensors numpy
+    /path/to/venv/bin/python tools/make_model_fixtures.py
+
+Cases (torchvision.models.<arch>(weights=None, ...), eval mode, 1000 classes, input [1, 3, S, S]):
+
+    resnet18     S=64
+    resnet50     S=64
+    vgg11_bn     S=32
+    googlenet    S=64  aux_logits=True, transform_input=True,  init_weights=False
+    inception_v3 S=75  aux_logits=True, transform_input=False, init_weights=False
+    densenet121  S=64
+
+Each case stores `<arch>.input` [1, 3, S, S], `<arch>.logits` [1, 1000] and `<arch>.grad_input`
+[1, 3, S, S] = d logits[0, c] / d input with c = argmax(logits), all float32; the file's metadata
+holds one JSON entry per arch: {"size": S, "transform_input": bool, "target": c}. The aux heads
+exist (their parameters are in the state dict and get formula values) but eval mode ignores them.
+
+The formula. For every state_dict() entry `name` except those ending in `num_batches_tracked`
+(left at torchvision's value, 0):
+
+    h = FNV-1a 32-bit of the UTF-8 bytes of name:
+        h = 0x811C9DC5; for each byte b: h = ((h ^ b) * 0x01000193) mod 2^32
+    for i = 0 .. numel-1 (row-major, C order over the tensor's shape), in u64 wrapping arithmetic:
+        z = i + (h << 32)
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+        z = z ^ (z >> 31)
+        u = (z >> 11) as f64 / 2^53                       (exact, in [0, 1))
+    value, computed in f64 exactly as written, then rounded to f32 (round to nearest, `as f32`):
+        name ends with running_mean                      (u - 0.5) * 0.2
+        name ends with running_var                       0.5 + u
+        BatchNorm weight (prefix.weight, prefix.running_mean exists)   0.5 + 0.5 * u
+        BatchNorm bias   (prefix.bias,   prefix.running_mean exists)   (u - 0.5) * 0.2
+        any other tensor with ndim >= 2 (conv / linear weights)
+                                                         (2.0 * u - 1.0) * sqrt(6.0 / fan_in)
+            fan_in = product of shape[1:], sqrt taken in f64 of the f64 quotient 6.0 / fan_in
+        any other 1-D tensor (conv / linear biases)      (u - 0.5) * 0.2
+
+The input image uses the same generator under the name "input" with value 2.0 * u - 1.0 over
+shape [1, 3, S, S] (so the same input for every arch with the same S).
+"""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from safetensors.torch import load_file, save_file
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+# (arch, image size, extra constructor arguments)
+CASES = [
+    ("resnet18", 64, {}),
+    ("resnet50", 64, {}),
+    ("vgg11_bn", 32, {}),
+    ("googlenet", 64, {"aux_logits": True, "transform_input": True, "init_weights": False}),
+    ("inception_v3", 75, {"aux_logits": True, "transform_input": False, "init_weights": False}),
+    ("densenet121", 64, {}),
+]
+
+MASK64 = (1 << 64) - 1
+CHUNK = 1 << 22  # elements generated at a time, so VGG's 102M-element linear stays small
+
+
+def fnv1a32(name: str) -> int:
+    h = 0x811C9DC5
+    for b in name.encode("utf-8"):
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def uniform(name: str, numel: int) -> np.ndarray:
+    """u in [0, 1) for element indices 0..numel-1 of tensor `name`, float64 (vectorised)."""
+    base = np.uint64(fnv1a32(name) << 32)
+    out = np.empty(numel, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        for start in range(0, numel, CHUNK):
+            z = np.arange(start, min(start + CHUNK, numel), dtype=np.uint64) + base
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+            out[start:start + len(z)] = (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return out
+
+
+def uniform_reference(name: str, i: int) -> float:
+    """The same u for one element, in pure-Python integers (checks the vectorised version)."""
+    z = (i + (fnv1a32(name) << 32)) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z = z ^ (z >> 31)
+    return float(z >> 11) / 2.0**53
+
+
+def formula_value(name: str, shape, keys) -> np.ndarray:
+    """The formula's float32 values for state_dict entry `name` of `shape`."""
+    numel = math.prod(shape)
+    u = uniform(name, numel)
+    prefix, _, leaf = name.rpartition(".")
+    is_bn = f"{prefix}.running_mean" in keys
+    if leaf == "running_mean":
+        v = (u - 0.5) * 0.2
+    elif leaf == "running_var":
+        v = 0.5 + u
+    elif is_bn and leaf == "weight":
+        v = 0.5 + 0.5 * u
+    elif is_bn and leaf == "bias":
+        v = (u - 0.5) * 0.2
+    elif len(shape) >= 2:
+        fan_in = math.prod(shape[1:])
+        v = (2.0 * u - 1.0) * math.sqrt(6.0 / fan_in)
+    elif len(shape) == 1:
+        v = (u - 0.5) * 0.2
+    else:
+        raise ValueError(f"{name}: unexpected shape {tuple(shape)}")
+    return v.astype(np.float32).reshape(shape)
+
+
+def formula_state_dict(model) -> dict:
+    state = model.state_dict()
+    keys = set(state)
+    new = {}
+    for name, t in state.items():
+        if name.endswith("num_batches_tracked"):
+            new[name] = t.clone()
+        else:
+            new[name] = torch.from_numpy(formula_value(name, tuple(t.shape), keys))
+    return new
+
+
+def formula_input(size: int) -> torch.Tensor:
+    u = uniform("input", 3 * size * size)
+    return torch.from_numpy((2.0 * u - 1.0).astype(np.float32).reshape(1, 3, size, size))
+
+
+def build(arch: str, extra: dict):
+    model = torchvision.models.get_model(arch, weights=None, num_classes=1000, **extra)
+    model.load_state_dict(formula_state_dict(model), strict=True)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def run(model, x: torch.Tensor):
+    """Eval-mode logits and the input gradient of the top logit."""
+    x = x.clone().requires_grad_(True)
+    logits = model(x)
+    target = int(logits[0].argmax())
+    logits[0, target].backward()
+    return logits.detach().contiguous(), x.grad.detach().contiguous(), target
+
+
+def self_check():
+    """The vectorised generator against the pure-integer one, and the FNV-1a test vectors."""
+    assert fnv1a32("") == 0x811C9DC5 and fnv1a32("a") == 0xE40C292C
+    assert fnv1a32("foobar") == 0xBF9CF968
+    for name in ["conv1.weight", "bn1.running_var", "features.0.weight", "input"]:
+        fast = uniform(name, 5)
+        slow = np.array([uniform_reference(name, i) for i in range(5)])
+        assert np.array_equal(fast, slow), (name, fast, slow)
+    # Across a chunk boundary too.
+    fast = uniform("classifier.0.weight", CHUNK + 2)[CHUNK - 2:]
+    slow = np.array([uniform_reference("classifier.0.weight", i)
+                     for i in range(CHUNK - 2, CHUNK + 2)])
+    assert np.array_equal(fast, slow)
+
+
+def main():
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+    torch.set_default_dtype(torch.float32)
+    self_check()
+    tensors, meta = {}, {}
+    for arch, size, extra in CASES:
+        model = build(arch, extra)
+        x = formula_input(size)
+        logits, grad, target = run(model, x)
+        tensors[f"{arch}.input"] = x
+        tensors[f"{arch}.logits"] = logits
+        tensors[f"{arch}.grad_input"] = grad
+        meta[arch] = json.dumps({"size": size,
+                                 "transform_input": bool(extra.get("transform_input", False)),
+                                 "target": target})
+        print(f"{arch:13s} S={size:3d} logits [{logits.min():.5f}, {logits.max():.5f}] "
+              f"target {target} |grad|max {grad.abs().max():.3e}")
+        del model
+    path = OUT / "models.safetensors"
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, path, metadata=meta)
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+    # Reload and recompute one case from a freshly built model: must match exactly.
+    back = load_file(path)
+    arch, size, extra = CASES[0]
+    logits, grad, _ = run(build(arch, extra), back[f"{arch}.input"])
+    assert torch.equal(logits, back[f"{arch}.logits"]), "logits differ on recompute"
+    assert torch.equal(grad, back[f"{arch}.grad_input"]), "grad_input differs on recompute"
+    print(f"recomputed {arch} from a fresh model: logits and grad_input match exactly")
+
+
+if __name__ == "__main__":
+    main()
