@@ -54,6 +54,8 @@ pub struct Tensor {
     shape: Shape,
     /// None for tensors with no elements: nothing to bind, nothing to allocate.
     buffer: Option<Arc<PooledBuffer>>,
+    /// Where the tensor starts in the buffer, in bytes: 0 except for row views.
+    offset: u64,
 }
 
 impl Tensor {
@@ -114,6 +116,7 @@ impl Tensor {
             gpu: gpu.clone(),
             shape,
             buffer,
+            offset: 0,
         })
     }
 
@@ -127,9 +130,10 @@ impl Tensor {
             });
         }
         match &self.buffer {
-            Some(buffer) => self
-                .gpu
-                .overwrite(buffer.buffer(), bytemuck::cast_slice(data)),
+            Some(buffer) => {
+                self.gpu
+                    .overwrite(buffer.buffer(), self.offset, bytemuck::cast_slice(data))
+            }
             None => Ok(()),
         }
     }
@@ -140,7 +144,9 @@ impl Tensor {
             return Ok(Vec::new());
         };
         let what = format!("a tensor of shape {:?}", self.dims());
-        let bytes = self.gpu.read(buffer.buffer(), 0, self.byte_size(), &what)?;
+        let bytes = self
+            .gpu
+            .read(buffer.buffer(), self.offset, self.byte_size(), &what)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -180,11 +186,55 @@ impl Tensor {
         })
     }
 
-    /// The whole tensor as a binding; None when it has no elements.
+    /// Rows `start .. start + count` of the first axis, sharing this tensor's buffer: how a
+    /// tensor larger than one storage binding (VGG's 411 MB classifier.0.weight) is bound in
+    /// parts. The view must start at a multiple of the adapter's storage offset alignment.
+    pub fn rows(&self, start: usize, count: usize) -> Result<Self> {
+        const OP: &str = "Tensor::rows";
+        let Some((&first, rest)) = self.dims().split_first() else {
+            return Err(Error::invalid(OP, "a scalar has no rows"));
+        };
+        if start.checked_add(count).is_none_or(|end| end > first) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "rows {start}..{} of a tensor of shape {:?}",
+                    start + count,
+                    self.dims()
+                ),
+            ));
+        }
+        let row_bytes = rest.iter().product::<usize>() as u64 * 4;
+        let offset = self.offset + start as u64 * row_bytes;
+        let alignment = u64::from(self.gpu.limits().min_storage_buffer_offset_alignment);
+        if !offset.is_multiple_of(alignment) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "a view at byte {offset} is not aligned to the adapter's {alignment} bytes"
+                ),
+            ));
+        }
+        let mut dims = self.dims().to_vec();
+        dims[0] = count;
+        let shape = Shape::from(dims);
+        Ok(Self {
+            buffer: if shape.numel() == 0 {
+                None
+            } else {
+                self.buffer.clone()
+            },
+            shape,
+            offset,
+            gpu: self.gpu.clone(),
+        })
+    }
+
+    /// The tensor as a binding; None when it has no elements.
     pub(crate) fn binding(&self) -> Option<BufferRange> {
         self.buffer.as_ref().map(|buffer| BufferRange {
             buffer: buffer.buffer().clone(),
-            offset: 0,
+            offset: self.offset,
             size: self.byte_size(),
         })
     }

@@ -236,9 +236,11 @@ impl Gpu {
     }
 
     /// Overwrites a buffer that pending dispatches may read or write.
-    pub(crate) fn overwrite(&self, buffer: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn overwrite(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) -> Result<()> {
         self.flush()?;
-        self.upload(buffer, bytes);
+        if !bytes.is_empty() {
+            self.inner.queue.write_buffer(buffer, offset, bytes);
+        }
         Ok(())
     }
 

@@ -1,8 +1,13 @@
 //! Linear (fully connected) layers as compositions of matmul, add_row_bias and sum:
 //! y = x · weightᵀ + bias, with weight stored [out_features, in_features] as in PyTorch.
+//!
+//! A weight larger than one storage binding (VGG's classifier.0.weight: 25088 × 4096 floats,
+//! 411 MB, against lavapipe's 128 MiB) is processed in blocks of rows, each bound as a view.
 
 use crate::error::{Error, Result};
-use crate::kernels::elementwise::add_row_bias;
+use crate::kernels::concat::{concat_channels, split_channels};
+use crate::kernels::elementwise::{add, add_row_bias};
+use crate::kernels::fill::copy_into;
 use crate::kernels::matmul::{MatmulOptions, matmul};
 use crate::kernels::reduce::sum;
 use crate::tensor::Tensor;
@@ -22,7 +27,21 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
         transpose_b: true,
         ..MatmulOptions::default()
     };
-    let y = matmul(x, weight, transposed)?;
+    let blocks = row_blocks(weight)?;
+    let y = if blocks.len() == 1 {
+        matmul(x, weight, transposed)?
+    } else {
+        // y's column blocks, one per weight row block, joined as channels of [batch, C, 1, 1].
+        let parts = blocks
+            .iter()
+            .map(|&(start, rows)| {
+                let part = matmul(x, &weight.rows(start, rows)?, transposed)?;
+                part.reshape([part.dims()[0], rows, 1, 1])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let joined = concat_channels(&parts.iter().collect::<Vec<_>>())?;
+        joined.reshape([joined.dims()[0], joined.dims()[1]])?
+    };
     match bias {
         Some(bias) => add_row_bias(&y, bias),
         None => Ok(y),
@@ -45,12 +64,41 @@ pub fn linear_backward(
         });
     }
     // dx = dy · W; dW = dyᵀ · x; db = column sums of dy.
-    let grad_input = matmul(grad_out, weight, MatmulOptions::default())?;
     let transposed_a = MatmulOptions {
         transpose_a: true,
         ..MatmulOptions::default()
     };
-    let grad_weight = matmul(grad_out, x, transposed_a)?;
+    let blocks = row_blocks(weight)?;
+    let (grad_input, grad_weight) = if blocks.len() == 1 {
+        (
+            matmul(grad_out, weight, MatmulOptions::default())?,
+            matmul(grad_out, x, transposed_a)?,
+        )
+    } else {
+        // Per row block b: dx += dy_b · W_b and dW_b = dy_bᵀ · x, written into its rows.
+        let rows: Vec<usize> = blocks.iter().map(|&(_, rows)| rows).collect();
+        let grad_parts = split_channels(&grad_out.reshape([batch, out_features, 1, 1])?, &rows)?;
+        let grad_weight = Tensor::empty(weight.gpu(), weight.shape().clone())?;
+        let mut grad_input: Option<Tensor> = None;
+        for (&(start, rows), part) in blocks.iter().zip(grad_parts) {
+            let part = part.reshape([batch, rows])?;
+            let block = weight.rows(start, rows)?;
+            let contribution = matmul(&part, &block, MatmulOptions::default())?;
+            grad_input = Some(match grad_input {
+                Some(sum) => add(&sum, &contribution)?,
+                None => contribution,
+            });
+            let grad_block = matmul(&part, x, transposed_a)?;
+            copy_into(
+                &grad_block,
+                0,
+                &grad_weight.rows(start, rows)?,
+                0,
+                grad_block.numel(),
+            )?;
+        }
+        (grad_input.expect("at least two blocks"), grad_weight)
+    };
     let grad_bias = if has_bias {
         Some(sum(grad_out, &[0], false)?)
     } else {
@@ -61,6 +109,38 @@ pub fn linear_backward(
         grad_weight,
         grad_bias,
     })
+}
+
+/// (first row, row count) of the blocks `weight` is bound in: one block when it fits one
+/// storage binding, else blocks as large as a binding allows whose starts are aligned for views.
+fn row_blocks(weight: &Tensor) -> Result<Vec<(usize, usize)>> {
+    let limits = weight.gpu().limits();
+    let (rows, row_bytes) = (weight.dims()[0], weight.dims()[1] as u64 * 4);
+    if weight.byte_size() <= limits.max_storage_buffer_binding_size || row_bytes == 0 {
+        return Ok(vec![(0, rows)]);
+    }
+    let alignment = u64::from(limits.min_storage_buffer_offset_alignment);
+    // The fewest rows whose bytes are a multiple of the alignment.
+    let step = (alignment / gcd(row_bytes, alignment)) as usize;
+    let per_block = (limits.max_storage_buffer_binding_size / row_bytes) as usize / step * step;
+    if per_block == 0 {
+        return Err(Error::invalid(
+            "linear",
+            format!(
+                "a weight row of {row_bytes} bytes does not fit the adapter's storage binding \
+                 limit of {} bytes",
+                limits.max_storage_buffer_binding_size
+            ),
+        ));
+    }
+    Ok((0..rows)
+        .step_by(per_block)
+        .map(|start| (start, per_block.min(rows - start)))
+        .collect())
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// (batch, out_features) after checking x [batch, in] against weight [out, in].

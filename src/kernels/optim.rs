@@ -120,7 +120,48 @@ pub fn adam_step(
     launch("adam_step", &params, grad, param, &[m, v])
 }
 
+/// Records the update, in pieces when the parameter is larger than one storage binding (VGG's
+/// classifier.0.weight): each piece binds flat views of the parameter, gradient and states.
 fn launch(
+    entry: &'static str,
+    params: &Params,
+    grad: &Tensor,
+    param: &Tensor,
+    states: &[&Tensor],
+) -> Result<()> {
+    let limits = param.gpu().limits();
+    let count = param.numel();
+    if param.byte_size() <= limits.max_storage_buffer_binding_size {
+        return launch_piece(entry, params, grad, param, states);
+    }
+    let alignment = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let piece = (limits.max_storage_buffer_binding_size as usize / 4) / alignment * alignment;
+    let flat = |t: &Tensor, start: usize, len: usize| t.reshape([t.numel()])?.rows(start, len);
+    for start in (0..count).step_by(piece) {
+        let len = piece.min(count - start);
+        let views = states
+            .iter()
+            .map(|state| match state.numel() == count {
+                true => flat(state, start, len),
+                false => Ok((*state).clone()), // SGD's one-element stand-in
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let piece_params = Params {
+            count: as_u32(entry, "element count", len)?,
+            ..*params
+        };
+        launch_piece(
+            entry,
+            &piece_params,
+            &flat(grad, start, len)?,
+            &flat(param, start, len)?,
+            &views.iter().collect::<Vec<_>>(),
+        )?;
+    }
+    Ok(())
+}
+
+fn launch_piece(
     entry: &'static str,
     params: &Params,
     grad: &Tensor,

@@ -25,11 +25,14 @@ impl Chain {
     }
 }
 
-/// Builds the units of one module: (name, in, out, kernel [h, w], stride, padding [h, w]).
+/// One unit: (name, in, out, kernel [h, w], stride, padding [h, w]).
+type Unit<'a> = (&'a str, usize, usize, [usize; 2], usize, [usize; 2]);
+
+/// Builds the units of one module.
 fn units(
     store: &mut ParamStore,
     prefix: &str,
-    specs: &[(&str, usize, usize, [usize; 2], usize, [usize; 2])],
+    specs: &[Unit],
     seed: u64,
 ) -> Result<Vec<BasicConv2d>> {
     specs
