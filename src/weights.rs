@@ -89,6 +89,18 @@ impl WeightsFile {
         self.tensors.get(name)
     }
 
+    /// Replaces or adds a tensor (model adaptations edit a file's tensors before loading).
+    pub fn insert(&mut self, name: &str, tensor: HostTensor) {
+        self.tensors.insert(name.to_string(), tensor);
+    }
+
+    /// Removes every tensor whose name starts with `prefix`; returns how many.
+    pub fn remove_prefix(&mut self, prefix: &str) -> usize {
+        let before = self.tensors.len();
+        self.tensors.retain(|name, _| !name.starts_with(prefix));
+        before - self.tensors.len()
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
     }

@@ -2,6 +2,7 @@
 //! every variant, under torchvision's parameter names, and LesionNet (a small CNN for the
 //! synthetic lesion set). [`build`] makes any of them by torchvision's function name.
 
+pub mod adapt;
 mod blocks;
 pub mod densenet;
 pub mod googlenet;
@@ -47,7 +48,7 @@ pub const ARCHS: &[&str] = &[
 /// What a model is built for.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
-    /// 3 for RGB; 1 for grayscale (see [`crate::models::adapt`] for turning RGB weights into it).
+    /// 3 for RGB; 1 for grayscale ([`adapt::grayscale_first_conv`] turns RGB weights into it).
     pub in_channels: usize,
     pub classes: usize,
     /// GoogLeNet and Inception v3: remap ImageNet-normalised input to their original [-1, 1]
