@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod reference;
+pub mod saliency;
 pub mod shaders;
 pub mod tensor;
 pub mod train;

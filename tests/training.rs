@@ -11,7 +11,7 @@ use gradlens::Tensor;
 use gradlens::autograd::{Tape, Var};
 use gradlens::models::LesionNet;
 use gradlens::nn::{Forward, Mode, ParamStore};
-use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions};
+use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
 
 const SIZE: usize = 32;
 const TRAIN: usize = 1536;
@@ -40,22 +40,6 @@ fn accuracy(model: &LesionNet, store: &ParamStore, data: &SyntheticLesions, firs
     correct as f64 / HELD_OUT as f64
 }
 
-/// Epoch e sees the images mirrored left-right when e is odd and upside down when e & 2: the
-/// labels do not change, the data set looks four times as big.
-fn flipped(images: &[f32], epoch: usize) -> Vec<f32> {
-    let mut out = images.to_vec();
-    for (image, source) in out.chunks_mut(SIZE * SIZE).zip(images.chunks(SIZE * SIZE)) {
-        for y in 0..SIZE {
-            for x in 0..SIZE {
-                let sx = if epoch & 1 == 1 { SIZE - 1 - x } else { x };
-                let sy = if epoch & 2 == 2 { SIZE - 1 - y } else { y };
-                image[y * SIZE + x] = source[sy * SIZE + sx];
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn lesion_net_learns_the_synthetic_lesions() {
     let started = Instant::now();
@@ -80,7 +64,9 @@ fn lesion_net_learns_the_synthetic_lesions() {
     for step in 0..EPOCHS * steps_per_epoch {
         let first = ((step % steps_per_epoch) * BATCH) as u64;
         let batch = data.generate(first, BATCH);
-        let images = flipped(&batch.images, step / steps_per_epoch);
+        // Each epoch sees the images in another orientation.
+        let images =
+            augment::flip_for_epoch(&batch.images, batch.image_dims(), step / steps_per_epoch);
         let x = Tensor::from_slice(gpu(), batch.image_dims(), &images).unwrap();
         let tape = Tape::new();
         let f = Forward::new(&tape, &store, Mode::Train);

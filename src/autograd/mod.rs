@@ -46,6 +46,9 @@ struct Recording {
 #[derive(Clone)]
 pub struct Tape {
     recording: Option<Rc<RefCell<Recording>>>,
+    /// Guided backpropagation (Springenberg et al. 2014): ReLU's backward also zeroes negative
+    /// incoming gradients.
+    guided: bool,
 }
 
 /// A tensor on a tape: `node` is set when it requires a gradient.
@@ -94,8 +97,9 @@ impl std::fmt::Debug for Gradients {
 }
 
 impl Gradients {
-    /// The gradient of a leaf made on the tape (`Tape::input`, `Tape::parameter`), or `None`
-    /// when it needed none or the output does not depend on it.
+    /// The gradient of a leaf made on the tape (`Tape::input`, `Tape::parameter`) or of a value
+    /// kept by `backward_keeping`; `None` when it needed none or the output does not depend
+    /// on it.
     pub fn get(&self, var: &Var) -> Option<&Tensor> {
         var.node.and_then(|node| self.by_node.get(&node))
     }
@@ -129,12 +133,29 @@ impl Tape {
     pub fn new() -> Self {
         Self {
             recording: Some(Rc::default()),
+            guided: false,
+        }
+    }
+
+    /// A recording tape whose ReLUs pass back only positive gradients where their input was
+    /// positive: guided backpropagation, a saliency method, not a true gradient.
+    pub fn guided() -> Self {
+        Self {
+            guided: true,
+            ..Self::new()
         }
     }
 
     /// A tape that records nothing: every value it makes is a constant.
     pub fn no_grad() -> Self {
-        Self { recording: None }
+        Self {
+            recording: None,
+            guided: false,
+        }
+    }
+
+    pub(crate) fn is_guided(&self) -> bool {
+        self.guided
     }
 
     pub fn is_recording(&self) -> bool {
@@ -201,7 +222,19 @@ impl Tape {
     /// is the gradient of `output` (same shape); `None` means 1 and needs a one-element output.
     /// The tape is used up: its rules, and the activations they held, are released.
     pub fn backward(&self, output: &Var, seed: Option<Tensor>) -> Result<Gradients> {
+        self.backward_keeping(output, seed, &[])
+    }
+
+    /// `backward`, also returning the gradients of the intermediate values in `keep` (Grad-CAM
+    /// needs a layer's activation gradient); read them with [`Gradients::get`].
+    pub fn backward_keeping(
+        &self,
+        output: &Var,
+        seed: Option<Tensor>,
+        keep: &[&Var],
+    ) -> Result<Gradients> {
         const OP: &str = "backward";
+        let keep: Vec<usize> = keep.iter().filter_map(|var| var.node).collect();
         let Some(recording) = &self.recording else {
             return Err(Error::invalid(OP, "the tape was made with no_grad"));
         };
@@ -247,6 +280,9 @@ impl Tape {
                 by_node.insert(index, grad);
                 continue;
             };
+            if keep.contains(&index) {
+                by_node.insert(index, grad.clone());
+            }
             let grads = backward(&grad)?;
             for (input, input_grad) in node.inputs.into_iter().zip(grads) {
                 let Some(input_grad) = input_grad else {

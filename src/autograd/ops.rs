@@ -17,7 +17,7 @@ use crate::kernels::pool::{
     Pool2d, adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
     max_pool2d, max_pool2d_backward,
 };
-use crate::kernels::softmax::{log_softmax, log_softmax_backward};
+use crate::kernels::softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 use crate::tensor::Tensor;
 
 /// BatchNorm2d's non-trainable side: the running statistics and the mode.
@@ -151,8 +151,11 @@ impl Tape {
     pub fn relu(&self, x: &Var) -> Result<Var> {
         let out = relu(&x.tensor)?;
         let x_t = x.tensor.clone();
+        let guided = self.is_guided();
         Ok(self.record(out, &[x], move |grad| {
-            Ok(vec![Some(relu_backward(&x_t, grad)?)])
+            // Guided backprop passes relu(grad) where x > 0.
+            let incoming = if guided { relu(grad)? } else { grad.clone() };
+            Ok(vec![Some(relu_backward(&x_t, &incoming)?)])
         }))
     }
 
@@ -236,6 +239,15 @@ impl Tape {
         let out = x.tensor.reshape([batch, rest.iter().product()])?;
         Ok(self.record(out, &[x], move |grad| {
             Ok(vec![Some(grad.reshape(dims.clone())?)])
+        }))
+    }
+
+    /// softmax over the last axis.
+    pub fn softmax(&self, x: &Var) -> Result<Var> {
+        let out = softmax(&x.tensor)?;
+        let y = out.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(softmax_backward(&y, grad)?)])
         }))
     }
 

@@ -67,8 +67,8 @@ impl NormReluConv {
 }
 
 enum Stage {
-    Block(Vec<[NormReluConv; 2]>),
-    Transition(NormReluConv),
+    Block(Vec<[NormReluConv; 2]>, String),
+    Transition(NormReluConv, String),
 }
 
 pub struct DenseNet {
@@ -124,11 +124,11 @@ impl DenseNet {
                     )?,
                 ]);
             }
-            stages.push(Stage::Block(block));
+            stages.push(Stage::Block(block, format!("features.denseblock{}", b + 1)));
             channels += layers * growth;
             if b + 1 < blocks.len() {
                 let p = format!("features.transition{}", b + 1);
-                stages.push(Stage::Transition(NormReluConv::new(
+                let unit = NormReluConv::new(
                     store,
                     &format!("{p}.norm"),
                     &format!("{p}.conv"),
@@ -136,7 +136,8 @@ impl DenseNet {
                     channels / 2,
                     1,
                     s,
-                )?));
+                )?;
+                stages.push(Stage::Transition(unit, p));
                 channels /= 2;
             }
         }
@@ -155,6 +156,10 @@ impl DenseNet {
 }
 
 impl Classifier for DenseNet {
+    fn gradcam_layer(&self) -> String {
+        "features.norm5".to_string()
+    }
+
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
         let mut x = f
             .tape
@@ -163,8 +168,8 @@ impl Classifier for DenseNet {
             .tape
             .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?;
         for stage in &self.stages {
-            x = match stage {
-                Stage::Block(layers) => {
+            let (output, name) = match stage {
+                Stage::Block(layers, name) => {
                     let mut features = vec![x];
                     for [bottleneck, conv] in layers {
                         let input = match features.as_slice() {
@@ -174,16 +179,20 @@ impl Classifier for DenseNet {
                         let new = conv.forward(f, &bottleneck.forward(f, &input)?)?;
                         features.push(new);
                     }
-                    f.tape
-                        .concat_channels(&features.iter().collect::<Vec<_>>())?
+                    let all = features.iter().collect::<Vec<_>>();
+                    (f.tape.concat_channels(&all)?, name)
                 }
-                Stage::Transition(unit) => {
+                Stage::Transition(unit, name) => {
                     let y = unit.forward(f, &x)?;
-                    f.tape.avg_pool2d(&y, &Pool2d::new(2), true)?
+                    (f.tape.avg_pool2d(&y, &Pool2d::new(2), true)?, name)
                 }
             };
+            f.mark(name, &output);
+            x = output;
         }
-        x = f.tape.relu(&self.norm5.forward(f, &x)?)?;
+        let features = self.norm5.forward(f, &x)?;
+        f.mark("features.norm5", &features);
+        x = f.tape.relu(&features)?;
         x = f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [1, 1])?)?;
         Ok((self.classifier.forward(f, &x)?, Vec::new()))
     }

@@ -14,6 +14,7 @@ const INIT: Init = Init::TruncatedNormal { std: 0.01 };
 /// Four branches concatenated: 1×1; 1×1 → 3×3; 1×1 → 3×3 (torchvision's "5×5" branch really
 /// is 3×3, a known quirk of its port that the weights depend on); 3×3 max pool → 1×1.
 struct Inception {
+    name: String,
     branch1: BasicConv2d,
     branch2: [BasicConv2d; 2],
     branch3: [BasicConv2d; 2],
@@ -36,6 +37,7 @@ impl Inception {
     ) -> Result<Self> {
         let n = |part: &str| format!("{name}.{part}");
         Ok(Self {
+            name: name.to_string(),
             branch1: BasicConv2d::square(
                 store,
                 &n("branch1"),
@@ -97,7 +99,9 @@ impl Inception {
             .tape
             .max_pool2d(x, &Pool2d::new(3).stride(1).padding(1).ceil_mode(true))?;
         let b4 = self.branch4.forward(f, &pooled)?;
-        f.tape.concat_channels(&[&b1, &b2, &b3, &b4])
+        let out = f.tape.concat_channels(&[&b1, &b2, &b3, &b4])?;
+        f.mark(&self.name, &out);
+        Ok(out)
     }
 }
 
@@ -197,6 +201,10 @@ impl GoogLeNet {
 }
 
 impl Classifier for GoogLeNet {
+    fn gradcam_layer(&self) -> String {
+        "inception5b".to_string()
+    }
+
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
         let pool = |x: &Var| {
             f.tape

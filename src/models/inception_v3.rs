@@ -290,7 +290,8 @@ struct AuxLogits {
 pub struct InceptionV3 {
     transform_input: bool,
     stem: Vec<BasicConv2d>,
-    mixed: Vec<Mixed>,
+    /// Mixed_5b .. Mixed_7c, with their names.
+    mixed: Vec<(String, Mixed)>,
     aux: AuxLogits,
     fc: Linear,
 }
@@ -312,17 +313,44 @@ impl InceptionV3 {
             })
             .collect::<Result<_>>()?;
         let mixed = vec![
-            Mixed::a(store, "Mixed_5b", 192, 32, s)?,
-            Mixed::a(store, "Mixed_5c", 256, 64, s)?,
-            Mixed::a(store, "Mixed_5d", 288, 64, s)?,
-            Mixed::b(store, "Mixed_6a", 288, s)?,
-            Mixed::c(store, "Mixed_6b", 768, 128, s)?,
-            Mixed::c(store, "Mixed_6c", 768, 160, s)?,
-            Mixed::c(store, "Mixed_6d", 768, 160, s)?,
-            Mixed::c(store, "Mixed_6e", 768, 192, s)?,
-            Mixed::d(store, "Mixed_7a", 768, s)?,
-            Mixed::e(store, "Mixed_7b", 1280, s)?,
-            Mixed::e(store, "Mixed_7c", 2048, s)?,
+            (
+                "Mixed_5b".to_string(),
+                Mixed::a(store, "Mixed_5b", 192, 32, s)?,
+            ),
+            (
+                "Mixed_5c".to_string(),
+                Mixed::a(store, "Mixed_5c", 256, 64, s)?,
+            ),
+            (
+                "Mixed_5d".to_string(),
+                Mixed::a(store, "Mixed_5d", 288, 64, s)?,
+            ),
+            ("Mixed_6a".to_string(), Mixed::b(store, "Mixed_6a", 288, s)?),
+            (
+                "Mixed_6b".to_string(),
+                Mixed::c(store, "Mixed_6b", 768, 128, s)?,
+            ),
+            (
+                "Mixed_6c".to_string(),
+                Mixed::c(store, "Mixed_6c", 768, 160, s)?,
+            ),
+            (
+                "Mixed_6d".to_string(),
+                Mixed::c(store, "Mixed_6d", 768, 160, s)?,
+            ),
+            (
+                "Mixed_6e".to_string(),
+                Mixed::c(store, "Mixed_6e", 768, 192, s)?,
+            ),
+            ("Mixed_7a".to_string(), Mixed::d(store, "Mixed_7a", 768, s)?),
+            (
+                "Mixed_7b".to_string(),
+                Mixed::e(store, "Mixed_7b", 1280, s)?,
+            ),
+            (
+                "Mixed_7c".to_string(),
+                Mixed::e(store, "Mixed_7c", 2048, s)?,
+            ),
         ];
         let aux = AuxLogits {
             conv0: BasicConv2d::square(store, "AuxLogits.conv0", 768, 128, 1, 1, 0, INIT, s)?,
@@ -358,6 +386,10 @@ impl InceptionV3 {
 }
 
 impl Classifier for InceptionV3 {
+    fn gradcam_layer(&self) -> String {
+        "Mixed_7c".to_string()
+    }
+
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
         if let &[_, _, h, w] = x.dims()
             && (h < 75 || w < 75)
@@ -380,8 +412,9 @@ impl Classifier for InceptionV3 {
             }
         }
         let mut aux = Vec::new();
-        for (i, block) in self.mixed.iter().enumerate() {
+        for (i, (name, block)) in self.mixed.iter().enumerate() {
             x = block.forward(f, &x)?;
+            f.mark(name, &x);
             // AuxLogits reads Mixed_6e's output.
             if i == 7 && f.training() {
                 let a = f.tape.avg_pool2d(&x, &Pool2d::new(5).stride(3), true)?;

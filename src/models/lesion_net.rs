@@ -58,6 +58,7 @@ impl LesionNet {
                 x = f.tape.max_pool2d(&x, &Pool2d::new(2))?;
             }
         }
+        f.mark("features", &x);
         let &[_, _, h, w] = x.dims() else {
             return Err(Error::invalid(
                 "LesionNet",

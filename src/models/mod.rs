@@ -81,6 +81,10 @@ pub trait Classifier {
         Ok(self.forward_with_aux(f, x)?.0)
     }
 
+    /// The layer Grad-CAM explains by default: the last convolutional block's output, as
+    /// marked with [`Forward::mark`].
+    fn gradcam_layer(&self) -> String;
+
     /// Parameter-name prefixes that weights files may omit (aux heads, unused in eval).
     fn optional_prefixes(&self) -> &'static [&'static str] {
         &[]
@@ -88,12 +92,20 @@ pub trait Classifier {
 }
 
 impl Classifier for ResNet {
+    fn gradcam_layer(&self) -> String {
+        "layer4".to_string()
+    }
+
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
         Ok((ResNet::forward(self, f, x)?, Vec::new()))
     }
 }
 
 impl Classifier for LesionNet {
+    fn gradcam_layer(&self) -> String {
+        "features".to_string()
+    }
+
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
         Ok((LesionNet::forward(self, f, x)?, Vec::new()))
     }

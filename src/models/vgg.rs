@@ -42,9 +42,11 @@ pub fn vgg_config(arch: &str) -> Option<(&'static [usize], bool)> {
     Some((config, bn))
 }
 
+/// A layer of `features` and the torchvision index of its last module (the ReLU after a conv,
+/// or the pool), under which it is marked for Grad-CAM.
 enum Feature {
-    Conv(Conv2d, Option<BatchNorm2d>),
-    Pool,
+    Conv(Conv2d, Option<BatchNorm2d>, usize),
+    Pool(usize),
 }
 
 pub struct Vgg {
@@ -63,7 +65,7 @@ impl Vgg {
         let mut channels = config.in_channels;
         for &width in layers {
             if width == POOL {
-                features.push(Feature::Pool);
+                features.push(Feature::Pool(index));
                 index += 1;
                 continue;
             }
@@ -88,7 +90,7 @@ impl Vgg {
                 false => None,
             };
             index += if bn { 3 } else { 2 };
-            features.push(Feature::Conv(conv, norm));
+            features.push(Feature::Conv(conv, norm, index - 1));
             channels = width;
         }
         let init = Some(Init::Normal { std: 0.01 });
@@ -105,19 +107,37 @@ impl Vgg {
 }
 
 impl Classifier for Vgg {
+    /// The ReLU after the last convolution (before the last max pool).
+    fn gradcam_layer(&self) -> String {
+        let last_relu = self
+            .features
+            .iter()
+            .rev()
+            .find_map(|feature| match feature {
+                Feature::Conv(_, _, index) => Some(*index),
+                Feature::Pool(_) => None,
+            });
+        format!("features.{}", last_relu.unwrap_or(0))
+    }
+
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
         let mut x = x.clone();
         for feature in &self.features {
-            x = match feature {
-                Feature::Conv(conv, norm) => {
+            let index = match feature {
+                Feature::Conv(conv, norm, index) => {
                     let mut y = conv.forward(f, &x)?;
                     if let Some(norm) = norm {
                         y = norm.forward(f, &y)?;
                     }
-                    f.tape.relu(&y)?
+                    x = f.tape.relu(&y)?;
+                    index
                 }
-                Feature::Pool => f.tape.max_pool2d(&x, &Pool2d::new(2))?,
+                Feature::Pool(index) => {
+                    x = f.tape.max_pool2d(&x, &Pool2d::new(2))?;
+                    index
+                }
             };
+            f.mark(&format!("features.{index}"), &x);
         }
         x = f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [7, 7])?)?;
         for (i, layer) in self.classifier.iter().enumerate() {

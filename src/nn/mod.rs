@@ -8,7 +8,7 @@ mod init;
 mod layers;
 mod params;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 pub use init::{Init, SplitMix64};
 pub use layers::{BatchNorm2d, Conv2d, Dropout, Linear};
@@ -34,6 +34,8 @@ pub struct Forward<'a> {
     /// different at each dropout layer.
     dropout_seed: u32,
     dropout_calls: Cell<u32>,
+    /// Named intermediate values the model marked (`layer4`, `Mixed_7c`) when capturing.
+    marks: Option<RefCell<Vec<(String, Var)>>>,
 }
 
 impl<'a> Forward<'a> {
@@ -44,7 +46,38 @@ impl<'a> Forward<'a> {
             mode,
             dropout_seed: 0,
             dropout_calls: Cell::new(0),
+            marks: None,
         }
+    }
+
+    /// Keeps the values the model marks with [`Forward::mark`] (for Grad-CAM's layers).
+    pub fn capturing(mut self) -> Self {
+        self.marks = Some(RefCell::new(Vec::new()));
+        self
+    }
+
+    /// Models call this with a block's output under torchvision's module name.
+    pub fn mark(&self, name: &str, value: &Var) {
+        if let Some(marks) = &self.marks {
+            marks.borrow_mut().push((name.to_string(), value.clone()));
+        }
+    }
+
+    /// The value marked under `name` in this pass, if capturing.
+    pub fn marked(&self, name: &str) -> Option<Var> {
+        let marks = self.marks.as_ref()?.borrow();
+        marks
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The names marked in this pass, in order.
+    pub fn marked_names(&self) -> Vec<String> {
+        self.marks
+            .as_ref()
+            .map(|marks| marks.borrow().iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Sets the seed of this pass's dropout masks (vary it per step in training).

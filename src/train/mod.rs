@@ -1,5 +1,6 @@
 //! Training: optimisers, learning-rate schedules and the synthetic lesion data set.
 
+pub mod augment;
 pub mod optim;
 pub mod schedule;
 pub mod synthetic;

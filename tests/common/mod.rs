@@ -2,6 +2,8 @@
 //! a seeded random generator, and comparisons with explicit relative tolerances.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod formula;
+
 use std::sync::OnceLock;
 
 use gradlens::{Gpu, GpuOptions};

@@ -1,0 +1,144 @@
+//! Gradient saliency (Simonyan et al. 2013, "backprop into the image"), gradient × input,
+//! SmoothGrad (Smilkov et al. 2017) and guided backprop (Springenberg et al. 2014).
+
+use super::{Attribution, Explained, Score, scores_and_input_gradient};
+use crate::autograd::Tape;
+use crate::error::{Error, Result};
+use crate::kernels::elementwise::mul;
+use crate::nn::SplitMix64;
+use crate::tensor::Tensor;
+
+/// ∂score/∂x for each image's class: attributions [N, C, H, W] (reduce with
+/// `Reduce::AbsMax` for Simonyan's map).
+pub fn gradient(
+    explained: Explained,
+    x: &Tensor,
+    classes: &[usize],
+    score: Score,
+) -> Result<Attribution> {
+    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score)?;
+    host(&grad)
+}
+
+/// x ⊙ ∂score/∂x.
+pub fn gradient_x_input(
+    explained: Explained,
+    x: &Tensor,
+    classes: &[usize],
+    score: Score,
+) -> Result<Attribution> {
+    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score)?;
+    host(&mul(&grad, x)?)
+}
+
+/// Guided backprop: the input gradient with every ReLU's backward also zeroing negative
+/// incoming gradients.
+pub fn guided_backprop(
+    explained: Explained,
+    x: &Tensor,
+    classes: &[usize],
+    score: Score,
+) -> Result<Attribution> {
+    let (_, grad) = scores_and_input_gradient(explained, Tape::guided(), x, classes, score)?;
+    host(&grad)
+}
+
+/// SmoothGrad's settings; the defaults are Smilkov et al.'s (15% noise, 50 samples).
+#[derive(Clone, Debug)]
+pub struct SmoothGrad {
+    /// The noise's standard deviation as a fraction of each image's value range.
+    pub noise_level: f32,
+    pub samples: usize,
+    /// Noisy copies per forward pass.
+    pub batch: usize,
+    pub seed: u64,
+}
+
+impl Default for SmoothGrad {
+    fn default() -> Self {
+        Self {
+            noise_level: 0.15,
+            samples: 50,
+            batch: 16,
+            seed: 0,
+        }
+    }
+}
+
+/// SmoothGrad: the mean of |∂score/∂x| over noisy copies of each image. |·| is taken per
+/// sample before averaging, as Captum's NoiseTunnel over Saliency does.
+pub fn smoothgrad(
+    explained: Explained,
+    x: &Tensor,
+    classes: &[usize],
+    score: Score,
+    settings: &SmoothGrad,
+) -> Result<Attribution> {
+    let SmoothGrad {
+        noise_level,
+        samples,
+        batch,
+        seed,
+    } = *settings;
+    let &[n, c, h, w] = x.dims() else {
+        return Err(Error::invalid(
+            "smoothgrad",
+            format!("needs images [N, C, H, W], got {:?}", x.dims()),
+        ));
+    };
+    if samples == 0 || batch == 0 {
+        return Err(Error::invalid(
+            "smoothgrad",
+            "samples and batch must be positive",
+        ));
+    }
+    if classes.len() != n {
+        return Err(Error::invalid(
+            "smoothgrad",
+            format!("{} classes for {n} images", classes.len()),
+        ));
+    }
+    let images = x.to_vec()?;
+    let size = c * h * w;
+    let mut sum = vec![0.0f32; n * size];
+    let mut rng = SplitMix64::new(seed);
+    for image in 0..n {
+        let original = &images[image * size..(image + 1) * size];
+        let (lo, hi) = original
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let sigma = f64::from(noise_level * (hi - lo));
+        let mut done = 0;
+        while done < samples {
+            let count = batch.min(samples - done);
+            let noisy: Vec<f32> = (0..count)
+                .flat_map(|_| {
+                    original
+                        .iter()
+                        .map(|&v| v + (rng.normal() * sigma) as f32)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let noisy = Tensor::from_slice(x.gpu(), [count, c, h, w], &noisy)?;
+            let targets = vec![classes[image]; count];
+            let (_, grad) =
+                scores_and_input_gradient(explained, Tape::new(), &noisy, &targets, score)?;
+            for (k, g) in grad.to_vec()?.into_iter().enumerate() {
+                sum[image * size + k % size] += g.abs();
+            }
+            done += count;
+        }
+    }
+    let scale = 1.0 / samples as f32;
+    Ok(Attribution {
+        dims: vec![n, c, h, w],
+        data: sum.into_iter().map(|v| v * scale).collect(),
+    })
+}
+
+pub(crate) fn host(t: &Tensor) -> Result<Attribution> {
+    Ok(Attribution {
+        dims: t.dims().to_vec(),
+        data: t.to_vec()?,
+    })
+}

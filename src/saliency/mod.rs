@@ -1,0 +1,191 @@
+//! Saliency: which pixels of an image drive a classifier's decision. Every method runs on the
+//! GPU through the tape, for any [`Classifier`], on batches, with the model in eval mode
+//! (BatchNorm on its running statistics, still differentiable in the input).
+//!
+//! Gradient methods return attributions shaped like the input ([N, C, H, W]); [`to_maps`]
+//! reduces them to one map per image. Grad-CAM and meaningful perturbation return maps
+//! ([N, H, W]) directly.
+
+mod evaluation;
+mod gradcam;
+mod gradient;
+mod integrated_gradients;
+mod perturbation;
+
+pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
+pub use gradcam::grad_cam;
+pub use gradient::{SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad};
+pub use integrated_gradients::{
+    IntegratedGradients, IntegratedGradientsResult, Path, integrated_gradients,
+};
+pub use perturbation::{Perturbation, PerturbationResult, Replacement, meaningful_perturbation};
+
+use crate::autograd::{Tape, Var};
+use crate::error::{Error, Result};
+use crate::models::Classifier;
+use crate::nn::{Forward, Mode, ParamStore};
+use crate::tensor::Tensor;
+
+/// What is explained: a class's logit, or its softmax probability.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Score {
+    #[default]
+    Logit,
+    Probability,
+}
+
+/// A model and its weights, explained in eval mode.
+#[derive(Clone, Copy)]
+pub struct Explained<'a> {
+    pub model: &'a dyn Classifier,
+    pub store: &'a ParamStore,
+}
+
+/// Values on the host with their shape: attributions [N, C, H, W] or maps [N, H, W].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribution {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// How attributions [N, C, H, W] become maps [N, H, W].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// max over channels of |a| (Simonyan et al.'s saliency map).
+    AbsMax,
+    /// sum over channels of a (signed: gradient × input, integrated gradients).
+    Sum,
+}
+
+/// One map per image from attributions.
+pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution> {
+    let &[n, c, h, w] = attribution.dims.as_slice() else {
+        return Err(Error::invalid(
+            "to_maps",
+            format!(
+                "needs attributions [N, C, H, W], got {:?}",
+                attribution.dims
+            ),
+        ));
+    };
+    let plane = h * w;
+    let mut data = vec![0.0f32; n * plane];
+    for b in 0..n {
+        for p in 0..plane {
+            let values = (0..c).map(|ch| attribution.data[(b * c + ch) * plane + p]);
+            data[b * plane + p] = match reduce {
+                Reduce::AbsMax => values.fold(0.0, |m, v| m.max(v.abs())),
+                Reduce::Sum => values.sum(),
+            };
+        }
+    }
+    Ok(Attribution {
+        dims: vec![n, h, w],
+        data,
+    })
+}
+
+/// The scores of `classes` (one per image) and the gradient of their sum with respect to the
+/// input: the core of every gradient method. `tape` decides plain or guided backprop.
+pub(crate) fn scores_and_input_gradient(
+    explained: Explained,
+    tape: Tape,
+    x: &Tensor,
+    classes: &[usize],
+    score: Score,
+) -> Result<(Vec<f32>, Tensor)> {
+    let f = Forward::new(&tape, explained.store, Mode::Eval);
+    let input = tape.input(x.clone());
+    let logits = explained.model.forward(&f, &input)?;
+    let output = match score {
+        Score::Logit => logits,
+        Score::Probability => tape.softmax(&logits)?,
+    };
+    let (seed, picked) = one_hot_seed(&output, classes)?;
+    let grads = tape.backward(&output, Some(seed))?;
+    let grad = grads
+        .get(&input)
+        .cloned()
+        .ok_or_else(|| Error::invalid("saliency", "the score does not depend on the input"))?;
+    Ok((picked, grad))
+}
+
+/// The one-hot seed selecting `classes[b]` in row b of `output` [N, classes], and the selected
+/// values.
+pub(crate) fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Tensor, Vec<f32>)> {
+    let &[n, count] = output.dims() else {
+        return Err(Error::invalid(
+            "saliency",
+            format!("the model's output {:?} is not [N, classes]", output.dims()),
+        ));
+    };
+    if classes.len() != n {
+        return Err(Error::invalid(
+            "saliency",
+            format!("{} target classes for {n} images", classes.len()),
+        ));
+    }
+    if let Some(&bad) = classes.iter().find(|&&c| c >= count) {
+        return Err(Error::invalid(
+            "saliency",
+            format!("class {bad} is out of range: the model has {count} classes"),
+        ));
+    }
+    let values = output.tensor().to_vec()?;
+    let mut seed = vec![0.0; n * count];
+    let mut picked = Vec::with_capacity(n);
+    for (b, &class) in classes.iter().enumerate() {
+        seed[b * count + class] = 1.0;
+        picked.push(values[b * count + class]);
+    }
+    Ok((
+        Tensor::from_slice(output.tensor().gpu(), [n, count], &seed)?,
+        picked,
+    ))
+}
+
+/// Eval-mode scores of `classes` for a batch, without a tape.
+pub fn scores(
+    explained: Explained,
+    x: &Tensor,
+    classes: &[usize],
+    score: Score,
+) -> Result<Vec<f32>> {
+    let tape = Tape::no_grad();
+    let f = Forward::new(&tape, explained.store, Mode::Eval);
+    let logits = explained.model.forward(&f, &Var::constant(x.clone()))?;
+    let output = match score {
+        Score::Logit => logits,
+        Score::Probability => tape.softmax(&logits)?,
+    };
+    Ok(one_hot_seed(&output, classes)?.1)
+}
+
+/// Eval-mode logits for a batch (no tape).
+pub fn logits(explained: Explained, x: &Tensor) -> Result<Attribution> {
+    let tape = Tape::no_grad();
+    let f = Forward::new(&tape, explained.store, Mode::Eval);
+    let logits = explained.model.forward(&f, &Var::constant(x.clone()))?;
+    Ok(Attribution {
+        dims: logits.dims().to_vec(),
+        data: logits.tensor().to_vec()?,
+    })
+}
+
+/// The class with the highest logit of each image.
+pub fn top_classes(explained: Explained, x: &Tensor) -> Result<Vec<usize>> {
+    let logits = logits(explained, x)?;
+    let classes = logits.dims[1];
+    Ok(logits
+        .data
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
+                .0
+        })
+        .collect())
+}

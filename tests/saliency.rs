@@ -1,0 +1,245 @@
+//! Saliency on a small ResNet trained here on the synthetic lesion set: the maps must point at
+//! the lesions (pointing game), integrated gradients must be complete, and maps of the trained
+//! model must differ from those of a randomised one (the sanity check). One test function, so
+//! the model is trained once.
+
+mod common;
+
+use std::time::Instant;
+
+use common::gpu;
+use gradlens::Tensor;
+use gradlens::autograd::{Tape, Var};
+use gradlens::models::ResNet;
+use gradlens::nn::{Forward, Mode, ParamStore};
+use gradlens::saliency::{
+    self, Explained, IntegratedGradients, Perturbation, Reduce, Replacement, Score,
+    pointing_game_hit, rank_correlation, to_maps,
+};
+use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
+
+const SIZE: usize = 48;
+const TRAIN: usize = 1024;
+const BATCH: usize = 32;
+const EPOCHS: usize = 4;
+/// Pointing-game tolerance in pixels: Zhang et al. use 15 at 224; scaled to 48 that is ~3.
+const TOLERANCE: f32 = 3.0;
+
+fn train(store: &ParamStore, model: &ResNet, data: &SyntheticLesions) {
+    let mut optimizer = Adam::new(1e-4);
+    let steps_per_epoch = TRAIN / BATCH;
+    let lr = LearningRate {
+        base: 0.01,
+        warmup: 5,
+        schedule: Schedule::Cosine {
+            total: EPOCHS * steps_per_epoch - 5,
+            min_lr: 5e-4,
+        },
+    };
+    for step in 0..EPOCHS * steps_per_epoch {
+        let batch = data.generate(((step % steps_per_epoch) * BATCH) as u64, BATCH);
+        let images =
+            augment::flip_for_epoch(&batch.images, batch.image_dims(), step / steps_per_epoch);
+        let x = Tensor::from_slice(gpu(), batch.image_dims(), &images).unwrap();
+        let tape = Tape::new();
+        let f = Forward::new(&tape, store, Mode::Train);
+        let logits = model.forward(&f, &Var::constant(x)).unwrap();
+        let loss = tape.cross_entropy(&logits, &batch.labels, None).unwrap();
+        let grads = tape.backward(&loss, None).unwrap();
+        optimizer.step(store, &grads, lr.at(step)).unwrap();
+    }
+}
+
+#[test]
+fn saliency_points_at_the_lesions() {
+    let started = Instant::now();
+    let data = SyntheticLesions {
+        size: SIZE,
+        seed: 11,
+        ..SyntheticLesions::default()
+    };
+    let mut store = ParamStore::new(gpu());
+    let model = ResNet::with_width(&mut store, "resnet18", 1, 2, 8, 2).unwrap();
+    train(&store, &model, &data);
+    let trained_at = started.elapsed().as_secs_f64();
+    let explained = Explained {
+        model: &model,
+        store: &store,
+    };
+
+    let held_out = data.generate(500_000, 96);
+    let x = Tensor::from_slice(gpu(), held_out.image_dims(), &held_out.images).unwrap();
+    let predicted = saliency::top_classes(explained, &x).unwrap();
+    let accuracy = predicted
+        .iter()
+        .zip(&held_out.labels)
+        .filter(|(p, l)| p == l)
+        .count() as f64
+        / held_out.len() as f64;
+
+    let positives: Vec<usize> = (0..held_out.len())
+        .filter(|&i| held_out.labels[i] == 1)
+        .collect();
+    let plane = SIZE * SIZE;
+    let pick = |indices: &[usize]| -> (Tensor, Vec<Vec<f32>>) {
+        let images: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| held_out.images[i * plane..(i + 1) * plane].to_vec())
+            .collect();
+        let masks = indices
+            .iter()
+            .map(|&i| held_out.masks[i * plane..(i + 1) * plane].to_vec())
+            .collect();
+        (
+            Tensor::from_slice(gpu(), [indices.len(), 1, SIZE, SIZE], &images).unwrap(),
+            masks,
+        )
+    };
+    let (positive_images, masks) = pick(&positives);
+    let lesion_class = vec![1; positives.len()];
+    let hits = |maps: &[f32]| -> f64 {
+        masks
+            .iter()
+            .enumerate()
+            .filter(|(i, mask)| {
+                pointing_game_hit(&maps[i * plane..(i + 1) * plane], mask, SIZE, TOLERANCE)
+            })
+            .count() as f64
+            / masks.len() as f64
+    };
+
+    let gradient =
+        saliency::gradient(explained, &positive_images, &lesion_class, Score::Logit).unwrap();
+    let gradient_maps = to_maps(&gradient, Reduce::AbsMax).unwrap();
+    let gradient_hits = hits(&gradient_maps.data);
+
+    // Integrated gradients on 8 positives; its completeness error shrinks with the steps
+    // (measured on this model: ~30% of F(x) − F(x') at 16 Gauss–Legendre steps, ~3% at 64).
+    let subset: Vec<usize> = positives.iter().copied().take(8).collect();
+    let (ig_images, ig_masks) = pick(&subset);
+    let settings = IntegratedGradients {
+        steps: 64,
+        ..Default::default()
+    };
+    let ig =
+        saliency::integrated_gradients(explained, &ig_images, &[1; 8], Score::Logit, &settings)
+            .unwrap();
+    let ig_maps = to_maps(&ig.attribution, Reduce::Sum).unwrap();
+    let ig_hits = ig_masks
+        .iter()
+        .enumerate()
+        .filter(|(i, mask)| {
+            pointing_game_hit(
+                &ig_maps.data[i * plane..(i + 1) * plane],
+                mask,
+                SIZE,
+                TOLERANCE,
+            )
+        })
+        .count() as f64
+        / 8.0;
+    let worst_completeness = ig
+        .completeness_error
+        .iter()
+        .zip(&ig.score_difference)
+        .map(|(e, d)| e.abs() / d.abs().max(1.0))
+        .fold(0.0, f32::max);
+    let (_, cam) = saliency::grad_cam(
+        explained,
+        &positive_images,
+        &lesion_class,
+        Score::Logit,
+        Some("layer2"),
+    )
+    .unwrap();
+    let gradcam_hits = hits(&cam.data);
+
+    // Meaningful perturbation on 12 positives the model classifies correctly (a deletion mask
+    // for a class the model does not see is meaningless). The paper's settings are for
+    // ImageNet objects at 224; lesions of a few pixels at 48 need a finer mask (12×12: one value
+    // per 4×4 pixels) and the blur scaled with the image (σ = 10 · 48/224 ≈ 2, taken as 3);
+    // 150 iterations instead of 300 keep the test short. Measured on this model: the paper's
+    // 6×6 mask with σ = 10 hit 8 of 12, this setting 11 of 12.
+    let subset: Vec<usize> = positives
+        .iter()
+        .copied()
+        .filter(|&i| predicted[i] == 1)
+        .take(12)
+        .collect();
+    let (subset_images, subset_masks) = pick(&subset);
+    let settings = Perturbation {
+        mask_size: Some([SIZE / 4, SIZE / 4]),
+        replacement: Replacement::Blur { sigma: 3.0 },
+        jitter: 1,
+        iterations: 150,
+        ..Perturbation::default()
+    };
+    let perturbation = saliency::meaningful_perturbation(
+        explained,
+        &subset_images,
+        &vec![1; subset.len()],
+        &settings,
+    )
+    .unwrap();
+    let perturbation_hits = subset_masks
+        .iter()
+        .enumerate()
+        .filter(|(i, mask)| {
+            pointing_game_hit(
+                &perturbation.saliency.data[i * plane..(i + 1) * plane],
+                mask,
+                SIZE,
+                TOLERANCE,
+            )
+        })
+        .count() as f64
+        / subset.len() as f64;
+
+    // Sanity check: the same architecture with fresh random weights.
+    let mut random_store = ParamStore::new(gpu());
+    let random_model = ResNet::with_width(&mut random_store, "resnet18", 1, 2, 8, 99).unwrap();
+    let random = saliency::gradient(
+        Explained {
+            model: &random_model,
+            store: &random_store,
+        },
+        &positive_images,
+        &lesion_class,
+        Score::Logit,
+    )
+    .unwrap();
+    let random_maps = to_maps(&random, Reduce::AbsMax).unwrap();
+    let correlations: Vec<f32> = (0..positives.len())
+        .map(|i| {
+            rank_correlation(
+                &gradient_maps.data[i * plane..(i + 1) * plane],
+                &random_maps.data[i * plane..(i + 1) * plane],
+            )
+        })
+        .collect();
+    let mean_correlation = correlations.iter().sum::<f32>() / correlations.len() as f32;
+
+    eprintln!(
+        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives: gradient {gradient_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; {:.1} s in all",
+        positives.len(),
+        subset.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(accuracy >= 0.85, "held-out accuracy {accuracy}");
+    assert!(
+        worst_completeness < 0.1,
+        "IG completeness error {worst_completeness} of F(x) − F(x')"
+    );
+    assert!(
+        gradient_hits >= 0.8,
+        "gradient pointing game {gradient_hits}"
+    );
+    assert!(
+        perturbation_hits >= 0.9,
+        "perturbation pointing game {perturbation_hits}"
+    );
+    assert!(
+        mean_correlation < 0.5,
+        "trained and random maps correlate at {mean_correlation}"
+    );
+}

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/saliency.safetensors: Captum's own attributions (gradient saliency,
+Integrated Gradients, Grad-CAM, guided backprop) for gradlens's LesionNet, so the Rust tests can
+check gradlens's saliency methods against the reference implementation they are modelled on and
+not only against gradlens's own finite differences. The network is small (widths 4, 6, 8; one
+input channel; three classes) and its parameters and input come from the deterministic formula
+of tools/make_model_fixtures.py (imported from there, so the two cannot drift), which the Rust
+side reproduces bit for bit; only the input and Captum's outputs are stored. PyTorch and Captum
+are developer tools here: the fixture is committed, and building or testing gradlens never runs
+this script.
+
+    python3 -m venv .venv && .venv/bin/pip install torch torchvision safetensors numpy captum
+    /path/to/venv/bin/python tools/make_saliency_fixtures.py
+
+The model, in PyTorch (eval mode, float32, CPU; state_dict names as gradlens's):
+
+    features.0  Conv2d(1, 4, 3, padding=1, bias=False)   features.1  BatchNorm2d(4, eps=1e-5)
+    features.2  ReLU                                     features.3  MaxPool2d(2)
+    features.4  Conv2d(4, 6, 3, padding=1, bias=False)   features.5  BatchNorm2d(6)
+    features.6  ReLU                                     features.7  MaxPool2d(2)
+    features.8  Conv2d(6, 8, 3, padding=1, bias=False)   features.9  BatchNorm2d(8)
+    features.10 ReLU
+    global max pool (kernel = the whole remaining h×w), flatten, classifier Linear(8, 3)
+
+Input: x [2, 1, 20, 20] = 2u - 1 under the name "input" (element index over the whole batch,
+C order). Targets: class 0 for image 0, class 2 for image 1. Every method explains the logits
+(no softmax). Stored tensors, all float32:
+
+    input                                   [2, 1, 20, 20]
+    logits                                  [2, 3]
+    saliency                                [2, 1, 20, 20]  Saliency, abs=False (raw gradient)
+    integrated_gradients                    [2, 1, 20, 20]  IG, zero baseline, 32 steps,
+                                                            method="gausslegendre"
+    integrated_gradients_delta              [2]             its convergence delta:
+                                                            sum(attr) - (F(x) - F(0))
+    integrated_gradients_riemann_trapezoid  [2, 1, 20, 20]  IG, method="riemann_trapezoid"
+    gradcam                                 [2, 1, 5, 5]    LayerGradCam at features.10,
+                                                            relu_attributions=False (Captum's
+                                                            default)
+    gradcam_relu                            [2, 1, 5, 5]    the same with relu_attributions=True
+                                                            (gradlens's grad_cam applies the ReLU:
+                                                            compare its low-resolution map to this)
+    guided_backprop                         [2, 1, 20, 20]  GuidedBackprop
+
+The metadata key "config" holds JSON: targets, n_steps, the Grad-CAM layer, widths, and the exact
+quadrature points (alphas) and weights (step sizes) Captum used for both IG methods, as Python
+floats (f64 repr). Note Captum's riemann_trapezoid: alphas = torch.linspace(0, 1, n) in float32
+(step = 1/(n-1) in f32; i < n/2: step * i, else 1 - step * (n-1-i); four of the 32 differ by an
+ulp from (i/(n-1)) as f32), weights 1/n with the two ends halved, which sum to (n - 1)/n, not 1:
+Captum's trapezoid IG is (n - 1)/n times a true trapezoid rule on those nodes. Gauss-Legendre:
+alphas 0.5 * (1 + x), weights 0.5 * w from numpy.polynomial.legendre.leggauss(n). Captum forms
+each path point as alpha * x with alpha rounded to float32 first, multiplies each step's gradient
+by its weight as float32, and sums over steps in float32.
+"""
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Saliency
+from captum.attr._utils.approximation_methods import approximation_parameters
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_model_fixtures import formula_state_dict, self_check, uniform  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+IN_CHANNELS = 1
+WIDTHS = (4, 6, 8)
+CLASSES = 3
+SHAPE = (2, IN_CHANNELS, 20, 20)
+TARGETS = [0, 2]
+N_STEPS = 32
+GRADCAM_LAYER = "features.10"
+
+
+class LesionNet(nn.Module):
+    """gradlens's LesionNet: three conv-BN-ReLU blocks (the first two max-pooled by 2), a global
+    max pool, a linear head. Separate, non-inplace ReLU modules (Captum's GuidedBackprop hooks
+    nn.ReLU modules)."""
+
+    def __init__(self, in_channels=IN_CHANNELS, classes=CLASSES, widths=WIDTHS):
+        super().__init__()
+        layers, channels = [], in_channels
+        for i, width in enumerate(widths):
+            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(width, eps=1e-5),
+                       nn.ReLU(inplace=False)]
+            if i + 1 < len(widths):
+                layers.append(nn.MaxPool2d(2))
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = self.features(x)
+        x = F.max_pool2d(x, kernel_size=tuple(x.shape[2:]))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def build():
+    model = LesionNet()
+    names = [name for name, _ in model.named_modules()]
+    assert [n for n in names if n.startswith("features.")] == [f"features.{i}" for i in range(11)]
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 3 and len({id(m) for m in relus}) == 3
+    assert all(not m.inplace for m in relus)
+    model.load_state_dict(formula_state_dict(model), strict=True)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def formula_input() -> torch.Tensor:
+    u = uniform("input", int(np.prod(SHAPE)))
+    return torch.from_numpy((2.0 * u - 1.0).astype(np.float32).reshape(SHAPE))
+
+
+def attributions(model, x):
+    """Every stored tensor, computed with Captum."""
+    target = list(TARGETS)
+    out = {"input": x.clone()}
+    with torch.no_grad():
+        out["logits"] = model(x).contiguous()
+    out["saliency"] = Saliency(model).attribute(x.clone(), target=target, abs=False)
+    ig = IntegratedGradients(model)
+    attr, delta = ig.attribute(x.clone(), baselines=torch.zeros_like(x), target=target,
+                               n_steps=N_STEPS, method="gausslegendre",
+                               return_convergence_delta=True)
+    out["integrated_gradients"] = attr
+    out["integrated_gradients_delta"] = delta.float()
+    out["integrated_gradients_riemann_trapezoid"] = ig.attribute(
+        x.clone(), baselines=torch.zeros_like(x), target=target, n_steps=N_STEPS,
+        method="riemann_trapezoid")
+    layer = model.features[int(GRADCAM_LAYER.split(".")[1])]
+    out["gradcam"] = LayerGradCam(model, layer).attribute(x.clone(), target=target)
+    out["gradcam_relu"] = LayerGradCam(model, layer).attribute(x.clone(), target=target,
+                                                               relu_attributions=True)
+    out["guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=target)
+    return {k: v.detach().contiguous().to(torch.float32) for k, v in out.items()}
+
+
+def quadrature(method):
+    step_sizes, alphas = approximation_parameters(method)
+    return [float(a) for a in alphas(N_STEPS)], [float(s) for s in step_sizes(N_STEPS)]
+
+
+def score_gradient(model, x):
+    """d (sum_b logits[b, target_b]) / dx by plain autograd."""
+    x = x.clone().requires_grad_(True)
+    logits = model(x)
+    score = logits[torch.arange(len(TARGETS)), torch.tensor(TARGETS)].sum()
+    (grad,) = torch.autograd.grad(score, x)
+    return grad
+
+
+def checks(model, x, t):
+    """Independent re-derivations of Captum's results, to pin down what the Rust side matches."""
+    # Saliency is the raw gradient of the target logits.
+    grad = score_gradient(model, x)
+    print(f"saliency vs autograd.grad: max |diff| {(t['saliency'] - grad).abs().max():.3e}"
+          f" (exactly equal: {torch.equal(t['saliency'], grad)})")
+
+    # IG by hand: alphas as Captum forms them (python float times a float32 tensor), float32
+    # step sizes, summed over steps, times (x - 0).
+    for key, method in [("integrated_gradients", "gausslegendre"),
+                        ("integrated_gradients_riemann_trapezoid", "riemann_trapezoid")]:
+        alphas, steps = quadrature(method)
+        total = torch.zeros_like(x)
+        for a, s in zip(alphas, steps):
+            total += score_gradient(model, a * x) * torch.tensor(s, dtype=torch.float32)
+        hand = total * x
+        print(f"{key} vs hand-rolled: max |diff| {(t[key] - hand).abs().max():.3e}")
+        sums = t[key].sum(dim=(1, 2, 3)).double()
+        print(f"  {method}: weights sum {sum(steps):.17g}; sum(attr) per image "
+              f"{sums.tolist()}")
+    with torch.no_grad():
+        diff = (model(x) - model(torch.zeros_like(x)))[torch.arange(2), torch.tensor(TARGETS)]
+    print(f"F(x) - F(0) for the targets: {diff.tolist()}")
+    print(f"IG (gausslegendre) delta: {t['integrated_gradients_delta'].tolist()}")
+    trap = t["integrated_gradients_riemann_trapezoid"].sum(dim=(1, 2, 3))
+    print(f"riemann_trapezoid sum(attr) - diff: {(trap - diff).tolist()}; "
+          f"after x n/(n-1): {(trap * N_STEPS / (N_STEPS - 1) - diff).tolist()}")
+
+    # Grad-CAM by hand at features.10's output.
+    acts = {}
+    handle = model.features[10].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    handle.remove()
+    a = acts["a"]
+    score = logits[torch.arange(2), torch.tensor(TARGETS)].sum()
+    (g,) = torch.autograd.grad(score, a)
+    cam = (g.mean(dim=(2, 3), keepdim=True) * a).sum(dim=1, keepdim=True).detach()
+    print(f"gradcam vs hand-rolled: max |diff| {(t['gradcam'] - cam).abs().max():.3e}; "
+          f"gradcam_relu vs relu(hand): {(t['gradcam_relu'] - cam.clamp(min=0)).abs().max():.3e}")
+    a = a.detach()
+    flat = a.flatten(2)
+    top = flat.max(dim=2).values
+    ties = (flat == top.unsqueeze(2)).sum(dim=2)
+    print(f"features.10 map {tuple(a.shape)}; channels all zero per image: "
+          f"{(top == 0).sum(dim=1).tolist()}; positive maxima attained more than once: "
+          f"{int(((ties > 1) & (top > 0)).sum())}")
+    print(f"gradcam negatives (clipped by the ReLU): {int((t['gradcam'] < 0).sum())} of "
+          f"{t['gradcam'].numel()}")
+
+    # Guided backprop by hand: relu(grad) through every ReLU (x > 0 mask), max pools untouched.
+    class GuidedReLU(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            out = inp.clamp(min=0)
+            ctx.save_for_backward(out)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            (out,) = ctx.saved_tensors
+            return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+
+    def guided_forward(inp):
+        h = inp
+        for m in model.features:
+            h = GuidedReLU.apply(h) if isinstance(m, nn.ReLU) else m(h)
+        h = F.max_pool2d(h, kernel_size=tuple(h.shape[2:]))
+        return model.classifier(torch.flatten(h, 1))
+
+    xg = x.clone().requires_grad_(True)
+    out = guided_forward(xg)
+    (gb,) = torch.autograd.grad(out[torch.arange(2), torch.tensor(TARGETS)].sum(), xg)
+    print(f"guided_backprop vs hand-rolled (ReLUs only guided): max |diff| "
+          f"{(t['guided_backprop'] - gb).abs().max():.3e}")
+
+
+def main():
+    # Captum says it set requires_grad on the input and hooked the ReLUs: expected, not news.
+    warnings.filterwarnings("ignore", category=UserWarning, module="captum")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+    torch.set_default_dtype(torch.float32)
+    self_check()
+    model = build()
+    x = formula_input()
+    tensors = attributions(model, x)
+
+    gl_alphas, gl_steps = quadrature("gausslegendre")
+    tr_alphas, tr_steps = quadrature("riemann_trapezoid")
+    config = {
+        "in_channels": IN_CHANNELS, "widths": list(WIDTHS), "classes": CLASSES,
+        "input_shape": list(SHAPE), "targets": TARGETS, "n_steps": N_STEPS,
+        "baseline": "zeros", "score": "logit", "gradcam_layer": GRADCAM_LAYER,
+        "gradcam_compare": "gradcam_relu",
+        "gausslegendre": {"alphas": gl_alphas, "step_sizes": gl_steps},
+        "riemann_trapezoid": {"alphas": tr_alphas, "step_sizes": tr_steps},
+    }
+    for name, (al, st) in [("gausslegendre", (gl_alphas, gl_steps)),
+                           ("riemann_trapezoid", (tr_alphas, tr_steps))]:
+        print(f"{name}: first alphas {al[:3]}, first step sizes {st[:3]}, "
+              f"last alpha {al[-1]!r}, last step {st[-1]!r}")
+
+    checks(model, x, tensors)
+    for name, t in tensors.items():
+        print(f"{name:40s} {str(list(t.shape)):16s} max|.| {t.abs().max():.6e}")
+
+    path = OUT / "saliency.safetensors"
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, path, metadata={"config": json.dumps(config)})
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+    # Reload and recompute from a freshly built model: must match exactly.
+    back = load_file(path)
+    again = attributions(build(), back["input"])
+    for name, t in again.items():
+        assert torch.equal(t, back[name]), f"{name} differs on recompute"
+    print("recomputed every tensor from a fresh model: all match exactly")
+
+
+if __name__ == "__main__":
+    main()
