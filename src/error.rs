@@ -53,6 +53,9 @@ pub enum Error {
     #[error("{path}: {message}")]
     Weights { path: String, message: String },
 
+    #[error("{path}: {message}")]
+    Image { path: String, message: String },
+
     #[error("reading back {what} from the GPU failed: {message}")]
     Readback { what: String, message: String },
 }

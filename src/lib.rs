@@ -6,8 +6,10 @@
 //! ([`gpu::Gpu`]); nothing waits for the GPU until a tensor is read back.
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod error;
 pub mod gpu;
+pub mod imaging;
 pub mod kernels;
 pub mod models;
 pub mod nn;

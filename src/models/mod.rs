@@ -57,6 +57,9 @@ pub struct ModelConfig {
     pub transform_input: bool,
     /// Seeds the initial weights (each parameter from its own stream).
     pub seed: u64,
+    /// ResNets only: the stem's and first stage's channels (torchvision: 64); narrower
+    /// ResNets suit small data sets (the demo's lesions).
+    pub width: usize,
 }
 
 impl Default for ModelConfig {
@@ -66,6 +69,7 @@ impl Default for ModelConfig {
             classes: 1000,
             transform_input: false,
             seed: 0,
+            width: 64,
         }
     }
 }

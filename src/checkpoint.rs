@@ -1,0 +1,208 @@
+//! What a weights file says about its model, in its safetensors metadata: the architecture,
+//! the classes and their names, the input channels, and the preprocessing the model was
+//! trained with — so that classify, saliency and evaluate need only `--weights`.
+//!
+//! Keys (all strings): `arch`; `classes`; `class_names` (JSON list); `in_channels`;
+//! `resize` ("shorter_side_then_crop" or "whole"); `resize_size`; `input_size`; `mean` and
+//! `std` (JSON lists); `transform_input` ("true" / "false"); `width` (a narrow ResNet's
+//! base width). tools/export_torchvision.py writes
+//! the ImageNet ones; `gradlens train` writes all of them. Missing keys fall back to what the
+//! tensors show (classes, input channels) and to torchvision's ImageNet conventions.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::imaging::{Preprocess, Sizing};
+use crate::models::adapt::classes_in;
+use crate::models::{ARCHS, ModelConfig};
+use crate::weights::WeightsFile;
+
+/// ImageNet's 1000 class names, in torchvision's order.
+pub fn imagenet_classes() -> Vec<String> {
+    include_str!("imagenet_classes.txt")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A model as its weights file describes it.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub arch: String,
+    pub config: ModelConfig,
+    pub class_names: Vec<String>,
+    pub preprocess: Preprocess,
+}
+
+impl ModelInfo {
+    /// Reads the description from `file`'s metadata; `arch` overrides (or supplies) the
+    /// architecture.
+    pub fn from_file(file: &WeightsFile, arch: Option<&str>) -> Result<Self> {
+        let meta = file.metadata();
+        let fail = |message: String| Error::Weights {
+            path: file.path().to_string(),
+            message,
+        };
+        let arch = match (arch, meta.get("arch")) {
+            (Some(arch), _) => arch.to_string(),
+            (None, Some(arch)) => arch.clone(),
+            (None, None) => {
+                return Err(fail(
+                    "the file does not name its architecture; pass --arch".to_string(),
+                ));
+            }
+        };
+        if !ARCHS.contains(&arch.as_str()) {
+            return Err(fail(format!(
+                "unknown arch {arch:?}; one of {}",
+                ARCHS.join(", ")
+            )));
+        }
+        let classes = classes_in(&arch, file)
+            .ok_or_else(|| fail(format!("no classification head of a {arch} in the file")))?;
+        let in_channels = first_conv_channels(file).unwrap_or(3);
+        let class_names = match meta.get("class_names") {
+            Some(json) => parse_list(json).map_err(|e| fail(format!("class_names: {e}")))?,
+            None if classes == 1000 => imagenet_classes(),
+            None => (0..classes).map(|c| format!("class {c}")).collect(),
+        };
+        if class_names.len() != classes {
+            return Err(fail(format!(
+                "{} class names for a head of {classes} classes",
+                class_names.len()
+            )));
+        }
+        let mut preprocess = Preprocess::imagenet(&arch);
+        preprocess.channels = in_channels;
+        if let (Some(kind), Some(size)) = (meta.get("resize"), meta.get("input_size")) {
+            let size = size
+                .parse()
+                .map_err(|_| fail(format!("input_size {size:?}")))?;
+            preprocess.sizing = match kind.as_str() {
+                "whole" => Sizing::Whole { size },
+                _ => {
+                    let resize = meta
+                        .get("resize_size")
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(size * 8 / 7);
+                    Sizing::ShorterSideThenCrop { resize, crop: size }
+                }
+            };
+        }
+        for (key, target) in [("mean", &mut preprocess.mean), ("std", &mut preprocess.std)] {
+            if let Some(json) = meta.get(key) {
+                let values: Vec<String> =
+                    parse_list(json).map_err(|e| fail(format!("{key}: {e}")))?;
+                *target = values
+                    .iter()
+                    .map(|v| v.parse::<f32>().map_err(|_| fail(format!("{key}: {v:?}"))))
+                    .collect::<Result<_>>()?;
+            }
+        }
+        if preprocess.mean.len() != in_channels || preprocess.std.len() != in_channels {
+            // ImageNet's three values for a gray model: gradlens's gray normalisation.
+            preprocess.mean = vec![crate::models::adapt::GRAY_MEAN; in_channels];
+            preprocess.std = vec![crate::models::adapt::GRAY_STD; in_channels];
+        }
+        let transform_input = meta.get("transform_input").is_some_and(|v| v == "true");
+        let width = match meta.get("width") {
+            Some(width) => width
+                .parse()
+                .map_err(|_| fail(format!("width {width:?}")))?,
+            None => 64,
+        };
+        Ok(Self {
+            config: ModelConfig {
+                in_channels,
+                classes,
+                transform_input: transform_input && in_channels == 3,
+                seed: 0,
+                width,
+            },
+            arch,
+            class_names,
+            preprocess,
+        })
+    }
+
+    /// The metadata a checkpoint of this model carries.
+    pub fn metadata(&self) -> HashMap<String, String> {
+        let list = |values: &[String]| serde_json::to_string(values).expect("strings serialise");
+        let numbers = |values: &[f32]| serde_json::to_string(values).expect("numbers serialise");
+        let (kind, resize, size) = match self.preprocess.sizing {
+            Sizing::ShorterSideThenCrop { resize, crop } => {
+                ("shorter_side_then_crop", resize, crop)
+            }
+            Sizing::Whole { size } => ("whole", size, size),
+        };
+        HashMap::from([
+            ("arch".to_string(), self.arch.clone()),
+            ("classes".to_string(), self.config.classes.to_string()),
+            ("class_names".to_string(), list(&self.class_names)),
+            (
+                "in_channels".to_string(),
+                self.config.in_channels.to_string(),
+            ),
+            ("resize".to_string(), kind.to_string()),
+            ("resize_size".to_string(), resize.to_string()),
+            ("input_size".to_string(), size.to_string()),
+            ("mean".to_string(), numbers(&self.preprocess.mean)),
+            ("std".to_string(), numbers(&self.preprocess.std)),
+            (
+                "transform_input".to_string(),
+                self.config.transform_input.to_string(),
+            ),
+        ])
+    }
+}
+
+/// The input channels of the first convolution found in the file (the sorted-first 4-D
+/// tensor whose name is a known stem).
+fn first_conv_channels(file: &WeightsFile) -> Option<usize> {
+    [
+        "conv1.weight",
+        "conv1.conv.weight",
+        "features.0.weight",
+        "features.conv0.weight",
+        "Conv2d_1a_3x3.conv.weight",
+    ]
+    .iter()
+    .find_map(|name| {
+        file.get(name)
+            .filter(|t| t.dims.len() == 4)
+            .map(|t| t.dims[1])
+    })
+}
+
+/// A flat JSON list of strings or numbers, each as a string.
+fn parse_list(json: &str) -> std::result::Result<Vec<String>, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| format!("not a JSON list: {json:?}"))?;
+    items
+        .iter()
+        .map(|item| match item {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Number(n) => Ok(n.to_string()),
+            other => Err(format!("unexpected item {other}")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_list;
+
+    #[test]
+    fn lists_round_trip() {
+        let names = vec!["tench", "a \"quoted\" name", "back\\slash", "x, y"];
+        let json = serde_json::to_string(&names).unwrap();
+        assert_eq!(parse_list(&json).unwrap(), names);
+        assert_eq!(
+            parse_list("[0.485, 0.456,0.406]").unwrap(),
+            ["0.485", "0.456", "0.406"]
+        );
+        assert!(parse_list("tench").is_err());
+    }
+}

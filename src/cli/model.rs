@@ -1,0 +1,67 @@
+//! What the subcommands share: a model from a weights file, and images as a batch.
+
+use std::path::{Path, PathBuf};
+
+use gradlens::checkpoint::ModelInfo;
+use gradlens::imaging::{self, Planes};
+use gradlens::models::{Classifier, build};
+use gradlens::nn::ParamStore;
+use gradlens::weights::WeightsFile;
+use gradlens::{Error, Gpu, Result, Tensor};
+
+pub struct LoadedModel {
+    pub info: ModelInfo,
+    pub store: ParamStore,
+    pub model: Box<dyn Classifier>,
+}
+
+/// Builds the architecture the weights name (or `arch`) and loads them.
+pub fn load(gpu: &Gpu, weights: &Path, arch: Option<&str>) -> Result<LoadedModel> {
+    let file = WeightsFile::open(weights)?;
+    let info = ModelInfo::from_file(&file, arch)?;
+    let mut store = ParamStore::new(gpu);
+    let model = build(&info.arch, &mut store, &info.config)?;
+    file.load_into(&mut store, model.optional_prefixes())?;
+    Ok(LoadedModel { info, store, model })
+}
+
+/// Decodes and preprocesses every image: the batch [N, C, S, S] and the sized (not
+/// normalised) images for overlays.
+pub fn images(gpu: &Gpu, info: &ModelInfo, paths: &[PathBuf]) -> Result<(Tensor, Vec<Planes>)> {
+    let preprocess = &info.preprocess;
+    let mut batch = Vec::new();
+    let mut sized = Vec::new();
+    for path in paths {
+        let image = imaging::load(path, preprocess.channels)?;
+        batch.extend(preprocess.apply(&image).data);
+        sized.push(preprocess.sized(&image));
+    }
+    let size = preprocess.input_size();
+    let tensor = Tensor::from_slice(gpu, [paths.len(), preprocess.channels, size, size], &batch)?;
+    Ok((tensor, sized))
+}
+
+/// A class given as an index, a name stored with the weights, or "top" (None).
+pub fn parse_class(info: &ModelInfo, class: &str) -> Result<Option<usize>> {
+    if class == "top" {
+        return Ok(None);
+    }
+    let classes = info.class_names.len();
+    if let Ok(index) = class.parse::<usize>() {
+        return match index < classes {
+            true => Ok(Some(index)),
+            false => Err(Error::InvalidArgument {
+                op: "--class",
+                message: format!("class {index} is out of range: the model has {classes} classes"),
+            }),
+        };
+    }
+    info.class_names
+        .iter()
+        .position(|name| name == class)
+        .map(Some)
+        .ok_or_else(|| Error::InvalidArgument {
+            op: "--class",
+            message: format!("no class named {class:?} among the model's {classes}"),
+        })
+}
