@@ -1,6 +1,6 @@
 //! `gradlens classify`: the top classes of each image with their probabilities.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gradlens::saliency::{Explained, logits};
 use gradlens::{Gpu, Result};
@@ -9,7 +9,7 @@ use super::model;
 
 pub fn run(
     images: &[PathBuf],
-    weights: &PathBuf,
+    weights: &Path,
     arch: Option<&str>,
     top: usize,
     json: bool,

@@ -31,10 +31,10 @@ impl Colormap {
             ],
             Colormap::Viridis => [
                 [0.277_727_3, 0.005_407_344, 0.334_099_8],
-                [0.105_093_0, 1.404_614, 1.384_590],
+                [0.105_093, 1.404_614, 1.384_59],
                 [-0.330_861_8, 0.214_847_6, 0.095_095_16],
-                [-4.634_230, -5.799_101, -19.332_44],
-                [6.228_270, 14.179_93, 56.690_55],
+                [-4.634_23, -5.799_101, -19.332_44],
+                [6.228_27, 14.179_93, 56.690_55],
                 [4.776_385, -13.745_15, -65.353_03],
                 [-5.435_456, 4.645_852, 26.312_44],
             ],
@@ -65,9 +65,9 @@ pub fn overlay(image: &Planes, map: &[f32], colormap: Colormap, opacity: f32) ->
         .unwrap_or(1.0);
     let span = (high - low).max(f32::MIN_POSITIVE);
     let mut pixels = Vec::with_capacity(plane * 3);
-    for p in 0..plane {
-        let t = if map[p].is_finite() {
-            (map[p] - low) / span
+    for (p, &value) in map.iter().enumerate().take(plane) {
+        let t = if value.is_finite() {
+            (value - low) / span
         } else {
             0.0
         };
