@@ -185,12 +185,19 @@ pub fn save(store: &ParamStore, path: &Path, metadata: &HashMap<String, String>)
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, Some(metadata.clone()))
         .map_err(|error| fail(format!("cannot encode: {error}")))?;
-    let partial = path.with_extension("partial");
+    let partial = partial_path(path);
     std::fs::write(&partial, bytes).map_err(|error| fail(format!("cannot write: {error}")))?;
     std::fs::rename(&partial, path).map_err(|error| {
         let _ = std::fs::remove_file(&partial);
         fail(format!("cannot write: {error}"))
     })
+}
+
+/// `<file name>.partial` beside `path`: where a file is written before it is renamed into place.
+pub fn partial_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
 }
 
 fn to_f32(view: &TensorView) -> Option<Vec<f32>> {

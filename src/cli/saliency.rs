@@ -181,7 +181,7 @@ fn write_map(
     ]);
     let encoded = safetensors::serialize([("saliency", view)], Some(metadata))
         .map_err(|e| fail(e.to_string()))?;
-    let partial = path.with_extension("partial");
+    let partial = gradlens::weights::partial_path(path);
     std::fs::write(&partial, encoded).map_err(|e| fail(format!("cannot write: {e}")))?;
     std::fs::rename(&partial, path).map_err(|e| {
         let _ = std::fs::remove_file(&partial);

@@ -67,10 +67,11 @@ fn filter_taps(input: usize, output: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
-/// torchvision's CenterCrop: top = round((H − h) / 2), left = round((W − w) / 2).
+/// torchvision's CenterCrop: top = round((H − h) / 2), left = round((W − w) / 2), with
+/// Python's rounding (half to even).
 pub fn center_crop(image: &Planes, height: usize, width: usize) -> Planes {
-    let top = ((image.height.saturating_sub(height)) as f64 / 2.0).round() as usize;
-    let left = ((image.width.saturating_sub(width)) as f64 / 2.0).round() as usize;
+    let top = ((image.height.saturating_sub(height)) as f64 / 2.0).round_ties_even() as usize;
+    let left = ((image.width.saturating_sub(width)) as f64 / 2.0).round_ties_even() as usize;
     let (height, width) = (height.min(image.height), width.min(image.width));
     let mut data = Vec::with_capacity(image.channels * height * width);
     for c in 0..image.channels {

@@ -1,0 +1,227 @@
+//! The `gradlens` binary, driven as a user would: classify and saliency on PNG files with a
+//! checkpoint, and bad input ending in one line and a non-zero exit.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::gpu;
+use gradlens::checkpoint::ModelInfo;
+use gradlens::imaging::{Preprocess, Sizing};
+use gradlens::models::{ModelConfig, build};
+use gradlens::nn::ParamStore;
+use gradlens::train::SyntheticLesions;
+
+fn folder(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradlens-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn gradlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An (untrained) narrow grayscale ResNet-18 checkpoint with its metadata, and two lesion
+/// images: 8-bit gray PNG and 16-bit RGB PNG.
+fn fixtures(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let config = ModelConfig {
+        in_channels: 1,
+        classes: 2,
+        width: 8,
+        ..ModelConfig::default()
+    };
+    let mut store = ParamStore::new(gpu());
+    build("resnet18", &mut store, &config).unwrap();
+    let info = ModelInfo {
+        arch: "resnet18".to_string(),
+        config,
+        class_names: vec!["no lesion".to_string(), "lesion".to_string()],
+        preprocess: Preprocess {
+            channels: 1,
+            sizing: Sizing::Whole { size: 40 },
+            mean: vec![0.5],
+            std: vec![0.25],
+        },
+    };
+    let weights = dir.join("model.safetensors");
+    gradlens::weights::save(&store, &weights, &info.metadata()).unwrap();
+    let data = SyntheticLesions {
+        size: 56,
+        seed: 5,
+        ..SyntheticLesions::default()
+    }
+    .generate(0, 2);
+    let plane = 56 * 56;
+    let gray = dir.join("gray.png");
+    let pixels: Vec<u8> = data.images[..plane]
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8)
+        .collect();
+    image::save_buffer(&gray, &pixels, 56, 56, image::ExtendedColorType::L8).unwrap();
+    let rgb16 = dir.join("rgb16.png");
+    let buffer: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+        image::ImageBuffer::from_fn(56, 56, |x, y| {
+            let v = (data.images[plane + (y * 56 + x) as usize].clamp(0.0, 1.0) * 65535.0) as u16;
+            image::Rgb([v, v, v])
+        });
+    buffer.save(&rgb16).unwrap();
+    (weights, gray, rgb16)
+}
+
+#[test]
+fn classify_and_saliency_through_the_binary() {
+    let dir = folder("run");
+    let (weights, gray, rgb16) = fixtures(&dir);
+    let (w, g, c) = (
+        weights.to_str().unwrap(),
+        gray.to_str().unwrap(),
+        rgb16.to_str().unwrap(),
+    );
+
+    let output = gradlens(&["classify", g, c, "--weights", w, "--json", "--top", "2"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    assert_eq!(json["arch"], "resnet18");
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let probabilities: f64 = results[0]["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["probability"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (probabilities - 1.0).abs() < 1e-4,
+        "two classes, top 2: {probabilities}"
+    );
+
+    let heat = dir.join("heat.png");
+    let raw = dir.join("heat.safetensors");
+    let output = gradlens(&[
+        "saliency",
+        g,
+        "--weights",
+        w,
+        "--class",
+        "lesion",
+        "--out",
+        heat.to_str().unwrap(),
+        "--raw-out",
+        raw.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let png = image::open(&heat).unwrap();
+    assert_eq!(
+        (png.width(), png.height()),
+        (40, 40),
+        "the overlay is at the model's input size"
+    );
+    let file = gradlens::weights::WeightsFile::open(&raw).unwrap();
+    assert_eq!(file.get("saliency").unwrap().dims, [40, 40]);
+    assert_eq!(file.metadata()["class"], "lesion");
+
+    for method in ["gradcam", "guided-backprop", "gradient-x-input"] {
+        let maps = dir.join(format!("maps-{method}"));
+        let output = gradlens(&[
+            "saliency",
+            g,
+            c,
+            "--weights",
+            w,
+            "--method",
+            method,
+            "--out",
+            maps.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{method}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            maps.join("gray.png").exists() && maps.join("rgb16.png").exists(),
+            "{method}: one file per image"
+        );
+    }
+}
+
+#[test]
+fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
+    let dir = folder("errors");
+    let (weights, gray, _) = fixtures(&dir);
+    let (w, g) = (weights.to_str().unwrap(), gray.to_str().unwrap());
+    let not_an_image = dir.join("notes.png");
+    std::fs::write(&not_an_image, "not a picture").unwrap();
+    let unwritable = dir.join("no-such-folder").join("heat.png");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["classify", g, "--weights", "missing.safetensors"],
+            "missing.safetensors",
+        ),
+        (
+            vec!["classify", not_an_image.to_str().unwrap(), "--weights", w],
+            "notes.png",
+        ),
+        (
+            vec!["classify", g, "--weights", g],
+            "not a valid safetensors file",
+        ),
+        (
+            vec!["classify", g, "--weights", w, "--arch", "resnet19"],
+            "unknown arch",
+        ),
+        (
+            vec!["classify", g, "--weights", w, "--arch", "vgg11"],
+            "no classification head",
+        ),
+        (
+            vec!["saliency", g, "--weights", w, "--class", "7"],
+            "out of range",
+        ),
+        (
+            vec!["saliency", g, "--weights", w, "--class", "tumour"],
+            "no class named",
+        ),
+        (
+            vec![
+                "saliency",
+                g,
+                "--weights",
+                w,
+                "--out",
+                unwritable.to_str().unwrap(),
+            ],
+            "cannot write",
+        ),
+        (
+            vec!["classify", dir.to_str().unwrap(), "--weights", w],
+            "cannot read",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = gradlens(&args);
+        let stderr = text(&output.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+            .collect();
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr:?}");
+        assert!(
+            lines[0].contains(needle),
+            "{args:?}: {needle:?} not in {stderr:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert!(!unwritable.with_extension("partial.png").exists());
+}
