@@ -114,3 +114,43 @@ fn densenet121_matches_torchvision() {
 fn vgg11_bn_matches_torchvision() {
     check("vgg11_bn");
 }
+
+/// DenseNet's two concatenation paths agree: a batch of one (layers write into one block
+/// buffer, no copies) and a batch of two (concatenation at every layer), logits and input
+/// gradients.
+#[test]
+fn densenet_block_buffer_and_concatenation_agree() {
+    let fixtures =
+        WeightsFile::open(std::path::Path::new("tests/fixtures/models.safetensors")).unwrap();
+    let mut store = ParamStore::new(gpu());
+    let model = build("densenet121", &mut store, &ModelConfig::default()).unwrap();
+    fill_with_formula(&mut store);
+    let input = fixtures.get("densenet121.input").unwrap();
+    let run = |copies: usize| -> (Vec<f32>, Vec<f32>) {
+        let data: Vec<f32> = (0..copies).flat_map(|_| input.data.clone()).collect();
+        let mut dims = input.dims.clone();
+        dims[0] = copies;
+        let tape = Tape::new();
+        let f = Forward::new(&tape, &store, Mode::Eval);
+        let image = tape.input(Tensor::from_slice(gpu(), dims, &data).unwrap());
+        let logits = model.forward(&f, &image).unwrap();
+        let mut seed = vec![0.0; copies * 1000];
+        for c in 0..copies {
+            seed[c * 1000 + 7] = 1.0;
+        }
+        let seed = Tensor::from_slice(gpu(), [copies, 1000], &seed).unwrap();
+        let values = logits.tensor().to_vec().unwrap();
+        let grads = tape.backward(&logits, Some(seed)).unwrap();
+        (values, grads.get(&image).unwrap().to_vec().unwrap())
+    };
+    let (one_logits, one_grad) = run(1);
+    let (two_logits, two_grad) = run(2);
+    common::assert_close("logits", &two_logits[1000..], &one_logits, 1e-4, 1e-5);
+    common::assert_close(
+        "input gradient",
+        &two_grad[one_grad.len()..],
+        &one_grad,
+        1e-3,
+        1e-7,
+    );
+}

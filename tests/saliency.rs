@@ -13,8 +13,8 @@ use gradlens::autograd::{Tape, Var};
 use gradlens::models::ResNet;
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::saliency::{
-    self, Explained, IntegratedGradients, Perturbation, Reduce, Replacement, Score,
-    pointing_game_hit, rank_correlation, to_maps,
+    self, Explained, IntegratedGradients, Perturbation, Reduce, Replacement, Score, SmoothGrad,
+    deletion_insertion_auc, pointing_game_hit, rank_correlation, to_maps,
 };
 use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
 
@@ -153,6 +153,49 @@ fn saliency_points_at_the_lesions() {
     )
     .unwrap();
     let gradcam_hits = hits(&cam.data);
+    let gxi = saliency::gradient_x_input(explained, &positive_images, &lesion_class, Score::Logit)
+        .unwrap();
+    let gxi_hits = hits(
+        &to_maps(&gxi, Reduce::Sum)
+            .unwrap()
+            .data
+            .iter()
+            .map(|v| v.abs())
+            .collect::<Vec<_>>(),
+    );
+    let guided =
+        saliency::guided_backprop(explained, &positive_images, &lesion_class, Score::Logit)
+            .unwrap();
+    let guided_hits = hits(&to_maps(&guided, Reduce::AbsMax).unwrap().data);
+    let smooth = SmoothGrad {
+        samples: 10,
+        ..SmoothGrad::default()
+    };
+    let smoothgrad = saliency::smoothgrad(
+        explained,
+        &positive_images,
+        &lesion_class,
+        Score::Logit,
+        &smooth,
+    )
+    .unwrap();
+    let smoothgrad_hits = hits(&to_maps(&smoothgrad, Reduce::AbsMax).unwrap().data);
+
+    // Deletion and insertion on 6 positives: deleting pixels in the gradient map's order must
+    // destroy the lesion score faster than in a random order, and inserting them restore it
+    // faster.
+    let mut order_rng = gradlens::nn::SplitMix64::new(3);
+    let (mut faithful, mut random) = ((0.0, 0.0), (0.0, 0.0));
+    for k in 0..6 {
+        let one = pick(&positives[k..k + 1]).0;
+        let baseline = vec![0.0; plane];
+        let map = &gradient_maps.data[k * plane..(k + 1) * plane];
+        let shuffled: Vec<f32> = (0..plane).map(|_| order_rng.uniform() as f32).collect();
+        let a = deletion_insertion_auc(explained, &one, 1, map, &baseline, 16).unwrap();
+        let b = deletion_insertion_auc(explained, &one, 1, &shuffled, &baseline, 16).unwrap();
+        faithful = (faithful.0 + a.0 / 6.0, faithful.1 + a.1 / 6.0);
+        random = (random.0 + b.0 / 6.0, random.1 + b.1 / 6.0);
+    }
 
     // Meaningful perturbation on 12 positives the model classifies correctly (a deletion mask
     // for a class the model does not see is meaningless). The paper's settings are for
@@ -220,12 +263,16 @@ fn saliency_points_at_the_lesions() {
     let mean_correlation = correlations.iter().sum::<f32>() / correlations.len() as f32;
 
     eprintln!(
-        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives: gradient {gradient_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; {:.1} s in all",
+        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives: gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {random:.3?}; {:.1} s in all",
         positives.len(),
         subset.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(accuracy >= 0.85, "held-out accuracy {accuracy}");
+    assert!(
+        faithful.0 < random.0 && faithful.1 > random.1,
+        "deletion / insertion {faithful:?} vs random {random:?}"
+    );
     assert!(
         worst_completeness < 0.1,
         "IG completeness error {worst_completeness} of F(x) − F(x')"

@@ -9,8 +9,10 @@ use crate::kernels::batchnorm::{
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
     Conv2d, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_into,
 };
 use crate::kernels::elementwise::{add, dropout, relu, relu_backward, scale};
+use crate::kernels::fill::copy_into;
 use crate::kernels::linear::{linear, linear_backward};
 use crate::kernels::loss::{nll_loss, nll_loss_backward};
 use crate::kernels::pool::{
@@ -19,6 +21,21 @@ use crate::kernels::pool::{
 };
 use crate::kernels::softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 use crate::tensor::Tensor;
+
+/// Channels `first .. first + count` of `tensor` [1, C, H, W] as a view (contiguous for batch
+/// 1); an error when the slice does not start at an offset the adapter can bind.
+pub(crate) fn channel_slice(tensor: &Tensor, first: usize, count: usize) -> Result<Tensor> {
+    let &[1, channels, h, w] = tensor.dims() else {
+        return Err(Error::invalid(
+            "channel_slice",
+            format!("needs a batch of one [1, C, H, W], got {:?}", tensor.dims()),
+        ));
+    };
+    tensor
+        .reshape([channels, h * w])?
+        .rows(first, count)?
+        .reshape([1, count, h, w])
+}
 
 /// BatchNorm2d's non-trainable side: the running statistics and the mode.
 pub struct BatchNormState<'a> {
@@ -55,6 +72,56 @@ impl Tape {
                 grads.push(Some(conv2d_backward_bias(grad)?));
             }
             Ok(grads)
+        }))
+    }
+
+    /// `conv2d` written into channels `first ..` of `dest` [1, C, H, W] (a DenseNet block's
+    /// buffer); the value is that channel slice of `dest`, a view. Batch 1 only, and the slice
+    /// must start at an aligned offset (see [`channel_slice`]).
+    pub(crate) fn conv2d_into_channels(
+        &self,
+        x: &Var,
+        weight: &Var,
+        conv: &Conv2d,
+        dest: &Tensor,
+        first: usize,
+    ) -> Result<Var> {
+        conv2d_into(&x.tensor, &weight.tensor, None, conv, dest, first)?;
+        let out = channel_slice(dest, first, weight.dims()[0])?;
+        let (x_t, w_t, conv) = (x.tensor.clone(), weight.tensor.clone(), *conv);
+        let wants = (x.requires_grad(), weight.requires_grad());
+        Ok(self.record(out, &[x, weight], move |grad| {
+            Ok(vec![
+                wants
+                    .0
+                    .then(|| conv2d_backward_input(&x_t, &w_t, grad, &conv))
+                    .transpose()?,
+                wants
+                    .1
+                    .then(|| conv2d_backward_weight(&x_t, &w_t, grad, &conv))
+                    .transpose()?,
+            ])
+        }))
+    }
+
+    /// Copies `x` [1, C, H, W] into channels `first ..` of `dest`; the value is that slice.
+    pub(crate) fn copy_into_channels(&self, x: &Var, dest: &Tensor, first: usize) -> Result<Var> {
+        let out = channel_slice(dest, first, x.dims()[1])?;
+        copy_into(&x.tensor, 0, &out, 0, x.tensor.numel())?;
+        Ok(self.record(out, &[x], |grad| Ok(vec![Some(grad.clone())])))
+    }
+
+    /// The consecutive channel slices `parts` of `dest` (from channel 0) seen as one value,
+    /// without copying: torch.cat(parts, 1) when the parts already lie side by side. The
+    /// backward splits the gradient.
+    pub(crate) fn join_channel_slices(&self, parts: &[&Var], dest: &Tensor) -> Result<Var> {
+        let channels: Vec<usize> = parts.iter().map(|var| var.dims()[1]).collect();
+        let out = channel_slice(dest, 0, channels.iter().sum())?;
+        Ok(self.record(out, parts, move |grad| {
+            Ok(split_channels(grad, &channels)?
+                .into_iter()
+                .map(Some)
+                .collect())
         }))
     }
 

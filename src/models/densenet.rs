@@ -3,10 +3,14 @@
 //! all earlier features, transitions (BN → ReLU → 1×1 conv → 2×2 average pool), a final BN,
 //! ReLU, global average and `classifier`.
 //!
-//! Memory: each layer concatenates its inputs afresh, as torchvision does without
-//! `memory_efficient`. Without a tape (inference) every concatenation is dropped once its
-//! layer has read it, so the peak stays linear in the block's depth; training keeps them for
-//! the backward pass, quadratic as in torchvision.
+//! Concatenation without quadratic copying: for a batch of one (inference, saliency) each
+//! block owns one buffer of its final width; the input is copied into its first channels once,
+//! every layer's 3×3 convolution writes its new features straight into the next channels, and
+//! each layer reads the buffer's channel prefix as its input, a view. Nothing is copied per
+//! layer, and the tape's saved inputs are views of the same buffer, so memory stays linear in
+//! the depth (only the backward splits gradients). Larger batches, whose channel slices are not
+//! contiguous in NCHW, concatenate afresh at every layer as torchvision does without
+//! `memory_efficient`.
 
 use super::{Classifier, ModelConfig};
 use crate::autograd::Var;
@@ -14,6 +18,7 @@ use crate::error::Result;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
 use crate::kernels::pool::Pool2d;
 use crate::nn::{BatchNorm2d, Conv2d, Forward, Init, Linear, ParamStore};
+use crate::tensor::Tensor;
 
 /// (growth rate, layers per block, stem width) by torchvision's function name.
 pub fn densenet_config(arch: &str) -> Option<(usize, [usize; 4], usize)> {
@@ -64,6 +69,32 @@ impl NormReluConv {
         let y = f.tape.relu(&self.norm.forward(f, x)?)?;
         self.conv.forward(f, &y)
     }
+
+    /// `forward` with the convolution writing into channels `first ..` of `dest`.
+    fn forward_into(&self, f: &Forward, x: &Var, dest: &Tensor, first: usize) -> Result<Var> {
+        let y = f.tape.relu(&self.norm.forward(f, x)?)?;
+        self.conv.forward_into(f, &y, dest, first)
+    }
+}
+
+/// A block's output buffer [1, C_final, H, W] when the no-copy path applies: a batch of one
+/// (where channel slices are contiguous) and every layer's slice at an offset the adapter can
+/// bind; `None` otherwise.
+fn block_buffer(x: &Var, layers: usize, growth: usize) -> Result<Option<Tensor>> {
+    let &[1, first, h, w] = x.dims() else {
+        return Ok(None);
+    };
+    let gpu = x.tensor().gpu();
+    let alignment = gpu.limits().min_storage_buffer_offset_alignment as usize;
+    let aligned =
+        (0..=layers).all(|l| ((first + l * growth) * h * w * 4).is_multiple_of(alignment));
+    if !aligned {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::empty(
+        gpu,
+        [1, first + layers * growth, h, w],
+    )?))
 }
 
 enum Stage {
@@ -72,6 +103,7 @@ enum Stage {
 }
 
 pub struct DenseNet {
+    growth: usize,
     conv0: Conv2d,
     norm0: BatchNorm2d,
     stages: Vec<Stage>,
@@ -146,6 +178,7 @@ impl DenseNet {
         let init = Init::DefaultFanIn { fan_in: channels };
         let classifier = Linear::new(store, "classifier", channels, config.classes, Some(init), s)?;
         Ok(Self {
+            growth,
             conv0,
             norm0,
             stages,
@@ -169,6 +202,22 @@ impl Classifier for DenseNet {
             .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?;
         for stage in &self.stages {
             let (output, name) = match stage {
+                Stage::Block(layers, name)
+                    if let Some(buffer) = block_buffer(&x, layers.len(), self.growth)? =>
+                {
+                    let mut features = vec![f.tape.copy_into_channels(&x, &buffer, 0)?];
+                    let mut first = x.dims()[1];
+                    for [bottleneck, conv] in layers {
+                        let parts: Vec<&Var> = features.iter().collect();
+                        let input = f.tape.join_channel_slices(&parts, &buffer)?;
+                        let new =
+                            conv.forward_into(f, &bottleneck.forward(f, &input)?, &buffer, first)?;
+                        first += self.growth;
+                        features.push(new);
+                    }
+                    let parts: Vec<&Var> = features.iter().collect();
+                    (f.tape.join_channel_slices(&parts, &buffer)?, name)
+                }
                 Stage::Block(layers, name) => {
                     let mut features = vec![x];
                     for [bottleneck, conv] in layers {

@@ -5,6 +5,7 @@ use super::{Forward, Init, ParamStore};
 use crate::autograd::{BatchNormState, Var};
 use crate::error::Result;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
+use crate::tensor::Tensor;
 
 /// nn.Conv2d: `{name}.weight` [C_out, C_in/groups, KH, KW] and optionally `{name}.bias`.
 pub struct Conv2d {
@@ -57,6 +58,20 @@ impl Conv2d {
             false => None,
         };
         f.tape.conv2d(x, &weight, bias.as_ref(), &self.geometry)
+    }
+
+    /// The convolution (without bias) written into channels `first ..` of `dest` [1, C, H, W]
+    /// instead of a fresh tensor: DenseNet's layers fill their slice of the block's buffer.
+    pub(crate) fn forward_into(
+        &self,
+        f: &Forward,
+        x: &Var,
+        dest: &Tensor,
+        first: usize,
+    ) -> Result<Var> {
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        f.tape
+            .conv2d_into_channels(x, &weight, &self.geometry, dest, first)
     }
 }
 

@@ -1,0 +1,90 @@
+//! Saliency methods on ResNet-50 at 224×224, batch 1 (random weights: the cost does not depend
+//! on them): seconds per method, each after a warm-up pass, with the adapter's name. The costly
+//! methods run with fewer samples / steps / iterations than their defaults (noted per line) and
+//! the time of the default settings is extrapolated from the per-pass cost.
+//!
+//!   cargo bench --bench saliency
+
+use std::time::Instant;
+
+use gradlens::models::{ModelConfig, build};
+use gradlens::nn::ParamStore;
+use gradlens::saliency::{self, Explained, IntegratedGradients, Perturbation, Score, SmoothGrad};
+use gradlens::train::SyntheticLesions;
+use gradlens::{Gpu, Tensor};
+
+fn main() {
+    let gpu = Gpu::new().expect("a GPU adapter");
+    let mut store = ParamStore::new(&gpu);
+    let model = build("resnet50", &mut store, &ModelConfig::default()).expect("resnet50");
+    let explained = Explained {
+        model: model.as_ref(),
+        store: &store,
+    };
+    let image = SyntheticLesions {
+        size: 224,
+        ..SyntheticLesions::default()
+    }
+    .generate(0, 1);
+    let rgb: Vec<f32> = image
+        .images
+        .iter()
+        .cycle()
+        .take(3 * 224 * 224)
+        .copied()
+        .collect();
+    let x = Tensor::from_slice(&gpu, [1, 3, 224, 224], &rgb).expect("upload");
+    let class = [0];
+    println!("saliency on resnet50, 1×3×224×224, on {}", gpu.describe());
+    let time = |name: &str, run: &dyn Fn()| {
+        run();
+        let start = Instant::now();
+        run();
+        let seconds = start.elapsed().as_secs_f64();
+        println!("  {name}: {seconds:.2} s");
+        seconds
+    };
+    let pass = time("gradient", &|| {
+        saliency::gradient(explained, &x, &class, Score::Logit).expect("gradient");
+    });
+    time("gradient × input", &|| {
+        saliency::gradient_x_input(explained, &x, &class, Score::Logit).expect("gxi");
+    });
+    time("guided backprop", &|| {
+        saliency::guided_backprop(explained, &x, &class, Score::Logit).expect("guided");
+    });
+    time("grad-cam (layer4)", &|| {
+        saliency::grad_cam(explained, &x, &class, Score::Logit, None).expect("gradcam");
+    });
+    let smooth = SmoothGrad {
+        samples: 8,
+        batch: 8,
+        ..SmoothGrad::default()
+    };
+    let seconds = time("smoothgrad, 8 samples in one batch", &|| {
+        saliency::smoothgrad(explained, &x, &class, Score::Logit, &smooth).expect("smoothgrad");
+    });
+    println!("    → default 50 samples ≈ {:.1} s", seconds * 50.0 / 8.0);
+    let ig = IntegratedGradients {
+        steps: 8,
+        batch: 8,
+        ..IntegratedGradients::default()
+    };
+    let seconds = time("integrated gradients, 8 steps in one batch", &|| {
+        saliency::integrated_gradients(explained, &x, &class, Score::Logit, &ig).expect("ig");
+    });
+    println!("    → default 50 steps ≈ {:.1} s", seconds * 50.0 / 8.0);
+    let perturbation = Perturbation {
+        iterations: 5,
+        ..Perturbation::default()
+    };
+    let seconds = time("meaningful perturbation, 5 iterations", &|| {
+        saliency::meaningful_perturbation(explained, &x, &class, &perturbation)
+            .expect("perturbation");
+    });
+    println!(
+        "    → default 300 iterations ≈ {:.0} s ({:.2} s per plain gradient pass)",
+        seconds * 301.0 / 6.0,
+        pass
+    );
+}
