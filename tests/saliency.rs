@@ -185,7 +185,7 @@ fn saliency_points_at_the_lesions() {
     // destroy the lesion score faster than in a random order, and inserting them restore it
     // faster.
     let mut order_rng = gradlens::nn::SplitMix64::new(3);
-    let (mut faithful, mut random) = ((0.0, 0.0), (0.0, 0.0));
+    let (mut faithful, mut shuffled_order) = ((0.0, 0.0), (0.0, 0.0));
     for k in 0..6 {
         let one = pick(&positives[k..k + 1]).0;
         let baseline = vec![0.0; plane];
@@ -194,7 +194,7 @@ fn saliency_points_at_the_lesions() {
         let a = deletion_insertion_auc(explained, &one, 1, map, &baseline, 16).unwrap();
         let b = deletion_insertion_auc(explained, &one, 1, &shuffled, &baseline, 16).unwrap();
         faithful = (faithful.0 + a.0 / 6.0, faithful.1 + a.1 / 6.0);
-        random = (random.0 + b.0 / 6.0, random.1 + b.1 / 6.0);
+        shuffled_order = (shuffled_order.0 + b.0 / 6.0, shuffled_order.1 + b.1 / 6.0);
     }
 
     // Meaningful perturbation on 12 positives the model classifies correctly (a deletion mask
@@ -263,15 +263,15 @@ fn saliency_points_at_the_lesions() {
     let mean_correlation = correlations.iter().sum::<f32>() / correlations.len() as f32;
 
     eprintln!(
-        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives: gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {random:.3?}; {:.1} s in all",
+        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives: gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {shuffled_order:.3?}; {:.1} s in all",
         positives.len(),
         subset.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(accuracy >= 0.85, "held-out accuracy {accuracy}");
     assert!(
-        faithful.0 < random.0 && faithful.1 > random.1,
-        "deletion / insertion {faithful:?} vs random {random:?}"
+        faithful.0 < shuffled_order.0 && faithful.1 > shuffled_order.1,
+        "deletion / insertion {faithful:?} vs random order {shuffled_order:?}"
     );
     assert!(
         worst_completeness < 0.1,
