@@ -225,3 +225,108 @@ fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
     }
     assert!(!unwritable.with_extension("partial.png").exists());
 }
+
+/// train → evaluate → saliency on generated PNG files in an ImageFolder tree.
+#[test]
+fn train_evaluate_and_explain_an_image_folder() {
+    let dir = folder("folder");
+    let data = dir.join("lesions");
+    let samples = SyntheticLesions {
+        size: 40,
+        seed: 9,
+        ..SyntheticLesions::default()
+    }
+    .generate(0, 96);
+    let plane = 40 * 40;
+    for (i, &label) in samples.labels.iter().enumerate() {
+        let split = if i < 64 { "train" } else { "val" };
+        let class = ["healthy", "lesion"][label];
+        let folder = data.join(split).join(class);
+        std::fs::create_dir_all(&folder).unwrap();
+        let pixels: Vec<u8> = samples.images[i * plane..(i + 1) * plane]
+            .iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8)
+            .collect();
+        image::save_buffer(
+            folder.join(format!("{i}.png")),
+            &pixels,
+            40,
+            40,
+            image::ExtendedColorType::L8,
+        )
+        .unwrap();
+    }
+    let checkpoint = dir.join("lesions.safetensors");
+    let (d, c) = (data.to_str().unwrap(), checkpoint.to_str().unwrap());
+    let output = gradlens(&[
+        "train",
+        "--arch",
+        "resnet18",
+        "--width",
+        "8",
+        "--data",
+        d,
+        "--out",
+        c,
+        "--grayscale",
+        "--size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch",
+        "16",
+        "--augment",
+        "flip",
+        "--class-weights",
+        "balanced",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("64 training and 32 validation images of 2 classes (healthy, lesion)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("epoch 2: validation accuracy") && stdout.contains("ROC AUC"),
+        "{stdout}"
+    );
+
+    let output = gradlens(&["evaluate", "--weights", c, "--data", d, "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let accuracy = json["accuracy"].as_f64().unwrap();
+    assert!(
+        (0.0..=1.0).contains(&accuracy) && json["images"] == 32,
+        "{json}"
+    );
+    let confusion: u64 = json["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(confusion, 32);
+
+    let image = data
+        .join("val")
+        .join(["healthy", "lesion"][samples.labels[64]])
+        .join("64.png");
+    let heat = dir.join("val64.png");
+    let output = gradlens(&[
+        "saliency",
+        image.to_str().unwrap(),
+        "--weights",
+        c,
+        "--class",
+        "lesion",
+        "--out",
+        heat.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let png = image::open(&heat).unwrap();
+    assert_eq!((png.width(), png.height()), (32, 32));
+
+    let output = gradlens(&["train", "--data", d, "--out", c, "--augment", "rotate"]);
+    assert!(!output.status.success() && text(&output.stderr).contains("rotate"));
+}

@@ -5,6 +5,7 @@ mod demo;
 mod info;
 mod model;
 mod saliency;
+mod train;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,74 @@ enum Command {
         /// Folder for the overlays, the checkpoint and timings.txt (created).
         #[arg(long, default_value = "gradlens-demo")]
         out: PathBuf,
+    },
+
+    /// Train a classifier on an ImageFolder data set (transfer learning with --weights).
+    #[command(
+        after_help = "DIR holds train/<class>/ and val/<class>/ folders of PNG or JPEG \
+                            images, or only <class>/ folders split by --val-split. Each image is \
+                            resized whole to --size (no crop can cut a lesion away). Without \
+                            --weights the normalisation comes from the training set; with them, \
+                            it is the pretrained weights' own. The best checkpoint by validation \
+                            accuracy is kept, with everything classify, saliency and evaluate need \
+                            in its metadata.\n\nExamples:\n  \
+                            gradlens train --arch resnet18 --data lesions/ --out lesions.safetensors --grayscale --size 128\n  \
+                            gradlens train --arch resnet50 --weights resnet50.safetensors --grayscale --freeze conv1 --freeze layer1 --data xrays/ --out xrays.safetensors"
+    )]
+    Train {
+        #[arg(long, default_value = "resnet18")]
+        arch: String,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Pretrained weights (ImageNet, from tools/export_torchvision.py): transfer learning.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// One input channel (with --weights, the first convolution is adapted from RGB).
+        #[arg(long)]
+        grayscale: bool,
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// ResNets: the first stage's width (torchvision: 64; narrower for small data).
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f32,
+        #[arg(long, value_enum, default_value = "adam")]
+        optimizer: train::OptimizerKind,
+        /// Parameter-name prefixes to keep fixed (repeatable): `--freeze features` etc.
+        #[arg(long)]
+        freeze: Vec<String>,
+        /// Augmentations, comma-separated: flip (random left-right and up-down flips).
+        #[arg(long, value_delimiter = ',')]
+        augment: Vec<String>,
+        /// `balanced`: weight the loss by inverse class frequency.
+        #[arg(long)]
+        class_weights: Option<String>,
+        /// Held-out fraction when DIR has no train/ and val/ folders.
+        #[arg(long, default_value_t = 0.2)]
+        val_split: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+
+    /// Accuracy, per-class recall, confusion matrix and (two classes) ROC AUC of a checkpoint.
+    #[command(
+        after_help = "Examples:\n  gradlens evaluate --weights lesions.safetensors --data lesions/ --json"
+    )]
+    Evaluate {
+        #[arg(long)]
+        weights: PathBuf,
+        /// An ImageFolder; its val/ folder when there is one.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 
     /// Print the top classes of images with their probabilities.
@@ -107,6 +176,64 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             top,
             json,
         } => classify::run(&images, &weights, arch.as_deref(), top, json),
+        Command::Train {
+            arch,
+            data,
+            out,
+            weights,
+            grayscale,
+            size,
+            width,
+            epochs,
+            batch,
+            lr,
+            optimizer,
+            freeze,
+            augment,
+            class_weights,
+            val_split,
+            seed,
+        } => {
+            if let Some(unknown) = augment.iter().find(|a| a.as_str() != "flip") {
+                return Err(gradlens::Error::InvalidArgument {
+                    op: "--augment",
+                    message: format!("{unknown:?} is not supported; flip is"),
+                });
+            }
+            let balanced = match class_weights.as_deref() {
+                None => false,
+                Some("balanced") => true,
+                Some(other) => {
+                    return Err(gradlens::Error::InvalidArgument {
+                        op: "--class-weights",
+                        message: format!("{other:?}: only \"balanced\""),
+                    });
+                }
+            };
+            train::run(&train::Request {
+                arch,
+                data,
+                out,
+                weights,
+                grayscale,
+                size,
+                width,
+                epochs,
+                batch,
+                lr,
+                optimizer,
+                freeze,
+                augment_flip: augment.iter().any(|a| a == "flip"),
+                balanced,
+                val_split,
+                seed,
+            })
+        }
+        Command::Evaluate {
+            weights,
+            data,
+            json,
+        } => train::evaluate(&weights, &data, json),
         Command::Saliency {
             images,
             weights,

@@ -1,6 +1,8 @@
 //! Training: optimisers, learning-rate schedules and the synthetic lesion data set.
 
 pub mod augment;
+pub mod image_folder;
+pub mod metrics;
 pub mod optim;
 pub mod schedule;
 pub mod synthetic;

@@ -1,0 +1,366 @@
+//! `gradlens train`: fit a classifier on an ImageFolder data set, from scratch or from
+//! pretrained weights (transfer learning: the head replaced for the data's classes, a gray
+//! first convolution adapted from RGB), keeping the checkpoint with the best validation
+//! accuracy.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::ValueEnum;
+use gradlens::autograd::{Tape, Var};
+use gradlens::checkpoint::ModelInfo;
+use gradlens::imaging::{self, Planes, Preprocess, Sizing};
+use gradlens::models::adapt::{self, GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD};
+use gradlens::models::{ModelConfig, build};
+use gradlens::nn::{Forward, Mode, ParamStore, SplitMix64};
+use gradlens::saliency::Explained;
+use gradlens::train::image_folder::{Samples, training_split};
+use gradlens::train::metrics::{Metrics, metrics};
+use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, Sgd, augment};
+use gradlens::weights::{self, WeightsFile};
+use gradlens::{Error, Gpu, Result, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+pub struct Request {
+    pub arch: String,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub weights: Option<PathBuf>,
+    pub grayscale: bool,
+    pub size: usize,
+    pub width: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub optimizer: OptimizerKind,
+    pub freeze: Vec<String>,
+    pub augment_flip: bool,
+    pub balanced: bool,
+    pub val_split: f64,
+    pub seed: u64,
+}
+
+pub fn run(request: &Request) -> Result<()> {
+    let gpu = Gpu::new()?;
+    let (train, val) = training_split(&request.data, request.val_split, request.seed)?;
+    if train.paths.is_empty() || val.paths.is_empty() {
+        return Err(invalid(format!(
+            "{} training and {} validation images: both must be non-empty",
+            train.paths.len(),
+            val.paths.len()
+        )));
+    }
+    let channels = if request.grayscale { 1 } else { 3 };
+    let classes = train.classes.len();
+    let sizing = Sizing::Whole { size: request.size };
+    let t = Instant::now();
+    let train_images = decode(&train, channels, &sizing)?;
+    let val_images = decode(&val, channels, &sizing)?;
+    println!(
+        "{} training and {} validation images of {classes} classes ({}), {}×{} ({:.1} s to decode)",
+        train.paths.len(),
+        val.paths.len(),
+        train.classes.join(", "),
+        request.size,
+        request.size,
+        t.elapsed().as_secs_f64()
+    );
+
+    let config = ModelConfig {
+        in_channels: channels,
+        classes,
+        width: request.width,
+        seed: request.seed,
+        ..ModelConfig::default()
+    };
+    let mut store = ParamStore::new(&gpu);
+    let model = build(&request.arch, &mut store, &config)?;
+    // Pretrained weights keep the normalisation they were trained with; from scratch, the
+    // training set's own.
+    let (mean, std) = match &request.weights {
+        Some(path) => {
+            let mut file = WeightsFile::open(path)?;
+            adapt::drop_head(&request.arch, &mut file);
+            if request.grayscale {
+                adapt::grayscale_first_conv(&request.arch, &mut file, IMAGENET_MEAN, IMAGENET_STD)?;
+            }
+            let mut optional = model.optional_prefixes().to_vec();
+            optional.extend(adapt::head_prefixes(&request.arch));
+            file.load_into(&mut store, &optional)?;
+            match request.grayscale {
+                true => (vec![GRAY_MEAN], vec![GRAY_STD]),
+                false => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
+            }
+        }
+        None => channel_statistics(&train_images, channels),
+    };
+    for prefix in &request.freeze {
+        store.freeze(prefix)?;
+    }
+    let info = ModelInfo {
+        arch: request.arch.clone(),
+        config,
+        class_names: train.classes.clone(),
+        preprocess: Preprocess {
+            channels,
+            sizing,
+            mean,
+            std,
+        },
+    };
+    let normalise = |planes: &Planes| normalised(planes, &info.preprocess);
+    let class_weight = match request.balanced {
+        true => Some(Tensor::from_slice(
+            &gpu,
+            [classes],
+            &balanced_weights(&train.labels, classes),
+        )?),
+        false => None,
+    };
+    let mut optimizer: Box<dyn Optimizer> = match request.optimizer {
+        OptimizerKind::Sgd => Box::new(Sgd::new(0.9, false, 1e-4)),
+        OptimizerKind::Adam => Box::new(Adam::new(0.0)),
+        OptimizerKind::Adamw => Box::new(Adam::adamw(0.01)),
+    };
+    let steps_per_epoch = train.paths.len().div_ceil(request.batch);
+    let total = (request.epochs * steps_per_epoch).max(1);
+    let warmup = (total / 20).min(100);
+    let lr = LearningRate {
+        base: request.lr,
+        warmup,
+        schedule: Schedule::Cosine {
+            total: total - warmup,
+            min_lr: request.lr * 0.01,
+        },
+    };
+    let mut rng = SplitMix64::new(request.seed);
+    let mut best: Option<f64> = None;
+    let size = request.size;
+    let started = Instant::now();
+    for epoch in 0..request.epochs {
+        let mut order: Vec<usize> = (0..train.paths.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let mut loss_sum = 0.0;
+        for (step, indices) in order.chunks(request.batch).enumerate() {
+            let mut data: Vec<f32> = indices
+                .iter()
+                .flat_map(|&i| normalise(&train_images[i]))
+                .collect();
+            let dims = [indices.len(), channels, size, size];
+            if request.augment_flip {
+                data = augment::flip(&data, dims, rng.uniform() < 0.5, rng.uniform() < 0.5);
+            }
+            let labels: Vec<usize> = indices.iter().map(|&i| train.labels[i]).collect();
+            let tape = Tape::new();
+            let f = Forward::new(&tape, &store, Mode::Train)
+                .with_dropout_seed((epoch * steps_per_epoch + step) as u32);
+            let logits =
+                model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &data)?))?;
+            let loss = tape.cross_entropy(&logits, &labels, class_weight.as_ref())?;
+            loss_sum += loss.tensor().to_vec()?[0];
+            let grads = tape.backward(&loss, None)?;
+            optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
+            let done = epoch * steps_per_epoch + step + 1;
+            let elapsed = started.elapsed().as_secs_f64();
+            eprint!(
+                "\repoch {}/{} step {}/{steps_per_epoch} loss {:.4} {:.1} images/s ETA {:.0} s   ",
+                epoch + 1,
+                request.epochs,
+                step + 1,
+                loss_sum / (step + 1) as f32,
+                (done * request.batch) as f64 / elapsed,
+                elapsed / done as f64 * (total - done) as f64
+            );
+        }
+        eprintln!();
+        let explained = Explained {
+            model: model.as_ref(),
+            store: &store,
+        };
+        let probabilities = predict(
+            &gpu,
+            explained,
+            &val_images,
+            &info.preprocess,
+            request.batch,
+        )?;
+        let result = metrics(&probabilities, &val.labels, classes);
+        println!(
+            "epoch {}: validation {}",
+            epoch + 1,
+            describe(&result, &train.classes)
+        );
+        if best.is_none_or(|b| result.accuracy > b) {
+            best = Some(result.accuracy);
+            weights::save(&store, &request.out, &info.metadata())?;
+            println!("  best so far: saved {}", request.out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and sizes every image (not normalised).
+pub fn decode(samples: &Samples, channels: usize, sizing: &Sizing) -> Result<Vec<Planes>> {
+    let preprocess = Preprocess {
+        channels,
+        sizing: sizing.clone(),
+        mean: vec![0.0; channels],
+        std: vec![1.0; channels],
+    };
+    samples
+        .paths
+        .iter()
+        .map(|path| Ok(preprocess.sized(&imaging::load(path, channels)?)))
+        .collect()
+}
+
+/// Softmax probabilities [N, classes] of sized images, in batches, eval mode.
+pub fn predict(
+    gpu: &Gpu,
+    explained: Explained,
+    images: &[Planes],
+    preprocess: &Preprocess,
+    batch: usize,
+) -> Result<Vec<f32>> {
+    let mut probabilities = Vec::new();
+    for chunk in images.chunks(batch.max(1)) {
+        let data: Vec<f32> = chunk
+            .iter()
+            .flat_map(|planes| normalised(planes, preprocess))
+            .collect();
+        let size = preprocess.input_size();
+        let x = Tensor::from_slice(gpu, [chunk.len(), preprocess.channels, size, size], &data)?;
+        let tape = Tape::no_grad();
+        let f = Forward::new(&tape, explained.store, Mode::Eval);
+        let logits = explained.model.forward(&f, &Var::constant(x))?;
+        probabilities.extend(tape.softmax(&logits)?.tensor().to_vec()?);
+    }
+    Ok(probabilities)
+}
+
+pub fn describe(result: &Metrics, classes: &[String]) -> String {
+    let recall: Vec<String> = classes
+        .iter()
+        .zip(&result.recall)
+        .map(|(c, r)| format!("{c} {:.1}%", r * 100.0))
+        .collect();
+    let auc = result
+        .roc_auc
+        .map_or(String::new(), |auc| format!(", ROC AUC {auc:.3}"));
+    format!(
+        "accuracy {:.1}%, recall {}{auc}",
+        result.accuracy * 100.0,
+        recall.join(", ")
+    )
+}
+
+fn normalised(planes: &Planes, preprocess: &Preprocess) -> Vec<f32> {
+    let plane = planes.height * planes.width;
+    planes
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v - preprocess.mean[i / plane]) / preprocess.std[i / plane])
+        .collect()
+}
+
+/// Per-channel mean and standard deviation of sized images.
+fn channel_statistics(images: &[Planes], channels: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut sums = vec![(0.0f64, 0.0f64, 0usize); channels];
+    for planes in images {
+        let plane = planes.height * planes.width;
+        for (i, &v) in planes.data.iter().enumerate() {
+            let s = &mut sums[i / plane];
+            s.0 += f64::from(v);
+            s.1 += f64::from(v) * f64::from(v);
+            s.2 += 1;
+        }
+    }
+    sums.iter()
+        .map(|&(sum, squares, n)| {
+            let mean = sum / n.max(1) as f64;
+            let std = (squares / n.max(1) as f64 - mean * mean).max(1e-12).sqrt();
+            (mean as f32, std as f32)
+        })
+        .unzip()
+}
+
+/// sklearn's "balanced" class weights: N / (classes · count of the class).
+fn balanced_weights(labels: &[usize], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
+    for &label in labels {
+        counts[label] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| labels.len() as f32 / (classes as f32 * c.max(1) as f32))
+        .collect()
+}
+
+fn invalid(message: String) -> Error {
+    Error::InvalidArgument {
+        op: "train",
+        message,
+    }
+}
+
+/// `gradlens evaluate`: a checkpoint on an ImageFolder (DIR/val if it exists, else DIR).
+pub fn evaluate(weights: &Path, data: &Path, json: bool) -> Result<()> {
+    let gpu = Gpu::new()?;
+    let loaded = super::model::load(&gpu, weights, None)?;
+    let dir = if data.join("val").is_dir() {
+        data.join("val")
+    } else {
+        data.to_path_buf()
+    };
+    let samples = gradlens::train::image_folder::scan(&dir)?;
+    if samples.classes != loaded.info.class_names {
+        return Err(Error::Image {
+            path: dir.display().to_string(),
+            message: format!(
+                "classes {:?}, the checkpoint's {:?}",
+                samples.classes, loaded.info.class_names
+            ),
+        });
+    }
+    let preprocess = &loaded.info.preprocess;
+    let images = decode(&samples, preprocess.channels, &preprocess.sizing)?;
+    let explained = Explained {
+        model: loaded.model.as_ref(),
+        store: &loaded.store,
+    };
+    let probabilities = predict(&gpu, explained, &images, preprocess, 16)?;
+    let result = metrics(&probabilities, &samples.labels, samples.classes.len());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "accuracy": result.accuracy,
+                "recall": result.recall,
+                "confusion": result.confusion,
+                "roc_auc": result.roc_auc,
+                "classes": samples.classes,
+                "images": samples.paths.len(),
+            })
+        );
+    } else {
+        println!(
+            "{} images: {}",
+            samples.paths.len(),
+            describe(&result, &samples.classes)
+        );
+        println!(
+            "confusion (rows: true class, columns: predicted): {:?}",
+            result.confusion
+        );
+    }
+    Ok(())
+}
