@@ -330,3 +330,85 @@ fn train_evaluate_and_explain_an_image_folder() {
     let output = gradlens(&["train", "--data", d, "--out", c, "--augment", "rotate"]);
     assert!(!output.status.success() && text(&output.stderr).contains("rotate"));
 }
+
+/// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with
+/// torchvision's pretrained weights): logits and the input gradient of the fixture's class.
+#[test]
+fn run_matches_torchvision_through_the_binary() {
+    use gradlens::weights::WeightsFile;
+    let dir = folder("run-tensor");
+    let fixtures = WeightsFile::open(Path::new("tests/fixtures/models.safetensors")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&fixtures.metadata()["googlenet"]).unwrap();
+    let mut store = ParamStore::new(gpu());
+    build("googlenet", &mut store, &ModelConfig::default()).unwrap();
+    common::formula::fill_with_formula(&mut store);
+    let weights = dir.join("googlenet.safetensors");
+    gradlens::weights::save(&store, &weights, &Default::default()).unwrap();
+    let input = fixtures.get("googlenet.input").unwrap();
+    let bytes: Vec<u8> = input.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::tensor::Dtype::F32,
+        input.dims.clone(),
+        &bytes,
+    )
+    .unwrap();
+    let input_path = dir.join("x.safetensors");
+    std::fs::write(
+        &input_path,
+        safetensors::serialize([("input", view)], None).unwrap(),
+    )
+    .unwrap();
+    let out = dir.join("y.safetensors");
+    let target = meta["target"].as_u64().unwrap().to_string();
+    let output = gradlens(&[
+        "run",
+        "--arch",
+        "googlenet",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--grad-class",
+        &target,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let result = WeightsFile::open(&out).unwrap();
+    let largest = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    for (name, fixture) in [
+        ("logits", "googlenet.logits"),
+        ("input_grad", "googlenet.grad_input"),
+    ] {
+        let (got, want) = (
+            &result.get(name).unwrap().data,
+            &fixtures.get(fixture).unwrap().data,
+        );
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst <= 1e-3 * largest(want),
+            "{name}: worst error {worst}, largest value {}",
+            largest(want)
+        );
+    }
+    let output = gradlens(&[
+        "run",
+        "--arch",
+        "googlenet",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        weights.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !output.status.success() && text(&output.stderr).contains("has no tensor named input"),
+        "{}",
+        text(&output.stderr)
+    );
+}

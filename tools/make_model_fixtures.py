@@ -19,6 +19,7 @@ Cases (torchvision.models.<arch>(weights=None, ...), eval mode, 1000 classes, in
     googlenet    S=64  aux_logits=True, transform_input=True,  init_weights=False
     inception_v3 S=75  aux_logits=True, transform_input=False, init_weights=False
     densenet121  S=64
+    resnet152    S=64
 
 Each case stores `<arch>.input` [1, 3, S, S], `<arch>.logits` [1, 1000] and `<arch>.grad_input`
 [1, 3, S, S] = d logits[0, c] / d input with c = argmax(logits), all float32; the file's metadata
@@ -48,9 +49,37 @@ The formula. For every state_dict() entry `name` except those ending in `num_bat
 
 The input image uses the same generator under the name "input" with value 2.0 * u - 1.0 over
 shape [1, 3, S, S] (so the same input for every arch with the same S).
+
+Train-mode cases (same formula weights, then model.train(); batch 2, S=64; no dropout in these):
+
+    resnet18     S=64
+    densenet121  S=64
+
+Input x [2, 3, 64, 64] = the generator under the name "train_input", value 2u - 1; seed s
+[2, 1000] = the generator under the name "train_seed", value 2u - 1. The forward pass runs in
+train mode: every BatchNorm normalises with the batch statistics (mean and the BIASED variance,
+over N*H*W) and updates its running statistics with momentum 0.1,
+running = 0.9 * running + 0.1 * batch, where the running_var update uses the UNBIASED batch
+variance (times n / (n - 1), n = N*H*W); num_batches_tracked becomes 1 (unused: momentum is set).
+loss = (logits * s).sum(); loss.backward(). Stored under the prefix `train.<arch>.`, float32:
+
+    input [2, 3, 64, 64], seed [2, 1000], logits [2, 1000], grad_input [2, 3, 64, 64]
+    grad_summary [P, 2]     per parameter, in model.named_parameters() order:
+                            [sum of p.grad, L2 norm of p.grad] in float64, then cast to float32
+    running_summary [B, 2]  per BatchNorm module, in model.named_modules() order, after the
+                            forward: [sum of running_mean, sum of running_var] (float64 -> f32)
+    grad.<name>             the full gradient of a few parameters (TRAIN_GRADS below)
+    running_var.<prefix>    the full updated running_var of one BatchNorm (TRAIN_RUNNING_VAR)
+
+Metadata: `train.<arch>` = {"size": 64, "batch": 2}; `train.<arch>.parameters` = JSON list of
+the P parameter names; `train.<arch>.batchnorms` = JSON list of the B BatchNorm module names.
+
+`--f64-check` also runs every case in float64 (same f32 weights and inputs, cast exactly) and
+prints max|f32 - f64| / max|f64| for each stored result; it changes nothing in the file.
 """
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +97,25 @@ CASES = [
     ("googlenet", 64, {"aux_logits": True, "transform_input": True, "init_weights": False}),
     ("inception_v3", 75, {"aux_logits": True, "transform_input": False, "init_weights": False}),
     ("densenet121", 64, {}),
+    ("resnet152", 64, {}),
 ]
+
+# Train-mode cases: (arch, image size, batch).
+TRAIN_CASES = [
+    ("resnet18", 64, 2),
+    ("densenet121", 64, 2),
+]
+# Parameters whose whole gradient is stored. (densenet121's features.transition3.conv.weight is
+# [512, 1024, 1, 1] = 2 MiB of float32, too big for the fixture; transition1's is 128 KiB. Its
+# sum and norm are in grad_summary like every other parameter's.)
+TRAIN_GRADS = {
+    "resnet18": ["conv1.weight", "bn1.weight", "layer3.0.downsample.1.bias", "fc.bias"],
+    "densenet121": ["features.conv0.weight", "features.norm0.bias",
+                    "features.denseblock2.denselayer3.norm1.weight",
+                    "features.transition1.conv.weight", "classifier.bias"],
+}
+# BatchNorm modules whose whole updated running_var is stored.
+TRAIN_RUNNING_VAR = {"resnet18": "bn1", "densenet121": "features.norm5"}
 
 MASK64 = (1 << 64) - 1
 CHUNK = 1 << 22  # elements generated at a time, so VGG's 102M-element linear stays small
@@ -145,6 +192,12 @@ def formula_input(size: int) -> torch.Tensor:
     return torch.from_numpy((2.0 * u - 1.0).astype(np.float32).reshape(1, 3, size, size))
 
 
+def formula_tensor(name: str, shape) -> torch.Tensor:
+    """The generator under `name` with value 2u - 1 over `shape`, float32."""
+    u = uniform(name, math.prod(shape))
+    return torch.from_numpy((2.0 * u - 1.0).astype(np.float32).reshape(shape))
+
+
 def build(arch: str, extra: dict):
     model = torchvision.models.get_model(arch, weights=None, num_classes=1000, **extra)
     model.load_state_dict(formula_state_dict(model), strict=True)
@@ -161,6 +214,45 @@ def run(model, x: torch.Tensor):
     target = int(logits[0].argmax())
     logits[0, target].backward()
     return logits.detach().contiguous(), x.grad.detach().contiguous(), target
+
+
+def build_train(arch: str):
+    model = torchvision.models.get_model(arch, weights=None, num_classes=1000)
+    model.load_state_dict(formula_state_dict(model), strict=True)
+    model.train()
+    return model
+
+
+def run_train(model, x: torch.Tensor, seed: torch.Tensor, arch: str):
+    """One train-mode forward and backward of (logits * seed).sum(); everything to be stored."""
+    dtype = next(model.parameters()).dtype
+    x = x.to(dtype).clone().requires_grad_(True)
+    logits = model(x)
+    (logits * seed.to(dtype)).sum().backward()
+    params = list(model.named_parameters())
+    bns = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    grads = dict((n, p.grad.detach()) for n, p in params)
+    out = {
+        "logits": logits.detach().contiguous(),
+        "grad_input": x.grad.detach().contiguous(),
+        "grad_summary": torch.tensor(
+            [[g.double().sum().item(), g.double().norm().item()] for g in grads.values()],
+            dtype=torch.float64),
+        "running_summary": torch.tensor(
+            [[m.running_mean.double().sum().item(), m.running_var.double().sum().item()]
+             for _, m in bns], dtype=torch.float64),
+    }
+    for name in TRAIN_GRADS[arch]:
+        out[f"grad.{name}"] = grads[name].contiguous()
+    prefix = TRAIN_RUNNING_VAR[arch]
+    out[f"running_var.{prefix}"] = dict(bns)[prefix].running_var.detach().contiguous()
+    return out, [n for n, _ in params], [n for n, _ in bns]
+
+
+def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """max|a - ref| / max|ref|, in float64."""
+    a, ref = a.double(), ref.double()
+    return float((a - ref).abs().max() / ref.abs().max())
 
 
 def self_check():
@@ -183,6 +275,7 @@ def main():
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True)
     torch.set_default_dtype(torch.float32)
+    f64_check = "--f64-check" in sys.argv[1:]
     self_check()
     tensors, meta = {}, {}
     for arch, size, extra in CASES:
@@ -197,7 +290,38 @@ def main():
                                  "target": target})
         print(f"{arch:13s} S={size:3d} logits [{logits.min():.5f}, {logits.max():.5f}] "
               f"target {target} |grad|max {grad.abs().max():.3e}")
+        if f64_check:
+            x64 = x.double().requires_grad_(True)
+            logits64 = model.double()(x64)
+            logits64[0, target].backward()
+            print(f"    f64 check: argmax {int(logits64[0].argmax())}  "
+                  f"logits {rel_err(logits, logits64):.3e}  "
+                  f"grad_input {rel_err(grad, x64.grad):.3e}")
         del model
+    for arch, size, batch in TRAIN_CASES:
+        x = formula_tensor("train_input", (batch, 3, size, size))
+        seed = formula_tensor("train_seed", (batch, 1000))
+        out, params, bns = run_train(build_train(arch), x, seed, arch)
+        p = f"train.{arch}"
+        tensors[f"{p}.input"] = x
+        tensors[f"{p}.seed"] = seed
+        for k, v in out.items():
+            tensors[f"{p}.{k}"] = v.float().contiguous()
+        meta[p] = json.dumps({"size": size, "batch": batch})
+        meta[f"{p}.parameters"] = json.dumps(params)
+        meta[f"{p}.batchnorms"] = json.dumps(bns)
+        print(f"{p:19s} S={size} N={batch} logits [{out['logits'].min():.5f}, "
+              f"{out['logits'].max():.5f}] |grad_input|max {out['grad_input'].abs().max():.3e} "
+              f"P={len(params)} B={len(bns)}")
+        if f64_check:
+            out64, _, _ = run_train(build_train(arch).double(), x, seed, arch)
+            print("    f64 check: " + "  ".join(
+                f"{k} {rel_err(out[k], out64[k]):.3e}" for k in out
+                if k not in ("grad_summary", "running_summary")))
+            for k in ("grad_summary", "running_summary"):
+                # Per row and column, relative to that column's largest |value|.
+                e = (out[k].float().double() - out64[k]).abs() / out64[k].abs().max(0).values
+                print(f"    f64 check: {k} worst column-relative error {float(e.max()):.3e}")
     path = OUT / "models.safetensors"
     OUT.mkdir(parents=True, exist_ok=True)
     save_file(tensors, path, metadata=meta)
@@ -210,6 +334,12 @@ def main():
     assert torch.equal(logits, back[f"{arch}.logits"]), "logits differ on recompute"
     assert torch.equal(grad, back[f"{arch}.grad_input"]), "grad_input differs on recompute"
     print(f"recomputed {arch} from a fresh model: logits and grad_input match exactly")
+    arch, size, batch = TRAIN_CASES[0]
+    p = f"train.{arch}"
+    out, _, _ = run_train(build_train(arch), back[f"{p}.input"], back[f"{p}.seed"], arch)
+    for k, v in out.items():
+        assert torch.equal(v.float(), back[f"{p}.{k}"]), f"{p}.{k} differs on recompute"
+    print(f"recomputed {p} from a fresh model: all stored results match exactly")
 
 
 if __name__ == "__main__":

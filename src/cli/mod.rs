@@ -4,6 +4,7 @@ mod classify;
 mod demo;
 mod info;
 mod model;
+mod run;
 mod saliency;
 mod train;
 
@@ -110,6 +111,30 @@ enum Command {
         data: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+
+    /// Run a model on a tensor: logits and, optionally, the input gradient (for comparing with
+    /// other frameworks and for scripts).
+    #[command(
+        after_help = "IN.safetensors holds `input` (f32, N×C×H×W). OUT.safetensors gets \
+                            `logits` (N×K) and, with --grad-class C, `input_grad` = \
+                            ∂(Σₙ logits[n, C]) / ∂input. --transform-input defaults to what \
+                            torchvision does with its pretrained weights: on for googlenet and \
+                            inception_v3.\n\nExamples:\n  gradlens run --arch resnet50 --weights resnet50.safetensors --input x.safetensors --out y.safetensors --grad-class 281"
+    )]
+    Run {
+        #[arg(long)]
+        arch: String,
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        grad_class: Option<usize>,
+        #[arg(long)]
+        transform_input: Option<bool>,
     },
 
     /// Print the top classes of images with their probabilities.
@@ -234,6 +259,21 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             data,
             json,
         } => train::evaluate(&weights, &data, json),
+        Command::Run {
+            arch,
+            weights,
+            input,
+            out,
+            grad_class,
+            transform_input,
+        } => run::run(&run::Request {
+            arch: &arch,
+            weights: &weights,
+            input: &input,
+            out: &out,
+            grad_class,
+            transform_input,
+        }),
         Command::Saliency {
             images,
             weights,

@@ -1,0 +1,114 @@
+//! `gradlens run`: the tensor-level interface for comparing with other frameworks and for
+//! scripting. Reads the tensor `input` [N, C, H, W] from a safetensors file, runs the model in
+//! eval mode, and writes `logits` [N, K] and, with --grad-class C, `input_grad` =
+//! ∂(Σₙ logits[n, C]) / ∂input.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use gradlens::autograd::Tape;
+use gradlens::checkpoint::ModelInfo;
+use gradlens::models::build;
+use gradlens::nn::{Forward, Mode, ParamStore};
+use gradlens::weights::{WeightsFile, partial_path};
+use gradlens::{Error, Gpu, Result, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+
+pub struct Request<'a> {
+    pub arch: &'a str,
+    pub weights: &'a Path,
+    pub input: &'a Path,
+    pub out: &'a Path,
+    pub grad_class: Option<usize>,
+    /// None: torchvision's choice with its pretrained weights (on for googlenet and
+    /// inception_v3).
+    pub transform_input: Option<bool>,
+}
+
+pub fn run(request: &Request) -> Result<()> {
+    let input_file = WeightsFile::open(request.input)?;
+    let input = input_file.get("input").ok_or_else(|| Error::Weights {
+        path: request.input.display().to_string(),
+        message: "has no tensor named input".to_string(),
+    })?;
+    if input.dims.len() != 4 || input.dims.contains(&0) {
+        return Err(Error::Weights {
+            path: request.input.display().to_string(),
+            message: format!(
+                "input must be a non-empty [N, C, H, W], got {:?}",
+                input.dims
+            ),
+        });
+    }
+    let gpu = Gpu::new()?;
+    let file = WeightsFile::open(request.weights)?;
+    let mut info = ModelInfo::from_file(&file, Some(request.arch))?;
+    info.config.transform_input = request
+        .transform_input
+        .unwrap_or(matches!(request.arch, "googlenet" | "inception_v3"));
+    let mut store = ParamStore::new(&gpu);
+    let model = build(&info.arch, &mut store, &info.config)?;
+    file.load_into(&mut store, model.optional_prefixes())?;
+    let classes = info.config.classes;
+    if let Some(class) = request.grad_class
+        && class >= classes
+    {
+        return Err(Error::InvalidArgument {
+            op: "--grad-class",
+            message: format!("class {class} is out of range: the model has {classes} classes"),
+        });
+    }
+
+    let tape = match request.grad_class {
+        Some(_) => Tape::new(),
+        None => Tape::no_grad(),
+    };
+    let f = Forward::new(&tape, &store, Mode::Eval);
+    let x = tape.input(Tensor::from_slice(&gpu, input.dims.clone(), &input.data)?);
+    let logits = model.forward(&f, &x)?;
+    let mut outputs = vec![("logits", logits.dims().to_vec(), logits.tensor().to_vec()?)];
+    if let Some(class) = request.grad_class {
+        let n = input.dims[0];
+        let mut seed = vec![0.0; n * classes];
+        for row in 0..n {
+            seed[row * classes + class] = 1.0;
+        }
+        let grads = tape.backward(
+            &logits,
+            Some(Tensor::from_slice(&gpu, [n, classes], &seed)?),
+        )?;
+        let grad = grads
+            .get(&x)
+            .expect("the input is a leaf on a recording tape");
+        outputs.push(("input_grad", grad.dims().to_vec(), grad.to_vec()?));
+    }
+    write(request.out, &outputs, &info.arch)
+}
+
+fn write(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], arch: &str) -> Result<()> {
+    let fail = |message: String| Error::Weights {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, dims, _), bytes)| {
+            TensorView::new(Dtype::F32, dims.clone(), bytes)
+                .map(|view| (name.to_string(), view))
+                .map_err(|e| fail(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([("arch".to_string(), arch.to_string())]);
+    let encoded = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
+    let partial = partial_path(path);
+    std::fs::write(&partial, encoded).map_err(|e| fail(format!("cannot write: {e}")))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        fail(format!("cannot write: {e}"))
+    })
+}
