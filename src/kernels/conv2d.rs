@@ -78,24 +78,31 @@ impl Conv2d {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    dilation_h: u32,
-    dilation_w: u32,
-    groups: u32,
-    has_bias: u32,
+/// The uniform parameters of conv2d.wgsl and conv2d_implicit_gemm.wgsl: the geometry, then
+/// fields only the implicit GEMM reads (conv2d.wgsl's struct stops at `has_bias`).
+pub(crate) struct Params {
+    pub(crate) batch: u32,
+    pub(crate) in_channels: u32,
+    pub(crate) in_h: u32,
+    pub(crate) in_w: u32,
+    pub(crate) out_channels: u32,
+    pub(crate) out_h: u32,
+    pub(crate) out_w: u32,
+    pub(crate) kernel_h: u32,
+    pub(crate) kernel_w: u32,
+    pub(crate) stride_h: u32,
+    pub(crate) stride_w: u32,
+    pub(crate) pad_h: u32,
+    pub(crate) pad_w: u32,
+    pub(crate) dilation_h: u32,
+    pub(crate) dilation_w: u32,
+    pub(crate) groups: u32,
+    pub(crate) has_bias: u32,
+    /// Output channels of the tensor written into, and the first one written (conv2d_into).
+    pub(crate) out_total: u32,
+    pub(crate) out_first: u32,
+    /// The weight gradient's (n, p) chunk length.
+    pub(crate) chunk: u32,
 }
 
 /// The validated shapes of one convolution.
@@ -487,7 +494,7 @@ fn checked_backward(
     Ok(shapes)
 }
 
-fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
+pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
     let u = |what: &str, value: usize| as_u32(op, what, value);
     Ok(Params {
         batch: u("N", s.input[0])?,
@@ -507,6 +514,9 @@ fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
         dilation_w: u("dilation", conv.dilation[1])?,
         groups: u("groups", conv.groups)?,
         has_bias: 0,
+        out_total: u("C_out", s.output[1])?,
+        out_first: 0,
+        chunk: 0,
     })
 }
 

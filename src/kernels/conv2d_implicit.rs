@@ -3,10 +3,8 @@
 //! im2col buffer. The path for large inputs and grouped convolutions, and the one that can
 //! write into a channel slice of a concatenation.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::as_u32;
-use super::conv2d::{Conv2d, ConvShapes};
+use super::conv2d::{Conv2d, ConvShapes, Params, params};
 use crate::error::{Error, Result};
 use crate::kernels::reduce;
 use crate::shaders::{Kernel, Shader};
@@ -20,31 +18,6 @@ const CHANNEL_TILE: u32 = 8;
 const MIN_WEIGHT_INVOCATIONS: usize = 4096;
 /// ...but no chunk is shorter than this, where partials would cost more than they save.
 const MIN_CHUNK: usize = 256;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    dilation_h: u32,
-    dilation_w: u32,
-    groups: u32,
-    has_bias: u32,
-    out_total: u32,
-    out_first: u32,
-    chunk: u32,
-}
 
 /// Forward into channels `out_first ..` of `out` ([N, out_total, OH, OW]); `out` must already
 /// have that shape (the caller validated it). A zero-sized output is left untouched.
@@ -223,30 +196,4 @@ fn dispatch(
         storage,
         [x_count as u32, y as u32, z_count as u32],
     )
-}
-
-fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
-    let u = |what: &str, value: usize| as_u32(op, what, value);
-    Ok(Params {
-        batch: u("N", s.input[0])?,
-        in_channels: u("C_in", s.input[1])?,
-        in_h: u("H", s.input[2])?,
-        in_w: u("W", s.input[3])?,
-        out_channels: u("C_out", s.output[1])?,
-        out_h: u("OH", s.output[2])?,
-        out_w: u("OW", s.output[3])?,
-        kernel_h: u("KH", s.weight[2])?,
-        kernel_w: u("KW", s.weight[3])?,
-        stride_h: u("stride", conv.stride[0])?,
-        stride_w: u("stride", conv.stride[1])?,
-        pad_h: u("padding", conv.padding[0])?,
-        pad_w: u("padding", conv.padding[1])?,
-        dilation_h: u("dilation", conv.dilation[0])?,
-        dilation_w: u("dilation", conv.dilation[1])?,
-        groups: u("groups", conv.groups)?,
-        has_bias: 0,
-        out_total: u("C_out", s.output[1])?,
-        out_first: 0,
-        chunk: 0,
-    })
 }
