@@ -251,7 +251,7 @@ def run_train(model, x: torch.Tensor, seed: torch.Tensor, arch: str):
 
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
     """max|a - ref| / max|ref|, in float64."""
-    a, ref = a.double(), ref.double()
+    a, ref = a.detach().double(), ref.detach().double()
     return float((a - ref).abs().max() / ref.abs().max())
 
 

@@ -76,10 +76,10 @@ impl Conv2d {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
 /// The uniform parameters of conv2d.wgsl and conv2d_implicit_gemm.wgsl: the geometry, then
 /// fields only the implicit GEMM reads (conv2d.wgsl's struct stops at `has_bias`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct Params {
     pub(crate) batch: u32,
     pub(crate) in_channels: u32,
