@@ -76,13 +76,176 @@ fn check(arch: &str) {
     let grads = tape.backward(&logits, Some(seed)).unwrap();
     let got = grads.get(&image).unwrap().to_vec().unwrap();
     let want = &fixtures.get(&format!("{arch}.grad_input")).unwrap().data;
-    // resnet18's fixture has one ReLU input within rounding of zero (torch's own f32 and f64
-    // gradients differ by 1.5e-3 relative L2), so gradients are compared in relative L2.
-    let error = relative_l2(&got, want);
+    // Within 1e-3 of the largest value, except where a ReLU input of the fixture lies within
+    // f32 rounding of zero and lands on either side in different f32 engines (resnet18: torch's
+    // own f32 and f64 gradients differ by 3.5e-3 of the largest value; densenet121: torch f32
+    // in another memory layout differs by 8e-3): there, relative L2 within 1e-2.
+    if ["resnet18", "densenet121"].contains(&arch) {
+        let error = relative_l2(&got, want);
+        assert!(
+            error < 1e-2,
+            "{arch} input gradient: relative L2 error {error}"
+        );
+    } else {
+        assert_within_largest(&format!("{arch} input gradient"), &got, want, 1e-3);
+    }
+}
+
+/// Fails unless every |got − want| ≤ fraction · max |want|.
+fn assert_within_largest(what: &str, got: &[f32], want: &[f32], fraction: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let largest = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let (worst, at) = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (g, w))| ((g - w).abs(), i))
+        .fold((0.0f32, 0), |best, x| if x.0 > best.0 { x } else { best });
     assert!(
-        error < 1e-2,
-        "{arch} input gradient: relative L2 error {error}"
+        worst <= fraction * largest,
+        "{what}: error {worst} at element {at} (got {}, want {}) exceeds {fraction} of the largest value {largest}",
+        got[at],
+        want[at]
     );
+}
+
+/// Train mode against torchvision (batch 2): BN on batch statistics, the running statistics
+/// it updates, the logits, the input gradient and every parameter's gradient (its sum and L2
+/// norm; full values for a few) for loss = Σ logits ⊙ seed.
+fn check_training(arch: &str, gradient_fraction: f32) {
+    let fixtures =
+        WeightsFile::open(std::path::Path::new("tests/fixtures/models.safetensors")).unwrap();
+    let get = |name: &str| {
+        fixtures
+            .get(&format!("train.{arch}.{name}"))
+            .unwrap_or_else(|| panic!("fixture train.{arch}.{name}"))
+            .clone()
+    };
+    let meta = fixtures.metadata();
+    let list = |key: &str| -> Vec<String> {
+        serde_json::from_str(&meta[&format!("train.{arch}.{key}")]).unwrap()
+    };
+    let mut store = ParamStore::new(gpu());
+    let model = build(arch, &mut store, &ModelConfig::default()).unwrap();
+    fill_with_formula(&mut store);
+    let input = get("input");
+    let tape = Tape::new();
+    let f = Forward::new(&tape, &store, Mode::Train);
+    let image = tape.input(Tensor::from_slice(gpu(), input.dims.clone(), &input.data).unwrap());
+    let logits = model.forward(&f, &image).unwrap();
+    assert_within_largest(
+        &format!("train {arch} logits"),
+        &logits.tensor().to_vec().unwrap(),
+        &get("logits").data,
+        1e-3,
+    );
+    let seed = get("seed");
+    let grads = tape
+        .backward(
+            &logits,
+            Some(Tensor::from_slice(gpu(), seed.dims, &seed.data).unwrap()),
+        )
+        .unwrap();
+    let got = grads.get(&image).unwrap().to_vec().unwrap();
+    assert_within_largest(
+        &format!("train {arch} input gradient"),
+        &got,
+        &get("grad_input").data,
+        gradient_fraction,
+    );
+
+    let names = list("parameters");
+    assert_eq!(
+        names.len(),
+        store.parameters().count(),
+        "every parameter is summarised"
+    );
+    let mut summary = Vec::new();
+    for name in &names {
+        let grad = grads
+            .named(name)
+            .unwrap_or_else(|| panic!("no gradient for {name}"))
+            .to_vec()
+            .unwrap();
+        let sum: f64 = grad.iter().map(|&v| f64::from(v)).sum();
+        let norm = grad
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        summary.push([sum as f32, norm as f32]);
+        let full = format!("train.{arch}.grad.{name}");
+        if let Some(want) = fixtures.get(&full) {
+            assert_within_largest(&full, &grad, &want.data, gradient_fraction);
+        }
+    }
+    let want = get("grad_summary").data;
+    for column in 0..2 {
+        let got: Vec<f32> = summary.iter().map(|row| row[column]).collect();
+        let want: Vec<f32> = want.chunks(2).map(|row| row[column]).collect();
+        assert_within_largest(
+            &format!("train {arch} gradient {}", ["sums", "norms"][column]),
+            &got,
+            &want,
+            gradient_fraction,
+        );
+    }
+
+    let mut running = Vec::new();
+    for prefix in list("batchnorms") {
+        let sum = |buffer: &str| -> f32 {
+            store
+                .buffer(&format!("{prefix}.{buffer}"))
+                .unwrap()
+                .to_vec()
+                .unwrap()
+                .iter()
+                .sum()
+        };
+        running.push([sum("running_mean"), sum("running_var")]);
+    }
+    let want = get("running_summary").data;
+    for column in 0..2 {
+        let got: Vec<f32> = running.iter().map(|row| row[column]).collect();
+        let want: Vec<f32> = want.chunks(2).map(|row| row[column]).collect();
+        assert_within_largest(
+            &format!("train {arch} running {}", ["means", "variances"][column]),
+            &got,
+            &want,
+            1e-3,
+        );
+    }
+    for name in fixtures
+        .names()
+        .filter(|n| n.starts_with(&format!("train.{arch}.running_var.")))
+    {
+        let prefix = name.trim_start_matches(&format!("train.{arch}.running_var."));
+        let got = store
+            .buffer(&format!("{prefix}.running_var"))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_within_largest(name, &got, &fixtures.get(name).unwrap().data, 1e-4);
+    }
+}
+
+#[test]
+fn resnet18_trains_like_torchvision() {
+    check_training("resnet18", 1e-3);
+}
+
+/// densenet121's fixture has a ReLU input at +2.5e-6 (f64) that torch's f32 puts at or below
+/// zero; train-mode BN backward spreads that over its channel, so gradients agree to 3e-2 of
+/// the largest value (torch's f32 itself differs from its f64 by 1.1e-2). Logits and running
+/// statistics are held to 1e-3.
+#[test]
+fn densenet121_trains_like_torchvision() {
+    check_training("densenet121", 3e-2);
+}
+
+#[test]
+fn resnet152_matches_torchvision() {
+    check("resnet152");
 }
 
 #[test]
