@@ -117,6 +117,7 @@ impl ModelInfo {
                 classes,
                 transform_input: transform_input && in_channels == 3,
                 seed: 0,
+                dropout: None,
                 width,
             },
             arch,

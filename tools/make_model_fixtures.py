@@ -54,6 +54,8 @@ Train-mode cases (same formula weights, then model.train(); batch 2, S=64; no dr
 
     resnet18     S=64
     densenet121  S=64
+    googlenet    S=64  aux_logits=True, transform_input=False, init_weights=False,
+                       dropout=0.0, dropout_aux=0.0 (dropout off: deterministic on both sides)
 
 Input x [2, 3, 64, 64] = the generator under the name "train_input", value 2u - 1; seed s
 [2, 1000] = the generator under the name "train_seed", value 2u - 1. The forward pass runs in
@@ -61,9 +63,14 @@ train mode: every BatchNorm normalises with the batch statistics (mean and the B
 over N*H*W) and updates its running statistics with momentum 0.1,
 running = 0.9 * running + 0.1 * batch, where the running_var update uses the UNBIASED batch
 variance (times n / (n - 1), n = N*H*W); num_batches_tracked becomes 1 (unused: momentum is set).
-loss = (logits * s).sum(); loss.backward(). Stored under the prefix `train.<arch>.`, float32:
+loss = (logits * s).sum(); loss.backward(). GoogLeNet in train mode returns the tuple
+(logits, aux2, aux1) (torchvision's GoogLeNetOutputs: logits, aux_logits2, aux_logits1; aux1 is
+the head after inception4a, aux2 the one after inception4d), and its loss is
+((logits + aux2 + aux1) * s).sum(), so the aux heads' parameters get gradients too.
+Stored under the prefix `train.<arch>.`, float32:
 
     input [2, 3, 64, 64], seed [2, 1000], logits [2, 1000], grad_input [2, 3, 64, 64]
+    aux1, aux2 [2, 1000]    googlenet only: the aux heads' outputs (logits is the main head's)
     grad_summary [P, 2]     per parameter, in model.named_parameters() order:
                             [sum of p.grad, L2 norm of p.grad] in float64, then cast to float32
     running_summary [B, 2]  per BatchNorm module, in model.named_modules() order, after the
@@ -71,7 +78,8 @@ loss = (logits * s).sum(); loss.backward(). Stored under the prefix `train.<arch
     grad.<name>             the full gradient of a few parameters (TRAIN_GRADS below)
     running_var.<prefix>    the full updated running_var of one BatchNorm (TRAIN_RUNNING_VAR)
 
-Metadata: `train.<arch>` = {"size": 64, "batch": 2}; `train.<arch>.parameters` = JSON list of
+Metadata: `train.<arch>` = {"size": 64, "batch": 2} (googlenet's adds "dropout": 0.0);
+`train.<arch>.parameters` = JSON list of
 the P parameter names; `train.<arch>.batchnorms` = JSON list of the B BatchNorm module names.
 
 `--f64-check` also runs every case in float64 (same f32 weights and inputs, cast exactly) and
@@ -100,10 +108,12 @@ CASES = [
     ("resnet152", 64, {}),
 ]
 
-# Train-mode cases: (arch, image size, batch).
+# Train-mode cases: (arch, image size, batch, extra constructor arguments).
 TRAIN_CASES = [
-    ("resnet18", 64, 2),
-    ("densenet121", 64, 2),
+    ("resnet18", 64, 2, {}),
+    ("densenet121", 64, 2, {}),
+    ("googlenet", 64, 2, {"aux_logits": True, "transform_input": False, "init_weights": False,
+                          "dropout": 0.0, "dropout_aux": 0.0}),
 ]
 # Parameters whose whole gradient is stored. (densenet121's features.transition3.conv.weight is
 # [512, 1024, 1, 1] = 2 MiB of float32, too big for the fixture; transition1's is 128 KiB. Its
@@ -113,9 +123,11 @@ TRAIN_GRADS = {
     "densenet121": ["features.conv0.weight", "features.norm0.bias",
                     "features.denseblock2.denselayer3.norm1.weight",
                     "features.transition1.conv.weight", "classifier.bias"],
+    "googlenet": ["conv1.conv.weight", "inception4a.branch2.1.bn.weight", "aux1.fc2.bias",
+                  "aux2.conv.bn.bias", "fc.bias"],
 }
 # BatchNorm modules whose whole updated running_var is stored.
-TRAIN_RUNNING_VAR = {"resnet18": "bn1", "densenet121": "features.norm5"}
+TRAIN_RUNNING_VAR = {"resnet18": "bn1", "densenet121": "features.norm5", "googlenet": "conv1.bn"}
 
 MASK64 = (1 << 64) - 1
 CHUNK = 1 << 22  # elements generated at a time, so VGG's 102M-element linear stays small
@@ -216,24 +228,33 @@ def run(model, x: torch.Tensor):
     return logits.detach().contiguous(), x.grad.detach().contiguous(), target
 
 
-def build_train(arch: str):
-    model = torchvision.models.get_model(arch, weights=None, num_classes=1000)
+def build_train(arch: str, extra: dict):
+    model = torchvision.models.get_model(arch, weights=None, num_classes=1000, **extra)
     model.load_state_dict(formula_state_dict(model), strict=True)
     model.train()
     return model
 
 
 def run_train(model, x: torch.Tensor, seed: torch.Tensor, arch: str):
-    """One train-mode forward and backward of (logits * seed).sum(); everything to be stored."""
+    """One train-mode forward and backward of (logits * seed).sum(); everything to be stored.
+    GoogLeNet with aux heads: ((logits + aux2 + aux1) * seed).sum()."""
     dtype = next(model.parameters()).dtype
     x = x.to(dtype).clone().requires_grad_(True)
-    logits = model(x)
-    (logits * seed.to(dtype)).sum().backward()
+    result = model(x)
+    aux = {}
+    if isinstance(result, tuple):
+        logits, aux2, aux1 = result  # GoogLeNetOutputs(logits, aux_logits2, aux_logits1)
+        ((logits + aux2 + aux1) * seed.to(dtype)).sum().backward()
+        aux = {"aux1": aux1.detach().contiguous(), "aux2": aux2.detach().contiguous()}
+    else:
+        logits = result
+        (logits * seed.to(dtype)).sum().backward()
     params = list(model.named_parameters())
     bns = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
     grads = dict((n, p.grad.detach()) for n, p in params)
     out = {
         "logits": logits.detach().contiguous(),
+        **aux,
         "grad_input": x.grad.detach().contiguous(),
         "grad_summary": torch.tensor(
             [[g.double().sum().item(), g.double().norm().item()] for g in grads.values()],
@@ -298,23 +319,24 @@ def main():
                   f"logits {rel_err(logits, logits64):.3e}  "
                   f"grad_input {rel_err(grad, x64.grad):.3e}")
         del model
-    for arch, size, batch in TRAIN_CASES:
+    for arch, size, batch, extra in TRAIN_CASES:
         x = formula_tensor("train_input", (batch, 3, size, size))
         seed = formula_tensor("train_seed", (batch, 1000))
-        out, params, bns = run_train(build_train(arch), x, seed, arch)
+        out, params, bns = run_train(build_train(arch, extra), x, seed, arch)
         p = f"train.{arch}"
         tensors[f"{p}.input"] = x
         tensors[f"{p}.seed"] = seed
         for k, v in out.items():
             tensors[f"{p}.{k}"] = v.float().contiguous()
-        meta[p] = json.dumps({"size": size, "batch": batch})
+        meta[p] = json.dumps({"size": size, "batch": batch,
+                              **({"dropout": extra["dropout"]} if "dropout" in extra else {})})
         meta[f"{p}.parameters"] = json.dumps(params)
         meta[f"{p}.batchnorms"] = json.dumps(bns)
         print(f"{p:19s} S={size} N={batch} logits [{out['logits'].min():.5f}, "
               f"{out['logits'].max():.5f}] |grad_input|max {out['grad_input'].abs().max():.3e} "
               f"P={len(params)} B={len(bns)}")
         if f64_check:
-            out64, _, _ = run_train(build_train(arch).double(), x, seed, arch)
+            out64, _, _ = run_train(build_train(arch, extra).double(), x, seed, arch)
             print("    f64 check: " + "  ".join(
                 f"{k} {rel_err(out[k], out64[k]):.3e}" for k in out
                 if k not in ("grad_summary", "running_summary")))
@@ -334,12 +356,13 @@ def main():
     assert torch.equal(logits, back[f"{arch}.logits"]), "logits differ on recompute"
     assert torch.equal(grad, back[f"{arch}.grad_input"]), "grad_input differs on recompute"
     print(f"recomputed {arch} from a fresh model: logits and grad_input match exactly")
-    arch, size, batch = TRAIN_CASES[0]
-    p = f"train.{arch}"
-    out, _, _ = run_train(build_train(arch), back[f"{p}.input"], back[f"{p}.seed"], arch)
-    for k, v in out.items():
-        assert torch.equal(v.float(), back[f"{p}.{k}"]), f"{p}.{k} differs on recompute"
-    print(f"recomputed {p} from a fresh model: all stored results match exactly")
+    for arch, size, batch, extra in (TRAIN_CASES[0], TRAIN_CASES[2]):
+        p = f"train.{arch}"
+        out, _, _ = run_train(build_train(arch, extra), back[f"{p}.input"], back[f"{p}.seed"],
+                              arch)
+        for k, v in out.items():
+            assert torch.equal(v.float(), back[f"{p}.{k}"]), f"{p}.{k} differs on recompute"
+        print(f"recomputed {p} from a fresh model: all stored results match exactly")
 
 
 if __name__ == "__main__":

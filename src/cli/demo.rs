@@ -215,6 +215,7 @@ pub fn run(out: &Path) -> Result<()> {
             classes: 2,
             transform_input: false,
             seed: 2,
+            dropout: None,
             width: WIDTH,
         },
         class_names: vec!["no lesion".to_string(), "lesion".to_string()],

@@ -108,6 +108,7 @@ impl Inception {
 /// adaptive avg pool to 4×4 → 1×1 BasicConv2d to 128 → fc1 (2048 → 1024) → ReLU → dropout 0.7
 /// → fc2.
 struct InceptionAux {
+    dropout: Dropout,
     conv: BasicConv2d,
     fc1: Linear,
     fc2: Linear,
@@ -119,9 +120,11 @@ impl InceptionAux {
         name: &str,
         in_channels: usize,
         classes: usize,
+        dropout: f32,
         seed: u64,
     ) -> Result<Self> {
         Ok(Self {
+            dropout: Dropout { p: dropout },
             conv: BasicConv2d::square(
                 store,
                 &format!("{name}.conv"),
@@ -149,13 +152,14 @@ impl InceptionAux {
         let x = f.tape.adaptive_avg_pool2d(x, [4, 4])?;
         let x = f.tape.flatten(&self.conv.forward(f, &x)?)?;
         let x = f.tape.relu(&self.fc1.forward(f, &x)?)?;
-        let x = Dropout { p: 0.7 }.forward(f, &x)?;
+        let x = self.dropout.forward(f, &x)?;
         self.fc2.forward(f, &x)
     }
 }
 
 pub struct GoogLeNet {
     transform_input: bool,
+    dropout: Dropout,
     conv1: BasicConv2d,
     conv2: BasicConv2d,
     conv3: BasicConv2d,
@@ -170,11 +174,15 @@ pub struct GoogLeNet {
 impl GoogLeNet {
     pub fn new(store: &mut ParamStore, config: &ModelConfig) -> Result<Self> {
         let s = config.seed;
+        let aux_dropout = config.dropout.unwrap_or(0.7);
         let inception = |store: &mut ParamStore, name: &str, c: [usize; 7]| {
             Inception::new(store, name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], s)
         };
         Ok(Self {
             transform_input: config.transform_input,
+            dropout: Dropout {
+                p: config.dropout.unwrap_or(0.2),
+            },
             conv1: BasicConv2d::square(store, "conv1", config.in_channels, 64, 7, 2, 3, INIT, s)?,
             conv2: BasicConv2d::square(store, "conv2", 64, 64, 1, 1, 0, INIT, s)?,
             conv3: BasicConv2d::square(store, "conv3", 64, 192, 3, 1, 1, INIT, s)?,
@@ -193,8 +201,8 @@ impl GoogLeNet {
                 inception(store, "inception5a", [832, 256, 160, 320, 32, 128, 128])?,
                 inception(store, "inception5b", [832, 384, 192, 384, 48, 128, 128])?,
             ],
-            aux1: InceptionAux::new(store, "aux1", 512, config.classes, s)?,
-            aux2: InceptionAux::new(store, "aux2", 528, config.classes, s)?,
+            aux1: InceptionAux::new(store, "aux1", 512, config.classes, aux_dropout, s)?,
+            aux2: InceptionAux::new(store, "aux2", 528, config.classes, aux_dropout, s)?,
             fc: Linear::new(store, "fc", 1024, config.classes, Some(INIT), s)?,
         })
     }
@@ -241,7 +249,7 @@ impl Classifier for GoogLeNet {
             x = block.forward(f, &x)?;
         }
         x = f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [1, 1])?)?;
-        x = Dropout { p: 0.2 }.forward(f, &x)?;
+        x = self.dropout.forward(f, &x)?;
         Ok((self.fc.forward(f, &x)?, aux))
     }
 

@@ -289,6 +289,7 @@ struct AuxLogits {
 
 pub struct InceptionV3 {
     transform_input: bool,
+    dropout: Dropout,
     stem: Vec<BasicConv2d>,
     /// Mixed_5b .. Mixed_7c, with their names.
     mixed: Vec<(String, Mixed)>,
@@ -377,6 +378,9 @@ impl InceptionV3 {
         let fc = Linear::new(store, "fc", 2048, config.classes, Some(INIT), s)?;
         Ok(Self {
             transform_input: config.transform_input,
+            dropout: Dropout {
+                p: config.dropout.unwrap_or(0.5),
+            },
             stem,
             mixed,
             aux,
@@ -424,7 +428,7 @@ impl Classifier for InceptionV3 {
             }
         }
         x = f.tape.adaptive_avg_pool2d(&x, [1, 1])?;
-        x = Dropout { p: 0.5 }.forward(f, &x)?;
+        x = self.dropout.forward(f, &x)?;
         x = f.tape.flatten(&x)?;
         Ok((self.fc.forward(f, &x)?, aux))
     }

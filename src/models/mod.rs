@@ -57,6 +57,9 @@ pub struct ModelConfig {
     pub transform_input: bool,
     /// Seeds the initial weights (each parameter from its own stream).
     pub seed: u64,
+    /// The dropout probability of every dropout layer (GoogLeNet's, Inception v3's and VGG's
+    /// heads); `None` keeps torchvision's (0.2 and 0.7 in GoogLeNet's aux heads, 0.5).
+    pub dropout: Option<f32>,
     /// ResNets only: the stem's and first stage's channels (torchvision: 64); narrower
     /// ResNets suit small data sets (the demo's lesions).
     pub width: usize,
@@ -69,6 +72,7 @@ impl Default for ModelConfig {
             classes: 1000,
             transform_input: false,
             seed: 0,
+            dropout: None,
             width: 64,
         }
     }

@@ -50,6 +50,7 @@ enum Feature {
 }
 
 pub struct Vgg {
+    dropout: Dropout,
     features: Vec<Feature>,
     classifier: [Linear; 3],
 }
@@ -100,6 +101,9 @@ impl Vgg {
             Linear::new(store, "classifier.6", 4096, config.classes, init, s)?,
         ];
         Ok(Self {
+            dropout: Dropout {
+                p: config.dropout.unwrap_or(0.5),
+            },
             features,
             classifier,
         })
@@ -143,7 +147,7 @@ impl Classifier for Vgg {
         for (i, layer) in self.classifier.iter().enumerate() {
             x = layer.forward(f, &x)?;
             if i < 2 {
-                x = Dropout { p: 0.5 }.forward(f, &f.tape.relu(&x)?)?;
+                x = self.dropout.forward(f, &f.tape.relu(&x)?)?;
             }
         }
         Ok((x, Vec::new()))
