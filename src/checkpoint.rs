@@ -5,14 +5,16 @@
 //! Keys (all strings): `arch`; `classes`; `class_names` (JSON list); `in_channels`;
 //! `resize` ("shorter_side_then_crop" or "whole"); `resize_size`; `input_size`; `mean` and
 //! `std` (JSON lists); `transform_input` ("true" / "false"); `width` (a narrow ResNet's
-//! base width). tools/export_torchvision.py writes
-//! the ImageNet ones; `gradlens train` writes all of them. Missing keys fall back to what the
-//! tensors show (classes, input channels) and to torchvision's ImageNet conventions.
+//! base width). The classes and input channels are always read from the tensors themselves
+//! (`classes` and `in_channels` are written for people reading the file); `input_size`
+//! without `resize` means torchvision's shorter-side resize and centre crop. tools/export_torchvision.py writes
+//! the ImageNet ones; `gradlens train` writes all of them. Missing keys fall back to
+//! torchvision's ImageNet conventions.
 
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::imaging::{Preprocess, Sizing};
+use crate::imaging::{MAX_SIDE, Preprocess, Sizing};
 use crate::models::adapt::classes_in;
 use crate::models::{ARCHS, ModelConfig};
 use crate::weights::WeightsFile;
@@ -59,6 +61,7 @@ impl ModelInfo {
             )));
         }
         let classes = classes_in(&arch, file)
+            .filter(|&classes| classes > 0)
             .ok_or_else(|| fail(format!("no classification head of a {arch} in the file")))?;
         let in_channels = first_conv_channels(file).unwrap_or(3);
         let class_names = match meta.get("class_names") {
@@ -74,19 +77,30 @@ impl ModelInfo {
         }
         let mut preprocess = Preprocess::imagenet(&arch);
         preprocess.channels = in_channels;
-        if let (Some(kind), Some(size)) = (meta.get("resize"), meta.get("input_size")) {
-            let size = size
-                .parse()
-                .map_err(|_| fail(format!("input_size {size:?}")))?;
-            preprocess.sizing = match kind.as_str() {
-                "whole" => Sizing::Whole { size },
-                _ => {
-                    let resize = meta
-                        .get("resize_size")
-                        .and_then(|r| r.parse().ok())
-                        .unwrap_or(size * 8 / 7);
+        let side = |key: &str| -> Result<Option<usize>> {
+            match meta.get(key) {
+                None => Ok(None),
+                Some(text) => match text.parse::<usize>() {
+                    Ok(value) if (1..=MAX_SIDE as usize).contains(&value) => Ok(Some(value)),
+                    _ => Err(fail(format!(
+                        "{key} {text:?} is not a size from 1 to {MAX_SIDE}"
+                    ))),
+                },
+            }
+        };
+        if let Some(size) = side("input_size")? {
+            preprocess.sizing = match meta.get("resize").map(String::as_str) {
+                Some("whole") => Sizing::Whole { size },
+                Some("shorter_side_then_crop") | None => {
+                    let resize = side("resize_size")?.unwrap_or(size * 8 / 7);
+                    if resize < size {
+                        return Err(fail(format!(
+                            "resize_size {resize} is below the crop {size}"
+                        )));
+                    }
                     Sizing::ShorterSideThenCrop { resize, crop: size }
                 }
+                Some(other) => return Err(fail(format!("unknown resize {other:?}"))),
             };
         }
         for (key, target) in [("mean", &mut preprocess.mean), ("std", &mut preprocess.std)] {
@@ -99,10 +113,18 @@ impl ModelInfo {
                     .collect::<Result<_>>()?;
             }
         }
+        let recorded = meta.contains_key("mean") || meta.contains_key("std");
+        if !recorded && in_channels == 1 {
+            // No normalisation recorded for a gray model: gradlens's gray one (ImageNet's
+            // averaged, what `adapt::grayscale_first_conv` assumes).
+            preprocess.mean = vec![crate::models::adapt::GRAY_MEAN];
+            preprocess.std = vec![crate::models::adapt::GRAY_STD];
+        }
         if preprocess.mean.len() != in_channels || preprocess.std.len() != in_channels {
-            // ImageNet's three values for a gray model: gradlens's gray normalisation.
-            preprocess.mean = vec![crate::models::adapt::GRAY_MEAN; in_channels];
-            preprocess.std = vec![crate::models::adapt::GRAY_STD; in_channels];
+            return Err(fail(format!(
+                "mean {:?} and std {:?} for {in_channels} input channels",
+                preprocess.mean, preprocess.std
+            )));
         }
         let transform_input = meta.get("transform_input").is_some_and(|v| v == "true");
         let width = match meta.get("width") {
@@ -153,6 +175,7 @@ impl ModelInfo {
                 "transform_input".to_string(),
                 self.config.transform_input.to_string(),
             ),
+            ("width".to_string(), self.config.width.to_string()),
         ])
     }
 }

@@ -46,8 +46,9 @@ impl From<Vec<usize>> for Shape {
     }
 }
 
-/// A GPU tensor. Cloning shares the buffer (tensors are immutable once computed; kernels write
-/// only into tensors they create or are explicitly handed as outputs).
+/// A GPU tensor. Cloning shares the buffer, as do views from `rows`. Kernels write only into
+/// tensors they create or are explicitly handed as outputs (conv2d_into's destination, the
+/// optimisers' parameters).
 #[derive(Clone)]
 pub struct Tensor {
     gpu: Gpu,
@@ -198,8 +199,7 @@ impl Tensor {
             return Err(Error::invalid(
                 OP,
                 format!(
-                    "rows {start}..{} of a tensor of shape {:?}",
-                    start + count,
+                    "{count} rows from row {start} of a tensor of shape {:?}",
                     self.dims()
                 ),
             ));

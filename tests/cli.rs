@@ -276,7 +276,7 @@ fn train_evaluate_and_explain_an_image_folder() {
         "--batch",
         "16",
         "--augment",
-        "flip",
+        "flip,rotate,crop,intensity",
         "--class-weights",
         "balanced",
     ]);
@@ -327,8 +327,66 @@ fn train_evaluate_and_explain_an_image_folder() {
     let png = image::open(&heat).unwrap();
     assert_eq!((png.width(), png.height()), (32, 32));
 
-    let output = gradlens(&["train", "--data", d, "--out", c, "--augment", "rotate"]);
-    assert!(!output.status.success() && text(&output.stderr).contains("rotate"));
+    let output = gradlens(&["train", "--data", d, "--out", c, "--augment", "shear"]);
+    assert!(!output.status.success() && text(&output.stderr).contains("shear"));
+
+    // Ctrl-C leaves a checkpoint that --resume continues from.
+    let child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args([
+            "train",
+            "--arch",
+            "resnet18",
+            "--width",
+            "8",
+            "--data",
+            d,
+            "--out",
+            c,
+            "--grayscale",
+            "--size",
+            "32",
+            "--epochs",
+            "50",
+            "--batch",
+            "16",
+        ])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("interrupted"),
+        "{stderr}"
+    );
+    let saved = dir.join("lesions.interrupted.safetensors");
+    assert!(saved.exists(), "{stderr}");
+    let output = gradlens(&[
+        "train",
+        "--arch",
+        "resnet18",
+        "--width",
+        "8",
+        "--data",
+        d,
+        "--out",
+        c,
+        "--grayscale",
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--resume",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
 /// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with

@@ -50,7 +50,7 @@ fn center_crop_and_preprocess_follow_torchvision() {
         width: 8,
         data: vec![3.0; 80],
     };
-    let out = preprocess.apply(&constant);
+    let out = preprocess.apply(&constant).unwrap();
     assert_eq!((out.height, out.width), (4, 4));
     assert!(out.data[..16].iter().all(|&v| (v - 1.0).abs() < 1e-6));
     assert!(out.data[16..].iter().all(|&v| (v - 0.25).abs() < 1e-6));

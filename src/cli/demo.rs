@@ -118,6 +118,12 @@ pub fn run(out: &Path) -> Result<()> {
     let positives: Vec<usize> = (0..HELD_OUT)
         .filter(|&i| held_out.labels[i] == 1 && predicted[i] == 1)
         .collect();
+    if positives.is_empty() {
+        return Err(Error::InvalidArgument {
+            op: "demo",
+            message: "the model recognised no held-out lesion: nothing to explain".to_string(),
+        });
+    }
     let pick = |indices: &[usize]| -> Result<Tensor> {
         let images: Vec<f32> = indices
             .iter()

@@ -70,15 +70,15 @@ enum Command {
         /// One input channel (with --weights, the first convolution is adapted from RGB).
         #[arg(long)]
         grayscale: bool,
-        #[arg(long, default_value_t = 224)]
-        size: usize,
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..))]
+        size: u32,
         /// ResNets: the first stage's width (torchvision: 64; narrower for small data).
         #[arg(long, default_value_t = 64)]
         width: usize,
-        #[arg(long, default_value_t = 10)]
-        epochs: usize,
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        epochs: u32,
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
         #[arg(long, default_value_t = 1e-3)]
         lr: f32,
         #[arg(long, value_enum, default_value = "adam")]
@@ -86,9 +86,14 @@ enum Command {
         /// Parameter-name prefixes to keep fixed (repeatable): `--freeze features` etc.
         #[arg(long)]
         freeze: Vec<String>,
-        /// Augmentations, comma-separated: flip (random left-right and up-down flips).
-        #[arg(long, value_delimiter = ',')]
-        augment: Vec<String>,
+        /// Augmentations, comma-separated: flip, rotate (quarter turns), crop (shifts of up
+        /// to 1/8 of the side, borders mirrored), intensity (contrast and brightness ±10%).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        augment: Vec<train::Augmentation>,
+        /// Continue from a checkpoint (Ctrl-C leaves one: <out stem>.interrupted.safetensors).
+        /// The optimiser's moments start afresh.
+        #[arg(long)]
+        resume: Option<PathBuf>,
         /// `balanced`: weight the loss by inverse class frequency.
         #[arg(long)]
         class_weights: Option<String>,
@@ -215,16 +220,11 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             optimizer,
             freeze,
             augment,
+            resume,
             class_weights,
             val_split,
             seed,
         } => {
-            if let Some(unknown) = augment.iter().find(|a| a.as_str() != "flip") {
-                return Err(gradlens::Error::InvalidArgument {
-                    op: "--augment",
-                    message: format!("{unknown:?} is not supported; flip is"),
-                });
-            }
             let balanced = match class_weights.as_deref() {
                 None => false,
                 Some("balanced") => true,
@@ -241,14 +241,15 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                 out,
                 weights,
                 grayscale,
-                size,
+                size: size as usize,
                 width,
-                epochs,
-                batch,
+                epochs: epochs as usize,
+                batch: batch as usize,
                 lr,
                 optimizer,
                 freeze,
-                augment_flip: augment.iter().any(|a| a == "flip"),
+                augment,
+                resume,
                 balanced,
                 val_split,
                 seed,

@@ -33,8 +33,8 @@ pub fn images(gpu: &Gpu, info: &ModelInfo, paths: &[PathBuf]) -> Result<(Tensor,
     let mut sized = Vec::new();
     for path in paths {
         let image = imaging::load(path, preprocess.channels)?;
-        batch.extend(preprocess.apply(&image).data);
-        sized.push(preprocess.sized(&image));
+        batch.extend(preprocess.apply(&image)?.data);
+        sized.push(preprocess.sized(&image)?);
     }
     let size = preprocess.input_size();
     let tensor = Tensor::from_slice(gpu, [paths.len(), preprocess.channels, size, size], &batch)?;

@@ -20,8 +20,8 @@ pub struct Request<'a> {
     pub input: &'a Path,
     pub out: &'a Path,
     pub grad_class: Option<usize>,
-    /// None: torchvision's choice with its pretrained weights (on for googlenet and
-    /// inception_v3).
+    /// None: what the weights file records, else torchvision's choice with its pretrained
+    /// weights (on for googlenet and inception_v3).
     pub transform_input: Option<bool>,
 }
 
@@ -43,9 +43,14 @@ pub fn run(request: &Request) -> Result<()> {
     let gpu = Gpu::new()?;
     let file = WeightsFile::open(request.weights)?;
     let mut info = ModelInfo::from_file(&file, Some(request.arch))?;
-    info.config.transform_input = request
-        .transform_input
-        .unwrap_or(matches!(request.arch, "googlenet" | "inception_v3"));
+    // The flag, else what the file records, else torchvision's choice for its pretrained
+    // weights.
+    let recorded = file.metadata().contains_key("transform_input");
+    info.config.transform_input = request.transform_input.unwrap_or(if recorded {
+        info.config.transform_input
+    } else {
+        matches!(request.arch, "googlenet" | "inception_v3") && info.config.in_channels == 3
+    });
     let mut store = ParamStore::new(&gpu);
     let model = build(&info.arch, &mut store, &info.config)?;
     file.load_into(&mut store, model.optional_prefixes())?;

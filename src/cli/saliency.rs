@@ -37,6 +37,22 @@ pub struct Request<'a> {
 }
 
 pub fn run(request: &Request) -> Result<()> {
+    // Several images write <stem>.png into one folder: two with one stem would overwrite.
+    let mut stems = std::collections::HashSet::new();
+    for path in request.images {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_os_string())
+            .unwrap_or_default();
+        if request.images.len() > 1 && !stems.insert(stem) {
+            return Err(Error::Image {
+                path: path.display().to_string(),
+                message:
+                    "another image has the same file name; their maps would overwrite each other"
+                        .to_string(),
+            });
+        }
+    }
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, request.weights, request.arch)?;
     let (batch, sized) = model::images(&gpu, &loaded.info, request.images)?;

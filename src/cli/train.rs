@@ -4,6 +4,8 @@
 //! accuracy.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::ValueEnum;
@@ -19,6 +21,18 @@ use gradlens::train::metrics::{Metrics, metrics};
 use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, Sgd, augment};
 use gradlens::weights::{self, WeightsFile};
 use gradlens::{Error, Gpu, Result, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Augmentation {
+    /// Random left-right and up-down flips.
+    Flip,
+    /// Random quarter turns (square images).
+    Rotate,
+    /// Random shifts of up to an eighth of the side, borders mirrored.
+    Crop,
+    /// Contrast and brightness within ±10%.
+    Intensity,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerKind {
@@ -40,7 +54,9 @@ pub struct Request {
     pub lr: f32,
     pub optimizer: OptimizerKind,
     pub freeze: Vec<String>,
-    pub augment_flip: bool,
+    pub augment: Vec<Augmentation>,
+    /// A checkpoint to continue from (an interrupted run's, or any of this data's).
+    pub resume: Option<PathBuf>,
     pub balanced: bool,
     pub val_split: f64,
     pub seed: u64,
@@ -72,7 +88,12 @@ pub fn run(request: &Request) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
+    // GoogLeNet's and Inception v3's pretrained weights expect transform_input (as torchvision
+    // sets it when loading them) on RGB input; made gray, their normalisation is (0.5, 0.5).
+    let remaps_input =
+        request.weights.is_some() && matches!(request.arch.as_str(), "googlenet" | "inception_v3");
     let config = ModelConfig {
+        transform_input: remaps_input && channels == 3,
         in_channels: channels,
         classes,
         width: request.width,
@@ -81,14 +102,29 @@ pub fn run(request: &Request) -> Result<()> {
     };
     let mut store = ParamStore::new(&gpu);
     let model = build(&request.arch, &mut store, &config)?;
-    // Pretrained weights keep the normalisation they were trained with; from scratch, the
-    // training set's own.
-    let (mean, std) = match &request.weights {
-        Some(path) => {
+    // Pretrained weights keep the normalisation they were trained with; a resumed run its
+    // checkpoint's; from scratch, the training set's own.
+    let (mean, std) = match (&request.weights, &request.resume) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "--weights and --resume exclude each other".to_string(),
+            ));
+        }
+        (None, Some(path)) => {
+            let file = WeightsFile::open(path)?;
+            let resumed = ModelInfo::from_file(&file, Some(&request.arch))?;
+            file.load_into(&mut store, model.optional_prefixes())?;
+            (resumed.preprocess.mean, resumed.preprocess.std)
+        }
+        (Some(path), None) => {
             let mut file = WeightsFile::open(path)?;
             adapt::drop_head(&request.arch, &mut file);
             if request.grayscale {
-                adapt::grayscale_first_conv(&request.arch, &mut file, IMAGENET_MEAN, IMAGENET_STD)?;
+                let (mean, std) = match remaps_input {
+                    true => ([0.5; 3], [0.5; 3]),
+                    false => (IMAGENET_MEAN, IMAGENET_STD),
+                };
+                adapt::grayscale_first_conv(&request.arch, &mut file, mean, std)?;
             }
             let mut optional = model.optional_prefixes().to_vec();
             optional.extend(adapt::head_prefixes(&request.arch));
@@ -98,7 +134,7 @@ pub fn run(request: &Request) -> Result<()> {
                 false => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
             }
         }
-        None => channel_statistics(&train_images, channels),
+        (None, None) => channel_statistics(&train_images, channels),
     };
     for prefix in &request.freeze {
         store.freeze(prefix)?;
@@ -140,6 +176,10 @@ pub fn run(request: &Request) -> Result<()> {
         },
     };
     let mut rng = SplitMix64::new(request.seed);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| invalid(format!("cannot watch for Ctrl-C: {e}")))?;
     let mut best: Option<f64> = None;
     let size = request.size;
     let started = Instant::now();
@@ -155,8 +195,13 @@ pub fn run(request: &Request) -> Result<()> {
                 .flat_map(|&i| normalise(&train_images[i]))
                 .collect();
             let dims = [indices.len(), channels, size, size];
-            if request.augment_flip {
-                data = augment::flip(&data, dims, rng.uniform() < 0.5, rng.uniform() < 0.5);
+            for augmentation in &request.augment {
+                data = match augmentation {
+                    Augmentation::Flip => augment::random_flips(&data, dims, &mut rng),
+                    Augmentation::Rotate => augment::random_quarter_turns(&data, dims, &mut rng),
+                    Augmentation::Crop => augment::random_shift(&data, dims, &mut rng),
+                    Augmentation::Intensity => augment::random_intensity(&data, dims, &mut rng),
+                };
             }
             let labels: Vec<usize> = indices.iter().map(|&i| train.labels[i]).collect();
             let tape = Tape::new();
@@ -168,6 +213,16 @@ pub fn run(request: &Request) -> Result<()> {
             loss_sum += loss.tensor().to_vec()?[0];
             let grads = tape.backward(&loss, None)?;
             optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
+            if interrupted.load(Ordering::SeqCst) {
+                eprintln!();
+                let path = interrupted_path(&request.out);
+                weights::save(&store, &path, &info.metadata())?;
+                return Err(invalid(format!(
+                    "interrupted in epoch {}; the weights are in {}: continue with --resume {0}",
+                    epoch + 1,
+                    path.display()
+                )));
+            }
             let done = epoch * steps_per_epoch + step + 1;
             let elapsed = started.elapsed().as_secs_f64();
             eprint!(
@@ -207,6 +262,14 @@ pub fn run(request: &Request) -> Result<()> {
     Ok(())
 }
 
+/// `<out stem>.interrupted.safetensors` beside `out`.
+fn interrupted_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or("checkpoint".into(), |s| s.to_string_lossy().into_owned());
+    out.with_file_name(format!("{stem}.interrupted.safetensors"))
+}
+
 /// Decodes and sizes every image (not normalised).
 pub fn decode(samples: &Samples, channels: usize, sizing: &Sizing) -> Result<Vec<Planes>> {
     let preprocess = Preprocess {
@@ -218,7 +281,7 @@ pub fn decode(samples: &Samples, channels: usize, sizing: &Sizing) -> Result<Vec
     samples
         .paths
         .iter()
-        .map(|path| Ok(preprocess.sized(&imaging::load(path, channels)?)))
+        .map(|path| preprocess.sized(&imaging::load(path, channels)?))
         .collect()
 }
 

@@ -110,9 +110,11 @@ impl Preprocess {
         }
     }
 
-    /// Sized, not yet normalised planes (what an overlay is drawn on).
-    pub fn sized(&self, image: &Planes) -> Planes {
-        match self.sizing {
+    /// Sized, not yet normalised planes (what an overlay is drawn on). An image so elongated
+    /// that its shorter-side resize would exceed MAX_SIDE along the other side is refused (a
+    /// 1 × 16384 image would otherwise become 256 × 4 million pixels).
+    pub fn sized(&self, image: &Planes) -> Result<Planes> {
+        Ok(match self.sizing {
             Sizing::ShorterSideThenCrop { resize: side, crop } => {
                 let (h, w) = (image.height, image.width);
                 let (new_h, new_w) = if h <= w {
@@ -120,20 +122,29 @@ impl Preprocess {
                 } else {
                     ((side as f64 * h as f64 / w as f64) as usize, side)
                 };
+                if new_h.max(new_w) > MAX_SIDE as usize {
+                    return Err(Error::InvalidArgument {
+                        op: "resize",
+                        message: format!(
+                            "a {h}×{w} image resized to a shorter side of {side} would be \
+                             {new_h}×{new_w}, beyond {MAX_SIDE} pixels"
+                        ),
+                    });
+                }
                 center_crop(&resize(image, new_h.max(1), new_w.max(1)), crop, crop)
             }
             Sizing::Whole { size } => resize(image, size, size),
-        }
+        })
     }
 
     /// Sized and normalised: (x − mean_c) / std_c.
-    pub fn apply(&self, image: &Planes) -> Planes {
-        let mut sized = self.sized(image);
+    pub fn apply(&self, image: &Planes) -> Result<Planes> {
+        let mut sized = self.sized(image)?;
         let plane = sized.height * sized.width;
         for (i, value) in sized.data.iter_mut().enumerate() {
             let c = i / plane;
             *value = (*value - self.mean[c]) / self.std[c];
         }
-        sized
+        Ok(sized)
     }
 }

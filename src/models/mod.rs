@@ -137,13 +137,20 @@ pub fn build(
     Ok(match arch {
         "googlenet" => Box::new(GoogLeNet::new(store, config)?),
         "inception_v3" => Box::new(InceptionV3::new(store, config)?),
-        _ if resnet::resnet_config(arch).is_some() => Box::new(ResNet::new(
+        _ if resnet::resnet_config(arch).is_some() => Box::new(ResNet::with_width(
             store,
             arch,
             config.in_channels,
             config.classes,
+            config.width,
             config.seed,
         )?),
+        _ if config.width != 64 => {
+            return Err(Error::invalid(
+                "build",
+                format!("width {} is for ResNets only, not {arch}", config.width),
+            ));
+        }
         _ if densenet::densenet_config(arch).is_some() => {
             Box::new(DenseNet::new(store, arch, config)?)
         }
