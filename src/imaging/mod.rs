@@ -26,7 +26,7 @@ pub struct Planes {
 /// before allocating anything.
 pub const MAX_SIDE: u32 = 16384;
 
-/// Decodes a PNG or JPEG into `channels` (1: luma; 3: RGB; alpha dropped) planes in [0, 1].
+/// Decodes a PNG or JPEG into `channels` (1: gray; 3: RGB; alpha dropped) planes in [0, 1].
 pub fn load(path: &Path, channels: usize) -> Result<Planes> {
     let shown = path.display().to_string();
     let fail = |message: String| Error::Image {
@@ -49,9 +49,15 @@ pub fn load(path: &Path, channels: usize) -> Result<Planes> {
     if width == 0 || height == 0 {
         return Err(fail(format!("the image is {width}×{height}")));
     }
+    let rgb = decoded.to_rgb32f().into_raw();
+    // Gray as PIL's convert("L") and torchvision's Grayscale compute it (ITU-R 601 weights; the
+    // image crate's luma uses 709's).
     let interleaved: Vec<f32> = match channels {
-        1 => decoded.to_luma32f().into_raw(),
-        3 => decoded.to_rgb32f().into_raw(),
+        1 => rgb
+            .chunks_exact(3)
+            .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
+            .collect(),
+        3 => rgb,
         _ => return Err(fail(format!("{channels} channels requested; 1 or 3"))),
     };
     let plane = width * height;

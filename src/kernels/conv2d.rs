@@ -22,8 +22,9 @@ const IM2COL_MAX_BYTES: u64 = 64 << 20;
 /// How a convolution is computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// GEMM where it applies (no groups; a 1×1 kernel or an im2col buffer within bounds),
-    /// else implicit GEMM.
+    /// Per pass: GEMM where it applies (no groups; a 1×1 kernel or an im2col buffer, and for
+    /// the weight gradient the per-sample products, within bounds) and its matmul's reduced and
+    /// column dimensions are multiples of 4; else implicit GEMM. See `resolve`.
     #[default]
     Auto,
     /// One invocation per output value: the simplest correct kernels.

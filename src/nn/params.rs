@@ -130,11 +130,14 @@ impl ParamStore {
 
     /// Replaces the values of a parameter or buffer (loading weights); the shape must match.
     pub fn set(&mut self, name: &str, tensor: Tensor) -> Result<()> {
+        if self.get(name).is_none() {
+            return Err(self.absent(name, "parameter or buffer"));
+        }
         let slot = self
             .parameters
             .get_mut(name)
             .or_else(|| self.buffers.get_mut(name))
-            .ok_or_else(|| self_absent_for_set(name))?;
+            .expect("checked above");
         if slot.dims() != tensor.dims() {
             return Err(Error::invalid(
                 "ParamStore::set",
@@ -217,8 +220,4 @@ impl ParamStore {
             .filter(|(_, _, parameter)| *parameter)
             .map(|(name, _, _)| name)
     }
-}
-
-fn self_absent_for_set(name: &str) -> Error {
-    Error::invalid("ParamStore::set", format!("no tensor named {name}"))
 }
