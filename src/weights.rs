@@ -157,11 +157,6 @@ impl WeightsFile {
 /// BatchNorm so that torchvision's strict `load_state_dict` accepts the file. Written to a
 /// temporary file first and renamed: a failed save leaves no partial file.
 pub fn save(store: &ParamStore, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
-    let shown = path.display().to_string();
-    let fail = |message: String| Error::Weights {
-        path: shown.clone(),
-        message,
-    };
     let mut host: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
     for (name, tensor) in store.parameters().chain(store.buffers()) {
         let bytes = bytemuck::cast_slice(&tensor.to_vec()?).to_vec();
@@ -175,6 +170,36 @@ pub fn save(store: &ParamStore, path: &Path, metadata: &HashMap<String, String>)
             ));
         }
     }
+    write_safetensors(path, &host, metadata)
+}
+
+/// Writes f32 tensors (name, shape, values) with `metadata`, as `save` does: the raw outputs
+/// of `gradlens run` and `gradlens saliency`.
+pub fn save_f32(
+    path: &Path,
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    let host: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = tensors
+        .iter()
+        .map(|&(name, dims, values)| {
+            let bytes = bytemuck::cast_slice(values).to_vec();
+            (name.to_string(), dims.to_vec(), bytes, Dtype::F32)
+        })
+        .collect();
+    write_safetensors(path, &host, metadata)
+}
+
+/// Encodes (name, shape, bytes, dtype) tensors and writes them with `write_atomically`.
+fn write_safetensors(
+    path: &Path,
+    host: &[(String, Vec<usize>, Vec<u8>, Dtype)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    let fail = |message: String| Error::Weights {
+        path: path.display().to_string(),
+        message,
+    };
     let views: Vec<(String, TensorView)> = host
         .iter()
         .map(|(name, dims, bytes, dtype)| {
@@ -185,19 +210,20 @@ pub fn save(store: &ParamStore, path: &Path, metadata: &HashMap<String, String>)
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, Some(metadata.clone()))
         .map_err(|error| fail(format!("cannot encode: {error}")))?;
-    let partial = partial_path(path);
-    std::fs::write(&partial, bytes).map_err(|error| fail(format!("cannot write: {error}")))?;
-    std::fs::rename(&partial, path).map_err(|error| {
-        let _ = std::fs::remove_file(&partial);
-        fail(format!("cannot write: {error}"))
-    })
+    write_atomically(path, &bytes).map_err(|error| fail(format!("cannot write: {error}")))
 }
 
-/// `<file name>.partial` beside `path`: where a file is written before it is renamed into place.
-pub fn partial_path(path: &Path) -> std::path::PathBuf {
+/// Writes `bytes` to `<file name>.partial` beside `path` and renames it into place: a failed
+/// write leaves no partial output behind.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
-    path.with_file_name(name)
+    let partial = path.with_file_name(name);
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })
 }
 
 fn to_f32(view: &TensorView) -> Option<Vec<f32>> {

@@ -223,7 +223,7 @@ fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
         );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
-    assert!(!unwritable.with_extension("partial.png").exists());
+    assert!(!unwritable.with_file_name("heat.png.partial").exists());
 }
 
 /// train → evaluate → saliency on generated PNG files in an ImageFolder tree.

@@ -10,9 +10,8 @@ use gradlens::autograd::Tape;
 use gradlens::checkpoint::ModelInfo;
 use gradlens::models::build;
 use gradlens::nn::{Forward, Mode, ParamStore};
-use gradlens::weights::{WeightsFile, partial_path};
+use gradlens::weights::{self, WeightsFile};
 use gradlens::{Error, Gpu, Result, Tensor};
-use safetensors::tensor::{Dtype, TensorView};
 
 pub struct Request<'a> {
     pub arch: &'a str,
@@ -91,29 +90,10 @@ pub fn run(request: &Request) -> Result<()> {
 }
 
 fn write(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], arch: &str) -> Result<()> {
-    let fail = |message: String| Error::Weights {
-        path: path.display().to_string(),
-        message,
-    };
-    let bytes: Vec<Vec<u8>> = tensors
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
         .iter()
-        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .map(|(name, dims, values)| (*name, dims.as_slice(), values.as_slice()))
         .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, dims, _), bytes)| {
-            TensorView::new(Dtype::F32, dims.clone(), bytes)
-                .map(|view| (name.to_string(), view))
-                .map_err(|e| fail(e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let metadata = HashMap::from([("arch".to_string(), arch.to_string())]);
-    let encoded = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
-    let partial = partial_path(path);
-    std::fs::write(&partial, encoded).map_err(|e| fail(format!("cannot write: {e}")))?;
-    std::fs::rename(&partial, path).map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        fail(format!("cannot write: {e}"))
-    })
+    weights::save_f32(path, &views, &metadata)
 }

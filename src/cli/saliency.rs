@@ -11,7 +11,6 @@ use gradlens::saliency::{
     to_maps,
 };
 use gradlens::{Error, Gpu, Result, Tensor};
-use safetensors::tensor::{Dtype, TensorView};
 
 use super::model;
 
@@ -184,23 +183,10 @@ fn write_map(
     method: Method,
     class: &str,
 ) -> Result<()> {
-    let fail = |message: String| Error::Weights {
-        path: path.display().to_string(),
-        message,
-    };
-    let bytes: Vec<u8> = map.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = TensorView::new(Dtype::F32, vec![h, w], &bytes).map_err(|e| fail(e.to_string()))?;
     let metadata = HashMap::from([
         ("arch".to_string(), arch.to_string()),
         ("method".to_string(), format!("{method:?}")),
         ("class".to_string(), class.to_string()),
     ]);
-    let encoded = safetensors::serialize([("saliency", view)], Some(metadata))
-        .map_err(|e| fail(e.to_string()))?;
-    let partial = gradlens::weights::partial_path(path);
-    std::fs::write(&partial, encoded).map_err(|e| fail(format!("cannot write: {e}")))?;
-    std::fs::rename(&partial, path).map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        fail(format!("cannot write: {e}"))
-    })
+    gradlens::weights::save_f32(path, &[("saliency", &[h, w], map)], &metadata)
 }

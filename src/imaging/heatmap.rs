@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use image::ImageEncoder;
+
 use super::Planes;
 use crate::error::{Error, Result};
 
@@ -84,22 +86,18 @@ pub fn overlay(image: &Planes, map: &[f32], colormap: Colormap, opacity: f32) ->
 /// Writes RGB8 pixels as a PNG, through a temporary file renamed into place: a failed write
 /// leaves nothing behind.
 pub fn write_png(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<()> {
-    let shown = path.display().to_string();
     let fail = |message: String| Error::Image {
-        path: shown.clone(),
+        path: path.display().to_string(),
         message,
     };
-    let partial = path.with_extension("partial.png");
-    image::save_buffer(
-        &partial,
-        rgb,
-        width as u32,
-        height as u32,
-        image::ExtendedColorType::Rgb8,
-    )
-    .map_err(|e| fail(format!("cannot write: {e}")))?;
-    std::fs::rename(&partial, path).map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        fail(format!("cannot write: {e}"))
-    })
+    let mut encoded = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut encoded)
+        .write_image(
+            rgb,
+            width as u32,
+            height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| fail(format!("cannot encode: {e}")))?;
+    crate::weights::write_atomically(path, &encoded).map_err(|e| fail(format!("cannot write: {e}")))
 }

@@ -126,12 +126,7 @@ pub(crate) fn backward_weight(
     let mut params = params(OP, shapes, conv)?;
     params.chunk = as_u32(OP, "chunk", chunk)?;
     let storage = [(1, x_range), (4, g_range), (5, out_range)];
-    let kernel = Kernel::new(
-        Shader::Conv2dImplicitGemm,
-        "conv2d_backward_weight_implicit",
-    )
-    .with_override("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))
-    .with_override("CHANNEL_TILE", f64::from(CHANNEL_TILE));
+    let kernel = kernel("conv2d_backward_weight_implicit");
     let max = gpu.max_workgroups_per_dimension() as usize;
     let workgroups = [
         tap_quads.div_ceil(WORKGROUP_SIZE as usize),
@@ -187,13 +182,17 @@ fn dispatch(
             format!("{groups}×{y} workgroups exceed the adapter's {max} per dimension"),
         ));
     }
-    let kernel = Kernel::new(Shader::Conv2dImplicitGemm, entry)
-        .with_override("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))
-        .with_override("CHANNEL_TILE", f64::from(CHANNEL_TILE));
     gpu.dispatch(
-        &kernel,
+        &kernel(entry),
         params,
         storage,
         [x_count as u32, y as u32, z_count as u32],
     )
+}
+
+/// An entry point of conv2d_implicit_gemm.wgsl with this file's tile and workgroup sizes.
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel::new(Shader::Conv2dImplicitGemm, entry)
+        .with_override("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))
+        .with_override("CHANNEL_TILE", f64::from(CHANNEL_TILE))
 }

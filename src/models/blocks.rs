@@ -1,5 +1,6 @@
 //! Pieces several architectures share.
 
+use super::adapt::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
@@ -84,9 +85,7 @@ impl BasicConv2d {
 /// ImageNet's mean and std is remapped to the [-1, 1] normalisation (mean 0.5, std 0.5) their
 /// original weights were trained with: x_c · (std_c / 0.5) + (mean_c − 0.5) / 0.5.
 pub fn transform_input(f: &Forward, x: &Var) -> Result<Var> {
-    const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-    const STD: [f32; 3] = [0.229, 0.224, 0.225];
-    let scale = STD.map(|s| s / 0.5);
-    let shift = MEAN.map(|m| (m - 0.5) / 0.5);
+    let scale = IMAGENET_STD.map(|s| s / 0.5);
+    let shift = IMAGENET_MEAN.map(|m| (m - 0.5) / 0.5);
     f.tape.channel_affine(x, &scale, &shift)
 }

@@ -82,12 +82,7 @@ pub fn grad_cam(
 pub(crate) fn upsample_bilinear(maps: &Attribution, height: usize, width: usize) -> Attribution {
     let (n, h, w) = (maps.dims[0], maps.dims[1], maps.dims[2]);
     let mut out = vec![0.0f32; n * height * width];
-    let source = |o: usize, scale: f64, size: usize| -> (usize, usize, f32) {
-        let s = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
-        let i0 = (s.floor() as usize).min(size - 1);
-        let i1 = (i0 + 1).min(size - 1);
-        (i0, i1, (s - i0 as f64) as f32)
-    };
+    let source = bilinear_source;
     let (sy, sx) = (h as f64 / height as f64, w as f64 / width as f64);
     for b in 0..n {
         let map = &maps.data[b * h * w..(b + 1) * h * w];
@@ -105,4 +100,13 @@ pub(crate) fn upsample_bilinear(maps: &Attribution, height: usize, width: usize)
         dims: vec![n, height, width],
         data: out,
     }
+}
+
+/// For output index `o` of an axis resized by `scale` (input / output length) from `size`
+/// inputs: the two input indices it interpolates between and the second one's weight, at
+/// pixel centres (align_corners = false). Shared by the upsampling and its adjoint.
+pub(crate) fn bilinear_source(o: usize, scale: f64, size: usize) -> (usize, usize, f32) {
+    let s = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+    let i0 = (s.floor() as usize).min(size - 1);
+    (i0, (i0 + 1).min(size - 1), (s - i0 as f64) as f32)
 }

@@ -7,7 +7,7 @@
 //! comes from the tape (∂score/∂Φ, batched over the images); the mask's own arithmetic — a few
 //! hundred values per image — runs on the host.
 
-use super::gradcam::upsample_bilinear;
+use super::gradcam::{bilinear_source, upsample_bilinear};
 use super::{Attribution, Explained, Score, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
@@ -302,11 +302,7 @@ fn upsample_bilinear_adjoint(
     [height, width]: [usize; 2],
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; n * h * w];
-    let source = |o: usize, scale: f64, size: usize| -> (usize, usize, f32) {
-        let s = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
-        let i0 = (s.floor() as usize).min(size - 1);
-        (i0, (i0 + 1).min(size - 1), (s - i0 as f64) as f32)
-    };
+    let source = bilinear_source;
     let (sy, sx) = (h as f64 / height as f64, w as f64 / width as f64);
     for b in 0..n {
         for y in 0..height {
