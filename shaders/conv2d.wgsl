@@ -13,6 +13,9 @@
 //   im2col:                        cols[n, k, p] = the input value tap k = (ci, kh, kw) reads
 //                                  for output position p = (oh, ow), 0 in the padding; the
 //                                  GEMM path multiplies weight [C_out, K] by cols[n] [K, OH·OW]
+//   im2row:                        rows[n, p, k]: im2col's values, transposed per sample; the
+//                                  weight gradient is grad_out as [C_out, N·OH·OW] times rows
+//                                  as [N·OH·OW, K], one GEMM over every sample
 //   col2im:                        grad_x[n, ci, ih, iw] = sum of grad_cols[n, k, p] over the
 //                                  taps k = (ci, kh, kw) and positions p that read (ih, iw): the
 //                                  backward of im2col, after grad_cols = weightᵀ · grad_out[n]
@@ -203,6 +206,31 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
     let p = index % positions;
     let k = (index / positions) % k_count;
+    let n = index / (positions * k_count);
+    let ci = k / taps;
+    let kh = (k % taps) / params.kernel_w;
+    let kw = k % params.kernel_w;
+    let ih = input_coordinate(p / params.out_w, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
+    let iw = input_coordinate(p % params.out_w, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
+    var value = 0.0;
+    if ih >= 0 && iw >= 0 {
+        value = x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
+    }
+    out[index] = value;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let index = linear_id(wid, groups, lid);
+    let positions = params.out_h * params.out_w;
+    let taps = params.kernel_h * params.kernel_w;
+    let k_count = params.in_channels * taps;
+    if index >= params.batch * k_count * positions {
+        return;
+    }
+    let k = index % k_count;
+    let p = (index / k_count) % positions;
     let n = index / (positions * k_count);
     let ci = k / taps;
     let kh = (k % taps) / params.kernel_w;

@@ -1,6 +1,7 @@
-// transpose.wgsl — swaps the last two axes of a batch of matrices:
-//   out[b, c, r] = x[b, r, c]   for x [batch, rows, cols], out [batch, cols, rows].
-// Used to hand transposed operands to the matmul kernels that need untransposed ones.
+// transpose.wgsl — axis swaps that hand matmul kernels their operands untransposed:
+//   transpose:         out[b, c, r] = x[b, r, c]   for x [batch, rows, cols] → [batch, cols, rows]
+//   swap_leading_axes: out[r, b, c] = x[b, r, c]   for x [batch, rows, cols] → [rows, batch, cols]
+//                      (contiguous runs of `cols`: the weight gradient's [N, C, P] → [C, N, P])
 //
 // Dispatch: one invocation per element of out, WORKGROUP_SIZE per workgroup, folded into a 2-D
 // grid (linear id = wid.y · nx + wid.x); consecutive invocations write consecutive elements.
@@ -31,4 +32,18 @@ fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
     let c = (i % matrix) / params.rows;
     let r = i % params.rows;
     out[i] = x[b * matrix + r * params.cols + c];
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn swap_leading_axes(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    if i >= params.batch * params.rows * params.cols {
+        return;
+    }
+    let c = i % params.cols;
+    let b = (i / params.cols) % params.batch;
+    let r = i / (params.cols * params.batch);
+    out[i] = x[(b * params.rows + r) * params.cols + c];
 }

@@ -56,6 +56,10 @@ pub enum Error {
     #[error("{path}: {message}")]
     Image { path: String, message: String },
 
+    /// Any other file gradlens writes (traces, reports).
+    #[error("{path}: {message}")]
+    Output { path: String, message: String },
+
     #[error("reading back {what} from the GPU failed: {message}")]
     Readback { what: String, message: String },
 }

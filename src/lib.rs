@@ -13,6 +13,7 @@ pub mod imaging;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod profiling;
 pub mod reference;
 pub mod saliency;
 pub mod shaders;

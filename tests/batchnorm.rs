@@ -9,13 +9,16 @@ use gradlens::reference::batchnorm::{self as reference, Geometry};
 use gradlens::reference::gradcheck;
 use gradlens::{Error, Tensor};
 
-/// Batch 1 and 3, channel counts not multiples of 4, odd planes, one long reduction.
+/// Batch 1 and 3, channel counts not multiples of 4, odd planes, one long reduction; channels
+/// of 200 and 512 values (the per-channel reductions' 64- and 128-wide workgroups).
 const SHAPES: &[[usize; 4]] = &[
     [1, 3, 5, 7],
     [3, 5, 4, 4],
     [2, 64, 7, 7],
     [1, 2, 1, 2],
     [4, 3, 31, 33],
+    [2, 6, 10, 10],
+    [2, 4, 16, 16],
 ];
 
 fn geometry(dims: [usize; 4]) -> Geometry {

@@ -9,7 +9,7 @@ use gradlens::reference::conv2d as reference;
 use gradlens::reference::gradcheck;
 use gradlens::{Error, Tensor};
 
-/// (input, weight, geometry): batch 1 and 3, channels not multiples of 4, odd sizes,
+/// (input, weight, geometry): batch 1 to 3, channels not multiples of 4, odd sizes,
 /// non-square kernels (Inception v3's 1×7, 7×1, 3×1), stride larger than the kernel, padding
 /// up to half the kernel, outputs of size 1, dilation 2, groups 2, and ResNet's 7×7/2 stem.
 fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
@@ -46,6 +46,10 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
             Conv2d::default().stride(2).padding(3),
         ),
         ([1, 16, 7, 7], [24, 16, 1, 1], Conv2d::default()),
+        // Batches whose GEMMs are vec4-aligned (the subgroup kernel's condition), 3×3 and 1×1:
+        // the weight gradient's one product over N·OH·OW.
+        ([2, 8, 6, 6], [8, 8, 3, 3], Conv2d::default().padding(1)),
+        ([3, 8, 4, 4], [12, 8, 1, 1], Conv2d::default()),
         // More channels per group than one implicit-GEMM tile, and a weight-gradient sum long
         // enough to be split into chunks.
         (

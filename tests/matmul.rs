@@ -372,3 +372,28 @@ fn transpose_swaps_the_last_two_axes() {
     let rank4 = Tensor::zeros(gpu(), [1, 1, 2, 2]).unwrap();
     assert!(transpose(&rank4).is_err());
 }
+
+#[test]
+fn swap_leading_axes_moves_contiguous_runs() {
+    use gradlens::kernels::transpose::swap_leading_axes;
+    let mut rng = Rng::new(17);
+    for (batch, rows, cols) in [(1, 1, 1), (2, 3, 7), (3, 5, 16), (4, 1, 9)] {
+        let data = rng.vec(batch * rows * cols);
+        let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
+        let got = swap_leading_axes(&t).unwrap();
+        assert_eq!(got.dims(), &[rows, batch, cols]);
+        let got = got.to_vec().unwrap();
+        for b in 0..batch {
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        got[(r * batch + b) * cols + c],
+                        data[(b * rows + r) * cols + c]
+                    );
+                }
+            }
+        }
+    }
+    let rank2 = Tensor::zeros(gpu(), [2, 2]).unwrap();
+    assert!(swap_leading_axes(&rank2).is_err());
+}

@@ -15,8 +15,10 @@ mod ops;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::gpu::Phase;
 use crate::kernels::elementwise;
 use crate::tensor::Tensor;
 
@@ -32,6 +34,9 @@ struct Node {
     inputs: Vec<usize>,
     /// `None` for leaves (inputs, parameters): their gradient is a result.
     backward: Option<BackwardRule>,
+    /// The layer scope the op was recorded in (only while profiling): its backward kernels are
+    /// charged to the same layer.
+    scope: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -164,7 +169,7 @@ impl Tape {
 
     /// A leaf whose gradient is wanted (the input image, for saliency); a constant under no-grad.
     pub fn input(&self, tensor: Tensor) -> Var {
-        let node = self.push(Vec::new(), None);
+        let node = self.push(Vec::new(), None, None);
         Var { tensor, node }
     }
 
@@ -195,6 +200,9 @@ impl Tape {
         inputs: &[&Var],
         backward: impl FnOnce(&Tensor) -> Result<InputGrads> + 'static,
     ) -> Var {
+        if let Some(first) = inputs.first() {
+            output.gpu().note_shapes(first.dims(), output.dims());
+        }
         if !inputs.iter().any(|var| var.requires_grad()) {
             return Var::constant(output);
         }
@@ -204,17 +212,27 @@ impl Tape {
             .iter()
             .map(|var| var.node.unwrap_or(usize::MAX))
             .collect();
-        let node = self.push(inputs, Some(Box::new(backward)));
+        let scope = output.gpu().current_scope();
+        let node = self.push(inputs, Some(Box::new(backward)), scope);
         Var {
             tensor: output,
             node,
         }
     }
 
-    fn push(&self, inputs: Vec<usize>, backward: Option<BackwardRule>) -> Option<usize> {
+    fn push(
+        &self,
+        inputs: Vec<usize>,
+        backward: Option<BackwardRule>,
+        scope: Option<Arc<str>>,
+    ) -> Option<usize> {
         let recording = self.recording.as_ref()?;
         let mut recording = recording.borrow_mut();
-        recording.nodes.push(Node { inputs, backward });
+        recording.nodes.push(Node {
+            inputs,
+            backward,
+            scope,
+        });
         Some(recording.nodes.len() - 1)
     }
 
@@ -271,6 +289,8 @@ impl Tape {
         let mut pending: Vec<Option<Tensor>> = (0..nodes.len()).map(|_| None).collect();
         pending[start] = Some(seed);
         let mut by_node = HashMap::new();
+        let gpu = output.tensor.gpu().clone();
+        let _phase = gpu.phase(Phase::Backward);
         while let Some(node) = nodes.pop() {
             let index = nodes.len();
             let Some(grad) = pending[index].take() else {
@@ -283,6 +303,7 @@ impl Tape {
             if keep.contains(&index) {
                 by_node.insert(index, grad.clone());
             }
+            let _scope = node.scope.map(|scope| gpu.scope_shared(scope));
             let grads = backward(&grad)?;
             for (input, input_grad) in node.inputs.into_iter().zip(grads) {
                 let Some(input_grad) = input_grad else {

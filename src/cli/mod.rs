@@ -1,5 +1,6 @@
 //! Subcommands of the `gradlens` binary.
 
+mod bench;
 mod classify;
 mod demo;
 mod info;
@@ -34,6 +35,43 @@ enum Command {
                             GRADLENS_ADAPTER=llvmpipe gradlens info"
     )]
     Info,
+
+    /// Time a model with random weights: forward, forward + backward to the input, a training
+    /// step; optionally a per-layer profile and a Chrome trace.
+    #[command(
+        after_help = "Each timing is the median of --runs runs after one warm-up, each run                             ending with its result read back; the first run (pipelines compiled,                             buffers created) is reported apart. --profile prints per-layer and                             per-kernel tables from GPU timestamp queries (or, on adapters without                             them, from timing each kernel alone); --trace writes them as Chrome                             trace events for https://ui.perfetto.dev. --json prints one JSON                             object as the last line.
+
+Examples:
+                              gradlens bench --arch resnet50
+                              gradlens bench --arch densenet121 --batch 8 --backward --json
+                              gradlens bench --arch resnet18 --train --batch 8 --profile --trace resnet18.json"
+    )]
+    Bench {
+        #[arg(long)]
+        arch: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+        /// Input height and width (torchvision's models take 224; Inception v3 299).
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..))]
+        size: u32,
+        /// Timed runs per workload (at least 5).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..))]
+        runs: u32,
+        /// Also time forward + backward to the input (parameters need no gradients).
+        #[arg(long)]
+        backward: bool,
+        /// Also time a training step: forward, backward to the parameters, SGD.
+        #[arg(long)]
+        train: bool,
+        /// Profile one run of the last workload: per-layer and per-kernel time.
+        #[arg(long)]
+        profile: bool,
+        /// Write the profile as Chrome trace-event JSON (needs --profile).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 
     /// Generate a synthetic lesion data set, train a small ResNet on it, and write saliency
     /// overlays, the checkpoint and a timing table (the main job; a few minutes on a CPU
@@ -198,6 +236,27 @@ enum Command {
 pub fn run(cli: Cli) -> gradlens::Result<()> {
     match cli.command {
         Command::Info => info::run(),
+        Command::Bench {
+            arch,
+            batch,
+            size,
+            runs,
+            backward,
+            train,
+            profile,
+            trace,
+            json,
+        } => bench::run(&bench::Request {
+            arch,
+            batch: batch as usize,
+            size: size as usize,
+            runs: runs as usize,
+            backward,
+            train,
+            profile,
+            trace,
+            json,
+        }),
         Command::Demo { out } => demo::run(&out),
         Command::Classify {
             images,

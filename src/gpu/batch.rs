@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::BufferRange;
 use super::pipelines::CachedPipeline;
+use super::profile::{Attribution, Profiler, TimingSource};
 use crate::error::{Error, Result};
 
 /// Submit once this many dispatches are pending: bounds the memory the batch holds on to while
@@ -19,6 +20,8 @@ pub(crate) struct Dispatch {
     pub(crate) params: Vec<u8>,
     pub(crate) storage: Vec<(u32, BufferRange)>,
     pub(crate) workgroups: [u32; 3],
+    /// Set while profiling.
+    pub(crate) attribution: Option<Attribution>,
 }
 
 #[derive(Default)]
@@ -36,12 +39,14 @@ impl Batch {
     }
 
     /// Encodes and submits every pending dispatch, leaving the batch empty. A validation error
-    /// names the kernel whose label the message mentions, or lists the batch's kernels.
+    /// names the kernel whose label the message mentions, or lists the batch's kernels. With a
+    /// profiler, each dispatch is timed (see `profile.rs`) and this waits for the GPU.
     pub(crate) fn submit(
         &mut self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         uniform_alignment: u64,
+        profiler: Option<&mut Profiler>,
     ) -> Result<()> {
         let dispatches = std::mem::take(&mut self.dispatches);
         if dispatches.is_empty() {
@@ -64,23 +69,31 @@ impl Batch {
             mapped_at_creation: false,
         });
         queue.write_buffer(&params_buffer, 0, &params);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("gradlens batch"),
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("gradlens kernels"),
-                timestamp_writes: None,
-            });
-            for (dispatch, &offset) in dispatches.iter().zip(&offsets) {
-                let bind_group = bind_group(device, dispatch, &params_buffer, offset);
-                pass.set_pipeline(&dispatch.pipeline.pipeline);
-                pass.set_bind_group(0, &bind_group, &[]);
-                let [x, y, z] = dispatch.workgroups;
-                pass.dispatch_workgroups(x, y, z);
+        match profiler {
+            None => {
+                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("gradlens batch"),
+                });
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("gradlens kernels"),
+                        timestamp_writes: None,
+                    });
+                    for (dispatch, &offset) in dispatches.iter().zip(&offsets) {
+                        encode(device, &mut pass, dispatch, &params_buffer, offset);
+                    }
+                }
+                queue.submit(Some(encoder.finish()));
             }
+            Some(profiler) => match profiler.source {
+                TimingSource::GpuTimestamps => {
+                    submit_timestamped(device, queue, &dispatches, &offsets, &params_buffer, profiler)?
+                }
+                TimingSource::HostSynchronised => {
+                    submit_host_timed(device, queue, &dispatches, &offsets, &params_buffer, profiler)?
+                }
+            },
         }
-        queue.submit(Some(encoder.finish()));
         let out_of_memory = pollster::block_on(out_of_memory.pop());
         let validation = pollster::block_on(validation.pop());
 
@@ -101,6 +114,141 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+fn encode(
+    device: &wgpu::Device,
+    pass: &mut wgpu::ComputePass,
+    dispatch: &Dispatch,
+    params_buffer: &wgpu::Buffer,
+    params_offset: u64,
+) {
+    let bind_group = bind_group(device, dispatch, params_buffer, params_offset);
+    pass.set_pipeline(&dispatch.pipeline.pipeline);
+    pass.set_bind_group(0, &bind_group, &[]);
+    let [x, y, z] = dispatch.workgroups;
+    pass.dispatch_workgroups(x, y, z);
+}
+
+fn profiled(dispatch: &Dispatch) -> (Attribution, String, [u32; 3]) {
+    let attribution = dispatch.attribution.clone().unwrap_or(Attribution {
+        layer: "".into(),
+        phase: super::profile::Phase::Forward,
+        flops: 0,
+        bytes: 0,
+    });
+    (attribution, dispatch.pipeline.label.clone(), dispatch.workgroups)
+}
+
+/// Each dispatch in a compute pass of its own whose start and end write a timestamp; the
+/// timestamps are resolved, read back and handed to the profiler.
+fn submit_timestamped(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    dispatches: &[Dispatch],
+    offsets: &[u64],
+    params_buffer: &wgpu::Buffer,
+    profiler: &mut Profiler,
+) -> Result<()> {
+    let count = 2 * dispatches.len() as u32;
+    let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("gradlens kernel timestamps"),
+        ty: wgpu::QueryType::Timestamp,
+        count,
+    });
+    let bytes = u64::from(count) * 8;
+    let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps resolved"),
+        size: bytes,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps staging"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("gradlens profiled batch"),
+    });
+    for (index, (dispatch, &offset)) in dispatches.iter().zip(offsets).enumerate() {
+        let first = 2 * index as u32;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&dispatch.pipeline.label),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &queries,
+                beginning_of_pass_write_index: Some(first),
+                end_of_pass_write_index: Some(first + 1),
+            }),
+        });
+        encode(device, &mut pass, dispatch, params_buffer, offset);
+    }
+    encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
+    encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+    queue.submit(Some(encoder.finish()));
+
+    let slice = staging.slice(..);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |result| {
+        let _ = sender.send(result);
+    });
+    let profiling_error = |message: String| Error::Readback {
+        what: "kernel timestamps".into(),
+        message,
+    };
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|error| Error::DeviceLost {
+            reason: error.to_string(),
+        })?;
+    receiver
+        .recv()
+        .map_err(|_| profiling_error("the map callback never ran".into()))?
+        .map_err(|error| profiling_error(error.to_string()))?;
+    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
+        &slice
+            .get_mapped_range()
+            .map_err(|error| profiling_error(error.to_string()))?,
+    );
+    staging.unmap();
+    let period = f64::from(queue.get_timestamp_period());
+    profiler.record_timestamps(dispatches.iter().map(profiled).collect(), &ticks, period);
+    Ok(())
+}
+
+/// Each dispatch submitted alone and waited for, timed on the host.
+fn submit_host_timed(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    dispatches: &[Dispatch],
+    offsets: &[u64],
+    params_buffer: &wgpu::Buffer,
+    profiler: &mut Profiler,
+) -> Result<()> {
+    for (dispatch, &offset) in dispatches.iter().zip(offsets) {
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some(&dispatch.pipeline.label),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&dispatch.pipeline.label),
+                timestamp_writes: None,
+            });
+            encode(device, &mut pass, dispatch, params_buffer, offset);
+        }
+        let command_buffer = encoder.finish();
+        let started = std::time::Instant::now();
+        queue.submit(Some(command_buffer));
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|error| Error::DeviceLost {
+                reason: error.to_string(),
+            })?;
+        let (attribution, kernel, workgroups) = profiled(dispatch);
+        profiler.record_host(attribution, kernel, workgroups, started, std::time::Instant::now());
+    }
+    Ok(())
 }
 
 fn bind_group(

@@ -9,7 +9,9 @@ pub mod adapter;
 mod batch;
 mod pipelines;
 mod pool;
+mod profile;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -20,6 +22,8 @@ use pipelines::PipelineCache;
 use pool::BufferPool;
 pub use pool::PoolStats;
 pub(crate) use pool::PooledBuffer;
+pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
+use profile::Profiler;
 
 /// Optional features gradlens uses when the adapter offers them; never assumed.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
@@ -59,6 +63,10 @@ struct GpuInner {
     pool: Arc<Mutex<BufferPool>>,
     pipelines: PipelineCache,
     batch: Mutex<Batch>,
+    /// Set between `start_profiling` and `finish_profiling`.
+    profiler: Mutex<Option<Profiler>>,
+    /// The FLOPs of every counted dispatch recorded so far.
+    flops_recorded: AtomicU64,
     /// Errors wgpu reported outside any error scope (its default handler would panic).
     uncaptured: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -124,6 +132,8 @@ impl Gpu {
                 pool: Arc::default(),
                 pipelines: PipelineCache::default(),
                 batch: Mutex::default(),
+                profiler: Mutex::default(),
+                flops_recorded: AtomicU64::new(0),
                 uncaptured,
                 lost,
                 poison_allocations,
@@ -163,6 +173,12 @@ impl Gpu {
         self.synchronize()?;
         self.inner.pool.lock().expect("pool lock").trim();
         Ok(())
+    }
+
+    /// The floating-point operations of every convolution and matrix product recorded so far
+    /// (the difference over a forward pass is its FLOPs).
+    pub fn flops_recorded(&self) -> u64 {
+        self.inner.flops_recorded.load(Ordering::Relaxed)
     }
 
     /// The number of distinct pipelines compiled so far.
@@ -254,6 +270,19 @@ impl Gpu {
         storage: &[(u32, BufferRange)],
         workgroups: [u32; 3],
     ) -> Result<()> {
+        self.dispatch_counted(kernel, params, storage, workgroups, 0)
+    }
+
+    /// `dispatch` for a kernel that does `flops` floating-point operations (the profiler's
+    /// GFLOP/s).
+    pub(crate) fn dispatch_counted<P: bytemuck::Pod>(
+        &self,
+        kernel: &Kernel,
+        params: &P,
+        storage: &[(u32, BufferRange)],
+        workgroups: [u32; 3],
+        flops: u64,
+    ) -> Result<()> {
         self.check_alive()?;
         let max_binding = self.max_binding_bytes();
         for (_, range) in storage {
@@ -276,12 +305,20 @@ impl Gpu {
             ));
         }
         let pipeline = self.inner.pipelines.get(&self.inner.device, kernel)?;
+        self.inner
+            .flops_recorded
+            .fetch_add(flops, Ordering::Relaxed);
+        let attribution = self.with_profiler(|profiler| {
+            let bytes = storage.iter().map(|(_, range)| range.size).sum();
+            profiler.attribution(flops, bytes)
+        });
         let mut batch = self.inner.batch.lock().expect("batch lock");
         batch.push(Dispatch {
             pipeline,
             params: bytemuck::bytes_of(params).to_vec(),
             storage: storage.to_vec(),
             workgroups,
+            attribution,
         });
         if batch.is_full() {
             self.flush_locked(&mut batch)?;
@@ -298,7 +335,9 @@ impl Gpu {
     fn flush_locked(&self, batch: &mut Batch) -> Result<()> {
         let inner = &self.inner;
         let alignment = u64::from(inner.limits.min_uniform_buffer_offset_alignment);
-        let result = batch.submit(&inner.device, &inner.queue, alignment);
+        let mut profiler = inner.profiler.lock().expect("profiler lock");
+        let result = batch.submit(&inner.device, &inner.queue, alignment, profiler.as_mut());
+        drop(profiler);
         // Whatever happened, the quarantined buffers are no longer needed by unsubmitted work.
         inner.pool.lock().expect("pool lock").end_quarantine();
         result?;
@@ -368,6 +407,85 @@ impl Gpu {
             .to_vec();
         staging.unmap();
         Ok(bytes)
+    }
+
+    /// Starts timing every dispatch (see [`Profile`]); work recorded before is submitted first,
+    /// untimed. Uses GPU timestamp queries where the adapter has them.
+    pub fn start_profiling(&self) -> Result<()> {
+        self.synchronize()?;
+        let source = match self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            true => TimingSource::GpuTimestamps,
+            false => TimingSource::HostSynchronised,
+        };
+        *self.inner.profiler.lock().expect("profiler lock") = Some(Profiler::new(source));
+        Ok(())
+    }
+
+    /// Runs what is pending, stops profiling and returns what it recorded.
+    pub fn finish_profiling(&self) -> Result<Profile> {
+        self.synchronize()?;
+        let profiler = self.inner.profiler.lock().expect("profiler lock").take();
+        let profiler = profiler.ok_or_else(|| {
+            Error::invalid("finish_profiling", "profiling was not started")
+        })?;
+        Ok(Profile {
+            source: profiler.source,
+            kernels: profiler.kernels,
+            shapes: profiler.shapes,
+        })
+    }
+
+    pub fn is_profiling(&self) -> bool {
+        self.inner.profiler.lock().expect("profiler lock").is_some()
+    }
+
+    /// Charges the dispatches recorded until the guard drops to the layer `name` (torchvision's
+    /// module name). Free when not profiling.
+    pub fn scope(&self, name: &str) -> ScopeGuard {
+        self.enter_scope(|| Arc::from(name))
+    }
+
+    /// `scope` with a name already shared (the tape re-enters a recorded op's layer during
+    /// backward).
+    pub(crate) fn scope_shared(&self, name: Arc<str>) -> ScopeGuard {
+        self.enter_scope(|| name)
+    }
+
+    fn enter_scope(&self, name: impl FnOnce() -> Arc<str>) -> ScopeGuard {
+        let entered = self.with_profiler(|profiler| profiler.push_scope(name()));
+        ScopeGuard {
+            gpu: entered.map(|()| self.clone()),
+        }
+    }
+
+    /// The innermost open scope, when profiling.
+    pub(crate) fn current_scope(&self) -> Option<Arc<str>> {
+        self.with_profiler(|profiler| profiler.current_scope())
+            .flatten()
+    }
+
+    /// Notes an op's input and output shapes for the current layer, when profiling.
+    pub(crate) fn note_shapes(&self, input: &[usize], output: &[usize]) {
+        self.with_profiler(|profiler| profiler.note_shapes(input, output));
+    }
+
+    /// Charges the dispatches recorded until the guard drops to `phase`.
+    pub fn phase(&self, phase: Phase) -> PhaseGuard {
+        let previous = self.with_profiler(|profiler| profiler.swap_phase(phase));
+        PhaseGuard {
+            gpu: previous.map(|_| self.clone()),
+            previous: previous.unwrap_or(phase),
+        }
+    }
+
+    /// Runs `action` on the profiler when profiling; `None` otherwise.
+    fn with_profiler<T>(&self, action: impl FnOnce(&mut Profiler) -> T) -> Option<T> {
+        self.inner
+            .profiler
+            .lock()
+            .expect("profiler lock")
+            .as_mut()
+            .map(action)
     }
 
     /// Fails if the device is lost or wgpu reported an error outside an error scope.

@@ -45,7 +45,7 @@ pub fn batch_norm_statistics(x: &Tensor) -> Result<BatchStatistics> {
     let variance = Tensor::empty(gpu, [channels])?;
     dispatch(
         gpu,
-        OP,
+        reduction_kernel(OP, &params),
         &params,
         &[
             (1, x.binding()),
@@ -79,7 +79,7 @@ pub fn batch_norm_update_running(
     }
     dispatch(
         gpu,
-        OP,
+        Kernel::new(Shader::BatchNorm, OP),
         &params,
         &[
             (2, batch.mean.binding()),
@@ -115,7 +115,7 @@ pub fn batch_norm_forward(
     let out = Tensor::empty(gpu, x.shape().clone())?;
     dispatch(
         gpu,
-        OP,
+        Kernel::new(Shader::BatchNorm, OP),
         &params,
         &[
             (1, x.binding()),
@@ -155,7 +155,7 @@ pub fn batch_norm_backward(
     let grad_bias = Tensor::empty(gpu, [channels])?;
     dispatch(
         gpu,
-        "batch_norm_backward_reduce",
+        reduction_kernel("batch_norm_backward_reduce", &params),
         &params,
         &[
             (1, x.binding()),
@@ -170,7 +170,7 @@ pub fn batch_norm_backward(
     let grad_input = Tensor::empty(gpu, x.shape().clone())?;
     dispatch(
         gpu,
-        "batch_norm_backward_input",
+        Kernel::new(Shader::BatchNorm, "batch_norm_backward_input"),
         &params,
         &[
             (1, x.binding()),
@@ -249,9 +249,19 @@ fn expect_channels(op: &'static str, name: &str, t: &Tensor, channels: usize) ->
     Ok(())
 }
 
+/// A per-channel reduction (one workgroup per channel) sized to the values it sums: a channel
+/// of a few dozen values gets a 32-wide workgroup, not 256 invocations and eight barrier
+/// levels mostly idle (the small planes of ResNet's last stages; barriers are dear on CPU
+/// adapters).
+fn reduction_kernel(entry: &'static str, params: &Params) -> Kernel {
+    let values = u64::from(params.batch) * u64::from(params.plane);
+    let size = (values / 4).next_power_of_two().clamp(32, WORKGROUP_SIZE);
+    Kernel::new(Shader::BatchNorm, entry).with_override("WORKGROUP_SIZE", size as f64)
+}
+
 fn dispatch(
     gpu: &Gpu,
-    entry: &'static str,
+    kernel: Kernel,
     params: &Params,
     storage: &[(u32, Option<BufferRange>)],
     workgroups: [u32; 3],
@@ -262,7 +272,7 @@ fn dispatch(
         .map(|(slot, range)| (*slot, range.clone().expect("validated non-empty")))
         .collect();
     gpu.dispatch(
-        &Kernel::new(Shader::BatchNorm, entry),
+        &kernel,
         params,
         &storage,
         workgroups,

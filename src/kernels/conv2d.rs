@@ -12,6 +12,7 @@ use crate::kernels::conv2d_implicit;
 use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul};
 use crate::kernels::reduce;
+use crate::kernels::transpose::swap_leading_axes;
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -106,12 +107,33 @@ pub(crate) struct Params {
     pub(crate) chunk: u32,
 }
 
+impl Params {
+    /// As [`ConvShapes::flops`].
+    pub(crate) fn flops(&self) -> u64 {
+        let per_group_in = u64::from(self.in_channels / self.groups.max(1));
+        let outputs = [self.batch, self.out_channels, self.out_h, self.out_w]
+            .iter()
+            .map(|&d| u64::from(d))
+            .product::<u64>();
+        2 * outputs * per_group_in * u64::from(self.kernel_h * self.kernel_w)
+    }
+}
+
 /// The validated shapes of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShapes {
     pub input: [usize; 4],
     pub weight: [usize; 4],
     pub output: [usize; 4],
+}
+
+impl ConvShapes {
+    /// Multiply-adds ×2 of the convolution; its two backward passes do as many each.
+    pub fn flops(&self) -> u64 {
+        let [_, per_group_in, kh, kw] = self.weight;
+        let outputs: usize = self.output.iter().product();
+        2 * (outputs as u64) * (per_group_in * kh * kw) as u64
+    }
 }
 
 /// Checks input [N, C_in, H, W] and weight [C_out, C_in/groups, KH, KW] against the geometry
@@ -336,8 +358,9 @@ pub fn conv2d_backward_weight(
     conv2d_backward_weight_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
 }
 
-/// `conv2d_backward_weight` with a chosen algorithm; the GEMM path computes
-/// grad_w = sum over n of grad_out[n] · cols[n]ᵀ.
+/// `conv2d_backward_weight` with a chosen algorithm. The GEMM path is one product over every
+/// sample's positions: grad_w [C_out, K] = grad_out as [C_out, N·OH·OW] · rows [N·OH·OW, K]
+/// (im2row); neither per-sample products to sum nor transposed operands.
 pub fn conv2d_backward_weight_with(
     x: &Tensor,
     weight: &Tensor,
@@ -352,19 +375,22 @@ pub fn conv2d_backward_weight_with(
         return conv2d_implicit::backward_weight(x, grad_out, &shapes, conv);
     }
     if algorithm == ConvAlgorithm::Gemm {
-        let cols = columns(x, &shapes, conv)?;
         let [n, c_out, oh, ow] = shapes.output;
-        let transposed = MatmulOptions {
-            transpose_b: true,
-            ..MatmulOptions::default()
+        let [_, c_in, _, _] = shapes.input;
+        let [_, _, kh, kw] = shapes.weight;
+        let rows = Tensor::empty(x.gpu(), [n * oh * ow, c_in * kh * kw])?;
+        launch("im2row", &params(OP, &shapes, conv)?, &[(1, x)], &rows)?;
+        let grad_out = grad_out.reshape([n, c_out, oh * ow])?;
+        let grad_out = match n {
+            1 => grad_out,
+            _ => swap_leading_axes(&grad_out)?,
         };
-        let per_sample = matmul(&grad_out.reshape([n, c_out, oh * ow])?, &cols, transposed)?;
-        let summed = if n == 1 {
-            per_sample
-        } else {
-            reduce::sum(&per_sample, &[0], false)?
-        };
-        return summed.reshape(shapes.weight);
+        let product = matmul(
+            &grad_out.reshape([c_out, n * oh * ow])?,
+            &rows,
+            MatmulOptions::default(),
+        )?;
+        return product.reshape(shapes.weight);
     }
     let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
     launch(
@@ -406,7 +432,7 @@ fn is_pointwise(shapes: &ConvShapes, conv: &Conv2d) -> bool {
     shapes.weight[2..] == [1, 1] && conv.stride == [1, 1] && conv.padding == [0, 0]
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Pass {
     Forward,
     BackwardInput,
@@ -433,28 +459,22 @@ fn resolve(
     let (reduced, columns) = match pass {
         Pass::Forward => (taps, oh * ow),
         Pass::BackwardInput => (c_out, oh * ow),
-        Pass::BackwardWeight => (oh * ow, taps),
+        Pass::BackwardWeight => (n * oh * ow, taps),
     };
     let vec4_aligned = reduced % 4 == 0 && columns % 4 == 0;
     let cols_bytes = (n * per_group * kh * kw * oh * ow * 4) as u64;
     let limit = IM2COL_MAX_BYTES.min(x.gpu().limits().max_storage_buffer_binding_size);
-    // The GEMM weight gradient holds one weight-sized product per sample before summing them.
-    let per_sample_bytes = match pass {
-        Pass::BackwardWeight if n > 1 => (n * c_out * taps * 4) as u64,
-        _ => 0,
-    };
-    let gemm_applies = conv.groups == 1
-        && (is_pointwise(shapes, conv) || cols_bytes <= limit)
-        && per_sample_bytes <= limit;
+    // The weight gradient always builds its im2row buffer, even for 1×1 convolutions.
+    let needs_cols = pass == Pass::BackwardWeight || !is_pointwise(shapes, conv);
+    let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
     match algorithm {
         ConvAlgorithm::Auto if gemm_applies && vec4_aligned => Ok(ConvAlgorithm::Gemm),
         ConvAlgorithm::Auto => Ok(ConvAlgorithm::ImplicitGemm),
         ConvAlgorithm::Gemm if !gemm_applies => Err(Error::invalid(
             op,
             format!(
-                "the GEMM path needs groups = 1 and an im2col buffer (and, for the weight \
-                 gradient, per-sample products) within {limit} bytes; groups = {}, buffers \
-                 {cols_bytes} and {per_sample_bytes} bytes",
+                "the GEMM path needs groups = 1 and an im2col buffer within {limit} bytes; \
+                 groups = {}, buffer {cols_bytes} bytes",
                 conv.groups
             ),
         )),
@@ -540,10 +560,15 @@ fn launch(
         }
     }
     let gpu = out.gpu();
-    gpu.dispatch(
+    let flops = match entry.starts_with("conv2d") {
+        true => params.flops(),
+        false => 0,
+    };
+    gpu.dispatch_counted(
         &Kernel::new(Shader::Conv2d, entry),
         params,
         &storage,
         grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        flops,
     )
 }

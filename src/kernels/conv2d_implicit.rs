@@ -139,11 +139,12 @@ pub(crate) fn backward_weight(
             format!("{workgroups:?} workgroups exceed the adapter's {max} per dimension"),
         ));
     }
-    gpu.dispatch(
+    gpu.dispatch_counted(
         &kernel,
         &params,
         &storage,
         workgroups.map(|count| count as u32),
+        params.flops(),
     )?;
     let summed = if chunks == 1 {
         partial
@@ -182,11 +183,12 @@ fn dispatch(
             format!("{groups}×{y} workgroups exceed the adapter's {max} per dimension"),
         ));
     }
-    gpu.dispatch(
+    gpu.dispatch_counted(
         &kernel(entry),
         params,
         storage,
         [x_count as u32, y as u32, z_count as u32],
+        params.flops(),
     )
 }
 

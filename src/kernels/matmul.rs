@@ -173,11 +173,13 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
     } else {
         (1, 2)
     };
-    gpu.dispatch(
+    let flops = 2 * u64::from(batch_count) * (m * n * k_a) as u64;
+    gpu.dispatch_counted(
         &kernel,
         &params,
         &[(a_slot, a_range), (b_slot, b_range), (3, out_range)],
         workgroups,
+        flops,
     )?;
     Ok(out)
 }

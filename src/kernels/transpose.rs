@@ -30,6 +30,28 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
             ));
         }
     };
+    launch(OP, x, [batch, rows, cols], out_dims)
+}
+
+/// [batch, rows, cols] → [rows, batch, cols].
+pub fn swap_leading_axes(x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "swap_leading_axes";
+    let [batch, rows, cols] = *x.dims() else {
+        return Err(Error::invalid(
+            OP,
+            format!("needs rank 3, got shape {:?}", x.dims()),
+        ));
+    };
+    launch(OP, x, [batch, rows, cols], vec![rows, batch, cols])
+}
+
+fn launch(
+    entry: &'static str,
+    x: &Tensor,
+    [batch, rows, cols]: [usize; 3],
+    out_dims: Vec<usize>,
+) -> Result<Tensor> {
+    const OP: &str = "transpose";
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, out_dims)?;
     let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
@@ -41,7 +63,7 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
         cols: as_u32(OP, "cols", cols)?,
     };
     gpu.dispatch(
-        &Kernel::new(Shader::Transpose, OP),
+        &Kernel::new(Shader::Transpose, entry),
         &params,
         &[(1, x_range), (2, out_range)],
         grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),

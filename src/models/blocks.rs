@@ -77,6 +77,8 @@ impl BasicConv2d {
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
         let y = self.bn.forward(f, &self.conv.forward(f, x)?)?;
+        // BasicConv2d applies F.relu: charged to the module itself.
+        let _scope = f.scope(self.bn.name.trim_end_matches(".bn"));
         f.tape.relu(&y)
     }
 }

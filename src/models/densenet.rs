@@ -66,14 +66,21 @@ impl NormReluConv {
     }
 
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        let y = f.tape.relu(&self.norm.forward(f, x)?)?;
+        let y = self.norm_relu(f, x)?;
         self.conv.forward(f, &y)
     }
 
     /// `forward` with the convolution writing into channels `first ..` of `dest`.
     fn forward_into(&self, f: &Forward, x: &Var, dest: &Tensor, first: usize) -> Result<Var> {
-        let y = f.tape.relu(&self.norm.forward(f, x)?)?;
+        let y = self.norm_relu(f, x)?;
         self.conv.forward_into(f, &y, dest, first)
+    }
+
+    fn norm_relu(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let y = self.norm.forward(f, x)?;
+        // torchvision names the ReLU after its norm: norm1 → relu1, norm → relu.
+        let _scope = f.scope(&self.norm.name.replace(".norm", ".relu"));
+        f.tape.relu(&y)
     }
 }
 
@@ -194,13 +201,20 @@ impl Classifier for DenseNet {
     }
 
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
-        let mut x = f
-            .tape
-            .relu(&self.norm0.forward(f, &self.conv0.forward(f, x)?)?)?;
-        x = f
-            .tape
-            .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?;
+        let mut x = self.norm0.forward(f, &self.conv0.forward(f, x)?)?;
+        x = {
+            let _scope = f.scope("features.relu0");
+            f.tape.relu(&x)?
+        };
+        x = {
+            let _scope = f.scope("features.pool0");
+            f.tape
+                .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?
+        };
         for stage in &self.stages {
+            let _scope = f.scope(match stage {
+                Stage::Block(_, name) | Stage::Transition(_, name) => name,
+            });
             let (output, name) = match stage {
                 Stage::Block(layers, name)
                     if let Some(buffer) = block_buffer(&x, layers.len(), self.growth)? =>
@@ -241,8 +255,15 @@ impl Classifier for DenseNet {
         }
         let features = self.norm5.forward(f, &x)?;
         f.mark("features.norm5", &features);
-        x = f.tape.relu(&features)?;
-        x = f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [1, 1])?)?;
+        x = {
+            let _scope = f.scope("features.relu5");
+            f.tape.relu(&features)?
+        };
+        x = {
+            // torchvision's DenseNet pools functionally, not in a named module.
+            let _scope = f.scope("adaptive_avg_pool2d");
+            f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [1, 1])?)?
+        };
         Ok((self.classifier.forward(f, &x)?, Vec::new()))
     }
 }

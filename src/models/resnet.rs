@@ -77,6 +77,8 @@ impl ConvBn {
 }
 
 struct ResidualBlock {
+    /// `layer{stage}.{index}`.
+    name: String,
     /// conv1/bn1, conv2/bn2 (and conv3/bn3 in a bottleneck), ReLU between them.
     path: Vec<ConvBn>,
     downsample: Option<ConvBn>,
@@ -84,10 +86,12 @@ struct ResidualBlock {
 
 impl ResidualBlock {
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let relu = format!("{}.relu", self.name);
         let mut out = x.clone();
         for (i, unit) in self.path.iter().enumerate() {
             out = unit.forward(f, &out)?;
             if i + 1 < self.path.len() {
+                let _scope = f.scope(&relu);
                 out = f.tape.relu(&out)?;
             }
         }
@@ -95,6 +99,7 @@ impl ResidualBlock {
             Some(downsample) => downsample.forward(f, x)?,
             None => x.clone(),
         };
+        let _scope = f.scope(&relu);
         f.tape.relu(&f.tape.add(&out, &identity)?)
     }
 }
@@ -209,7 +214,11 @@ impl ResNet {
                 } else {
                     None
                 };
-                blocks.push(ResidualBlock { path, downsample });
+                blocks.push(ResidualBlock {
+                    name: prefix,
+                    path,
+                    downsample,
+                });
                 inplanes = out;
             }
             stages.push(blocks);
@@ -220,18 +229,26 @@ impl ResNet {
 
     /// Logits [N, classes] for images [N, C, H, W].
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        let mut x = f.tape.relu(&self.stem.forward(f, x)?)?;
-        x = f
-            .tape
-            .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?;
+        let mut x = self.stem.forward(f, x)?;
+        x = {
+            let _scope = f.scope("relu");
+            f.tape.relu(&x)?
+        };
+        x = {
+            let _scope = f.scope("maxpool");
+            f.tape
+                .max_pool2d(&x, &Pool2d::new(3).stride(2).padding(1))?
+        };
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {
                 x = block.forward(f, &x)?;
             }
             f.mark(&format!("layer{}", i + 1), &x);
         }
-        x = f.tape.adaptive_avg_pool2d(&x, [1, 1])?;
-        x = f.tape.flatten(&x)?;
+        x = {
+            let _scope = f.scope("avgpool");
+            f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [1, 1])?)?
+        };
         self.fc.forward(f, &x)
     }
 }

@@ -133,20 +133,27 @@ impl Classifier for Vgg {
                     if let Some(norm) = norm {
                         y = norm.forward(f, &y)?;
                     }
+                    let _scope = f.scope(&format!("features.{index}"));
                     x = f.tape.relu(&y)?;
                     index
                 }
                 Feature::Pool(index) => {
+                    let _scope = f.scope(&format!("features.{index}"));
                     x = f.tape.max_pool2d(&x, &Pool2d::new(2))?;
                     index
                 }
             };
             f.mark(&format!("features.{index}"), &x);
         }
-        x = f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [7, 7])?)?;
+        x = {
+            let _scope = f.scope("avgpool");
+            f.tape.flatten(&f.tape.adaptive_avg_pool2d(&x, [7, 7])?)?
+        };
         for (i, layer) in self.classifier.iter().enumerate() {
             x = layer.forward(f, &x)?;
             if i < 2 {
+                // classifier.{3i}: Linear, then ReLU and Dropout.
+                let _scope = f.scope(&format!("classifier.{}", 3 * i + 1));
                 x = self.dropout.forward(f, &f.tape.relu(&x)?)?;
             }
         }

@@ -52,6 +52,7 @@ impl Conv2d {
     }
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let _scope = f.scope(&self.name);
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = match self.bias {
             true => Some(f.parameter(&format!("{}.bias", self.name))?),
@@ -69,6 +70,7 @@ impl Conv2d {
         dest: &Tensor,
         first: usize,
     ) -> Result<Var> {
+        let _scope = f.scope(&self.name);
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         f.tape
             .conv2d_into_channels(x, &weight, &self.geometry, dest, first)
@@ -106,6 +108,7 @@ impl BatchNorm2d {
     }
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let _scope = f.scope(&self.name);
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = f.parameter(&format!("{}.bias", self.name))?;
         let state = BatchNormState {
@@ -155,6 +158,7 @@ impl Linear {
     }
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
+        let _scope = f.scope(&self.name);
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = f.parameter(&format!("{}.bias", self.name))?;
         f.tape.linear(x, &weight, Some(&bias))

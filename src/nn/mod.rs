@@ -16,6 +16,7 @@ pub use params::ParamStore;
 
 use crate::autograd::{Tape, Var};
 use crate::error::Result;
+use crate::gpu::ScopeGuard;
 
 /// Train mode: batch statistics in BatchNorm (and running-statistic updates), dropout active.
 /// Eval mode: running statistics, dropout off.
@@ -84,6 +85,12 @@ impl<'a> Forward<'a> {
     pub fn with_dropout_seed(mut self, seed: u32) -> Self {
         self.dropout_seed = seed;
         self
+    }
+
+    /// Charges the kernels run until the guard drops to the module `name` (torchvision's
+    /// name) in a profile; free when not profiling.
+    pub fn scope(&self, name: &str) -> ScopeGuard {
+        self.store.gpu().scope(name)
     }
 
     pub fn training(&self) -> bool {

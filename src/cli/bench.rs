@@ -1,0 +1,307 @@
+//! `gradlens bench`: time a model with random weights and input. The first run (pipelines
+//! compiled, buffers created) is reported apart; then one warm-up and the median of `runs`
+//! timed runs, each ending with its result read back. Optionally forward + backward to the
+//! input (the saliency workload: parameters frozen, no weight gradients) and one training step
+//! (forward, backward, SGD with momentum), a per-layer profile and a Chrome trace.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use gradlens::autograd::{Tape, Var};
+use gradlens::gpu::Phase;
+use gradlens::models::{Classifier, ModelConfig, build};
+use gradlens::nn::{Forward, Mode, ParamStore, SplitMix64};
+use gradlens::profiling::{format_table, kernel_rows, layer_rows};
+use gradlens::train::{Optimizer, Sgd};
+use gradlens::weights::write_atomically;
+use gradlens::{Error, Gpu, Result, Tensor};
+
+pub struct Request {
+    pub arch: String,
+    pub batch: usize,
+    pub size: usize,
+    pub runs: usize,
+    pub backward: bool,
+    pub train: bool,
+    pub profile: bool,
+    pub trace: Option<PathBuf>,
+    pub json: bool,
+}
+
+/// Which workload a timing covers.
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    Forward,
+    /// Forward and backward to the input, parameters frozen.
+    ForwardBackward,
+    /// Forward, backward to the parameters, an optimiser step.
+    TrainStep,
+}
+
+impl Workload {
+    fn describe(self) -> &'static str {
+        match self {
+            Workload::Forward => "forward",
+            Workload::ForwardBackward => "forward + backward to the input",
+            Workload::TrainStep => "training step (forward, backward, SGD)",
+        }
+    }
+}
+
+/// A model with random weights, its input and everything one workload needs.
+struct Subject {
+    gpu: Gpu,
+    store: ParamStore,
+    model: Box<dyn Classifier>,
+    input: Tensor,
+    labels: Vec<usize>,
+    optimizer: Sgd,
+}
+
+impl Subject {
+    fn new(gpu: &Gpu, request: &Request, workload: Workload) -> Result<Self> {
+        let config = ModelConfig::default();
+        let mut store = ParamStore::new(gpu);
+        let model = build(&request.arch, &mut store, &config)?;
+        if workload == Workload::ForwardBackward {
+            store.freeze_all_except(&[])?;
+        }
+        let mut rng = SplitMix64::new(7);
+        let dims = [request.batch, config.in_channels, request.size, request.size];
+        let data: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|_| rng.uniform_symmetric(2.0))
+            .collect();
+        let labels = (0..request.batch)
+            .map(|_| rng.below(config.classes))
+            .collect();
+        Ok(Self {
+            gpu: gpu.clone(),
+            input: Tensor::from_slice(gpu, dims, &data)?,
+            store,
+            model,
+            labels,
+            optimizer: Sgd::new(0.9, false, 1e-4),
+        })
+    }
+
+    /// Runs the workload once, ending with a readback.
+    fn run(&mut self, workload: Workload) -> Result<()> {
+        let tape = match workload {
+            Workload::Forward => Tape::no_grad(),
+            _ => Tape::new(),
+        };
+        let mode = match workload {
+            Workload::TrainStep => Mode::Train,
+            _ => Mode::Eval,
+        };
+        let f = Forward::new(&tape, &self.store, mode);
+        let x = match workload {
+            Workload::ForwardBackward => tape.input(self.input.clone()),
+            _ => Var::constant(self.input.clone()),
+        };
+        let (logits, aux) = self.model.forward_with_aux(&f, &x)?;
+        match workload {
+            Workload::Forward => {
+                logits.tensor().to_vec()?;
+            }
+            Workload::ForwardBackward => {
+                // One class score per image, as saliency seeds it.
+                let classes = logits.dims()[1];
+                let mut seed = vec![0.0; logits.tensor().numel()];
+                for (row, &label) in self.labels.iter().enumerate() {
+                    seed[row * classes + label] = 1.0;
+                }
+                let seed = Tensor::from_slice(&self.gpu, logits.dims().to_vec(), &seed)?;
+                let grads = tape.backward(&logits, Some(seed))?;
+                let grad = grads.get(&x).ok_or_else(|| Error::InvalidArgument {
+                    op: "bench",
+                    message: "the input received no gradient".into(),
+                })?;
+                grad.to_vec()?;
+            }
+            Workload::TrainStep => {
+                let mut loss = tape.cross_entropy(&logits, &self.labels, None)?;
+                for aux in &aux {
+                    // torchvision's weighting of GoogLeNet's and Inception v3's aux losses.
+                    let aux_loss = tape.cross_entropy(aux, &self.labels, None)?;
+                    loss = tape.add(&loss, &tape.scale(&aux_loss, 0.3)?)?;
+                }
+                let grads = tape.backward(&loss, None)?;
+                {
+                    let _phase = self.gpu.phase(Phase::Update);
+                    self.optimizer.step(&self.store, &grads, 0.01)?;
+                }
+                loss.tensor().to_vec()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds of each of `runs` runs after one warm-up.
+fn time_runs(subject: &mut Subject, workload: Workload, runs: usize) -> Result<Vec<f64>> {
+    subject.run(workload)?;
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            subject.run(workload)?;
+            Ok(start.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() % 2 {
+        1 => sorted[middle],
+        _ => (sorted[middle - 1] + sorted[middle]) / 2.0,
+    }
+}
+
+pub fn run(request: &Request) -> Result<()> {
+    if let Some(trace) = &request.trace
+        && !request.profile
+    {
+        return Err(Error::InvalidArgument {
+            op: "--trace",
+            message: format!("{} needs --profile", trace.display()),
+        });
+    }
+    let gpu = Gpu::new()?;
+    let info = gpu.adapter_info();
+    let mut report = json!({
+        "arch": request.arch,
+        "batch": request.batch,
+        "size": request.size,
+        "adapter": info.name,
+        "backend": format!("{:?}", info.backend),
+        "runs": request.runs,
+    });
+    let say = |line: String| {
+        if !request.json {
+            println!("{line}");
+        }
+    };
+    say(format!(
+        "{} batch {} at {}×{} on {}",
+        request.arch,
+        request.batch,
+        request.size,
+        request.size,
+        gpu.describe()
+    ));
+
+    let mut subject = Subject::new(&gpu, request, Workload::Forward)?;
+    let flops_before = gpu.flops_recorded();
+    let start = Instant::now();
+    subject.run(Workload::Forward)?;
+    let first_run_ms = start.elapsed().as_secs_f64() * 1e3;
+    let gflop_forward = (gpu.flops_recorded() - flops_before) as f64 / 1e9;
+    say(format!(
+        "first forward (pipelines compiled, buffers created): {first_run_ms:.1} ms"
+    ));
+    gpu.reset_peak_memory();
+    let forward = time_runs(&mut subject, Workload::Forward, request.runs)?;
+    let forward_ms = median(&forward);
+    let peak_bytes = gpu.pool_stats().peak_in_use_bytes;
+    say(format!(
+        "forward: median {forward_ms:.1} ms over {} runs (min {:.1}, max {:.1}); {gflop_forward:.2} \
+         GFLOP → {:.2} GFLOP/s; peak GPU memory {:.1} MB",
+        request.runs,
+        forward.iter().copied().fold(f64::INFINITY, f64::min),
+        forward.iter().copied().fold(0.0, f64::max),
+        gflop_forward / forward_ms * 1e3,
+        peak_bytes as f64 / 1e6
+    ));
+    report["first_run_ms"] = json!(first_run_ms);
+    report["forward_ms"] = json!(forward_ms);
+    report["forward_runs_ms"] = json!(forward);
+    report["gflop_forward"] = json!(gflop_forward);
+    report["peak_bytes"] = json!(peak_bytes);
+
+    let mut profiled = Workload::Forward;
+    for (wanted, workload, key) in [
+        (request.backward, Workload::ForwardBackward, "forward_backward"),
+        (request.train, Workload::TrainStep, "train_step"),
+    ] {
+        if !wanted {
+            continue;
+        }
+        // A fresh subject each: the backward freezes the parameters, training needs them free.
+        drop(subject);
+        subject = Subject::new(&gpu, request, workload)?;
+        gpu.reset_peak_memory();
+        let times = time_runs(&mut subject, workload, request.runs)?;
+        let ms = median(&times);
+        let peak = gpu.pool_stats().peak_in_use_bytes;
+        say(format!(
+            "{}: median {ms:.1} ms over {} runs; peak GPU memory {:.1} MB",
+            workload.describe(),
+            request.runs,
+            peak as f64 / 1e6
+        ));
+        report[format!("{key}_ms")] = json!(ms);
+        report[format!("{key}_runs_ms")] = json!(times);
+        report[format!("peak_bytes_{key}")] = json!(peak);
+        profiled = workload;
+    }
+
+    if request.profile {
+        gpu.start_profiling()?;
+        subject.run(profiled)?;
+        let profile = gpu.finish_profiling()?;
+        say(format!(
+            "\nProfile of one {} ({}):",
+            profiled.describe(),
+            profile.source.describe()
+        ));
+        say(format_table(&profile, &layer_rows(&profile)));
+        say("By kernel:".to_string());
+        say(format_table(&profile, &kernel_rows(&profile)));
+        report["profile"] = profile_summary(&profile);
+        if let Some(path) = &request.trace {
+            let trace = gradlens::profiling::chrome_trace(&profile);
+            write_atomically(path, trace.to_string().as_bytes()).map_err(|error| {
+                Error::Output {
+                    path: path.display().to_string(),
+                    message: format!("cannot write the trace: {error}"),
+                }
+            })?;
+            say(format!(
+                "trace written to {} (open it in https://ui.perfetto.dev)",
+                path.display()
+            ));
+        }
+    }
+    if request.json {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// The profile's source and total, and its per-layer rows, for --json.
+fn profile_summary(profile: &gradlens::gpu::Profile) -> Value {
+    let rows: Vec<Value> = layer_rows(profile)
+        .iter()
+        .map(|row| {
+            json!({
+                "phase": row.phase.name(),
+                "layer": row.layer,
+                "kernel": row.kernel,
+                "calls": row.calls,
+                "flops": row.flops,
+                "bytes": row.bytes,
+                "ms": row.ns / 1e6,
+            })
+        })
+        .collect();
+    json!({
+        "source": profile.source.describe(),
+        "total_ms": profile.total_ns() / 1e6,
+        "layers": rows,
+    })
+}
