@@ -470,3 +470,54 @@ fn run_matches_torchvision_through_the_binary() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn bench_reports_json_a_profile_and_a_trace() {
+    let dir = folder("bench");
+    let trace = dir.join("trace.json");
+    let trace_arg = trace.to_str().unwrap();
+    let args = [
+        "bench", "--arch", "resnet18", "--size", "32", "--backward", "--profile", "--trace",
+        trace_arg, "--json",
+    ];
+    let output = gradlens(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["arch"], "resnet18");
+    assert_eq!(report["batch"], 1);
+    assert_eq!(report["size"], 32);
+    assert!(report["adapter"].as_str().is_some_and(|name| !name.is_empty()));
+    assert!(report["backend"].as_str().is_some());
+    for key in ["forward_ms", "forward_backward_ms", "first_run_ms"] {
+        assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
+    }
+    assert_eq!(report["forward_runs_ms"].as_array().unwrap().len(), 5);
+    // ResNet-18's 11.7 M parameters alone are 46.8 MB.
+    assert!(report["peak_bytes"].as_u64().unwrap() > 46_000_000);
+    // The profiled forward + backward: its forward kernels do the forward's FLOPs.
+    let layers = report["profile"]["layers"].as_array().unwrap();
+    let forward_flops: u64 = layers
+        .iter()
+        .filter(|row| row["phase"] == "forward")
+        .map(|row| row["flops"].as_u64().unwrap())
+        .sum();
+    let gflop = report["gflop_forward"].as_f64().unwrap();
+    assert!((forward_flops as f64 / 1e9 - gflop).abs() < 1e-9, "{gflop}");
+    assert!(layers.iter().any(|row| row["layer"] == "layer4.1.conv2" && row["phase"] == "backward"));
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    assert!(trace["traceEvents"].as_array().unwrap().len() > layers.len());
+
+    // A trace needs a profile: one line, a non-zero exit, no file.
+    let lonely = dir.join("lonely.json");
+    let output = gradlens(&["bench", "--arch", "resnet18", "--trace", lonely.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--trace") && stderr.contains("--profile"), "{stderr}");
+    assert!(!lonely.exists());
+    let output = gradlens(&["bench", "--arch", "resnet19"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("resnet19"), "{}", text(&output.stderr));
+}

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use gradlens::autograd::{Tape, Var};
+use gradlens::gpu::Phase;
+use gradlens::profiling::{format_table, kernel_rows, layer_rows};
 use gradlens::checkpoint::ModelInfo;
 use gradlens::imaging::{Colormap, Planes, Preprocess, Sizing, overlay, write_png};
 use gradlens::models::{ModelConfig, ResNet};
@@ -27,7 +29,7 @@ const WIDTH: usize = 8;
 
 pub fn run(out: &Path) -> Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(out).map_err(|e| Error::Image {
+    std::fs::create_dir_all(out).map_err(|e| Error::Output {
         path: out.display().to_string(),
         message: format!("cannot create the output folder: {e}"),
     })?;
@@ -73,21 +75,25 @@ pub fn run(out: &Path) -> Result<()> {
     };
     let t = Instant::now();
     let plane = SIZE * SIZE;
+    // One step: forward, backward and Adam on batch `step` of the epoch; returns the loss.
+    let mut train_step = |epoch: usize, step: usize| -> Result<f32> {
+        let range = step * BATCH * plane..(step + 1) * BATCH * plane;
+        let dims = [BATCH, 1, SIZE, SIZE];
+        let images = augment::flip_for_epoch(&normalise(&train_set.images[range]), dims, epoch);
+        let labels = &train_set.labels[step * BATCH..(step + 1) * BATCH];
+        let tape = Tape::new();
+        let f = Forward::new(&tape, &store, Mode::Train);
+        let logits = model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &images)?))?;
+        let loss = tape.cross_entropy(&logits, labels, None)?;
+        let grads = tape.backward(&loss, None)?;
+        let _phase = gpu.phase(Phase::Update);
+        optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
+        Ok(loss.tensor().to_vec()?[0])
+    };
     for epoch in 0..EPOCHS {
         let mut loss_sum = 0.0;
         for step in 0..steps_per_epoch {
-            let range = step * BATCH * plane..(step + 1) * BATCH * plane;
-            let dims = [BATCH, 1, SIZE, SIZE];
-            let images = augment::flip_for_epoch(&normalise(&train_set.images[range]), dims, epoch);
-            let labels = &train_set.labels[step * BATCH..(step + 1) * BATCH];
-            let tape = Tape::new();
-            let f = Forward::new(&tape, &store, Mode::Train);
-            let logits =
-                model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &images)?))?;
-            let loss = tape.cross_entropy(&logits, labels, None)?;
-            loss_sum += loss.tensor().to_vec()?[0];
-            let grads = tape.backward(&loss, None)?;
-            optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
+            loss_sum += train_step(epoch, step)?;
         }
         let seen = (epoch + 1) * TRAIN;
         println!(
@@ -234,6 +240,23 @@ pub fn run(out: &Path) -> Result<()> {
     };
     weights::save(&store, &out.join("demo.safetensors"), &info.metadata())?;
 
+    // Where a training step's time goes, kernel by kernel (one more step, after the checkpoint
+    // is saved: it changes nothing written above).
+    gpu.start_profiling()?;
+    train_step(EPOCHS, 0)?;
+    let profile = gpu.finish_profiling()?;
+    let kernel_table = format_table(&profile, &kernel_rows(&profile));
+    let layer_table = format_table(&profile, &layer_rows(&profile));
+    write_text(
+        &out.join("kernels.txt"),
+        &format!(
+            "One training step of the demo's ResNet-18 (width {WIDTH}, batch {BATCH}, \
+             {SIZE}×{SIZE}) on {}\n\nBy kernel:\n{kernel_table}\nBy layer:\n{layer_table}",
+            gpu.describe()
+        ),
+    )?;
+    println!("\nOne training step, by kernel:\n{kernel_table}");
+
     let mut table = String::new();
     let rows = [
         ("generate the data set", generation_s),
@@ -250,14 +273,19 @@ pub fn run(out: &Path) -> Result<()> {
     for (phase, seconds) in rows {
         writeln!(table, "{phase:<55} {seconds:>10.3}").expect("a String");
     }
-    std::fs::write(out.join("timings.txt"), &table).map_err(|e| Error::Image {
-        path: out.join("timings.txt").display().to_string(),
-        message: format!("cannot write: {e}"),
-    })?;
+    write_text(&out.join("timings.txt"), &table)?;
     print!("{table}");
     println!(
-        "wrote {} (overlays lesion_*_gradient.png and lesion_*_perturbation.png, demo.safetensors, timings.txt)",
+        "wrote {} (overlays lesion_*_gradient.png and lesion_*_perturbation.png, demo.safetensors, \
+         timings.txt, kernels.txt)",
         out.display()
     );
     Ok(())
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    weights::write_atomically(path, text.as_bytes()).map_err(|e| Error::Output {
+        path: path.display().to_string(),
+        message: format!("cannot write: {e}"),
+    })
 }

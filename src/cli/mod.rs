@@ -78,7 +78,7 @@ Examples:
     /// adapter).
     #[command(after_help = "Examples:\n  gradlens demo\n  gradlens demo --out /tmp/demo")]
     Demo {
-        /// Folder for the overlays, the checkpoint and timings.txt (created).
+        /// Folder for the overlays, the checkpoint, timings.txt and kernels.txt (created).
         #[arg(long, default_value = "gradlens-demo")]
         out: PathBuf,
     },
