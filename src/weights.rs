@@ -157,7 +157,21 @@ impl WeightsFile {
 /// BatchNorm so that torchvision's strict `load_state_dict` accepts the file. Written to a
 /// temporary file first and renamed: a failed save leaves no partial file.
 pub fn save(store: &ParamStore, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+    save_with(store, &[], path, metadata)
+}
+
+/// `save`, with `extra` tensors beside the model's (a resumable checkpoint's optimiser state).
+pub fn save_with(
+    store: &ParamStore,
+    extra: &[(String, Tensor)],
+    path: &Path,
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
     let mut host: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+    for (name, tensor) in extra {
+        let bytes = bytemuck::cast_slice(&tensor.to_vec()?).to_vec();
+        host.push((name.clone(), tensor.dims().to_vec(), bytes, Dtype::F32));
+    }
     for (name, tensor) in store.parameters().chain(store.buffers()) {
         let bytes = bytemuck::cast_slice(&tensor.to_vec()?).to_vec();
         host.push((name.to_string(), tensor.dims().to_vec(), bytes, Dtype::F32));

@@ -368,6 +368,15 @@ fn train_evaluate_and_explain_an_image_folder() {
     );
     let saved = dir.join("lesions.interrupted.safetensors");
     assert!(saved.exists(), "{stderr}");
+    // It holds the optimiser's moments and where the run stopped; the resumed run finishes
+    // that epoch.
+    let file = gradlens::weights::WeightsFile::open(&saved).unwrap();
+    assert!(file.names().any(|n| n == "optimizer.fc.weight.exp_avg_sq"));
+    let state: serde_json::Value =
+        serde_json::from_str(&file.metadata()["train_state"]).unwrap();
+    let epoch = state["epoch"].as_u64().unwrap();
+    let step = state["step"].as_u64().unwrap();
+    let epochs = (epoch + 1).to_string();
     let output = gradlens(&[
         "train",
         "--arch",
@@ -382,11 +391,17 @@ fn train_evaluate_and_explain_an_image_folder() {
         "--size",
         "32",
         "--epochs",
-        "1",
+        &epochs,
         "--resume",
         saved.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("resuming at epoch {} step {}", epoch + 1, step + 1)),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("epoch {}: validation", epoch + 1)), "{stdout}");
 }
 
 /// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with

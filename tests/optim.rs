@@ -201,3 +201,74 @@ fn mean(values: impl Iterator<Item = f32>) -> f32 {
     let (sum, count) = values.fold((0.0, 0), |(s, c), v| (s + v, c + 1));
     sum / count.max(1) as f32
 }
+
+/// A resumed optimiser (its state copied through the host, as a checkpoint does) continues
+/// exactly as the uninterrupted one: the same parameters, bit for bit.
+#[test]
+fn optimiser_state_resumes_exactly() {
+    use gradlens::autograd::Var;
+    use gradlens::train::{Adam, Optimizer, Sgd};
+
+    fn store() -> ParamStore {
+        let mut store = ParamStore::new(gpu());
+        Linear::new(&mut store, "fc", 6, 3, None, 5).unwrap();
+        store
+    }
+    fn step(store: &ParamStore, optimizer: &mut dyn Optimizer, index: usize) {
+        let mut rng = Rng::new(90 + index as u64);
+        let tape = Tape::new();
+        let f = Forward::new(&tape, store, Mode::Train);
+        let x = Var::constant(Tensor::from_slice(gpu(), [4, 6], &rng.vec(24)).unwrap());
+        let logits = Linear {
+            name: "fc".to_string(),
+        }
+        .forward(&f, &x)
+        .unwrap();
+        let loss = tape.cross_entropy(&logits, &[0, 2, 1, 2], None).unwrap();
+        let grads = tape.backward(&loss, None).unwrap();
+        optimizer.step(store, &grads, 0.05).unwrap();
+    }
+    fn through_host(state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        state
+            .into_iter()
+            .map(|(name, t)| {
+                let copy = Tensor::from_slice(gpu(), t.dims().to_vec(), &t.to_vec().unwrap());
+                (name, copy.unwrap())
+            })
+            .collect()
+    }
+    let optimisers: [fn() -> Box<dyn Optimizer>; 3] = [
+        || Box::new(Sgd::new(0.9, true, 1e-3)),
+        || Box::new(Adam::new(1e-3)),
+        || Box::new(Adam::adamw(0.01)),
+    ];
+    for make in optimisers {
+        let (straight, resumed) = (store(), store());
+        let mut uninterrupted = make();
+        let mut first_half = make();
+        for index in 0..3 {
+            step(&straight, uninterrupted.as_mut(), index);
+            step(&resumed, first_half.as_mut(), index);
+        }
+        let state = through_host(first_half.state().unwrap());
+        assert!(!state.is_empty());
+        let mut second_half = make();
+        second_half.load_state(state).unwrap();
+        for index in 3..5 {
+            step(&straight, uninterrupted.as_mut(), index);
+            step(&resumed, second_half.as_mut(), index);
+        }
+        for name in ["fc.weight", "fc.bias"] {
+            let a = straight.parameter(name).unwrap().to_vec().unwrap();
+            let b = resumed.parameter(name).unwrap().to_vec().unwrap();
+            assert_eq!(a, b, "{name}");
+        }
+    }
+
+    let mut adam = Adam::new(0.0);
+    let lonely = vec![("fc.weight.exp_avg".to_string(), Tensor::zeros(gpu(), [3, 6]).unwrap())];
+    assert!(adam.load_state(lonely).unwrap_err().to_string().contains("together"));
+    let unknown = vec![("fc.weight.velocity".to_string(), Tensor::zeros(gpu(), [1]).unwrap())];
+    assert!(adam.load_state(unknown.clone()).unwrap_err().to_string().contains("velocity"));
+    assert!(Sgd::new(0.9, false, 0.0).load_state(unknown).is_err());
+}

@@ -128,8 +128,10 @@ Examples:
         /// to 1/8 of the side, borders mirrored), intensity (contrast and brightness ±10%).
         #[arg(long, value_enum, value_delimiter = ',')]
         augment: Vec<train::Augmentation>,
-        /// Continue from a checkpoint (Ctrl-C leaves one: <out stem>.interrupted.safetensors).
-        /// The optimiser's moments start afresh.
+        /// Continue from a checkpoint. Ctrl-C leaves one, <out stem>.interrupted.safetensors,
+        /// with the optimiser's state and the position in the run: training continues exactly
+        /// where it stopped. Any other checkpoint of the same model and data starts a new run
+        /// from its weights.
         #[arg(long)]
         resume: Option<PathBuf>,
         /// `balanced`: weight the loss by inverse class frequency.

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
 use gradlens::autograd::{Tape, Var};
 use gradlens::checkpoint::ModelInfo;
 use gradlens::imaging::{self, Planes, Preprocess, Sizing};
@@ -39,6 +42,70 @@ pub enum OptimizerKind {
     Sgd,
     Adam,
     Adamw,
+}
+
+impl OptimizerKind {
+    fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+        }
+    }
+}
+
+/// Where an interrupted run stopped: the `train_state` metadata of its checkpoint, whose
+/// `optimizer.`-prefixed tensors hold the optimiser's state. Shuffling and augmentation are
+/// seeded per (seed, epoch, step), so a resumed run continues exactly where it stopped.
+struct TrainState {
+    epoch: usize,
+    /// The next step to run in `epoch` (its step count when only validation is left).
+    step: usize,
+    optimizer: String,
+    seed: u64,
+    best_accuracy: Option<f64>,
+}
+
+const TRAIN_STATE_KEY: &str = "train_state";
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+impl TrainState {
+    fn to_json(&self) -> String {
+        json!({
+            "epoch": self.epoch,
+            "step": self.step,
+            "optimizer": self.optimizer,
+            "seed": self.seed,
+            "best_accuracy": self.best_accuracy,
+        })
+        .to_string()
+    }
+
+    fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let bad = || Error::Weights {
+            path: path.display().to_string(),
+            message: format!("{TRAIN_STATE_KEY} metadata {text:?} is not a training state"),
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+        let count = |key: &str| value[key].as_u64().map(|v| v as usize).ok_or_else(bad);
+        Ok(Self {
+            epoch: count("epoch")?,
+            step: count("step")?,
+            optimizer: value["optimizer"].as_str().ok_or_else(bad)?.to_string(),
+            seed: value["seed"].as_u64().ok_or_else(bad)?,
+            best_accuracy: value["best_accuracy"].as_f64(),
+        })
+    }
+}
+
+/// A random stream for (seed, epoch, step): the shuffle of an epoch, the augmentations of a
+/// step.
+fn stream(seed: u64, epoch: usize, step: Option<usize>) -> SplitMix64 {
+    let step = step.map_or(0, |s| s as u64 + 1);
+    SplitMix64::new(
+        seed ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+            ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
 }
 
 pub struct Request {
@@ -102,6 +169,7 @@ pub fn run(request: &Request) -> Result<()> {
     };
     let mut store = ParamStore::new(&gpu);
     let model = build(&request.arch, &mut store, &config)?;
+    let mut resumed_state: Option<(TrainState, Vec<(String, Tensor)>)> = None;
     // Pretrained weights keep the normalisation they were trained with; a resumed run its
     // checkpoint's; from scratch, the training set's own.
     let (mean, std) = match (&request.weights, &request.resume) {
@@ -111,8 +179,19 @@ pub fn run(request: &Request) -> Result<()> {
             ));
         }
         (None, Some(path)) => {
-            let file = WeightsFile::open(path)?;
+            let mut file = WeightsFile::open(path)?;
             let resumed = ModelInfo::from_file(&file, Some(&request.arch))?;
+            if let Some(text) = file.metadata().get(TRAIN_STATE_KEY) {
+                let state = TrainState::from_json(text, path)?;
+                let mut tensors = Vec::new();
+                for name in file.names().filter(|n| n.starts_with(OPTIMIZER_PREFIX)) {
+                    let host = file.get(name).expect("a listed name");
+                    let tensor = Tensor::from_slice(&gpu, host.dims.clone(), &host.data)?;
+                    tensors.push((name[OPTIMIZER_PREFIX.len()..].to_string(), tensor));
+                }
+                file.remove_prefix(OPTIMIZER_PREFIX);
+                resumed_state = Some((state, tensors));
+            }
             file.load_into(&mut store, model.optional_prefixes())?;
             (resumed.preprocess.mean, resumed.preprocess.std)
         }
@@ -164,6 +243,35 @@ pub fn run(request: &Request) -> Result<()> {
         OptimizerKind::Adam => Box::new(Adam::new(0.0)),
         OptimizerKind::Adamw => Box::new(Adam::adamw(0.01)),
     };
+    let (mut first_epoch, mut first_step, mut best) = (0, 0, None);
+    let seed = match resumed_state {
+        Some((state, tensors)) => {
+            if state.optimizer != request.optimizer.name() {
+                return Err(invalid(format!(
+                    "the checkpoint continues a run with --optimizer {}, not {}",
+                    state.optimizer,
+                    request.optimizer.name()
+                )));
+            }
+            if state.epoch >= request.epochs {
+                return Err(invalid(format!(
+                    "the checkpoint stopped in epoch {}: --epochs {} leaves nothing to train",
+                    state.epoch + 1,
+                    request.epochs
+                )));
+            }
+            optimizer.load_state(tensors)?;
+            (first_epoch, first_step, best) = (state.epoch, state.step, state.best_accuracy);
+            println!(
+                "resuming at epoch {} step {} (best validation accuracy so far: {})",
+                state.epoch + 1,
+                state.step + 1,
+                best.map_or("none".into(), |b| format!("{:.1}%", b * 100.0))
+            );
+            state.seed
+        }
+        None => request.seed,
+    };
     let steps_per_epoch = train.paths.len().div_ceil(request.batch);
     let total = (request.epochs * steps_per_epoch).max(1);
     let warmup = (total / 20).min(100);
@@ -175,21 +283,29 @@ pub fn run(request: &Request) -> Result<()> {
             min_lr: request.lr * 0.01,
         },
     };
-    let mut rng = SplitMix64::new(request.seed);
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| invalid(format!("cannot watch for Ctrl-C: {e}")))?;
-    let mut best: Option<f64> = None;
     let size = request.size;
     let started = Instant::now();
-    for epoch in 0..request.epochs {
+    let steps_before = first_epoch * steps_per_epoch + first_step;
+    for epoch in first_epoch..request.epochs {
+        let mut shuffle = stream(seed, epoch, None);
         let mut order: Vec<usize> = (0..train.paths.len()).collect();
         for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i + 1));
+            order.swap(i, shuffle.below(i + 1));
         }
-        let mut loss_sum = 0.0;
-        for (step, indices) in order.chunks(request.batch).enumerate() {
+        let skipped = match epoch == first_epoch {
+            true => first_step,
+            false => 0,
+        };
+        let bar = progress_bar(epoch, request.epochs, train.paths.len());
+        bar.set_position((skipped * request.batch).min(train.paths.len()) as u64);
+        let epoch_started = Instant::now();
+        let (mut loss_sum, mut steps_run, mut images_run) = (0.0, 0, 0);
+        for (step, indices) in order.chunks(request.batch).enumerate().skip(skipped) {
+            let mut rng = stream(seed, epoch, Some(step));
             let mut data: Vec<f32> = indices
                 .iter()
                 .flat_map(|&i| normalise(&train_images[i]))
@@ -211,31 +327,56 @@ pub fn run(request: &Request) -> Result<()> {
                 model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &data)?))?;
             let loss = tape.cross_entropy(&logits, &labels, class_weight.as_ref())?;
             loss_sum += loss.tensor().to_vec()?[0];
+            steps_run += 1;
+            images_run += indices.len();
             let grads = tape.backward(&loss, None)?;
             optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
             if interrupted.load(Ordering::SeqCst) {
-                eprintln!();
+                bar.abandon();
                 let path = interrupted_path(&request.out);
-                weights::save(&store, &path, &info.metadata())?;
+                let state = TrainState {
+                    epoch,
+                    step: step + 1,
+                    optimizer: request.optimizer.name().to_string(),
+                    seed,
+                    best_accuracy: best,
+                };
+                let mut metadata = info.metadata();
+                metadata.insert(TRAIN_STATE_KEY.to_string(), state.to_json());
+                let optimizer_state: Vec<(String, Tensor)> = optimizer
+                    .state()?
+                    .into_iter()
+                    .map(|(name, tensor)| (format!("{OPTIMIZER_PREFIX}{name}"), tensor))
+                    .collect();
+                weights::save_with(&store, &optimizer_state, &path, &metadata)?;
                 return Err(invalid(format!(
-                    "interrupted in epoch {}; the weights are in {}: continue with --resume {0}",
+                    "interrupted in epoch {} after step {}; the weights and optimiser state are \
+                     in {}: continue with --resume {2}",
                     epoch + 1,
+                    step + 1,
                     path.display()
                 )));
             }
-            let done = epoch * steps_per_epoch + step + 1;
-            let elapsed = started.elapsed().as_secs_f64();
-            eprint!(
-                "\repoch {}/{} step {}/{steps_per_epoch} loss {:.4} {:.1} images/s ETA {:.0} s   ",
-                epoch + 1,
-                request.epochs,
-                step + 1,
-                loss_sum / (step + 1) as f32,
-                (done * request.batch) as f64 / elapsed,
-                elapsed / done as f64 * (total - done) as f64
-            );
+            let done = epoch * steps_per_epoch + step + 1 - steps_before;
+            let remaining = total - (epoch * steps_per_epoch + step + 1);
+            let eta = started.elapsed().as_secs_f64() / done as f64 * remaining as f64;
+            bar.inc(indices.len() as u64);
+            bar.set_message(format!(
+                "loss {:.4} · {:.1} images/s · run ETA {}",
+                loss_sum / steps_run as f32,
+                images_run as f64 / epoch_started.elapsed().as_secs_f64(),
+                indicatif::HumanDuration(std::time::Duration::from_secs_f64(eta))
+            ));
         }
-        eprintln!();
+        bar.finish_and_clear();
+        let epoch_s = epoch_started.elapsed().as_secs_f64();
+        println!(
+            "epoch {}/{}: loss {:.4}, {:.1} images/s",
+            epoch + 1,
+            request.epochs,
+            loss_sum / steps_run.max(1) as f32,
+            images_run as f64 / epoch_s
+        );
         let explained = Explained {
             model: model.as_ref(),
             store: &store,
@@ -260,6 +401,20 @@ pub fn run(request: &Request) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One epoch's bar on stderr (drawn only when it is a terminal): images done, the epoch's
+/// ETA, and the message (running loss, images/s, the whole run's ETA).
+fn progress_bar(epoch: usize, epochs: usize, images: usize) -> ProgressBar {
+    let bar = ProgressBar::new(images as u64);
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} images · epoch ETA {eta} · {msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+    bar
 }
 
 /// `<out stem>.interrupted.safetensors` beside `out`.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::autograd::Gradients;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::elementwise::{mul, scale};
 use crate::kernels::optim::{AdamStep, SgdStep, adam_step, sgd_step};
 use crate::kernels::reduce;
@@ -14,6 +14,31 @@ use crate::tensor::Tensor;
 /// Updates the parameters that have gradients, at learning rate `lr` (from a schedule).
 pub trait Optimizer {
     fn step(&mut self, store: &ParamStore, grads: &Gradients, lr: f32) -> Result<()>;
+
+    /// What a resumed run needs to continue exactly where this one stopped, as tensors named
+    /// `{parameter}.{key}` with PyTorch's state keys (`momentum_buffer`; `exp_avg`,
+    /// `exp_avg_sq`, `step`).
+    fn state(&self) -> Result<Vec<(String, Tensor)>>;
+
+    /// Restores what [`Optimizer::state`] returned; an unknown key is an error.
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()>;
+}
+
+/// (`parameter`, `key`) of a state tensor's name `{parameter}.{key}`.
+fn split_state_name(name: &str) -> Result<(&str, &str)> {
+    name.rsplit_once('.').ok_or_else(|| {
+        Error::invalid(
+            "load_state",
+            format!("{name:?} is not `parameter.key`"),
+        )
+    })
+}
+
+fn unknown_key(name: &str, known: &str) -> Error {
+    Error::invalid(
+        "load_state",
+        format!("{name:?}: this optimiser's state has only {known}"),
+    )
 }
 
 /// torch.optim.SGD (dampening 0).
@@ -52,6 +77,26 @@ impl Optimizer for Sgd {
                 first_step,
             };
             sgd_step(param, grad, self.momentum_buffers.get(name), &step)?;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        Ok(self
+            .momentum_buffers
+            .iter()
+            .map(|(name, buffer)| (format!("{name}.momentum_buffer"), buffer.clone()))
+            .collect())
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
+        for (name, tensor) in state {
+            match split_state_name(&name)? {
+                (parameter, "momentum_buffer") => {
+                    self.momentum_buffers.insert(parameter.to_string(), tensor);
+                }
+                _ => return Err(unknown_key(&name, "momentum_buffer")),
+            }
         }
         Ok(())
     }
@@ -111,6 +156,56 @@ impl Optimizer for Adam {
                 step: *steps,
             };
             adam_step(param, grad, m, v, &step)?;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut state = Vec::new();
+        for (name, (m, v, steps)) in &self.moments {
+            state.push((format!("{name}.exp_avg"), m.clone()));
+            state.push((format!("{name}.exp_avg_sq"), v.clone()));
+            // Exact in f32 up to 2²⁴ steps.
+            let steps = Tensor::from_slice(m.gpu(), [1], &[*steps as f32])?;
+            state.push((format!("{name}.step"), steps));
+        }
+        Ok(state)
+    }
+
+    fn load_state(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
+        let mut parts: HashMap<String, [Option<Tensor>; 3]> = HashMap::new();
+        for (name, tensor) in state {
+            let (parameter, key) = split_state_name(&name)?;
+            let slot = match key {
+                "exp_avg" => 0,
+                "exp_avg_sq" => 1,
+                "step" => 2,
+                _ => return Err(unknown_key(&name, "exp_avg, exp_avg_sq and step")),
+            };
+            parts.entry(parameter.to_string()).or_default()[slot] = Some(tensor);
+        }
+        for (parameter, [m, v, steps]) in parts {
+            let (Some(m), Some(v), Some(steps)) = (m, v, steps) else {
+                return Err(Error::invalid(
+                    "load_state",
+                    format!("{parameter}: exp_avg, exp_avg_sq and step must come together"),
+                ));
+            };
+            let steps = steps.to_vec()?;
+            let [steps] = steps.as_slice() else {
+                return Err(Error::invalid(
+                    "load_state",
+                    format!("{parameter}.step must hold one number"),
+                ));
+            };
+            if !(steps.is_finite() && *steps >= 0.0 && steps.fract() == 0.0) {
+                return Err(Error::invalid(
+                    "load_state",
+                    format!("{parameter}.step = {steps} is not a step count"),
+                ));
+            }
+            self.moments
+                .insert(parameter, (m, v, *steps as u32));
         }
         Ok(())
     }
