@@ -78,12 +78,7 @@ fn group(profile: &Profile, key: impl Fn(&KernelTiming) -> (Phase, String)) -> V
 
 /// "1×64×56×56 → 1×64×56×56" for a layer whose forward ops were seen.
 fn shapes(profile: &Profile, layer: &str) -> String {
-    let dims = |d: &[usize]| {
-        d.iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join("×")
-    };
+    let dims = |d: &[usize]| d.iter().map(usize::to_string).collect::<Vec<_>>().join("×");
     profile
         .shapes
         .get(layer)
@@ -98,7 +93,18 @@ pub fn format_table(profile: &Profile, rows: &[Row]) -> String {
     let by_layer = rows.iter().any(|row| !row.layer.is_empty());
     let mut text = String::new();
     let mut line = |cells: [&str; 10]| {
-        let [phase, layer, kernel, shape, gflop, mb, ms, gflops, gbs, share] = cells;
+        let [
+            phase,
+            layer,
+            kernel,
+            shape,
+            gflop,
+            mb,
+            ms,
+            gflops,
+            gbs,
+            share,
+        ] = cells;
         let layer_cells = match by_layer {
             true => format!("{layer:<34} {shape:<32} "),
             false => String::new(),

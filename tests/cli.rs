@@ -372,8 +372,7 @@ fn train_evaluate_and_explain_an_image_folder() {
     // that epoch.
     let file = gradlens::weights::WeightsFile::open(&saved).unwrap();
     assert!(file.names().any(|n| n == "optimizer.fc.weight.exp_avg_sq"));
-    let state: serde_json::Value =
-        serde_json::from_str(&file.metadata()["train_state"]).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&file.metadata()["train_state"]).unwrap();
     let epoch = state["epoch"].as_u64().unwrap();
     let step = state["step"].as_u64().unwrap();
     let epochs = (epoch + 1).to_string();
@@ -398,10 +397,17 @@ fn train_evaluate_and_explain_an_image_folder() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(
-        stdout.contains(&format!("resuming at epoch {} step {}", epoch + 1, step + 1)),
+        stdout.contains(&format!(
+            "resuming at epoch {} step {}",
+            epoch + 1,
+            step + 1
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("epoch {}: validation", epoch + 1)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("epoch {}: validation", epoch + 1)),
+        "{stdout}"
+    );
 }
 
 /// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with
@@ -492,8 +498,16 @@ fn bench_reports_json_a_profile_and_a_trace() {
     let trace = dir.join("trace.json");
     let trace_arg = trace.to_str().unwrap();
     let args = [
-        "bench", "--arch", "resnet18", "--size", "32", "--backward", "--profile", "--trace",
-        trace_arg, "--json",
+        "bench",
+        "--arch",
+        "resnet18",
+        "--size",
+        "32",
+        "--backward",
+        "--profile",
+        "--trace",
+        trace_arg,
+        "--json",
     ];
     let output = gradlens(&args);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -502,7 +516,11 @@ fn bench_reports_json_a_profile_and_a_trace() {
     assert_eq!(report["arch"], "resnet18");
     assert_eq!(report["batch"], 1);
     assert_eq!(report["size"], 32);
-    assert!(report["adapter"].as_str().is_some_and(|name| !name.is_empty()));
+    assert!(
+        report["adapter"]
+            .as_str()
+            .is_some_and(|name| !name.is_empty())
+    );
     assert!(report["backend"].as_str().is_some());
     for key in ["forward_ms", "forward_backward_ms", "first_run_ms"] {
         assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
@@ -519,20 +537,125 @@ fn bench_reports_json_a_profile_and_a_trace() {
         .sum();
     let gflop = report["gflop_forward"].as_f64().unwrap();
     assert!((forward_flops as f64 / 1e9 - gflop).abs() < 1e-9, "{gflop}");
-    assert!(layers.iter().any(|row| row["layer"] == "layer4.1.conv2" && row["phase"] == "backward"));
-    let trace: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    assert!(
+        layers
+            .iter()
+            .any(|row| row["layer"] == "layer4.1.conv2" && row["phase"] == "backward")
+    );
+    let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
     assert!(trace["traceEvents"].as_array().unwrap().len() > layers.len());
 
     // A trace needs a profile: one line, a non-zero exit, no file.
     let lonely = dir.join("lonely.json");
-    let output = gradlens(&["bench", "--arch", "resnet18", "--trace", lonely.to_str().unwrap()]);
+    let output = gradlens(&[
+        "bench",
+        "--arch",
+        "resnet18",
+        "--trace",
+        lonely.to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("--trace") && stderr.contains("--profile"), "{stderr}");
+    assert!(
+        stderr.contains("--trace") && stderr.contains("--profile"),
+        "{stderr}"
+    );
     assert!(!lonely.exists());
     let output = gradlens(&["bench", "--arch", "resnet19"]);
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("resnet19"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("resnet19"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// --tile: a big image scored and explained tile by tile at full resolution. With tiles of the
+/// model's input size and no overlap, each region of the stitched map is exactly the map of
+/// that tile on its own.
+#[test]
+fn tiles_are_scored_and_their_maps_stitched() {
+    let dir = folder("tiles");
+    let (weights, _, _) = fixtures(&dir);
+    let w = weights.to_str().unwrap();
+    let (height, width) = (80u32, 120u32);
+    let mut rng = common::Rng::new(21);
+    let pixels: Vec<u8> = (0..height * width)
+        .map(|_| ((rng.vec(1)[0] * 0.5 + 0.5) * 255.0) as u8)
+        .collect();
+    let big = dir.join("big.png");
+    image::save_buffer(&big, &pixels, width, height, image::ExtendedColorType::L8).unwrap();
+    // The tile at y 40, x 80 as an image of its own.
+    let tile: Vec<u8> = (40..80)
+        .flat_map(|y| pixels[(y * width + 80) as usize..(y * width + 120) as usize].to_vec())
+        .collect();
+    let alone = dir.join("alone.png");
+    image::save_buffer(&alone, &tile, 40, 40, image::ExtendedColorType::L8).unwrap();
+    let b = big.to_str().unwrap();
+
+    let output = gradlens(&["classify", b, "--weights", w, "--tile", "40", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    // Tiles of 40 every 20 pixels: 3 rows × 5 columns.
+    assert_eq!(json["results"][0]["tiles"], 15);
+    assert!(json["results"][0]["strongest_tile"]["x"].as_u64().unwrap() <= 80);
+
+    let stitched = dir.join("stitched.safetensors");
+    let (overlay, single) = (dir.join("stitched.png"), dir.join("alone.safetensors"));
+    let output = gradlens(&[
+        "saliency",
+        b,
+        "--weights",
+        w,
+        "--class",
+        "1",
+        "--tile",
+        "40",
+        "--stride",
+        "40",
+        "--raw-out",
+        stitched.to_str().unwrap(),
+        "--out",
+        overlay.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let png = image::open(&overlay).unwrap();
+    assert_eq!(
+        (png.width(), png.height()),
+        (width, height),
+        "the whole image"
+    );
+    let output = gradlens(&[
+        "saliency",
+        alone.to_str().unwrap(),
+        "--weights",
+        w,
+        "--class",
+        "1",
+        "--raw-out",
+        single.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let map = gradlens::weights::WeightsFile::open(&stitched).unwrap();
+    let map = map.get("saliency").unwrap();
+    assert_eq!(map.dims, [80, 120]);
+    let reference = gradlens::weights::WeightsFile::open(&single).unwrap();
+    let reference = &reference.get("saliency").unwrap().data;
+    let region: Vec<f32> = (40..80)
+        .flat_map(|y| map.data[y * 120 + 80..y * 120 + 120].to_vec())
+        .collect();
+    assert!(reference.iter().any(|&v| v != 0.0));
+    common::assert_close("stitched tile", &region, reference, 1e-4, 1e-7);
+
+    let output = gradlens(&["classify", b, "--weights", w, "--tile", "100"]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("big.png") && stderr.contains("smaller than one tile"),
+        "{stderr}"
+    );
+    let output = gradlens(&["classify", b, "--weights", w, "--stride", "10"]);
+    assert!(!output.status.success() && text(&output.stderr).contains("--tile"));
 }

@@ -71,3 +71,73 @@ fn colormaps_run_dark_to_bright() {
     }
     assert!(Colormap::Inferno.color(0.0).iter().all(|&c| c < 0.05));
 }
+
+#[test]
+fn tile_grids_cover_the_image_with_the_last_tiles_flush() {
+    use gradlens::imaging::tiles::TileGrid;
+    let grid = TileGrid::new(40, 30, 100, 130).unwrap();
+    let positions = grid.positions();
+    assert_eq!(positions.first(), Some(&(0, 0)));
+    assert_eq!(
+        positions.last(),
+        Some(&(60, 90)),
+        "flush with the far edges"
+    );
+    let ys: std::collections::BTreeSet<usize> = positions.iter().map(|p| p.0).collect();
+    assert_eq!(ys.into_iter().collect::<Vec<_>>(), [0, 30, 60]);
+    let xs: std::collections::BTreeSet<usize> = positions.iter().map(|p| p.1).collect();
+    assert_eq!(xs.into_iter().collect::<Vec<_>>(), [0, 30, 60, 90]);
+    let mut covered = vec![false; 100 * 130];
+    for (y, x) in positions {
+        for row in y..y + 40 {
+            for column in x..x + 40 {
+                covered[row * 130 + column] = true;
+            }
+        }
+    }
+    assert!(covered.iter().all(|&c| c));
+    assert_eq!(TileGrid::new(40, 40, 40, 40).unwrap().positions(), [(0, 0)]);
+    for (tile, stride, h, w, needle) in [
+        (40, 50, 100, 100, "gaps"),
+        (40, 0, 100, 100, "at least 1"),
+        (40, 20, 39, 100, "smaller than one tile"),
+    ] {
+        let error = TileGrid::new(tile, stride, h, w).unwrap_err().to_string();
+        assert!(error.contains(needle), "{error}");
+    }
+}
+
+#[test]
+fn stitching_averages_overlaps_and_resizes_tile_maps() {
+    use gradlens::imaging::tiles::{Pooling, Stitcher, TileGrid, crop, pool_logits};
+    let grid = TileGrid::new(4, 2, 4, 8).unwrap();
+    let positions = grid.positions();
+    assert_eq!(positions, [(0, 0), (0, 2), (0, 4)]);
+    let mut stitcher = Stitcher::new(grid);
+    for (k, &position) in positions.iter().enumerate() {
+        // Tile k's map is the constant k + 1, given at 2×2 (resized to the tile's 4×4).
+        stitcher.add(&[k as f32 + 1.0; 4], 2, position).unwrap();
+    }
+    assert!(stitcher.add(&[0.0; 3], 2, (0, 0)).is_err());
+    let map = stitcher.finish();
+    // Columns 0-1: tile 0 only; 2-3: tiles 0 and 1; 4-5: tiles 1 and 2; 6-7: tile 2.
+    let expected_row = [1.0, 1.0, 1.5, 1.5, 2.5, 2.5, 3.0, 3.0];
+    for row in map.chunks(8) {
+        for (got, want) in row.iter().zip(expected_row) {
+            assert!((got - want).abs() < 1e-6, "{row:?}");
+        }
+    }
+
+    let image = gradlens::imaging::Planes {
+        channels: 2,
+        height: 3,
+        width: 4,
+        data: (0..24).map(|v| v as f32).collect(),
+    };
+    let tile = crop(&image, 2, (1, 2));
+    assert_eq!(tile.data, [6.0, 7.0, 10.0, 11.0, 18.0, 19.0, 22.0, 23.0]);
+
+    let logits = [1.0, -2.0, 3.0, 0.0];
+    assert_eq!(pool_logits(&logits, 2, Pooling::Max), [3.0, 0.0]);
+    assert_eq!(pool_logits(&logits, 2, Pooling::Mean), [2.0, -1.0]);
+}

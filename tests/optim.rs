@@ -266,9 +266,25 @@ fn optimiser_state_resumes_exactly() {
     }
 
     let mut adam = Adam::new(0.0);
-    let lonely = vec![("fc.weight.exp_avg".to_string(), Tensor::zeros(gpu(), [3, 6]).unwrap())];
-    assert!(adam.load_state(lonely).unwrap_err().to_string().contains("together"));
-    let unknown = vec![("fc.weight.velocity".to_string(), Tensor::zeros(gpu(), [1]).unwrap())];
-    assert!(adam.load_state(unknown.clone()).unwrap_err().to_string().contains("velocity"));
+    let lonely = vec![(
+        "fc.weight.exp_avg".to_string(),
+        Tensor::zeros(gpu(), [3, 6]).unwrap(),
+    )];
+    assert!(
+        adam.load_state(lonely)
+            .unwrap_err()
+            .to_string()
+            .contains("together")
+    );
+    let unknown = vec![(
+        "fc.weight.velocity".to_string(),
+        Tensor::zeros(gpu(), [1]).unwrap(),
+    )];
+    assert!(
+        adam.load_state(unknown.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("velocity")
+    );
     assert!(Sgd::new(0.9, false, 0.0).load_state(unknown).is_err());
 }

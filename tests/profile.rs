@@ -7,12 +7,12 @@ mod common;
 use std::collections::HashSet;
 
 use common::{Rng, gpu};
+use gradlens::Tensor;
 use gradlens::autograd::{Tape, Var};
 use gradlens::gpu::{Phase, TimingSource};
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::profiling::{chrome_trace, format_table, kernel_rows, layer_rows};
-use gradlens::Tensor;
 
 #[test]
 fn a_profiled_training_step_is_charged_to_its_layers() {
@@ -31,7 +31,10 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
     let flops_before = gpu.flops_recorded();
     let tape = Tape::no_grad();
     model
-        .forward(&Forward::new(&tape, &store, Mode::Eval), &tape.input(input.clone()))
+        .forward(
+            &Forward::new(&tape, &store, Mode::Eval),
+            &tape.input(input.clone()),
+        )
         .unwrap()
         .tensor()
         .to_vec()
@@ -48,13 +51,20 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
     tape.backward(&loss, None).unwrap();
     let profile = gpu.finish_profiling().unwrap();
     assert!(!gpu.is_profiling());
-    assert!(gpu.finish_profiling().is_err(), "profiling was already finished");
+    assert!(
+        gpu.finish_profiling().is_err(),
+        "profiling was already finished"
+    );
 
     // Lavapipe offers timestamp queries (the adapter CI runs on).
     if gpu.describe().contains("llvmpipe") {
         assert_eq!(profile.source, TimingSource::GpuTimestamps);
     }
-    assert!(profile.kernels.len() > 50, "{} kernels", profile.kernels.len());
+    assert!(
+        profile.kernels.len() > 50,
+        "{} kernels",
+        profile.kernels.len()
+    );
     for kernel in &profile.kernels {
         assert!(
             kernel.end_ns >= kernel.start_ns && kernel.start_ns >= 0.0,
@@ -108,7 +118,10 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
             "no kernel charged to {layer}"
         );
     }
-    assert!(rows.iter().any(|r| r.layer == "layer3.1.bn2" && r.phase == Phase::Backward));
+    assert!(
+        rows.iter()
+            .any(|r| r.layer == "layer3.1.bn2" && r.phase == Phase::Backward)
+    );
 
     let by_kernel = kernel_rows(&profile);
     let calls: usize = by_kernel.iter().map(|row| row.calls).sum();
@@ -122,7 +135,11 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
     let complete: Vec<_> = events.iter().filter(|e| e["ph"] == "X").collect();
     assert_eq!(complete.len(), profile.kernels.len());
     assert!(complete.iter().all(|e| e["dur"].as_f64().unwrap() >= 0.0));
-    assert!(complete.iter().any(|e| e["args"]["layer"] == "layer1.0.conv1"));
+    assert!(
+        complete
+            .iter()
+            .any(|e| e["args"]["layer"] == "layer1.0.conv1")
+    );
 
     // Nothing is recorded once profiling has stopped.
     gpu.start_profiling().unwrap();

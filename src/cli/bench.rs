@@ -69,7 +69,12 @@ impl Subject {
             store.freeze_all_except(&[])?;
         }
         let mut rng = SplitMix64::new(7);
-        let dims = [request.batch, config.in_channels, request.size, request.size];
+        let dims = [
+            request.batch,
+            config.in_channels,
+            request.size,
+            request.size,
+        ];
         let data: Vec<f32> = (0..dims.iter().product::<usize>())
             .map(|_| rng.uniform_symmetric(2.0))
             .collect();
@@ -225,7 +230,11 @@ pub fn run(request: &Request) -> Result<()> {
 
     let mut profiled = Workload::Forward;
     for (wanted, workload, key) in [
-        (request.backward, Workload::ForwardBackward, "forward_backward"),
+        (
+            request.backward,
+            Workload::ForwardBackward,
+            "forward_backward",
+        ),
         (request.train, Workload::TrainStep, "train_step"),
     ] {
         if !wanted {

@@ -1,38 +1,91 @@
-//! `gradlens classify`: the top classes of each image with their probabilities.
+//! `gradlens classify`: the top classes of each image with their probabilities; with --tile,
+//! scored tile by tile at full resolution and the tiles' logits pooled.
 
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
+use serde_json::{Value, json};
+
+use gradlens::imaging::tiles::{Pooling, pool_logits};
 use gradlens::saliency::{Explained, logits};
 use gradlens::{Gpu, Result};
 
-use super::model;
+use super::model::{self, TILES_PER_BATCH, Tiled};
 
-pub fn run(
-    images: &[PathBuf],
-    weights: &Path,
-    arch: Option<&str>,
-    top: usize,
-    json: bool,
-) -> Result<()> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Aggregate {
+    /// Per class the largest tile logit: one tile showing a lesion makes the image positive.
+    Max,
+    /// Per class the mean tile logit.
+    Mean,
+}
+
+pub struct Request<'a> {
+    pub images: &'a [PathBuf],
+    pub weights: &'a Path,
+    pub arch: Option<&'a str>,
+    pub top: usize,
+    pub json: bool,
+    /// Tile side and stride in image pixels, and how tile logits are pooled.
+    pub tile: Option<(usize, Option<usize>, Aggregate)>,
+}
+
+/// One image's logits, and with tiles how many there were and where the top class peaked.
+struct Scored {
+    logits: Vec<f32>,
+    tiles: Option<TileSummary>,
+}
+
+struct TileSummary {
+    count: usize,
+    /// (y, x) of the tile with the largest logit for the image's top class.
+    strongest: (usize, usize),
+}
+
+pub fn run(request: &Request) -> Result<()> {
     let gpu = Gpu::new()?;
-    let loaded = model::load(&gpu, weights, arch)?;
-    let (batch, _) = model::images(&gpu, &loaded.info, images)?;
+    let loaded = model::load(&gpu, request.weights, request.arch)?;
     let explained = Explained {
         model: loaded.model.as_ref(),
         store: &loaded.store,
     };
-    let logits = logits(explained, &batch)?;
-    let classes = logits.dims[1];
+    let scored: Vec<Scored> = match request.tile {
+        None => {
+            let (batch, _) = model::images(&gpu, &loaded.info, request.images)?;
+            let logits = logits(explained, &batch)?;
+            logits
+                .data
+                .chunks(logits.dims[1])
+                .map(|row| Scored {
+                    logits: row.to_vec(),
+                    tiles: None,
+                })
+                .collect()
+        }
+        Some((tile, stride, aggregate)) => request
+            .images
+            .iter()
+            .map(|path| {
+                let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
+                score_tiles(&gpu, explained, &tiled, aggregate)
+            })
+            .collect::<Result<_>>()?,
+    };
+
     let mut results = Vec::new();
-    for (path, row) in images.iter().zip(logits.data.chunks(classes)) {
-        let peak = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f64> = row.iter().map(|&v| f64::from(v - peak).exp()).collect();
-        let total: f64 = exps.iter().sum();
-        let mut ranked: Vec<(usize, f64)> = exps.iter().map(|e| e / total).enumerate().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        ranked.truncate(top.max(1));
-        if !json {
-            println!("{}", path.display());
+    for (path, scored) in request.images.iter().zip(&scored) {
+        let ranked = ranked(&scored.logits, request.top);
+        if !request.json {
+            match &scored.tiles {
+                None => println!("{}", path.display()),
+                Some(tiles) => println!(
+                    "{} ({} tiles; the top class peaks in the tile at y {}, x {})",
+                    path.display(),
+                    tiles.count,
+                    tiles.strongest.0,
+                    tiles.strongest.1
+                ),
+            }
             for (class, probability) in &ranked {
                 println!(
                     "  {:6.2}%  {class:4}  {}",
@@ -41,18 +94,66 @@ pub fn run(
                 );
             }
         }
-        results.push(serde_json::json!({
+        let mut result = json!({
             "image": path.display().to_string(),
-            "top": ranked.iter().map(|(class, p)| serde_json::json!({
+            "top": ranked.iter().map(|(class, p)| json!({
                 "class": class, "name": loaded.info.class_names[*class], "probability": p,
             })).collect::<Vec<_>>(),
-        }));
+        });
+        if let Some(tiles) = &scored.tiles {
+            result["tiles"] = json!(tiles.count);
+            result["strongest_tile"] = json!({ "y": tiles.strongest.0, "x": tiles.strongest.1 });
+        }
+        results.push(result);
     }
-    if json {
+    if request.json {
         println!(
             "{}",
-            serde_json::json!({ "arch": loaded.info.arch, "results": results })
+            json!({ "arch": loaded.info.arch, "results": Value::Array(results) })
         );
     }
     Ok(())
+}
+
+/// Logits of every tile, pooled; and the tile where the pooled top class scores highest.
+fn score_tiles(
+    gpu: &Gpu,
+    explained: Explained,
+    tiled: &Tiled,
+    aggregate: Aggregate,
+) -> Result<Scored> {
+    let positions = tiled.grid.positions();
+    let mut tile_logits = Vec::new();
+    for chunk in positions.chunks(TILES_PER_BATCH) {
+        tile_logits.extend(logits(explained, &tiled.batch(gpu, chunk)?)?.data);
+    }
+    let classes = tile_logits.len() / positions.len();
+    let pooling = match aggregate {
+        Aggregate::Max => Pooling::Max,
+        Aggregate::Mean => Pooling::Mean,
+    };
+    let pooled = pool_logits(&tile_logits, classes, pooling);
+    let top = ranked(&pooled, 1)[0].0;
+    let strongest = (0..positions.len())
+        .max_by(|&a, &b| tile_logits[a * classes + top].total_cmp(&tile_logits[b * classes + top]))
+        .map(|t| positions[t])
+        .unwrap_or_default();
+    Ok(Scored {
+        logits: pooled,
+        tiles: Some(TileSummary {
+            count: positions.len(),
+            strongest,
+        }),
+    })
+}
+
+/// The `top` most probable classes (softmax of the logits), most probable first.
+fn ranked(logits: &[f32], top: usize) -> Vec<(usize, f64)> {
+    let peak = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&v| f64::from(v - peak).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    let mut ranked: Vec<(usize, f64)> = exps.iter().map(|e| e / total).enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(top.max(1));
+    ranked
 }

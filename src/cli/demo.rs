@@ -8,12 +8,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use gradlens::autograd::{Tape, Var};
-use gradlens::gpu::Phase;
-use gradlens::profiling::{format_table, kernel_rows, layer_rows};
 use gradlens::checkpoint::ModelInfo;
+use gradlens::gpu::Phase;
 use gradlens::imaging::{Colormap, Planes, Preprocess, Sizing, overlay, write_png};
 use gradlens::models::{ModelConfig, ResNet};
 use gradlens::nn::{Forward, Mode, ParamStore};
+use gradlens::profiling::{format_table, kernel_rows, layer_rows};
 use gradlens::saliency::{
     self, Explained, Perturbation, Reduce, Replacement, Score, pointing_game_hit, to_maps,
 };

@@ -184,8 +184,12 @@ Examples:
 
     /// Print the top classes of images with their probabilities.
     #[command(
-        after_help = "Examples:\n  gradlens classify cat.jpg --weights resnet50.safetensors\n  \
-                            gradlens classify a.png b.png --weights demo.safetensors --top 2 --json"
+        after_help = "Each image is resized (and cropped) as the weights record; with --tile, \
+                            a big image is instead scored in tiles at full resolution and their \
+                            logits pooled.\n\nExamples:\n  \
+                            gradlens classify cat.jpg --weights resnet50.safetensors\n  \
+                            gradlens classify a.png b.png --weights demo.safetensors --top 2 --json\n  \
+                            gradlens classify slide.png --weights lesions.safetensors --tile 256 --stride 128"
     )]
     Classify {
         /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA).
@@ -202,16 +206,27 @@ Examples:
         /// One JSON object on stdout instead of text.
         #[arg(long)]
         json: bool,
+        /// Score the image tile by tile at full resolution: tiles of S×S image pixels, each
+        /// resized to the model's input, their logits pooled (see --aggregate).
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u32).range(1..))]
+        tile: Option<u32>,
+        /// Pixels between tiles (default: half a tile, so tiles overlap by half).
+        #[arg(long, value_name = "T", requires = "tile", value_parser = clap::value_parser!(u32).range(1..))]
+        stride: Option<u32>,
+        /// How tiles' logits become the image's.
+        #[arg(long, value_enum, default_value = "max", requires = "tile")]
+        aggregate: classify::Aggregate,
     },
 
     /// Explain a prediction: which pixels drive the class score.
     #[command(
         after_help = "The maps are at the model's input resolution (after its resize and \
-                            crop). With one image --out and --raw-out are files; with several \
+                            crop), or with --tile at the image's own. With one image --out and --raw-out are files; with several \
                             they are folders holding <image name>.png / .safetensors.\n\n\
                             Examples:\n  gradlens saliency xray.png --weights demo.safetensors --out heat.png\n  \
                             gradlens saliency a.png b.png --weights w.safetensors --method gradcam --out maps/\n  \
-                            gradlens saliency cat.jpg --weights resnet50.safetensors --class tabby --method integrated-gradients --raw-out cat.safetensors"
+                            gradlens saliency cat.jpg --weights resnet50.safetensors --class tabby --method integrated-gradients --raw-out cat.safetensors\n  \
+                            gradlens saliency scan.png --weights lesions.safetensors --tile 256 --out scan_map.png"
     )]
     Saliency {
         #[arg(required = true)]
@@ -232,6 +247,14 @@ Examples:
         /// The raw map (safetensors, one tensor "saliency" [H, W]).
         #[arg(long)]
         raw_out: Option<PathBuf>,
+        /// Explain tile by tile at full resolution (tiles of S×S image pixels) and stitch the
+        /// maps into one of the whole image, overlaps averaged; the class is the tiles' logits
+        /// max-pooled unless --class names one.
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u32).range(1..))]
+        tile: Option<u32>,
+        /// Pixels between tiles (default: half a tile).
+        #[arg(long, value_name = "T", requires = "tile", value_parser = clap::value_parser!(u32).range(1..))]
+        stride: Option<u32>,
     },
 }
 
@@ -266,7 +289,17 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             arch,
             top,
             json,
-        } => classify::run(&images, &weights, arch.as_deref(), top, json),
+            tile,
+            stride,
+            aggregate,
+        } => classify::run(&classify::Request {
+            images: &images,
+            weights: &weights,
+            arch: arch.as_deref(),
+            top,
+            json,
+            tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize), aggregate)),
+        }),
         Command::Train {
             arch,
             data,
@@ -344,6 +377,8 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             class,
             out,
             raw_out,
+            tile,
+            stride,
         } => saliency::run(&saliency::Request {
             images: &images,
             weights: &weights,
@@ -352,6 +387,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             class: &class,
             out: out.as_deref(),
             raw_out: raw_out.as_deref(),
+            tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
         }),
     }
 }

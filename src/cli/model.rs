@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use gradlens::checkpoint::ModelInfo;
-use gradlens::imaging::{self, Planes};
+use gradlens::imaging::tiles::{TileGrid, crop};
+use gradlens::imaging::{self, Planes, Preprocess, Sizing};
 use gradlens::models::{Classifier, build};
 use gradlens::nn::ParamStore;
 use gradlens::weights::WeightsFile;
@@ -39,6 +40,55 @@ pub fn images(gpu: &Gpu, info: &ModelInfo, paths: &[PathBuf]) -> Result<(Tensor,
     let size = preprocess.input_size();
     let tensor = Tensor::from_slice(gpu, [paths.len(), preprocess.channels, size, size], &batch)?;
     Ok((tensor, sized))
+}
+
+/// Tiles go through the model this many at a time (bounds host and GPU memory for huge
+/// images).
+pub const TILES_PER_BATCH: usize = 16;
+
+/// An image for --tile: decoded at full resolution, its grid, and each tile's preprocessing
+/// (the whole tile to the model's input size — no crop — and the checkpoint's normalisation).
+pub struct Tiled {
+    pub image: Planes,
+    pub grid: TileGrid,
+    preprocess: Preprocess,
+}
+
+impl Tiled {
+    /// `stride` defaults to half the tile (tiles overlap by half).
+    pub fn open(info: &ModelInfo, path: &Path, tile: usize, stride: Option<usize>) -> Result<Self> {
+        let image = imaging::load(path, info.preprocess.channels)?;
+        let stride = stride.unwrap_or(tile.div_ceil(2));
+        let grid = TileGrid::new(tile, stride, image.height, image.width).map_err(|error| {
+            Error::Image {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            }
+        })?;
+        let preprocess = Preprocess {
+            sizing: Sizing::Whole {
+                size: info.preprocess.input_size(),
+            },
+            ..info.preprocess.clone()
+        };
+        Ok(Self {
+            image,
+            grid,
+            preprocess,
+        })
+    }
+
+    /// The tiles at `positions` as one batch [n, C, S, S].
+    pub fn batch(&self, gpu: &Gpu, positions: &[(usize, usize)]) -> Result<Tensor> {
+        let mut data = Vec::new();
+        for &position in positions {
+            let tile = crop(&self.image, self.grid.tile, position);
+            data.extend(self.preprocess.apply(&tile)?.data);
+        }
+        let size = self.preprocess.input_size();
+        let dims = [positions.len(), self.preprocess.channels, size, size];
+        Tensor::from_slice(gpu, dims, &data)
+    }
 }
 
 /// A class given as an index, a name stored with the weights, or "top" (None).

@@ -1,18 +1,20 @@
 //! `gradlens saliency`: a saliency map per image, as a heat-map overlay (PNG) and as raw values
-//! (safetensors).
+//! (safetensors); with --tile, explained tile by tile at full resolution and stitched into one
+//! map of the whole image.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use gradlens::imaging::{Colormap, overlay, write_png};
+use gradlens::imaging::tiles::{Pooling, Stitcher, pool_logits};
+use gradlens::imaging::{Colormap, Planes, overlay, write_png};
 use gradlens::saliency::{
     self, Attribution, Explained, IntegratedGradients, Perturbation, Reduce, Score, SmoothGrad,
     to_maps,
 };
 use gradlens::{Error, Gpu, Result, Tensor};
 
-use super::model;
+use super::model::{self, TILES_PER_BATCH, Tiled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -33,6 +35,15 @@ pub struct Request<'a> {
     pub class: &'a str,
     pub out: Option<&'a Path>,
     pub raw_out: Option<&'a Path>,
+    /// Tile side and stride in image pixels.
+    pub tile: Option<(usize, Option<usize>)>,
+}
+
+/// One image's map [height × width] over `image` (what the overlay is drawn on), for `class`.
+struct Explanation {
+    image: Planes,
+    map: Vec<f32>,
+    class: usize,
 }
 
 pub fn run(request: &Request) -> Result<()> {
@@ -54,34 +65,56 @@ pub fn run(request: &Request) -> Result<()> {
     }
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, request.weights, request.arch)?;
-    let (batch, sized) = model::images(&gpu, &loaded.info, request.images)?;
     let explained = Explained {
         model: loaded.model.as_ref(),
         store: &loaded.store,
     };
-    let classes = match model::parse_class(&loaded.info, request.class)? {
-        Some(class) => vec![class; request.images.len()],
-        None => saliency::top_classes(explained, &batch)?,
+    let class = model::parse_class(&loaded.info, request.class)?;
+    let explanations = match request.tile {
+        None => {
+            let (batch, sized) = model::images(&gpu, &loaded.info, request.images)?;
+            let classes = match class {
+                Some(class) => vec![class; request.images.len()],
+                None => saliency::top_classes(explained, &batch)?,
+            };
+            let maps = compute(explained, &batch, &classes, request.method)?;
+            let plane = maps.dims[1] * maps.dims[2];
+            sized
+                .into_iter()
+                .zip(maps.data.chunks(plane))
+                .zip(classes)
+                .map(|((image, map), class)| Explanation {
+                    image,
+                    map: map.to_vec(),
+                    class,
+                })
+                .collect()
+        }
+        Some((tile, stride)) => request
+            .images
+            .iter()
+            .map(|path| {
+                let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
+                explain_tiles(&gpu, explained, tiled, class, request.method)
+            })
+            .collect::<Result<Vec<_>>>()?,
     };
-    let maps = compute(explained, &batch, &classes, request.method)?;
     let several = request.images.len() > 1;
-    for (i, path) in request.images.iter().enumerate() {
-        let plane = maps.dims[1] * maps.dims[2];
-        let map = &maps.data[i * plane..(i + 1) * plane];
+    for (path, explanation) in request.images.iter().zip(&explanations) {
+        let Explanation { image, map, class } = explanation;
         let stem = path
             .file_stem()
             .map_or("image".into(), |s| s.to_string_lossy().into_owned());
-        let class = &loaded.info.class_names[classes[i]];
+        let name = &loaded.info.class_names[*class];
         if let Some(out) = request.out {
             let target = output_path(out, several, &stem, "png")?;
             let shown: Vec<f32> = map.iter().map(|v| v.abs()).collect();
-            let pixels = overlay(&sized[i], &shown, Colormap::Inferno, 0.6);
-            write_png(&target, sized[i].width, sized[i].height, &pixels)?;
+            let pixels = overlay(image, &shown, Colormap::Inferno, 0.6);
+            write_png(&target, image.width, image.height, &pixels)?;
             println!(
-                "{}: {:?} for class {} ({class}) → {}",
+                "{}: {:?} for class {class} ({name}) → {}",
                 path.display(),
                 request.method,
-                classes[i],
                 target.display()
             );
         }
@@ -90,22 +123,64 @@ pub fn run(request: &Request) -> Result<()> {
             write_map(
                 &target,
                 map,
-                [maps.dims[1], maps.dims[2]],
+                [image.height, image.width],
                 &loaded.info.arch,
                 request.method,
-                class,
+                name,
             )?;
         }
         if request.out.is_none() && request.raw_out.is_none() {
             println!(
-                "{}: {:?} for class {} ({class}); pass --out or --raw-out to keep the map",
+                "{}: {:?} for class {class} ({name}); pass --out or --raw-out to keep the map",
                 path.display(),
                 request.method,
-                classes[i]
             );
         }
     }
     Ok(())
+}
+
+/// Every tile explained for one class — `class`, or the image's top class with the tiles'
+/// logits max-pooled as `classify --tile` does — and the maps stitched.
+fn explain_tiles(
+    gpu: &Gpu,
+    explained: Explained,
+    tiled: Tiled,
+    class: Option<usize>,
+    method: Method,
+) -> Result<Explanation> {
+    let positions = tiled.grid.positions();
+    let class = match class {
+        Some(class) => class,
+        None => {
+            let mut logits = Vec::new();
+            for chunk in positions.chunks(TILES_PER_BATCH) {
+                logits.extend(saliency::logits(explained, &tiled.batch(gpu, chunk)?)?.data);
+            }
+            let pooled = pool_logits(&logits, logits.len() / positions.len(), Pooling::Max);
+            (0..pooled.len())
+                .max_by(|&a, &b| pooled[a].total_cmp(&pooled[b]))
+                .unwrap_or(0)
+        }
+    };
+    let mut stitcher = Stitcher::new(tiled.grid);
+    for chunk in positions.chunks(TILES_PER_BATCH) {
+        let maps = compute(
+            explained,
+            &tiled.batch(gpu, chunk)?,
+            &vec![class; chunk.len()],
+            method,
+        )?;
+        let side = maps.dims[1];
+        for (map, &position) in maps.data.chunks(side * side).zip(chunk) {
+            stitcher.add(map, side, position)?;
+        }
+    }
+    Ok(Explanation {
+        image: tiled.image,
+        map: stitcher.finish(),
+        class,
+    })
 }
 
 /// Maps [N, H, W] at the model's input resolution.

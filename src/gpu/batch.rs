@@ -86,12 +86,22 @@ impl Batch {
                 queue.submit(Some(encoder.finish()));
             }
             Some(profiler) => match profiler.source {
-                TimingSource::GpuTimestamps => {
-                    submit_timestamped(device, queue, &dispatches, &offsets, &params_buffer, profiler)?
-                }
-                TimingSource::HostSynchronised => {
-                    submit_host_timed(device, queue, &dispatches, &offsets, &params_buffer, profiler)?
-                }
+                TimingSource::GpuTimestamps => submit_timestamped(
+                    device,
+                    queue,
+                    &dispatches,
+                    &offsets,
+                    &params_buffer,
+                    profiler,
+                )?,
+                TimingSource::HostSynchronised => submit_host_timed(
+                    device,
+                    queue,
+                    &dispatches,
+                    &offsets,
+                    &params_buffer,
+                    profiler,
+                )?,
             },
         }
         let out_of_memory = pollster::block_on(out_of_memory.pop());
@@ -137,7 +147,11 @@ fn profiled(dispatch: &Dispatch) -> (Attribution, String, [u32; 3]) {
         flops: 0,
         bytes: 0,
     });
-    (attribution, dispatch.pipeline.label.clone(), dispatch.workgroups)
+    (
+        attribution,
+        dispatch.pipeline.label.clone(),
+        dispatch.workgroups,
+    )
 }
 
 /// Each dispatch in a compute pass of its own whose start and end write a timestamp; the
@@ -246,7 +260,13 @@ fn submit_host_timed(
                 reason: error.to_string(),
             })?;
         let (attribution, kernel, workgroups) = profiled(dispatch);
-        profiler.record_host(attribution, kernel, workgroups, started, std::time::Instant::now());
+        profiler.record_host(
+            attribution,
+            kernel,
+            workgroups,
+            started,
+            std::time::Instant::now(),
+        );
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ use pipelines::PipelineCache;
 use pool::BufferPool;
 pub use pool::PoolStats;
 pub(crate) use pool::PooledBuffer;
-pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
 use profile::Profiler;
+pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
 
 /// Optional features gradlens uses when the adapter offers them; never assumed.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
@@ -413,7 +413,11 @@ impl Gpu {
     /// untimed. Uses GPU timestamp queries where the adapter has them.
     pub fn start_profiling(&self) -> Result<()> {
         self.synchronize()?;
-        let source = match self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        let source = match self
+            .inner
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
             true => TimingSource::GpuTimestamps,
             false => TimingSource::HostSynchronised,
         };
@@ -425,9 +429,8 @@ impl Gpu {
     pub fn finish_profiling(&self) -> Result<Profile> {
         self.synchronize()?;
         let profiler = self.inner.profiler.lock().expect("profiler lock").take();
-        let profiler = profiler.ok_or_else(|| {
-            Error::invalid("finish_profiling", "profiling was not started")
-        })?;
+        let profiler = profiler
+            .ok_or_else(|| Error::invalid("finish_profiling", "profiling was not started"))?;
         Ok(Profile {
             source: profiler.source,
             kernels: profiler.kernels,

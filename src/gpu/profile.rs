@@ -177,7 +177,13 @@ impl Profiler {
             let start = ticks[2 * index] as f64 * period_ns;
             let end = ticks[2 * index + 1] as f64 * period_ns;
             let origin = *self.gpu_origin_ns.get_or_insert(start);
-            self.push(attribution, kernel, workgroups, start - origin, end - origin);
+            self.push(
+                attribution,
+                kernel,
+                workgroups,
+                start - origin,
+                end - origin,
+            );
         }
     }
 
@@ -191,7 +197,9 @@ impl Profiler {
         ended: Instant,
     ) {
         let since = |instant: Instant| {
-            instant.saturating_duration_since(self.host_origin).as_nanos() as f64
+            instant
+                .saturating_duration_since(self.host_origin)
+                .as_nanos() as f64
         };
         let (start, end) = (since(started), since(ended));
         self.push(attribution, kernel, workgroups, start, end);

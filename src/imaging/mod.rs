@@ -3,6 +3,7 @@
 
 mod heatmap;
 mod resize;
+pub mod tiles;
 
 pub use heatmap::{Colormap, overlay, write_png};
 pub use resize::{center_crop, resize};

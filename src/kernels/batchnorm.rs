@@ -271,10 +271,5 @@ fn dispatch(
         .iter()
         .map(|(slot, range)| (*slot, range.clone().expect("validated non-empty")))
         .collect();
-    gpu.dispatch(
-        &kernel,
-        params,
-        &storage,
-        workgroups,
-    )
+    gpu.dispatch(&kernel, params, &storage, workgroups)
 }

@@ -26,12 +26,8 @@ pub trait Optimizer {
 
 /// (`parameter`, `key`) of a state tensor's name `{parameter}.{key}`.
 fn split_state_name(name: &str) -> Result<(&str, &str)> {
-    name.rsplit_once('.').ok_or_else(|| {
-        Error::invalid(
-            "load_state",
-            format!("{name:?} is not `parameter.key`"),
-        )
-    })
+    name.rsplit_once('.')
+        .ok_or_else(|| Error::invalid("load_state", format!("{name:?} is not `parameter.key`")))
 }
 
 fn unknown_key(name: &str, known: &str) -> Error {
@@ -204,8 +200,7 @@ impl Optimizer for Adam {
                     format!("{parameter}.step = {steps} is not a step count"),
                 ));
             }
-            self.moments
-                .insert(parameter, (m, v, *steps as u32));
+            self.moments.insert(parameter, (m, v, *steps as u32));
         }
         Ok(())
     }
