@@ -5,7 +5,9 @@
 //   batch_norm_statistics:      mean[c] and the biased variance[c] of the batch (two passes)
 //   batch_norm_update_running:  running = (1 - momentum)·running + momentum·batch, the variance
 //                               made unbiased (·M/(M-1)) first, as PyTorch does
-//   batch_norm_forward:         out = xhat · weight[c] + bias[c]
+//   batch_norm_forward:         out = xhat · weight[c] + bias[c], then optionally (the eval-mode
+//                               epilogue fusion) + residual and ReLU: one pass where BN, the
+//                               residual add and ReLU took three
 //   batch_norm_backward_reduce: grad_weight[c] = Σ grad_out·xhat, grad_bias[c] = Σ grad_out
 //   batch_norm_backward_input:  training: weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
 //                               eval:     weight·invstd·grad_out  (the statistics are constants)
@@ -16,7 +18,7 @@
 // update_running one invocation per channel; elementwise ones one invocation per element;
 // all folded into 2-D grids (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
-// 10 grad_bias (read); 7 and 8 the outputs (read_write): statistics → mean, variance;
+// 10 grad_bias, 11 residual (read); 7 and 8 the outputs (read_write): statistics → mean, variance;
 // update_running → running_mean, running_var; forward → out; backward_reduce → grad_weight,
 // grad_bias; backward_input → grad_in.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree).
@@ -28,6 +30,9 @@ struct Params {
     eps: f32,
     momentum: f32,
     training: u32,
+    // batch_norm_forward's epilogue: add residual (binding 11), then ReLU.
+    add_residual: u32,
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -40,6 +45,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out_a: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out_b: array<f32>;
 @group(0) @binding(9) var<storage, read> grad_weight: array<f32>;
+@group(0) @binding(11) var<storage, read> residual: array<f32>;
 @group(0) @binding(10) var<storage, read> grad_bias: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 256u;
@@ -126,7 +132,14 @@ fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
     }
     let c = (i / params.plane) % params.channels;
     let inverse_std = inverseSqrt(variance[c] + params.eps);
-    out_a[i] = (x[i] - mean[c]) * inverse_std * weight[c] + bias[c];
+    var y = (x[i] - mean[c]) * inverse_std * weight[c] + bias[c];
+    if params.add_residual != 0u {
+        y += residual[i];
+    }
+    if params.relu != 0u {
+        y = max(y, 0.0);
+    }
+    out_a[i] = y;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -324,3 +324,72 @@ fn batch_norm_modes_behave_like_pytorch() {
         running_mean
     );
 }
+
+/// Eval-mode BN with its residual add and ReLU fused into one kernel gives what the three
+/// ops give, forward and backward (input, residual, weight, bias), plain and guided.
+#[test]
+fn fused_batch_norm_epilogue_matches_the_three_ops() {
+    let mut rng = Rng::new(44);
+    let dims = [2, 5, 6, 7];
+    let numel: usize = dims.iter().product();
+    let mut store = ParamStore::new(gpu());
+    let bn = BatchNorm2d::new(&mut store, "bn", 5, 1e-5).unwrap();
+    for (name, values) in [
+        ("bn.weight", rng.vec(5)),
+        ("bn.bias", rng.vec(5)),
+        ("bn.running_mean", rng.vec(5)),
+        (
+            "bn.running_var",
+            rng.vec(5).iter().map(|v| v.abs() + 0.5).collect(),
+        ),
+    ] {
+        store
+            .set(name, Tensor::from_slice(gpu(), [5], &values).unwrap())
+            .unwrap();
+    }
+    let x_data = rng.vec(numel);
+    let r_data = rng.vec(numel);
+    let seed_data = rng.vec(numel);
+    for (residual, relu, guided) in [
+        (true, true, false),
+        (false, true, false),
+        (true, false, false),
+        (true, true, true),
+    ] {
+        let run = |fused: bool| -> Vec<Vec<f32>> {
+            let tape = if guided { Tape::guided() } else { Tape::new() };
+            let f = Forward::new(&tape, &store, Mode::Eval);
+            let x = tape.input(Tensor::from_slice(gpu(), dims, &x_data).unwrap());
+            let r = tape.input(Tensor::from_slice(gpu(), dims, &r_data).unwrap());
+            let r_used = residual.then_some(&r);
+            let y = if fused {
+                bn.forward_then(&f, &x, r_used, relu).unwrap()
+            } else {
+                let mut y = bn.forward(&f, &x).unwrap();
+                if let Some(r) = r_used {
+                    y = tape.add(&y, r).unwrap();
+                }
+                if relu { tape.relu(&y).unwrap() } else { y }
+            };
+            let seed = Tensor::from_slice(gpu(), dims, &seed_data).unwrap();
+            let grads = tape.backward(&y, Some(seed)).unwrap();
+            let mut results = vec![
+                y.tensor().to_vec().unwrap(),
+                grads.get(&x).unwrap().to_vec().unwrap(),
+            ];
+            if residual {
+                results.push(grads.get(&r).unwrap().to_vec().unwrap());
+            }
+            for name in ["bn.weight", "bn.bias"] {
+                results.push(grads.named(name).unwrap().to_vec().unwrap());
+            }
+            results
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert!(fused[0].iter().any(|&v| v != 0.0));
+        for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
+            let what = format!("residual {residual} relu {relu} guided {guided}: result {k}");
+            assert_close(&what, a, b, 1e-5, 1e-6);
+        }
+    }
+}

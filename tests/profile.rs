@@ -112,7 +112,7 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
         profile.shapes.get("layer2.0.downsample.0"),
         Some(&(vec![2, 8, 8, 8], vec![2, 16, 4, 4]))
     );
-    for layer in ["relu", "maxpool", "layer1.0.relu", "avgpool", "fc"] {
+    for layer in ["bn1", "maxpool", "layer1.0.bn2", "avgpool", "fc"] {
         assert!(
             rows.iter().any(|row| row.layer == layer),
             "no kernel charged to {layer}"

@@ -4,7 +4,8 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    batch_norm_backward, batch_norm_forward, batch_norm_statistics, batch_norm_update_running,
+    Epilogue, batch_norm_backward, batch_norm_forward, batch_norm_forward_then,
+    batch_norm_statistics, batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -166,6 +167,69 @@ impl Tape {
                 Some(grads.grad_input),
                 Some(grads.grad_weight),
                 Some(grads.grad_bias),
+            ])
+        }))
+    }
+
+    /// relu?(batch_norm(x) + residual?): in eval mode one fused kernel (the epilogue of the
+    /// normalisation) where the three ops would each pass over the activations; in training
+    /// mode the three ops, since batch statistics must be computed first.
+    pub fn batch_norm_then(
+        &self,
+        x: &Var,
+        weight: &Var,
+        bias: &Var,
+        state: &BatchNormState,
+        residual: Option<&Var>,
+        relu_after: bool,
+    ) -> Result<Var> {
+        if state.training {
+            let mut y = self.batch_norm(x, weight, bias, state)?;
+            if let Some(residual) = residual {
+                y = self.add(&y, residual)?;
+            }
+            return match relu_after {
+                true => self.relu(&y),
+                false => Ok(y),
+            };
+        }
+        let (mean, variance) = (state.running_mean.clone(), state.running_var.clone());
+        let epilogue = Epilogue {
+            residual: residual.map(|r| &r.tensor),
+            relu: relu_after,
+        };
+        let out = batch_norm_forward_then(
+            &x.tensor,
+            &mean,
+            &variance,
+            &weight.tensor,
+            &bias.tensor,
+            state.eps,
+            epilogue,
+        )?;
+        let (x_t, w_t, y_t, eps) = (
+            x.tensor.clone(),
+            weight.tensor.clone(),
+            out.clone(),
+            state.eps,
+        );
+        let guided = self.is_guided();
+        let mut inputs = vec![x, weight, bias];
+        inputs.extend(residual);
+        Ok(self.record(out, &inputs, move |grad| {
+            // Through the ReLU (masked where the output is 0, i.e. where its input was ≤ 0;
+            // guided backprop also drops negative gradients), then the eval-mode BN.
+            let grad = match (relu_after, guided) {
+                (false, _) => grad.clone(),
+                (true, false) => relu_backward(&y_t, grad)?,
+                (true, true) => relu_backward(&y_t, &relu(grad)?)?,
+            };
+            let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, false)?;
+            Ok(vec![
+                Some(grads.grad_input),
+                Some(grads.grad_weight),
+                Some(grads.grad_bias),
+                Some(grad),
             ])
         }))
     }

@@ -19,6 +19,16 @@ struct Params {
     eps: f32,
     momentum: f32,
     training: u32,
+    add_residual: u32,
+    relu: u32,
+}
+
+/// What `batch_norm_forward_then` applies after the normalisation, in the same pass.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Added to the normalised value (a residual connection); the input's shape.
+    pub residual: Option<&'a Tensor>,
+    pub relu: bool,
 }
 
 /// A batch's per-channel mean and biased variance (what training-mode BN normalises with).
@@ -101,8 +111,26 @@ pub fn batch_norm_forward(
     bias: &Tensor,
     eps: f32,
 ) -> Result<Tensor> {
+    batch_norm_forward_then(x, mean, variance, weight, bias, eps, Epilogue::default())
+}
+
+/// `batch_norm_forward` followed, in the same pass, by `epilogue`: relu(bn(x) + residual).
+pub fn batch_norm_forward_then(
+    x: &Tensor,
+    mean: &Tensor,
+    variance: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+    epilogue: Epilogue,
+) -> Result<Tensor> {
     const OP: &str = "batch_norm_forward";
-    let (params, channels) = geometry(OP, x, eps, 0.0, false)?;
+    let (mut params, channels) = geometry(OP, x, eps, 0.0, false)?;
+    if let Some(residual) = epilogue.residual {
+        x.expect_same_shape(residual, OP)?;
+    }
+    params.add_residual = u32::from(epilogue.residual.is_some());
+    params.relu = u32::from(epilogue.relu);
     for (name, t) in [
         ("mean", mean),
         ("variance", variance),
@@ -124,6 +152,8 @@ pub fn batch_norm_forward(
             (4, weight.binding()),
             (5, bias.binding()),
             (7, out.binding()),
+            // Read only with add_residual, but statically used: x stands in otherwise.
+            (11, epilogue.residual.unwrap_or(x).binding()),
         ],
         grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
     )?;
@@ -235,6 +265,8 @@ fn geometry(
         eps,
         momentum,
         training: 1,
+        add_residual: 0,
+        relu: 0,
     };
     Ok((params, c))
 }

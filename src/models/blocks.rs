@@ -76,10 +76,9 @@ impl BasicConv2d {
     }
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        let y = self.bn.forward(f, &self.conv.forward(f, x)?)?;
-        // BasicConv2d applies F.relu: charged to the module itself.
-        let _scope = f.scope(self.bn.name.trim_end_matches(".bn"));
-        f.tape.relu(&y)
+        // BN and ReLU in one pass in eval mode.
+        self.bn
+            .forward_then(f, &self.conv.forward(f, x)?, None, true)
     }
 }
 

@@ -76,11 +76,9 @@ impl NormReluConv {
         self.conv.forward_into(f, &y, dest, first)
     }
 
+    /// BN and ReLU in one pass in eval mode.
     fn norm_relu(&self, f: &Forward, x: &Var) -> Result<Var> {
-        let y = self.norm.forward(f, x)?;
-        // torchvision names the ReLU after its norm: norm1 → relu1, norm → relu.
-        let _scope = f.scope(&self.norm.name.replace(".norm", ".relu"));
-        f.tape.relu(&y)
+        self.norm.forward_then(f, x, None, true)
     }
 }
 
@@ -201,11 +199,9 @@ impl Classifier for DenseNet {
     }
 
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
-        let mut x = self.norm0.forward(f, &self.conv0.forward(f, x)?)?;
-        x = {
-            let _scope = f.scope("features.relu0");
-            f.tape.relu(&x)?
-        };
+        let mut x = self
+            .norm0
+            .forward_then(f, &self.conv0.forward(f, x)?, None, true)?;
         x = {
             let _scope = f.scope("features.pool0");
             f.tape

@@ -74,11 +74,15 @@ impl ConvBn {
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
         self.bn.forward(f, &self.conv.forward(f, x)?)
     }
+
+    /// relu(bn(conv(x)) + residual?), the BN, add and ReLU fused in eval mode.
+    fn forward_relu(&self, f: &Forward, x: &Var, residual: Option<&Var>) -> Result<Var> {
+        self.bn
+            .forward_then(f, &self.conv.forward(f, x)?, residual, true)
+    }
 }
 
 struct ResidualBlock {
-    /// `layer{stage}.{index}`.
-    name: String,
     /// conv1/bn1, conv2/bn2 (and conv3/bn3 in a bottleneck), ReLU between them.
     path: Vec<ConvBn>,
     downsample: Option<ConvBn>,
@@ -86,21 +90,17 @@ struct ResidualBlock {
 
 impl ResidualBlock {
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        let relu = format!("{}.relu", self.name);
+        let (last, inner) = self.path.split_last().expect("a block has convolutions");
         let mut out = x.clone();
-        for (i, unit) in self.path.iter().enumerate() {
-            out = unit.forward(f, &out)?;
-            if i + 1 < self.path.len() {
-                let _scope = f.scope(&relu);
-                out = f.tape.relu(&out)?;
-            }
+        for unit in inner {
+            out = unit.forward_relu(f, &out, None)?;
         }
         let identity = match &self.downsample {
             Some(downsample) => downsample.forward(f, x)?,
             None => x.clone(),
         };
-        let _scope = f.scope(&relu);
-        f.tape.relu(&f.tape.add(&out, &identity)?)
+        // The block's last BN, the residual add and the ReLU: one pass in eval mode.
+        last.forward_relu(f, &out, Some(&identity))
     }
 }
 
@@ -214,11 +214,7 @@ impl ResNet {
                 } else {
                     None
                 };
-                blocks.push(ResidualBlock {
-                    name: prefix,
-                    path,
-                    downsample,
-                });
+                blocks.push(ResidualBlock { path, downsample });
                 inplanes = out;
             }
             stages.push(blocks);
@@ -229,11 +225,7 @@ impl ResNet {
 
     /// Logits [N, classes] for images [N, C, H, W].
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        let mut x = self.stem.forward(f, x)?;
-        x = {
-            let _scope = f.scope("relu");
-            f.tape.relu(&x)?
-        };
+        let mut x = self.stem.forward_relu(f, x, None)?;
         x = {
             let _scope = f.scope("maxpool");
             f.tape

@@ -129,12 +129,15 @@ impl Classifier for Vgg {
         for feature in &self.features {
             let index = match feature {
                 Feature::Conv(conv, norm, index) => {
-                    let mut y = conv.forward(f, &x)?;
-                    if let Some(norm) = norm {
-                        y = norm.forward(f, &y)?;
-                    }
-                    let _scope = f.scope(&format!("features.{index}"));
-                    x = f.tape.relu(&y)?;
+                    let y = conv.forward(f, &x)?;
+                    x = match norm {
+                        // BN and ReLU in one pass in eval mode.
+                        Some(norm) => norm.forward_then(f, &y, None, true)?,
+                        None => {
+                            let _scope = f.scope(&format!("features.{index}"));
+                            f.tape.relu(&y)?
+                        }
+                    };
                     index
                 }
                 Feature::Pool(index) => {

@@ -111,14 +111,33 @@ impl BatchNorm2d {
         let _scope = f.scope(&self.name);
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = f.parameter(&format!("{}.bias", self.name))?;
-        let state = BatchNormState {
+        f.tape.batch_norm(x, &weight, &bias, &self.state(f)?)
+    }
+
+    /// relu?(self(x) + residual?): fused into one pass in eval mode (see
+    /// `Tape::batch_norm_then`). Charged to this layer in a profile.
+    pub fn forward_then(
+        &self,
+        f: &Forward,
+        x: &Var,
+        residual: Option<&Var>,
+        relu: bool,
+    ) -> Result<Var> {
+        let _scope = f.scope(&self.name);
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        let bias = f.parameter(&format!("{}.bias", self.name))?;
+        f.tape
+            .batch_norm_then(x, &weight, &bias, &self.state(f)?, residual, relu)
+    }
+
+    fn state<'a>(&self, f: &Forward<'a>) -> Result<BatchNormState<'a>> {
+        Ok(BatchNormState {
             running_mean: f.store.buffer(&format!("{}.running_mean", self.name))?,
             running_var: f.store.buffer(&format!("{}.running_var", self.name))?,
             momentum: self.momentum,
             eps: self.eps,
             training: f.training(),
-        };
-        f.tape.batch_norm(x, &weight, &bias, &state)
+        })
     }
 }
 
