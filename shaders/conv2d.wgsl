@@ -22,7 +22,10 @@
 //
 // Layout: x [N, C_in, H, W]; weight [C_out, C_in/groups, KH, KW]; bias [C_out];
 // out and grad_out [N, C_out, OH, OW].
-// Layout of cols: [N, C_in·KH·KW, OH·OW] (groups = 1).
+// Layout of cols: [N, C_in·KH·KW, S] and of rows [N, S, C_in·KH·KW] (groups = 1), where the
+// position stride S = params.position_stride ≥ OH·OW: the GEMM path rounds it up to a multiple
+// of 4 so that its vec4 matmul applies to any output size (ResNet's 7×7 planes); the positions
+// beyond OH·OW are written as zeros (im2col, im2row) or never read (col2im).
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
@@ -47,6 +50,11 @@ struct Params {
     dilation_w: u32,
     groups: u32,
     has_bias: u32,
+    // The implicit GEMM's fields (conv2d_implicit_gemm.wgsl), unused here.
+    out_total: u32,
+    out_first: u32,
+    chunk: u32,
+    position_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -199,14 +207,19 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
           @builtin(local_invocation_index) lid: u32) {
     let index = linear_id(wid, groups, lid);
     let positions = params.out_h * params.out_w;
+    let stride = params.position_stride;
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    if index >= params.batch * k_count * positions {
+    if index >= params.batch * k_count * stride {
         return;
     }
-    let p = index % positions;
-    let k = (index / positions) % k_count;
-    let n = index / (positions * k_count);
+    let p = index % stride;
+    let k = (index / stride) % k_count;
+    let n = index / (stride * k_count);
+    if p >= positions {
+        out[index] = 0.0;
+        return;
+    }
     let ci = k / taps;
     let kh = (k % taps) / params.kernel_w;
     let kw = k % params.kernel_w;
@@ -224,14 +237,19 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
           @builtin(local_invocation_index) lid: u32) {
     let index = linear_id(wid, groups, lid);
     let positions = params.out_h * params.out_w;
+    let stride = params.position_stride;
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    if index >= params.batch * k_count * positions {
+    if index >= params.batch * k_count * stride {
         return;
     }
     let k = index % k_count;
-    let p = (index / k_count) % positions;
-    let n = index / (positions * k_count);
+    let p = (index / k_count) % stride;
+    let n = index / (stride * k_count);
+    if p >= positions {
+        out[index] = 0.0;
+        return;
+    }
     let ci = k / taps;
     let kh = (k % taps) / params.kernel_w;
     let kw = k % params.kernel_w;
@@ -256,9 +274,9 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     let ih = (index / params.in_w) % params.in_h;
     let ci = (index / in_plane) % params.in_channels;
     let n = index / (in_plane * params.in_channels);
-    let positions = params.out_h * params.out_w;
+    let stride = params.position_stride;
     let taps = params.kernel_h * params.kernel_w;
-    let cols_base = (n * params.in_channels + ci) * taps * positions;
+    let cols_base = (n * params.in_channels + ci) * taps * stride;
     var sum = 0.0;
     for (var kh = 0u; kh < params.kernel_h; kh++) {
         let oh_at = output_coordinate(ih, kh, params.stride_h, params.pad_h, params.dilation_h, params.out_h);
@@ -273,7 +291,7 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
             }
             let ow = u32(ow_at);
             let k = kh * params.kernel_w + kw;
-            sum += grad_out[cols_base + k * positions + oh * params.out_w + ow];
+            sum += grad_out[cols_base + k * stride + oh * params.out_w + ow];
         }
     }
     out[index] = sum;

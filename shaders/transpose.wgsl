@@ -2,6 +2,8 @@
 //   transpose:         out[b, c, r] = x[b, r, c]   for x [batch, rows, cols] → [batch, cols, rows]
 //   swap_leading_axes: out[r, b, c] = x[b, r, c]   for x [batch, rows, cols] → [rows, batch, cols]
 //                      (contiguous runs of `cols`: the weight gradient's [N, C, P] → [C, N, P])
+//   resize_last_axis:  out[b, c] = x[b, c] for c < rows, else 0, for x [batch, rows] and out
+//                      [batch, cols]: pads rows with zeros (cols > rows) or crops them
 //
 // Dispatch: one invocation per element of out, WORKGROUP_SIZE per workgroup, folded into a 2-D
 // grid (linear id = wid.y · nx + wid.x); consecutive invocations write consecutive elements.
@@ -32,6 +34,22 @@ fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
     let c = (i % matrix) / params.rows;
     let r = i % params.rows;
     out[i] = x[b * matrix + r * params.cols + c];
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn resize_last_axis(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    if i >= params.batch * params.cols {
+        return;
+    }
+    let c = i % params.cols;
+    var value = 0.0;
+    if c < params.rows {
+        value = x[(i / params.cols) * params.rows + c];
+    }
+    out[i] = value;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -397,3 +397,31 @@ fn swap_leading_axes_moves_contiguous_runs() {
     let rank2 = Tensor::zeros(gpu(), [2, 2]).unwrap();
     assert!(swap_leading_axes(&rank2).is_err());
 }
+
+#[test]
+fn resize_last_axis_pads_with_zeros_and_crops() {
+    use gradlens::kernels::transpose::resize_last_axis;
+    let mut rng = Rng::new(18);
+    for (dims, length) in [
+        (vec![7], 8),
+        (vec![3, 49], 52),
+        (vec![2, 5, 52], 49),
+        (vec![2, 3, 4], 4),
+        (vec![4, 1], 4),
+    ] {
+        let data = rng.vec(dims.iter().product());
+        let t = Tensor::from_slice(gpu(), dims.clone(), &data).unwrap();
+        let got = resize_last_axis(&t, length).unwrap();
+        let last = *dims.last().unwrap();
+        let mut want_dims = dims.clone();
+        *want_dims.last_mut().unwrap() = length;
+        assert_eq!(got.dims(), want_dims.as_slice());
+        let want: Vec<f32> = data
+            .chunks(last)
+            .flat_map(|row| (0..length).map(|c| row.get(c).copied().unwrap_or(0.0)))
+            .collect();
+        assert_eq!(got.to_vec().unwrap(), want, "{dims:?} → {length}");
+    }
+    let empty = Tensor::from_slice(gpu(), [3, 0], &[]).unwrap();
+    assert_eq!(resize_last_axis(&empty, 2).unwrap().to_vec().unwrap(), vec![0.0; 6]);
+}

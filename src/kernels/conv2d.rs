@@ -12,7 +12,7 @@ use crate::kernels::conv2d_implicit;
 use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul};
 use crate::kernels::reduce;
-use crate::kernels::transpose::swap_leading_axes;
+use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -105,6 +105,9 @@ pub(crate) struct Params {
     pub(crate) out_first: u32,
     /// The weight gradient's (n, p) chunk length.
     pub(crate) chunk: u32,
+    /// Positions per row of an im2col (or im2row) buffer: OH·OW, or the GEMM path's
+    /// OH·OW rounded up to a multiple of 4.
+    pub(crate) position_stride: u32,
 }
 
 impl Params {
@@ -224,14 +227,16 @@ pub fn conv2d_with(
         return Ok(out);
     }
     if algorithm == ConvAlgorithm::Gemm {
-        let cols = columns(x, &shapes, conv)?;
+        let [n, _, oh, ow] = shapes.output;
+        let stride = position_stride(&shapes);
+        let cols = columns(x, &shapes, conv, stride)?;
         let [c_out, per_group, kh, kw] = shapes.weight;
         let product = matmul(
             &weight.reshape([c_out, per_group * kh * kw])?,
             &cols,
             MatmulOptions::default(),
         )?;
-        let out = product.reshape(shapes.output)?;
+        let out = unpadded(product, oh * ow, stride)?.reshape([n, c_out, oh, ow])?;
         return match bias {
             Some(bias) => add_channel_bias(&out, bias),
             None => Ok(out),
@@ -319,23 +324,22 @@ pub fn conv2d_backward_input_with(
     if algorithm == ConvAlgorithm::Gemm {
         let [n, c_out, oh, ow] = shapes.output;
         let [_, per_group, kh, kw] = shapes.weight;
+        let stride = position_stride(&shapes);
         let transposed = MatmulOptions {
             transpose_a: true,
             ..MatmulOptions::default()
         };
         let weight = weight.reshape([c_out, per_group * kh * kw])?;
-        // grad_cols[n] = weightᵀ · grad_out[n]: [N, C_in·KH·KW, OH·OW].
-        let grad_cols = matmul(&weight, &grad_out.reshape([n, c_out, oh * ow])?, transposed)?;
+        let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
+        // grad_cols[n] = weightᵀ · grad_out[n]: [N, C_in·KH·KW, stride].
+        let grad_cols = matmul(&weight, &grad_out, transposed)?;
         if is_pointwise(&shapes, conv) {
-            return grad_cols.reshape(shapes.input);
+            return unpadded(grad_cols, oh * ow, stride)?.reshape(shapes.input);
         }
         let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
-        launch(
-            "col2im",
-            &params(OP, &shapes, conv)?,
-            &[(4, &grad_cols)],
-            &grad_x,
-        )?;
+        let mut params = params(OP, &shapes, conv)?;
+        params.position_stride = as_u32(OP, "position stride", stride)?;
+        launch("col2im", &params, &[(4, &grad_cols)], &grad_x)?;
         return Ok(grad_x);
     }
     let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
@@ -378,15 +382,19 @@ pub fn conv2d_backward_weight_with(
         let [n, c_out, oh, ow] = shapes.output;
         let [_, c_in, _, _] = shapes.input;
         let [_, _, kh, kw] = shapes.weight;
-        let rows = Tensor::empty(x.gpu(), [n * oh * ow, c_in * kh * kw])?;
-        launch("im2row", &params(OP, &shapes, conv)?, &[(1, x)], &rows)?;
-        let grad_out = grad_out.reshape([n, c_out, oh * ow])?;
+        // Padded positions are zero in both operands, so they add nothing to the sum.
+        let stride = position_stride(&shapes);
+        let rows = Tensor::empty(x.gpu(), [n * stride, c_in * kh * kw])?;
+        let mut params = params(OP, &shapes, conv)?;
+        params.position_stride = as_u32(OP, "position stride", stride)?;
+        launch("im2row", &params, &[(1, x)], &rows)?;
+        let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
         let grad_out = match n {
             1 => grad_out,
             _ => swap_leading_axes(&grad_out)?,
         };
         let product = matmul(
-            &grad_out.reshape([c_out, n * oh * ow])?,
+            &grad_out.reshape([c_out, n * stride])?,
             &rows,
             MatmulOptions::default(),
         )?;
@@ -455,17 +463,20 @@ fn resolve(
     let [n, c_out, oh, ow] = shapes.output;
     let [_, per_group, kh, kw] = shapes.weight;
     let taps = per_group * kh * kw;
-    // (reduced, columns) of the pass's matmul; see the GEMM branches of the launchers.
-    let (reduced, columns) = match pass {
-        Pass::Forward => (taps, oh * ow),
-        Pass::BackwardInput => (c_out, oh * ow),
-        Pass::BackwardWeight => (n * oh * ow, taps),
+    let stride = position_stride(shapes);
+    // The dimension of the pass's matmul that positions are not padded along (see the GEMM
+    // branches of the launchers): the vec4 and subgroup kernels need it a multiple of 4.
+    let unpadded = match pass {
+        Pass::Forward | Pass::BackwardWeight => taps,
+        Pass::BackwardInput => c_out,
     };
-    let vec4_aligned = reduced % 4 == 0 && columns % 4 == 0;
-    let cols_bytes = (n * per_group * kh * kw * oh * ow * 4) as u64;
+    let vec4_aligned = unpadded % 4 == 0;
+    let cols_bytes = (n * taps * stride * 4) as u64;
     let limit = IM2COL_MAX_BYTES.min(x.gpu().limits().max_storage_buffer_binding_size);
-    // The weight gradient always builds its im2row buffer, even for 1×1 convolutions.
-    let needs_cols = pass == Pass::BackwardWeight || !is_pointwise(shapes, conv);
+    // The weight gradient always builds its im2row buffer; 1×1 convolutions otherwise use
+    // their input as it is, or a padded copy of it.
+    let needs_cols =
+        pass == Pass::BackwardWeight || !is_pointwise(shapes, conv) || stride != oh * ow;
     let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
     match algorithm {
         ConvAlgorithm::Auto if gemm_applies && vec4_aligned => Ok(ConvAlgorithm::Gemm),
@@ -482,19 +493,42 @@ fn resolve(
     }
 }
 
-/// The GEMM's right operand [N, C_in·KH·KW, OH·OW]: the input itself for 1×1 convolutions,
-/// else an im2col buffer.
-fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d) -> Result<Tensor> {
+/// The GEMM's right operand [N, C_in·KH·KW, stride]: the input itself (padded) for 1×1
+/// convolutions, else an im2col buffer.
+fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d, stride: usize) -> Result<Tensor> {
     const OP: &str = "im2col";
     let [n, c_in, h, w] = shapes.input;
     if is_pointwise(shapes, conv) {
-        return x.reshape([n, c_in, h * w]);
+        return padded(x.reshape([n, c_in, h * w])?, stride);
     }
     let [_, _, kh, kw] = shapes.weight;
-    let [_, _, oh, ow] = shapes.output;
-    let cols = Tensor::empty(x.gpu(), [n, c_in * kh * kw, oh * ow])?;
-    launch("im2col", &params(OP, shapes, conv)?, &[(1, x)], &cols)?;
+    let cols = Tensor::empty(x.gpu(), [n, c_in * kh * kw, stride])?;
+    let mut params = params(OP, shapes, conv)?;
+    params.position_stride = as_u32(OP, "position stride", stride)?;
+    launch("im2col", &params, &[(1, x)], &cols)?;
     Ok(cols)
+}
+
+/// OH·OW rounded up to a multiple of 4: the GEMM path's positions per row, so that its vec4
+/// matmul applies to planes like ResNet's 7×7.
+fn position_stride(shapes: &ConvShapes) -> usize {
+    (shapes.output[2] * shapes.output[3]).next_multiple_of(4)
+}
+
+/// [.., positions] zero-padded to [.., stride] (no copy when they agree).
+fn padded(t: Tensor, stride: usize) -> Result<Tensor> {
+    match t.dims().last() == Some(&stride) {
+        true => Ok(t),
+        false => resize_last_axis(&t, stride),
+    }
+}
+
+/// [.., stride] cropped back to [.., positions].
+fn unpadded(t: Tensor, positions: usize, stride: usize) -> Result<Tensor> {
+    match positions == stride {
+        true => Ok(t),
+        false => resize_last_axis(&t, positions),
+    }
 }
 
 fn checked_backward(
@@ -538,6 +572,7 @@ pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<
         out_total: u("C_out", s.output[1])?,
         out_first: 0,
         chunk: 0,
+        position_stride: u("OH·OW", s.output[2] * s.output[3])?,
     })
 }
 

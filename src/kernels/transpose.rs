@@ -45,6 +45,20 @@ pub fn swap_leading_axes(x: &Tensor) -> Result<Tensor> {
     launch(OP, x, [batch, rows, cols], vec![rows, batch, cols])
 }
 
+/// The last axis zero-padded or cropped to `length`: [..., L] → [..., length].
+pub fn resize_last_axis(x: &Tensor, length: usize) -> Result<Tensor> {
+    const OP: &str = "resize_last_axis";
+    let Some((&last, leading)) = x.dims().split_last() else {
+        return Err(Error::invalid(OP, "needs a tensor of rank 1 or more"));
+    };
+    let rows: usize = leading.iter().product();
+    let mut out_dims = leading.to_vec();
+    out_dims.push(length);
+    // The kernel's (batch, rows, cols) are (leading elements, input length, output length).
+    launch(OP, x, [rows, last, length], out_dims)
+}
+
+/// Records `entry`, one invocation per element of a fresh `out_dims` tensor.
 fn launch(
     entry: &'static str,
     x: &Tensor,
@@ -53,8 +67,12 @@ fn launch(
 ) -> Result<Tensor> {
     const OP: &str = "transpose";
     let gpu = x.gpu();
+    let Some(x_range) = x.binding() else {
+        // Nothing to move: at most padding (zeros) to write.
+        return Tensor::zeros(gpu, out_dims);
+    };
     let out = Tensor::empty(gpu, out_dims)?;
-    let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
+    let Some(out_range) = out.binding() else {
         return Ok(out);
     };
     let params = Params {
@@ -66,7 +84,7 @@ fn launch(
         &Kernel::new(Shader::Transpose, entry),
         &params,
         &[(1, x_range), (2, out_range)],
-        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
     )?;
     Ok(out)
 }
