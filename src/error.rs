@@ -56,6 +56,9 @@ pub enum Error {
     #[error("{path}: {message}")]
     Image { path: String, message: String },
 
+    #[error("--check-finite: {0}")]
+    NonFinite(crate::gpu::NonFinite),
+
     /// Any other file gradlens writes (traces, reports).
     #[error("{path}: {message}")]
     Output { path: String, message: String },

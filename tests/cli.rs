@@ -659,3 +659,94 @@ fn tiles_are_scored_and_their_maps_stitched() {
     let output = gradlens(&["classify", b, "--weights", w, "--stride", "10"]);
     assert!(!output.status.success() && text(&output.stderr).contains("--tile"));
 }
+
+/// --check-finite names the first layer that produced NaN or Inf; a non-finite input tensor is
+/// refused outright. Neither leaves an output file.
+#[test]
+fn check_finite_names_the_first_non_finite_layer() {
+    let dir = folder("finite");
+    let (weights, gray, _) = fixtures(&dir);
+    let w = weights.to_str().unwrap();
+    let out = dir.join("out.safetensors");
+    let o = out.to_str().unwrap();
+    let write_input = |name: &str, value: f32| {
+        let path = dir.join(name);
+        let data = vec![value; 40 * 40];
+        gradlens::weights::save_f32(
+            &path,
+            &[("input", &[1, 1, 40, 40], &data)],
+            &Default::default(),
+        )
+        .unwrap();
+        path
+    };
+    // Finite, but large enough that the stem convolution overflows to Inf.
+    let huge = write_input("huge.safetensors", 3e38);
+    let args = [
+        "run",
+        "--arch",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        huge.to_str().unwrap(),
+        "--out",
+        o,
+    ];
+    let output = gradlens(&[&args[..], &["--check-finite", "--grad-class", "1"]].concat());
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--check-finite")
+            && stderr.contains("layer conv1")
+            && stderr.contains("output"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    // Without the flag the same run completes (its logits are what they are).
+    assert!(gradlens(&args).status.success());
+    std::fs::remove_file(&out).unwrap();
+
+    let nan = write_input("nan.safetensors", f32::NAN);
+    let output = gradlens(&[
+        "run",
+        "--arch",
+        "resnet18",
+        "--weights",
+        w,
+        "--input",
+        nan.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("nan.safetensors") && stderr.contains("NaN at index 0"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+
+    // Clean images pass the checks in classify and saliency.
+    let g = gray.to_str().unwrap();
+    for args in [
+        vec!["classify", g, "--weights", w, "--check-finite"],
+        vec![
+            "saliency",
+            g,
+            "--weights",
+            w,
+            "--check-finite",
+            "--method",
+            "integrated-gradients",
+        ],
+    ] {
+        let output = gradlens(&args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}

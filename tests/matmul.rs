@@ -423,5 +423,8 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
         assert_eq!(got.to_vec().unwrap(), want, "{dims:?} → {length}");
     }
     let empty = Tensor::from_slice(gpu(), [3, 0], &[]).unwrap();
-    assert_eq!(resize_last_axis(&empty, 2).unwrap().to_vec().unwrap(), vec![0.0; 6]);
+    assert_eq!(
+        resize_last_axis(&empty, 2).unwrap().to_vec().unwrap(),
+        vec![0.0; 6]
+    );
 }

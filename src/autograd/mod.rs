@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::Phase;
 use crate::kernels::elementwise;
+use crate::kernels::finite::check_finite;
 use crate::tensor::Tensor;
 
 pub use ops::BatchNormState;
@@ -203,6 +204,9 @@ impl Tape {
         if let Some(first) = inputs.first() {
             output.gpu().note_shapes(first.dims(), output.dims());
         }
+        // `record` cannot fail: a check that cannot be recorded (its flags buffer could not be
+        // allocated) is skipped, and the allocation failure recurs at the next op's output.
+        let _ = check_finite(&output, "output");
         if !inputs.iter().any(|var| var.requires_grad()) {
             return Var::constant(output);
         }
@@ -305,6 +309,9 @@ impl Tape {
             }
             let _scope = node.scope.map(|scope| gpu.scope_shared(scope));
             let grads = backward(&grad)?;
+            for grad in grads.iter().flatten() {
+                check_finite(grad, "gradient")?;
+            }
             for (input, input_grad) in node.inputs.into_iter().zip(grads) {
                 let Some(input_grad) = input_grad else {
                     continue;

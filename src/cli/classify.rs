@@ -28,6 +28,7 @@ pub struct Request<'a> {
     pub json: bool,
     /// Tile side and stride in image pixels, and how tile logits are pooled.
     pub tile: Option<(usize, Option<usize>, Aggregate)>,
+    pub check_finite: bool,
 }
 
 /// One image's logits, and with tiles how many there were and where the top class peaked.
@@ -49,6 +50,7 @@ pub fn run(request: &Request) -> Result<()> {
         model: loaded.model.as_ref(),
         store: &loaded.store,
     };
+    model::start_finite_checks(&gpu, request.check_finite);
     let scored: Vec<Scored> = match request.tile {
         None => {
             let (batch, _) = model::images(&gpu, &loaded.info, request.images)?;
@@ -71,6 +73,7 @@ pub fn run(request: &Request) -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
+    model::end_finite_checks(&gpu, request.check_finite)?;
 
     let mut results = Vec::new();
     for (path, scored) in request.images.iter().zip(&scored) {

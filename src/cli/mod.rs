@@ -142,6 +142,10 @@ Examples:
         val_split: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
+        /// that produced one (slower: one extra pass per tensor).
+        #[arg(long)]
+        check_finite: bool,
     },
 
     /// Accuracy, per-class recall, confusion matrix and (two classes) ROC AUC of a checkpoint.
@@ -180,6 +184,10 @@ Examples:
         grad_class: Option<usize>,
         #[arg(long)]
         transform_input: Option<bool>,
+        /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
+        /// that produced one (slower: one extra pass per tensor).
+        #[arg(long)]
+        check_finite: bool,
     },
 
     /// Print the top classes of images with their probabilities.
@@ -216,6 +224,10 @@ Examples:
         /// How tiles' logits become the image's.
         #[arg(long, value_enum, default_value = "max", requires = "tile")]
         aggregate: classify::Aggregate,
+        /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
+        /// that produced one (slower: one extra pass per tensor).
+        #[arg(long)]
+        check_finite: bool,
     },
 
     /// Explain a prediction: which pixels drive the class score.
@@ -255,6 +267,10 @@ Examples:
         /// Pixels between tiles (default: half a tile).
         #[arg(long, value_name = "T", requires = "tile", value_parser = clap::value_parser!(u32).range(1..))]
         stride: Option<u32>,
+        /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
+        /// that produced one (slower: one extra pass per tensor).
+        #[arg(long)]
+        check_finite: bool,
     },
 }
 
@@ -292,6 +308,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             tile,
             stride,
             aggregate,
+            check_finite,
         } => classify::run(&classify::Request {
             images: &images,
             weights: &weights,
@@ -299,6 +316,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             top,
             json,
             tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize), aggregate)),
+            check_finite,
         }),
         Command::Train {
             arch,
@@ -318,6 +336,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             class_weights,
             val_split,
             seed,
+            check_finite,
         } => {
             let balanced = match class_weights.as_deref() {
                 None => false,
@@ -347,6 +366,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                 balanced,
                 val_split,
                 seed,
+                check_finite,
             })
         }
         Command::Evaluate {
@@ -361,6 +381,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             out,
             grad_class,
             transform_input,
+            check_finite,
         } => run::run(&run::Request {
             arch: &arch,
             weights: &weights,
@@ -368,6 +389,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             out: &out,
             grad_class,
             transform_input,
+            check_finite,
         }),
         Command::Saliency {
             images,
@@ -379,6 +401,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             raw_out,
             tile,
             stride,
+            check_finite,
         } => saliency::run(&saliency::Request {
             images: &images,
             weights: &weights,
@@ -388,6 +411,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             out: out.as_deref(),
             raw_out: raw_out.as_deref(),
             tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
+            check_finite,
         }),
     }
 }

@@ -42,6 +42,24 @@ pub fn images(gpu: &Gpu, info: &ModelInfo, paths: &[PathBuf]) -> Result<(Tensor,
     Ok((tensor, sized))
 }
 
+/// With --check-finite, starts flagging every layer's output and gradient that holds NaN or
+/// Inf (see [`end_finite_checks`]).
+pub fn start_finite_checks(gpu: &Gpu, on: bool) {
+    if on {
+        gpu.start_finite_checks();
+    }
+}
+
+/// Ends the checks: an error naming the first layer whose output or gradient held NaN or Inf.
+pub fn end_finite_checks(gpu: &Gpu, on: bool) -> Result<()> {
+    match on {
+        true => gpu
+            .finish_finite_checks()?
+            .map_or(Ok(()), |bad| Err(Error::NonFinite(bad))),
+        false => Ok(()),
+    }
+}
+
 /// Tiles go through the model this many at a time (bounds host and GPU memory for huge
 /// images).
 pub const TILES_PER_BATCH: usize = 16;

@@ -22,6 +22,7 @@ pub struct Request<'a> {
     /// None: what the weights file records, else torchvision's choice with its pretrained
     /// weights (on for googlenet and inception_v3).
     pub transform_input: Option<bool>,
+    pub check_finite: bool,
 }
 
 pub fn run(request: &Request) -> Result<()> {
@@ -37,6 +38,12 @@ pub fn run(request: &Request) -> Result<()> {
                 "input must be a non-empty [N, C, H, W], got {:?}",
                 input.dims
             ),
+        });
+    }
+    if let Some(index) = input.data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Weights {
+            path: request.input.display().to_string(),
+            message: format!("input holds {} at index {index}", input.data[index]),
         });
     }
     let gpu = Gpu::new()?;
@@ -63,6 +70,7 @@ pub fn run(request: &Request) -> Result<()> {
         });
     }
 
+    super::model::start_finite_checks(&gpu, request.check_finite);
     let tape = match request.grad_class {
         Some(_) => Tape::new(),
         None => Tape::no_grad(),
@@ -86,6 +94,7 @@ pub fn run(request: &Request) -> Result<()> {
             .expect("the input is a leaf on a recording tape");
         outputs.push(("input_grad", grad.dims().to_vec(), grad.to_vec()?));
     }
+    super::model::end_finite_checks(&gpu, request.check_finite)?;
     write(request.out, &outputs, &info.arch)
 }
 

@@ -37,6 +37,7 @@ pub struct Request<'a> {
     pub raw_out: Option<&'a Path>,
     /// Tile side and stride in image pixels.
     pub tile: Option<(usize, Option<usize>)>,
+    pub check_finite: bool,
 }
 
 /// One image's map [height × width] over `image` (what the overlay is drawn on), for `class`.
@@ -70,6 +71,7 @@ pub fn run(request: &Request) -> Result<()> {
         store: &loaded.store,
     };
     let class = model::parse_class(&loaded.info, request.class)?;
+    model::start_finite_checks(&gpu, request.check_finite);
     let explanations = match request.tile {
         None => {
             let (batch, sized) = model::images(&gpu, &loaded.info, request.images)?;
@@ -99,6 +101,7 @@ pub fn run(request: &Request) -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?,
     };
+    model::end_finite_checks(&gpu, request.check_finite)?;
     let several = request.images.len() > 1;
     for (path, explanation) in request.images.iter().zip(&explanations) {
         let Explanation { image, map, class } = explanation;

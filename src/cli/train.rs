@@ -127,6 +127,7 @@ pub struct Request {
     pub balanced: bool,
     pub val_split: f64,
     pub seed: u64,
+    pub check_finite: bool,
 }
 
 pub fn run(request: &Request) -> Result<()> {
@@ -320,17 +321,30 @@ pub fn run(request: &Request) -> Result<()> {
                 };
             }
             let labels: Vec<usize> = indices.iter().map(|&i| train.labels[i]).collect();
+            super::model::start_finite_checks(&gpu, request.check_finite);
             let tape = Tape::new();
             let f = Forward::new(&tape, &store, Mode::Train)
                 .with_dropout_seed((epoch * steps_per_epoch + step) as u32);
             let logits =
                 model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &data)?))?;
             let loss = tape.cross_entropy(&logits, &labels, class_weight.as_ref())?;
-            loss_sum += loss.tensor().to_vec()?[0];
+            let grads = tape.backward(&loss, None)?;
+            super::model::end_finite_checks(&gpu, request.check_finite)?;
+            let step_loss = loss.tensor().to_vec()?[0];
+            if !step_loss.is_finite() {
+                bar.abandon();
+                return Err(invalid(format!(
+                    "the loss became {step_loss} in epoch {} step {}; stopped before the \
+                     weights were updated or saved (--check-finite names the first layer that \
+                     produced it; a lower --lr often helps)",
+                    epoch + 1,
+                    step + 1
+                )));
+            }
+            optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
+            loss_sum += step_loss;
             steps_run += 1;
             images_run += indices.len();
-            let grads = tape.backward(&loss, None)?;
-            optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
             if interrupted.load(Ordering::SeqCst) {
                 bar.abandon();
                 let path = interrupted_path(&request.out);

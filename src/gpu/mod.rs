@@ -7,6 +7,7 @@
 
 pub mod adapter;
 mod batch;
+mod finite;
 mod pipelines;
 mod pool;
 mod profile;
@@ -18,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::shaders::Kernel;
 pub use adapter::AdapterRequest;
 use batch::{Batch, Dispatch};
+pub use finite::NonFinite;
+use finite::{FiniteChecks, SLOTS_PER_BUFFER};
 use pipelines::PipelineCache;
 use pool::BufferPool;
 pub use pool::PoolStats;
@@ -65,6 +68,8 @@ struct GpuInner {
     batch: Mutex<Batch>,
     /// Set between `start_profiling` and `finish_profiling`.
     profiler: Mutex<Option<Profiler>>,
+    /// Set between `start_finite_checks` and `finish_finite_checks`.
+    finite_checks: Mutex<Option<FiniteChecks>>,
     /// The FLOPs of every counted dispatch recorded so far.
     flops_recorded: AtomicU64,
     /// Errors wgpu reported outside any error scope (its default handler would panic).
@@ -133,6 +138,7 @@ impl Gpu {
                 pipelines: PipelineCache::default(),
                 batch: Mutex::default(),
                 profiler: Mutex::default(),
+                finite_checks: Mutex::default(),
                 flops_recorded: AtomicU64::new(0),
                 uncaptured,
                 lost,
@@ -308,9 +314,10 @@ impl Gpu {
         self.inner
             .flops_recorded
             .fetch_add(flops, Ordering::Relaxed);
+        let layer = self.current_scope();
         let attribution = self.with_profiler(|profiler| {
             let bytes = storage.iter().map(|(_, range)| range.size).sum();
-            profiler.attribution(flops, bytes)
+            profiler.attribution(layer.unwrap_or_else(|| Arc::from("")), flops, bytes)
         });
         let mut batch = self.inner.batch.lock().expect("batch lock");
         batch.push(Dispatch {
@@ -442,34 +449,29 @@ impl Gpu {
         self.inner.profiler.lock().expect("profiler lock").is_some()
     }
 
-    /// Charges the dispatches recorded until the guard drops to the layer `name` (torchvision's
-    /// module name). Free when not profiling.
+    /// Charges the work recorded until the guard drops to the layer `name` (torchvision's
+    /// module name): in a profile, and in what `--check-finite` reports.
     pub fn scope(&self, name: &str) -> ScopeGuard {
-        self.enter_scope(|| Arc::from(name))
+        self.scope_shared(Arc::from(name))
     }
 
     /// `scope` with a name already shared (the tape re-enters a recorded op's layer during
     /// backward).
     pub(crate) fn scope_shared(&self, name: Arc<str>) -> ScopeGuard {
-        self.enter_scope(|| name)
+        profile::push_scope(name)
     }
 
-    fn enter_scope(&self, name: impl FnOnce() -> Arc<str>) -> ScopeGuard {
-        let entered = self.with_profiler(|profiler| profiler.push_scope(name()));
-        ScopeGuard {
-            gpu: entered.map(|()| self.clone()),
-        }
-    }
-
-    /// The innermost open scope, when profiling.
+    /// The innermost scope open on this thread.
     pub(crate) fn current_scope(&self) -> Option<Arc<str>> {
-        self.with_profiler(|profiler| profiler.current_scope())
-            .flatten()
+        profile::current_scope()
     }
 
     /// Notes an op's input and output shapes for the current layer, when profiling.
     pub(crate) fn note_shapes(&self, input: &[usize], output: &[usize]) {
-        self.with_profiler(|profiler| profiler.note_shapes(input, output));
+        let Some(scope) = self.current_scope() else {
+            return;
+        };
+        self.with_profiler(|profiler| profiler.note_shapes(&scope, input, output));
     }
 
     /// Charges the dispatches recorded until the guard drops to `phase`.
@@ -479,6 +481,60 @@ impl Gpu {
             gpu: previous.map(|_| self.clone()),
             previous: previous.unwrap_or(phase),
         }
+    }
+
+    /// Starts flagging every op output and gradient the tape computes that holds NaN or Inf
+    /// (`--check-finite`); see [`Gpu::finish_finite_checks`].
+    pub fn start_finite_checks(&self) {
+        *self.inner.finite_checks.lock().expect("finite lock") = Some(FiniteChecks::default());
+    }
+
+    /// Stops checking and names the first tensor, in the order they were computed, that held
+    /// NaN or Inf; `None` when all were finite (or checks were never started).
+    pub fn finish_finite_checks(&self) -> Result<Option<NonFinite>> {
+        let checks = self.inner.finite_checks.lock().expect("finite lock").take();
+        let Some(checks) = checks else {
+            return Ok(None);
+        };
+        let mut flags = Vec::with_capacity(checks.labels.len());
+        for buffer in &checks.buffers {
+            let bytes = self.read(
+                buffer.buffer(),
+                0,
+                (SLOTS_PER_BUFFER * 4) as u64,
+                "finite flags",
+            )?;
+            flags.extend(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes));
+        }
+        Ok(checks.first_flagged(&flags))
+    }
+
+    /// When checks are on: a zeroed slot for one more checked tensor, labelled with the
+    /// current layer and `what` — the flags buffer's binding and the slot's index in it.
+    pub(crate) fn finite_check_slot(
+        &self,
+        what: &'static str,
+    ) -> Result<Option<(BufferRange, u32)>> {
+        let mut guard = self.inner.finite_checks.lock().expect("finite lock");
+        let Some(checks) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let slot = checks.labels.len();
+        if slot / SLOTS_PER_BUFFER == checks.buffers.len() {
+            let bytes = (SLOTS_PER_BUFFER * 4) as u64;
+            let buffer = self.allocate(bytes, "finite-check flags")?;
+            self.upload(buffer.buffer(), &vec![0u8; bytes as usize]);
+            checks.buffers.push(buffer);
+        }
+        let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
+        checks.labels.push((layer, what));
+        let buffer = &checks.buffers[slot / SLOTS_PER_BUFFER];
+        let range = BufferRange {
+            buffer: buffer.buffer().clone(),
+            offset: 0,
+            size: (SLOTS_PER_BUFFER * 4) as u64,
+        };
+        Ok(Some((range, (slot % SLOTS_PER_BUFFER) as u32)))
     }
 
     /// Runs `action` on the profiler when profiling; `None` otherwise.

@@ -106,7 +106,6 @@ impl Profile {
 /// The profiler's state inside the context.
 pub(crate) struct Profiler {
     pub(crate) source: TimingSource,
-    scopes: Vec<Arc<str>>,
     phase: Phase,
     /// Host instant of profiling's start (host timing) ...
     pub(crate) host_origin: Instant,
@@ -120,7 +119,6 @@ impl Profiler {
     pub(crate) fn new(source: TimingSource) -> Self {
         Self {
             source,
-            scopes: Vec::new(),
             phase: Phase::Forward,
             host_origin: Instant::now(),
             gpu_origin_ns: None,
@@ -129,36 +127,24 @@ impl Profiler {
         }
     }
 
-    /// Notes a forward op's shapes in the current scope (see `Profile::shapes`).
-    pub(crate) fn note_shapes(&mut self, input: &[usize], output: &[usize]) {
-        let Some(scope) = self.scopes.last().filter(|_| self.phase == Phase::Forward) else {
+    /// Notes a forward op's shapes in its layer `scope` (see `Profile::shapes`).
+    pub(crate) fn note_shapes(&mut self, scope: &str, input: &[usize], output: &[usize]) {
+        if self.phase != Phase::Forward {
             return;
-        };
+        }
         self.shapes
             .entry(scope.to_string())
             .and_modify(|(_, last)| *last = output.to_vec())
             .or_insert_with(|| (input.to_vec(), output.to_vec()));
     }
 
-    pub(crate) fn attribution(&self, flops: u64, bytes: u64) -> Attribution {
+    pub(crate) fn attribution(&self, layer: Arc<str>, flops: u64, bytes: u64) -> Attribution {
         Attribution {
-            layer: self.current_scope().unwrap_or_else(|| Arc::from("")),
+            layer,
             phase: self.phase,
             flops,
             bytes,
         }
-    }
-
-    pub(crate) fn current_scope(&self) -> Option<Arc<str>> {
-        self.scopes.last().cloned()
-    }
-
-    pub(crate) fn push_scope(&mut self, scope: Arc<str>) {
-        self.scopes.push(scope);
-    }
-
-    pub(crate) fn pop_scope(&mut self) {
-        self.scopes.pop();
     }
 
     /// Sets the phase and returns the previous one.
@@ -226,17 +212,30 @@ impl Profiler {
     }
 }
 
+thread_local! {
+    /// The open layer scopes of this thread, innermost last: work is charged to the layer of
+    /// the thread that records it.
+    static SCOPES: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub(crate) fn push_scope(name: Arc<str>) -> ScopeGuard {
+    SCOPES.with_borrow_mut(|scopes| scopes.push(name));
+    ScopeGuard { _private: () }
+}
+
+pub(crate) fn current_scope() -> Option<Arc<str>> {
+    SCOPES.with_borrow(|scopes| scopes.last().cloned())
+}
+
 /// Closes a layer scope when dropped (see `Gpu::scope`).
 #[must_use = "the scope closes when this guard is dropped"]
 pub struct ScopeGuard {
-    pub(crate) gpu: Option<super::Gpu>,
+    _private: (),
 }
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        if let Some(gpu) = &self.gpu {
-            gpu.with_profiler(Profiler::pop_scope);
-        }
+        SCOPES.with_borrow_mut(|scopes| scopes.pop());
     }
 }
 

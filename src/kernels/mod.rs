@@ -7,6 +7,7 @@ pub mod conv2d;
 mod conv2d_implicit;
 pub mod elementwise;
 pub mod fill;
+pub mod finite;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
