@@ -32,11 +32,13 @@ pub enum Error {
     InvalidArgument { op: &'static str, message: String },
 
     #[error(
-        "kernel {kernel}: a binding of {bytes} bytes exceeds the adapter's storage binding limit \
-         of {limit} bytes"
+        "kernel {kernel}: {tensor} ({bytes} bytes) exceeds the adapter's storage binding limit \
+         of {limit} bytes, and this op cannot split it"
     )]
     BindingTooLarge {
         kernel: String,
+        /// What the binding holds: "a tensor of shape [..]".
+        tensor: String,
         bytes: u64,
         limit: u64,
     },

@@ -236,6 +236,7 @@ impl Tensor {
             buffer: buffer.buffer().clone(),
             offset: self.offset,
             size: self.byte_size(),
+            dims: self.dims().to_vec(),
         })
     }
 

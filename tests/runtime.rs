@@ -103,5 +103,8 @@ fn oversized_bindings_are_refused_before_dispatch() {
     let big = Tensor::from_slice(gpu(), [elements], &vec![0.5; elements]).unwrap();
     let error = elementwise::relu(&big).unwrap_err();
     assert!(matches!(error, Error::BindingTooLarge { .. }), "{error}");
-    assert!(error.to_string().contains("elementwise::relu"), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("elementwise::relu"), "{message}");
+    assert!(message.contains(&format!("shape [{elements}]")), "{message}");
+    assert!(message.contains(&(elements * 4).to_string()) && message.contains(&limit.to_string()));
 }

@@ -50,6 +50,8 @@ pub(crate) struct BufferRange {
     pub(crate) buffer: wgpu::Buffer,
     pub(crate) offset: u64,
     pub(crate) size: u64,
+    /// The shape of the tensor bound (empty for other buffers), for error messages.
+    pub(crate) dims: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -295,6 +297,7 @@ impl Gpu {
             if range.size > max_binding {
                 return Err(Error::BindingTooLarge {
                     kernel: kernel.label(),
+                    tensor: format!("a tensor of shape {:?}", range.dims),
                     bytes: range.size,
                     limit: max_binding,
                 });
@@ -533,6 +536,7 @@ impl Gpu {
             buffer: buffer.buffer().clone(),
             offset: 0,
             size: (SLOTS_PER_BUFFER * 4) as u64,
+            dims: Vec::new(),
         };
         Ok(Some((range, (slot % SLOTS_PER_BUFFER) as u32)))
     }
