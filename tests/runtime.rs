@@ -108,3 +108,17 @@ fn oversized_bindings_are_refused_before_dispatch() {
     assert!(message.contains(&format!("shape [{elements}]")), "{message}");
     assert!(message.contains(&(elements * 4).to_string()) && message.contains(&limit.to_string()));
 }
+
+/// A lost device ends every later call with an error, never a panic or a hang.
+#[test]
+fn a_lost_device_is_an_error_not_a_panic() {
+    let gpu = gradlens::Gpu::new().unwrap();
+    let x = Tensor::from_slice(&gpu, [4], &[1.0, -2.0, 3.0, -4.0]).unwrap();
+    assert_eq!(elementwise::relu(&x).unwrap().to_vec().unwrap(), [1.0, 0.0, 3.0, 0.0]);
+    gpu.destroy_device();
+    let failed = elementwise::relu(&x).and_then(|y| y.to_vec());
+    let error = failed.unwrap_err();
+    assert!(matches!(error, Error::DeviceLost { .. }), "{error}");
+    assert!(Tensor::zeros(&gpu, [8]).and_then(|t| t.to_vec()).is_err());
+    assert!(gpu.synchronize().is_err());
+}

@@ -350,6 +350,12 @@ impl Gpu {
         drop(profiler);
         // Whatever happened, the quarantined buffers are no longer needed by unsubmitted work.
         inner.pool.lock().expect("pool lock").end_quarantine();
+        if result.is_err() {
+            // A lost device makes every object invalid: report the loss, not the first invalid
+            // object (the loss callback runs on a poll).
+            let _ = inner.device.poll(wgpu::PollType::Poll);
+            self.check_lost()?;
+        }
         result?;
         self.check_alive()
     }
@@ -417,6 +423,12 @@ impl Gpu {
             .to_vec();
         staging.unmap();
         Ok(bytes)
+    }
+
+    /// Destroys the device at once, as a driver reset would: its memory is freed and every
+    /// later call on this context fails with `Error::DeviceLost` (tests of device loss use it).
+    pub fn destroy_device(&self) {
+        self.inner.device.destroy();
     }
 
     /// Starts timing every dispatch (see [`Profile`]); work recorded before is submitted first,
@@ -551,11 +563,16 @@ impl Gpu {
             .map(action)
     }
 
+    fn check_lost(&self) -> Result<()> {
+        match self.inner.lost.lock().expect("lost lock").clone() {
+            Some(reason) => Err(Error::DeviceLost { reason }),
+            None => Ok(()),
+        }
+    }
+
     /// Fails if the device is lost or wgpu reported an error outside an error scope.
     fn check_alive(&self) -> Result<()> {
-        if let Some(reason) = self.inner.lost.lock().expect("lost lock").clone() {
-            return Err(Error::DeviceLost { reason });
-        }
+        self.check_lost()?;
         let mut uncaptured = self.inner.uncaptured.lock().expect("error lock");
         if let Some(message) = uncaptured.drain(..).next() {
             return Err(Error::Validation {
