@@ -202,36 +202,56 @@ fn conv2d_backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>,
     out[index] = sum;
 }
 
+// The input value that tap (ci, kh, kw) reads for output position (oh, ow), 0 in the padding.
+fn tap_value(n: u32, ci: u32, kh: u32, kw: u32, oh: u32, ow: u32) -> f32 {
+    let ih = input_coordinate(oh, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
+    let iw = input_coordinate(ow, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
+    if ih < 0 || iw < 0 {
+        return 0.0;
+    }
+    return x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
+}
+
+// Four consecutive positions p0 .. p0 + 3 of one (n, k) row per invocation: tap k is decoded
+// once and (oh, ow) advance without divisions (integer division is scalar code on CPU
+// adapters). Needs the position stride a multiple of 4 (the GEMM path's).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let index = linear_id(wid, groups, lid);
     let positions = params.out_h * params.out_w;
-    let stride = params.position_stride;
+    let quads = params.position_stride / 4u;
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    if index >= params.batch * k_count * stride {
+    if index >= params.batch * k_count * quads {
         return;
     }
-    let p = index % stride;
-    let k = (index / stride) % k_count;
-    let n = index / (stride * k_count);
-    if p >= positions {
-        out[index] = 0.0;
-        return;
-    }
+    let p0 = (index % quads) * 4u;
+    let k = (index / quads) % k_count;
+    let n = index / (quads * k_count);
     let ci = k / taps;
     let kh = (k % taps) / params.kernel_w;
     let kw = k % params.kernel_w;
-    let ih = input_coordinate(p / params.out_w, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
-    let iw = input_coordinate(p % params.out_w, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
-    var value = 0.0;
-    if ih >= 0 && iw >= 0 {
-        value = x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
+    var oh = p0 / params.out_w;
+    var ow = p0 % params.out_w;
+    let first = (n * k_count + k) * params.position_stride + p0;
+    for (var j = 0u; j < 4u; j++) {
+        var value = 0.0;
+        if p0 + j < positions {
+            value = tap_value(n, ci, kh, kw, oh, ow);
+        }
+        out[first + j] = value;
+        ow += 1u;
+        if ow == params.out_w {
+            ow = 0u;
+            oh += 1u;
+        }
     }
-    out[index] = value;
 }
 
+// Four consecutive taps k0 .. k0 + 3 of one (n, p) row per invocation (im2col's transpose:
+// position p decoded once, (ci, kh, kw) advanced without divisions); taps beyond K are not
+// written. Rows p ≥ OH·OW (padding up to the position stride) are zeros.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -240,26 +260,39 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     let stride = params.position_stride;
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    if index >= params.batch * k_count * stride {
+    let quads = (k_count + 3u) / 4u;
+    if index >= params.batch * stride * quads {
         return;
     }
-    let k = index % k_count;
-    let p = (index / k_count) % stride;
-    let n = index / (stride * k_count);
-    if p >= positions {
-        out[index] = 0.0;
-        return;
+    let k0 = (index % quads) * 4u;
+    let p = (index / quads) % stride;
+    let n = index / (quads * stride);
+    let oh = p / params.out_w;
+    let ow = p % params.out_w;
+    var ci = k0 / taps;
+    var kh = (k0 % taps) / params.kernel_w;
+    var kw = k0 % params.kernel_w;
+    let row = (n * stride + p) * k_count;
+    for (var j = 0u; j < 4u; j++) {
+        let k = k0 + j;
+        if k >= k_count {
+            return;
+        }
+        var value = 0.0;
+        if p < positions {
+            value = tap_value(n, ci, kh, kw, oh, ow);
+        }
+        out[row + k] = value;
+        kw += 1u;
+        if kw == params.kernel_w {
+            kw = 0u;
+            kh += 1u;
+            if kh == params.kernel_h {
+                kh = 0u;
+                ci += 1u;
+            }
+        }
     }
-    let ci = k / taps;
-    let kh = (k % taps) / params.kernel_w;
-    let kw = k % params.kernel_w;
-    let ih = input_coordinate(p / params.out_w, kh, params.stride_h, params.pad_h, params.dilation_h, params.in_h);
-    let iw = input_coordinate(p % params.out_w, kw, params.stride_w, params.pad_w, params.dilation_w, params.in_w);
-    var value = 0.0;
-    if ih >= 0 && iw >= 0 {
-        value = x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
-    }
-    out[index] = value;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -105,7 +105,10 @@ fn oversized_bindings_are_refused_before_dispatch() {
     assert!(matches!(error, Error::BindingTooLarge { .. }), "{error}");
     let message = error.to_string();
     assert!(message.contains("elementwise::relu"), "{message}");
-    assert!(message.contains(&format!("shape [{elements}]")), "{message}");
+    assert!(
+        message.contains(&format!("shape [{elements}]")),
+        "{message}"
+    );
     assert!(message.contains(&(elements * 4).to_string()) && message.contains(&limit.to_string()));
 }
 
@@ -114,7 +117,10 @@ fn oversized_bindings_are_refused_before_dispatch() {
 fn a_lost_device_is_an_error_not_a_panic() {
     let gpu = gradlens::Gpu::new().unwrap();
     let x = Tensor::from_slice(&gpu, [4], &[1.0, -2.0, 3.0, -4.0]).unwrap();
-    assert_eq!(elementwise::relu(&x).unwrap().to_vec().unwrap(), [1.0, 0.0, 3.0, 0.0]);
+    assert_eq!(
+        elementwise::relu(&x).unwrap().to_vec().unwrap(),
+        [1.0, 0.0, 3.0, 0.0]
+    );
     gpu.destroy_device();
     let failed = elementwise::relu(&x).and_then(|y| y.to_vec());
     let error = failed.unwrap_err();

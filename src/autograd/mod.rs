@@ -55,6 +55,9 @@ pub struct Tape {
     /// Guided backpropagation (Springenberg et al. 2014): ReLU's backward also zeroes negative
     /// incoming gradients.
     guided: bool,
+    /// Parameters enter as constants: only gradients to inputs are computed (saliency), so no
+    /// weight-gradient product runs.
+    constant_parameters: bool,
 }
 
 /// A tensor on a tape: `node` is set when it requires a gradient.
@@ -140,6 +143,16 @@ impl Tape {
         Self {
             recording: Some(Rc::default()),
             guided: false,
+            constant_parameters: false,
+        }
+    }
+
+    /// This tape with every parameter a constant: backward computes gradients to the inputs
+    /// only (saliency's workload), skipping every weight gradient.
+    pub fn input_gradients_only(self) -> Self {
+        Self {
+            constant_parameters: true,
+            ..self
         }
     }
 
@@ -157,6 +170,7 @@ impl Tape {
         Self {
             recording: None,
             guided: false,
+            constant_parameters: false,
         }
     }
 
@@ -178,7 +192,8 @@ impl Tape {
     /// constant otherwise. Asking again for the same name in one forward returns the same leaf,
     /// so a shared weight's gradients are summed.
     pub fn parameter(&self, name: &str, tensor: &Tensor, trainable: bool) -> Var {
-        let Some(recording) = self.recording.as_ref().filter(|_| trainable) else {
+        let wanted = trainable && !self.constant_parameters;
+        let Some(recording) = self.recording.as_ref().filter(|_| wanted) else {
             return Var::constant(tensor.clone());
         };
         if let Some(var) = recording.borrow().parameters.get(name) {

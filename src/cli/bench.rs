@@ -61,13 +61,10 @@ struct Subject {
 }
 
 impl Subject {
-    fn new(gpu: &Gpu, request: &Request, workload: Workload) -> Result<Self> {
+    fn new(gpu: &Gpu, request: &Request) -> Result<Self> {
         let config = ModelConfig::default();
         let mut store = ParamStore::new(gpu);
         let model = build(&request.arch, &mut store, &config)?;
-        if workload == Workload::ForwardBackward {
-            store.freeze_all_except(&[])?;
-        }
         let mut rng = SplitMix64::new(7);
         let dims = [
             request.batch,
@@ -95,7 +92,8 @@ impl Subject {
     fn run(&mut self, workload: Workload) -> Result<()> {
         let tape = match workload {
             Workload::Forward => Tape::no_grad(),
-            _ => Tape::new(),
+            Workload::ForwardBackward => Tape::new().input_gradients_only(),
+            Workload::TrainStep => Tape::new(),
         };
         let mode = match workload {
             Workload::TrainStep => Mode::Train,
@@ -200,7 +198,7 @@ pub fn run(request: &Request) -> Result<()> {
         gpu.describe()
     ));
 
-    let mut subject = Subject::new(&gpu, request, Workload::Forward)?;
+    let mut subject = Subject::new(&gpu, request)?;
     let flops_before = gpu.flops_recorded();
     let start = Instant::now();
     subject.run(Workload::Forward)?;
@@ -240,9 +238,7 @@ pub fn run(request: &Request) -> Result<()> {
         if !wanted {
             continue;
         }
-        // A fresh subject each: the backward freezes the parameters, training needs them free.
-        drop(subject);
-        subject = Subject::new(&gpu, request, workload)?;
+        // The same weights throughout: training, which changes them, comes last.
         gpu.reset_peak_memory();
         let times = time_runs(&mut subject, workload, request.runs)?;
         let ms = median(&times);

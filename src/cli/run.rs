@@ -72,7 +72,7 @@ pub fn run(request: &Request) -> Result<()> {
 
     super::model::start_finite_checks(&gpu, request.check_finite);
     let tape = match request.grad_class {
-        Some(_) => Tape::new(),
+        Some(_) => Tape::new().input_gradients_only(),
         None => Tape::no_grad(),
     };
     let f = Forward::new(&tape, &store, Mode::Eval);

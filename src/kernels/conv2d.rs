@@ -599,11 +599,18 @@ fn launch(
         true => params.flops(),
         false => 0,
     };
+    // im2col and im2row write four consecutive elements per invocation (rows of im2row
+    // rounded up to whole quads of taps).
+    let invocations = match entry {
+        "im2col" => out.numel() as u64 / 4,
+        "im2row" => (out.dims()[0] * out.dims()[1].div_ceil(4)) as u64,
+        _ => out.numel() as u64,
+    };
     gpu.dispatch_counted(
         &Kernel::new(Shader::Conv2d, entry),
         params,
         &storage,
-        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_1d(gpu, invocations.div_ceil(WORKGROUP_SIZE)),
         flops,
     )
 }

@@ -25,7 +25,8 @@ pub fn grad_cam(
         ));
     };
     let layer = layer.map_or_else(|| explained.model.gradcam_layer(), str::to_string);
-    let tape = Tape::new();
+    // Gradients to the activations only: no weight gradients.
+    let tape = Tape::new().input_gradients_only();
     let f = Forward::new(&tape, explained.store, Mode::Eval).capturing();
     let input = tape.input(x.clone());
     let logits = explained.model.forward(&f, &input)?;

@@ -94,6 +94,8 @@ pub(crate) fn scores_and_input_gradient(
     classes: &[usize],
     score: Score,
 ) -> Result<(Vec<f32>, Tensor)> {
+    // Only the input's gradient is wanted: no weight gradients are computed.
+    let tape = tape.input_gradients_only();
     let f = Forward::new(&tape, explained.store, Mode::Eval);
     let input = tape.input(x.clone());
     let logits = explained.model.forward(&f, &input)?;
