@@ -393,3 +393,74 @@ fn fused_batch_norm_epilogue_matches_the_three_ops() {
         }
     }
 }
+
+/// Conv + eval-mode BN (frozen) + residual + ReLU through the GEMM epilogue gives what the
+/// separate ops give, forward and backward (input, convolution weight, residual).
+#[test]
+fn conv_with_folded_batch_norm_matches_the_separate_ops() {
+    let mut rng = Rng::new(45);
+    let (input, out_dims) = ([2, 8, 6, 6], [2, 12, 6, 6]);
+    let mut store = ParamStore::new(gpu());
+    let conv = Conv2d::new(
+        &mut store,
+        "conv",
+        8,
+        12,
+        [3, 3],
+        ConvGeometry::default().padding(1),
+        false,
+        Init::KaimingNormalFanOut,
+        3,
+    )
+    .unwrap();
+    let bn = BatchNorm2d::new(&mut store, "bn", 12, 1e-5).unwrap();
+    for (name, values) in [
+        ("bn.weight", rng.vec(12)),
+        ("bn.bias", rng.vec(12)),
+        ("bn.running_mean", rng.vec(12)),
+        (
+            "bn.running_var",
+            rng.vec(12).iter().map(|v| v.abs() + 0.5).collect(),
+        ),
+    ] {
+        store
+            .set(name, Tensor::from_slice(gpu(), [12], &values).unwrap())
+            .unwrap();
+    }
+    store.freeze("bn").unwrap();
+    let x_data = rng.vec(input.iter().product());
+    let r_data = rng.vec(out_dims.iter().product());
+    let seed_data = rng.vec(out_dims.iter().product());
+    for (residual, relu) in [(true, true), (false, true), (false, false)] {
+        let run = |fused: bool| -> Vec<Vec<f32>> {
+            let tape = Tape::new();
+            let f = Forward::new(&tape, &store, Mode::Eval);
+            let x = tape.input(Tensor::from_slice(gpu(), input, &x_data).unwrap());
+            let r = tape.input(Tensor::from_slice(gpu(), out_dims, &r_data).unwrap());
+            let r_used = residual.then_some(&r);
+            let y = match fused {
+                true => bn.after_conv(&f, &conv, &x, r_used, relu).unwrap(),
+                false => bn
+                    .forward_then(&f, &conv.forward(&f, &x).unwrap(), r_used, relu)
+                    .unwrap(),
+            };
+            let seed = Tensor::from_slice(gpu(), out_dims, &seed_data).unwrap();
+            let grads = tape.backward(&y, Some(seed)).unwrap();
+            let mut results = vec![
+                y.tensor().to_vec().unwrap(),
+                grads.get(&x).unwrap().to_vec().unwrap(),
+                grads.named("conv.weight").unwrap().to_vec().unwrap(),
+            ];
+            if residual {
+                results.push(grads.get(&r).unwrap().to_vec().unwrap());
+            }
+            results
+        };
+        let (fused, separate) = (run(true), run(false));
+        assert!(fused[0].iter().any(|&v| v != 0.0));
+        for (k, (a, b)) in fused.iter().zip(&separate).enumerate() {
+            let what = format!("residual {residual} relu {relu}: result {k}");
+            assert_close(&what, a, b, 1e-4, 1e-5);
+        }
+    }
+}

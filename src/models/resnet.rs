@@ -72,13 +72,12 @@ impl ConvBn {
     }
 
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        self.bn.forward(f, &self.conv.forward(f, x)?)
+        self.bn.after_conv(f, &self.conv, x, None, false)
     }
 
     /// relu(bn(conv(x)) + residual?), the BN, add and ReLU fused in eval mode.
     fn forward_relu(&self, f: &Forward, x: &Var, residual: Option<&Var>) -> Result<Var> {
-        self.bn
-            .forward_then(f, &self.conv.forward(f, x)?, residual, true)
+        self.bn.after_conv(f, &self.conv, x, residual, true)
     }
 }
 
