@@ -264,9 +264,10 @@ fn product(
         storage.push((8, binding(residual)));
         if let Some(epilogue) = epilogue {
             kernel = kernel.with_override("EPILOGUE", 1.0);
-            params.epilogue = u32::from(affine.is_some()) * EPILOGUE_AFFINE
-                | u32::from(residual.is_some()) * EPILOGUE_RESIDUAL
-                | u32::from(epilogue.relu) * EPILOGUE_RELU;
+            let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+            params.epilogue = flag(affine.is_some(), EPILOGUE_AFFINE)
+                | flag(residual.is_some(), EPILOGUE_RESIDUAL)
+                | flag(epilogue.relu, EPILOGUE_RELU);
             if let Some(residual) = residual {
                 let &[rb, rm, cols] = residual.dims() else {
                     return Err(Error::invalid(
