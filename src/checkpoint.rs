@@ -165,7 +165,11 @@ impl ModelInfo {
                     .get("conv1.weight")
                     .filter(|t| !t.data.is_empty())
                     .and_then(|t| t.dims.first().copied());
-                if width == 0 || (arch.starts_with("resnet") && stem != Some(width)) {
+                let resnet = arch.starts_with("resnet");
+                if !resnet && width != 64 {
+                    return Err(fail(format!("width {width} is for ResNets only, not {arch}")));
+                }
+                if width == 0 || (resnet && stem != Some(width)) {
                     return Err(fail(format!(
                         "width {width} does not match the stem conv1.weight of the file ({})",
                         stem.map_or("absent or empty".to_string(), |s| format!("{s} channels"))
