@@ -14,10 +14,16 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::imaging::{MAX_SIDE, Preprocess, Sizing};
+use crate::imaging::{Preprocess, Sizing};
 use crate::models::adapt::{classes_in, head_prefixes};
 use crate::models::{ARCHS, ModelConfig};
 use crate::weights::WeightsFile;
+
+/// The largest `input_size` and `resize_size` a file may ask for. Each image is resized to it
+/// on the host before anything reaches the GPU, so the bound is on memory a header field can
+/// claim: at imaging::MAX_SIDE (16384) one RGB image's planes were 3.2 GB; at 4096 they are
+/// 200 MB, and the networks' activations at that size already fill a large GPU.
+pub const MAX_INPUT_SIZE: usize = 4096;
 
 /// ImageNet's 1000 class names, in torchvision's order.
 pub fn imagenet_classes() -> Vec<String> {
@@ -94,9 +100,9 @@ impl ModelInfo {
             match meta.get(key) {
                 None => Ok(None),
                 Some(text) => match text.parse::<usize>() {
-                    Ok(value) if (1..=MAX_SIDE as usize).contains(&value) => Ok(Some(value)),
+                    Ok(value) if (1..=MAX_INPUT_SIZE).contains(&value) => Ok(Some(value)),
                     _ => Err(fail(format!(
-                        "{key} {text:?} is not a size from 1 to {MAX_SIDE}"
+                        "{key} {text:?} is not a size from 1 to {MAX_INPUT_SIZE}"
                     ))),
                 },
             }
@@ -167,7 +173,9 @@ impl ModelInfo {
                     .and_then(|t| t.dims.first().copied());
                 let resnet = arch.starts_with("resnet");
                 if !resnet && width != 64 {
-                    return Err(fail(format!("width {width} is for ResNets only, not {arch}")));
+                    return Err(fail(format!(
+                        "width {width} is for ResNets only, not {arch}"
+                    )));
                 }
                 if width == 0 || (resnet && stem != Some(width)) {
                     return Err(fail(format!(
