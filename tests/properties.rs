@@ -489,3 +489,58 @@ fn write_seed_corpora() {
     );
     write("op_arguments", "zeros", &[0u8; 25]);
 }
+
+// Regressions: inputs the generators above found, or that reading the loaders found, each
+// once accepted.
+
+/// A weights file whose head has rows but no bytes: ModelInfo once took its 10^12 rows as the
+/// class count and, without class names in the file, made a name for each.
+#[test]
+fn an_empty_head_claims_no_classes() {
+    let header = r#"{"fc.weight":{"dtype":"F32","shape":[1000000000000,0],"data_offsets":[0,0]}}"#;
+    let file = WeightsFile::from_bytes(&raw_safetensors(header, None, &[]), "head").unwrap();
+    let error = ModelInfo::from_file(&file, Some("resnet18")).unwrap_err();
+    assert!(error.to_string().contains("fc.weight is empty"), "{error}");
+}
+
+/// Found by weights_files_with_lying_headers: a width recorded for a GoogLeNet passed
+/// ModelInfo (only ResNets were checked), so ModelInfo described a model build refuses.
+#[test]
+fn a_width_for_a_model_without_one_is_refused() {
+    let header = r#"{"fc.weight":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},
+        "__metadata__":{"width":"99999999999"}}"#;
+    let file = WeightsFile::from_bytes(&raw_safetensors(header, None, &[0; 8]), "w").unwrap();
+    for arch in ["googlenet", "inception_v3", "resnet18"] {
+        let error = ModelInfo::from_file(&file, Some(arch)).unwrap_err();
+        assert!(
+            error.to_string().contains("width 99999999999"),
+            "{arch}: {error}"
+        );
+    }
+}
+
+/// Reading the loaders: "NaN" parses as an f32 and a zero std divides by zero; both once
+/// passed into the normalisation.
+#[test]
+fn a_normalisation_that_is_not_finite_is_refused() {
+    for (key, value) in [
+        ("mean", r#"["NaN"]"#),
+        ("std", "[0]"),
+        ("std", r#"["inf"]"#),
+    ] {
+        let metadata = serde_json::json!({ key: value }).to_string();
+        let header = format!(
+            r#"{{"fc.weight":{{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]}},
+            "conv1.weight":{{"dtype":"F32","shape":[1,1,1,1],"data_offsets":[8,12]}},
+            "__metadata__":{metadata}}}"#
+        );
+        let bytes = raw_safetensors(&header, None, &[0; 12]);
+        let file = WeightsFile::from_bytes(&bytes, "w").unwrap();
+        let error = ModelInfo::from_file(&file, Some("resnet18")).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(key) && message.contains("must be finite"),
+            "{key} {value}: {message}"
+        );
+    }
+}
