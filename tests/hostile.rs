@@ -113,7 +113,7 @@ fn refused(args: &[&str], names: &[&str], outputs: &[&Path], seconds: f64) {
     }
 }
 
-fn s(path: &Path) -> &str {
+fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
@@ -204,8 +204,7 @@ fn image_folder(dir: &Path, image: &Path) -> PathBuf {
     data
 }
 
-/// Gives each lying weights file to classify, run, and saliency or evaluate in turn (they
-/// share the loader; every subcommand meets every kind of lie over the three tests).
+/// Gives each lying weights file to classify, run, saliency (with outputs) and evaluate.
 fn refuse_weights(test: &str, cases: &[(&str, Vec<u8>, &str)]) {
     let dir = folder(test);
     let honest = honest(&dir);
@@ -213,17 +212,17 @@ fn refuse_weights(test: &str, cases: &[(&str, Vec<u8>, &str)]) {
     let out = dir.join("y.safetensors");
     let heat = dir.join("heat.png");
     let raw = dir.join("heat.safetensors");
-    for (i, (name, bytes, message)) in cases.iter().enumerate() {
+    for (name, bytes, message) in cases {
         let weights = dir.join(format!("{name}.safetensors"));
         std::fs::write(&weights, bytes).unwrap();
-        let (w, file) = (s(&weights), weights.file_name().unwrap().to_str().unwrap());
-        let names = [file, message];
-        refused(
-            &["classify", s(&honest.image), "--weights", w],
-            &names,
-            &[],
-            30.0,
+        let (w, file) = (
+            arg(&weights),
+            weights.file_name().unwrap().to_str().unwrap(),
         );
+        let names = [file, message];
+        let image = arg(&honest.image);
+        refused(&["classify", image, "--weights", w], &names, &[], 30.0);
+        let input = arg(&honest.input);
         let run = [
             "run",
             "--arch",
@@ -231,34 +230,28 @@ fn refuse_weights(test: &str, cases: &[(&str, Vec<u8>, &str)]) {
             "--weights",
             w,
             "--input",
-            s(&honest.input),
+            input,
             "--out",
-            s(&out),
+            arg(&out),
         ];
         refused(&run, &names, &[&out], 30.0);
-        match i % 2 {
-            0 => refused(
-                &[
-                    "saliency",
-                    s(&honest.image),
-                    "--weights",
-                    w,
-                    "--out",
-                    s(&heat),
-                    "--raw-out",
-                    s(&raw),
-                ],
-                &names,
-                &[&heat, &raw],
-                30.0,
-            ),
-            _ => refused(
-                &["evaluate", "--weights", w, "--data", s(&data)],
-                &names,
-                &[],
-                30.0,
-            ),
-        }
+        let saliency = [
+            "saliency",
+            image,
+            "--weights",
+            w,
+            "--out",
+            arg(&heat),
+            "--raw-out",
+            arg(&raw),
+        ];
+        refused(&saliency, &names, &[&heat, &raw], 30.0);
+        refused(
+            &["evaluate", "--weights", w, "--data", arg(&data)],
+            &names,
+            &[],
+            30.0,
+        );
     }
 }
 
@@ -414,6 +407,12 @@ fn weights_files_whose_metadata_lies() {
                 "mean [NaN]",
             ),
             (
+                // Within imaging::MAX_SIDE: one gray image resized to it was 1 GB of f32.
+                "input-size-16384",
+                edited_checkpoint(&[], &metadata_with("input_size", "16384")),
+                "input_size \"16384\"",
+            ),
+            (
                 "input-size-huge",
                 edited_checkpoint(&[], &metadata_with("input_size", "100000")),
                 "input_size",
@@ -438,23 +437,23 @@ fn folders_where_files_belong() {
     let image_folder_name = "data";
     let cases: Vec<(Vec<&str>, &str, Vec<&Path>)> = vec![
         (
-            vec!["classify", s(&honest.image), "--weights", s(&dir)],
+            vec!["classify", arg(&honest.image), "--weights", arg(&dir)],
             folder_name,
             vec![],
         ),
         (
-            vec!["classify", s(&data), "--weights", s(&honest.weights)],
+            vec!["classify", arg(&data), "--weights", arg(&honest.weights)],
             image_folder_name,
             vec![],
         ),
         (
             vec![
                 "saliency",
-                s(&data),
+                arg(&data),
                 "--weights",
-                s(&honest.weights),
+                arg(&honest.weights),
                 "--out",
-                s(&heat),
+                arg(&heat),
             ],
             image_folder_name,
             vec![&heat],
@@ -465,11 +464,11 @@ fn folders_where_files_belong() {
                 "--arch",
                 "resnet18",
                 "--weights",
-                s(&dir),
+                arg(&dir),
                 "--input",
-                s(&honest.input),
+                arg(&honest.input),
                 "--out",
-                s(&out),
+                arg(&out),
             ],
             folder_name,
             vec![&out],
@@ -480,17 +479,17 @@ fn folders_where_files_belong() {
                 "--arch",
                 "resnet18",
                 "--weights",
-                s(&honest.weights),
+                arg(&honest.weights),
                 "--input",
-                s(&data),
+                arg(&data),
                 "--out",
-                s(&out),
+                arg(&out),
             ],
             image_folder_name,
             vec![&out],
         ),
         (
-            vec!["evaluate", "--weights", s(&dir), "--data", s(&data)],
+            vec!["evaluate", "--weights", arg(&dir), "--data", arg(&data)],
             folder_name,
             vec![],
         ),
@@ -499,9 +498,9 @@ fn folders_where_files_belong() {
             vec![
                 "evaluate",
                 "--weights",
-                s(&honest.weights),
+                arg(&honest.weights),
                 "--data",
-                s(&honest.image),
+                arg(&honest.image),
             ],
             "gray.png",
             vec![],
@@ -578,11 +577,11 @@ fn lying_run_inputs() {
             "--arch",
             "resnet18",
             "--weights",
-            s(&honest.weights),
+            arg(&honest.weights),
             "--input",
-            s(&input),
+            arg(&input),
             "--out",
-            s(&out),
+            arg(&out),
         ];
         refused(&args, &[file, message], &[&out], 30.0);
     }
@@ -624,11 +623,11 @@ fn run_inputs_with_non_finite_values_or_wrong_channels() {
             "--arch",
             "resnet18",
             "--weights",
-            s(&honest.weights),
+            arg(&honest.weights),
             "--input",
-            s(&input),
+            arg(&input),
             "--out",
-            s(&out),
+            arg(&out),
         ];
         refused(&args, &[file, message], &[&out], 30.0);
     }
@@ -680,9 +679,9 @@ fn lying_images() {
         let image = dir.join(name);
         std::fs::write(&image, bytes).unwrap();
         let names = [*name, message];
-        let weights = s(&honest.weights);
+        let weights = arg(&honest.weights);
         refused(
-            &["classify", s(&image), "--weights", weights],
+            &["classify", arg(&image), "--weights", weights],
             &names,
             &[],
             *seconds,
@@ -690,13 +689,13 @@ fn lying_images() {
         refused(
             &[
                 "saliency",
-                s(&image),
+                arg(&image),
                 "--weights",
                 weights,
                 "--out",
-                s(&heat),
+                arg(&heat),
                 "--raw-out",
-                s(&raw),
+                arg(&raw),
             ],
             &names,
             &[&heat, &raw],
@@ -711,7 +710,7 @@ fn lying_images() {
                 "--weights",
                 weights,
                 "--data",
-                s(&data.join("data")),
+                arg(&data.join("data")),
             ],
             &names,
             &[],
@@ -729,9 +728,9 @@ fn a_one_pixel_image_is_classified() {
     std::fs::write(&image, encoded_image(1, 1, 1, 7)).unwrap();
     let outcome = gradlens(&[
         "classify",
-        s(&image),
+        arg(&image),
         "--weights",
-        s(&honest.weights),
+        arg(&honest.weights),
         "--json",
     ]);
     assert!(outcome.success, "{}", outcome.stderr);
@@ -752,27 +751,27 @@ fn unwritable_outputs() {
             "--arch".into(),
             "resnet18".into(),
             "--weights".into(),
-            s(&honest.weights).into(),
+            arg(&honest.weights).into(),
             "--input".into(),
-            s(&honest.input).into(),
+            arg(&honest.input).into(),
             "--out".into(),
-            s(out).into(),
+            arg(out).into(),
         ]
     };
     for out in [&missing, &taken] {
         let args = run(out);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        refused(&args, &["cannot write", s(out)], &[&missing], 60.0);
+        refused(&args, &["cannot write", arg(out)], &[&missing], 60.0);
         assert!(taken.is_dir() && std::fs::read_dir(&taken).unwrap().next().is_none());
     }
     refused(
         &[
             "saliency",
-            s(&honest.image),
+            arg(&honest.image),
             "--weights",
-            s(&honest.weights),
+            arg(&honest.weights),
             "--raw-out",
-            s(&raw_missing),
+            arg(&raw_missing),
         ],
         &["cannot write", "map.safetensors"],
         &[&raw_missing],
@@ -781,11 +780,11 @@ fn unwritable_outputs() {
     refused(
         &[
             "saliency",
-            s(&honest.image),
+            arg(&honest.image),
             "--weights",
-            s(&honest.weights),
+            arg(&honest.weights),
             "--out",
-            s(&taken),
+            arg(&taken),
         ],
         &["taken"],
         &[],
