@@ -121,7 +121,7 @@ fn the_seed_checkpoints_fit_their_models() {
 }
 
 proptest! {
-    #![proptest_config(config(1024))]
+    #![proptest_config(config(4096))]
 
     #[test]
     fn weights_files_with_lying_headers(
@@ -148,7 +148,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn damaged_checkpoints_of_a_whole_model(
@@ -177,7 +177,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn run_input_files(
@@ -234,7 +234,7 @@ fn preprocess_strategy() -> impl Strategy<Value = Preprocess> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn images_of_every_size_and_format(
@@ -358,7 +358,7 @@ fn pool_case() -> impl Strategy<Value = PoolCase> {
 }
 
 proptest! {
-    #![proptest_config(config(4096))]
+    #![proptest_config(config(16384))]
 
     #[test]
     fn conv2d_shapes_follow_pytorch(case in conv_case()) {
