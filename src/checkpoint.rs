@@ -14,10 +14,16 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::imaging::{MAX_SIDE, Preprocess, Sizing};
-use crate::models::adapt::classes_in;
+use crate::imaging::{Preprocess, Sizing};
+use crate::models::adapt::{classes_in, head_prefixes};
 use crate::models::{ARCHS, ModelConfig};
 use crate::weights::WeightsFile;
+
+/// The largest `input_size` and `resize_size` a file may ask for. Each image is resized to it
+/// on the host before anything reaches the GPU, so the bound is on memory a header field can
+/// claim: at imaging::MAX_SIDE (16384) one RGB image's planes were 3.2 GB; at 4096 they are
+/// 200 MB, and the networks' activations at that size already fill a large GPU.
+pub const MAX_INPUT_SIZE: usize = 4096;
 
 /// ImageNet's 1000 class names, in torchvision's order.
 pub fn imagenet_classes() -> Vec<String> {
@@ -63,6 +69,19 @@ impl ModelInfo {
         let classes = classes_in(&arch, file)
             .filter(|&classes| classes > 0)
             .ok_or_else(|| fail(format!("no classification head of a {arch} in the file")))?;
+        // The head's rows size the class names and the model built next: a zero-sized head
+        // (say [10^12, 0], no bytes at all) must not claim them.
+        let head = head_prefixes(&arch).first().map(|p| format!("{p}weight"));
+        if head
+            .as_deref()
+            .and_then(|name| file.get(name))
+            .is_none_or(|t| t.data.is_empty())
+        {
+            return Err(fail(format!(
+                "the classification head {} is empty",
+                head.unwrap_or_default()
+            )));
+        }
         let in_channels = first_conv_channels(file).unwrap_or(3);
         let class_names = match meta.get("class_names") {
             Some(json) => parse_list(json).map_err(|e| fail(format!("class_names: {e}")))?,
@@ -81,9 +100,9 @@ impl ModelInfo {
             match meta.get(key) {
                 None => Ok(None),
                 Some(text) => match text.parse::<usize>() {
-                    Ok(value) if (1..=MAX_SIDE as usize).contains(&value) => Ok(Some(value)),
+                    Ok(value) if (1..=MAX_INPUT_SIZE).contains(&value) => Ok(Some(value)),
                     _ => Err(fail(format!(
-                        "{key} {text:?} is not a size from 1 to {MAX_SIDE}"
+                        "{key} {text:?} is not a size from 1 to {MAX_INPUT_SIZE}"
                     ))),
                 },
             }
@@ -113,6 +132,20 @@ impl ModelInfo {
                     .collect::<Result<_>>()?;
             }
         }
+        // "NaN" and "inf" parse as f32, and a zero std divides by zero: every input would
+        // become NaN or infinite.
+        for (key, values) in [("mean", &preprocess.mean), ("std", &preprocess.std)] {
+            if values
+                .iter()
+                .any(|v| !v.is_finite() || (key == "std" && *v <= 0.0))
+            {
+                let rule = match key {
+                    "std" => "finite and positive",
+                    _ => "finite",
+                };
+                return Err(fail(format!("{key} {values:?} must be {rule}")));
+            }
+        }
         let recorded = meta.contains_key("mean") || meta.contains_key("std");
         if !recorded && in_channels == 1 {
             // No normalisation recorded for a gray model: gradlens's gray one (ImageNet's
@@ -128,9 +161,30 @@ impl ModelInfo {
         }
         let transform_input = meta.get("transform_input").is_some_and(|v| v == "true");
         let width = match meta.get("width") {
-            Some(width) => width
-                .parse()
-                .map_err(|_| fail(format!("width {width:?}")))?,
+            Some(text) => {
+                let width: usize = text
+                    .parse()
+                    .map_err(|_| fail(format!("width {text:?} is not a number")))?;
+                // The width sizes every layer of the model built before the weights are
+                // checked against it: it must be the stem's, as the file holds it.
+                let stem = file
+                    .get("conv1.weight")
+                    .filter(|t| !t.data.is_empty())
+                    .and_then(|t| t.dims.first().copied());
+                let resnet = arch.starts_with("resnet");
+                if !resnet && width != 64 {
+                    return Err(fail(format!(
+                        "width {width} is for ResNets only, not {arch}"
+                    )));
+                }
+                if width == 0 || (resnet && stem != Some(width)) {
+                    return Err(fail(format!(
+                        "width {width} does not match the stem conv1.weight of the file ({})",
+                        stem.map_or("absent or empty".to_string(), |s| format!("{s} channels"))
+                    )));
+                }
+                width
+            }
             None => 64,
         };
         Ok(Self {
@@ -193,7 +247,7 @@ fn first_conv_channels(file: &WeightsFile) -> Option<usize> {
     .iter()
     .find_map(|name| {
         file.get(name)
-            .filter(|t| t.dims.len() == 4)
+            .filter(|t| t.dims.len() == 4 && !t.data.is_empty())
             .map(|t| t.dims[1])
     })
 }

@@ -19,6 +19,7 @@ pub mod saliency;
 pub mod shaders;
 pub mod tensor;
 pub mod train;
+pub mod validate;
 pub mod weights;
 
 pub use error::{Error, Result};

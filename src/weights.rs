@@ -62,13 +62,18 @@ impl WeightsFile {
                     view.dtype()
                 ))
             })?;
-            tensors.insert(
-                legacy_densenet_name(&name).unwrap_or(name),
-                HostTensor {
-                    dims: view.shape().to_vec(),
-                    data,
-                },
-            );
+            let key = legacy_densenet_name(&name).unwrap_or(name);
+            let tensor = HostTensor {
+                dims: view.shape().to_vec(),
+                data,
+            };
+            // A legacy DenseNet key and its new-style twin would otherwise overwrite each
+            // other silently, the survivor chosen by the header's order.
+            if tensors.insert(key.clone(), tensor).is_some() {
+                return Err(fail(format!(
+                    "tensor {key} appears twice (once under its legacy DenseNet name)"
+                )));
+            }
         }
         Ok(Self {
             path: path.to_string(),
@@ -105,25 +110,29 @@ impl WeightsFile {
         self.tensors.keys().map(String::as_str)
     }
 
-    /// Loads every tensor of the model (parameters and buffers) from the file. Tensors under
-    /// `optional_prefixes` (aux heads in eval) may be absent. Missing, unexpected and
-    /// mis-shaped tensors are all named in one error; nothing is loaded unless all fit.
-    pub fn load_into(&self, store: &mut ParamStore, optional_prefixes: &[&str]) -> Result<()> {
-        let wanted: Vec<(String, Vec<usize>)> = store
-            .shapes()
-            .map(|(name, dims, _)| (name.to_string(), dims.to_vec()))
-            .collect();
+    /// Whether the file fits the model declared in `store` (also a shape-only store: no GPU
+    /// memory is touched): every tensor the model declares is present (except under
+    /// `optional_prefixes`) with the model's shape and only finite values, and the file holds
+    /// nothing else. Every problem is named in one error.
+    pub fn check_fits(&self, store: &ParamStore, optional_prefixes: &[&str]) -> Result<()> {
         let mut missing = Vec::new();
         let mut misshaped = Vec::new();
-        for (name, dims) in &wanted {
+        let mut non_finite = Vec::new();
+        for (name, dims, _) in store.shapes() {
             match self.tensors.get(name) {
                 None if optional_prefixes.iter().any(|p| name.starts_with(p)) => {}
-                None => missing.push(name.clone()),
-                Some(found) if &found.dims != dims => misshaped.push(format!(
+                None => missing.push(name.to_string()),
+                Some(found) if found.dims != dims => misshaped.push(format!(
                     "{name} is {:?} in the file, {dims:?} in the model",
                     found.dims
                 )),
-                Some(_) => {}
+                // A NaN or an infinity in a weight turns every logit into NaN: refused here,
+                // where the file and the tensor can still be named.
+                Some(found) => {
+                    if let Some((index, value)) = first_non_finite(&found.data) {
+                        non_finite.push(format!("{name} holds {value} at index {index}"));
+                    }
+                }
             }
         }
         let unexpected: Vec<&str> = self.names().filter(|name| !store.contains(name)).collect();
@@ -137,13 +146,29 @@ impl WeightsFile {
         if !misshaped.is_empty() {
             problems.push(format!("wrong shape: {}", misshaped.join("; ")));
         }
-        if !problems.is_empty() {
-            return Err(Error::Weights {
+        if !non_finite.is_empty() {
+            problems.push(format!("not finite: {}", non_finite.join("; ")));
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Weights {
                 path: self.path.clone(),
                 message: format!("does not fit the model: {}", problems.join("; ")),
-            });
+            }),
         }
-        for (name, _) in wanted {
+    }
+
+    /// Loads every tensor of the model (parameters and buffers) from the file. Tensors under
+    /// `optional_prefixes` (aux heads in eval) may be absent. Missing, unexpected, mis-shaped
+    /// and non-finite tensors are all named in one error ([`WeightsFile::check_fits`]);
+    /// nothing is loaded unless all fit.
+    pub fn load_into(&self, store: &mut ParamStore, optional_prefixes: &[&str]) -> Result<()> {
+        self.check_fits(store, optional_prefixes)?;
+        let wanted: Vec<String> = store
+            .shapes()
+            .map(|(name, _, _)| name.to_string())
+            .collect();
+        for name in wanted {
             if let Some(found) = self.tensors.get(&name) {
                 let tensor = Tensor::from_slice(store.gpu(), found.dims.clone(), &found.data)?;
                 store.set(&name, tensor)?;
@@ -238,6 +263,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&partial);
         })
+}
+
+/// The first NaN or infinity in `values`, with its index.
+pub fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .find(|(_, value)| !value.is_finite())
 }
 
 fn to_f32(view: &TensorView) -> Option<Vec<f32>> {

@@ -8,9 +8,10 @@ pub mod tiles;
 pub use heatmap::{Colormap, overlay, write_png};
 pub use resize::{center_crop, resize};
 
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
-use image::{ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use crate::error::{Error, Result};
 
@@ -27,44 +28,94 @@ pub struct Planes {
 /// before allocating anything.
 pub const MAX_SIDE: u32 = 16384;
 
-/// Decodes a PNG or JPEG into `channels` (1: gray; 3: RGB; alpha dropped) planes in [0, 1].
+/// The most pixels a decoded image may have (2^25, a 5792 × 5792 square, more than any
+/// photograph or radiograph gradlens is meant for). MAX_SIDE alone would admit 16384 × 16384:
+/// a 300 KB PNG of zeros whose f32 planes alone are 3 GB.
+pub const MAX_PIXELS: u64 = 1 << 25;
+
+/// Decodes a PNG or JPEG file into `channels` (1: gray; 3: RGB; alpha dropped) planes in
+/// [0, 1].
 pub fn load(path: &Path, channels: usize) -> Result<Planes> {
     let shown = path.display().to_string();
+    let reader = ImageReader::open(path)
+        .map_err(|e| read_error(&shown, e))?
+        .with_guessed_format()
+        .map_err(|e| read_error(&shown, e))?;
+    decode_from(reader, &shown, channels)
+}
+
+/// Decodes PNG or JPEG bytes as [`load`] decodes a file; `name` names them in errors.
+pub fn decode(bytes: &[u8], name: &str, channels: usize) -> Result<Planes> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| read_error(name, e))?;
+    decode_from(reader, name, channels)
+}
+
+fn read_error(name: &str, error: std::io::Error) -> Error {
+    Error::Image {
+        path: name.to_string(),
+        message: format!("cannot read: {error}"),
+    }
+}
+
+/// The size checks read the header only: nothing is allocated for an image that fails them.
+fn decode_from<R: BufRead + Seek>(
+    mut reader: ImageReader<R>,
+    name: &str,
+    channels: usize,
+) -> Result<Planes> {
     let fail = |message: String| Error::Image {
-        path: shown.clone(),
+        path: name.to_string(),
         message,
     };
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| fail(format!("cannot read: {e}")))?
-        .with_guessed_format()
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if channels != 1 && channels != 3 {
+        return Err(fail(format!("{channels} channels requested; 1 or 3")));
+    }
+    // The decoder's own allocations are capped; the sides are checked here, from the header,
+    // so that the message can say what the image claims.
     let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(1 << 30);
-    reader.limits(limits);
-    let decoded = reader
-        .decode()
-        .map_err(|e| fail(format!("not a readable PNG or JPEG image: {e}")))?;
-    let (width, height) = (decoded.width() as usize, decoded.height() as usize);
+    reader.limits(limits.clone());
+    let unreadable = |e: image::ImageError| fail(format!("not a readable PNG or JPEG image: {e}"));
+    let mut decoder = reader.into_decoder().map_err(unreadable)?;
+    let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(fail(format!("the image is {width}×{height}")));
     }
-    let rgb = decoded.to_rgb32f().into_raw();
-    // Gray as PIL's convert("L") and torchvision's Grayscale compute it (ITU-R 601 weights; the
-    // image crate's luma uses 709's).
-    let interleaved: Vec<f32> = match channels {
-        1 => rgb
-            .chunks_exact(3)
-            .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
-            .collect(),
-        3 => rgb,
-        _ => return Err(fail(format!("{channels} channels requested; 1 or 3"))),
-    };
+    if width.max(height) > MAX_SIDE {
+        return Err(fail(format!(
+            "the image is {width}×{height}, beyond {MAX_SIDE} pixels a side"
+        )));
+    }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(fail(format!(
+            "the image is {width}×{height}, more than {MAX_PIXELS} pixels"
+        )));
+    }
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    decoder.set_limits(limits).map_err(unreadable)?;
+    let decoded = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
+    let (width, height) = (decoded.width() as usize, decoded.height() as usize);
+    let rgb = decoded.into_rgb32f().into_raw();
     let plane = width * height;
     let mut data = vec![0.0; channels * plane];
-    for (i, value) in interleaved.into_iter().enumerate() {
-        data[(i % channels) * plane + i / channels] = value;
+    match channels {
+        // Gray as PIL's convert("L") and torchvision's Grayscale compute it (ITU-R 601
+        // weights; the image crate's luma uses 709's).
+        1 => {
+            for (value, p) in data.iter_mut().zip(rgb.chunks_exact(3)) {
+                *value = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+            }
+        }
+        _ => {
+            for (i, p) in rgb.chunks_exact(3).enumerate() {
+                for (c, &value) in p.iter().enumerate() {
+                    data[c * plane + i] = value;
+                }
+            }
+        }
     }
     Ok(Planes {
         channels,
@@ -146,6 +197,15 @@ impl Preprocess {
 
     /// Sized and normalised: (x − mean_c) / std_c.
     pub fn apply(&self, image: &Planes) -> Result<Planes> {
+        if self.mean.len() != image.channels || self.std.len() != image.channels {
+            return Err(Error::InvalidArgument {
+                op: "normalise",
+                message: format!(
+                    "mean {:?} and std {:?} for an image of {} channels",
+                    self.mean, self.std, image.channels
+                ),
+            });
+        }
         let mut sized = self.sized(image)?;
         let plane = sized.height * sized.width;
         for (i, value) in sized.data.iter_mut().enumerate() {

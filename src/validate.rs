@@ -1,0 +1,65 @@
+//! Checks on what a user hands the command line, done before anything is built or sent to the
+//! GPU, as library functions so that the subcommands, the property tests and the fuzz targets
+//! (fuzz/) run the very same code.
+//!
+//! The rule they share: no allocation may be sized by a field of a file before that field has
+//! been checked against the bytes the file really holds, and every refusal names the file.
+
+use crate::checkpoint::ModelInfo;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::models::build;
+use crate::nn::ParamStore;
+use crate::weights::{HostTensor, WeightsFile, first_non_finite};
+
+/// The tensor `input` of a `gradlens run` input file: present, [N, C, H, W] with no zero
+/// dimension, and only finite values (a NaN would come out as NaN logits with exit code 0).
+pub fn run_input(file: &WeightsFile) -> Result<&HostTensor> {
+    let fail = |message: String| Error::Weights {
+        path: file.path().to_string(),
+        message,
+    };
+    let input = file
+        .get("input")
+        .ok_or_else(|| fail("has no tensor named input".to_string()))?;
+    if input.dims.len() != 4 || input.dims.contains(&0) {
+        return Err(fail(format!(
+            "input must be a non-empty [N, C, H, W], got {:?}",
+            input.dims
+        )));
+    }
+    if let Some((index, value)) = first_non_finite(&input.data) {
+        return Err(fail(format!("input holds {value} at index {index}")));
+    }
+    Ok(input)
+}
+
+/// Whether a `gradlens run` input (as [`run_input`] returned it, from the file at `path`) has
+/// the channels the model reads: otherwise the first convolution would refuse it with a
+/// message about groups and weights that names neither the file nor the model.
+pub fn run_input_fits(path: &str, input: &HostTensor, info: &ModelInfo) -> Result<()> {
+    let channels = input.dims.get(1).copied();
+    let wanted = info.config.in_channels;
+    match channels == Some(wanted) {
+        true => Ok(()),
+        false => Err(Error::Weights {
+            path: path.to_string(),
+            message: format!(
+                "input {:?} has {} channels; the {} reads {wanted}",
+                input.dims,
+                channels.map_or("no".to_string(), |c| c.to_string()),
+                info.arch
+            ),
+        }),
+    }
+}
+
+/// Whether the weights in `file` fit the model `info` describes, checked on a shape-only
+/// store: nothing is allocated, so a file whose metadata or head claims a huge model is
+/// refused before that model is built for real (ParamStore::new initialises every parameter
+/// on the GPU as it is declared, before `load_into` can compare shapes).
+pub fn model_fits(gpu: &Gpu, file: &WeightsFile, info: &ModelInfo) -> Result<()> {
+    let mut shapes = ParamStore::shapes_only(gpu);
+    let model = build(&info.arch, &mut shapes, &info.config)?;
+    file.check_fits(&shapes, model.optional_prefixes())
+}
