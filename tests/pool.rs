@@ -34,7 +34,31 @@ fn configs() -> Vec<([usize; 4], Pool2d)> {
         ([1, 7, 3, 3], Pool2d::new(3).stride(1).padding(1)),
         ([2, 3, 15, 15], Pool2d::new(2).ceil_mode(true)),
         ([1, 1, 1, 1], Pool2d::new(1)),
+        // ceil_mode windows longer than the input (GoogLeNet's pools on a 16×16 image).
+        ([2, 3, 2, 2], Pool2d::new(3).stride(2).ceil_mode(true)),
+        ([1, 2, 2, 5], Pool2d::new(3).stride(2).ceil_mode(true)),
     ]
+}
+
+/// PyTorch: max_pool2d and avg_pool2d of [[1, 2], [3, 4]] with a 3×3 window, stride 2 and
+/// ceil_mode give one value, 4 and 2.5 (the window clipped to the input, its divisor too).
+#[test]
+fn ceil_mode_windows_may_overhang_the_input() {
+    let pool = Pool2d::new(3).stride(2).ceil_mode(true);
+    let x = Tensor::from_slice(gpu(), [1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert_eq!(
+        pool::max_pool2d(&x, &pool).unwrap().to_vec().unwrap(),
+        [4.0]
+    );
+    assert_eq!(
+        pool::avg_pool2d(&x, &pool, true).unwrap().to_vec().unwrap(),
+        [2.5]
+    );
+    let single = Tensor::from_slice(gpu(), [1, 1, 1, 1], &[1.0]).unwrap();
+    assert!(
+        pool::max_pool2d(&single, &pool).is_err(),
+        "PyTorch: output size too small"
+    );
 }
 
 fn planes(dims: [usize; 4]) -> Planes {

@@ -108,7 +108,8 @@ Examples:
         /// One input channel (with --weights, the first convolution is adapted from RGB).
         #[arg(long)]
         grayscale: bool,
-        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..))]
+        /// The input side images are resized to (at most 4096, what checkpoints may record).
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..=4096))]
         size: u32,
         /// ResNets: the first stage's width (torchvision: 64; narrower for small data).
         #[arg(long, default_value_t = 64)]

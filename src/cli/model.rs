@@ -20,6 +20,8 @@ pub struct LoadedModel {
 pub fn load(gpu: &Gpu, weights: &Path, arch: Option<&str>) -> Result<LoadedModel> {
     let file = WeightsFile::open(weights)?;
     let info = ModelInfo::from_file(&file, arch)?;
+    // Before anything is allocated: a file claiming a huge head is refused, not built.
+    gradlens::validate::model_fits(gpu, &file, &info)?;
     let mut store = ParamStore::new(gpu);
     let model = build(&info.arch, &mut store, &info.config)?;
     file.load_into(&mut store, model.optional_prefixes())?;

@@ -10,6 +10,7 @@ use gradlens::autograd::Tape;
 use gradlens::checkpoint::ModelInfo;
 use gradlens::models::build;
 use gradlens::nn::{Forward, Mode, ParamStore};
+use gradlens::validate;
 use gradlens::weights::{self, WeightsFile};
 use gradlens::{Error, Gpu, Result, Tensor};
 
@@ -27,28 +28,12 @@ pub struct Request<'a> {
 
 pub fn run(request: &Request) -> Result<()> {
     let input_file = WeightsFile::open(request.input)?;
-    let input = input_file.get("input").ok_or_else(|| Error::Weights {
-        path: request.input.display().to_string(),
-        message: "has no tensor named input".to_string(),
-    })?;
-    if input.dims.len() != 4 || input.dims.contains(&0) {
-        return Err(Error::Weights {
-            path: request.input.display().to_string(),
-            message: format!(
-                "input must be a non-empty [N, C, H, W], got {:?}",
-                input.dims
-            ),
-        });
-    }
-    if let Some(index) = input.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Weights {
-            path: request.input.display().to_string(),
-            message: format!("input holds {} at index {index}", input.data[index]),
-        });
-    }
+    let input = validate::run_input(&input_file)?;
     let gpu = Gpu::new()?;
     let file = WeightsFile::open(request.weights)?;
     let mut info = ModelInfo::from_file(&file, Some(request.arch))?;
+    validate::run_input_fits(&request.input.display().to_string(), input, &info)?;
+    validate::model_fits(&gpu, &file, &info)?;
     // The flag, else what the file records, else torchvision's choice for its pretrained
     // weights.
     let recorded = file.metadata().contains_key("transform_input");

@@ -185,8 +185,22 @@ pub fn conv2d_shapes(
     }
     let mut out = [0; 2];
     for (axis, (size, kernel)) in [(h, kh), (w, kw)].into_iter().enumerate() {
-        let reach = conv.dilation[axis] * (kernel - 1) + 1;
-        let padded = size + 2 * conv.padding[axis];
+        // Checked: padding or dilation near usize::MAX must be refused, not wrap around.
+        let reach = conv.dilation[axis]
+            .checked_mul(kernel - 1)
+            .and_then(|r| r.checked_add(1));
+        let padded = conv.padding[axis]
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(size));
+        let (Some(reach), Some(padded)) = (reach, padded) else {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "padding {:?} or dilation {:?} is too large to compute with",
+                    conv.padding, conv.dilation
+                ),
+            ));
+        };
         if reach > padded {
             return Err(Error::invalid(
                 op,

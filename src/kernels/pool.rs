@@ -75,25 +75,33 @@ impl Pool2d {
                     ),
                 ));
             }
-            let span = (size + 2 * pad).checked_sub(kernel).ok_or_else(|| {
-                Error::invalid(
+            if size == 0 {
+                return Err(Error::invalid(
                     op,
-                    format!(
-                        "kernel {:?} is larger than the padded input {:?} (padding {:?})",
-                        self.kernel, input, self.padding
-                    ),
-                )
-            })?;
-            let mut length = if self.ceil_mode {
-                span.div_ceil(stride) + 1
-            } else {
-                span / stride + 1
-            };
-            // PyTorch: the last window must start inside the input or its left padding.
+                    format!("input {input:?} has an empty side"),
+                ));
+            }
+            // PyTorch's pooling_output_shape, in signed arithmetic: with ceil_mode a window may
+            // overhang the padded input (it is clipped), as long as it starts inside the input
+            // or its left padding.
+            let (size, kernel, stride, pad) =
+                (size as i128, kernel as i128, stride as i128, pad as i128);
+            let overhang = if self.ceil_mode { stride - 1 } else { 0 };
+            let mut length = (size + 2 * pad - kernel + overhang).div_euclid(stride) + 1;
             if self.ceil_mode && (length - 1) * stride >= size + pad {
                 length -= 1;
             }
-            out[axis] = length;
+            if length < 1 {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "kernel {:?} is larger than the padded input {:?} (padding {:?}, ceil_mode \
+                         {})",
+                        self.kernel, input, self.padding, self.ceil_mode
+                    ),
+                ));
+            }
+            out[axis] = length as usize;
         }
         Ok(out)
     }
