@@ -8,9 +8,6 @@
 //   batch_norm_forward:         out = xhat · weight[c] + bias[c], then optionally (the eval-mode
 //                               epilogue fusion) + residual and ReLU: one pass where BN, the
 //                               residual add and ReLU took three
-//   batch_norm_fold:            scale[c] = weight[c] · inverseSqrt(variance[c] + eps) and
-//                               shift[c] = bias[c] - mean[c] · scale[c]: eval-mode BN as the
-//                               per-channel affine a convolution's GEMM epilogue applies
 //   batch_norm_backward_reduce: grad_weight[c] = Σ grad_out·xhat, grad_bias[c] = Σ grad_out
 //   batch_norm_backward_input:  training: weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
 //                               eval:     weight·invstd·grad_out  (the statistics are constants)
@@ -22,7 +19,7 @@
 // all folded into 2-D grids (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
 // 10 grad_bias, 11 residual (read); 7 and 8 the outputs (read_write): statistics → mean, variance;
-// update_running → running_mean, running_var; fold → scale, shift; forward → out; backward_reduce → grad_weight,
+// update_running → running_mean, running_var; forward → out; backward_reduce → grad_weight,
 // grad_bias; backward_input → grad_in.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree).
 
@@ -143,19 +140,6 @@ fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
         y = max(y, 0.0);
     }
     out_a[i] = y;
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_fold(@builtin(workgroup_id) wid: vec3<u32>,
-                   @builtin(num_workgroups) groups: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-    let c = linear_id(wid, groups) * WORKGROUP_SIZE + lid;
-    if c >= params.channels {
-        return;
-    }
-    let scale = weight[c] * inverseSqrt(variance[c] + params.eps);
-    out_a[c] = scale;
-    out_b[c] = bias[c] - mean[c] * scale;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -9,7 +9,6 @@
 //   add_row_bias:  out = a + b[i % columns]     (a bias per column: Linear's, over [rows, columns])
 //   add_channel_bias: out = a + b[(i / columns) % channels]   (Conv2d's bias over NCHW, with
 //                  columns = H·W)
-//   mul_channel_scale: out = a · b[(i / columns) % channels]   (a per-channel scale over NCHW)
 //   dropout:       out = keep(seed, i) ? a · alpha : 0, keep with probability 1 - drop_threshold/2³²
 //                  (inverted dropout, alpha = 1/(1-p)); the mask is a hash of (seed, i), so the
 //                  backward is the same kernel applied to the gradient with the same seed
@@ -109,16 +108,6 @@ fn add_row_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let i = element_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] + b[i % params.columns];
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn mul_channel_scale(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) groups: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
-    if i < params.len {
-        out[i] = a[i] * b[(i / params.columns) % params.channels];
     }
 }
 

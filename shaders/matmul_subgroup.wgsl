@@ -12,15 +12,9 @@
 // Dispatch: one workgroup = one subgroup of 8 invocations (lane = subgroup_invocation_id);
 //   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Lane l loads rows
 //   row0 + l, row0 + 8 + l, ... of A and owns the vec4 columns col4_0 + l (+ 8) of C.
-// Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write);
-//   6 row_scale, 7 row_shift, 8 residual (read): the epilogue's, bound to stand-ins without one.
-// Epilogue (params.epilogue bits): 1 c = c · row_scale[row] + row_shift[row] (a batch norm
-//   folded into a convolution's GEMM), 2 c += residual[batch, row, col] for col < residual_cols
-//   (its row stride), 4 c = max(c, 0) — applied in the store, in that order.
+// Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
-//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; EPILOGUE — compile the epilogue in
-//   (off, the store is plain: the epilogue inlined into all 64 stores multiplies the
-//   pipeline's compile time on CPU adapters).
+//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane.
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -33,57 +27,25 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
-    epilogue: u32,
-    residual_cols: u32,
-    residual_batch_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(6) var<storage, read> row_scale: array<f32>;
-@group(0) @binding(7) var<storage, read> row_shift: array<f32>;
-@group(0) @binding(8) var<storage, read> residual: array<f32>;
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
-override EPILOGUE: bool = false;
 
-// Writes C[row, 4·col4 .. 4·col4 + 4] of batch element `batch`, through the epilogue, unless
-// the row or the column block lies outside C.
-fn store_c(batch: u32, row: u32, col4: u32, values: vec4<f32>) {
+// Writes C[row, 4·col4 .. 4·col4 + 4] unless the row or the column block lies outside C.
+fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>) {
     if row < params.m && col4 < params.n / 4u {
-        var v = values;
-        if EPILOGUE {
-            v = epilogue(batch, row, col4, v);
-        }
-        let at = batch * params.batch_stride_c + row * params.n + col4 * 4u;
-        c[at] = v.x;
-        c[at + 1u] = v.y;
-        c[at + 2u] = v.z;
-        c[at + 3u] = v.w;
+        let at = base + row * params.n + col4 * 4u;
+        c[at] = values.x;
+        c[at + 1u] = values.y;
+        c[at + 2u] = values.z;
+        c[at + 3u] = values.w;
     }
-}
-
-fn epilogue(batch: u32, row: u32, col4: u32, values: vec4<f32>) -> vec4<f32> {
-    var v = values;
-    if (params.epilogue & 1u) != 0u {
-        v = v * row_scale[row] + row_shift[row];
-    }
-    if (params.epilogue & 2u) != 0u {
-        // Columns past the residual's (C's padding) read a clamped index and add nothing.
-        let cols = vec4<u32>(col4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
-        let inside = cols < vec4<u32>(params.residual_cols);
-        let at = batch * params.residual_batch_stride + row * params.residual_cols
-            + min(cols, vec4<u32>(params.residual_cols - 1u));
-        let r = vec4<f32>(residual[at.x], residual[at.y], residual[at.z], residual[at.w]);
-        v += select(vec4<f32>(0.0), r, inside);
-    }
-    if (params.epilogue & 4u) != 0u {
-        v = max(v, vec4<f32>(0.0));
-    }
-    return v;
 }
 
 @compute @workgroup_size(8)
@@ -286,7 +248,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 
-    let base_c = wid.z;
+    let base_c = wid.z * params.batch_stride_c;
     store_c(base_c, row0 + 0u, col4_0, acc0_0);
     if COLUMN_VECS == 2u { store_c(base_c, row0 + 0u, col4_1, acc0_1); }
     store_c(base_c, row0 + 1u, col4_0, acc1_0);

@@ -262,66 +262,6 @@ fn zero_input_channels_are_refused() {
     assert!(error.contains("at least one input channel"), "{error}");
 }
 
-/// conv2d_then: the convolution with its epilogue (per-channel affine, residual, ReLU) equals
-/// the convolution followed by those ops on the CPU — through the GEMM's fused store (aligned
-/// taps, any plane size) and through the fallback pass (taps not a multiple of 4).
-#[test]
-fn conv2d_then_applies_its_epilogue() {
-    use gradlens::kernels::conv2d::{ConvEpilogue, conv2d_then};
-    let mut rng = Rng::new(31);
-    for (input, weight, conv) in [
-        ([1, 8, 7, 7], [12, 8, 3, 3], Conv2d::default().padding(1)),
-        ([2, 4, 5, 6], [8, 4, 1, 1], Conv2d::default()),
-        (
-            [2, 3, 9, 9],
-            [4, 3, 3, 3],
-            Conv2d::default().stride(2).padding(1),
-        ),
-    ] {
-        let s = conv2d::conv2d_shapes("test", &input, &weight, &conv).unwrap();
-        let channels = weight[0];
-        let x = rng.vec(input.iter().product());
-        let w = rng.vec(weight.iter().product());
-        let scale = rng.vec(channels);
-        let shift = rng.vec(channels);
-        let residual = rng.vec(s.output.iter().product());
-        let tx = Tensor::from_slice(gpu(), input, &x).unwrap();
-        let tw = Tensor::from_slice(gpu(), weight, &w).unwrap();
-        let t_scale = Tensor::from_slice(gpu(), [channels], &scale).unwrap();
-        let t_shift = Tensor::from_slice(gpu(), [channels], &shift).unwrap();
-        let t_residual = Tensor::from_slice(gpu(), s.output, &residual).unwrap();
-        let plain = reference::conv2d(&x, &w, None, &s, &conv);
-        let plane = s.output[2] * s.output[3];
-        for (affine, add, relu) in [
-            (true, true, true),
-            (true, false, false),
-            (false, true, true),
-        ] {
-            let epilogue = ConvEpilogue {
-                affine: affine.then_some((&t_scale, &t_shift)),
-                residual: add.then_some(&t_residual),
-                relu,
-            };
-            let got = conv2d_then(&tx, &tw, &conv, &epilogue).unwrap();
-            assert_eq!(got.dims(), s.output);
-            let want: Vec<f32> = plain
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    let c = (i / plane) % channels;
-                    let mut v = if affine { v * scale[c] + shift[c] } else { v };
-                    if add {
-                        v += residual[i];
-                    }
-                    if relu { v.max(0.0) } else { v }
-                })
-                .collect();
-            let what = format!("{input:?} {weight:?} affine {affine} residual {add} relu {relu}");
-            assert_close(&what, &got.to_vec().unwrap(), &want, 1e-5, 1e-5);
-        }
-    }
-}
-
 /// Padding or dilation near usize::MAX is refused, not wrapped into a small output.
 #[test]
 fn huge_padding_and_dilation_are_refused() {

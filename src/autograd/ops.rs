@@ -4,15 +4,15 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    Epilogue, batch_norm_backward, batch_norm_fold, batch_norm_forward, batch_norm_forward_then,
+    Epilogue, batch_norm_backward, batch_norm_forward, batch_norm_forward_then,
     batch_norm_statistics, batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
-    Conv2d, ConvEpilogue, conv2d, conv2d_backward_bias, conv2d_backward_input,
-    conv2d_backward_weight, conv2d_into, conv2d_then,
+    Conv2d, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_into,
 };
-use crate::kernels::elementwise::{add, dropout, mul_channel_scale, relu, relu_backward, scale};
+use crate::kernels::elementwise::{add, dropout, relu, relu_backward, scale};
 use crate::kernels::fill::copy_into;
 use crate::kernels::linear::{linear, linear_backward};
 use crate::kernels::loss::{nll_loss, nll_loss_backward};
@@ -229,69 +229,6 @@ impl Tape {
                 Some(grads.grad_input),
                 Some(grads.grad_weight),
                 Some(grads.grad_bias),
-                Some(grad),
-            ])
-        }))
-    }
-
-    /// relu?(batch_norm(conv2d(x)) + residual?) with the batch norm in eval mode and its
-    /// parameters constants (inference, saliency): the norm folded into a per-channel affine
-    /// that the convolution's GEMM applies in its store, with the residual and the ReLU, so
-    /// neither the convolution's output nor the norm's is ever written. Otherwise (training
-    /// mode, or trainable norm parameters, whose gradients need the convolution's output) the
-    /// convolution, then `batch_norm_then`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_batch_norm_then(
-        &self,
-        x: &Var,
-        weight: &Var,
-        conv: &Conv2d,
-        norm_weight: &Var,
-        norm_bias: &Var,
-        state: &BatchNormState,
-        residual: Option<&Var>,
-        relu_after: bool,
-    ) -> Result<Var> {
-        if state.training || norm_weight.requires_grad() || norm_bias.requires_grad() {
-            let y = self.conv2d(x, weight, None, conv)?;
-            return self.batch_norm_then(&y, norm_weight, norm_bias, state, residual, relu_after);
-        }
-        let (scale, shift) = batch_norm_fold(
-            state.running_mean,
-            state.running_var,
-            &norm_weight.tensor,
-            &norm_bias.tensor,
-            state.eps,
-        )?;
-        let epilogue = ConvEpilogue {
-            affine: Some((&scale, &shift)),
-            residual: residual.map(|r| &r.tensor),
-            relu: relu_after,
-        };
-        let out = conv2d_then(&x.tensor, &weight.tensor, conv, &epilogue)?;
-        let (x_t, w_t, y_t, conv) = (x.tensor.clone(), weight.tensor.clone(), out.clone(), *conv);
-        let wants = (x.requires_grad(), weight.requires_grad());
-        let guided = self.is_guided();
-        let mut inputs = vec![x, weight];
-        inputs.extend(residual);
-        Ok(self.record(out, &inputs, move |grad| {
-            // Through the ReLU (masked where the output is 0; guided backprop also drops
-            // negative gradients), the folded norm's scale, then the convolution.
-            let grad = match (relu_after, guided) {
-                (false, _) => grad.clone(),
-                (true, false) => relu_backward(&y_t, grad)?,
-                (true, true) => relu_backward(&y_t, &relu(grad)?)?,
-            };
-            let grad_conv = mul_channel_scale(&grad, &scale)?;
-            Ok(vec![
-                wants
-                    .0
-                    .then(|| conv2d_backward_input(&x_t, &w_t, &grad_conv, &conv))
-                    .transpose()?,
-                wants
-                    .1
-                    .then(|| conv2d_backward_weight(&x_t, &w_t, &grad_conv, &conv))
-                    .transpose()?,
                 Some(grad),
             ])
         }))

@@ -160,61 +160,6 @@ pub fn batch_norm_forward_then(
     Ok(out)
 }
 
-/// Eval-mode BN as a per-channel affine: (scale, shift) with scale = weight / √(variance + eps)
-/// and shift = bias − mean · scale, what a convolution's GEMM epilogue applies.
-pub fn batch_norm_fold(
-    mean: &Tensor,
-    variance: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
-    eps: f32,
-) -> Result<(Tensor, Tensor)> {
-    const OP: &str = "batch_norm_fold";
-    let channels = mean.numel();
-    for (name, t) in [
-        ("mean", mean),
-        ("variance", variance),
-        ("weight", weight),
-        ("bias", bias),
-    ] {
-        expect_channels(OP, name, t, channels)?;
-    }
-    if channels == 0 || !(eps.is_finite() && eps >= 0.0) {
-        return Err(Error::invalid(
-            OP,
-            format!("{channels} channels and eps {eps}: needs channels and a finite eps ≥ 0"),
-        ));
-    }
-    let gpu = mean.gpu();
-    let params = Params {
-        batch: 1,
-        channels: as_u32(OP, "C", channels)?,
-        plane: 1,
-        eps,
-        momentum: 0.0,
-        training: 0,
-        add_residual: 0,
-        relu: 0,
-    };
-    let scale = Tensor::empty(gpu, [channels])?;
-    let shift = Tensor::empty(gpu, [channels])?;
-    dispatch(
-        gpu,
-        Kernel::new(Shader::BatchNorm, OP),
-        &params,
-        &[
-            (2, mean.binding()),
-            (3, variance.binding()),
-            (4, weight.binding()),
-            (5, bias.binding()),
-            (7, scale.binding()),
-            (8, shift.binding()),
-        ],
-        grid_1d(gpu, (channels as u64).div_ceil(WORKGROUP_SIZE)),
-    )?;
-    Ok((scale, shift))
-}
-
 /// Gradients of `batch_norm_forward` given the statistics it used. With `training`, the
 /// statistics are functions of `x` (batch statistics) and the input gradient includes their
 /// derivative; without, they are constants (eval mode — still differentiable in `x`, which is

@@ -8,12 +8,9 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
-use crate::kernels::batchnorm::{Epilogue, batch_norm_forward_then};
 use crate::kernels::conv2d_implicit;
 use crate::kernels::elementwise::add_channel_bias;
-use crate::kernels::matmul::{
-    MatmulOptions, RowEpilogue, matmul, matmul_then, row_epilogue_applies,
-};
+use crate::kernels::matmul::{MatmulOptions, matmul};
 use crate::kernels::reduce;
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::shaders::{Kernel, Shader};
@@ -278,79 +275,6 @@ pub fn conv2d_with(
         &out,
     )?;
     Ok(out)
-}
-
-/// What [`conv2d_then`] applies to a convolution's output: relu?(out · scale[c] + shift[c] +
-/// residual) — an eval-mode batch norm folded in as (scale, shift), a residual connection, a
-/// ReLU.
-#[derive(Clone, Copy, Default)]
-pub struct ConvEpilogue<'a> {
-    /// (scale, shift), [C_out] each.
-    pub affine: Option<(&'a Tensor, &'a Tensor)>,
-    /// The output's shape.
-    pub residual: Option<&'a Tensor>,
-    pub relu: bool,
-}
-
-/// A convolution (no bias) and its epilogue: in the GEMM's store where the subgroup kernel
-/// runs it, so the output is written once; elsewhere one elementwise pass after the
-/// convolution.
-pub fn conv2d_then(
-    x: &Tensor,
-    weight: &Tensor,
-    conv: &Conv2d,
-    epilogue: &ConvEpilogue,
-) -> Result<Tensor> {
-    const OP: &str = "conv2d_then";
-    let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
-    let [n, c_out, oh, ow] = shapes.output;
-    if let Some(residual) = epilogue.residual
-        && residual.dims() != shapes.output
-    {
-        return Err(Error::ShapeMismatch {
-            op: OP,
-            left: shapes.output.to_vec(),
-            right: residual.dims().to_vec(),
-        });
-    }
-    if let Some((scale, shift)) = epilogue.affine {
-        check_bias(OP, &shapes, Some(scale))?;
-        check_bias(OP, &shapes, Some(shift))?;
-    }
-    let algorithm = resolve(OP, &shapes, conv, ConvAlgorithm::Auto, x, Pass::Forward)?;
-    if algorithm == ConvAlgorithm::Gemm {
-        let [_, per_group, kh, kw] = shapes.weight;
-        let stride = position_stride(&shapes);
-        let cols = columns(x, &shapes, conv, stride)?;
-        let weight = weight.reshape([c_out, per_group * kh * kw])?;
-        if row_epilogue_applies(&weight, &cols) {
-            let residual = match epilogue.residual {
-                Some(residual) => Some(residual.reshape([n, c_out, oh * ow])?),
-                None => None,
-            };
-            let rows = RowEpilogue {
-                affine: epilogue.affine,
-                residual: residual.as_ref(),
-                relu: epilogue.relu,
-            };
-            let product = matmul_then(&weight, &cols, &rows)?;
-            return unpadded(product, oh * ow, stride)?.reshape(shapes.output);
-        }
-    }
-    let out = conv2d_with(x, weight, None, conv, algorithm)?;
-    // The epilogue as the eval-mode BN kernel's: mean 0, variance 1 and eps 0 leave
-    // x · scale + shift, then the residual and ReLU in the same pass.
-    let gpu = x.gpu();
-    let (zeros, ones) = (
-        Tensor::zeros(gpu, [c_out])?,
-        Tensor::full(gpu, [c_out], 1.0)?,
-    );
-    let (scale, shift) = epilogue.affine.unwrap_or((&ones, &zeros));
-    let then = Epilogue {
-        residual: epilogue.residual,
-        relu: epilogue.relu,
-    };
-    batch_norm_forward_then(&out, &zeros, &ones, scale, shift, 0.0, then)
 }
 
 /// `conv2d` written into channels `channel_first ..` of `dest` [N, C_total, OH, OW] instead of

@@ -119,32 +119,23 @@ pub fn add_row_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
 
 /// out[n, c, h, w] = a[n, c, h, w] + bias[c] (Conv2d's bias).
 pub fn add_channel_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    per_channel("add_channel_bias", a, bias)
-}
-
-/// a[n, c, h, w] · scale[c].
-pub fn mul_channel_scale(a: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    per_channel("mul_channel_scale", a, scale)
-}
-
-/// `op` of an NCHW tensor with a per-channel vector.
-fn per_channel(op: &'static str, a: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    const OP: &str = "add_channel_bias";
     let (channels, plane) = match *a.dims() {
         [_, c, h, w] => (c, h * w),
         _ => (0, 0),
     };
     if channels == 0 || bias.dims() != [channels] {
         return Err(Error::ShapeMismatch {
-            op,
+            op: OP,
             left: a.dims().to_vec(),
             right: bias.dims().to_vec(),
         });
     }
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
-    let mut params = Params::new(as_u32(op, "element count", a.numel())?, 0.0);
-    params.columns = as_u32(op, "H·W", plane.max(1))?;
-    params.channels = as_u32(op, "channels", channels)?;
-    record(op, a, Some(bias), &out, params)?;
+    let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
+    params.columns = as_u32(OP, "H·W", plane.max(1))?;
+    params.channels = as_u32(OP, "channels", channels)?;
+    record(OP, a, Some(bias), &out, params)?;
     Ok(out)
 }
 

@@ -17,71 +17,6 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
-    // The subgroup kernel's epilogue (see `RowEpilogue`): flags, then the residual's layout.
-    epilogue: u32,
-    residual_cols: u32,
-    residual_batch_stride: u32,
-}
-
-const EPILOGUE_AFFINE: u32 = 1;
-const EPILOGUE_RESIDUAL: u32 = 2;
-const EPILOGUE_RELU: u32 = 4;
-
-/// What the subgroup kernel applies to C before storing it, per row r (an output channel when
-/// C is a convolution's [C_out, positions]): c · scale[r] + shift[r] (a folded batch norm),
-/// plus a residual, then ReLU — one pass where three or four elementwise ones would follow.
-pub struct RowEpilogue<'a> {
-    /// scale and shift, [M] each.
-    pub affine: Option<(&'a Tensor, &'a Tensor)>,
-    /// [batch, M, cols] with cols ≤ N: added to C's first `cols` columns (C's others are
-    /// padding its caller crops away).
-    pub residual: Option<&'a Tensor>,
-    pub relu: bool,
-}
-
-/// Whether `matmul_then` can run A [M, K] · B [(batch,) K, N] on this adapter: the subgroup
-/// kernel with K and N multiples of 4.
-pub fn row_epilogue_applies(a: &Tensor, b: &Tensor) -> bool {
-    let (Some(&k), Some(&n)) = (a.dims().last(), b.dims().last()) else {
-        return false;
-    };
-    a.dims().len() == 2
-        && k > 0
-        && n > 0
-        && k % 4 == 0
-        && n % 4 == 0
-        && subgroup_kernel_available(a.gpu())
-}
-
-/// A [M, K] · B [(batch,) K, N] with `epilogue` applied in the kernel's store; see
-/// [`row_epilogue_applies`] for when it can run.
-pub fn matmul_then(a: &Tensor, b: &Tensor, epilogue: &RowEpilogue) -> Result<Tensor> {
-    const OP: &str = "matmul_then";
-    if !row_epilogue_applies(a, b) {
-        return Err(Error::invalid(
-            OP,
-            format!(
-                "needs the subgroup kernel, A [M, K] and B [(batch,) K, N] with K and N multiples \
-                 of 4; got A {:?}, B {:?}",
-                a.dims(),
-                b.dims()
-            ),
-        ));
-    }
-    let m = a.dims()[0];
-    if let Some((scale, shift)) = epilogue.affine
-        && (scale.dims() != [m] || shift.dims() != [m])
-    {
-        return Err(Error::invalid(
-            OP,
-            format!(
-                "scale {:?} and shift {:?} must both be [{m}]",
-                scale.dims(),
-                shift.dims()
-            ),
-        ));
-    }
-    product(a, b, MatmulOptions::default(), Some(epilogue))
 }
 
 /// Which kernel computes the product.
@@ -160,15 +95,6 @@ pub struct MatmulOptions {
 /// The product of A [M, K] and B [K, N] (as stored, before the optional transposes). Either
 /// operand may carry a leading batch axis; a rank-2 operand is shared by every batch element.
 pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> {
-    product(a, b, options, None)
-}
-
-fn product(
-    a: &Tensor,
-    b: &Tensor,
-    options: MatmulOptions,
-    epilogue: Option<&RowEpilogue>,
-) -> Result<Tensor> {
     if let Some((a, b)) = untransposed_for_subgroup_kernel(a, b, options)? {
         let plain = MatmulOptions {
             variant: MatmulVariant::Auto,
@@ -236,9 +162,6 @@ fn product(
             0
         },
         batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
-        epilogue: 0,
-        residual_cols: 0,
-        residual_batch_stride: 0,
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
@@ -251,47 +174,13 @@ fn product(
         (1, 2)
     };
     let flops = 2 * u64::from(batch_count) * (m * n * k_a) as u64;
-    let mut params = params;
-    let mut storage = vec![(a_slot, a_range.clone()), (b_slot, b_range), (3, out_range)];
-    let mut kernel = kernel;
-    if kernel.entry == "matmul_subgroup" {
-        // The epilogue's bindings are statically used: A stands in for those not given.
-        let binding = |t: Option<&Tensor>| t.and_then(Tensor::binding).unwrap_or(a_range.clone());
-        let affine = epilogue.and_then(|e| e.affine);
-        let residual = epilogue.and_then(|e| e.residual);
-        storage.push((6, binding(affine.map(|(scale, _)| scale))));
-        storage.push((7, binding(affine.map(|(_, shift)| shift))));
-        storage.push((8, binding(residual)));
-        if let Some(epilogue) = epilogue {
-            kernel = kernel.with_override("EPILOGUE", 1.0);
-            let flag = |on: bool, bit: u32| if on { bit } else { 0 };
-            params.epilogue = flag(affine.is_some(), EPILOGUE_AFFINE)
-                | flag(residual.is_some(), EPILOGUE_RESIDUAL)
-                | flag(epilogue.relu, EPILOGUE_RELU);
-            if let Some(residual) = residual {
-                let &[rb, rm, cols] = residual.dims() else {
-                    return Err(Error::invalid(
-                        OP,
-                        format!("the residual {:?} is not [batch, M, cols]", residual.dims()),
-                    ));
-                };
-                if rb != batch_count as usize || rm != m || cols > n {
-                    return Err(Error::invalid(
-                        OP,
-                        format!(
-                            "the residual {:?} does not fit C [{batch_count}, {m}, {n}]",
-                            residual.dims()
-                        ),
-                    ));
-                }
-                params.residual_cols = as_u32(OP, "residual columns", cols)?;
-                params.residual_batch_stride = as_u32(OP, "residual batch stride", m * cols)?;
-            }
-        }
-    } else if epilogue.is_some() {
-        return Err(Error::invalid(OP, "an epilogue needs the subgroup kernel"));
-    }
-    gpu.dispatch_counted(&kernel, &params, &storage, workgroups, flops)?;
+    gpu.dispatch_counted(
+        &kernel,
+        &params,
+        &[(a_slot, a_range), (b_slot, b_range), (3, out_range)],
+        workgroups,
+        flops,
+    )?;
     Ok(out)
 }
 

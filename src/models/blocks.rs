@@ -76,8 +76,9 @@ impl BasicConv2d {
     }
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        // In eval mode the BN and ReLU are the convolution's epilogue.
-        self.bn.after_conv(f, &self.conv, x, None, true)
+        // BN and ReLU in one pass in eval mode.
+        self.bn
+            .forward_then(f, &self.conv.forward(f, x)?, None, true)
     }
 }
 

@@ -72,12 +72,13 @@ impl ConvBn {
     }
 
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        self.bn.after_conv(f, &self.conv, x, None, false)
+        self.bn.forward(f, &self.conv.forward(f, x)?)
     }
 
     /// relu(bn(conv(x)) + residual?), the BN, add and ReLU fused in eval mode.
     fn forward_relu(&self, f: &Forward, x: &Var, residual: Option<&Var>) -> Result<Var> {
-        self.bn.after_conv(f, &self.conv, x, residual, true)
+        self.bn
+            .forward_then(f, &self.conv.forward(f, x)?, residual, true)
     }
 }
 

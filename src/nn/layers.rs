@@ -114,42 +114,6 @@ impl BatchNorm2d {
         f.tape.batch_norm(x, &weight, &bias, &self.state(f)?)
     }
 
-    /// relu?(self(conv(x)) + residual?): in eval mode with constant norm parameters, this norm
-    /// folded into the convolution's GEMM epilogue with the residual and ReLU (see
-    /// `Tape::conv2d_batch_norm_then`). Charged to the convolution in a profile.
-    pub fn after_conv(
-        &self,
-        f: &Forward,
-        conv: &Conv2d,
-        x: &Var,
-        residual: Option<&Var>,
-        relu: bool,
-    ) -> Result<Var> {
-        let norm_weight = f.parameter(&format!("{}.weight", self.name))?;
-        let norm_bias = f.parameter(&format!("{}.bias", self.name))?;
-        let foldable = !conv.bias
-            && !f.training()
-            && !norm_weight.requires_grad()
-            && !norm_bias.requires_grad();
-        if !foldable {
-            // Each layer on its own (and in its own profile scope).
-            let y = conv.forward(f, x)?;
-            return self.forward_then(f, &y, residual, relu);
-        }
-        let _scope = f.scope(&conv.name);
-        let weight = f.parameter(&format!("{}.weight", conv.name))?;
-        f.tape.conv2d_batch_norm_then(
-            x,
-            &weight,
-            &conv.geometry,
-            &norm_weight,
-            &norm_bias,
-            &self.state(f)?,
-            residual,
-            relu,
-        )
-    }
-
     /// relu?(self(x) + residual?): fused into one pass in eval mode (see
     /// `Tape::batch_norm_then`). Charged to this layer in a profile.
     pub fn forward_then(
