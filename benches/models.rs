@@ -1,5 +1,8 @@
-//! Whole-model benchmarks (criterion): one training step — forward, backward, optimiser —
-//! in milliseconds, with the adapter's name.
+//! Whole-model benchmarks (criterion), in milliseconds with the adapter's name: one training
+//! step (forward, backward, optimiser) of LesionNet and ResNet-18, and for one model of each
+//! of the five families the forward pass and forward + backward to the input (saliency's
+//! workload) at a small input size. Full sizes, profiles and the comparison with PyTorch:
+//! `gradlens bench` and BENCHMARKS.md.
 //!
 //!   cargo bench --bench models
 
@@ -7,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gradlens::autograd::{Tape, Var};
-use gradlens::models::{LesionNet, ResNet};
+use gradlens::models::{LesionNet, ModelConfig, ResNet, build};
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::train::{Adam, Optimizer, SyntheticLesions};
 use gradlens::{Gpu, Tensor};
@@ -101,5 +104,60 @@ impl Model for ResNet {
     }
 }
 
-criterion_group!(benches, training_steps);
+/// Forward (eval, no tape) and forward + backward to the input of vgg16, googlenet,
+/// inception_v3, resnet50 and densenet121 (random weights, 1000 classes), batch 1, at 64×64
+/// (Inception v3 at 96×96, above its 75-pixel minimum).
+fn five_families(c: &mut Criterion) {
+    let gpu = Gpu::new().expect("a GPU adapter");
+    let mut group = c.benchmark_group("inference");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    for (arch, size) in [
+        ("vgg16", 64),
+        ("googlenet", 64),
+        ("inception_v3", 96),
+        ("resnet50", 64),
+        ("densenet121", 64),
+    ] {
+        let mut store = ParamStore::new(&gpu);
+        let model = build(arch, &mut store, &ModelConfig::default()).expect("model");
+        let data: Vec<f32> = (0..3 * size * size)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let x = Tensor::from_slice(&gpu, [1, 3, size, size], &data).expect("upload");
+        for backward in [false, true] {
+            let run = || {
+                let tape = match backward {
+                    false => Tape::no_grad(),
+                    true => Tape::new().input_gradients_only(),
+                };
+                let f = Forward::new(&tape, &store, Mode::Eval);
+                let input = tape.input(x.clone());
+                let logits = model.forward(&f, &input).expect("forward");
+                let result = match backward {
+                    false => logits.into_tensor(),
+                    true => {
+                        let seed = Tensor::full(&gpu, [1, 1000], 1e-3).expect("seed");
+                        let grads = tape.backward(&logits, Some(seed)).expect("backward");
+                        grads.get(&input).expect("input gradient").clone()
+                    }
+                };
+                result.to_vec().expect("readback");
+            };
+            run(); // compile the pipelines and warm the pool
+            let pass = if backward {
+                "forward_backward"
+            } else {
+                "forward"
+            };
+            group.bench_function(format!("{arch}/{size}x{size}/{pass}"), |bench| {
+                bench.iter(&run)
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, training_steps, five_families);
 criterion_main!(benches);
