@@ -17,6 +17,13 @@
 //   matmul_vec4 — 4×4 tiles loaded as vec4s (bindings 4 and 5 alias A and B); for untransposed
 //       operands with K and N multiples of 4, on adapters without 8-lane subgroups. (Where
 //       those exist, shaders/matmul_subgroup.wgsl is faster still.)
+//   matmul_few_rows_nt — C = A · Bᵀ for at most 4 rows of A, B stored [N, K] as Linear's weight
+//       is, K a multiple of 4: one invocation per column n walks row n of B in vec4s, each load
+//       feeding every row of A (whose loads are the same for all lanes). A layer's forward at
+//       batch 1 to 4 reads its weight once, untransposed: VGG16's classifier.0 had its 411 MB
+//       weight read through the tiled kernel at 0.05 GFLOP/s, and classifier.3 transposed
+//       (134 MB) before the subgroup kernel. Dispatch: ceil(N / (WORKGROUP_X·WORKGROUP_Y))
+//       workgroups folded into a 2-D grid; A and B bound at 4 and 5.
 //
 // Dispatch: workgroups (ceil(N / (WORKGROUP_X·4·COLUMN_VECS)), ceil(M / (WORKGROUP_Y·ROWS)), batch)
 //   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive;
@@ -272,5 +279,44 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u && row0 + i < params.m; i++) {
         store_c(base_c, row0 + i, col4 * 4u, accs[i]);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_few_rows_nt(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let n = (wid.y * groups.x + wid.x) * WORKGROUP_X * WORKGROUP_Y + lid;
+    if n >= params.n {
+        return;
+    }
+    let k4 = params.k / 4u;
+    let rows = params.m;
+    let b_row = n * k4;
+    // Rows of A past M read row 0 again (their sums are not stored).
+    let a1 = select(0u, k4, rows > 1u);
+    let a2 = select(0u, 2u * k4, rows > 2u);
+    let a3 = select(0u, 3u * k4, rows > 3u);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < k4; kk++) {
+        let b = b_vec4[b_row + kk];
+        s0 += a_vec4[kk] * b;
+        s1 += a_vec4[a1 + kk] * b;
+        s2 += a_vec4[a2 + kk] * b;
+        s3 += a_vec4[a3 + kk] * b;
+    }
+    let ones = vec4<f32>(1.0);
+    c[n] = dot(s0, ones);
+    if rows > 1u {
+        c[params.n + n] = dot(s1, ones);
+    }
+    if rows > 2u {
+        c[2u * params.n + n] = dot(s2, ones);
+    }
+    if rows > 3u {
+        c[3u * params.n + n] = dot(s3, ones);
     }
 }

@@ -428,3 +428,48 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
         vec![0.0; 6]
     );
 }
+
+/// A · Bᵀ with one to four rows of A (Linear at small batch): the few-rows kernel, chosen by
+/// Auto, against the reference; refused where it does not apply.
+#[test]
+fn few_rows_transposed_b_matches_reference() {
+    let mut rng = Rng::new(19);
+    for (m, n, k) in [
+        (1, 1, 4),
+        (1, 1000, 2048),
+        (2, 37, 12),
+        (3, 130, 64),
+        (4, 65, 256),
+    ] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(n * k);
+        let ta = Tensor::from_slice(gpu(), [m, k], &a).unwrap();
+        let tb = Tensor::from_slice(gpu(), [n, k], &b).unwrap();
+        let want = reference::matmul::matmul(&a, &b, 1, m, n, k, false, true, 0, 0);
+        for variant in [MatmulVariant::Auto, MatmulVariant::FewRowsTransposedB] {
+            let options = MatmulOptions {
+                transpose_b: true,
+                variant,
+                ..MatmulOptions::default()
+            };
+            let got = matmul(&ta, &tb, options).unwrap();
+            assert_eq!(got.dims(), &[m, n]);
+            let what = format!("{variant:?} {m}x{n}x{k}");
+            assert_close(
+                &what,
+                &got.to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-5 * (k as f32).sqrt(),
+            );
+        }
+    }
+    let five = Tensor::zeros(gpu(), [5, 8]).unwrap();
+    let b = Tensor::zeros(gpu(), [3, 8]).unwrap();
+    let options = MatmulOptions {
+        transpose_b: true,
+        variant: MatmulVariant::FewRowsTransposedB,
+        ..MatmulOptions::default()
+    };
+    assert!(matmul(&five, &b, options).is_err());
+}

@@ -18,7 +18,9 @@ use crate::tensor::Tensor;
 
 const WORKGROUP_SIZE: u64 = 256;
 /// The largest im2col buffer the GEMM path materialises; larger inputs take the implicit GEMM.
-const IM2COL_MAX_BYTES: u64 = 64 << 20;
+/// 128 MiB (lavapipe's binding limit) admits VGG's 64-channel 3×3 convolutions at 224×224
+/// (116 MB), 3.5× faster there as a GEMM than on the implicit GEMM, for a transient buffer.
+const IM2COL_MAX_BYTES: u64 = 128 << 20;
 
 /// How a convolution is computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -34,6 +34,26 @@ pub enum MatmulVariant {
     Naive,
     /// Register-tiled: each invocation computes a rows × (4·column_vecs) block.
     Tiled(MatmulTile),
+    /// A · Bᵀ for at most four rows of A (a Linear layer at batch 1 to 4): B read once, in
+    /// rows, untransposed. Needs rank-2 operands and K a multiple of 4.
+    FewRowsTransposedB,
+}
+
+/// The most rows of A `MatmulVariant::FewRowsTransposedB` takes.
+const FEW_ROWS: usize = 4;
+
+/// Whether `FewRowsTransposedB` can compute this product (Auto picks it whenever it can).
+fn few_rows_transposed_b_applies(a: &Tensor, b: &Tensor, options: MatmulOptions) -> bool {
+    match (a.dims(), b.dims()) {
+        (&[m, k], &[_, k_b]) => {
+            options.transpose_b
+                && !options.transpose_a
+                && (1..=FEW_ROWS).contains(&m)
+                && k == k_b
+                && k % 4 == 0
+        }
+        _ => false,
+    }
 }
 
 /// The tile shape of the tiled kernel: the shader's override constants.
@@ -95,6 +115,13 @@ pub struct MatmulOptions {
 /// The product of A [M, K] and B [K, N] (as stored, before the optional transposes). Either
 /// operand may carry a leading batch axis; a rank-2 operand is shared by every batch element.
 pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> {
+    let options = match options.variant {
+        MatmulVariant::Auto if few_rows_transposed_b_applies(a, b, options) => MatmulOptions {
+            variant: MatmulVariant::FewRowsTransposedB,
+            ..options
+        },
+        _ => options,
+    };
     if let Some((a, b)) = untransposed_for_subgroup_kernel(a, b, options)? {
         let plain = MatmulOptions {
             variant: MatmulVariant::Auto,
@@ -168,7 +195,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
     let variant = resolve_variant(options.variant, vec4_layout, a, b)?;
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // matmul_vec4 reads A and B through its vec4 bindings.
-    let (a_slot, b_slot) = if kernel.entry == "matmul_vec4" {
+    let (a_slot, b_slot) = if matches!(kernel.entry, "matmul_vec4" | "matmul_few_rows_nt") {
         (4, 5)
     } else {
         (1, 2)
@@ -296,6 +323,28 @@ fn kernel_and_grid(
                 params.m.div_ceil(4 * tile.workgroup_y),
                 batch,
             ];
+            (with_tile(kernel, tile, options), groups)
+        }
+        MatmulVariant::FewRowsTransposedB => {
+            let ok = options.transpose_b
+                && !options.transpose_a
+                && batch == 1
+                && (1..=FEW_ROWS as u32).contains(&params.m)
+                && params.k % 4 == 0;
+            if !ok {
+                return Err(Error::invalid(
+                    "matmul",
+                    format!(
+                        "the few-rows kernel takes A · Bᵀ with 1 to {FEW_ROWS} rows of A, K a \
+                         multiple of 4 and no batch; got M {}, K {}, batch {batch}",
+                        params.m, params.k
+                    ),
+                ));
+            }
+            let tile = MatmulTile::DEFAULT;
+            let kernel = Kernel::new(Shader::Matmul, "matmul_few_rows_nt");
+            let invocations = tile.workgroup_x * tile.workgroup_y;
+            let groups = [params.n.div_ceil(invocations), 1, 1];
             (with_tile(kernel, tile, options), groups)
         }
         MatmulVariant::Naive => {
