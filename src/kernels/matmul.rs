@@ -330,7 +330,7 @@ fn kernel_and_grid(
                 && !options.transpose_a
                 && batch == 1
                 && (1..=FEW_ROWS as u32).contains(&params.m)
-                && params.k % 4 == 0;
+                && params.k.is_multiple_of(4);
             if !ok {
                 return Err(Error::invalid(
                     "matmul",
