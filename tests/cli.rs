@@ -545,6 +545,35 @@ fn bench_reports_json_a_profile_and_a_trace() {
     let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
     assert!(trace["traceEvents"].as_array().unwrap().len() > layers.len());
 
+    // --tune times every subgroup tile on the model's matmul shapes and writes the winners.
+    let tuning = dir.join("tuning.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+        .args([
+            "bench", "--arch", "resnet18", "--size", "32", "--tune", "--json",
+        ])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("GRADLENS_TUNING_FILE", &tuning)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let classes = report["tuning"].as_array().unwrap();
+    // Lavapipe has the 8-lane subgroups the tuned kernel needs; other adapters may not.
+    if report["adapter"].as_str().unwrap().contains("llvmpipe") {
+        assert!(!classes.is_empty(), "{report}");
+    }
+    for class in classes {
+        assert!(class["best_ms"].as_f64().unwrap() <= class["default_ms"].as_f64().unwrap());
+    }
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tuning).unwrap()).unwrap();
+    assert!(
+        written
+            .as_object()
+            .is_some_and(|adapters| adapters.len() == 1)
+    );
+
     // A trace needs a profile: one line, a non-zero exit, no file.
     let lonely = dir.join("lonely.json");
     let output = gradlens(&[

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use gradlens::autograd::{Tape, Var};
 use gradlens::gpu::Phase;
+use gradlens::kernels::matmul::SubgroupTile;
+use gradlens::kernels::tuning;
 use gradlens::models::{Classifier, ModelConfig, build};
 use gradlens::nn::{Forward, Mode, ParamStore, SplitMix64};
 use gradlens::profiling::{format_table, kernel_rows, layer_rows};
@@ -28,6 +30,8 @@ pub struct Request {
     pub profile: bool,
     pub trace: Option<PathBuf>,
     pub json: bool,
+    /// Tune the subgroup matmul's tile for the model's shapes first (see kernels::tuning).
+    pub tune: bool,
 }
 
 /// Which workload a timing covers.
@@ -199,6 +203,9 @@ pub fn run(request: &Request) -> Result<()> {
     ));
 
     let mut subject = Subject::new(&gpu, request)?;
+    if request.tune {
+        report["tuning"] = tune_for(&gpu, &mut subject, request, &say)?;
+    }
     let flops_before = gpu.flops_recorded();
     let start = Instant::now();
     subject.run(Workload::Forward)?;
@@ -286,6 +293,55 @@ pub fn run(request: &Request) -> Result<()> {
         println!("{report}");
     }
     Ok(())
+}
+
+/// Records the subgroup matmul shapes of every requested workload, tunes their tiles (written
+/// to the tuning file for later processes) and reports what each shape class gained.
+fn tune_for(
+    gpu: &Gpu,
+    subject: &mut Subject,
+    request: &Request,
+    say: &dyn Fn(String),
+) -> Result<Value> {
+    tuning::record_shapes();
+    subject.run(Workload::Forward)?;
+    if request.backward {
+        subject.run(Workload::ForwardBackward)?;
+    }
+    let shapes = tuning::recorded_shapes();
+    let tuned = tuning::tune(gpu, &shapes, 3)?;
+    say(format!(
+        "tuned the subgroup matmul for {} shapes ({} classes) into {}:",
+        shapes.len(),
+        tuned.len(),
+        tuning::tuning_file_path().map_or("(nowhere)".into(), |p| p.display().to_string())
+    ));
+    let mut rows = Vec::new();
+    for result in &tuned {
+        let time = |tile: SubgroupTile| {
+            result
+                .times
+                .iter()
+                .find(|(t, _)| *t == tile)
+                .map_or(f64::NAN, |(_, ms)| *ms)
+        };
+        let (default_ms, best_ms) = (time(SubgroupTile::DEFAULT), time(result.best));
+        let [m, n, k] = result.shape;
+        say(format!(
+            "  {m}×{n}×{k} ({}): {}×{} tile {best_ms:.2} ms, default {default_ms:.2} ms",
+            result.class,
+            8 * result.best.row_groups,
+            32 * result.best.column_vecs
+        ));
+        rows.push(json!({
+            "shape": result.shape,
+            "class": result.class,
+            "tile": [result.best.row_groups, result.best.column_vecs],
+            "best_ms": best_ms,
+            "default_ms": default_ms,
+        }));
+    }
+    Ok(Value::Array(rows))
 }
 
 /// The profile's source and total, and its per-layer rows, for --json.

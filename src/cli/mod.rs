@@ -71,6 +71,11 @@ Examples:
         trace: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// First tune the subgroup matmul's tile on the model's shapes and keep the winners in
+        /// the tuning file ($GRADLENS_TUNING_FILE, else ~/.cache/gradlens/tuning.json), which
+        /// every later process reads.
+        #[arg(long)]
+        tune: bool,
     },
 
     /// Generate a synthetic lesion data set, train a small ResNet on it, and write saliency
@@ -288,6 +293,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             profile,
             trace,
             json,
+            tune,
         } => bench::run(&bench::Request {
             arch,
             batch: batch as usize,
@@ -298,6 +304,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             profile,
             trace,
             json,
+            tune,
         }),
         Command::Demo { out } => demo::run(&out),
         Command::Classify {

@@ -192,7 +192,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
-    let variant = resolve_variant(options.variant, vec4_layout, a, b)?;
+    let variant = resolve_variant(options.variant, vec4_layout, a, b, [m, n, k_a])?;
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // matmul_vec4 reads A and B through its vec4 bindings.
     let (a_slot, b_slot) = if matches!(kernel.entry, "matmul_vec4" | "matmul_few_rows_nt") {
@@ -258,6 +258,7 @@ fn resolve_variant(
     vec4_layout: bool,
     a: &Tensor,
     b: &Tensor,
+    [m, n, k]: [usize; 3],
 ) -> Result<MatmulVariant> {
     let gpu = a.gpu();
     let subgroup_fits = vec4_layout && subgroup_kernel_available(gpu);
@@ -273,7 +274,9 @@ fn resolve_variant(
         ))
     };
     match requested {
-        MatmulVariant::Auto if subgroup_fits => Ok(MatmulVariant::Subgroup(SubgroupTile::DEFAULT)),
+        MatmulVariant::Auto if subgroup_fits => Ok(MatmulVariant::Subgroup(
+            crate::kernels::tuning::subgroup_tile(gpu, m, n, k),
+        )),
         MatmulVariant::Auto if vec4_layout => Ok(MatmulVariant::Vec4),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
         MatmulVariant::Subgroup(_) if !subgroup_kernel_available(gpu) => Err(Error::invalid(

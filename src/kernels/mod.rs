@@ -16,6 +16,7 @@ pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod transpose;
+pub mod tuning;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
