@@ -22,10 +22,11 @@
 //
 // Layout: x [N, C_in, H, W]; weight [C_out, C_in/groups, KH, KW]; bias [C_out];
 // out and grad_out [N, C_out, OH, OW].
-// Layout of cols: [N, C_in·KH·KW, S] and of rows [N, S, C_in·KH·KW] (groups = 1), where the
-// position stride S = params.position_stride ≥ OH·OW: the GEMM path rounds it up to a multiple
-// of 4 so that its vec4 matmul applies to any output size (ResNet's 7×7 planes); the positions
-// beyond OH·OW are written as zeros (im2col, im2row) or never read (col2im).
+// Layout of cols: [N, T, S] and of rows [N, S, T] (groups = 1), where the position stride
+// S = params.position_stride ≥ OH·OW and the tap stride T = params.tap_stride ≥ C_in·KH·KW: the
+// GEMM path rounds both up to multiples of 4 so that its vec4 matmul applies to any output
+// size (ResNet's 7×7 planes) and any tap count (a stem's 3·7·7 = 147); positions and taps
+// beyond the real ones are written as zeros (im2col, im2row) or never read (col2im).
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
@@ -55,6 +56,7 @@ struct Params {
     out_first: u32,
     chunk: u32,
     position_stride: u32,
+    tap_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -223,18 +225,25 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     let quads = params.position_stride / 4u;
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    if index >= params.batch * k_count * quads {
+    let k_rows = params.tap_stride;
+    if index >= params.batch * k_rows * quads {
         return;
     }
     let p0 = (index % quads) * 4u;
-    let k = (index / quads) % k_count;
-    let n = index / (quads * k_count);
+    let k = (index / quads) % k_rows;
+    let n = index / (quads * k_rows);
+    let first = (n * k_rows + k) * params.position_stride + p0;
+    if k >= k_count {
+        for (var j = 0u; j < 4u; j++) {
+            out[first + j] = 0.0;
+        }
+        return;
+    }
     let ci = k / taps;
     let kh = (k % taps) / params.kernel_w;
     let kw = k % params.kernel_w;
     var oh = p0 / params.out_w;
     var ow = p0 % params.out_w;
-    let first = (n * k_count + k) * params.position_stride + p0;
     for (var j = 0u; j < 4u; j++) {
         var value = 0.0;
         if p0 + j < positions {
@@ -250,8 +259,9 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
 }
 
 // Four consecutive taps k0 .. k0 + 3 of one (n, p) row per invocation (im2col's transpose:
-// position p decoded once, (ci, kh, kw) advanced without divisions); taps beyond K are not
-// written. Rows p ≥ OH·OW (padding up to the position stride) are zeros.
+// position p decoded once, (ci, kh, kw) advanced without divisions). Rows p ≥ OH·OW and taps
+// k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the tap stride must be a multiple
+// of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -260,7 +270,7 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     let stride = params.position_stride;
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    let quads = (k_count + 3u) / 4u;
+    let quads = params.tap_stride / 4u;
     if index >= params.batch * stride * quads {
         return;
     }
@@ -272,14 +282,11 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     var ci = k0 / taps;
     var kh = (k0 % taps) / params.kernel_w;
     var kw = k0 % params.kernel_w;
-    let row = (n * stride + p) * k_count;
+    let row = (n * stride + p) * params.tap_stride;
     for (var j = 0u; j < 4u; j++) {
         let k = k0 + j;
-        if k >= k_count {
-            return;
-        }
         var value = 0.0;
-        if p < positions {
+        if p < positions && k < k_count {
             value = tap_value(n, ci, kh, kw, oh, ow);
         }
         out[row + k] = value;

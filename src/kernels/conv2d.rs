@@ -110,6 +110,9 @@ pub(crate) struct Params {
     /// Positions per row of an im2col (or im2row) buffer: OH·OW, or the GEMM path's
     /// OH·OW rounded up to a multiple of 4.
     pub(crate) position_stride: u32,
+    /// Taps per column of an im2col buffer (per row of an im2row one): C_in·KH·KW rounded up
+    /// to a multiple of 4 on the GEMM path.
+    pub(crate) tap_stride: u32,
 }
 
 impl Params {
@@ -247,11 +250,12 @@ pub fn conv2d_with(
         let stride = position_stride(&shapes);
         let cols = columns(x, &shapes, conv, stride)?;
         let [c_out, per_group, kh, kw] = shapes.weight;
-        let product = matmul(
-            &weight.reshape([c_out, per_group * kh * kw])?,
-            &cols,
-            MatmulOptions::default(),
+        // The weight's rows padded with zeros to the tap stride, as the columns are.
+        let weight = padded(
+            weight.reshape([c_out, per_group * kh * kw])?,
+            tap_stride(&shapes),
         )?;
+        let product = matmul(&weight, &cols, MatmulOptions::default())?;
         let out = unpadded(product, oh * ow, stride)?.reshape([n, c_out, oh, ow])?;
         return match bias {
             Some(bias) => add_channel_bias(&out, bias),
@@ -398,11 +402,13 @@ pub fn conv2d_backward_weight_with(
         let [n, c_out, oh, ow] = shapes.output;
         let [_, c_in, _, _] = shapes.input;
         let [_, _, kh, kw] = shapes.weight;
-        // Padded positions are zero in both operands, so they add nothing to the sum.
-        let stride = position_stride(&shapes);
-        let rows = Tensor::empty(x.gpu(), [n * stride, c_in * kh * kw])?;
+        // Padded positions are zero in both operands, so they add nothing to the sum; padded
+        // taps give columns of the product that are cropped away.
+        let (stride, taps) = (position_stride(&shapes), tap_stride(&shapes));
+        let rows = Tensor::empty(x.gpu(), [n * stride, taps])?;
         let mut params = params(OP, &shapes, conv)?;
         params.position_stride = as_u32(OP, "position stride", stride)?;
+        params.tap_stride = as_u32(OP, "tap stride", taps)?;
         launch("im2row", &params, &[(1, x)], &rows)?;
         let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
         let grad_out = match n {
@@ -414,7 +420,7 @@ pub fn conv2d_backward_weight_with(
             &rows,
             MatmulOptions::default(),
         )?;
-        return product.reshape(shapes.weight);
+        return unpadded(product, c_in * kh * kw, taps)?.reshape(shapes.weight);
     }
     let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
     launch(
@@ -480,19 +486,21 @@ fn resolve(
     let [_, per_group, kh, kw] = shapes.weight;
     let taps = per_group * kh * kw;
     let stride = position_stride(shapes);
-    // The dimension of the pass's matmul that positions are not padded along (see the GEMM
-    // branches of the launchers): the vec4 and subgroup kernels need it a multiple of 4.
-    let unpadded = match pass {
-        Pass::Forward | Pass::BackwardWeight => taps,
-        Pass::BackwardInput => c_out,
+    // The vec4 and subgroup kernels need the matmul's reduced and column dimensions multiples
+    // of 4. Positions and taps are padded to that (see the GEMM branches of the launchers);
+    // only the backward to the input reduces over the unpadded output channels.
+    let vec4_aligned = match pass {
+        Pass::Forward | Pass::BackwardWeight => true,
+        Pass::BackwardInput => c_out % 4 == 0,
     };
-    let vec4_aligned = unpadded % 4 == 0;
-    let cols_bytes = (n * taps * stride * 4) as u64;
+    let cols_bytes = (n * taps.next_multiple_of(4) * stride * 4) as u64;
     let limit = IM2COL_MAX_BYTES.min(x.gpu().limits().max_storage_buffer_binding_size);
     // The weight gradient always builds its im2row buffer; 1×1 convolutions otherwise use
     // their input as it is, or a padded copy of it.
-    let needs_cols =
-        pass == Pass::BackwardWeight || !is_pointwise(shapes, conv) || stride != oh * ow;
+    let needs_cols = pass == Pass::BackwardWeight
+        || !is_pointwise(shapes, conv)
+        || stride != oh * ow
+        || taps % 4 != 0;
     let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
     match algorithm {
         ConvAlgorithm::Auto if gemm_applies && vec4_aligned => Ok(ConvAlgorithm::Gemm),
@@ -514,15 +522,21 @@ fn resolve(
 fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d, stride: usize) -> Result<Tensor> {
     const OP: &str = "im2col";
     let [n, c_in, h, w] = shapes.input;
-    if is_pointwise(shapes, conv) {
+    let taps = tap_stride(shapes);
+    if is_pointwise(shapes, conv) && taps == c_in {
         return padded(x.reshape([n, c_in, h * w])?, stride);
     }
-    let [_, _, kh, kw] = shapes.weight;
-    let cols = Tensor::empty(x.gpu(), [n, c_in * kh * kw, stride])?;
+    let cols = Tensor::empty(x.gpu(), [n, taps, stride])?;
     let mut params = params(OP, shapes, conv)?;
     params.position_stride = as_u32(OP, "position stride", stride)?;
+    params.tap_stride = as_u32(OP, "tap stride", taps)?;
     launch("im2col", &params, &[(1, x)], &cols)?;
     Ok(cols)
+}
+
+/// C_in·KH·KW (per group) rounded up to a multiple of 4: the GEMM path's taps.
+fn tap_stride(shapes: &ConvShapes) -> usize {
+    (shapes.weight[1] * shapes.weight[2] * shapes.weight[3]).next_multiple_of(4)
 }
 
 /// OH·OW rounded up to a multiple of 4: the GEMM path's positions per row, so that its vec4
@@ -589,6 +603,7 @@ pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<
         out_first: 0,
         chunk: 0,
         position_stride: u("OH·OW", s.output[2] * s.output[3])?,
+        tap_stride: u("C_in·KH·KW", s.weight[1] * s.weight[2] * s.weight[3])?,
     })
 }
 
