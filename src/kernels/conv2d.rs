@@ -10,7 +10,7 @@ use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::kernels::conv2d_implicit;
 use crate::kernels::elementwise::add_channel_bias;
-use crate::kernels::matmul::{MatmulOptions, matmul};
+use crate::kernels::matmul::{MatmulOptions, matmul_counted};
 use crate::kernels::reduce;
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::shaders::{Kernel, Shader};
@@ -255,7 +255,12 @@ pub fn conv2d_with(
             weight.reshape([c_out, per_group * kh * kw])?,
             tap_stride(&shapes),
         )?;
-        let product = matmul(&weight, &cols, MatmulOptions::default())?;
+        let product = matmul_counted(
+            &weight,
+            &cols,
+            MatmulOptions::default(),
+            Some(shapes.flops()),
+        )?;
         let out = unpadded(product, oh * ow, stride)?.reshape([n, c_out, oh, ow])?;
         return match bias {
             Some(bias) => add_channel_bias(&out, bias),
@@ -352,7 +357,7 @@ pub fn conv2d_backward_input_with(
         let weight = weight.reshape([c_out, per_group * kh * kw])?;
         let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
         // grad_cols[n] = weightᵀ · grad_out[n]: [N, C_in·KH·KW, stride].
-        let grad_cols = matmul(&weight, &grad_out, transposed)?;
+        let grad_cols = matmul_counted(&weight, &grad_out, transposed, Some(shapes.flops()))?;
         if is_pointwise(&shapes, conv) {
             return unpadded(grad_cols, oh * ow, stride)?.reshape(shapes.input);
         }
@@ -415,10 +420,11 @@ pub fn conv2d_backward_weight_with(
             1 => grad_out,
             _ => swap_leading_axes(&grad_out)?,
         };
-        let product = matmul(
+        let product = matmul_counted(
             &grad_out.reshape([c_out, n * stride])?,
             &rows,
             MatmulOptions::default(),
+            Some(shapes.flops()),
         )?;
         return unpadded(product, c_in * kh * kw, taps)?.reshape(shapes.weight);
     }

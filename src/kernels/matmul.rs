@@ -115,6 +115,17 @@ pub struct MatmulOptions {
 /// The product of A [M, K] and B [K, N] (as stored, before the optional transposes). Either
 /// operand may carry a leading batch axis; a rank-2 operand is shared by every batch element.
 pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> {
+    matmul_counted(a, b, options, None)
+}
+
+/// `matmul` whose profile entry counts `useful_flops` instead of 2·M·N·K: a convolution's
+/// GEMM over zero-padded operands does the convolution's work, not the padding's.
+pub(crate) fn matmul_counted(
+    a: &Tensor,
+    b: &Tensor,
+    options: MatmulOptions,
+    useful_flops: Option<u64>,
+) -> Result<Tensor> {
     let options = match options.variant {
         MatmulVariant::Auto if few_rows_transposed_b_applies(a, b, options) => MatmulOptions {
             variant: MatmulVariant::FewRowsTransposedB,
@@ -127,7 +138,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
             variant: MatmulVariant::Auto,
             ..MatmulOptions::default()
         };
-        return matmul(&a, &b, plain);
+        return matmul_counted(&a, &b, plain, useful_flops);
     }
     const OP: &str = "matmul";
     let (batch_a, rows_a, cols_a) = split_batch(a, "A")?;
@@ -200,7 +211,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
     } else {
         (1, 2)
     };
-    let flops = 2 * u64::from(batch_count) * (m * n * k_a) as u64;
+    let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
     gpu.dispatch_counted(
         &kernel,
         &params,
