@@ -45,8 +45,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out_a: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out_b: array<f32>;
 @group(0) @binding(9) var<storage, read> grad_weight: array<f32>;
-@group(0) @binding(11) var<storage, read> residual: array<f32>;
 @group(0) @binding(10) var<storage, read> grad_bias: array<f32>;
+@group(0) @binding(11) var<storage, read> residual: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 256u;
 

@@ -26,7 +26,8 @@
 // S = params.position_stride ≥ OH·OW and the tap stride T = params.tap_stride ≥ C_in·KH·KW: the
 // GEMM path rounds both up to multiples of 4 so that its vec4 matmul applies to any output
 // size (ResNet's 7×7 planes) and any tap count (a stem's 3·7·7 = 147); positions and taps
-// beyond the real ones are written as zeros (im2col, im2row) or never read (col2im).
+// beyond the real ones are written as zeros (im2col, im2row). col2im reads grad_cols
+// [N, C_in·KH·KW, S]: padded positions, never read, but no padded taps.
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
@@ -55,6 +56,7 @@ struct Params {
     out_total: u32,
     out_first: u32,
     chunk: u32,
+    // The im2col / im2row / col2im buffers' strides (see Layout above).
     position_stride: u32,
     tap_stride: u32,
 }

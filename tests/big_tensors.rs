@@ -45,6 +45,9 @@ fn linear_and_sgd_on_a_weight_beyond_one_binding() {
         1e-5,
         tolerance,
     );
+    // The input's gradient alone (saliency's), over the same row blocks.
+    let dx_only = gradlens::kernels::linear::linear_backward_input(&tw, &tg).unwrap();
+    assert_close("dx alone", &dx_only.to_vec().unwrap(), &dx, 1e-6, 1e-7);
     let dw = grads.grad_weight.to_vec().unwrap();
     assert_close(
         "dW",

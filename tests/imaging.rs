@@ -101,6 +101,7 @@ fn tile_grids_cover_the_image_with_the_last_tiles_flush() {
         (40, 50, 100, 100, "gaps"),
         (40, 0, 100, 100, "at least 1"),
         (40, 20, 39, 100, "smaller than one tile"),
+        (1, 1, 4096, 4096, "more than 65536"),
     ] {
         let error = TileGrid::new(tile, stride, h, w).unwrap_err().to_string();
         assert!(error.contains(needle), "{error}");

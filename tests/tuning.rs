@@ -41,7 +41,7 @@ fn tiles_are_tuned_per_shape_class_and_kept_on_disk() {
     assert_eq!(tuned.len(), 2);
     for result in &tuned {
         assert_eq!(result.times.len(), SUBGROUP_TILES.len());
-        assert!(result.times.iter().all(|(_, ms)| *ms > 0.0));
+        assert!(result.times.iter().all(|(_, ms)| *ms >= 0.0));
         let fastest = result
             .times
             .iter()

@@ -14,7 +14,7 @@ use crate::kernels::conv2d::{
 };
 use crate::kernels::elementwise::{add, dropout, relu, relu_backward, scale};
 use crate::kernels::fill::copy_into;
-use crate::kernels::linear::{linear, linear_backward};
+use crate::kernels::linear::{linear, linear_backward, linear_backward_input};
 use crate::kernels::loss::{nll_loss, nll_loss_backward};
 use crate::kernels::pool::{
     Pool2d, adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
@@ -269,7 +269,13 @@ impl Tape {
         let (x_t, w_t, has_bias) = (x.tensor.clone(), weight.tensor.clone(), bias.is_some());
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
+        let parameters_want_grads =
+            weight.requires_grad() || bias.is_some_and(|bias| bias.requires_grad());
         Ok(self.record(out, &inputs, move |grad| {
+            if !parameters_want_grads {
+                // Saliency: the input's gradient only, never the weight-sized one.
+                return Ok(vec![Some(linear_backward_input(&w_t, grad)?)]);
+            }
             let grads = linear_backward(&x_t, &w_t, grad, has_bias)?;
             let mut result = vec![Some(grads.grad_input), Some(grads.grad_weight)];
             if has_bias {

@@ -169,7 +169,21 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The largest random input bench makes (1 GiB of f32): batch · 3 · size² beyond it is refused
+/// before anything is allocated.
+const MAX_INPUT_ELEMENTS: usize = 1 << 28;
+
 pub fn run(request: &Request) -> Result<()> {
+    let elements = request.batch * 3 * request.size * request.size;
+    if elements > MAX_INPUT_ELEMENTS {
+        return Err(Error::InvalidArgument {
+            op: "bench",
+            message: format!(
+                "a batch of {} at {}×{} is {elements} input values, more than {MAX_INPUT_ELEMENTS}",
+                request.batch, request.size, request.size
+            ),
+        });
+    }
     if let Some(trace) = &request.trace
         && !request.profile
     {

@@ -49,10 +49,10 @@ Examples:
     Bench {
         #[arg(long)]
         arch: String,
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
         batch: u32,
         /// Input height and width (torchvision's models take 224; Inception v3 299).
-        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..=4096))]
         size: u32,
         /// Timed runs per workload (at least 5).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..))]

@@ -64,6 +64,10 @@ struct TrainState {
     optimizer: String,
     seed: u64,
     best_accuracy: Option<f64>,
+    /// The batch size and training-set size of the run: steps mean the same images only with
+    /// both unchanged.
+    batch: usize,
+    images: usize,
 }
 
 const TRAIN_STATE_KEY: &str = "train_state";
@@ -77,6 +81,8 @@ impl TrainState {
             "optimizer": self.optimizer,
             "seed": self.seed,
             "best_accuracy": self.best_accuracy,
+            "batch": self.batch,
+            "images": self.images,
         })
         .to_string()
     }
@@ -94,6 +100,8 @@ impl TrainState {
             optimizer: value["optimizer"].as_str().ok_or_else(bad)?.to_string(),
             seed: value["seed"].as_u64().ok_or_else(bad)?,
             best_accuracy: value["best_accuracy"].as_f64(),
+            batch: count("batch")?,
+            images: count("images")?,
         })
     }
 }
@@ -254,6 +262,16 @@ pub fn run(request: &Request) -> Result<()> {
                     request.optimizer.name()
                 )));
             }
+            if (state.batch, state.images) != (request.batch, train.paths.len()) {
+                return Err(invalid(format!(
+                    "the checkpoint continues a run of batch {} over {} training images; this \
+                     one has batch {} and {} images",
+                    state.batch,
+                    state.images,
+                    request.batch,
+                    train.paths.len()
+                )));
+            }
             if state.epoch >= request.epochs {
                 return Err(invalid(format!(
                     "the checkpoint stopped in epoch {}: --epochs {} leaves nothing to train",
@@ -354,6 +372,8 @@ pub fn run(request: &Request) -> Result<()> {
                     optimizer: request.optimizer.name().to_string(),
                     seed,
                     best_accuracy: best,
+                    batch: request.batch,
+                    images: train.paths.len(),
                 };
                 let mut metadata = info.metadata();
                 metadata.insert(TRAIN_STATE_KEY.to_string(), state.to_json());

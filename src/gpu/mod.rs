@@ -434,6 +434,12 @@ impl Gpu {
     /// Starts timing every dispatch (see [`Profile`]); work recorded before is submitted first,
     /// untimed. Uses GPU timestamp queries where the adapter has them.
     pub fn start_profiling(&self) -> Result<()> {
+        if self.is_profiling() {
+            return Err(Error::invalid(
+                "start_profiling",
+                "profiling is already on (finish it first)",
+            ));
+        }
         self.synchronize()?;
         let source = match self
             .inner

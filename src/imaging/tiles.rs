@@ -6,6 +6,9 @@
 use super::{Planes, resize};
 use crate::error::{Error, Result};
 
+/// The most tiles one image may be cut into (each is a forward pass).
+pub const MAX_TILES: usize = 65536;
+
 /// Square tiles of `tile` pixels every `stride` pixels, the last row and column flush with the
 /// image's far edges so that every pixel is covered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +21,7 @@ pub struct TileGrid {
 
 impl TileGrid {
     /// Refuses a zero tile or stride, a stride longer than the tile (pixels between tiles would
-    /// never be seen), and an image smaller than one tile.
+    /// never be seen), an image smaller than one tile, and grids of more than [`MAX_TILES`].
     pub fn new(tile: usize, stride: usize, height: usize, width: usize) -> Result<Self> {
         let refuse = |message: String| Err(Error::invalid("--tile", message));
         if tile == 0 || stride == 0 {
@@ -35,6 +38,14 @@ impl TileGrid {
             return refuse(format!(
                 "the image ({height}×{width}) is smaller than one tile ({tile}×{tile}); resize \
                  it instead (leave out --tile)"
+            ));
+        }
+        let count = |extent: usize| (extent - tile).div_ceil(stride) + 1;
+        let tiles = count(height) * count(width);
+        if tiles > MAX_TILES {
+            return refuse(format!(
+                "tiles of {tile} every {stride} pixels cut the {height}×{width} image into \
+                 {tiles} tiles, more than {MAX_TILES}: use larger tiles or a longer stride"
             ));
         }
         Ok(Self {

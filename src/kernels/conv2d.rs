@@ -81,7 +81,7 @@ impl Conv2d {
 }
 
 /// The uniform parameters of conv2d.wgsl and conv2d_implicit_gemm.wgsl: the geometry, then
-/// fields only the implicit GEMM reads (conv2d.wgsl's struct stops at `has_bias`).
+/// the implicit GEMM's fields, then the im2col buffers' strides (conv2d.wgsl's only).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct Params {
@@ -636,11 +636,10 @@ fn launch(
         true => params.flops(),
         false => 0,
     };
-    // im2col and im2row write four consecutive elements per invocation (rows of im2row
-    // rounded up to whole quads of taps).
+    // im2col and im2row write four consecutive elements per invocation (their position and
+    // tap strides are multiples of 4).
     let invocations = match entry {
-        "im2col" => out.numel() as u64 / 4,
-        "im2row" => (out.dims()[0] * out.dims()[1].div_ceil(4)) as u64,
+        "im2col" | "im2row" => out.numel() as u64 / 4,
         _ => out.numel() as u64,
     };
     gpu.dispatch_counted(

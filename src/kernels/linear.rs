@@ -68,26 +68,14 @@ pub fn linear_backward(
         transpose_a: true,
         ..MatmulOptions::default()
     };
+    let grad_input = linear_backward_input(weight, grad_out)?;
     let blocks = row_blocks(weight)?;
-    let (grad_input, grad_weight) = if blocks.len() == 1 {
-        (
-            matmul(grad_out, weight, MatmulOptions::default())?,
-            matmul(grad_out, x, transposed_a)?,
-        )
+    let grad_weight = if blocks.len() == 1 {
+        matmul(grad_out, x, transposed_a)?
     } else {
-        // Per row block b: dx += dy_b · W_b and dW_b = dy_bᵀ · x, written into its rows.
-        let rows: Vec<usize> = blocks.iter().map(|&(_, rows)| rows).collect();
-        let grad_parts = split_channels(&grad_out.reshape([batch, out_features, 1, 1])?, &rows)?;
+        // Per row block b: dW_b = dy_bᵀ · x, written into its rows.
         let grad_weight = Tensor::empty(weight.gpu(), weight.shape().clone())?;
-        let mut grad_input: Option<Tensor> = None;
-        for (&(start, rows), part) in blocks.iter().zip(grad_parts) {
-            let part = part.reshape([batch, rows])?;
-            let block = weight.rows(start, rows)?;
-            let contribution = matmul(&part, &block, MatmulOptions::default())?;
-            grad_input = Some(match grad_input {
-                Some(sum) => add(&sum, &contribution)?,
-                None => contribution,
-            });
+        for (&(start, rows), part) in blocks.iter().zip(block_gradients(grad_out, &blocks)?) {
             let grad_block = matmul(&part, x, transposed_a)?;
             copy_into(
                 &grad_block,
@@ -97,7 +85,7 @@ pub fn linear_backward(
                 grad_block.numel(),
             )?;
         }
-        (grad_input.expect("at least two blocks"), grad_weight)
+        grad_weight
     };
     let grad_bias = if has_bias {
         Some(sum(grad_out, &[0], false)?)
@@ -109,6 +97,44 @@ pub fn linear_backward(
         grad_weight,
         grad_bias,
     })
+}
+
+/// The gradient of `linear` to its input alone, dy · W (what saliency needs: the weight's
+/// gradient, as large as the weight, is never formed).
+pub fn linear_backward_input(weight: &Tensor, grad_out: &Tensor) -> Result<Tensor> {
+    let blocks = row_blocks(weight)?;
+    if blocks.len() == 1 {
+        return matmul(grad_out, weight, MatmulOptions::default());
+    }
+    // Per row block b: dx += dy_b · W_b.
+    let mut grad_input: Option<Tensor> = None;
+    for (&(start, rows), part) in blocks.iter().zip(block_gradients(grad_out, &blocks)?) {
+        let contribution = matmul(&part, &weight.rows(start, rows)?, MatmulOptions::default())?;
+        grad_input = Some(match grad_input {
+            Some(sum) => add(&sum, &contribution)?,
+            None => contribution,
+        });
+    }
+    Ok(grad_input.expect("at least two blocks"))
+}
+
+/// dy [batch, out] split into the weight's row blocks' columns, each [batch, rows].
+fn block_gradients(grad_out: &Tensor, blocks: &[(usize, usize)]) -> Result<Vec<Tensor>> {
+    let &[batch, out_features] = grad_out.dims() else {
+        return Err(Error::invalid(
+            "linear_backward",
+            format!(
+                "grad_out {:?} is not [batch, out_features]",
+                grad_out.dims()
+            ),
+        ));
+    };
+    let rows: Vec<usize> = blocks.iter().map(|&(_, rows)| rows).collect();
+    split_channels(&grad_out.reshape([batch, out_features, 1, 1])?, &rows)?
+        .into_iter()
+        .zip(&rows)
+        .map(|(part, &rows)| part.reshape([batch, rows]))
+        .collect()
 }
 
 /// (first row, row count) of the blocks `weight` is bound in: one block when it fits one

@@ -358,7 +358,12 @@ fn kernel_and_grid(
             let tile = MatmulTile::DEFAULT;
             let kernel = Kernel::new(Shader::Matmul, "matmul_few_rows_nt");
             let invocations = tile.workgroup_x * tile.workgroup_y;
-            let groups = [params.n.div_ceil(invocations), 1, 1];
+            // Folded into rows of 65535 workgroups (every adapter's minimum per dimension).
+            let workgroups = params.n.div_ceil(invocations);
+            let groups = match workgroups <= 65535 {
+                true => [workgroups, 1, 1],
+                false => [65535, workgroups.div_ceil(65535), 1],
+            };
             (with_tile(kernel, tile, options), groups)
         }
         MatmulVariant::Naive => {

@@ -8,6 +8,7 @@
 //!
 //! The file: `$GRADLENS_TUNING_FILE`, else `$XDG_CACHE_HOME/gradlens/tuning.json`, else
 //! `~/.cache/gradlens/tuning.json`; JSON `{ adapter: { "MxNxK": [row_groups, column_vecs] } }`.
+//! An empty `GRADLENS_TUNING_FILE` turns tuned tiles off (the defaults everywhere).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -78,7 +79,7 @@ fn adapter_key(gpu: &Gpu) -> String {
 
 fn tuning_file() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("GRADLENS_TUNING_FILE") {
-        return Some(PathBuf::from(path));
+        return (!path.is_empty()).then(|| PathBuf::from(path));
     }
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)

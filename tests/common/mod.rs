@@ -70,3 +70,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
         );
     }
 }
+
+// Profiling (`Gpu::start_profiling`), finite checks (`Gpu::start_finite_checks`) and the
+// tuning shape recorder are modes of the whole context or process: a test that uses one needs
+// a test binary of its own (tests/profile.rs, tests/finite.rs, tests/tuning.rs), or the other
+// tests' work would be recorded with its own.
