@@ -260,7 +260,8 @@ fn train_evaluate_and_explain_an_image_folder() {
     }
     let checkpoint = dir.join("lesions.safetensors");
     let (d, c) = (data.to_str().unwrap(), checkpoint.to_str().unwrap());
-    let output = gradlens(&[
+    // The model and data every train run below shares.
+    let train = [
         "train",
         "--arch",
         "resnet18",
@@ -273,15 +274,23 @@ fn train_evaluate_and_explain_an_image_folder() {
         "--grayscale",
         "--size",
         "32",
-        "--epochs",
-        "2",
         "--batch",
         "16",
-        "--augment",
-        "flip,rotate,crop,intensity",
-        "--class-weights",
-        "balanced",
-    ]);
+    ];
+    let output = gradlens(
+        &[
+            &train[..],
+            &[
+                "--epochs",
+                "2",
+                "--augment",
+                "flip,rotate,crop,intensity",
+                "--class-weights",
+                "balanced",
+            ],
+        ]
+        .concat(),
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(
@@ -334,25 +343,10 @@ fn train_evaluate_and_explain_an_image_folder() {
 
     // Ctrl-C leaves a checkpoint that --resume continues from.
     let child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
-        .args([
-            "train",
-            "--arch",
-            "resnet18",
-            "--width",
-            "8",
-            "--data",
-            d,
-            "--out",
-            c,
-            "--grayscale",
-            "--size",
-            "32",
-            "--epochs",
-            "50",
-            "--batch",
-            "16",
-        ])
+        .args(train)
+        .args(["--epochs", "50"])
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("GRADLENS_TUNING_FILE", "")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -378,24 +372,13 @@ fn train_evaluate_and_explain_an_image_folder() {
     let epoch = state["epoch"].as_u64().unwrap();
     let step = state["step"].as_u64().unwrap();
     let epochs = (epoch + 1).to_string();
-    let output = gradlens(&[
-        "train",
-        "--arch",
-        "resnet18",
-        "--width",
-        "8",
-        "--data",
-        d,
-        "--out",
-        c,
-        "--grayscale",
-        "--size",
-        "32",
-        "--epochs",
-        &epochs,
-        "--resume",
-        saved.to_str().unwrap(),
-    ]);
+    let output = gradlens(
+        &[
+            &train[..],
+            &["--epochs", &epochs, "--resume", saved.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::BufferRange;
 use super::pipelines::CachedPipeline;
 use super::profile::{Attribution, Profiler, TimingSource};
+use super::readback::{read_staging, wait_idle};
 use crate::error::{Error, Result};
 
 /// Submit once this many dispatches are pending: bounds the memory the batch holds on to while
@@ -201,31 +202,8 @@ fn submit_timestamped(
     encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
     encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
     queue.submit(Some(encoder.finish()));
-
-    let slice = staging.slice(..);
-    let (sender, receiver) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |result| {
-        let _ = sender.send(result);
-    });
-    let profiling_error = |message: String| Error::Readback {
-        what: "kernel timestamps".into(),
-        message,
-    };
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|error| Error::DeviceLost {
-            reason: error.to_string(),
-        })?;
-    receiver
-        .recv()
-        .map_err(|_| profiling_error("the map callback never ran".into()))?
-        .map_err(|error| profiling_error(error.to_string()))?;
-    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
-        &slice
-            .get_mapped_range()
-            .map_err(|error| profiling_error(error.to_string()))?,
-    );
-    staging.unmap();
+    let ticks: Vec<u64> =
+        bytemuck::pod_collect_to_vec(&read_staging(device, &staging, "kernel timestamps")?);
     let period = f64::from(queue.get_timestamp_period());
     profiler.record_timestamps(dispatches.iter().map(profiled).collect(), &ticks, period);
     Ok(())
@@ -254,11 +232,7 @@ fn submit_host_timed(
         let command_buffer = encoder.finish();
         let started = std::time::Instant::now();
         queue.submit(Some(command_buffer));
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|error| Error::DeviceLost {
-                reason: error.to_string(),
-            })?;
+        wait_idle(device)?;
         let (attribution, kernel, workgroups) = profiled(dispatch);
         profiler.record_host(
             attribution,

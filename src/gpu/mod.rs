@@ -11,6 +11,7 @@ mod finite;
 mod pipelines;
 mod pool;
 mod profile;
+mod readback;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -367,12 +368,7 @@ impl Gpu {
     }
 
     fn wait(&self) -> Result<()> {
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|error| Error::DeviceLost {
-                reason: error.to_string(),
-            })?;
+        readback::wait_idle(&self.inner.device)?;
         self.check_alive()
     }
 
@@ -402,26 +398,8 @@ impl Gpu {
             });
         encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         inner.queue.submit(Some(encoder.finish()));
-
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let slice = staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, move |result| {
-            let _ = sender.send(result);
-        });
-        self.wait()?;
-        let readback_error = |message: String| Error::Readback {
-            what: what.to_string(),
-            message,
-        };
-        receiver
-            .recv()
-            .map_err(|_| readback_error("the map callback never ran".into()))?
-            .map_err(|error| readback_error(error.to_string()))?;
-        let bytes = slice
-            .get_mapped_range()
-            .map_err(|error| readback_error(error.to_string()))?
-            .to_vec();
-        staging.unmap();
+        let bytes = readback::read_staging(&inner.device, &staging, what)?;
+        self.check_alive()?;
         Ok(bytes)
     }
 
