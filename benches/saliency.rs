@@ -45,16 +45,36 @@ fn main() {
         seconds
     };
     let pass = time("gradient", &|| {
-        saliency::gradient(explained, &x, &class, Score::Logit).expect("gradient");
+        pollster::block_on(saliency::gradient(explained, &x, &class, Score::Logit))
+            .expect("gradient");
     });
     time("gradient × input", &|| {
-        saliency::gradient_x_input(explained, &x, &class, Score::Logit).expect("gxi");
+        pollster::block_on(saliency::gradient_x_input(
+            explained,
+            &x,
+            &class,
+            Score::Logit,
+        ))
+        .expect("gxi");
     });
     time("guided backprop", &|| {
-        saliency::guided_backprop(explained, &x, &class, Score::Logit).expect("guided");
+        pollster::block_on(saliency::guided_backprop(
+            explained,
+            &x,
+            &class,
+            Score::Logit,
+        ))
+        .expect("guided");
     });
     time("grad-cam (layer4)", &|| {
-        saliency::grad_cam(explained, &x, &class, Score::Logit, None).expect("gradcam");
+        pollster::block_on(saliency::grad_cam(
+            explained,
+            &x,
+            &class,
+            Score::Logit,
+            None,
+        ))
+        .expect("gradcam");
     });
     let smooth = SmoothGrad {
         samples: 8,
@@ -62,7 +82,14 @@ fn main() {
         ..SmoothGrad::default()
     };
     let seconds = time("smoothgrad, 8 samples in one batch", &|| {
-        saliency::smoothgrad(explained, &x, &class, Score::Logit, &smooth).expect("smoothgrad");
+        pollster::block_on(saliency::smoothgrad(
+            explained,
+            &x,
+            &class,
+            Score::Logit,
+            &smooth,
+        ))
+        .expect("smoothgrad");
     });
     println!("    → default 50 samples ≈ {:.1} s", seconds * 50.0 / 8.0);
     let ig = IntegratedGradients {
@@ -71,7 +98,14 @@ fn main() {
         ..IntegratedGradients::default()
     };
     let seconds = time("integrated gradients, 8 steps in one batch", &|| {
-        saliency::integrated_gradients(explained, &x, &class, Score::Logit, &ig).expect("ig");
+        pollster::block_on(saliency::integrated_gradients(
+            explained,
+            &x,
+            &class,
+            Score::Logit,
+            &ig,
+        ))
+        .expect("ig");
     });
     println!("    → default 50 steps ≈ {:.1} s", seconds * 50.0 / 8.0);
     let perturbation = Perturbation {
@@ -79,8 +113,13 @@ fn main() {
         ..Perturbation::default()
     };
     let seconds = time("meaningful perturbation, 5 iterations", &|| {
-        saliency::meaningful_perturbation(explained, &x, &class, &perturbation)
-            .expect("perturbation");
+        pollster::block_on(saliency::meaningful_perturbation(
+            explained,
+            &x,
+            &class,
+            &perturbation,
+        ))
+        .expect("perturbation");
     });
     println!(
         "    → default 300 iterations ≈ {:.0} s ({:.2} s per plain gradient pass)",

@@ -14,9 +14,11 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::imaging::{Preprocess, Sizing};
 use crate::models::adapt::{classes_in, head_prefixes};
-use crate::models::{ARCHS, ModelConfig};
+use crate::models::{ARCHS, Classifier, ModelConfig, build};
+use crate::nn::ParamStore;
 use crate::weights::WeightsFile;
 
 /// The largest `input_size` and `resize_size` a file may ask for. Each image is resized to it
@@ -31,6 +33,25 @@ pub fn imagenet_classes() -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// A model built from a weights file, its weights loaded.
+pub struct LoadedModel {
+    pub info: ModelInfo,
+    pub store: ParamStore,
+    pub model: Box<dyn Classifier>,
+}
+
+/// Builds the architecture `file` names (or `arch`) and loads its weights. The file is checked
+/// against a shape-only build first, so a file claiming a huge head is refused before
+/// anything is allocated.
+pub fn load(gpu: &Gpu, file: &WeightsFile, arch: Option<&str>) -> Result<LoadedModel> {
+    let info = ModelInfo::from_file(file, arch)?;
+    crate::validate::model_fits(gpu, file, &info)?;
+    let mut store = ParamStore::new(gpu);
+    let model = build(&info.arch, &mut store, &info.config)?;
+    file.load_into(&mut store, model.optional_prefixes())?;
+    Ok(LoadedModel { info, store, model })
 }
 
 /// A model as its weights file describes it.

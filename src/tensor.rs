@@ -139,16 +139,42 @@ impl Tensor {
         }
     }
 
-    /// Waits for every recorded kernel and copies the values to the host.
+    /// Waits for every recorded kernel and copies the values to the host. Natively only: in a
+    /// browser, await [`Tensor::read`].
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         let Some(buffer) = &self.buffer else {
             return Ok(Vec::new());
         };
-        let what = format!("a tensor of shape {:?}", self.dims());
+        let bytes = self.gpu.read(
+            buffer.buffer(),
+            self.offset,
+            self.byte_size(),
+            &self.describe(),
+        )?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// The values on the host once every recorded kernel has run (the readback that works in
+    /// a browser too).
+    pub async fn read(&self) -> Result<Vec<f32>> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(Vec::new());
+        };
         let bytes = self
             .gpu
-            .read(buffer.buffer(), self.offset, self.byte_size(), &what)?;
+            .read_async(
+                buffer.buffer(),
+                self.offset,
+                self.byte_size(),
+                &self.describe(),
+            )
+            .await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// "a tensor of shape [..]", for readback errors.
+    fn describe(&self) -> String {
+        format!("a tensor of shape {:?}", self.dims())
     }
 
     pub fn gpu(&self) -> &Gpu {

@@ -32,10 +32,11 @@ fn saliency_methods_match_captum() {
     let x = Tensor::from_slice(gpu(), input.dims.clone(), &input.data).unwrap();
     let targets = [0, 2];
 
-    let logits = saliency::logits(explained, &x).unwrap();
+    let logits = pollster::block_on(saliency::logits(explained, &x)).unwrap();
     assert_close("logits", &logits.data, &get("logits").data, 1e-5, 1e-5);
 
-    let gradient = saliency::gradient(explained, &x, &targets, Score::Logit).unwrap();
+    let gradient =
+        pollster::block_on(saliency::gradient(explained, &x, &targets, Score::Logit)).unwrap();
     assert_close(
         "Saliency (abs=False)",
         &gradient.data,
@@ -44,7 +45,13 @@ fn saliency_methods_match_captum() {
         1e-5,
     );
 
-    let guided = saliency::guided_backprop(explained, &x, &targets, Score::Logit).unwrap();
+    let guided = pollster::block_on(saliency::guided_backprop(
+        explained,
+        &x,
+        &targets,
+        Score::Logit,
+    ))
+    .unwrap();
     assert_close(
         "GuidedBackprop",
         &guided.data,
@@ -53,8 +60,14 @@ fn saliency_methods_match_captum() {
         1e-5,
     );
 
-    let (cam, _) =
-        saliency::grad_cam(explained, &x, &targets, Score::Logit, Some("features")).unwrap();
+    let (cam, _) = pollster::block_on(saliency::grad_cam(
+        explained,
+        &x,
+        &targets,
+        Score::Logit,
+        Some("features"),
+    ))
+    .unwrap();
     assert_close(
         "LayerGradCam (ReLU'd)",
         &cam.data,
@@ -70,8 +83,14 @@ fn saliency_methods_match_captum() {
         path: Path::GaussLegendre,
         ..Default::default()
     };
-    let ig =
-        saliency::integrated_gradients(explained, &x, &targets, Score::Logit, &settings).unwrap();
+    let ig = pollster::block_on(saliency::integrated_gradients(
+        explained,
+        &x,
+        &targets,
+        Score::Logit,
+        &settings,
+    ))
+    .unwrap();
     assert_close(
         "IntegratedGradients (gausslegendre)",
         &ig.attribution.data,
@@ -92,8 +111,14 @@ fn saliency_methods_match_captum() {
         path: Path::RiemannTrapezoid,
         ..settings
     };
-    let ig =
-        saliency::integrated_gradients(explained, &x, &targets, Score::Logit, &settings).unwrap();
+    let ig = pollster::block_on(saliency::integrated_gradients(
+        explained,
+        &x,
+        &targets,
+        Score::Logit,
+        &settings,
+    ))
+    .unwrap();
     let scaled: Vec<f32> = ig
         .attribution
         .data

@@ -49,10 +49,10 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
     let logits = model.forward(&f, &Var::constant(input.clone())).unwrap();
     let loss = tape.cross_entropy(&logits, &[0, 3], None).unwrap();
     tape.backward(&loss, None).unwrap();
-    let profile = gpu.finish_profiling().unwrap();
+    let profile = pollster::block_on(gpu.finish_profiling()).unwrap();
     assert!(!gpu.is_profiling());
     assert!(
-        gpu.finish_profiling().is_err(),
+        pollster::block_on(gpu.finish_profiling()).is_err(),
         "profiling was already finished"
     );
 
@@ -143,6 +143,6 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
 
     // Nothing is recorded once profiling has stopped.
     gpu.start_profiling().unwrap();
-    let empty = gpu.finish_profiling().unwrap();
+    let empty = pollster::block_on(gpu.finish_profiling()).unwrap();
     assert!(empty.kernels.is_empty());
 }

@@ -69,7 +69,7 @@ fn saliency_points_at_the_lesions() {
 
     let held_out = data.generate(500_000, 96);
     let x = Tensor::from_slice(gpu(), held_out.image_dims(), &held_out.images).unwrap();
-    let predicted = saliency::top_classes(explained, &x).unwrap();
+    let predicted = pollster::block_on(saliency::top_classes(explained, &x)).unwrap();
     let accuracy = predicted
         .iter()
         .zip(&held_out.labels)
@@ -108,8 +108,13 @@ fn saliency_points_at_the_lesions() {
             / masks.len() as f64
     };
 
-    let gradient =
-        saliency::gradient(explained, &positive_images, &lesion_class, Score::Logit).unwrap();
+    let gradient = pollster::block_on(saliency::gradient(
+        explained,
+        &positive_images,
+        &lesion_class,
+        Score::Logit,
+    ))
+    .unwrap();
     let gradient_maps = to_maps(&gradient, Reduce::AbsMax).unwrap();
     let gradient_hits = hits(&gradient_maps.data);
 
@@ -121,9 +126,14 @@ fn saliency_points_at_the_lesions() {
         steps: 64,
         ..Default::default()
     };
-    let ig =
-        saliency::integrated_gradients(explained, &ig_images, &[1; 8], Score::Logit, &settings)
-            .unwrap();
+    let ig = pollster::block_on(saliency::integrated_gradients(
+        explained,
+        &ig_images,
+        &[1; 8],
+        Score::Logit,
+        &settings,
+    ))
+    .unwrap();
     let ig_maps = to_maps(&ig.attribution, Reduce::Sum).unwrap();
     let ig_hits = ig_masks
         .iter()
@@ -144,17 +154,22 @@ fn saliency_points_at_the_lesions() {
         .zip(&ig.score_difference)
         .map(|(e, d)| e.abs() / d.abs().max(1.0))
         .fold(0.0, f32::max);
-    let (_, cam) = saliency::grad_cam(
+    let (_, cam) = pollster::block_on(saliency::grad_cam(
         explained,
         &positive_images,
         &lesion_class,
         Score::Logit,
         Some("layer2"),
-    )
+    ))
     .unwrap();
     let gradcam_hits = hits(&cam.data);
-    let gxi = saliency::gradient_x_input(explained, &positive_images, &lesion_class, Score::Logit)
-        .unwrap();
+    let gxi = pollster::block_on(saliency::gradient_x_input(
+        explained,
+        &positive_images,
+        &lesion_class,
+        Score::Logit,
+    ))
+    .unwrap();
     let gxi_hits = hits(
         &to_maps(&gxi, Reduce::Sum)
             .unwrap()
@@ -163,21 +178,25 @@ fn saliency_points_at_the_lesions() {
             .map(|v| v.abs())
             .collect::<Vec<_>>(),
     );
-    let guided =
-        saliency::guided_backprop(explained, &positive_images, &lesion_class, Score::Logit)
-            .unwrap();
+    let guided = pollster::block_on(saliency::guided_backprop(
+        explained,
+        &positive_images,
+        &lesion_class,
+        Score::Logit,
+    ))
+    .unwrap();
     let guided_hits = hits(&to_maps(&guided, Reduce::AbsMax).unwrap().data);
     let smooth = SmoothGrad {
         samples: 10,
         ..SmoothGrad::default()
     };
-    let smoothgrad = saliency::smoothgrad(
+    let smoothgrad = pollster::block_on(saliency::smoothgrad(
         explained,
         &positive_images,
         &lesion_class,
         Score::Logit,
         &smooth,
-    )
+    ))
     .unwrap();
     let smoothgrad_hits = hits(&to_maps(&smoothgrad, Reduce::AbsMax).unwrap().data);
 
@@ -193,8 +212,14 @@ fn saliency_points_at_the_lesions() {
         let baseline = vec![image.iter().sum::<f32>() / plane as f32; plane];
         let map = &gradient_maps.data[k * plane..(k + 1) * plane];
         let shuffled: Vec<f32> = (0..plane).map(|_| order_rng.uniform() as f32).collect();
-        let a = deletion_insertion_auc(explained, &one, 1, map, &baseline, 16).unwrap();
-        let b = deletion_insertion_auc(explained, &one, 1, &shuffled, &baseline, 16).unwrap();
+        let a = pollster::block_on(deletion_insertion_auc(
+            explained, &one, 1, map, &baseline, 16,
+        ))
+        .unwrap();
+        let b = pollster::block_on(deletion_insertion_auc(
+            explained, &one, 1, &shuffled, &baseline, 16,
+        ))
+        .unwrap();
         faithful = (faithful.0 + a.0 / 6.0, faithful.1 + a.1 / 6.0);
         shuffled_order = (shuffled_order.0 + b.0 / 6.0, shuffled_order.1 + b.1 / 6.0);
     }
@@ -219,12 +244,12 @@ fn saliency_points_at_the_lesions() {
         iterations: 150,
         ..Perturbation::default()
     };
-    let perturbation = saliency::meaningful_perturbation(
+    let perturbation = pollster::block_on(saliency::meaningful_perturbation(
         explained,
         &subset_images,
         &vec![1; subset.len()],
         &settings,
-    )
+    ))
     .unwrap();
     let perturbation_hits = subset_masks
         .iter()
@@ -243,7 +268,7 @@ fn saliency_points_at_the_lesions() {
     // Sanity check: the same architecture with fresh random weights.
     let mut random_store = ParamStore::new(gpu());
     let random_model = ResNet::with_width(&mut random_store, "resnet18", 1, 2, 8, 99).unwrap();
-    let random = saliency::gradient(
+    let random = pollster::block_on(saliency::gradient(
         Explained {
             model: &random_model,
             store: &random_store,
@@ -251,7 +276,7 @@ fn saliency_points_at_the_lesions() {
         &positive_images,
         &lesion_class,
         Score::Logit,
-    )
+    ))
     .unwrap();
     let random_maps = to_maps(&random, Reduce::AbsMax).unwrap();
     let correlations: Vec<f32> = (0..positives.len())

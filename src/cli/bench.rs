@@ -279,7 +279,7 @@ pub fn run(request: &Request) -> Result<()> {
     if request.profile {
         gpu.start_profiling()?;
         subject.run(profiled)?;
-        let profile = gpu.finish_profiling()?;
+        let profile = pollster::block_on(gpu.finish_profiling())?;
         say(format!(
             "\nProfile of one {} ({}):",
             profiled.describe(),

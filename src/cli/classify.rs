@@ -54,7 +54,7 @@ pub fn run(request: &Request) -> Result<()> {
     let scored: Vec<Scored> = match request.tile {
         None => {
             let (batch, _) = model::images(&gpu, &loaded.info, request.images)?;
-            let logits = logits(explained, &batch)?;
+            let logits = pollster::block_on(logits(explained, &batch))?;
             logits
                 .data
                 .chunks(logits.dims[1])
@@ -128,7 +128,7 @@ fn score_tiles(
     let positions = tiled.grid.positions();
     let mut tile_logits = Vec::new();
     for chunk in positions.chunks(TILES_PER_BATCH) {
-        tile_logits.extend(logits(explained, &tiled.batch(gpu, chunk)?)?.data);
+        tile_logits.extend(pollster::block_on(logits(explained, &tiled.batch(gpu, chunk)?))?.data);
     }
     let classes = tile_logits.len() / positions.len();
     let pooling = match aggregate {

@@ -110,7 +110,7 @@ pub fn run(out: &Path) -> Result<()> {
         store: &store,
     };
     let x = Tensor::from_slice(&gpu, held_out.image_dims(), &normalise(&held_out.images))?;
-    let predicted = saliency::top_classes(explained, &x)?;
+    let predicted = pollster::block_on(saliency::top_classes(explained, &x))?;
     let correct = predicted
         .iter()
         .zip(&held_out.labels)
@@ -139,12 +139,12 @@ pub fn run(out: &Path) -> Result<()> {
     };
     let t = Instant::now();
     let gradient = to_maps(
-        &saliency::gradient(
+        &pollster::block_on(saliency::gradient(
             explained,
             &pick(&positives)?,
             &vec![1; positives.len()],
             Score::Logit,
-        )?,
+        ))?,
         Reduce::AbsMax,
     )?;
     let gradient_s = t.elapsed().as_secs_f64() / positives.len() as f64;
@@ -173,12 +173,12 @@ pub fn run(out: &Path) -> Result<()> {
         jitter: 1,
         ..Perturbation::default()
     };
-    let perturbation = saliency::meaningful_perturbation(
+    let perturbation = pollster::block_on(saliency::meaningful_perturbation(
         explained,
         &pick(&shown)?,
         &vec![1; shown.len()],
         &settings,
-    )?;
+    ))?;
     let perturbation_s = t.elapsed().as_secs_f64() / shown.len() as f64;
     for (k, &i) in shown.iter().enumerate() {
         let image = Planes {
@@ -244,7 +244,7 @@ pub fn run(out: &Path) -> Result<()> {
     // is saved: it changes nothing written above).
     gpu.start_profiling()?;
     train_step(EPOCHS, 0)?;
-    let profile = gpu.finish_profiling()?;
+    let profile = pollster::block_on(gpu.finish_profiling())?;
     let kernel_table = format_table(&profile, &kernel_rows(&profile));
     let layer_table = format_table(&profile, &layer_rows(&profile));
     write_text(

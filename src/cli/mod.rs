@@ -253,8 +253,8 @@ Examples:
         weights: PathBuf,
         #[arg(long)]
         arch: Option<String>,
-        #[arg(long, value_enum, default_value = "gradient")]
-        method: saliency::Method,
+        #[arg(long, default_value = "gradient", value_parser = method_parser())]
+        method: gradlens::saliency::Method,
         /// A class index, a class name stored with the weights, or "top" (each image's
         /// predicted class).
         #[arg(long, default_value = "top")]
@@ -422,4 +422,12 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             check_finite,
         }),
     }
+}
+
+/// `--method`: the saliency methods by name, listed in --help and in clap's errors.
+fn method_parser() -> impl clap::builder::TypedValueParser<Value = gradlens::saliency::Method> {
+    use clap::builder::TypedValueParser;
+    use gradlens::saliency::Method;
+    clap::builder::PossibleValuesParser::new(Method::ALL.map(Method::name))
+        .map(|name| Method::from_name(&name).expect("clap accepts only listed names"))
 }

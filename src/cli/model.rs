@@ -2,30 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use gradlens::checkpoint::ModelInfo;
+use gradlens::checkpoint::{LoadedModel, ModelInfo};
 use gradlens::imaging::tiles::{TileGrid, crop};
 use gradlens::imaging::{self, Planes, Preprocess, Sizing};
-use gradlens::models::{Classifier, build};
-use gradlens::nn::ParamStore;
 use gradlens::weights::WeightsFile;
 use gradlens::{Error, Gpu, Result, Tensor};
 
-pub struct LoadedModel {
-    pub info: ModelInfo,
-    pub store: ParamStore,
-    pub model: Box<dyn Classifier>,
-}
-
 /// Builds the architecture the weights name (or `arch`) and loads them.
 pub fn load(gpu: &Gpu, weights: &Path, arch: Option<&str>) -> Result<LoadedModel> {
-    let file = WeightsFile::open(weights)?;
-    let info = ModelInfo::from_file(&file, arch)?;
-    // Before anything is allocated: a file claiming a huge head is refused, not built.
-    gradlens::validate::model_fits(gpu, &file, &info)?;
-    let mut store = ParamStore::new(gpu);
-    let model = build(&info.arch, &mut store, &info.config)?;
-    file.load_into(&mut store, model.optional_prefixes())?;
-    Ok(LoadedModel { info, store, model })
+    gradlens::checkpoint::load(gpu, &WeightsFile::open(weights)?, arch)
 }
 
 /// Decodes and preprocesses every image: the batch [N, C, S, S] and the sized (not

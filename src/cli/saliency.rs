@@ -5,27 +5,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
 use gradlens::imaging::tiles::{Pooling, Stitcher, pool_logits};
 use gradlens::imaging::{Colormap, Planes, overlay, write_png};
-use gradlens::saliency::{
-    self, Attribution, Explained, IntegratedGradients, Perturbation, Reduce, Score, SmoothGrad,
-    to_maps,
-};
+use gradlens::saliency::{self, Attribution, Explained, Method, method_maps};
 use gradlens::{Error, Gpu, Result, Tensor};
 
 use super::model::{self, TILES_PER_BATCH, Tiled};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Method {
-    Gradient,
-    GradientXInput,
-    Smoothgrad,
-    IntegratedGradients,
-    Gradcam,
-    GuidedBackprop,
-    Perturbation,
-}
 
 pub struct Request<'a> {
     pub images: &'a [PathBuf],
@@ -77,7 +62,7 @@ pub fn run(request: &Request) -> Result<()> {
             let (batch, sized) = model::images(&gpu, &loaded.info, request.images)?;
             let classes = match class {
                 Some(class) => vec![class; request.images.len()],
-                None => saliency::top_classes(explained, &batch)?,
+                None => pollster::block_on(saliency::top_classes(explained, &batch))?,
             };
             let maps = compute(explained, &batch, &classes, request.method)?;
             let plane = maps.dims[1] * maps.dims[2];
@@ -158,7 +143,10 @@ fn explain_tiles(
         None => {
             let mut logits = Vec::new();
             for chunk in positions.chunks(TILES_PER_BATCH) {
-                logits.extend(saliency::logits(explained, &tiled.batch(gpu, chunk)?)?.data);
+                logits.extend(
+                    pollster::block_on(saliency::logits(explained, &tiled.batch(gpu, chunk)?))?
+                        .data,
+                );
             }
             let pooled = pool_logits(&logits, logits.len() / positions.len(), Pooling::Max);
             (0..pooled.len())
@@ -186,56 +174,18 @@ fn explain_tiles(
     })
 }
 
-/// Maps [N, H, W] at the model's input resolution.
+/// Maps [N, H, W] at the model's input resolution; the method's notes go to stderr.
 fn compute(
     explained: Explained,
     x: &Tensor,
     classes: &[usize],
     method: Method,
 ) -> Result<Attribution> {
-    let score = Score::Logit;
-    Ok(match method {
-        Method::Gradient => to_maps(
-            &saliency::gradient(explained, x, classes, score)?,
-            Reduce::AbsMax,
-        )?,
-        Method::GradientXInput => to_maps(
-            &saliency::gradient_x_input(explained, x, classes, score)?,
-            Reduce::Sum,
-        )?,
-        Method::Smoothgrad => to_maps(
-            &saliency::smoothgrad(explained, x, classes, score, &SmoothGrad::default())?,
-            Reduce::AbsMax,
-        )?,
-        Method::IntegratedGradients => {
-            let result = saliency::integrated_gradients(
-                explained,
-                x,
-                classes,
-                score,
-                &IntegratedGradients::default(),
-            )?;
-            for (error, difference) in result
-                .completeness_error
-                .iter()
-                .zip(&result.score_difference)
-            {
-                eprintln!(
-                    "integrated gradients: attributions sum to F(x) − F(baseline) = {difference:.4} within {error:.4}"
-                );
-            }
-            to_maps(&result.attribution, Reduce::Sum)?
-        }
-        Method::Gradcam => saliency::grad_cam(explained, x, classes, score, None)?.1,
-        Method::GuidedBackprop => to_maps(
-            &saliency::guided_backprop(explained, x, classes, score)?,
-            Reduce::AbsMax,
-        )?,
-        Method::Perturbation => {
-            saliency::meaningful_perturbation(explained, x, classes, &Perturbation::default())?
-                .saliency
-        }
-    })
+    let computed = pollster::block_on(method_maps(explained, x, classes, method))?;
+    for note in &computed.notes {
+        eprintln!("{note}");
+    }
+    Ok(computed.maps)
 }
 
 /// With one image `out` is the file; with several it is a folder (created) holding

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 
 use super::BufferRange;
+use super::clock::Instant;
+use super::error_scope::scoped;
 use super::pipelines::CachedPipeline;
-use super::profile::{Attribution, Profiler, TimingSource};
-use super::readback::{read_staging, wait_idle};
+use super::profile::{Attribution, PendingTimestamps, Profiler, TimingSource};
+use super::readback::wait_idle;
 use crate::error::{Error, Result};
 
 /// Submit once this many dispatches are pending: bounds the memory the batch holds on to while
@@ -41,7 +43,7 @@ impl Batch {
 
     /// Encodes and submits every pending dispatch, leaving the batch empty. A validation error
     /// names the kernel whose label the message mentions, or lists the batch's kernels. With a
-    /// profiler, each dispatch is timed (see `profile.rs`) and this waits for the GPU.
+    /// profiler, each dispatch is timed (see `profile.rs`); host timing waits for the GPU.
     pub(crate) fn submit(
         &mut self,
         device: &wgpu::Device,
@@ -61,53 +63,13 @@ impl Batch {
             params.resize(params.len().next_multiple_of(uniform_alignment as usize), 0);
         }
 
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("kernel params"),
-            size: params.len() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        queue.write_buffer(&params_buffer, 0, &params);
-        match profiler {
-            None => {
-                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("gradlens batch"),
-                });
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("gradlens kernels"),
-                        timestamp_writes: None,
-                    });
-                    for (dispatch, &offset) in dispatches.iter().zip(&offsets) {
-                        encode(device, &mut pass, dispatch, &params_buffer, offset);
-                    }
-                }
-                queue.submit(Some(encoder.finish()));
-            }
-            Some(profiler) => match profiler.source {
-                TimingSource::GpuTimestamps => submit_timestamped(
-                    device,
-                    queue,
-                    &dispatches,
-                    &offsets,
-                    &params_buffer,
-                    profiler,
-                )?,
-                TimingSource::HostSynchronised => submit_host_timed(
-                    device,
-                    queue,
-                    &dispatches,
-                    &offsets,
-                    &params_buffer,
-                    profiler,
-                )?,
-            },
-        }
-        let out_of_memory = pollster::block_on(out_of_memory.pop());
-        let validation = pollster::block_on(validation.pop());
-
+        let ((submitted, out_of_memory), validation) =
+            scoped(device, wgpu::ErrorFilter::Validation, || {
+                scoped(device, wgpu::ErrorFilter::OutOfMemory, || {
+                    encode_and_submit(device, queue, &dispatches, &offsets, &params, profiler)
+                })
+            });
+        submitted?;
         if let Some(error) = out_of_memory {
             return Err(Error::OutOfMemory {
                 during: format!("running {}: {error}", kernel_names(&dispatches)),
@@ -125,6 +87,51 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// Uploads the batch's parameters and submits its dispatches: all in one compute pass, or
+/// timed one by one for the profiler.
+fn encode_and_submit(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    dispatches: &[Dispatch],
+    offsets: &[u64],
+    params: &[u8],
+    profiler: Option<&mut Profiler>,
+) -> Result<()> {
+    let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("kernel params"),
+        size: params.len() as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    queue.write_buffer(&params_buffer, 0, params);
+    match profiler {
+        None => {
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gradlens batch"),
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("gradlens kernels"),
+                    timestamp_writes: None,
+                });
+                for (dispatch, &offset) in dispatches.iter().zip(offsets) {
+                    encode(device, &mut pass, dispatch, &params_buffer, offset);
+                }
+            }
+            queue.submit(Some(encoder.finish()));
+        }
+        Some(profiler) => match profiler.source {
+            TimingSource::GpuTimestamps => {
+                submit_timestamped(device, queue, dispatches, offsets, &params_buffer, profiler)
+            }
+            TimingSource::HostSynchronised => {
+                submit_host_timed(device, queue, dispatches, offsets, &params_buffer, profiler)?
+            }
+        },
+    }
+    Ok(())
 }
 
 fn encode(
@@ -156,7 +163,7 @@ fn profiled(dispatch: &Dispatch) -> (Attribution, String, [u32; 3]) {
 }
 
 /// Each dispatch in a compute pass of its own whose start and end write a timestamp; the
-/// timestamps are resolved, read back and handed to the profiler.
+/// timestamps are resolved into a staging buffer that the profiler reads when it finishes.
 fn submit_timestamped(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -164,7 +171,7 @@ fn submit_timestamped(
     offsets: &[u64],
     params_buffer: &wgpu::Buffer,
     profiler: &mut Profiler,
-) -> Result<()> {
+) {
     let count = 2 * dispatches.len() as u32;
     let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
         label: Some("gradlens kernel timestamps"),
@@ -202,11 +209,11 @@ fn submit_timestamped(
     encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
     encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
     queue.submit(Some(encoder.finish()));
-    let ticks: Vec<u64> =
-        bytemuck::pod_collect_to_vec(&read_staging(device, &staging, "kernel timestamps")?);
-    let period = f64::from(queue.get_timestamp_period());
-    profiler.record_timestamps(dispatches.iter().map(profiled).collect(), &ticks, period);
-    Ok(())
+    profiler.pending.push(PendingTimestamps {
+        staging,
+        kernels: dispatches.iter().map(profiled).collect(),
+        period_ns: f64::from(queue.get_timestamp_period()),
+    });
 }
 
 /// Each dispatch submitted alone and waited for, timed on the host.
@@ -230,17 +237,11 @@ fn submit_host_timed(
             encode(device, &mut pass, dispatch, params_buffer, offset);
         }
         let command_buffer = encoder.finish();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         queue.submit(Some(command_buffer));
         wait_idle(device)?;
         let (attribution, kernel, workgroups) = profiled(dispatch);
-        profiler.record_host(
-            attribution,
-            kernel,
-            workgroups,
-            started,
-            std::time::Instant::now(),
-        );
+        profiler.record_host(attribution, kernel, workgroups, started, Instant::now());
     }
     Ok(())
 }

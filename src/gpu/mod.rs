@@ -7,6 +7,8 @@
 
 pub mod adapter;
 mod batch;
+mod clock;
+mod error_scope;
 mod finite;
 mod pipelines;
 mod pool;
@@ -20,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::shaders::Kernel;
 pub use adapter::AdapterRequest;
 use batch::{Batch, Dispatch};
+use error_scope::scoped;
 pub use finite::NonFinite;
 use finite::{FiniteChecks, SLOTS_PER_BUFFER};
 use pipelines::PipelineCache;
@@ -93,27 +96,32 @@ impl Gpu {
     pub fn with_options(options: GpuOptions) -> Result<Self> {
         let ranked = adapter::enumerate_ranked(&options.request);
         let chosen = adapter::choose(ranked, &options.request)?;
-        Self::open(chosen, options.poison_allocations)
+        pollster::block_on(Self::open(chosen, options.poison_allocations))
     }
 
-    fn open(adapter: wgpu::Adapter, poison_allocations: bool) -> Result<Self> {
+    /// Opens a device on `adapter` with everything it offers that gradlens uses: its own
+    /// limits (a browser's defaults are smaller) and the wanted optional features. The browser
+    /// front chooses its adapter itself and comes in here.
+    pub async fn open(adapter: wgpu::Adapter, poison_allocations: bool) -> Result<Self> {
         let adapter_info = adapter.get_info();
         // The adapter's own limits, not wgpu's conservative defaults: VGG16's first classifier
         // weight alone is 411 MB.
         let limits = adapter.limits();
         let features = adapter.features() & WANTED_FEATURES;
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("gradlens"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::default(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|error| Error::RequestDevice {
-            adapter: adapter::describe(&adapter_info),
-            message: error.to_string(),
-        })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gradlens"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::default(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|error| Error::RequestDevice {
+                adapter: adapter::describe(&adapter_info),
+                message: error.to_string(),
+            })?;
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -225,17 +233,16 @@ impl Gpu {
             Some(buffer) => buffer,
             None => {
                 self.check_alive()?;
-                let scope = self
-                    .inner
-                    .device
-                    .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-                let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(what),
-                    size: class,
-                    usage: pool::TENSOR_USAGE,
-                    mapped_at_creation: false,
+                let device = &self.inner.device;
+                let (buffer, error) = scoped(device, wgpu::ErrorFilter::OutOfMemory, || {
+                    device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(what),
+                        size: class,
+                        usage: pool::TENSOR_USAGE,
+                        mapped_at_creation: false,
+                    })
                 });
-                if pollster::block_on(scope.pop()).is_some() {
+                if error.is_some() {
                     return Err(Error::OutOfMemory {
                         during: format!("allocating {bytes} bytes for {what}"),
                     });
@@ -372,8 +379,27 @@ impl Gpu {
         self.check_alive()
     }
 
-    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work.
+    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work,
+    /// blocking until the GPU is done. Natively only: in a browser this is an error, and
+    /// `read_async` is awaited instead.
     pub(crate) fn read(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::Readback {
+                what: what.to_string(),
+                message: "a browser cannot wait for the GPU; await the async readback".into(),
+            });
+        }
+        pollster::block_on(self.read_async(buffer, offset, size, what))
+    }
+
+    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work.
+    pub(crate) async fn read_async(
         &self,
         buffer: &wgpu::Buffer,
         offset: u64,
@@ -398,7 +424,7 @@ impl Gpu {
             });
         encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         inner.queue.submit(Some(encoder.finish()));
-        let bytes = readback::read_staging(&inner.device, &staging, what)?;
+        let bytes = readback::read_staging(&inner.device, &staging, what).await?;
         self.check_alive()?;
         Ok(bytes)
     }
@@ -425,18 +451,34 @@ impl Gpu {
             .contains(wgpu::Features::TIMESTAMP_QUERY)
         {
             true => TimingSource::GpuTimestamps,
+            // Timing kernels on the host waits for each one: impossible in a browser.
+            false if cfg!(target_arch = "wasm32") => {
+                return Err(Error::invalid(
+                    "start_profiling",
+                    "this browser's adapter offers no timestamp queries",
+                ));
+            }
             false => TimingSource::HostSynchronised,
         };
         *self.inner.profiler.lock().expect("profiler lock") = Some(Profiler::new(source));
         Ok(())
     }
 
-    /// Runs what is pending, stops profiling and returns what it recorded.
-    pub fn finish_profiling(&self) -> Result<Profile> {
+    /// Runs what is pending, stops profiling and returns what it recorded (awaiting the
+    /// kernels' timestamps).
+    pub async fn finish_profiling(&self) -> Result<Profile> {
         self.synchronize()?;
         let profiler = self.inner.profiler.lock().expect("profiler lock").take();
-        let profiler = profiler
+        let mut profiler = profiler
             .ok_or_else(|| Error::invalid("finish_profiling", "profiling was not started"))?;
+        for pending in std::mem::take(&mut profiler.pending) {
+            let bytes =
+                readback::read_staging(&self.inner.device, &pending.staging, "kernel timestamps")
+                    .await?;
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+            profiler.record_timestamps(pending.kernels, &ticks, pending.period_ns);
+        }
+        self.check_alive()?;
         Ok(Profile {
             source: profiler.source,
             kernels: profiler.kernels,

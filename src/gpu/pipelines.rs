@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::error_scope::scoped;
 use crate::error::{Error, Result};
 use crate::shaders::{Kernel, Shader};
 
@@ -45,22 +46,24 @@ impl PipelineCache {
             return Ok(cached.clone());
         }
         let label = kernel.label();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.module(device, kernel.shader);
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&label),
-            layout: None,
-            module: &module,
-            entry_point: Some(kernel.entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &kernel.overrides,
-                // Every kernel that uses workgroup memory writes it before reading it.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
+        let ((pipeline, layout), error) = scoped(device, wgpu::ErrorFilter::Validation, || {
+            let module = self.module(device, kernel.shader);
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some(kernel.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &kernel.overrides,
+                    // Every kernel that uses workgroup memory writes it before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+            let layout = pipeline.get_bind_group_layout(0);
+            (pipeline, layout)
         });
-        let layout = pipeline.get_bind_group_layout(0);
-        if let Some(error) = pollster::block_on(scope.pop()) {
+        if let Some(error) = error {
             return Err(Error::Validation {
                 kernel: label,
                 message: error.to_string(),

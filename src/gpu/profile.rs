@@ -5,13 +5,15 @@
 //! phase (forward or backward), its arithmetic and the bytes its bindings cover. The batch then
 //! encodes each dispatch in a compute pass of its own with timestamp writes when the adapter has
 //! timestamp queries, or submits and waits for each dispatch alone and times it on the host
-//! when it has not. Either way profiling serialises the work and reads timestamps back after
-//! every batch: a profiled run is slower than a plain one, and its total is the sum of kernel
-//! times, not the wall time of an unprofiled run.
+//! when it has not (never in a browser, which cannot wait). Timestamps are resolved into a
+//! staging buffer per batch and read back when profiling finishes. Either way profiling
+//! serialises the work: a profiled run is slower than a plain one, and its total is the sum of
+//! kernel times, not the wall time of an unprofiled run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+
+use super::clock::Instant;
 
 /// The part of a step a dispatch belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,6 +115,16 @@ pub(crate) struct Profiler {
     pub(crate) gpu_origin_ns: Option<f64>,
     pub(crate) kernels: Vec<KernelTiming>,
     pub(crate) shapes: HashMap<String, (Vec<usize>, Vec<usize>)>,
+    /// Timestamped batches not read back yet, in submission order.
+    pub(crate) pending: Vec<PendingTimestamps>,
+}
+
+/// One submitted batch's timestamps: each kernel's start and end, resolved into `staging`.
+pub(crate) struct PendingTimestamps {
+    pub(crate) staging: wgpu::Buffer,
+    pub(crate) kernels: Vec<(Attribution, String, [u32; 3])>,
+    /// Nanoseconds per tick.
+    pub(crate) period_ns: f64,
 }
 
 impl Profiler {
@@ -124,6 +136,7 @@ impl Profiler {
             gpu_origin_ns: None,
             kernels: Vec::new(),
             shapes: HashMap::new(),
+            pending: Vec::new(),
         }
     }
 

@@ -185,7 +185,7 @@ pub fn tune(gpu: &Gpu, shapes: &[[usize; 3]], repeats: usize) -> Result<Vec<Tune
             for _ in 0..repeats.max(1) {
                 gpu.start_profiling()?;
                 matmul(&a, &b, options)?;
-                let profile = gpu.finish_profiling()?;
+                let profile = pollster::block_on(gpu.finish_profiling())?;
                 best = best.min(profile.total_ns() / 1e6);
             }
             times.push((tile, best));

@@ -38,8 +38,8 @@ pub fn pointing_game_hit(map: &[f32], mask: &[f32], width: usize, tolerance: f32
 /// replaced by `baseline`) or added to the baseline (insertion) in order of decreasing
 /// saliency, in `steps` equal parts; the areas under the class-probability curves over the
 /// fraction of pixels. Low deletion and high insertion AUC mean a faithful map.
-pub fn deletion_insertion_auc(
-    explained: Explained,
+pub async fn deletion_insertion_auc(
+    explained: Explained<'_>,
     image: &Tensor,
     class: usize,
     map: &[f32],
@@ -64,7 +64,7 @@ pub fn deletion_insertion_auc(
             ),
         ));
     }
-    let original = image.to_vec()?;
+    let original = image.read().await?;
     let mut order: Vec<usize> = (0..plane).collect();
     order.sort_by(|&a, &b| map[b].total_cmp(&map[a]));
     let mut curves = Vec::new();
@@ -91,7 +91,8 @@ pub fn deletion_insertion_auc(
             &batch,
             &vec![class; steps + 1],
             Score::Probability,
-        )?;
+        )
+        .await?;
         // Trapezoid rule over the fraction of pixels changed.
         let area: f32 = probabilities
             .windows(2)

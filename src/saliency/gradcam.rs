@@ -10,8 +10,8 @@ use crate::tensor::Tensor;
 /// Grad-CAM maps at `layer` (default: the model's last convolutional block): [N, h, w] at the
 /// layer's resolution, and [N, H, W] bilinearly upsampled to the input's (align_corners =
 /// false, as torch's F.interpolate).
-pub fn grad_cam(
-    explained: Explained,
+pub async fn grad_cam(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
@@ -43,7 +43,7 @@ pub fn grad_cam(
         Score::Logit => logits,
         Score::Probability => tape.softmax(&logits)?,
     };
-    let (seed, _) = one_hot_seed(&output, classes)?;
+    let (seed, _) = one_hot_seed(&output, classes).await?;
     let grads = tape.backward_keeping(&output, Some(seed), &[&activation])?;
     let &[n, channels, h, w] = activation.dims() else {
         return Err(Error::invalid(
@@ -51,11 +51,12 @@ pub fn grad_cam(
             format!("layer {layer} is not [N, C, H, W]"),
         ));
     };
-    let a = activation.tensor().to_vec()?;
+    let a = activation.tensor().read().await?;
     let g = grads
         .get(&activation)
         .ok_or_else(|| Error::invalid(OP, format!("the score does not depend on {layer}")))?
-        .to_vec()?;
+        .read()
+        .await?;
     let plane = h * w;
     let mut cam = vec![0.0f32; n * plane];
     for b in 0..n {

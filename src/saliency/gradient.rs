@@ -10,37 +10,37 @@ use crate::tensor::Tensor;
 
 /// ∂score/∂x for each image's class: attributions [N, C, H, W] (reduce with
 /// `Reduce::AbsMax` for Simonyan's map).
-pub fn gradient(
-    explained: Explained,
+pub async fn gradient(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
 ) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score)?;
-    host(&grad)
+    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score).await?;
+    host(&grad).await
 }
 
 /// x ⊙ ∂score/∂x.
-pub fn gradient_x_input(
-    explained: Explained,
+pub async fn gradient_x_input(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
 ) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score)?;
-    host(&mul(&grad, x)?)
+    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score).await?;
+    host(&mul(&grad, x)?).await
 }
 
 /// Guided backprop: the input gradient with every ReLU's backward also zeroing negative
 /// incoming gradients.
-pub fn guided_backprop(
-    explained: Explained,
+pub async fn guided_backprop(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
 ) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(explained, Tape::guided(), x, classes, score)?;
-    host(&grad)
+    let (_, grad) = scores_and_input_gradient(explained, Tape::guided(), x, classes, score).await?;
+    host(&grad).await
 }
 
 /// SmoothGrad's settings; the defaults are Smilkov et al.'s (15% noise, 50 samples).
@@ -67,8 +67,8 @@ impl Default for SmoothGrad {
 
 /// SmoothGrad: the mean of |∂score/∂x| over noisy copies of each image. |·| is taken per
 /// sample before averaging, as Captum's NoiseTunnel over Saliency does.
-pub fn smoothgrad(
-    explained: Explained,
+pub async fn smoothgrad(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
@@ -98,7 +98,7 @@ pub fn smoothgrad(
             format!("{} classes for {n} images", classes.len()),
         ));
     }
-    let images = x.to_vec()?;
+    let images = x.read().await?;
     let size = c * h * w;
     let mut sum = vec![0.0f32; n * size];
     let mut rng = SplitMix64::new(seed);
@@ -122,8 +122,8 @@ pub fn smoothgrad(
             let noisy = Tensor::from_slice(x.gpu(), [count, c, h, w], &noisy)?;
             let targets = vec![classes[image]; count];
             let (_, grad) =
-                scores_and_input_gradient(explained, Tape::new(), &noisy, &targets, score)?;
-            for (k, g) in grad.to_vec()?.into_iter().enumerate() {
+                scores_and_input_gradient(explained, Tape::new(), &noisy, &targets, score).await?;
+            for (k, g) in grad.read().await?.into_iter().enumerate() {
                 sum[image * size + k % size] += g.abs();
             }
             done += count;
@@ -136,9 +136,9 @@ pub fn smoothgrad(
     })
 }
 
-pub(crate) fn host(t: &Tensor) -> Result<Attribution> {
+pub(crate) async fn host(t: &Tensor) -> Result<Attribution> {
     Ok(Attribution {
         dims: t.dims().to_vec(),
-        data: t.to_vec()?,
+        data: t.read().await?,
     })
 }

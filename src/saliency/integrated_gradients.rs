@@ -50,8 +50,8 @@ pub struct IntegratedGradientsResult {
 }
 
 /// Integrated Gradients of each image's class score.
-pub fn integrated_gradients(
-    explained: Explained,
+pub async fn integrated_gradients(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
@@ -85,7 +85,7 @@ pub fn integrated_gradients(
         None => vec![0.0; size],
     };
     let (alphas, weights) = quadrature(settings.path, settings.steps);
-    let images = x.to_vec()?;
+    let images = x.read().await?;
     let mut attribution = vec![0.0f32; n * size];
     let mut completeness_error = Vec::with_capacity(n);
     let mut score_difference = Vec::with_capacity(n);
@@ -110,8 +110,8 @@ pub fn integrated_gradients(
             let path = Tensor::from_slice(x.gpu(), [batch, c, h, w], &path)?;
             let targets = vec![classes[image]; batch];
             let (_, grad) =
-                scores_and_input_gradient(explained, Tape::new(), &path, &targets, score)?;
-            let grad = grad.to_vec()?;
+                scores_and_input_gradient(explained, Tape::new(), &path, &targets, score).await?;
+            let grad = grad.read().await?;
             for (k, &weight) in chunk_weights.iter().enumerate() {
                 for (sum, &g) in integral.iter_mut().zip(&grad[k * size..(k + 1) * size]) {
                     *sum += weight * f64::from(g);
@@ -129,7 +129,7 @@ pub fn integrated_gradients(
             [2, c, h, w],
             &[original, baseline.as_slice()].concat(),
         )?;
-        let f = scores(explained, &endpoints, &[classes[image]; 2], score)?;
+        let f = scores(explained, &endpoints, &[classes[image]; 2], score).await?;
         let difference = f[0] - f[1];
         completeness_error.push(total as f32 - difference);
         score_difference.push(difference);

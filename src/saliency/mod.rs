@@ -10,6 +10,7 @@ mod evaluation;
 mod gradcam;
 mod gradient;
 mod integrated_gradients;
+mod method;
 mod perturbation;
 
 pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
@@ -18,6 +19,7 @@ pub use gradient::{SmoothGrad, gradient, gradient_x_input, guided_backprop, smoo
 pub use integrated_gradients::{
     IntegratedGradients, IntegratedGradientsResult, Path, integrated_gradients,
 };
+pub use method::{Method, MethodMaps, method_maps};
 pub use perturbation::{Perturbation, PerturbationResult, Replacement, meaningful_perturbation};
 
 use crate::autograd::{Tape, Var};
@@ -87,8 +89,8 @@ pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution>
 
 /// The scores of `classes` (one per image) and the gradient of their sum with respect to the
 /// input: the core of every gradient method. `tape` decides plain or guided backprop.
-pub(crate) fn scores_and_input_gradient(
-    explained: Explained,
+pub(crate) async fn scores_and_input_gradient(
+    explained: Explained<'_>,
     tape: Tape,
     x: &Tensor,
     classes: &[usize],
@@ -103,7 +105,7 @@ pub(crate) fn scores_and_input_gradient(
         Score::Logit => logits,
         Score::Probability => tape.softmax(&logits)?,
     };
-    let (seed, picked) = one_hot_seed(&output, classes)?;
+    let (seed, picked) = one_hot_seed(&output, classes).await?;
     let grads = tape.backward(&output, Some(seed))?;
     let grad = grads
         .get(&input)
@@ -114,7 +116,7 @@ pub(crate) fn scores_and_input_gradient(
 
 /// The one-hot seed selecting `classes[b]` in row b of `output` [N, classes], and the selected
 /// values.
-pub(crate) fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Tensor, Vec<f32>)> {
+pub(crate) async fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Tensor, Vec<f32>)> {
     let &[n, count] = output.dims() else {
         return Err(Error::invalid(
             "saliency",
@@ -133,7 +135,7 @@ pub(crate) fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Tensor, V
             format!("class {bad} is out of range: the model has {count} classes"),
         ));
     }
-    let values = output.tensor().to_vec()?;
+    let values = output.tensor().read().await?;
     let mut seed = vec![0.0; n * count];
     let mut picked = Vec::with_capacity(n);
     for (b, &class) in classes.iter().enumerate() {
@@ -147,8 +149,8 @@ pub(crate) fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Tensor, V
 }
 
 /// Eval-mode scores of `classes` for a batch, without a tape.
-pub fn scores(
-    explained: Explained,
+pub async fn scores(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     score: Score,
@@ -160,23 +162,23 @@ pub fn scores(
         Score::Logit => logits,
         Score::Probability => tape.softmax(&logits)?,
     };
-    Ok(one_hot_seed(&output, classes)?.1)
+    Ok(one_hot_seed(&output, classes).await?.1)
 }
 
 /// Eval-mode logits for a batch (no tape).
-pub fn logits(explained: Explained, x: &Tensor) -> Result<Attribution> {
+pub async fn logits(explained: Explained<'_>, x: &Tensor) -> Result<Attribution> {
     let tape = Tape::no_grad();
     let f = Forward::new(&tape, explained.store, Mode::Eval);
     let logits = explained.model.forward(&f, &Var::constant(x.clone()))?;
     Ok(Attribution {
         dims: logits.dims().to_vec(),
-        data: logits.tensor().to_vec()?,
+        data: logits.tensor().read().await?,
     })
 }
 
 /// The class with the highest logit of each image.
-pub fn top_classes(explained: Explained, x: &Tensor) -> Result<Vec<usize>> {
-    let logits = logits(explained, x)?;
+pub async fn top_classes(explained: Explained<'_>, x: &Tensor) -> Result<Vec<usize>> {
+    let logits = logits(explained, x).await?;
     let classes = logits.dims[1];
     Ok(logits
         .data

@@ -77,8 +77,8 @@ pub struct PerturbationResult {
 }
 
 /// Learns a deletion mask for each image's class.
-pub fn meaningful_perturbation(
-    explained: Explained,
+pub async fn meaningful_perturbation(
+    explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     settings: &Perturbation,
@@ -106,7 +106,7 @@ pub fn meaningful_perturbation(
         ));
     }
     let plane = height * width;
-    let images = x.to_vec()?;
+    let images = x.read().await?;
     let mut rng = SplitMix64::new(settings.seed);
     let fixed_replacement = match settings.replacement {
         Replacement::Blur { sigma } => Some(gaussian_blur(&images, n * c, height, width, sigma)),
@@ -152,16 +152,17 @@ pub fn meaningful_perturbation(
         }
         let blended = Tensor::from_slice(x.gpu(), [n, c, height, width], &blended)?;
         let (scores, grad) =
-            scores_and_input_gradient(explained, Tape::new(), &blended, classes, settings.score)?;
+            scores_and_input_gradient(explained, Tape::new(), &blended, classes, settings.score)
+                .await?;
         if iteration == 0 {
-            original_score = super::scores(explained, x, classes, settings.score)?;
+            original_score = super::scores(explained, x, classes, settings.score).await?;
         }
         if last {
             perturbed_score = scores;
             break;
         }
         // ∂score/∂m_shifted = Σ_c g ⊙ (x − r); then back through the shift and the upsampling.
-        let grad = grad.to_vec()?;
+        let grad = grad.read().await?;
         let mut grad_shifted = vec![0.0f32; n * plane];
         for (i, g) in grad.iter().enumerate() {
             grad_shifted[(i / (c * plane)) * plane + i % plane] += g * (images[i] - replacement[i]);

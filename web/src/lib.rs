@@ -1,0 +1,1 @@
+//! gradlens in the browser (see web/README.md).
