@@ -188,6 +188,15 @@ fn eval_mode_matches_reference_and_is_differentiable_in_the_input() {
             1e-5,
             1e-6,
         );
+        // The input-only backward (saliency: no parameter wants a gradient).
+        let input_only = batchnorm::batch_norm_backward_input(&dy, &m, &v, &w, eps).unwrap();
+        assert_close(
+            &format!("eval grad_input alone {dims:?}"),
+            &input_only.to_vec().unwrap(),
+            &gi,
+            1e-5,
+            1e-6,
+        );
         assert_close(
             &format!("eval grad_weight {dims:?}"),
             &grads.grad_weight.to_vec().unwrap(),

@@ -4,8 +4,8 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    Epilogue, batch_norm_backward, batch_norm_forward, batch_norm_forward_then,
-    batch_norm_statistics, batch_norm_update_running,
+    Epilogue, batch_norm_backward, batch_norm_backward_input, batch_norm_forward,
+    batch_norm_forward_then, batch_norm_statistics, batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -161,7 +161,12 @@ impl Tape {
             state.eps,
             state.training,
         );
+        let parameters_want_grads = weight.requires_grad() || bias.requires_grad();
         Ok(self.record(out, &[x, weight, bias], move |grad| {
+            if !training && !parameters_want_grads {
+                let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
+                return Ok(vec![Some(grad_input)]);
+            }
             let grads = batch_norm_backward(&x_t, grad, &mean, &variance, &w_t, eps, training)?;
             Ok(vec![
                 Some(grads.grad_input),
@@ -214,6 +219,7 @@ impl Tape {
             state.eps,
         );
         let guided = self.is_guided();
+        let parameters_want_grads = weight.requires_grad() || bias.requires_grad();
         let mut inputs = vec![x, weight, bias];
         inputs.extend(residual);
         Ok(self.record(out, &inputs, move |grad| {
@@ -224,6 +230,11 @@ impl Tape {
                 (true, false) => relu_backward(&y_t, grad)?,
                 (true, true) => relu_backward(&y_t, &relu(grad)?)?,
             };
+            if !parameters_want_grads {
+                // Saliency: no per-channel reductions for the weight and bias.
+                let grad_input = batch_norm_backward_input(&grad, &mean, &variance, &w_t, eps)?;
+                return Ok(vec![Some(grad_input), None, None, Some(grad)]);
+            }
             let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, false)?;
             Ok(vec![
                 Some(grads.grad_input),
@@ -256,10 +267,9 @@ impl Tape {
         let scale = Tensor::from_slice(gpu, [channels], scale)?;
         let shift = Tensor::from_slice(gpu, [channels], shift)?;
         let out = batch_norm_forward(&x.tensor, &mean, &variance, &scale, &shift, 0.0)?;
-        let x_t = x.tensor.clone();
         Ok(self.record(out, &[x], move |grad| {
-            let grads = batch_norm_backward(&x_t, grad, &mean, &variance, &scale, 0.0, false)?;
-            Ok(vec![Some(grads.grad_input)])
+            let grad_input = batch_norm_backward_input(grad, &mean, &variance, &scale, 0.0)?;
+            Ok(vec![Some(grad_input)])
         }))
     }
 

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use serde_json::{Value, json};
 
 use gradlens::imaging::tiles::{Pooling, pool_logits};
-use gradlens::saliency::{Explained, logits};
+use gradlens::saliency::{Explained, logits, top_probabilities};
 use gradlens::{Gpu, Result};
 
 use super::model::{self, TILES_PER_BATCH, Tiled};
@@ -77,7 +77,7 @@ pub fn run(request: &Request) -> Result<()> {
 
     let mut results = Vec::new();
     for (path, scored) in request.images.iter().zip(&scored) {
-        let ranked = ranked(&scored.logits, request.top);
+        let ranked = top_probabilities(&scored.logits, request.top);
         if !request.json {
             match &scored.tiles {
                 None => println!("{}", path.display()),
@@ -102,6 +102,7 @@ pub fn run(request: &Request) -> Result<()> {
             "top": ranked.iter().map(|(class, p)| json!({
                 "class": class, "name": loaded.info.class_names[*class], "probability": p,
             })).collect::<Vec<_>>(),
+            "logits": scored.logits,
         });
         if let Some(tiles) = &scored.tiles {
             result["tiles"] = json!(tiles.count);
@@ -136,7 +137,7 @@ fn score_tiles(
         Aggregate::Mean => Pooling::Mean,
     };
     let pooled = pool_logits(&tile_logits, classes, pooling);
-    let top = ranked(&pooled, 1)[0].0;
+    let top = top_probabilities(&pooled, 1)[0].0;
     let strongest = (0..positions.len())
         .max_by(|&a, &b| tile_logits[a * classes + top].total_cmp(&tile_logits[b * classes + top]))
         .map(|t| positions[t])
@@ -148,15 +149,4 @@ fn score_tiles(
             strongest,
         }),
     })
-}
-
-/// The `top` most probable classes (softmax of the logits), most probable first.
-fn ranked(logits: &[f32], top: usize) -> Vec<(usize, f64)> {
-    let peak = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f64> = logits.iter().map(|&v| f64::from(v - peak).exp()).collect();
-    let total: f64 = exps.iter().sum();
-    let mut ranked: Vec<(usize, f64)> = exps.iter().map(|e| e / total).enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ranked.truncate(top.max(1));
-    ranked
 }

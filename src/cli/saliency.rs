@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use gradlens::imaging::tiles::{Pooling, Stitcher, pool_logits};
-use gradlens::imaging::{Colormap, Planes, overlay, write_png};
+use gradlens::imaging::{Planes, saliency_overlay, write_png};
 use gradlens::saliency::{self, Attribution, Explained, Method, method_maps};
 use gradlens::{Error, Gpu, Result, Tensor};
 
@@ -96,8 +96,7 @@ pub fn run(request: &Request) -> Result<()> {
         let name = &loaded.info.class_names[*class];
         if let Some(out) = request.out {
             let target = output_path(out, several, &stem, "png")?;
-            let shown: Vec<f32> = map.iter().map(|v| v.abs()).collect();
-            let pixels = overlay(image, &shown, Colormap::Inferno, 0.6);
+            let pixels = saliency_overlay(image, map);
             write_png(&target, image.width, image.height, &pixels)?;
             println!(
                 "{}: {:?} for class {class} ({name}) → {}",

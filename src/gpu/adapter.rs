@@ -120,5 +120,10 @@ pub fn choose(adapters: Vec<wgpu::Adapter>, request: &AdapterRequest) -> Result<
 
 /// One line: name, device type and backend.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
-    format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend)
+    // Browsers may withhold the adapter's name.
+    let name = match info.name.as_str() {
+        "" => "unnamed adapter",
+        name => name,
+    };
+    format!("{name} ({:?}, {:?})", info.device_type, info.backend)
 }

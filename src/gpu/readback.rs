@@ -1,9 +1,9 @@
 //! Waiting for the device and mapping a staging buffer back to the host: shared by tensor
 //! readback (`Gpu::read_async`), the profiler's timestamps and the finite checks' flags.
 //!
-//! Natively a readback waits for the device, so its future is ready the first time it is
-//! polled (`pollster::block_on` runs it). In a browser nothing may block: the future resolves
-//! when the browser's `mapAsync` does, and the caller awaits it.
+//! Natively a readback waits for the device, so its future is normally ready the first time it
+//! is polled (`pollster::block_on` runs it). In a browser nothing may block: the future
+//! resolves when the browser's `mapAsync` does, and the caller awaits it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,19 +34,18 @@ pub(crate) async fn read_staging(
         what: what.to_string(),
         message,
     };
-    let mapped = Oneshot::default();
-    let sender = mapped.clone();
+    let (sender, mapped) = oneshot();
     let slice = staging.slice(..);
-    slice.map_async(wgpu::MapMode::Read, move |result| sender.complete(result));
-    let result = if cfg!(target_arch = "wasm32") {
-        mapped.await
-    } else {
+    slice.map_async(wgpu::MapMode::Read, move |result| sender.send(result));
+    if cfg!(not(target_arch = "wasm32")) {
+        // Runs the callback here, or on another thread polling the same device at the same
+        // time (the await then waits for that thread).
         wait_idle(device)?;
-        mapped
-            .take()
-            .ok_or_else(|| readback_error("the map callback never ran".into()))?
-    };
-    result.map_err(|error| readback_error(error.to_string()))?;
+    }
+    mapped
+        .await
+        .ok_or_else(|| readback_error("wgpu dropped the map callback without running it".into()))?
+        .map_err(|error| readback_error(error.to_string()))?;
     let bytes = slice
         .get_mapped_range()
         .map_err(|error| readback_error(error.to_string()))?
@@ -55,61 +54,65 @@ pub(crate) async fn read_staging(
     Ok(bytes)
 }
 
-/// A value delivered once by a callback, awaited as a future.
-struct Oneshot<T> {
-    state: Arc<Mutex<OneshotState<T>>>,
+/// A value sent once by a callback and awaited: `None` when the sender was dropped unsent.
+fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    let state = Arc::new(Mutex::new(State {
+        value: None,
+        closed: false,
+        waker: None,
+    }));
+    (
+        Sender {
+            state: state.clone(),
+        },
+        Receiver { state },
+    )
 }
 
-struct OneshotState<T> {
+struct State<T> {
     value: Option<T>,
+    /// The sender is gone (after sending, or dropped without).
+    closed: bool,
     waker: Option<Waker>,
 }
 
-impl<T> Default for Oneshot<T> {
-    fn default() -> Self {
-        Self {
-            state: Arc::new(Mutex::new(OneshotState {
-                value: None,
-                waker: None,
-            })),
-        }
+struct Sender<T> {
+    state: Arc<Mutex<State<T>>>,
+}
+
+struct Receiver<T> {
+    state: Arc<Mutex<State<T>>>,
+}
+
+impl<T> Sender<T> {
+    fn send(self, value: T) {
+        self.state.lock().expect("oneshot lock").value = Some(value);
+        // Dropping self closes the channel and wakes the receiver.
     }
 }
 
-impl<T> Clone for Oneshot<T> {
-    fn clone(&self) -> Self {
-        Self {
-            state: self.state.clone(),
-        }
-    }
-}
-
-impl<T> Oneshot<T> {
-    fn complete(&self, value: T) {
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
         let mut state = self.state.lock().expect("oneshot lock");
-        state.value = Some(value);
+        state.closed = true;
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
     }
-
-    /// The value, if the callback has run.
-    fn take(&self) -> Option<T> {
-        self.state.lock().expect("oneshot lock").value.take()
-    }
 }
 
-impl<T> Future for Oneshot<T> {
-    type Output = T;
+impl<T> Future for Receiver<T> {
+    type Output = Option<T>;
 
-    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<T> {
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<T>> {
         let mut state = self.state.lock().expect("oneshot lock");
-        match state.value.take() {
-            Some(value) => Poll::Ready(value),
-            None => {
-                state.waker = Some(context.waker().clone());
-                Poll::Pending
-            }
+        if let Some(value) = state.value.take() {
+            return Poll::Ready(Some(value));
         }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        state.waker = Some(context.waker().clone());
+        Poll::Pending
     }
 }

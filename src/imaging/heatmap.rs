@@ -53,6 +53,13 @@ impl Colormap {
     }
 }
 
+/// A saliency map's magnitude over `image`, as `gradlens saliency --out` and the browser page
+/// draw it: RGB bytes.
+pub fn saliency_overlay(image: &Planes, map: &[f32]) -> Vec<u8> {
+    let magnitude: Vec<f32> = map.iter().map(|v| v.abs()).collect();
+    overlay(image, &magnitude, Colormap::Inferno, 0.6)
+}
+
 /// The map (H × W, any range) coloured and blended over `image` (sized to H × W, values in
 /// [0, 1], gray or RGB): RGB8 pixels. The map is scaled to [0, 1] by its 99th percentile, so
 /// a few extreme pixels do not wash the rest out; `opacity` is the colour's weight.

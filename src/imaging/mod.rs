@@ -5,7 +5,7 @@ mod heatmap;
 mod resize;
 pub mod tiles;
 
-pub use heatmap::{Colormap, overlay, write_png};
+pub use heatmap::{Colormap, overlay, saliency_overlay, write_png};
 pub use resize::{center_crop, resize};
 
 use std::io::{BufRead, Cursor, Seek};

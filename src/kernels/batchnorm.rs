@@ -221,6 +221,45 @@ pub fn batch_norm_backward(
     })
 }
 
+/// The input gradient alone of eval-mode batch norm, grad_out · weight / √(variance + eps), for
+/// when no parameter wants a gradient (saliency): `batch_norm_backward` without the
+/// per-channel reduction of the weight and bias gradients.
+pub fn batch_norm_backward_input(
+    grad_out: &Tensor,
+    mean: &Tensor,
+    variance: &Tensor,
+    weight: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm_backward_input";
+    let (mut params, channels) = geometry(OP, grad_out, eps, 0.0, false)?;
+    for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
+        expect_channels(OP, name, t, channels)?;
+    }
+    params.training = 0;
+    let gpu = grad_out.gpu();
+    let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
+    dispatch(
+        gpu,
+        Kernel::new(Shader::BatchNorm, "batch_norm_backward_input"),
+        &params,
+        &[
+            // x, mean and the parameter gradients are read only in training; bound to satisfy
+            // the layout.
+            (1, grad_out.binding()),
+            (2, mean.binding()),
+            (3, variance.binding()),
+            (4, weight.binding()),
+            (6, grad_out.binding()),
+            (7, grad_input.binding()),
+            (9, weight.binding()),
+            (10, weight.binding()),
+        ],
+        grid_1d(gpu, (grad_out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(grad_input)
+}
+
 /// Validates an NCHW input; returns the shader parameters and the channel count. Batch
 /// statistics need more than one value per channel (PyTorch refuses the same).
 fn geometry(

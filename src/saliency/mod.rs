@@ -176,6 +176,18 @@ pub async fn logits(explained: Explained<'_>, x: &Tensor) -> Result<Attribution>
     })
 }
 
+/// The `top` most probable classes of one image's logits, with their softmax probabilities,
+/// most probable first.
+pub fn top_probabilities(logits: &[f32], top: usize) -> Vec<(usize, f64)> {
+    let peak = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&v| f64::from(v - peak).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    let mut ranked: Vec<(usize, f64)> = exps.iter().map(|e| e / total).enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(top.max(1));
+    ranked
+}
+
 /// The class with the highest logit of each image.
 pub async fn top_classes(explained: Explained<'_>, x: &Tensor) -> Result<Vec<usize>> {
     let logits = logits(explained, x).await?;

@@ -1,1 +1,316 @@
-//! gradlens in the browser (see web/README.md).
+//! gradlens in the browser: the library's models, tape and saliency methods on the user's own
+//! GPU through WebGPU, behind a small API for `web/index.html`. Everything here is glue —
+//! opening the browser's adapter, passing bytes in and maps out, timing — and every readback
+//! is awaited; nothing is computed differently from the native build.
+
+#![cfg(target_arch = "wasm32")]
+
+use gradlens::checkpoint::{self, LoadedModel};
+use gradlens::imaging::{self, Planes, saliency_overlay};
+use gradlens::profiling::kernel_rows;
+use gradlens::saliency::{self, Explained, Method, method_maps, top_probabilities};
+use gradlens::weights::WeightsFile;
+use gradlens::{Gpu, Tensor};
+use serde_json::json;
+use wasm_bindgen::prelude::*;
+
+/// The smallest storage binding gradlens is useful with: WebGPU's default (128 MiB) is what
+/// every conforming adapter offers; below it, say so instead of failing in a kernel.
+const MIN_STORAGE_BINDING: u64 = 128 << 20;
+
+/// A GPU context and, once weights are loaded, a model.
+#[wasm_bindgen]
+pub struct Session {
+    gpu: Gpu,
+    model: Option<LoadedModel>,
+}
+
+/// One image's classification or explanation, ready for the page.
+#[wasm_bindgen]
+pub struct Analysis {
+    summary: String,
+    logits: Vec<f32>,
+    map: Vec<f32>,
+    image_rgba: Vec<u8>,
+    overlay_rgba: Vec<u8>,
+    width: usize,
+    height: usize,
+}
+
+#[wasm_bindgen]
+impl Analysis {
+    /// JSON: the top classes with probabilities, the class explained, the method's time and,
+    /// where the browser offers timestamp queries, a per-kernel table.
+    #[wasm_bindgen(getter)]
+    pub fn summary(&self) -> String {
+        self.summary.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn logits(&self) -> Vec<f32> {
+        self.logits.clone()
+    }
+
+    /// The saliency map [height × width] at the model's input resolution (empty when only
+    /// classified).
+    #[wasm_bindgen(getter)]
+    pub fn map(&self) -> Vec<f32> {
+        self.map.clone()
+    }
+
+    /// The model's input before normalisation (decoded, resized and cropped by gradlens) as
+    /// RGBA pixels.
+    #[wasm_bindgen(getter, js_name = imageRgba)]
+    pub fn image_rgba(&self) -> Vec<u8> {
+        self.image_rgba.clone()
+    }
+
+    /// The map over the image as RGBA pixels, coloured as `gradlens saliency --out` colours it.
+    #[wasm_bindgen(getter, js_name = overlayRgba)]
+    pub fn overlay_rgba(&self) -> Vec<u8> {
+        self.overlay_rgba.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn height(&self) -> usize {
+        self.height
+    }
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Opens the browser's WebGPU adapter with all the limits it offers. Fails with a message
+    /// for the page when the browser has no WebGPU, no adapter, or one too small.
+    pub async fn open() -> Result<Session, JsError> {
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(JsError::new(
+                "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, \
+                 Edge or Safari, or Firefox with WebGPU enabled",
+            ));
+        }
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = wgpu::Backends::BROWSER_WEBGPU;
+        let instance = wgpu::Instance::new(descriptor);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| JsError::new(&format!("no WebGPU adapter: {error}")))?;
+        let binding = adapter.limits().max_storage_buffer_binding_size;
+        if binding < MIN_STORAGE_BINDING {
+            return Err(JsError::new(&format!(
+                "this GPU's storage buffers are too small for gradlens: {} MiB per binding, \
+                 {} MiB needed",
+                binding >> 20,
+                MIN_STORAGE_BINDING >> 20
+            )));
+        }
+        let gpu = Gpu::open(adapter, false).await.map_err(to_js)?;
+        Ok(Session { gpu, model: None })
+    }
+
+    /// JSON: the adapter, its backend, the limits that matter to gradlens and whether kernels
+    /// can be timed.
+    pub fn adapter(&self) -> String {
+        let limits = self.gpu.limits();
+        json!({
+            "adapter": self.gpu.describe(),
+            "max_storage_binding_mib": limits.max_storage_buffer_binding_size >> 20,
+            "max_buffer_mib": limits.max_buffer_size >> 20,
+            "timestamps": self.gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        })
+        .to_string()
+    }
+
+    /// Loads a safetensors checkpoint (the architecture and classes from its metadata) and
+    /// returns JSON describing the model.
+    #[wasm_bindgen(js_name = loadWeights)]
+    pub fn load_weights(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
+        self.model = None;
+        let file = WeightsFile::from_bytes(bytes, name).map_err(to_js)?;
+        let loaded = checkpoint::load(&self.gpu, &file, None).map_err(to_js)?;
+        let info = &loaded.info;
+        let description = json!({
+            "arch": info.arch,
+            "classes": info.class_names,
+            "channels": info.preprocess.channels,
+            "input_size": info.preprocess.input_size(),
+            "parameters": loaded.store.parameter_count(),
+        })
+        .to_string();
+        self.model = Some(loaded);
+        Ok(description)
+    }
+
+    /// The saliency methods the page offers, by name.
+    pub fn methods() -> Vec<String> {
+        Method::ALL.iter().map(|m| m.name().to_string()).collect()
+    }
+
+    /// Classifies one PNG or JPEG and, unless `method` is empty, explains the top class (or
+    /// `class` when it is at least 0) with that saliency method. With `profile`, and where the
+    /// browser offers timestamp queries, the summary also holds a per-kernel table.
+    pub async fn run(
+        &self,
+        image: &[u8],
+        name: &str,
+        method: &str,
+        class: i32,
+        profile: bool,
+    ) -> Result<Analysis, JsError> {
+        let loaded = self
+            .model
+            .as_ref()
+            .ok_or_else(|| JsError::new("load weights first"))?;
+        let explained = Explained {
+            model: loaded.model.as_ref(),
+            store: &loaded.store,
+        };
+        let method = match method {
+            "" => None,
+            name => Some(
+                Method::from_name(name)
+                    .ok_or_else(|| JsError::new(&format!("no saliency method {name:?}")))?,
+            ),
+        };
+        let info = &loaded.info;
+        let planes = imaging::decode(image, name, info.preprocess.channels).map_err(to_js)?;
+        let input = info.preprocess.apply(&planes).map_err(to_js)?;
+        let sized = info.preprocess.sized(&planes).map_err(to_js)?;
+        let size = info.preprocess.input_size();
+        let x = Tensor::from_slice(
+            &self.gpu,
+            [1, info.preprocess.channels, size, size],
+            &input.data,
+        )
+        .map_err(to_js)?;
+
+        let started = now_ms();
+        let logits = saliency::logits(explained, &x).await.map_err(to_js)?.data;
+        let classify_ms = now_ms() - started;
+        let class = match usize::try_from(class) {
+            Ok(class) if class < logits.len() => class,
+            Ok(class) => {
+                return Err(JsError::new(&format!(
+                    "class {class} is out of range: the model has {} classes",
+                    logits.len()
+                )));
+            }
+            Err(_) => argmax(&logits),
+        };
+
+        let mut summary = json!({
+            "top": top_classes(&logits, &info.class_names, 5),
+            "class": class,
+            "class_name": info.class_names[class],
+            "classify_ms": classify_ms,
+        });
+        let (map, overlay_rgba) = match method {
+            None => (Vec::new(), Vec::new()),
+            Some(method) => {
+                let profiling = profile && self.timestamps();
+                if profiling {
+                    self.gpu.start_profiling().map_err(to_js)?;
+                }
+                let started = now_ms();
+                let computed = method_maps(explained, &x, &[class], method)
+                    .await
+                    .map_err(to_js)?;
+                summary["method"] = json!(method.name());
+                summary["method_ms"] = json!(now_ms() - started);
+                summary["notes"] = json!(computed.notes);
+                if profiling {
+                    let profile = self.gpu.finish_profiling().await.map_err(to_js)?;
+                    summary["kernels"] = kernel_table(&profile);
+                }
+                let map = computed.maps.data;
+                let rgba = overlay_rgba(&sized, &map);
+                (map, rgba)
+            }
+        };
+        Ok(Analysis {
+            summary: summary.to_string(),
+            logits,
+            map,
+            image_rgba: planes_rgba(&sized),
+            overlay_rgba,
+            width: sized.width,
+            height: sized.height,
+        })
+    }
+
+    fn timestamps(&self) -> bool {
+        self.gpu
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+}
+
+fn to_js(error: gradlens::Error) -> JsError {
+    JsError::new(&error.to_string())
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn argmax(values: &[f32]) -> usize {
+    (0..values.len())
+        .max_by(|&a, &b| values[a].total_cmp(&values[b]))
+        .unwrap_or(0)
+}
+
+/// The `count` most probable classes: index, name and softmax probability.
+fn top_classes(logits: &[f32], names: &[String], count: usize) -> serde_json::Value {
+    top_probabilities(logits, count)
+        .into_iter()
+        .map(|(class, probability)| {
+            json!({ "class": class, "name": names[class], "probability": probability })
+        })
+        .collect()
+}
+
+/// An image in [0, 1] (gray or RGB) as RGBA bytes for a canvas.
+fn planes_rgba(image: &Planes) -> Vec<u8> {
+    let plane = image.height * image.width;
+    let byte = |channel: usize, p: usize| {
+        let value = image.data[channel.min(image.channels - 1) * plane + p];
+        (value.clamp(0.0, 1.0) * 255.0).round() as u8
+    };
+    (0..plane)
+        .flat_map(|p| [byte(0, p), byte(1, p), byte(2, p), 255])
+        .collect()
+}
+
+/// `saliency_overlay` with an opaque alpha channel, for a canvas.
+fn overlay_rgba(image: &Planes, map: &[f32]) -> Vec<u8> {
+    saliency_overlay(image, map)
+        .chunks(3)
+        .flat_map(|rgb| [rgb[0], rgb[1], rgb[2], 255])
+        .collect()
+}
+
+/// Per kernel and phase: calls, milliseconds, share of the total, GFLOP/s where it counts FLOPs.
+fn kernel_table(profile: &gradlens::gpu::Profile) -> serde_json::Value {
+    let total = profile.total_ns().max(1.0);
+    kernel_rows(profile)
+        .iter()
+        .map(|row| {
+            json!({
+                "kernel": row.kernel,
+                "phase": row.phase.name(),
+                "calls": row.calls,
+                "ms": row.ns / 1e6,
+                "share": row.ns / total,
+                "gflops": row.gflops_per_s(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,184 @@
+// The page's glue: files in, gradlens (wasm) on WebGPU, results drawn. No network requests
+// beyond this folder (the demo checkpoint and image sit beside the page).
+//
+// `?test=m1,m2` loads the demo checkpoint and image, runs each method in turn and leaves
+// everything it computed in `window.gradlensTest` for web/e2e/test.mjs.
+
+import init, { Session } from "./pkg/gradlens_web.js";
+
+const $ = (id) => document.getElementById(id);
+const statusBox = $("status");
+
+function setStatus(text, state = "busy") {
+  statusBox.textContent = text;
+  statusBox.dataset.state = state;
+}
+
+let session = null;
+let modelReady = false;
+let image = null; // { bytes, name }
+
+async function fetchBytes(path) {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function fileBytes(file) {
+  return new Uint8Array(await file.arrayBuffer());
+}
+
+function loadWeights(bytes, name) {
+  modelReady = false;
+  const model = JSON.parse(session.loadWeights(bytes, name));
+  modelReady = true;
+  $("model").textContent =
+    `${name}: ${model.arch}, ${model.parameters.toLocaleString()} parameters, ` +
+    `${model.channels === 1 ? "grayscale" : model.channels + " channels"} ` +
+    `${model.input_size}×${model.input_size} input, classes: ${model.classes.join(", ")}`;
+  updateRunButton();
+  return model;
+}
+
+function setImage(bytes, name) {
+  image = { bytes, name };
+  $("drop").firstChild.textContent = `${name} — drop another, or `;
+  updateRunButton();
+}
+
+function updateRunButton() {
+  $("run").disabled = !(session && modelReady && image);
+}
+
+function drawRgba(canvas, rgba, width, height) {
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+}
+
+function showClasses(summary) {
+  const rows = summary.top.map((entry) =>
+    `<tr><td>${escapeHtml(entry.name)}</td><td class="num">${(entry.probability * 100).toFixed(2)}%</td></tr>`);
+  $("classes").innerHTML = `<tr><th>class</th><th>probability</th></tr>${rows.join("")}`;
+}
+
+function showTiming(summary, timestamps) {
+  let text = `classified in ${summary.classify_ms.toFixed(1)} ms`;
+  if (summary.method) {
+    text += `; ${summary.method} for “${summary.class_name}” in ${summary.method_ms.toFixed(1)} ms`;
+  }
+  for (const note of summary.notes ?? []) text += `. ${note}`;
+  $("timing").textContent = text;
+  if (summary.kernels) {
+    const rows = summary.kernels.slice(0, 15).map((k) =>
+      `<tr><td><code>${escapeHtml(k.kernel)}</code></td><td>${k.phase}</td><td class="num">${k.calls}</td>` +
+      `<td class="num">${k.ms.toFixed(3)}</td><td class="num">${(k.share * 100).toFixed(1)}%</td>` +
+      `<td class="num">${k.gflops == null ? "" : k.gflops.toFixed(2)}</td></tr>`);
+    $("kernels").innerHTML =
+      `<p class="muted">GPU time per kernel of the explanation (timestamp queries; top 15):</p>` +
+      `<table><tr><th>kernel</th><th>phase</th><th>calls</th><th>ms</th><th>share</th><th>GFLOP/s</th></tr>${rows.join("")}</table>`;
+  } else {
+    $("kernels").innerHTML = timestamps
+      ? ""
+      : `<p class="muted">This browser's adapter offers no timestamp queries, so there is no per-kernel table.</p>`;
+  }
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+}
+
+// Classifies `image`, explains its top class with `method`, and draws everything.
+async function analyse(method) {
+  const timestamps = JSON.parse(session.adapter()).timestamps;
+  const result = await session.run(image.bytes, image.name, method, -1, $("profile").checked);
+  const summary = JSON.parse(result.summary);
+  drawRgba($("image-view"), result.imageRgba, result.width, result.height);
+  drawRgba($("overlay-view"), result.overlayRgba, result.width, result.height);
+  $("overlay-caption").textContent = `${method}, class “${summary.class_name}”`;
+  showClasses(summary);
+  showTiming(summary, timestamps);
+  return { summary, logits: Array.from(result.logits), map: Array.from(result.map),
+           width: result.width, height: result.height };
+}
+
+async function runTests(methods) {
+  const test = { done: false, error: null, adapter: null, results: {} };
+  window.gradlensTest = test;
+  try {
+    test.adapter = JSON.parse(session.adapter());
+    loadWeights(await fetchBytes("demo/lesions.safetensors"), "lesions.safetensors");
+    setImage(await fetchBytes("demo/lesion.png"), "lesion.png");
+    for (const method of methods) {
+      $("method").value = method;
+      setStatus(`test: ${method}…`);
+      test.results[method] = await analyse(method);
+    }
+    setStatus(`test finished: ${methods.join(", ")}`, "done");
+  } catch (error) {
+    test.error = String(error?.message ?? error);
+    setStatus(test.error, "error");
+  }
+  test.done = true;
+}
+
+async function main() {
+  // Offline once loaded (sw.js caches this folder's files).
+  navigator.serviceWorker?.register("sw.js").catch(() => {});
+  try {
+    await init();
+    for (const name of Session.methods()) {
+      $("method").add(new Option(name, name));
+    }
+    session = await Session.open();
+  } catch (error) {
+    setStatus(`gradlens cannot run here: ${error?.message ?? error}`, "error");
+    window.gradlensTest = { done: true, error: String(error?.message ?? error), results: {} };
+    return;
+  }
+  const adapter = JSON.parse(session.adapter());
+  setStatus(`Ready on ${adapter.adapter} (storage bindings up to ${adapter.max_storage_binding_mib} MiB` +
+    `${adapter.timestamps ? ", kernel timestamps" : ""}). Pick weights and an image.`, "ready");
+
+  const wrap = (action) => async (...args) => {
+    try {
+      await action(...args);
+    } catch (error) {
+      setStatus(String(error?.message ?? error), "error");
+    }
+  };
+  $("weights-file").addEventListener("change", wrap(async (event) => {
+    const file = event.target.files[0];
+    if (file) loadWeights(await fileBytes(file), file.name);
+  }));
+  $("demo-weights").addEventListener("click", wrap(async () => {
+    loadWeights(await fetchBytes("demo/lesions.safetensors"), "lesions.safetensors");
+  }));
+  $("image-file").addEventListener("change", wrap(async (event) => {
+    const file = event.target.files[0];
+    if (file) setImage(await fileBytes(file), file.name);
+  }));
+  $("demo-image").addEventListener("click", wrap(async () => {
+    setImage(await fetchBytes("demo/lesion.png"), "lesion.png");
+  }));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", wrap(async (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    const file = event.dataTransfer.files[0];
+    if (file) setImage(await fileBytes(file), file.name);
+  }));
+  $("run").addEventListener("click", wrap(async () => {
+    const method = $("method").value;
+    setStatus(`${method}…`);
+    const { summary } = await analyse(method);
+    setStatus(`${summary.top[0].name} (${(summary.top[0].probability * 100).toFixed(1)}%)`, "done");
+  }));
+
+  const tests = new URLSearchParams(location.search).get("test");
+  if (tests) await runTests(tests.split(","));
+}
+
+main();

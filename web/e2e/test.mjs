@@ -1,0 +1,199 @@
+// End-to-end test of the browser front in real headless Chromium on SwiftShader's WebGPU.
+//
+//   node --experimental-websocket web/e2e/test.mjs --gradlens target/release/gradlens --out DIR
+//
+// 1. Runs the native build on the demo checkpoint and image: logits (classify --json) and the
+//    raw map of each tested method (saliency --raw-out).
+// 2. Serves web/ on 127.0.0.1 and opens index.html?test=... in Chromium, driven through the
+//    DevTools protocol (Node's built-in WebSocket; no npm package), and waits in real time for
+//    the page to report that it is done.
+// 3. Asserts that the browser's logits and maps equal the native ones: max |browser − native|
+//    at most 1e-4 of max |native| (relative to each tensor's scale, so values near zero are
+//    not held to a tolerance below float rounding).
+// 4. Saves a screenshot of the page with its overlay, and the browser's console, in DIR.
+
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { serve } from "../serve.mjs";
+
+const TOLERANCE = 1e-4;
+// Gradient-based maps, compared exactly; perturbation also runs, to show it works in a browser.
+const COMPARED = ["gradcam", "gradient"];
+const METHODS = ["perturbation", ...COMPARED];
+const PAGE_TIMEOUT_MS = 300_000;
+
+const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
+);
+const gradlens = args.gradlens ?? "target/release/gradlens";
+const outDir = resolve(args.out ?? "target/web-e2e");
+const chromium = args.chromium ?? "/usr/bin/chromium";
+mkdirSync(outDir, { recursive: true });
+
+const weights = join(webDir, "demo/lesions.safetensors");
+const image = join(webDir, "demo/lesion.png");
+
+function fail(message) {
+  console.error(`web e2e: FAILED: ${message}`);
+  process.exit(1);
+}
+
+// ---- 1. The native build's answers -------------------------------------------------------
+
+function readSafetensor(path, name) {
+  const bytes = readFileSync(path);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8"));
+  const entry = header[name];
+  if (!entry || entry.dtype !== "F32") fail(`${path} holds no f32 tensor ${name}`);
+  const [start, end] = entry.data_offsets;
+  const data = bytes.subarray(8 + headerLength + start, 8 + headerLength + end);
+  return Array.from(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)));
+}
+
+const scratch = mkdtempSync(join(tmpdir(), "gradlens-e2e-"));
+const classified = JSON.parse(execFileSync(gradlens, ["classify", image, "--weights", weights, "--json"], { encoding: "utf8" }));
+const native = { logits: classified.results[0].logits, maps: {} };
+for (const method of COMPARED) {
+  const raw = join(scratch, `${method}.safetensors`);
+  execFileSync(gradlens, ["saliency", image, "--weights", weights, "--method", method, "--raw-out", raw], { stdio: "ignore" });
+  native.maps[method] = readSafetensor(raw, "saliency");
+}
+
+// ---- 2. The page in Chromium ---------------------------------------------------------------
+
+const server = await serve();
+const url = `http://127.0.0.1:${server.address().port}/index.html?test=${METHODS.join(",")}`;
+
+const profile = mkdtempSync(join(tmpdir(), "gradlens-chromium-"));
+const browser = spawn(chromium, [
+  "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+  "--enable-features=Vulkan", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-quic", `--user-data-dir=${profile}`,
+  "--remote-debugging-port=0", "--window-size=1100,1200", "about:blank",
+], { stdio: ["ignore", "ignore", "pipe"] });
+let browserLog = "";
+const endpoint = await new Promise((ok, reject) => {
+  const timer = setTimeout(() => reject(new Error(`Chromium did not start:\n${browserLog}`)), 60_000);
+  browser.stderr.on("data", (chunk) => {
+    browserLog += chunk;
+    const match = browserLog.match(/DevTools listening on (ws:\/\/\S+)/);
+    if (match) {
+      clearTimeout(timer);
+      ok(match[1]);
+    }
+  });
+  browser.on("exit", (code) => reject(new Error(`Chromium exited (${code}):\n${browserLog}`)));
+});
+
+// A minimal DevTools-protocol client over one browser WebSocket (flattened sessions).
+const socket = new WebSocket(endpoint);
+await new Promise((ok, reject) => { socket.onopen = ok; socket.onerror = reject; });
+let nextId = 1;
+const pending = new Map();
+const consoleLines = [];
+socket.onmessage = (event) => {
+  const message = JSON.parse(event.data);
+  if (message.id && pending.has(message.id)) {
+    const { ok, reject } = pending.get(message.id);
+    pending.delete(message.id);
+    message.error ? reject(new Error(JSON.stringify(message.error))) : ok(message.result);
+  } else if (message.method === "Runtime.consoleAPICalled") {
+    consoleLines.push(`${message.params.type}: ${message.params.args.map((a) => a.value ?? a.description).join(" ")}`);
+  } else if (message.method === "Runtime.exceptionThrown") {
+    consoleLines.push(`exception: ${message.params.exceptionDetails.exception?.description ?? message.params.exceptionDetails.text}`);
+  }
+};
+const send = (method, params = {}, sessionId) => new Promise((ok, reject) => {
+  const id = nextId++;
+  pending.set(id, { ok, reject });
+  socket.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
+});
+
+const cleanUp = () => {
+  browser.kill("SIGKILL");
+  server.close();
+  rmSync(profile, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
+};
+
+// Opens `pageUrl` in a new tab (running `beforeLoad` in it first, if given), waits in real
+// time until the page sets window.gradlensTest.done, and returns that object and the tab.
+async function runPage(pageUrl, beforeLoad) {
+  const { targetId } = await send("Target.createTarget", { url: "about:blank" });
+  const { sessionId } = await send("Target.attachToTarget", { targetId, flatten: true });
+  await send("Runtime.enable", {}, sessionId);
+  await send("Page.enable", {}, sessionId);
+  if (beforeLoad) await send("Page.addScriptToEvaluateOnNewDocument", { source: beforeLoad }, sessionId);
+  await send("Page.navigate", { url: pageUrl }, sessionId);
+  const opened = Date.now();
+  for (;;) {
+    await new Promise((ok) => setTimeout(ok, 500));
+    const { result } = await send("Runtime.evaluate", {
+      expression: "JSON.stringify(window.gradlensTest?.done ? window.gradlensTest : null)",
+      returnByValue: true,
+    }, sessionId);
+    if (result.value && result.value !== "null") return { result: JSON.parse(result.value), sessionId };
+    const exception = consoleLines.find((line) => line.startsWith("exception:"));
+    if (exception) throw new Error(`the page threw: ${exception}`);
+    if (Date.now() - opened > PAGE_TIMEOUT_MS) throw new Error(`the page did not finish in ${PAGE_TIMEOUT_MS / 1000} s`);
+  }
+}
+
+let test;
+let withoutWebGpu;
+const started = Date.now();
+try {
+  const page = await runPage(url);
+  test = page.result;
+  const shot = await send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true }, page.sessionId);
+  writeFileSync(join(outDir, "page.png"), Buffer.from(shot.data, "base64"));
+  // A browser without WebGPU must get a message on the page, not a blank one.
+  withoutWebGpu = (await runPage(url, "delete Navigator.prototype.gpu;")).result;
+} catch (error) {
+  writeFileSync(join(outDir, "console.txt"), consoleLines.join("\n"));
+  cleanUp();
+  fail(`${error.message}\nbrowser console:\n${consoleLines.join("\n")}`);
+}
+writeFileSync(join(outDir, "console.txt"), consoleLines.join("\n"));
+cleanUp();
+
+// ---- 3. Browser against native ---------------------------------------------------------------
+
+if (test.error) fail(`the page reported: ${test.error}\nbrowser console:\n${consoleLines.join("\n")}`);
+if (!/no WebGPU/.test(withoutWebGpu.error ?? "")) {
+  fail(`without navigator.gpu the page said ${JSON.stringify(withoutWebGpu.error)}, not that WebGPU is missing`);
+}
+console.log(`web e2e: without WebGPU the page says: ${withoutWebGpu.error}`);
+console.log(`web e2e: adapter ${test.adapter.adapter}; page finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+function compare(what, browserValues, nativeValues) {
+  if (browserValues.length !== nativeValues.length) fail(`${what}: ${browserValues.length} values in the browser, ${nativeValues.length} natively`);
+  const scale = Math.max(...nativeValues.map(Math.abs));
+  if (!(scale > 0)) fail(`${what}: the native values are all zero; nothing to compare`);
+  const worst = Math.max(...browserValues.map((v, i) => Math.abs(v - nativeValues[i])));
+  const relative = worst / scale;
+  console.log(`web e2e: ${what}: ${nativeValues.length} values, max |browser − native| = ${worst.toExponential(2)} = ${relative.toExponential(2)} of max |native|`);
+  if (!(relative <= TOLERANCE)) fail(`${what} differs by ${relative.toExponential(2)} of its scale (tolerance ${TOLERANCE})`);
+}
+
+for (const method of COMPARED) {
+  const result = test.results[method];
+  compare(`logits (${method} run)`, result.logits, native.logits);
+  compare(`${method} map`, result.map, native.maps[method]);
+}
+const perturbation = test.results.perturbation;
+if (!perturbation || perturbation.map.length !== perturbation.width * perturbation.height || !perturbation.map.some((v) => v > 0)) {
+  fail("meaningful perturbation returned no map in the browser");
+}
+for (const method of METHODS) {
+  const summary = test.results[method].summary;
+  console.log(`web e2e: ${method}: ${summary.method_ms.toFixed(0)} ms in the browser` +
+    (summary.kernels ? `, ${summary.kernels.length} kernels timed` : ", no timestamp queries"));
+}
+console.log(`web e2e: passed; screenshot ${join(outDir, "page.png")}`);
+process.exit(0);

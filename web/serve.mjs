@@ -1,0 +1,37 @@
+// A static server for web/ on 127.0.0.1 (the page needs http://, not file://, for its module
+// and .wasm): `node web/serve.mjs [port]`, then open the address it prints. The end-to-end test
+// imports `serve` too.
+
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { dirname, extname, join, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const WEB_DIR = dirname(fileURLToPath(import.meta.url));
+const TYPES = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".wasm": "application/wasm",
+  ".png": "image/png",
+};
+
+/// Serves web/ on 127.0.0.1:`port` (0: any free port); resolves to the listening server.
+export function serve(port = 0) {
+  const server = createServer((request, response) => {
+    const path = resolve(WEB_DIR, "." + decodeURIComponent(new URL(request.url, "http://x").pathname));
+    if (path !== WEB_DIR && !path.startsWith(WEB_DIR + sep)) return response.writeHead(403).end();
+    try {
+      const file = path === WEB_DIR || path.endsWith(sep) ? join(path, "index.html") : path;
+      const body = readFileSync(file);
+      response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  return new Promise((ok) => server.listen(port, "127.0.0.1", () => ok(server)));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const server = await serve(Number(process.argv[2] ?? 8000));
+  console.log(`gradlens page: http://127.0.0.1:${server.address().port}/`);
+}
