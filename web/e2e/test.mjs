@@ -114,10 +114,16 @@ const send = (method, params = {}, sessionId) => new Promise((ok, reject) => {
   socket.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
 });
 
-const cleanUp = () => {
-  browser.kill("SIGKILL");
+const browserExited = new Promise((ok) => browser.on("exit", ok));
+// Chromium closed through the protocol shuts its helper processes down too (a killed main
+// process leaves them writing into the profile); killed if it does not exit in time.
+const cleanUp = async () => {
+  send("Browser.close").catch(() => {});
+  const timer = setTimeout(() => browser.kill("SIGKILL"), 10_000);
+  await browserExited;
+  clearTimeout(timer);
   server.close();
-  rmSync(profile, { recursive: true, force: true });
+  rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
   rmSync(scratch, { recursive: true, force: true });
 };
 
@@ -156,11 +162,11 @@ try {
   withoutWebGpu = (await runPage(url, "delete Navigator.prototype.gpu;")).result;
 } catch (error) {
   writeFileSync(join(outDir, "console.txt"), consoleLines.join("\n"));
-  cleanUp();
+  await cleanUp();
   fail(`${error.message}\nbrowser console:\n${consoleLines.join("\n")}`);
 }
 writeFileSync(join(outDir, "console.txt"), consoleLines.join("\n"));
-cleanUp();
+await cleanUp();
 
 // ---- 3. Browser against native ---------------------------------------------------------------
 
@@ -169,7 +175,7 @@ if (!/no WebGPU/.test(withoutWebGpu.error ?? "")) {
   fail(`without navigator.gpu the page said ${JSON.stringify(withoutWebGpu.error)}, not that WebGPU is missing`);
 }
 console.log(`web e2e: without WebGPU the page says: ${withoutWebGpu.error}`);
-console.log(`web e2e: adapter ${test.adapter.adapter}; page finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`web e2e: adapter ${test.adapter.adapter}; the pages finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 function compare(what, browserValues, nativeValues) {
   if (browserValues.length !== nativeValues.length) fail(`${what}: ${browserValues.length} values in the browser, ${nativeValues.length} natively`);
