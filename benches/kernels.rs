@@ -169,9 +169,15 @@ const RESNET50_CONVS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
     ("1x1_1024to256_14", 1024, 256, 1, 1, 0, 14),
 ];
 
+/// The speed issue's reference convolution (Burn: 5.8 GFLOP/s on this adapter), timed with
+/// the default and the GEMM algorithms only (the direct kernels would take minutes).
+const LARGE_CONV: (&str, usize, usize, usize, usize, usize, usize) =
+    ("3x3_256to256_56", 256, 256, 3, 1, 1, 56);
+
 /// Forward, backward-to-input and backward-to-weight on ResNet-50's shapes, with the default
-/// algorithm (group `conv2d`), the implicit GEMM (group `conv2d_implicit`) and the direct
-/// reference kernels (group `conv2d_direct`).
+/// algorithm (group `conv2d`: Winograd for 3×3 stride-1, else GEMM), im2col + GEMM (group
+/// `conv2d_gemm`), the implicit GEMM (group `conv2d_implicit`) and the direct reference kernels
+/// (group `conv2d_direct`).
 fn conv_benches(c: &mut Criterion) {
     use gradlens::kernels::conv2d::{
         Conv2d, ConvAlgorithm, conv2d_backward_input_with, conv2d_backward_weight_with,
@@ -180,6 +186,7 @@ fn conv_benches(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU adapter");
     for (group_name, algorithm) in [
         ("conv2d", ConvAlgorithm::Auto),
+        ("conv2d_gemm", ConvAlgorithm::Gemm),
         ("conv2d_implicit", ConvAlgorithm::ImplicitGemm),
         ("conv2d_direct", ConvAlgorithm::Direct),
     ] {
@@ -187,7 +194,9 @@ fn conv_benches(c: &mut Criterion) {
         group
             .sample_size(10)
             .measurement_time(Duration::from_secs(4));
-        for &(name, c_in, c_out, k, stride, pad, size) in RESNET50_CONVS {
+        let large = matches!(algorithm, ConvAlgorithm::Auto | ConvAlgorithm::Gemm);
+        let shapes = RESNET50_CONVS.iter().chain(large.then_some(&LARGE_CONV));
+        for &(name, c_in, c_out, k, stride, pad, size) in shapes {
             let conv = Conv2d::default().stride(stride).padding(pad);
             let x = random_tensor(&gpu, vec![1, c_in, size, size], 5);
             let w = random_tensor(&gpu, vec![c_out, c_in, k, k], 6);

@@ -20,6 +20,7 @@ pub enum Shader {
     Pool,
     Softmax,
     Transpose,
+    Winograd,
 }
 
 impl Shader {
@@ -39,6 +40,7 @@ impl Shader {
         Shader::Pool,
         Shader::Softmax,
         Shader::Transpose,
+        Shader::Winograd,
     ];
 
     /// The file name in `shaders/`, also the prefix of every kernel label.
@@ -59,6 +61,7 @@ impl Shader {
             Shader::Pool => "pool",
             Shader::Softmax => "softmax",
             Shader::Transpose => "transpose",
+            Shader::Winograd => "winograd",
         }
     }
 
@@ -79,6 +82,7 @@ impl Shader {
             Shader::Pool => include_str!("../shaders/pool.wgsl"),
             Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
             Shader::Transpose => include_str!("../shaders/transpose.wgsl"),
+            Shader::Winograd => include_str!("../shaders/winograd.wgsl"),
         }
     }
 }

@@ -57,6 +57,13 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
             [20, 6, 3, 3],
             Conv2d::default().groups(2).padding(1),
         ),
+        // Winograd F(2×2, 3×3): odd output sizes (partial 2×2 tiles), tile counts that are not
+        // multiples of 4, padding 0, 2 and per axis, more outputs than inputs and fewer.
+        ([1, 8, 5, 5], [8, 8, 3, 3], Conv2d::default().padding(1)),
+        ([1, 4, 7, 5], [12, 4, 3, 3], Conv2d::default().padding(1)),
+        ([2, 8, 9, 10], [4, 8, 3, 3], Conv2d::default()),
+        ([1, 12, 5, 6], [8, 12, 3, 3], Conv2d::default().padding(2)),
+        ([2, 4, 6, 7], [4, 4, 3, 3], asym([1, 1], [1, 0])),
     ]
 }
 
@@ -84,10 +91,26 @@ fn forward_and_backward_match_reference() {
             ConvAlgorithm::Direct,
             ConvAlgorithm::Gemm,
             ConvAlgorithm::ImplicitGemm,
+            ConvAlgorithm::Winograd,
             ConvAlgorithm::Auto,
         ] {
             let what = format!("{what} {algorithm:?}");
             let gemm_applies = conv.groups == 1;
+            let winograd_applies = weight[2..] == [3, 3]
+                && conv.stride == [1, 1]
+                && conv.dilation == [1, 1]
+                && conv.groups == 1
+                && input[1] % 4 == 0
+                && weight[0] % 4 == 0;
+            if algorithm == ConvAlgorithm::Winograd {
+                let result = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, &conv, algorithm);
+                assert!(result.is_err(), "{what}: Winograd has no weight gradient");
+                if !winograd_applies {
+                    let result = conv2d::conv2d_with(&tx, &tw, None, &conv, algorithm);
+                    assert!(result.is_err(), "{what}: Winograd must be refused");
+                    continue;
+                }
+            }
             for bias in [Some(&tb), None] {
                 let result = conv2d::conv2d_with(&tx, &tw, bias, &conv, algorithm);
                 if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
@@ -121,7 +144,9 @@ fn forward_and_backward_match_reference() {
             }
 
             let result = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, &conv, algorithm);
-            if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
+            if algorithm == ConvAlgorithm::Winograd {
+                // Refused above.
+            } else if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
                 assert!(result.is_err(), "{what}: GEMM with groups must be refused");
             } else {
                 let want = reference::conv2d_backward_weight(&x, &g, &s, &conv);

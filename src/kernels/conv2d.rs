@@ -8,11 +8,11 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
-use crate::kernels::conv2d_implicit;
 use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
 use crate::kernels::reduce;
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
+use crate::kernels::{conv2d_implicit, conv2d_winograd};
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -36,6 +36,9 @@ pub enum ConvAlgorithm {
     Gemm,
     /// Register-tiled GEMM gathering from the tensors: any geometry, no extra memory.
     ImplicitGemm,
+    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, forward and backward to the input
+    /// (see `conv2d_winograd`); an error where it does not apply.
+    Winograd,
 }
 
 /// Conv2d's geometry besides the weight: per axis (height, width), as in PyTorch.
@@ -240,6 +243,9 @@ pub fn conv2d_with(
     check_bias(OP, &shapes, bias)?;
     let gpu = x.gpu();
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::Forward)?;
+    if algorithm == ConvAlgorithm::Winograd {
+        return conv2d_winograd::forward(x, weight, bias, &shapes, conv);
+    }
     if algorithm == ConvAlgorithm::ImplicitGemm {
         let out = Tensor::empty(gpu, shapes.output)?;
         conv2d_implicit::forward_into(x, weight, bias, &shapes, conv, &out, 0)?;
@@ -343,6 +349,9 @@ pub fn conv2d_backward_input_with(
     const OP: &str = "conv2d_backward_input";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::BackwardInput)?;
+    if algorithm == ConvAlgorithm::Winograd {
+        return conv2d_winograd::backward_input(grad_out, weight, &shapes, conv);
+    }
     if algorithm == ConvAlgorithm::ImplicitGemm {
         return conv2d_implicit::backward_input(weight, grad_out, &shapes, conv);
     }
@@ -508,7 +517,15 @@ fn resolve(
         || stride != oh * ow
         || taps % 4 != 0;
     let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
+    let max_binding = x.gpu().max_binding_bytes();
+    let winograd_applies =
+        pass != Pass::BackwardWeight && conv2d_winograd::applies(shapes, conv, max_binding);
     match algorithm {
+        ConvAlgorithm::Auto
+            if winograd_applies && conv2d_winograd::preferred(shapes, conv, max_binding) =>
+        {
+            Ok(ConvAlgorithm::Winograd)
+        }
         ConvAlgorithm::Auto if gemm_applies && vec4_aligned => Ok(ConvAlgorithm::Gemm),
         ConvAlgorithm::Auto => Ok(ConvAlgorithm::ImplicitGemm),
         ConvAlgorithm::Gemm if !gemm_applies => Err(Error::invalid(
@@ -518,6 +535,12 @@ fn resolve(
                  groups = {}, buffer {cols_bytes} bytes",
                 conv.groups
             ),
+        )),
+        ConvAlgorithm::Winograd if !winograd_applies => Err(Error::invalid(
+            op,
+            "Winograd needs a 3×3 kernel at stride 1 without dilation or groups, padding at \
+             most 2, channel counts that are multiples of 4 and transformed tensors within one \
+             binding; it computes the forward and the backward to the input",
         )),
         chosen => Ok(chosen),
     }

@@ -5,6 +5,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
 mod conv2d_implicit;
+mod conv2d_winograd;
 pub mod elementwise;
 pub mod fill;
 pub mod finite;

@@ -1,0 +1,189 @@
+// winograd.wgsl — Winograd F(2×2, 3×3) convolution (Lavin & Gray 2016) for 3×3 kernels at stride
+// 1, as three passes around one batched GEMM:
+//
+//   weight_transform:  U[ξ, k, c] = (G g Gᵀ)[ξ] for g = weight[k, c] (3×3), or with `flip`
+//                      for g = weight[c, k] rotated 180° (the backward to the input, itself a
+//                      3×3 stride-1 convolution of the output gradient).
+//   input_transform:   V[ξ, c, p] = (Bᵀ d B)[ξ] for d the 4×4 input patch of tile p (zero
+//                      outside the image); p < tile_stride, columns past the last tile zeroed.
+//   (matmul:           M[ξ] = U[ξ] · V[ξ], [K, C] · [C, tile_stride], 16 batched products.)
+//   output_transform:  y[n, k, 2ty + i, 2tx + j] = (Aᵀ M[·, k, p] A)[i, j] (+ bias[k]).
+//
+// ξ = 4·row + column of the 4×4 transformed tile; tile p = (n·tiles_h + ty)·tiles_w + tx covers
+// output rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1; its input patch starts at (2ty − padding_h,
+// 2tx − padding_w).
+//
+// Dispatch: one invocation per (k, c), (c, p) or (k, p) respectively, WORKGROUP_SIZE per
+// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
+// Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; output
+// transform with has_bias only).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+
+struct Params {
+    batch: u32,
+    // The transformed convolution's input channels (C) and outputs (K).
+    channels: u32,
+    out_channels: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    padding_h: u32,
+    padding_w: u32,
+    tiles_h: u32,
+    tiles_w: u32,
+    // Columns of V and M: the tile count rounded up to a multiple of 4.
+    tile_stride: u32,
+    has_bias: u32,
+    flip: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> source: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let kc = params.out_channels * params.channels;
+    if i >= kc {
+        return;
+    }
+    let k = i / params.channels;
+    let c = i % params.channels;
+    var g: array<array<f32, 3>, 3>;
+    for (var r = 0u; r < 3u; r++) {
+        for (var s = 0u; s < 3u; s++) {
+            if params.flip == 0u {
+                g[r][s] = source[((k * params.channels + c) * 3u + r) * 3u + s];
+            } else {
+                g[r][s] = source[((c * params.out_channels + k) * 3u + 2u - r) * 3u + 2u - s];
+            }
+        }
+    }
+    // t = G g (4×3), G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
+    var t: array<array<f32, 3>, 4>;
+    for (var s = 0u; s < 3u; s++) {
+        t[0][s] = g[0][s];
+        t[1][s] = 0.5 * (g[0][s] + g[1][s] + g[2][s]);
+        t[2][s] = 0.5 * (g[0][s] - g[1][s] + g[2][s]);
+        t[3][s] = g[2][s];
+    }
+    // u = t Gᵀ (4×4).
+    for (var r = 0u; r < 4u; r++) {
+        var row = array<f32, 4>(t[r][0], 0.5 * (t[r][0] + t[r][1] + t[r][2]),
+                                0.5 * (t[r][0] - t[r][1] + t[r][2]), t[r][2]);
+        for (var s = 0u; s < 4u; s++) {
+            out[((r * 4u + s) * params.out_channels + k) * params.channels + c] = row[s];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let stride = params.tile_stride;
+    if i >= params.channels * stride {
+        return;
+    }
+    let c = i / stride;
+    let p = i % stride;
+    let plane = stride * params.channels;
+    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    if p >= tiles {
+        for (var xi = 0u; xi < 16u; xi++) {
+            out[xi * plane + c * stride + p] = 0.0;
+        }
+        return;
+    }
+    let tx = p % params.tiles_w;
+    let ty = (p / params.tiles_w) % params.tiles_h;
+    let n = p / (params.tiles_w * params.tiles_h);
+    let base = (n * params.channels + c) * params.height * params.width;
+    let top = i32(2u * ty) - i32(params.padding_h);
+    let left = i32(2u * tx) - i32(params.padding_w);
+    var d: array<array<f32, 4>, 4>;
+    for (var r = 0; r < 4; r++) {
+        let y = top + r;
+        for (var s = 0; s < 4; s++) {
+            let x = left + s;
+            var value = 0.0;
+            if y >= 0 && y < i32(params.height) && x >= 0 && x < i32(params.width) {
+                value = source[base + u32(y) * params.width + u32(x)];
+            }
+            d[r][s] = value;
+        }
+    }
+    // t = Bᵀ d, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+    var t: array<array<f32, 4>, 4>;
+    for (var s = 0; s < 4; s++) {
+        t[0][s] = d[0][s] - d[2][s];
+        t[1][s] = d[1][s] + d[2][s];
+        t[2][s] = d[2][s] - d[1][s];
+        t[3][s] = d[1][s] - d[3][s];
+    }
+    // v = t B.
+    for (var r = 0u; r < 4u; r++) {
+        var row = array<f32, 4>(t[r][0] - t[r][2], t[r][1] + t[r][2], t[r][2] - t[r][1],
+                                t[r][1] - t[r][3]);
+        for (var s = 0u; s < 4u; s++) {
+            out[(r * 4u + s) * plane + c * stride + p] = row[s];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    if i >= params.out_channels * tiles {
+        return;
+    }
+    let k = i / tiles;
+    let p = i % tiles;
+    let stride = params.tile_stride;
+    let plane = params.out_channels * stride;
+    var m: array<array<f32, 4>, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        for (var s = 0u; s < 4u; s++) {
+            m[r][s] = source[(r * 4u + s) * plane + k * stride + p];
+        }
+    }
+    // t = Aᵀ m (2×4), Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]; y = t A (2×2).
+    var t: array<array<f32, 4>, 2>;
+    for (var s = 0u; s < 4u; s++) {
+        t[0][s] = m[0][s] + m[1][s] + m[2][s];
+        t[1][s] = m[1][s] - m[2][s] - m[3][s];
+    }
+    var shift = 0.0;
+    if params.has_bias != 0u {
+        shift = bias[k];
+    }
+    let tx = p % params.tiles_w;
+    let ty = (p / params.tiles_w) % params.tiles_h;
+    let n = p / (params.tiles_w * params.tiles_h);
+    let base = (n * params.out_channels + k) * params.out_height * params.out_width;
+    for (var r = 0u; r < 2u; r++) {
+        let y = 2u * ty + r;
+        if y >= params.out_height {
+            break;
+        }
+        var row = array<f32, 2>(t[r][0] + t[r][1] + t[r][2], t[r][1] - t[r][2] - t[r][3]);
+        for (var s = 0u; s < 2u; s++) {
+            let x = 2u * tx + s;
+            if x < params.out_width {
+                out[base + y * params.out_width + x] = row[s] + shift;
+            }
+        }
+    }
+}

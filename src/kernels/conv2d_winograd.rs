@@ -1,0 +1,211 @@
+//! Launcher for shaders/winograd.wgsl: 3×3 stride-1 convolutions as Winograd F(2×2, 3×3).
+//!
+//! Each 2×2 block of outputs comes from a 4×4 input patch: transformed, the convolution becomes
+//! 16 independent products [K, C] · [C, tiles] — one batched GEMM doing 16·K·C multiply-adds
+//! per 4 outputs where im2col's GEMM does 36·K·C, 2.25× fewer — between an input transform and
+//! an output transform that are each one pass over memory. The backward to the input is the
+//! same convolution of the output gradient with the weights rotated and transposed (the weight
+//! transform's `flip`). Profiles count the convolution's FLOPs, so GFLOP/s are effective ones.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::conv2d::{Conv2d, ConvShapes};
+use super::grid_1d;
+use super::matmul::{MatmulOptions, matmul_counted};
+use crate::error::Result;
+use crate::shaders::{Kernel, Shader};
+use crate::tensor::Tensor;
+
+const WORKGROUP_SIZE: u64 = 256;
+
+/// The fewest 2×2 output tiles for which `Auto` prefers Winograd to im2col + GEMM. Measured on
+/// lavapipe (`cargo bench --bench kernels -- conv2d`, batch 1): 49 tiles (14×14 outputs, 256
+/// channels) ran at 14.7 effective GFLOP/s against the GEMM's 8.9, but 16 tiles (7×7, 512
+/// channels) at 4.4 against 10.6 — sixteen products with 16 columns each starve the GEMM.
+const MIN_TILES_PREFERRED: usize = 32;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    channels: u32,
+    out_channels: u32,
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    padding_h: u32,
+    padding_w: u32,
+    tiles_h: u32,
+    tiles_w: u32,
+    tile_stride: u32,
+    has_bias: u32,
+    flip: u32,
+}
+
+/// Whether Winograd computes this convolution's forward and backward to the input: a 3×3
+/// kernel at stride 1 without dilation or groups, padding at most 2, channel counts that are
+/// multiples of 4 (the GEMM's vec4 and subgroup kernels), and transformed tensors within one
+/// storage binding.
+pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64) -> bool {
+    let [n, c_in, _, _] = shapes.input;
+    let [c_out, _, kh, kw] = shapes.weight;
+    let geometry = (kh, kw) == (3, 3)
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && conv.padding.iter().all(|&p| p <= 2);
+    let channels = c_in.max(c_out);
+    // The larger of the two passes' transformed operands (input or output gradient side).
+    let tiles = n
+        * shapes.input[2].max(shapes.output[2]).div_ceil(2)
+        * shapes.input[3].max(shapes.output[3]).div_ceil(2);
+    let transformed_bytes = 16 * channels as u64 * tiles.next_multiple_of(4) as u64 * 4;
+    let non_empty = shapes.input.iter().chain(&shapes.output).all(|&d| d > 0);
+    geometry
+        && non_empty
+        && c_in % 4 == 0
+        && c_out % 4 == 0
+        && transformed_bytes <= max_binding_bytes
+}
+
+/// Whether `Auto` should choose Winograd: it applies, and the output has enough tiles.
+pub(crate) fn preferred(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64) -> bool {
+    let [n, _, oh, ow] = shapes.output;
+    applies(shapes, conv, max_binding_bytes)
+        && n * oh.div_ceil(2) * ow.div_ceil(2) >= MIN_TILES_PREFERRED
+}
+
+/// The convolution's output [N, C_out, OH, OW] (plus `bias` per channel).
+pub(crate) fn forward(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    shapes: &ConvShapes,
+    conv: &Conv2d,
+) -> Result<Tensor> {
+    let [_, c_in, _, _] = shapes.input;
+    let [c_out, ..] = shapes.weight;
+    let transformed = Transformed {
+        channels: c_in,
+        out_channels: c_out,
+        padding: conv.padding,
+        flip: false,
+    };
+    transformed.run(x, shapes.input, weight, bias, shapes.output, shapes.flops())
+}
+
+/// The gradient with respect to the input [N, C_in, H, W]: the output gradient convolved with
+/// the rotated, transposed weights, padded by 2 − padding.
+pub(crate) fn backward_input(
+    grad_out: &Tensor,
+    weight: &Tensor,
+    shapes: &ConvShapes,
+    conv: &Conv2d,
+) -> Result<Tensor> {
+    let [_, c_in, _, _] = shapes.input;
+    let [c_out, ..] = shapes.weight;
+    let transformed = Transformed {
+        channels: c_out,
+        out_channels: c_in,
+        padding: conv.padding.map(|p| 2 - p),
+        flip: true,
+    };
+    transformed.run(
+        grad_out,
+        shapes.output,
+        weight,
+        None,
+        shapes.input,
+        shapes.flops(),
+    )
+}
+
+/// One Winograd convolution of `channels` inputs into `out_channels` outputs.
+struct Transformed {
+    channels: usize,
+    out_channels: usize,
+    padding: [usize; 2],
+    flip: bool,
+}
+
+impl Transformed {
+    fn run(
+        &self,
+        source: &Tensor,
+        [n, _, height, width]: [usize; 4],
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        out_dims: [usize; 4],
+        flops: u64,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d_winograd";
+        let gpu = source.gpu();
+        let [_, _, out_height, out_width] = out_dims;
+        let (tiles_h, tiles_w) = (out_height.div_ceil(2), out_width.div_ceil(2));
+        let tile_stride = (n * tiles_h * tiles_w).next_multiple_of(4);
+        let (c, k) = (self.channels, self.out_channels);
+        let u32_of = |what, value| super::as_u32(OP, what, value);
+        let params = Params {
+            batch: u32_of("N", n)?,
+            channels: u32_of("C", c)?,
+            out_channels: u32_of("K", k)?,
+            height: u32_of("H", height)?,
+            width: u32_of("W", width)?,
+            out_height: u32_of("OH", out_height)?,
+            out_width: u32_of("OW", out_width)?,
+            padding_h: u32_of("padding", self.padding[0])?,
+            padding_w: u32_of("padding", self.padding[1])?,
+            tiles_h: u32_of("tiles", tiles_h)?,
+            tiles_w: u32_of("tiles", tiles_w)?,
+            tile_stride: u32_of("tiles", tile_stride)?,
+            has_bias: u32::from(bias.is_some()),
+            flip: u32::from(self.flip),
+        };
+
+        let weights = Tensor::empty(gpu, [16, k, c])?;
+        launch("weight_transform", &params, &[(1, weight)], &weights, k * c)?;
+        let patches = Tensor::empty(gpu, [16, c, tile_stride])?;
+        launch(
+            "input_transform",
+            &params,
+            &[(1, source)],
+            &patches,
+            c * tile_stride,
+        )?;
+        let products = matmul_counted(&weights, &patches, MatmulOptions::default(), Some(flops))?;
+        let out = Tensor::empty(gpu, out_dims)?;
+        // Without a bias the kernel still needs something bound there; it never reads it.
+        let bias = bias.unwrap_or(&products);
+        launch(
+            "output_transform",
+            &params,
+            &[(1, &products), (3, bias)],
+            &out,
+            k * n * tiles_h * tiles_w,
+        )?;
+        Ok(out)
+    }
+}
+
+/// Records `entry` with one invocation per work item.
+fn launch(
+    entry: &'static str,
+    params: &Params,
+    inputs: &[(u32, &Tensor)],
+    out: &Tensor,
+    items: usize,
+) -> Result<()> {
+    let gpu = out.gpu();
+    let mut storage = Vec::with_capacity(inputs.len() + 1);
+    for &(slot, tensor) in inputs {
+        storage.extend(tensor.binding().map(|range| (slot, range)));
+    }
+    storage.extend(out.binding().map(|range| (2, range)));
+    gpu.dispatch(
+        &Kernel::new(Shader::Winograd, entry),
+        params,
+        &storage,
+        grid_1d(gpu, (items as u64).div_ceil(WORKGROUP_SIZE)),
+    )
+}
