@@ -66,6 +66,7 @@ function showTiming(summary, timestamps) {
   let text = `classified in ${summary.classify_ms.toFixed(1)} ms`;
   if (summary.method) {
     text += `; ${summary.method} for “${summary.class_name}” in ${summary.method_ms.toFixed(1)} ms`;
+    if (summary.profiled) text += " (timing each kernel, which serialises them)";
   }
   for (const note of summary.notes ?? []) text += `. ${note}`;
   $("timing").textContent = text;
@@ -113,6 +114,13 @@ async function runTests(methods) {
       $("method").value = method;
       setStatus(`test: ${method}…`);
       test.results[method] = await analyse(method);
+    }
+    // A file that is no image must be refused with a message naming it.
+    try {
+      await session.run(new Uint8Array([1, 2, 3]), "broken.png", "gradient", -1, false);
+      test.brokenImage = "accepted";
+    } catch (error) {
+      test.brokenImage = String(error?.message ?? error);
     }
     setStatus(`test finished: ${methods.join(", ")}`, "done");
   } catch (error) {

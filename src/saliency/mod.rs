@@ -5,6 +5,10 @@
 //! Gradient methods return attributions shaped like the input ([N, C, H, W]); [`to_maps`]
 //! reduces them to one map per image. Grad-CAM and meaningful perturbation return maps
 //! ([N, H, W]) directly.
+//!
+//! The methods are async because they read values back mid-way (scores, gradients for the
+//! host-side steps), and a browser cannot wait for its GPU: the web front awaits them, native
+//! code runs them with `pollster::block_on` (where each readback is ready at once).
 
 mod evaluation;
 mod gradcam;

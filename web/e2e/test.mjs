@@ -175,6 +175,8 @@ if (!/no WebGPU/.test(withoutWebGpu.error ?? "")) {
   fail(`without navigator.gpu the page said ${JSON.stringify(withoutWebGpu.error)}, not that WebGPU is missing`);
 }
 console.log(`web e2e: without WebGPU the page says: ${withoutWebGpu.error}`);
+if (!/broken\.png/.test(test.brokenImage)) fail(`a broken image gave ${JSON.stringify(test.brokenImage)}, not an error naming it`);
+console.log(`web e2e: a broken image is refused: ${test.brokenImage}`);
 console.log(`web e2e: adapter ${test.adapter.adapter}; the pages finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 function compare(what, browserValues, nativeValues) {

@@ -220,16 +220,19 @@ impl Session {
                     self.gpu.start_profiling().map_err(to_js)?;
                 }
                 let started = now_ms();
-                let computed = method_maps(explained, &x, &[class], method)
-                    .await
-                    .map_err(to_js)?;
-                summary["method"] = json!(method.name());
-                summary["method_ms"] = json!(now_ms() - started);
-                summary["notes"] = json!(computed.notes);
+                let computed = method_maps(explained, &x, &[class], method).await;
+                let elapsed = now_ms() - started;
+                // Profiling ends even when the method failed, so the next run can start it.
                 if profiling {
                     let profile = self.gpu.finish_profiling().await.map_err(to_js)?;
                     summary["kernels"] = kernel_table(&profile);
                 }
+                let computed = computed.map_err(to_js)?;
+                summary["method"] = json!(method.name());
+                summary["method_ms"] = json!(elapsed);
+                // Timed kernel by kernel, each in its own pass: slower than a plain run.
+                summary["profiled"] = json!(profiling);
+                summary["notes"] = json!(computed.notes);
                 let map = computed.maps.data;
                 let rgba = overlay_rgba(&sized, &map);
                 (map, rgba)
