@@ -7,7 +7,9 @@
 //   input_transform:   V[ξ, c, p] = (Bᵀ d B)[ξ] for d the 4×4 input patch of tile p (zero
 //                      outside the image); p < tile_stride, columns past the last tile zeroed.
 //   (matmul:           M[ξ] = U[ξ] · V[ξ], [K, C] · [C, tile_stride], 16 batched products.)
-//   output_transform:  y[n, k, 2ty + i, 2tx + j] = (Aᵀ M[·, k, p] A)[i, j] (+ bias[k]).
+//   output_transform:  y[n, first + k, 2ty + i, 2tx + j] = (Aᵀ M[·, k, p] A)[i, j] (+ bias[k]),
+//                      y having out_total channels (a slice of a concatenation when first > 0
+//                      or out_total > K).
 //
 // ξ = 4·row + column of the 4×4 transformed tile; tile p = (n·tiles_h + ty)·tiles_w + tx covers
 // output rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1; its input patch starts at (2ty − padding_h,
@@ -36,6 +38,8 @@ struct Params {
     tile_stride: u32,
     has_bias: u32,
     flip: u32,
+    out_first: u32,
+    out_total: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -172,7 +176,7 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let tx = p % params.tiles_w;
     let ty = (p / params.tiles_w) % params.tiles_h;
     let n = p / (params.tiles_w * params.tiles_h);
-    let base = (n * params.out_channels + k) * params.out_height * params.out_width;
+    let base = (n * params.out_total + params.out_first + k) * params.out_height * params.out_width;
     for (var r = 0u; r < 2u; r++) {
         let y = 2u * ty + r;
         if y >= params.out_height {

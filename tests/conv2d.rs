@@ -240,14 +240,19 @@ fn bad_geometry_is_refused_with_the_values() {
 #[test]
 fn conv2d_into_fills_only_its_channel_slice() {
     let mut rng = Rng::new(62);
-    let input = [2, 5, 9, 8];
+    let input = [2, 8, 9, 8];
     let x_data = rng.vec(input.iter().product());
     let x = Tensor::from_slice(gpu(), input, &x_data).unwrap();
+    // The implicit GEMM (1×1, and 3×3 with 6 outputs) and Winograd (3×3 with 8 and 4 outputs:
+    // 40 tiles) each write their slice.
     let branches = [
-        ([3, 5, 1, 1], Conv2d::default()),
-        ([6, 5, 3, 3], Conv2d::default().padding(1)),
+        ([3, 8, 1, 1], Conv2d::default()),
+        ([6, 8, 3, 3], Conv2d::default().padding(1)),
+        ([8, 8, 3, 3], Conv2d::default().padding(1)),
+        ([4, 8, 3, 3], Conv2d::default().padding(1)),
     ];
-    let dest = Tensor::full(gpu(), [2, 11, 9, 8], 7.0).unwrap();
+    let total = 23;
+    let dest = Tensor::full(gpu(), [2, total, 9, 8], 7.0).unwrap();
     let mut first = 1;
     let mut wanted = vec![7.0; dest.numel()];
     for (weight, conv) in branches {
@@ -262,7 +267,7 @@ fn conv2d_into_fills_only_its_channel_slice() {
         for n in 0..2 {
             for c in 0..weight[0] {
                 let from = (n * weight[0] + c) * plane;
-                let to = (n * 11 + first + c) * plane;
+                let to = (n * total + first + c) * plane;
                 wanted[to..to + plane].copy_from_slice(&branch[from..from + plane]);
             }
         }
@@ -270,7 +275,7 @@ fn conv2d_into_fills_only_its_channel_slice() {
     }
     assert_close("conv2d_into", &dest.to_vec().unwrap(), &wanted, 1e-5, 1e-4);
 
-    let w = Tensor::zeros(gpu(), [6, 5, 3, 3]).unwrap();
+    let w = Tensor::zeros(gpu(), [24, 8, 3, 3]).unwrap();
     let error = conv2d::conv2d_into(&x, &w, None, &Conv2d::default(), &dest, 0)
         .unwrap_err()
         .to_string();

@@ -296,7 +296,8 @@ pub fn conv2d_with(
 
 /// `conv2d` written into channels `channel_first ..` of `dest` [N, C_total, OH, OW] instead of
 /// a fresh tensor: an Inception branch or a DenseNet layer fills its slice of the channel
-/// concatenation directly, with no copy. Runs the implicit GEMM.
+/// concatenation directly, with no copy. Runs Winograd where `Auto` would, else the implicit
+/// GEMM (whose stores can target the slice; the GEMM path's cannot).
 pub fn conv2d_into(
     x: &Tensor,
     weight: &Tensor,
@@ -323,7 +324,10 @@ pub fn conv2d_into(
             ),
         ));
     }
-    conv2d_implicit::forward_into(x, weight, bias, &shapes, conv, dest, channel_first)
+    match conv2d_winograd::preferred(&shapes, conv, x.gpu().max_binding_bytes()) {
+        true => conv2d_winograd::forward_into(x, weight, bias, &shapes, conv, dest, channel_first),
+        false => conv2d_implicit::forward_into(x, weight, bias, &shapes, conv, dest, channel_first),
+    }
 }
 
 /// The gradient of `conv2d` with respect to its input `x` (whose shape it takes).

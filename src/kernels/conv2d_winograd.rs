@@ -12,7 +12,7 @@ use bytemuck::{Pod, Zeroable};
 use super::conv2d::{Conv2d, ConvShapes};
 use super::grid_1d;
 use super::matmul::{MatmulOptions, matmul_counted};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -41,6 +41,9 @@ struct Params {
     tile_stride: u32,
     has_bias: u32,
     flip: u32,
+    /// The output's first channel and channel count (a slice of a concatenation).
+    out_first: u32,
+    out_total: u32,
 }
 
 /// Whether Winograd computes this convolution's forward and backward to the input: a 3×3
@@ -84,15 +87,29 @@ pub(crate) fn forward(
     shapes: &ConvShapes,
     conv: &Conv2d,
 ) -> Result<Tensor> {
-    let [_, c_in, _, _] = shapes.input;
-    let [c_out, ..] = shapes.weight;
+    let out = Tensor::empty(x.gpu(), shapes.output)?;
+    forward_into(x, weight, bias, shapes, conv, &out, 0)?;
+    Ok(out)
+}
+
+/// `forward` written into channels `first ..` of `dest` [N, C_total, OH, OW] (`conv2d_into`:
+/// DenseNet's layers fill their slice of the block's buffer).
+pub(crate) fn forward_into(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    shapes: &ConvShapes,
+    conv: &Conv2d,
+    dest: &Tensor,
+    first: usize,
+) -> Result<()> {
     let transformed = Transformed {
-        channels: c_in,
-        out_channels: c_out,
+        channels: shapes.input[1],
+        out_channels: shapes.weight[0],
         padding: conv.padding,
         flip: false,
     };
-    transformed.run(x, shapes.input, weight, bias, shapes.output, shapes.flops())
+    transformed.run(x, shapes.input, weight, bias, dest, first, shapes.flops())
 }
 
 /// The gradient with respect to the input [N, C_in, H, W]: the output gradient convolved with
@@ -111,17 +128,21 @@ pub(crate) fn backward_input(
         padding: conv.padding.map(|p| 2 - p),
         flip: true,
     };
+    let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
     transformed.run(
         grad_out,
         shapes.output,
         weight,
         None,
-        shapes.input,
+        &grad_x,
+        0,
         shapes.flops(),
-    )
+    )?;
+    Ok(grad_x)
 }
 
-/// One Winograd convolution of `channels` inputs into `out_channels` outputs.
+/// One Winograd convolution of `channels` inputs into `out_channels` outputs, written into
+/// channels `first ..` of `out` [N, C_total, OH, OW].
 struct Transformed {
     channels: usize,
     out_channels: usize,
@@ -136,12 +157,15 @@ impl Transformed {
         [n, _, height, width]: [usize; 4],
         weight: &Tensor,
         bias: Option<&Tensor>,
-        out_dims: [usize; 4],
+        out: &Tensor,
+        first: usize,
         flops: u64,
-    ) -> Result<Tensor> {
+    ) -> Result<()> {
         const OP: &str = "conv2d_winograd";
         let gpu = source.gpu();
-        let [_, _, out_height, out_width] = out_dims;
+        let &[_, out_total, out_height, out_width] = out.dims() else {
+            return Err(Error::invalid(OP, "the output must be [N, C, H, W]"));
+        };
         let (tiles_h, tiles_w) = (out_height.div_ceil(2), out_width.div_ceil(2));
         let tile_stride = (n * tiles_h * tiles_w).next_multiple_of(4);
         let (c, k) = (self.channels, self.out_channels);
@@ -161,6 +185,8 @@ impl Transformed {
             tile_stride: u32_of("tiles", tile_stride)?,
             has_bias: u32::from(bias.is_some()),
             flip: u32::from(self.flip),
+            out_first: u32_of("first channel", first)?,
+            out_total: u32_of("channels", out_total)?,
         };
 
         let weights = Tensor::empty(gpu, [16, k, c])?;
@@ -174,17 +200,15 @@ impl Transformed {
             c * tile_stride,
         )?;
         let products = matmul_counted(&weights, &patches, MatmulOptions::default(), Some(flops))?;
-        let out = Tensor::empty(gpu, out_dims)?;
         // Without a bias the kernel still needs something bound there; it never reads it.
         let bias = bias.unwrap_or(&products);
         launch(
             "output_transform",
             &params,
             &[(1, &products), (3, bias)],
-            &out,
+            out,
             k * n * tiles_h * tiles_w,
-        )?;
-        Ok(out)
+        )
     }
 }
 
