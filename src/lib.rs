@@ -5,6 +5,10 @@
 //! ([`kernels`]), which validate their arguments and record dispatches into the context's batch
 //! ([`gpu::Gpu`]); nothing waits for the GPU until a tensor is read back.
 
+// In the browser wgpu's objects are neither Send nor Sync, so the context's Arcs could be Rcs
+// there; natively they must be Arcs.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 pub mod autograd;
 pub mod checkpoint;
 pub mod error;

@@ -109,7 +109,7 @@ pub(crate) fn forward_into(
         padding: conv.padding,
         flip: false,
     };
-    transformed.run(x, shapes.input, weight, bias, dest, first, shapes.flops())
+    transformed.run(x, weight, bias, dest, first)
 }
 
 /// The gradient with respect to the input [N, C_in, H, W]: the output gradient convolved with
@@ -129,15 +129,7 @@ pub(crate) fn backward_input(
         flip: true,
     };
     let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
-    transformed.run(
-        grad_out,
-        shapes.output,
-        weight,
-        None,
-        &grad_x,
-        0,
-        shapes.flops(),
-    )?;
+    transformed.run(grad_out, weight, None, &grad_x, 0)?;
     Ok(grad_x)
 }
 
@@ -154,21 +146,23 @@ impl Transformed {
     fn run(
         &self,
         source: &Tensor,
-        [n, _, height, width]: [usize; 4],
         weight: &Tensor,
         bias: Option<&Tensor>,
         out: &Tensor,
         first: usize,
-        flops: u64,
     ) -> Result<()> {
         const OP: &str = "conv2d_winograd";
         let gpu = source.gpu();
-        let &[_, out_total, out_height, out_width] = out.dims() else {
-            return Err(Error::invalid(OP, "the output must be [N, C, H, W]"));
+        let (&[n, _, height, width], &[_, out_total, out_height, out_width]) =
+            (source.dims(), out.dims())
+        else {
+            return Err(Error::invalid(OP, "input and output must be [N, C, H, W]"));
         };
         let (tiles_h, tiles_w) = (out_height.div_ceil(2), out_width.div_ceil(2));
         let tile_stride = (n * tiles_h * tiles_w).next_multiple_of(4);
         let (c, k) = (self.channels, self.out_channels);
+        // The convolution's multiply-adds ×2, which the profile charges to the GEMM.
+        let flops = 2 * (n * k * out_height * out_width * c * 9) as u64;
         let u32_of = |what, value| super::as_u32(OP, what, value);
         let params = Params {
             batch: u32_of("N", n)?,
