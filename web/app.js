@@ -2,7 +2,8 @@
 // beyond this folder (the demo checkpoint and image sit beside the page).
 //
 // `?test=m1,m2` loads the demo checkpoint and image, runs each method in turn and leaves
-// everything it computed in `window.gradlensTest` for web/e2e/test.mjs.
+// everything it computed in `window.gradlensTest` for web/e2e/test.mjs; `?big=arch` does the
+// same for gradient saliency on a full-size architecture with random weights.
 
 import init, { Session } from "./pkg/gradlens_web.js";
 
@@ -30,12 +31,21 @@ async function fileBytes(file) {
 
 function loadWeights(bytes, name) {
   modelReady = false;
-  const model = JSON.parse(session.loadWeights(bytes, name));
+  return showModel(JSON.parse(session.loadWeights(bytes, name)), name);
+}
+
+function randomWeights(arch) {
+  modelReady = false;
+  return showModel(JSON.parse(session.randomWeights(arch)), `random ${arch}`);
+}
+
+function showModel(model, name) {
   modelReady = true;
   $("model").textContent =
     `${name}: ${model.arch}, ${model.parameters.toLocaleString()} parameters, ` +
     `${model.channels === 1 ? "grayscale" : model.channels + " channels"} ` +
-    `${model.input_size}×${model.input_size} input, classes: ${model.classes.join(", ")}`;
+    `${model.input_size}×${model.input_size} input, ` +
+    (model.classes.length <= 10 ? `classes: ${model.classes.join(", ")}` : `${model.classes.length} classes`);
   updateRunButton();
   return model;
 }
@@ -130,6 +140,34 @@ async function runTests(methods) {
   test.done = true;
 }
 
+// A full-size architecture with random weights explains the demo image (resized to its input):
+// the page records the times and whether the map is whole and finite.
+async function runBig(arch) {
+  const test = { done: false, error: null, adapter: null, results: {} };
+  window.gradlensTest = test;
+  try {
+    test.adapter = JSON.parse(session.adapter());
+    test.model = randomWeights(arch);
+    setImage(await fetchBytes("demo/lesion.png"), "lesion.png");
+    setStatus(`test: ${arch}, gradient…`);
+    const result = await analyse("gradient");
+    test.results.gradient = {
+      summary: result.summary,
+      width: result.width,
+      height: result.height,
+      mapLength: result.map.length,
+      mapFinite: result.map.every(Number.isFinite),
+      mapNonZero: result.map.filter((v) => v !== 0).length,
+      logitsFinite: result.logits.every(Number.isFinite),
+    };
+    setStatus(`test finished: ${arch}`, "done");
+  } catch (error) {
+    test.error = String(error?.message ?? error);
+    setStatus(test.error, "error");
+  }
+  test.done = true;
+}
+
 async function main() {
   // Offline once loaded (sw.js caches this folder's files).
   navigator.serviceWorker?.register("sw.js").catch(() => {});
@@ -137,6 +175,9 @@ async function main() {
     await init();
     for (const name of Session.methods()) {
       $("method").add(new Option(name, name));
+    }
+    for (const arch of Session.architectures()) {
+      $("random-arch").add(new Option(arch, arch, arch === "resnet50", arch === "resnet50"));
     }
     session = await Session.open();
   } catch (error) {
@@ -162,6 +203,11 @@ async function main() {
   $("demo-weights").addEventListener("click", wrap(async () => {
     loadWeights(await fetchBytes("demo/lesions.safetensors"), "lesions.safetensors");
   }));
+  $("random-weights").addEventListener("click", wrap(async () => {
+    setStatus(`building ${$("random-arch").value}…`);
+    randomWeights($("random-arch").value);
+    setStatus("Ready.", "ready");
+  }));
   $("image-file").addEventListener("change", wrap(async (event) => {
     const file = event.target.files[0];
     if (file) setImage(await fileBytes(file), file.name);
@@ -185,8 +231,9 @@ async function main() {
     setStatus(`${summary.top[0].name} (${(summary.top[0].probability * 100).toFixed(1)}%)`, "done");
   }));
 
-  const tests = new URLSearchParams(location.search).get("test");
-  if (tests) await runTests(tests.split(","));
+  const params = new URLSearchParams(location.search);
+  if (params.get("test")) await runTests(params.get("test").split(","));
+  if (params.get("big")) await runBig(params.get("big"));
 }
 
 main();

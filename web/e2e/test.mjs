@@ -24,6 +24,7 @@ const TOLERANCE = 1e-4;
 const COMPARED = ["gradcam", "gradient"];
 const METHODS = ["perturbation", ...COMPARED];
 const PAGE_TIMEOUT_MS = 300_000;
+const BIG_ARCH = "resnet50";
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = Object.fromEntries(
@@ -152,6 +153,7 @@ async function runPage(pageUrl, beforeLoad) {
 
 let test;
 let withoutWebGpu;
+let big;
 const started = Date.now();
 try {
   const page = await runPage(url);
@@ -160,6 +162,8 @@ try {
   writeFileSync(join(outDir, "page.png"), Buffer.from(shot.data, "base64"));
   // A browser without WebGPU must get a message on the page, not a blank one.
   withoutWebGpu = (await runPage(url, "delete Navigator.prototype.gpu;")).result;
+  // A full-size model: ImageNet ResNet-50 (random weights) at 224 under the browser's limits.
+  big = (await runPage(url.replace(/\?.*/, `?big=${BIG_ARCH}`))).result;
 } catch (error) {
   writeFileSync(join(outDir, "console.txt"), consoleLines.join("\n"));
   await cleanUp();
@@ -177,7 +181,8 @@ if (!/no WebGPU/.test(withoutWebGpu.error ?? "")) {
 console.log(`web e2e: without WebGPU the page says: ${withoutWebGpu.error}`);
 if (!/broken\.png/.test(test.brokenImage)) fail(`a broken image gave ${JSON.stringify(test.brokenImage)}, not an error naming it`);
 console.log(`web e2e: a broken image is refused: ${test.brokenImage}`);
-console.log(`web e2e: adapter ${test.adapter.adapter}; the pages finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`web e2e: adapter ${test.adapter.adapter} (storage bindings ${test.adapter.max_storage_binding_mib} MiB, ` +
+  `buffers ${test.adapter.max_buffer_mib} MiB, timestamps ${test.adapter.timestamps}); the pages finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 function compare(what, browserValues, nativeValues) {
   if (browserValues.length !== nativeValues.length) fail(`${what}: ${browserValues.length} values in the browser, ${nativeValues.length} natively`);
@@ -198,6 +203,13 @@ const perturbation = test.results.perturbation;
 if (!perturbation || perturbation.map.length !== perturbation.width * perturbation.height || !perturbation.map.some((v) => v > 0)) {
   fail("meaningful perturbation returned no map in the browser");
 }
+if (big.error) fail(`${BIG_ARCH} in the browser: ${big.error}`);
+const bigResult = big.results.gradient;
+if (bigResult.width !== 224 || bigResult.mapLength !== 224 * 224 || !bigResult.mapFinite || !bigResult.logitsFinite || bigResult.mapNonZero < 224 * 224 / 2) {
+  fail(`${BIG_ARCH} in the browser gave ${JSON.stringify({ ...bigResult, summary: undefined })}`);
+}
+console.log(`web e2e: ${BIG_ARCH} (random weights, ${big.model.parameters.toLocaleString()} parameters) at 224: ` +
+  `classified in ${bigResult.summary.classify_ms.toFixed(0)} ms, gradient in ${bigResult.summary.method_ms.toFixed(0)} ms (kernels timed one by one)`);
 for (const method of METHODS) {
   const summary = test.results[method].summary;
   console.log(`web e2e: ${method}: ${summary.method_ms.toFixed(0)} ms in the browser` +

@@ -5,8 +5,10 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use gradlens::checkpoint::{self, LoadedModel};
-use gradlens::imaging::{self, Planes, saliency_overlay};
+use gradlens::checkpoint::{self, LoadedModel, ModelInfo, imagenet_classes};
+use gradlens::imaging::{self, Planes, Preprocess, saliency_overlay};
+use gradlens::models::{ARCHS, ModelConfig, build};
+use gradlens::nn::ParamStore;
 use gradlens::profiling::kernel_rows;
 use gradlens::saliency::{self, Explained, Method, method_maps, top_probabilities};
 use gradlens::weights::WeightsFile;
@@ -135,18 +137,48 @@ impl Session {
     pub fn load_weights(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
         self.model = None;
         let file = WeightsFile::from_bytes(bytes, name).map_err(to_js)?;
-        let loaded = checkpoint::load(&self.gpu, &file, None).map_err(to_js)?;
+        self.model = Some(checkpoint::load(&self.gpu, &file, None).map_err(to_js)?);
+        Ok(self.describe_model())
+    }
+
+    /// JSON: the loaded model's architecture, classes, input and parameter count.
+    fn describe_model(&self) -> String {
+        let Some(loaded) = &self.model else {
+            return "null".into();
+        };
         let info = &loaded.info;
-        let description = json!({
+        json!({
             "arch": info.arch,
             "classes": info.class_names,
             "channels": info.preprocess.channels,
             "input_size": info.preprocess.input_size(),
             "parameters": loaded.store.parameter_count(),
         })
-        .to_string();
-        self.model = Some(loaded);
-        Ok(description)
+        .to_string()
+    }
+
+    /// A torchvision architecture with gradlens's seeded random weights, ImageNet-sized (1000
+    /// classes, RGB, its usual input size): full-size models and their timing in the browser
+    /// without a weights file. Returns JSON as `loadWeights` does.
+    #[wasm_bindgen(js_name = randomWeights)]
+    pub fn random_weights(&mut self, arch: &str) -> Result<String, JsError> {
+        self.model = None;
+        let config = ModelConfig::default();
+        let mut store = ParamStore::new(&self.gpu);
+        let model = build(arch, &mut store, &config).map_err(to_js)?;
+        let info = ModelInfo {
+            arch: arch.to_string(),
+            config,
+            class_names: imagenet_classes(),
+            preprocess: Preprocess::imagenet(arch),
+        };
+        self.model = Some(LoadedModel { info, store, model });
+        Ok(self.describe_model())
+    }
+
+    /// The architectures `randomWeights` builds (torchvision's names).
+    pub fn architectures() -> Vec<String> {
+        ARCHS.iter().map(|arch| arch.to_string()).collect()
     }
 
     /// The saliency methods the page offers, by name.
