@@ -24,4 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup_web: $(wasm-bindgen --version), $(chromium --version), node $(node --version)"
+# The end-to-end test drives Chromium over Node's built-in WebSocket (Node 20.10 or later with
+# --experimental-websocket; Node 22 has it by default). Debian 12's own nodejs is 18: too old.
+if ! node --experimental-websocket -e 'if (typeof WebSocket !== "function") process.exit(1)' 2>/dev/null; then
+  echo "setup_web: node $(node --version) has no built-in WebSocket; web/test.sh needs Node 20.10 or later" >&2
+  exit 1
+fi
+echo "setup_web: $(wasm-bindgen --version), $(chromium --version 2>/dev/null), node $(node --version)"
