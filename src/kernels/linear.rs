@@ -146,8 +146,13 @@ fn row_blocks(weight: &Tensor) -> Result<Vec<(usize, usize)>> {
         return Ok(vec![(0, rows)]);
     }
     let alignment = u64::from(limits.min_storage_buffer_offset_alignment);
-    // The fewest rows whose bytes are a multiple of the alignment.
-    let step = (alignment / gcd(row_bytes, alignment)) as usize;
+    // The fewest rows whose bytes are a multiple of the alignment, rounded to a multiple of 4
+    // rows: the input gradient's per-block products (dy_b · W_b) reduce over a block's rows,
+    // and the vec4 and subgroup matmuls need that a multiple of 4 (VGG16's classifier.0 in
+    // blocks of 1337 rows ran on the scalar tiled kernel: 1.5 s; in blocks of 1336, see
+    // BENCHMARKS.md).
+    let aligned = alignment / gcd(row_bytes, alignment);
+    let step = (aligned * 4 / gcd(aligned, 4)) as usize;
     let per_block = (limits.max_storage_buffer_binding_size / row_bytes) as usize / step * step;
     if per_block == 0 {
         return Err(Error::invalid(
