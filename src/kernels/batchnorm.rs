@@ -197,23 +197,8 @@ pub fn batch_norm_backward(
         ],
         grid_1d(gpu, channels as u64),
     )?;
-    let grad_input = Tensor::empty(gpu, x.shape().clone())?;
-    dispatch(
-        gpu,
-        Kernel::new(Shader::BatchNorm, "batch_norm_backward_input"),
-        &params,
-        &[
-            (1, x.binding()),
-            (2, mean.binding()),
-            (3, variance.binding()),
-            (4, weight.binding()),
-            (6, grad_out.binding()),
-            (7, grad_input.binding()),
-            (9, grad_weight.binding()),
-            (10, grad_bias.binding()),
-        ],
-        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
-    )?;
+    let statistics = [x, mean, variance, weight];
+    let grad_input = input_gradient(&params, statistics, grad_out, [&grad_weight, &grad_bias])?;
     Ok(BatchNormGrads {
         grad_input,
         grad_weight,
@@ -237,23 +222,35 @@ pub fn batch_norm_backward_input(
         expect_channels(OP, name, t, channels)?;
     }
     params.training = 0;
+    // x and the parameter gradients are read only in training; other tensors of the right
+    // sizes stand in for them.
+    let statistics = [grad_out, mean, variance, weight];
+    input_gradient(&params, statistics, grad_out, [weight, weight])
+}
+
+/// Runs `batch_norm_backward_input` on [x, mean, variance, weight], the output gradient and
+/// the parameter gradients (which the training formula subtracts).
+fn input_gradient(
+    params: &Params,
+    [x, mean, variance, weight]: [&Tensor; 4],
+    grad_out: &Tensor,
+    [grad_weight, grad_bias]: [&Tensor; 2],
+) -> Result<Tensor> {
     let gpu = grad_out.gpu();
     let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
     dispatch(
         gpu,
         Kernel::new(Shader::BatchNorm, "batch_norm_backward_input"),
-        &params,
+        params,
         &[
-            // x, mean and the parameter gradients are read only in training; bound to satisfy
-            // the layout.
-            (1, grad_out.binding()),
+            (1, x.binding()),
             (2, mean.binding()),
             (3, variance.binding()),
             (4, weight.binding()),
             (6, grad_out.binding()),
             (7, grad_input.binding()),
-            (9, weight.binding()),
-            (10, weight.binding()),
+            (9, grad_weight.binding()),
+            (10, grad_bias.binding()),
         ],
         grid_1d(gpu, (grad_out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
     )?;
