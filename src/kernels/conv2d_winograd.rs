@@ -48,8 +48,8 @@ struct Params {
 
 /// Whether Winograd computes this convolution's forward and backward to the input: a 3×3
 /// kernel at stride 1 without dilation or groups, padding at most 2, channel counts that are
-/// multiples of 4 (the GEMM's vec4 and subgroup kernels), and transformed tensors within one
-/// storage binding.
+/// multiples of 4 (the GEMM's vec4 and subgroup kernels), and transformed tensors and weights
+/// within one storage binding.
 pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64) -> bool {
     let [n, c_in, _, _] = shapes.input;
     let [c_out, _, kh, kw] = shapes.weight;
@@ -64,12 +64,13 @@ pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64
         * shapes.input[2].max(shapes.output[2]).div_ceil(2)
         * shapes.input[3].max(shapes.output[3]).div_ceil(2);
     let transformed_bytes = 16 * channels as u64 * tiles.next_multiple_of(4) as u64 * 4;
+    let weight_bytes = 16 * (c_in * c_out) as u64 * 4;
     let non_empty = shapes.input.iter().chain(&shapes.output).all(|&d| d > 0);
     geometry
         && non_empty
         && c_in % 4 == 0
         && c_out % 4 == 0
-        && transformed_bytes <= max_binding_bytes
+        && transformed_bytes.max(weight_bytes) <= max_binding_bytes
 }
 
 /// Whether `Auto` should choose Winograd: it applies, and the output has enough tiles.
