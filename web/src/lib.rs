@@ -137,24 +137,10 @@ impl Session {
     pub fn load_weights(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
         self.model = None;
         let file = WeightsFile::from_bytes(bytes, name).map_err(to_js)?;
-        self.model = Some(checkpoint::load(&self.gpu, &file, None).map_err(to_js)?);
-        Ok(self.describe_model())
-    }
-
-    /// JSON: the loaded model's architecture, classes, input and parameter count.
-    fn describe_model(&self) -> String {
-        let Some(loaded) = &self.model else {
-            return "null".into();
-        };
-        let info = &loaded.info;
-        json!({
-            "arch": info.arch,
-            "classes": info.class_names,
-            "channels": info.preprocess.channels,
-            "input_size": info.preprocess.input_size(),
-            "parameters": loaded.store.parameter_count(),
-        })
-        .to_string()
+        let loaded = checkpoint::load(&self.gpu, &file, None).map_err(to_js)?;
+        let description = describe_model(&loaded);
+        self.model = Some(loaded);
+        Ok(description)
     }
 
     /// A torchvision architecture with gradlens's seeded random weights, ImageNet-sized (1000
@@ -172,8 +158,10 @@ impl Session {
             class_names: imagenet_classes(),
             preprocess: Preprocess::imagenet(arch),
         };
-        self.model = Some(LoadedModel { info, store, model });
-        Ok(self.describe_model())
+        let loaded = LoadedModel { info, store, model };
+        let description = describe_model(&loaded);
+        self.model = Some(loaded);
+        Ok(description)
     }
 
     /// The architectures `randomWeights` builds (torchvision's names).
@@ -286,6 +274,19 @@ impl Session {
             .features()
             .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
+}
+
+/// JSON: a model's architecture, classes, input and parameter count.
+fn describe_model(loaded: &LoadedModel) -> String {
+    let info = &loaded.info;
+    json!({
+        "arch": info.arch,
+        "classes": info.class_names,
+        "channels": info.preprocess.channels,
+        "input_size": info.preprocess.input_size(),
+        "parameters": loaded.store.parameter_count(),
+    })
+    .to_string()
 }
 
 fn to_js(error: gradlens::Error) -> JsError {
