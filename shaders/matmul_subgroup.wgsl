@@ -9,12 +9,18 @@
 //
 // Layouts: A [M, K], B [K, N], C [M, N], row-major f32; batch b at b · batch_stride_* (0 shares
 //   an operand). K and N must be multiples of 4 (A and B are read as rows of vec4).
+//   TRANSPOSE_A: A is stored [K, M] (M a multiple of 4 as well); TRANSPOSE_B: B is stored
+//   [N, K]. A transposed operand costs the same loads: a 4×4 block read as four vec4s along
+//   the other axis and transposed in registers (free on lavapipe, whose vectors are one
+//   register per component), so no transpose pass runs before the product.
 // Dispatch: one workgroup = one subgroup of 8 invocations (lane = subgroup_invocation_id);
-//   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Lane l loads rows
-//   row0 + l, row0 + 8 + l, ... of A and owns the vec4 columns col4_0 + l (+ 8) of C.
+//   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Per group of 8
+//   rows of C, each lane loads one vec4 of A per step of 4 along K: untransposed, row
+//   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
+//   owns the vec4 columns col4_0 + l (+ 8) of C.
 // Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
-//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane.
+//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B (0 or 1).
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -36,6 +42,59 @@ struct Params {
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
+override TRANSPOSE_A: u32 = 0u;
+override TRANSPOSE_B: u32 = 0u;
+
+// Where this lane's vec4 of A for the group of rows starting at first_row lies at kk = 0
+// (vec4 units); it moves by a_step() per step of kk. Rows past M are clamped: their results
+// are never stored.
+fn a_start(base_a: u32, first_row: u32, lane: u32) -> u32 {
+    if TRANSPOSE_A != 0u {
+        let m4 = params.m / 4u;
+        return base_a + (lane % 4u) * m4 + min(first_row / 4u + lane / 4u, m4 - 1u);
+    }
+    return base_a + min(first_row + lane, params.m - 1u) * (params.k / 4u);
+}
+
+fn a_step() -> u32 {
+    if TRANSPOSE_A != 0u {
+        return params.m; // four rows of Aᵀ: 4 · M / 4 vec4s
+    }
+    return 1u;
+}
+
+// Rows 0–3 (lanes 0–3) or 4–7 (lanes 4–7) of the group as the columns of a matrix, each
+// column one row's 4 values along K, from the vec4 every lane loaded.
+fn group_rows(v: vec4<f32>, first_lane: u32) -> mat4x4<f32> {
+    var rows: mat4x4<f32>;
+    if first_lane == 0u {
+        rows = mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u),
+                           subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+    } else {
+        rows = mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
+                           subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+    }
+    if TRANSPOSE_A != 0u {
+        // Lanes held one k each for four rows: the columns become rows.
+        return transpose(rows);
+    }
+    return rows;
+}
+
+// B's 4×4 block at step kk for this lane's vec4 column col4 (clamped: never stored past N):
+// column j is row 4·kk + j of B, so block * x sums x.j · B[4kk + j].
+fn b_block(base_b: u32, col4: u32, kk: u32) -> mat4x4<f32> {
+    let n4 = params.n / 4u;
+    let col = min(col4, n4 - 1u);
+    if TRANSPOSE_B != 0u {
+        // Bᵀ stored [N, K]: this lane's 4 columns are 4 rows of it, read along K.
+        let k4 = params.k / 4u;
+        let at = base_b + 4u * col * k4 + kk;
+        return transpose(mat4x4<f32>(b[at], b[at + k4], b[at + 2u * k4], b[at + 3u * k4]));
+    }
+    let at = base_b + col + kk * 4u * n4;
+    return mat4x4<f32>(b[at], b[at + n4], b[at + 2u * n4], b[at + 3u * n4]);
+}
 
 // Writes C[row, 4·col4 .. 4·col4 + 4] unless the row or the column block lies outside C.
 fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>) {
@@ -52,20 +111,16 @@ fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>) {
 fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(subgroup_invocation_id) lane: u32) {
     let k4 = params.k / 4u;
-    let n4 = params.n / 4u;
     let row0 = wid.y * 8u * ROW_GROUPS;
     let col4_0 = wid.x * 8u * COLUMN_VECS + lane;
     let col4_1 = col4_0 + 8u;
-    let last_row = params.m - 1u;
     let base_a = wid.z * params.batch_stride_a / 4u;
     let base_b = wid.z * params.batch_stride_b / 4u;
-    // This lane's rows of A (clamped: their results are never stored) and columns of B.
-    let a_row0 = base_a + min(row0 + 0u + lane, last_row) * k4;
-    let a_row1 = base_a + min(row0 + 8u + lane, last_row) * k4;
-    let a_row2 = base_a + min(row0 + 16u + lane, last_row) * k4;
-    let a_row3 = base_a + min(row0 + 24u + lane, last_row) * k4;
-    let b_col0 = base_b + min(col4_0, n4 - 1u);
-    let b_col1 = base_b + min(col4_1, n4 - 1u);
+    let a_row0 = a_start(base_a, row0, lane);
+    let a_row1 = a_start(base_a, row0 + 8u, lane);
+    let a_row2 = a_start(base_a, row0 + 16u, lane);
+    let a_row3 = a_start(base_a, row0 + 24u, lane);
+    let step_a = a_step();
 
     var acc0_0 = vec4<f32>(0.0);
     var acc0_1 = vec4<f32>(0.0);
@@ -133,116 +188,120 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     var acc31_1 = vec4<f32>(0.0);
 
     for (var kk = 0u; kk < k4; kk++) {
-        let row_b = kk * 4u * n4;
-        // Columns: rows kk·4 .. kk·4+4 of B, so block * a_r sums a_r.x·B[4kk] + ... + a_r.w·B[4kk+3].
-        let block0 = mat4x4<f32>(b[b_col0 + row_b], b[b_col0 + row_b + n4],
-                                 b[b_col0 + row_b + 2u * n4], b[b_col0 + row_b + 3u * n4]);
+        let block0 = b_block(base_b, col4_0, kk);
         var block1 = block0;
         if COLUMN_VECS == 2u {
-            block1 = mat4x4<f32>(b[b_col1 + row_b], b[b_col1 + row_b + n4],
-                                 b[b_col1 + row_b + 2u * n4], b[b_col1 + row_b + 3u * n4]);
+            block1 = b_block(base_b, col4_1, kk);
         }
-        let a0 = a[a_row0 + kk];
-        let x0 = subgroupBroadcast(a0, 0u);
+        let a0 = a[a_row0 + kk * step_a];
+        let lo0 = group_rows(a0, 0u);
+        let hi0 = group_rows(a0, 4u);
+        let x0 = lo0[0];
         acc0_0 += block0 * x0;
         if COLUMN_VECS == 2u { acc0_1 += block1 * x0; }
-        let x1 = subgroupBroadcast(a0, 1u);
+        let x1 = lo0[1];
         acc1_0 += block0 * x1;
         if COLUMN_VECS == 2u { acc1_1 += block1 * x1; }
-        let x2 = subgroupBroadcast(a0, 2u);
+        let x2 = lo0[2];
         acc2_0 += block0 * x2;
         if COLUMN_VECS == 2u { acc2_1 += block1 * x2; }
-        let x3 = subgroupBroadcast(a0, 3u);
+        let x3 = lo0[3];
         acc3_0 += block0 * x3;
         if COLUMN_VECS == 2u { acc3_1 += block1 * x3; }
-        let x4 = subgroupBroadcast(a0, 4u);
+        let x4 = hi0[0];
         acc4_0 += block0 * x4;
         if COLUMN_VECS == 2u { acc4_1 += block1 * x4; }
-        let x5 = subgroupBroadcast(a0, 5u);
+        let x5 = hi0[1];
         acc5_0 += block0 * x5;
         if COLUMN_VECS == 2u { acc5_1 += block1 * x5; }
-        let x6 = subgroupBroadcast(a0, 6u);
+        let x6 = hi0[2];
         acc6_0 += block0 * x6;
         if COLUMN_VECS == 2u { acc6_1 += block1 * x6; }
-        let x7 = subgroupBroadcast(a0, 7u);
+        let x7 = hi0[3];
         acc7_0 += block0 * x7;
         if COLUMN_VECS == 2u { acc7_1 += block1 * x7; }
         if ROW_GROUPS >= 2u {
-            let a1 = a[a_row1 + kk];
-            let x8 = subgroupBroadcast(a1, 0u);
+            let a1 = a[a_row1 + kk * step_a];
+            let lo1 = group_rows(a1, 0u);
+            let hi1 = group_rows(a1, 4u);
+            let x8 = lo1[0];
             acc8_0 += block0 * x8;
             if COLUMN_VECS == 2u { acc8_1 += block1 * x8; }
-            let x9 = subgroupBroadcast(a1, 1u);
+            let x9 = lo1[1];
             acc9_0 += block0 * x9;
             if COLUMN_VECS == 2u { acc9_1 += block1 * x9; }
-            let x10 = subgroupBroadcast(a1, 2u);
+            let x10 = lo1[2];
             acc10_0 += block0 * x10;
             if COLUMN_VECS == 2u { acc10_1 += block1 * x10; }
-            let x11 = subgroupBroadcast(a1, 3u);
+            let x11 = lo1[3];
             acc11_0 += block0 * x11;
             if COLUMN_VECS == 2u { acc11_1 += block1 * x11; }
-            let x12 = subgroupBroadcast(a1, 4u);
+            let x12 = hi1[0];
             acc12_0 += block0 * x12;
             if COLUMN_VECS == 2u { acc12_1 += block1 * x12; }
-            let x13 = subgroupBroadcast(a1, 5u);
+            let x13 = hi1[1];
             acc13_0 += block0 * x13;
             if COLUMN_VECS == 2u { acc13_1 += block1 * x13; }
-            let x14 = subgroupBroadcast(a1, 6u);
+            let x14 = hi1[2];
             acc14_0 += block0 * x14;
             if COLUMN_VECS == 2u { acc14_1 += block1 * x14; }
-            let x15 = subgroupBroadcast(a1, 7u);
+            let x15 = hi1[3];
             acc15_0 += block0 * x15;
             if COLUMN_VECS == 2u { acc15_1 += block1 * x15; }
         }
         if ROW_GROUPS == 4u {
-            let a2 = a[a_row2 + kk];
-            let x16 = subgroupBroadcast(a2, 0u);
+            let a2 = a[a_row2 + kk * step_a];
+            let lo2 = group_rows(a2, 0u);
+            let hi2 = group_rows(a2, 4u);
+            let x16 = lo2[0];
             acc16_0 += block0 * x16;
             if COLUMN_VECS == 2u { acc16_1 += block1 * x16; }
-            let x17 = subgroupBroadcast(a2, 1u);
+            let x17 = lo2[1];
             acc17_0 += block0 * x17;
             if COLUMN_VECS == 2u { acc17_1 += block1 * x17; }
-            let x18 = subgroupBroadcast(a2, 2u);
+            let x18 = lo2[2];
             acc18_0 += block0 * x18;
             if COLUMN_VECS == 2u { acc18_1 += block1 * x18; }
-            let x19 = subgroupBroadcast(a2, 3u);
+            let x19 = lo2[3];
             acc19_0 += block0 * x19;
             if COLUMN_VECS == 2u { acc19_1 += block1 * x19; }
-            let x20 = subgroupBroadcast(a2, 4u);
+            let x20 = hi2[0];
             acc20_0 += block0 * x20;
             if COLUMN_VECS == 2u { acc20_1 += block1 * x20; }
-            let x21 = subgroupBroadcast(a2, 5u);
+            let x21 = hi2[1];
             acc21_0 += block0 * x21;
             if COLUMN_VECS == 2u { acc21_1 += block1 * x21; }
-            let x22 = subgroupBroadcast(a2, 6u);
+            let x22 = hi2[2];
             acc22_0 += block0 * x22;
             if COLUMN_VECS == 2u { acc22_1 += block1 * x22; }
-            let x23 = subgroupBroadcast(a2, 7u);
+            let x23 = hi2[3];
             acc23_0 += block0 * x23;
             if COLUMN_VECS == 2u { acc23_1 += block1 * x23; }
-            let a3 = a[a_row3 + kk];
-            let x24 = subgroupBroadcast(a3, 0u);
+            let a3 = a[a_row3 + kk * step_a];
+            let lo3 = group_rows(a3, 0u);
+            let hi3 = group_rows(a3, 4u);
+            let x24 = lo3[0];
             acc24_0 += block0 * x24;
             if COLUMN_VECS == 2u { acc24_1 += block1 * x24; }
-            let x25 = subgroupBroadcast(a3, 1u);
+            let x25 = lo3[1];
             acc25_0 += block0 * x25;
             if COLUMN_VECS == 2u { acc25_1 += block1 * x25; }
-            let x26 = subgroupBroadcast(a3, 2u);
+            let x26 = lo3[2];
             acc26_0 += block0 * x26;
             if COLUMN_VECS == 2u { acc26_1 += block1 * x26; }
-            let x27 = subgroupBroadcast(a3, 3u);
+            let x27 = lo3[3];
             acc27_0 += block0 * x27;
             if COLUMN_VECS == 2u { acc27_1 += block1 * x27; }
-            let x28 = subgroupBroadcast(a3, 4u);
+            let x28 = hi3[0];
             acc28_0 += block0 * x28;
             if COLUMN_VECS == 2u { acc28_1 += block1 * x28; }
-            let x29 = subgroupBroadcast(a3, 5u);
+            let x29 = hi3[1];
             acc29_0 += block0 * x29;
             if COLUMN_VECS == 2u { acc29_1 += block1 * x29; }
-            let x30 = subgroupBroadcast(a3, 6u);
+            let x30 = hi3[2];
             acc30_0 += block0 * x30;
             if COLUMN_VECS == 2u { acc30_1 += block1 * x30; }
-            let x31 = subgroupBroadcast(a3, 7u);
+            let x31 = hi3[3];
             acc31_0 += block0 * x31;
             if COLUMN_VECS == 2u { acc31_1 += block1 * x31; }
         }

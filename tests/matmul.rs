@@ -270,17 +270,62 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
             k: 12,
         },
     ];
+    // A transposed is read as vec4s along M too: M a multiple of 4, still off the tiles.
+    let m_aligned = [
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 4,
+            n: 4,
+            k: 4,
+        },
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 36,
+            n: 44,
+            k: 52,
+        },
+        Case {
+            batch: None,
+            shared_b: false,
+            m: 68,
+            n: 132,
+            k: 36,
+        },
+        Case {
+            batch: Some(3),
+            shared_b: false,
+            m: 20,
+            n: 20,
+            k: 24,
+        },
+        Case {
+            batch: Some(2),
+            shared_b: true,
+            m: 44,
+            n: 68,
+            k: 12,
+        },
+    ];
     for row_groups in [1, 2, 4] {
         for column_vecs in [1, 2] {
             let variant = MatmulVariant::Subgroup(SubgroupTile {
                 row_groups,
                 column_vecs,
             });
-            for case in &aligned {
-                check(&mut rng, case, false, false, variant);
+            for transpose_b in [false, true] {
+                for case in &aligned {
+                    check(&mut rng, case, false, transpose_b, variant);
+                }
+                for case in &m_aligned {
+                    check(&mut rng, case, true, transpose_b, variant);
+                }
             }
         }
     }
+    // Auto transposes A first when M is not a multiple of 4, then runs the subgroup kernel.
+    check(&mut rng, &aligned[1], true, true, MatmulVariant::Auto);
     let a = Tensor::zeros(gpu(), [4, 8]).unwrap();
     let b = Tensor::zeros(gpu(), [8, 6]).unwrap();
     let options = MatmulOptions {
@@ -291,6 +336,16 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
         matmul(&a, &b, options).is_err(),
         "N = 6 is not a multiple of 4"
     );
+    let a_stored_k_by_m = Tensor::zeros(gpu(), [8, 6]).unwrap();
+    let b = Tensor::zeros(gpu(), [8, 8]).unwrap();
+    let transposed = MatmulOptions {
+        transpose_a: true,
+        ..options
+    };
+    let error = matmul(&a_stored_k_by_m, &b, transposed)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("M too when A is transposed"), "{error}");
 }
 
 #[test]

@@ -27,8 +27,9 @@ pub enum MatmulVariant {
     Auto,
     /// 4×4 tiles with vec4 loads: untransposed operands, K and N multiples of 4.
     Vec4,
-    /// Values of A shared across an 8-lane subgroup: the vec4 layout conditions, plus an
-    /// adapter with subgroups of exactly 8 lanes (lavapipe).
+    /// Values of A shared across an 8-lane subgroup: K and N multiples of 4 (and M, when A
+    /// is transposed), on an adapter with subgroups of exactly 8 lanes (lavapipe). Either
+    /// operand may be transposed at no extra cost.
     Subgroup(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
@@ -133,12 +134,12 @@ pub(crate) fn matmul_counted(
         },
         _ => options,
     };
-    if let Some((a, b)) = untransposed_for_subgroup_kernel(a, b, options)? {
-        let plain = MatmulOptions {
-            variant: MatmulVariant::Auto,
-            ..MatmulOptions::default()
+    if let Some(a) = untransposed_a_for_subgroup_kernel(a, b, options)? {
+        let a_plain = MatmulOptions {
+            transpose_a: false,
+            ..options
         };
-        return matmul_counted(&a, &b, plain, useful_flops);
+        return matmul_counted(&a, b, a_plain, useful_flops);
     }
     const OP: &str = "matmul";
     let (batch_a, rows_a, cols_a) = split_batch(a, "A")?;
@@ -203,7 +204,11 @@ pub(crate) fn matmul_counted(
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
-    let variant = resolve_variant(options.variant, vec4_layout, a, b, [m, n, k_a])?;
+    let layout = Layout {
+        vec4: vec4_layout,
+        subgroup: subgroup_layout(options, [m, n, k_a]),
+    };
+    let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // matmul_vec4 reads A and B through its vec4 bindings.
     let (a_slot, b_slot) = if matches!(kernel.entry, "matmul_vec4" | "matmul_few_rows_nt") {
@@ -222,16 +227,31 @@ pub(crate) fn matmul_counted(
     Ok(out)
 }
 
-/// For `Auto` with transposed operands on an adapter with the subgroup kernel: the operands
-/// transposed explicitly, when that makes the layout fit it. On lavapipe a transpose costs far
-/// less than the scalar-load kernel's slowness (BENCHMARKS.md); elsewhere nothing changes.
-fn untransposed_for_subgroup_kernel(
+/// Whether the subgroup kernel reads these operands: K and N multiples of 4, and M too when A
+/// is transposed (it is read as vec4s along M).
+fn subgroup_layout(options: MatmulOptions, [m, n, k]: [usize; 3]) -> bool {
+    k % 4 == 0 && n % 4 == 0 && (!options.transpose_a || m % 4 == 0)
+}
+
+/// Which layout conditions of the vec4 kernels hold.
+#[derive(Clone, Copy)]
+struct Layout {
+    vec4: bool,
+    subgroup: bool,
+}
+
+/// For `Auto` with a transposed A whose M is not a multiple of 4, on an adapter with the
+/// subgroup kernel: A transposed explicitly, when that lets the subgroup kernel run. On
+/// lavapipe a transpose costs far less than the scalar-load kernel's slowness (BENCHMARKS.md);
+/// elsewhere nothing changes.
+fn untransposed_a_for_subgroup_kernel(
     a: &Tensor,
     b: &Tensor,
     options: MatmulOptions,
-) -> Result<Option<(Tensor, Tensor)>> {
-    let transposed = options.transpose_a || options.transpose_b;
-    if options.variant != MatmulVariant::Auto || !transposed || !subgroup_kernel_available(a.gpu())
+) -> Result<Option<Tensor>> {
+    if options.variant != MatmulVariant::Auto
+        || !options.transpose_a
+        || !subgroup_kernel_available(a.gpu())
     {
         return Ok(None);
     }
@@ -240,45 +260,36 @@ fn untransposed_for_subgroup_kernel(
         [rows, cols] | [_, rows, cols] => Some((rows, cols)),
         _ => None,
     };
-    let (Some((a_rows, a_cols)), Some((b_rows, b_cols))) = (matrix(a), matrix(b)) else {
+    let (Some((k, m)), Some((b_rows, b_cols))) = (matrix(a), matrix(b)) else {
         return Ok(None);
     };
-    // K and N after the transposes: the subgroup kernel needs both multiples of 4.
-    let k = if options.transpose_a { a_rows } else { a_cols };
     let n = if options.transpose_b { b_rows } else { b_cols };
-    if k % 4 != 0 || n % 4 != 0 {
+    let untransposed = MatmulOptions {
+        transpose_a: false,
+        ..options
+    };
+    if subgroup_layout(options, [m, n, k]) || !subgroup_layout(untransposed, [m, n, k]) {
         return Ok(None);
     }
-    let a = if options.transpose_a {
-        transpose(a)?
-    } else {
-        a.clone()
-    };
-    let b = if options.transpose_b {
-        transpose(b)?
-    } else {
-        b.clone()
-    };
-    Ok(Some((a, b)))
+    Ok(Some(transpose(a)?))
 }
 
 /// The concrete kernel for a request: `Auto` becomes the fastest variant the layout and the
 /// device allow; an explicit variant whose conditions fail is an error.
 fn resolve_variant(
     requested: MatmulVariant,
-    vec4_layout: bool,
+    layout: Layout,
     a: &Tensor,
     b: &Tensor,
     [m, n, k]: [usize; 3],
 ) -> Result<MatmulVariant> {
     let gpu = a.gpu();
-    let subgroup_fits = vec4_layout && subgroup_kernel_available(gpu);
-    let refuse = |what: &str| {
+    let subgroup_fits = layout.subgroup && subgroup_kernel_available(gpu);
+    let refuse = |what: &str, needs: &str| {
         Err(Error::invalid(
             "matmul",
             format!(
-                "the {what} kernel needs untransposed operands with K and N multiples of 4, \
-                 got A {:?}, B {:?}",
+                "the {what} kernel needs {needs}, got A {:?}, B {:?}",
                 a.dims(),
                 b.dims()
             ),
@@ -288,7 +299,7 @@ fn resolve_variant(
         MatmulVariant::Auto if subgroup_fits => Ok(MatmulVariant::Subgroup(
             crate::kernels::tuning::subgroup_tile(gpu, m, n, k),
         )),
-        MatmulVariant::Auto if vec4_layout => Ok(MatmulVariant::Vec4),
+        MatmulVariant::Auto if layout.vec4 => Ok(MatmulVariant::Vec4),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
         MatmulVariant::Subgroup(_) if !subgroup_kernel_available(gpu) => Err(Error::invalid(
             "matmul",
@@ -297,8 +308,13 @@ fn resolve_variant(
                 gpu.describe()
             ),
         )),
-        MatmulVariant::Subgroup(_) if !vec4_layout => refuse("subgroup"),
-        MatmulVariant::Vec4 if !vec4_layout => refuse("vec4"),
+        MatmulVariant::Subgroup(_) if !layout.subgroup => refuse(
+            "subgroup",
+            "K and N multiples of 4, and M too when A is transposed",
+        ),
+        MatmulVariant::Vec4 if !layout.vec4 => {
+            refuse("vec4", "untransposed operands with K and N multiples of 4")
+        }
         chosen => Ok(chosen),
     }
 }
@@ -321,7 +337,9 @@ fn kernel_and_grid(
             }
             let kernel = Kernel::new(Shader::MatmulSubgroup, "matmul_subgroup")
                 .with_override("ROW_GROUPS", f64::from(tile.row_groups))
-                .with_override("COLUMN_VECS", f64::from(tile.column_vecs));
+                .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
+                .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
+                .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)));
             let groups = [
                 params.n.div_ceil(32 * tile.column_vecs),
                 params.m.div_ceil(8 * tile.row_groups),
