@@ -10,17 +10,20 @@
 //                               residual add and ReLU took three
 //   batch_norm_backward_reduce: grad_weight[c] = Σ grad_out·xhat, grad_bias[c] = Σ grad_out
 //   batch_norm_backward_input:  training: weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
-//                               eval:     weight·invstd·grad_out  (the statistics are constants)
+//   batch_norm_backward_input_eval: weight·invstd·grad_out (the statistics are constants),
+//                               the gradient optionally taken through the forward's ReLU first
 //
 // Layout: x, out, grad_out [N, C, H, W]; per-channel vectors [C].
 // Dispatch: per-channel entry points (statistics, backward_reduce) run one workgroup per channel
-// (WORKGROUP_SIZE invocations stride over the channel's M values, then a tree reduction);
-// update_running one invocation per channel; elementwise ones one invocation per element;
-// all folded into 2-D grids (linear id = wid.y · nx + wid.x).
+// (WORKGROUP_SIZE invocations stride over the channel's M values, then a tree reduction),
+// folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running one invocation per
+// channel; the elementwise ones as their section below says.
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
-// 10 grad_bias, 11 residual (read); 7 and 8 the outputs (read_write): statistics → mean, variance;
-// update_running → running_mean, running_var; forward → out; backward_reduce → grad_weight,
-// grad_bias; backward_input → grad_in.
+// 10 grad_bias, 11 residual, 12 relu_output (read); 7 and 8 the outputs (read_write):
+// statistics → mean, variance; update_running → running_mean, running_var; forward → out;
+// backward_reduce → grad_weight, grad_bias; backward_input → grad_in; backward_input_eval →
+// grad_in and the gradient after the ReLU. 13–18: vec4 views of x, residual, grad_out,
+// relu_output and the two outputs, for the _vec4 entry points.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree).
 
 struct Params {
@@ -30,9 +33,12 @@ struct Params {
     eps: f32,
     momentum: f32,
     training: u32,
-    // batch_norm_forward's epilogue: add residual (binding 11), then ReLU.
+    // batch_norm_forward's epilogue: add residual (binding 11), then ReLU. In the eval-mode
+    // input gradient: relu takes the gradient through that ReLU first (relu_output, binding
+    // 12; guided: also dropping negative gradients), add_residual also writes it to out_b.
     add_residual: u32,
     relu: u32,
+    guided: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -122,24 +128,112 @@ fn batch_norm_update_running(@builtin(workgroup_id) wid: vec3<u32>,
     out_b[c] = (1.0 - params.momentum) * out_b[c] + params.momentum * unbiased;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
-                      @builtin(num_workgroups) groups: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups) * WORKGROUP_SIZE + lid;
-    if i >= params.batch * params.channels * params.plane {
-        return;
-    }
-    let c = (i / params.plane) % params.channels;
+// ---- The elementwise passes: forward and input gradient ----
+// One invocation per 4 consecutive values of one plane (one sample's channel); workgroups
+// (ceil(H·W / (4·WORKGROUP_SIZE)), C, N). The channel is the workgroup's own, so no integer
+// division finds it (lavapipe runs a vector division as eight scalar ones) and its parameters
+// are read once per 4 values. The _vec4 entry points need H·W a multiple of 4 and read and
+// write the planes through the vec4 bindings 13–18; the others loop over the 4 values.
+
+// Where this workgroup's plane starts, and the first of this invocation's 4 values in it.
+fn plane_base(wid: vec3<u32>) -> u32 {
+    return (wid.z * params.channels + wid.y) * params.plane;
+}
+
+fn first_value(wid: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x * WORKGROUP_SIZE + lid) * 4u;
+}
+
+// The per-channel constants of the normalisation: y = (x - mean) · scale + bias.
+struct Affine {
+    mean: f32,
+    scale: f32,
+    bias: f32,
+}
+
+fn affine(c: u32) -> Affine {
     let inverse_std = inverseSqrt(variance[c] + params.eps);
-    var y = (x[i] - mean[c]) * inverse_std * weight[c] + bias[c];
+    return Affine(mean[c], inverse_std * weight[c], bias[c]);
+}
+
+// The eval-mode backward's gradient after the ReLU the forward applied (relu_output > 0;
+// guided backprop also drops negative gradients); the incoming gradient without one.
+fn through_relu(grad: vec4<f32>, relu_output: vec4<f32>) -> vec4<f32> {
+    if params.relu == 0u {
+        return grad;
+    }
+    var keep = relu_output > vec4<f32>(0.0);
+    if params.guided != 0u {
+        keep = keep & (grad > vec4<f32>(0.0));
+    }
+    return select(vec4<f32>(0.0), grad, keep);
+}
+
+// batch_norm_forward's values: x normalised, then the epilogue (+ residual, ReLU).
+fn normalised(v: vec4<f32>, residual_values: vec4<f32>, k: Affine) -> vec4<f32> {
+    var y = (v - k.mean) * k.scale + k.bias;
     if params.add_residual != 0u {
-        y += residual[i];
+        y += residual_values;
     }
     if params.relu != 0u {
-        y = max(y, 0.0);
+        y = max(y, vec4<f32>(0.0));
     }
-    out_a[i] = y;
+    return y;
+}
+
+// The training-mode input gradient (the statistics are functions of x):
+// scale·(grad_out - grad_bias/M - xhat·grad_weight/M), xhat = (x - mean)·invstd.
+struct TrainingGradient {
+    mean: f32,
+    inverse_std: f32,
+    scale: f32,
+    grad_bias_mean: f32,
+    grad_weight_mean: f32,
+}
+
+fn training_gradient(c: u32) -> TrainingGradient {
+    let count = f32(params.batch * params.plane);
+    let inverse_std = inverseSqrt(variance[c] + params.eps);
+    return TrainingGradient(mean[c], inverse_std, weight[c] * inverse_std,
+                            grad_bias[c] / count, grad_weight[c] / count);
+}
+
+fn training_input_gradient(grad: vec4<f32>, v: vec4<f32>, t: TrainingGradient) -> vec4<f32> {
+    let xhat = (v - t.mean) * t.inverse_std;
+    return t.scale * (grad - t.grad_bias_mean - xhat * t.grad_weight_mean);
+}
+
+fn eval_scale(c: u32) -> f32 {
+    return weight[c] * inverseSqrt(variance[c] + params.eps);
+}
+
+@group(0) @binding(12) var<storage, read> relu_output: array<f32>;
+@group(0) @binding(13) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> residual4: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read> grad_out4: array<vec4<f32>>;
+@group(0) @binding(16) var<storage, read> relu_output4: array<vec4<f32>>;
+@group(0) @binding(17) var<storage, read_write> out_a4: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read_write> out_b4: array<vec4<f32>>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let base = plane_base(wid);
+    let first = first_value(wid, lid);
+    let k = affine(wid.y);
+    for (var q = first; q < min(first + 4u, params.plane); q++) {
+        out_a[base + q] = normalised(vec4<f32>(x[base + q]), vec4<f32>(residual[base + q]), k).x;
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+    let first = first_value(wid, lid);
+    if first < params.plane {
+        let i = (plane_base(wid) + first) / 4u;
+        out_a4[i] = normalised(x4[i], residual4[i], affine(wid.y));
+    }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -171,20 +265,54 @@ fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>,
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
-                             @builtin(num_workgroups) groups: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups) * WORKGROUP_SIZE + lid;
-    if i >= params.batch * params.channels * params.plane {
-        return;
+    let base = plane_base(wid);
+    let first = first_value(wid, lid);
+    let t = training_gradient(wid.y);
+    for (var q = first; q < min(first + 4u, params.plane); q++) {
+        let i = base + q;
+        out_a[i] = training_input_gradient(vec4<f32>(grad_out[i]), vec4<f32>(x[i]), t).x;
     }
-    let c = (i / params.plane) % params.channels;
-    let inverse_std = inverseSqrt(variance[c] + params.eps);
-    let scale = weight[c] * inverse_std;
-    if params.training == 0u {
-        out_a[i] = scale * grad_out[i];
-        return;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                                  @builtin(local_invocation_index) lid: u32) {
+    let first = first_value(wid, lid);
+    if first < params.plane {
+        let i = (plane_base(wid) + first) / 4u;
+        out_a4[i] = training_input_gradient(grad_out4[i], x4[i], training_gradient(wid.y));
     }
-    let count = f32(params.batch * params.plane);
-    let xhat = (x[i] - mean[c]) * inverse_std;
-    out_a[i] = scale * (grad_out[i] - grad_bias[c] / count - xhat * grad_weight[c] / count);
+}
+
+// Eval mode (constant statistics): weight·invstd·grad, the gradient first taken through the
+// forward's ReLU; with add_residual the masked gradient (the residual's) goes to out_b too.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_backward_input_eval(@builtin(workgroup_id) wid: vec3<u32>,
+                                  @builtin(local_invocation_index) lid: u32) {
+    let base = plane_base(wid);
+    let first = first_value(wid, lid);
+    let scale = eval_scale(wid.y);
+    for (var q = first; q < min(first + 4u, params.plane); q++) {
+        let i = base + q;
+        let grad = through_relu(vec4<f32>(grad_out[i]), vec4<f32>(relu_output[i])).x;
+        out_a[i] = scale * grad;
+        if params.add_residual != 0u {
+            out_b[i] = grad;
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_backward_input_eval_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                                       @builtin(local_invocation_index) lid: u32) {
+    let first = first_value(wid, lid);
+    if first < params.plane {
+        let i = (plane_base(wid) + first) / 4u;
+        let grad = through_relu(grad_out4[i], relu_output4[i]);
+        out_a4[i] = eval_scale(wid.y) * grad;
+        if params.add_residual != 0u {
+            out_b4[i] = grad;
+        }
+    }
 }

@@ -4,8 +4,9 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    Epilogue, batch_norm_backward, batch_norm_backward_input, batch_norm_forward,
-    batch_norm_forward_then, batch_norm_statistics, batch_norm_update_running,
+    Epilogue, ReluBackward, batch_norm_backward, batch_norm_backward_input,
+    batch_norm_backward_input_through_relu, batch_norm_forward, batch_norm_forward_then,
+    batch_norm_statistics, batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -222,7 +223,29 @@ impl Tape {
         let parameters_want_grads = weight.requires_grad() || bias.requires_grad();
         let mut inputs = vec![x, weight, bias];
         inputs.extend(residual);
+        let has_residual = residual.is_some();
         Ok(self.record(out, &inputs, move |grad| {
+            if !parameters_want_grads {
+                // Saliency: no per-channel reductions for the weight and bias, and the ReLU's
+                // backward in the same pass as BN's.
+                if !relu_after {
+                    let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
+                    return Ok(vec![Some(grad_input), None, None, Some(grad.clone())]);
+                }
+                let relu = ReluBackward {
+                    output: &y_t,
+                    guided,
+                };
+                let statistics = [&mean, &variance, &w_t];
+                let (grad_input, grad_residual) = batch_norm_backward_input_through_relu(
+                    grad,
+                    relu,
+                    has_residual,
+                    statistics,
+                    eps,
+                )?;
+                return Ok(vec![Some(grad_input), None, None, grad_residual]);
+            }
             // Through the ReLU (masked where the output is 0, i.e. where its input was ≤ 0;
             // guided backprop also drops negative gradients), then the eval-mode BN.
             let grad = match (relu_after, guided) {
@@ -230,11 +253,6 @@ impl Tape {
                 (true, false) => relu_backward(&y_t, grad)?,
                 (true, true) => relu_backward(&y_t, &relu(grad)?)?,
             };
-            if !parameters_want_grads {
-                // Saliency: no per-channel reductions for the weight and bias.
-                let grad_input = batch_norm_backward_input(&grad, &mean, &variance, &w_t, eps)?;
-                return Ok(vec![Some(grad_input), None, None, Some(grad)]);
-            }
             let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, false)?;
             Ok(vec![
                 Some(grads.grad_input),

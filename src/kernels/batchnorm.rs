@@ -10,6 +10,10 @@ use crate::tensor::Tensor;
 
 const WORKGROUP_SIZE: u64 = 256;
 
+/// Invocations per workgroup of the elementwise passes (4 values each): small enough that the
+/// 49 values of a 7×7 plane leave few idle invocations.
+const PLANE_WORKGROUP_SIZE: u32 = 64;
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
@@ -21,6 +25,7 @@ struct Params {
     training: u32,
     add_residual: u32,
     relu: u32,
+    guided: u32,
 }
 
 /// What `batch_norm_forward_then` applies after the normalisation, in the same pass.
@@ -29,6 +34,16 @@ pub struct Epilogue<'a> {
     /// Added to the normalised value (a residual connection); the input's shape.
     pub residual: Option<&'a Tensor>,
     pub relu: bool,
+}
+
+/// The ReLU that `batch_norm_forward_then` applied, for the eval-mode input gradient to take
+/// the incoming gradient through in the same pass.
+#[derive(Clone, Copy)]
+pub struct ReluBackward<'a> {
+    /// What the forward returned (the ReLU's output: the gradient passes where it is > 0).
+    pub output: &'a Tensor,
+    /// Guided backprop: negative gradients are dropped as well.
+    pub guided: bool,
 }
 
 /// A batch's per-channel mean and biased variance (what training-mode BN normalises with).
@@ -141,21 +156,23 @@ pub fn batch_norm_forward_then(
     }
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, x.shape().clone())?;
+    let pass = PlanePass::new(OP, &params, gpu)?;
+    // Read only with add_residual, but statically used: x stands in otherwise.
+    let residual = epilogue.residual.unwrap_or(x);
     dispatch(
         gpu,
-        Kernel::new(Shader::BatchNorm, OP),
+        pass.kernel(OP),
         &params,
         &[
-            (1, x.binding()),
+            (pass.plane_slot(1), x.binding()),
             (2, mean.binding()),
             (3, variance.binding()),
             (4, weight.binding()),
             (5, bias.binding()),
-            (7, out.binding()),
-            // Read only with add_residual, but statically used: x stands in otherwise.
-            (11, epilogue.residual.unwrap_or(x).binding()),
+            (pass.plane_slot(7), out.binding()),
+            (pass.plane_slot(11), residual.binding()),
         ],
-        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        pass.workgroups,
     )?;
     Ok(out)
 }
@@ -216,45 +233,175 @@ pub fn batch_norm_backward_input(
     weight: &Tensor,
     eps: f32,
 ) -> Result<Tensor> {
-    const OP: &str = "batch_norm_backward_input";
+    let (grad_input, _) =
+        eval_input_gradient(grad_out, None, false, [mean, variance, weight], eps)?;
+    Ok(grad_input)
+}
+
+/// `batch_norm_backward_input` of `relu?(batch_norm(x) + residual?)`: the incoming gradient
+/// taken through the ReLU in the same pass. Returns the input's gradient and, with
+/// `keep_relu_gradient`, the gradient after the ReLU (the residual's), which the pass writes
+/// as well: one pass over the activations where the ReLU's backward and BN's took two.
+pub fn batch_norm_backward_input_through_relu(
+    grad_out: &Tensor,
+    relu: ReluBackward,
+    keep_relu_gradient: bool,
+    [mean, variance, weight]: [&Tensor; 3],
+    eps: f32,
+) -> Result<(Tensor, Option<Tensor>)> {
+    eval_input_gradient(
+        grad_out,
+        Some(relu),
+        keep_relu_gradient,
+        [mean, variance, weight],
+        eps,
+    )
+}
+
+fn eval_input_gradient(
+    grad_out: &Tensor,
+    relu: Option<ReluBackward>,
+    keep_relu_gradient: bool,
+    [mean, variance, weight]: [&Tensor; 3],
+    eps: f32,
+) -> Result<(Tensor, Option<Tensor>)> {
+    const OP: &str = "batch_norm_backward_input_eval";
     let (mut params, channels) = geometry(OP, grad_out, eps, 0.0, false)?;
     for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
         expect_channels(OP, name, t, channels)?;
     }
-    params.training = 0;
-    // x and the parameter gradients are read only in training; other tensors of the right
-    // sizes stand in for them.
-    let statistics = [grad_out, mean, variance, weight];
-    input_gradient(&params, statistics, grad_out, [weight, weight])
+    if let Some(relu) = relu {
+        grad_out.expect_same_shape(relu.output, OP)?;
+        params.relu = 1;
+        params.guided = u32::from(relu.guided);
+    }
+    let keep_relu_gradient = keep_relu_gradient && relu.is_some();
+    params.add_residual = u32::from(keep_relu_gradient);
+    let gpu = grad_out.gpu();
+    let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
+    let relu_gradient = match keep_relu_gradient {
+        true => Some(Tensor::empty(gpu, grad_out.shape().clone())?),
+        false => None,
+    };
+    let pass = PlanePass::new(OP, &params, gpu)?;
+    // Read or written only with relu / add_residual, but statically used: stand-ins of the
+    // right size otherwise.
+    let relu_output = relu.map_or(grad_out, |r| r.output);
+    let second_output = relu_gradient.as_ref().unwrap_or(&grad_input);
+    dispatch(
+        gpu,
+        pass.kernel(OP),
+        &params,
+        &[
+            (3, variance.binding()),
+            (4, weight.binding()),
+            (pass.plane_slot(6), grad_out.binding()),
+            (pass.plane_slot(7), grad_input.binding()),
+            (pass.plane_slot(8), second_output.binding()),
+            (pass.plane_slot(12), relu_output.binding()),
+        ],
+        pass.workgroups,
+    )?;
+    Ok((grad_input, relu_gradient))
 }
 
-/// Runs `batch_norm_backward_input` on [x, mean, variance, weight], the output gradient and
-/// the parameter gradients (which the training formula subtracts).
+/// Runs the input gradient of `batch_norm_backward` on [x, mean, variance, weight], the output
+/// gradient and the parameter gradients (which the training formula subtracts).
 fn input_gradient(
     params: &Params,
     [x, mean, variance, weight]: [&Tensor; 4],
     grad_out: &Tensor,
     [grad_weight, grad_bias]: [&Tensor; 2],
 ) -> Result<Tensor> {
+    if params.training == 0 {
+        let (grad_input, _) =
+            eval_input_gradient(grad_out, None, false, [mean, variance, weight], params.eps)?;
+        return Ok(grad_input);
+    }
+    const OP: &str = "batch_norm_backward_input";
     let gpu = grad_out.gpu();
     let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
+    let pass = PlanePass::new(OP, params, gpu)?;
     dispatch(
         gpu,
-        Kernel::new(Shader::BatchNorm, "batch_norm_backward_input"),
+        pass.kernel(OP),
         params,
         &[
-            (1, x.binding()),
+            (pass.plane_slot(1), x.binding()),
             (2, mean.binding()),
             (3, variance.binding()),
             (4, weight.binding()),
-            (6, grad_out.binding()),
-            (7, grad_input.binding()),
+            (pass.plane_slot(6), grad_out.binding()),
+            (pass.plane_slot(7), grad_input.binding()),
             (9, grad_weight.binding()),
             (10, grad_bias.binding()),
         ],
-        grid_1d(gpu, (grad_out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        pass.workgroups,
     )?;
     Ok(grad_input)
+}
+
+/// How an elementwise pass (forward, input gradient) runs: one invocation per 4 values of a
+/// plane, workgroups (planes' invocations, C, N); through the vec4 bindings when H·W is a
+/// multiple of 4.
+struct PlanePass {
+    vec4: bool,
+    workgroups: [u32; 3],
+}
+
+impl PlanePass {
+    fn new(op: &'static str, params: &Params, gpu: &Gpu) -> Result<PlanePass> {
+        let invocations = params.plane.div_ceil(4);
+        let workgroups = [
+            invocations.div_ceil(PLANE_WORKGROUP_SIZE),
+            params.channels,
+            params.batch,
+        ];
+        let max = gpu.max_workgroups_per_dimension();
+        if workgroups.iter().any(|&count| count > max) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "N = {}, C = {} or H·W = {} needs more than the device's {max} workgroups \
+                     per dimension",
+                    params.batch, params.channels, params.plane
+                ),
+            ));
+        }
+        Ok(PlanePass {
+            vec4: params.plane % 4 == 0,
+            workgroups,
+        })
+    }
+
+    fn kernel(&self, entry: &'static str) -> Kernel {
+        let entry = match (entry, self.vec4) {
+            (entry, false) => entry,
+            ("batch_norm_forward", true) => "batch_norm_forward_vec4",
+            ("batch_norm_backward_input", true) => "batch_norm_backward_input_vec4",
+            ("batch_norm_backward_input_eval", true) => "batch_norm_backward_input_eval_vec4",
+            (other, true) => unreachable!("{other} has no vec4 variant"),
+        };
+        Kernel::new(Shader::BatchNorm, entry)
+            .with_override("WORKGROUP_SIZE", f64::from(PLANE_WORKGROUP_SIZE))
+    }
+
+    /// The binding of a per-value tensor (x, residual, grad_out, relu_output, the two outputs):
+    /// its vec4 twin (13–18) in the vec4 entry points.
+    fn plane_slot(&self, slot: u32) -> u32 {
+        if !self.vec4 {
+            return slot;
+        }
+        match slot {
+            1 => 13,
+            11 => 14,
+            6 => 15,
+            12 => 16,
+            7 => 17,
+            8 => 18,
+            other => unreachable!("binding {other} is per-channel"),
+        }
+    }
 }
 
 /// Validates an NCHW input; returns the shader parameters and the channel count. Batch
@@ -303,6 +450,7 @@ fn geometry(
         training: 1,
         add_residual: 0,
         relu: 0,
+        guided: 0,
     };
     Ok((params, c))
 }
