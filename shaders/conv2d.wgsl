@@ -29,10 +29,10 @@
 // beyond the real ones are written as zeros (im2col, im2row). col2im reads grad_cols
 // [N, C_in·KH·KW, S]: padded positions, never read, but no padded taps.
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
-// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
+// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); col2im as it says.
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
 // 5 out (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup; COL2IM_* — col2im's stride and dilation.
 
 struct Params {
     batch: u32,
@@ -304,37 +304,47 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+// col2im's stride and dilation as pipeline constants, so that its divisions by them compile to
+// multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones).
+override COL2IM_STRIDE_H: u32 = 1u;
+override COL2IM_STRIDE_W: u32 = 1u;
+override COL2IM_DILATION_H: u32 = 1u;
+override COL2IM_DILATION_W: u32 = 1u;
+
+// col2im's own dispatch: 8×8 invocations over (iw, ih) per workgroup, workgroups
+// (ceil(W / 8), ceil(H / 8), planes), each invocation looping over the planes n·C_in + ci
+// from wid.z in steps of num_workgroups.z — no division finds a coordinate.
+@compute @workgroup_size(8, 8)
 fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let index = linear_id(wid, groups, lid);
-    let in_plane = params.in_h * params.in_w;
-    if index >= params.batch * params.in_channels * in_plane {
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let iw = wid.x * 8u + lid.x;
+    let ih = wid.y * 8u + lid.y;
+    if iw >= params.in_w || ih >= params.in_h {
         return;
     }
-    let iw = index % params.in_w;
-    let ih = (index / params.in_w) % params.in_h;
-    let ci = (index / in_plane) % params.in_channels;
-    let n = index / (in_plane * params.in_channels);
-    let stride = params.position_stride;
     let taps = params.kernel_h * params.kernel_w;
-    let cols_base = (n * params.in_channels + ci) * taps * stride;
-    var sum = 0.0;
-    for (var kh = 0u; kh < params.kernel_h; kh++) {
-        let oh_at = output_coordinate(ih, kh, params.stride_h, params.pad_h, params.dilation_h, params.out_h);
-        if oh_at < 0 {
-            continue;
-        }
-        let oh = u32(oh_at);
-        for (var kw = 0u; kw < params.kernel_w; kw++) {
-            let ow_at = output_coordinate(iw, kw, params.stride_w, params.pad_w, params.dilation_w, params.out_w);
-            if ow_at < 0 {
+    let planes = params.batch * params.in_channels;
+    for (var plane = wid.z; plane < planes; plane += groups.z) {
+        // Sample n's grad_cols rows for channel ci start at (n·C_in + ci)·taps.
+        let cols_base = plane * taps * params.position_stride;
+        var sum = 0.0;
+        for (var kh = 0u; kh < params.kernel_h; kh++) {
+            let oh_at = output_coordinate(ih, kh, COL2IM_STRIDE_H, params.pad_h, COL2IM_DILATION_H,
+                                          params.out_h);
+            if oh_at < 0 {
                 continue;
             }
-            let ow = u32(ow_at);
-            let k = kh * params.kernel_w + kw;
-            sum += grad_out[cols_base + k * stride + oh * params.out_w + ow];
+            let oh = u32(oh_at);
+            for (var kw = 0u; kw < params.kernel_w; kw++) {
+                let ow_at = output_coordinate(iw, kw, COL2IM_STRIDE_W, params.pad_w,
+                                              COL2IM_DILATION_W, params.out_w);
+                if ow_at < 0 {
+                    continue;
+                }
+                let k = kh * params.kernel_w + kw;
+                sum += grad_out[cols_base + k * params.position_stride + oh * params.out_w + u32(ow_at)];
+            }
         }
+        out[(plane * params.in_h + ih) * params.in_w + iw] = sum;
     }
-    out[index] = sum;
 }

@@ -377,7 +377,7 @@ pub fn conv2d_backward_input_with(
         let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
         let mut params = params(OP, &shapes, conv)?;
         params.position_stride = as_u32(OP, "position stride", stride)?;
-        launch("col2im", &params, &[(4, &grad_cols)], &grad_x)?;
+        col2im(&params, &grad_cols, &grad_x)?;
         return Ok(grad_x);
     }
     let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
@@ -642,6 +642,30 @@ pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<
 
 /// Records `entry` reading `inputs` (by binding slot) and writing `out`; nothing to do when
 /// any of them is empty (a zero batch or channel count).
+/// Folds grad_cols [N, C_in·KH·KW, S] back into grad_x [N, C_in, H, W]: col2im, whose stride
+/// and dilation are pipeline constants.
+fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
+    let Some(out) = grad_x.binding() else {
+        return Ok(());
+    };
+    let Some(cols) = grad_cols.binding() else {
+        return crate::kernels::fill::fill_into(grad_x, 0.0);
+    };
+    let gpu = grad_x.gpu();
+    let planes = params.batch * params.in_channels;
+    let workgroups = [
+        params.in_w.div_ceil(8),
+        params.in_h.div_ceil(8),
+        planes.min(gpu.max_workgroups_per_dimension()),
+    ];
+    let kernel = Kernel::new(Shader::Conv2d, "col2im")
+        .with_override("COL2IM_STRIDE_H", f64::from(params.stride_h))
+        .with_override("COL2IM_STRIDE_W", f64::from(params.stride_w))
+        .with_override("COL2IM_DILATION_H", f64::from(params.dilation_h))
+        .with_override("COL2IM_DILATION_W", f64::from(params.dilation_w));
+    gpu.dispatch(&kernel, params, &[(4, cols), (5, out)], workgroups)
+}
+
 fn launch(
     entry: &'static str,
     params: &Params,
