@@ -8,16 +8,18 @@
 //   adaptive_avg_pool2d_backward
 //
 // Ties in max pooling go to the first maximum in row-major window order and a NaN wins, as in
-// PyTorch's `val > max || isnan(val)`. The backward recomputes each window's maximum instead of
-// storing indices: a gather without atomics (WGSL has no float atomics), deterministic, and
-// cheap for the 2×2 and 3×3 windows of the classic networks.
+// PyTorch's `val > max || isnan(val)`. The backward finds each window's maximum again (the
+// forward stores no indices), once per window, then gathers: no atomics (WGSL has no float
+// atomics), deterministic.
 //
 // Layout: x, grad_in [planes, in_h, in_w]; out, grad_out [planes, out_h, out_w]; planes = N·C.
 // Dispatch: one invocation per output element (forward) or per input element (backward),
-// WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
+// WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); the
+// max-pooling backward's two passes as their comment says.
 // Bindings: 0 params (uniform); forward: 1 x (read), 3 out (read_write);
-//   backward: 1 x (read; max pooling only), 2 grad_out (read), 3 grad_in (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+//   max_pool2d_argmax: 1 x (read), 4 argmax_out (read_write, u32);
+//   backward: 2 grad_out (read), 3 grad_in (read_write), max pooling's 5 argmax (read, u32).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup; MAX_POOL_STRIDE_H, _W.
 
 struct Params {
     planes: u32,
@@ -39,7 +41,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad_out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
+@group(0) @binding(4) var<storage, read_write> argmax_out: array<u32>;
+@group(0) @binding(5) var<storage, read> argmax: array<u32>;
+
 override WORKGROUP_SIZE: u32 = 256u;
+// max_pool2d_backward's strides as pipeline constants: its divisions by them compile to
+// multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones).
+override MAX_POOL_STRIDE_H: u32 = 1u;
+override MAX_POOL_STRIDE_W: u32 = 1u;
 
 fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
@@ -137,33 +146,54 @@ fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gr
     out[o] = x[plane_base + window_argmax(plane_base, oh, ow)];
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
-                       @builtin(num_workgroups) groups: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
-    let per_plane = params.in_h * params.in_w;
-    if i >= params.planes * per_plane {
+// The max-pooling backward in two passes, each over 8×8 grids of positions per plane
+// (workgroups (ceil(W / 8), ceil(H / 8), planes), each invocation looping over the planes from
+// wid.z in steps of num_workgroups.z, so no division finds a coordinate): max_pool2d_argmax
+// records every window's maximum (its flat index in the plane), then max_pool2d_backward
+// gathers, for each input, the gradients of the windows whose maximum it is.
+@compute @workgroup_size(8, 8)
+fn max_pool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let ow = wid.x * 8u + lid.x;
+    let oh = wid.y * 8u + lid.y;
+    if ow >= params.out_w || oh >= params.out_h {
         return;
     }
-    let position = input_position(i);
-    let plane = position.x;
-    let ih = position.y;
-    let iw = position.z;
-    let index = i % per_plane;
-    let rows = covering_outputs(ih, params.kernel_h, params.stride_h, params.pad_h, params.out_h);
-    let cols = covering_outputs(iw, params.kernel_w, params.stride_w, params.pad_w, params.out_w);
-    let plane_base = plane * per_plane;
-    let out_base = plane * params.out_h * params.out_w;
-    var sum = 0.0;
-    for (var oh = rows.x; oh < rows.y; oh++) {
-        for (var ow = cols.x; ow < cols.y; ow++) {
-            if window_argmax(plane_base, oh, ow) == index {
-                sum += grad_out[out_base + oh * params.out_w + ow];
+    let in_plane = params.in_h * params.in_w;
+    let out_plane = params.out_h * params.out_w;
+    for (var plane = wid.z; plane < params.planes; plane += groups.z) {
+        argmax_out[plane * out_plane + oh * params.out_w + ow] =
+            window_argmax(plane * in_plane, oh, ow);
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) groups: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let iw = wid.x * 8u + lid.x;
+    let ih = wid.y * 8u + lid.y;
+    if iw >= params.in_w || ih >= params.in_h {
+        return;
+    }
+    let rows = covering_outputs(ih, params.kernel_h, MAX_POOL_STRIDE_H, params.pad_h, params.out_h);
+    let cols = covering_outputs(iw, params.kernel_w, MAX_POOL_STRIDE_W, params.pad_w, params.out_w);
+    let index = ih * params.in_w + iw;
+    let in_plane = params.in_h * params.in_w;
+    let out_plane = params.out_h * params.out_w;
+    for (var plane = wid.z; plane < params.planes; plane += groups.z) {
+        var sum = 0.0;
+        for (var oh = rows.x; oh < rows.y; oh++) {
+            for (var ow = cols.x; ow < cols.y; ow++) {
+                let o = plane * out_plane + oh * params.out_w + ow;
+                if argmax[o] == index {
+                    sum += grad_out[o];
+                }
             }
         }
+        out[plane * in_plane + index] = sum;
     }
-    out[i] = sum;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -260,11 +261,18 @@ fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) 
     else {
         return Ok(grad_in);
     };
-    let mut storage = vec![(2, grad_out_range), (3, grad_in_range)];
-    // Only max pooling reads the input (to find each window's maximum again).
     if entry == "max_pool2d_backward" {
-        storage.push((1, x.binding().expect("non-empty like grad_in")));
+        let argmax = window_maxima(x, &params, out_dims)?;
+        let argmax = argmax.binding().expect("non-empty like grad_out");
+        gpu.dispatch(
+            &max_pool_kernel(entry, &params),
+            &params,
+            &[(2, grad_out_range), (3, grad_in_range), (5, argmax)],
+            plane_grid(gpu, &params, [params.in_w, params.in_h]),
+        )?;
+        return Ok(grad_in);
     }
+    let storage = [(2, grad_out_range), (3, grad_in_range)];
     gpu.dispatch(
         &Kernel::new(Shader::Pool, entry),
         &params,
@@ -272,6 +280,41 @@ fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) 
         grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
     )?;
     Ok(grad_in)
+}
+
+/// Each window's maximum as its flat index in the plane (u32 values in a tensor of the
+/// output's size): the first pass of the max-pooling backward.
+fn window_maxima(x: &Tensor, params: &Params, out_dims: [usize; 4]) -> Result<Tensor> {
+    const ENTRY: &str = "max_pool2d_argmax";
+    let gpu = x.gpu();
+    let argmax = Tensor::empty(gpu, out_dims)?;
+    let ranges = (x.binding(), argmax.binding());
+    let (Some(x_range), Some(argmax_range)) = ranges else {
+        return Ok(argmax);
+    };
+    gpu.dispatch(
+        &max_pool_kernel(ENTRY, params),
+        params,
+        &[(1, x_range), (4, argmax_range)],
+        plane_grid(gpu, params, [params.out_w, params.out_h]),
+    )?;
+    Ok(argmax)
+}
+
+fn max_pool_kernel(entry: &'static str, params: &Params) -> Kernel {
+    Kernel::new(Shader::Pool, entry)
+        .with_override("MAX_POOL_STRIDE_H", f64::from(params.stride_h))
+        .with_override("MAX_POOL_STRIDE_W", f64::from(params.stride_w))
+}
+
+/// Workgroups of the 8×8-position passes over [width, height] of every plane (the shader
+/// loops over planes beyond the device's per-dimension limit).
+fn plane_grid(gpu: &Gpu, params: &Params, [width, height]: [u32; 2]) -> [u32; 3] {
+    [
+        width.div_ceil(8),
+        height.div_ceil(8),
+        params.planes.min(gpu.max_workgroups_per_dimension()),
+    ]
 }
 
 #[cfg(test)]
