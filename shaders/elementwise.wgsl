@@ -16,8 +16,11 @@
 // Layout: flat f32 arrays of params.len elements.
 // Dispatch: one invocation per element, WORKGROUP_SIZE per workgroup, workgroups folded into a
 // 2-D grid when there are more than the per-dimension limit (linear id = wid.y * nx + wid.x).
+// The _vec4 twins of add, sub, mul, scale, relu and relu_backward take four elements per
+// invocation (params.len a multiple of 4): on lavapipe every storage access is a loop over the
+// SIMD lanes, and one vec4 access costs little more than one scalar.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops and add_row_bias),
-//   3 out (read_write).
+//   3 out (read_write); the _vec4 entry points' 4 a, 5 b, 6 out are the same as vec4 arrays.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
 
 struct Params {
@@ -118,6 +121,70 @@ fn add_channel_bias(@builtin(workgroup_id) wid: vec3<u32>,
     let i = element_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] + b[(i / params.columns) % params.channels];
+    }
+}
+
+@group(0) @binding(4) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
+
+fn is_nan4(x: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn add_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        out4[i] = a4[i] + b4[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sub_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        out4[i] = a4[i] - b4[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn mul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        out4[i] = a4[i] * b4[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn scale_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        out4[i] = params.alpha * a4[i];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        let x = a4[i];
+        out4[i] = select(select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0)), x, is_nan4(x));
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        out4[i] = select(vec4<f32>(0.0), b4[i], a4[i] > vec4<f32>(0.0));
     }
 }
 

@@ -7,8 +7,9 @@ use gradlens::kernels::{elementwise, fill};
 use gradlens::reference;
 use gradlens::{Error, Tensor};
 
-/// Awkward lengths: 1, primes, not a multiple of the workgroup, just past one workgroup.
-const LENGTHS: &[usize] = &[1, 2, 7, 97, 255, 256, 257, 1009, 65_537];
+/// Awkward lengths: 1, primes, not a multiple of the workgroup, just past one workgroup; and
+/// multiples of 4 (the vec4 kernels) off the workgroup's 1024 elements.
+const LENGTHS: &[usize] = &[1, 2, 7, 97, 255, 256, 257, 1009, 65_537, 4, 1_028, 65_540];
 
 fn pair(rng: &mut Rng, len: usize) -> (Vec<f32>, Vec<f32>, Tensor, Tensor) {
     let a = rng.vec(len);
@@ -77,10 +78,16 @@ fn unary_ops_match_reference() {
 
 #[test]
 fn relu_passes_nan_through_like_pytorch() {
-    let t = Tensor::from_slice(gpu(), [4], &[f32::NAN, -1.0, 0.0, 2.0]).unwrap();
-    let out = elementwise::relu(&t).unwrap().to_vec().unwrap();
-    assert!(out[0].is_nan());
-    assert_eq!(&out[1..], &[0.0, 0.0, 2.0]);
+    // Lengths 4 and 5: the vec4 kernel and the scalar one.
+    for values in [
+        &[f32::NAN, -1.0, 0.0, 2.0][..],
+        &[f32::NAN, -1.0, 0.0, 2.0, 3.0],
+    ] {
+        let t = Tensor::from_slice(gpu(), [values.len()], values).unwrap();
+        let out = elementwise::relu(&t).unwrap().to_vec().unwrap();
+        assert!(out[0].is_nan());
+        assert_eq!(&out[1..4], &[0.0, 0.0, 2.0]);
+    }
 }
 
 /// More than 65535 workgroups of 256: the dispatch must fold into a 2-D grid and still cover

@@ -87,16 +87,36 @@ fn record(
     let (Some(a_range), Some(out_range)) = (a.binding(), out.binding()) else {
         return Ok(()); // no elements
     };
-    let mut storage = vec![(1, a_range), (3, out_range)];
+    // Four elements per invocation through the vec4 bindings (4, 5, 6) where the entry has a
+    // vec4 twin and the length allows.
+    let vec4_entry = vec4_twin(entry).filter(|_| a.numel() % 4 == 0);
+    let (entry, slots, invocations) = match vec4_entry {
+        Some(twin) => (twin, [4, 5, 6], a.numel() as u64 / 4),
+        None => (entry, [1, 2, 3], a.numel() as u64),
+    };
+    let mut storage = vec![(slots[0], a_range), (slots[2], out_range)];
     if let Some(b_range) = b.and_then(Tensor::binding) {
-        storage.push((2, b_range));
+        storage.push((slots[1], b_range));
     }
     gpu.dispatch(
         &Kernel::new(Shader::Elementwise, entry),
         &params,
         &storage,
-        grid_1d(gpu, (a.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_1d(gpu, invocations.div_ceil(WORKGROUP_SIZE)),
     )
+}
+
+/// The entry point that does `entry`'s work four elements at a time, if it has one.
+fn vec4_twin(entry: &str) -> Option<&'static str> {
+    Some(match entry {
+        "add" => "add_vec4",
+        "sub" => "sub_vec4",
+        "mul" => "mul_vec4",
+        "scale" => "scale_vec4",
+        "relu" => "relu_vec4",
+        "relu_backward" => "relu_backward_vec4",
+        _ => return None,
+    })
 }
 
 /// out[r, c] = a[r, c] + bias[c] for `a` of shape [..., columns] and `bias` of shape [columns].
