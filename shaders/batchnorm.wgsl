@@ -144,16 +144,16 @@ fn first_value(wid: vec3<u32>, lid: u32) -> u32 {
     return (wid.x * WORKGROUP_SIZE + lid) * 4u;
 }
 
-// The per-channel constants of the normalisation: y = (x - mean) · scale + bias.
+// The per-channel constants of the normalisation, y = x · scale + shift, computed as PyTorch's
+// CPU kernel computes them (so that values near 0 fall on the same side of a following ReLU).
 struct Affine {
-    mean: f32,
     scale: f32,
-    bias: f32,
+    shift: f32,
 }
 
 fn affine(c: u32) -> Affine {
-    let inverse_std = inverseSqrt(variance[c] + params.eps);
-    return Affine(mean[c], inverse_std * weight[c], bias[c]);
+    let scale = inverseSqrt(variance[c] + params.eps) * weight[c];
+    return Affine(scale, bias[c] - mean[c] * scale);
 }
 
 // The eval-mode backward's gradient after the ReLU the forward applied (relu_output > 0;
@@ -171,7 +171,7 @@ fn through_relu(grad: vec4<f32>, relu_output: vec4<f32>) -> vec4<f32> {
 
 // batch_norm_forward's values: x normalised, then the epilogue (+ residual, ReLU).
 fn normalised(v: vec4<f32>, residual_values: vec4<f32>, k: Affine) -> vec4<f32> {
-    var y = (v - k.mean) * k.scale + k.bias;
+    var y = v * k.scale + k.shift;
     if params.add_residual != 0u {
         y += residual_values;
     }
