@@ -161,16 +161,16 @@ pub fn batch_norm_forward_then(
     let residual = epilogue.residual.unwrap_or(x);
     dispatch(
         gpu,
-        pass.kernel(OP),
+        pass.kernel(FORWARD),
         &params,
         &[
-            (pass.plane_slot(1), x.binding()),
+            (pass.slot(X), x.binding()),
             (2, mean.binding()),
             (3, variance.binding()),
             (4, weight.binding()),
             (5, bias.binding()),
-            (pass.plane_slot(7), out.binding()),
-            (pass.plane_slot(11), residual.binding()),
+            (pass.slot(OUT_A), out.binding()),
+            (pass.slot(RESIDUAL), residual.binding()),
         ],
         pass.workgroups,
     )?;
@@ -290,15 +290,15 @@ fn eval_input_gradient(
     let second_output = relu_gradient.as_ref().unwrap_or(&grad_input);
     dispatch(
         gpu,
-        pass.kernel(OP),
+        pass.kernel(EVAL_INPUT_GRADIENT),
         &params,
         &[
             (3, variance.binding()),
             (4, weight.binding()),
-            (pass.plane_slot(6), grad_out.binding()),
-            (pass.plane_slot(7), grad_input.binding()),
-            (pass.plane_slot(8), second_output.binding()),
-            (pass.plane_slot(12), relu_output.binding()),
+            (pass.slot(GRAD_OUT), grad_out.binding()),
+            (pass.slot(OUT_A), grad_input.binding()),
+            (pass.slot(OUT_B), second_output.binding()),
+            (pass.slot(RELU_OUTPUT), relu_output.binding()),
         ],
         pass.workgroups,
     )?;
@@ -324,15 +324,15 @@ fn input_gradient(
     let pass = PlanePass::new(OP, params, gpu)?;
     dispatch(
         gpu,
-        pass.kernel(OP),
+        pass.kernel(TRAINING_INPUT_GRADIENT),
         params,
         &[
-            (pass.plane_slot(1), x.binding()),
+            (pass.slot(X), x.binding()),
             (2, mean.binding()),
             (3, variance.binding()),
             (4, weight.binding()),
-            (pass.plane_slot(6), grad_out.binding()),
-            (pass.plane_slot(7), grad_input.binding()),
+            (pass.slot(GRAD_OUT), grad_out.binding()),
+            (pass.slot(OUT_A), grad_input.binding()),
             (9, grad_weight.binding()),
             (10, grad_bias.binding()),
         ],
@@ -374,35 +374,37 @@ impl PlanePass {
         })
     }
 
-    fn kernel(&self, entry: &'static str) -> Kernel {
-        let entry = match (entry, self.vec4) {
-            (entry, false) => entry,
-            ("batch_norm_forward", true) => "batch_norm_forward_vec4",
-            ("batch_norm_backward_input", true) => "batch_norm_backward_input_vec4",
-            ("batch_norm_backward_input_eval", true) => "batch_norm_backward_input_eval_vec4",
-            (other, true) => unreachable!("{other} has no vec4 variant"),
-        };
+    fn kernel(&self, (scalar, vec4): PlaneEntry) -> Kernel {
+        let entry = if self.vec4 { vec4 } else { scalar };
         Kernel::new(Shader::BatchNorm, entry)
             .with_override("WORKGROUP_SIZE", f64::from(PLANE_WORKGROUP_SIZE))
     }
 
-    /// The binding of a per-value tensor (x, residual, grad_out, relu_output, the two outputs):
-    /// its vec4 twin (13–18) in the vec4 entry points.
-    fn plane_slot(&self, slot: u32) -> u32 {
-        if !self.vec4 {
-            return slot;
-        }
-        match slot {
-            1 => 13,
-            11 => 14,
-            6 => 15,
-            12 => 16,
-            7 => 17,
-            8 => 18,
-            other => unreachable!("binding {other} is per-channel"),
-        }
+    fn slot(&self, (scalar, vec4): PlaneSlot) -> u32 {
+        if self.vec4 { vec4 } else { scalar }
     }
 }
+
+/// An elementwise pass's entry points: the one looping over 4 values, and its vec4 twin.
+type PlaneEntry = (&'static str, &'static str);
+const FORWARD: PlaneEntry = ("batch_norm_forward", "batch_norm_forward_vec4");
+const TRAINING_INPUT_GRADIENT: PlaneEntry = (
+    "batch_norm_backward_input",
+    "batch_norm_backward_input_vec4",
+);
+const EVAL_INPUT_GRADIENT: PlaneEntry = (
+    "batch_norm_backward_input_eval",
+    "batch_norm_backward_input_eval_vec4",
+);
+
+/// A per-value tensor's binding in the scalar entry points and in the vec4 ones.
+type PlaneSlot = (u32, u32);
+const X: PlaneSlot = (1, 13);
+const RESIDUAL: PlaneSlot = (11, 14);
+const GRAD_OUT: PlaneSlot = (6, 15);
+const RELU_OUTPUT: PlaneSlot = (12, 16);
+const OUT_A: PlaneSlot = (7, 17);
+const OUT_B: PlaneSlot = (8, 18);
 
 /// Validates an NCHW input; returns the shader parameters and the channel count. Batch
 /// statistics need more than one value per channel (PyTorch refuses the same).
