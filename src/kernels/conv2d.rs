@@ -640,8 +640,6 @@ pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<
     })
 }
 
-/// Records `entry` reading `inputs` (by binding slot) and writing `out`; nothing to do when
-/// any of them is empty (a zero batch or channel count).
 /// Folds grad_cols [N, C_in·KH·KW, S] back into grad_x [N, C_in, H, W]: col2im, whose stride
 /// and dilation are pipeline constants.
 fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
@@ -666,6 +664,8 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
     gpu.dispatch(&kernel, params, &[(4, cols), (5, out)], workgroups)
 }
 
+/// Records `entry` reading `inputs` (by binding slot) and writing `out`; nothing to do when
+/// any of them is empty (a zero batch or channel count).
 fn launch(
     entry: &'static str,
     params: &Params,
