@@ -284,10 +284,18 @@ fn eval_input_gradient(
         false => None,
     };
     let pass = PlanePass::new(OP, &params, gpu)?;
-    // Read or written only with relu / add_residual, but statically used: stand-ins of the
-    // right size otherwise.
+    // Read or written only with relu / add_residual, but statically used: stand-ins otherwise.
+    // WebGPU forbids binding one buffer twice where either binding is writable, so the unused
+    // second output is a vec4 of its own, never written.
     let relu_output = relu.map_or(grad_out, |r| r.output);
-    let second_output = relu_gradient.as_ref().unwrap_or(&grad_input);
+    let unused_output;
+    let second_output = match &relu_gradient {
+        Some(gradient) => gradient,
+        None => {
+            unused_output = Tensor::empty(gpu, [4])?;
+            &unused_output
+        }
+    };
     dispatch(
         gpu,
         pass.kernel(EVAL_INPUT_GRADIENT),
