@@ -13,14 +13,19 @@
 //   [N, K]. A transposed operand costs the same loads: a 4×4 block read as four vec4s along
 //   the other axis and transposed in registers (free on lavapipe, whose vectors are one
 //   register per component), so no transpose pass runs before the product.
+//   B_TEXTURE: B (untransposed) is read from b_texture instead, texel (c, b·K + k) holding
+//   B[b][k, 4c .. 4c + 4] (b = 0 for a shared B); texel fetches cost lavapipe less than
+//   storage loads (BENCHMARKS.md). Both bindings are declared either way.
 // Dispatch: one workgroup = one subgroup of 8 invocations (lane = subgroup_invocation_id);
 //   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Per group of 8
 //   rows of C, each lane loads one vec4 of A per step of 4 along K: untransposed, row
 //   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
 //   owns the vec4 columns col4_0 + l (+ 8) of C.
-// Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write).
+// Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write),
+//   4 b_texture (rgba32float, read with textureLoad).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
-//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B (0 or 1).
+//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, B_TEXTURE
+//   (0 or 1; B_TEXTURE excludes TRANSPOSE_B).
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -39,11 +44,13 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var b_texture: texture_2d<f32>;
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
 override TRANSPOSE_A: u32 = 0u;
 override TRANSPOSE_B: u32 = 0u;
+override B_TEXTURE: u32 = 0u;
 
 // Where this lane's vec4 of A for the group of rows starting at first_row lies at kk = 0
 // (vec4 units); it moves by a_step() per step of kk. Rows past M are clamped: their results
@@ -81,11 +88,19 @@ fn group_rows(v: vec4<f32>, first_lane: u32) -> mat4x4<f32> {
     return rows;
 }
 
-// B's 4×4 block at step kk for this lane's vec4 column col4 (clamped: never stored past N):
-// column j is row 4·kk + j of B, so block * x sums x.j · B[4kk + j].
-fn b_block(base_b: u32, col4: u32, kk: u32) -> mat4x4<f32> {
+// B's 4×4 block of batch `batch` at step kk for this lane's vec4 column col4 (clamped: never
+// stored past N): column j is row 4·kk + j of B, so block * x sums x.j · B[4kk + j].
+fn b_block(batch: u32, col4: u32, kk: u32) -> mat4x4<f32> {
     let n4 = params.n / 4u;
     let col = min(col4, n4 - 1u);
+    if B_TEXTURE != 0u {
+        let row = select(0u, batch * params.k, params.batch_stride_b != 0u) + kk * 4u;
+        return mat4x4<f32>(textureLoad(b_texture, vec2<u32>(col, row), 0),
+                           textureLoad(b_texture, vec2<u32>(col, row + 1u), 0),
+                           textureLoad(b_texture, vec2<u32>(col, row + 2u), 0),
+                           textureLoad(b_texture, vec2<u32>(col, row + 3u), 0));
+    }
+    let base_b = batch * params.batch_stride_b / 4u;
     if TRANSPOSE_B != 0u {
         // Bᵀ stored [N, K]: this lane's 4 columns are 4 rows of it, read along K.
         let k4 = params.k / 4u;
@@ -115,7 +130,6 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     let col4_0 = wid.x * 8u * COLUMN_VECS + lane;
     let col4_1 = col4_0 + 8u;
     let base_a = wid.z * params.batch_stride_a / 4u;
-    let base_b = wid.z * params.batch_stride_b / 4u;
     let a_row0 = a_start(base_a, row0, lane);
     let a_row1 = a_start(base_a, row0 + 8u, lane);
     let a_row2 = a_start(base_a, row0 + 16u, lane);
@@ -188,10 +202,10 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     var acc31_1 = vec4<f32>(0.0);
 
     for (var kk = 0u; kk < k4; kk++) {
-        let block0 = b_block(base_b, col4_0, kk);
+        let block0 = b_block(wid.z, col4_0, kk);
         var block1 = block0;
         if COLUMN_VECS == 2u {
-            block1 = b_block(base_b, col4_1, kk);
+            block1 = b_block(wid.z, col4_1, kk);
         }
         let a0 = a[a_row0 + kk * step_a];
         let lo0 = group_rows(a0, 0u);

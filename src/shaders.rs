@@ -19,6 +19,7 @@ pub enum Shader {
     MatmulSubgroup,
     Pool,
     Softmax,
+    Texture,
     Transpose,
     Winograd,
 }
@@ -39,6 +40,7 @@ impl Shader {
         Shader::MatmulSubgroup,
         Shader::Pool,
         Shader::Softmax,
+        Shader::Texture,
         Shader::Transpose,
         Shader::Winograd,
     ];
@@ -60,6 +62,7 @@ impl Shader {
             Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Pool => "pool",
             Shader::Softmax => "softmax",
+            Shader::Texture => "texture",
             Shader::Transpose => "transpose",
             Shader::Winograd => "winograd",
         }
@@ -81,6 +84,7 @@ impl Shader {
             Shader::MatmulSubgroup => include_str!("../shaders/matmul_subgroup.wgsl"),
             Shader::Pool => include_str!("../shaders/pool.wgsl"),
             Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
+            Shader::Texture => include_str!("../shaders/texture.wgsl"),
             Shader::Transpose => include_str!("../shaders/transpose.wgsl"),
             Shader::Winograd => include_str!("../shaders/winograd.wgsl"),
         }

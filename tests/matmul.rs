@@ -322,6 +322,29 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
                     check(&mut rng, case, true, transpose_b, variant);
                 }
             }
+            // B read from a texture (untransposed B; batched B stacked by rows).
+            let tile = SubgroupTile {
+                row_groups,
+                column_vecs,
+            };
+            for case in &aligned {
+                check(
+                    &mut rng,
+                    case,
+                    false,
+                    false,
+                    MatmulVariant::SubgroupTexture(tile),
+                );
+            }
+            for case in &m_aligned {
+                check(
+                    &mut rng,
+                    case,
+                    true,
+                    false,
+                    MatmulVariant::SubgroupTexture(tile),
+                );
+            }
         }
     }
     // Auto transposes A first when M is not a multiple of 4, then runs the subgroup kernel.
@@ -346,6 +369,15 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("M too when A is transposed"), "{error}");
+    let texture_with_b_transposed = MatmulOptions {
+        transpose_b: true,
+        variant: MatmulVariant::SubgroupTexture(SubgroupTile::DEFAULT),
+        ..MatmulOptions::default()
+    };
+    let error = matmul(&b, &b, texture_with_b_transposed)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("an untransposed B"), "{error}");
 }
 
 #[test]

@@ -22,6 +22,8 @@ pub(crate) struct Dispatch {
     pub(crate) pipeline: Arc<CachedPipeline>,
     pub(crate) params: Vec<u8>,
     pub(crate) storage: Vec<(u32, BufferRange)>,
+    /// Texture bindings (sampled or storage) by index.
+    pub(crate) textures: Vec<(u32, wgpu::TextureView)>,
     pub(crate) workgroups: [u32; 3],
     /// Set while profiling.
     pub(crate) attribution: Option<Attribution>,
@@ -268,6 +270,12 @@ fn bind_group(
                 offset: range.offset,
                 size: wgpu::BufferSize::new(range.size),
             }),
+        });
+    }
+    for (binding, view) in &dispatch.textures {
+        entries.push(wgpu::BindGroupEntry {
+            binding: *binding,
+            resource: wgpu::BindingResource::TextureView(view),
         });
     }
     device.create_bind_group(&wgpu::BindGroupDescriptor {

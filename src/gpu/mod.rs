@@ -14,6 +14,7 @@ mod pipelines;
 mod pool;
 mod profile;
 mod readback;
+mod textures;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ pub use pool::PoolStats;
 pub(crate) use pool::PooledBuffer;
 use profile::Profiler;
 pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
+use textures::ScratchTextures;
 
 /// Optional features gradlens uses when the adapter offers them; never assumed.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
@@ -70,6 +72,7 @@ struct GpuInner {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pool: Arc<Mutex<BufferPool>>,
+    scratch_textures: Mutex<ScratchTextures>,
     pipelines: PipelineCache,
     batch: Mutex<Batch>,
     /// Set between `start_profiling` and `finish_profiling`.
@@ -146,6 +149,7 @@ impl Gpu {
                 device,
                 queue,
                 pool: Arc::default(),
+                scratch_textures: Mutex::default(),
                 pipelines: PipelineCache::default(),
                 batch: Mutex::default(),
                 profiler: Mutex::default(),
@@ -258,6 +262,27 @@ impl Gpu {
         Ok(PooledBuffer::new(buffer, class, self.inner.pool.clone()))
     }
 
+    /// A scratch rgba32float texture of `width` × `height` texels, usable as a sampled and a
+    /// write-only storage texture; kept and handed out again for the same size. Its contents
+    /// are whatever the last dispatch that wrote it left.
+    pub(crate) fn scratch_texture(&self, width: u32, height: u32) -> Result<wgpu::TextureView> {
+        let max = self.inner.limits.max_texture_dimension_2d;
+        if width == 0 || height == 0 || width > max || height > max {
+            return Err(Error::invalid(
+                "scratch_texture",
+                format!("{width} × {height} texels; the device allows 1 to {max} per side"),
+            ));
+        }
+        let mut textures = self.inner.scratch_textures.lock().expect("textures lock");
+        let (view, change) = textures.get(&self.inner.device, width, height);
+        let mut pool = self.inner.pool.lock().expect("pool lock");
+        pool.note_external_released(change.dropped);
+        if change.created > 0 {
+            pool.note_created(change.created);
+        }
+        Ok(view)
+    }
+
     /// Copies host data into a buffer. Safe for freshly leased buffers only: the pool never
     /// hands out a buffer that a pending dispatch still uses, whereas an existing tensor may be
     /// read by a pending dispatch, so `overwrite` flushes first.
@@ -299,6 +324,19 @@ impl Gpu {
         workgroups: [u32; 3],
         flops: u64,
     ) -> Result<()> {
+        self.dispatch_with_textures(kernel, params, storage, &[], workgroups, flops)
+    }
+
+    /// `dispatch_counted` with texture bindings as well (the views of `scratch_texture`s).
+    pub(crate) fn dispatch_with_textures<P: bytemuck::Pod>(
+        &self,
+        kernel: &Kernel,
+        params: &P,
+        storage: &[(u32, BufferRange)],
+        textures: &[(u32, wgpu::TextureView)],
+        workgroups: [u32; 3],
+        flops: u64,
+    ) -> Result<()> {
         self.check_alive()?;
         let max_binding = self.max_binding_bytes();
         for (_, range) in storage {
@@ -335,6 +373,7 @@ impl Gpu {
             pipeline,
             params: bytemuck::bytes_of(params).to_vec(),
             storage: storage.to_vec(),
+            textures: textures.to_vec(),
             workgroups,
             attribution,
         });

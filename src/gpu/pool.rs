@@ -65,6 +65,12 @@ impl BufferPool {
         self.note_leased(class);
     }
 
+    /// Bytes held outside the pool's buffers (scratch textures) given back.
+    pub(crate) fn note_external_released(&mut self, bytes: u64) {
+        self.stats.allocated_bytes -= bytes;
+        self.stats.in_use_bytes -= bytes;
+    }
+
     fn note_leased(&mut self, class: u64) {
         self.stats.in_use_bytes += class;
         self.stats.peak_in_use_bytes = self.stats.peak_in_use_bytes.max(self.stats.in_use_bytes);

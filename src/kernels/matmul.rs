@@ -31,6 +31,10 @@ pub enum MatmulVariant {
     /// is transposed), on an adapter with subgroups of exactly 8 lanes (lavapipe). Either
     /// operand may be transposed at no extra cost.
     Subgroup(SubgroupTile),
+    /// `Subgroup` with B (untransposed) copied into a texture first and read from there:
+    /// cheaper reads on lavapipe (BENCHMARKS.md). `Auto` takes it wherever B fits the
+    /// device's texture size (4·16384 columns, 16384 rows over all batches on lavapipe).
+    SubgroupTexture(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
     /// Register-tiled: each invocation computes a rows × (4·column_vecs) block.
@@ -204,9 +208,12 @@ pub(crate) fn matmul_counted(
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
+    let b_rows = k_a * batch_b.unwrap_or(1);
     let layout = Layout {
         vec4: vec4_layout,
         subgroup: subgroup_layout(options, [m, n, k_a]),
+        b_texture: !options.transpose_b && b_fits_texture(gpu, n, b_rows),
+        b_read_often: m >= TEXTURE_B_MIN_ROWS,
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
@@ -217,14 +224,53 @@ pub(crate) fn matmul_counted(
         (1, 2)
     };
     let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
-    gpu.dispatch_counted(
+    // The subgroup kernel declares B both as a buffer and as a texture; the one it does not
+    // read is bound all the same (a 1×1 texture stands in).
+    let textures = match variant {
+        MatmulVariant::SubgroupTexture(_) => {
+            vec![(4, b_as_texture(gpu, &b_range, [n, b_rows])?)]
+        }
+        MatmulVariant::Subgroup(_) => vec![(4, gpu.scratch_texture(1, 1)?)],
+        _ => Vec::new(),
+    };
+    gpu.dispatch_with_textures(
         &kernel,
         &params,
         &[(a_slot, a_range), (b_slot, b_range), (3, out_range)],
+        &textures,
         workgroups,
         flops,
     )?;
     Ok(out)
+}
+
+/// B [rows, n] (all batches one under another) copied into a scratch texture of n / 4 × rows
+/// texels, for `SubgroupTexture`.
+fn b_as_texture(
+    gpu: &crate::Gpu,
+    b: &crate::gpu::BufferRange,
+    [n, rows]: [usize; 2],
+) -> Result<wgpu::TextureView> {
+    #[repr(C)]
+    #[derive(Clone, Copy, Pod, Zeroable)]
+    struct CopyParams {
+        columns4: u32,
+        rows: u32,
+    }
+    let params = CopyParams {
+        columns4: as_u32("matmul", "N / 4", n / 4)?,
+        rows: as_u32("matmul", "B's rows", rows)?,
+    };
+    let texture = gpu.scratch_texture(params.columns4, params.rows)?;
+    gpu.dispatch_with_textures(
+        &Kernel::new(Shader::Texture, "matrix_to_texture"),
+        &params,
+        &[(1, b.clone())],
+        &[(2, texture.clone())],
+        [params.columns4.div_ceil(8), params.rows.div_ceil(8), 1],
+        0,
+    )?;
+    Ok(texture)
 }
 
 /// Whether the subgroup kernel reads these operands: K and N multiples of 4, and M too when A
@@ -238,6 +284,23 @@ fn subgroup_layout(options: MatmulOptions, [m, n, k]: [usize; 3]) -> bool {
 struct Layout {
     vec4: bool,
     subgroup: bool,
+    /// B is untransposed and fits one texture (`SubgroupTexture`).
+    b_texture: bool,
+    /// The product has enough rows that reading B from a texture repays copying it there.
+    b_read_often: bool,
+}
+
+/// The fewest rows of A for which `Auto` copies B into a texture. The subgroup kernel reads B
+/// once per 16 rows at its default tile, each read from a texture 1.2–2× cheaper than from a
+/// buffer; the copy itself (a texel store per 4 values) costs about four buffer reads of B on
+/// lavapipe. Measured (BENCHMARKS.md): at M = 64 the copy loses, at 256 it breaks even or wins.
+const TEXTURE_B_MIN_ROWS: usize = 256;
+
+/// Whether a B of `rows` rows (over all its batches) and `n` columns fits a texture of
+/// n / 4 texels × rows.
+fn b_fits_texture(gpu: &crate::Gpu, n: usize, rows: usize) -> bool {
+    let max = gpu.limits().max_texture_dimension_2d as usize;
+    (1..=max).contains(&(n / 4)) && (1..=max).contains(&rows)
 }
 
 /// For `Auto` with a transposed A whose M is not a multiple of 4, on an adapter with the
@@ -296,21 +359,34 @@ fn resolve_variant(
         ))
     };
     match requested {
-        MatmulVariant::Auto if subgroup_fits => Ok(MatmulVariant::Subgroup(
-            crate::kernels::tuning::subgroup_tile(gpu, m, n, k),
-        )),
+        MatmulVariant::Auto if subgroup_fits => {
+            let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
+            Ok(match layout.b_texture && layout.b_read_often {
+                true => MatmulVariant::SubgroupTexture(tile),
+                false => MatmulVariant::Subgroup(tile),
+            })
+        }
         MatmulVariant::Auto if layout.vec4 => Ok(MatmulVariant::Vec4),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
-        MatmulVariant::Subgroup(_) if !subgroup_kernel_available(gpu) => Err(Error::invalid(
-            "matmul",
-            format!(
-                "the subgroup kernel needs 8-lane subgroups, which {} lacks",
-                gpu.describe()
-            ),
-        )),
+        MatmulVariant::Subgroup(_) | MatmulVariant::SubgroupTexture(_)
+            if !subgroup_kernel_available(gpu) =>
+        {
+            Err(Error::invalid(
+                "matmul",
+                format!(
+                    "the subgroup kernel needs 8-lane subgroups, which {} lacks",
+                    gpu.describe()
+                ),
+            ))
+        }
         MatmulVariant::Subgroup(_) if !layout.subgroup => refuse(
             "subgroup",
             "K and N multiples of 4, and M too when A is transposed",
+        ),
+        MatmulVariant::SubgroupTexture(_) if !layout.subgroup || !layout.b_texture => refuse(
+            "subgroup-texture",
+            "K and N multiples of 4 (M too when A is transposed), an untransposed B and B \
+             within the device's texture size",
         ),
         MatmulVariant::Vec4 if !layout.vec4 => {
             refuse("vec4", "untransposed operands with K and N multiples of 4")
@@ -328,7 +404,7 @@ fn kernel_and_grid(
 ) -> Result<(Kernel, [u32; 3])> {
     Ok(match variant {
         MatmulVariant::Auto => unreachable!("resolve_variant never returns Auto"),
-        MatmulVariant::Subgroup(tile) => {
+        MatmulVariant::Subgroup(tile) | MatmulVariant::SubgroupTexture(tile) => {
             if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
                 return Err(Error::invalid(
                     "matmul",
@@ -339,7 +415,14 @@ fn kernel_and_grid(
                 .with_override("ROW_GROUPS", f64::from(tile.row_groups))
                 .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
                 .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
-                .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)));
+                .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
+                .with_override(
+                    "B_TEXTURE",
+                    f64::from(u8::from(matches!(
+                        variant,
+                        MatmulVariant::SubgroupTexture(_)
+                    ))),
+                );
             let groups = [
                 params.n.div_ceil(32 * tile.column_vecs),
                 params.m.div_ceil(8 * tile.row_groups),
