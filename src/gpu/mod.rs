@@ -32,6 +32,7 @@ pub use pool::PoolStats;
 pub(crate) use pool::PooledBuffer;
 use profile::Profiler;
 pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
+pub(crate) use textures::ScratchTexture;
 use textures::ScratchTextures;
 
 /// Optional features gradlens uses when the adapter offers them; never assumed.
@@ -72,7 +73,9 @@ struct GpuInner {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pool: Arc<Mutex<BufferPool>>,
-    scratch_textures: Mutex<ScratchTextures>,
+    scratch_textures: Arc<Mutex<ScratchTextures>>,
+    /// Bound where a kernel declares a texture that the chosen path leaves unread.
+    placeholder_texture: wgpu::TextureView,
     pipelines: PipelineCache,
     batch: Mutex<Batch>,
     /// Set between `start_profiling` and `finish_profiling`.
@@ -141,6 +144,23 @@ impl Gpu {
             }
         });
 
+        let pool = Arc::new(Mutex::new(BufferPool::default()));
+        let placeholder_texture = device
+            .create_texture(&wgpu::TextureDescriptor {
+                label: Some("gradlens placeholder texture"),
+                size: wgpu::Extent3d {
+                    width: 1,
+                    height: 1,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            })
+            .create_view(&wgpu::TextureViewDescriptor::default());
         Ok(Self {
             inner: Arc::new(GpuInner {
                 adapter_info,
@@ -148,8 +168,9 @@ impl Gpu {
                 limits,
                 device,
                 queue,
-                pool: Arc::default(),
-                scratch_textures: Mutex::default(),
+                pool: pool.clone(),
+                scratch_textures: Arc::new(Mutex::new(ScratchTextures::new(pool))),
+                placeholder_texture,
                 pipelines: PipelineCache::default(),
                 batch: Mutex::default(),
                 profiler: Mutex::default(),
@@ -263,9 +284,9 @@ impl Gpu {
     }
 
     /// A scratch rgba32float texture of `width` × `height` texels, usable as a sampled and a
-    /// write-only storage texture; kept and handed out again for the same size. Its contents
-    /// are whatever the last dispatch that wrote it left.
-    pub(crate) fn scratch_texture(&self, width: u32, height: u32) -> Result<wgpu::TextureView> {
+    /// write-only storage texture, leased until the returned guard drops (hold it until every
+    /// dispatch that reads it is recorded). Its contents are whatever was last written to it.
+    pub(crate) fn scratch_texture(&self, width: u32, height: u32) -> Result<ScratchTexture> {
         let max = self.inner.limits.max_texture_dimension_2d;
         if width == 0 || height == 0 || width > max || height > max {
             return Err(Error::invalid(
@@ -273,14 +294,18 @@ impl Gpu {
                 format!("{width} × {height} texels; the device allows 1 to {max} per side"),
             ));
         }
-        let mut textures = self.inner.scratch_textures.lock().expect("textures lock");
-        let (view, change) = textures.get(&self.inner.device, width, height);
-        let mut pool = self.inner.pool.lock().expect("pool lock");
-        pool.note_external_released(change.dropped);
-        if change.created > 0 {
-            pool.note_created(change.created);
-        }
-        Ok(view)
+        let owner = &self.inner.scratch_textures;
+        Ok(ScratchTexture::lease(
+            owner,
+            &self.inner.device,
+            width,
+            height,
+        ))
+    }
+
+    /// A 1×1 rgba32float texture for a kernel's texture binding that goes unread.
+    pub(crate) fn placeholder_texture(&self) -> wgpu::TextureView {
+        self.inner.placeholder_texture.clone()
     }
 
     /// Copies host data into a buffer. Safe for freshly leased buffers only: the pool never

@@ -1,52 +1,51 @@
-//! Scratch textures: rgba32float textures kept per size and reused, for kernels that read an
+//! Scratch textures: rgba32float textures leased per size and reused, for kernels that read an
 //! operand faster as texels than from a storage buffer (the subgroup matmul's B on lavapipe).
 //!
-//! Reuse needs no quarantine, unlike the buffer pool's: a scratch texture is only ever written
-//! by dispatches (never by a queue upload), and dispatches run in the order they were recorded,
-//! so the next writer of a texture runs after every reader of its previous contents. The bytes
-//! count in the pool's statistics as allocated and in use for as long as the texture is kept.
+//! A lease is held from before the dispatch that fills the texture until after the last one
+//! that reads it is recorded; another thread recording meanwhile gets another texture. Once
+//! given back, a texture may be filled again by any later dispatch: dispatches run in the
+//! order they were recorded, so that writer runs after every reader of the old contents (no
+//! quarantine as the buffer pool needs: nothing writes a scratch texture from the host). The
+//! bytes count in the pool's statistics as allocated and in use while the texture exists.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-/// Past this many bytes of scratch textures, the kept ones are dropped before a new one is
-/// made (views held by recorded dispatches keep theirs alive until the GPU is done).
+use super::pool::BufferPool;
+
+/// Past this many bytes of scratch textures, textures given back are dropped, not kept (views
+/// held by recorded dispatches keep theirs alive until the GPU is done).
 const BUDGET_BYTES: u64 = 256 << 20;
 
 const BYTES_PER_TEXEL: u64 = 16;
 
-#[derive(Default)]
+type Size = (u32, u32);
+
 pub(crate) struct ScratchTextures {
-    by_size: HashMap<(u32, u32), wgpu::TextureView>,
+    free: HashMap<Size, Vec<wgpu::TextureView>>,
+    /// Bytes of every scratch texture that exists, leased or free.
     bytes: u64,
+    pool: Arc<Mutex<BufferPool>>,
 }
 
-/// What `ScratchTextures::get` did to the bytes held: the pool's statistics follow it.
-pub(crate) struct Change {
-    pub(crate) created: u64,
-    pub(crate) dropped: u64,
+fn bytes_of((width, height): Size) -> u64 {
+    u64::from(width) * u64::from(height) * BYTES_PER_TEXEL
 }
 
 impl ScratchTextures {
-    /// The texture of exactly `width` × `height` texels, made on first use.
-    pub(crate) fn get(
-        &mut self,
-        device: &wgpu::Device,
-        width: u32,
-        height: u32,
-    ) -> (wgpu::TextureView, Change) {
-        let mut change = Change {
-            created: 0,
-            dropped: 0,
-        };
-        if let Some(view) = self.by_size.get(&(width, height)) {
-            return (view.clone(), change);
+    pub(crate) fn new(pool: Arc<Mutex<BufferPool>>) -> Self {
+        Self {
+            free: HashMap::new(),
+            bytes: 0,
+            pool,
         }
-        let bytes = u64::from(width) * u64::from(height) * BYTES_PER_TEXEL;
-        if self.bytes + bytes > BUDGET_BYTES {
-            change.dropped = self.bytes;
-            self.by_size.clear();
-            self.bytes = 0;
+    }
+
+    fn take(&mut self, device: &wgpu::Device, size: Size) -> wgpu::TextureView {
+        if let Some(view) = self.free.get_mut(&size).and_then(Vec::pop) {
+            return view;
         }
+        let (width, height) = size;
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("gradlens scratch texture"),
             size: wgpu::Extent3d {
@@ -61,10 +60,82 @@ impl ScratchTextures {
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
             view_formats: &[],
         });
-        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-        self.by_size.insert((width, height), view.clone());
-        self.bytes += bytes;
-        change.created = bytes;
-        (view, change)
+        self.bytes += bytes_of(size);
+        self.pool
+            .lock()
+            .expect("pool lock")
+            .note_created(bytes_of(size));
+        texture.create_view(&wgpu::TextureViewDescriptor::default())
+    }
+
+    fn give_back(&mut self, size: Size, view: wgpu::TextureView) {
+        if self.bytes <= BUDGET_BYTES {
+            self.free.entry(size).or_default().push(view);
+            return;
+        }
+        self.bytes -= bytes_of(size);
+        let mut pool = self.pool.lock().expect("pool lock");
+        pool.note_external_released(bytes_of(size));
+    }
+}
+
+/// A scratch texture leased to one caller, given back when dropped.
+pub(crate) struct ScratchTexture {
+    view: Option<wgpu::TextureView>,
+    size: Size,
+    owner: Arc<Mutex<ScratchTextures>>,
+}
+
+impl ScratchTexture {
+    pub(crate) fn lease(
+        owner: &Arc<Mutex<ScratchTextures>>,
+        device: &wgpu::Device,
+        width: u32,
+        height: u32,
+    ) -> Self {
+        let size = (width, height);
+        let view = owner.lock().expect("textures lock").take(device, size);
+        Self {
+            view: Some(view),
+            size,
+            owner: owner.clone(),
+        }
+    }
+
+    pub(crate) fn view(&self) -> &wgpu::TextureView {
+        self.view.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for ScratchTexture {
+    fn drop(&mut self) {
+        if let (Some(view), Ok(mut owner)) = (self.view.take(), self.owner.lock()) {
+            owner.give_back(self.size, view);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two leases of one size at once are two textures (threads recording products of one shape
+    /// concurrently must not fill each other's B); a texture given back is handed out again.
+    #[test]
+    fn a_leased_texture_is_nobody_elses_until_given_back() {
+        let gpu = crate::Gpu::new().expect("a GPU context");
+        let first = gpu.scratch_texture(4, 3).unwrap();
+        let second = gpu.scratch_texture(4, 3).unwrap();
+        assert_ne!(first.view(), second.view());
+        let first_view = first.view().clone();
+        drop(first);
+        let again = gpu.scratch_texture(4, 3).unwrap();
+        assert_eq!(again.view(), &first_view);
+        let before = gpu.pool_stats().allocated_bytes;
+        drop((second, again));
+        assert_eq!(
+            gpu.pool_stats().allocated_bytes,
+            before,
+            "kept, not dropped"
+        );
+        assert!(gpu.scratch_texture(0, 3).is_err());
     }
 }

@@ -213,7 +213,6 @@ pub(crate) fn matmul_counted(
         vec4: vec4_layout,
         subgroup: subgroup_layout(options, [m, n, k_a]),
         b_texture: !options.transpose_b && b_fits_texture(gpu, n, b_rows),
-        b_read_often: m >= TEXTURE_B_MIN_ROWS,
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
@@ -225,12 +224,15 @@ pub(crate) fn matmul_counted(
     };
     let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
     // The subgroup kernel declares B both as a buffer and as a texture; the one it does not
-    // read is bound all the same (a 1×1 texture stands in).
-    let textures = match variant {
-        MatmulVariant::SubgroupTexture(_) => {
-            vec![(4, b_as_texture(gpu, &b_range, [n, b_rows])?)]
-        }
-        MatmulVariant::Subgroup(_) => vec![(4, gpu.scratch_texture(1, 1)?)],
+    // read is bound all the same (a 1×1 texture stands in). The lease on B's texture is held
+    // until the product is recorded.
+    let b_texture = match variant {
+        MatmulVariant::SubgroupTexture(_) => Some(b_as_texture(gpu, &b_range, [n, b_rows])?),
+        _ => None,
+    };
+    let textures = match (&b_texture, variant) {
+        (Some(texture), _) => vec![(4, texture.view().clone())],
+        (None, MatmulVariant::Subgroup(_)) => vec![(4, gpu.placeholder_texture())],
         _ => Vec::new(),
     };
     gpu.dispatch_with_textures(
@@ -250,7 +252,7 @@ fn b_as_texture(
     gpu: &crate::Gpu,
     b: &crate::gpu::BufferRange,
     [n, rows]: [usize; 2],
-) -> Result<wgpu::TextureView> {
+) -> Result<crate::gpu::ScratchTexture> {
     #[repr(C)]
     #[derive(Clone, Copy, Pod, Zeroable)]
     struct CopyParams {
@@ -266,7 +268,7 @@ fn b_as_texture(
         &Kernel::new(Shader::Texture, "matrix_to_texture"),
         &params,
         &[(1, b.clone())],
-        &[(2, texture.clone())],
+        &[(2, texture.view().clone())],
         [params.columns4.div_ceil(8), params.rows.div_ceil(8), 1],
         0,
     )?;
@@ -286,8 +288,6 @@ struct Layout {
     subgroup: bool,
     /// B is untransposed and fits one texture (`SubgroupTexture`).
     b_texture: bool,
-    /// The product has enough rows that reading B from a texture repays copying it there.
-    b_read_often: bool,
 }
 
 /// The fewest rows of A for which `Auto` copies B into a texture. The subgroup kernel reads B
@@ -295,6 +295,19 @@ struct Layout {
 /// buffer; the copy itself (a texel store per 4 values) costs about four buffer reads of B on
 /// lavapipe. Measured (BENCHMARKS.md): at M = 64 the copy loses, at 256 it breaks even or wins.
 const TEXTURE_B_MIN_ROWS: usize = 256;
+
+/// The subgroup variant `Auto` runs for an untransposed, unbatched product A [M, K] · B [K, N]
+/// that the subgroup kernel takes (what the tuner must time).
+pub(crate) fn auto_subgroup_variant(
+    gpu: &crate::Gpu,
+    [m, n, k]: [usize; 3],
+    tile: SubgroupTile,
+) -> MatmulVariant {
+    match m >= TEXTURE_B_MIN_ROWS && b_fits_texture(gpu, n, k) {
+        true => MatmulVariant::SubgroupTexture(tile),
+        false => MatmulVariant::Subgroup(tile),
+    }
+}
 
 /// Whether a B of `rows` rows (over all its batches) and `n` columns fits a texture of
 /// n / 4 texels × rows.
@@ -361,7 +374,8 @@ fn resolve_variant(
     match requested {
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
-            Ok(match layout.b_texture && layout.b_read_often {
+            // Enough rows of A that reading B from a texture repays copying it there.
+            Ok(match layout.b_texture && m >= TEXTURE_B_MIN_ROWS {
                 true => MatmulVariant::SubgroupTexture(tile),
                 false => MatmulVariant::Subgroup(tile),
             })

@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
-use super::matmul::{MatmulOptions, MatmulVariant, SubgroupTile, matmul};
+use super::matmul::{MatmulOptions, SubgroupTile, auto_subgroup_variant, matmul};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
@@ -176,8 +176,10 @@ pub fn tune(gpu: &Gpu, shapes: &[[usize; 3]], repeats: usize) -> Result<Vec<Tune
         let b = Tensor::full(gpu, [k, n], 0.25)?;
         let mut times = Vec::new();
         for tile in SUBGROUP_TILES {
+            // The variant Auto will run: B from a texture for tall enough products (the copy
+            // into it costs every tile alike).
             let options = MatmulOptions {
-                variant: MatmulVariant::Subgroup(tile),
+                variant: auto_subgroup_variant(gpu, [m, n, k], tile),
                 ..MatmulOptions::default()
             };
             matmul(&a, &b, options)?;
