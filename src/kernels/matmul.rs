@@ -32,8 +32,9 @@ pub enum MatmulVariant {
     /// operand may be transposed at no extra cost.
     Subgroup(SubgroupTile),
     /// `Subgroup` with B (untransposed) copied into a texture first and read from there:
-    /// cheaper reads on lavapipe (BENCHMARKS.md). `Auto` takes it wherever B fits the
-    /// device's texture size (4·16384 columns, 16384 rows over all batches on lavapipe).
+    /// cheaper reads on lavapipe (BENCHMARKS.md). `Auto` takes it for products of at least
+    /// `TEXTURE_B_MIN_ROWS` rows whose B fits the device's texture size (4·16384 columns and
+    /// 16384 rows over all batches on lavapipe).
     SubgroupTexture(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
