@@ -32,7 +32,6 @@ struct Params {
     plane: u32,
     eps: f32,
     momentum: f32,
-    training: u32,
     // batch_norm_forward's epilogue: add residual (binding 11), then ReLU. In the eval-mode
     // input gradient: relu takes the gradient through that ReLU first (relu_output, binding
     // 12; guided: also dropping negative gradients), add_residual also writes it to out_b.
