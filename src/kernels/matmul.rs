@@ -304,7 +304,13 @@ pub(crate) fn auto_subgroup_variant(
     [m, n, k]: [usize; 3],
     tile: SubgroupTile,
 ) -> MatmulVariant {
-    match m >= TEXTURE_B_MIN_ROWS && b_fits_texture(gpu, n, k) {
+    subgroup_variant(tile, m, b_fits_texture(gpu, n, k))
+}
+
+/// The subgroup variant for a product of `m` rows: B from a texture when it fits one and
+/// enough rows read it that the copy there pays.
+fn subgroup_variant(tile: SubgroupTile, m: usize, b_fits_texture: bool) -> MatmulVariant {
+    match b_fits_texture && m >= TEXTURE_B_MIN_ROWS {
         true => MatmulVariant::SubgroupTexture(tile),
         false => MatmulVariant::Subgroup(tile),
     }
@@ -375,11 +381,7 @@ fn resolve_variant(
     match requested {
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
-            // Enough rows of A that reading B from a texture repays copying it there.
-            Ok(match layout.b_texture && m >= TEXTURE_B_MIN_ROWS {
-                true => MatmulVariant::SubgroupTexture(tile),
-                false => MatmulVariant::Subgroup(tile),
-            })
+            Ok(subgroup_variant(tile, m, layout.b_texture))
         }
         MatmulVariant::Auto if layout.vec4 => Ok(MatmulVariant::Vec4),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
