@@ -13,15 +13,17 @@
 //   [N, K]. A transposed operand costs the same loads: a 4×4 block read as four vec4s along
 //   the other axis and transposed in registers (free on lavapipe, whose vectors are one
 //   register per component), so no transpose pass runs before the product.
-//   B_TEXTURE: B (untransposed) is read from b_texture instead, texel (c, b·K + k) holding
-//   B[b][k, 4c .. 4c + 4] (b = 0 for a shared B); texel fetches cost lavapipe less than
-//   storage loads (BENCHMARKS.md). Both bindings are declared either way.
+//   B_TEXTURE: B (untransposed) is read from b_texture instead, a byte-for-byte copy of B's
+//   buffer laid into rows of 2^b_texture_width_log2 texels: texel i (at column i mod width,
+//   row i / width) holds B's vec4 i, B[b][k, 4c .. 4c + 4] for i = (b·K + k)·N/4 + c (b = 0
+//   for a shared B). Texel fetches cost lavapipe less than storage loads (BENCHMARKS.md).
+//   Both bindings are declared either way.
 // Dispatch: one workgroup = one subgroup of 8 invocations (lane = subgroup_invocation_id);
 //   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Per group of 8
 //   rows of C, each lane loads one vec4 of A per step of 4 along K: untransposed, row
 //   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
 //   owns the vec4 columns col4_0 + l (+ 8) of C.
-// Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write),
+// Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write, vec4),
 //   4 b_texture (rgba32float, read with textureLoad).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
 //   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, B_TEXTURE
@@ -38,12 +40,13 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
+    b_texture_width_log2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var b_texture: texture_2d<f32>;
 
 override ROW_GROUPS: u32 = 2u;
@@ -95,10 +98,9 @@ fn b_block(batch: u32, col4: u32, kk: u32) -> mat4x4<f32> {
     let col = min(col4, n4 - 1u);
     if B_TEXTURE != 0u {
         let row = select(0u, batch * params.k, params.batch_stride_b != 0u) + kk * 4u;
-        return mat4x4<f32>(textureLoad(b_texture, vec2<u32>(col, row), 0),
-                           textureLoad(b_texture, vec2<u32>(col, row + 1u), 0),
-                           textureLoad(b_texture, vec2<u32>(col, row + 2u), 0),
-                           textureLoad(b_texture, vec2<u32>(col, row + 3u), 0));
+        let first = row * n4 + col;
+        return mat4x4<f32>(b_texel(first), b_texel(first + n4), b_texel(first + 2u * n4),
+                           b_texel(first + 3u * n4));
     }
     let base_b = batch * params.batch_stride_b / 4u;
     if TRANSPOSE_B != 0u {
@@ -111,14 +113,17 @@ fn b_block(batch: u32, col4: u32, kk: u32) -> mat4x4<f32> {
     return mat4x4<f32>(b[at], b[at + n4], b[at + 2u * n4], b[at + 3u * n4]);
 }
 
+// B's vec4 `index` from b_texture (see B_TEXTURE above).
+fn b_texel(index: u32) -> vec4<f32> {
+    let shift = params.b_texture_width_log2;
+    let column = index & ((1u << shift) - 1u);
+    return textureLoad(b_texture, vec2<u32>(column, index >> shift), 0);
+}
+
 // Writes C[row, 4·col4 .. 4·col4 + 4] unless the row or the column block lies outside C.
 fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>) {
     if row < params.m && col4 < params.n / 4u {
-        let at = base + row * params.n + col4 * 4u;
-        c[at] = values.x;
-        c[at + 1u] = values.y;
-        c[at + 2u] = values.z;
-        c[at + 3u] = values.w;
+        c[base + row * (params.n / 4u) + col4] = values;
     }
 }
 
@@ -321,7 +326,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 
-    let base_c = wid.z * params.batch_stride_c;
+    let base_c = wid.z * params.batch_stride_c / 4u;
     store_c(base_c, row0 + 0u, col4_0, acc0_0);
     if COLUMN_VECS == 2u { store_c(base_c, row0 + 0u, col4_1, acc0_1); }
     store_c(base_c, row0 + 1u, col4_0, acc1_0);

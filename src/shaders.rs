@@ -19,7 +19,6 @@ pub enum Shader {
     MatmulSubgroup,
     Pool,
     Softmax,
-    Texture,
     Transpose,
     Winograd,
 }
@@ -40,7 +39,6 @@ impl Shader {
         Shader::MatmulSubgroup,
         Shader::Pool,
         Shader::Softmax,
-        Shader::Texture,
         Shader::Transpose,
         Shader::Winograd,
     ];
@@ -62,7 +60,6 @@ impl Shader {
             Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Pool => "pool",
             Shader::Softmax => "softmax",
-            Shader::Texture => "texture",
             Shader::Transpose => "transpose",
             Shader::Winograd => "winograd",
         }
@@ -84,7 +81,6 @@ impl Shader {
             Shader::MatmulSubgroup => include_str!("../shaders/matmul_subgroup.wgsl"),
             Shader::Pool => include_str!("../shaders/pool.wgsl"),
             Shader::Softmax => include_str!("../shaders/softmax.wgsl"),
-            Shader::Texture => include_str!("../shaders/texture.wgsl"),
             Shader::Transpose => include_str!("../shaders/transpose.wgsl"),
             Shader::Winograd => include_str!("../shaders/winograd.wgsl"),
         }

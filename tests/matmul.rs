@@ -380,6 +380,26 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
     assert!(error.contains("an untransposed B"), "{error}");
 }
 
+/// B's texture is B's buffer laid row after row into texture rows of a power-of-two width:
+/// 64 texels while the height fits the device, wider past that (past 64 × 16384 texels on
+/// lavapipe, as here: 1028 × 4100 / 4 texels in 128-texel rows).
+#[test]
+fn texture_b_wider_than_the_narrowest_layout_matches_reference() {
+    if !subgroup_kernel_available(gpu()) {
+        return;
+    }
+    let mut rng = Rng::new(14);
+    let case = Case {
+        batch: None,
+        shared_b: false,
+        m: 12,
+        n: 4100,
+        k: 1028,
+    };
+    let variant = MatmulVariant::SubgroupTexture(SubgroupTile::DEFAULT);
+    check(&mut rng, &case, false, false, variant);
+}
+
 #[test]
 fn naive_matmul_matches_reference() {
     let mut rng = Rng::new(12);

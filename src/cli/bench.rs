@@ -341,11 +341,17 @@ fn tune_for(
         };
         let (default_ms, best_ms) = (time(SubgroupTile::DEFAULT), time(result.best));
         let [m, n, k] = result.shape;
+        let every_tile: Vec<String> = result
+            .times
+            .iter()
+            .map(|(tile, ms)| format!("{}×{} {ms:.2}", 8 * tile.row_groups, 32 * tile.column_vecs))
+            .collect();
         say(format!(
-            "  {m}×{n}×{k} ({}): {}×{} tile {best_ms:.2} ms, default {default_ms:.2} ms",
+            "  {m}×{n}×{k} ({}): {}×{} tile {best_ms:.2} ms, default {default_ms:.2} ms (every tile, ms: {})",
             result.class,
             8 * result.best.row_groups,
-            32 * result.best.column_vecs
+            32 * result.best.column_vecs,
+            every_tile.join(", ")
         ));
         rows.push(json!({
             "shape": result.shape,

@@ -1,8 +1,9 @@
-//! The batch of recorded dispatches and its submission as one command buffer.
+//! The batch of recorded steps (dispatches, and copies of buffers into textures) and its
+//! submission as one command buffer.
 //!
-//! Dispatches are kept as plain data until submission, so that all their uniform parameters go
-//! to the GPU in one write (one buffer, each block at the device's uniform offset alignment) and
-//! all of them are encoded into one compute pass.
+//! Steps are kept as plain data until submission, so that all the dispatches' uniform
+//! parameters go to the GPU in one write (one buffer, each block at the device's uniform offset
+//! alignment) and each run of dispatches between copies is encoded into one compute pass.
 
 use std::sync::Arc;
 
@@ -29,18 +30,45 @@ pub(crate) struct Dispatch {
     pub(crate) attribution: Option<Attribution>,
 }
 
+/// A buffer range copied into the first `texels` texels of a texture, row after row (the
+/// texture's rows are whole multiples of 256 bytes, so the range's bytes land in texel order).
+pub(crate) struct TextureCopy {
+    pub(crate) source: BufferRange,
+    pub(crate) texture: wgpu::Texture,
+    pub(crate) texels: u32,
+    /// Set while profiling.
+    pub(crate) attribution: Option<Attribution>,
+}
+
+/// The name a copy goes by in profiles and error messages.
+const TEXTURE_COPY_LABEL: &str = "copy::buffer_to_texture";
+
+pub(crate) enum Step {
+    Dispatch(Dispatch),
+    TextureCopy(TextureCopy),
+}
+
+impl Step {
+    fn label(&self) -> &str {
+        match self {
+            Step::Dispatch(dispatch) => &dispatch.pipeline.label,
+            Step::TextureCopy(_) => TEXTURE_COPY_LABEL,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Batch {
-    dispatches: Vec<Dispatch>,
+    steps: Vec<Step>,
 }
 
 impl Batch {
-    pub(crate) fn push(&mut self, dispatch: Dispatch) {
-        self.dispatches.push(dispatch);
+    pub(crate) fn push(&mut self, step: Step) {
+        self.steps.push(step);
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.dispatches.len() >= MAX_PENDING_DISPATCHES
+        self.steps.len() >= MAX_PENDING_DISPATCHES
     }
 
     /// Encodes and submits every pending dispatch, leaving the batch empty. A validation error
@@ -53,57 +81,61 @@ impl Batch {
         uniform_alignment: u64,
         profiler: Option<&mut Profiler>,
     ) -> Result<()> {
-        let dispatches = std::mem::take(&mut self.dispatches);
-        if dispatches.is_empty() {
+        let steps = std::mem::take(&mut self.steps);
+        if steps.is_empty() {
             return Ok(());
         }
-        let mut offsets = Vec::with_capacity(dispatches.len());
+        // Each step's offset into the parameters buffer (copies have none: 0).
+        let mut offsets = Vec::with_capacity(steps.len());
         let mut params = Vec::new();
-        for dispatch in &dispatches {
+        for step in &steps {
             offsets.push(params.len() as u64);
-            params.extend_from_slice(&dispatch.params);
-            params.resize(params.len().next_multiple_of(uniform_alignment as usize), 0);
+            if let Step::Dispatch(dispatch) = step {
+                params.extend_from_slice(&dispatch.params);
+                params.resize(params.len().next_multiple_of(uniform_alignment as usize), 0);
+            }
         }
 
         let ((submitted, out_of_memory), validation) =
             scoped(device, wgpu::ErrorFilter::Validation, || {
                 scoped(device, wgpu::ErrorFilter::OutOfMemory, || {
-                    encode_and_submit(device, queue, &dispatches, &offsets, &params, profiler)
+                    encode_and_submit(device, queue, &steps, &offsets, &params, profiler)
                 })
             });
         submitted?;
         if let Some(error) = out_of_memory {
             return Err(Error::OutOfMemory {
-                during: format!("running {}: {error}", kernel_names(&dispatches)),
+                during: format!("running {}: {error}", kernel_names(&steps)),
             });
         }
         if let Some(error) = validation {
             let message = error.to_string();
-            let kernel = dispatches
+            let kernel = steps
                 .iter()
-                .map(|dispatch| dispatch.pipeline.label.as_str())
+                .map(Step::label)
                 .find(|label| message.contains(label))
                 .map(str::to_string)
-                .unwrap_or_else(|| kernel_names(&dispatches));
+                .unwrap_or_else(|| kernel_names(&steps));
             return Err(Error::Validation { kernel, message });
         }
         Ok(())
     }
 }
 
-/// Uploads the batch's parameters and submits its dispatches: all in one compute pass, or
-/// timed one by one for the profiler.
+/// Uploads the batch's parameters and submits its steps: each run of dispatches between
+/// copies in one compute pass, or every step timed alone for the profiler.
 fn encode_and_submit(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
-    dispatches: &[Dispatch],
+    steps: &[Step],
     offsets: &[u64],
     params: &[u8],
     profiler: Option<&mut Profiler>,
 ) -> Result<()> {
+    // A batch of copies alone has no parameters; a buffer cannot be empty.
     let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("kernel params"),
-        size: params.len() as u64,
+        size: (params.len() as u64).max(4),
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
@@ -113,28 +145,79 @@ fn encode_and_submit(
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gradlens batch"),
             });
-            {
+            let mut first = 0;
+            while first < steps.len() {
+                if let Step::TextureCopy(copy) = &steps[first] {
+                    encode_copy(&mut encoder, copy);
+                    first += 1;
+                    continue;
+                }
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("gradlens kernels"),
                     timestamp_writes: None,
                 });
-                for (dispatch, &offset) in dispatches.iter().zip(offsets) {
-                    encode(device, &mut pass, dispatch, &params_buffer, offset);
+                while let Some(Step::Dispatch(dispatch)) = steps.get(first) {
+                    encode(device, &mut pass, dispatch, &params_buffer, offsets[first]);
+                    first += 1;
                 }
             }
             queue.submit(Some(encoder.finish()));
         }
         Some(profiler) => match profiler.source {
             TimingSource::GpuTimestamps => {
-                submit_timestamped(device, queue, dispatches, offsets, &params_buffer, profiler)
+                submit_timestamped(device, queue, steps, offsets, &params_buffer, profiler)
             }
             TimingSource::HostSynchronised => {
-                submit_host_timed(device, queue, dispatches, offsets, &params_buffer, profiler)?
+                submit_host_timed(device, queue, steps, offsets, &params_buffer, profiler)?
             }
         },
     }
     Ok(())
 }
+
+/// The copy's whole texture rows in one copy, then the texels left over in a partial row.
+fn encode_copy(encoder: &mut wgpu::CommandEncoder, copy: &TextureCopy) {
+    let width = copy.texture.width();
+    let row_bytes = u64::from(width) * TEXEL_BYTES;
+    let (whole_rows, left_over) = (copy.texels / width, copy.texels % width);
+    let mut region = |first_row: u32, width: u32, height: u32| {
+        encoder.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &copy.source.buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: copy.source.offset + u64::from(first_row) * row_bytes,
+                    // Needed (a multiple of 256) only when several rows are copied.
+                    bytes_per_row: (height > 1).then_some(width * TEXEL_BYTES as u32),
+                    rows_per_image: None,
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: &copy.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: first_row,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+    };
+    if whole_rows > 0 {
+        region(0, width, whole_rows);
+    }
+    if left_over > 0 {
+        region(whole_rows, left_over, 1);
+    }
+}
+
+/// Bytes per texel of the textures copied into (rgba32float).
+const TEXEL_BYTES: u64 = 16;
 
 fn encode(
     device: &wgpu::Device,
@@ -150,31 +233,34 @@ fn encode(
     pass.dispatch_workgroups(x, y, z);
 }
 
-fn profiled(dispatch: &Dispatch) -> (Attribution, String, [u32; 3]) {
-    let attribution = dispatch.attribution.clone().unwrap_or(Attribution {
+/// What the profiler records of a step: its attribution, its name and its workgroup grid
+/// (none for a copy).
+fn profiled(step: &Step) -> (Attribution, String, [u32; 3]) {
+    let (attribution, workgroups) = match step {
+        Step::Dispatch(dispatch) => (&dispatch.attribution, dispatch.workgroups),
+        Step::TextureCopy(copy) => (&copy.attribution, [0; 3]),
+    };
+    let attribution = attribution.clone().unwrap_or(Attribution {
         layer: "".into(),
         phase: super::profile::Phase::Forward,
         flops: 0,
         bytes: 0,
     });
-    (
-        attribution,
-        dispatch.pipeline.label.clone(),
-        dispatch.workgroups,
-    )
+    (attribution, step.label().to_string(), workgroups)
 }
 
-/// Each dispatch in a compute pass of its own whose start and end write a timestamp; the
-/// timestamps are resolved into a staging buffer that the profiler reads when it finishes.
+/// Each dispatch in a compute pass of its own whose start and end write a timestamp, each copy
+/// between an empty pass that writes the start and one that writes the end; the timestamps are
+/// resolved into a staging buffer that the profiler reads when it finishes.
 fn submit_timestamped(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
-    dispatches: &[Dispatch],
+    steps: &[Step],
     offsets: &[u64],
     params_buffer: &wgpu::Buffer,
     profiler: &mut Profiler,
 ) {
-    let count = 2 * dispatches.len() as u32;
+    let count = 2 * steps.len() as u32;
     let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
         label: Some("gradlens kernel timestamps"),
         ty: wgpu::QueryType::Timestamp,
@@ -196,53 +282,77 @@ fn submit_timestamped(
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("gradlens profiled batch"),
     });
-    for (index, (dispatch, &offset)) in dispatches.iter().zip(offsets).enumerate() {
-        let first = 2 * index as u32;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(&dispatch.pipeline.label),
-            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                query_set: &queries,
-                beginning_of_pass_write_index: Some(first),
-                end_of_pass_write_index: Some(first + 1),
-            }),
-        });
-        encode(device, &mut pass, dispatch, params_buffer, offset);
+    for (index, (step, &offset)) in steps.iter().zip(offsets).enumerate() {
+        let (start, end) = (2 * index as u32, 2 * index as u32 + 1);
+        let label = step.label();
+        match step {
+            Step::Dispatch(dispatch) => {
+                let mut pass = timed_pass(&mut encoder, label, &queries, Some(start), Some(end));
+                encode(device, &mut pass, dispatch, params_buffer, offset);
+            }
+            Step::TextureCopy(copy) => {
+                drop(timed_pass(&mut encoder, label, &queries, Some(start), None));
+                encode_copy(&mut encoder, copy);
+                drop(timed_pass(&mut encoder, label, &queries, None, Some(end)));
+            }
+        }
     }
     encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
     encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
     queue.submit(Some(encoder.finish()));
     profiler.pending.push(PendingTimestamps {
         staging,
-        kernels: dispatches.iter().map(profiled).collect(),
+        kernels: steps.iter().map(profiled).collect(),
         period_ns: f64::from(queue.get_timestamp_period()),
     });
 }
 
-/// Each dispatch submitted alone and waited for, timed on the host.
+/// A compute pass that writes the given timestamps at its start and end.
+fn timed_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    label: &str,
+    queries: &wgpu::QuerySet,
+    start: Option<u32>,
+    end: Option<u32>,
+) -> wgpu::ComputePass<'e> {
+    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+            query_set: queries,
+            beginning_of_pass_write_index: start,
+            end_of_pass_write_index: end,
+        }),
+    })
+}
+
+/// Each step submitted alone and waited for, timed on the host.
 fn submit_host_timed(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
-    dispatches: &[Dispatch],
+    steps: &[Step],
     offsets: &[u64],
     params_buffer: &wgpu::Buffer,
     profiler: &mut Profiler,
 ) -> Result<()> {
-    for (dispatch, &offset) in dispatches.iter().zip(offsets) {
+    for (step, &offset) in steps.iter().zip(offsets) {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some(&dispatch.pipeline.label),
+            label: Some(step.label()),
         });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&dispatch.pipeline.label),
-                timestamp_writes: None,
-            });
-            encode(device, &mut pass, dispatch, params_buffer, offset);
+        match step {
+            Step::Dispatch(dispatch) => {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(step.label()),
+                    timestamp_writes: None,
+                });
+                encode(device, &mut pass, dispatch, params_buffer, offset);
+            }
+            Step::TextureCopy(copy) => encode_copy(&mut encoder, copy),
         }
         let command_buffer = encoder.finish();
         let started = Instant::now();
         queue.submit(Some(command_buffer));
         wait_idle(device)?;
-        let (attribution, kernel, workgroups) = profiled(dispatch);
+        let (attribution, kernel, workgroups) = profiled(step);
         profiler.record_host(attribution, kernel, workgroups, started, Instant::now());
     }
     Ok(())
@@ -286,10 +396,10 @@ fn bind_group(
 }
 
 /// "the batch of kernels a, b, c" (distinct names, in order of first use).
-fn kernel_names(dispatches: &[Dispatch]) -> String {
+fn kernel_names(steps: &[Step]) -> String {
     let mut names: Vec<&str> = Vec::new();
-    for dispatch in dispatches {
-        let label = dispatch.pipeline.label.as_str();
+    for step in steps {
+        let label = step.label();
         if !names.contains(&label) {
             names.push(label);
         }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::shaders::Kernel;
 pub use adapter::AdapterRequest;
-use batch::{Batch, Dispatch};
+use batch::{Batch, Dispatch, Step, TextureCopy};
 use error_scope::scoped;
 pub use finite::NonFinite;
 use finite::{FiniteChecks, SLOTS_PER_BUFFER};
@@ -283,9 +283,10 @@ impl Gpu {
         Ok(PooledBuffer::new(buffer, class, self.inner.pool.clone()))
     }
 
-    /// A scratch rgba32float texture of `width` × `height` texels, usable as a sampled and a
-    /// write-only storage texture, leased until the returned guard drops (hold it until every
-    /// dispatch that reads it is recorded). Its contents are whatever was last written to it.
+    /// A scratch rgba32float texture of `width` × `height` texels, filled by
+    /// `copy_into_texture` and read by kernels as a sampled texture, leased until the returned
+    /// guard drops (hold it until every dispatch that reads it is recorded). Its contents are
+    /// whatever was last copied into it.
     pub(crate) fn scratch_texture(&self, width: u32, height: u32) -> Result<ScratchTexture> {
         let max = self.inner.limits.max_texture_dimension_2d;
         if width == 0 || height == 0 || width > max || height > max {
@@ -394,14 +395,56 @@ impl Gpu {
             profiler.attribution(layer.unwrap_or_else(|| Arc::from("")), flops, bytes)
         });
         let mut batch = self.inner.batch.lock().expect("batch lock");
-        batch.push(Dispatch {
+        batch.push(Step::Dispatch(Dispatch {
             pipeline,
             params: bytemuck::bytes_of(params).to_vec(),
             storage: storage.to_vec(),
             textures: textures.to_vec(),
             workgroups,
             attribution,
+        }));
+        if batch.is_full() {
+            self.flush_locked(&mut batch)?;
+        }
+        Ok(())
+    }
+
+    /// Records a copy of `source` into `texture`'s first texels, row after row: texel i gets
+    /// bytes 16·i .. 16·i + 16 of the range (a straight copy, far cheaper than a kernel storing
+    /// texels on lavapipe). The texture's rows must be whole multiples of 256 bytes (widths in
+    /// multiples of 16 texels) and the range whole texels at a 16-byte offset.
+    pub(crate) fn copy_into_texture(
+        &self,
+        source: &BufferRange,
+        texture: &ScratchTexture,
+    ) -> Result<()> {
+        self.check_alive()?;
+        let (width, height) = texture.size();
+        let texels = source.size / 16;
+        if source.size % 16 != 0
+            || source.offset % 16 != 0
+            || width % 16 != 0
+            || texels > u64::from(width) * u64::from(height)
+        {
+            return Err(Error::invalid(
+                "copy_into_texture",
+                format!(
+                    "{} bytes at offset {} do not fill whole texels of a {width} × {height} texture",
+                    source.size, source.offset
+                ),
+            ));
+        }
+        let attribution = self.with_profiler(|profiler| {
+            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
+            profiler.attribution(layer, 0, source.size)
         });
+        let mut batch = self.inner.batch.lock().expect("batch lock");
+        batch.push(Step::TextureCopy(TextureCopy {
+            source: source.clone(),
+            texture: texture.texture().clone(),
+            texels: texels as u32,
+            attribution,
+        }));
         if batch.is_full() {
             self.flush_locked(&mut batch)?;
         }

@@ -1,11 +1,12 @@
 //! Scratch textures: rgba32float textures leased per size and reused, for kernels that read an
 //! operand faster as texels than from a storage buffer (the subgroup matmul's B on lavapipe).
 //!
-//! A lease is held from before the dispatch that fills the texture until after the last one
-//! that reads it is recorded; another thread recording meanwhile gets another texture. Once
-//! given back, a texture may be filled again by any later dispatch: dispatches run in the
-//! order they were recorded, so that writer runs after every reader of the old contents (no
-//! quarantine as the buffer pool needs: nothing writes a scratch texture from the host). The
+//! A lease is held from before the copy that fills the texture (`Gpu::copy_into_texture`)
+//! until after the last dispatch that reads it is recorded; another thread recording meanwhile
+//! gets another texture. Once given back, a texture may be filled again by any later copy:
+//! copies and dispatches run in the order they were recorded, so that writer runs after every
+//! reader of the old contents (no quarantine as the buffer pool needs: nothing writes a
+//! scratch texture from the host). The
 //! bytes count in the pool's statistics as allocated and in use while the texture exists.
 
 use std::collections::HashMap;
@@ -21,8 +22,11 @@ const BYTES_PER_TEXEL: u64 = 16;
 
 type Size = (u32, u32);
 
+/// A texture and the view kernels bind.
+type Leasable = (wgpu::Texture, wgpu::TextureView);
+
 pub(crate) struct ScratchTextures {
-    free: HashMap<Size, Vec<wgpu::TextureView>>,
+    free: HashMap<Size, Vec<Leasable>>,
     /// Bytes of every scratch texture that exists, leased or free.
     bytes: u64,
     pool: Arc<Mutex<BufferPool>>,
@@ -41,9 +45,9 @@ impl ScratchTextures {
         }
     }
 
-    fn take(&mut self, device: &wgpu::Device, size: Size) -> wgpu::TextureView {
-        if let Some(view) = self.free.get_mut(&size).and_then(Vec::pop) {
-            return view;
+    fn take(&mut self, device: &wgpu::Device, size: Size) -> Leasable {
+        if let Some(leasable) = self.free.get_mut(&size).and_then(Vec::pop) {
+            return leasable;
         }
         let (width, height) = size;
         let texture = device.create_texture(&wgpu::TextureDescriptor {
@@ -57,7 +61,7 @@ impl ScratchTextures {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
         self.bytes += bytes_of(size);
@@ -65,12 +69,13 @@ impl ScratchTextures {
             .lock()
             .expect("pool lock")
             .note_created(bytes_of(size));
-        texture.create_view(&wgpu::TextureViewDescriptor::default())
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        (texture, view)
     }
 
-    fn give_back(&mut self, size: Size, view: wgpu::TextureView) {
+    fn give_back(&mut self, size: Size, leasable: Leasable) {
         if self.bytes <= BUDGET_BYTES {
-            self.free.entry(size).or_default().push(view);
+            self.free.entry(size).or_default().push(leasable);
             return;
         }
         self.bytes -= bytes_of(size);
@@ -81,7 +86,7 @@ impl ScratchTextures {
 
 /// A scratch texture leased to one caller, given back when dropped.
 pub(crate) struct ScratchTexture {
-    view: Option<wgpu::TextureView>,
+    leased: Option<Leasable>,
     size: Size,
     owner: Arc<Mutex<ScratchTextures>>,
 }
@@ -94,23 +99,32 @@ impl ScratchTexture {
         height: u32,
     ) -> Self {
         let size = (width, height);
-        let view = owner.lock().expect("textures lock").take(device, size);
+        let leased = owner.lock().expect("textures lock").take(device, size);
         Self {
-            view: Some(view),
+            leased: Some(leased),
             size,
             owner: owner.clone(),
         }
     }
 
     pub(crate) fn view(&self) -> &wgpu::TextureView {
-        self.view.as_ref().expect("held until dropped")
+        &self.leased.as_ref().expect("held until dropped").1
+    }
+
+    pub(crate) fn texture(&self) -> &wgpu::Texture {
+        &self.leased.as_ref().expect("held until dropped").0
+    }
+
+    /// Width and height in texels.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        self.size
     }
 }
 
 impl Drop for ScratchTexture {
     fn drop(&mut self) {
-        if let (Some(view), Ok(mut owner)) = (self.view.take(), self.owner.lock()) {
-            owner.give_back(self.size, view);
+        if let (Some(leased), Ok(mut owner)) = (self.leased.take(), self.owner.lock()) {
+            owner.give_back(self.size, leased);
         }
     }
 }

@@ -17,6 +17,8 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
+    /// log2 of the width in texels of B's texture (`SubgroupTexture`; 0 otherwise).
+    b_texture_width_log2: u32,
 }
 
 /// Which kernel computes the product.
@@ -31,10 +33,10 @@ pub enum MatmulVariant {
     /// is transposed), on an adapter with subgroups of exactly 8 lanes (lavapipe). Either
     /// operand may be transposed at no extra cost.
     Subgroup(SubgroupTile),
-    /// `Subgroup` with B (untransposed) copied into a texture first and read from there:
-    /// cheaper reads on lavapipe (BENCHMARKS.md). `Auto` takes it for products of at least
-    /// `TEXTURE_B_MIN_ROWS` rows whose B fits the device's texture size (4·16384 columns and
-    /// 16384 rows over all batches on lavapipe).
+    /// `Subgroup` with B (untransposed) copied into a texture first (a plain buffer-to-texture
+    /// copy) and read from there: cheaper reads on lavapipe (BENCHMARKS.md). `Auto` takes it
+    /// whenever B (all batches) fits one texture (16384² texels on lavapipe) and lies at a
+    /// 16-byte offset.
     SubgroupTexture(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
@@ -206,16 +208,32 @@ pub(crate) fn matmul_counted(
             0
         },
         batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
+        b_texture_width_log2: 0,
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
-    let b_rows = k_a * batch_b.unwrap_or(1);
+    let b_texture_shape = texture_shape(gpu, n / 4 * k_a * batch_b.unwrap_or(1));
     let layout = Layout {
         vec4: vec4_layout,
         subgroup: subgroup_layout(options, [m, n, k_a]),
-        b_texture: !options.transpose_b && b_fits_texture(gpu, n, b_rows),
+        b_texture: !options.transpose_b && b_range.offset % 16 == 0 && b_texture_shape.is_some(),
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
+    // The lease on B's texture is held until the product is recorded.
+    let b_texture = match (variant, b_texture_shape) {
+        (MatmulVariant::SubgroupTexture(_), Some([width, height])) => {
+            let texture = gpu.scratch_texture(width, height)?;
+            gpu.copy_into_texture(&b_range, &texture)?;
+            Some(texture)
+        }
+        _ => None,
+    };
+    let params = Params {
+        b_texture_width_log2: b_texture
+            .as_ref()
+            .map_or(0, |texture| texture.size().0.ilog2()),
+        ..params
+    };
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // matmul_vec4 reads A and B through its vec4 bindings.
     let (a_slot, b_slot) = if matches!(kernel.entry, "matmul_vec4" | "matmul_few_rows_nt") {
@@ -225,12 +243,7 @@ pub(crate) fn matmul_counted(
     };
     let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
     // The subgroup kernel declares B both as a buffer and as a texture; the one it does not
-    // read is bound all the same (a 1×1 texture stands in). The lease on B's texture is held
-    // until the product is recorded.
-    let b_texture = match variant {
-        MatmulVariant::SubgroupTexture(_) => Some(b_as_texture(gpu, &b_range, [n, b_rows])?),
-        _ => None,
-    };
+    // read is bound all the same (a 1×1 texture stands in).
     let textures = match (&b_texture, variant) {
         (Some(texture), _) => vec![(4, texture.view().clone())],
         (None, MatmulVariant::Subgroup(_)) => vec![(4, gpu.placeholder_texture())],
@@ -245,35 +258,6 @@ pub(crate) fn matmul_counted(
         flops,
     )?;
     Ok(out)
-}
-
-/// B [rows, n] (all batches one under another) copied into a scratch texture of n / 4 × rows
-/// texels, for `SubgroupTexture`.
-fn b_as_texture(
-    gpu: &crate::Gpu,
-    b: &crate::gpu::BufferRange,
-    [n, rows]: [usize; 2],
-) -> Result<crate::gpu::ScratchTexture> {
-    #[repr(C)]
-    #[derive(Clone, Copy, Pod, Zeroable)]
-    struct CopyParams {
-        columns4: u32,
-        rows: u32,
-    }
-    let params = CopyParams {
-        columns4: as_u32("matmul", "N / 4", n / 4)?,
-        rows: as_u32("matmul", "B's rows", rows)?,
-    };
-    let texture = gpu.scratch_texture(params.columns4, params.rows)?;
-    gpu.dispatch_with_textures(
-        &Kernel::new(Shader::Texture, "matrix_to_texture"),
-        &params,
-        &[(1, b.clone())],
-        &[(2, texture.view().clone())],
-        [params.columns4.div_ceil(8), params.rows.div_ceil(8), 1],
-        0,
-    )?;
-    Ok(texture)
 }
 
 /// Whether the subgroup kernel reads these operands: K and N multiples of 4, and M too when A
@@ -291,36 +275,33 @@ struct Layout {
     b_texture: bool,
 }
 
-/// The fewest rows of A for which `Auto` copies B into a texture. The subgroup kernel reads B
-/// once per 16 rows at its default tile, each read from a texture 1.2–2× cheaper than from a
-/// buffer; the copy itself (a texel store per 4 values) costs about four buffer reads of B on
-/// lavapipe. Measured (BENCHMARKS.md): at M = 64 the copy loses, at 256 it breaks even or wins.
-const TEXTURE_B_MIN_ROWS: usize = 256;
-
 /// The subgroup variant `Auto` runs for an untransposed, unbatched product A [M, K] · B [K, N]
-/// that the subgroup kernel takes (what the tuner must time).
+/// that the subgroup kernel takes (what the tuner must time): it depends on B's shape only.
 pub(crate) fn auto_subgroup_variant(
     gpu: &crate::Gpu,
-    [m, n, k]: [usize; 3],
+    [n, k]: [usize; 2],
     tile: SubgroupTile,
 ) -> MatmulVariant {
-    subgroup_variant(tile, m, b_fits_texture(gpu, n, k))
+    subgroup_variant(tile, texture_shape(gpu, n / 4 * k).is_some())
 }
 
-/// The subgroup variant for a product of `m` rows: B from a texture when it fits one and
-/// enough rows read it that the copy there pays.
-fn subgroup_variant(tile: SubgroupTile, m: usize, b_fits_texture: bool) -> MatmulVariant {
-    match b_fits_texture && m >= TEXTURE_B_MIN_ROWS {
+/// The subgroup variant: B from a texture when it fits one. The copy there runs at several
+/// GB/s on lavapipe, so it pays even for products of few rows, which read B fewest times.
+fn subgroup_variant(tile: SubgroupTile, b_fits_texture: bool) -> MatmulVariant {
+    match b_fits_texture {
         true => MatmulVariant::SubgroupTexture(tile),
         false => MatmulVariant::Subgroup(tile),
     }
 }
 
-/// Whether a B of `rows` rows (over all its batches) and `n` columns fits a texture of
-/// n / 4 texels × rows.
-fn b_fits_texture(gpu: &crate::Gpu, n: usize, rows: usize) -> bool {
+/// The [width, height] of the texture that holds `texels` texels row after row: the
+/// narrowest power-of-two width from 64 texels (1 KiB rows, which `copy_into_texture` needs
+/// in multiples of 256 bytes) whose height fits the device; None when nothing fits.
+fn texture_shape(gpu: &crate::Gpu, texels: usize) -> Option<[u32; 2]> {
     let max = gpu.limits().max_texture_dimension_2d as usize;
-    (1..=max).contains(&(n / 4)) && (1..=max).contains(&rows)
+    let width = texels.div_ceil(max).next_power_of_two().max(64);
+    let height = texels.div_ceil(width);
+    (texels > 0 && width <= max && height <= max).then(|| [width as u32, height as u32])
 }
 
 /// For `Auto` with a transposed A whose M is not a multiple of 4, on an adapter with the
@@ -381,7 +362,7 @@ fn resolve_variant(
     match requested {
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
-            Ok(subgroup_variant(tile, m, layout.b_texture))
+            Ok(subgroup_variant(tile, layout.b_texture))
         }
         MatmulVariant::Auto if layout.vec4 => Ok(MatmulVariant::Vec4),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
