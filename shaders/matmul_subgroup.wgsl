@@ -16,7 +16,8 @@
 //   B_TEXTURE: B (untransposed) is read from b_texture instead, a byte-for-byte copy of B's
 //   buffer laid into rows of 2^b_texture_width_log2 texels: texel i (at column i mod width,
 //   row i / width) holds B's vec4 i, B[b][k, 4c .. 4c + 4] for i = (b·K + k)·N/4 + c (b = 0
-//   for a shared B). Texel fetches cost lavapipe less than storage loads (BENCHMARKS.md).
+//   for a shared B). Read-only storage-texture loads cost lavapipe about half what storage
+//   buffer loads or sampled-texture fetches do (BENCHMARKS.md).
 //   Both bindings are declared either way.
 // Dispatch: one workgroup = one subgroup of 8 invocations (lane = subgroup_invocation_id);
 //   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Per group of 8
@@ -24,7 +25,7 @@
 //   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
 //   owns the vec4 columns col4_0 + l (+ 8) of C.
 // Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write, vec4),
-//   4 b_texture (rgba32float, read with textureLoad).
+//   4 b_texture (rgba32float read-only storage texture).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
 //   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, B_TEXTURE
 //   (0 or 1; B_TEXTURE excludes TRANSPOSE_B).
@@ -47,7 +48,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(4) var b_texture: texture_2d<f32>;
+@group(0) @binding(4) var b_texture: texture_storage_2d<rgba32float, read>;
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
@@ -117,7 +118,7 @@ fn b_block(batch: u32, col4: u32, kk: u32) -> mat4x4<f32> {
 fn b_texel(index: u32) -> vec4<f32> {
     let shift = params.b_texture_width_log2;
     let column = index & ((1u << shift) - 1u);
-    return textureLoad(b_texture, vec2<u32>(column, index >> shift), 0);
+    return textureLoad(b_texture, vec2<u32>(column, index >> shift));
 }
 
 // Writes C[row, 4·col4 .. 4·col4 + 4] unless the row or the column block lies outside C.

@@ -157,7 +157,7 @@ impl Gpu {
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
                 format: wgpu::TextureFormat::Rgba32Float,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING,
+                usage: wgpu::TextureUsages::STORAGE_BINDING,
                 view_formats: &[],
             })
             .create_view(&wgpu::TextureViewDescriptor::default());
@@ -284,7 +284,7 @@ impl Gpu {
     }
 
     /// A scratch rgba32float texture of `width` × `height` texels, filled by
-    /// `copy_into_texture` and read by kernels as a sampled texture, leased until the returned
+    /// `copy_into_texture` and read by kernels as a read-only storage texture, leased until the returned
     /// guard drops (hold it until every dispatch that reads it is recorded). Its contents are
     /// whatever was last copied into it.
     pub(crate) fn scratch_texture(&self, width: u32, height: u32) -> Result<ScratchTexture> {
