@@ -13,22 +13,21 @@
 //   [N, K]. A transposed operand costs the same loads: a 4×4 block read as four vec4s along
 //   the other axis and transposed in registers (free on lavapipe, whose vectors are one
 //   register per component), so no transpose pass runs before the product.
-//   B_TEXTURE: B (untransposed) is read from b_texture instead, a byte-for-byte copy of B's
-//   buffer laid into rows of 2^b_texture_width_log2 texels: texel i (at column i mod width,
-//   row i / width) holds B's vec4 i, B[b][k, 4c .. 4c + 4] for i = (b·K + k)·N/4 + c (b = 0
-//   for a shared B). Read-only storage-texture loads cost lavapipe about half what storage
-//   buffer loads or sampled-texture fetches do (BENCHMARKS.md).
-//   Both bindings are declared either way.
+//   TEXTURES: A and B are read from a_texture and b_texture instead, byte-for-byte copies of
+//   their buffers laid into rows of 2^{a,b}_texture_width_log2 texels: texel i (at column
+//   i mod width, row i / width) holds the buffer's vec4 i, so every index is the buffer's.
+//   Read-only storage-texture loads cost lavapipe about half what storage-buffer loads or
+//   sampled-texture fetches do (BENCHMARKS.md). The bindings are declared either way.
 // Dispatch: one workgroup = one subgroup of 8 invocations (lane = subgroup_invocation_id);
 //   workgroups (ceil(N / (32·COLUMN_VECS)), ceil(M / (8·ROW_GROUPS)), batch). Per group of 8
 //   rows of C, each lane loads one vec4 of A per step of 4 along K: untransposed, row
 //   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
 //   owns the vec4 columns col4_0 + l (+ 8) of C.
 // Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write, vec4),
-//   4 b_texture (rgba32float read-only storage texture).
+//   4 a_texture, 5 b_texture (rgba32float read-only storage textures).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
-//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, B_TEXTURE
-//   (0 or 1; B_TEXTURE excludes TRANSPOSE_B).
+//   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, TEXTURES
+//   (0 or 1).
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -41,6 +40,7 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
+    a_texture_width_log2: u32,
     b_texture_width_log2: u32,
 }
 
@@ -48,13 +48,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(4) var b_texture: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(4) var a_texture: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(5) var b_texture: texture_storage_2d<rgba32float, read>;
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
 override TRANSPOSE_A: u32 = 0u;
 override TRANSPOSE_B: u32 = 0u;
-override B_TEXTURE: u32 = 0u;
+override TEXTURES: u32 = 0u;
 
 // Where this lane's vec4 of A for the group of rows starting at first_row lies at kk = 0
 // (vec4 units); it moves by a_step() per step of kk. Rows past M are clamped: their results
@@ -97,28 +98,38 @@ fn group_rows(v: vec4<f32>, first_lane: u32) -> mat4x4<f32> {
 fn b_block(batch: u32, col4: u32, kk: u32) -> mat4x4<f32> {
     let n4 = params.n / 4u;
     let col = min(col4, n4 - 1u);
-    if B_TEXTURE != 0u {
-        let row = select(0u, batch * params.k, params.batch_stride_b != 0u) + kk * 4u;
-        let first = row * n4 + col;
-        return mat4x4<f32>(b_texel(first), b_texel(first + n4), b_texel(first + 2u * n4),
-                           b_texel(first + 3u * n4));
-    }
     let base_b = batch * params.batch_stride_b / 4u;
     if TRANSPOSE_B != 0u {
         // Bᵀ stored [N, K]: this lane's 4 columns are 4 rows of it, read along K.
         let k4 = params.k / 4u;
         let at = base_b + 4u * col * k4 + kk;
-        return transpose(mat4x4<f32>(b[at], b[at + k4], b[at + 2u * k4], b[at + 3u * k4]));
+        return transpose(mat4x4<f32>(b_vec4(at), b_vec4(at + k4), b_vec4(at + 2u * k4),
+                                     b_vec4(at + 3u * k4)));
     }
     let at = base_b + col + kk * 4u * n4;
-    return mat4x4<f32>(b[at], b[at + n4], b[at + 2u * n4], b[at + 3u * n4]);
+    return mat4x4<f32>(b_vec4(at), b_vec4(at + n4), b_vec4(at + 2u * n4), b_vec4(at + 3u * n4));
 }
 
-// B's vec4 `index` from b_texture (see B_TEXTURE above).
-fn b_texel(index: u32) -> vec4<f32> {
-    let shift = params.b_texture_width_log2;
-    let column = index & ((1u << shift) - 1u);
-    return textureLoad(b_texture, vec2<u32>(column, index >> shift));
+// The vec4 `index` of A's or B's buffer, from the buffer or its texture (see TEXTURES above).
+fn a_vec4(index: u32) -> vec4<f32> {
+    if TEXTURES != 0u {
+        return texel(a_texture, params.a_texture_width_log2, index);
+    }
+    return a[index];
+}
+
+fn b_vec4(index: u32) -> vec4<f32> {
+    if TEXTURES != 0u {
+        return texel(b_texture, params.b_texture_width_log2, index);
+    }
+    return b[index];
+}
+
+// Texel `index` of a texture whose rows are 2^width_log2 texels.
+fn texel(texture: texture_storage_2d<rgba32float, read>, width_log2: u32, index: u32)
+    -> vec4<f32> {
+    let column = index & ((1u << width_log2) - 1u);
+    return textureLoad(texture, vec2<u32>(column, index >> width_log2));
 }
 
 // Writes C[row, 4·col4 .. 4·col4 + 4] unless the row or the column block lies outside C.
@@ -213,7 +224,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         if COLUMN_VECS == 2u {
             block1 = b_block(wid.z, col4_1, kk);
         }
-        let a0 = a[a_row0 + kk * step_a];
+        let a0 = a_vec4(a_row0 + kk * step_a);
         let lo0 = group_rows(a0, 0u);
         let hi0 = group_rows(a0, 4u);
         let x0 = lo0[0];
@@ -241,7 +252,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         acc7_0 += block0 * x7;
         if COLUMN_VECS == 2u { acc7_1 += block1 * x7; }
         if ROW_GROUPS >= 2u {
-            let a1 = a[a_row1 + kk * step_a];
+            let a1 = a_vec4(a_row1 + kk * step_a);
             let lo1 = group_rows(a1, 0u);
             let hi1 = group_rows(a1, 4u);
             let x8 = lo1[0];
@@ -270,7 +281,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
             if COLUMN_VECS == 2u { acc15_1 += block1 * x15; }
         }
         if ROW_GROUPS == 4u {
-            let a2 = a[a_row2 + kk * step_a];
+            let a2 = a_vec4(a_row2 + kk * step_a);
             let lo2 = group_rows(a2, 0u);
             let hi2 = group_rows(a2, 4u);
             let x16 = lo2[0];
@@ -297,7 +308,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
             let x23 = hi2[3];
             acc23_0 += block0 * x23;
             if COLUMN_VECS == 2u { acc23_1 += block1 * x23; }
-            let a3 = a[a_row3 + kk * step_a];
+            let a3 = a_vec4(a_row3 + kk * step_a);
             let lo3 = group_rows(a3, 0u);
             let hi3 = group_rows(a3, 4u);
             let x24 = lo3[0];

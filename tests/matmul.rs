@@ -322,28 +322,18 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
                     check(&mut rng, case, true, transpose_b, variant);
                 }
             }
-            // B read from a texture (untransposed B; batched B stacked by rows).
-            let tile = SubgroupTile {
+            // The operands read from textures (copies of their buffers, batches and all).
+            let from_textures = MatmulVariant::SubgroupTexture(SubgroupTile {
                 row_groups,
                 column_vecs,
-            };
-            for case in &aligned {
-                check(
-                    &mut rng,
-                    case,
-                    false,
-                    false,
-                    MatmulVariant::SubgroupTexture(tile),
-                );
-            }
-            for case in &m_aligned {
-                check(
-                    &mut rng,
-                    case,
-                    true,
-                    false,
-                    MatmulVariant::SubgroupTexture(tile),
-                );
+            });
+            for transpose_b in [false, true] {
+                for case in &aligned {
+                    check(&mut rng, case, false, transpose_b, from_textures);
+                }
+                for case in &m_aligned {
+                    check(&mut rng, case, true, transpose_b, from_textures);
+                }
             }
         }
     }
@@ -369,35 +359,47 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("M too when A is transposed"), "{error}");
-    let texture_with_b_transposed = MatmulOptions {
-        transpose_b: true,
+    let from_textures = MatmulOptions {
         variant: MatmulVariant::SubgroupTexture(SubgroupTile::DEFAULT),
         ..MatmulOptions::default()
     };
-    let error = matmul(&b, &b, texture_with_b_transposed)
+    let k_not_a_multiple_of_4 = Tensor::zeros(gpu(), [8, 6]).unwrap();
+    let b_with_6_rows = Tensor::zeros(gpu(), [6, 8]).unwrap();
+    let error = matmul(&k_not_a_multiple_of_4, &b_with_6_rows, from_textures)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("an untransposed B"), "{error}");
+    assert!(
+        error.contains("subgroup-texture kernel needs K and N multiples of 4"),
+        "{error}"
+    );
 }
 
-/// B's texture is B's buffer laid row after row into texture rows of a power-of-two width:
-/// 64 texels while the height fits the device, wider past that (past 64 × 16384 texels on
-/// lavapipe, as here: 1028 × 4100 / 4 texels in 128-texel rows).
+/// An operand's texture is its buffer laid row after row into texture rows of a power-of-two
+/// width: 64 texels while the height fits the device, wider past that (past 64 × 16384 texels
+/// on lavapipe, as here: 1028 × 4100 / 4 texels in 128-texel rows), for B and for A.
 #[test]
-fn texture_b_wider_than_the_narrowest_layout_matches_reference() {
+fn operand_textures_wider_than_the_narrowest_layout_match_reference() {
     if !subgroup_kernel_available(gpu()) {
         return;
     }
     let mut rng = Rng::new(14);
-    let case = Case {
+    let variant = MatmulVariant::SubgroupTexture(SubgroupTile::DEFAULT);
+    let wide_b = Case {
         batch: None,
         shared_b: false,
         m: 12,
         n: 4100,
         k: 1028,
     };
-    let variant = MatmulVariant::SubgroupTexture(SubgroupTile::DEFAULT);
-    check(&mut rng, &case, false, false, variant);
+    check(&mut rng, &wide_b, false, false, variant);
+    let wide_a = Case {
+        batch: None,
+        shared_b: false,
+        m: 1028,
+        n: 8,
+        k: 4100,
+    };
+    check(&mut rng, &wide_a, false, false, variant);
 }
 
 #[test]

@@ -17,7 +17,8 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
-    /// log2 of the width in texels of B's texture (`SubgroupTexture`; 0 otherwise).
+    /// log2 of the widths in texels of A's and B's textures (`SubgroupTexture`; 0 otherwise).
+    a_texture_width_log2: u32,
     b_texture_width_log2: u32,
 }
 
@@ -33,10 +34,10 @@ pub enum MatmulVariant {
     /// is transposed), on an adapter with subgroups of exactly 8 lanes (lavapipe). Either
     /// operand may be transposed at no extra cost.
     Subgroup(SubgroupTile),
-    /// `Subgroup` with B (untransposed) copied into a texture first (a plain buffer-to-texture
-    /// copy) and read from there: cheaper reads on lavapipe (BENCHMARKS.md). `Auto` takes it
-    /// whenever B (all batches) fits one texture (16384² texels on lavapipe) and lies at a
-    /// 16-byte offset.
+    /// `Subgroup` with A and B copied into textures first (plain buffer-to-texture copies)
+    /// and read from there: about half the cost per read on lavapipe (BENCHMARKS.md). `Auto`
+    /// takes it whenever each operand (all its batches) fits one texture (16384² texels on
+    /// lavapipe) and lies at a 16-byte offset.
     SubgroupTexture(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
@@ -208,31 +209,33 @@ pub(crate) fn matmul_counted(
             0
         },
         batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
+        a_texture_width_log2: 0,
         b_texture_width_log2: 0,
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
-    let b_texture_shape = texture_shape(gpu, n / 4 * k_a * batch_b.unwrap_or(1));
+    let texture_shapes = [&a_range, &b_range].map(|range| texture_shape_of(gpu, range));
     let layout = Layout {
         vec4: vec4_layout,
         subgroup: subgroup_layout(options, [m, n, k_a]),
-        b_texture: !options.transpose_b && b_range.offset % 16 == 0 && b_texture_shape.is_some(),
+        textures: texture_shapes.iter().all(Option::is_some),
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
-    // The lease on B's texture is held until the product is recorded.
-    let b_texture = match (variant, b_texture_shape) {
-        (MatmulVariant::SubgroupTexture(_), Some([width, height])) => {
-            let texture = gpu.scratch_texture(width, height)?;
-            gpu.copy_into_texture(&b_range, &texture)?;
-            Some(texture)
-        }
+    // The leases on the textures are held until the product is recorded.
+    let textures = match (variant, texture_shapes) {
+        (MatmulVariant::SubgroupTexture(_), [Some(a_shape), Some(b_shape)]) => Some([
+            operand_texture(gpu, &a_range, a_shape)?,
+            operand_texture(gpu, &b_range, b_shape)?,
+        ]),
         _ => None,
     };
-    let params = Params {
-        b_texture_width_log2: b_texture
-            .as_ref()
-            .map_or(0, |texture| texture.size().0.ilog2()),
-        ..params
+    let params = match &textures {
+        Some([a_texture, b_texture]) => Params {
+            a_texture_width_log2: a_texture.size().0.ilog2(),
+            b_texture_width_log2: b_texture.size().0.ilog2(),
+            ..params
+        },
+        None => params,
     };
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // matmul_vec4 reads A and B through its vec4 bindings.
@@ -242,18 +245,23 @@ pub(crate) fn matmul_counted(
         (1, 2)
     };
     let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
-    // The subgroup kernel declares B both as a buffer and as a texture; the one it does not
-    // read is bound all the same (a 1×1 texture stands in).
-    let textures = match (&b_texture, variant) {
-        (Some(texture), _) => vec![(4, texture.view().clone())],
-        (None, MatmulVariant::Subgroup(_)) => vec![(4, gpu.placeholder_texture())],
+    // The subgroup kernel declares the operands both as buffers and as textures; the ones it
+    // does not read are bound all the same (a 1×1 texture stands in for each texture).
+    let texture_bindings = match (&textures, variant) {
+        (Some([a_texture, b_texture]), _) => {
+            vec![(4, a_texture.view().clone()), (5, b_texture.view().clone())]
+        }
+        (None, MatmulVariant::Subgroup(_)) => vec![
+            (4, gpu.placeholder_texture()),
+            (5, gpu.placeholder_texture()),
+        ],
         _ => Vec::new(),
     };
     gpu.dispatch_with_textures(
         &kernel,
         &params,
         &[(a_slot, a_range), (b_slot, b_range), (3, out_range)],
-        &textures,
+        &texture_bindings,
         workgroups,
         flops,
     )?;
@@ -271,27 +279,48 @@ fn subgroup_layout(options: MatmulOptions, [m, n, k]: [usize; 3]) -> bool {
 struct Layout {
     vec4: bool,
     subgroup: bool,
-    /// B is untransposed and fits one texture (`SubgroupTexture`).
-    b_texture: bool,
+    /// A and B each fit one texture (`SubgroupTexture`).
+    textures: bool,
 }
 
 /// The subgroup variant `Auto` runs for an untransposed, unbatched product A [M, K] · B [K, N]
-/// that the subgroup kernel takes (what the tuner must time): it depends on B's shape only.
+/// that the subgroup kernel takes (what the tuner must time).
 pub(crate) fn auto_subgroup_variant(
     gpu: &crate::Gpu,
-    [n, k]: [usize; 2],
+    [m, n, k]: [usize; 3],
     tile: SubgroupTile,
 ) -> MatmulVariant {
-    subgroup_variant(tile, texture_shape(gpu, n / 4 * k).is_some())
+    let fits = |values: usize| texture_shape(gpu, values / 4).is_some();
+    subgroup_variant(tile, fits(m * k) && fits(k * n))
 }
 
-/// The subgroup variant: B from a texture when it fits one. The copy there runs at several
-/// GB/s on lavapipe, so it pays even for products of few rows, which read B fewest times.
-fn subgroup_variant(tile: SubgroupTile, b_fits_texture: bool) -> MatmulVariant {
-    match b_fits_texture {
+/// The subgroup variant: the operands from textures when they fit. The copies there run at
+/// several GB/s on lavapipe, so they pay even for small products.
+fn subgroup_variant(tile: SubgroupTile, operands_fit_textures: bool) -> MatmulVariant {
+    match operands_fit_textures {
         true => MatmulVariant::SubgroupTexture(tile),
         false => MatmulVariant::Subgroup(tile),
     }
+}
+
+/// The shape of the texture that takes a copy of `range` (`texture_shape`), if it lies at a
+/// 16-byte offset (copies into textures start at whole texels).
+fn texture_shape_of(gpu: &crate::Gpu, range: &crate::gpu::BufferRange) -> Option<[u32; 2]> {
+    match range.offset % 16 == 0 && range.size % 16 == 0 {
+        true => texture_shape(gpu, (range.size / 16) as usize),
+        false => None,
+    }
+}
+
+/// An operand copied into a scratch texture of `shape` (leased until the guard drops).
+fn operand_texture(
+    gpu: &crate::Gpu,
+    range: &crate::gpu::BufferRange,
+    [width, height]: [u32; 2],
+) -> Result<crate::gpu::ScratchTexture> {
+    let texture = gpu.scratch_texture(width, height)?;
+    gpu.copy_into_texture(range, &texture)?;
+    Ok(texture)
 }
 
 /// The [width, height] of the texture that holds `texels` texels row after row: the
@@ -362,7 +391,7 @@ fn resolve_variant(
     match requested {
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
-            Ok(subgroup_variant(tile, layout.b_texture))
+            Ok(subgroup_variant(tile, layout.textures))
         }
         MatmulVariant::Auto if layout.vec4 => Ok(MatmulVariant::Vec4),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
@@ -381,10 +410,10 @@ fn resolve_variant(
             "subgroup",
             "K and N multiples of 4, and M too when A is transposed",
         ),
-        MatmulVariant::SubgroupTexture(_) if !layout.subgroup || !layout.b_texture => refuse(
+        MatmulVariant::SubgroupTexture(_) if !layout.subgroup || !layout.textures => refuse(
             "subgroup-texture",
-            "K and N multiples of 4 (M too when A is transposed), an untransposed B and B \
-             within the device's texture size",
+            "K and N multiples of 4 (M too when A is transposed) and operands within the \
+             device's texture size at 16-byte offsets",
         ),
         MatmulVariant::Vec4 if !layout.vec4 => {
             refuse("vec4", "untransposed operands with K and N multiples of 4")
@@ -415,7 +444,7 @@ fn kernel_and_grid(
                 .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
                 .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
                 .with_override(
-                    "B_TEXTURE",
+                    "TEXTURES",
                     f64::from(u8::from(matches!(
                         variant,
                         MatmulVariant::SubgroupTexture(_)

@@ -176,10 +176,10 @@ pub fn tune(gpu: &Gpu, shapes: &[[usize; 3]], repeats: usize) -> Result<Vec<Tune
         let b = Tensor::full(gpu, [k, n], 0.25)?;
         let mut times = Vec::new();
         for tile in SUBGROUP_TILES {
-            // The variant Auto will run: B from a texture where it fits one (the copy into it
-            // costs every tile alike).
+            // The variant Auto will run: operands from textures where they fit (the copies
+            // into them cost every tile alike).
             let options = MatmulOptions {
-                variant: auto_subgroup_variant(gpu, [n, k], tile),
+                variant: auto_subgroup_variant(gpu, [m, n, k], tile),
                 ..MatmulOptions::default()
             };
             matmul(&a, &b, options)?;
