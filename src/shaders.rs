@@ -87,6 +87,23 @@ impl Shader {
     }
 }
 
+impl Shader {
+    /// The bindings of group 0 the shader declares `var<storage, read_write>`: what a
+    /// dispatch may write. Read off the source's declarations, one per line as every shader
+    /// here writes them (tests/shaders.rs checks this against naga's reading of each shader).
+    pub fn writable_bindings(self) -> Vec<u32> {
+        self.source()
+            .lines()
+            .filter(|line| line.contains("var<storage, read_write>"))
+            .filter_map(|line| {
+                let (_, after) = line.split_once("@binding(")?;
+                let (number, _) = after.split_once(')')?;
+                number.trim().parse().ok()
+            })
+            .collect()
+    }
+}
+
 /// One entry point of one shader, with its override constants: what the pipeline cache keys on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {

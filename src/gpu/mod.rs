@@ -10,6 +10,7 @@ mod batch;
 mod clock;
 mod error_scope;
 mod finite;
+mod operand_textures;
 mod pipelines;
 mod pool;
 mod profile;
@@ -26,6 +27,7 @@ use batch::{Batch, Dispatch, Step, TextureCopy};
 use error_scope::scoped;
 pub use finite::NonFinite;
 use finite::{FiniteChecks, SLOTS_PER_BUFFER};
+pub(crate) use operand_textures::OperandTexture;
 use pipelines::PipelineCache;
 use pool::BufferPool;
 pub use pool::PoolStats;
@@ -304,6 +306,55 @@ impl Gpu {
         ))
     }
 
+    /// The texture copy of `range` laid out as `copy_into_texture` lays it, `width` × `height`
+    /// texels: kept from an earlier call while the buffer has not been written since, else
+    /// copied now and kept (see `operand_textures.rs`). For operands that stay the same from
+    /// product to product, such as weights.
+    pub(crate) fn operand_texture(
+        &self,
+        range: &BufferRange,
+        width: u32,
+        height: u32,
+    ) -> Result<OperandTexture> {
+        let key = (range.buffer.clone(), range.offset, range.size);
+        if let Some(kept) = self
+            .inner
+            .pool
+            .lock()
+            .expect("pool lock")
+            .operand_texture(&key)
+        {
+            return Ok(kept);
+        }
+        self.check_alive()?;
+        let texture = textures::create(
+            &self.inner.device,
+            "gradlens operand texture",
+            width,
+            height,
+        );
+        self.copy_into_texture(range, &texture)?;
+        let kept = OperandTexture {
+            view: texture.create_view(&wgpu::TextureViewDescriptor::default()),
+            width,
+            bytes: textures::bytes_of((width, height)),
+        };
+        self.inner
+            .pool
+            .lock()
+            .expect("pool lock")
+            .keep_operand_texture(key, kept.clone());
+        Ok(kept)
+    }
+
+    fn forget_operand_textures(&self, buffer: &wgpu::Buffer) {
+        self.inner
+            .pool
+            .lock()
+            .expect("pool lock")
+            .forget_operand_textures(buffer);
+    }
+
     /// A 1×1 rgba32float texture for a kernel's texture binding that goes unread.
     pub(crate) fn placeholder_texture(&self) -> wgpu::TextureView {
         self.inner.placeholder_texture.clone()
@@ -313,6 +364,7 @@ impl Gpu {
     /// hands out a buffer that a pending dispatch still uses, whereas an existing tensor may be
     /// read by a pending dispatch, so `overwrite` flushes first.
     pub(crate) fn upload(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        self.forget_operand_textures(buffer);
         if !bytes.is_empty() {
             self.inner.queue.write_buffer(buffer, 0, bytes);
         }
@@ -321,6 +373,7 @@ impl Gpu {
     /// Overwrites a buffer that pending dispatches may read or write.
     pub(crate) fn overwrite(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) -> Result<()> {
         self.flush()?;
+        self.forget_operand_textures(buffer);
         if !bytes.is_empty() {
             self.inner.queue.write_buffer(buffer, offset, bytes);
         }
@@ -386,6 +439,11 @@ impl Gpu {
             ));
         }
         let pipeline = self.inner.pipelines.get(&self.inner.device, kernel)?;
+        for (slot, range) in storage {
+            if pipeline.writable.contains(slot) {
+                self.forget_operand_textures(&range.buffer);
+            }
+        }
         self.inner
             .flops_recorded
             .fetch_add(flops, Ordering::Relaxed);
@@ -416,10 +474,10 @@ impl Gpu {
     pub(crate) fn copy_into_texture(
         &self,
         source: &BufferRange,
-        texture: &ScratchTexture,
+        texture: &wgpu::Texture,
     ) -> Result<()> {
         self.check_alive()?;
-        let (width, height) = texture.size();
+        let (width, height) = (texture.width(), texture.height());
         let texels = source.size / 16;
         if source.size % 16 != 0
             || source.offset % 16 != 0
@@ -441,7 +499,7 @@ impl Gpu {
         let mut batch = self.inner.batch.lock().expect("batch lock");
         batch.push(Step::TextureCopy(TextureCopy {
             source: source.clone(),
-            texture: texture.texture().clone(),
+            texture: texture.clone(),
             texels: texels as u32,
             attribution,
         }));

@@ -13,6 +13,8 @@ pub(crate) struct CachedPipeline {
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
     pub(crate) label: String,
+    /// The bindings a dispatch may write (`Shader::writable_bindings`).
+    pub(crate) writable: Vec<u32>,
 }
 
 type PipelineKey = (Shader, &'static str, Vec<(&'static str, u64)>);
@@ -73,6 +75,7 @@ impl PipelineCache {
             pipeline,
             layout,
             label,
+            writable: kernel.shader.writable_bindings(),
         });
         pipelines.insert(key, cached.clone());
         Ok(cached)

@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::operand_textures::{OperandTexture, OperandTextures, RangeKey};
+
 /// Every buffer the pool hands out can be bound as storage, copied from and copied into.
 pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -48,6 +50,8 @@ pub struct PoolStats {
 pub(crate) struct BufferPool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
     quarantined: Vec<(u64, wgpu::Buffer)>,
+    /// Texture copies of leased buffers' ranges (counted in the stats as in use).
+    operand_textures: OperandTextures,
     stats: PoolStats,
 }
 
@@ -65,7 +69,7 @@ impl BufferPool {
         self.note_leased(class);
     }
 
-    /// Bytes held outside the pool's buffers (scratch textures) given back.
+    /// Bytes held outside the pool's buffers (textures) given back.
     pub(crate) fn note_external_released(&mut self, bytes: u64) {
         self.stats.allocated_bytes -= bytes;
         self.stats.in_use_bytes -= bytes;
@@ -78,7 +82,26 @@ impl BufferPool {
 
     fn release(&mut self, class: u64, buffer: wgpu::Buffer) {
         self.stats.in_use_bytes -= class;
+        self.forget_operand_textures(&buffer);
         self.quarantined.push((class, buffer));
+    }
+
+    /// The kept texture copy of a buffer range, if it has one.
+    pub(crate) fn operand_texture(&self, key: &RangeKey) -> Option<OperandTexture> {
+        self.operand_textures.get(key)
+    }
+
+    pub(crate) fn keep_operand_texture(&mut self, key: RangeKey, texture: OperandTexture) {
+        self.stats.allocated_bytes += texture.bytes;
+        self.note_leased(texture.bytes);
+        let replaced = self.operand_textures.keep(key, texture);
+        self.note_external_released(replaced);
+    }
+
+    /// Drops the texture copies of `buffer`'s ranges: it is about to be written or reused.
+    pub(crate) fn forget_operand_textures(&mut self, buffer: &wgpu::Buffer) {
+        let bytes = self.operand_textures.forget(buffer);
+        self.note_external_released(bytes);
     }
 
     /// Called once the batch that may still use quarantined buffers has been submitted.

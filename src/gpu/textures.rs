@@ -32,7 +32,7 @@ pub(crate) struct ScratchTextures {
     pool: Arc<Mutex<BufferPool>>,
 }
 
-fn bytes_of((width, height): Size) -> u64 {
+pub(crate) fn bytes_of((width, height): Size) -> u64 {
     u64::from(width) * u64::from(height) * BYTES_PER_TEXEL
 }
 
@@ -50,20 +50,7 @@ impl ScratchTextures {
             return leasable;
         }
         let (width, height) = size;
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("gradlens scratch texture"),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+        let texture = create(device, "gradlens scratch texture", width, height);
         self.bytes += bytes_of(size);
         self.pool
             .lock()
@@ -82,6 +69,24 @@ impl ScratchTextures {
         let mut pool = self.pool.lock().expect("pool lock");
         pool.note_external_released(bytes_of(size));
     }
+}
+
+/// An rgba32float texture that copies fill and kernels read as a read-only storage texture.
+pub(crate) fn create(device: &wgpu::Device, label: &str, width: u32, height: u32) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    })
 }
 
 /// A scratch texture leased to one caller, given back when dropped.

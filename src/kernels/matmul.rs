@@ -34,10 +34,11 @@ pub enum MatmulVariant {
     /// is transposed), on an adapter with subgroups of exactly 8 lanes (lavapipe). Either
     /// operand may be transposed at no extra cost.
     Subgroup(SubgroupTile),
-    /// `Subgroup` with A and B copied into textures first (plain buffer-to-texture copies)
-    /// and read from there: about half the cost per read on lavapipe (BENCHMARKS.md). `Auto`
-    /// takes it whenever each operand (all its batches) fits one texture (16384² texels on
-    /// lavapipe) and lies at a 16-byte offset.
+    /// `Subgroup` with A and B copied into textures first (plain buffer-to-texture copies;
+    /// A's copy is kept for later products while its buffer goes unwritten) and read from
+    /// there: about half the cost per read on lavapipe (BENCHMARKS.md). `Auto` takes it
+    /// whenever each operand (all its batches) fits one texture (16384² texels on lavapipe)
+    /// and lies at a 16-byte offset.
     SubgroupTexture(SubgroupTile),
     /// One invocation per output element: the simple reference kernel.
     Naive,
@@ -221,17 +222,21 @@ pub(crate) fn matmul_counted(
         textures: texture_shapes.iter().all(Option::is_some),
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
-    // The leases on the textures are held until the product is recorded.
+    // A (a layer's weights, as a rule) is copied once and the copy kept while its buffer goes
+    // unwritten; B is copied for this product, into a texture leased until it is recorded.
     let textures = match (variant, texture_shapes) {
-        (MatmulVariant::SubgroupTexture(_), [Some(a_shape), Some(b_shape)]) => Some([
-            operand_texture(gpu, &a_range, a_shape)?,
-            operand_texture(gpu, &b_range, b_shape)?,
-        ]),
+        (MatmulVariant::SubgroupTexture(_), [Some([a_width, a_height]), Some(b_shape)]) => {
+            let a_texture = gpu.operand_texture(&a_range, a_width, a_height)?;
+            let [b_width, b_height] = b_shape;
+            let b_texture = gpu.scratch_texture(b_width, b_height)?;
+            gpu.copy_into_texture(&b_range, b_texture.texture())?;
+            Some((a_texture, b_texture))
+        }
         _ => None,
     };
     let params = match &textures {
-        Some([a_texture, b_texture]) => Params {
-            a_texture_width_log2: a_texture.size().0.ilog2(),
+        Some((a_texture, b_texture)) => Params {
+            a_texture_width_log2: a_texture.width.ilog2(),
             b_texture_width_log2: b_texture.size().0.ilog2(),
             ..params
         },
@@ -248,8 +253,8 @@ pub(crate) fn matmul_counted(
     // The subgroup kernel declares the operands both as buffers and as textures; the ones it
     // does not read are bound all the same (a 1×1 texture stands in for each texture).
     let texture_bindings = match (&textures, variant) {
-        (Some([a_texture, b_texture]), _) => {
-            vec![(4, a_texture.view().clone()), (5, b_texture.view().clone())]
+        (Some((a_texture, b_texture)), _) => {
+            vec![(4, a_texture.view.clone()), (5, b_texture.view().clone())]
         }
         (None, MatmulVariant::Subgroup(_)) => vec![
             (4, gpu.placeholder_texture()),
@@ -310,17 +315,6 @@ fn texture_shape_of(gpu: &crate::Gpu, range: &crate::gpu::BufferRange) -> Option
         true => texture_shape(gpu, (range.size / 16) as usize),
         false => None,
     }
-}
-
-/// An operand copied into a scratch texture of `shape` (leased until the guard drops).
-fn operand_texture(
-    gpu: &crate::Gpu,
-    range: &crate::gpu::BufferRange,
-    [width, height]: [u32; 2],
-) -> Result<crate::gpu::ScratchTexture> {
-    let texture = gpu.scratch_texture(width, height)?;
-    gpu.copy_into_texture(range, &texture)?;
-    Ok(texture)
 }
 
 /// The [width, height] of the texture that holds `texels` texels row after row: the
