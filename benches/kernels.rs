@@ -138,7 +138,10 @@ fn matmul_variants(c: &mut Criterion) {
                 column_vecs,
             };
             let name = format!("subgroup_{}rows_{}cols", 8 * row_groups, 32 * column_vecs);
-            variants.push((name, MatmulVariant::Subgroup(tile)));
+            variants.push((name.clone(), MatmulVariant::Subgroup(tile)));
+            // The operands from textures (B copied every product, A's copy kept), as Auto runs.
+            let name = format!("{name}_textures");
+            variants.push((name, MatmulVariant::SubgroupTexture(tile)));
         }
     }
     variants.push(("naive".into(), MatmulVariant::Naive));
