@@ -1,6 +1,7 @@
 //! Tensor: an f32, contiguous, row-major (NCHW for images) array in a pooled GPU buffer.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufferRange, Gpu, PooledBuffer};
@@ -57,6 +58,19 @@ pub struct Tensor {
     buffer: Option<Arc<PooledBuffer>>,
     /// Where the tensor starts in the buffer, in bytes: 0 except for row views.
     offset: u64,
+    /// Tensors computed from this one's values and kept for reuse (`derived`); shared by every
+    /// clone and view of the buffer.
+    derived: Arc<Mutex<HashMap<DerivedKey, Derived>>>,
+}
+
+/// A derived tensor's key: the source's byte offset and size (views share the map) and what
+/// was computed.
+type DerivedKey = (u64, u64, &'static str);
+
+/// A derived tensor and the source buffer's write generation it was computed from.
+struct Derived {
+    generation: u64,
+    tensor: Tensor,
 }
 
 impl Tensor {
@@ -118,7 +132,44 @@ impl Tensor {
             shape,
             buffer,
             offset: 0,
+            derived: Arc::default(),
         })
+    }
+
+    /// `what` computed from this tensor by `compute`, kept with the tensor and reused while
+    /// its buffer goes unwritten (no kernel has bound it for writing, nothing was uploaded
+    /// into it): for transforms of weights, such as the Winograd-domain filters, that would
+    /// otherwise be recomputed on every forward pass.
+    pub(crate) fn derived(
+        &self,
+        what: &'static str,
+        compute: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let Some(buffer) = &self.buffer else {
+            return compute(self);
+        };
+        let key = (self.offset, self.byte_size(), what);
+        // Read before computing: a write recorded meanwhile makes the result stale.
+        let generation = self.gpu.write_generation(buffer.buffer());
+        let derived = self.derived.lock().expect("derived lock");
+        if let Some(kept) = derived
+            .get(&key)
+            .filter(|kept| kept.generation == generation)
+        {
+            return Ok(kept.tensor.clone());
+        }
+        drop(derived);
+        let tensor = compute(self)?;
+        let replaced = self.derived.lock().expect("derived lock").insert(
+            key,
+            Derived {
+                generation,
+                tensor: tensor.clone(),
+            },
+        );
+        // Dropped here, outside the lock (a tensor's drop takes the pool's lock).
+        drop(replaced);
+        Ok(tensor)
     }
 
     /// Overwrites the contents with `data` (same element count), after all pending work.
@@ -253,6 +304,7 @@ impl Tensor {
             shape,
             offset,
             gpu: self.gpu.clone(),
+            derived: self.derived.clone(),
         })
     }
 

@@ -303,3 +303,48 @@ fn huge_padding_and_dilation_are_refused() {
         assert!(error.is_err(), "{conv:?}: {error:?}");
     }
 }
+
+/// Winograd's transformed filters are kept with the weight tensor: a forward and a backward
+/// after the weights are overwritten from the host, and after a kernel writes them in place,
+/// use the new weights (the kept filters of the old ones are recomputed, never reused).
+#[test]
+fn winograd_filters_follow_the_weights_they_come_from() {
+    let mut rng = Rng::new(31);
+    let conv = Conv2d::default().padding(1);
+    let (input, weight) = ([1, 8, 6, 6], [8, 8, 3, 3]);
+    let s = conv2d_shapes("test", &input, &weight, &conv).unwrap();
+    let x = rng.vec(input.iter().product());
+    let g = rng.vec(s.output.iter().product());
+    let tx = Tensor::from_slice(gpu(), input, &x).unwrap();
+    let tg = Tensor::from_slice(gpu(), s.output, &g).unwrap();
+    let tw = Tensor::from_slice(gpu(), weight, &rng.vec(weight.iter().product())).unwrap();
+    let check = |w: &[f32], when: &str| {
+        let y = conv2d::conv2d_with(&tx, &tw, None, &conv, ConvAlgorithm::Winograd).unwrap();
+        let want = reference::conv2d(&x, w, None, &s, &conv);
+        assert_close(
+            &format!("forward {when}"),
+            &y.to_vec().unwrap(),
+            &want,
+            1e-5,
+            1e-4,
+        );
+        let dx = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, ConvAlgorithm::Winograd)
+            .unwrap();
+        let want = reference::conv2d_backward_input(w, &g, &s, &conv);
+        assert_close(
+            &format!("backward {when}"),
+            &dx.to_vec().unwrap(),
+            &want,
+            1e-5,
+            1e-4,
+        );
+    };
+    let first = tw.to_vec().unwrap();
+    check(&first, "with the first weights");
+    check(&first, "again, from the kept filters");
+    let written: Vec<f32> = first.iter().map(|v| 0.5 - 2.0 * v).collect();
+    tw.write(&written).unwrap();
+    check(&written, "after a host write");
+    gradlens::kernels::fill::fill_into(&tw, 0.25).unwrap();
+    check(&vec![0.25; written.len()], "after a kernel's write");
+}

@@ -347,12 +347,23 @@ impl Gpu {
         Ok(kept)
     }
 
-    fn forget_operand_textures(&self, buffer: &wgpu::Buffer) {
+    /// `buffer` is about to be written: its kept texture copies go, its write generation
+    /// moves on.
+    fn note_written(&self, buffer: &wgpu::Buffer) {
         self.inner
             .pool
             .lock()
             .expect("pool lock")
-            .forget_operand_textures(buffer);
+            .note_written(buffer);
+    }
+
+    /// How many writes `buffer` has seen (see `BufferPool::write_generation`).
+    pub(crate) fn write_generation(&self, buffer: &wgpu::Buffer) -> u64 {
+        self.inner
+            .pool
+            .lock()
+            .expect("pool lock")
+            .write_generation(buffer)
     }
 
     /// A 1×1 rgba32float texture for a kernel's texture binding that goes unread.
@@ -364,7 +375,7 @@ impl Gpu {
     /// hands out a buffer that a pending dispatch still uses, whereas an existing tensor may be
     /// read by a pending dispatch, so `overwrite` flushes first.
     pub(crate) fn upload(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
-        self.forget_operand_textures(buffer);
+        self.note_written(buffer);
         if !bytes.is_empty() {
             self.inner.queue.write_buffer(buffer, 0, bytes);
         }
@@ -373,7 +384,7 @@ impl Gpu {
     /// Overwrites a buffer that pending dispatches may read or write.
     pub(crate) fn overwrite(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) -> Result<()> {
         self.flush()?;
-        self.forget_operand_textures(buffer);
+        self.note_written(buffer);
         if !bytes.is_empty() {
             self.inner.queue.write_buffer(buffer, offset, bytes);
         }
@@ -441,7 +452,7 @@ impl Gpu {
         let pipeline = self.inner.pipelines.get(&self.inner.device, kernel)?;
         for (slot, range) in storage {
             if pipeline.writable.contains(slot) {
-                self.forget_operand_textures(&range.buffer);
+                self.note_written(&range.buffer);
             }
         }
         self.inner

@@ -52,6 +52,8 @@ pub(crate) struct BufferPool {
     quarantined: Vec<(u64, wgpu::Buffer)>,
     /// Texture copies of leased buffers' ranges (counted in the stats as in use).
     operand_textures: OperandTextures,
+    /// How many writes each leased buffer asked about (`write_generation`) has seen since.
+    generations: HashMap<wgpu::Buffer, u64>,
     stats: PoolStats,
 }
 
@@ -82,8 +84,15 @@ impl BufferPool {
 
     fn release(&mut self, class: u64, buffer: wgpu::Buffer) {
         self.stats.in_use_bytes -= class;
-        self.forget_operand_textures(&buffer);
+        self.note_written(&buffer);
+        self.generations.remove(&buffer);
         self.quarantined.push((class, buffer));
+    }
+
+    /// The count of writes to `buffer` since it was first asked about: results computed from
+    /// its contents stay valid while this stays the same (`Tensor::derived`).
+    pub(crate) fn write_generation(&mut self, buffer: &wgpu::Buffer) -> u64 {
+        *self.generations.entry(buffer.clone()).or_default()
     }
 
     /// The kept texture copy of a buffer range, if it has one.
@@ -98,10 +107,14 @@ impl BufferPool {
         self.note_external_released(replaced);
     }
 
-    /// Drops the texture copies of `buffer`'s ranges: it is about to be written or reused.
-    pub(crate) fn forget_operand_textures(&mut self, buffer: &wgpu::Buffer) {
+    /// `buffer` is about to be written (or reused): its texture copies are dropped and its
+    /// write generation moves on.
+    pub(crate) fn note_written(&mut self, buffer: &wgpu::Buffer) {
         let bytes = self.operand_textures.forget(buffer);
         self.note_external_released(bytes);
+        if let Some(generation) = self.generations.get_mut(buffer) {
+            *generation += 1;
+        }
     }
 
     /// Called once the batch that may still use quarantined buffers has been submitted.

@@ -184,8 +184,17 @@ impl Transformed {
             out_total: u32_of("channels", out_total)?,
         };
 
-        let weights = Tensor::empty(gpu, [16, k, c])?;
-        launch("weight_transform", &params, &[(1, weight)], &weights, k * c)?;
+        // The filters in the Winograd domain depend on the weights alone: computed once and
+        // kept with the weight tensor until the weights are written.
+        let what = match self.flip {
+            false => "Winograd-domain filters",
+            true => "Winograd-domain filters, rotated and transposed",
+        };
+        let weights = weight.derived(what, |weight| {
+            let weights = Tensor::empty(gpu, [16, k, c])?;
+            launch("weight_transform", &params, &[(1, weight)], &weights, k * c)?;
+            Ok(weights)
+        })?;
         let patches = Tensor::empty(gpu, [16, c, tile_stride])?;
         launch(
             "input_transform",
