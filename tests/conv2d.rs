@@ -46,6 +46,9 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
             Conv2d::default().stride(2).padding(3),
         ),
         ([1, 16, 7, 7], [24, 16, 1, 1], Conv2d::default()),
+        // ResNet's downsample (1×1, stride 2) on more small planes than col2im has
+        // workgroups: each workgroup folds several planes.
+        ([2, 264, 5, 5], [8, 264, 1, 1], Conv2d::default().stride(2)),
         // Batches whose GEMMs are vec4-aligned (the subgroup kernel's condition), 3×3 and 1×1:
         // the weight gradient's one product over N·OH·OW.
         ([2, 8, 6, 6], [8, 8, 3, 3], Conv2d::default().padding(1)),

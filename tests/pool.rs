@@ -37,6 +37,8 @@ fn configs() -> Vec<([usize; 4], Pool2d)> {
         // ceil_mode windows longer than the input (GoogLeNet's pools on a 16×16 image).
         ([2, 3, 2, 2], Pool2d::new(3).stride(2).ceil_mode(true)),
         ([1, 2, 2, 5], Pool2d::new(3).stride(2).ceil_mode(true)),
+        // More small planes than the pass has workgroups: each workgroup takes several.
+        ([2, 300, 6, 6], Pool2d::new(3).stride(2).padding(1)),
     ]
 }
 

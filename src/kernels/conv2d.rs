@@ -651,11 +651,7 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
     };
     let gpu = grad_x.gpu();
     let planes = params.batch * params.in_channels;
-    let workgroups = [
-        params.in_w.div_ceil(8),
-        params.in_h.div_ceil(8),
-        planes.min(gpu.max_workgroups_per_dimension()),
-    ];
+    let workgroups = super::plane_grid(gpu, [params.in_w, params.in_h], planes);
     let kernel = Kernel::new(Shader::Conv2d, "col2im")
         .with_override("COL2IM_STRIDE_H", f64::from(params.stride_h))
         .with_override("COL2IM_STRIDE_W", f64::from(params.stride_w))

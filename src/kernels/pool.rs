@@ -2,9 +2,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_1d, plane_grid};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
 
@@ -268,7 +267,7 @@ fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) 
             &max_pool_kernel(entry, &params),
             &params,
             &[(2, grad_out_range), (3, grad_in_range), (5, argmax)],
-            plane_grid(gpu, &params, [params.in_w, params.in_h]),
+            plane_grid(gpu, [params.in_w, params.in_h], params.planes),
         )?;
         return Ok(grad_in);
     }
@@ -296,7 +295,7 @@ fn window_maxima(x: &Tensor, params: &Params, out_dims: [usize; 4]) -> Result<Te
         &max_pool_kernel(ENTRY, params),
         params,
         &[(1, x_range), (4, argmax_range)],
-        plane_grid(gpu, params, [params.out_w, params.out_h]),
+        plane_grid(gpu, [params.out_w, params.out_h], params.planes),
     )?;
     Ok(argmax)
 }
@@ -305,16 +304,6 @@ fn max_pool_kernel(entry: &'static str, params: &Params) -> Kernel {
     Kernel::new(Shader::Pool, entry)
         .with_override("MAX_POOL_STRIDE_H", f64::from(params.stride_h))
         .with_override("MAX_POOL_STRIDE_W", f64::from(params.stride_w))
-}
-
-/// Workgroups of the 8×8-position passes over [width, height] of every plane (the shader
-/// loops over planes beyond the device's per-dimension limit).
-fn plane_grid(gpu: &Gpu, params: &Params, [width, height]: [u32; 2]) -> [u32; 3] {
-    [
-        width.div_ceil(8),
-        height.div_ceil(8),
-        params.planes.min(gpu.max_workgroups_per_dimension()),
-    ]
 }
 
 #[cfg(test)]
