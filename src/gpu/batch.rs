@@ -15,9 +15,9 @@ use super::profile::{Attribution, PendingTimestamps, Profiler, TimingSource};
 use super::readback::wait_idle;
 use crate::error::{Error, Result};
 
-/// Submit once this many dispatches are pending: bounds the memory the batch holds on to while
-/// keeping per-submission overhead negligible.
-const MAX_PENDING_DISPATCHES: usize = 512;
+/// Submit once this many steps (dispatches and copies) are pending: bounds the memory the batch
+/// holds on to while keeping per-submission overhead negligible.
+const MAX_PENDING_STEPS: usize = 512;
 
 pub(crate) struct Dispatch {
     pub(crate) pipeline: Arc<CachedPipeline>,
@@ -68,10 +68,10 @@ impl Batch {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.steps.len() >= MAX_PENDING_DISPATCHES
+        self.steps.len() >= MAX_PENDING_STEPS
     }
 
-    /// Encodes and submits every pending dispatch, leaving the batch empty. A validation error
+    /// Encodes and submits every pending step, leaving the batch empty. A validation error
     /// names the kernel whose label the message mentions, or lists the batch's kernels. With a
     /// profiler, each dispatch is timed (see `profile.rs`); host timing waits for the GPU.
     pub(crate) fn submit(

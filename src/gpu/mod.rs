@@ -317,15 +317,13 @@ impl Gpu {
         height: u32,
     ) -> Result<OperandTexture> {
         let key = (range.buffer.clone(), range.offset, range.size);
-        if let Some(kept) = self
-            .inner
-            .pool
-            .lock()
-            .expect("pool lock")
-            .operand_texture(&key)
-        {
-            return Ok(kept);
-        }
+        let generation = {
+            let mut pool = self.inner.pool.lock().expect("pool lock");
+            if let Some(kept) = pool.operand_texture(&key) {
+                return Ok(kept);
+            }
+            pool.write_generation(&range.buffer)
+        };
         self.check_alive()?;
         let texture = textures::create(
             &self.inner.device,
@@ -343,7 +341,7 @@ impl Gpu {
             .pool
             .lock()
             .expect("pool lock")
-            .keep_operand_texture(key, kept.clone());
+            .keep_operand_texture(key, kept.clone(), generation);
         Ok(kept)
     }
 

@@ -100,7 +100,17 @@ impl BufferPool {
         self.operand_textures.get(key)
     }
 
-    pub(crate) fn keep_operand_texture(&mut self, key: RangeKey, texture: OperandTexture) {
+    /// Keeps `texture` as the copy of `key`, unless the buffer was written since its
+    /// `generation` (another thread's write recorded meanwhile: the copy may predate it).
+    pub(crate) fn keep_operand_texture(
+        &mut self,
+        key: RangeKey,
+        texture: OperandTexture,
+        generation: u64,
+    ) {
+        if self.write_generation(&key.0) != generation {
+            return;
+        }
         self.stats.allocated_bytes += texture.bytes;
         self.note_leased(texture.bytes);
         let replaced = self.operand_textures.keep(key, texture);
