@@ -10,8 +10,9 @@ use crate::tensor::Tensor;
 
 const WORKGROUP_SIZE: u64 = 256;
 
-/// Invocations per workgroup of the elementwise passes (4 values each): small enough that the
-/// 49 values of a 7×7 plane leave few idle invocations.
+/// The most invocations per workgroup of the elementwise passes (4 values each); smaller
+/// planes take the smallest power of two that covers them, from 8 (one 8-lane batch on
+/// lavapipe): the 49 values of a 7×7 plane take 16, not 64 mostly idle.
 const PLANE_WORKGROUP_SIZE: u32 = 64;
 
 #[repr(C)]
@@ -358,6 +359,7 @@ fn input_gradient(
 /// multiple of 4.
 struct PlanePass {
     vec4: bool,
+    workgroup_size: u32,
     workgroups: [u32; 3],
 }
 
@@ -365,10 +367,14 @@ impl PlanePass {
     // (The dispatch itself refuses, naming the kernel, a grid past the device's limits.)
     fn new(params: &Params) -> PlanePass {
         let invocations = params.plane.div_ceil(4);
+        let workgroup_size = invocations
+            .next_power_of_two()
+            .clamp(8, PLANE_WORKGROUP_SIZE);
         PlanePass {
             vec4: params.plane % 4 == 0,
+            workgroup_size,
             workgroups: [
-                invocations.div_ceil(PLANE_WORKGROUP_SIZE),
+                invocations.div_ceil(workgroup_size),
                 params.channels,
                 params.batch,
             ],
@@ -378,7 +384,7 @@ impl PlanePass {
     fn kernel(&self, (scalar, vec4): PlaneEntry) -> Kernel {
         let entry = if self.vec4 { vec4 } else { scalar };
         Kernel::new(Shader::BatchNorm, entry)
-            .with_override("WORKGROUP_SIZE", f64::from(PLANE_WORKGROUP_SIZE))
+            .with_override("WORKGROUP_SIZE", f64::from(self.workgroup_size))
     }
 
     fn slot(&self, (scalar, vec4): PlaneSlot) -> u32 {
