@@ -488,8 +488,8 @@ impl Gpu {
         self.check_alive()?;
         let (width, height) = (texture.width(), texture.height());
         let texels = source.size / 16;
-        if source.size % 16 != 0
-            || source.offset % 16 != 0
+        if !source.size.is_multiple_of(16)
+            || !source.offset.is_multiple_of(16)
             || width % 16 != 0
             || texels > u64::from(width) * u64::from(height)
         {

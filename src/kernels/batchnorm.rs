@@ -371,7 +371,7 @@ impl PlanePass {
             .next_power_of_two()
             .clamp(8, PLANE_WORKGROUP_SIZE);
         PlanePass {
-            vec4: params.plane % 4 == 0,
+            vec4: params.plane.is_multiple_of(4),
             workgroup_size,
             workgroups: [
                 invocations.div_ceil(workgroup_size),

@@ -89,7 +89,7 @@ fn record(
     };
     // Four elements per invocation through the vec4 bindings (4, 5, 6) where the entry has a
     // vec4 twin and the length allows.
-    let vec4_entry = vec4_twin(entry).filter(|_| a.numel() % 4 == 0);
+    let vec4_entry = vec4_twin(entry).filter(|_| a.numel().is_multiple_of(4));
     let (entry, slots, invocations) = match vec4_entry {
         Some(twin) => (twin, [4, 5, 6], a.numel() as u64 / 4),
         None => (entry, [1, 2, 3], a.numel() as u64),

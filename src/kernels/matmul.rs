@@ -311,7 +311,7 @@ fn subgroup_variant(tile: SubgroupTile, operands_fit_textures: bool) -> MatmulVa
 /// The shape of the texture that takes a copy of `range` (`texture_shape`), if it lies at a
 /// 16-byte offset (copies into textures start at whole texels).
 fn texture_shape_of(gpu: &crate::Gpu, range: &crate::gpu::BufferRange) -> Option<[u32; 2]> {
-    match range.offset % 16 == 0 && range.size % 16 == 0 {
+    match range.offset.is_multiple_of(16) && range.size.is_multiple_of(16) {
         true => texture_shape(gpu, (range.size / 16) as usize),
         false => None,
     }
@@ -324,7 +324,7 @@ fn texture_shape(gpu: &crate::Gpu, texels: usize) -> Option<[u32; 2]> {
     let max = gpu.limits().max_texture_dimension_2d as usize;
     let width = texels.div_ceil(max).next_power_of_two().max(64);
     let height = texels.div_ceil(width);
-    (texels > 0 && width <= max && height <= max).then(|| [width as u32, height as u32])
+    (texels > 0 && width <= max && height <= max).then_some([width as u32, height as u32])
 }
 
 /// For `Auto` with a transposed A whose M is not a multiple of 4, on an adapter with the
