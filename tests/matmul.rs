@@ -310,29 +310,23 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
     ];
     for row_groups in [1, 2, 4] {
         for column_vecs in [1, 2] {
-            let variant = MatmulVariant::Subgroup(SubgroupTile {
+            let tile = SubgroupTile {
                 row_groups,
                 column_vecs,
-            });
-            for transpose_b in [false, true] {
-                for case in &aligned {
-                    check(&mut rng, case, false, transpose_b, variant);
-                }
-                for case in &m_aligned {
-                    check(&mut rng, case, true, transpose_b, variant);
-                }
-            }
-            // The operands read from textures (copies of their buffers, batches and all).
-            let from_textures = MatmulVariant::SubgroupTexture(SubgroupTile {
-                row_groups,
-                column_vecs,
-            });
-            for transpose_b in [false, true] {
-                for case in &aligned {
-                    check(&mut rng, case, false, transpose_b, from_textures);
-                }
-                for case in &m_aligned {
-                    check(&mut rng, case, true, transpose_b, from_textures);
+            };
+            // The operands read from buffers, and from textures (copies of their buffers,
+            // batches and all).
+            for variant in [
+                MatmulVariant::Subgroup(tile),
+                MatmulVariant::SubgroupTexture(tile),
+            ] {
+                for transpose_b in [false, true] {
+                    for case in &aligned {
+                        check(&mut rng, case, false, transpose_b, variant);
+                    }
+                    for case in &m_aligned {
+                        check(&mut rng, case, true, transpose_b, variant);
+                    }
                 }
             }
         }

@@ -13,6 +13,7 @@ use super::error_scope::scoped;
 use super::pipelines::CachedPipeline;
 use super::profile::{Attribution, PendingTimestamps, Profiler, TimingSource};
 use super::readback::wait_idle;
+use super::textures::BYTES_PER_TEXEL;
 use crate::error::{Error, Result};
 
 /// Submit once this many steps (dispatches and copies) are pending: bounds the memory the batch
@@ -178,7 +179,7 @@ fn encode_and_submit(
 /// The copy's whole texture rows in one copy, then the texels left over in a partial row.
 fn encode_copy(encoder: &mut wgpu::CommandEncoder, copy: &TextureCopy) {
     let width = copy.texture.width();
-    let row_bytes = u64::from(width) * TEXEL_BYTES;
+    let row_bytes = u64::from(width) * BYTES_PER_TEXEL;
     let (whole_rows, left_over) = (copy.texels / width, copy.texels % width);
     let mut region = |first_row: u32, width: u32, height: u32| {
         encoder.copy_buffer_to_texture(
@@ -187,7 +188,7 @@ fn encode_copy(encoder: &mut wgpu::CommandEncoder, copy: &TextureCopy) {
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: copy.source.offset + u64::from(first_row) * row_bytes,
                     // Needed (a multiple of 256) only when several rows are copied.
-                    bytes_per_row: (height > 1).then_some(width * TEXEL_BYTES as u32),
+                    bytes_per_row: (height > 1).then_some(width * BYTES_PER_TEXEL as u32),
                     rows_per_image: None,
                 },
             },
@@ -215,9 +216,6 @@ fn encode_copy(encoder: &mut wgpu::CommandEncoder, copy: &TextureCopy) {
         region(whole_rows, left_over, 1);
     }
 }
-
-/// Bytes per texel of the textures copied into (rgba32float).
-const TEXEL_BYTES: u64 = 16;
 
 fn encode(
     device: &wgpu::Device,

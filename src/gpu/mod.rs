@@ -35,7 +35,7 @@ pub(crate) use pool::PooledBuffer;
 use profile::Profiler;
 pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
 pub(crate) use textures::ScratchTexture;
-use textures::ScratchTextures;
+use textures::{BYTES_PER_TEXEL, ScratchTextures};
 
 /// Optional features gradlens uses when the adapter offers them; never assumed.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
@@ -147,21 +147,7 @@ impl Gpu {
         });
 
         let pool = Arc::new(Mutex::new(BufferPool::default()));
-        let placeholder_texture = device
-            .create_texture(&wgpu::TextureDescriptor {
-                label: Some("gradlens placeholder texture"),
-                size: wgpu::Extent3d {
-                    width: 1,
-                    height: 1,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
-                usage: wgpu::TextureUsages::STORAGE_BINDING,
-                view_formats: &[],
-            })
+        let placeholder_texture = textures::create(&device, "gradlens placeholder texture", 1, 1)
             .create_view(&wgpu::TextureViewDescriptor::default());
         Ok(Self {
             inner: Arc::new(GpuInner {
@@ -286,9 +272,9 @@ impl Gpu {
     }
 
     /// A scratch rgba32float texture of `width` × `height` texels, filled by
-    /// `copy_into_texture` and read by kernels as a read-only storage texture, leased until the returned
-    /// guard drops (hold it until every dispatch that reads it is recorded). Its contents are
-    /// whatever was last copied into it.
+    /// `copy_into_texture` and read by kernels as a read-only storage texture, leased until the
+    /// returned guard drops (hold it until every dispatch that reads it is recorded). Its
+    /// contents are whatever was last copied into it.
     pub(crate) fn scratch_texture(&self, width: u32, height: u32) -> Result<ScratchTexture> {
         let max = self.inner.limits.max_texture_dimension_2d;
         if width == 0 || height == 0 || width > max || height > max {
@@ -487,9 +473,9 @@ impl Gpu {
     ) -> Result<()> {
         self.check_alive()?;
         let (width, height) = (texture.width(), texture.height());
-        let texels = source.size / 16;
-        if !source.size.is_multiple_of(16)
-            || !source.offset.is_multiple_of(16)
+        let texels = source.size / BYTES_PER_TEXEL;
+        if !source.size.is_multiple_of(BYTES_PER_TEXEL)
+            || !source.offset.is_multiple_of(BYTES_PER_TEXEL)
             || width % 16 != 0
             || texels > u64::from(width) * u64::from(height)
         {

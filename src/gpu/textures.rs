@@ -6,8 +6,8 @@
 //! gets another texture. Once given back, a texture may be filled again by any later copy:
 //! copies and dispatches run in the order they were recorded, so that writer runs after every
 //! reader of the old contents (no quarantine as the buffer pool needs: nothing writes a
-//! scratch texture from the host). The
-//! bytes count in the pool's statistics as allocated and in use while the texture exists.
+//! scratch texture from the host). The bytes count in the pool's statistics as allocated and
+//! in use while the texture exists.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,8 @@ use super::pool::BufferPool;
 /// held by recorded dispatches keep theirs alive until the GPU is done).
 const BUDGET_BYTES: u64 = 256 << 20;
 
-const BYTES_PER_TEXEL: u64 = 16;
+/// rgba32float.
+pub(crate) const BYTES_PER_TEXEL: u64 = 16;
 
 type Size = (u32, u32);
 
