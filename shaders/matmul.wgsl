@@ -23,7 +23,13 @@
 //       batch 1 to 4 reads its weight once, untransposed: VGG16's classifier.0 had its 411 MB
 //       weight read through the tiled kernel at 0.05 GFLOP/s, and classifier.3 transposed
 //       (134 MB) before the subgroup kernel. Dispatch: ceil(N / (WORKGROUP_X·WORKGROUP_Y))
-//       workgroups folded into a 2-D grid; A and B bound at 4 and 5.
+//       workgroups folded into a 2-D grid; A and B bound at 4 and 5. For CPU adapters, where
+//       an invocation streaming one row is what a core does best.
+//   matmul_few_rows_nt_workgroup — the same product for GPUs: one workgroup of REDUCE_LANES
+//       invocations per column n, its lanes reading row n of B side by side (coalesced), then
+//       a reduction in workgroup memory. The per-invocation kernel gave a GPU too few threads
+//       and strided reads: 47 GB/s on an H200 for ResNet-50's fc (BENCHMARKS.md).
+//       Dispatch: N workgroups folded into a 2-D grid; A and B bound at 4 and 5.
 //
 // Dispatch: workgroups (ceil(N / (WORKGROUP_X·4·COLUMN_VECS)), ceil(M / (WORKGROUP_Y·ROWS)), batch)
 //   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive;
@@ -318,5 +324,58 @@ fn matmul_few_rows_nt(@builtin(workgroup_id) wid: vec3<u32>,
     }
     if rows > 3u {
         c[3u * params.n + n] = dot(s3, ones);
+    }
+}
+
+const REDUCE_LANES: u32 = 64u;
+// Each lane's sums of the (up to) four rows, then the reduction's partial sums.
+var<workgroup> row_sums: array<vec4<f32>, REDUCE_LANES>;
+
+@compute @workgroup_size(REDUCE_LANES)
+fn matmul_few_rows_nt_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) groups: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    // The fold may overshoot N: those workgroups compute column N − 1 and store nothing
+    // (no early return, for the barriers' sake).
+    let n = wid.y * groups.x + wid.x;
+    let k4 = params.k / 4u;
+    let rows = params.m;
+    let b_row = min(n, params.n - 1u) * k4;
+    let a1 = select(0u, k4, rows > 1u);
+    let a2 = select(0u, 2u * k4, rows > 2u);
+    let a3 = select(0u, 3u * k4, rows > 3u);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var kk = lid; kk < k4; kk += REDUCE_LANES) {
+        let b = b_vec4[b_row + kk];
+        s0 += a_vec4[kk] * b;
+        s1 += a_vec4[a1 + kk] * b;
+        s2 += a_vec4[a2 + kk] * b;
+        s3 += a_vec4[a3 + kk] * b;
+    }
+    let ones = vec4<f32>(1.0);
+    row_sums[lid] = vec4<f32>(dot(s0, ones), dot(s1, ones), dot(s2, ones), dot(s3, ones));
+    workgroupBarrier();
+    for (var stride = REDUCE_LANES / 2u; stride > 0u; stride /= 2u) {
+        if lid < stride {
+            row_sums[lid] += row_sums[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid != 0u || n >= params.n {
+        return;
+    }
+    let total = row_sums[0];
+    c[n] = total.x;
+    if rows > 1u {
+        c[params.n + n] = total.y;
+    }
+    if rows > 2u {
+        c[2u * params.n + n] = total.z;
+    }
+    if rows > 3u {
+        c[3u * params.n + n] = total.w;
     }
 }

@@ -341,22 +341,35 @@ fn train_evaluate_and_explain_an_image_folder() {
     let output = gradlens(&["train", "--data", d, "--out", c, "--augment", "shear"]);
     assert!(!output.status.success() && text(&output.stderr).contains("shear"));
 
-    // Ctrl-C leaves a checkpoint that --resume continues from.
-    let child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
+    // Ctrl-C leaves a checkpoint that --resume continues from. The signal goes once the
+    // first epoch is reported, so that a fast adapter cannot finish the run first.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradlens"))
         .args(train)
-        .args(["--epochs", "50"])
+        .args(["--epochs", "100000"])
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .env("GRADLENS_TUNING_FILE", "")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(8));
+    let (epoch_reported, first_epoch) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout).map_while(Result::ok) {
+            if line.contains("validation accuracy") {
+                let _ = epoch_reported.send(());
+            }
+        }
+    });
+    first_epoch
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("no epoch reported within 5 minutes");
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     let output = child.wait_with_output().unwrap();
+    reader.join().unwrap();
     let stderr = text(&output.stderr);
     assert!(
         !output.status.success() && stderr.contains("interrupted"),

@@ -532,8 +532,9 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
     );
 }
 
-/// A · Bᵀ with one to four rows of A (Linear at small batch): the few-rows kernel, chosen by
-/// Auto, against the reference; refused where it does not apply.
+/// A · Bᵀ with one to four rows of A (Linear at small batch): both few-rows kernels, and
+/// Auto's pick, against the reference; refused where they do not apply. 70000 columns fold
+/// the per-column workgroups into two rows of the grid, the second partly past N.
 #[test]
 fn few_rows_transposed_b_matches_reference() {
     let mut rng = Rng::new(19);
@@ -543,13 +544,18 @@ fn few_rows_transposed_b_matches_reference() {
         (2, 37, 12),
         (3, 130, 64),
         (4, 65, 256),
+        (2, 70000, 8),
     ] {
         let a = rng.vec(m * k);
         let b = rng.vec(n * k);
         let ta = Tensor::from_slice(gpu(), [m, k], &a).unwrap();
         let tb = Tensor::from_slice(gpu(), [n, k], &b).unwrap();
         let want = reference::matmul::matmul(&a, &b, 1, m, n, k, false, true, 0, 0);
-        for variant in [MatmulVariant::Auto, MatmulVariant::FewRowsTransposedB] {
+        for variant in [
+            MatmulVariant::Auto,
+            MatmulVariant::FewRowsTransposedB,
+            MatmulVariant::FewRowsTransposedBWorkgroups,
+        ] {
             let options = MatmulOptions {
                 transpose_b: true,
                 variant,
@@ -569,10 +575,15 @@ fn few_rows_transposed_b_matches_reference() {
     }
     let five = Tensor::zeros(gpu(), [5, 8]).unwrap();
     let b = Tensor::zeros(gpu(), [3, 8]).unwrap();
-    let options = MatmulOptions {
-        transpose_b: true,
-        variant: MatmulVariant::FewRowsTransposedB,
-        ..MatmulOptions::default()
-    };
-    assert!(matmul(&five, &b, options).is_err());
+    for variant in [
+        MatmulVariant::FewRowsTransposedB,
+        MatmulVariant::FewRowsTransposedBWorkgroups,
+    ] {
+        let options = MatmulOptions {
+            transpose_b: true,
+            variant,
+            ..MatmulOptions::default()
+        };
+        assert!(matmul(&five, &b, options).is_err());
+    }
 }

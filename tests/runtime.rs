@@ -36,28 +36,31 @@ fn wrong_data_lengths_name_the_shape() {
     assert!(matches!(t.reshape([3]), Err(Error::ShapeMismatch { .. })));
 }
 
-/// A steady loop (same shapes every step) allocates nothing new after the first step, and
-/// releasing the step's tensors returns the pool to where it was.
+/// A steady loop (same shapes every step) allocates nothing new once warm. On a
+/// context of its own: the other tests' allocations on the shared one (hundreds, from the
+/// recording test beside it) would count too.
 #[test]
 fn the_pool_reuses_buffers_in_a_steady_loop() {
+    let gpu = common::private_gpu();
     let ones = vec![1.0f32; 4096];
     let step = || {
-        let a = Tensor::from_slice(gpu(), [64, 64], &ones).unwrap();
+        let a = Tensor::from_slice(&gpu, [64, 64], &ones).unwrap();
         let b = elementwise::relu(&a).unwrap();
         let c = matmul::matmul(&a, &b, Default::default()).unwrap();
         let d = elementwise::add(&c, &a).unwrap();
         d.to_vec().unwrap()
     };
-    assert_eq!(step()[0], 65.0);
-    // Other tests share the context and run in parallel, so compare only this loop's own
-    // effect: many more steps must not create buffers in proportion to the steps.
-    let created_before = gpu().pool_stats().buffers_created;
+    // Two warm-up steps: the second still allocates a few buffers the first held in flight.
+    for _ in 0..2 {
+        assert_eq!(step()[0], 65.0);
+    }
+    let created_before = gpu.pool_stats().buffers_created;
     for _ in 0..20 {
         assert_eq!(step()[0], 65.0);
     }
-    let created = gpu().pool_stats().buffers_created - created_before;
-    assert!(
-        created < 20,
+    let created = gpu.pool_stats().buffers_created - created_before;
+    assert_eq!(
+        created, 0,
         "{created} buffers created in 20 identical steps"
     );
 }

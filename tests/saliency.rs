@@ -224,17 +224,19 @@ fn saliency_points_at_the_lesions() {
         shuffled_order = (shuffled_order.0 + b.0 / 6.0, shuffled_order.1 + b.1 / 6.0);
     }
 
-    // Meaningful perturbation on 12 positives the model classifies correctly (a deletion mask
+    // Meaningful perturbation on 24 positives the model classifies correctly (a deletion mask
     // for a class the model does not see is meaningless). The paper's settings are for
     // ImageNet objects at 224; lesions of a few pixels at 48 need a finer mask (12×12: one value
-    // per 4×4 pixels) and the blur scaled with the image (σ = 10 · 48/224 ≈ 2, taken as 3);
-    // 150 iterations instead of 300 keep the test short. Measured on this model: the paper's
-    // 6×6 mask with σ = 10 hit 8 of 12, this setting 11 of 12.
+    // per 4×4 pixels), the blur scaled with the image (σ = 10 · 48/224 ≈ 2, taken as 3) and a
+    // stronger area term, so that the deleted region shrinks onto the lesion; 150 iterations
+    // instead of 300 keep the test short. Measured on three models (seeds 2, 5, 7; the
+    // numerics of lavapipe): λ₁ = 1e-4 hit 21, 20–21 and 22 of 24 (an H200 gave 10 of 12 on
+    // this test's model), λ₁ = 1e-2 hit 24, 24 and 23; 300 iterations changed nothing.
     let subset: Vec<usize> = positives
         .iter()
         .copied()
         .filter(|&i| predicted[i] == 1)
-        .take(12)
+        .take(24)
         .collect();
     let (subset_images, subset_masks) = pick(&subset);
     let settings = Perturbation {
@@ -242,6 +244,7 @@ fn saliency_points_at_the_lesions() {
         replacement: Replacement::Blur { sigma: 3.0 },
         jitter: 1,
         iterations: 150,
+        l1: 1e-2,
         ..Perturbation::default()
     };
     let perturbation = pollster::block_on(saliency::meaningful_perturbation(

@@ -45,14 +45,19 @@ pub enum MatmulVariant {
     /// Register-tiled: each invocation computes a rows × (4·column_vecs) block.
     Tiled(MatmulTile),
     /// A · Bᵀ for at most four rows of A (a Linear layer at batch 1 to 4): B read once, in
-    /// rows, untransposed. Needs rank-2 operands and K a multiple of 4.
+    /// rows, untransposed, one invocation per column of C. Needs rank-2 operands and K a
+    /// multiple of 4. `Auto` picks it on CPU adapters.
     FewRowsTransposedB,
+    /// The same product with one workgroup per column of C, its lanes reading B's row side
+    /// by side and summing in workgroup memory: `Auto` picks it on GPUs, which the other
+    /// leaves short of threads (BENCHMARKS.md).
+    FewRowsTransposedBWorkgroups,
 }
 
-/// The most rows of A `MatmulVariant::FewRowsTransposedB` takes.
+/// The most rows of A the few-rows kernels take.
 const FEW_ROWS: usize = 4;
 
-/// Whether `FewRowsTransposedB` can compute this product (Auto picks it whenever it can).
+/// Whether the few-rows kernels can compute this product (Auto picks one whenever they can).
 fn few_rows_transposed_b_applies(a: &Tensor, b: &Tensor, options: MatmulOptions) -> bool {
     match (a.dims(), b.dims()) {
         (&[m, k], &[_, k_b]) => {
@@ -138,7 +143,10 @@ pub(crate) fn matmul_counted(
 ) -> Result<Tensor> {
     let options = match options.variant {
         MatmulVariant::Auto if few_rows_transposed_b_applies(a, b, options) => MatmulOptions {
-            variant: MatmulVariant::FewRowsTransposedB,
+            variant: match a.gpu().adapter_info().device_type {
+                wgpu::DeviceType::Cpu => MatmulVariant::FewRowsTransposedB,
+                _ => MatmulVariant::FewRowsTransposedBWorkgroups,
+            },
             ..options
         },
         _ => options,
@@ -243,8 +251,11 @@ pub(crate) fn matmul_counted(
         None => params,
     };
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
-    // matmul_vec4 reads A and B through its vec4 bindings.
-    let (a_slot, b_slot) = if matches!(kernel.entry, "matmul_vec4" | "matmul_few_rows_nt") {
+    // The vec4 kernels read A and B through their vec4 bindings.
+    let (a_slot, b_slot) = if matches!(
+        kernel.entry,
+        "matmul_vec4" | "matmul_few_rows_nt" | "matmul_few_rows_nt_workgroup"
+    ) {
         (4, 5)
     } else {
         (1, 2)
@@ -461,7 +472,7 @@ fn kernel_and_grid(
             ];
             (with_tile(kernel, tile, options), groups)
         }
-        MatmulVariant::FewRowsTransposedB => {
+        MatmulVariant::FewRowsTransposedB | MatmulVariant::FewRowsTransposedBWorkgroups => {
             let ok = options.transpose_b
                 && !options.transpose_a
                 && batch == 1
@@ -478,10 +489,15 @@ fn kernel_and_grid(
                 ));
             }
             let tile = MatmulTile::DEFAULT;
-            let kernel = Kernel::new(Shader::Matmul, "matmul_few_rows_nt");
-            let invocations = tile.workgroup_x * tile.workgroup_y;
+            let (entry, columns_per_workgroup) = match variant {
+                MatmulVariant::FewRowsTransposedB => {
+                    ("matmul_few_rows_nt", tile.workgroup_x * tile.workgroup_y)
+                }
+                _ => ("matmul_few_rows_nt_workgroup", 1),
+            };
+            let kernel = Kernel::new(Shader::Matmul, entry);
             // Folded into rows of 65535 workgroups (every adapter's minimum per dimension).
-            let workgroups = params.n.div_ceil(invocations);
+            let workgroups = params.n.div_ceil(columns_per_workgroup);
             let groups = match workgroups <= 65535 {
                 true => [workgroups, 1, 1],
                 false => [65535, workgroups.div_ceil(65535), 1],

@@ -21,6 +21,17 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// A context of the test's own, for counts that tests running beside it on the shared one
+/// would disturb (its pool's statistics, say).
+pub fn private_gpu() -> Gpu {
+    let request = gradlens::gpu::AdapterRequest::from_env().expect("GRADLENS_* variables");
+    Gpu::with_options(GpuOptions {
+        request,
+        poison_allocations: true,
+    })
+    .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
+}
+
 /// SplitMix64: small, seeded, good enough for test data.
 pub struct Rng(u64);
 
