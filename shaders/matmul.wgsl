@@ -33,13 +33,17 @@
 //
 // Dispatch: workgroups (ceil(N / (WORKGROUP_X·4·COLUMN_VECS)), ceil(M / (WORKGROUP_Y·ROWS)), batch)
 //   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive;
-//   (ceil(N / (4·WORKGROUP_X)), ceil(M / (4·WORKGROUP_Y)), batch) for matmul_vec4.
+//   (ceil(N / (4·WORKGROUP_X)), ceil(M / (4·WORKGROUP_Y)), batch · K_SLICES) for matmul_vec4.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read), 3 c (read_write); matmul_vec4 binds
 //   A and B at 4 and 5 instead, as arrays of vec4.
 // Overrides:
 //   TRANSPOSE_A, TRANSPOSE_B — the operand layouts above.
 //   WORKGROUP_X, WORKGROUP_Y — invocations per workgroup along N and along M.
 //   ROWS (4 or 8), COLUMN_VECS (1 or 2) — the register tile of one invocation.
+//   K_SLICES — matmul_vec4 only: split K into this many equal slices (it divides K / 4), each
+//       summed by its own workgroups into its own [M, N] of C, which then holds
+//       [batch, K_SLICES, M, N] partial products for the caller to add up. GPUs need it where
+//       M and N give few tiles and K is long (weight gradients, 7×7 planes).
 
 struct Params {
     m: u32,
@@ -61,6 +65,7 @@ override WORKGROUP_X: u32 = 8u;
 override WORKGROUP_Y: u32 = 8u;
 override ROWS: u32 = 4u;
 override COLUMN_VECS: u32 = 1u;
+override K_SLICES: u32 = 1u;
 
 
 fn a_at(base: u32, row: u32, kk: u32) -> f32 {
@@ -254,6 +259,9 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
 // 4× fewer times per FMA than `matmul` (4.8 vs 3.8 GFLOP/s at 1024³ with Mesa 25).
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k4_slice = params.k / 4u / K_SLICES;
+    let k4_first = (gid.z % K_SLICES) * k4_slice;
+    let batch = gid.z / K_SLICES;
     let k4 = params.k / 4u;
     let n4 = params.n / 4u;
     let col4 = gid.x;
@@ -261,8 +269,8 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     if row0 >= params.m || col4 >= n4 {
         return;
     }
-    let base_a = gid.z * params.batch_stride_a / 4u;
-    let base_b = gid.z * params.batch_stride_b / 4u + col4;
+    let base_a = batch * params.batch_stride_a / 4u;
+    let base_b = batch * params.batch_stride_b / 4u + col4;
     let last_row = params.m - 1u;
     let a0 = base_a + row0 * k4;
     let a1 = base_a + min(row0 + 1u, last_row) * k4;
@@ -272,7 +280,7 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < k4; kk++) {
+    for (var kk = k4_first; kk < k4_first + k4_slice; kk++) {
         let row_b = base_b + kk * 4u * n4;
         let block = mat4x4<f32>(b_vec4[row_b], b_vec4[row_b + n4], b_vec4[row_b + 2u * n4],
                                 b_vec4[row_b + 3u * n4]);

@@ -214,6 +214,28 @@ fn vec4_matmul_matches_reference_where_it_applies() {
     ];
     for case in &aligned {
         check(&mut rng, case, false, false, MatmulVariant::Vec4);
+        // K split into slices whose partial products are summed (Auto does this on GPUs).
+        for slices in [1, 2, 3, 13] {
+            if (case.k / 4) % slices == 0 {
+                check(
+                    &mut rng,
+                    case,
+                    false,
+                    false,
+                    MatmulVariant::Vec4SplitK(slices as u32),
+                );
+            }
+        }
+    }
+    let a = Tensor::zeros(gpu(), [4, 8]).unwrap();
+    let b = Tensor::zeros(gpu(), [8, 8]).unwrap();
+    for slices in [0, 3] {
+        let options = MatmulOptions {
+            variant: MatmulVariant::Vec4SplitK(slices),
+            ..MatmulOptions::default()
+        };
+        let error = matmul(&a, &b, options).unwrap_err().to_string();
+        assert!(error.contains("divides K / 4"), "{error}");
     }
     let a = Tensor::zeros(gpu(), [4, 6]).unwrap();
     let b = Tensor::zeros(gpu(), [6, 8]).unwrap();

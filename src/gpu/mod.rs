@@ -105,7 +105,9 @@ impl Gpu {
         // One context opened at a time per process: two threads opening theirs at once hung
         // in NVIDIA's Vulkan driver (580.159, an H200: tests that each open a context).
         static OPENING: Mutex<()> = Mutex::new(());
-        let _one_at_a_time = OPENING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = OPENING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ranked = adapter::enumerate_ranked(&options.request);
         let chosen = adapter::choose(ranked, &options.request)?;
         pollster::block_on(Self::open(chosen, options.poison_allocations))

@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::as_u32;
 use crate::error::{Error, Result};
+use crate::kernels::reduce;
 use crate::kernels::transpose::transpose;
 use crate::shaders::{Kernel, Shader};
 use crate::tensor::Tensor;
@@ -30,6 +31,10 @@ pub enum MatmulVariant {
     Auto,
     /// 4×4 tiles with vec4 loads: untransposed operands, K and N multiples of 4.
     Vec4,
+    /// `Vec4` with K split into this many equal slices (the number must divide K / 4), whose
+    /// partial products are then summed: more workgroups where M and N give few tiles and K is
+    /// long. `Auto` splits on GPUs (see `vec4_k_slices`).
+    Vec4SplitK(u32),
     /// Values of A shared across an 8-lane subgroup: K and N multiples of 4 (and M, when A
     /// is transposed), on an adapter with subgroups of exactly 8 lanes (lavapipe). Either
     /// operand may be transposed at no extra cost.
@@ -194,12 +199,12 @@ pub(crate) fn matmul_counted(
         None => vec![m, n],
     };
     let gpu = a.gpu();
-    let out = Tensor::empty(gpu, out_dims)?;
-    let Some(out_range) = out.binding() else {
-        return Ok(out);
-    };
+    if batch.unwrap_or(1) * m * n == 0 {
+        return Tensor::empty(gpu, out_dims);
+    }
     let (Some(a_range), Some(b_range)) = (a.binding(), b.binding()) else {
         // K = 0: the empty sum.
+        let out = Tensor::empty(gpu, out_dims)?;
         crate::kernels::fill::fill_into(&out, 0.0)?;
         return Ok(out);
     };
@@ -229,7 +234,17 @@ pub(crate) fn matmul_counted(
         subgroup: subgroup_layout(options, [m, n, k_a]),
         textures: texture_shapes.iter().all(Option::is_some),
     };
-    let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a])?;
+    let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a], batch_count)?;
+    // Split K: partial products [batch, slices, M, N], summed below.
+    let slices = match variant {
+        MatmulVariant::Vec4SplitK(slices) => slices as usize,
+        _ => 1,
+    };
+    let batch_size = batch_count as usize;
+    let out = Tensor::empty(gpu, [batch_size * slices, m, n])?;
+    let Some(out_range) = out.binding() else {
+        return Ok(out);
+    };
     // A (a layer's weights, as a rule) is copied once and the copy kept while its buffer goes
     // unwritten; B is copied for this product, into a texture leased until it is recorded.
     let textures = match (variant, texture_shapes) {
@@ -281,7 +296,34 @@ pub(crate) fn matmul_counted(
         workgroups,
         flops,
     )?;
-    Ok(out)
+    match slices {
+        1 => out.reshape(out_dims),
+        _ => reduce::sum(&out.reshape([batch_size, slices, m, n])?, &[1], false)?.reshape(out_dims),
+    }
+}
+
+/// K slices for the vec4 kernel: on GPUs, enough to give about 512 workgroups where M and N
+/// give few (an H200 ran ResNet-18's layer1 weight gradients, 36 workgroups with K = 25088,
+/// at 1.0 TFLOP/s against 19 for its forward), each slice at least 256 of K. CPU adapters
+/// never split: a few cores are kept busy by a few workgroups.
+fn vec4_k_slices(gpu: &crate::Gpu, [m, n, k]: [usize; 3], batch: u32) -> u32 {
+    const WORKGROUPS_WANTED: usize = 512;
+    const MIN_SLICE: usize = 256;
+    if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        return 1;
+    }
+    let tile = MatmulTile::DEFAULT;
+    let workgroups = n.div_ceil(4 * tile.workgroup_x as usize)
+        * m.div_ceil(4 * tile.workgroup_y as usize)
+        * batch as usize;
+    let mut slices = 1;
+    while workgroups * slices * 2 <= WORKGROUPS_WANTED
+        && (k / 4).is_multiple_of(slices * 2)
+        && k / (slices * 2) >= MIN_SLICE
+    {
+        slices *= 2;
+    }
+    slices as u32
 }
 
 /// Whether the subgroup kernel reads these operands: K and N multiples of 4, and M too when A
@@ -380,6 +422,7 @@ fn resolve_variant(
     a: &Tensor,
     b: &Tensor,
     [m, n, k]: [usize; 3],
+    batch: u32,
 ) -> Result<MatmulVariant> {
     let gpu = a.gpu();
     let subgroup_fits = layout.subgroup && subgroup_kernel_available(gpu);
@@ -398,7 +441,10 @@ fn resolve_variant(
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
             Ok(subgroup_variant(tile, layout.textures))
         }
-        MatmulVariant::Auto if layout.vec4 => Ok(MatmulVariant::Vec4),
+        MatmulVariant::Auto if layout.vec4 => Ok(match vec4_k_slices(gpu, [m, n, k], batch) {
+            1 => MatmulVariant::Vec4,
+            slices => MatmulVariant::Vec4SplitK(slices),
+        }),
         MatmulVariant::Auto => Ok(MatmulVariant::Tiled(MatmulTile::DEFAULT)),
         MatmulVariant::Subgroup(_) | MatmulVariant::SubgroupTexture(_)
             if !subgroup_kernel_available(gpu) =>
@@ -420,8 +466,16 @@ fn resolve_variant(
             "K and N multiples of 4 (M too when A is transposed) and operands within the \
              device's texture size at 16-byte offsets",
         ),
-        MatmulVariant::Vec4 if !layout.vec4 => {
+        MatmulVariant::Vec4 | MatmulVariant::Vec4SplitK(_) if !layout.vec4 => {
             refuse("vec4", "untransposed operands with K and N multiples of 4")
+        }
+        MatmulVariant::Vec4SplitK(slices)
+            if slices == 0 || !(k / 4).is_multiple_of(slices as usize) =>
+        {
+            refuse(
+                "split-K vec4",
+                &format!("a slice count that divides K / 4 (got {slices})"),
+            )
         }
         chosen => Ok(chosen),
     }
@@ -462,13 +516,18 @@ fn kernel_and_grid(
             ];
             (kernel, groups)
         }
-        MatmulVariant::Vec4 => {
+        MatmulVariant::Vec4 | MatmulVariant::Vec4SplitK(_) => {
+            let slices = match variant {
+                MatmulVariant::Vec4SplitK(slices) => slices,
+                _ => 1,
+            };
             let tile = MatmulTile::DEFAULT;
-            let kernel = Kernel::new(Shader::Matmul, "matmul_vec4");
+            let kernel = Kernel::new(Shader::Matmul, "matmul_vec4")
+                .with_override("K_SLICES", f64::from(slices));
             let groups = [
                 params.n.div_ceil(4 * tile.workgroup_x),
                 params.m.div_ceil(4 * tile.workgroup_y),
-                batch,
+                batch * slices,
             ];
             (with_tile(kernel, tile, options), groups)
         }
