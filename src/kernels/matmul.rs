@@ -243,7 +243,7 @@ pub(crate) fn matmul_counted(
     let batch_size = batch_count as usize;
     let out = Tensor::empty(gpu, [batch_size * slices, m, n])?;
     let Some(out_range) = out.binding() else {
-        return Ok(out);
+        return out.reshape(out_dims);
     };
     // A (a layer's weights, as a rule) is copied once and the copy kept while its buffer goes
     // unwritten; B is copied for this product, into a texture leased until it is recorded.
