@@ -296,6 +296,38 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// Row n of B times each of the (up to four) rows of A, over the vec4 steps first, first + step,
+// … of K: one sum per row of A, packed in a vec4. Rows of A past M read row 0 again (their sums
+// are not stored).
+fn few_rows_sums(n: u32, first: u32, step: u32) -> vec4<f32> {
+    let k4 = params.k / 4u;
+    let rows = params.m;
+    let b_row = n * k4;
+    let a1 = select(0u, k4, rows > 1u);
+    let a2 = select(0u, 2u * k4, rows > 2u);
+    let a3 = select(0u, 3u * k4, rows > 3u);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var kk = first; kk < k4; kk += step) {
+        let b = b_vec4[b_row + kk];
+        s0 += a_vec4[kk] * b;
+        s1 += a_vec4[a1 + kk] * b;
+        s2 += a_vec4[a2 + kk] * b;
+        s3 += a_vec4[a3 + kk] * b;
+    }
+    let ones = vec4<f32>(1.0);
+    return vec4<f32>(dot(s0, ones), dot(s1, ones), dot(s2, ones), dot(s3, ones));
+}
+
+// Column n of C's (up to four) rows.
+fn store_few_rows(n: u32, sums: vec4<f32>) {
+    for (var row = 0u; row < params.m; row++) {
+        c[row * params.n + n] = sums[row];
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
 fn matmul_few_rows_nt(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) groups: vec3<u32>,
@@ -304,35 +336,7 @@ fn matmul_few_rows_nt(@builtin(workgroup_id) wid: vec3<u32>,
     if n >= params.n {
         return;
     }
-    let k4 = params.k / 4u;
-    let rows = params.m;
-    let b_row = n * k4;
-    // Rows of A past M read row 0 again (their sums are not stored).
-    let a1 = select(0u, k4, rows > 1u);
-    let a2 = select(0u, 2u * k4, rows > 2u);
-    let a3 = select(0u, 3u * k4, rows > 3u);
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < k4; kk++) {
-        let b = b_vec4[b_row + kk];
-        s0 += a_vec4[kk] * b;
-        s1 += a_vec4[a1 + kk] * b;
-        s2 += a_vec4[a2 + kk] * b;
-        s3 += a_vec4[a3 + kk] * b;
-    }
-    let ones = vec4<f32>(1.0);
-    c[n] = dot(s0, ones);
-    if rows > 1u {
-        c[params.n + n] = dot(s1, ones);
-    }
-    if rows > 2u {
-        c[2u * params.n + n] = dot(s2, ones);
-    }
-    if rows > 3u {
-        c[3u * params.n + n] = dot(s3, ones);
-    }
+    store_few_rows(n, few_rows_sums(n, 0u, 1u));
 }
 
 const REDUCE_LANES: u32 = 64u;
@@ -346,25 +350,7 @@ fn matmul_few_rows_nt_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
     // The fold may overshoot N: those workgroups compute column N − 1 and store nothing
     // (no early return, for the barriers' sake).
     let n = wid.y * groups.x + wid.x;
-    let k4 = params.k / 4u;
-    let rows = params.m;
-    let b_row = min(n, params.n - 1u) * k4;
-    let a1 = select(0u, k4, rows > 1u);
-    let a2 = select(0u, 2u * k4, rows > 2u);
-    let a3 = select(0u, 3u * k4, rows > 3u);
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
-    for (var kk = lid; kk < k4; kk += REDUCE_LANES) {
-        let b = b_vec4[b_row + kk];
-        s0 += a_vec4[kk] * b;
-        s1 += a_vec4[a1 + kk] * b;
-        s2 += a_vec4[a2 + kk] * b;
-        s3 += a_vec4[a3 + kk] * b;
-    }
-    let ones = vec4<f32>(1.0);
-    row_sums[lid] = vec4<f32>(dot(s0, ones), dot(s1, ones), dot(s2, ones), dot(s3, ones));
+    row_sums[lid] = few_rows_sums(min(n, params.n - 1u), lid, REDUCE_LANES);
     workgroupBarrier();
     for (var stride = REDUCE_LANES / 2u; stride > 0u; stride /= 2u) {
         if lid < stride {
@@ -372,18 +358,7 @@ fn matmul_few_rows_nt_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
     }
-    if lid != 0u || n >= params.n {
-        return;
-    }
-    let total = row_sums[0];
-    c[n] = total.x;
-    if rows > 1u {
-        c[params.n + n] = total.y;
-    }
-    if rows > 2u {
-        c[2u * params.n + n] = total.z;
-    }
-    if rows > 3u {
-        c[3u * params.n + n] = total.w;
+    if lid == 0u && n < params.n {
+        store_few_rows(n, row_sums[0]);
     }
 }
