@@ -7,6 +7,7 @@
 //
 // Dispatch: one invocation per element of out, WORKGROUP_SIZE per workgroup, folded into a 2-D
 // grid (linear id = wid.y · nx + wid.x); consecutive invocations write consecutive elements.
+// resize_last_axis as its comment says.
 // Bindings: 0 params (uniform), 1 x (read), 2 out (read_write).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
 
@@ -36,20 +37,24 @@ fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
     out[i] = x[b * matrix + r * params.cols + c];
 }
 
+// resize_last_axis's own dispatch: workgroups (ceil(cols / WORKGROUP_SIZE), row groups), each
+// invocation one column of the rows from wid.y in steps of num_workgroups.y — no division
+// finds a coordinate (lavapipe runs a vector division by a variable as eight scalar ones).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn resize_last_axis(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-    if i >= params.batch * params.cols {
+    let c = wid.x * WORKGROUP_SIZE + lid;
+    if c >= params.cols {
         return;
     }
-    let c = i % params.cols;
-    var value = 0.0;
-    if c < params.rows {
-        value = x[(i / params.cols) * params.rows + c];
+    for (var row = wid.y; row < params.batch; row += groups.y) {
+        var value = 0.0;
+        if c < params.rows {
+            value = x[row * params.rows + c];
+        }
+        out[row * params.cols + c] = value;
     }
-    out[i] = value;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

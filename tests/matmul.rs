@@ -533,6 +533,9 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
         (vec![2, 5, 52], 49),
         (vec![2, 3, 4], 4),
         (vec![4, 1], 4),
+        (vec![3000, 7], 12),
+        (vec![2, 700], 603),
+        (vec![3, 300], 601),
     ] {
         let data = rng.vec(dims.iter().product());
         let t = Tensor::from_slice(gpu(), dims.clone(), &data).unwrap();

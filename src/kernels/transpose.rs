@@ -9,6 +9,10 @@ use crate::tensor::Tensor;
 
 const WORKGROUP_SIZE: u64 = 256;
 
+/// About this many workgroups make resize_last_axis's pass: enough to keep every thread of a
+/// CPU adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
+const ROW_GRID_WORKGROUPS: u32 = 512;
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
@@ -54,8 +58,38 @@ pub fn resize_last_axis(x: &Tensor, length: usize) -> Result<Tensor> {
     let rows: usize = leading.iter().product();
     let mut out_dims = leading.to_vec();
     out_dims.push(length);
+    let gpu = x.gpu();
+    let Some(x_range) = x.binding() else {
+        return Tensor::zeros(gpu, out_dims);
+    };
+    let out = Tensor::empty(gpu, out_dims)?;
+    let Some(out_range) = out.binding() else {
+        return Ok(out);
+    };
     // The kernel's (batch, rows, cols) are (leading elements, input length, output length).
-    launch(OP, x, [rows, last, length], out_dims)
+    let params = Params {
+        batch: as_u32(OP, "leading elements", rows)?,
+        rows: as_u32(OP, "length", last)?,
+        cols: as_u32(OP, "new length", length)?,
+    };
+    // One invocation per column, the workgroup sized to the row (52 columns take 64 lanes, not
+    // 256 mostly idle), about ROW_GRID_WORKGROUPS workgroups looping over the rows.
+    let width = params
+        .cols
+        .next_power_of_two()
+        .clamp(8, WORKGROUP_SIZE as u32);
+    let column_groups = params.cols.div_ceil(width);
+    let row_groups = ROW_GRID_WORKGROUPS
+        .div_ceil(column_groups)
+        .clamp(1, params.batch.max(1))
+        .min(gpu.max_workgroups_per_dimension());
+    gpu.dispatch(
+        &Kernel::new(Shader::Transpose, OP).with_override("WORKGROUP_SIZE", f64::from(width)),
+        &params,
+        &[(1, x_range), (2, out_range)],
+        [column_groups, row_groups, 1],
+    )?;
+    Ok(out)
 }
 
 /// Records `entry`, one invocation per element of a fresh `out_dims` tensor.
