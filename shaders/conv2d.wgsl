@@ -305,11 +305,26 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
 }
 
 // col2im's stride and dilation as pipeline constants, so that its divisions by them compile to
-// multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones).
+// multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones),
+// and its tap step along each axis: stride / gcd(stride, dilation).
 override COL2IM_STRIDE_H: u32 = 1u;
 override COL2IM_STRIDE_W: u32 = 1u;
 override COL2IM_DILATION_H: u32 = 1u;
 override COL2IM_DILATION_W: u32 = 1u;
+override COL2IM_TAP_STEP_H: u32 = 1u;
+override COL2IM_TAP_STEP_W: u32 = 1u;
+
+// The first kernel tap along one axis whose window position is whole for input coordinate i
+// ((i + pad - k·dilation) a multiple of the stride); the next ones follow every `step` taps, so
+// a stride-2 convolution's col2im visits a quarter of the taps, not all of them to skip three
+// in four. `step` when no tap is whole.
+fn first_whole_tap(i: u32, pad: u32, stride: u32, dilation: u32, step: u32) -> u32 {
+    var k = 0u;
+    while k < step && (i32(i + pad) - i32(k * dilation)) % i32(stride) != 0 {
+        k++;
+    }
+    return k;
+}
 
 // col2im's own dispatch: 8×8 invocations over (iw, ih) per workgroup, workgroups
 // (ceil(W / 8), ceil(H / 8), planes), each invocation looping over the planes n·C_in + ci
@@ -324,18 +339,22 @@ fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
     let taps = params.kernel_h * params.kernel_w;
     let planes = params.batch * params.in_channels;
+    let kh_first = first_whole_tap(ih, params.pad_h, COL2IM_STRIDE_H, COL2IM_DILATION_H,
+                                   COL2IM_TAP_STEP_H);
+    let kw_first = first_whole_tap(iw, params.pad_w, COL2IM_STRIDE_W, COL2IM_DILATION_W,
+                                   COL2IM_TAP_STEP_W);
     for (var plane = wid.z; plane < planes; plane += groups.z) {
         // Sample n's grad_cols rows for channel ci start at (n·C_in + ci)·taps.
         let cols_base = plane * taps * params.position_stride;
         var sum = 0.0;
-        for (var kh = 0u; kh < params.kernel_h; kh++) {
+        for (var kh = kh_first; kh < params.kernel_h; kh += COL2IM_TAP_STEP_H) {
             let oh_at = output_coordinate(ih, kh, COL2IM_STRIDE_H, params.pad_h, COL2IM_DILATION_H,
                                           params.out_h);
             if oh_at < 0 {
                 continue;
             }
             let oh = u32(oh_at);
-            for (var kw = 0u; kw < params.kernel_w; kw++) {
+            for (var kw = kw_first; kw < params.kernel_w; kw += COL2IM_TAP_STEP_W) {
                 let ow_at = output_coordinate(iw, kw, COL2IM_STRIDE_W, params.pad_w,
                                               COL2IM_DILATION_W, params.out_w);
                 if ow_at < 0 {

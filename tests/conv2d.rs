@@ -46,6 +46,28 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
             Conv2d::default().stride(2).padding(3),
         ),
         ([1, 16, 7, 7], [24, 16, 1, 1], Conv2d::default()),
+        // Strides and dilations that share a factor and ones that do not: col2im's taps then
+        // step by 3 and 2, and by 1 and 2, from a first tap that depends on the position.
+        (
+            [1, 3, 13, 12],
+            [4, 3, 3, 3],
+            Conv2d {
+                stride: [3, 2],
+                dilation: [2, 1],
+                padding: [2, 1],
+                ..Conv2d::default()
+            },
+        ),
+        (
+            [2, 2, 10, 11],
+            [3, 2, 3, 2],
+            Conv2d {
+                stride: [2, 4],
+                dilation: [2, 2],
+                padding: [1, 0],
+                ..Conv2d::default()
+            },
+        ),
         // ResNet's downsample (1×1, stride 2) on more small planes than col2im has
         // workgroups: each workgroup folds several planes.
         ([2, 264, 5, 5], [8, 264, 1, 1], Conv2d::default().stride(2)),

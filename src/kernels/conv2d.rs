@@ -656,8 +656,27 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
         .with_override("COL2IM_STRIDE_H", f64::from(params.stride_h))
         .with_override("COL2IM_STRIDE_W", f64::from(params.stride_w))
         .with_override("COL2IM_DILATION_H", f64::from(params.dilation_h))
-        .with_override("COL2IM_DILATION_W", f64::from(params.dilation_w));
+        .with_override("COL2IM_DILATION_W", f64::from(params.dilation_w))
+        .with_override(
+            "COL2IM_TAP_STEP_H",
+            tap_step(params.stride_h, params.dilation_h),
+        )
+        .with_override(
+            "COL2IM_TAP_STEP_W",
+            tap_step(params.stride_w, params.dilation_w),
+        );
     gpu.dispatch(&kernel, params, &[(4, cols), (5, out)], workgroups)
+}
+
+/// Along one axis, how many kernel taps apart the taps lie that reach one input coordinate
+/// from whole output positions: the tap offset k·dilation must change by a multiple of the
+/// stride, so k steps by stride / gcd(stride, dilation).
+fn tap_step(stride: u32, dilation: u32) -> f64 {
+    let (mut a, mut b) = (stride, dilation);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    f64::from(stride / a)
 }
 
 /// Records `entry` reading `inputs` (by binding slot) and writing `out`; nothing to do when
