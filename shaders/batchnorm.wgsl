@@ -12,6 +12,7 @@
 //   batch_norm_backward_input:  training: weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
 //   batch_norm_backward_input_eval: weight·invstd·grad_out (the statistics are constants),
 //                               the gradient optionally taken through the forward's ReLU first
+//                               and optionally grad_out + grad_out_also (a value used twice)
 //
 // Layout: x, out, grad_out [N, C, H, W]; per-channel vectors [C].
 // Dispatch: per-channel entry points (statistics, backward_reduce) run one workgroup per channel
@@ -22,8 +23,9 @@
 // 10 grad_bias, 11 residual, 12 relu_output (read); 7 and 8 the outputs (read_write):
 // statistics → mean, variance; update_running → running_mean, running_var; forward → out;
 // backward_reduce → grad_weight, grad_bias; backward_input → grad_in; backward_input_eval →
-// grad_in and the gradient after the ReLU. 13–18: vec4 views of x, residual, grad_out,
-// relu_output and the two outputs, for the _vec4 entry points.
+// grad_in and the gradient after the ReLU; backward_input_eval also reads 19 grad_out_also.
+// 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
+// grad_out_also, for the _vec4 entry points.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree).
 
 struct Params {
@@ -38,6 +40,10 @@ struct Params {
     add_residual: u32,
     relu: u32,
     guided: u32,
+    // The eval-mode input gradient's incoming gradient is grad_out + grad_out_also (binding
+    // 19): the two gradients of a value used twice, summed in this pass rather than in one of
+    // their own.
+    add_second_gradient: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -213,6 +219,23 @@ fn eval_scale(c: u32) -> f32 {
 @group(0) @binding(16) var<storage, read> relu_output4: array<vec4<f32>>;
 @group(0) @binding(17) var<storage, read_write> out_a4: array<vec4<f32>>;
 @group(0) @binding(18) var<storage, read_write> out_b4: array<vec4<f32>>;
+@group(0) @binding(19) var<storage, read> grad_out_also: array<f32>;
+@group(0) @binding(20) var<storage, read> grad_out_also4: array<vec4<f32>>;
+
+// The eval-mode input gradient's incoming gradient at i (vec4 index in the _vec4 entry).
+fn incoming_gradient(i: u32) -> f32 {
+    if params.add_second_gradient != 0u {
+        return grad_out[i] + grad_out_also[i];
+    }
+    return grad_out[i];
+}
+
+fn incoming_gradient4(i: u32) -> vec4<f32> {
+    if params.add_second_gradient != 0u {
+        return grad_out4[i] + grad_out_also4[i];
+    }
+    return grad_out4[i];
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
@@ -284,8 +307,9 @@ fn batch_norm_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
-// Eval mode (constant statistics): weight·invstd·grad, the gradient first taken through the
-// forward's ReLU; with add_residual the masked gradient (the residual's) goes to out_b too.
+// Eval mode (constant statistics): weight·invstd·grad, the gradient (optionally the sum of two)
+// first taken through the forward's ReLU; with add_residual the masked gradient (the
+// residual's) goes to out_b too.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_backward_input_eval(@builtin(workgroup_id) wid: vec3<u32>,
                                   @builtin(local_invocation_index) lid: u32) {
@@ -294,7 +318,7 @@ fn batch_norm_backward_input_eval(@builtin(workgroup_id) wid: vec3<u32>,
     let scale = eval_scale(wid.y);
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         let i = base + q;
-        let grad = through_relu(vec4<f32>(grad_out[i]), vec4<f32>(relu_output[i])).x;
+        let grad = through_relu(vec4<f32>(incoming_gradient(i)), vec4<f32>(relu_output[i])).x;
         out_a[i] = scale * grad;
         if params.add_residual != 0u {
             out_b[i] = grad;
@@ -308,7 +332,7 @@ fn batch_norm_backward_input_eval_vec4(@builtin(workgroup_id) wid: vec3<u32>,
     let first = first_value(wid, lid);
     if first < params.plane {
         let i = (plane_base(wid) + first) / 4u;
-        let grad = through_relu(grad_out4[i], relu_output4[i]);
+        let grad = through_relu(incoming_gradient4(i), relu_output4[i]);
         out_a4[i] = eval_scale(wid.y) * grad;
         if params.add_residual != 0u {
             out_b4[i] = grad;

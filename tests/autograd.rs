@@ -362,11 +362,16 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool) {
     let x_data = rng.vec(numel);
     let r_data = rng.vec(numel);
     let seed_data = rng.vec(numel);
-    for (residual, relu, guided) in [
-        (true, true, false),
-        (false, true, false),
-        (true, false, false),
-        (true, true, true),
+    // `uses`: how many gradients reach the fused output (a residual block's output feeds the
+    // next block twice); the saliency rule adds two in its own pass and must sum a third first.
+    for (residual, relu, guided, uses) in [
+        (true, true, false, 1),
+        (false, true, false, 1),
+        (true, false, false, 1),
+        (true, true, true, 1),
+        (true, true, false, 2),
+        (false, true, true, 2),
+        (true, true, false, 3),
     ] {
         let run = |fused: bool| -> Vec<Vec<f32>> {
             let tape = if guided { Tape::guided() } else { Tape::new() };
@@ -383,8 +388,16 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool) {
                 }
                 if relu { tape.relu(&y).unwrap() } else { y }
             };
+            let out = match uses {
+                1 => y.clone(),
+                2 => tape.add(&y, &tape.scale(&y, -0.7).unwrap()).unwrap(),
+                _ => {
+                    let twice = tape.add(&y, &y).unwrap();
+                    tape.add(&twice, &tape.scale(&y, -0.7).unwrap()).unwrap()
+                }
+            };
             let seed = Tensor::from_slice(gpu(), dims, &seed_data).unwrap();
-            let grads = tape.backward(&y, Some(seed)).unwrap();
+            let grads = tape.backward(&out, Some(seed)).unwrap();
             let mut results = vec![
                 y.tensor().to_vec().unwrap(),
                 grads.get(&x).unwrap().to_vec().unwrap(),
@@ -404,8 +417,8 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool) {
         assert!(fused[0].iter().any(|&v| v != 0.0));
         for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
             let what = format!(
-                "{dims:?} frozen {frozen} residual {residual} relu {relu} guided {guided}: \
-                 result {k}"
+                "{dims:?} frozen {frozen} residual {residual} relu {relu} guided {guided} \
+                 uses {uses}: result {k}"
             );
             assert_close(&what, a, b, 1e-5, 1e-6);
         }

@@ -28,7 +28,49 @@ pub use ops::BatchNormState;
 /// The gradients an op's backward rule returns: one per input, `None` where that input needs
 /// none (or receives none).
 type InputGrads = Vec<Option<Tensor>>;
-type BackwardRule = Box<dyn FnOnce(&Tensor) -> Result<InputGrads>>;
+
+/// An op's backward rule: given its output's gradient, its inputs' gradients.
+enum BackwardRule {
+    /// Takes the output's gradient as one tensor (two arriving gradients summed first).
+    Summed(Box<dyn FnOnce(&Tensor) -> Result<InputGrads>>),
+    /// Takes the output's gradient as up to two terms, which it adds in its own pass: a value
+    /// used twice (a residual block's output) then costs no pass of its own to sum.
+    Terms(Box<dyn FnOnce(&Tensor, Option<&Tensor>) -> Result<InputGrads>>),
+}
+
+/// The gradient arrived so far at a node: one tensor, or two terms kept apart for a
+/// [`BackwardRule::Terms`] rule. A third term is summed in at once, so a node holds at most one
+/// tensor more than a running sum would.
+struct Incoming {
+    first: Tensor,
+    second: Option<Tensor>,
+}
+
+impl Incoming {
+    fn with(self, grad: Tensor, keep_terms_apart: bool) -> Result<Self> {
+        Ok(match self.second {
+            None if keep_terms_apart => Incoming {
+                first: self.first,
+                second: Some(grad),
+            },
+            None => Incoming {
+                first: elementwise::add(&self.first, &grad)?,
+                second: None,
+            },
+            Some(second) => Incoming {
+                first: elementwise::add(&self.first, &second)?,
+                second: Some(grad),
+            },
+        })
+    }
+
+    fn summed(self) -> Result<Tensor> {
+        match self.second {
+            None => Ok(self.first),
+            Some(second) => elementwise::add(&self.first, &second),
+        }
+    }
+}
 
 struct Node {
     /// Indices of the op's inputs (nodes before this one); empty for leaves.
@@ -216,6 +258,21 @@ impl Tape {
         inputs: &[&Var],
         backward: impl FnOnce(&Tensor) -> Result<InputGrads> + 'static,
     ) -> Var {
+        self.record_rule(output, inputs, BackwardRule::Summed(Box::new(backward)))
+    }
+
+    /// `record` for a rule that takes its output's gradient as up to two terms and adds them in
+    /// its own pass (see [`BackwardRule::Terms`]).
+    pub(crate) fn record_summing(
+        &self,
+        output: Tensor,
+        inputs: &[&Var],
+        backward: impl FnOnce(&Tensor, Option<&Tensor>) -> Result<InputGrads> + 'static,
+    ) -> Var {
+        self.record_rule(output, inputs, BackwardRule::Terms(Box::new(backward)))
+    }
+
+    fn record_rule(&self, output: Tensor, inputs: &[&Var], backward: BackwardRule) -> Var {
         if let Some(first) = inputs.first() {
             output.gpu().note_shapes(first.dims(), output.dims());
         }
@@ -232,7 +289,7 @@ impl Tape {
             .map(|var| var.node.unwrap_or(usize::MAX))
             .collect();
         let scope = output.gpu().current_scope();
-        let node = self.push(inputs, Some(Box::new(backward)), scope);
+        let node = self.push(inputs, Some(backward), scope);
         Var {
             tensor: output,
             node,
@@ -305,25 +362,41 @@ impl Tape {
         } = std::mem::take(&mut *recording.borrow_mut());
         // Nodes after the output cannot contribute to it.
         nodes.truncate(start + 1);
-        let mut pending: Vec<Option<Tensor>> = (0..nodes.len()).map(|_| None).collect();
-        pending[start] = Some(seed);
+        let mut pending: Vec<Option<Incoming>> = (0..nodes.len()).map(|_| None).collect();
+        pending[start] = Some(Incoming {
+            first: seed,
+            second: None,
+        });
         let mut by_node = HashMap::new();
         let gpu = output.tensor.gpu().clone();
         let _phase = gpu.phase(Phase::Backward);
         while let Some(node) = nodes.pop() {
             let index = nodes.len();
-            let Some(grad) = pending[index].take() else {
+            let Some(incoming) = pending[index].take() else {
                 continue;
             };
-            let Some(backward) = node.backward else {
-                by_node.insert(index, grad);
-                continue;
-            };
-            if keep.contains(&index) {
-                by_node.insert(index, grad.clone());
-            }
             let _scope = node.scope.map(|scope| gpu.scope_shared(scope));
-            let grads = backward(&grad)?;
+            let grads = match node.backward {
+                None => {
+                    by_node.insert(index, incoming.summed()?);
+                    continue;
+                }
+                Some(BackwardRule::Terms(backward)) if !keep.contains(&index) => {
+                    backward(&incoming.first, incoming.second.as_ref())?
+                }
+                Some(BackwardRule::Terms(backward)) => {
+                    let grad = incoming.summed()?;
+                    by_node.insert(index, grad.clone());
+                    backward(&grad, None)?
+                }
+                Some(BackwardRule::Summed(backward)) => {
+                    let grad = incoming.summed()?;
+                    if keep.contains(&index) {
+                        by_node.insert(index, grad.clone());
+                    }
+                    backward(&grad)?
+                }
+            };
             for grad in grads.iter().flatten() {
                 check_finite(grad, "gradient")?;
             }
@@ -334,9 +407,14 @@ impl Tape {
                 if input == usize::MAX {
                     continue;
                 }
+                let keep_terms_apart =
+                    matches!(nodes[input].backward, Some(BackwardRule::Terms(_)));
                 pending[input] = Some(match pending[input].take() {
-                    Some(sum) => elementwise::add(&sum, &input_grad)?,
-                    None => input_grad,
+                    Some(incoming) => incoming.with(input_grad, keep_terms_apart)?,
+                    None => Incoming {
+                        first: input_grad,
+                        second: None,
+                    },
                 });
             }
         }

@@ -224,14 +224,11 @@ impl Tape {
         let mut inputs = vec![x, weight, bias];
         inputs.extend(residual);
         let has_residual = residual.is_some();
-        Ok(self.record(out, &inputs, move |grad| {
-            if !parameters_want_grads {
-                // Saliency: no per-channel reductions for the weight and bias, and the ReLU's
-                // backward in the same pass as BN's.
-                if !relu_after {
-                    let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
-                    return Ok(vec![Some(grad_input), None, None, Some(grad.clone())]);
-                }
+        if !parameters_want_grads && relu_after {
+            // Saliency: no per-channel reductions for the weight and bias; the ReLU's backward,
+            // and the sum of the output's two gradients where it is used twice (a residual
+            // block's output), in the same pass as BN's.
+            return Ok(self.record_summing(out, &inputs, move |grad, grad_also| {
                 let relu = ReluBackward {
                     output: &y_t,
                     guided,
@@ -239,12 +236,20 @@ impl Tape {
                 let statistics = [&mean, &variance, &w_t];
                 let (grad_input, grad_residual) = batch_norm_backward_input_through_relu(
                     grad,
+                    grad_also,
                     relu,
                     has_residual,
                     statistics,
                     eps,
                 )?;
-                return Ok(vec![Some(grad_input), None, None, grad_residual]);
+                Ok(vec![Some(grad_input), None, None, grad_residual])
+            }));
+        }
+        Ok(self.record(out, &inputs, move |grad| {
+            if !parameters_want_grads {
+                // Saliency without a ReLU: no per-channel reductions for the weight and bias.
+                let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
+                return Ok(vec![Some(grad_input), None, None, Some(grad.clone())]);
             }
             // Through the ReLU (masked where the output is 0, i.e. where its input was ≤ 0;
             // guided backprop also drops negative gradients), then the eval-mode BN.

@@ -26,6 +26,7 @@ struct Params {
     add_residual: u32,
     relu: u32,
     guided: u32,
+    add_second_gradient: u32,
 }
 
 /// What `batch_norm_forward_then` applies after the normalisation, in the same pass.
@@ -239,23 +240,26 @@ pub fn batch_norm_backward_input(
     eps: f32,
 ) -> Result<Tensor> {
     let (grad_input, _) =
-        eval_input_gradient(grad_out, None, false, [mean, variance, weight], eps)?;
+        eval_input_gradient((grad_out, None), None, false, [mean, variance, weight], eps)?;
     Ok(grad_input)
 }
 
 /// `batch_norm_backward_input` of `relu?(batch_norm(x) + residual?)`: the incoming gradient
 /// taken through the ReLU in the same pass. Returns the input's gradient and, with
 /// `keep_relu_gradient`, the gradient after the ReLU (the residual's), which the pass writes
-/// as well: one pass over the activations where the ReLU's backward and BN's took two.
+/// as well: one pass over the activations where the ReLU's backward and BN's took two. The
+/// incoming gradient is `grad_out`, plus `grad_out_also` when given (the two gradients of an
+/// output used twice, as a residual block's is): added in the same pass, not in one of its own.
 pub fn batch_norm_backward_input_through_relu(
     grad_out: &Tensor,
+    grad_out_also: Option<&Tensor>,
     relu: ReluBackward,
     keep_relu_gradient: bool,
     [mean, variance, weight]: [&Tensor; 3],
     eps: f32,
 ) -> Result<(Tensor, Option<Tensor>)> {
     eval_input_gradient(
-        grad_out,
+        (grad_out, grad_out_also),
         Some(relu),
         keep_relu_gradient,
         [mean, variance, weight],
@@ -264,7 +268,7 @@ pub fn batch_norm_backward_input_through_relu(
 }
 
 fn eval_input_gradient(
-    grad_out: &Tensor,
+    (grad_out, grad_out_also): (&Tensor, Option<&Tensor>),
     relu: Option<ReluBackward>,
     keep_relu_gradient: bool,
     [mean, variance, weight]: [&Tensor; 3],
@@ -280,6 +284,10 @@ fn eval_input_gradient(
         params.relu = 1;
         params.guided = u32::from(relu.guided);
     }
+    if let Some(also) = grad_out_also {
+        grad_out.expect_same_shape(also, OP)?;
+        params.add_second_gradient = 1;
+    }
     let keep_relu_gradient = keep_relu_gradient && relu.is_some();
     params.add_residual = u32::from(keep_relu_gradient);
     let gpu = grad_out.gpu();
@@ -289,7 +297,8 @@ fn eval_input_gradient(
         false => None,
     };
     let pass = PlanePass::new(&params);
-    // Read or written only with relu / add_residual, but statically used: stand-ins otherwise.
+    // Read or written only with relu / add_residual / add_second_gradient, but statically used:
+    // stand-ins otherwise.
     // WebGPU forbids binding one buffer twice where either binding is writable, so the unused
     // second output is a vec4 of its own, never written.
     let relu_output = relu.map_or(grad_out, |r| r.output);
@@ -312,6 +321,10 @@ fn eval_input_gradient(
             (pass.slot(OUT_A), grad_input.binding()),
             (pass.slot(OUT_B), second_output.binding()),
             (pass.slot(RELU_OUTPUT), relu_output.binding()),
+            (
+                pass.slot(GRAD_OUT_ALSO),
+                grad_out_also.unwrap_or(grad_out).binding(),
+            ),
         ],
         pass.workgroups,
     )?;
@@ -328,8 +341,13 @@ fn input_gradient(
     [grad_weight, grad_bias]: [&Tensor; 2],
 ) -> Result<Tensor> {
     if !training {
-        let (grad_input, _) =
-            eval_input_gradient(grad_out, None, false, [mean, variance, weight], params.eps)?;
+        let (grad_input, _) = eval_input_gradient(
+            (grad_out, None),
+            None,
+            false,
+            [mean, variance, weight],
+            params.eps,
+        )?;
         return Ok(grad_input);
     }
     let gpu = grad_out.gpu();
@@ -412,6 +430,7 @@ const GRAD_OUT: PlaneSlot = (6, 15);
 const RELU_OUTPUT: PlaneSlot = (12, 16);
 const OUT_A: PlaneSlot = (7, 17);
 const OUT_B: PlaneSlot = (8, 18);
+const GRAD_OUT_ALSO: PlaneSlot = (19, 20);
 
 /// Validates an NCHW input; returns the shader parameters and the channel count. Batch
 /// statistics need more than one value per channel (PyTorch refuses the same).
@@ -459,6 +478,7 @@ fn geometry(
         add_residual: 0,
         relu: 0,
         guided: 0,
+        add_second_gradient: 0,
     };
     Ok((params, c))
 }
