@@ -103,6 +103,21 @@ fn max_pool_forward_and_backward_match_reference() {
             1e-6,
             1e-6,
         );
+
+        // The forward that keeps its maxima, and the backward from them.
+        let (y_kept, argmax) = pool::max_pool2d_with_argmax(&x, &config).unwrap();
+        assert_eq!(y_kept.to_vec().unwrap(), y.to_vec().unwrap(), "{dims:?}");
+        let got = pool::max_pool2d_backward_at(&argmax, &dims, &g, &config)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_close(
+            &format!("max_pool2d_backward_at {dims:?} {config:?}"),
+            &got,
+            &want,
+            1e-6,
+            1e-6,
+        );
     }
 }
 
@@ -187,7 +202,13 @@ fn max_pool_ties_go_to_the_first_maximum_and_nan_wins() {
     let grad = pool::max_pool2d_backward(&x, &g, &Pool2d::new(2)).unwrap();
     assert_eq!(grad.to_vec().unwrap(), vec![5.0, 0.0, 0.0, 0.0]);
 
+    let (_, argmax) = pool::max_pool2d_with_argmax(&x, &Pool2d::new(2)).unwrap();
+    let grad = pool::max_pool2d_backward_at(&argmax, &[1, 1, 2, 2], &g, &Pool2d::new(2)).unwrap();
+    assert_eq!(grad.to_vec().unwrap(), vec![5.0, 0.0, 0.0, 0.0]);
+
     let x = Tensor::from_slice(gpu(), [1, 1, 2, 2], &[1.0, f32::NAN, 3.0, 2.0]).unwrap();
+    let (y, _) = pool::max_pool2d_with_argmax(&x, &Pool2d::new(2)).unwrap();
+    assert!(y.to_vec().unwrap()[0].is_nan());
     assert!(
         pool::max_pool2d(&x, &Pool2d::new(2))
             .unwrap()
@@ -281,4 +302,14 @@ fn bad_arguments_are_refused_before_dispatch() {
     let wrong_grad = Tensor::zeros(gpu(), [1, 1, 3, 3]).unwrap();
     let error = pool::max_pool2d_backward(&x, &wrong_grad, &Pool2d::new(2)).unwrap_err();
     assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
+    // The backward from kept maxima: the gradient, the maxima and the input's rank checked.
+    let (y, argmax) = pool::max_pool2d_with_argmax(&x, &Pool2d::new(2)).unwrap();
+    for (argmax, grad, input) in [
+        (&argmax, &wrong_grad, &[1, 1, 4, 4][..]),
+        (&wrong_grad, &y, &[1, 1, 4, 4][..]),
+        (&argmax, &y, &[1, 4, 4][..]),
+    ] {
+        let error = pool::max_pool2d_backward_at(argmax, input, grad, &Pool2d::new(2)).unwrap_err();
+        assert!(error.to_string().contains("max_pool2d_backward"), "{error}");
+    }
 }

@@ -132,6 +132,17 @@ impl Var {
     }
 }
 
+/// What every op's output goes through: its shapes noted for the profiler, its values checked
+/// for NaN and Inf when the context checks. Cannot fail: a check that cannot be recorded (its
+/// flags buffer could not be allocated) is skipped, and the allocation failure recurs at the
+/// next op's output.
+fn observe(output: &Tensor, inputs: &[&Var]) {
+    if let Some(first) = inputs.first() {
+        output.gpu().note_shapes(first.dims(), output.dims());
+    }
+    let _ = check_finite(output, "output");
+}
+
 /// Gradients from one backward pass: for the leaves that required them and were reached.
 pub struct Gradients {
     by_node: HashMap<usize, Tensor>,
@@ -272,13 +283,21 @@ impl Tape {
         self.record_rule(output, inputs, BackwardRule::Terms(Box::new(backward)))
     }
 
+    /// Whether an op on `inputs` records a backward rule: the tape records and some input
+    /// requires a gradient. An op whose forward can keep something for its backward asks first.
+    pub(crate) fn records_backward(&self, inputs: &[&Var]) -> bool {
+        self.is_recording() && inputs.iter().any(|var| var.requires_grad())
+    }
+
+    /// The result of an op that records no backward rule (`records_backward` said so), noted
+    /// and checked like every op's output.
+    pub(crate) fn untracked(&self, output: Tensor, inputs: &[&Var]) -> Var {
+        observe(&output, inputs);
+        Var::constant(output)
+    }
+
     fn record_rule(&self, output: Tensor, inputs: &[&Var], backward: BackwardRule) -> Var {
-        if let Some(first) = inputs.first() {
-            output.gpu().note_shapes(first.dims(), output.dims());
-        }
-        // `record` cannot fail: a check that cannot be recorded (its flags buffer could not be
-        // allocated) is skipped, and the allocation failure recurs at the next op's output.
-        let _ = check_finite(&output, "output");
+        observe(&output, inputs);
         if !inputs.iter().any(|var| var.requires_grad()) {
             return Var::constant(output);
         }

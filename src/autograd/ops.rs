@@ -19,7 +19,7 @@ use crate::kernels::linear::{linear, linear_backward, linear_backward_input};
 use crate::kernels::loss::{nll_loss, nll_loss_backward};
 use crate::kernels::pool::{
     Pool2d, adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
-    max_pool2d, max_pool2d_backward,
+    max_pool2d, max_pool2d_backward_at, max_pool2d_with_argmax,
 };
 use crate::kernels::softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 use crate::tensor::Tensor;
@@ -343,11 +343,17 @@ impl Tape {
         Ok(self.record(out, &[x], move |grad| Ok(vec![Some(scale(grad, alpha)?)])))
     }
 
+    /// PyTorch's max_pool2d. Where a backward will follow, the forward also keeps each
+    /// window's maximum, so the backward neither looks at the windows again nor holds `x`.
     pub fn max_pool2d(&self, x: &Var, pool: &Pool2d) -> Result<Var> {
-        let out = max_pool2d(&x.tensor, pool)?;
-        let (x_t, pool) = (x.tensor.clone(), *pool);
+        if !self.records_backward(&[x]) {
+            return Ok(self.untracked(max_pool2d(&x.tensor, pool)?, &[x]));
+        }
+        let (out, argmax) = max_pool2d_with_argmax(&x.tensor, pool)?;
+        let (input_dims, pool) = (x.dims().to_vec(), *pool);
         Ok(self.record(out, &[x], move |grad| {
-            Ok(vec![Some(max_pool2d_backward(&x_t, grad, &pool)?)])
+            let grad_input = max_pool2d_backward_at(&argmax, &input_dims, grad, &pool)?;
+            Ok(vec![Some(grad_input)])
         }))
     }
 

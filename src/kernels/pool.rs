@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{as_u32, grid_1d, plane_grid};
 use crate::error::{Error, Result};
 use crate::shaders::{Kernel, Shader};
-use crate::tensor::Tensor;
+use crate::tensor::{Shape, Tensor};
 
 const WORKGROUP_SIZE: u64 = 256;
 
@@ -129,15 +129,58 @@ pub fn max_pool2d(x: &Tensor, pool: &Pool2d) -> Result<Tensor> {
     forward("max_pool2d", x, Window::Fixed(*pool, false))
 }
 
+/// `max_pool2d`, and each window's maximum as its flat index in the plane (u32 values in a
+/// tensor of the output's shape), which `max_pool2d_backward_at` takes instead of the input:
+/// for a forward whose backward follows, one pass where the backward would look at every
+/// window again.
+pub fn max_pool2d_with_argmax(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tensor)> {
+    const ENTRY: &str = "max_pool2d_with_argmax";
+    let (out_dims, params) = geometry(ENTRY, x, Window::Fixed(*pool, false))?;
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, out_dims)?;
+    let argmax = Tensor::empty(gpu, out_dims)?;
+    let ranges = (x.binding(), out.binding(), argmax.binding());
+    let (Some(x_range), Some(out_range), Some(argmax_range)) = ranges else {
+        return Ok((out, argmax)); // N or C is zero
+    };
+    gpu.dispatch(
+        &max_pool_kernel(ENTRY, &params),
+        &params,
+        &[(1, x_range), (3, out_range), (4, argmax_range)],
+        plane_grid(gpu, [params.out_w, params.out_h], params.planes),
+    )?;
+    Ok((out, argmax))
+}
+
 /// The gradient of `max_pool2d` with respect to `x`: each output's gradient goes to the first
 /// maximum of its window.
 pub fn max_pool2d_backward(x: &Tensor, grad_out: &Tensor, pool: &Pool2d) -> Result<Tensor> {
-    backward(
-        "max_pool2d_backward",
-        x,
-        grad_out,
-        Window::Fixed(*pool, false),
-    )
+    const ENTRY: &str = "max_pool2d_backward";
+    let (out_dims, params) = geometry(ENTRY, x, Window::Fixed(*pool, false))?;
+    expect_output_shape(ENTRY, grad_out, out_dims)?;
+    let argmax = window_maxima(x, &params, out_dims)?;
+    gather_at_maxima(&params, x.shape().clone(), &argmax, grad_out)
+}
+
+/// `max_pool2d_backward` from the maxima `max_pool2d_with_argmax` returned with the forward,
+/// for an input of shape `input_dims`.
+pub fn max_pool2d_backward_at(
+    argmax: &Tensor,
+    input_dims: &[usize],
+    grad_out: &Tensor,
+    pool: &Pool2d,
+) -> Result<Tensor> {
+    const ENTRY: &str = "max_pool2d_backward";
+    let &[n, c, h, w] = input_dims else {
+        return Err(Error::invalid(
+            ENTRY,
+            format!("needs an NCHW input of rank 4, got shape {input_dims:?}"),
+        ));
+    };
+    let (out_dims, params) = geometry_of(ENTRY, [n, c, h, w], Window::Fixed(*pool, false))?;
+    expect_output_shape(ENTRY, grad_out, out_dims)?;
+    expect_output_shape(ENTRY, argmax, out_dims)?;
+    gather_at_maxima(&params, input_dims.into(), argmax, grad_out)
 }
 
 /// Mean over each window; with `count_include_pad` the padding counts in the divisor.
@@ -189,12 +232,21 @@ enum Window {
 
 /// (N, C, output H, output W) and the shader's parameters, after validating everything.
 fn geometry(op: &'static str, x: &Tensor, window: Window) -> Result<([usize; 4], Params)> {
-    let [n, c, in_h, in_w] = *x.dims() else {
+    let &[n, c, in_h, in_w] = x.dims() else {
         return Err(Error::invalid(
             op,
             format!("needs an NCHW input of rank 4, got shape {:?}", x.dims()),
         ));
     };
+    geometry_of(op, [n, c, in_h, in_w], window)
+}
+
+/// `geometry` of an input of shape [N, C, H, W].
+fn geometry_of(
+    op: &'static str,
+    [n, c, in_h, in_w]: [usize; 4],
+    window: Window,
+) -> Result<([usize; 4], Params)> {
     let (out, pool, count_include_pad) = match window {
         Window::Fixed(pool, count_include_pad) => {
             (pool.output_size(op, [in_h, in_w])?, pool, count_include_pad)
@@ -205,7 +257,7 @@ fn geometry(op: &'static str, x: &Tensor, window: Window) -> Result<([usize; 4],
                     op,
                     format!(
                         "output size {out:?} and input {:?} must be non-empty",
-                        x.dims()
+                        [n, c, in_h, in_w]
                     ),
                 ));
             }
@@ -245,32 +297,50 @@ fn forward(entry: &'static str, x: &Tensor, window: Window) -> Result<Tensor> {
     Ok(out)
 }
 
-fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) -> Result<Tensor> {
-    let (out_dims, params) = geometry(entry, x, window)?;
-    if grad_out.dims() != out_dims {
+fn expect_output_shape(op: &'static str, t: &Tensor, out_dims: [usize; 4]) -> Result<()> {
+    if t.dims() != out_dims {
         return Err(Error::ShapeMismatch {
-            op: entry,
+            op,
             left: out_dims.to_vec(),
-            right: grad_out.dims().to_vec(),
+            right: t.dims().to_vec(),
         });
     }
+    Ok(())
+}
+
+/// The max-pooling backward's gather: each input's gradient is the sum of the gradients of the
+/// windows whose maximum (in `argmax`) it is.
+fn gather_at_maxima(
+    params: &Params,
+    input_shape: Shape,
+    argmax: &Tensor,
+    grad_out: &Tensor,
+) -> Result<Tensor> {
+    const ENTRY: &str = "max_pool2d_backward";
+    let gpu = grad_out.gpu();
+    let grad_in = Tensor::empty(gpu, input_shape)?;
+    let ranges = (grad_out.binding(), grad_in.binding(), argmax.binding());
+    let (Some(grad_out_range), Some(grad_in_range), Some(argmax_range)) = ranges else {
+        return Ok(grad_in);
+    };
+    gpu.dispatch(
+        &max_pool_kernel(ENTRY, params),
+        params,
+        &[(2, grad_out_range), (3, grad_in_range), (5, argmax_range)],
+        plane_grid(gpu, [params.in_w, params.in_h], params.planes),
+    )?;
+    Ok(grad_in)
+}
+
+fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) -> Result<Tensor> {
+    let (out_dims, params) = geometry(entry, x, window)?;
+    expect_output_shape(entry, grad_out, out_dims)?;
     let gpu = x.gpu();
     let grad_in = Tensor::empty(gpu, x.shape().clone())?;
     let (Some(grad_out_range), Some(grad_in_range)) = (grad_out.binding(), grad_in.binding())
     else {
         return Ok(grad_in);
     };
-    if entry == "max_pool2d_backward" {
-        let argmax = window_maxima(x, &params, out_dims)?;
-        let argmax = argmax.binding().expect("non-empty like grad_out");
-        gpu.dispatch(
-            &max_pool_kernel(entry, &params),
-            &params,
-            &[(2, grad_out_range), (3, grad_in_range), (5, argmax)],
-            plane_grid(gpu, [params.in_w, params.in_h], params.planes),
-        )?;
-        return Ok(grad_in);
-    }
     let storage = [(2, grad_out_range), (3, grad_in_range)];
     gpu.dispatch(
         &Kernel::new(Shader::Pool, entry),
