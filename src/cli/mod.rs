@@ -39,12 +39,16 @@ enum Command {
     /// Time a model with random weights: forward, forward + backward to the input, a training
     /// step; optionally a per-layer profile and a Chrome trace.
     #[command(
-        after_help = "Each timing is the median of --runs runs after one warm-up, each run                             ending with its result read back; the first run (pipelines compiled,                             buffers created) is reported apart. --profile prints per-layer and                             per-kernel tables from GPU timestamp queries (or, on adapters without                             them, from timing each kernel alone); --trace writes them as Chrome                             trace events for https://ui.perfetto.dev. --json prints one JSON                             object as the last line.
-
-Examples:
-                              gradlens bench --arch resnet50
-                              gradlens bench --arch densenet121 --batch 8 --backward --json
-                              gradlens bench --arch resnet18 --train --batch 8 --profile --trace resnet18.json"
+        after_help = "Each timing is the median of --runs runs after one warm-up, each run \
+                      ending with its result read back; the first run (pipelines compiled, \
+                      buffers created) is reported apart. --profile prints per-layer and \
+                      per-kernel tables from GPU timestamp queries (or, on adapters without \
+                      them, from timing each kernel alone); --trace writes them as Chrome \
+                      trace events for https://ui.perfetto.dev. --json prints one JSON object \
+                      as the last line.\n\nExamples:\n  \
+                      gradlens bench --arch resnet50\n  \
+                      gradlens bench --arch densenet121 --batch 8 --backward --json\n  \
+                      gradlens bench --arch resnet18 --train --batch 8 --profile --trace resnet18.json"
     )]
     Bench {
         #[arg(long)]
@@ -69,6 +73,7 @@ Examples:
         /// Write the profile as Chrome trace-event JSON (needs --profile).
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Also print every figure as one JSON object, the last line of the output.
         #[arg(long)]
         json: bool,
         /// First tune the subgroup matmul's tile on the model's shapes and keep the winners in
@@ -164,6 +169,7 @@ Examples:
         /// An ImageFolder; its val/ folder when there is one.
         #[arg(long)]
         data: PathBuf,
+        /// One JSON object on stdout instead of text.
         #[arg(long)]
         json: bool,
     },
