@@ -29,13 +29,16 @@ pub use ops::BatchNormState;
 /// none (or receives none).
 type InputGrads = Vec<Option<Tensor>>;
 
+type SummedRule = Box<dyn FnOnce(&Tensor) -> Result<InputGrads>>;
+type TermsRule = Box<dyn FnOnce(&Tensor, Option<&Tensor>) -> Result<InputGrads>>;
+
 /// An op's backward rule: given its output's gradient, its inputs' gradients.
 enum BackwardRule {
     /// Takes the output's gradient as one tensor (two arriving gradients summed first).
-    Summed(Box<dyn FnOnce(&Tensor) -> Result<InputGrads>>),
+    Summed(SummedRule),
     /// Takes the output's gradient as up to two terms, which it adds in its own pass: a value
     /// used twice (a residual block's output) then costs no pass of its own to sum.
-    Terms(Box<dyn FnOnce(&Tensor, Option<&Tensor>) -> Result<InputGrads>>),
+    Terms(TermsRule),
 }
 
 /// The gradient arrived so far at a node: one tensor, or two terms kept apart for a
