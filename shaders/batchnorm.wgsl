@@ -60,18 +60,14 @@ struct Params {
 @group(0) @binding(11) var<storage, read> residual: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 256u;
+// The per-channel reductions: H·W is a multiple of 4, so planes are read through x4, grad_out4.
+override PLANE_VEC4: u32 = 0u;
 
 var<workgroup> partial_a: array<f32, WORKGROUP_SIZE>;
 var<workgroup> partial_b: array<f32, WORKGROUP_SIZE>;
 
 fn linear_id(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return wid.y * groups.x + wid.x;
-}
-
-// Index of the r-th value of channel c (r over N·H·W, batch-major).
-fn channel_index(c: u32, r: u32) -> u32 {
-    let n = r / params.plane;
-    return (n * params.channels + c) * params.plane + r % params.plane;
 }
 
 // Sums partial_a and partial_b over the workgroup; the totals end in slot 0.
@@ -86,6 +82,36 @@ fn reduce_pair(lid: u32) {
     }
 }
 
+// The per-channel reductions visit channel c's planes one sample after another, each plane's
+// values strided over the workgroup: no division finds a value's sample and position (lavapipe
+// runs a vector division as eight scalar ones), and with PLANE_VEC4 (H·W a multiple of 4) they
+// are read four at a time through the vec4 bindings.
+
+// This invocation's share of Σ (x - center) over channel c, or of Σ (x - center)² with
+// `squared`, as four partial sums.
+fn channel_sum(c: u32, lid: u32, center: f32, squared: bool) -> vec4<f32> {
+    var sum = vec4<f32>(0.0);
+    for (var n = 0u; n < params.batch; n++) {
+        let base = (n * params.channels + c) * params.plane;
+        if PLANE_VEC4 != 0u {
+            for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
+                let d = x4[base / 4u + q] - center;
+                sum += select(d, d * d, squared);
+            }
+        } else {
+            for (var q = lid; q < params.plane; q += WORKGROUP_SIZE) {
+                let d = x[base + q] - center;
+                sum.x += select(d, d * d, squared);
+            }
+        }
+    }
+    return sum;
+}
+
+fn total(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_statistics(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) groups: vec3<u32>,
@@ -95,23 +121,14 @@ fn batch_norm_statistics(@builtin(workgroup_id) wid: vec3<u32>,
         return;
     }
     let count = params.batch * params.plane;
-    var sum = 0.0;
-    for (var r = lid; r < count; r += WORKGROUP_SIZE) {
-        sum += x[channel_index(c, r)];
-    }
-    partial_a[lid] = sum;
+    partial_a[lid] = total(channel_sum(c, lid, 0.0, false));
     partial_b[lid] = 0.0;
     reduce_pair(lid);
     let channel_mean = partial_a[0] / f32(count);
     workgroupBarrier();
     // Second pass around the mean: no cancellation, unlike E[x²] - E[x]².
-    var squares = 0.0;
-    for (var r = lid; r < count; r += WORKGROUP_SIZE) {
-        let d = x[channel_index(c, r)] - channel_mean;
-        squares += d * d;
-    }
     partial_a[lid] = 0.0;
-    partial_b[lid] = squares;
+    partial_b[lid] = total(channel_sum(c, lid, channel_mean, true));
     reduce_pair(lid);
     if lid == 0u {
         out_a[c] = channel_mean;
@@ -266,18 +283,28 @@ fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>,
     if c >= params.channels {
         return;
     }
-    let count = params.batch * params.plane;
-    let inverse_std = inverseSqrt(variance[c] + params.eps);
-    var sum_dy = 0.0;
-    var sum_dy_xhat = 0.0;
-    for (var r = lid; r < count; r += WORKGROUP_SIZE) {
-        let i = channel_index(c, r);
-        let dy = grad_out[i];
-        sum_dy += dy;
-        sum_dy_xhat += dy * (x[i] - mean[c]) * inverse_std;
+    let channel_mean = mean[c];
+    var sum_dy = vec4<f32>(0.0);
+    var sum_dy_centred = vec4<f32>(0.0);
+    for (var n = 0u; n < params.batch; n++) {
+        let base = (n * params.channels + c) * params.plane;
+        if PLANE_VEC4 != 0u {
+            for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
+                let dy = grad_out4[base / 4u + q];
+                sum_dy += dy;
+                sum_dy_centred += dy * (x4[base / 4u + q] - channel_mean);
+            }
+        } else {
+            for (var q = lid; q < params.plane; q += WORKGROUP_SIZE) {
+                let dy = grad_out[base + q];
+                sum_dy.x += dy;
+                sum_dy_centred.x += dy * (x[base + q] - channel_mean);
+            }
+        }
     }
-    partial_a[lid] = sum_dy_xhat;
-    partial_b[lid] = sum_dy;
+    // Σ dy·xhat = invstd · Σ dy·(x - mean).
+    partial_a[lid] = total(sum_dy_centred) * inverseSqrt(variance[c] + params.eps);
+    partial_b[lid] = total(sum_dy);
     reduce_pair(lid);
     if lid == 0u {
         out_a[c] = partial_a[0];

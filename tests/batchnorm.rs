@@ -10,7 +10,8 @@ use gradlens::reference::gradcheck;
 use gradlens::{Error, Tensor};
 
 /// Batch 1 and 3, channel counts not multiples of 4, odd planes, one long reduction; channels
-/// of 200 and 512 values (the per-channel reductions' 64- and 128-wide workgroups).
+/// of 200 and 512 values (the per-channel reductions' 64- and 128-wide workgroups), and a
+/// tensor of two values (smaller than one vec4).
 const SHAPES: &[[usize; 4]] = &[
     [1, 3, 5, 7],
     [3, 5, 4, 4],
@@ -19,6 +20,7 @@ const SHAPES: &[[usize; 4]] = &[
     [4, 3, 31, 33],
     [2, 6, 10, 10],
     [2, 4, 16, 16],
+    [2, 1, 1, 1],
 ];
 
 fn geometry(dims: [usize; 4]) -> Geometry {

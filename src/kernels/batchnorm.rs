@@ -69,12 +69,14 @@ pub fn batch_norm_statistics(x: &Tensor) -> Result<BatchStatistics> {
     let gpu = x.gpu();
     let mean = Tensor::empty(gpu, [channels])?;
     let variance = Tensor::empty(gpu, [channels])?;
+    let x4 = vec4_view(&params, x)?;
     dispatch(
         gpu,
         reduction_kernel(OP, &params),
         &params,
         &[
             (1, x.binding()),
+            (X.1, x4.binding()),
             (7, mean.binding()),
             (8, variance.binding()),
         ],
@@ -206,9 +208,11 @@ pub fn batch_norm_backward(
         &params,
         &[
             (1, x.binding()),
+            (X.1, vec4_view(&params, x)?.binding()),
             (2, mean.binding()),
             (3, variance.binding()),
             (6, grad_out.binding()),
+            (GRAD_OUT.1, vec4_view(&params, grad_out)?.binding()),
             (7, grad_weight.binding()),
             (8, grad_bias.binding()),
         ],
@@ -493,14 +497,29 @@ fn expect_channels(op: &'static str, name: &str, t: &Tensor, channels: usize) ->
     Ok(())
 }
 
-/// A per-channel reduction (one workgroup per channel) sized to the values it sums: a channel
-/// of a few dozen values gets a 32-wide workgroup, not 256 invocations and eight barrier
-/// levels mostly idle (the small planes of ResNet's last stages; barriers are dear on CPU
-/// adapters).
+/// A per-channel reduction (one workgroup per channel), its workgroup sized to what it strides
+/// over, one plane (of vec4s where H·W is a multiple of 4) at a time: a 7×7 plane gets a
+/// 64-wide workgroup, not 256 invocations and eight barrier levels mostly idle (the small
+/// planes of ResNet's last stages; barriers are dear on CPU adapters).
 fn reduction_kernel(entry: &'static str, params: &Params) -> Kernel {
-    let values = u64::from(params.batch) * u64::from(params.plane);
-    let size = (values / 4).next_power_of_two().clamp(32, WORKGROUP_SIZE);
-    Kernel::new(Shader::BatchNorm, entry).with_override("WORKGROUP_SIZE", size as f64)
+    let vec4 = params.plane.is_multiple_of(4);
+    let per_plane = if vec4 { params.plane / 4 } else { params.plane };
+    let size = u64::from(per_plane)
+        .next_power_of_two()
+        .clamp(32, WORKGROUP_SIZE);
+    Kernel::new(Shader::BatchNorm, entry)
+        .with_override("WORKGROUP_SIZE", size as f64)
+        .with_override("PLANE_VEC4", f64::from(u8::from(vec4)))
+}
+
+/// What a per-channel reduction binds as `t`'s vec4 view: `t` where H·W is a multiple of 4
+/// (PLANE_VEC4); otherwise a stand-in, never read — the view is statically used, and a tensor
+/// of fewer than four values cannot be bound as vec4s.
+fn vec4_view(params: &Params, t: &Tensor) -> Result<Tensor> {
+    match params.plane.is_multiple_of(4) {
+        true => Ok(t.clone()),
+        false => Tensor::empty(t.gpu(), [4]),
+    }
 }
 
 fn dispatch(
