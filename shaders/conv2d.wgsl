@@ -29,9 +29,10 @@
 // beyond the real ones are written as zeros (im2col, im2row). col2im reads grad_cols
 // [N, C_in·KH·KW, S]: padded positions, never read, but no padded taps.
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
-// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); col2im as it says.
+// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); col2im and im2row as
+// they say.
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
-// 5 out (read_write).
+// 5 out (read_write); im2row writes through 6 out4, a vec4 view, instead.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup; COL2IM_* — col2im's stride and dilation.
 
 struct Params {
@@ -260,47 +261,49 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
 }
 
-// Four consecutive taps k0 .. k0 + 3 of one (n, p) row per invocation (im2col's transpose:
-// position p decoded once, (ci, kh, kw) advanced without divisions). Rows p ≥ OH·OW and taps
-// k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the tap stride must be a multiple
-// of 4.
+@group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
+
+// im2row's own dispatch: workgroups (ceil(T / (4·WORKGROUP_SIZE)), row groups); each invocation
+// owns four consecutive taps k0 .. k0 + 3 and writes them, as one vec4, into the rows
+// r = n·S + p from wid.y in steps of num_workgroups.y. The taps' (ci, kh, kw) are decoded once
+// per invocation, the row's (n, oh, ow) once per row from workgroup-uniform values: no
+// per-value integer division (lavapipe runs a vector division as eight scalar ones). Rows
+// p ≥ OH·OW and taps k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the tap stride
+// must be a multiple of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let index = linear_id(wid, groups, lid);
-    let positions = params.out_h * params.out_w;
-    let stride = params.position_stride;
-    let taps = params.kernel_h * params.kernel_w;
-    let k_count = params.in_channels * taps;
-    let quads = params.tap_stride / 4u;
-    if index >= params.batch * stride * quads {
+    let k0 = 4u * (wid.x * WORKGROUP_SIZE + lid);
+    if k0 >= params.tap_stride {
         return;
     }
-    let k0 = (index % quads) * 4u;
-    let p = (index / quads) % stride;
-    let n = index / (quads * stride);
-    let oh = p / params.out_w;
-    let ow = p % params.out_w;
-    var ci = k0 / taps;
-    var kh = (k0 % taps) / params.kernel_w;
-    var kw = k0 % params.kernel_w;
-    let row = (n * stride + p) * params.tap_stride;
+    let taps = params.kernel_h * params.kernel_w;
+    let k_count = params.in_channels * taps;
+    var ci: array<u32, 4>;
+    var kh: array<u32, 4>;
+    var kw: array<u32, 4>;
     for (var j = 0u; j < 4u; j++) {
         let k = k0 + j;
-        var value = 0.0;
-        if p < positions && k < k_count {
-            value = tap_value(n, ci, kh, kw, oh, ow);
-        }
-        out[row + k] = value;
-        kw += 1u;
-        if kw == params.kernel_w {
-            kw = 0u;
-            kh += 1u;
-            if kh == params.kernel_h {
-                kh = 0u;
-                ci += 1u;
+        ci[j] = k / taps;
+        kh[j] = (k % taps) / params.kernel_w;
+        kw[j] = k % params.kernel_w;
+    }
+    let positions = params.out_h * params.out_w;
+    let stride = params.position_stride;
+    for (var r = wid.y; r < params.batch * stride; r += groups.y) {
+        let n = r / stride;
+        let p = r - n * stride;
+        var values = vec4<f32>(0.0);
+        if p < positions {
+            let oh = p / params.out_w;
+            let ow = p - oh * params.out_w;
+            for (var j = 0u; j < 4u; j++) {
+                if k0 + j < k_count {
+                    values[j] = tap_value(n, ci[j], kh[j], kw[j], oh, ow);
+                }
             }
         }
+        out4[(r * params.tap_stride + k0) / 4u] = values;
     }
 }
 

@@ -68,6 +68,8 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
                 ..Conv2d::default()
             },
         ),
+        // More rows (N·OH·OW) than im2row has workgroups: each workgroup loops over several.
+        ([2, 4, 30, 30], [8, 4, 3, 3], Conv2d::default().padding(1)),
         // ResNet's downsample (1×1, stride 2) on more small planes than col2im has
         // workgroups: each workgroup folds several planes.
         ([2, 264, 5, 5], [8, 264, 1, 1], Conv2d::default().stride(2)),

@@ -427,7 +427,7 @@ pub fn conv2d_backward_weight_with(
         let mut params = params(OP, &shapes, conv)?;
         params.position_stride = as_u32(OP, "position stride", stride)?;
         params.tap_stride = as_u32(OP, "tap stride", taps)?;
-        launch("im2row", &params, &[(1, x)], &rows)?;
+        im2row(&params, x, &rows)?;
         let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
         let grad_out = match n {
             1 => grad_out,
@@ -668,6 +668,37 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
     gpu.dispatch(&kernel, params, &[(4, cols), (5, out)], workgroups)
 }
 
+/// About this many workgroups make im2row's pass: enough to keep every thread of a CPU
+/// adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
+const IM2ROW_WORKGROUPS: u32 = 512;
+
+/// Records im2row of `x` into `rows` [N·S, T] (see the shader for its grid).
+fn im2row(params: &Params, x: &Tensor, rows: &Tensor) -> Result<()> {
+    let Some(out) = rows.binding() else {
+        return Ok(());
+    };
+    let Some(x_range) = x.binding() else {
+        return crate::kernels::fill::fill_into(rows, 0.0);
+    };
+    let gpu = rows.gpu();
+    let quads = params.tap_stride / 4;
+    let width = quads.next_power_of_two().clamp(8, 64);
+    let tap_groups = quads.div_ceil(width);
+    let row_count = params.batch * params.position_stride;
+    let row_groups = IM2ROW_WORKGROUPS
+        .div_ceil(tap_groups)
+        .clamp(1, row_count.max(1))
+        .min(gpu.max_workgroups_per_dimension());
+    let kernel =
+        Kernel::new(Shader::Conv2d, "im2row").with_override("WORKGROUP_SIZE", f64::from(width));
+    gpu.dispatch(
+        &kernel,
+        params,
+        &[(1, x_range), (6, out)],
+        [tap_groups, row_groups, 1],
+    )
+}
+
 /// Along one axis, how many kernel taps apart the taps lie that reach one input coordinate
 /// from whole output positions: the tap offset k·dilation must change by a multiple of the
 /// stride, so k steps by stride / gcd(stride, dilation).
@@ -702,10 +733,10 @@ fn launch(
         true => params.flops(),
         false => 0,
     };
-    // im2col and im2row write four consecutive elements per invocation (their position and
-    // tap strides are multiples of 4).
+    // im2col writes four consecutive elements per invocation (its position stride is a
+    // multiple of 4).
     let invocations = match entry {
-        "im2col" | "im2row" => out.numel() as u64 / 4,
+        "im2col" => out.numel() as u64 / 4,
         _ => out.numel() as u64,
     };
     gpu.dispatch_counted(
