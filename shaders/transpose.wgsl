@@ -5,10 +5,11 @@
 //   resize_last_axis:  out[b, c] = x[b, c] for c < rows, else 0, for x [batch, rows] and out
 //                      [batch, cols]: pads rows with zeros (cols > rows) or crops them
 //
-// Dispatch: one invocation per element of out, WORKGROUP_SIZE per workgroup, folded into a 2-D
-// grid (linear id = wid.y · nx + wid.x); consecutive invocations write consecutive elements.
-// resize_last_axis as its comment says.
-// Bindings: 0 params (uniform), 1 x (read), 2 out (read_write).
+// Dispatch: transpose one invocation per element of out, WORKGROUP_SIZE per workgroup, folded
+// into a 2-D grid (linear id = wid.y · nx + wid.x); consecutive invocations write consecutive
+// elements. swap_leading_axes and resize_last_axis row by row, as their comments say.
+// Bindings: 0 params (uniform), 1 x (read), 2 out (read_write); 3 and 4 their vec4 views, for
+// swap_leading_axes_vec4.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
 
 struct Params {
@@ -20,6 +21,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out4: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -57,16 +60,39 @@ fn resize_last_axis(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
+// swap_leading_axes moves whole runs of `cols` values: out row R = r·batch + b takes x row
+// b·rows + r. Dispatched like resize_last_axis: workgroups (ceil(cols / WORKGROUP_SIZE), row
+// groups), one invocation per value of a run (per vec4 in the _vec4 entry, for cols a
+// multiple of 4), rows from wid.y in steps of num_workgroups.y; a row's source is found by
+// workgroup-uniform arithmetic, not by a division per value.
+fn swapped_source_row(out_row: u32) -> u32 {
+    let r = out_row / params.batch;
+    return (out_row - r * params.batch) * params.rows + r;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn swap_leading_axes(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) groups: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-    if i >= params.batch * params.rows * params.cols {
+    let c = wid.x * WORKGROUP_SIZE + lid;
+    if c >= params.cols {
         return;
     }
-    let c = i % params.cols;
-    let b = (i / params.cols) % params.batch;
-    let r = i / (params.cols * params.batch);
-    out[i] = x[(b * params.rows + r) * params.cols + c];
+    for (var row = wid.y; row < params.batch * params.rows; row += groups.y) {
+        out[row * params.cols + c] = x[swapped_source_row(row) * params.cols + c];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn swap_leading_axes_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) groups: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let c4 = wid.x * WORKGROUP_SIZE + lid;
+    let cols4 = params.cols / 4u;
+    if c4 >= cols4 {
+        return;
+    }
+    for (var row = wid.y; row < params.batch * params.rows; row += groups.y) {
+        out4[row * cols4 + c4] = x4[swapped_source_row(row) * cols4 + c4];
+    }
 }

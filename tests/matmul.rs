@@ -502,7 +502,15 @@ fn transpose_swaps_the_last_two_axes() {
 fn swap_leading_axes_moves_contiguous_runs() {
     use gradlens::kernels::transpose::swap_leading_axes;
     let mut rng = Rng::new(17);
-    for (batch, rows, cols) in [(1, 1, 1), (2, 3, 7), (3, 5, 16), (4, 1, 9)] {
+    // Runs of single values and of vec4s; more rows than workgroups (each loops over several).
+    for (batch, rows, cols) in [
+        (1, 1, 1),
+        (2, 3, 7),
+        (3, 5, 16),
+        (4, 1, 9),
+        (8, 300, 4),
+        (3, 400, 5),
+    ] {
         let data = rng.vec(batch * rows * cols);
         let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
         let got = swap_leading_axes(&t).unwrap();

@@ -9,7 +9,8 @@ use crate::tensor::Tensor;
 
 const WORKGROUP_SIZE: u64 = 256;
 
-/// About this many workgroups make resize_last_axis's pass: enough to keep every thread of a
+/// About this many workgroups make the row-by-row passes (swap_leading_axes,
+/// resize_last_axis): enough to keep every thread of a
 /// CPU adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
 const ROW_GRID_WORKGROUPS: u32 = 512;
 
@@ -46,7 +47,32 @@ pub fn swap_leading_axes(x: &Tensor) -> Result<Tensor> {
             format!("needs rank 3, got shape {:?}", x.dims()),
         ));
     };
-    launch(OP, x, [batch, rows, cols], vec![rows, batch, cols])
+    let gpu = x.gpu();
+    let Some(x_range) = x.binding() else {
+        return Tensor::zeros(gpu, [rows, batch, cols]);
+    };
+    let out = Tensor::empty(gpu, [rows, batch, cols])?;
+    let Some(out_range) = out.binding() else {
+        return Ok(out);
+    };
+    let params = Params {
+        batch: as_u32(OP, "batch", batch)?,
+        rows: as_u32(OP, "rows", rows)?,
+        cols: as_u32(OP, "cols", cols)?,
+    };
+    // Runs of a multiple of 4 values move as vec4s.
+    let (entry, slots, units) = match cols % 4 {
+        0 => ("swap_leading_axes_vec4", [3, 4], params.cols / 4),
+        _ => (OP, [1, 2], params.cols),
+    };
+    let (width, workgroups) = row_grid(gpu, units, params.batch * params.rows);
+    gpu.dispatch(
+        &Kernel::new(Shader::Transpose, entry).with_override("WORKGROUP_SIZE", f64::from(width)),
+        &params,
+        &[(slots[0], x_range), (slots[1], out_range)],
+        workgroups,
+    )?;
+    Ok(out)
 }
 
 /// The last axis zero-padded or cropped to `length`: [..., L] → [..., length].
@@ -72,24 +98,28 @@ pub fn resize_last_axis(x: &Tensor, length: usize) -> Result<Tensor> {
         rows: as_u32(OP, "length", last)?,
         cols: as_u32(OP, "new length", length)?,
     };
-    // One invocation per column, the workgroup sized to the row (52 columns take 64 lanes, not
-    // 256 mostly idle), about ROW_GRID_WORKGROUPS workgroups looping over the rows.
-    let width = params
-        .cols
-        .next_power_of_two()
-        .clamp(8, WORKGROUP_SIZE as u32);
-    let column_groups = params.cols.div_ceil(width);
-    let row_groups = ROW_GRID_WORKGROUPS
-        .div_ceil(column_groups)
-        .clamp(1, params.batch.max(1))
-        .min(gpu.max_workgroups_per_dimension());
+    let (width, workgroups) = row_grid(gpu, params.cols, params.batch);
     gpu.dispatch(
         &Kernel::new(Shader::Transpose, OP).with_override("WORKGROUP_SIZE", f64::from(width)),
         &params,
         &[(1, x_range), (2, out_range)],
-        [column_groups, row_groups, 1],
+        workgroups,
     )?;
     Ok(out)
+}
+
+/// The workgroup size and grid of a pass over `rows` rows of `units` invocations each: the
+/// workgroup sized to the row (52 columns take 64 lanes, not 256 mostly idle), about
+/// ROW_GRID_WORKGROUPS workgroups, each looping over rows from wid.y in steps of
+/// num_workgroups.y.
+fn row_grid(gpu: &crate::Gpu, units: u32, rows: u32) -> (u32, [u32; 3]) {
+    let width = units.next_power_of_two().clamp(8, WORKGROUP_SIZE as u32);
+    let column_groups = units.div_ceil(width);
+    let row_groups = ROW_GRID_WORKGROUPS
+        .div_ceil(column_groups)
+        .clamp(1, rows.max(1))
+        .min(gpu.max_workgroups_per_dimension());
+    (width, [column_groups, row_groups, 1])
 }
 
 /// Records `entry`, one invocation per element of a fresh `out_dims` tensor.
