@@ -29,10 +29,10 @@
 // beyond the real ones are written as zeros (im2col, im2row). col2im reads grad_cols
 // [N, C_in·KH·KW, S]: padded positions, never read, but no padded taps.
 // Dispatch: one invocation per element of the tensor each entry writes, WORKGROUP_SIZE per
-// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); col2im and im2row as
-// they say.
+// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); col2im, im2col and
+// im2row as they say.
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
-// 5 out (read_write); im2row writes through 6 out4, a vec4 view, instead.
+// 5 out (read_write); im2col and im2row write through 6 out4, a vec4 view, instead.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup; COL2IM_* — col2im's stride and dilation.
 
 struct Params {
@@ -217,51 +217,51 @@ fn tap_value(n: u32, ci: u32, kh: u32, kw: u32, oh: u32, ow: u32) -> f32 {
     return x[((n * params.in_channels + ci) * params.in_h + u32(ih)) * params.in_w + u32(iw)];
 }
 
-// Four consecutive positions p0 .. p0 + 3 of one (n, k) row per invocation: tap k is decoded
-// once and (oh, ow) advance without divisions (integer division is scalar code on CPU
-// adapters). Needs the position stride a multiple of 4 (the GEMM path's).
+@group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
+
+// im2col's own dispatch: workgroups (ceil(S / (4·WORKGROUP_SIZE)), row groups); each invocation
+// owns four consecutive positions p0 .. p0 + 3 and writes them, as one vec4, into the rows
+// r = n·T + k from wid.y in steps of num_workgroups.y. The positions' (oh, ow) are decoded once
+// per invocation, the row's (n, ci, kh, kw) once per row from workgroup-uniform values: no
+// per-value integer division (lavapipe runs a vector division as eight scalar ones). Positions
+// p ≥ OH·OW and taps k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the position
+// stride must be a multiple of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let index = linear_id(wid, groups, lid);
+    let p0 = 4u * (wid.x * WORKGROUP_SIZE + lid);
+    if p0 >= params.position_stride {
+        return;
+    }
     let positions = params.out_h * params.out_w;
-    let quads = params.position_stride / 4u;
+    var oh: array<u32, 4>;
+    var ow: array<u32, 4>;
+    oh[0] = p0 / params.out_w;
+    ow[0] = p0 - oh[0] * params.out_w;
+    for (var j = 1u; j < 4u; j++) {
+        let wraps = ow[j - 1u] + 1u == params.out_w;
+        oh[j] = select(oh[j - 1u], oh[j - 1u] + 1u, wraps);
+        ow[j] = select(ow[j - 1u] + 1u, 0u, wraps);
+    }
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    let k_rows = params.tap_stride;
-    if index >= params.batch * k_rows * quads {
-        return;
-    }
-    let p0 = (index % quads) * 4u;
-    let k = (index / quads) % k_rows;
-    let n = index / (quads * k_rows);
-    let first = (n * k_rows + k) * params.position_stride + p0;
-    if k >= k_count {
-        for (var j = 0u; j < 4u; j++) {
-            out[first + j] = 0.0;
+    for (var r = wid.y; r < params.batch * params.tap_stride; r += groups.y) {
+        let n = r / params.tap_stride;
+        let k = r - n * params.tap_stride;
+        var values = vec4<f32>(0.0);
+        if k < k_count {
+            let ci = k / taps;
+            let kh = (k - ci * taps) / params.kernel_w;
+            let kw = k - ci * taps - kh * params.kernel_w;
+            for (var j = 0u; j < 4u; j++) {
+                if p0 + j < positions {
+                    values[j] = tap_value(n, ci, kh, kw, oh[j], ow[j]);
+                }
+            }
         }
-        return;
-    }
-    let ci = k / taps;
-    let kh = (k % taps) / params.kernel_w;
-    let kw = k % params.kernel_w;
-    var oh = p0 / params.out_w;
-    var ow = p0 % params.out_w;
-    for (var j = 0u; j < 4u; j++) {
-        var value = 0.0;
-        if p0 + j < positions {
-            value = tap_value(n, ci, kh, kw, oh, ow);
-        }
-        out[first + j] = value;
-        ow += 1u;
-        if ow == params.out_w {
-            ow = 0u;
-            oh += 1u;
-        }
+        out4[(r * params.position_stride + p0) / 4u] = values;
     }
 }
-
-@group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
 
 // im2row's own dispatch: workgroups (ceil(T / (4·WORKGROUP_SIZE)), row groups); each invocation
 // owns four consecutive taps k0 .. k0 + 3 and writes them, as one vec4, into the rows

@@ -427,7 +427,7 @@ pub fn conv2d_backward_weight_with(
         let mut params = params(OP, &shapes, conv)?;
         params.position_stride = as_u32(OP, "position stride", stride)?;
         params.tap_stride = as_u32(OP, "tap stride", taps)?;
-        im2row(&params, x, &rows)?;
+        unfold("im2row", &params, x, &rows)?;
         let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
         let grad_out = match n {
             1 => grad_out,
@@ -563,7 +563,7 @@ fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d, stride: usize) -> Res
     let mut params = params(OP, shapes, conv)?;
     params.position_stride = as_u32(OP, "position stride", stride)?;
     params.tap_stride = as_u32(OP, "tap stride", taps)?;
-    launch("im2col", &params, &[(1, x)], &cols)?;
+    unfold("im2col", &params, x, &cols)?;
     Ok(cols)
 }
 
@@ -668,34 +668,39 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
     gpu.dispatch(&kernel, params, &[(4, cols), (5, out)], workgroups)
 }
 
-/// About this many workgroups make im2row's pass: enough to keep every thread of a CPU
-/// adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
-const IM2ROW_WORKGROUPS: u32 = 512;
+/// About this many workgroups make im2col's and im2row's passes: enough to keep every thread
+/// of a CPU adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
+const UNFOLD_WORKGROUPS: u32 = 512;
 
-/// Records im2row of `x` into `rows` [N·S, T] (see the shader for its grid).
-fn im2row(params: &Params, x: &Tensor, rows: &Tensor) -> Result<()> {
-    let Some(out) = rows.binding() else {
+/// Records `entry` (im2col or im2row) of `x` into `out` ([N, T, S] columns or [N·S, T] rows):
+/// each invocation owns four consecutive values of a row and loops over the rows (see the
+/// shader).
+fn unfold(entry: &'static str, params: &Params, x: &Tensor, out: &Tensor) -> Result<()> {
+    let Some(out_range) = out.binding() else {
         return Ok(());
     };
     let Some(x_range) = x.binding() else {
-        return crate::kernels::fill::fill_into(rows, 0.0);
+        return crate::kernels::fill::fill_into(out, 0.0);
     };
-    let gpu = rows.gpu();
-    let quads = params.tap_stride / 4;
+    let gpu = out.gpu();
+    let (row_length, row_count) = match entry {
+        "im2col" => (params.position_stride, params.batch * params.tap_stride),
+        _ => (params.tap_stride, params.batch * params.position_stride),
+    };
+    let quads = row_length / 4;
     let width = quads.next_power_of_two().clamp(8, 64);
-    let tap_groups = quads.div_ceil(width);
-    let row_count = params.batch * params.position_stride;
-    let row_groups = IM2ROW_WORKGROUPS
-        .div_ceil(tap_groups)
+    let quad_groups = quads.div_ceil(width);
+    let row_groups = UNFOLD_WORKGROUPS
+        .div_ceil(quad_groups)
         .clamp(1, row_count.max(1))
         .min(gpu.max_workgroups_per_dimension());
     let kernel =
-        Kernel::new(Shader::Conv2d, "im2row").with_override("WORKGROUP_SIZE", f64::from(width));
+        Kernel::new(Shader::Conv2d, entry).with_override("WORKGROUP_SIZE", f64::from(width));
     gpu.dispatch(
         &kernel,
         params,
-        &[(1, x_range), (6, out)],
-        [tap_groups, row_groups, 1],
+        &[(1, x_range), (6, out_range)],
+        [quad_groups, row_groups, 1],
     )
 }
 
@@ -733,12 +738,7 @@ fn launch(
         true => params.flops(),
         false => 0,
     };
-    // im2col writes four consecutive elements per invocation (its position stride is a
-    // multiple of 4).
-    let invocations = match entry {
-        "im2col" => out.numel() as u64 / 4,
-        _ => out.numel() as u64,
-    };
+    let invocations = out.numel() as u64;
     gpu.dispatch_counted(
         &Kernel::new(Shader::Conv2d, entry),
         params,
