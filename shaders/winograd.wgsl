@@ -11,12 +11,21 @@
 //                      y having out_total channels (a slice of a concatenation when first > 0
 //                      or out_total > K).
 //
+// and the weight gradient, the same passes transposed around dU[ξ] = dM[ξ] · V[ξ]ᵀ:
+//
+//   output_gradient_transform: dM[ξ, k, p] = (A dy A)[ξ] for dy the 2×2 output-gradient tile
+//                      of tile p (zero outside the output); columns past the last tile zeroed.
+//   (matmul:           dU[ξ] = dM[ξ] · V[ξ]ᵀ, [K, tile_stride] · [tile_stride, C]: the sum over
+//                      every tile of every sample.)
+//   weight_gradient_transform: grad_weight[k, c] = Gᵀ dU[·, k, c] G (3×3).
+//
 // ξ = 4·row + column of the 4×4 transformed tile; tile p = (n·tiles_h + ty)·tiles_w + tx covers
 // output rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1; its input patch starts at (2ty − padding_h,
 // 2tx − padding_w).
 //
-// Dispatch: one invocation per (k, c), (c, p) or (k, p) respectively, WORKGROUP_SIZE per
-// workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
+// Dispatch: one invocation per (k, c), (c, p) or (k, p) respectively (the weight gradient's
+// passes per (k, p) and (k, c)), WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear
+// id = wid.y · nx + wid.x).
 // Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; output
 // transform with has_bias only).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
@@ -189,5 +198,80 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                 out[base + y * params.out_width + x] = row[s] + shift;
             }
         }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) groups: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let stride = params.tile_stride;
+    if i >= params.out_channels * stride {
+        return;
+    }
+    let k = i / stride;
+    let p = i % stride;
+    let plane = params.out_channels * stride;
+    var dy: array<array<f32, 2>, 2>;
+    if p < params.batch * params.tiles_h * params.tiles_w {
+        let tx = p % params.tiles_w;
+        let ty = (p / params.tiles_w) % params.tiles_h;
+        let n = p / (params.tiles_w * params.tiles_h);
+        let base = (n * params.out_channels + k) * params.out_height * params.out_width;
+        for (var r = 0u; r < 2u; r++) {
+            for (var s = 0u; s < 2u; s++) {
+                let y = 2u * ty + r;
+                let x = 2u * tx + s;
+                if y < params.out_height && x < params.out_width {
+                    dy[r][s] = source[base + y * params.out_width + x];
+                }
+            }
+        }
+    }
+    // t = A dy (4×2), A = [[1, 0], [1, 1], [1, −1], [0, −1]] (the output transform's Aᵀ
+    // transposed); dM = t Aᵀ (4×4).
+    var t: array<array<f32, 2>, 4>;
+    for (var s = 0u; s < 2u; s++) {
+        t[0][s] = dy[0][s];
+        t[1][s] = dy[0][s] + dy[1][s];
+        t[2][s] = dy[0][s] - dy[1][s];
+        t[3][s] = -dy[1][s];
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let row = array<f32, 4>(t[r][0], t[r][0] + t[r][1], t[r][0] - t[r][1], -t[r][1]);
+        for (var s = 0u; s < 4u; s++) {
+            out[(r * 4u + s) * plane + k * stride + p] = row[s];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn weight_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) groups: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let kc = params.out_channels * params.channels;
+    if i >= kc {
+        return;
+    }
+    var u: array<array<f32, 4>, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        for (var s = 0u; s < 4u; s++) {
+            u[r][s] = source[(r * 4u + s) * kc + i];
+        }
+    }
+    // t = Gᵀ u (3×4), G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]; grad = t G (3×3).
+    var t: array<array<f32, 4>, 3>;
+    for (var s = 0u; s < 4u; s++) {
+        t[0][s] = u[0][s] + 0.5 * (u[1][s] + u[2][s]);
+        t[1][s] = 0.5 * (u[1][s] - u[2][s]);
+        t[2][s] = 0.5 * (u[1][s] + u[2][s]) + u[3][s];
+    }
+    // i = k·C + c, so the 3×3 of (k, c) starts at 9·i in weight [K, C, 3, 3].
+    for (var a = 0u; a < 3u; a++) {
+        out[9u * i + 3u * a] = t[a][0] + 0.5 * (t[a][1] + t[a][2]);
+        out[9u * i + 3u * a + 1u] = 0.5 * (t[a][1] - t[a][2]);
+        out[9u * i + 3u * a + 2u] = 0.5 * (t[a][1] + t[a][2]) + t[a][3];
     }
 }

@@ -36,8 +36,8 @@ pub enum ConvAlgorithm {
     Gemm,
     /// Register-tiled GEMM gathering from the tensors: any geometry, no extra memory.
     ImplicitGemm,
-    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, forward and backward to the input
-    /// (see `conv2d_winograd`); an error where it does not apply.
+    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, forward, backward to the input and
+    /// weight gradient (see `conv2d_winograd`); an error where it does not apply.
     Winograd,
 }
 
@@ -413,6 +413,9 @@ pub fn conv2d_backward_weight_with(
     const OP: &str = "conv2d_backward_weight";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::BackwardWeight)?;
+    if algorithm == ConvAlgorithm::Winograd {
+        return conv2d_winograd::backward_weight(x, grad_out, &shapes, conv);
+    }
     if algorithm == ConvAlgorithm::ImplicitGemm {
         return conv2d_implicit::backward_weight(x, grad_out, &shapes, conv);
     }
@@ -514,16 +517,15 @@ fn resolve(
     };
     let cols_bytes = (n * taps.next_multiple_of(4) * stride * 4) as u64;
     let limit = IM2COL_MAX_BYTES.min(x.gpu().limits().max_storage_buffer_binding_size);
-    // The weight gradient always builds its im2row buffer; 1×1 convolutions otherwise use
-    // their input as it is, or a padded copy of it.
+    // The weight gradient's GEMM always builds its im2row buffer; 1×1 convolutions otherwise
+    // use their input as it is, or a padded copy of it.
     let needs_cols = pass == Pass::BackwardWeight
         || !is_pointwise(shapes, conv)
         || stride != oh * ow
         || taps % 4 != 0;
     let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
     let max_binding = x.gpu().max_binding_bytes();
-    let winograd_applies =
-        pass != Pass::BackwardWeight && conv2d_winograd::applies(shapes, conv, max_binding);
+    let winograd_applies = conv2d_winograd::applies(shapes, conv, max_binding);
     match algorithm {
         ConvAlgorithm::Auto
             if winograd_applies && conv2d_winograd::preferred(shapes, conv, max_binding) =>
@@ -544,7 +546,7 @@ fn resolve(
             op,
             "Winograd needs a 3×3 kernel at stride 1 without dilation or groups, padding at \
              most 2, channel counts that are multiples of 4 and transformed tensors within one \
-             binding; it computes the forward and the backward to the input",
+             binding",
         )),
         chosen => Ok(chosen),
     }
