@@ -11,21 +11,27 @@ use gradlens::nn::{Forward, Linear, Mode, ParamStore};
 use gradlens::reference::optim as reference;
 use gradlens::train::{LearningRate, Schedule, SyntheticLesions, clip_grad_norm};
 
-const COUNT: usize = 1000; // not a multiple of the workgroup size
+/// Element counts: not multiples of the workgroup size; the first updated four at a time, the
+/// second one by one.
+const COUNTS: [usize; 2] = [1000, 1001];
 
 #[test]
 fn sgd_matches_reference_over_steps() {
-    for (momentum, nesterov, weight_decay) in
-        [(0.0, false, 0.0), (0.9, false, 1e-4), (0.9, true, 5e-4)]
-    {
+    for (momentum, nesterov, weight_decay, count) in [
+        (0.0, false, 0.0, COUNTS[0]),
+        (0.9, false, 1e-4, COUNTS[0]),
+        (0.9, true, 5e-4, COUNTS[0]),
+        (0.0, false, 0.0, COUNTS[1]),
+        (0.9, true, 5e-4, COUNTS[1]),
+    ] {
         let mut rng = Rng::new(80);
-        let mut param = rng.vec(COUNT);
-        let mut buffer = vec![0.0; COUNT];
-        let t_param = Tensor::from_slice(gpu(), [COUNT], &param).unwrap();
-        let t_buffer = Tensor::zeros(gpu(), [COUNT]).unwrap();
+        let mut param = rng.vec(count);
+        let mut buffer = vec![0.0; count];
+        let t_param = Tensor::from_slice(gpu(), [count], &param).unwrap();
+        let t_buffer = Tensor::zeros(gpu(), [count]).unwrap();
         for step in 0..3 {
-            let grad = rng.vec(COUNT);
-            let t_grad = Tensor::from_slice(gpu(), [COUNT], &grad).unwrap();
+            let grad = rng.vec(count);
+            let t_grad = Tensor::from_slice(gpu(), [count], &grad).unwrap();
             let hyper = SgdStep {
                 lr: 0.1,
                 momentum,
@@ -37,7 +43,8 @@ fn sgd_matches_reference_over_steps() {
             sgd_step(&t_param, &t_grad, momentum_buffer, &hyper).unwrap();
             reference::sgd_step(&mut param, &grad, &mut buffer, &hyper);
         }
-        let what = format!("sgd momentum {momentum} nesterov {nesterov} wd {weight_decay}");
+        let what =
+            format!("sgd momentum {momentum} nesterov {nesterov} wd {weight_decay} n {count}");
         assert_close(&what, &t_param.to_vec().unwrap(), &param, 1e-5, 1e-6);
     }
     let t = Tensor::zeros(gpu(), [4]).unwrap();
@@ -58,16 +65,16 @@ fn sgd_matches_reference_over_steps() {
 
 #[test]
 fn adam_and_adamw_match_reference_over_steps() {
-    for decoupled in [false, true] {
+    for (decoupled, count) in [(false, COUNTS[0]), (true, COUNTS[0]), (true, COUNTS[1])] {
         let mut rng = Rng::new(81);
-        let mut param = rng.vec(COUNT);
-        let (mut m, mut v) = (vec![0.0; COUNT], vec![0.0; COUNT]);
-        let t_param = Tensor::from_slice(gpu(), [COUNT], &param).unwrap();
-        let t_m = Tensor::zeros(gpu(), [COUNT]).unwrap();
-        let t_v = Tensor::zeros(gpu(), [COUNT]).unwrap();
+        let mut param = rng.vec(count);
+        let (mut m, mut v) = (vec![0.0; count], vec![0.0; count]);
+        let t_param = Tensor::from_slice(gpu(), [count], &param).unwrap();
+        let t_m = Tensor::zeros(gpu(), [count]).unwrap();
+        let t_v = Tensor::zeros(gpu(), [count]).unwrap();
         for step in 1..=4 {
-            let grad = rng.vec(COUNT);
-            let t_grad = Tensor::from_slice(gpu(), [COUNT], &grad).unwrap();
+            let grad = rng.vec(count);
+            let t_grad = Tensor::from_slice(gpu(), [count], &grad).unwrap();
             let hyper = AdamStep {
                 lr: 0.01,
                 beta1: 0.9,
@@ -80,7 +87,7 @@ fn adam_and_adamw_match_reference_over_steps() {
             adam_step(&t_param, &t_grad, &t_m, &t_v, &hyper).unwrap();
             reference::adam_step(&mut param, &grad, &mut m, &mut v, &hyper);
         }
-        let what = format!("adam decoupled={decoupled}");
+        let what = format!("adam decoupled={decoupled} n {count}");
         assert_close(&what, &t_param.to_vec().unwrap(), &param, 1e-5, 1e-6);
         assert_close(&format!("{what} m"), &t_m.to_vec().unwrap(), &m, 1e-5, 1e-7);
         assert_close(&format!("{what} v"), &t_v.to_vec().unwrap(), &v, 1e-5, 1e-8);
