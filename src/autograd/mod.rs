@@ -4,7 +4,9 @@
 //! backward rule (a closure over what the rule needs: the op's input activations, its saved
 //! statistics). [`Tape::backward`] runs the rules in reverse order from one output, seeded with
 //! 1 for a scalar loss or with a given gradient (saliency seeds one class score), summing the
-//! gradients of values used more than once (residual connections, DenseNet's feature reuse).
+//! gradients of values used more than once (residual connections, DenseNet's feature reuse) —
+//! or, for a rule that can add two gradients in a pass it makes anyway, handing them over
+//! apart (see `BackwardRule::Terms`).
 //! Each rule runs once and is then dropped, and with it the activations it held: memory falls
 //! as backward proceeds. A tape made with [`Tape::no_grad`] records nothing (inference).
 //!
