@@ -331,14 +331,16 @@ fn batch_norm_modes_behave_like_pytorch() {
 /// and 24 values: the scalar and the vec4 kernels.
 #[test]
 fn fused_batch_norm_epilogue_matches_the_three_ops() {
-    for dims in [[2, 5, 6, 7], [2, 5, 4, 6]] {
-        for frozen in [false, true] {
-            check_fused_batch_norm(dims, frozen);
+    for mode in [Mode::Eval, Mode::Train] {
+        for dims in [[2, 5, 6, 7], [2, 5, 4, 6]] {
+            for frozen in [false, true] {
+                check_fused_batch_norm(dims, frozen, mode);
+            }
         }
     }
 }
 
-fn check_fused_batch_norm(dims: [usize; 4], frozen: bool) {
+fn check_fused_batch_norm(dims: [usize; 4], frozen: bool, mode: Mode) {
     let mut rng = Rng::new(44);
     let numel: usize = dims.iter().product();
     let mut store = ParamStore::new(gpu());
@@ -375,7 +377,7 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool) {
     ] {
         let run = |fused: bool| -> Vec<Vec<f32>> {
             let tape = if guided { Tape::guided() } else { Tape::new() };
-            let f = Forward::new(&tape, &store, Mode::Eval);
+            let f = Forward::new(&tape, &store, mode);
             let x = tape.input(Tensor::from_slice(gpu(), dims, &x_data).unwrap());
             let r = tape.input(Tensor::from_slice(gpu(), dims, &r_data).unwrap());
             let r_used = residual.then_some(&r);
@@ -417,8 +419,8 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool) {
         assert!(fused[0].iter().any(|&v| v != 0.0));
         for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
             let what = format!(
-                "{dims:?} frozen {frozen} residual {residual} relu {relu} guided {guided} \
-                 uses {uses}: result {k}"
+                "{mode:?} {dims:?} frozen {frozen} residual {residual} relu {relu} guided \
+                 {guided} uses {uses}: result {k}"
             );
             assert_close(&what, a, b, 1e-5, 1e-6);
         }

@@ -177,9 +177,9 @@ impl Tape {
         }))
     }
 
-    /// relu?(batch_norm(x) + residual?): in eval mode one fused kernel (the epilogue of the
-    /// normalisation) where the three ops would each pass over the activations; in training
-    /// mode the three ops, since batch statistics must be computed first.
+    /// relu?(batch_norm(x) + residual?) in one pass over the activations (the epilogue of the
+    /// normalisation) where the three ops would each make one; in training mode after the
+    /// batch statistics.
     pub fn batch_norm_then(
         &self,
         x: &Var,
@@ -189,17 +189,21 @@ impl Tape {
         residual: Option<&Var>,
         relu_after: bool,
     ) -> Result<Var> {
-        if state.training {
-            let mut y = self.batch_norm(x, weight, bias, state)?;
-            if let Some(residual) = residual {
-                y = self.add(&y, residual)?;
+        let training = state.training;
+        let (mean, variance) = match training {
+            true => {
+                let batch = batch_norm_statistics(&x.tensor)?;
+                batch_norm_update_running(
+                    &x.tensor,
+                    &batch,
+                    state.running_mean,
+                    state.running_var,
+                    state.momentum,
+                )?;
+                (batch.mean, batch.variance)
             }
-            return match relu_after {
-                true => self.relu(&y),
-                false => Ok(y),
-            };
-        }
-        let (mean, variance) = (state.running_mean.clone(), state.running_var.clone());
+            false => (state.running_mean.clone(), state.running_var.clone()),
+        };
         let epilogue = Epilogue {
             residual: residual.map(|r| &r.tensor),
             relu: relu_after,
@@ -224,7 +228,7 @@ impl Tape {
         let mut inputs = vec![x, weight, bias];
         inputs.extend(residual);
         let has_residual = residual.is_some();
-        if !parameters_want_grads && relu_after {
+        if !training && !parameters_want_grads && relu_after {
             // Saliency: no per-channel reductions for the weight and bias; the ReLU's backward,
             // and the sum of the output's two gradients where it is used twice (a residual
             // block's output), in the same pass as BN's.
@@ -246,19 +250,20 @@ impl Tape {
             }));
         }
         Ok(self.record(out, &inputs, move |grad| {
-            if !parameters_want_grads {
+            if !training && !parameters_want_grads {
                 // Saliency without a ReLU: no per-channel reductions for the weight and bias.
                 let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
                 return Ok(vec![Some(grad_input), None, None, Some(grad.clone())]);
             }
             // Through the ReLU (masked where the output is 0, i.e. where its input was ≤ 0;
-            // guided backprop also drops negative gradients), then the eval-mode BN.
+            // guided backprop also drops negative gradients), then BN: the residual's gradient
+            // is the masked one.
             let grad = match (relu_after, guided) {
                 (false, _) => grad.clone(),
                 (true, false) => relu_backward(&y_t, grad)?,
                 (true, true) => relu_backward(&y_t, &relu(grad)?)?,
             };
-            let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, false)?;
+            let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, training)?;
             Ok(vec![
                 Some(grads.grad_input),
                 Some(grads.grad_weight),
