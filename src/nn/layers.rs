@@ -114,7 +114,7 @@ impl BatchNorm2d {
         f.tape.batch_norm(x, &weight, &bias, &self.state(f)?)
     }
 
-    /// relu?(self(x) + residual?): fused into one pass in eval mode (see
+    /// relu?(self(x) + residual?): the normalisation, add and ReLU in one pass (see
     /// `Tape::batch_norm_then`). Charged to this layer in a profile.
     pub fn forward_then(
         &self,
