@@ -16,7 +16,7 @@
 //
 // Layout: x, out, grad_out [N, C, H, W]; per-channel vectors [C].
 // Dispatch: per-channel entry points (statistics, backward_reduce) run one workgroup per channel
-// (WORKGROUP_SIZE invocations stride over the channel's M values, then a tree reduction),
+// (WORKGROUP_SIZE invocations stride over each sample's plane in turn, then a tree reduction),
 // folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running one invocation per
 // channel; the elementwise ones as their section below says.
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
@@ -26,7 +26,8 @@
 // grad_in and the gradient after the ReLU; backward_input_eval also reads 19 grad_out_also.
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree);
+// PLANE_VEC4 — the per-channel reductions read H·W (a multiple of 4) through the vec4 views.
 
 struct Params {
     batch: u32,

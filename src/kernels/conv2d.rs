@@ -430,7 +430,7 @@ pub fn conv2d_backward_weight_with(
         let mut params = params(OP, &shapes, conv)?;
         params.position_stride = as_u32(OP, "position stride", stride)?;
         params.tap_stride = as_u32(OP, "tap stride", taps)?;
-        unfold("im2row", &params, x, &rows)?;
+        unfold(Unfolding::Im2row, &params, x, &rows)?;
         let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
         let grad_out = match n {
             1 => grad_out,
@@ -565,7 +565,7 @@ fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d, stride: usize) -> Res
     let mut params = params(OP, shapes, conv)?;
     params.position_stride = as_u32(OP, "position stride", stride)?;
     params.tap_stride = as_u32(OP, "tap stride", taps)?;
-    unfold("im2col", &params, x, &cols)?;
+    unfold(Unfolding::Im2col, &params, x, &cols)?;
     Ok(cols)
 }
 
@@ -674,10 +674,18 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
 /// of a CPU adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
 const UNFOLD_WORKGROUPS: u32 = 512;
 
-/// Records `entry` (im2col or im2row) of `x` into `out` ([N, T, S] columns or [N·S, T] rows):
-/// each invocation owns four consecutive values of a row and loops over the rows (see the
-/// shader).
-fn unfold(entry: &'static str, params: &Params, x: &Tensor, out: &Tensor) -> Result<()> {
+/// The two layouts of a convolution's input patches for the GEMM path.
+#[derive(Clone, Copy)]
+enum Unfolding {
+    /// cols [N, T, S]: the forward's right operand.
+    Im2col,
+    /// rows [N·S, T]: the weight gradient's right operand.
+    Im2row,
+}
+
+/// Records `unfolding` of `x` into `out`: each invocation owns four consecutive values of a row
+/// and loops over the rows (see the shader).
+fn unfold(unfolding: Unfolding, params: &Params, x: &Tensor, out: &Tensor) -> Result<()> {
     let Some(out_range) = out.binding() else {
         return Ok(());
     };
@@ -685,9 +693,17 @@ fn unfold(entry: &'static str, params: &Params, x: &Tensor, out: &Tensor) -> Res
         return crate::kernels::fill::fill_into(out, 0.0);
     };
     let gpu = out.gpu();
-    let (row_length, row_count) = match entry {
-        "im2col" => (params.position_stride, params.batch * params.tap_stride),
-        _ => (params.tap_stride, params.batch * params.position_stride),
+    let (entry, row_length, row_count) = match unfolding {
+        Unfolding::Im2col => (
+            "im2col",
+            params.position_stride,
+            params.batch * params.tap_stride,
+        ),
+        Unfolding::Im2row => (
+            "im2row",
+            params.tap_stride,
+            params.batch * params.position_stride,
+        ),
     };
     let quads = row_length / 4;
     let width = quads.next_power_of_two().clamp(8, 64);
@@ -740,12 +756,11 @@ fn launch(
         true => params.flops(),
         false => 0,
     };
-    let invocations = out.numel() as u64;
     gpu.dispatch_counted(
         &Kernel::new(Shader::Conv2d, entry),
         params,
         &storage,
-        grid_1d(gpu, invocations.div_ceil(WORKGROUP_SIZE)),
+        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
         flops,
     )
 }
