@@ -1,4 +1,5 @@
-//! Launcher for shaders/transpose.wgsl: the last two axes of a (batched) matrix swapped.
+//! Launcher for shaders/transpose.wgsl: axis swaps (the last two axes, the leading two) and
+//! the last axis padded or cropped, for the matmul kernels' operands.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -35,7 +36,27 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
             ));
         }
     };
-    launch(OP, x, [batch, rows, cols], out_dims)
+    let gpu = x.gpu();
+    let Some(x_range) = x.binding() else {
+        return Tensor::zeros(gpu, out_dims);
+    };
+    let out = Tensor::empty(gpu, out_dims)?;
+    let Some(out_range) = out.binding() else {
+        return Ok(out);
+    };
+    let params = Params {
+        batch: as_u32(OP, "batch", batch)?,
+        rows: as_u32(OP, "rows", rows)?,
+        cols: as_u32(OP, "cols", cols)?,
+    };
+    // One invocation per element of the output.
+    gpu.dispatch(
+        &Kernel::new(Shader::Transpose, OP),
+        &params,
+        &[(1, x_range), (2, out_range)],
+        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+    )?;
+    Ok(out)
 }
 
 /// [batch, rows, cols] → [rows, batch, cols].
@@ -120,35 +141,4 @@ fn row_grid(gpu: &crate::Gpu, units: u32, rows: u32) -> (u32, [u32; 3]) {
         .clamp(1, rows.max(1))
         .min(gpu.max_workgroups_per_dimension());
     (width, [column_groups, row_groups, 1])
-}
-
-/// Records `entry`, one invocation per element of a fresh `out_dims` tensor.
-fn launch(
-    entry: &'static str,
-    x: &Tensor,
-    [batch, rows, cols]: [usize; 3],
-    out_dims: Vec<usize>,
-) -> Result<Tensor> {
-    const OP: &str = "transpose";
-    let gpu = x.gpu();
-    let Some(x_range) = x.binding() else {
-        // Nothing to move: at most padding (zeros) to write.
-        return Tensor::zeros(gpu, out_dims);
-    };
-    let out = Tensor::empty(gpu, out_dims)?;
-    let Some(out_range) = out.binding() else {
-        return Ok(out);
-    };
-    let params = Params {
-        batch: as_u32(OP, "batch", batch)?,
-        rows: as_u32(OP, "rows", rows)?,
-        cols: as_u32(OP, "cols", cols)?,
-    };
-    gpu.dispatch(
-        &Kernel::new(Shader::Transpose, entry),
-        &params,
-        &[(1, x_range), (2, out_range)],
-        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
-    )?;
-    Ok(out)
 }
