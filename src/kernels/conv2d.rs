@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::add_channel_bias;
-use crate::kernels::matmul::{MatmulOptions, matmul_counted};
+use crate::kernels::matmul::{MatmulOptions, matmul_counted, subgroup_kernel_available};
 use crate::kernels::reduce;
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::kernels::{conv2d_implicit, conv2d_winograd};
@@ -526,9 +526,18 @@ fn resolve(
     let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
     let max_binding = x.gpu().max_binding_bytes();
     let winograd_applies = conv2d_winograd::applies(shapes, conv, max_binding);
+    // The Winograd weight gradient's products read a transposed operand, which only the
+    // subgroup GEMM (lavapipe's) reads at full speed. Elsewhere a transposed product falls to
+    // the register-tiled kernel (1.5 TFLOP/s on the H200, where im2row's untransposed
+    // products split K on the vec4 kernel; BENCHMARKS.md); the Winograd weight gradient has
+    // not been timed on a GPU, so Auto keeps im2row there until it is.
+    let winograd_measured_faster =
+        pass != Pass::BackwardWeight || subgroup_kernel_available(x.gpu());
     match algorithm {
         ConvAlgorithm::Auto
-            if winograd_applies && conv2d_winograd::preferred(shapes, conv, max_binding) =>
+            if winograd_applies
+                && winograd_measured_faster
+                && conv2d_winograd::preferred(shapes, conv, max_binding) =>
         {
             Ok(ConvAlgorithm::Winograd)
         }
