@@ -17,8 +17,7 @@
 // WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); the
 // max-pooling backward's two passes as their comment says.
 // Bindings: 0 params (uniform); forward: 1 x (read), 3 out (read_write);
-//   max_pool2d_argmax: 1 x (read), 4 argmax_out (read_write, u32);
-//   max_pool2d_with_argmax: 1 x (read), 3 out and 4 argmax_out (read_write);
+//   max_pool2d_with_argmax: 1 x (read), 3 out and 4 argmax_out (read_write, u32);
 //   backward: 2 grad_out (read), 3 grad_in (read_write), max pooling's 5 argmax (read, u32).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup; MAX_POOL_STRIDE_H, _W.
 
@@ -149,28 +148,10 @@ fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gr
 
 // The max-pooling backward in two passes, each over 8×8 grids of positions per plane
 // (workgroups (ceil(W / 8), ceil(H / 8), planes), each invocation looping over the planes from
-// wid.z in steps of num_workgroups.z, so no division finds a coordinate): max_pool2d_argmax
-// records every window's maximum (its flat index in the plane), then max_pool2d_backward
-// gathers, for each input, the gradients of the windows whose maximum it is.
-@compute @workgroup_size(8, 8)
-fn max_pool2d_argmax(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) groups: vec3<u32>,
-                     @builtin(local_invocation_id) lid: vec3<u32>) {
-    let ow = wid.x * 8u + lid.x;
-    let oh = wid.y * 8u + lid.y;
-    if ow >= params.out_w || oh >= params.out_h {
-        return;
-    }
-    let in_plane = params.in_h * params.in_w;
-    let out_plane = params.out_h * params.out_w;
-    for (var plane = wid.z; plane < params.planes; plane += groups.z) {
-        argmax_out[plane * out_plane + oh * params.out_w + ow] =
-            window_argmax(plane * in_plane, oh, ow);
-    }
-}
-
-// max_pool2d and max_pool2d_argmax in one pass, for a forward whose backward will follow: the
-// backward then needs no second look at the input.
+// wid.z in steps of num_workgroups.z, so no division finds a coordinate):
+// max_pool2d_with_argmax pools and records every window's maximum (its flat index in the
+// plane) — with the forward, when a backward will follow — then max_pool2d_backward gathers,
+// for each input, the gradients of the windows whose maximum it is.
 @compute @workgroup_size(8, 8)
 fn max_pool2d_with_argmax(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) groups: vec3<u32>,

@@ -50,6 +50,23 @@ pub struct BatchNormState<'a> {
     pub training: bool,
 }
 
+/// The mean and variance batch norm normalises `x` with: in training mode the batch's (and the
+/// running statistics updated with them), in eval mode the running ones.
+fn normalising_statistics(x: &Tensor, state: &BatchNormState) -> Result<(Tensor, Tensor)> {
+    if !state.training {
+        return Ok((state.running_mean.clone(), state.running_var.clone()));
+    }
+    let batch = batch_norm_statistics(x)?;
+    batch_norm_update_running(
+        x,
+        &batch,
+        state.running_mean,
+        state.running_var,
+        state.momentum,
+    )?;
+    Ok((batch.mean, batch.variance))
+}
+
 impl Tape {
     /// PyTorch's conv2d.
     pub fn conv2d(&self, x: &Var, weight: &Var, bias: Option<&Var>, conv: &Conv2d) -> Result<Var> {
@@ -135,19 +152,7 @@ impl Tape {
         bias: &Var,
         state: &BatchNormState,
     ) -> Result<Var> {
-        let (mean, variance) = if state.training {
-            let batch = batch_norm_statistics(&x.tensor)?;
-            batch_norm_update_running(
-                &x.tensor,
-                &batch,
-                state.running_mean,
-                state.running_var,
-                state.momentum,
-            )?;
-            (batch.mean, batch.variance)
-        } else {
-            (state.running_mean.clone(), state.running_var.clone())
-        };
+        let (mean, variance) = normalising_statistics(&x.tensor, state)?;
         let out = batch_norm_forward(
             &x.tensor,
             &mean,
@@ -190,20 +195,7 @@ impl Tape {
         relu_after: bool,
     ) -> Result<Var> {
         let training = state.training;
-        let (mean, variance) = match training {
-            true => {
-                let batch = batch_norm_statistics(&x.tensor)?;
-                batch_norm_update_running(
-                    &x.tensor,
-                    &batch,
-                    state.running_mean,
-                    state.running_var,
-                    state.momentum,
-                )?;
-                (batch.mean, batch.variance)
-            }
-            false => (state.running_mean.clone(), state.running_var.clone()),
-        };
+        let (mean, variance) = normalising_statistics(&x.tensor, state)?;
         let epilogue = Epilogue {
             residual: residual.map(|r| &r.tensor),
             relu: relu_after,

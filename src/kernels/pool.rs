@@ -158,7 +158,7 @@ pub fn max_pool2d_backward(x: &Tensor, grad_out: &Tensor, pool: &Pool2d) -> Resu
     const ENTRY: &str = "max_pool2d_backward";
     let (out_dims, params) = geometry(ENTRY, x, Window::Fixed(*pool, false))?;
     expect_output_shape(ENTRY, grad_out, out_dims)?;
-    let argmax = window_maxima(x, &params, out_dims)?;
+    let (_, argmax) = max_pool2d_with_argmax(x, pool)?;
     gather_at_maxima(&params, x.shape().clone(), &argmax, grad_out)
 }
 
@@ -349,25 +349,6 @@ fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) 
         grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
     )?;
     Ok(grad_in)
-}
-
-/// Each window's maximum as its flat index in the plane (u32 values in a tensor of the
-/// output's size): the first pass of the max-pooling backward.
-fn window_maxima(x: &Tensor, params: &Params, out_dims: [usize; 4]) -> Result<Tensor> {
-    const ENTRY: &str = "max_pool2d_argmax";
-    let gpu = x.gpu();
-    let argmax = Tensor::empty(gpu, out_dims)?;
-    let ranges = (x.binding(), argmax.binding());
-    let (Some(x_range), Some(argmax_range)) = ranges else {
-        return Ok(argmax);
-    };
-    gpu.dispatch(
-        &max_pool_kernel(ENTRY, params),
-        params,
-        &[(1, x_range), (4, argmax_range)],
-        plane_grid(gpu, [params.out_w, params.out_h], params.planes),
-    )?;
-    Ok(argmax)
 }
 
 fn max_pool_kernel(entry: &'static str, params: &Params) -> Kernel {

@@ -36,27 +36,7 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
             ));
         }
     };
-    let gpu = x.gpu();
-    let Some(x_range) = x.binding() else {
-        return Tensor::zeros(gpu, out_dims);
-    };
-    let out = Tensor::empty(gpu, out_dims)?;
-    let Some(out_range) = out.binding() else {
-        return Ok(out);
-    };
-    let params = Params {
-        batch: as_u32(OP, "batch", batch)?,
-        rows: as_u32(OP, "rows", rows)?,
-        cols: as_u32(OP, "cols", cols)?,
-    };
-    // One invocation per element of the output.
-    gpu.dispatch(
-        &Kernel::new(Shader::Transpose, OP),
-        &params,
-        &[(1, x_range), (2, out_range)],
-        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
-    )?;
-    Ok(out)
+    launch(OP, OP, x, out_dims, [batch, rows, cols], Grid::PerElement)
 }
 
 /// [batch, rows, cols] → [rows, batch, cols].
@@ -68,32 +48,23 @@ pub fn swap_leading_axes(x: &Tensor) -> Result<Tensor> {
             format!("needs rank 3, got shape {:?}", x.dims()),
         ));
     };
-    let gpu = x.gpu();
-    let Some(x_range) = x.binding() else {
-        return Tensor::zeros(gpu, [rows, batch, cols]);
-    };
-    let out = Tensor::empty(gpu, [rows, batch, cols])?;
-    let Some(out_range) = out.binding() else {
-        return Ok(out);
-    };
-    let params = Params {
-        batch: as_u32(OP, "batch", batch)?,
-        rows: as_u32(OP, "rows", rows)?,
-        cols: as_u32(OP, "cols", cols)?,
-    };
     // Runs of a multiple of 4 values move as vec4s.
-    let (entry, slots, units) = match cols % 4 {
-        0 => ("swap_leading_axes_vec4", [3, 4], params.cols / 4),
-        _ => (OP, [1, 2], params.cols),
+    let (entry, units) = match cols % 4 {
+        0 => ("swap_leading_axes_vec4", cols / 4),
+        _ => (OP, cols),
     };
-    let (width, workgroups) = row_grid(gpu, units, params.batch * params.rows);
-    gpu.dispatch(
-        &Kernel::new(Shader::Transpose, entry).with_override("WORKGROUP_SIZE", f64::from(width)),
-        &params,
-        &[(slots[0], x_range), (slots[1], out_range)],
-        workgroups,
-    )?;
-    Ok(out)
+    let grid = Grid::Rows {
+        units,
+        rows: batch * rows,
+    };
+    launch(
+        OP,
+        entry,
+        x,
+        vec![rows, batch, cols],
+        [batch, rows, cols],
+        grid,
+    )
 }
 
 /// The last axis zero-padded or cropped to `length`: [..., L] → [..., length].
@@ -105,27 +76,63 @@ pub fn resize_last_axis(x: &Tensor, length: usize) -> Result<Tensor> {
     let rows: usize = leading.iter().product();
     let mut out_dims = leading.to_vec();
     out_dims.push(length);
+    // The kernel's (batch, rows, cols) are (leading elements, input length, output length).
+    let grid = Grid::Rows {
+        units: length,
+        rows,
+    };
+    launch(OP, OP, x, out_dims, [rows, last, length], grid)
+}
+
+/// How a pass is dispatched: one invocation per element of the output, or rows of `units`
+/// invocations (`row_grid`).
+enum Grid {
+    PerElement,
+    Rows { units: usize, rows: usize },
+}
+
+/// Records `entry` from `x` into a fresh `out_dims` tensor, with the kernel's (batch, rows,
+/// cols); entries named `_vec4` read and write through the vec4 bindings 3 and 4.
+fn launch(
+    op: &'static str,
+    entry: &'static str,
+    x: &Tensor,
+    out_dims: Vec<usize>,
+    [batch, rows, cols]: [usize; 3],
+    grid: Grid,
+) -> Result<Tensor> {
     let gpu = x.gpu();
     let Some(x_range) = x.binding() else {
+        // Nothing to move: at most padding (zeros) to write.
         return Tensor::zeros(gpu, out_dims);
     };
     let out = Tensor::empty(gpu, out_dims)?;
     let Some(out_range) = out.binding() else {
         return Ok(out);
     };
-    // The kernel's (batch, rows, cols) are (leading elements, input length, output length).
     let params = Params {
-        batch: as_u32(OP, "leading elements", rows)?,
-        rows: as_u32(OP, "length", last)?,
-        cols: as_u32(OP, "new length", length)?,
+        batch: as_u32(op, "batch", batch)?,
+        rows: as_u32(op, "rows", rows)?,
+        cols: as_u32(op, "cols", cols)?,
     };
-    let (width, workgroups) = row_grid(gpu, params.cols, params.batch);
-    gpu.dispatch(
-        &Kernel::new(Shader::Transpose, OP).with_override("WORKGROUP_SIZE", f64::from(width)),
-        &params,
-        &[(1, x_range), (2, out_range)],
-        workgroups,
-    )?;
+    let (kernel, workgroups) = match grid {
+        Grid::PerElement => (
+            Kernel::new(Shader::Transpose, entry),
+            grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        ),
+        Grid::Rows { units, rows } => {
+            let units = as_u32(op, "invocations per row", units)?;
+            let (width, workgroups) = row_grid(gpu, units, as_u32(op, "rows", rows)?);
+            let kernel = Kernel::new(Shader::Transpose, entry)
+                .with_override("WORKGROUP_SIZE", f64::from(width));
+            (kernel, workgroups)
+        }
+    };
+    let slots = match entry.ends_with("_vec4") {
+        true => [(3, x_range), (4, out_range)],
+        false => [(1, x_range), (2, out_range)],
+    };
+    gpu.dispatch(&kernel, &params, &slots, workgroups)?;
     Ok(out)
 }
 
