@@ -180,7 +180,9 @@ const LARGE_CONV: (&str, usize, usize, usize, usize, usize, usize) =
 /// Forward, backward-to-input and backward-to-weight on ResNet-50's shapes, with the default
 /// algorithm (group `conv2d`: Winograd for 3×3 stride-1, else GEMM), im2col + GEMM (group
 /// `conv2d_gemm`), the implicit GEMM (group `conv2d_implicit`) and the direct reference kernels
-/// (group `conv2d_direct`).
+/// (group `conv2d_direct`); the 3×3 stride-1 shapes' forward and backward-to-input with each
+/// Winograd tile (groups `conv2d_winograd_f2`, `conv2d_winograd_f4`; their weight gradients
+/// are the same F(2×2) passes).
 fn conv_benches(c: &mut Criterion) {
     use gradlens::kernels::conv2d::{
         Conv2d, ConvAlgorithm, conv2d_backward_input_with, conv2d_backward_weight_with,
@@ -192,14 +194,23 @@ fn conv_benches(c: &mut Criterion) {
         ("conv2d_gemm", ConvAlgorithm::Gemm),
         ("conv2d_implicit", ConvAlgorithm::ImplicitGemm),
         ("conv2d_direct", ConvAlgorithm::Direct),
+        ("conv2d_winograd_f2", ConvAlgorithm::WinogradF2),
+        ("conv2d_winograd_f4", ConvAlgorithm::WinogradF4),
     ] {
         let mut group = c.benchmark_group(group_name);
         group
             .sample_size(10)
             .measurement_time(Duration::from_secs(4));
-        let large = matches!(algorithm, ConvAlgorithm::Auto | ConvAlgorithm::Gemm);
+        let winograd_tile = matches!(
+            algorithm,
+            ConvAlgorithm::WinogradF2 | ConvAlgorithm::WinogradF4
+        );
+        let large = winograd_tile || matches!(algorithm, ConvAlgorithm::Auto | ConvAlgorithm::Gemm);
         let shapes = RESNET50_CONVS.iter().chain(large.then_some(&LARGE_CONV));
         for &(name, c_in, c_out, k, stride, pad, size) in shapes {
+            if winograd_tile && (k, stride) != (3, 1) {
+                continue;
+            }
             let conv = Conv2d::default().stride(stride).padding(pad);
             let x = random_tensor(&gpu, vec![1, c_in, size, size], 5);
             let w = random_tensor(&gpu, vec![c_out, c_in, k, k], 6);
@@ -220,13 +231,15 @@ fn conv_benches(c: &mut Criterion) {
                 work,
                 &backward_input,
             );
-            bench_case(
-                &mut group,
-                &gpu,
-                &format!("backward_weight/{name}"),
-                work,
-                &backward_weight,
-            );
+            if !winograd_tile {
+                bench_case(
+                    &mut group,
+                    &gpu,
+                    &format!("backward_weight/{name}"),
+                    work,
+                    &backward_weight,
+                );
+            }
         }
         group.finish();
     }

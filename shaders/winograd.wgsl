@@ -1,5 +1,6 @@
-// winograd.wgsl — Winograd F(2×2, 3×3) convolution (Lavin & Gray 2016) for 3×3 kernels at stride
-// 1, as three passes around one batched GEMM:
+// winograd.wgsl — Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution (Lavin & Gray 2016) for 3×3
+// kernels at stride 1, as three passes around one batched GEMM (F(2×2) below; F(4×4)'s `_f4`
+// passes, in their own section at the end, are the same with 6×6 transformed tiles):
 //
 //   weight_transform:  U[ξ, k, c] = (G g Gᵀ)[ξ] for g = weight[k, c] (3×3), or with `flip`
 //                      for g = weight[c, k] rotated 180° (the backward to the input, itself a
@@ -24,7 +25,7 @@
 // 2tx − padding_w).
 //
 // Dispatch: one invocation per (k, c), (c, p) or (k, p) respectively (the weight gradient's
-// passes per (k, p) and (k, c)), WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear
+// passes per (k, p) and (k, c); the `_f4` passes likewise), WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear
 // id = wid.y · nx + wid.x).
 // Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; output
 // transform with has_bias only).
@@ -273,5 +274,179 @@ fn weight_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
         out[9u * i + 3u * a] = t[a][0] + 0.5 * (t[a][1] + t[a][2]);
         out[9u * i + 3u * a + 1u] = 0.5 * (t[a][1] - t[a][2]);
         out[9u * i + 3u * a + 2u] = 0.5 * (t[a][1] + t[a][2]) + t[a][3];
+    }
+}
+
+// ---- F(4×4, 3×3): 4×4 output tiles from 6×6 input patches ----
+// The same three forward passes with 6×6 transformed tiles (ξ = 6·row + column, 36 batched
+// products): 36 multiplies per 16 outputs against F(2×2)'s 16 per 4, 2.25× fewer again, and
+// transformed tensors of 2.25 values per output against 4. Tile p covers output rows 4ty ..
+// 4ty + 3 (columns likewise); its input patch starts at (4ty − padding_h, 4tx − padding_w).
+// Points 0, ±1, ±2 and ∞ (Lavin & Gray), each transform applied to columns, then to rows.
+
+// G (6×3) times a 3-vector: G = [[¼, 0, 0], [−⅙, −⅙, −⅙], [−⅙, ⅙, −⅙], [1/24, 1/12, ⅙],
+// [1/24, −1/12, ⅙], [0, 0, 1]].
+fn filter_points(a: f32, b: f32, c: f32) -> array<f32, 6> {
+    let even = a / 24.0 + c / 6.0;
+    return array<f32, 6>(a / 4.0, -(a + b + c) / 6.0, -(a - b + c) / 6.0, even + b / 12.0,
+                         even - b / 12.0, c);
+}
+
+// Bᵀ (6×6) times a 6-vector: Bᵀ = [[4, 0, −5, 0, 1, 0], [0, −4, −4, 1, 1, 0],
+// [0, 4, −4, −1, 1, 0], [0, −2, −1, 2, 1, 0], [0, 2, −1, −2, 1, 0], [0, 4, 0, −5, 0, 1]].
+fn patch_points(d: array<f32, 6>) -> array<f32, 6> {
+    return array<f32, 6>(4.0 * d[0] - 5.0 * d[2] + d[4],
+                         d[3] + d[4] - 4.0 * (d[1] + d[2]),
+                         d[4] - d[3] + 4.0 * (d[1] - d[2]),
+                         d[4] - d[2] + 2.0 * (d[3] - d[1]),
+                         d[4] - d[2] + 2.0 * (d[1] - d[3]),
+                         4.0 * d[1] - 5.0 * d[3] + d[5]);
+}
+
+// Aᵀ (4×6) times a 6-vector: Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0],
+// [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]].
+fn output_points(m: array<f32, 6>) -> array<f32, 4> {
+    let sum12 = m[1] + m[2];
+    let difference12 = m[1] - m[2];
+    let sum34 = m[3] + m[4];
+    let difference34 = m[3] - m[4];
+    return array<f32, 4>(m[0] + sum12 + sum34, difference12 + 2.0 * difference34,
+                         sum12 + 4.0 * sum34, difference12 + 8.0 * difference34 + m[5]);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn weight_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) groups: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let kc = params.out_channels * params.channels;
+    if i >= kc {
+        return;
+    }
+    let k = i / params.channels;
+    let c = i % params.channels;
+    var g: array<array<f32, 3>, 3>;
+    for (var r = 0u; r < 3u; r++) {
+        for (var s = 0u; s < 3u; s++) {
+            if params.flip == 0u {
+                g[r][s] = source[((k * params.channels + c) * 3u + r) * 3u + s];
+            } else {
+                g[r][s] = source[((c * params.out_channels + k) * 3u + 2u - r) * 3u + 2u - s];
+            }
+        }
+    }
+    // t = G g (6×3), column by column; u = t Gᵀ (6×6), row by row.
+    var t: array<array<f32, 3>, 6>;
+    for (var s = 0u; s < 3u; s++) {
+        let column = filter_points(g[0][s], g[1][s], g[2][s]);
+        for (var r = 0u; r < 6u; r++) {
+            t[r][s] = column[r];
+        }
+    }
+    for (var r = 0u; r < 6u; r++) {
+        let row = filter_points(t[r][0], t[r][1], t[r][2]);
+        for (var s = 0u; s < 6u; s++) {
+            out[((r * 6u + s) * params.out_channels + k) * params.channels + c] = row[s];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn input_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let stride = params.tile_stride;
+    if i >= params.channels * stride {
+        return;
+    }
+    let c = i / stride;
+    let p = i % stride;
+    let plane = stride * params.channels;
+    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    if p >= tiles {
+        for (var xi = 0u; xi < 36u; xi++) {
+            out[xi * plane + c * stride + p] = 0.0;
+        }
+        return;
+    }
+    let tx = p % params.tiles_w;
+    let ty = (p / params.tiles_w) % params.tiles_h;
+    let n = p / (params.tiles_w * params.tiles_h);
+    let base = (n * params.channels + c) * params.height * params.width;
+    let top = i32(4u * ty) - i32(params.padding_h);
+    let left = i32(4u * tx) - i32(params.padding_w);
+    // t = Bᵀ d (6×6), column by column of the patch d (zero outside the image); v = t B, row
+    // by row.
+    var t: array<array<f32, 6>, 6>;
+    for (var s = 0; s < 6; s++) {
+        let x = left + s;
+        var column: array<f32, 6>;
+        for (var r = 0; r < 6; r++) {
+            let y = top + r;
+            var value = 0.0;
+            if y >= 0 && y < i32(params.height) && x >= 0 && x < i32(params.width) {
+                value = source[base + u32(y) * params.width + u32(x)];
+            }
+            column[r] = value;
+        }
+        let transformed = patch_points(column);
+        for (var r = 0; r < 6; r++) {
+            t[r][s] = transformed[r];
+        }
+    }
+    for (var r = 0u; r < 6u; r++) {
+        let row = patch_points(t[r]);
+        for (var s = 0u; s < 6u; s++) {
+            out[(r * 6u + s) * plane + c * stride + p] = row[s];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) groups: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    if i >= params.out_channels * tiles {
+        return;
+    }
+    let k = i / tiles;
+    let p = i % tiles;
+    let stride = params.tile_stride;
+    let plane = params.out_channels * stride;
+    // t = Aᵀ m (4×6), column by column of the product tile m; y = t A (4×4), row by row.
+    var t: array<array<f32, 6>, 4>;
+    for (var s = 0u; s < 6u; s++) {
+        var column: array<f32, 6>;
+        for (var r = 0u; r < 6u; r++) {
+            column[r] = source[(r * 6u + s) * plane + k * stride + p];
+        }
+        let transformed = output_points(column);
+        for (var r = 0u; r < 4u; r++) {
+            t[r][s] = transformed[r];
+        }
+    }
+    var shift = 0.0;
+    if params.has_bias != 0u {
+        shift = bias[k];
+    }
+    let tx = p % params.tiles_w;
+    let ty = (p / params.tiles_w) % params.tiles_h;
+    let n = p / (params.tiles_w * params.tiles_h);
+    let base = (n * params.out_total + params.out_first + k) * params.out_height * params.out_width;
+    for (var r = 0u; r < 4u; r++) {
+        let y = 4u * ty + r;
+        if y >= params.out_height {
+            break;
+        }
+        let row = output_points(t[r]);
+        for (var s = 0u; s < 4u; s++) {
+            let x = 4u * tx + s;
+            if x < params.out_width {
+                out[base + y * params.out_width + x] = row[s] + shift;
+            }
+        }
     }
 }

@@ -91,6 +91,12 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
         ([2, 8, 9, 10], [4, 8, 3, 3], Conv2d::default()),
         ([1, 12, 5, 6], [8, 12, 3, 3], Conv2d::default().padding(2)),
         ([2, 4, 6, 7], [4, 4, 3, 3], asym([1, 1], [1, 0])),
+        // Outputs with at least 48 tiles of 4×4, where `Winograd` (and `Auto`) take F(4×4, 3×3):
+        // partial tiles on both axes, padding 1, 0, 2 and per axis, batches of two.
+        ([2, 8, 19, 21], [8, 8, 3, 3], Conv2d::default().padding(1)),
+        ([1, 4, 30, 30], [8, 4, 3, 3], Conv2d::default()),
+        ([1, 4, 26, 27], [4, 4, 3, 3], Conv2d::default().padding(2)),
+        ([2, 8, 18, 17], [12, 8, 3, 3], asym([1, 1], [0, 1])),
     ]
 }
 
@@ -119,6 +125,8 @@ fn forward_and_backward_match_reference() {
             ConvAlgorithm::Gemm,
             ConvAlgorithm::ImplicitGemm,
             ConvAlgorithm::Winograd,
+            ConvAlgorithm::WinogradF2,
+            ConvAlgorithm::WinogradF4,
             ConvAlgorithm::Auto,
         ] {
             let what = format!("{what} {algorithm:?}");
@@ -129,7 +137,11 @@ fn forward_and_backward_match_reference() {
                 && conv.groups == 1
                 && input[1] % 4 == 0
                 && weight[0] % 4 == 0;
-            if algorithm == ConvAlgorithm::Winograd && !winograd_applies {
+            let winograd = matches!(
+                algorithm,
+                ConvAlgorithm::Winograd | ConvAlgorithm::WinogradF2 | ConvAlgorithm::WinogradF4
+            );
+            if winograd && !winograd_applies {
                 let result = conv2d::conv2d_with(&tx, &tw, None, &conv, algorithm);
                 assert!(result.is_err(), "{what}: Winograd must be refused");
                 let result = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, &conv, algorithm);
@@ -345,25 +357,26 @@ fn winograd_filters_follow_the_weights_they_come_from() {
     let tg = Tensor::from_slice(gpu(), s.output, &g).unwrap();
     let tw = Tensor::from_slice(gpu(), weight, &rng.vec(weight.iter().product())).unwrap();
     let check = |w: &[f32], when: &str| {
-        let y = conv2d::conv2d_with(&tx, &tw, None, &conv, ConvAlgorithm::Winograd).unwrap();
-        let want = reference::conv2d(&x, w, None, &s, &conv);
-        assert_close(
-            &format!("forward {when}"),
-            &y.to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-4,
-        );
-        let dx = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, ConvAlgorithm::Winograd)
-            .unwrap();
-        let want = reference::conv2d_backward_input(w, &g, &s, &conv);
-        assert_close(
-            &format!("backward {when}"),
-            &dx.to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-4,
-        );
+        for algorithm in [ConvAlgorithm::WinogradF2, ConvAlgorithm::WinogradF4] {
+            let y = conv2d::conv2d_with(&tx, &tw, None, &conv, algorithm).unwrap();
+            let want = reference::conv2d(&x, w, None, &s, &conv);
+            assert_close(
+                &format!("forward {algorithm:?} {when}"),
+                &y.to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-4,
+            );
+            let dx = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, algorithm).unwrap();
+            let want = reference::conv2d_backward_input(w, &g, &s, &conv);
+            assert_close(
+                &format!("backward {algorithm:?} {when}"),
+                &dx.to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-4,
+            );
+        }
     };
     let first = tw.to_vec().unwrap();
     check(&first, "with the first weights");

@@ -8,6 +8,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{as_u32, grid_1d};
 use crate::error::{Error, Result};
+use crate::kernels::conv2d_winograd::WinogradTile;
 use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted, subgroup_kernel_available};
 use crate::kernels::reduce;
@@ -36,9 +37,26 @@ pub enum ConvAlgorithm {
     Gemm,
     /// Register-tiled GEMM gathering from the tensors: any geometry, no extra memory.
     ImplicitGemm,
-    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, forward, backward to the input and
-    /// weight gradient (see `conv2d_winograd`); an error where it does not apply.
+    /// Winograd for 3×3 stride-1 convolutions, forward, backward to the input and weight
+    /// gradient (see `conv2d_winograd`); an error where it does not apply. The forward and the
+    /// backward to the input take F(4×4, 3×3) where their output has enough 4×4 tiles, else
+    /// F(2×2, 3×3); the weight gradient takes F(2×2, 3×3).
     Winograd,
+    /// `Winograd` with F(2×2, 3×3) tiles only.
+    WinogradF2,
+    /// `Winograd` with F(4×4, 3×3) tiles for the forward and the backward to the input.
+    WinogradF4,
+}
+
+/// The Winograd tile an algorithm takes for a pass whose output is `output`, or None for the
+/// algorithms that are not Winograd.
+fn winograd_tile(algorithm: ConvAlgorithm, output: [usize; 4]) -> Option<WinogradTile> {
+    match algorithm {
+        ConvAlgorithm::Winograd => Some(WinogradTile::for_output(output)),
+        ConvAlgorithm::WinogradF2 => Some(WinogradTile::F2),
+        ConvAlgorithm::WinogradF4 => Some(WinogradTile::F4),
+        _ => None,
+    }
 }
 
 /// Conv2d's geometry besides the weight: per axis (height, width), as in PyTorch.
@@ -243,8 +261,8 @@ pub fn conv2d_with(
     check_bias(OP, &shapes, bias)?;
     let gpu = x.gpu();
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::Forward)?;
-    if algorithm == ConvAlgorithm::Winograd {
-        return conv2d_winograd::forward(x, weight, bias, &shapes, conv);
+    if let Some(tile) = winograd_tile(algorithm, shapes.output) {
+        return conv2d_winograd::forward(x, weight, bias, &shapes, conv, tile);
     }
     if algorithm == ConvAlgorithm::ImplicitGemm {
         let out = Tensor::empty(gpu, shapes.output)?;
@@ -325,7 +343,10 @@ pub fn conv2d_into(
         ));
     }
     match conv2d_winograd::preferred(&shapes, conv, x.gpu().max_binding_bytes()) {
-        true => conv2d_winograd::forward_into(x, weight, bias, &shapes, conv, dest, channel_first),
+        true => {
+            let tile = WinogradTile::for_output(shapes.output);
+            conv2d_winograd::forward_into(x, weight, bias, &shapes, conv, tile, dest, channel_first)
+        }
         false => conv2d_implicit::forward_into(x, weight, bias, &shapes, conv, dest, channel_first),
     }
 }
@@ -353,8 +374,9 @@ pub fn conv2d_backward_input_with(
     const OP: &str = "conv2d_backward_input";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::BackwardInput)?;
-    if algorithm == ConvAlgorithm::Winograd {
-        return conv2d_winograd::backward_input(grad_out, weight, &shapes, conv);
+    // The backward to the input is itself a convolution whose output is the input's shape.
+    if let Some(tile) = winograd_tile(algorithm, shapes.input) {
+        return conv2d_winograd::backward_input(grad_out, weight, &shapes, conv, tile);
     }
     if algorithm == ConvAlgorithm::ImplicitGemm {
         return conv2d_implicit::backward_input(weight, grad_out, &shapes, conv);
@@ -413,7 +435,7 @@ pub fn conv2d_backward_weight_with(
     const OP: &str = "conv2d_backward_weight";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::BackwardWeight)?;
-    if algorithm == ConvAlgorithm::Winograd {
+    if winograd_tile(algorithm, shapes.output).is_some() {
         return conv2d_winograd::backward_weight(x, grad_out, &shapes, conv);
     }
     if algorithm == ConvAlgorithm::ImplicitGemm {
@@ -551,12 +573,16 @@ fn resolve(
                 conv.groups
             ),
         )),
-        ConvAlgorithm::Winograd if !winograd_applies => Err(Error::invalid(
-            op,
-            "Winograd needs a 3×3 kernel at stride 1 without dilation or groups, padding at \
+        ConvAlgorithm::Winograd | ConvAlgorithm::WinogradF2 | ConvAlgorithm::WinogradF4
+            if !winograd_applies =>
+        {
+            Err(Error::invalid(
+                op,
+                "Winograd needs a 3×3 kernel at stride 1 without dilation or groups, padding at \
              most 2, channel counts that are multiples of 4 and transformed tensors within one \
              binding",
-        )),
+            ))
+        }
         chosen => Ok(chosen),
     }
 }

@@ -1,13 +1,16 @@
-//! Launcher for shaders/winograd.wgsl: 3×3 stride-1 convolutions as Winograd F(2×2, 3×3).
+//! Launcher for shaders/winograd.wgsl: 3×3 stride-1 convolutions as Winograd F(2×2, 3×3) or
+//! F(4×4, 3×3).
 //!
 //! Each 2×2 block of outputs comes from a 4×4 input patch: transformed, the convolution becomes
 //! 16 independent products [K, C] · [C, tiles] — one batched GEMM doing 16·K·C multiply-adds
 //! per 4 outputs where im2col's GEMM does 36·K·C, 2.25× fewer — between an input transform and
-//! an output transform that are each one pass over memory. The backward to the input is the
-//! same convolution of the output gradient with the weights rotated and transposed (the weight
-//! transform's `flip`); the weight gradient is 16 products [K, tiles] · [tiles, C] between the
-//! transposed passes (`backward_weight`). Profiles count the convolution's FLOPs, so GFLOP/s
-//! are effective ones.
+//! an output transform that are each one pass over memory. F(4×4, 3×3) takes 4×4 blocks from
+//! 6×6 patches: 36 products doing 36·K·C multiply-adds per 16 outputs, 4× fewer than im2col's,
+//! where the output has enough 4×4 tiles to fill the products' columns. The backward to the
+//! input is the same convolution of the output gradient with the weights rotated and
+//! transposed (the weight transform's `flip`); the weight gradient is 16 products
+//! [K, tiles] · [tiles, C] between the transposed F(2×2) passes (`backward_weight`). Profiles
+//! count the convolution's FLOPs, so GFLOP/s are effective ones.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -25,6 +28,55 @@ const WORKGROUP_SIZE: u64 = 256;
 /// channels) ran at 14.7 effective GFLOP/s against the GEMM's 8.9, but 16 tiles (7×7, 512
 /// channels) at 4.4 against 10.6 — sixteen products with 16 columns each starve the GEMM.
 const MIN_TILES_PREFERRED: usize = 32;
+
+/// The fewest 4×4 output tiles for which `Winograd` takes F(4×4, 3×3) rather than F(2×2). The
+/// GEMM fills its columns 64 at a time on lavapipe (32 or 64 elsewhere), so at batch 1 a 14×14
+/// output's 16 tiles of 4×4 cost a whole column block in each of 36 products where its 49
+/// tiles of 2×2 cost one in each of 16; from 48 tiles of 4×4 (28×28 outputs: 49) F(4×4) needs
+/// fewer column blocks per output as well as fewer multiply-adds (BENCHMARKS.md).
+const MIN_TILES_F4: usize = 48;
+
+/// Winograd's output tile: F(2×2, 3×3) or F(4×4, 3×3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WinogradTile {
+    F2,
+    F4,
+}
+
+impl WinogradTile {
+    /// The tile `ConvAlgorithm::Winograd` takes for an output [N, K, OH, OW].
+    pub(crate) fn for_output([n, _, oh, ow]: [usize; 4]) -> WinogradTile {
+        match n * oh.div_ceil(4) * ow.div_ceil(4) >= MIN_TILES_F4 {
+            true => WinogradTile::F4,
+            false => WinogradTile::F2,
+        }
+    }
+
+    /// Outputs per tile side.
+    fn side(self) -> usize {
+        match self {
+            WinogradTile::F2 => 2,
+            WinogradTile::F4 => 4,
+        }
+    }
+
+    /// Values per transformed tile, (side + 2)²: the batched products' count.
+    fn points(self) -> usize {
+        (self.side() + 2).pow(2)
+    }
+
+    /// The shader's weight, input and output transforms for this tile.
+    fn entries(self) -> [&'static str; 3] {
+        match self {
+            WinogradTile::F2 => ["weight_transform", "input_transform", "output_transform"],
+            WinogradTile::F4 => [
+                "weight_transform_f4",
+                "input_transform_f4",
+                "output_transform_f4",
+            ],
+        }
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -66,7 +118,8 @@ pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64
         * shapes.input[2].max(shapes.output[2]).div_ceil(2)
         * shapes.input[3].max(shapes.output[3]).div_ceil(2);
     let transformed_bytes = 16 * channels as u64 * tiles.next_multiple_of(4) as u64 * 4;
-    let weight_bytes = 16 * (c_in * c_out) as u64 * 4;
+    // F(4×4)'s filters, the larger: 36 values per 3×3 (its transformed tensors are smaller).
+    let weight_bytes = 36 * (c_in * c_out) as u64 * 4;
     let non_empty = shapes.input.iter().chain(&shapes.output).all(|&d| d > 0);
     geometry
         && non_empty
@@ -89,24 +142,28 @@ pub(crate) fn forward(
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
     conv: &Conv2d,
+    tile: WinogradTile,
 ) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), shapes.output)?;
-    forward_into(x, weight, bias, shapes, conv, &out, 0)?;
+    forward_into(x, weight, bias, shapes, conv, tile, &out, 0)?;
     Ok(out)
 }
 
 /// `forward` written into channels `first ..` of `dest` [N, C_total, OH, OW] (`conv2d_into`:
 /// DenseNet's layers fill their slice of the block's buffer).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_into(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
     conv: &Conv2d,
+    tile: WinogradTile,
     dest: &Tensor,
     first: usize,
 ) -> Result<()> {
     let transformed = Transformed {
+        tile,
         channels: shapes.input[1],
         out_channels: shapes.weight[0],
         padding: conv.padding,
@@ -122,10 +179,12 @@ pub(crate) fn backward_input(
     weight: &Tensor,
     shapes: &ConvShapes,
     conv: &Conv2d,
+    tile: WinogradTile,
 ) -> Result<Tensor> {
     let [_, c_in, _, _] = shapes.input;
     let [c_out, ..] = shapes.weight;
     let transformed = Transformed {
+        tile,
         channels: c_out,
         out_channels: c_in,
         padding: conv.padding.map(|p| 2 - p),
@@ -151,6 +210,7 @@ pub(crate) fn backward_weight(
     let [_, c, _, _] = shapes.input;
     let [k, ..] = shapes.weight;
     let transformed = Transformed {
+        tile: WinogradTile::F2,
         channels: c,
         out_channels: k,
         padding: conv.padding,
@@ -192,6 +252,7 @@ pub(crate) fn backward_weight(
 /// One Winograd convolution of `channels` inputs into `out_channels` outputs, written into
 /// channels `first ..` of `out` [N, C_total, OH, OW].
 struct Transformed {
+    tile: WinogradTile,
     channels: usize,
     out_channels: usize,
     padding: [usize; 2],
@@ -211,21 +272,25 @@ impl Transformed {
         let (params, tile_stride, flops) = self.params(source, out, bias, first)?;
         let (c, k) = (self.channels, self.out_channels);
         let tiles = (params.batch * params.tiles_h * params.tiles_w) as usize;
+        let points = self.tile.points();
+        let [weight_transform, input_transform, output_transform] = self.tile.entries();
 
         // The filters in the Winograd domain depend on the weights alone: computed once and
         // kept with the weight tensor until the weights are written.
-        let what = match self.flip {
-            false => "Winograd-domain filters",
-            true => "Winograd-domain filters, rotated and transposed",
+        let what = match (self.tile, self.flip) {
+            (WinogradTile::F2, false) => "F(2×2, 3×3) filters",
+            (WinogradTile::F2, true) => "F(2×2, 3×3) filters, rotated and transposed",
+            (WinogradTile::F4, false) => "F(4×4, 3×3) filters",
+            (WinogradTile::F4, true) => "F(4×4, 3×3) filters, rotated and transposed",
         };
         let weights = weight.derived(what, |weight| {
-            let weights = Tensor::empty(gpu, [16, k, c])?;
-            launch("weight_transform", &params, &[(1, weight)], &weights, k * c)?;
+            let weights = Tensor::empty(gpu, [points, k, c])?;
+            launch(weight_transform, &params, &[(1, weight)], &weights, k * c)?;
             Ok(weights)
         })?;
-        let patches = Tensor::empty(gpu, [16, c, tile_stride])?;
+        let patches = Tensor::empty(gpu, [points, c, tile_stride])?;
         launch(
-            "input_transform",
+            input_transform,
             &params,
             &[(1, source)],
             &patches,
@@ -235,7 +300,7 @@ impl Transformed {
         // Without a bias the kernel still needs something bound there; it never reads it.
         let bias = bias.unwrap_or(&products);
         launch(
-            "output_transform",
+            output_transform,
             &params,
             &[(1, &products), (3, bias)],
             out,
@@ -259,7 +324,8 @@ impl Transformed {
         else {
             return Err(Error::invalid(OP, "input and output must be [N, C, H, W]"));
         };
-        let (tiles_h, tiles_w) = (out_height.div_ceil(2), out_width.div_ceil(2));
+        let side = self.tile.side();
+        let (tiles_h, tiles_w) = (out_height.div_ceil(side), out_width.div_ceil(side));
         let tile_stride = (n * tiles_h * tiles_w).next_multiple_of(4);
         let (c, k) = (self.channels, self.out_channels);
         let flops = 2 * (n * k * out_height * out_width * c * 9) as u64;
