@@ -180,9 +180,8 @@ const LARGE_CONV: (&str, usize, usize, usize, usize, usize, usize) =
 /// Forward, backward-to-input and backward-to-weight on ResNet-50's shapes, with the default
 /// algorithm (group `conv2d`: Winograd for 3×3 stride-1, else GEMM), im2col + GEMM (group
 /// `conv2d_gemm`), the implicit GEMM (group `conv2d_implicit`) and the direct reference kernels
-/// (group `conv2d_direct`); the 3×3 stride-1 shapes' forward and backward-to-input with each
-/// Winograd tile (groups `conv2d_winograd_f2`, `conv2d_winograd_f4`; their weight gradients
-/// are the same F(2×2) passes).
+/// (group `conv2d_direct`); the 3×3 stride-1 shapes with each Winograd tile (groups
+/// `conv2d_winograd_f2`, `conv2d_winograd_f4`).
 fn conv_benches(c: &mut Criterion) {
     use gradlens::kernels::conv2d::{
         Conv2d, ConvAlgorithm, conv2d_backward_input_with, conv2d_backward_weight_with,
@@ -231,15 +230,13 @@ fn conv_benches(c: &mut Criterion) {
                 work,
                 &backward_input,
             );
-            if !winograd_tile {
-                bench_case(
-                    &mut group,
-                    &gpu,
-                    &format!("backward_weight/{name}"),
-                    work,
-                    &backward_weight,
-                );
-            }
+            bench_case(
+                &mut group,
+                &gpu,
+                &format!("backward_weight/{name}"),
+                work,
+                &backward_weight,
+            );
         }
         group.finish();
     }

@@ -450,3 +450,96 @@ fn output_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 }
+
+// A (6×4) times a 4-vector: the output transform's Aᵀ transposed, taking an output-gradient
+// tile's rows (or columns) back to the 6 points.
+fn output_gradient_points(y: array<f32, 4>) -> array<f32, 6> {
+    let even = y[0] + 4.0 * y[2];
+    let odd = y[1] + 4.0 * y[3];
+    return array<f32, 6>(y[0], y[0] + y[1] + y[2] + y[3], y[0] - y[1] + y[2] - y[3],
+                         even + 2.0 * odd, even - 2.0 * odd, y[3]);
+}
+
+// Gᵀ (3×6) times a 6-vector: the filter transform taken back to the 3 taps.
+fn filter_gradient_taps(u: array<f32, 6>) -> array<f32, 3> {
+    let sum12 = u[1] + u[2];
+    let sum34 = u[3] + u[4];
+    let difference34 = u[3] - u[4];
+    return array<f32, 3>(u[0] / 4.0 - sum12 / 6.0 + sum34 / 24.0,
+                         (u[2] - u[1]) / 6.0 + difference34 / 12.0,
+                         (sum34 - sum12) / 6.0 + u[5]);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) groups: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let stride = params.tile_stride;
+    if i >= params.out_channels * stride {
+        return;
+    }
+    let k = i / stride;
+    let p = i % stride;
+    let plane = params.out_channels * stride;
+    var dy: array<array<f32, 4>, 4>;
+    if p < params.batch * params.tiles_h * params.tiles_w {
+        let tx = p % params.tiles_w;
+        let ty = (p / params.tiles_w) % params.tiles_h;
+        let n = p / (params.tiles_w * params.tiles_h);
+        let base = (n * params.out_channels + k) * params.out_height * params.out_width;
+        for (var r = 0u; r < 4u; r++) {
+            for (var s = 0u; s < 4u; s++) {
+                let y = 4u * ty + r;
+                let x = 4u * tx + s;
+                if y < params.out_height && x < params.out_width {
+                    dy[r][s] = source[base + y * params.out_width + x];
+                }
+            }
+        }
+    }
+    // t = A dy (6×4), column by column; dM = t Aᵀ (6×6), row by row.
+    var t: array<array<f32, 4>, 6>;
+    for (var s = 0u; s < 4u; s++) {
+        let column = output_gradient_points(array<f32, 4>(dy[0][s], dy[1][s], dy[2][s], dy[3][s]));
+        for (var r = 0u; r < 6u; r++) {
+            t[r][s] = column[r];
+        }
+    }
+    for (var r = 0u; r < 6u; r++) {
+        let row = output_gradient_points(t[r]);
+        for (var s = 0u; s < 6u; s++) {
+            out[(r * 6u + s) * plane + k * stride + p] = row[s];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn weight_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) groups: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, groups, lid);
+    let kc = params.out_channels * params.channels;
+    if i >= kc {
+        return;
+    }
+    // t = Gᵀ u (3×6), column by column; grad = t G (3×3), row by row.
+    var t: array<array<f32, 6>, 3>;
+    for (var s = 0u; s < 6u; s++) {
+        var column: array<f32, 6>;
+        for (var r = 0u; r < 6u; r++) {
+            column[r] = source[(r * 6u + s) * kc + i];
+        }
+        let taps = filter_gradient_taps(column);
+        for (var a = 0u; a < 3u; a++) {
+            t[a][s] = taps[a];
+        }
+    }
+    // i = k·C + c, so the 3×3 of (k, c) starts at 9·i in weight [K, C, 3, 3].
+    for (var a = 0u; a < 3u; a++) {
+        let row = filter_gradient_taps(t[a]);
+        for (var b = 0u; b < 3u; b++) {
+            out[9u * i + 3u * a + b] = row[b];
+        }
+    }
+}

@@ -38,13 +38,13 @@ pub enum ConvAlgorithm {
     /// Register-tiled GEMM gathering from the tensors: any geometry, no extra memory.
     ImplicitGemm,
     /// Winograd for 3×3 stride-1 convolutions, forward, backward to the input and weight
-    /// gradient (see `conv2d_winograd`); an error where it does not apply. The forward and the
-    /// backward to the input take F(4×4, 3×3) where their output has enough 4×4 tiles, else
-    /// F(2×2, 3×3); the weight gradient takes F(2×2, 3×3).
+    /// gradient (see `conv2d_winograd`); an error where it does not apply. Each pass takes
+    /// F(4×4, 3×3) where the tensor it tiles (the output; the input for the backward to the
+    /// input) has enough 4×4 tiles, else F(2×2, 3×3).
     Winograd,
     /// `Winograd` with F(2×2, 3×3) tiles only.
     WinogradF2,
-    /// `Winograd` with F(4×4, 3×3) tiles for the forward and the backward to the input.
+    /// `Winograd` with F(4×4, 3×3) tiles only.
     WinogradF4,
 }
 
@@ -435,8 +435,9 @@ pub fn conv2d_backward_weight_with(
     const OP: &str = "conv2d_backward_weight";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let algorithm = resolve(OP, &shapes, conv, algorithm, x, Pass::BackwardWeight)?;
-    if winograd_tile(algorithm, shapes.output).is_some() {
-        return conv2d_winograd::backward_weight(x, grad_out, &shapes, conv);
+    // The weight gradient sums over the forward's output tiles.
+    if let Some(tile) = winograd_tile(algorithm, shapes.output) {
+        return conv2d_winograd::backward_weight(x, grad_out, &shapes, conv, tile);
     }
     if algorithm == ConvAlgorithm::ImplicitGemm {
         return conv2d_implicit::backward_weight(x, grad_out, &shapes, conv);

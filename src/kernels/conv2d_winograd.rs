@@ -8,9 +8,9 @@
 //! 6×6 patches: 36 products doing 36·K·C multiply-adds per 16 outputs, 4× fewer than im2col's,
 //! where the output has enough 4×4 tiles to fill the products' columns. The backward to the
 //! input is the same convolution of the output gradient with the weights rotated and
-//! transposed (the weight transform's `flip`); the weight gradient is 16 products
-//! [K, tiles] · [tiles, C] between the transposed F(2×2) passes (`backward_weight`). Profiles
-//! count the convolution's FLOPs, so GFLOP/s are effective ones.
+//! transposed (the weight transform's `flip`); the weight gradient is 16 (36) products
+//! [K, tiles] · [tiles, C] between the transposed passes (`backward_weight`). Profiles count
+//! the convolution's FLOPs, so GFLOP/s are effective ones.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -73,6 +73,18 @@ impl WinogradTile {
                 "weight_transform_f4",
                 "input_transform_f4",
                 "output_transform_f4",
+            ],
+        }
+    }
+
+    /// The weight gradient's transforms for this tile: the output gradient's, and the filter
+    /// gradient's back to 3×3.
+    fn gradient_entries(self) -> [&'static str; 2] {
+        match self {
+            WinogradTile::F2 => ["output_gradient_transform", "weight_gradient_transform"],
+            WinogradTile::F4 => [
+                "output_gradient_transform_f4",
+                "weight_gradient_transform_f4",
             ],
         }
     }
@@ -198,36 +210,41 @@ pub(crate) fn backward_input(
 /// The gradient with respect to the weight [K, C, 3, 3], in the Winograd domain: with V the
 /// input's transformed patches (as the forward computes them) and dM the output gradient's
 /// tiles taken back through the output transform, dU[ξ] = dM[ξ] · V[ξ]ᵀ sums over every tile
-/// of every sample in 16 products, and the filter transform taken back gives the 3×3
-/// gradients. No im2row buffer (9× the input), and 2.25× fewer multiply-adds than its GEMM.
+/// of every sample in 16 (F(4×4): 36) products, and the filter transform taken back gives the
+/// 3×3 gradients. No im2row buffer (9× the input), and 2.25× (4×) fewer multiply-adds than its
+/// GEMM.
 pub(crate) fn backward_weight(
     x: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
     conv: &Conv2d,
+    tile: WinogradTile,
 ) -> Result<Tensor> {
     let gpu = x.gpu();
     let [_, c, _, _] = shapes.input;
     let [k, ..] = shapes.weight;
     let transformed = Transformed {
-        tile: WinogradTile::F2,
+        tile,
         channels: c,
         out_channels: k,
         padding: conv.padding,
         flip: false,
     };
     let (params, tile_stride, flops) = transformed.params(x, grad_out, None, 0)?;
-    let patches = Tensor::empty(gpu, [16, c, tile_stride])?;
+    let points = tile.points();
+    let [_, input_transform, _] = tile.entries();
+    let [output_gradient_transform, weight_gradient_transform] = tile.gradient_entries();
+    let patches = Tensor::empty(gpu, [points, c, tile_stride])?;
     launch(
-        "input_transform",
+        input_transform,
         &params,
         &[(1, x)],
         &patches,
         c * tile_stride,
     )?;
-    let tile_gradients = Tensor::empty(gpu, [16, k, tile_stride])?;
+    let tile_gradients = Tensor::empty(gpu, [points, k, tile_stride])?;
     launch(
-        "output_gradient_transform",
+        output_gradient_transform,
         &params,
         &[(1, grad_out)],
         &tile_gradients,
@@ -240,7 +257,7 @@ pub(crate) fn backward_weight(
     let filter_gradients = matmul_counted(&tile_gradients, &patches, transposed_b, Some(flops))?;
     let grad_weight = Tensor::empty(gpu, shapes.weight)?;
     launch(
-        "weight_gradient_transform",
+        weight_gradient_transform,
         &params,
         &[(1, &filter_gradients)],
         &grad_weight,
