@@ -63,6 +63,22 @@ fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
 }
 
+fn tile_count() -> u32 {
+    return params.batch * params.tiles_h * params.tiles_w;
+}
+
+// Tile p's column and row of tiles, and its sample.
+struct Tile {
+    x: u32,
+    y: u32,
+    n: u32,
+}
+
+fn tile_at(p: u32) -> Tile {
+    return Tile(p % params.tiles_w, (p / params.tiles_w) % params.tiles_h,
+                p / (params.tiles_w * params.tiles_h));
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
@@ -112,19 +128,17 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let c = i / stride;
     let p = i % stride;
     let plane = stride * params.channels;
-    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    let tiles = tile_count();
     if p >= tiles {
         for (var xi = 0u; xi < 16u; xi++) {
             out[xi * plane + c * stride + p] = 0.0;
         }
         return;
     }
-    let tx = p % params.tiles_w;
-    let ty = (p / params.tiles_w) % params.tiles_h;
-    let n = p / (params.tiles_w * params.tiles_h);
-    let base = (n * params.channels + c) * params.height * params.width;
-    let top = i32(2u * ty) - i32(params.padding_h);
-    let left = i32(2u * tx) - i32(params.padding_w);
+    let tile = tile_at(p);
+    let base = (tile.n * params.channels + c) * params.height * params.width;
+    let top = i32(2u * tile.y) - i32(params.padding_h);
+    let left = i32(2u * tile.x) - i32(params.padding_w);
     var d: array<array<f32, 4>, 4>;
     for (var r = 0; r < 4; r++) {
         let y = top + r;
@@ -159,7 +173,7 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, groups, lid);
-    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
     }
@@ -183,18 +197,17 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     if params.has_bias != 0u {
         shift = bias[k];
     }
-    let tx = p % params.tiles_w;
-    let ty = (p / params.tiles_w) % params.tiles_h;
-    let n = p / (params.tiles_w * params.tiles_h);
-    let base = (n * params.out_total + params.out_first + k) * params.out_height * params.out_width;
+    let tile = tile_at(p);
+    let plane_size = params.out_height * params.out_width;
+    let base = (tile.n * params.out_total + params.out_first + k) * plane_size;
     for (var r = 0u; r < 2u; r++) {
-        let y = 2u * ty + r;
+        let y = 2u * tile.y + r;
         if y >= params.out_height {
             break;
         }
         var row = array<f32, 2>(t[r][0] + t[r][1] + t[r][2], t[r][1] - t[r][2] - t[r][3]);
         for (var s = 0u; s < 2u; s++) {
-            let x = 2u * tx + s;
+            let x = 2u * tile.x + s;
             if x < params.out_width {
                 out[base + y * params.out_width + x] = row[s] + shift;
             }
@@ -215,15 +228,13 @@ fn output_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
     let p = i % stride;
     let plane = params.out_channels * stride;
     var dy: array<array<f32, 2>, 2>;
-    if p < params.batch * params.tiles_h * params.tiles_w {
-        let tx = p % params.tiles_w;
-        let ty = (p / params.tiles_w) % params.tiles_h;
-        let n = p / (params.tiles_w * params.tiles_h);
-        let base = (n * params.out_channels + k) * params.out_height * params.out_width;
+    if p < tile_count() {
+        let tile = tile_at(p);
+        let base = (tile.n * params.out_channels + k) * params.out_height * params.out_width;
         for (var r = 0u; r < 2u; r++) {
             for (var s = 0u; s < 2u; s++) {
-                let y = 2u * ty + r;
-                let x = 2u * tx + s;
+                let y = 2u * tile.y + r;
+                let x = 2u * tile.x + s;
                 if y < params.out_height && x < params.out_width {
                     dy[r][s] = source[base + y * params.out_width + x];
                 }
@@ -363,19 +374,17 @@ fn input_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
     let c = i / stride;
     let p = i % stride;
     let plane = stride * params.channels;
-    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    let tiles = tile_count();
     if p >= tiles {
         for (var xi = 0u; xi < 36u; xi++) {
             out[xi * plane + c * stride + p] = 0.0;
         }
         return;
     }
-    let tx = p % params.tiles_w;
-    let ty = (p / params.tiles_w) % params.tiles_h;
-    let n = p / (params.tiles_w * params.tiles_h);
-    let base = (n * params.channels + c) * params.height * params.width;
-    let top = i32(4u * ty) - i32(params.padding_h);
-    let left = i32(4u * tx) - i32(params.padding_w);
+    let tile = tile_at(p);
+    let base = (tile.n * params.channels + c) * params.height * params.width;
+    let top = i32(4u * tile.y) - i32(params.padding_h);
+    let left = i32(4u * tile.x) - i32(params.padding_w);
     // t = Bᵀ d (6×6), column by column of the patch d (zero outside the image); v = t B, row
     // by row.
     var t: array<array<f32, 6>, 6>;
@@ -408,7 +417,7 @@ fn output_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, groups, lid);
-    let tiles = params.batch * params.tiles_h * params.tiles_w;
+    let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
     }
@@ -432,18 +441,17 @@ fn output_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
     if params.has_bias != 0u {
         shift = bias[k];
     }
-    let tx = p % params.tiles_w;
-    let ty = (p / params.tiles_w) % params.tiles_h;
-    let n = p / (params.tiles_w * params.tiles_h);
-    let base = (n * params.out_total + params.out_first + k) * params.out_height * params.out_width;
+    let tile = tile_at(p);
+    let plane_size = params.out_height * params.out_width;
+    let base = (tile.n * params.out_total + params.out_first + k) * plane_size;
     for (var r = 0u; r < 4u; r++) {
-        let y = 4u * ty + r;
+        let y = 4u * tile.y + r;
         if y >= params.out_height {
             break;
         }
         let row = output_points(t[r]);
         for (var s = 0u; s < 4u; s++) {
-            let x = 4u * tx + s;
+            let x = 4u * tile.x + s;
             if x < params.out_width {
                 out[base + y * params.out_width + x] = row[s] + shift;
             }
@@ -483,15 +491,13 @@ fn output_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
     let p = i % stride;
     let plane = params.out_channels * stride;
     var dy: array<array<f32, 4>, 4>;
-    if p < params.batch * params.tiles_h * params.tiles_w {
-        let tx = p % params.tiles_w;
-        let ty = (p / params.tiles_w) % params.tiles_h;
-        let n = p / (params.tiles_w * params.tiles_h);
-        let base = (n * params.out_channels + k) * params.out_height * params.out_width;
+    if p < tile_count() {
+        let tile = tile_at(p);
+        let base = (tile.n * params.out_channels + k) * params.out_height * params.out_width;
         for (var r = 0u; r < 4u; r++) {
             for (var s = 0u; s < 4u; s++) {
-                let y = 4u * ty + r;
-                let x = 4u * tx + s;
+                let y = 4u * tile.y + r;
+                let x = 4u * tile.x + s;
                 if y < params.out_height && x < params.out_width {
                     dy[r][s] = source[base + y * params.out_width + x];
                 }
