@@ -14,7 +14,7 @@
 //
 // and the weight gradient, the same passes transposed around dU[ξ] = dM[ξ] · V[ξ]ᵀ:
 //
-//   output_gradient_transform: dM[ξ, k, p] = (A dy A)[ξ] for dy the 2×2 output-gradient tile
+//   output_gradient_transform: dM[ξ, k, p] = (A dy Aᵀ)[ξ] for dy the 2×2 output-gradient tile
 //                      of tile p (zero outside the output); columns past the last tile zeroed.
 //   (matmul:           dU[ξ] = dM[ξ] · V[ξ]ᵀ, [K, tile_stride] · [tile_stride, C]: the sum over
 //                      every tile of every sample.)
@@ -25,8 +25,8 @@
 // 2tx − padding_w).
 //
 // Dispatch: one invocation per (k, c), (c, p) or (k, p) respectively (the weight gradient's
-// passes per (k, p) and (k, c); the `_f4` passes likewise), WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear
-// id = wid.y · nx + wid.x).
+// passes per (k, p) and (k, c); the `_f4` passes likewise), WORKGROUP_SIZE per workgroup,
+// folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; output
 // transform with has_bias only).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup.
@@ -290,8 +290,9 @@ fn weight_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- F(4×4, 3×3): 4×4 output tiles from 6×6 input patches ----
 // The same three forward passes with 6×6 transformed tiles (ξ = 6·row + column, 36 batched
-// products): 36 multiplies per 16 outputs against F(2×2)'s 16 per 4, 2.25× fewer again, and
-// transformed tensors of 2.25 values per output against 4. Tile p covers output rows 4ty ..
+// products): 36 multiplies per 16 outputs against F(2×2)'s 16 per 4 (1.78× fewer; 4× fewer
+// than the direct convolution's 9 per output), and transformed tensors of 2.25 values per
+// output against 4. Tile p covers output rows 4ty ..
 // 4ty + 3 (columns likewise); its input patch starts at (4ty − padding_h, 4tx − padding_w).
 // Points 0, ±1, ±2 and ∞ (Lavin & Gray), each transform applied to columns, then to rows.
 

@@ -29,11 +29,11 @@ const WORKGROUP_SIZE: u64 = 256;
 /// channels) at 4.4 against 10.6 — sixteen products with 16 columns each starve the GEMM.
 const MIN_TILES_PREFERRED: usize = 32;
 
-/// The fewest 4×4 output tiles for which `Winograd` takes F(4×4, 3×3) rather than F(2×2). The
-/// GEMM fills its columns 64 at a time on lavapipe (32 or 64 elsewhere), so at batch 1 a 14×14
-/// output's 16 tiles of 4×4 cost a whole column block in each of 36 products where its 49
-/// tiles of 2×2 cost one in each of 16; from 48 tiles of 4×4 (28×28 outputs: 49) F(4×4) needs
-/// fewer column blocks per output as well as fewer multiply-adds (BENCHMARKS.md).
+/// The fewest 4×4 output tiles for which `Winograd` takes F(4×4, 3×3) rather than F(2×2): a
+/// chosen value between the two counts measured on lavapipe (BENCHMARKS.md). The GEMM fills
+/// its columns 64 at a time there, so a 14×14 output's 16 tiles of 4×4 cost a whole column
+/// block in each of 36 products where its 49 tiles of 2×2 cost one in each of 16 (F(4×4)
+/// 1.3–2.2× slower); 28×28 outputs, 49 tiles of 4×4, ran 1.1–2× faster on F(4×4).
 const MIN_TILES_F4: usize = 48;
 
 /// Winograd's output tile: F(2×2, 3×3) or F(4×4, 3×3).
@@ -125,12 +125,22 @@ pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64
         && conv.groups == 1
         && conv.padding.iter().all(|&p| p <= 2);
     let channels = c_in.max(c_out);
-    // The larger of the two passes' transformed operands (input or output gradient side).
-    let tiles = n
-        * shapes.input[2].max(shapes.output[2]).div_ceil(2)
-        * shapes.input[3].max(shapes.output[3]).div_ceil(2);
-    let transformed_bytes = 16 * channels as u64 * tiles.next_multiple_of(4) as u64 * 4;
-    // F(4×4)'s filters, the larger: 36 values per 3×3 (its transformed tensors are smaller).
+    // The largest transformed operand of either pass (input or output-gradient side) and
+    // either tile: F(4×4)'s are the smaller but for planes of at most 2 rows or columns.
+    let (height, width) = (
+        shapes.input[2].max(shapes.output[2]),
+        shapes.input[3].max(shapes.output[3]),
+    );
+    let transformed_bytes = [WinogradTile::F2, WinogradTile::F4]
+        .map(|tile| {
+            let side = tile.side();
+            let tiles = n * height.div_ceil(side) * width.div_ceil(side);
+            (tile.points() * channels * tiles.next_multiple_of(4)) as u64 * 4
+        })
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    // F(4×4)'s filters, the larger: 36 values per 3×3.
     let weight_bytes = 36 * (c_in * c_out) as u64 * 4;
     let non_empty = shapes.input.iter().chain(&shapes.output).all(|&d| d > 0);
     geometry
@@ -389,4 +399,24 @@ fn launch(
         &storage,
         grid_1d(gpu, (items as u64).div_ceil(WORKGROUP_SIZE)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// F(4×4) from 48 tiles of 4×4, whatever mix of batch and plane gives them.
+    #[test]
+    fn winograd_takes_f4_from_48_tiles() {
+        for (output, tile) in [
+            ([1, 64, 56, 56], WinogradTile::F4),
+            ([1, 128, 28, 28], WinogradTile::F4),
+            ([1, 256, 14, 14], WinogradTile::F2),
+            ([3, 256, 14, 14], WinogradTile::F4),
+            ([2, 8, 15, 16], WinogradTile::F2),
+            ([1, 512, 7, 7], WinogradTile::F2),
+        ] {
+            assert_eq!(WinogradTile::for_output(output), tile, "{output:?}");
+        }
+    }
 }
