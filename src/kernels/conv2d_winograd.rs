@@ -135,7 +135,8 @@ pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64
         .map(|tile| {
             let side = tile.side();
             let tiles = n * height.div_ceil(side) * width.div_ceil(side);
-            (tile.points() * channels * tiles.next_multiple_of(4)) as u64 * 4
+            // In u64: usize is 32 bits in the browser build.
+            tile.points() as u64 * channels as u64 * tiles.next_multiple_of(4) as u64 * 4
         })
         .into_iter()
         .max()
