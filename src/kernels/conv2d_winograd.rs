@@ -65,29 +65,35 @@ impl WinogradTile {
         (self.side() + 2).pow(2)
     }
 
-    /// The shader's weight, input and output transforms for this tile.
-    fn entries(self) -> [&'static str; 3] {
+    /// The shader's passes for this tile.
+    fn entries(self) -> Entries {
         match self {
-            WinogradTile::F2 => ["weight_transform", "input_transform", "output_transform"],
-            WinogradTile::F4 => [
-                "weight_transform_f4",
-                "input_transform_f4",
-                "output_transform_f4",
-            ],
+            WinogradTile::F2 => Entries {
+                weight: "weight_transform",
+                input: "input_transform",
+                output: "output_transform",
+                output_gradient: "output_gradient_transform",
+                weight_gradient: "weight_gradient_transform",
+            },
+            WinogradTile::F4 => Entries {
+                weight: "weight_transform_f4",
+                input: "input_transform_f4",
+                output: "output_transform_f4",
+                output_gradient: "output_gradient_transform_f4",
+                weight_gradient: "weight_gradient_transform_f4",
+            },
         }
     }
+}
 
-    /// The weight gradient's transforms for this tile: the output gradient's, and the filter
-    /// gradient's back to 3×3.
-    fn gradient_entries(self) -> [&'static str; 2] {
-        match self {
-            WinogradTile::F2 => ["output_gradient_transform", "weight_gradient_transform"],
-            WinogradTile::F4 => [
-                "output_gradient_transform_f4",
-                "weight_gradient_transform_f4",
-            ],
-        }
-    }
+/// One tile's transform passes: the forward's (filters, input patches, products back to
+/// outputs) and the weight gradient's (output gradient in, filter gradients back to 3×3).
+struct Entries {
+    weight: &'static str,
+    input: &'static str,
+    output: &'static str,
+    output_gradient: &'static str,
+    weight_gradient: &'static str,
 }
 
 #[repr(C)]
@@ -242,20 +248,11 @@ pub(crate) fn backward_weight(
         flip: false,
     };
     let (params, tile_stride, flops) = transformed.params(x, grad_out, None, 0)?;
-    let points = tile.points();
-    let [_, input_transform, _] = tile.entries();
-    let [output_gradient_transform, weight_gradient_transform] = tile.gradient_entries();
-    let patches = Tensor::empty(gpu, [points, c, tile_stride])?;
+    let entries = tile.entries();
+    let patches = transformed.patches(&params, x, tile_stride)?;
+    let tile_gradients = Tensor::empty(gpu, [tile.points(), k, tile_stride])?;
     launch(
-        input_transform,
-        &params,
-        &[(1, x)],
-        &patches,
-        c * tile_stride,
-    )?;
-    let tile_gradients = Tensor::empty(gpu, [points, k, tile_stride])?;
-    launch(
-        output_gradient_transform,
+        entries.output_gradient,
         &params,
         &[(1, grad_out)],
         &tile_gradients,
@@ -268,7 +265,7 @@ pub(crate) fn backward_weight(
     let filter_gradients = matmul_counted(&tile_gradients, &patches, transposed_b, Some(flops))?;
     let grad_weight = Tensor::empty(gpu, shapes.weight)?;
     launch(
-        weight_gradient_transform,
+        entries.weight_gradient,
         &params,
         &[(1, &filter_gradients)],
         &grad_weight,
@@ -301,7 +298,7 @@ impl Transformed {
         let (c, k) = (self.channels, self.out_channels);
         let tiles = (params.batch * params.tiles_h * params.tiles_w) as usize;
         let points = self.tile.points();
-        let [weight_transform, input_transform, output_transform] = self.tile.entries();
+        let entries = self.tile.entries();
 
         // The filters in the Winograd domain depend on the weights alone: computed once and
         // kept with the weight tensor until the weights are written.
@@ -313,27 +310,29 @@ impl Transformed {
         };
         let weights = weight.derived(what, |weight| {
             let weights = Tensor::empty(gpu, [points, k, c])?;
-            launch(weight_transform, &params, &[(1, weight)], &weights, k * c)?;
+            launch(entries.weight, &params, &[(1, weight)], &weights, k * c)?;
             Ok(weights)
         })?;
-        let patches = Tensor::empty(gpu, [points, c, tile_stride])?;
-        launch(
-            input_transform,
-            &params,
-            &[(1, source)],
-            &patches,
-            c * tile_stride,
-        )?;
+        let patches = self.patches(&params, source, tile_stride)?;
         let products = matmul_counted(&weights, &patches, MatmulOptions::default(), Some(flops))?;
         // Without a bias the kernel still needs something bound there; it never reads it.
         let bias = bias.unwrap_or(&products);
         launch(
-            output_transform,
+            entries.output,
             &params,
             &[(1, &products), (3, bias)],
             out,
             k * tiles,
         )
+    }
+
+    /// The input transform of `source`: V [points, C, tile_stride].
+    fn patches(&self, params: &Params, source: &Tensor, tile_stride: usize) -> Result<Tensor> {
+        let c = self.channels;
+        let patches = Tensor::empty(source.gpu(), [self.tile.points(), c, tile_stride])?;
+        let input = self.tile.entries().input;
+        launch(input, params, &[(1, source)], &patches, c * tile_stride)?;
+        Ok(patches)
     }
 
     /// The shaders' parameters for `source` convolved into `out` [N, C_total, OH, OW] (from
