@@ -26,7 +26,7 @@
 // grad_in and the gradient after the ReLU; backward_input_eval also reads 19 grad_out_also.
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree);
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the tree);
 // PLANE_VEC4 — the per-channel reductions read H·W (a multiple of 4) through the vec4 views.
 
 struct Params {
@@ -60,7 +60,7 @@ struct Params {
 @group(0) @binding(10) var<storage, read> grad_bias: array<f32>;
 @group(0) @binding(11) var<storage, read> residual: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 // The per-channel reductions: H·W is a multiple of 4, so planes are read through x4, grad_out4.
 override PLANE_VEC4: u32 = 0u;
 

@@ -12,7 +12,7 @@
 // Dispatch: one invocation per copied element (batch · channels · plane), WORKGROUP_SIZE per
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params (uniform), 1 src (read), 2 dst (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     batch: u32,
@@ -28,7 +28,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn copy_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,

@@ -33,7 +33,7 @@
 // im2row as they say.
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
 // 5 out (read_write); im2col and im2row write through 6 out4, a vec4 view, instead.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup; COL2IM_* — col2im's stride, dilation
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; COL2IM_* — col2im's stride, dilation
 // and tap steps.
 
 struct Params {
@@ -70,7 +70,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> grad_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;

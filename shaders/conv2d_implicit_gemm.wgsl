@@ -34,7 +34,7 @@
 //     tensor written; y over groups · ceil(channels per group / CHANNEL_TILE) channel blocks.
 //   backward_weight: x over ceil(K / 4) tap quads, y as above (output channels), z over chunks.
 // Bindings: 0 params (uniform); 1 x, 2 weight, 3 bias, 4 grad_out (read); 5 out (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup; CHANNEL_TILE (1 to 8) — channels per
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; CHANNEL_TILE (1 to 8) — channels per
 //   invocation: more reuse of each gathered value, more registers.
 
 struct Params {
@@ -58,6 +58,10 @@ struct Params {
     out_total: u32,
     out_first: u32,
     chunk: u32,
+    // conv2d.wgsl's im2col strides: the two shaders share one parameter struct in Rust;
+    // unused here.
+    position_stride: u32,
+    tap_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -67,7 +71,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> grad_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 64u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 override CHANNEL_TILE: u32 = 8u;
 const MAX_CHANNEL_TILE: u32 = 8u;
 

@@ -21,7 +21,7 @@
 // SIMD lanes, and one vec4 access costs little more than one scalar.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops and add_row_bias),
 //   3 out (read_write); the _vec4 entry points' 4 a, 5 b, 6 out are the same as vec4 arrays.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     len: u32,
@@ -37,7 +37,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 // NaN test on the bits: comparisons with NaN are not reliable under every backend's float
 // optimisations (OpenGL drivers turn `x <= 0` true for NaN).

@@ -5,7 +5,7 @@
 // folds its workgroups into a 2-D grid (x up to the per-dimension limit, y rows of x), so the
 // linear workgroup index is wid.y * num_workgroups.x + wid.x.
 // Bindings: 0 params (uniform); fill: 1 out; copy: 1 src (read), 2 dst (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     len: u32,
@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;

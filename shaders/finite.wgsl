@@ -9,7 +9,7 @@
 // Dispatch: one invocation per element, WORKGROUP_SIZE per workgroup, folded into a 2-D grid
 // (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params, 1 x (read), 2 flags (read_write, atomic).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     count: u32,
@@ -20,7 +20,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>,

@@ -52,6 +52,10 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
+    // matmul_subgroup.wgsl's texture widths: the two shaders share one parameter struct in
+    // Rust; unused here.
+    a_texture_width_log2: u32,
+    b_texture_width_log2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

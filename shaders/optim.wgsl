@@ -16,7 +16,7 @@
 // workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params (uniform); 1 grad (read); 2 param, 3 first state (SGD's momentum buffer,
 // Adam's m), 4 second state (Adam's v) (read_write); 5–8 the same as vec4s, for _vec4.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     count: u32,
@@ -43,7 +43,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> state_a4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> state_b4: array<vec4<f32>>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;

@@ -19,7 +19,7 @@
 // Bindings: 0 params (uniform); forward: 1 x (read), 3 out (read_write);
 //   max_pool2d_with_argmax: 1 x (read), 3 out and 4 argmax_out (read_write, u32);
 //   backward: 2 grad_out (read), 3 grad_in (read_write), max pooling's 5 argmax (read, u32).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup; MAX_POOL_STRIDE_H, _W.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; MAX_POOL_STRIDE_H, _W.
 
 struct Params {
     planes: u32,
@@ -44,7 +44,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> argmax_out: array<u32>;
 @group(0) @binding(5) var<storage, read> argmax: array<u32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 // max_pool2d_backward's strides as pipeline constants: its divisions by them compile to
 // multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones).
 override MAX_POOL_STRIDE_H: u32 = 1u;

@@ -13,7 +13,7 @@
 //       (batch-norm statistics: N·H·W elements per channel).
 // Dispatch: workgroups folded into a 2-D grid (linear id = wid.y * nx + wid.x).
 // Bindings: 0 params (uniform), 1 input (read), 2 out (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup (a power of two for the tree).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the tree).
 
 struct Params {
     kept_sizes: vec4<u32>,
@@ -29,7 +29,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 

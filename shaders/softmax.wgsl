@@ -24,7 +24,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> grad_out: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 64u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 var<workgroup> scratch: array<f32, WORKGROUP_SIZE>;
 

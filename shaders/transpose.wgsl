@@ -10,7 +10,7 @@
 // elements. swap_leading_axes and resize_last_axis row by row, as their comments say.
 // Bindings: 0 params (uniform), 1 x (read), 2 out (read_write); 3 and 4 their vec4 views, for
 // swap_leading_axes_vec4.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     batch: u32,
@@ -24,7 +24,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> out4: array<vec4<f32>>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,

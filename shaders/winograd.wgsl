@@ -29,7 +29,7 @@
 // folded into a 2-D grid (linear id = wid.y · nx + wid.x).
 // Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; output
 // transform with has_bias only).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
     batch: u32,
@@ -57,7 +57,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 
-override WORKGROUP_SIZE: u32 = 256u;
+override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::shaders::Kernel;
+use crate::shaders::{BindingKind, Kernel, Uniform};
 pub use adapter::AdapterRequest;
 use batch::{Batch, Dispatch, Step, TextureCopy};
 use error_scope::scoped;
@@ -384,9 +384,9 @@ impl Gpu {
     /// Records one dispatch of `kernel`. `params` goes to binding 0 as a uniform; `storage`
     /// lists the other bindings by index. Checked here: binding sizes against the device limit
     /// and the workgroup counts against the per-dimension limit.
-    pub(crate) fn dispatch<P: bytemuck::Pod>(
+    pub(crate) fn dispatch<P: Uniform>(
         &self,
-        kernel: &Kernel,
+        kernel: &Kernel<P>,
         params: &P,
         storage: &[(u32, BufferRange)],
         workgroups: [u32; 3],
@@ -396,9 +396,9 @@ impl Gpu {
 
     /// `dispatch` for a kernel that does `flops` floating-point operations (the profiler's
     /// GFLOP/s).
-    pub(crate) fn dispatch_counted<P: bytemuck::Pod>(
+    pub(crate) fn dispatch_counted<P: Uniform>(
         &self,
-        kernel: &Kernel,
+        kernel: &Kernel<P>,
         params: &P,
         storage: &[(u32, BufferRange)],
         workgroups: [u32; 3],
@@ -408,9 +408,9 @@ impl Gpu {
     }
 
     /// `dispatch_counted` with texture bindings as well (the views of `scratch_texture`s).
-    pub(crate) fn dispatch_with_textures<P: bytemuck::Pod>(
+    pub(crate) fn dispatch_with_textures<P: Uniform>(
         &self,
-        kernel: &Kernel,
+        kernel: &Kernel<P>,
         params: &P,
         storage: &[(u32, BufferRange)],
         textures: &[(u32, wgpu::TextureView)],
@@ -418,6 +418,7 @@ impl Gpu {
         flops: u64,
     ) -> Result<()> {
         self.check_alive()?;
+        check_bound_slots(kernel, storage, textures)?;
         let max_binding = self.max_binding_bytes();
         for (_, range) in storage {
             if range.size > max_binding {
@@ -782,4 +783,45 @@ impl std::fmt::Debug for Gpu {
             .field("adapter", &self.describe())
             .finish()
     }
+}
+
+/// A launcher binds exactly the buffers and textures its entry declares (the interface test
+/// holds the declarations to the shader): caught here, naming the kernel, before wgpu's
+/// validation would reject the bind group.
+fn check_bound_slots<P>(
+    kernel: &Kernel<P>,
+    storage: &[(u32, BufferRange)],
+    textures: &[(u32, wgpu::TextureView)],
+) -> Result<()> {
+    let declared = |texture: bool| {
+        let mut slots: Vec<u32> = kernel
+            .entry()
+            .bindings
+            .iter()
+            .filter(|binding| (binding.kind == BindingKind::ReadOnlyTexture) == texture)
+            .map(|binding| binding.slot)
+            .collect();
+        slots.sort_unstable();
+        slots
+    };
+    let bound = |slots: &mut dyn Iterator<Item = u32>| {
+        let mut slots: Vec<u32> = slots.collect();
+        slots.sort_unstable();
+        slots
+    };
+    let buffers = bound(&mut storage.iter().map(|(slot, _)| *slot));
+    let views = bound(&mut textures.iter().map(|(slot, _)| *slot));
+    if buffers != declared(false) || views != declared(true) {
+        return Err(Error::invalid(
+            "dispatch",
+            format!(
+                "kernel {} was bound buffers at {buffers:?} and textures at {views:?}; it declares \
+                 buffers at {:?} and textures at {:?}",
+                kernel.label(),
+                declared(false),
+                declared(true)
+            ),
+        ));
+    }
+    Ok(())
 }

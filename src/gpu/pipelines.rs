@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error_scope::scoped;
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Access, BindingKind, Kernel, Shader};
 
 /// A compiled kernel and the layout of its bind group 0 (fetched once: each
 /// `get_bind_group_layout` call would create a new layout object).
@@ -13,7 +13,7 @@ pub(crate) struct CachedPipeline {
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
     pub(crate) label: String,
-    /// The bindings a dispatch may write (`Shader::writable_bindings`).
+    /// The bindings a dispatch may write: the entry's `read_write` buffers.
     pub(crate) writable: Vec<u32>,
 }
 
@@ -28,17 +28,18 @@ pub(crate) struct PipelineCache {
 impl PipelineCache {
     /// The pipeline of `kernel`, compiled on first use. A shader or override error names the
     /// kernel.
-    pub(crate) fn get(
+    pub(crate) fn get<P>(
         &self,
         device: &wgpu::Device,
-        kernel: &Kernel,
+        kernel: &Kernel<P>,
     ) -> Result<Arc<CachedPipeline>> {
+        let entry = kernel.entry();
         // f64 is not hashable; its bits are, and equal constants have equal bits.
         let key = (
-            kernel.shader,
-            kernel.entry,
+            entry.shader,
+            entry.name,
             kernel
-                .overrides
+                .overrides()
                 .iter()
                 .map(|&(name, value)| (name, value.to_bits()))
                 .collect(),
@@ -49,14 +50,14 @@ impl PipelineCache {
         }
         let label = kernel.label();
         let ((pipeline, layout), error) = scoped(device, wgpu::ErrorFilter::Validation, || {
-            let module = self.module(device, kernel.shader);
+            let module = self.module(device, entry.shader);
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
                 layout: None,
                 module: &module,
-                entry_point: Some(kernel.entry),
+                entry_point: Some(entry.name),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &kernel.overrides,
+                    constants: kernel.overrides(),
                     // Every kernel that uses workgroup memory writes it before reading it.
                     zero_initialize_workgroup_memory: false,
                 },
@@ -75,7 +76,12 @@ impl PipelineCache {
             pipeline,
             layout,
             label,
-            writable: kernel.shader.writable_bindings(),
+            writable: entry
+                .bindings
+                .iter()
+                .filter(|binding| binding.kind == BindingKind::Buffer(Access::ReadWrite))
+                .map(|binding| binding.slot)
+                .collect(),
         });
         pipelines.insert(key, cached.clone());
         Ok(cached)

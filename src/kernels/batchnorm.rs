@@ -1,32 +1,116 @@
 //! Launchers for shaders/batchnorm.wgsl: BatchNorm2d in training and eval mode, with backward.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_1d, grid_over};
 use crate::error::{Error, Result};
 use crate::gpu::{BufferRange, Gpu};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{
+    Binding, Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries, uniform_params,
+};
 use crate::tensor::Tensor;
-
-const WORKGROUP_SIZE: u64 = 256;
 
 /// The most invocations per workgroup of the elementwise passes (4 values each); smaller
 /// planes take the smallest power of two that covers them, from 8 (one 8-lane batch on
 /// lavapipe): the 49 values of a 7×7 plane take 16, not 64 mostly idle.
 const PLANE_WORKGROUP_SIZE: u32 = 64;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    channels: u32,
-    plane: u32,
-    eps: f32,
-    momentum: f32,
-    add_residual: u32,
-    relu: u32,
-    guided: u32,
-    add_second_gradient: u32,
+uniform_params! {
+    struct Params {
+        batch: u32,
+        channels: u32,
+        plane: u32,
+        eps: f32,
+        momentum: f32,
+        add_residual: u32,
+        relu: u32,
+        guided: u32,
+        add_second_gradient: u32,
+    }
+}
+
+// Per-channel reductions (one workgroup per channel) are sized by `reduction_kernel`, at most
+// 256 lanes; the elementwise passes by `PlanePass`, at most PLANE_WORKGROUP_SIZE. Scalar
+// entries bind per-value tensors at the slots in `PlaneSlot`'s first place, vec4 entries at
+// its second.
+entries! {
+    entries for Shader::BatchNorm, Params;
+    STATISTICS = "batch_norm_statistics", WorkgroupSize::Override(256), [
+        Binding::read(1, "x"),
+        Binding::read_write(7, "out_a"),
+        Binding::read_write(8, "out_b"),
+        Binding::read(13, "x4"),
+    ];
+    UPDATE_RUNNING = "batch_norm_update_running", WorkgroupSize::Override(256), [
+        Binding::read(2, "mean"),
+        Binding::read(3, "variance"),
+        Binding::read_write(7, "out_a"),
+        Binding::read_write(8, "out_b"),
+    ];
+    FORWARD_SCALAR = "batch_norm_forward", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+        Binding::read(1, "x"),
+        Binding::read(2, "mean"),
+        Binding::read(3, "variance"),
+        Binding::read(4, "weight"),
+        Binding::read(5, "bias"),
+        Binding::read_write(7, "out_a"),
+        Binding::read(11, "residual"),
+    ];
+    FORWARD_VEC4 = "batch_norm_forward_vec4", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+        Binding::read(2, "mean"),
+        Binding::read(3, "variance"),
+        Binding::read(4, "weight"),
+        Binding::read(5, "bias"),
+        Binding::read(13, "x4"),
+        Binding::read(14, "residual4"),
+        Binding::read_write(17, "out_a4"),
+    ];
+    BACKWARD_REDUCE = "batch_norm_backward_reduce", WorkgroupSize::Override(256), [
+        Binding::read(1, "x"),
+        Binding::read(2, "mean"),
+        Binding::read(3, "variance"),
+        Binding::read(6, "grad_out"),
+        Binding::read_write(7, "out_a"),
+        Binding::read_write(8, "out_b"),
+        Binding::read(13, "x4"),
+        Binding::read(15, "grad_out4"),
+    ];
+    BACKWARD_INPUT = "batch_norm_backward_input", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+        Binding::read(1, "x"),
+        Binding::read(2, "mean"),
+        Binding::read(3, "variance"),
+        Binding::read(4, "weight"),
+        Binding::read(6, "grad_out"),
+        Binding::read_write(7, "out_a"),
+        Binding::read(9, "grad_weight"),
+        Binding::read(10, "grad_bias"),
+    ];
+    BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+        Binding::read(2, "mean"),
+        Binding::read(3, "variance"),
+        Binding::read(4, "weight"),
+        Binding::read(9, "grad_weight"),
+        Binding::read(10, "grad_bias"),
+        Binding::read(13, "x4"),
+        Binding::read(15, "grad_out4"),
+        Binding::read_write(17, "out_a4"),
+    ];
+    BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+        Binding::read(3, "variance"),
+        Binding::read(4, "weight"),
+        Binding::read(6, "grad_out"),
+        Binding::read_write(7, "out_a"),
+        Binding::read_write(8, "out_b"),
+        Binding::read(12, "relu_output"),
+        Binding::read(19, "grad_out_also"),
+    ];
+    BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+        Binding::read(3, "variance"),
+        Binding::read(4, "weight"),
+        Binding::read(15, "grad_out4"),
+        Binding::read(16, "relu_output4"),
+        Binding::read_write(17, "out_a4"),
+        Binding::read_write(18, "out_b4"),
+        Binding::read(20, "grad_out_also4"),
+    ];
 }
 
 /// What `batch_norm_forward_then` applies after the normalisation, in the same pass.
@@ -72,7 +156,7 @@ pub fn batch_norm_statistics(x: &Tensor) -> Result<BatchStatistics> {
     let x4 = vec4_view(&params, x)?;
     dispatch(
         gpu,
-        reduction_kernel(OP, &params),
+        reduction_kernel(&STATISTICS, &params),
         &params,
         &[
             (1, x.binding()),
@@ -107,7 +191,7 @@ pub fn batch_norm_update_running(
     }
     dispatch(
         gpu,
-        Kernel::new(Shader::BatchNorm, OP),
+        UPDATE_RUNNING.kernel(),
         &params,
         &[
             (2, batch.mean.binding()),
@@ -115,7 +199,7 @@ pub fn batch_norm_update_running(
             (7, running_mean.binding()),
             (8, running_var.binding()),
         ],
-        grid_1d(gpu, (channels as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, &UPDATE_RUNNING, channels as u64),
     )
 }
 
@@ -204,7 +288,7 @@ pub fn batch_norm_backward(
     let grad_bias = Tensor::empty(gpu, [channels])?;
     dispatch(
         gpu,
-        reduction_kernel("batch_norm_backward_reduce", &params),
+        reduction_kernel(&BACKWARD_REDUCE, &params),
         &params,
         &[
             (1, x.binding()),
@@ -403,10 +487,11 @@ impl PlanePass {
         }
     }
 
-    fn kernel(&self, (scalar, vec4): PlaneEntry) -> Kernel {
+    fn kernel(&self, (scalar, vec4): PlaneEntry) -> Kernel<Params> {
         let entry = if self.vec4 { vec4 } else { scalar };
-        Kernel::new(Shader::BatchNorm, entry)
-            .with_override("WORKGROUP_SIZE", f64::from(self.workgroup_size))
+        entry
+            .kernel()
+            .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(self.workgroup_size))
     }
 
     fn slot(&self, (scalar, vec4): PlaneSlot) -> u32 {
@@ -415,16 +500,10 @@ impl PlanePass {
 }
 
 /// An elementwise pass's entry points: the one looping over 4 values, and its vec4 twin.
-type PlaneEntry = (&'static str, &'static str);
-const FORWARD: PlaneEntry = ("batch_norm_forward", "batch_norm_forward_vec4");
-const TRAINING_INPUT_GRADIENT: PlaneEntry = (
-    "batch_norm_backward_input",
-    "batch_norm_backward_input_vec4",
-);
-const EVAL_INPUT_GRADIENT: PlaneEntry = (
-    "batch_norm_backward_input_eval",
-    "batch_norm_backward_input_eval_vec4",
-);
+type PlaneEntry = (&'static Entry<Params>, &'static Entry<Params>);
+const FORWARD: PlaneEntry = (&FORWARD_SCALAR, &FORWARD_VEC4);
+const TRAINING_INPUT_GRADIENT: PlaneEntry = (&BACKWARD_INPUT, &BACKWARD_INPUT_VEC4);
+const EVAL_INPUT_GRADIENT: PlaneEntry = (&BACKWARD_INPUT_EVAL, &BACKWARD_INPUT_EVAL_VEC4);
 
 /// A per-value tensor's binding in the scalar entry points and in the vec4 ones.
 type PlaneSlot = (u32, u32);
@@ -501,14 +580,13 @@ fn expect_channels(op: &'static str, name: &str, t: &Tensor, channels: usize) ->
 /// over, one plane (of vec4s where H·W is a multiple of 4) at a time: a 7×7 plane gets a
 /// 64-wide workgroup, not 256 invocations and eight barrier levels mostly idle (the small
 /// planes of ResNet's last stages; barriers are dear on CPU adapters).
-fn reduction_kernel(entry: &'static str, params: &Params) -> Kernel {
+fn reduction_kernel(entry: &'static Entry<Params>, params: &Params) -> Kernel<Params> {
     let vec4 = params.plane.is_multiple_of(4);
     let per_plane = if vec4 { params.plane / 4 } else { params.plane };
-    let size = u64::from(per_plane)
-        .next_power_of_two()
-        .clamp(32, WORKGROUP_SIZE);
-    Kernel::new(Shader::BatchNorm, entry)
-        .with_override("WORKGROUP_SIZE", size as f64)
+    let size = per_plane.next_power_of_two().clamp(32, entry.invocations());
+    entry
+        .kernel()
+        .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(size))
         .with_override("PLANE_VEC4", f64::from(u8::from(vec4)))
 }
 
@@ -524,7 +602,7 @@ fn vec4_view(params: &Params, t: &Tensor) -> Result<Tensor> {
 
 fn dispatch(
     gpu: &Gpu,
-    kernel: Kernel,
+    kernel: Kernel<Params>,
     params: &Params,
     storage: &[(u32, Option<BufferRange>)],
     workgroups: [u32; 3],

@@ -1,25 +1,27 @@
 //! Launchers for shaders/concat.wgsl: channel concatenation (Inception's branches, DenseNet's
 //! feature reuse) and its backward, the split.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 256;
+uniform_params! {
+    struct Params {
+        batch: u32,
+        channels: u32,
+        plane: u32,
+        src_channels: u32,
+        src_first: u32,
+        dst_channels: u32,
+        dst_first: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    channels: u32,
-    plane: u32,
-    src_channels: u32,
-    src_first: u32,
-    dst_channels: u32,
-    dst_first: u32,
+entries! {
+    entries for Shader::Concat, Params;
+    COPY_CHANNELS = "copy_channels", WorkgroupSize::Override(256),
+        [Binding::read(1, "src"), Binding::read_write(2, "dst")];
 }
 
 /// Concatenates NCHW tensors along the channel axis, in order (as torch.cat(..., dim=1)).
@@ -100,10 +102,10 @@ fn copy_channels(
     };
     let gpu = src.gpu();
     gpu.dispatch(
-        &Kernel::new(Shader::Concat, "copy_channels"),
+        &COPY_CHANNELS.kernel(),
         &params,
         &[(1, src_range), (2, dst_range)],
-        grid_1d(gpu, ((n * count * h * w) as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, &COPY_CHANNELS, (n * count * h * w) as u64),
     )
 }
 

@@ -4,9 +4,7 @@
 //! GEMM (shaders/conv2d_implicit_gemm.wgsl, launched from conv2d_implicit.rs), which gathers
 //! its operands on the fly and takes large inputs and groups.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
 use crate::kernels::conv2d_winograd::WinogradTile;
 use crate::kernels::elementwise::add_channel_bias;
@@ -14,10 +12,11 @@ use crate::kernels::matmul::{MatmulOptions, matmul_counted, subgroup_kernel_avai
 use crate::kernels::reduce;
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::kernels::{conv2d_implicit, conv2d_winograd};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{
+    Binding, Entry, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries, uniform_params,
+};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 256;
 /// The largest im2col buffer the GEMM path materialises; larger inputs take the implicit GEMM.
 /// 128 MiB (lavapipe's binding limit) admits VGG's 64-channel 3×3 convolutions at 224×224
 /// (116 MB), 3.5× faster there as a GEMM than on the implicit GEMM, for a transient buffer.
@@ -101,39 +100,62 @@ impl Conv2d {
     }
 }
 
-/// The uniform parameters of conv2d.wgsl and conv2d_implicit_gemm.wgsl: the geometry, then
-/// the implicit GEMM's fields, then the im2col buffers' strides (conv2d.wgsl's only).
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct Params {
-    pub(crate) batch: u32,
-    pub(crate) in_channels: u32,
-    pub(crate) in_h: u32,
-    pub(crate) in_w: u32,
-    pub(crate) out_channels: u32,
-    pub(crate) out_h: u32,
-    pub(crate) out_w: u32,
-    pub(crate) kernel_h: u32,
-    pub(crate) kernel_w: u32,
-    pub(crate) stride_h: u32,
-    pub(crate) stride_w: u32,
-    pub(crate) pad_h: u32,
-    pub(crate) pad_w: u32,
-    pub(crate) dilation_h: u32,
-    pub(crate) dilation_w: u32,
-    pub(crate) groups: u32,
-    pub(crate) has_bias: u32,
-    /// Output channels of the tensor written into, and the first one written (conv2d_into).
-    pub(crate) out_total: u32,
-    pub(crate) out_first: u32,
-    /// The weight gradient's (n, p) chunk length.
-    pub(crate) chunk: u32,
-    /// Positions per row of an im2col (or im2row) buffer: OH·OW, or the GEMM path's
-    /// OH·OW rounded up to a multiple of 4.
-    pub(crate) position_stride: u32,
-    /// Taps per column of an im2col buffer (per row of an im2row one): C_in·KH·KW rounded up
-    /// to a multiple of 4 on the GEMM path.
-    pub(crate) tap_stride: u32,
+uniform_params! {
+    /// The uniform parameters of conv2d.wgsl and conv2d_implicit_gemm.wgsl: the geometry, then
+    /// the implicit GEMM's fields, then the im2col buffers' strides (conv2d.wgsl's only).
+    pub(crate) struct Params {
+        pub(crate) batch: u32,
+        pub(crate) in_channels: u32,
+        pub(crate) in_h: u32,
+        pub(crate) in_w: u32,
+        pub(crate) out_channels: u32,
+        pub(crate) out_h: u32,
+        pub(crate) out_w: u32,
+        pub(crate) kernel_h: u32,
+        pub(crate) kernel_w: u32,
+        pub(crate) stride_h: u32,
+        pub(crate) stride_w: u32,
+        pub(crate) pad_h: u32,
+        pub(crate) pad_w: u32,
+        pub(crate) dilation_h: u32,
+        pub(crate) dilation_w: u32,
+        pub(crate) groups: u32,
+        pub(crate) has_bias: u32,
+        /// Output channels of the tensor written into, and the first one written (conv2d_into).
+        pub(crate) out_total: u32,
+        pub(crate) out_first: u32,
+        /// The weight gradient's (n, p) chunk length.
+        pub(crate) chunk: u32,
+        /// Positions per row of an im2col (or im2row) buffer: OH·OW, or the GEMM path's
+        /// OH·OW rounded up to a multiple of 4.
+        pub(crate) position_stride: u32,
+        /// Taps per column of an im2col buffer (per row of an im2row one): C_in·KH·KW rounded up
+        /// to a multiple of 4 on the GEMM path.
+        pub(crate) tap_stride: u32,
+    }
+}
+
+// Direct kernels: one invocation per output element, writing `out` (5).
+entries! {
+    entries for Shader::Conv2d, Params;
+    CONV2D_DIRECT = "conv2d_direct", WorkgroupSize::Override(256), [
+        Binding::read(1, "x"),
+        Binding::read(2, "weight"),
+        Binding::read(3, "bias"),
+        Binding::read_write(5, "out"),
+    ];
+    CONV2D_BACKWARD_INPUT_DIRECT = "conv2d_backward_input_direct", WorkgroupSize::Override(256),
+        [Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+    CONV2D_BACKWARD_WEIGHT_DIRECT = "conv2d_backward_weight_direct", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+    /// `unfold` sizes the workgroup to the row, at most 64.
+    IM2COL = "im2col", WorkgroupSize::Override(64),
+        [Binding::read(1, "x"), Binding::read_write(6, "out4")];
+    IM2ROW = "im2row", WorkgroupSize::Override(64),
+        [Binding::read(1, "x"), Binding::read_write(6, "out4")];
+    /// 8×8 input positions of a plane per workgroup (`plane_grid`).
+    COL2IM = "col2im", WorkgroupSize::Literal([8, 8, 1]),
+        [Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
 }
 
 impl Params {
@@ -304,7 +326,7 @@ pub fn conv2d_with(
     let mut params = params(OP, &shapes, conv)?;
     params.has_bias = u32::from(bias.is_some());
     launch(
-        "conv2d_direct",
+        &CONV2D_DIRECT,
         &params,
         &[(1, x), (2, weight), (3, bias_tensor)],
         &out,
@@ -404,7 +426,7 @@ pub fn conv2d_backward_input_with(
     }
     let grad_x = Tensor::empty(x.gpu(), shapes.input)?;
     launch(
-        "conv2d_backward_input_direct",
+        &CONV2D_BACKWARD_INPUT_DIRECT,
         &params(OP, &shapes, conv)?,
         &[(2, weight), (4, grad_out)],
         &grad_x,
@@ -469,7 +491,7 @@ pub fn conv2d_backward_weight_with(
     }
     let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
     launch(
-        "conv2d_backward_weight_direct",
+        &CONV2D_BACKWARD_WEIGHT_DIRECT,
         &params(OP, &shapes, conv)?,
         &[(1, x), (4, grad_out)],
         &grad_weight,
@@ -690,7 +712,8 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
     let gpu = grad_x.gpu();
     let planes = params.batch * params.in_channels;
     let workgroups = super::plane_grid(gpu, [params.in_w, params.in_h], planes);
-    let kernel = Kernel::new(Shader::Conv2d, "col2im")
+    let kernel = COL2IM
+        .kernel()
         .with_override("COL2IM_STRIDE_H", f64::from(params.stride_h))
         .with_override("COL2IM_STRIDE_W", f64::from(params.stride_w))
         .with_override("COL2IM_DILATION_H", f64::from(params.dilation_h))
@@ -731,25 +754,26 @@ fn unfold(unfolding: Unfolding, params: &Params, x: &Tensor, out: &Tensor) -> Re
     let gpu = out.gpu();
     let (entry, row_length, row_count) = match unfolding {
         Unfolding::Im2col => (
-            "im2col",
+            &IM2COL,
             params.position_stride,
             params.batch * params.tap_stride,
         ),
         Unfolding::Im2row => (
-            "im2row",
+            &IM2ROW,
             params.tap_stride,
             params.batch * params.position_stride,
         ),
     };
     let quads = row_length / 4;
-    let width = quads.next_power_of_two().clamp(8, 64);
+    let width = quads.next_power_of_two().clamp(8, entry.invocations());
     let quad_groups = quads.div_ceil(width);
     let row_groups = UNFOLD_WORKGROUPS
         .div_ceil(quad_groups)
         .clamp(1, row_count.max(1))
         .min(gpu.max_workgroups_per_dimension());
-    let kernel =
-        Kernel::new(Shader::Conv2d, entry).with_override("WORKGROUP_SIZE", f64::from(width));
+    let kernel = entry
+        .kernel()
+        .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(width));
     gpu.dispatch(
         &kernel,
         params,
@@ -769,10 +793,10 @@ fn tap_step(stride: u32, dilation: u32) -> f64 {
     f64::from(stride / a)
 }
 
-/// Records `entry` reading `inputs` (by binding slot) and writing `out`; nothing to do when
-/// any of them is empty (a zero batch or channel count).
+/// Records the direct kernel `entry` reading `inputs` (by binding slot) and writing `out`;
+/// nothing to do when any of them is empty (a zero batch or channel count).
 fn launch(
-    entry: &'static str,
+    entry: &'static Entry<Params>,
     params: &Params,
     inputs: &[(u32, &Tensor)],
     out: &Tensor,
@@ -788,15 +812,11 @@ fn launch(
         }
     }
     let gpu = out.gpu();
-    let flops = match entry.starts_with("conv2d") {
-        true => params.flops(),
-        false => 0,
-    };
     gpu.dispatch_counted(
-        &Kernel::new(Shader::Conv2d, entry),
+        &entry.kernel(),
         params,
         &storage,
-        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
-        flops,
+        grid_over(gpu, entry, out.numel() as u64),
+        params.flops(),
     )
 }

@@ -7,10 +7,9 @@ use super::as_u32;
 use super::conv2d::{Conv2d, ConvShapes, Params, params};
 use crate::error::{Error, Result};
 use crate::kernels::reduce;
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u32 = 64;
 /// Channels per invocation: 8 ran ResNet-50's 3×3 convolutions at 2.8–3.4 GFLOP/s on lavapipe,
 /// 4 at 2.2–2.8 (more FMAs per gathered value).
 const CHANNEL_TILE: u32 = 8;
@@ -18,6 +17,21 @@ const CHANNEL_TILE: u32 = 8;
 const MIN_WEIGHT_INVOCATIONS: usize = 4096;
 /// ...but no chunk is shorter than this, where partials would cost more than they save.
 const MIN_CHUNK: usize = 256;
+
+entries! {
+    entries for Shader::Conv2dImplicitGemm, Params;
+    CONV2D_IMPLICIT = "conv2d_implicit", WorkgroupSize::Override(64), [
+        Binding::read(1, "x"),
+        Binding::read(2, "weight"),
+        Binding::read(3, "bias"),
+        Binding::read_write(5, "out"),
+    ];
+    CONV2D_BACKWARD_INPUT_IMPLICIT = "conv2d_backward_input_implicit", WorkgroupSize::Override(64),
+        [Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+    CONV2D_BACKWARD_WEIGHT_IMPLICIT = "conv2d_backward_weight_implicit",
+        WorkgroupSize::Override(64),
+        [Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+}
 
 /// Forward into channels `out_first ..` of `out` ([N, out_total, OH, OW]); `out` must already
 /// have that shape (the caller validated it). A zero-sized output is left untouched.
@@ -55,7 +69,7 @@ pub(crate) fn forward_into(
     let storage = [(1, x_range), (2, w_range), (3, bias_range), (5, out_range)];
     dispatch(
         x,
-        "conv2d_implicit",
+        &CONV2D_IMPLICIT,
         &params,
         &storage,
         pixel_quads,
@@ -86,7 +100,7 @@ pub(crate) fn backward_input(
     let params = params(OP, shapes, conv)?;
     dispatch(
         grad_out,
-        "conv2d_backward_input_implicit",
+        &CONV2D_BACKWARD_INPUT_IMPLICIT,
         &params,
         &storage,
         pixel_quads,
@@ -126,10 +140,10 @@ pub(crate) fn backward_weight(
     let mut params = params(OP, shapes, conv)?;
     params.chunk = as_u32(OP, "chunk", chunk)?;
     let storage = [(1, x_range), (4, g_range), (5, out_range)];
-    let kernel = kernel("conv2d_backward_weight_implicit");
+    let kernel = kernel(&CONV2D_BACKWARD_WEIGHT_IMPLICIT);
     let max = gpu.max_workgroups_per_dimension() as usize;
     let workgroups = [
-        tap_quads.div_ceil(WORKGROUP_SIZE as usize),
+        tap_quads.div_ceil(CONV2D_BACKWARD_WEIGHT_IMPLICIT.invocations() as usize),
         channel_blocks,
         chunks,
     ];
@@ -159,11 +173,11 @@ fn channel_blocks(channels: usize, groups: usize) -> usize {
     groups * (channels / groups).div_ceil(CHANNEL_TILE as usize)
 }
 
-/// Records one launch whose x dimension runs over `items` work items (WORKGROUP_SIZE per
-/// workgroup), folded into z above the per-dimension limit.
+/// Records one launch whose x dimension runs over `items` work items (the entry's workgroup
+/// size per workgroup), folded into z above the per-dimension limit.
 fn dispatch(
     any: &Tensor,
-    entry: &'static str,
+    entry: &'static Entry<Params>,
     params: &Params,
     storage: &[(u32, crate::gpu::BufferRange)],
     items: usize,
@@ -171,7 +185,7 @@ fn dispatch(
 ) -> Result<()> {
     let gpu = any.gpu();
     let max = gpu.max_workgroups_per_dimension() as usize;
-    let groups = items.div_ceil(WORKGROUP_SIZE as usize);
+    let groups = items.div_ceil(entry.invocations() as usize);
     let (x_count, z_count) = if groups <= max {
         (groups, 1)
     } else {
@@ -179,7 +193,7 @@ fn dispatch(
     };
     if y > max || z_count > max {
         return Err(Error::invalid(
-            entry,
+            entry.name,
             format!("{groups}×{y} workgroups exceed the adapter's {max} per dimension"),
         ));
     }
@@ -192,9 +206,9 @@ fn dispatch(
     )
 }
 
-/// An entry point of conv2d_implicit_gemm.wgsl with this file's tile and workgroup sizes.
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new(Shader::Conv2dImplicitGemm, entry)
-        .with_override("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))
+/// An entry point of conv2d_implicit_gemm.wgsl with this file's channel tile.
+fn kernel(entry: &'static Entry<Params>) -> Kernel<Params> {
+    entry
+        .kernel()
         .with_override("CHANNEL_TILE", f64::from(CHANNEL_TILE))
 }

@@ -12,16 +12,12 @@
 //! [K, tiles] · [tiles, C] between the transposed passes (`backward_weight`). Profiles count
 //! the convolution's FLOPs, so GFLOP/s are effective ones.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::conv2d::{Conv2d, ConvShapes};
-use super::grid_1d;
+use super::grid_over;
 use super::matmul::{MatmulOptions, matmul_counted};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
-
-const WORKGROUP_SIZE: u64 = 256;
 
 /// The fewest 2×2 output tiles for which `Auto` prefers Winograd to im2col + GEMM. Measured on
 /// lavapipe (`cargo bench --bench kernels -- conv2d`, batch 1): 49 tiles (14×14 outputs, 256
@@ -69,18 +65,18 @@ impl WinogradTile {
     fn entries(self) -> Entries {
         match self {
             WinogradTile::F2 => Entries {
-                weight: "weight_transform",
-                input: "input_transform",
-                output: "output_transform",
-                output_gradient: "output_gradient_transform",
-                weight_gradient: "weight_gradient_transform",
+                weight: &WEIGHT_TRANSFORM,
+                input: &INPUT_TRANSFORM,
+                output: &OUTPUT_TRANSFORM,
+                output_gradient: &OUTPUT_GRADIENT_TRANSFORM,
+                weight_gradient: &WEIGHT_GRADIENT_TRANSFORM,
             },
             WinogradTile::F4 => Entries {
-                weight: "weight_transform_f4",
-                input: "input_transform_f4",
-                output: "output_transform_f4",
-                output_gradient: "output_gradient_transform_f4",
-                weight_gradient: "weight_gradient_transform_f4",
+                weight: &WEIGHT_TRANSFORM_F4,
+                input: &INPUT_TRANSFORM_F4,
+                output: &OUTPUT_TRANSFORM_F4,
+                output_gradient: &OUTPUT_GRADIENT_TRANSFORM_F4,
+                weight_gradient: &WEIGHT_GRADIENT_TRANSFORM_F4,
             },
         }
     }
@@ -89,33 +85,58 @@ impl WinogradTile {
 /// One tile's transform passes: the forward's (filters, input patches, products back to
 /// outputs) and the weight gradient's (output gradient in, filter gradients back to 3×3).
 struct Entries {
-    weight: &'static str,
-    input: &'static str,
-    output: &'static str,
-    output_gradient: &'static str,
-    weight_gradient: &'static str,
+    weight: &'static Entry<Params>,
+    input: &'static Entry<Params>,
+    output: &'static Entry<Params>,
+    output_gradient: &'static Entry<Params>,
+    weight_gradient: &'static Entry<Params>,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    channels: u32,
-    out_channels: u32,
-    height: u32,
-    width: u32,
-    out_height: u32,
-    out_width: u32,
-    padding_h: u32,
-    padding_w: u32,
-    tiles_h: u32,
-    tiles_w: u32,
-    tile_stride: u32,
-    has_bias: u32,
-    flip: u32,
-    /// The output's first channel and channel count (a slice of a concatenation).
-    out_first: u32,
-    out_total: u32,
+uniform_params! {
+    struct Params {
+        batch: u32,
+        channels: u32,
+        out_channels: u32,
+        height: u32,
+        width: u32,
+        out_height: u32,
+        out_width: u32,
+        padding_h: u32,
+        padding_w: u32,
+        tiles_h: u32,
+        tiles_w: u32,
+        tile_stride: u32,
+        has_bias: u32,
+        flip: u32,
+        /// The output's first channel and channel count (a slice of a concatenation).
+        out_first: u32,
+        out_total: u32,
+    }
+}
+
+// Each pass reads `source` (1) and writes `out` (2), one invocation per work item.
+entries! {
+    entries for Shader::Winograd, Params;
+    WEIGHT_TRANSFORM = "weight_transform", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    INPUT_TRANSFORM = "input_transform", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    OUTPUT_TRANSFORM = "output_transform", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
+    OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    WEIGHT_TRANSFORM_F4 = "weight_transform_f4", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    INPUT_TRANSFORM_F4 = "input_transform_f4", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    OUTPUT_TRANSFORM_F4 = "output_transform_f4", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
+    OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+    WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", WorkgroupSize::Override(256),
+        [Binding::read(1, "source"), Binding::read_write(2, "out")];
 }
 
 /// Whether Winograd computes this convolution's forward and backward passes: a 3×3
@@ -381,7 +402,7 @@ impl Transformed {
 
 /// Records `entry` with one invocation per work item.
 fn launch(
-    entry: &'static str,
+    entry: &'static Entry<Params>,
     params: &Params,
     inputs: &[(u32, &Tensor)],
     out: &Tensor,
@@ -394,10 +415,10 @@ fn launch(
     }
     storage.extend(out.binding().map(|range| (2, range)));
     gpu.dispatch(
-        &Kernel::new(Shader::Winograd, entry),
+        &entry.kernel(),
         params,
         &storage,
-        grid_1d(gpu, (items as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, entry, items as u64),
     )
 }
 

@@ -1,23 +1,59 @@
 //! Launchers for shaders/elementwise.wgsl: same-shape element-by-element arithmetic.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 256;
+uniform_params! {
+    struct Params {
+        len: u32,
+        alpha: f32,
+        seed: u32,
+        drop_threshold: u32,
+        columns: u32,
+        channels: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    len: u32,
-    alpha: f32,
-    seed: u32,
-    drop_threshold: u32,
-    columns: u32,
-    channels: u32,
+// Scalar entries read and write through bindings 1-3; their `_vec4` twins, four elements per
+// invocation, through 4-6.
+entries! {
+    entries for Shader::Elementwise, Params;
+    ADD = "add", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
+    SUB = "sub", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
+    MUL = "mul", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
+    SCALE = "scale", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read_write(3, "out")];
+    RELU = "relu", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read_write(3, "out")];
+    RELU_BACKWARD = "relu_backward", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
+    ADD_ROW_BIAS = "add_row_bias", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
+    ADD_CHANNEL_BIAS = "add_channel_bias", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
+    ADD_VEC4 = "add_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
+    SUB_VEC4 = "sub_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
+    MUL_VEC4 = "mul_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
+    SCALE_VEC4 = "scale_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read_write(6, "out4")];
+    RELU_VEC4 = "relu_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read_write(6, "out4")];
+    RELU_BACKWARD_VEC4 = "relu_backward_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
+    DROPOUT = "dropout", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read_write(3, "out")];
+}
+
+/// An operation's entry points: one element per invocation, and (where the shader has one) four.
+struct Pass {
+    scalar: &'static Entry<Params>,
+    vec4: Option<&'static Entry<Params>>,
+}
+
+impl Pass {
+    const fn scalar(scalar: &'static Entry<Params>) -> Self {
+        Self { scalar, vec4: None }
+    }
+
+    const fn with_vec4(scalar: &'static Entry<Params>, vec4: &'static Entry<Params>) -> Self {
+        Self {
+            scalar,
+            vec4: Some(vec4),
+        }
+    }
 }
 
 impl Params {
@@ -35,88 +71,73 @@ impl Params {
 
 /// out = a + b
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary("add", a, b)
+    binary(Pass::with_vec4(&ADD, &ADD_VEC4), a, b)
 }
 
 /// out = a - b
 pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary("sub", a, b)
+    binary(Pass::with_vec4(&SUB, &SUB_VEC4), a, b)
 }
 
 /// out = a * b
 pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary("mul", a, b)
+    binary(Pass::with_vec4(&MUL, &MUL_VEC4), a, b)
 }
 
 /// out = alpha * a
 pub fn scale(a: &Tensor, alpha: f32) -> Result<Tensor> {
-    launch("scale", a, None, alpha)
+    launch(Pass::with_vec4(&SCALE, &SCALE_VEC4), a, None, alpha)
 }
 
 /// out = max(a, 0), with NaN passed through as torch.relu does.
 pub fn relu(a: &Tensor) -> Result<Tensor> {
-    launch("relu", a, None, 0.0)
+    launch(Pass::with_vec4(&RELU, &RELU_VEC4), a, None, 0.0)
 }
 
 /// The gradient of relu: `grad` where the forward `input` was positive, else 0.
 pub fn relu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
-    binary("relu_backward", input, grad)
+    binary(
+        Pass::with_vec4(&RELU_BACKWARD, &RELU_BACKWARD_VEC4),
+        input,
+        grad,
+    )
 }
 
-fn binary(entry: &'static str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.expect_same_shape(b, entry)?;
-    launch(entry, a, Some(b), 0.0)
+fn binary(pass: Pass, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.expect_same_shape(b, pass.scalar.name)?;
+    launch(pass, a, Some(b), 0.0)
 }
 
-fn launch(entry: &'static str, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tensor> {
+fn launch(pass: Pass, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
-    let params = Params::new(as_u32(entry, "element count", a.numel())?, alpha);
-    record(entry, a, b, &out, params)?;
+    let params = Params::new(as_u32(pass.scalar.name, "element count", a.numel())?, alpha);
+    record(pass, a, b, &out, params)?;
     Ok(out)
 }
 
-/// Records `entry` over `a` (and `b`) into `out` with the given parameters.
-fn record(
-    entry: &'static str,
-    a: &Tensor,
-    b: Option<&Tensor>,
-    out: &Tensor,
-    params: Params,
-) -> Result<()> {
+/// Records `pass` over `a` (and `b`) into `out` with the given parameters.
+fn record(pass: Pass, a: &Tensor, b: Option<&Tensor>, out: &Tensor, params: Params) -> Result<()> {
     let gpu = a.gpu();
     let (Some(a_range), Some(out_range)) = (a.binding(), out.binding()) else {
         return Ok(()); // no elements
     };
-    // Four elements per invocation through the vec4 bindings (4, 5, 6) where the entry has a
-    // vec4 twin and the length allows.
-    let vec4_entry = vec4_twin(entry).filter(|_| a.numel().is_multiple_of(4));
+    // Four elements per invocation through the vec4 bindings (4, 5, 6) where the pass has a
+    // vec4 entry and the length allows.
+    let vec4_entry = pass.vec4.filter(|_| a.numel().is_multiple_of(4));
     let (entry, slots, invocations) = match vec4_entry {
         Some(twin) => (twin, [4, 5, 6], a.numel() as u64 / 4),
-        None => (entry, [1, 2, 3], a.numel() as u64),
+        None => (pass.scalar, [1, 2, 3], a.numel() as u64),
     };
     let mut storage = vec![(slots[0], a_range), (slots[2], out_range)];
     if let Some(b_range) = b.and_then(Tensor::binding) {
         storage.push((slots[1], b_range));
     }
     gpu.dispatch(
-        &Kernel::new(Shader::Elementwise, entry),
+        &entry.kernel(),
         &params,
         &storage,
-        grid_1d(gpu, invocations.div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, entry, invocations),
     )
-}
-
-/// The entry point that does `entry`'s work four elements at a time, if it has one.
-fn vec4_twin(entry: &str) -> Option<&'static str> {
-    Some(match entry {
-        "add" => "add_vec4",
-        "sub" => "sub_vec4",
-        "mul" => "mul_vec4",
-        "scale" => "scale_vec4",
-        "relu" => "relu_vec4",
-        "relu_backward" => "relu_backward_vec4",
-        _ => return None,
-    })
 }
 
 /// out[r, c] = a[r, c] + bias[c] for `a` of shape [..., columns] and `bias` of shape [columns].
@@ -133,7 +154,7 @@ pub fn add_row_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
     params.columns = as_u32(OP, "columns", columns.max(1))?;
-    record(OP, a, Some(bias), &out, params)?;
+    record(Pass::scalar(&ADD_ROW_BIAS), a, Some(bias), &out, params)?;
     Ok(out)
 }
 
@@ -155,7 +176,7 @@ pub fn add_channel_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
     params.columns = as_u32(OP, "H·W", plane.max(1))?;
     params.channels = as_u32(OP, "channels", channels)?;
-    record(OP, a, Some(bias), &out, params)?;
+    record(Pass::scalar(&ADD_CHANNEL_BIAS), a, Some(bias), &out, params)?;
     Ok(out)
 }
 
@@ -171,7 +192,7 @@ pub fn dropout(a: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 1.0 / (1.0 - p));
     params.seed = seed;
     params.drop_threshold = dropout_threshold(p);
-    record(OP, a, None, &out, params)?;
+    record(Pass::scalar(&DROPOUT), a, None, &out, params)?;
     Ok(out)
 }
 

@@ -1,21 +1,24 @@
 //! Launchers for shaders/fill.wgsl: fill a tensor with a value, copy a range of elements.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 256;
+uniform_params! {
+    struct Params {
+        len: u32,
+        value_bits: u32,
+        src_offset: u32,
+        dst_offset: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    len: u32,
-    value_bits: u32,
-    src_offset: u32,
-    dst_offset: u32,
+entries! {
+    entries for Shader::Fill, Params;
+    FILL = "fill", WorkgroupSize::Override(256), [Binding::read_write(1, "out")];
+    COPY = "copy", WorkgroupSize::Override(256),
+        [Binding::read(1, "src"), Binding::read_write(2, "dst")];
 }
 
 /// Sets every element of `tensor` to `value` (NaN included: the value travels as bits).
@@ -31,10 +34,10 @@ pub fn fill_into(tensor: &Tensor, value: f32) -> Result<()> {
     };
     let gpu = tensor.gpu();
     gpu.dispatch(
-        &Kernel::new(Shader::Fill, "fill"),
+        &FILL.kernel(),
         &params,
         &[(1, out)],
-        grid_1d(gpu, (tensor.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, &FILL, tensor.numel() as u64),
     )
 }
 
@@ -78,10 +81,10 @@ pub fn copy_into(
     };
     let gpu = src.gpu();
     gpu.dispatch(
-        &Kernel::new(Shader::Fill, "copy"),
+        &COPY.kernel(),
         &params,
         &[(1, src_range), (2, dst_range)],
-        grid_1d(gpu, (len as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, &COPY, len as u64),
     )
 }
 

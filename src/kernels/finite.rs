@@ -1,19 +1,21 @@
 //! Launcher for shaders/finite.wgsl: `--check-finite`'s flag of a tensor holding NaN or Inf.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::Result;
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 256;
+uniform_params! {
+    struct Params {
+        count: u32,
+        slot: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    count: u32,
-    slot: u32,
+entries! {
+    entries for Shader::Finite, Params;
+    FLAG_NON_FINITE = "flag_non_finite", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(2, "flags")];
 }
 
 /// Flags `x` if it holds NaN or Inf, when the context's finite checks are on (see
@@ -31,9 +33,9 @@ pub fn check_finite(x: &Tensor, what: &'static str) -> Result<()> {
         slot,
     };
     gpu.dispatch(
-        &Kernel::new(Shader::Finite, "flag_non_finite"),
+        &FLAG_NON_FINITE.kernel(),
         &params,
         &[(1, x_range), (2, flags)],
-        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, &FLAG_NON_FINITE, x.numel() as u64),
     )
 }

@@ -1,19 +1,34 @@
 //! Launchers for shaders/loss.wgsl: negative log-likelihood (cross-entropy after log_softmax).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 64;
+uniform_params! {
+    struct Params {
+        batch: u32,
+        classes: u32,
+    }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    classes: u32,
+entries! {
+    entries for Shader::Loss, Params;
+    /// One workgroup sums the whole batch.
+    NLL_LOSS = "nll_loss", WorkgroupSize::Override(64), [
+        Binding::read(1, "log_probs"),
+        Binding::read(2, "targets"),
+        Binding::read(3, "class_weight"),
+        Binding::read_write(4, "out"),
+        Binding::read_write(5, "weight_sum"),
+    ];
+    NLL_LOSS_BACKWARD = "nll_loss_backward", WorkgroupSize::Override(64), [
+        Binding::read(2, "targets"),
+        Binding::read(3, "class_weight"),
+        Binding::read_write(4, "out"),
+        Binding::read(6, "weight_sum_in"),
+        Binding::read(7, "grad_loss"),
+    ];
 }
 
 /// The loss and what its backward needs.
@@ -91,7 +106,7 @@ pub fn nll_loss(
     };
     let bind = |t: &Tensor| t.binding().expect("non-empty");
     gpu.dispatch(
-        &Kernel::new(Shader::Loss, OP),
+        &NLL_LOSS.kernel(),
         &params,
         &[
             (1, bind(log_probs)),
@@ -139,7 +154,7 @@ pub fn nll_loss_backward(log_probs: &Tensor, loss: &NllLoss, grad_loss: &Tensor)
     };
     let bind = |t: &Tensor| t.binding().expect("non-empty");
     gpu.dispatch(
-        &Kernel::new(Shader::Loss, OP),
+        &NLL_LOSS_BACKWARD.kernel(),
         &params,
         &[
             (2, bind(&loss.targets)),
@@ -148,7 +163,7 @@ pub fn nll_loss_backward(log_probs: &Tensor, loss: &NllLoss, grad_loss: &Tensor)
             (6, bind(&loss.weight_sum)),
             (7, bind(grad_loss)),
         ],
-        grid_1d(gpu, (grad.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, &NLL_LOSS_BACKWARD, grad.numel() as u64),
     )?;
     Ok(grad)
 }

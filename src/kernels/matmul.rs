@@ -1,26 +1,54 @@
 //! Launcher for shaders/matmul.wgsl: batched C = op(A) · op(B).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::as_u32;
 use crate::error::{Error, Result};
 use crate::kernels::reduce;
 use crate::kernels::transpose::transpose;
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Kernel, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch_stride_a: u32,
-    batch_stride_b: u32,
-    batch_stride_c: u32,
-    /// log2 of the widths in texels of A's and B's textures (`SubgroupTexture`; 0 otherwise).
-    a_texture_width_log2: u32,
-    b_texture_width_log2: u32,
+uniform_params! {
+    struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch_stride_a: u32,
+        batch_stride_b: u32,
+        batch_stride_c: u32,
+        /// log2 of the widths in texels of A's and B's textures (`SubgroupTexture`; 0 otherwise).
+        a_texture_width_log2: u32,
+        b_texture_width_log2: u32,
+    }
+}
+
+// Scalar entries read A and B at bindings 1 and 2, vec4 entries at 4 and 5; all write C at 3.
+// The tiled entries' workgroups are WORKGROUP_X × WORKGROUP_Y, set from the tile (`with_tile`).
+entries! {
+    entries for Shader::Matmul, Params;
+    MATMUL_NAIVE = "matmul_naive", WorkgroupSize::TileOverrides,
+        [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "c")];
+    MATMUL_TILED = "matmul", WorkgroupSize::TileOverrides,
+        [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "c")];
+    MATMUL_VEC4 = "matmul_vec4", WorkgroupSize::TileOverrides,
+        [Binding::read_write(3, "c"), Binding::read(4, "a_vec4"), Binding::read(5, "b_vec4")];
+    MATMUL_FEW_ROWS_NT = "matmul_few_rows_nt", WorkgroupSize::TileOverrides,
+        [Binding::read_write(3, "c"), Binding::read(4, "a_vec4"), Binding::read(5, "b_vec4")];
+    /// REDUCE_LANES (64) lanes per column of C.
+    MATMUL_FEW_ROWS_NT_WORKGROUP = "matmul_few_rows_nt_workgroup", WorkgroupSize::Literal([64, 1, 1]),
+        [Binding::read_write(3, "c"), Binding::read(4, "a_vec4"), Binding::read(5, "b_vec4")];
+}
+
+entries! {
+    subgroup_entries for Shader::MatmulSubgroup, Params;
+    /// One 8-lane subgroup per workgroup; A and B are read from the buffers or, with TEXTURES,
+    /// from the textures, and both are bound either way.
+    MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]), [
+        Binding::read(1, "a"),
+        Binding::read(2, "b"),
+        Binding::read_write(3, "c"),
+        Binding::texture(4, "a_texture"),
+        Binding::texture(5, "b_texture"),
+    ];
 }
 
 /// Which kernel computes the product.
@@ -267,13 +295,12 @@ pub(crate) fn matmul_counted(
     };
     let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
     // The vec4 kernels read A and B through their vec4 bindings.
-    let (a_slot, b_slot) = if matches!(
-        kernel.entry,
-        "matmul_vec4" | "matmul_few_rows_nt" | "matmul_few_rows_nt_workgroup"
-    ) {
-        (4, 5)
-    } else {
-        (1, 2)
+    let (a_slot, b_slot) = match variant {
+        MatmulVariant::Vec4
+        | MatmulVariant::Vec4SplitK(_)
+        | MatmulVariant::FewRowsTransposedB
+        | MatmulVariant::FewRowsTransposedBWorkgroups => (4, 5),
+        _ => (1, 2),
     };
     let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
     // The subgroup kernel declares the operands both as buffers and as textures; the ones it
@@ -487,7 +514,7 @@ fn kernel_and_grid(
     options: MatmulOptions,
     params: &Params,
     batch: u32,
-) -> Result<(Kernel, [u32; 3])> {
+) -> Result<(Kernel<Params>, [u32; 3])> {
     Ok(match variant {
         MatmulVariant::Auto => unreachable!("resolve_variant never returns Auto"),
         MatmulVariant::Subgroup(tile) | MatmulVariant::SubgroupTexture(tile) => {
@@ -497,7 +524,8 @@ fn kernel_and_grid(
                     format!("tile {tile:?}: row_groups must be 1, 2 or 4 and column_vecs 1 or 2"),
                 ));
             }
-            let kernel = Kernel::new(Shader::MatmulSubgroup, "matmul_subgroup")
+            let kernel = MATMUL_SUBGROUP
+                .kernel()
                 .with_override("ROW_GROUPS", f64::from(tile.row_groups))
                 .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
                 .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
@@ -522,7 +550,8 @@ fn kernel_and_grid(
                 _ => 1,
             };
             let tile = MatmulTile::DEFAULT;
-            let kernel = Kernel::new(Shader::Matmul, "matmul_vec4")
+            let kernel = MATMUL_VEC4
+                .kernel()
                 .with_override("K_SLICES", f64::from(slices));
             let groups = [
                 params.n.div_ceil(4 * tile.workgroup_x),
@@ -550,11 +579,11 @@ fn kernel_and_grid(
             let tile = MatmulTile::DEFAULT;
             let (entry, columns_per_workgroup) = match variant {
                 MatmulVariant::FewRowsTransposedB => {
-                    ("matmul_few_rows_nt", tile.workgroup_x * tile.workgroup_y)
+                    (&MATMUL_FEW_ROWS_NT, tile.workgroup_x * tile.workgroup_y)
                 }
-                _ => ("matmul_few_rows_nt_workgroup", 1),
+                _ => (&MATMUL_FEW_ROWS_NT_WORKGROUP, 1),
             };
-            let kernel = Kernel::new(Shader::Matmul, entry);
+            let kernel = entry.kernel();
             // Folded into rows of 65535 workgroups (every adapter's minimum per dimension).
             let workgroups = params.n.div_ceil(columns_per_workgroup);
             let groups = match workgroups <= 65535 {
@@ -565,7 +594,7 @@ fn kernel_and_grid(
         }
         MatmulVariant::Naive => {
             let tile = MatmulTile::DEFAULT;
-            let kernel = Kernel::new(Shader::Matmul, "matmul_naive");
+            let kernel = MATMUL_NAIVE.kernel();
             let groups = [
                 params.n.div_ceil(tile.workgroup_x),
                 params.m.div_ceil(tile.workgroup_y),
@@ -575,7 +604,7 @@ fn kernel_and_grid(
         }
         MatmulVariant::Tiled(tile) => {
             validate_tile(tile)?;
-            let kernel = Kernel::new(Shader::Matmul, "matmul");
+            let kernel = MATMUL_TILED.kernel();
             let groups = [
                 params.n.div_ceil(tile.workgroup_x * 4 * tile.column_vecs),
                 params.m.div_ceil(tile.workgroup_y * tile.rows),
@@ -586,7 +615,7 @@ fn kernel_and_grid(
     })
 }
 
-fn with_tile(kernel: Kernel, tile: MatmulTile, options: MatmulOptions) -> Kernel {
+fn with_tile(kernel: Kernel<Params>, tile: MatmulTile, options: MatmulOptions) -> Kernel<Params> {
     kernel
         .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
         .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))

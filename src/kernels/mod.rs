@@ -21,6 +21,31 @@ pub mod tuning;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::shaders::{Entry, EntryInterface};
+
+/// Every entry point the launchers declare, with its uniform layout and bindings: what the
+/// interface test (`tests/kernel_interface.rs`) holds to naga's reading of the shaders.
+pub fn catalogue() -> Vec<EntryInterface> {
+    [
+        batchnorm::entries(),
+        concat::entries(),
+        conv2d::entries(),
+        conv2d_implicit::entries(),
+        conv2d_winograd::entries(),
+        elementwise::entries(),
+        fill::entries(),
+        finite::entries(),
+        loss::entries(),
+        matmul::entries(),
+        matmul::subgroup_entries(),
+        optim::entries(),
+        pool::entries(),
+        reduce::entries(),
+        softmax::entries(),
+        transpose::entries(),
+    ]
+    .concat()
+}
 
 /// Workgroup counts for `count` workgroups of a 1-D kernel: a single row while the device's
 /// per-dimension limit allows, otherwise a 2-D grid of full rows (the shaders compute the linear
@@ -31,6 +56,12 @@ pub(crate) fn grid_1d(gpu: &Gpu, count: u64) -> [u32; 3] {
         return [count as u32, 1, 1];
     }
     [max as u32, count.div_ceil(max) as u32, 1]
+}
+
+/// Workgroup counts for `invocations` invocations of a 1-D `entry` (one per element, or per
+/// four elements of a vec4 entry), folded into 2-D as [`grid_1d`] does.
+pub(crate) fn grid_over<P>(gpu: &Gpu, entry: &Entry<P>, invocations: u64) -> [u32; 3] {
+    grid_1d(gpu, invocations.div_ceil(u64::from(entry.invocations())))
 }
 
 /// About this many workgroups make a pass over 8×8-position grids (`plane_grid`): enough to

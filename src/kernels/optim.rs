@@ -1,36 +1,68 @@
 //! Launchers for shaders/optim.wgsl: in-place SGD and Adam / AdamW updates of one parameter.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
-const WORKGROUP_SIZE: u64 = 256;
+uniform_params! {
+    #[derive(Default)]
+    struct Params {
+        count: u32,
+        lr: f32,
+        weight_decay: f32,
+        momentum: f32,
+        nesterov: u32,
+        first_step: u32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        bias_correction1: f32,
+        bias_correction2: f32,
+        decoupled: u32,
+    }
+}
+
+entries! {
+    entries for Shader::Optim, Params;
+    SGD_STEP = "sgd_step", WorkgroupSize::Override(256), [
+        Binding::read(1, "grad"),
+        Binding::read_write(2, "param"),
+        Binding::read_write(3, "state_a"),
+    ];
+    SGD_STEP_VEC4 = "sgd_step_vec4", WorkgroupSize::Override(256), [
+        Binding::read(5, "grad4"),
+        Binding::read_write(6, "param4"),
+        Binding::read_write(7, "state_a4"),
+    ];
+    ADAM_STEP = "adam_step", WorkgroupSize::Override(256), [
+        Binding::read(1, "grad"),
+        Binding::read_write(2, "param"),
+        Binding::read_write(3, "state_a"),
+        Binding::read_write(4, "state_b"),
+    ];
+    ADAM_STEP_VEC4 = "adam_step_vec4", WorkgroupSize::Override(256), [
+        Binding::read(5, "grad4"),
+        Binding::read_write(6, "param4"),
+        Binding::read_write(7, "state_a4"),
+        Binding::read_write(8, "state_b4"),
+    ];
+}
 
 /// An update's entry points: one element per invocation, and four (for counts that are
 /// multiples of 4).
-type Entries = (&'static str, &'static str);
-const SGD: Entries = ("sgd_step", "sgd_step_vec4");
-const ADAM: Entries = ("adam_step", "adam_step_vec4");
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, Pod, Zeroable)]
-struct Params {
-    count: u32,
-    lr: f32,
-    weight_decay: f32,
-    momentum: f32,
-    nesterov: u32,
-    first_step: u32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    bias_correction1: f32,
-    bias_correction2: f32,
-    decoupled: u32,
+struct UpdateEntries {
+    scalar: &'static Entry<Params>,
+    vec4: &'static Entry<Params>,
 }
+const SGD: UpdateEntries = UpdateEntries {
+    scalar: &SGD_STEP,
+    vec4: &SGD_STEP_VEC4,
+};
+const ADAM: UpdateEntries = UpdateEntries {
+    scalar: &ADAM_STEP,
+    vec4: &ADAM_STEP_VEC4,
+};
 
 /// One SGD step's hyper-parameters (torch.optim.SGD, dampening 0).
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +125,7 @@ pub fn sgd_step(
         first_step: u32::from(step.first_step),
         ..Params::default()
     };
-    launch(SGD, &params, grad, param, &[state])
+    launch(&SGD, &params, grad, param, &[state])
 }
 
 /// Adam (or AdamW) in place on `param`, with its first and second moments `m` and `v`.
@@ -123,13 +155,13 @@ pub fn adam_step(
         decoupled: u32::from(step.decoupled),
         ..Params::default()
     };
-    launch(ADAM, &params, grad, param, &[m, v])
+    launch(&ADAM, &params, grad, param, &[m, v])
 }
 
 /// Records the update, in pieces when the parameter is larger than one storage binding (VGG's
 /// classifier.0.weight): each piece binds flat views of the parameter, gradient and states.
 fn launch(
-    entries: Entries,
+    update: &UpdateEntries,
     params: &Params,
     grad: &Tensor,
     param: &Tensor,
@@ -138,7 +170,7 @@ fn launch(
     let limits = param.gpu().limits();
     let count = param.numel();
     if param.byte_size() <= limits.max_storage_buffer_binding_size {
-        return launch_piece(entries, params, grad, param, states);
+        return launch_piece(update, params, grad, param, states);
     }
     let alignment = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
     let piece = (limits.max_storage_buffer_binding_size as usize / 4) / alignment * alignment;
@@ -153,11 +185,11 @@ fn launch(
             })
             .collect::<Result<Vec<_>>>()?;
         let piece_params = Params {
-            count: as_u32(entries.0, "element count", len)?,
+            count: as_u32(update.scalar.name, "element count", len)?,
             ..*params
         };
         launch_piece(
-            entries,
+            update,
             &piece_params,
             &flat(grad, start, len)?,
             &flat(param, start, len)?,
@@ -168,7 +200,7 @@ fn launch(
 }
 
 fn launch_piece(
-    entries: Entries,
+    update: &UpdateEntries,
     params: &Params,
     grad: &Tensor,
     param: &Tensor,
@@ -180,8 +212,8 @@ fn launch_piece(
     // Four elements per invocation where the count allows (3× the scalar entry's speed on
     // lavapipe), through the vec4 bindings 5–8.
     let (entry, first_slot, invocations) = match param.numel() % 4 {
-        0 => (entries.1, 5, param.numel() / 4),
-        _ => (entries.0, 1, param.numel()),
+        0 => (update.vec4, 5, param.numel() / 4),
+        _ => (update.scalar, 1, param.numel()),
     };
     let mut storage = vec![(first_slot, grad_range), (first_slot + 1, param_range)];
     for (slot, state) in (first_slot + 2..).zip(states) {
@@ -191,9 +223,9 @@ fn launch_piece(
     }
     let gpu = param.gpu();
     gpu.dispatch(
-        &Kernel::new(Shader::Optim, entry),
+        &entry.kernel(),
         params,
         &storage,
-        grid_1d(gpu, (invocations as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, entry, invocations as u64),
     )
 }

@@ -1,13 +1,9 @@
 //! Launchers for shaders/pool.wgsl: max, average and adaptive average pooling, with backward.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d, plane_grid};
+use super::{as_u32, grid_over, plane_grid};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::{Shape, Tensor};
-
-const WORKGROUP_SIZE: u64 = 256;
 
 /// The window geometry of MaxPool2d / AvgPool2d, per axis (height, width), as in PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,26 +103,53 @@ impl Pool2d {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    planes: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    count_include_pad: u32,
+uniform_params! {
+    struct Params {
+        planes: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        kernel_h: u32,
+        kernel_w: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_h: u32,
+        pad_w: u32,
+        count_include_pad: u32,
+    }
+}
+
+// Forward entries read x (1) and write out (3); backward entries read grad_out (2) and write
+// the input's gradient to out (3). One invocation per output element, except the max-pool
+// entries over 8×8 positions of a plane per workgroup (`plane_grid`).
+entries! {
+    entries for Shader::Pool, Params;
+    MAX_POOL2D = "max_pool2d", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(3, "out")];
+    MAX_POOL2D_WITH_ARGMAX = "max_pool2d_with_argmax", WorkgroupSize::Literal([8, 8, 1]), [
+        Binding::read(1, "x"),
+        Binding::read_write(3, "out"),
+        Binding::read_write(4, "argmax_out"),
+    ];
+    MAX_POOL2D_BACKWARD = "max_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]), [
+        Binding::read(2, "grad_out"),
+        Binding::read_write(3, "out"),
+        Binding::read(5, "argmax"),
+    ];
+    AVG_POOL2D = "avg_pool2d", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(3, "out")];
+    AVG_POOL2D_BACKWARD = "avg_pool2d_backward", WorkgroupSize::Override(256),
+        [Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
+    ADAPTIVE_AVG_POOL2D = "adaptive_avg_pool2d", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(3, "out")];
+    ADAPTIVE_AVG_POOL2D_BACKWARD = "adaptive_avg_pool2d_backward", WorkgroupSize::Override(256),
+        [Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
 }
 
 /// Max over each window; padding never wins.
 pub fn max_pool2d(x: &Tensor, pool: &Pool2d) -> Result<Tensor> {
-    forward("max_pool2d", x, Window::Fixed(*pool, false))
+    forward(&MAX_POOL2D, x, Window::Fixed(*pool, false))
 }
 
 /// `max_pool2d`, and each window's maximum as its flat index in the plane (u32 values in a
@@ -134,8 +157,7 @@ pub fn max_pool2d(x: &Tensor, pool: &Pool2d) -> Result<Tensor> {
 /// for a forward whose backward follows, one pass where the backward would look at every
 /// window again.
 pub fn max_pool2d_with_argmax(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tensor)> {
-    const ENTRY: &str = "max_pool2d_with_argmax";
-    let (out_dims, params) = geometry(ENTRY, x, Window::Fixed(*pool, false))?;
+    let (out_dims, params) = geometry(MAX_POOL2D_WITH_ARGMAX.name, x, Window::Fixed(*pool, false))?;
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, out_dims)?;
     let argmax = Tensor::empty(gpu, out_dims)?;
@@ -144,7 +166,7 @@ pub fn max_pool2d_with_argmax(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tens
         return Ok((out, argmax)); // N or C is zero
     };
     gpu.dispatch(
-        &max_pool_kernel(ENTRY, &params),
+        &max_pool_kernel(&MAX_POOL2D_WITH_ARGMAX, &params),
         &params,
         &[(1, x_range), (3, out_range), (4, argmax_range)],
         plane_grid(gpu, [params.out_w, params.out_h], params.planes),
@@ -155,9 +177,9 @@ pub fn max_pool2d_with_argmax(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tens
 /// The gradient of `max_pool2d` with respect to `x`: each output's gradient goes to the first
 /// maximum of its window.
 pub fn max_pool2d_backward(x: &Tensor, grad_out: &Tensor, pool: &Pool2d) -> Result<Tensor> {
-    const ENTRY: &str = "max_pool2d_backward";
-    let (out_dims, params) = geometry(ENTRY, x, Window::Fixed(*pool, false))?;
-    expect_output_shape(ENTRY, grad_out, out_dims)?;
+    const OP: &str = "max_pool2d_backward";
+    let (out_dims, params) = geometry(OP, x, Window::Fixed(*pool, false))?;
+    expect_output_shape(OP, grad_out, out_dims)?;
     let (_, argmax) = max_pool2d_with_argmax(x, pool)?;
     gather_at_maxima(&params, x.shape().clone(), &argmax, grad_out)
 }
@@ -170,22 +192,22 @@ pub fn max_pool2d_backward_at(
     grad_out: &Tensor,
     pool: &Pool2d,
 ) -> Result<Tensor> {
-    const ENTRY: &str = "max_pool2d_backward";
+    const OP: &str = "max_pool2d_backward";
     let &[n, c, h, w] = input_dims else {
         return Err(Error::invalid(
-            ENTRY,
+            OP,
             format!("needs an NCHW input of rank 4, got shape {input_dims:?}"),
         ));
     };
-    let (out_dims, params) = geometry_of(ENTRY, [n, c, h, w], Window::Fixed(*pool, false))?;
-    expect_output_shape(ENTRY, grad_out, out_dims)?;
-    expect_output_shape(ENTRY, argmax, out_dims)?;
+    let (out_dims, params) = geometry_of(OP, [n, c, h, w], Window::Fixed(*pool, false))?;
+    expect_output_shape(OP, grad_out, out_dims)?;
+    expect_output_shape(OP, argmax, out_dims)?;
     gather_at_maxima(&params, input_dims.into(), argmax, grad_out)
 }
 
 /// Mean over each window; with `count_include_pad` the padding counts in the divisor.
 pub fn avg_pool2d(x: &Tensor, pool: &Pool2d, count_include_pad: bool) -> Result<Tensor> {
-    forward("avg_pool2d", x, Window::Fixed(*pool, count_include_pad))
+    forward(&AVG_POOL2D, x, Window::Fixed(*pool, count_include_pad))
 }
 
 /// The gradient of `avg_pool2d` with respect to its input, `x` (only its shape is used).
@@ -196,7 +218,7 @@ pub fn avg_pool2d_backward(
     count_include_pad: bool,
 ) -> Result<Tensor> {
     backward(
-        "avg_pool2d_backward",
+        &AVG_POOL2D_BACKWARD,
         x,
         grad_out,
         Window::Fixed(*pool, count_include_pad),
@@ -205,7 +227,7 @@ pub fn avg_pool2d_backward(
 
 /// Average pooling to a fixed output size (VGG's 7×7, the global 1×1 of the others).
 pub fn adaptive_avg_pool2d(x: &Tensor, output: [usize; 2]) -> Result<Tensor> {
-    forward("adaptive_avg_pool2d", x, Window::Adaptive(output))
+    forward(&ADAPTIVE_AVG_POOL2D, x, Window::Adaptive(output))
 }
 
 /// The gradient of `adaptive_avg_pool2d` with respect to `x` (only its shape is used).
@@ -215,7 +237,7 @@ pub fn adaptive_avg_pool2d_backward(x: &Tensor, grad_out: &Tensor) -> Result<Ten
         _ => [0, 0], // refused by `geometry` with both shapes named
     };
     backward(
-        "adaptive_avg_pool2d_backward",
+        &ADAPTIVE_AVG_POOL2D_BACKWARD,
         x,
         grad_out,
         Window::Adaptive(output),
@@ -281,18 +303,18 @@ fn geometry_of(
     Ok(([n, c, out[0], out[1]], params))
 }
 
-fn forward(entry: &'static str, x: &Tensor, window: Window) -> Result<Tensor> {
-    let (out_dims, params) = geometry(entry, x, window)?;
+fn forward(entry: &'static Entry<Params>, x: &Tensor, window: Window) -> Result<Tensor> {
+    let (out_dims, params) = geometry(entry.name, x, window)?;
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, out_dims)?;
     let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
         return Ok(out); // N or C is zero
     };
     gpu.dispatch(
-        &Kernel::new(Shader::Pool, entry),
+        &entry.kernel(),
         &params,
         &[(1, x_range), (3, out_range)],
-        grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, entry, out.numel() as u64),
     )?;
     Ok(out)
 }
@@ -316,7 +338,6 @@ fn gather_at_maxima(
     argmax: &Tensor,
     grad_out: &Tensor,
 ) -> Result<Tensor> {
-    const ENTRY: &str = "max_pool2d_backward";
     let gpu = grad_out.gpu();
     let grad_in = Tensor::empty(gpu, input_shape)?;
     let ranges = (grad_out.binding(), grad_in.binding(), argmax.binding());
@@ -324,7 +345,7 @@ fn gather_at_maxima(
         return Ok(grad_in);
     };
     gpu.dispatch(
-        &max_pool_kernel(ENTRY, params),
+        &max_pool_kernel(&MAX_POOL2D_BACKWARD, params),
         params,
         &[(2, grad_out_range), (3, grad_in_range), (5, argmax_range)],
         plane_grid(gpu, [params.in_w, params.in_h], params.planes),
@@ -332,9 +353,14 @@ fn gather_at_maxima(
     Ok(grad_in)
 }
 
-fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) -> Result<Tensor> {
-    let (out_dims, params) = geometry(entry, x, window)?;
-    expect_output_shape(entry, grad_out, out_dims)?;
+fn backward(
+    entry: &'static Entry<Params>,
+    x: &Tensor,
+    grad_out: &Tensor,
+    window: Window,
+) -> Result<Tensor> {
+    let (out_dims, params) = geometry(entry.name, x, window)?;
+    expect_output_shape(entry.name, grad_out, out_dims)?;
     let gpu = x.gpu();
     let grad_in = Tensor::empty(gpu, x.shape().clone())?;
     let (Some(grad_out_range), Some(grad_in_range)) = (grad_out.binding(), grad_in.binding())
@@ -343,16 +369,17 @@ fn backward(entry: &'static str, x: &Tensor, grad_out: &Tensor, window: Window) 
     };
     let storage = [(2, grad_out_range), (3, grad_in_range)];
     gpu.dispatch(
-        &Kernel::new(Shader::Pool, entry),
+        &entry.kernel(),
         &params,
         &storage,
-        grid_1d(gpu, (x.numel() as u64).div_ceil(WORKGROUP_SIZE)),
+        grid_over(gpu, entry, x.numel() as u64),
     )?;
     Ok(grad_in)
 }
 
-fn max_pool_kernel(entry: &'static str, params: &Params) -> Kernel {
-    Kernel::new(Shader::Pool, entry)
+fn max_pool_kernel(entry: &'static Entry<Params>, params: &Params) -> Kernel<Params> {
+    entry
+        .kernel()
         .with_override("MAX_POOL_STRIDE_H", f64::from(params.stride_h))
         .with_override("MAX_POOL_STRIDE_W", f64::from(params.stride_w))
 }

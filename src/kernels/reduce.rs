@@ -1,30 +1,36 @@
 //! Launchers for shaders/reduce.wgsl: sum and mean over any set of axes.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_1d, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
-
-const WORKGROUP_SIZE: u64 = 256;
 /// Most groups of kept (or of reduced) axes the shader walks; enough for any rank up to 8.
 const MAX_GROUPS: usize = 4;
 /// Reductions at least this long get a workgroup per output element; shorter ones a single
 /// invocation each (a workgroup would idle most of its lanes on them).
 pub const WORKGROUP_REDUCTION_MIN_LEN: usize = 512;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    kept_sizes: [u32; 4],
-    kept_strides: [u32; 4],
-    reduced_sizes: [u32; 4],
-    reduced_strides: [u32; 4],
-    num_outputs: u32,
-    reduced_count: u32,
-    scale: f32,
-    _padding: u32,
+uniform_params! {
+    struct Params {
+        kept_sizes: [u32; 4],
+        kept_strides: [u32; 4],
+        reduced_sizes: [u32; 4],
+        reduced_strides: [u32; 4],
+        num_outputs: u32,
+        reduced_count: u32,
+        scale: f32,
+        _padding: u32,
+    }
+}
+
+entries! {
+    entries for Shader::Reduce, Params;
+    /// One invocation per output element.
+    REDUCE_PER_INVOCATION = "reduce_per_invocation", WorkgroupSize::Override(256),
+        [Binding::read(1, "input"), Binding::read_write(2, "out")];
+    /// One workgroup per output element.
+    REDUCE_PER_WORKGROUP = "reduce_per_workgroup", WorkgroupSize::Override(256),
+        [Binding::read(1, "input"), Binding::read_write(2, "out")];
 }
 
 /// Sum over `axes`; the reduced axes are dropped from the shape, or kept with size 1.
@@ -106,18 +112,18 @@ fn reduce(
         _padding: 0,
     };
     let (entry, workgroups) = if reduced_count >= WORKGROUP_REDUCTION_MIN_LEN {
-        ("reduce_per_workgroup", out.numel() as u64)
+        (&REDUCE_PER_WORKGROUP, grid_1d(gpu, out.numel() as u64))
     } else {
         (
-            "reduce_per_invocation",
-            (out.numel() as u64).div_ceil(WORKGROUP_SIZE),
+            &REDUCE_PER_INVOCATION,
+            grid_over(gpu, &REDUCE_PER_INVOCATION, out.numel() as u64),
         )
     };
     gpu.dispatch(
-        &Kernel::new(Shader::Reduce, entry),
+        &entry.kernel(),
         &params,
         &[(1, x_range), (2, out_range)],
-        grid_1d(gpu, workgroups),
+        workgroups,
     )?;
     Ok(out)
 }

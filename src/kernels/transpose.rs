@@ -1,26 +1,38 @@
 //! Launcher for shaders/transpose.wgsl: axis swaps (the last two axes, the leading two) and
 //! the last axis padded or cropped, for the matmul kernels' operands.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{as_u32, grid_1d};
+use super::{as_u32, grid_over};
 use crate::error::{Error, Result};
-use crate::shaders::{Kernel, Shader};
+use crate::shaders::{
+    Access, Binding, BindingKind, Entry, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries,
+    uniform_params,
+};
 use crate::tensor::Tensor;
-
-const WORKGROUP_SIZE: u64 = 256;
 
 /// About this many workgroups make the row-by-row passes (swap_leading_axes,
 /// resize_last_axis): enough to keep every thread of a
 /// CPU adapter busy, few enough that lavapipe's fixed cost per workgroup stays small.
 const ROW_GRID_WORKGROUPS: u32 = 512;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    rows: u32,
-    cols: u32,
+uniform_params! {
+    struct Params {
+        batch: u32,
+        rows: u32,
+        cols: u32,
+    }
+}
+
+entries! {
+    entries for Shader::Transpose, Params;
+    TRANSPOSE = "transpose", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+    /// Row passes: the launcher sizes the workgroup to the row (`row_grid`), at most 256.
+    RESIZE_LAST_AXIS = "resize_last_axis", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+    SWAP_LEADING_AXES = "swap_leading_axes", WorkgroupSize::Override(256),
+        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+    SWAP_LEADING_AXES_VEC4 = "swap_leading_axes_vec4", WorkgroupSize::Override(256),
+        [Binding::read(3, "x4"), Binding::read_write(4, "out4")];
 }
 
 /// [rows, cols] → [cols, rows], or [batch, rows, cols] → [batch, cols, rows].
@@ -36,7 +48,14 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
             ));
         }
     };
-    launch(OP, OP, x, out_dims, [batch, rows, cols], Grid::PerElement)
+    launch(
+        OP,
+        &TRANSPOSE,
+        x,
+        out_dims,
+        [batch, rows, cols],
+        Grid::PerElement,
+    )
 }
 
 /// [batch, rows, cols] → [rows, batch, cols].
@@ -50,8 +69,8 @@ pub fn swap_leading_axes(x: &Tensor) -> Result<Tensor> {
     };
     // Runs of a multiple of 4 values move as vec4s.
     let (entry, units) = match cols % 4 {
-        0 => ("swap_leading_axes_vec4", cols / 4),
-        _ => (OP, cols),
+        0 => (&SWAP_LEADING_AXES_VEC4, cols / 4),
+        _ => (&SWAP_LEADING_AXES, cols),
     };
     let grid = Grid::Rows {
         units,
@@ -81,7 +100,14 @@ pub fn resize_last_axis(x: &Tensor, length: usize) -> Result<Tensor> {
         units: length,
         rows,
     };
-    launch(OP, OP, x, out_dims, [rows, last, length], grid)
+    launch(
+        OP,
+        &RESIZE_LAST_AXIS,
+        x,
+        out_dims,
+        [rows, last, length],
+        grid,
+    )
 }
 
 /// How a pass is dispatched: one invocation per element of the output, or rows of `units`
@@ -92,10 +118,10 @@ enum Grid {
 }
 
 /// Records `entry` from `x` into a fresh `out_dims` tensor, with the kernel's (batch, rows,
-/// cols); entries named `_vec4` read and write through the vec4 bindings 3 and 4.
+/// cols), binding `x` and the output where the entry reads and writes.
 fn launch(
     op: &'static str,
-    entry: &'static str,
+    entry: &'static Entry<Params>,
     x: &Tensor,
     out_dims: Vec<usize>,
     [batch, rows, cols]: [usize; 3],
@@ -116,22 +142,27 @@ fn launch(
         cols: as_u32(op, "cols", cols)?,
     };
     let (kernel, workgroups) = match grid {
-        Grid::PerElement => (
-            Kernel::new(Shader::Transpose, entry),
-            grid_1d(gpu, (out.numel() as u64).div_ceil(WORKGROUP_SIZE)),
-        ),
+        Grid::PerElement => (entry.kernel(), grid_over(gpu, entry, out.numel() as u64)),
         Grid::Rows { units, rows } => {
             let units = as_u32(op, "invocations per row", units)?;
-            let (width, workgroups) = row_grid(gpu, units, as_u32(op, "rows", rows)?);
-            let kernel = Kernel::new(Shader::Transpose, entry)
-                .with_override("WORKGROUP_SIZE", f64::from(width));
+            let (width, workgroups) = row_grid(gpu, entry, units, as_u32(op, "rows", rows)?);
+            let kernel = entry
+                .kernel()
+                .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(width));
             (kernel, workgroups)
         }
     };
-    let slots = match entry.ends_with("_vec4") {
-        true => [(3, x_range), (4, out_range)],
-        false => [(1, x_range), (2, out_range)],
+    let slot = |access| {
+        let kind = BindingKind::Buffer(access);
+        let binding = entry.bindings.iter().find(|binding| binding.kind == kind);
+        binding
+            .expect("a transpose entry reads one buffer and writes one")
+            .slot
     };
+    let slots = [
+        (slot(Access::Read), x_range),
+        (slot(Access::ReadWrite), out_range),
+    ];
     gpu.dispatch(&kernel, &params, &slots, workgroups)?;
     Ok(out)
 }
@@ -140,8 +171,8 @@ fn launch(
 /// workgroup sized to the row (52 columns take 64 lanes, not 256 mostly idle), about
 /// ROW_GRID_WORKGROUPS workgroups, each looping over rows from wid.y in steps of
 /// num_workgroups.y.
-fn row_grid(gpu: &crate::Gpu, units: u32, rows: u32) -> (u32, [u32; 3]) {
-    let width = units.next_power_of_two().clamp(8, WORKGROUP_SIZE as u32);
+fn row_grid(gpu: &crate::Gpu, entry: &Entry<Params>, units: u32, rows: u32) -> (u32, [u32; 3]) {
+    let width = units.next_power_of_two().clamp(8, entry.invocations());
     let column_groups = units.div_ceil(width);
     let row_groups = ROW_GRID_WORKGROUPS
         .div_ceil(column_groups)

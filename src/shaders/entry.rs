@@ -1,0 +1,222 @@
+//! Typed kernels. An [`Entry`] names one entry point of one shader, the Rust type of the
+//! uniform parameters it reads at binding 0, every other binding it uses (slot, WGSL name and
+//! kind) and where its workgroup size comes from. Launchers record dispatches through a
+//! [`Kernel`] made from an entry, so the compiler checks the parameters' type and the context
+//! checks the bound slots; the interface test (`tests/kernel_interface.rs`) checks every entry
+//! against naga's reading of the shader.
+
+use std::marker::PhantomData;
+
+use super::Shader;
+use super::uniform::{Uniform, UniformLayout};
+
+/// How a shader binds a storage buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// What sits at a binding other than the uniform parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// `var<storage, read>` or `var<storage, read_write>`.
+    Buffer(Access),
+    /// `texture_storage_2d<rgba32float, read>`: the matmul's texture operands.
+    ReadOnlyTexture,
+}
+
+/// One binding of group 0 (binding 0, the uniform parameters, is implied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub slot: u32,
+    /// The WGSL variable's name.
+    pub name: &'static str,
+    pub kind: BindingKind,
+}
+
+impl Binding {
+    pub const fn read(slot: u32, name: &'static str) -> Self {
+        Self {
+            slot,
+            name,
+            kind: BindingKind::Buffer(Access::Read),
+        }
+    }
+
+    pub const fn read_write(slot: u32, name: &'static str) -> Self {
+        Self {
+            slot,
+            name,
+            kind: BindingKind::Buffer(Access::ReadWrite),
+        }
+    }
+
+    pub const fn texture(slot: u32, name: &'static str) -> Self {
+        Self {
+            slot,
+            name,
+            kind: BindingKind::ReadOnlyTexture,
+        }
+    }
+}
+
+/// Where an entry point's workgroup size comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkgroupSize {
+    /// `@workgroup_size(WORKGROUP_SIZE)`, a 1-D size set from here: the shader gives the
+    /// override no default, so this is the only place the number is written. A launcher that
+    /// sizes workgroups per call replaces it ([`Kernel::with_override`]).
+    Override(u32),
+    /// Literal in the shader, e.g. `@workgroup_size(8, 8)`; the interface test reads it there.
+    Literal([u32; 3]),
+    /// Derived from tile-shape overrides the launcher sets (the matmul's, batch norm's
+    /// reduction lanes); the interface test checks that it names no `WORKGROUP_SIZE`.
+    TileOverrides,
+}
+
+/// The override constant behind [`WorkgroupSize::Override`].
+pub const WORKGROUP_SIZE_OVERRIDE: &str = "WORKGROUP_SIZE";
+
+/// One entry point of one shader, with the type of its uniform parameters `P`.
+pub struct Entry<P> {
+    pub shader: Shader,
+    pub name: &'static str,
+    pub workgroup: WorkgroupSize,
+    pub bindings: &'static [Binding],
+    params: PhantomData<fn() -> P>,
+}
+
+impl<P> Entry<P> {
+    pub const fn new(
+        shader: Shader,
+        name: &'static str,
+        workgroup: WorkgroupSize,
+        bindings: &'static [Binding],
+    ) -> Self {
+        Self {
+            shader,
+            name,
+            workgroup,
+            bindings,
+            params: PhantomData,
+        }
+    }
+
+    /// The invocations per workgroup along x of a [`WorkgroupSize::Override`] entry: what its
+    /// launcher divides a 1-D count by.
+    pub const fn invocations(&self) -> u32 {
+        match self.workgroup {
+            WorkgroupSize::Override(size) => size,
+            WorkgroupSize::Literal([x, _, _]) => x,
+            WorkgroupSize::TileOverrides => panic!("a tiled entry has no fixed workgroup size"),
+        }
+    }
+}
+
+impl<P: Uniform> Entry<P> {
+    /// The kernel to dispatch, with the workgroup size override set where the entry has one.
+    pub fn kernel(&'static self) -> Kernel<P> {
+        let kernel = Kernel {
+            entry: self,
+            overrides: Vec::new(),
+        };
+        match self.workgroup {
+            WorkgroupSize::Override(size) => {
+                kernel.with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(size))
+            }
+            WorkgroupSize::Literal(_) | WorkgroupSize::TileOverrides => kernel,
+        }
+    }
+
+    /// The entry without its Rust type: what the interface test and the catalogue list.
+    pub fn interface(&self) -> EntryInterface {
+        EntryInterface {
+            shader: self.shader,
+            name: self.name,
+            workgroup: self.workgroup,
+            bindings: self.bindings,
+            params: P::LAYOUT,
+        }
+    }
+}
+
+/// An [`Entry`] described as data.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryInterface {
+    pub shader: Shader,
+    pub name: &'static str,
+    pub workgroup: WorkgroupSize,
+    pub bindings: &'static [Binding],
+    pub params: UniformLayout,
+}
+
+/// An entry with its override constants: what the pipeline cache compiles and keys on.
+pub struct Kernel<P: 'static> {
+    entry: &'static Entry<P>,
+    overrides: Vec<(&'static str, f64)>,
+}
+
+// Derived Clone would ask P: Clone.
+impl<P> Clone for Kernel<P> {
+    fn clone(&self) -> Self {
+        Self {
+            entry: self.entry,
+            overrides: self.overrides.clone(),
+        }
+    }
+}
+
+impl<P> Kernel<P> {
+    /// Sets an override constant, replacing an earlier value of the same name.
+    pub fn with_override(mut self, name: &'static str, value: f64) -> Self {
+        match self.overrides.iter_mut().find(|(set, _)| *set == name) {
+            Some(slot) => slot.1 = value,
+            None => self.overrides.push((name, value)),
+        }
+        self
+    }
+
+    pub fn entry(&self) -> &'static Entry<P> {
+        self.entry
+    }
+
+    pub fn overrides(&self) -> &[(&'static str, f64)] {
+        &self.overrides
+    }
+
+    /// `shader::entry`, the label of its pipeline and bind groups, used in error messages.
+    pub fn label(&self) -> String {
+        format!("{}::{}", self.entry.shader.name(), self.entry.name)
+    }
+}
+
+/// Declares a shader's entries as statics of [`Entry`], and a function (named first) that
+/// lists their interfaces for the catalogue (`kernels::catalogue`), so that an entry cannot be
+/// declared and left out of the interface test:
+///
+/// ```ignore
+/// entries! {
+///     entries for Shader::Fill, Params;
+///     FILL = "fill", WorkgroupSize::Override(256), [Binding::read_write(1, "out")];
+/// }
+/// ```
+macro_rules! entries {
+    (
+        $list:ident for $shader:expr, $params:ty;
+        $( $(#[$meta:meta])* $vis:vis $static:ident = $name:literal, $workgroup:expr,
+           [$($binding:expr),* $(,)?]; )+
+    ) => {
+        $(
+            $(#[$meta])*
+            $vis static $static: $crate::shaders::Entry<$params> =
+                $crate::shaders::Entry::new($shader, $name, $workgroup, &[$($binding),*]);
+        )+
+
+        /// Every entry declared here, as data.
+        pub(crate) fn $list() -> Vec<$crate::shaders::EntryInterface> {
+            vec![$($static.interface()),+]
+        }
+    };
+}
+pub(crate) use entries;
