@@ -139,10 +139,16 @@ fn uniform_mismatches(
         .filter(|member| !member.name.starts_with('_'))
         .copied()
         .collect();
-    if wgsl != rust {
+    let differing = (0..wgsl.len().max(rust.len())).find(|&i| wgsl.get(i) != rust.get(i));
+    if let Some(i) = differing {
         problems.push(format!(
-            "uniform members differ from {}:\n  WGSL {wgsl:?}\n  Rust {rust:?}",
-            declared.rust_name
+            "uniform member {i} differs from {}: WGSL {:?}, Rust {:?} ({} members in WGSL, {} in \
+             Rust)",
+            declared.rust_name,
+            wgsl.get(i),
+            rust.get(i),
+            wgsl.len(),
+            rust.len()
         ));
     }
     problems
