@@ -381,34 +381,12 @@ impl Gpu {
         Ok(())
     }
 
-    /// Records one dispatch of `kernel`. `params` goes to binding 0 as a uniform; `storage`
-    /// lists the other bindings by index. Checked here: binding sizes against the device limit
-    /// and the workgroup counts against the per-dimension limit.
+    /// Records one dispatch of `kernel` doing `flops` floating-point operations (the
+    /// profiler's GFLOP/s): `params` goes to binding 0 as a uniform, `storage` and `textures`
+    /// list the other bindings by slot. Checked here: the slots against the entry's
+    /// declaration, binding sizes against the device limit and the workgroup counts against
+    /// the per-dimension limit. Launchers reach it through `kernels::Launch`.
     pub(crate) fn dispatch<P: Uniform>(
-        &self,
-        kernel: &Kernel<P>,
-        params: &P,
-        storage: &[(u32, BufferRange)],
-        workgroups: [u32; 3],
-    ) -> Result<()> {
-        self.dispatch_counted(kernel, params, storage, workgroups, 0)
-    }
-
-    /// `dispatch` for a kernel that does `flops` floating-point operations (the profiler's
-    /// GFLOP/s).
-    pub(crate) fn dispatch_counted<P: Uniform>(
-        &self,
-        kernel: &Kernel<P>,
-        params: &P,
-        storage: &[(u32, BufferRange)],
-        workgroups: [u32; 3],
-        flops: u64,
-    ) -> Result<()> {
-        self.dispatch_with_textures(kernel, params, storage, &[], workgroups, flops)
-    }
-
-    /// `dispatch_counted` with texture bindings as well (the views of `scratch_texture`s).
-    pub(crate) fn dispatch_with_textures<P: Uniform>(
         &self,
         kernel: &Kernel<P>,
         params: &P,

@@ -1,8 +1,7 @@
 //! Launchers for shaders/batchnorm.wgsl: BatchNorm2d in training and eval mode, with backward.
 
-use super::{as_u32, grid_1d, grid_over};
+use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
-use crate::gpu::{BufferRange, Gpu};
 use crate::shaders::{
     Binding, Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries, uniform_params,
 };
@@ -154,18 +153,12 @@ pub fn batch_norm_statistics(x: &Tensor) -> Result<BatchStatistics> {
     let mean = Tensor::empty(gpu, [channels])?;
     let variance = Tensor::empty(gpu, [channels])?;
     let x4 = vec4_view(&params, x)?;
-    dispatch(
-        gpu,
-        reduction_kernel(&STATISTICS, &params),
-        &params,
-        &[
-            (1, x.binding()),
-            (X.1, x4.binding()),
-            (7, mean.binding()),
-            (8, variance.binding()),
-        ],
-        grid_1d(gpu, channels as u64),
-    )?;
+    Launch::of(gpu, reduction_kernel(&STATISTICS, &params), params)
+        .bind(1, x)
+        .bind(X.1, &x4)
+        .bind(7, &mean)
+        .bind(8, &variance)
+        .on(grid_1d(gpu, channels as u64))?;
     Ok(BatchStatistics { mean, variance })
 }
 
@@ -189,18 +182,12 @@ pub fn batch_norm_update_running(
     ] {
         expect_channels(OP, name, t, channels)?;
     }
-    dispatch(
-        gpu,
-        UPDATE_RUNNING.kernel(),
-        &params,
-        &[
-            (2, batch.mean.binding()),
-            (3, batch.variance.binding()),
-            (7, running_mean.binding()),
-            (8, running_var.binding()),
-        ],
-        grid_over(gpu, &UPDATE_RUNNING, channels as u64),
-    )
+    Launch::new(gpu, &UPDATE_RUNNING, params)
+        .bind(2, &batch.mean)
+        .bind(3, &batch.variance)
+        .bind(7, running_mean)
+        .bind(8, running_var)
+        .over(channels as u64)
 }
 
 /// out = (x - mean) / sqrt(variance + eps) · weight + bias, per channel. Training mode passes
@@ -246,21 +233,15 @@ pub fn batch_norm_forward_then(
     let pass = PlanePass::new(&params);
     // Read only with add_residual, but statically used: x stands in otherwise.
     let residual = epilogue.residual.unwrap_or(x);
-    dispatch(
-        gpu,
-        pass.kernel(FORWARD),
-        &params,
-        &[
-            (pass.slot(X), x.binding()),
-            (2, mean.binding()),
-            (3, variance.binding()),
-            (4, weight.binding()),
-            (5, bias.binding()),
-            (pass.slot(OUT_A), out.binding()),
-            (pass.slot(RESIDUAL), residual.binding()),
-        ],
-        pass.workgroups,
-    )?;
+    Launch::of(gpu, pass.kernel(FORWARD), params)
+        .bind(pass.slot(X), x)
+        .bind(2, mean)
+        .bind(3, variance)
+        .bind(4, weight)
+        .bind(5, bias)
+        .bind(pass.slot(OUT_A), &out)
+        .bind(pass.slot(RESIDUAL), residual)
+        .on(pass.workgroups)?;
     Ok(out)
 }
 
@@ -286,22 +267,16 @@ pub fn batch_norm_backward(
     let gpu = x.gpu();
     let grad_weight = Tensor::empty(gpu, [channels])?;
     let grad_bias = Tensor::empty(gpu, [channels])?;
-    dispatch(
-        gpu,
-        reduction_kernel(&BACKWARD_REDUCE, &params),
-        &params,
-        &[
-            (1, x.binding()),
-            (X.1, vec4_view(&params, x)?.binding()),
-            (2, mean.binding()),
-            (3, variance.binding()),
-            (6, grad_out.binding()),
-            (GRAD_OUT.1, vec4_view(&params, grad_out)?.binding()),
-            (7, grad_weight.binding()),
-            (8, grad_bias.binding()),
-        ],
-        grid_1d(gpu, channels as u64),
-    )?;
+    Launch::of(gpu, reduction_kernel(&BACKWARD_REDUCE, &params), params)
+        .bind(1, x)
+        .bind(X.1, &vec4_view(&params, x)?)
+        .bind(2, mean)
+        .bind(3, variance)
+        .bind(6, grad_out)
+        .bind(GRAD_OUT.1, &vec4_view(&params, grad_out)?)
+        .bind(7, &grad_weight)
+        .bind(8, &grad_bias)
+        .on(grid_1d(gpu, channels as u64))?;
     let statistics = [x, mean, variance, weight];
     let grad_input = input_gradient(
         &params,
@@ -398,24 +373,15 @@ fn eval_input_gradient(
             &unused_output
         }
     };
-    dispatch(
-        gpu,
-        pass.kernel(EVAL_INPUT_GRADIENT),
-        &params,
-        &[
-            (3, variance.binding()),
-            (4, weight.binding()),
-            (pass.slot(GRAD_OUT), grad_out.binding()),
-            (pass.slot(OUT_A), grad_input.binding()),
-            (pass.slot(OUT_B), second_output.binding()),
-            (pass.slot(RELU_OUTPUT), relu_output.binding()),
-            (
-                pass.slot(GRAD_OUT_ALSO),
-                grad_out_also.unwrap_or(grad_out).binding(),
-            ),
-        ],
-        pass.workgroups,
-    )?;
+    Launch::of(gpu, pass.kernel(EVAL_INPUT_GRADIENT), params)
+        .bind(3, variance)
+        .bind(4, weight)
+        .bind(pass.slot(GRAD_OUT), grad_out)
+        .bind(pass.slot(OUT_A), &grad_input)
+        .bind(pass.slot(OUT_B), second_output)
+        .bind(pass.slot(RELU_OUTPUT), relu_output)
+        .bind(pass.slot(GRAD_OUT_ALSO), grad_out_also.unwrap_or(grad_out))
+        .on(pass.workgroups)?;
     Ok((grad_input, relu_gradient))
 }
 
@@ -441,22 +407,16 @@ fn input_gradient(
     let gpu = grad_out.gpu();
     let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
     let pass = PlanePass::new(params);
-    dispatch(
-        gpu,
-        pass.kernel(TRAINING_INPUT_GRADIENT),
-        params,
-        &[
-            (pass.slot(X), x.binding()),
-            (2, mean.binding()),
-            (3, variance.binding()),
-            (4, weight.binding()),
-            (pass.slot(GRAD_OUT), grad_out.binding()),
-            (pass.slot(OUT_A), grad_input.binding()),
-            (9, grad_weight.binding()),
-            (10, grad_bias.binding()),
-        ],
-        pass.workgroups,
-    )?;
+    Launch::of(gpu, pass.kernel(TRAINING_INPUT_GRADIENT), *params)
+        .bind(pass.slot(X), x)
+        .bind(2, mean)
+        .bind(3, variance)
+        .bind(4, weight)
+        .bind(pass.slot(GRAD_OUT), grad_out)
+        .bind(pass.slot(OUT_A), &grad_input)
+        .bind(9, grad_weight)
+        .bind(10, grad_bias)
+        .on(pass.workgroups)?;
     Ok(grad_input)
 }
 
@@ -598,19 +558,4 @@ fn vec4_view(params: &Params, t: &Tensor) -> Result<Tensor> {
         true => Ok(t.clone()),
         false => Tensor::empty(t.gpu(), [4]),
     }
-}
-
-fn dispatch(
-    gpu: &Gpu,
-    kernel: Kernel<Params>,
-    params: &Params,
-    storage: &[(u32, Option<BufferRange>)],
-    workgroups: [u32; 3],
-) -> Result<()> {
-    // Every tensor here is non-empty (validated above), so every binding exists.
-    let storage: Vec<(u32, BufferRange)> = storage
-        .iter()
-        .map(|(slot, range)| (*slot, range.clone().expect("validated non-empty")))
-        .collect();
-    gpu.dispatch(&kernel, params, &storage, workgroups)
 }

@@ -1,7 +1,7 @@
 //! Launchers for shaders/concat.wgsl: channel concatenation (Inception's branches, DenseNet's
 //! feature reuse) and its backward, the split.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -86,9 +86,9 @@ fn copy_channels(
     count: usize,
 ) -> Result<()> {
     const OP: &str = "copy_channels";
-    let (Some(src_range), Some(dst_range)) = (src.binding(), dst.binding()) else {
+    if src.numel() == 0 || dst.numel() == 0 {
         return Ok(()); // nothing to copy
-    };
+    }
     let [n, src_channels, h, w] = nchw(OP, src)?;
     let dst_channels = dst.dims()[1];
     let params = Params {
@@ -100,13 +100,10 @@ fn copy_channels(
         dst_channels: as_u32(OP, "destination channels", dst_channels)?,
         dst_first: as_u32(OP, "destination offset", dst_first)?,
     };
-    let gpu = src.gpu();
-    gpu.dispatch(
-        &COPY_CHANNELS.kernel(),
-        &params,
-        &[(1, src_range), (2, dst_range)],
-        grid_over(gpu, &COPY_CHANNELS, (n * count * h * w) as u64),
-    )
+    Launch::new(src.gpu(), &COPY_CHANNELS, params)
+        .bind(1, src)
+        .bind(2, dst)
+        .over((n * count * h * w) as u64)
 }
 
 fn nchw(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {

@@ -4,7 +4,7 @@
 //! GEMM (shaders/conv2d_implicit_gemm.wgsl, launched from conv2d_implicit.rs), which gathers
 //! its operands on the fly and takes large inputs and groups.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::kernels::conv2d_winograd::WinogradTile;
 use crate::kernels::elementwise::add_channel_bias;
@@ -703,12 +703,9 @@ pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<
 /// Folds grad_cols [N, C_in·KH·KW, S] back into grad_x [N, C_in, H, W]: col2im, whose stride
 /// and dilation are pipeline constants.
 fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
-    let Some(out) = grad_x.binding() else {
-        return Ok(());
-    };
-    let Some(cols) = grad_cols.binding() else {
+    if grad_cols.numel() == 0 {
         return crate::kernels::fill::fill_into(grad_x, 0.0);
-    };
+    }
     let gpu = grad_x.gpu();
     let planes = params.batch * params.in_channels;
     let workgroups = super::plane_grid(gpu, [params.in_w, params.in_h], planes);
@@ -726,7 +723,10 @@ fn col2im(params: &Params, grad_cols: &Tensor, grad_x: &Tensor) -> Result<()> {
             "COL2IM_TAP_STEP_W",
             tap_step(params.stride_w, params.dilation_w),
         );
-    gpu.dispatch(&kernel, params, &[(4, cols), (5, out)], workgroups)
+    Launch::of(gpu, kernel, *params)
+        .bind(4, grad_cols)
+        .bind(5, grad_x)
+        .on(workgroups)
 }
 
 /// About this many workgroups make im2col's and im2row's passes: enough to keep every thread
@@ -745,12 +745,9 @@ enum Unfolding {
 /// Records `unfolding` of `x` into `out`: each invocation owns four consecutive values of a row
 /// and loops over the rows (see the shader).
 fn unfold(unfolding: Unfolding, params: &Params, x: &Tensor, out: &Tensor) -> Result<()> {
-    let Some(out_range) = out.binding() else {
-        return Ok(());
-    };
-    let Some(x_range) = x.binding() else {
+    if x.numel() == 0 {
         return crate::kernels::fill::fill_into(out, 0.0);
-    };
+    }
     let gpu = out.gpu();
     let (entry, row_length, row_count) = match unfolding {
         Unfolding::Im2col => (
@@ -774,12 +771,10 @@ fn unfold(unfolding: Unfolding, params: &Params, x: &Tensor, out: &Tensor) -> Re
     let kernel = entry
         .kernel()
         .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(width));
-    gpu.dispatch(
-        &kernel,
-        params,
-        &[(1, x_range), (6, out_range)],
-        [quad_groups, row_groups, 1],
-    )
+    Launch::of(gpu, kernel, *params)
+        .bind(1, x)
+        .bind(6, out)
+        .on([quad_groups, row_groups, 1])
 }
 
 /// Along one axis, how many kernel taps apart the taps lie that reach one input coordinate
@@ -794,29 +789,21 @@ fn tap_step(stride: u32, dilation: u32) -> f64 {
 }
 
 /// Records the direct kernel `entry` reading `inputs` (by binding slot) and writing `out`;
-/// nothing to do when any of them is empty (a zero batch or channel count).
+/// an empty input (a zero channel count) leaves an output of zeros.
 fn launch(
     entry: &'static Entry<Params>,
     params: &Params,
     inputs: &[(u32, &Tensor)],
     out: &Tensor,
 ) -> Result<()> {
-    let Some(out_range) = out.binding() else {
-        return Ok(());
-    };
-    let mut storage = vec![(5, out_range)];
-    for &(slot, tensor) in inputs {
-        match tensor.binding() {
-            Some(range) => storage.push((slot, range)),
-            None => return crate::kernels::fill::fill_into(out, 0.0),
-        }
+    if inputs.iter().any(|(_, tensor)| tensor.numel() == 0) {
+        return crate::kernels::fill::fill_into(out, 0.0);
     }
-    let gpu = out.gpu();
-    gpu.dispatch_counted(
-        &entry.kernel(),
-        params,
-        &storage,
-        grid_over(gpu, entry, out.numel() as u64),
-        params.flops(),
-    )
+    let mut launch = Launch::new(out.gpu(), entry, *params)
+        .bind(5, out)
+        .flops(params.flops());
+    for &(slot, tensor) in inputs {
+        launch = launch.bind(slot, tensor);
+    }
+    launch.over(out.numel() as u64)
 }

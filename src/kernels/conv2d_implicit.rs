@@ -3,9 +3,10 @@
 //! im2col buffer. The path for large inputs and grouped convolutions, and the one that can
 //! write into a channel slice of a concatenation.
 
-use super::as_u32;
 use super::conv2d::{Conv2d, ConvShapes, Params, params};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::kernels::reduce;
 use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries};
 use crate::tensor::Tensor;
@@ -56,25 +57,16 @@ pub(crate) fn forward_into(
         return Ok(());
     }
     // conv2d_shapes refuses C_in = 0, so with a non-empty output every operand is bound.
-    let (Some(out_range), Some(x_range), Some(w_range)) =
-        (out.binding(), x.binding(), weight.binding())
-    else {
-        return Ok(());
-    };
     // Without a bias the shader never reads binding 3, but it is statically used: bind the
     // weight there.
-    let bias_range = bias
-        .and_then(Tensor::binding)
-        .unwrap_or_else(|| w_range.clone());
-    let storage = [(1, x_range), (2, w_range), (3, bias_range), (5, out_range)];
-    dispatch(
-        x,
-        &CONV2D_IMPLICIT,
-        &params,
-        &storage,
-        pixel_quads,
-        channel_blocks,
-    )
+    let entry = &CONV2D_IMPLICIT;
+    Launch::of(x.gpu(), kernel(entry), params)
+        .bind(1, x)
+        .bind(2, weight)
+        .bind(3, bias.unwrap_or(weight))
+        .bind(5, out)
+        .flops(params.flops())
+        .on(grid(x.gpu(), entry, pixel_quads, channel_blocks)?)
 }
 
 /// The gradient to the input, into a fresh tensor of `shapes.input`.
@@ -88,24 +80,20 @@ pub(crate) fn backward_input(
     let [n, c_in, h, w] = shapes.input;
     let channel_blocks = channel_blocks(c_in, conv.groups);
     let pixel_quads = n * (h * w).div_ceil(4);
-    let (Some(w_range), Some(g_range)) = (weight.binding(), grad_out.binding()) else {
+    let gpu = grad_out.gpu();
+    if weight.numel() == 0 || grad_out.numel() == 0 {
         // No output channels (or no samples): nothing flows back.
-        return Tensor::zeros(grad_out.gpu(), shapes.input);
-    };
-    let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
-    let Some(out_range) = grad_x.binding() else {
-        return Ok(grad_x);
-    };
-    let storage = [(2, w_range), (4, g_range), (5, out_range)];
+        return Tensor::zeros(gpu, shapes.input);
+    }
+    let grad_x = Tensor::empty(gpu, shapes.input)?;
     let params = params(OP, shapes, conv)?;
-    dispatch(
-        grad_out,
-        &CONV2D_BACKWARD_INPUT_IMPLICIT,
-        &params,
-        &storage,
-        pixel_quads,
-        channel_blocks,
-    )?;
+    let entry = &CONV2D_BACKWARD_INPUT_IMPLICIT;
+    Launch::of(gpu, kernel(entry), params)
+        .bind(2, weight)
+        .bind(4, grad_out)
+        .bind(5, &grad_x)
+        .flops(params.flops())
+        .on(grid(gpu, entry, pixel_quads, channel_blocks)?)?;
     Ok(grad_x)
 }
 
@@ -125,22 +113,20 @@ pub(crate) fn backward_weight(
     let total = n * oh * ow;
     let channel_blocks = channel_blocks(c_out, conv.groups);
     let tap_quads = k_total.div_ceil(4);
-    let (Some(x_range), Some(g_range)) = (x.binding(), grad_out.binding()) else {
+    if x.numel() == 0 || grad_out.numel() == 0 {
         // Nothing to sum over (or nothing to sum into): the gradient is zero.
         return Tensor::zeros(gpu, shapes.weight);
-    };
+    }
     let invocations = channel_blocks * tap_quads;
     let wanted_chunks = MIN_WEIGHT_INVOCATIONS.div_ceil(invocations.max(1));
     let chunk = total.div_ceil(wanted_chunks).max(MIN_CHUNK).min(total);
     let chunks = total.div_ceil(chunk);
     let partial = Tensor::empty(gpu, [chunks, c_out, k_total])?;
-    let Some(out_range) = partial.binding() else {
+    if partial.numel() == 0 {
         return Tensor::zeros(gpu, shapes.weight);
-    };
+    }
     let mut params = params(OP, shapes, conv)?;
     params.chunk = as_u32(OP, "chunk", chunk)?;
-    let storage = [(1, x_range), (4, g_range), (5, out_range)];
-    let kernel = kernel(&CONV2D_BACKWARD_WEIGHT_IMPLICIT);
     let max = gpu.max_workgroups_per_dimension() as usize;
     let workgroups = [
         tap_quads.div_ceil(CONV2D_BACKWARD_WEIGHT_IMPLICIT.invocations() as usize),
@@ -153,13 +139,12 @@ pub(crate) fn backward_weight(
             format!("{workgroups:?} workgroups exceed the adapter's {max} per dimension"),
         ));
     }
-    gpu.dispatch_counted(
-        &kernel,
-        &params,
-        &storage,
-        workgroups.map(|count| count as u32),
-        params.flops(),
-    )?;
+    Launch::of(gpu, kernel(&CONV2D_BACKWARD_WEIGHT_IMPLICIT), params)
+        .bind(1, x)
+        .bind(4, grad_out)
+        .bind(5, &partial)
+        .flops(params.flops())
+        .on(workgroups.map(|count| count as u32))?;
     let summed = if chunks == 1 {
         partial
     } else {
@@ -173,17 +158,10 @@ fn channel_blocks(channels: usize, groups: usize) -> usize {
     groups * (channels / groups).div_ceil(CHANNEL_TILE as usize)
 }
 
-/// Records one launch whose x dimension runs over `items` work items (the entry's workgroup
-/// size per workgroup), folded into z above the per-dimension limit.
-fn dispatch(
-    any: &Tensor,
-    entry: &'static Entry<Params>,
-    params: &Params,
-    storage: &[(u32, crate::gpu::BufferRange)],
-    items: usize,
-    y: usize,
-) -> Result<()> {
-    let gpu = any.gpu();
+/// The workgroups of a launch whose x dimension runs over `items` work items (the entry's
+/// workgroup size per workgroup), folded into z above the per-dimension limit, and whose y
+/// dimension runs over `y` channel blocks.
+fn grid(gpu: &Gpu, entry: &Entry<Params>, items: usize, y: usize) -> Result<[u32; 3]> {
     let max = gpu.max_workgroups_per_dimension() as usize;
     let groups = items.div_ceil(entry.invocations() as usize);
     let (x_count, z_count) = if groups <= max {
@@ -197,13 +175,7 @@ fn dispatch(
             format!("{groups}×{y} workgroups exceed the adapter's {max} per dimension"),
         ));
     }
-    gpu.dispatch_counted(
-        &kernel(entry),
-        params,
-        storage,
-        [x_count as u32, y as u32, z_count as u32],
-        params.flops(),
-    )
+    Ok([x_count as u32, y as u32, z_count as u32])
 }
 
 /// An entry point of conv2d_implicit_gemm.wgsl with this file's channel tile.

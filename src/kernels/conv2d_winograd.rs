@@ -12,8 +12,8 @@
 //! [K, tiles] · [tiles, C] between the transposed passes (`backward_weight`). Profiles count
 //! the convolution's FLOPs, so GFLOP/s are effective ones.
 
+use super::Launch;
 use super::conv2d::{Conv2d, ConvShapes};
-use super::grid_over;
 use super::matmul::{MatmulOptions, matmul_counted};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
@@ -408,18 +408,11 @@ fn launch(
     out: &Tensor,
     items: usize,
 ) -> Result<()> {
-    let gpu = out.gpu();
-    let mut storage = Vec::with_capacity(inputs.len() + 1);
+    let mut launch = Launch::new(out.gpu(), entry, *params).bind(2, out);
     for &(slot, tensor) in inputs {
-        storage.extend(tensor.binding().map(|range| (slot, range)));
+        launch = launch.bind(slot, tensor);
     }
-    storage.extend(out.binding().map(|range| (2, range)));
-    gpu.dispatch(
-        &entry.kernel(),
-        params,
-        &storage,
-        grid_over(gpu, entry, items as u64),
-    )
+    launch.over(items as u64)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Launchers for shaders/elementwise.wgsl: same-shape element-by-element arithmetic.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -117,10 +117,6 @@ fn launch(pass: Pass, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tens
 
 /// Records `pass` over `a` (and `b`) into `out` with the given parameters.
 fn record(pass: Pass, a: &Tensor, b: Option<&Tensor>, out: &Tensor, params: Params) -> Result<()> {
-    let gpu = a.gpu();
-    let (Some(a_range), Some(out_range)) = (a.binding(), out.binding()) else {
-        return Ok(()); // no elements
-    };
     // Four elements per invocation through the vec4 bindings (4, 5, 6) where the pass has a
     // vec4 entry and the length allows.
     let vec4_entry = pass.vec4.filter(|_| a.numel().is_multiple_of(4));
@@ -128,16 +124,13 @@ fn record(pass: Pass, a: &Tensor, b: Option<&Tensor>, out: &Tensor, params: Para
         Some(twin) => (twin, [4, 5, 6], a.numel() as u64 / 4),
         None => (pass.scalar, [1, 2, 3], a.numel() as u64),
     };
-    let mut storage = vec![(slots[0], a_range), (slots[2], out_range)];
-    if let Some(b_range) = b.and_then(Tensor::binding) {
-        storage.push((slots[1], b_range));
+    let mut launch = Launch::new(a.gpu(), entry, params)
+        .bind(slots[0], a)
+        .bind(slots[2], out);
+    if let Some(b) = b {
+        launch = launch.bind(slots[1], b);
     }
-    gpu.dispatch(
-        &entry.kernel(),
-        &params,
-        &storage,
-        grid_over(gpu, entry, invocations),
-    )
+    launch.over(invocations)
 }
 
 /// out[r, c] = a[r, c] + bias[c] for `a` of shape [..., columns] and `bias` of shape [columns].

@@ -1,6 +1,6 @@
 //! Launchers for shaders/fill.wgsl: fill a tensor with a value, copy a range of elements.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -23,22 +23,15 @@ entries! {
 
 /// Sets every element of `tensor` to `value` (NaN included: the value travels as bits).
 pub fn fill_into(tensor: &Tensor, value: f32) -> Result<()> {
-    let Some(out) = tensor.binding() else {
-        return Ok(());
-    };
     let params = Params {
         len: as_u32("fill", "element count", tensor.numel())?,
         value_bits: value.to_bits(),
         src_offset: 0,
         dst_offset: 0,
     };
-    let gpu = tensor.gpu();
-    gpu.dispatch(
-        &FILL.kernel(),
-        &params,
-        &[(1, out)],
-        grid_over(gpu, &FILL, tensor.numel() as u64),
-    )
+    Launch::new(tensor.gpu(), &FILL, params)
+        .bind(1, tensor)
+        .over(tensor.numel() as u64)
 }
 
 /// Copies `len` elements from `src` (starting at element `src_offset`) into `dst` (at
@@ -70,22 +63,16 @@ pub fn copy_into(
     if len == 0 {
         return Ok(());
     }
-    let (Some(src_range), Some(dst_range)) = (src.binding(), dst.binding()) else {
-        return Ok(());
-    };
     let params = Params {
         len: as_u32("copy", "len", len)?,
         value_bits: 0,
         src_offset: as_u32("copy", "src_offset", src_offset)?,
         dst_offset: as_u32("copy", "dst_offset", dst_offset)?,
     };
-    let gpu = src.gpu();
-    gpu.dispatch(
-        &COPY.kernel(),
-        &params,
-        &[(1, src_range), (2, dst_range)],
-        grid_over(gpu, &COPY, len as u64),
-    )
+    Launch::new(src.gpu(), &COPY, params)
+        .bind(1, src)
+        .bind(2, dst)
+        .over(len as u64)
 }
 
 /// A new tensor with the same shape and values.

@@ -1,6 +1,6 @@
 //! Launcher for shaders/finite.wgsl: `--check-finite`'s flag of a tensor holding NaN or Inf.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::Result;
 use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -21,9 +21,9 @@ entries! {
 /// Flags `x` if it holds NaN or Inf, when the context's finite checks are on (see
 /// `Gpu::start_finite_checks`); records nothing otherwise. `what`: "output" or "gradient".
 pub fn check_finite(x: &Tensor, what: &'static str) -> Result<()> {
-    let Some(x_range) = x.binding() else {
+    if x.numel() == 0 {
         return Ok(());
-    };
+    }
     let gpu = x.gpu();
     let Some((flags, slot)) = gpu.finite_check_slot(what)? else {
         return Ok(());
@@ -32,10 +32,8 @@ pub fn check_finite(x: &Tensor, what: &'static str) -> Result<()> {
         count: as_u32("check_finite", "element count", x.numel())?,
         slot,
     };
-    gpu.dispatch(
-        &FLAG_NON_FINITE.kernel(),
-        &params,
-        &[(1, x_range), (2, flags)],
-        grid_over(gpu, &FLAG_NON_FINITE, x.numel() as u64),
-    )
+    Launch::new(gpu, &FLAG_NON_FINITE, params)
+        .bind(1, x)
+        .bind_range(2, Some(flags))
+        .over(x.numel() as u64)
 }

@@ -1,6 +1,6 @@
 //! Launchers for shaders/loss.wgsl: negative log-likelihood (cross-entropy after log_softmax).
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -104,19 +104,13 @@ pub fn nll_loss(
         batch: as_u32(OP, "batch", batch)?,
         classes: as_u32(OP, "classes", classes)?,
     };
-    let bind = |t: &Tensor| t.binding().expect("non-empty");
-    gpu.dispatch(
-        &NLL_LOSS.kernel(),
-        &params,
-        &[
-            (1, bind(log_probs)),
-            (2, bind(&targets)),
-            (3, bind(&class_weight)),
-            (4, bind(&loss)),
-            (5, bind(&weight_sum)),
-        ],
-        [1, 1, 1],
-    )?;
+    Launch::new(gpu, &NLL_LOSS, params)
+        .bind(1, log_probs)
+        .bind(2, &targets)
+        .bind(3, &class_weight)
+        .bind(4, &loss)
+        .bind(5, &weight_sum)
+        .on([1, 1, 1])?;
     Ok(NllLoss {
         loss,
         targets,
@@ -152,18 +146,12 @@ pub fn nll_loss_backward(log_probs: &Tensor, loss: &NllLoss, grad_loss: &Tensor)
         batch: as_u32(OP, "batch", batch)?,
         classes: as_u32(OP, "classes", classes)?,
     };
-    let bind = |t: &Tensor| t.binding().expect("non-empty");
-    gpu.dispatch(
-        &NLL_LOSS_BACKWARD.kernel(),
-        &params,
-        &[
-            (2, bind(&loss.targets)),
-            (3, bind(&loss.class_weight)),
-            (4, bind(&grad)),
-            (6, bind(&loss.weight_sum)),
-            (7, bind(grad_loss)),
-        ],
-        grid_over(gpu, &NLL_LOSS_BACKWARD, grad.numel() as u64),
-    )?;
+    Launch::new(gpu, &NLL_LOSS_BACKWARD, params)
+        .bind(2, &loss.targets)
+        .bind(3, &loss.class_weight)
+        .bind(4, &grad)
+        .bind(6, &loss.weight_sum)
+        .bind(7, grad_loss)
+        .over(grad.numel() as u64)?;
     Ok(grad)
 }

@@ -1,6 +1,6 @@
 //! Launcher for shaders/matmul.wgsl: batched C = op(A) · op(B).
 
-use super::as_u32;
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::kernels::reduce;
 use crate::kernels::transpose::transpose;
@@ -270,9 +270,6 @@ pub(crate) fn matmul_counted(
     };
     let batch_size = batch_count as usize;
     let out = Tensor::empty(gpu, [batch_size * slices, m, n])?;
-    let Some(out_range) = out.binding() else {
-        return out.reshape(out_dims);
-    };
     // A (a layer's weights, as a rule) is copied once and the copy kept while its buffer goes
     // unwritten; B is copied for this product, into a texture leased until it is recorded.
     let textures = match (variant, texture_shapes) {
@@ -315,14 +312,15 @@ pub(crate) fn matmul_counted(
         ],
         _ => Vec::new(),
     };
-    gpu.dispatch_with_textures(
-        &kernel,
-        &params,
-        &[(a_slot, a_range), (b_slot, b_range), (3, out_range)],
-        &texture_bindings,
-        workgroups,
-        flops,
-    )?;
+    let mut launch = Launch::of(gpu, kernel, params)
+        .bind_range(a_slot, Some(a_range))
+        .bind_range(b_slot, Some(b_range))
+        .bind(3, &out)
+        .flops(flops);
+    for (slot, view) in texture_bindings {
+        launch = launch.bind_texture(slot, view);
+    }
+    launch.on(workgroups)?;
     match slices {
         1 => out.reshape(out_dims),
         _ => reduce::sum(&out.reshape([batch_size, slices, m, n])?, &[1], false)?.reshape(out_dims),

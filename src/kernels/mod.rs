@@ -9,6 +9,7 @@ mod conv2d_winograd;
 pub mod elementwise;
 pub mod fill;
 pub mod finite;
+mod launch;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
@@ -21,7 +22,9 @@ pub mod tuning;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::shaders::{Entry, EntryInterface};
+use crate::shaders::EntryInterface;
+
+pub(crate) use launch::Launch;
 
 /// Every entry point the launchers declare, with its uniform layout and bindings: what the
 /// interface test (`tests/kernel_interface.rs`) holds to naga's reading of the shaders.
@@ -56,12 +59,6 @@ pub(crate) fn grid_1d(gpu: &Gpu, count: u64) -> [u32; 3] {
         return [count as u32, 1, 1];
     }
     [max as u32, count.div_ceil(max) as u32, 1]
-}
-
-/// Workgroup counts for `invocations` invocations of a 1-D `entry` (one per element, or per
-/// four elements of a vec4 entry), folded into 2-D as [`grid_1d`] does.
-pub(crate) fn grid_over<P>(gpu: &Gpu, entry: &Entry<P>, invocations: u64) -> [u32; 3] {
-    grid_1d(gpu, invocations.div_ceil(u64::from(entry.invocations())))
 }
 
 /// About this many workgroups make a pass over 8×8-position grids (`plane_grid`): enough to

@@ -1,6 +1,6 @@
 //! Launchers for shaders/optim.wgsl: in-place SGD and Adam / AdamW updates of one parameter.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -206,26 +206,17 @@ fn launch_piece(
     param: &Tensor,
     states: &[&Tensor],
 ) -> Result<()> {
-    let (Some(grad_range), Some(param_range)) = (grad.binding(), param.binding()) else {
-        return Ok(()); // no elements
-    };
     // Four elements per invocation where the count allows (3× the scalar entry's speed on
     // lavapipe), through the vec4 bindings 5–8.
     let (entry, first_slot, invocations) = match param.numel() % 4 {
         0 => (update.vec4, 5, param.numel() / 4),
         _ => (update.scalar, 1, param.numel()),
     };
-    let mut storage = vec![(first_slot, grad_range), (first_slot + 1, param_range)];
+    let mut launch = Launch::new(param.gpu(), entry, *params)
+        .bind(first_slot, grad)
+        .bind(first_slot + 1, param);
     for (slot, state) in (first_slot + 2..).zip(states) {
-        if let Some(range) = state.binding() {
-            storage.push((slot, range));
-        }
+        launch = launch.bind(slot, state);
     }
-    let gpu = param.gpu();
-    gpu.dispatch(
-        &entry.kernel(),
-        params,
-        &storage,
-        grid_over(gpu, entry, invocations as u64),
-    )
+    launch.over(invocations as u64)
 }

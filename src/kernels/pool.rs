@@ -1,6 +1,6 @@
 //! Launchers for shaders/pool.wgsl: max, average and adaptive average pooling, with backward.
 
-use super::{as_u32, grid_over, plane_grid};
+use super::{Launch, as_u32, plane_grid};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::{Shape, Tensor};
@@ -161,16 +161,15 @@ pub fn max_pool2d_with_argmax(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tens
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, out_dims)?;
     let argmax = Tensor::empty(gpu, out_dims)?;
-    let ranges = (x.binding(), out.binding(), argmax.binding());
-    let (Some(x_range), Some(out_range), Some(argmax_range)) = ranges else {
-        return Ok((out, argmax)); // N or C is zero
-    };
-    gpu.dispatch(
-        &max_pool_kernel(&MAX_POOL2D_WITH_ARGMAX, &params),
-        &params,
-        &[(1, x_range), (3, out_range), (4, argmax_range)],
-        plane_grid(gpu, [params.out_w, params.out_h], params.planes),
-    )?;
+    Launch::of(
+        gpu,
+        max_pool_kernel(&MAX_POOL2D_WITH_ARGMAX, &params),
+        params,
+    )
+    .bind(1, x)
+    .bind(3, &out)
+    .bind(4, &argmax)
+    .on(plane_grid(gpu, [params.out_w, params.out_h], params.planes))?;
     Ok((out, argmax))
 }
 
@@ -307,15 +306,10 @@ fn forward(entry: &'static Entry<Params>, x: &Tensor, window: Window) -> Result<
     let (out_dims, params) = geometry(entry.name, x, window)?;
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, out_dims)?;
-    let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
-        return Ok(out); // N or C is zero
-    };
-    gpu.dispatch(
-        &entry.kernel(),
-        &params,
-        &[(1, x_range), (3, out_range)],
-        grid_over(gpu, entry, out.numel() as u64),
-    )?;
+    Launch::new(gpu, entry, params)
+        .bind(1, x)
+        .bind(3, &out)
+        .over(out.numel() as u64)?;
     Ok(out)
 }
 
@@ -340,16 +334,11 @@ fn gather_at_maxima(
 ) -> Result<Tensor> {
     let gpu = grad_out.gpu();
     let grad_in = Tensor::empty(gpu, input_shape)?;
-    let ranges = (grad_out.binding(), grad_in.binding(), argmax.binding());
-    let (Some(grad_out_range), Some(grad_in_range), Some(argmax_range)) = ranges else {
-        return Ok(grad_in);
-    };
-    gpu.dispatch(
-        &max_pool_kernel(&MAX_POOL2D_BACKWARD, params),
-        params,
-        &[(2, grad_out_range), (3, grad_in_range), (5, argmax_range)],
-        plane_grid(gpu, [params.in_w, params.in_h], params.planes),
-    )?;
+    Launch::of(gpu, max_pool_kernel(&MAX_POOL2D_BACKWARD, params), *params)
+        .bind(2, grad_out)
+        .bind(3, &grad_in)
+        .bind(5, argmax)
+        .on(plane_grid(gpu, [params.in_w, params.in_h], params.planes))?;
     Ok(grad_in)
 }
 
@@ -363,17 +352,10 @@ fn backward(
     expect_output_shape(entry.name, grad_out, out_dims)?;
     let gpu = x.gpu();
     let grad_in = Tensor::empty(gpu, x.shape().clone())?;
-    let (Some(grad_out_range), Some(grad_in_range)) = (grad_out.binding(), grad_in.binding())
-    else {
-        return Ok(grad_in);
-    };
-    let storage = [(2, grad_out_range), (3, grad_in_range)];
-    gpu.dispatch(
-        &entry.kernel(),
-        &params,
-        &storage,
-        grid_over(gpu, entry, x.numel() as u64),
-    )?;
+    Launch::new(gpu, entry, params)
+        .bind(2, grad_out)
+        .bind(3, &grad_in)
+        .over(x.numel() as u64)?;
     Ok(grad_in)
 }
 

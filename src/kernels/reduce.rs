@@ -1,6 +1,6 @@
 //! Launchers for shaders/reduce.wgsl: sum and mean over any set of axes.
 
-use super::{as_u32, grid_1d, grid_over};
+use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -77,15 +77,14 @@ fn reduce(
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, reduced_shape(dims, axes, keep_dims))?;
     let reduced_count: usize = axes.iter().map(|&axis| dims[axis]).product();
-    let Some(out_range) = out.binding() else {
+    if out.numel() == 0 {
         return Ok(out);
-    };
-    let Some(x_range) = x.binding() else {
+    }
+    if x.numel() == 0 {
         // Non-empty output over an empty reduction: PyTorch gives 0 for sum, NaN for mean.
         crate::kernels::fill::fill_into(&out, if is_mean { f32::NAN } else { 0.0 })?;
         return Ok(out);
-    };
-
+    }
     let (kept, reduced) = coalesce(dims, axes);
     if kept.len() > MAX_GROUPS || reduced.len() > MAX_GROUPS {
         return Err(Error::invalid(
@@ -111,20 +110,18 @@ fn reduce(
         },
         _padding: 0,
     };
-    let (entry, workgroups) = if reduced_count >= WORKGROUP_REDUCTION_MIN_LEN {
-        (&REDUCE_PER_WORKGROUP, grid_1d(gpu, out.numel() as u64))
+    let outputs = out.numel() as u64;
+    if reduced_count >= WORKGROUP_REDUCTION_MIN_LEN {
+        Launch::new(gpu, &REDUCE_PER_WORKGROUP, params)
+            .bind(1, x)
+            .bind(2, &out)
+            .on(grid_1d(gpu, outputs))?;
     } else {
-        (
-            &REDUCE_PER_INVOCATION,
-            grid_over(gpu, &REDUCE_PER_INVOCATION, out.numel() as u64),
-        )
-    };
-    gpu.dispatch(
-        &entry.kernel(),
-        &params,
-        &[(1, x_range), (2, out_range)],
-        workgroups,
-    )?;
+        Launch::new(gpu, &REDUCE_PER_INVOCATION, params)
+            .bind(1, x)
+            .bind(2, &out)
+            .over(outputs)?;
+    }
     Ok(out)
 }
 

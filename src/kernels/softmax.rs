@@ -1,6 +1,6 @@
 //! Launchers for shaders/softmax.wgsl: softmax and log-softmax over the last axis.
 
-use super::{as_u32, grid_1d};
+use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -71,23 +71,19 @@ fn launch_with(
     };
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, x.shape().clone())?;
-    let (Some(x_range), Some(out_range)) = (x.binding(), out.binding()) else {
+    if x.numel() == 0 {
         return Ok(out);
-    };
+    }
     let rows = x.numel() / cols;
     let params = Params {
         rows: as_u32(op, "rows", rows)?,
         cols: as_u32(op, "cols", cols)?,
     };
-    let mut storage = vec![(1, x_range), (2, out_range)];
-    if let Some(grad_range) = grad_out.and_then(Tensor::binding) {
-        storage.push((3, grad_range));
+    let mut launch = Launch::new(gpu, entry, params).bind(1, x).bind(2, &out);
+    if let Some(grad_out) = grad_out {
+        launch = launch.bind(3, grad_out);
     }
-    gpu.dispatch(
-        &entry.kernel(),
-        &params,
-        &storage,
-        grid_1d(gpu, rows as u64),
-    )?;
+    // One workgroup per row.
+    launch.on(grid_1d(gpu, rows as u64))?;
     Ok(out)
 }

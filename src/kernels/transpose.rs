@@ -1,7 +1,7 @@
 //! Launcher for shaders/transpose.wgsl: axis swaps (the last two axes, the leading two) and
 //! the last axis padded or cropped, for the matmul kernels' operands.
 
-use super::{as_u32, grid_over};
+use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{
     Access, Binding, BindingKind, Entry, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries,
@@ -128,29 +128,15 @@ fn launch(
     grid: Grid,
 ) -> Result<Tensor> {
     let gpu = x.gpu();
-    let Some(x_range) = x.binding() else {
+    if x.numel() == 0 {
         // Nothing to move: at most padding (zeros) to write.
         return Tensor::zeros(gpu, out_dims);
-    };
+    }
     let out = Tensor::empty(gpu, out_dims)?;
-    let Some(out_range) = out.binding() else {
-        return Ok(out);
-    };
     let params = Params {
         batch: as_u32(op, "batch", batch)?,
         rows: as_u32(op, "rows", rows)?,
         cols: as_u32(op, "cols", cols)?,
-    };
-    let (kernel, workgroups) = match grid {
-        Grid::PerElement => (entry.kernel(), grid_over(gpu, entry, out.numel() as u64)),
-        Grid::Rows { units, rows } => {
-            let units = as_u32(op, "invocations per row", units)?;
-            let (width, workgroups) = row_grid(gpu, entry, units, as_u32(op, "rows", rows)?);
-            let kernel = entry
-                .kernel()
-                .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(width));
-            (kernel, workgroups)
-        }
     };
     let slot = |access| {
         let kind = BindingKind::Buffer(access);
@@ -159,11 +145,22 @@ fn launch(
             .expect("a transpose entry reads one buffer and writes one")
             .slot
     };
-    let slots = [
-        (slot(Access::Read), x_range),
-        (slot(Access::ReadWrite), out_range),
-    ];
-    gpu.dispatch(&kernel, &params, &slots, workgroups)?;
+    let launch = |kernel| {
+        Launch::of(gpu, kernel, params)
+            .bind(slot(Access::Read), x)
+            .bind(slot(Access::ReadWrite), &out)
+    };
+    match grid {
+        Grid::PerElement => launch(entry.kernel()).over(out.numel() as u64)?,
+        Grid::Rows { units, rows } => {
+            let units = as_u32(op, "invocations per row", units)?;
+            let (width, workgroups) = row_grid(gpu, entry, units, as_u32(op, "rows", rows)?);
+            let kernel = entry
+                .kernel()
+                .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(width));
+            launch(kernel).on(workgroups)?;
+        }
+    }
     Ok(out)
 }
 
