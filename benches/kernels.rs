@@ -247,6 +247,7 @@ fn conv_benches(c: &mut Criterion) {
 fn memory_bound_benches(c: &mut Criterion) {
     use gradlens::kernels::batchnorm::{batch_norm_forward, batch_norm_statistics};
     use gradlens::kernels::concat::concat_channels;
+    use gradlens::kernels::elementwise::{sigmoid, silu_backward};
     use gradlens::kernels::fill::copy;
     use gradlens::kernels::pool::{Pool2d, max_pool2d};
     let gpu = Gpu::new().expect("a GPU adapter");
@@ -294,6 +295,22 @@ fn memory_bound_benches(c: &mut Criterion) {
         "batch_norm_forward",
         Work::Bytes(2.0 * bytes),
         &bn_op,
+    );
+    let sigmoid_op = || sigmoid(&x).expect("sigmoid");
+    bench_case(
+        &mut group,
+        &gpu,
+        "sigmoid",
+        Work::Bytes(2.0 * bytes),
+        &sigmoid_op,
+    );
+    let silu_backward_op = || silu_backward(&x, &x).expect("silu_backward");
+    bench_case(
+        &mut group,
+        &gpu,
+        "silu_backward",
+        Work::Bytes(3.0 * bytes),
+        &silu_backward_op,
     );
     let concat_op = || concat_channels(&[&x, &x]).expect("concat");
     bench_case(

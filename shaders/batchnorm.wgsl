@@ -26,7 +26,8 @@
 // grad_in and the gradient after the ReLU; backward_input_eval also reads 19 grad_out_also.
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the tree);
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
+// tree);
 // PLANE_VEC4 — the per-channel reductions read H·W (a multiple of 4) through the vec4 views.
 
 struct Params {

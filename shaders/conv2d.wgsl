@@ -33,8 +33,8 @@
 // im2row as they say.
 // Bindings: 0 params; 1 x, 2 weight, 3 bias, 4 grad_out (read; col2im reads grad_cols there);
 // 5 out (read_write); im2col and im2row write through 6 out4, a vec4 view, instead.
-// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; COL2IM_* — col2im's stride, dilation
-// and tap steps.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; COL2IM_* — col2im's
+// stride, dilation and tap steps.
 
 struct Params {
     batch: u32,

@@ -34,8 +34,8 @@
 //     tensor written; y over groups · ceil(channels per group / CHANNEL_TILE) channel blocks.
 //   backward_weight: x over ceil(K / 4) tap quads, y as above (output channels), z over chunks.
 // Bindings: 0 params (uniform); 1 x, 2 weight, 3 bias, 4 grad_out (read); 5 out (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; CHANNEL_TILE (1 to 8) — channels per
-//   invocation: more reuse of each gathered value, more registers.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; CHANNEL_TILE (1 to 8) —
+//   channels per invocation: more reuse of each gathered value, more registers.
 
 struct Params {
     batch: u32,

@@ -6,6 +6,10 @@
 //   scale:         out = alpha * a
 //   relu:          out = a > 0 ? a : 0          (NaN propagates, as torch.relu)
 //   relu_backward: out = a > 0 ? b : 0          (a: the forward input, b: the output gradient)
+//   sigmoid:       out = 1 / (1 + exp(-a))
+//   sigmoid_backward: out = b · a · (1 - a)     (a: the forward output, as PyTorch keeps it)
+//   silu:          out = a · sigmoid(a)         (SiLU, or swish)
+//   silu_backward: out = b · s · (1 + a · (1 - s)), s = sigmoid(a)   (a: the forward input)
 //   add_row_bias:  out = a + b[i % columns]     (a bias per column: Linear's, over [rows, columns])
 //   add_channel_bias: out = a + b[(i / columns) % channels]   (Conv2d's bias over NCHW, with
 //                  columns = H·W)
@@ -16,9 +20,10 @@
 // Layout: flat f32 arrays of params.len elements.
 // Dispatch: one invocation per element, WORKGROUP_SIZE per workgroup, workgroups folded into a
 // 2-D grid when there are more than the per-dimension limit (linear id = wid.y * nx + wid.x).
-// The _vec4 twins of add, sub, mul, scale, relu and relu_backward take four elements per
-// invocation (params.len a multiple of 4): on lavapipe every storage access is a loop over the
-// SIMD lanes, and one vec4 access costs little more than one scalar.
+// The _vec4 twins of add, sub, mul, scale, relu, sigmoid, silu and their backwards take four
+// elements per
+// invocation (params.len a multiple of 4): on lavapipe every storage access is a loop over
+// the SIMD lanes, and one vec4 access costs little more than one scalar.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops and add_row_bias),
 //   3 out (read_write); the _vec4 entry points' 4 a, 5 b, 6 out are the same as vec4 arrays.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
@@ -105,6 +110,52 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
+// exp(-x) overflows to inf below x ≈ -88, where 1 / (1 + inf) is the right 0; NaN propagates.
+fn sigmoid_of(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        out[i] = sigmoid_of(a[i]);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        let y = a[i];
+        out[i] = b[i] * y * (1.0 - y);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        let x = a[i];
+        out[i] = x * sigmoid_of(x);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len {
+        let x = a[i];
+        let s = sigmoid_of(x);
+        out[i] = b[i] * s * (1.0 + x * (1.0 - s));
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn add_row_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -185,6 +236,52 @@ fn relu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
     let i = element_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = select(vec4<f32>(0.0), b4[i], a4[i] > vec4<f32>(0.0));
+    }
+}
+
+fn sigmoid_of4(x: vec4<f32>) -> vec4<f32> {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sigmoid_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        out4[i] = sigmoid_of4(a4[i]);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sigmoid_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(num_workgroups) groups: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        let y = a4[i];
+        out4[i] = b4[i] * y * (1.0 - y);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn silu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        let x = a4[i];
+        out4[i] = x * sigmoid_of4(x);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn silu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = element_index(wid, groups, lid);
+    if i < params.len / 4u {
+        let x = a4[i];
+        let s = sigmoid_of4(x);
+        out4[i] = b4[i] * s * (1.0 + x * (1.0 - s));
     }
 }
 

@@ -10,7 +10,8 @@
 // tree reduction); nll_loss_backward one invocation per element of grad, 2-D grid fold.
 // Bindings: 0 params; 1 log_probs, 2 targets, 3 class_weight (read); forward: 4 loss,
 // 5 weight_sum (read_write); backward: 6 weight_sum_in, 7 grad_loss (read), 4 grad (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the tree).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
+// tree).
 
 struct Params {
     batch: u32,

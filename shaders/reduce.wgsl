@@ -13,7 +13,8 @@
 //       (batch-norm statistics: N·H·W elements per channel).
 // Dispatch: workgroups folded into a 2-D grid (linear id = wid.y * nx + wid.x).
 // Bindings: 0 params (uniform), 1 input (read), 2 out (read_write).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the tree).
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
+// tree).
 
 struct Params {
     kept_sizes: vec4<u32>,

@@ -2,10 +2,13 @@
 
 mod common;
 
+use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
+use gradlens::autograd::{Tape, Var};
 use gradlens::kernels::{elementwise, fill};
 use gradlens::reference;
-use gradlens::{Error, Tensor};
+use gradlens::reference::elementwise as oracle;
+use gradlens::{Error, Result, Tensor};
 
 /// Awkward lengths: 1, primes, not a multiple of the workgroup, just past one workgroup; and
 /// multiples of 4 (the vec4 kernels) off the workgroup's 1024 elements.
@@ -73,6 +76,115 @@ fn unary_ops_match_reference() {
         );
         let relu = elementwise::relu(&ta).unwrap().to_vec().unwrap();
         assert_close("relu", &relu, &reference::elementwise::relu(&a), 0.0, 0.0);
+    }
+}
+
+/// Lengths for the forward-and-backward checks: the scalar entries (1, 7, 257) and the vec4
+/// ones (256, 1028); few enough values for finite differences over every element.
+const ACTIVATION_LENGTHS: &[usize] = &[1, 7, 256, 257, 1028];
+
+/// The gradient of a one-input op taken through the tape's backward rule.
+fn tape_gradient(
+    op: impl Fn(&Tape, &Var) -> Result<Var>,
+    x: &Tensor,
+    grad: &Tensor,
+) -> Result<Tensor> {
+    let tape = Tape::new();
+    let x = tape.input(x.clone());
+    let y = op(&tape, &x)?;
+    let gradients = tape.backward(&y, Some(grad.clone()))?;
+    Ok(gradients
+        .get(&x)
+        .expect("the input reaches the output")
+        .clone())
+}
+
+#[test]
+fn activations_match_reference_and_finite_differences() {
+    // Exact for relu; sigmoid and SiLU go through each adapter's exp (a few ulp).
+    let smooth = Tolerance::relative(2e-6);
+    for &len in ACTIVATION_LENGTHS {
+        OpCheck::random(&format!("relu len {len}"), &[&[len]], 21)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run(
+                |x| elementwise::relu(&x[0]),
+                |x, g| Ok(vec![Some(elementwise::relu_backward(&x[0], g)?)]),
+                |x| oracle::relu(x[0]),
+                |x, g| vec![Some(oracle::relu_backward(x[0], g))],
+            );
+        OpCheck::random(&format!("sigmoid len {len}"), &[&[len]], 22)
+            .tolerances(smooth, smooth)
+            .run(
+                |x| elementwise::sigmoid(&x[0]),
+                |x, g| {
+                    let y = elementwise::sigmoid(&x[0])?;
+                    Ok(vec![Some(elementwise::sigmoid_backward(&y, g)?)])
+                },
+                |x| oracle::sigmoid(x[0]),
+                |x, g| vec![Some(oracle::sigmoid_backward(&oracle::sigmoid(x[0]), g))],
+            );
+        OpCheck::random(&format!("silu len {len}"), &[&[len]], 23)
+            .tolerances(smooth, smooth)
+            .run(
+                |x| elementwise::silu(&x[0]),
+                |x, g| Ok(vec![Some(elementwise::silu_backward(&x[0], g)?)]),
+                |x| oracle::silu(x[0]),
+                |x, g| vec![Some(oracle::silu_backward(x[0], g))],
+            );
+    }
+}
+
+/// The tape's rules for the activations reach the same gradients as the reference.
+#[test]
+fn activation_tape_rules_match_reference() {
+    let smooth = Tolerance::relative(2e-6);
+    for &len in &[7, 1028] {
+        OpCheck::random(&format!("Tape::relu len {len}"), &[&[len]], 31)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run(
+                |x| elementwise::relu(&x[0]),
+                |x, g| Ok(vec![Some(tape_gradient(|t, v| t.relu(v), &x[0], g)?)]),
+                |x| oracle::relu(x[0]),
+                |x, g| vec![Some(oracle::relu_backward(x[0], g))],
+            );
+        OpCheck::random(&format!("Tape::sigmoid len {len}"), &[&[len]], 32)
+            .tolerances(smooth, smooth)
+            .run(
+                |x| elementwise::sigmoid(&x[0]),
+                |x, g| Ok(vec![Some(tape_gradient(|t, v| t.sigmoid(v), &x[0], g)?)]),
+                |x| oracle::sigmoid(x[0]),
+                |x, g| vec![Some(oracle::sigmoid_backward(&oracle::sigmoid(x[0]), g))],
+            );
+        OpCheck::random(&format!("Tape::silu len {len}"), &[&[len]], 33)
+            .tolerances(smooth, smooth)
+            .run(
+                |x| elementwise::silu(&x[0]),
+                |x, g| Ok(vec![Some(tape_gradient(|t, v| t.silu(v), &x[0], g)?)]),
+                |x| oracle::silu(x[0]),
+                |x, g| vec![Some(oracle::silu_backward(x[0], g))],
+            );
+    }
+}
+
+/// Far from zero, exp overflows; the sigmoid saturates to 0 and 1 (never NaN) and NaN passes
+/// through, in both the scalar and the vec4 entries.
+#[test]
+fn sigmoid_and_silu_saturate_and_pass_nan() {
+    for values in [
+        &[-100.0, 100.0, f32::NAN, 0.0][..],
+        &[-100.0, 100.0, f32::NAN, 0.0, -89.0],
+    ] {
+        let t = Tensor::from_slice(gpu(), [values.len()], values).unwrap();
+        let sigmoid = elementwise::sigmoid(&t).unwrap().to_vec().unwrap();
+        assert_eq!(sigmoid[0], 0.0, "sigmoid(-100)");
+        assert_eq!(sigmoid[1], 1.0, "sigmoid(100)");
+        assert!(sigmoid[2].is_nan(), "sigmoid(NaN)");
+        assert_eq!(sigmoid[3], 0.5, "sigmoid(0)");
+        let silu = elementwise::silu(&t).unwrap().to_vec().unwrap();
+        assert_eq!(silu[0], 0.0, "silu(-100)");
+        assert_eq!(silu[1], 100.0, "silu(100)");
+        assert!(silu[2].is_nan(), "silu(NaN)");
+        assert_eq!(silu[3], 0.0, "silu(0)");
     }
 }
 

@@ -13,7 +13,9 @@ use crate::kernels::conv2d::{
     Conv2d, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv2d_into,
 };
-use crate::kernels::elementwise::{add, dropout, relu, relu_backward, scale};
+use crate::kernels::elementwise::{
+    add, dropout, relu, relu_backward, scale, sigmoid, sigmoid_backward, silu, silu_backward,
+};
 use crate::kernels::fill::copy_into;
 use crate::kernels::linear::{linear, linear_backward, linear_backward_input};
 use crate::kernels::loss::{nll_loss, nll_loss_backward};
@@ -323,6 +325,24 @@ impl Tape {
             // Guided backprop passes relu(grad) where x > 0.
             let incoming = if guided { relu(grad)? } else { grad.clone() };
             Ok(vec![Some(relu_backward(&x_t, &incoming)?)])
+        }))
+    }
+
+    /// The logistic sigmoid; its backward reads the output, as PyTorch's does.
+    pub fn sigmoid(&self, x: &Var) -> Result<Var> {
+        let out = sigmoid(&x.tensor)?;
+        let y = out.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(sigmoid_backward(&y, grad)?)])
+        }))
+    }
+
+    /// SiLU (swish), x · sigmoid(x); its backward reads the input.
+    pub fn silu(&self, x: &Var) -> Result<Var> {
+        let out = silu(&x.tensor)?;
+        let x_t = x.tensor.clone();
+        Ok(self.record(out, &[x], move |grad| {
+            Ok(vec![Some(silu_backward(&x_t, grad)?)])
         }))
     }
 

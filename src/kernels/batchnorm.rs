@@ -30,21 +30,24 @@ uniform_params! {
 // 256 lanes; the elementwise passes by `PlanePass`, at most PLANE_WORKGROUP_SIZE. Scalar
 // entries bind per-value tensors at the slots in `PlaneSlot`'s first place, vec4 entries at
 // its second.
+const REDUCTION: WorkgroupSize = WorkgroupSize::Override(256);
+const PLANE: WorkgroupSize = WorkgroupSize::Override(PLANE_WORKGROUP_SIZE);
+
 entries! {
     entries for Shader::BatchNorm, Params;
-    STATISTICS = "batch_norm_statistics", WorkgroupSize::Override(256), [
+    STATISTICS = "batch_norm_statistics", REDUCTION, &[
         Binding::read(1, "x"),
         Binding::read_write(7, "out_a"),
         Binding::read_write(8, "out_b"),
         Binding::read(13, "x4"),
     ];
-    UPDATE_RUNNING = "batch_norm_update_running", WorkgroupSize::Override(256), [
+    UPDATE_RUNNING = "batch_norm_update_running", REDUCTION, &[
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
         Binding::read_write(7, "out_a"),
         Binding::read_write(8, "out_b"),
     ];
-    FORWARD_SCALAR = "batch_norm_forward", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+    FORWARD_SCALAR = "batch_norm_forward", PLANE, &[
         Binding::read(1, "x"),
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
@@ -53,7 +56,7 @@ entries! {
         Binding::read_write(7, "out_a"),
         Binding::read(11, "residual"),
     ];
-    FORWARD_VEC4 = "batch_norm_forward_vec4", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+    FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE, &[
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
         Binding::read(4, "weight"),
@@ -62,7 +65,7 @@ entries! {
         Binding::read(14, "residual4"),
         Binding::read_write(17, "out_a4"),
     ];
-    BACKWARD_REDUCE = "batch_norm_backward_reduce", WorkgroupSize::Override(256), [
+    BACKWARD_REDUCE = "batch_norm_backward_reduce", REDUCTION, &[
         Binding::read(1, "x"),
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
@@ -72,7 +75,7 @@ entries! {
         Binding::read(13, "x4"),
         Binding::read(15, "grad_out4"),
     ];
-    BACKWARD_INPUT = "batch_norm_backward_input", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+    BACKWARD_INPUT = "batch_norm_backward_input", PLANE, &[
         Binding::read(1, "x"),
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
@@ -82,7 +85,7 @@ entries! {
         Binding::read(9, "grad_weight"),
         Binding::read(10, "grad_bias"),
     ];
-    BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+    BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE, &[
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
         Binding::read(4, "weight"),
@@ -92,7 +95,7 @@ entries! {
         Binding::read(15, "grad_out4"),
         Binding::read_write(17, "out_a4"),
     ];
-    BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+    BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE, &[
         Binding::read(3, "variance"),
         Binding::read(4, "weight"),
         Binding::read(6, "grad_out"),
@@ -101,7 +104,7 @@ entries! {
         Binding::read(12, "relu_output"),
         Binding::read(19, "grad_out_also"),
     ];
-    BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", WorkgroupSize::Override(PLANE_WORKGROUP_SIZE), [
+    BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE, &[
         Binding::read(3, "variance"),
         Binding::read(4, "weight"),
         Binding::read(15, "grad_out4"),

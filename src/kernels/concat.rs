@@ -21,7 +21,7 @@ uniform_params! {
 entries! {
     entries for Shader::Concat, Params;
     COPY_CHANNELS = "copy_channels", WorkgroupSize::Override(256),
-        [Binding::read(1, "src"), Binding::read_write(2, "dst")];
+        &[Binding::read(1, "src"), Binding::read_write(2, "dst")];
 }
 
 /// Concatenates NCHW tensors along the channel axis, in order (as torch.cat(..., dim=1)).

@@ -138,24 +138,24 @@ uniform_params! {
 // Direct kernels: one invocation per output element, writing `out` (5).
 entries! {
     entries for Shader::Conv2d, Params;
-    CONV2D_DIRECT = "conv2d_direct", WorkgroupSize::Override(256), [
+    CONV2D_DIRECT = "conv2d_direct", WorkgroupSize::Override(256), &[
         Binding::read(1, "x"),
         Binding::read(2, "weight"),
         Binding::read(3, "bias"),
         Binding::read_write(5, "out"),
     ];
     CONV2D_BACKWARD_INPUT_DIRECT = "conv2d_backward_input_direct", WorkgroupSize::Override(256),
-        [Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        &[Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
     CONV2D_BACKWARD_WEIGHT_DIRECT = "conv2d_backward_weight_direct", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        &[Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
     /// `unfold` sizes the workgroup to the row, at most 64.
     IM2COL = "im2col", WorkgroupSize::Override(64),
-        [Binding::read(1, "x"), Binding::read_write(6, "out4")];
+        &[Binding::read(1, "x"), Binding::read_write(6, "out4")];
     IM2ROW = "im2row", WorkgroupSize::Override(64),
-        [Binding::read(1, "x"), Binding::read_write(6, "out4")];
+        &[Binding::read(1, "x"), Binding::read_write(6, "out4")];
     /// 8×8 input positions of a plane per workgroup (`plane_grid`).
     COL2IM = "col2im", WorkgroupSize::Literal([8, 8, 1]),
-        [Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        &[Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
 }
 
 impl Params {

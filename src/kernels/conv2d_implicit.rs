@@ -21,17 +21,17 @@ const MIN_CHUNK: usize = 256;
 
 entries! {
     entries for Shader::Conv2dImplicitGemm, Params;
-    CONV2D_IMPLICIT = "conv2d_implicit", WorkgroupSize::Override(64), [
+    CONV2D_IMPLICIT = "conv2d_implicit", WorkgroupSize::Override(64), &[
         Binding::read(1, "x"),
         Binding::read(2, "weight"),
         Binding::read(3, "bias"),
         Binding::read_write(5, "out"),
     ];
     CONV2D_BACKWARD_INPUT_IMPLICIT = "conv2d_backward_input_implicit", WorkgroupSize::Override(64),
-        [Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        &[Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
     CONV2D_BACKWARD_WEIGHT_IMPLICIT = "conv2d_backward_weight_implicit",
         WorkgroupSize::Override(64),
-        [Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        &[Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
 }
 
 /// Forward into channels `out_first ..` of `out` ([N, out_total, OH, OW]); `out` must already

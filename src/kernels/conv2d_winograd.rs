@@ -118,25 +118,25 @@ uniform_params! {
 entries! {
     entries for Shader::Winograd, Params;
     WEIGHT_TRANSFORM = "weight_transform", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     INPUT_TRANSFORM = "input_transform", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     OUTPUT_TRANSFORM = "output_transform", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
     OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     WEIGHT_TRANSFORM_F4 = "weight_transform_f4", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     INPUT_TRANSFORM_F4 = "input_transform_f4", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     OUTPUT_TRANSFORM_F4 = "output_transform_f4", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
     OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
     WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", WorkgroupSize::Override(256),
-        [Binding::read(1, "source"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
 }
 
 /// Whether Winograd computes this convolution's forward and backward passes: a 3×3

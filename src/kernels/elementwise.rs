@@ -18,23 +18,45 @@ uniform_params! {
 
 // Scalar entries read and write through bindings 1-3; their `_vec4` twins, four elements per
 // invocation, through 4-6.
+const UNARY: &[Binding] = &[Binding::read(1, "a"), Binding::read_write(3, "out")];
+const BINARY: &[Binding] = &[
+    Binding::read(1, "a"),
+    Binding::read(2, "b"),
+    Binding::read_write(3, "out"),
+];
+const UNARY_VEC4: &[Binding] = &[Binding::read(4, "a4"), Binding::read_write(6, "out4")];
+const BINARY_VEC4: &[Binding] = &[
+    Binding::read(4, "a4"),
+    Binding::read(5, "b4"),
+    Binding::read_write(6, "out4"),
+];
+const PER_ELEMENT: WorkgroupSize = WorkgroupSize::Override(256);
+
 entries! {
     entries for Shader::Elementwise, Params;
-    ADD = "add", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
-    SUB = "sub", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
-    MUL = "mul", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
-    SCALE = "scale", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read_write(3, "out")];
-    RELU = "relu", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read_write(3, "out")];
-    RELU_BACKWARD = "relu_backward", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
-    ADD_ROW_BIAS = "add_row_bias", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
-    ADD_CHANNEL_BIAS = "add_channel_bias", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "out")];
-    ADD_VEC4 = "add_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
-    SUB_VEC4 = "sub_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
-    MUL_VEC4 = "mul_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
-    SCALE_VEC4 = "scale_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read_write(6, "out4")];
-    RELU_VEC4 = "relu_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read_write(6, "out4")];
-    RELU_BACKWARD_VEC4 = "relu_backward_vec4", WorkgroupSize::Override(256), [Binding::read(4, "a4"), Binding::read(5, "b4"), Binding::read_write(6, "out4")];
-    DROPOUT = "dropout", WorkgroupSize::Override(256), [Binding::read(1, "a"), Binding::read_write(3, "out")];
+    ADD = "add", PER_ELEMENT, BINARY;
+    SUB = "sub", PER_ELEMENT, BINARY;
+    MUL = "mul", PER_ELEMENT, BINARY;
+    SCALE = "scale", PER_ELEMENT, UNARY;
+    RELU = "relu", PER_ELEMENT, UNARY;
+    RELU_BACKWARD = "relu_backward", PER_ELEMENT, BINARY;
+    SIGMOID = "sigmoid", PER_ELEMENT, UNARY;
+    SIGMOID_BACKWARD = "sigmoid_backward", PER_ELEMENT, BINARY;
+    SILU = "silu", PER_ELEMENT, UNARY;
+    SILU_BACKWARD = "silu_backward", PER_ELEMENT, BINARY;
+    ADD_ROW_BIAS = "add_row_bias", PER_ELEMENT, BINARY;
+    ADD_CHANNEL_BIAS = "add_channel_bias", PER_ELEMENT, BINARY;
+    ADD_VEC4 = "add_vec4", PER_ELEMENT, BINARY_VEC4;
+    SUB_VEC4 = "sub_vec4", PER_ELEMENT, BINARY_VEC4;
+    MUL_VEC4 = "mul_vec4", PER_ELEMENT, BINARY_VEC4;
+    SCALE_VEC4 = "scale_vec4", PER_ELEMENT, UNARY_VEC4;
+    RELU_VEC4 = "relu_vec4", PER_ELEMENT, UNARY_VEC4;
+    RELU_BACKWARD_VEC4 = "relu_backward_vec4", PER_ELEMENT, BINARY_VEC4;
+    SIGMOID_VEC4 = "sigmoid_vec4", PER_ELEMENT, UNARY_VEC4;
+    SIGMOID_BACKWARD_VEC4 = "sigmoid_backward_vec4", PER_ELEMENT, BINARY_VEC4;
+    SILU_VEC4 = "silu_vec4", PER_ELEMENT, UNARY_VEC4;
+    SILU_BACKWARD_VEC4 = "silu_backward_vec4", PER_ELEMENT, BINARY_VEC4;
+    DROPOUT = "dropout", PER_ELEMENT, UNARY;
 }
 
 /// An operation's entry points: one element per invocation, and (where the shader has one) four.
@@ -98,6 +120,35 @@ pub fn relu(a: &Tensor) -> Result<Tensor> {
 pub fn relu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
     binary(
         Pass::with_vec4(&RELU_BACKWARD, &RELU_BACKWARD_VEC4),
+        input,
+        grad,
+    )
+}
+
+/// The logistic function 1 / (1 + e^(-a)); NaN passes through.
+pub fn sigmoid(a: &Tensor) -> Result<Tensor> {
+    launch(Pass::with_vec4(&SIGMOID, &SIGMOID_VEC4), a, None, 0.0)
+}
+
+/// The gradient of sigmoid from its forward `output` y (as PyTorch keeps it): grad · y · (1 - y).
+pub fn sigmoid_backward(output: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    binary(
+        Pass::with_vec4(&SIGMOID_BACKWARD, &SIGMOID_BACKWARD_VEC4),
+        output,
+        grad,
+    )
+}
+
+/// SiLU (swish): a · sigmoid(a).
+pub fn silu(a: &Tensor) -> Result<Tensor> {
+    launch(Pass::with_vec4(&SILU, &SILU_VEC4), a, None, 0.0)
+}
+
+/// The gradient of SiLU from its forward `input` x: grad · s · (1 + x · (1 - s)), where
+/// s = sigmoid(x).
+pub fn silu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    binary(
+        Pass::with_vec4(&SILU_BACKWARD, &SILU_BACKWARD_VEC4),
         input,
         grad,
     )

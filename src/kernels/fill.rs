@@ -16,9 +16,9 @@ uniform_params! {
 
 entries! {
     entries for Shader::Fill, Params;
-    FILL = "fill", WorkgroupSize::Override(256), [Binding::read_write(1, "out")];
+    FILL = "fill", WorkgroupSize::Override(256), &[Binding::read_write(1, "out")];
     COPY = "copy", WorkgroupSize::Override(256),
-        [Binding::read(1, "src"), Binding::read_write(2, "dst")];
+        &[Binding::read(1, "src"), Binding::read_write(2, "dst")];
 }
 
 /// Sets every element of `tensor` to `value` (NaN included: the value travels as bits).

@@ -15,7 +15,7 @@ uniform_params! {
 entries! {
     entries for Shader::Finite, Params;
     FLAG_NON_FINITE = "flag_non_finite", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(2, "flags")];
+        &[Binding::read(1, "x"), Binding::read_write(2, "flags")];
 }
 
 /// Flags `x` if it holds NaN or Inf, when the context's finite checks are on (see

@@ -15,14 +15,14 @@ uniform_params! {
 entries! {
     entries for Shader::Loss, Params;
     /// One workgroup sums the whole batch.
-    NLL_LOSS = "nll_loss", WorkgroupSize::Override(64), [
+    NLL_LOSS = "nll_loss", WorkgroupSize::Override(64), &[
         Binding::read(1, "log_probs"),
         Binding::read(2, "targets"),
         Binding::read(3, "class_weight"),
         Binding::read_write(4, "out"),
         Binding::read_write(5, "weight_sum"),
     ];
-    NLL_LOSS_BACKWARD = "nll_loss_backward", WorkgroupSize::Override(64), [
+    NLL_LOSS_BACKWARD = "nll_loss_backward", WorkgroupSize::Override(64), &[
         Binding::read(2, "targets"),
         Binding::read(3, "class_weight"),
         Binding::read_write(4, "out"),

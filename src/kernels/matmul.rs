@@ -22,27 +22,37 @@ uniform_params! {
 }
 
 // Scalar entries read A and B at bindings 1 and 2, vec4 entries at 4 and 5; all write C at 3.
+const SCALAR_OPERANDS: &[Binding] = &[
+    Binding::read(1, "a"),
+    Binding::read(2, "b"),
+    Binding::read_write(3, "c"),
+];
+const VEC4_OPERANDS: &[Binding] = &[
+    Binding::read_write(3, "c"),
+    Binding::read(4, "a_vec4"),
+    Binding::read(5, "b_vec4"),
+];
 // The tiled entries' workgroups are WORKGROUP_X × WORKGROUP_Y, set from the tile (`with_tile`).
 entries! {
     entries for Shader::Matmul, Params;
     MATMUL_NAIVE = "matmul_naive", WorkgroupSize::TileOverrides,
-        [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "c")];
+        SCALAR_OPERANDS;
     MATMUL_TILED = "matmul", WorkgroupSize::TileOverrides,
-        [Binding::read(1, "a"), Binding::read(2, "b"), Binding::read_write(3, "c")];
+        SCALAR_OPERANDS;
     MATMUL_VEC4 = "matmul_vec4", WorkgroupSize::TileOverrides,
-        [Binding::read_write(3, "c"), Binding::read(4, "a_vec4"), Binding::read(5, "b_vec4")];
+        VEC4_OPERANDS;
     MATMUL_FEW_ROWS_NT = "matmul_few_rows_nt", WorkgroupSize::TileOverrides,
-        [Binding::read_write(3, "c"), Binding::read(4, "a_vec4"), Binding::read(5, "b_vec4")];
+        VEC4_OPERANDS;
     /// REDUCE_LANES (64) lanes per column of C.
-    MATMUL_FEW_ROWS_NT_WORKGROUP = "matmul_few_rows_nt_workgroup", WorkgroupSize::Literal([64, 1, 1]),
-        [Binding::read_write(3, "c"), Binding::read(4, "a_vec4"), Binding::read(5, "b_vec4")];
+    MATMUL_FEW_ROWS_NT_WORKGROUP = "matmul_few_rows_nt_workgroup",
+        WorkgroupSize::Literal([64, 1, 1]), VEC4_OPERANDS;
 }
 
 entries! {
     subgroup_entries for Shader::MatmulSubgroup, Params;
     /// One 8-lane subgroup per workgroup; A and B are read from the buffers or, with TEXTURES,
     /// from the textures, and both are bound either way.
-    MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]), [
+    MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]), &[
         Binding::read(1, "a"),
         Binding::read(2, "b"),
         Binding::read_write(3, "c"),

@@ -25,23 +25,23 @@ uniform_params! {
 
 entries! {
     entries for Shader::Optim, Params;
-    SGD_STEP = "sgd_step", WorkgroupSize::Override(256), [
+    SGD_STEP = "sgd_step", WorkgroupSize::Override(256), &[
         Binding::read(1, "grad"),
         Binding::read_write(2, "param"),
         Binding::read_write(3, "state_a"),
     ];
-    SGD_STEP_VEC4 = "sgd_step_vec4", WorkgroupSize::Override(256), [
+    SGD_STEP_VEC4 = "sgd_step_vec4", WorkgroupSize::Override(256), &[
         Binding::read(5, "grad4"),
         Binding::read_write(6, "param4"),
         Binding::read_write(7, "state_a4"),
     ];
-    ADAM_STEP = "adam_step", WorkgroupSize::Override(256), [
+    ADAM_STEP = "adam_step", WorkgroupSize::Override(256), &[
         Binding::read(1, "grad"),
         Binding::read_write(2, "param"),
         Binding::read_write(3, "state_a"),
         Binding::read_write(4, "state_b"),
     ];
-    ADAM_STEP_VEC4 = "adam_step_vec4", WorkgroupSize::Override(256), [
+    ADAM_STEP_VEC4 = "adam_step_vec4", WorkgroupSize::Override(256), &[
         Binding::read(5, "grad4"),
         Binding::read_write(6, "param4"),
         Binding::read_write(7, "state_a4"),

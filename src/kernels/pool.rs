@@ -126,25 +126,25 @@ uniform_params! {
 entries! {
     entries for Shader::Pool, Params;
     MAX_POOL2D = "max_pool2d", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(3, "out")];
-    MAX_POOL2D_WITH_ARGMAX = "max_pool2d_with_argmax", WorkgroupSize::Literal([8, 8, 1]), [
+        &[Binding::read(1, "x"), Binding::read_write(3, "out")];
+    MAX_POOL2D_WITH_ARGMAX = "max_pool2d_with_argmax", WorkgroupSize::Literal([8, 8, 1]), &[
         Binding::read(1, "x"),
         Binding::read_write(3, "out"),
         Binding::read_write(4, "argmax_out"),
     ];
-    MAX_POOL2D_BACKWARD = "max_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]), [
+    MAX_POOL2D_BACKWARD = "max_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]), &[
         Binding::read(2, "grad_out"),
         Binding::read_write(3, "out"),
         Binding::read(5, "argmax"),
     ];
     AVG_POOL2D = "avg_pool2d", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(3, "out")];
+        &[Binding::read(1, "x"), Binding::read_write(3, "out")];
     AVG_POOL2D_BACKWARD = "avg_pool2d_backward", WorkgroupSize::Override(256),
-        [Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
+        &[Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
     ADAPTIVE_AVG_POOL2D = "adaptive_avg_pool2d", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(3, "out")];
+        &[Binding::read(1, "x"), Binding::read_write(3, "out")];
     ADAPTIVE_AVG_POOL2D_BACKWARD = "adaptive_avg_pool2d_backward", WorkgroupSize::Override(256),
-        [Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
+        &[Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
 }
 
 /// Max over each window; padding never wins.

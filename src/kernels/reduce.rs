@@ -27,10 +27,10 @@ entries! {
     entries for Shader::Reduce, Params;
     /// One invocation per output element.
     REDUCE_PER_INVOCATION = "reduce_per_invocation", WorkgroupSize::Override(256),
-        [Binding::read(1, "input"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "input"), Binding::read_write(2, "out")];
     /// One workgroup per output element.
     REDUCE_PER_WORKGROUP = "reduce_per_workgroup", WorkgroupSize::Override(256),
-        [Binding::read(1, "input"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "input"), Binding::read_write(2, "out")];
 }
 
 /// Sum over `axes`; the reduced axes are dropped from the shape, or kept with size 1.

@@ -16,15 +16,15 @@ uniform_params! {
 entries! {
     entries for Shader::Softmax, Params;
     SOFTMAX = "softmax", WorkgroupSize::Override(64),
-        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
     LOG_SOFTMAX = "log_softmax", WorkgroupSize::Override(64),
-        [Binding::read(1, "x"), Binding::read_write(2, "out")];
-    SOFTMAX_BACKWARD = "softmax_backward", WorkgroupSize::Override(64), [
+        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
+    SOFTMAX_BACKWARD = "softmax_backward", WorkgroupSize::Override(64), &[
         Binding::read(1, "x"),
         Binding::read_write(2, "out"),
         Binding::read(3, "grad_out"),
     ];
-    LOG_SOFTMAX_BACKWARD = "log_softmax_backward", WorkgroupSize::Override(64), [
+    LOG_SOFTMAX_BACKWARD = "log_softmax_backward", WorkgroupSize::Override(64), &[
         Binding::read(1, "x"),
         Binding::read_write(2, "out"),
         Binding::read(3, "grad_out"),

@@ -25,14 +25,14 @@ uniform_params! {
 entries! {
     entries for Shader::Transpose, Params;
     TRANSPOSE = "transpose", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
     /// Row passes: the launcher sizes the workgroup to the row (`row_grid`), at most 256.
     RESIZE_LAST_AXIS = "resize_last_axis", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
     SWAP_LEADING_AXES = "swap_leading_axes", WorkgroupSize::Override(256),
-        [Binding::read(1, "x"), Binding::read_write(2, "out")];
+        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
     SWAP_LEADING_AXES_VEC4 = "swap_leading_axes_vec4", WorkgroupSize::Override(256),
-        [Binding::read(3, "x4"), Binding::read_write(4, "out4")];
+        &[Binding::read(3, "x4"), Binding::read_write(4, "out4")];
 }
 
 /// [rows, cols] → [cols, rows], or [batch, rows, cols] → [batch, cols, rows].

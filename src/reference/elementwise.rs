@@ -1,4 +1,7 @@
-//! References for shaders/elementwise.wgsl.
+//! References for shaders/elementwise.wgsl. The activations are generic over [`Real`] so that
+//! their backwards can be checked against finite differences in f64.
+
+use super::Real;
 
 pub fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| x + y).collect()
@@ -17,16 +20,64 @@ pub fn scale(a: &[f32], alpha: f32) -> Vec<f32> {
 }
 
 /// max(x, 0); NaN stays NaN (torch.relu).
-pub fn relu(a: &[f32]) -> Vec<f32> {
-    a.iter().map(|&x| if x <= 0.0 { 0.0 } else { x }).collect()
+pub fn relu<R: Real>(a: &[R]) -> Vec<R> {
+    a.iter()
+        .map(|&x| if x <= R::zero() { R::zero() } else { x })
+        .collect()
 }
 
 /// `grad` where the forward input was positive, else 0.
-pub fn relu_backward(input: &[f32], grad: &[f32]) -> Vec<f32> {
+pub fn relu_backward<R: Real>(input: &[R], grad: &[R]) -> Vec<R> {
     input
         .iter()
         .zip(grad)
-        .map(|(&x, &g)| if x > 0.0 { g } else { 0.0 })
+        .map(|(&x, &g)| if x > R::zero() { g } else { R::zero() })
+        .collect()
+}
+
+fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// 1 / (1 + e^(-x)), computed in f64.
+pub fn sigmoid<R: Real>(a: &[R]) -> Vec<R> {
+    a.iter()
+        .map(|&x| R::from_f64(logistic(x.to_f64())))
+        .collect()
+}
+
+/// grad · y · (1 - y), from the forward output y.
+pub fn sigmoid_backward<R: Real>(output: &[R], grad: &[R]) -> Vec<R> {
+    output
+        .iter()
+        .zip(grad)
+        .map(|(&y, &g)| {
+            let y = y.to_f64();
+            R::from_f64(g.to_f64() * y * (1.0 - y))
+        })
+        .collect()
+}
+
+/// SiLU: x · sigmoid(x).
+pub fn silu<R: Real>(a: &[R]) -> Vec<R> {
+    a.iter()
+        .map(|&x| {
+            let x = x.to_f64();
+            R::from_f64(x * logistic(x))
+        })
+        .collect()
+}
+
+/// grad · s · (1 + x · (1 - s)), s = sigmoid(x), from the forward input x.
+pub fn silu_backward<R: Real>(input: &[R], grad: &[R]) -> Vec<R> {
+    input
+        .iter()
+        .zip(grad)
+        .map(|(&x, &g)| {
+            let x = x.to_f64();
+            let s = logistic(x);
+            R::from_f64(g.to_f64() * s * (1.0 + x * (1.0 - s)))
+        })
         .collect()
 }
 

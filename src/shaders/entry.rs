@@ -198,19 +198,19 @@ impl<P> Kernel<P> {
 /// ```ignore
 /// entries! {
 ///     entries for Shader::Fill, Params;
-///     FILL = "fill", WorkgroupSize::Override(256), [Binding::read_write(1, "out")];
+///     FILL = "fill", WorkgroupSize::Override(256), &[Binding::read_write(1, "out")];
 /// }
 /// ```
 macro_rules! entries {
     (
         $list:ident for $shader:expr, $params:ty;
         $( $(#[$meta:meta])* $vis:vis $static:ident = $name:literal, $workgroup:expr,
-           [$($binding:expr),* $(,)?]; )+
+           $bindings:expr; )+
     ) => {
         $(
             $(#[$meta])*
             $vis static $static: $crate::shaders::Entry<$params> =
-                $crate::shaders::Entry::new($shader, $name, $workgroup, &[$($binding),*]);
+                $crate::shaders::Entry::new($shader, $name, $workgroup, $bindings);
         )+
 
         /// Every entry declared here, as data.
