@@ -4,18 +4,8 @@ mod common;
 
 use common::{Rng, gpu};
 use gradlens::kernels::concat::{concat_channels, split_channels};
+use gradlens::reference::concat as oracle;
 use gradlens::{Error, Tensor};
-
-/// torch.cat(dim=1) on host data.
-fn concat_reference(parts: &[(Vec<f32>, usize)], batch: usize, plane: usize) -> Vec<f32> {
-    let mut out = Vec::new();
-    for n in 0..batch {
-        for (data, channels) in parts {
-            out.extend_from_slice(&data[n * channels * plane..(n + 1) * channels * plane]);
-        }
-    }
-    out
-}
 
 #[test]
 fn concat_and_split_are_inverse_and_match_torch_cat() {
@@ -37,16 +27,27 @@ fn concat_and_split_are_inverse_and_match_torch_cat() {
         let refs: Vec<&Tensor> = tensors.iter().collect();
         let out = concat_channels(&refs).unwrap();
         assert_eq!(out.dims(), &[batch, channels.iter().sum(), h, w]);
-        let got = out.to_vec().unwrap();
-        assert_eq!(
-            got,
-            concat_reference(&parts, batch, plane),
-            "concat {channels:?}"
-        );
+        let borrowed: Vec<(&[f32], usize)> =
+            parts.iter().map(|(d, c)| (d.as_slice(), *c)).collect();
+        let want = oracle::concat_channels(&borrowed, batch, plane);
+        assert_eq!(out.to_vec().unwrap(), want, "concat {channels:?}");
 
-        let split = split_channels(&out, &channels).unwrap();
-        for (part, (data, _)) in split.iter().zip(&parts) {
-            assert_eq!(&part.to_vec().unwrap(), data, "split {channels:?}");
+        // The backward: a gradient of its own (not the concatenation, which any inverse of
+        // concat would split back) split into the inputs' slices.
+        let gradient = rng.vec(want.len());
+        let grad = Tensor::from_slice(gpu(), out.dims().to_vec(), &gradient).unwrap();
+        let split = split_channels(&grad, &channels).unwrap();
+        let want_split = oracle::split_channels(&gradient, &channels, batch, plane);
+        for (part, want) in split.iter().zip(&want_split) {
+            assert_eq!(&part.to_vec().unwrap(), want, "split {channels:?}");
+        }
+        // And split undoes concat.
+        for (part, (data, _)) in split_channels(&out, &channels).unwrap().iter().zip(&parts) {
+            assert_eq!(
+                &part.to_vec().unwrap(),
+                data,
+                "split of concat {channels:?}"
+            );
         }
     }
 }

@@ -230,8 +230,7 @@ fn fill_and_copy_write_exactly_their_ranges() {
     let dst = Tensor::full(gpu(), [30], -7.0).unwrap();
     fill::copy_into(&src, 11, &dst, 3, 20).unwrap();
     let got = dst.to_vec().unwrap();
-    let mut want = vec![-7.0; 30];
-    want[3..23].copy_from_slice(&src_values[11..31]);
+    let want = reference::fill::copy_into(&src_values, 11, &[-7.0; 30], 3, 20);
     assert_eq!(got, want);
 
     let whole = fill::copy(&src).unwrap();

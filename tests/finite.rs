@@ -92,3 +92,43 @@ fn the_first_non_finite_layer_is_named() {
         }
     );
 }
+
+/// The flag kernel alone against its reference: a tensor is flagged exactly when it holds a
+/// NaN or an infinity, wherever it lies (first, last, past a workgroup, past the 2-D fold).
+#[test]
+fn the_flag_kernel_matches_its_reference() {
+    use gradlens::kernels::finite::check_finite;
+    use gradlens::reference::finite::has_non_finite;
+    let gpu = gpu();
+    let mut rng = Rng::new(6);
+    let folded = 65_535 * 256 + 5;
+    let mut cases: Vec<Vec<f32>> = Vec::new();
+    cases.push(rng.vec(1000));
+    for (len, at, value) in [
+        (1000, 0, f32::NAN),
+        (1001, 1000, f32::INFINITY),
+        (257, 256, f32::NEG_INFINITY),
+        (1, 0, f32::NAN),
+        (folded, folded - 1, f32::NAN),
+    ] {
+        let mut values = rng.vec(len);
+        values[at] = value;
+        cases.push(values);
+    }
+    cases.push(vec![f32::MAX, f32::MIN, f32::MIN_POSITIVE, -0.0]);
+    for (i, values) in cases.iter().enumerate() {
+        let x = Tensor::from_slice(gpu, [values.len()], values).unwrap();
+        let name = format!("case {i}");
+        gpu.start_finite_checks();
+        {
+            let _scope = gpu.scope(&name);
+            check_finite(&x, "output").unwrap();
+        }
+        let flagged = gpu.finish_finite_checks().unwrap();
+        let want = has_non_finite(values).then(|| NonFinite {
+            layer: name.clone(),
+            what: "output",
+        });
+        assert_eq!(flagged, want, "{name} of {} values", values.len());
+    }
+}

@@ -482,17 +482,8 @@ fn transpose_swaps_the_last_two_axes() {
         let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
         let got = transpose(&t).unwrap();
         assert_eq!(got.dims(), &[batch, cols, rows]);
-        let got = got.to_vec().unwrap();
-        for b in 0..batch {
-            for r in 0..rows {
-                for c in 0..cols {
-                    assert_eq!(
-                        got[(b * cols + c) * rows + r],
-                        data[(b * rows + r) * cols + c]
-                    );
-                }
-            }
-        }
+        let want = gradlens::reference::transpose::transpose(&data, [batch, rows, cols]);
+        assert_eq!(got.to_vec().unwrap(), want, "{batch}×{rows}×{cols}");
     }
     let rank4 = Tensor::zeros(gpu(), [1, 1, 2, 2]).unwrap();
     assert!(transpose(&rank4).is_err());
@@ -515,17 +506,8 @@ fn swap_leading_axes_moves_contiguous_runs() {
         let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
         let got = swap_leading_axes(&t).unwrap();
         assert_eq!(got.dims(), &[rows, batch, cols]);
-        let got = got.to_vec().unwrap();
-        for b in 0..batch {
-            for r in 0..rows {
-                for c in 0..cols {
-                    assert_eq!(
-                        got[(r * batch + b) * cols + c],
-                        data[(b * rows + r) * cols + c]
-                    );
-                }
-            }
-        }
+        let want = gradlens::reference::transpose::swap_leading_axes(&data, [batch, rows, cols]);
+        assert_eq!(got.to_vec().unwrap(), want, "{batch}×{rows}×{cols}");
     }
     let rank2 = Tensor::zeros(gpu(), [2, 2]).unwrap();
     assert!(swap_leading_axes(&rank2).is_err());
@@ -552,10 +534,7 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
         let mut want_dims = dims.clone();
         *want_dims.last_mut().unwrap() = length;
         assert_eq!(got.dims(), want_dims.as_slice());
-        let want: Vec<f32> = data
-            .chunks(last)
-            .flat_map(|row| (0..length).map(|c| row.get(c).copied().unwrap_or(0.0)))
-            .collect();
+        let want = gradlens::reference::transpose::resize_last_axis(&data, last, length);
         assert_eq!(got.to_vec().unwrap(), want, "{dims:?} → {length}");
     }
     let empty = Tensor::from_slice(gpu(), [3, 0], &[]).unwrap();

@@ -2,8 +2,11 @@
 //! Written for obviousness, not speed; sums accumulate in f64.
 
 pub mod batchnorm;
+pub mod concat;
 pub mod conv2d;
 pub mod elementwise;
+pub mod fill;
+pub mod finite;
 pub mod gradcheck;
 pub mod loss;
 pub mod matmul;
@@ -11,6 +14,7 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
+pub mod transpose;
 
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 

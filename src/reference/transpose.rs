@@ -1,0 +1,35 @@
+//! References for shaders/transpose.wgsl: row-major index arithmetic, nothing more.
+
+/// [batch, rows, cols] → [batch, cols, rows].
+pub fn transpose(x: &[f32], [batch, rows, cols]: [usize; 3]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for b in 0..batch {
+        for r in 0..rows {
+            for c in 0..cols {
+                out[(b * cols + c) * rows + r] = x[(b * rows + r) * cols + c];
+            }
+        }
+    }
+    out
+}
+
+/// [batch, rows, cols] → [rows, batch, cols].
+pub fn swap_leading_axes(x: &[f32], [batch, rows, cols]: [usize; 3]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for b in 0..batch {
+        for r in 0..rows {
+            let from = (b * rows + r) * cols;
+            let to = (r * batch + b) * cols;
+            out[to..to + cols].copy_from_slice(&x[from..from + cols]);
+        }
+    }
+    out
+}
+
+/// Each row of `last` values zero-padded or cropped to `length`.
+pub fn resize_last_axis(x: &[f32], last: usize, length: usize) -> Vec<f32> {
+    let rows = x.len().checked_div(last).unwrap_or(0);
+    (0..rows)
+        .flat_map(|r| (0..length).map(move |c| if c < last { x[r * last + c] } else { 0.0 }))
+        .collect()
+}
