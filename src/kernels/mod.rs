@@ -4,8 +4,6 @@
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
-mod conv2d_implicit;
-mod conv2d_winograd;
 pub mod elementwise;
 pub mod fill;
 pub mod finite;
@@ -33,8 +31,6 @@ pub fn catalogue() -> Vec<EntryInterface> {
         batchnorm::entries(),
         concat::entries(),
         conv2d::entries(),
-        conv2d_implicit::entries(),
-        conv2d_winograd::entries(),
         elementwise::entries(),
         fill::entries(),
         finite::entries(),

@@ -12,25 +12,12 @@
 //! [K, tiles] · [tiles, C] between the transposed passes (`backward_weight`). Profiles count
 //! the convolution's FLOPs, so GFLOP/s are effective ones.
 
-use super::Launch;
-use super::conv2d::{Conv2d, ConvShapes};
-use super::matmul::{MatmulOptions, matmul_counted};
+use super::{Conv2d, ConvShapes};
+use crate::kernels::Launch;
+use crate::kernels::matmul::{MatmulOptions, matmul_counted};
 use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
-
-/// The fewest 2×2 output tiles for which `Auto` prefers Winograd to im2col + GEMM. Measured on
-/// lavapipe (`cargo bench --bench kernels -- conv2d`, batch 1): 49 tiles (14×14 outputs, 256
-/// channels) ran at 14.7 effective GFLOP/s against the GEMM's 8.9, but 16 tiles (7×7, 512
-/// channels) at 4.4 against 10.6 — sixteen products with 16 columns each starve the GEMM.
-const MIN_TILES_PREFERRED: usize = 32;
-
-/// The fewest 4×4 output tiles for which `Winograd` takes F(4×4, 3×3) rather than F(2×2): a
-/// chosen value between the two counts measured on lavapipe (BENCHMARKS.md). The GEMM fills
-/// its columns 64 at a time there, so a 14×14 output's 16 tiles of 4×4 cost a whole column
-/// block in each of 36 products where its 49 tiles of 2×2 cost one in each of 16 (F(4×4)
-/// 1.3–2.2× slower); 28×28 outputs, 49 tiles of 4×4, ran 1.1–2× faster on F(4×4).
-const MIN_TILES_F4: usize = 48;
 
 /// Winograd's output tile: F(2×2, 3×3) or F(4×4, 3×3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,14 +27,6 @@ pub(crate) enum WinogradTile {
 }
 
 impl WinogradTile {
-    /// The tile `ConvAlgorithm::Winograd` takes for an output [N, K, OH, OW].
-    pub(crate) fn for_output([n, _, oh, ow]: [usize; 4]) -> WinogradTile {
-        match n * oh.div_ceil(4) * ow.div_ceil(4) >= MIN_TILES_F4 {
-            true => WinogradTile::F4,
-            false => WinogradTile::F2,
-        }
-    }
-
     /// Outputs per tile side.
     fn side(self) -> usize {
         match self {
@@ -176,13 +155,6 @@ pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64
         && c_in % 4 == 0
         && c_out % 4 == 0
         && transformed_bytes.max(weight_bytes) <= max_binding_bytes
-}
-
-/// Whether `Auto` should choose Winograd: it applies, and the output has enough tiles.
-pub(crate) fn preferred(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64) -> bool {
-    let [n, _, oh, ow] = shapes.output;
-    applies(shapes, conv, max_binding_bytes)
-        && n * oh.div_ceil(2) * ow.div_ceil(2) >= MIN_TILES_PREFERRED
 }
 
 /// The convolution's output [N, C_out, OH, OW] (plus `bias` per channel).
@@ -413,24 +385,4 @@ fn launch(
         launch = launch.bind(slot, tensor);
     }
     launch.over(items as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// F(4×4) from 48 tiles of 4×4, whatever mix of batch and plane gives them.
-    #[test]
-    fn winograd_takes_f4_from_48_tiles() {
-        for (output, tile) in [
-            ([1, 64, 56, 56], WinogradTile::F4),
-            ([1, 128, 28, 28], WinogradTile::F4),
-            ([1, 256, 14, 14], WinogradTile::F2),
-            ([3, 256, 14, 14], WinogradTile::F4),
-            ([2, 8, 15, 16], WinogradTile::F2),
-            ([1, 512, 7, 7], WinogradTile::F2),
-        ] {
-            assert_eq!(WinogradTile::for_output(output), tile, "{output:?}");
-        }
-    }
 }

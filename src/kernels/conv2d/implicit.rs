@@ -3,8 +3,8 @@
 //! im2col buffer. The path for large inputs and grouped convolutions, and the one that can
 //! write into a channel slice of a concatenation.
 
-use super::conv2d::{Conv2d, ConvShapes, Params, params};
-use super::{Launch, as_u32};
+use super::{Conv2d, ConvShapes, Params, params};
+use crate::kernels::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::reduce;

@@ -1,0 +1,439 @@
+//! 2-D convolution and its backward passes: the public operations, their shapes and
+//! parameters. Each pass runs one of four algorithms, chosen in `policy.rs`:
+//! - `direct.rs`: one invocation per output value (shaders/conv2d.wgsl), the reference variant;
+//! - `gemm.rs`: on the matmul kernels, 1×1 convolutions as they are and others over an im2col
+//!   buffer when it is small;
+//! - `implicit.rs`: a register-tiled GEMM gathering its operands on the fly
+//!   (shaders/conv2d_implicit_gemm.wgsl), for large inputs, groups and channel slices;
+//! - `winograd.rs`: Winograd F(2×2, 3×3) and F(4×4, 3×3) for 3×3 stride-1 convolutions
+//!   (shaders/winograd.wgsl).
+
+mod direct;
+mod gemm;
+mod implicit;
+mod policy;
+mod winograd;
+
+use policy::{Adapter, Pass, Plan};
+
+use super::as_u32;
+use crate::error::{Error, Result};
+use crate::kernels::reduce;
+use crate::shaders::{EntryInterface, uniform_params};
+use crate::tensor::Tensor;
+
+/// The entry points of conv2d.wgsl, conv2d_implicit_gemm.wgsl and winograd.wgsl.
+pub(crate) fn entries() -> Vec<EntryInterface> {
+    [
+        direct::entries(),
+        gemm::entries(),
+        implicit::entries(),
+        winograd::entries(),
+    ]
+    .concat()
+}
+
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Per pass: Winograd where it applies and the output has enough tiles; else GEMM where it
+    /// applies (no groups; a 1×1 kernel or an im2col buffer within bounds) and its matmul's
+    /// reduced and column dimensions are multiples of 4; else implicit GEMM. See `policy.rs`.
+    #[default]
+    Auto,
+    /// One invocation per output value: the simplest correct kernels.
+    Direct,
+    /// On the matmul kernels; an error where it does not apply.
+    Gemm,
+    /// Register-tiled GEMM gathering from the tensors: any geometry, no extra memory.
+    ImplicitGemm,
+    /// Winograd for 3×3 stride-1 convolutions, forward, backward to the input and weight
+    /// gradient (see `winograd.rs`); an error where it does not apply. Each pass takes
+    /// F(4×4, 3×3) where the tensor it tiles (the output; the input for the backward to the
+    /// input) has enough 4×4 tiles, else F(2×2, 3×3).
+    Winograd,
+    /// `Winograd` with F(2×2, 3×3) tiles only.
+    WinogradF2,
+    /// `Winograd` with F(4×4, 3×3) tiles only.
+    WinogradF4,
+}
+
+/// Conv2d's geometry besides the weight: per axis (height, width), as in PyTorch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Default for Conv2d {
+    fn default() -> Self {
+        Self {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2d {
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = [stride, stride];
+        self
+    }
+
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = [padding, padding];
+        self
+    }
+
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.dilation = [dilation, dilation];
+        self
+    }
+
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+}
+
+uniform_params! {
+    /// The uniform parameters of conv2d.wgsl and conv2d_implicit_gemm.wgsl: the geometry, then
+    /// the implicit GEMM's fields, then the im2col buffers' strides (conv2d.wgsl's only).
+    pub(crate) struct Params {
+        pub(crate) batch: u32,
+        pub(crate) in_channels: u32,
+        pub(crate) in_h: u32,
+        pub(crate) in_w: u32,
+        pub(crate) out_channels: u32,
+        pub(crate) out_h: u32,
+        pub(crate) out_w: u32,
+        pub(crate) kernel_h: u32,
+        pub(crate) kernel_w: u32,
+        pub(crate) stride_h: u32,
+        pub(crate) stride_w: u32,
+        pub(crate) pad_h: u32,
+        pub(crate) pad_w: u32,
+        pub(crate) dilation_h: u32,
+        pub(crate) dilation_w: u32,
+        pub(crate) groups: u32,
+        pub(crate) has_bias: u32,
+        /// Output channels of the tensor written into, and the first one written (conv2d_into).
+        pub(crate) out_total: u32,
+        pub(crate) out_first: u32,
+        /// The weight gradient's (n, p) chunk length.
+        pub(crate) chunk: u32,
+        /// Positions per row of an im2col (or im2row) buffer: OH·OW, or the GEMM path's
+        /// OH·OW rounded up to a multiple of 4.
+        pub(crate) position_stride: u32,
+        /// Taps per column of an im2col buffer (per row of an im2row one): C_in·KH·KW rounded up
+        /// to a multiple of 4 on the GEMM path.
+        pub(crate) tap_stride: u32,
+    }
+}
+
+impl Params {
+    /// As [`ConvShapes::flops`].
+    pub(crate) fn flops(&self) -> u64 {
+        let per_group_in = u64::from(self.in_channels / self.groups.max(1));
+        let outputs = [self.batch, self.out_channels, self.out_h, self.out_w]
+            .iter()
+            .map(|&d| u64::from(d))
+            .product::<u64>();
+        2 * outputs * per_group_in * u64::from(self.kernel_h * self.kernel_w)
+    }
+}
+
+/// The validated shapes of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShapes {
+    pub input: [usize; 4],
+    pub weight: [usize; 4],
+    pub output: [usize; 4],
+}
+
+impl ConvShapes {
+    /// Multiply-adds ×2 of the convolution; its two backward passes do as many each.
+    pub fn flops(&self) -> u64 {
+        let [_, per_group_in, kh, kw] = self.weight;
+        let outputs: usize = self.output.iter().product();
+        2 * (outputs as u64) * (per_group_in * kh * kw) as u64
+    }
+}
+
+/// Checks input [N, C_in, H, W] and weight [C_out, C_in/groups, KH, KW] against the geometry
+/// and returns all shapes, or an error naming the op and the offending values.
+pub fn conv2d_shapes(
+    op: &'static str,
+    input: &[usize],
+    weight: &[usize],
+    conv: &Conv2d,
+) -> Result<ConvShapes> {
+    let (&[n, c_in, h, w], &[c_out, c_per_group, kh, kw]) = (input, weight) else {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "needs input [N, C, H, W] and weight [C_out, C_in/groups, KH, KW], got {input:?} and {weight:?}"
+            ),
+        ));
+    };
+    if c_in == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("needs at least one input channel, got input {input:?}"),
+        ));
+    }
+    let groups = conv.groups;
+    if groups == 0 || c_in % groups != 0 || c_out % groups != 0 || c_per_group * groups != c_in {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "groups = {groups} must divide the {c_in} input and {c_out} output channels, and the \
+                 weight {weight:?} must hold {c_in}/groups input channels"
+            ),
+        ));
+    }
+    if conv.stride.contains(&0) || conv.dilation.contains(&0) || kh == 0 || kw == 0 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "stride {:?}, dilation {:?} and kernel {kh}x{kw} must be positive",
+                conv.stride, conv.dilation
+            ),
+        ));
+    }
+    let mut out = [0; 2];
+    for (axis, (size, kernel)) in [(h, kh), (w, kw)].into_iter().enumerate() {
+        // Checked: padding or dilation near usize::MAX must be refused, not wrap around.
+        let reach = conv.dilation[axis]
+            .checked_mul(kernel - 1)
+            .and_then(|r| r.checked_add(1));
+        let padded = conv.padding[axis]
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(size));
+        let (Some(reach), Some(padded)) = (reach, padded) else {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "padding {:?} or dilation {:?} is too large to compute with",
+                    conv.padding, conv.dilation
+                ),
+            ));
+        };
+        if reach > padded {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {kh}x{kw} (dilation {:?}) is larger than the padded input {h}x{w} \
+                     (padding {:?})",
+                    conv.dilation, conv.padding
+                ),
+            ));
+        }
+        out[axis] = (padded - reach) / conv.stride[axis] + 1;
+    }
+    Ok(ConvShapes {
+        input: [n, c_in, h, w],
+        weight: [c_out, c_per_group, kh, kw],
+        output: [n, c_out, out[0], out[1]],
+    })
+}
+
+/// out = x ⋆ weight + bias (PyTorch's conv2d).
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv: &Conv2d) -> Result<Tensor> {
+    conv2d_with(x, weight, bias, conv, ConvAlgorithm::Auto)
+}
+
+/// `conv2d` with a chosen algorithm.
+pub fn conv2d_with(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
+    check_bias(OP, &shapes, bias)?;
+    let adapter = Adapter::of(x.gpu());
+    match policy::resolve(OP, &shapes, conv, algorithm, adapter, Pass::Forward)? {
+        Plan::Winograd(tile) => winograd::forward(x, weight, bias, &shapes, conv, tile),
+        Plan::ImplicitGemm => {
+            let out = Tensor::empty(x.gpu(), shapes.output)?;
+            implicit::forward_into(x, weight, bias, &shapes, conv, &out, 0)?;
+            Ok(out)
+        }
+        Plan::Gemm => gemm::forward(x, weight, bias, &shapes, conv),
+        Plan::Direct => direct::forward(x, weight, bias, &shapes, conv),
+    }
+}
+
+/// `conv2d` written into channels `channel_first ..` of `dest` [N, C_total, OH, OW] instead of
+/// a fresh tensor: an Inception branch or a DenseNet layer fills its slice of the channel
+/// concatenation directly, with no copy. Runs Winograd where `Auto` would, else the implicit
+/// GEMM (whose stores can target the slice; the GEMM path's cannot).
+pub fn conv2d_into(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    conv: &Conv2d,
+    dest: &Tensor,
+    channel_first: usize,
+) -> Result<()> {
+    const OP: &str = "conv2d_into";
+    let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
+    check_bias(OP, &shapes, bias)?;
+    let [n, c_out, oh, ow] = shapes.output;
+    let fits = match *dest.dims() {
+        [dn, total, dh, dw] => (dn, dh, dw) == (n, oh, ow) && channel_first + c_out <= total,
+        _ => false,
+    };
+    if !fits {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "destination {:?} has no room for output {:?} at channel {channel_first}",
+                dest.dims(),
+                shapes.output
+            ),
+        ));
+    }
+    match policy::slice_plan(&shapes, conv, Adapter::of(x.gpu())) {
+        Plan::Winograd(tile) => {
+            winograd::forward_into(x, weight, bias, &shapes, conv, tile, dest, channel_first)
+        }
+        _ => implicit::forward_into(x, weight, bias, &shapes, conv, dest, channel_first),
+    }
+}
+
+/// The gradient of `conv2d` with respect to its input `x` (whose shape it takes).
+pub fn conv2d_backward_input(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+) -> Result<Tensor> {
+    conv2d_backward_input_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
+}
+
+/// `conv2d_backward_input` with a chosen algorithm.
+pub fn conv2d_backward_input_with(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_backward_input";
+    let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
+    let adapter = Adapter::of(x.gpu());
+    match policy::resolve(OP, &shapes, conv, algorithm, adapter, Pass::BackwardInput)? {
+        Plan::Winograd(tile) => winograd::backward_input(grad_out, weight, &shapes, conv, tile),
+        Plan::ImplicitGemm => implicit::backward_input(weight, grad_out, &shapes, conv),
+        Plan::Gemm => gemm::backward_input(weight, grad_out, &shapes, conv),
+        Plan::Direct => direct::backward_input(weight, grad_out, &shapes, conv),
+    }
+}
+
+/// The gradient of `conv2d` with respect to its weight (whose shape it takes).
+pub fn conv2d_backward_weight(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+) -> Result<Tensor> {
+    conv2d_backward_weight_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
+}
+
+/// `conv2d_backward_weight` with a chosen algorithm.
+pub fn conv2d_backward_weight_with(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_backward_weight";
+    let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
+    let adapter = Adapter::of(x.gpu());
+    match policy::resolve(OP, &shapes, conv, algorithm, adapter, Pass::BackwardWeight)? {
+        Plan::Winograd(tile) => winograd::backward_weight(x, grad_out, &shapes, conv, tile),
+        Plan::ImplicitGemm => implicit::backward_weight(x, grad_out, &shapes, conv),
+        Plan::Gemm => gemm::backward_weight(x, grad_out, &shapes, conv),
+        Plan::Direct => direct::backward_weight(x, grad_out, &shapes, conv),
+    }
+}
+
+/// The gradient of `conv2d` with respect to its bias: grad_out summed over N, H and W.
+pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
+    if grad_out.dims().len() != 4 {
+        return Err(Error::invalid(
+            "conv2d_backward_bias",
+            format!("needs grad_out [N, C, H, W], got {:?}", grad_out.dims()),
+        ));
+    }
+    reduce::sum(grad_out, &[0, 2, 3], false)
+}
+
+fn check_bias(op: &'static str, shapes: &ConvShapes, bias: Option<&Tensor>) -> Result<()> {
+    match bias {
+        Some(bias) if bias.dims() != [shapes.weight[0]] => Err(Error::invalid(
+            op,
+            format!(
+                "bias must have shape [{}], got {:?}",
+                shapes.weight[0],
+                bias.dims()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn checked_backward(
+    op: &'static str,
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    conv: &Conv2d,
+) -> Result<ConvShapes> {
+    let shapes = conv2d_shapes(op, x.dims(), weight.dims(), conv)?;
+    if grad_out.dims() != shapes.output {
+        return Err(Error::ShapeMismatch {
+            op,
+            left: shapes.output.to_vec(),
+            right: grad_out.dims().to_vec(),
+        });
+    }
+    Ok(shapes)
+}
+
+pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
+    let u = |what: &str, value: usize| as_u32(op, what, value);
+    Ok(Params {
+        batch: u("N", s.input[0])?,
+        in_channels: u("C_in", s.input[1])?,
+        in_h: u("H", s.input[2])?,
+        in_w: u("W", s.input[3])?,
+        out_channels: u("C_out", s.output[1])?,
+        out_h: u("OH", s.output[2])?,
+        out_w: u("OW", s.output[3])?,
+        kernel_h: u("KH", s.weight[2])?,
+        kernel_w: u("KW", s.weight[3])?,
+        stride_h: u("stride", conv.stride[0])?,
+        stride_w: u("stride", conv.stride[1])?,
+        pad_h: u("padding", conv.padding[0])?,
+        pad_w: u("padding", conv.padding[1])?,
+        dilation_h: u("dilation", conv.dilation[0])?,
+        dilation_w: u("dilation", conv.dilation[1])?,
+        groups: u("groups", conv.groups)?,
+        has_bias: 0,
+        out_total: u("C_out", s.output[1])?,
+        out_first: 0,
+        chunk: 0,
+        position_stride: u("OH·OW", s.output[2] * s.output[3])?,
+        tap_stride: u("C_in·KH·KW", s.weight[1] * s.weight[2] * s.weight[3])?,
+    })
+}
