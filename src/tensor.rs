@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufferRange, Gpu, PooledBuffer};
-use crate::kernels;
 
 /// A tensor's shape. Scalars have rank 0 and one element.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -76,21 +75,22 @@ struct Derived {
 impl Tensor {
     /// An uninitialised tensor (NaN-filled when the context poisons allocations).
     pub fn empty(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Self> {
-        let tensor = Self::allocate(gpu, shape.into())?;
-        if gpu.poisons_allocations()
-            && let Some(buffer) = &tensor.buffer
-        {
-            // An upload, not a fill kernel: it works for any size the buffer allows, and the
-            // error of an oversized op then names that op, not the poisoning.
-            let poison = vec![f32::NAN; tensor.numel()];
-            gpu.upload(buffer.buffer(), bytemuck::cast_slice(&poison));
+        match gpu.poisons_allocations() {
+            true => Self::full(gpu, shape, f32::NAN),
+            false => Self::allocate(gpu, shape.into()),
         }
-        Ok(tensor)
     }
 
+    /// A tensor of `value`s. An upload, not a fill kernel (`kernels::fill::fill_into` fills an
+    /// existing tensor): tensors sit below the kernels, it works for any size the buffer
+    /// allows, and the error of an oversized op then names that op, not the filling. Every
+    /// caller fills small tensors or fills once (an optimiser's zeroed state).
     pub fn full(gpu: &Gpu, shape: impl Into<Shape>, value: f32) -> Result<Self> {
         let tensor = Self::allocate(gpu, shape.into())?;
-        kernels::fill::fill_into(&tensor, value)?;
+        if let Some(buffer) = &tensor.buffer {
+            let values = vec![value; tensor.numel()];
+            gpu.upload(buffer.buffer(), bytemuck::cast_slice(&values));
+        }
         Ok(tensor)
     }
 

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use super::PooledBuffer;
+use super::{BufferRange, Gpu, PooledBuffer};
+use crate::error::Result;
 
 /// Slots per flags buffer (4 KiB); more buffers are added as checks accumulate.
 pub(crate) const SLOTS_PER_BUFFER: usize = 1024;
@@ -48,5 +49,62 @@ impl FiniteChecks {
             },
             what,
         })
+    }
+}
+
+impl Gpu {
+    /// Starts flagging every op output and gradient the tape computes that holds NaN or Inf
+    /// (`--check-finite`); see [`Gpu::finish_finite_checks`].
+    pub fn start_finite_checks(&self) {
+        *self.inner.finite_checks.lock().expect("finite lock") = Some(FiniteChecks::default());
+    }
+
+    /// Stops checking and names the first tensor, in the order they were computed, that held
+    /// NaN or Inf; `None` when all were finite (or checks were never started).
+    pub fn finish_finite_checks(&self) -> Result<Option<NonFinite>> {
+        let checks = self.inner.finite_checks.lock().expect("finite lock").take();
+        let Some(checks) = checks else {
+            return Ok(None);
+        };
+        let mut flags = Vec::with_capacity(checks.labels.len());
+        for buffer in &checks.buffers {
+            let bytes = self.read(
+                buffer.buffer(),
+                0,
+                (SLOTS_PER_BUFFER * 4) as u64,
+                "finite flags",
+            )?;
+            flags.extend(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes));
+        }
+        Ok(checks.first_flagged(&flags))
+    }
+
+    /// When checks are on: a zeroed slot for one more checked tensor, labelled with the
+    /// current layer and `what` — the flags buffer's binding and the slot's index in it.
+    pub(crate) fn finite_check_slot(
+        &self,
+        what: &'static str,
+    ) -> Result<Option<(BufferRange, u32)>> {
+        let mut guard = self.inner.finite_checks.lock().expect("finite lock");
+        let Some(checks) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let slot = checks.labels.len();
+        if slot / SLOTS_PER_BUFFER == checks.buffers.len() {
+            let bytes = (SLOTS_PER_BUFFER * 4) as u64;
+            let buffer = self.allocate(bytes, "finite-check flags")?;
+            self.upload(buffer.buffer(), &vec![0u8; bytes as usize]);
+            checks.buffers.push(buffer);
+        }
+        let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
+        checks.labels.push((layer, what));
+        let buffer = &checks.buffers[slot / SLOTS_PER_BUFFER];
+        let range = BufferRange {
+            buffer: buffer.buffer().clone(),
+            offset: 0,
+            size: (SLOTS_PER_BUFFER * 4) as u64,
+            dims: Vec::new(),
+        };
+        Ok(Some((range, (slot % SLOTS_PER_BUFFER) as u32)))
     }
 }

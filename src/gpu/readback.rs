@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use super::Gpu;
 use crate::error::{Error, Result};
 
 /// Blocks until the device has finished all submitted work (natively; a browser's device is
@@ -114,5 +115,57 @@ impl<T> Future for Receiver<T> {
         }
         state.waker = Some(context.waker().clone());
         Poll::Pending
+    }
+}
+
+impl Gpu {
+    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work,
+    /// blocking until the GPU is done. Natively only: in a browser this is an error, and
+    /// `read_async` is awaited instead.
+    pub(crate) fn read(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::Readback {
+                what: what.to_string(),
+                message: "a browser cannot wait for the GPU; await the async readback".into(),
+            });
+        }
+        pollster::block_on(self.read_async(buffer, offset, size, what))
+    }
+
+    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work.
+    pub(crate) async fn read_async(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        self.flush()?;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let staging = inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        inner.queue.submit(Some(encoder.finish()));
+        let bytes = read_staging(&inner.device, &staging, what).await?;
+        self.check_alive()?;
+        Ok(bytes)
     }
 }

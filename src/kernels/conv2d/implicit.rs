@@ -4,10 +4,10 @@
 //! write into a channel slice of a concatenation.
 
 use super::{Conv2d, ConvShapes, Params, params};
-use crate::kernels::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::reduce;
+use crate::kernels::{Launch, as_u32};
 use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 

@@ -13,9 +13,9 @@
 //! the convolution's FLOPs, so GFLOP/s are effective ones.
 
 use super::{Conv2d, ConvShapes};
+use crate::error::{Error, Result};
 use crate::kernels::Launch;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
-use crate::error::{Error, Result};
 use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
