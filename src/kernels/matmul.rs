@@ -2,6 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
+use crate::gpu::BufferRange;
 use crate::kernels::reduce;
 use crate::kernels::transpose::transpose;
 use crate::shaders::{Binding, Kernel, Shader, WorkgroupSize, entries, uniform_params};
@@ -177,7 +178,8 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
 }
 
 /// `matmul` whose profile entry counts `useful_flops` instead of 2·M·N·K: a convolution's
-/// GEMM over zero-padded operands does the convolution's work, not the padding's.
+/// GEMM over zero-padded operands does the convolution's work, not the padding's. Validates,
+/// resolves the variant (`resolve_variant`), and records the one function per variant below.
 pub(crate) fn matmul_counted(
     a: &Tensor,
     b: &Tensor,
@@ -194,13 +196,18 @@ pub(crate) fn matmul_counted(
         },
         _ => options,
     };
-    if let Some(a) = untransposed_a_for_subgroup_kernel(a, b, options)? {
-        let a_plain = MatmulOptions {
-            transpose_a: false,
-            ..options
-        };
-        return matmul_counted(&a, b, a_plain, useful_flops);
-    }
+    let transposed_a;
+    let (a, options) = match untransposed_a_for_subgroup_kernel(a, b, options)? {
+        Some(a_t) => {
+            transposed_a = a_t;
+            let plain = MatmulOptions {
+                transpose_a: false,
+                ..options
+            };
+            (&transposed_a, plain)
+        }
+        None => (a, options),
+    };
     const OP: &str = "matmul";
     let (batch_a, rows_a, cols_a) = split_batch(a, "A")?;
     let (batch_b, rows_b, cols_b) = split_batch(b, "B")?;
@@ -246,95 +253,269 @@ pub(crate) fn matmul_counted(
         crate::kernels::fill::fill_into(&out, 0.0)?;
         return Ok(out);
     };
-    let params = Params {
-        m: as_u32(OP, "M", m)?,
-        n: as_u32(OP, "N", n)?,
-        k: as_u32(OP, "K", k_a)?,
-        batch_stride_a: if batch_a.is_some() {
-            as_u32(OP, "A's batch stride", rows_a * cols_a)?
-        } else {
-            0
-        },
-        batch_stride_b: if batch_b.is_some() {
-            as_u32(OP, "B's batch stride", rows_b * cols_b)?
-        } else {
-            0
-        },
-        batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
-        a_texture_width_log2: 0,
-        b_texture_width_log2: 0,
-    };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
-    let vec4_layout = !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0;
+    let product = Product {
+        gpu,
+        params: Params {
+            m: as_u32(OP, "M", m)?,
+            n: as_u32(OP, "N", n)?,
+            k: as_u32(OP, "K", k_a)?,
+            batch_stride_a: if batch_a.is_some() {
+                as_u32(OP, "A's batch stride", rows_a * cols_a)?
+            } else {
+                0
+            },
+            batch_stride_b: if batch_b.is_some() {
+                as_u32(OP, "B's batch stride", rows_b * cols_b)?
+            } else {
+                0
+            },
+            batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
+            a_texture_width_log2: 0,
+            b_texture_width_log2: 0,
+        },
+        options,
+        batch: batch_count,
+        flops: useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64),
+    };
     let texture_shapes = [&a_range, &b_range].map(|range| texture_shape_of(gpu, range));
     let layout = Layout {
-        vec4: vec4_layout,
+        vec4: !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0,
         subgroup: subgroup_layout(options, [m, n, k_a]),
         textures: texture_shapes.iter().all(Option::is_some),
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a], batch_count)?;
-    // Split K: partial products [batch, slices, M, N], summed below.
-    let slices = match variant {
-        MatmulVariant::Vec4SplitK(slices) => slices as usize,
-        _ => 1,
+    let operands = [a_range, b_range];
+    let out = match variant {
+        MatmulVariant::Auto => unreachable!("resolve_variant never returns Auto"),
+        MatmulVariant::Subgroup(tile) => subgroup(&product, operands, tile, None)?,
+        MatmulVariant::SubgroupTexture(tile) => {
+            let shapes = texture_shapes.map(|shape| shape.expect("resolved: both fit textures"));
+            subgroup(&product, operands, tile, Some(shapes))?
+        }
+        MatmulVariant::Vec4 => vec4(&product, operands, 1)?,
+        MatmulVariant::Vec4SplitK(slices) => vec4(&product, operands, slices)?,
+        MatmulVariant::FewRowsTransposedB => few_rows_transposed_b(&product, operands, false)?,
+        MatmulVariant::FewRowsTransposedBWorkgroups => {
+            few_rows_transposed_b(&product, operands, true)?
+        }
+        MatmulVariant::Naive => naive(&product, operands)?,
+        MatmulVariant::Tiled(tile) => tiled(&product, operands, tile)?,
     };
-    let batch_size = batch_count as usize;
-    let out = Tensor::empty(gpu, [batch_size * slices, m, n])?;
-    // A (a layer's weights, as a rule) is copied once and the copy kept while its buffer goes
-    // unwritten; B is copied for this product, into a texture leased until it is recorded.
-    let textures = match (variant, texture_shapes) {
-        (MatmulVariant::SubgroupTexture(_), [Some([a_width, a_height]), Some(b_shape)]) => {
-            let a_texture = gpu.operand_texture(&a_range, a_width, a_height)?;
-            let [b_width, b_height] = b_shape;
+    out.reshape(out_dims)
+}
+
+/// A validated product: what every variant's launch needs.
+struct Product<'g> {
+    gpu: &'g crate::Gpu,
+    params: Params,
+    options: MatmulOptions,
+    batch: u32,
+    /// What the profile counts.
+    flops: u64,
+}
+
+impl Product<'_> {
+    /// C [batch, M, N], uninitialised.
+    fn output(&self) -> Result<Tensor> {
+        let [m, n] = [self.params.m, self.params.n].map(|d| d as usize);
+        Tensor::empty(self.gpu, [self.batch as usize, m, n])
+    }
+
+    /// A launch of `kernel` reading A and B at `slots` and writing C.
+    fn launch(
+        &self,
+        kernel: Kernel<Params>,
+        [a, b]: [BufferRange; 2],
+        slots: [u32; 2],
+        out: &Tensor,
+    ) -> Launch<'_, Params> {
+        Launch::of(self.gpu, kernel, self.params)
+            .bind_range(slots[0], Some(a))
+            .bind_range(slots[1], Some(b))
+            .bind(3, out)
+            .flops(self.flops)
+    }
+}
+
+/// The scalar kernels' operand slots, and the vec4 kernels'.
+const SCALAR_SLOTS: [u32; 2] = [1, 2];
+const VEC4_SLOTS: [u32; 2] = [4, 5];
+
+/// `Subgroup` (`textures` None) or `SubgroupTexture` (the operands' texture shapes): A (a
+/// layer's weights, as a rule) is copied once and the copy kept while its buffer goes
+/// unwritten; B is copied for this product, into a texture leased until it is recorded.
+fn subgroup(
+    product: &Product,
+    operands: [BufferRange; 2],
+    tile: SubgroupTile,
+    textures: Option<[[u32; 2]; 2]>,
+) -> Result<Tensor> {
+    if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
+        return Err(Error::invalid(
+            "matmul",
+            format!("tile {tile:?}: row_groups must be 1, 2 or 4 and column_vecs 1 or 2"),
+        ));
+    }
+    let gpu = product.gpu;
+    let options = product.options;
+    let kernel = MATMUL_SUBGROUP
+        .kernel()
+        .with_override("ROW_GROUPS", f64::from(tile.row_groups))
+        .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
+        .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
+        .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
+        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())));
+    let params = product.params;
+    let workgroups = [
+        params.n.div_ceil(32 * tile.column_vecs),
+        params.m.div_ceil(8 * tile.row_groups),
+        product.batch,
+    ];
+    let out = product.output()?;
+    // The kernel declares the operands both as buffers and as textures; the ones it does not
+    // read are bound all the same (a 1×1 texture stands in for each texture).
+    let launch = match textures {
+        Some([[a_width, a_height], [b_width, b_height]]) => {
+            let [a_range, b_range] = &operands;
+            let a_texture = gpu.operand_texture(a_range, a_width, a_height)?;
             let b_texture = gpu.scratch_texture(b_width, b_height)?;
-            gpu.copy_into_texture(&b_range, b_texture.texture())?;
-            Some((a_texture, b_texture))
+            gpu.copy_into_texture(b_range, b_texture.texture())?;
+            let with_widths = Product {
+                params: Params {
+                    a_texture_width_log2: a_texture.width.ilog2(),
+                    b_texture_width_log2: b_texture.size().0.ilog2(),
+                    ..params
+                },
+                ..*product
+            };
+            with_widths
+                .launch(kernel, operands, SCALAR_SLOTS, &out)
+                .bind_texture(4, a_texture.view.clone())
+                .bind_texture(5, b_texture.view().clone())
+                .on(workgroups)
         }
-        _ => None,
+        None => product
+            .launch(kernel, operands, SCALAR_SLOTS, &out)
+            .bind_texture(4, gpu.placeholder_texture())
+            .bind_texture(5, gpu.placeholder_texture())
+            .on(workgroups),
     };
-    let params = match &textures {
-        Some((a_texture, b_texture)) => Params {
-            a_texture_width_log2: a_texture.width.ilog2(),
-            b_texture_width_log2: b_texture.size().0.ilog2(),
-            ..params
-        },
-        None => params,
+    launch?;
+    Ok(out)
+}
+
+/// The vec4 kernel, with K in `slices` slices whose partial products [batch, slices, M, N]
+/// are summed afterwards.
+fn vec4(product: &Product, operands: [BufferRange; 2], slices: u32) -> Result<Tensor> {
+    let params = product.params;
+    let tile = MatmulTile::DEFAULT;
+    let kernel = MATMUL_VEC4
+        .kernel()
+        .with_override("K_SLICES", f64::from(slices));
+    let workgroups = [
+        params.n.div_ceil(4 * tile.workgroup_x),
+        params.m.div_ceil(4 * tile.workgroup_y),
+        product.batch * slices,
+    ];
+    let sliced = Product {
+        batch: product.batch * slices,
+        ..*product
     };
-    let (kernel, workgroups) = kernel_and_grid(variant, options, &params, batch_count)?;
-    // The vec4 kernels read A and B through their vec4 bindings.
-    let (a_slot, b_slot) = match variant {
-        MatmulVariant::Vec4
-        | MatmulVariant::Vec4SplitK(_)
-        | MatmulVariant::FewRowsTransposedB
-        | MatmulVariant::FewRowsTransposedBWorkgroups => (4, 5),
-        _ => (1, 2),
-    };
-    let flops = useful_flops.unwrap_or(2 * u64::from(batch_count) * (m * n * k_a) as u64);
-    // The subgroup kernel declares the operands both as buffers and as textures; the ones it
-    // does not read are bound all the same (a 1×1 texture stands in for each texture).
-    let texture_bindings = match (&textures, variant) {
-        (Some((a_texture, b_texture)), _) => {
-            vec![(4, a_texture.view.clone()), (5, b_texture.view().clone())]
-        }
-        (None, MatmulVariant::Subgroup(_)) => vec![
-            (4, gpu.placeholder_texture()),
-            (5, gpu.placeholder_texture()),
-        ],
-        _ => Vec::new(),
-    };
-    let mut launch = Launch::of(gpu, kernel, params)
-        .bind_range(a_slot, Some(a_range))
-        .bind_range(b_slot, Some(b_range))
-        .bind(3, &out)
-        .flops(flops);
-    for (slot, view) in texture_bindings {
-        launch = launch.bind_texture(slot, view);
+    let partial = sliced.output()?;
+    product
+        .launch(
+            with_tile(kernel, tile, product.options),
+            operands,
+            VEC4_SLOTS,
+            &partial,
+        )
+        .on(workgroups)?;
+    if slices == 1 {
+        return Ok(partial);
     }
-    launch.on(workgroups)?;
-    match slices {
-        1 => out.reshape(out_dims),
-        _ => reduce::sum(&out.reshape([batch_size, slices, m, n])?, &[1], false)?.reshape(out_dims),
+    let [batch, slices, m, n] = [product.batch, slices, params.m, params.n].map(|d| d as usize);
+    reduce::sum(&partial.reshape([batch, slices, m, n])?, &[1], false)
+}
+
+/// A · Bᵀ for at most FEW_ROWS rows of A: an invocation per column of C, or (`workgroup_per_
+/// column`, on GPUs) a workgroup per column.
+fn few_rows_transposed_b(
+    product: &Product,
+    operands: [BufferRange; 2],
+    workgroup_per_column: bool,
+) -> Result<Tensor> {
+    let (params, options, batch) = (product.params, product.options, product.batch);
+    let ok = options.transpose_b
+        && !options.transpose_a
+        && batch == 1
+        && (1..=FEW_ROWS as u32).contains(&params.m)
+        && params.k.is_multiple_of(4);
+    if !ok {
+        return Err(Error::invalid(
+            "matmul",
+            format!(
+                "the few-rows kernel takes A · Bᵀ with 1 to {FEW_ROWS} rows of A, K a \
+                 multiple of 4 and no batch; got M {}, K {}, batch {batch}",
+                params.m, params.k
+            ),
+        ));
     }
+    let tile = MatmulTile::DEFAULT;
+    let (entry, columns_per_workgroup) = match workgroup_per_column {
+        false => (&MATMUL_FEW_ROWS_NT, tile.workgroup_x * tile.workgroup_y),
+        true => (&MATMUL_FEW_ROWS_NT_WORKGROUP, 1),
+    };
+    // Folded into rows of 65535 workgroups (every adapter's minimum per dimension).
+    let workgroups = params.n.div_ceil(columns_per_workgroup);
+    let workgroups = match workgroups <= 65535 {
+        true => [workgroups, 1, 1],
+        false => [65535, workgroups.div_ceil(65535), 1],
+    };
+    let out = product.output()?;
+    product
+        .launch(
+            with_tile(entry.kernel(), tile, options),
+            operands,
+            VEC4_SLOTS,
+            &out,
+        )
+        .on(workgroups)?;
+    Ok(out)
+}
+
+/// One invocation per element of C: the simple reference kernel.
+fn naive(product: &Product, operands: [BufferRange; 2]) -> Result<Tensor> {
+    let params = product.params;
+    let tile = MatmulTile::DEFAULT;
+    let workgroups = [
+        params.n.div_ceil(tile.workgroup_x),
+        params.m.div_ceil(tile.workgroup_y),
+        product.batch,
+    ];
+    let out = product.output()?;
+    let kernel = with_tile(MATMUL_NAIVE.kernel(), tile, product.options);
+    product
+        .launch(kernel, operands, SCALAR_SLOTS, &out)
+        .on(workgroups)?;
+    Ok(out)
+}
+
+/// The register-tiled kernel: each invocation a rows × (4·column_vecs) block of C.
+fn tiled(product: &Product, operands: [BufferRange; 2], tile: MatmulTile) -> Result<Tensor> {
+    validate_tile(tile)?;
+    let params = product.params;
+    let workgroups = [
+        params.n.div_ceil(tile.workgroup_x * 4 * tile.column_vecs),
+        params.m.div_ceil(tile.workgroup_y * tile.rows),
+        product.batch,
+    ];
+    let out = product.output()?;
+    let kernel = with_tile(MATMUL_TILED.kernel(), tile, product.options);
+    product
+        .launch(kernel, operands, SCALAR_SLOTS, &out)
+        .on(workgroups)?;
+    Ok(out)
 }
 
 /// K slices for the vec4 kernel: on GPUs, enough to give about 512 workgroups where M and N
@@ -514,113 +695,6 @@ fn resolve_variant(
         }
         chosen => Ok(chosen),
     }
-}
-
-/// The pipeline (entry point and overrides) and the workgroup grid of a resolved variant.
-fn kernel_and_grid(
-    variant: MatmulVariant,
-    options: MatmulOptions,
-    params: &Params,
-    batch: u32,
-) -> Result<(Kernel<Params>, [u32; 3])> {
-    Ok(match variant {
-        MatmulVariant::Auto => unreachable!("resolve_variant never returns Auto"),
-        MatmulVariant::Subgroup(tile) | MatmulVariant::SubgroupTexture(tile) => {
-            if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
-                return Err(Error::invalid(
-                    "matmul",
-                    format!("tile {tile:?}: row_groups must be 1, 2 or 4 and column_vecs 1 or 2"),
-                ));
-            }
-            let kernel = MATMUL_SUBGROUP
-                .kernel()
-                .with_override("ROW_GROUPS", f64::from(tile.row_groups))
-                .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
-                .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
-                .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
-                .with_override(
-                    "TEXTURES",
-                    f64::from(u8::from(matches!(
-                        variant,
-                        MatmulVariant::SubgroupTexture(_)
-                    ))),
-                );
-            let groups = [
-                params.n.div_ceil(32 * tile.column_vecs),
-                params.m.div_ceil(8 * tile.row_groups),
-                batch,
-            ];
-            (kernel, groups)
-        }
-        MatmulVariant::Vec4 | MatmulVariant::Vec4SplitK(_) => {
-            let slices = match variant {
-                MatmulVariant::Vec4SplitK(slices) => slices,
-                _ => 1,
-            };
-            let tile = MatmulTile::DEFAULT;
-            let kernel = MATMUL_VEC4
-                .kernel()
-                .with_override("K_SLICES", f64::from(slices));
-            let groups = [
-                params.n.div_ceil(4 * tile.workgroup_x),
-                params.m.div_ceil(4 * tile.workgroup_y),
-                batch * slices,
-            ];
-            (with_tile(kernel, tile, options), groups)
-        }
-        MatmulVariant::FewRowsTransposedB | MatmulVariant::FewRowsTransposedBWorkgroups => {
-            let ok = options.transpose_b
-                && !options.transpose_a
-                && batch == 1
-                && (1..=FEW_ROWS as u32).contains(&params.m)
-                && params.k.is_multiple_of(4);
-            if !ok {
-                return Err(Error::invalid(
-                    "matmul",
-                    format!(
-                        "the few-rows kernel takes A · Bᵀ with 1 to {FEW_ROWS} rows of A, K a \
-                         multiple of 4 and no batch; got M {}, K {}, batch {batch}",
-                        params.m, params.k
-                    ),
-                ));
-            }
-            let tile = MatmulTile::DEFAULT;
-            let (entry, columns_per_workgroup) = match variant {
-                MatmulVariant::FewRowsTransposedB => {
-                    (&MATMUL_FEW_ROWS_NT, tile.workgroup_x * tile.workgroup_y)
-                }
-                _ => (&MATMUL_FEW_ROWS_NT_WORKGROUP, 1),
-            };
-            let kernel = entry.kernel();
-            // Folded into rows of 65535 workgroups (every adapter's minimum per dimension).
-            let workgroups = params.n.div_ceil(columns_per_workgroup);
-            let groups = match workgroups <= 65535 {
-                true => [workgroups, 1, 1],
-                false => [65535, workgroups.div_ceil(65535), 1],
-            };
-            (with_tile(kernel, tile, options), groups)
-        }
-        MatmulVariant::Naive => {
-            let tile = MatmulTile::DEFAULT;
-            let kernel = MATMUL_NAIVE.kernel();
-            let groups = [
-                params.n.div_ceil(tile.workgroup_x),
-                params.m.div_ceil(tile.workgroup_y),
-                batch,
-            ];
-            (with_tile(kernel, tile, options), groups)
-        }
-        MatmulVariant::Tiled(tile) => {
-            validate_tile(tile)?;
-            let kernel = MATMUL_TILED.kernel();
-            let groups = [
-                params.n.div_ceil(tile.workgroup_x * 4 * tile.column_vecs),
-                params.m.div_ceil(tile.workgroup_y * tile.rows),
-                batch,
-            ];
-            (with_tile(kernel, tile, options), groups)
-        }
-    })
 }
 
 fn with_tile(kernel: Kernel<Params>, tile: MatmulTile, options: MatmulOptions) -> Kernel<Params> {
