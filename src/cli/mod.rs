@@ -105,59 +105,7 @@ enum Command {
                             gradlens train --arch resnet18 --data lesions/ --out lesions.safetensors --grayscale --size 128\n  \
                             gradlens train --arch resnet50 --weights resnet50.safetensors --grayscale --freeze conv1 --freeze layer1 --data xrays/ --out xrays.safetensors"
     )]
-    Train {
-        #[arg(long, default_value = "resnet18")]
-        arch: String,
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        /// Pretrained weights (ImageNet, from tools/export_torchvision.py): transfer learning.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// One input channel (with --weights, the first convolution is adapted from RGB).
-        #[arg(long)]
-        grayscale: bool,
-        /// The input side images are resized to (at most 4096, what checkpoints may record).
-        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..=4096))]
-        size: u32,
-        /// ResNets: the first stage's width (torchvision: 64; narrower for small data).
-        #[arg(long, default_value_t = 64)]
-        width: usize,
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
-        epochs: u32,
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-        batch: u32,
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f32,
-        #[arg(long, value_enum, default_value = "adam")]
-        optimizer: train::OptimizerKind,
-        /// Parameter-name prefixes to keep fixed (repeatable): `--freeze features` etc.
-        #[arg(long)]
-        freeze: Vec<String>,
-        /// Augmentations, comma-separated: flip, rotate (quarter turns), crop (shifts of up
-        /// to 1/8 of the side, borders mirrored), intensity (contrast and brightness ±10%).
-        #[arg(long, value_enum, value_delimiter = ',')]
-        augment: Vec<train::Augmentation>,
-        /// Continue from a checkpoint. Ctrl-C leaves one, <out stem>.interrupted.safetensors,
-        /// with the optimiser's state and the position in the run: training continues exactly
-        /// where it stopped. Any other checkpoint of the same model and data starts a new run
-        /// from its weights.
-        #[arg(long)]
-        resume: Option<PathBuf>,
-        /// `balanced`: weight the loss by inverse class frequency.
-        #[arg(long)]
-        class_weights: Option<String>,
-        /// Held-out fraction when DIR has no train/ and val/ folders.
-        #[arg(long, default_value_t = 0.2)]
-        val_split: f64,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
-        /// that produced one (slower: one extra pass per tensor).
-        #[arg(long)]
-        check_finite: bool,
-    },
+    Train(train::TrainArgs),
 
     /// Accuracy, per-class recall, confusion matrix and (two classes) ROC AUC of a checkpoint.
     #[command(
@@ -332,57 +280,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize), aggregate)),
             check_finite,
         }),
-        Command::Train {
-            arch,
-            data,
-            out,
-            weights,
-            grayscale,
-            size,
-            width,
-            epochs,
-            batch,
-            lr,
-            optimizer,
-            freeze,
-            augment,
-            resume,
-            class_weights,
-            val_split,
-            seed,
-            check_finite,
-        } => {
-            let balanced = match class_weights.as_deref() {
-                None => false,
-                Some("balanced") => true,
-                Some(other) => {
-                    return Err(gradlens::Error::InvalidArgument {
-                        op: "--class-weights",
-                        message: format!("{other:?}: only \"balanced\""),
-                    });
-                }
-            };
-            train::run(&train::Request {
-                arch,
-                data,
-                out,
-                weights,
-                grayscale,
-                size: size as usize,
-                width,
-                epochs: epochs as usize,
-                batch: batch as usize,
-                lr,
-                optimizer,
-                freeze,
-                augment,
-                resume,
-                balanced,
-                val_split,
-                seed,
-                check_finite,
-            })
-        }
+        Command::Train(args) => train::run(&args),
         Command::Evaluate {
             weights,
             data,

@@ -116,29 +116,72 @@ fn stream(seed: u64, epoch: usize, step: Option<usize>) -> SplitMix64 {
     )
 }
 
-pub struct Request {
+/// `gradlens train`'s flags, used as they are parsed.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long, default_value = "resnet18")]
     pub arch: String,
+    #[arg(long)]
     pub data: PathBuf,
+    #[arg(long)]
     pub out: PathBuf,
+    /// Pretrained weights (ImageNet, from tools/export_torchvision.py): transfer learning.
+    #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// One input channel (with --weights, the first convolution is adapted from RGB).
+    #[arg(long)]
     pub grayscale: bool,
-    pub size: usize,
+    /// The input side images are resized to (at most 4096, what checkpoints may record).
+    #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub size: u32,
+    /// ResNets: the first stage's width (torchvision: 64; narrower for small data).
+    #[arg(long, default_value_t = 64)]
     pub width: usize,
-    pub epochs: usize,
-    pub batch: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: u32,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
+    #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerKind,
+    /// Parameter-name prefixes to keep fixed (repeatable): `--freeze features` etc.
+    #[arg(long)]
     pub freeze: Vec<String>,
+    /// Augmentations, comma-separated: flip, rotate (quarter turns), crop (shifts of up
+    /// to 1/8 of the side, borders mirrored), intensity (contrast and brightness ±10%).
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub augment: Vec<Augmentation>,
-    /// A checkpoint to continue from (an interrupted run's, or any of this data's).
+    /// Continue from a checkpoint. Ctrl-C leaves one, <out stem>.interrupted.safetensors,
+    /// with the optimiser's state and the position in the run: training continues exactly
+    /// where it stopped. Any other checkpoint of the same model and data starts a new run
+    /// from its weights.
+    #[arg(long)]
     pub resume: Option<PathBuf>,
-    pub balanced: bool,
+    /// `balanced`: weight the loss by inverse class frequency.
+    #[arg(long, value_enum)]
+    pub class_weights: Option<ClassWeights>,
+    /// Held-out fraction when DIR has no train/ and val/ folders.
+    #[arg(long, default_value_t = 0.2)]
     pub val_split: f64,
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
+    /// that produced one (slower: one extra pass per tensor).
+    #[arg(long)]
     pub check_finite: bool,
 }
 
-pub fn run(request: &Request) -> Result<()> {
+/// How the loss weighs the classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClassWeights {
+    /// Inverse class frequency.
+    Balanced,
+}
+
+pub fn run(request: &TrainArgs) -> Result<()> {
+    let size = request.size as usize;
+    let (epochs, batch) = (request.epochs as usize, request.batch as usize);
     let gpu = Gpu::new()?;
     let (train, val) = training_split(&request.data, request.val_split, request.seed)?;
     if train.paths.is_empty() || val.paths.is_empty() {
@@ -150,7 +193,7 @@ pub fn run(request: &Request) -> Result<()> {
     }
     let channels = if request.grayscale { 1 } else { 3 };
     let classes = train.classes.len();
-    let sizing = Sizing::Whole { size: request.size };
+    let sizing = Sizing::Whole { size };
     let t = Instant::now();
     let train_images = decode(&train, channels, &sizing)?;
     let val_images = decode(&val, channels, &sizing)?;
@@ -159,8 +202,8 @@ pub fn run(request: &Request) -> Result<()> {
         train.paths.len(),
         val.paths.len(),
         train.classes.join(", "),
-        request.size,
-        request.size,
+        size,
+        size,
         t.elapsed().as_secs_f64()
     );
 
@@ -239,7 +282,7 @@ pub fn run(request: &Request) -> Result<()> {
         },
     };
     let normalise = |planes: &Planes| normalised(planes, &info.preprocess);
-    let class_weight = match request.balanced {
+    let class_weight = match request.class_weights == Some(ClassWeights::Balanced) {
         true => Some(Tensor::from_slice(
             &gpu,
             [classes],
@@ -262,21 +305,21 @@ pub fn run(request: &Request) -> Result<()> {
                     request.optimizer.name()
                 )));
             }
-            if (state.batch, state.images) != (request.batch, train.paths.len()) {
+            if (state.batch, state.images) != (batch, train.paths.len()) {
                 return Err(invalid(format!(
                     "the checkpoint continues a run of batch {} over {} training images; this \
                      one has batch {} and {} images",
                     state.batch,
                     state.images,
-                    request.batch,
+                    batch,
                     train.paths.len()
                 )));
             }
-            if state.epoch >= request.epochs {
+            if state.epoch >= epochs {
                 return Err(invalid(format!(
                     "the checkpoint stopped in epoch {}: --epochs {} leaves nothing to train",
                     state.epoch + 1,
-                    request.epochs
+                    epochs
                 )));
             }
             optimizer.load_state(tensors)?;
@@ -291,8 +334,8 @@ pub fn run(request: &Request) -> Result<()> {
         }
         None => request.seed,
     };
-    let steps_per_epoch = train.paths.len().div_ceil(request.batch);
-    let total = (request.epochs * steps_per_epoch).max(1);
+    let steps_per_epoch = train.paths.len().div_ceil(batch);
+    let total = (epochs * steps_per_epoch).max(1);
     let warmup = (total / 20).min(100);
     let lr = LearningRate {
         base: request.lr,
@@ -306,10 +349,9 @@ pub fn run(request: &Request) -> Result<()> {
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| invalid(format!("cannot watch for Ctrl-C: {e}")))?;
-    let size = request.size;
     let started = Instant::now();
     let steps_before = first_epoch * steps_per_epoch + first_step;
-    for epoch in first_epoch..request.epochs {
+    for epoch in first_epoch..epochs {
         let mut shuffle = stream(seed, epoch, None);
         let mut order: Vec<usize> = (0..train.paths.len()).collect();
         for i in (1..order.len()).rev() {
@@ -319,11 +361,11 @@ pub fn run(request: &Request) -> Result<()> {
             true => first_step,
             false => 0,
         };
-        let bar = progress_bar(epoch, request.epochs, train.paths.len());
-        bar.set_position((skipped * request.batch).min(train.paths.len()) as u64);
+        let bar = progress_bar(epoch, epochs, train.paths.len());
+        bar.set_position((skipped * batch).min(train.paths.len()) as u64);
         let epoch_started = Instant::now();
         let (mut loss_sum, mut steps_run, mut images_run) = (0.0, 0, 0);
-        for (step, indices) in order.chunks(request.batch).enumerate().skip(skipped) {
+        for (step, indices) in order.chunks(batch).enumerate().skip(skipped) {
             let mut rng = stream(seed, epoch, Some(step));
             let mut data: Vec<f32> = indices
                 .iter()
@@ -372,7 +414,7 @@ pub fn run(request: &Request) -> Result<()> {
                     optimizer: request.optimizer.name().to_string(),
                     seed,
                     best_accuracy: best,
-                    batch: request.batch,
+                    batch,
                     images: train.paths.len(),
                 };
                 let mut metadata = info.metadata();
@@ -407,7 +449,7 @@ pub fn run(request: &Request) -> Result<()> {
         println!(
             "epoch {}/{}: loss {:.4}, {:.1} images/s",
             epoch + 1,
-            request.epochs,
+            epochs,
             loss_sum / steps_run.max(1) as f32,
             images_run as f64 / epoch_s
         );
@@ -415,13 +457,7 @@ pub fn run(request: &Request) -> Result<()> {
             model: model.as_ref(),
             store: &store,
         };
-        let probabilities = predict(
-            &gpu,
-            explained,
-            &val_images,
-            &info.preprocess,
-            request.batch,
-        )?;
+        let probabilities = predict(&gpu, explained, &val_images, &info.preprocess, batch)?;
         let result = metrics(&probabilities, &val.labels, classes);
         println!(
             "epoch {}: validation {}",
