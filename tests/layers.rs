@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
 use gradlens::kernels::{elementwise, linear, loss, softmax};
 use gradlens::reference::{self, gradcheck};
@@ -98,79 +99,51 @@ fn dropout_matches_reference_keeps_the_right_share_and_repeats_its_mask() {
 #[test]
 fn softmax_backwards_match_reference_and_finite_differences() {
     let mut rng = Rng::new(52);
+    let forward = Tolerance {
+        rtol: 1e-5,
+        atol: 1e-6,
+    };
+    let backward = Tolerance {
+        rtol: 1e-4,
+        atol: 1e-5,
+    };
     for dims in [vec![1, 5], vec![3, 10], vec![2, 1000], vec![4, 1]] {
         let cols = dims[1];
+        // Scaled so that rows are far from uniform.
         let data: Vec<f32> = rng
             .vec(dims.iter().product())
             .iter()
             .map(|v| v * 5.0)
             .collect();
-        let g = rng.vec(data.len());
-        let x = upload(dims.clone(), &data);
-        let dy = upload(dims.clone(), &g);
-
-        let y = softmax::softmax(&x).unwrap();
-        let got = softmax::softmax_backward(&y, &dy)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let want = reference::softmax::softmax_backward(&y.to_vec().unwrap(), &g, cols);
-        assert_close(
-            &format!("softmax_backward {dims:?}"),
-            &got,
-            &want,
-            1e-4,
-            1e-6,
-        );
-
-        let y = softmax::log_softmax(&x).unwrap();
-        let got = softmax::log_softmax_backward(&y, &dy)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let want = reference::softmax::log_softmax_backward(&y.to_vec().unwrap(), &g, cols);
-        assert_close(
-            &format!("log_softmax_backward {dims:?}"),
-            &got,
-            &want,
-            1e-4,
-            1e-5,
-        );
-
-        if data.len() <= 100 {
-            let x64: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
-            let g64: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
-            gradcheck::check(
-                &x64,
-                &g64,
-                |x| reference::softmax::softmax(x, cols),
+        let input = || vec![(dims.clone(), data.clone())];
+        OpCheck::new(&format!("softmax {dims:?}"), input())
+            .tolerances(forward, backward)
+            .run(
+                |x| softmax::softmax(&x[0]),
                 |x, g| {
-                    reference::softmax::softmax_backward(
-                        &reference::softmax::softmax(x, cols),
-                        g,
-                        cols,
-                    )
+                    let y = softmax::softmax(&x[0])?;
+                    Ok(vec![Some(softmax::softmax_backward(&y, g)?)])
                 },
-                1e-6,
-                1e-6,
-            )
-            .unwrap_or_else(|e| panic!("softmax gradcheck {dims:?}: {e}"));
-            gradcheck::check(
-                &x64,
-                &g64,
-                |x| reference::softmax::log_softmax(x, cols),
+                |x| reference::softmax::softmax(x[0], cols),
                 |x, g| {
-                    reference::softmax::log_softmax_backward(
-                        &reference::softmax::log_softmax(x, cols),
-                        g,
-                        cols,
-                    )
+                    let y = reference::softmax::softmax(x[0], cols);
+                    vec![Some(reference::softmax::softmax_backward(&y, g, cols))]
                 },
-                1e-6,
-                1e-6,
-            )
-            .unwrap_or_else(|e| panic!("log_softmax gradcheck {dims:?}: {e}"));
-        }
+            );
+        OpCheck::new(&format!("log_softmax {dims:?}"), input())
+            .tolerances(forward, backward)
+            .run(
+                |x| softmax::log_softmax(&x[0]),
+                |x, g| {
+                    let y = softmax::log_softmax(&x[0])?;
+                    Ok(vec![Some(softmax::log_softmax_backward(&y, g)?)])
+                },
+                |x| reference::softmax::log_softmax(x[0], cols),
+                |x, g| {
+                    let y = reference::softmax::log_softmax(x[0], cols);
+                    vec![Some(reference::softmax::log_softmax_backward(&y, g, cols))]
+                },
+            );
     }
 }
 

@@ -1,11 +1,11 @@
 //! shaders/pool.wgsl against the CPU reference, and the reference's backward against finite
-//! differences.
+//! differences (`OpCheck`).
 
 mod common;
 
-use common::{Rng, assert_close, gpu};
+use common::op_check::{OpCheck, Tolerance};
+use common::{Rng, gpu};
 use gradlens::kernels::pool::{self, Pool2d};
-use gradlens::reference::gradcheck;
 use gradlens::reference::pool::{self as reference, Planes};
 use gradlens::{Error, Tensor};
 
@@ -71,80 +71,102 @@ fn planes(dims: [usize; 4]) -> Planes {
     }
 }
 
+/// A planes-by-planes op on one NCHW input, checked forward, backward (on the GPU and against
+/// finite differences of the reference) by `OpCheck`.
+fn pool_check(
+    name: String,
+    dims: [usize; 4],
+    seed: u64,
+    [forward, backward]: [Tolerance; 2],
+) -> OpCheck<'static> {
+    let data = Rng::new(seed).vec(dims.iter().product());
+    OpCheck::new(name.leak(), vec![(dims.to_vec(), data)]).tolerances(forward, backward)
+}
+
+/// Max pooling picks values exactly; its backward sums overlapping windows' gradients in
+/// another order than the reference.
+const MAX_POOL: [Tolerance; 2] = [Tolerance::EXACT, Tolerance::relative(1e-6)];
+/// Averages: a few ulp.
+const AVERAGE: [Tolerance; 2] = [
+    Tolerance {
+        rtol: 1e-5,
+        atol: 1e-6,
+    },
+    Tolerance {
+        rtol: 1e-5,
+        atol: 1e-6,
+    },
+];
+
 #[test]
 fn max_pool_forward_and_backward_match_reference() {
-    let mut rng = Rng::new(30);
-    for (dims, config) in configs() {
-        let data = rng.vec(dims.iter().product());
-        let x = Tensor::from_slice(gpu(), dims, &data).unwrap();
+    for (i, (dims, config)) in configs().into_iter().enumerate() {
         let out = config.output_size("test", [dims[2], dims[3]]).unwrap();
-        let y = pool::max_pool2d(&x, &config).unwrap();
-        assert_eq!(y.dims(), &[dims[0], dims[1], out[0], out[1]]);
-        let (want, _) = reference::max_pool2d(&data, planes(dims), &config, out);
-        assert_close(
-            &format!("max_pool2d {dims:?} {config:?}"),
-            &y.to_vec().unwrap(),
-            &want,
-            0.0,
-            0.0,
+        let p = planes(dims);
+        pool_check(
+            format!("max_pool2d {dims:?} {config:?}"),
+            dims,
+            30 + i as u64,
+            MAX_POOL,
+        )
+        .run(
+            |x| pool::max_pool2d(&x[0], &config),
+            |x, g| Ok(vec![Some(pool::max_pool2d_backward(&x[0], g, &config)?)]),
+            |x| reference::max_pool2d(x[0], p, &config, out).0,
+            |x, g| {
+                vec![Some(reference::max_pool2d_backward(
+                    x[0], g, p, &config, out,
+                ))]
+            },
         );
-
-        let grad = rng.vec(y.numel());
-        let g = Tensor::from_slice(gpu(), y.dims().to_vec(), &grad).unwrap();
-        let got = pool::max_pool2d_backward(&x, &g, &config)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let want = reference::max_pool2d_backward(&data, &grad, planes(dims), &config, out);
-        assert_close(
-            &format!("max_pool2d_backward {dims:?} {config:?}"),
-            &got,
-            &want,
-            1e-6,
-            1e-6,
-        );
-
         // The forward that keeps its maxima, and the backward from them.
-        let (y_kept, argmax) = pool::max_pool2d_with_argmax(&x, &config).unwrap();
-        assert_eq!(y_kept.to_vec().unwrap(), y.to_vec().unwrap(), "{dims:?}");
-        let got = pool::max_pool2d_backward_at(&argmax, &dims, &g, &config)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        assert_close(
-            &format!("max_pool2d_backward_at {dims:?} {config:?}"),
-            &got,
-            &want,
-            1e-6,
-            1e-6,
+        pool_check(
+            format!("max_pool2d_with_argmax {dims:?} {config:?}"),
+            dims,
+            60 + i as u64,
+            MAX_POOL,
+        )
+        .run(
+            |x| Ok(pool::max_pool2d_with_argmax(&x[0], &config)?.0),
+            |x, g| {
+                let (_, argmax) = pool::max_pool2d_with_argmax(&x[0], &config)?;
+                Ok(vec![Some(pool::max_pool2d_backward_at(
+                    &argmax, &dims, g, &config,
+                )?)])
+            },
+            |x| reference::max_pool2d(x[0], p, &config, out).0,
+            |x, g| {
+                vec![Some(reference::max_pool2d_backward(
+                    x[0], g, p, &config, out,
+                ))]
+            },
         );
     }
 }
 
 #[test]
 fn avg_pool_forward_and_backward_match_reference() {
-    let mut rng = Rng::new(31);
-    for (dims, config) in configs() {
+    for (i, (dims, config)) in configs().into_iter().enumerate() {
+        let out = config.output_size("test", [dims[2], dims[3]]).unwrap();
+        let p = planes(dims);
         for include_pad in [true, false] {
-            let data = rng.vec(dims.iter().product());
-            let x = Tensor::from_slice(gpu(), dims, &data).unwrap();
-            let out = config.output_size("test", [dims[2], dims[3]]).unwrap();
-            let what = format!("avg_pool2d {dims:?} {config:?} count_include_pad={include_pad}");
-            let y = pool::avg_pool2d(&x, &config, include_pad).unwrap();
-            let want = reference::avg_pool2d(&data, planes(dims), &config, out, include_pad);
-            assert_close(&what, &y.to_vec().unwrap(), &want, 1e-5, 1e-6);
-
-            let grad = rng.vec(y.numel());
-            let g = Tensor::from_slice(gpu(), y.dims().to_vec(), &grad).unwrap();
-            let got = pool::avg_pool2d_backward(&x, &g, &config, include_pad).unwrap();
-            let want =
-                reference::avg_pool2d_backward(&grad, planes(dims), &config, out, include_pad);
-            assert_close(
-                &format!("{what} backward"),
-                &got.to_vec().unwrap(),
-                &want,
-                1e-5,
-                1e-6,
+            let name = format!("avg_pool2d {dims:?} {config:?} count_include_pad={include_pad}");
+            pool_check(name, dims, 90 + i as u64, AVERAGE).run(
+                |x| pool::avg_pool2d(&x[0], &config, include_pad),
+                |x, g| {
+                    let grad = pool::avg_pool2d_backward(&x[0], g, &config, include_pad)?;
+                    Ok(vec![Some(grad)])
+                },
+                |x| reference::avg_pool2d(x[0], p, &config, out, include_pad),
+                |_, g| {
+                    vec![Some(reference::avg_pool2d_backward(
+                        g,
+                        p,
+                        &config,
+                        out,
+                        include_pad,
+                    ))]
+                },
             );
         }
     }
@@ -152,7 +174,6 @@ fn avg_pool_forward_and_backward_match_reference() {
 
 #[test]
 fn adaptive_avg_pool_forward_and_backward_match_reference() {
-    let mut rng = Rng::new(32);
     // VGG's 7×7 (from 7, from 14, from odd sizes), the global 1×1, and outputs larger than
     // the input (overlapping windows).
     let cases = [
@@ -163,33 +184,19 @@ fn adaptive_avg_pool_forward_and_backward_match_reference() {
         ([1, 2, 3, 5], [7, 4]),
         ([1, 1, 10, 3], [4, 3]),
     ];
-    for (dims, out) in cases {
-        let data = rng.vec(dims.iter().product());
-        let x = Tensor::from_slice(gpu(), dims, &data).unwrap();
-        let y = pool::adaptive_avg_pool2d(&x, out).unwrap();
-        assert_eq!(y.dims(), &[dims[0], dims[1], out[0], out[1]]);
-        let want = reference::adaptive_avg_pool2d(&data, planes(dims), out);
-        assert_close(
-            &format!("adaptive {dims:?} -> {out:?}"),
-            &y.to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-6,
-        );
-
-        let grad = rng.vec(y.numel());
-        let g = Tensor::from_slice(gpu(), y.dims().to_vec(), &grad).unwrap();
-        let got = pool::adaptive_avg_pool2d_backward(&x, &g)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let want = reference::adaptive_avg_pool2d_backward(&grad, planes(dims), out);
-        assert_close(
-            &format!("adaptive backward {dims:?} -> {out:?}"),
-            &got,
-            &want,
-            1e-5,
-            1e-6,
+    for (i, (dims, out)) in cases.into_iter().enumerate() {
+        let p = planes(dims);
+        pool_check(
+            format!("adaptive {dims:?} -> {out:?}"),
+            dims,
+            120 + i as u64,
+            AVERAGE,
+        )
+        .run(
+            |x| pool::adaptive_avg_pool2d(&x[0], out),
+            |x, g| Ok(vec![Some(pool::adaptive_avg_pool2d_backward(&x[0], g)?)]),
+            |x| reference::adaptive_avg_pool2d(x[0], p, out),
+            |_, g| vec![Some(reference::adaptive_avg_pool2d_backward(g, p, out))],
         );
     }
 }
@@ -216,64 +223,6 @@ fn max_pool_ties_go_to_the_first_maximum_and_nan_wins() {
             .unwrap()[0]
             .is_nan()
     );
-}
-
-#[test]
-fn reference_backwards_match_finite_differences() {
-    let mut rng = Rng::new(33);
-    for (dims, config) in configs()
-        .into_iter()
-        .filter(|(d, _)| d.iter().product::<usize>() <= 1000)
-    {
-        let p = planes(dims);
-        let out = config.output_size("test", [dims[2], dims[3]]).unwrap();
-        let x: Vec<f64> = rng
-            .vec(dims.iter().product())
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        let g: Vec<f64> = rng
-            .vec(p.planes * out[0] * out[1])
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        let what = format!("{dims:?} {config:?}");
-        gradcheck::check(
-            &x,
-            &g,
-            |x| reference::max_pool2d(x, p, &config, out).0,
-            |x, g| reference::max_pool2d_backward(x, g, p, &config, out),
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("max_pool2d {what}: {e}"));
-        for include_pad in [true, false] {
-            gradcheck::check(
-                &x,
-                &g,
-                |x| reference::avg_pool2d(x, p, &config, out, include_pad),
-                |_, g| reference::avg_pool2d_backward(g, p, &config, out, include_pad),
-                1e-6,
-                1e-6,
-            )
-            .unwrap_or_else(|e| panic!("avg_pool2d {what} include_pad={include_pad}: {e}"));
-        }
-        let adaptive = [out[0], out[1] + 1];
-        let g: Vec<f64> = rng
-            .vec(p.planes * adaptive[0] * adaptive[1])
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        gradcheck::check(
-            &x,
-            &g,
-            |x| reference::adaptive_avg_pool2d(x, p, adaptive),
-            |_, g| reference::adaptive_avg_pool2d_backward(g, p, adaptive),
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("adaptive_avg_pool2d {what}: {e}"));
-    }
 }
 
 #[test]
