@@ -138,14 +138,13 @@ impl Var {
 }
 
 /// What every op's output goes through: its shapes noted for the profiler, its values checked
-/// for NaN and Inf when the context checks. Cannot fail: a check that cannot be recorded (its
-/// flags buffer could not be allocated) is skipped, and the allocation failure recurs at the
-/// next op's output.
-fn observe(output: &Tensor, inputs: &[&Var]) {
+/// for NaN and Inf when the context checks (a check that cannot be recorded, its flags buffer
+/// not allocated, fails the op).
+fn observe(output: &Tensor, inputs: &[&Var]) -> Result<()> {
     if let Some(first) = inputs.first() {
         output.gpu().note_shapes(first.dims(), output.dims());
     }
-    let _ = check_finite(output, "output");
+    check_finite(output, "output")
 }
 
 /// Gradients from one backward pass: for the leaves that required them and were reached.
@@ -273,7 +272,7 @@ impl Tape {
         output: Tensor,
         inputs: &[&Var],
         backward: impl FnOnce(&Tensor) -> Result<InputGrads> + 'static,
-    ) -> Var {
+    ) -> Result<Var> {
         self.record_rule(output, inputs, BackwardRule::Summed(Box::new(backward)))
     }
 
@@ -284,7 +283,7 @@ impl Tape {
         output: Tensor,
         inputs: &[&Var],
         backward: impl FnOnce(&Tensor, Option<&Tensor>) -> Result<InputGrads> + 'static,
-    ) -> Var {
+    ) -> Result<Var> {
         self.record_rule(output, inputs, BackwardRule::Terms(Box::new(backward)))
     }
 
@@ -296,15 +295,15 @@ impl Tape {
 
     /// The result of an op that records no backward rule (`records_backward` said so), noted
     /// and checked like every op's output.
-    pub(crate) fn untracked(&self, output: Tensor, inputs: &[&Var]) -> Var {
-        observe(&output, inputs);
-        Var::constant(output)
+    pub(crate) fn untracked(&self, output: Tensor, inputs: &[&Var]) -> Result<Var> {
+        observe(&output, inputs)?;
+        Ok(Var::constant(output))
     }
 
-    fn record_rule(&self, output: Tensor, inputs: &[&Var], backward: BackwardRule) -> Var {
-        observe(&output, inputs);
+    fn record_rule(&self, output: Tensor, inputs: &[&Var], backward: BackwardRule) -> Result<Var> {
+        observe(&output, inputs)?;
         if !inputs.iter().any(|var| var.requires_grad()) {
-            return Var::constant(output);
+            return Ok(Var::constant(output));
         }
         // Inputs that need no gradient still take a slot, so the rule's results line up; their
         // gradients are dropped.
@@ -314,10 +313,10 @@ impl Tape {
             .collect();
         let scope = output.gpu().current_scope();
         let node = self.push(inputs, Some(backward), scope);
-        Var {
+        Ok(Var {
             tensor: output,
             node,
-        }
+        })
     }
 
     fn push(

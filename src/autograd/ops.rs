@@ -78,7 +78,7 @@ impl Tape {
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
         let has_bias = bias.is_some();
-        Ok(self.record(out, &inputs, move |grad| {
+        self.record(out, &inputs, move |grad| {
             let mut grads: InputGrads = vec![
                 wants
                     .0
@@ -93,7 +93,7 @@ impl Tape {
                 grads.push(Some(conv2d_backward_bias(grad)?));
             }
             Ok(grads)
-        }))
+        })
     }
 
     /// `conv2d` written into channels `first ..` of `dest` [1, C, H, W] (a DenseNet block's
@@ -111,7 +111,7 @@ impl Tape {
         let out = channel_slice(dest, first, weight.dims()[0])?;
         let (x_t, w_t, conv) = (x.tensor.clone(), weight.tensor.clone(), *conv);
         let wants = (x.requires_grad(), weight.requires_grad());
-        Ok(self.record(out, &[x, weight], move |grad| {
+        self.record(out, &[x, weight], move |grad| {
             Ok(vec![
                 wants
                     .0
@@ -122,14 +122,14 @@ impl Tape {
                     .then(|| conv2d_backward_weight(&x_t, &w_t, grad, &conv))
                     .transpose()?,
             ])
-        }))
+        })
     }
 
     /// Copies `x` [1, C, H, W] into channels `first ..` of `dest`; the value is that slice.
     pub(crate) fn copy_into_channels(&self, x: &Var, dest: &Tensor, first: usize) -> Result<Var> {
         let out = channel_slice(dest, first, x.dims()[1])?;
         copy_into(&x.tensor, 0, &out, 0, x.tensor.numel())?;
-        Ok(self.record(out, &[x], |grad| Ok(vec![Some(grad.clone())])))
+        self.record(out, &[x], |grad| Ok(vec![Some(grad.clone())]))
     }
 
     /// The consecutive channel slices `parts` of `dest` (from channel 0) seen as one value,
@@ -138,12 +138,12 @@ impl Tape {
     pub(crate) fn join_channel_slices(&self, parts: &[&Var], dest: &Tensor) -> Result<Var> {
         let channels: Vec<usize> = parts.iter().map(|var| var.dims()[1]).collect();
         let out = channel_slice(dest, 0, channels.iter().sum())?;
-        Ok(self.record(out, parts, move |grad| {
+        self.record(out, parts, move |grad| {
             Ok(split_channels(grad, &channels)?
                 .into_iter()
                 .map(Some)
                 .collect())
-        }))
+        })
     }
 
     /// BatchNorm2d in either mode; see [`BatchNormState`].
@@ -170,7 +170,7 @@ impl Tape {
             state.training,
         );
         let parameters_want_grads = weight.requires_grad() || bias.requires_grad();
-        Ok(self.record(out, &[x, weight, bias], move |grad| {
+        self.record(out, &[x, weight, bias], move |grad| {
             if !training && !parameters_want_grads {
                 let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
                 return Ok(vec![Some(grad_input)]);
@@ -181,7 +181,7 @@ impl Tape {
                 Some(grads.grad_weight),
                 Some(grads.grad_bias),
             ])
-        }))
+        })
     }
 
     /// relu?(batch_norm(x) + residual?) in one pass over the activations (the epilogue of the
@@ -226,7 +226,7 @@ impl Tape {
             // Saliency: no per-channel reductions for the weight and bias; the ReLU's backward,
             // and the sum of the output's two gradients where it is used twice (a residual
             // block's output), in the same pass as BN's.
-            return Ok(self.record_summing(out, &inputs, move |grad, grad_also| {
+            return self.record_summing(out, &inputs, move |grad, grad_also| {
                 let relu = ReluBackward {
                     output: &y_t,
                     guided,
@@ -241,9 +241,9 @@ impl Tape {
                     eps,
                 )?;
                 Ok(vec![Some(grad_input), None, None, grad_residual])
-            }));
+            });
         }
-        Ok(self.record(out, &inputs, move |grad| {
+        self.record(out, &inputs, move |grad| {
             if !training && !parameters_want_grads {
                 // Saliency without a ReLU: no per-channel reductions for the weight and bias.
                 let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
@@ -264,7 +264,7 @@ impl Tape {
                 Some(grads.grad_bias),
                 Some(grad),
             ])
-        }))
+        })
     }
 
     /// y[n, c] = x[n, c] · scale[c] + shift[c] with constant per-channel `scale` and `shift`
@@ -289,10 +289,10 @@ impl Tape {
         let scale = Tensor::from_slice(gpu, [channels], scale)?;
         let shift = Tensor::from_slice(gpu, [channels], shift)?;
         let out = batch_norm_forward(&x.tensor, &mean, &variance, &scale, &shift, 0.0)?;
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             let grad_input = batch_norm_backward_input(grad, &mean, &variance, &scale, 0.0)?;
             Ok(vec![Some(grad_input)])
-        }))
+        })
     }
 
     /// y = x · weightᵀ + bias on [batch, features].
@@ -303,7 +303,7 @@ impl Tape {
         inputs.extend(bias);
         let parameters_want_grads =
             weight.requires_grad() || bias.is_some_and(|bias| bias.requires_grad());
-        Ok(self.record(out, &inputs, move |grad| {
+        self.record(out, &inputs, move |grad| {
             if !parameters_want_grads {
                 // Saliency: the input's gradient only, never the weight-sized one.
                 return Ok(vec![Some(linear_backward_input(&w_t, grad)?)]);
@@ -314,85 +314,85 @@ impl Tape {
                 result.push(grads.grad_bias);
             }
             Ok(result)
-        }))
+        })
     }
 
     pub fn relu(&self, x: &Var) -> Result<Var> {
         let out = relu(&x.tensor)?;
         let x_t = x.tensor.clone();
         let guided = self.is_guided();
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             // Guided backprop passes relu(grad) where x > 0.
             let incoming = if guided { relu(grad)? } else { grad.clone() };
             Ok(vec![Some(relu_backward(&x_t, &incoming)?)])
-        }))
+        })
     }
 
     /// The logistic sigmoid; its backward reads the output, as PyTorch's does.
     pub fn sigmoid(&self, x: &Var) -> Result<Var> {
         let out = sigmoid(&x.tensor)?;
         let y = out.clone();
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(sigmoid_backward(&y, grad)?)])
-        }))
+        })
     }
 
     /// SiLU (swish), x · sigmoid(x); its backward reads the input.
     pub fn silu(&self, x: &Var) -> Result<Var> {
         let out = silu(&x.tensor)?;
         let x_t = x.tensor.clone();
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(silu_backward(&x_t, grad)?)])
-        }))
+        })
     }
 
     /// a + b (same shapes): the residual add.
     pub fn add(&self, a: &Var, b: &Var) -> Result<Var> {
         let out = add(&a.tensor, &b.tensor)?;
-        Ok(self.record(out, &[a, b], |grad| {
+        self.record(out, &[a, b], |grad| {
             Ok(vec![Some(grad.clone()), Some(grad.clone())])
-        }))
+        })
     }
 
     /// alpha · x.
     pub fn scale(&self, x: &Var, alpha: f32) -> Result<Var> {
         let out = scale(&x.tensor, alpha)?;
-        Ok(self.record(out, &[x], move |grad| Ok(vec![Some(scale(grad, alpha)?)])))
+        self.record(out, &[x], move |grad| Ok(vec![Some(scale(grad, alpha)?)]))
     }
 
     /// PyTorch's max_pool2d. Where a backward will follow, the forward also keeps each
     /// window's maximum, so the backward neither looks at the windows again nor holds `x`.
     pub fn max_pool2d(&self, x: &Var, pool: &Pool2d) -> Result<Var> {
         if !self.records_backward(&[x]) {
-            return Ok(self.untracked(max_pool2d(&x.tensor, pool)?, &[x]));
+            return self.untracked(max_pool2d(&x.tensor, pool)?, &[x]);
         }
         let (out, argmax) = max_pool2d_with_argmax(&x.tensor, pool)?;
         let (input_dims, pool) = (x.dims().to_vec(), *pool);
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             let grad_input = max_pool2d_backward_at(&argmax, &input_dims, grad, &pool)?;
             Ok(vec![Some(grad_input)])
-        }))
+        })
     }
 
     pub fn avg_pool2d(&self, x: &Var, pool: &Pool2d, count_include_pad: bool) -> Result<Var> {
         let out = avg_pool2d(&x.tensor, pool, count_include_pad)?;
         let (x_t, pool) = (x.tensor.clone(), *pool);
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(avg_pool2d_backward(
                 &x_t,
                 grad,
                 &pool,
                 count_include_pad,
             )?)])
-        }))
+        })
     }
 
     pub fn adaptive_avg_pool2d(&self, x: &Var, output: [usize; 2]) -> Result<Var> {
         let out = adaptive_avg_pool2d(&x.tensor, output)?;
         let x_t = x.tensor.clone();
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(adaptive_avg_pool2d_backward(&x_t, grad)?)])
-        }))
+        })
     }
 
     /// Inverted dropout with probability `p` in training; the identity otherwise. The mask is a
@@ -402,9 +402,9 @@ impl Tape {
             return Ok(x.clone());
         }
         let out = dropout(&x.tensor, p, seed)?;
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(dropout(grad, p, seed)?)])
-        }))
+        })
     }
 
     /// torch.cat(inputs, dim=1) for NCHW values.
@@ -412,12 +412,12 @@ impl Tape {
         let tensors: Vec<&Tensor> = inputs.iter().map(|var| &var.tensor).collect();
         let out = concat_channels(&tensors)?;
         let channels: Vec<usize> = inputs.iter().map(|var| var.dims()[1]).collect();
-        Ok(self.record(out, inputs, move |grad| {
+        self.record(out, inputs, move |grad| {
             Ok(split_channels(grad, &channels)?
                 .into_iter()
                 .map(Some)
                 .collect())
-        }))
+        })
     }
 
     /// [N, ...] → [N, product of the rest] (torch.flatten(x, 1)).
@@ -430,27 +430,27 @@ impl Tape {
             ));
         };
         let out = x.tensor.reshape([batch, rest.iter().product()])?;
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(grad.reshape(dims.clone())?)])
-        }))
+        })
     }
 
     /// softmax over the last axis.
     pub fn softmax(&self, x: &Var) -> Result<Var> {
         let out = softmax(&x.tensor)?;
         let y = out.clone();
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(softmax_backward(&y, grad)?)])
-        }))
+        })
     }
 
     /// log_softmax over the last axis.
     pub fn log_softmax(&self, x: &Var) -> Result<Var> {
         let out = log_softmax(&x.tensor)?;
         let y = out.clone();
-        Ok(self.record(out, &[x], move |grad| {
+        self.record(out, &[x], move |grad| {
             Ok(vec![Some(log_softmax_backward(&y, grad)?)])
-        }))
+        })
     }
 
     /// PyTorch's nll_loss with reduction 'mean' (weighted by `class_weight` when given): a
@@ -464,9 +464,9 @@ impl Tape {
         let loss = nll_loss(&log_probs.tensor, targets, class_weight)?;
         let out = loss.loss.clone();
         let log_probs_t = log_probs.tensor.clone();
-        Ok(self.record(out, &[log_probs], move |grad| {
+        self.record(out, &[log_probs], move |grad| {
             Ok(vec![Some(nll_loss_backward(&log_probs_t, &loss, grad)?)])
-        }))
+        })
     }
 
     /// PyTorch's cross_entropy on logits [batch, classes]: log_softmax, then nll_loss.
