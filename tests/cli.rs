@@ -406,6 +406,54 @@ fn train_evaluate_and_explain_an_image_folder() {
         stdout.contains(&format!("epoch {}: validation", epoch + 1)),
         "{stdout}"
     );
+
+    // Stopped after 6 of its 12 steps (4 per epoch: mid-epoch, as a scheduler's time limit or
+    // Ctrl-C would stop it) and resumed, a run ends with exactly the weights of one that never
+    // stopped: the optimiser's moments and step count, the learning-rate schedule, the data
+    // order and the dropout masks all continue where they were. A resume that restarted an
+    // epoch or a step, lost a moment or reseeded a stream would differ in the last bits at
+    // least.
+    let three_epochs = [&train[..], &["--epochs", "3"]].concat();
+    let output = gradlens(&[&three_epochs[..], &["--stop-after-steps", "6"]].concat());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout)
+            .contains("stopped as asked (--stop-after-steps) in epoch 2 after step 2"),
+        "{}",
+        text(&output.stdout)
+    );
+    let output = gradlens(&[&three_epochs[..], &["--resume", saved.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let straight = dir.join("straight.safetensors");
+    let straight_args: Vec<&str> = three_epochs
+        .iter()
+        .map(|&arg| match arg == c {
+            true => straight.to_str().unwrap(),
+            false => arg,
+        })
+        .collect();
+    let output = gradlens(&straight_args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let resumed = gradlens::weights::WeightsFile::open(Path::new(c)).unwrap();
+    let uninterrupted = gradlens::weights::WeightsFile::open(&straight).unwrap();
+    let mut names: Vec<&str> = uninterrupted.names().collect();
+    names.sort_unstable();
+    let mut resumed_names: Vec<&str> = resumed.names().collect();
+    resumed_names.sort_unstable();
+    assert_eq!(
+        names, resumed_names,
+        "the two checkpoints hold the same tensors"
+    );
+    for name in names {
+        let bits = |file: &gradlens::weights::WeightsFile| -> Vec<u32> {
+            let tensor = file.get(name).expect("a listed name");
+            tensor.data.iter().map(|v| v.to_bits()).collect()
+        };
+        assert!(
+            bits(&resumed) == bits(&uninterrupted),
+            "{name}: the resumed run's weights differ from the uninterrupted run's"
+        );
+    }
 }
 
 /// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with

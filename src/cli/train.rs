@@ -158,6 +158,10 @@ pub struct TrainArgs {
     /// from its weights.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Stop after this many optimiser steps of this run and leave the checkpoint Ctrl-C leaves,
+    /// for jobs under a scheduler's time limit: `--resume` continues exactly where it stopped.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stop_after_steps: Option<u64>,
     /// `balanced`: weight the loss by inverse class frequency.
     #[arg(long, value_enum)]
     pub class_weights: Option<ClassWeights>,
@@ -179,11 +183,11 @@ pub enum ClassWeights {
     Balanced,
 }
 
-pub fn run(request: &TrainArgs) -> Result<()> {
-    let size = request.size as usize;
-    let (epochs, batch) = (request.epochs as usize, request.batch as usize);
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let size = args.size as usize;
+    let (epochs, batch) = (args.epochs as usize, args.batch as usize);
     let gpu = Gpu::new()?;
-    let (train, val) = training_split(&request.data, request.val_split, request.seed)?;
+    let (train, val) = training_split(&args.data, args.val_split, args.seed)?;
     if train.paths.is_empty() || val.paths.is_empty() {
         return Err(invalid(format!(
             "{} training and {} validation images: both must be non-empty",
@@ -191,7 +195,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
             val.paths.len()
         )));
     }
-    let channels = if request.grayscale { 1 } else { 3 };
+    let channels = if args.grayscale { 1 } else { 3 };
     let classes = train.classes.len();
     let sizing = Sizing::Whole { size };
     let t = Instant::now();
@@ -210,21 +214,21 @@ pub fn run(request: &TrainArgs) -> Result<()> {
     // GoogLeNet's and Inception v3's pretrained weights expect transform_input (as torchvision
     // sets it when loading them) on RGB input; made gray, their normalisation is (0.5, 0.5).
     let remaps_input =
-        request.weights.is_some() && matches!(request.arch.as_str(), "googlenet" | "inception_v3");
+        args.weights.is_some() && matches!(args.arch.as_str(), "googlenet" | "inception_v3");
     let config = ModelConfig {
         transform_input: remaps_input && channels == 3,
         in_channels: channels,
         classes,
-        width: request.width,
-        seed: request.seed,
+        width: args.width,
+        seed: args.seed,
         ..ModelConfig::default()
     };
     let mut store = ParamStore::new(&gpu);
-    let model = build(&request.arch, &mut store, &config)?;
+    let model = build(&args.arch, &mut store, &config)?;
     let mut resumed_state: Option<(TrainState, Vec<(String, Tensor)>)> = None;
     // Pretrained weights keep the normalisation they were trained with; a resumed run its
     // checkpoint's; from scratch, the training set's own.
-    let (mean, std) = match (&request.weights, &request.resume) {
+    let (mean, std) = match (&args.weights, &args.resume) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "--weights and --resume exclude each other".to_string(),
@@ -232,7 +236,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
         }
         (None, Some(path)) => {
             let mut file = WeightsFile::open(path)?;
-            let resumed = ModelInfo::from_file(&file, Some(&request.arch))?;
+            let resumed = ModelInfo::from_file(&file, Some(&args.arch))?;
             if let Some(text) = file.metadata().get(TRAIN_STATE_KEY) {
                 let state = TrainState::from_json(text, path)?;
                 let mut tensors = Vec::new();
@@ -249,29 +253,29 @@ pub fn run(request: &TrainArgs) -> Result<()> {
         }
         (Some(path), None) => {
             let mut file = WeightsFile::open(path)?;
-            adapt::drop_head(&request.arch, &mut file);
-            if request.grayscale {
+            adapt::drop_head(&args.arch, &mut file);
+            if args.grayscale {
                 let (mean, std) = match remaps_input {
                     true => ([0.5; 3], [0.5; 3]),
                     false => (IMAGENET_MEAN, IMAGENET_STD),
                 };
-                adapt::grayscale_first_conv(&request.arch, &mut file, mean, std)?;
+                adapt::grayscale_first_conv(&args.arch, &mut file, mean, std)?;
             }
             let mut optional = model.optional_prefixes().to_vec();
-            optional.extend(adapt::head_prefixes(&request.arch));
+            optional.extend(adapt::head_prefixes(&args.arch));
             file.load_into(&mut store, &optional)?;
-            match request.grayscale {
+            match args.grayscale {
                 true => (vec![GRAY_MEAN], vec![GRAY_STD]),
                 false => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
             }
         }
         (None, None) => channel_statistics(&train_images, channels),
     };
-    for prefix in &request.freeze {
+    for prefix in &args.freeze {
         store.freeze(prefix)?;
     }
     let info = ModelInfo {
-        arch: request.arch.clone(),
+        arch: args.arch.clone(),
         config,
         class_names: train.classes.clone(),
         preprocess: Preprocess {
@@ -282,7 +286,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
         },
     };
     let normalise = |planes: &Planes| normalised(planes, &info.preprocess);
-    let class_weight = match request.class_weights == Some(ClassWeights::Balanced) {
+    let class_weight = match args.class_weights == Some(ClassWeights::Balanced) {
         true => Some(Tensor::from_slice(
             &gpu,
             [classes],
@@ -290,7 +294,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
         )?),
         false => None,
     };
-    let mut optimizer: Box<dyn Optimizer> = match request.optimizer {
+    let mut optimizer: Box<dyn Optimizer> = match args.optimizer {
         OptimizerKind::Sgd => Box::new(Sgd::new(0.9, false, 1e-4)),
         OptimizerKind::Adam => Box::new(Adam::new(0.0)),
         OptimizerKind::Adamw => Box::new(Adam::adamw(0.01)),
@@ -298,11 +302,11 @@ pub fn run(request: &TrainArgs) -> Result<()> {
     let (mut first_epoch, mut first_step, mut best) = (0, 0, None);
     let seed = match resumed_state {
         Some((state, tensors)) => {
-            if state.optimizer != request.optimizer.name() {
+            if state.optimizer != args.optimizer.name() {
                 return Err(invalid(format!(
                     "the checkpoint continues a run with --optimizer {}, not {}",
                     state.optimizer,
-                    request.optimizer.name()
+                    args.optimizer.name()
                 )));
             }
             if (state.batch, state.images) != (batch, train.paths.len()) {
@@ -332,17 +336,17 @@ pub fn run(request: &TrainArgs) -> Result<()> {
             );
             state.seed
         }
-        None => request.seed,
+        None => args.seed,
     };
     let steps_per_epoch = train.paths.len().div_ceil(batch);
     let total = (epochs * steps_per_epoch).max(1);
     let warmup = (total / 20).min(100);
     let lr = LearningRate {
-        base: request.lr,
+        base: args.lr,
         warmup,
         schedule: Schedule::Cosine {
             total: total - warmup,
-            min_lr: request.lr * 0.01,
+            min_lr: args.lr * 0.01,
         },
     };
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -372,7 +376,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
                 .flat_map(|&i| normalise(&train_images[i]))
                 .collect();
             let dims = [indices.len(), channels, size, size];
-            for augmentation in &request.augment {
+            for augmentation in &args.augment {
                 data = match augmentation {
                     Augmentation::Flip => augment::random_flips(&data, dims, &mut rng),
                     Augmentation::Rotate => augment::random_quarter_turns(&data, dims, &mut rng),
@@ -381,7 +385,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
                 };
             }
             let labels: Vec<usize> = indices.iter().map(|&i| train.labels[i]).collect();
-            super::model::start_finite_checks(&gpu, request.check_finite);
+            super::model::start_finite_checks(&gpu, args.check_finite);
             let tape = Tape::new();
             let f = Forward::new(&tape, &store, Mode::Train)
                 .with_dropout_seed((epoch * steps_per_epoch + step) as u32);
@@ -389,7 +393,7 @@ pub fn run(request: &TrainArgs) -> Result<()> {
                 model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &data)?))?;
             let loss = tape.cross_entropy(&logits, &labels, class_weight.as_ref())?;
             let grads = tape.backward(&loss, None)?;
-            super::model::end_finite_checks(&gpu, request.check_finite)?;
+            super::model::end_finite_checks(&gpu, args.check_finite)?;
             let step_loss = loss.tensor().to_vec()?[0];
             if !step_loss.is_finite() {
                 bar.abandon();
@@ -405,13 +409,16 @@ pub fn run(request: &TrainArgs) -> Result<()> {
             loss_sum += step_loss;
             steps_run += 1;
             images_run += indices.len();
-            if interrupted.load(Ordering::SeqCst) {
+            let stop_here = args.stop_after_steps.is_some_and(|steps| {
+                (epoch * steps_per_epoch + step + 1 - steps_before) as u64 >= steps
+            });
+            if interrupted.load(Ordering::SeqCst) || stop_here {
                 bar.abandon();
-                let path = interrupted_path(&request.out);
+                let path = interrupted_path(&args.out);
                 let state = TrainState {
                     epoch,
                     step: step + 1,
-                    optimizer: request.optimizer.name().to_string(),
+                    optimizer: args.optimizer.name().to_string(),
                     seed,
                     best_accuracy: best,
                     batch,
@@ -425,13 +432,18 @@ pub fn run(request: &TrainArgs) -> Result<()> {
                     .map(|(name, tensor)| (format!("{OPTIMIZER_PREFIX}{name}"), tensor))
                     .collect();
                 weights::save_with(&store, &optimizer_state, &path, &metadata)?;
-                return Err(invalid(format!(
-                    "interrupted in epoch {} after step {}; the weights and optimiser state are \
-                     in {}: continue with --resume {2}",
+                let stopped = format!(
+                    "in epoch {} after step {}; the weights and optimiser state are in {}: \
+                     continue with --resume {2}",
                     epoch + 1,
                     step + 1,
                     path.display()
-                )));
+                );
+                if stop_here {
+                    println!("stopped as asked (--stop-after-steps) {stopped}");
+                    return Ok(());
+                }
+                return Err(invalid(format!("interrupted {stopped}")));
             }
             let done = epoch * steps_per_epoch + step + 1 - steps_before;
             let remaining = total - (epoch * steps_per_epoch + step + 1);
@@ -466,8 +478,8 @@ pub fn run(request: &TrainArgs) -> Result<()> {
         );
         if best.is_none_or(|b| result.accuracy > b) {
             best = Some(result.accuracy);
-            weights::save(&store, &request.out, &info.metadata())?;
-            println!("  best so far: saved {}", request.out.display());
+            weights::save(&store, &args.out, &info.metadata())?;
+            println!("  best so far: saved {}", args.out.display());
         }
     }
     Ok(())
