@@ -21,9 +21,8 @@
 // Dispatch: one invocation per element, WORKGROUP_SIZE per workgroup, workgroups folded into a
 // 2-D grid when there are more than the per-dimension limit (linear id = wid.y * nx + wid.x).
 // The _vec4 twins of add, sub, mul, scale, relu, sigmoid, silu and their backwards take four
-// elements per
-// invocation (params.len a multiple of 4): on lavapipe every storage access is a loop over
-// the SIMD lanes, and one vec4 access costs little more than one scalar.
+// elements per invocation (params.len a multiple of 4): on lavapipe every storage access is a
+// loop over the SIMD lanes, and one vec4 access costs little more than one scalar.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; binary ops and add_row_bias),
 //   3 out (read_write); the _vec4 entry points' 4 a, 5 b, 6 out are the same as vec4 arrays.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.

@@ -3,8 +3,8 @@
 //! until a dispatch or an upload writes that buffer or its tensor is dropped.
 //!
 //! The pool owns this cache, so that a buffer returning to the pool forgets its textures at
-//! once. Writes are noticed where they are recorded: `Gpu::dispatch_with_textures` reports
-//! every buffer bound at a binding its shader declares `read_write`, and `Gpu::upload` and
+//! once. Writes are noticed where they are recorded: `Gpu::dispatch` reports every buffer
+//! bound at a binding its entry declares `read_write`, and `Gpu::upload` and
 //! `Gpu::overwrite` report theirs. A texture dropped while a recorded dispatch still binds
 //! it lives on until that dispatch has run (the dispatch holds its view).
 

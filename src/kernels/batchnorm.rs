@@ -3,7 +3,8 @@
 use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::shaders::{
-    Binding, Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries, uniform_params,
+    Binding, Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WithVec4, WorkgroupSize, entries,
+    uniform_params,
 };
 use crate::tensor::Tensor;
 
@@ -27,10 +28,11 @@ uniform_params! {
 }
 
 // Per-channel reductions (one workgroup per channel) are sized by `reduction_kernel`, at most
-// 256 lanes; the elementwise passes by `PlanePass`, at most PLANE_WORKGROUP_SIZE. Scalar
-// entries bind per-value tensors at the slots in `PlaneSlot`'s first place, vec4 entries at
-// its second.
+// 256 lanes; the elementwise passes by `PlanePass`, at most PLANE_WORKGROUP_SIZE; the running
+// statistics' update takes one invocation per channel. Scalar entries bind per-value tensors at
+// the slots in `PlaneSlot`'s first place, vec4 entries at its second.
 const REDUCTION: WorkgroupSize = WorkgroupSize::Override(256);
+const PER_CHANNEL: WorkgroupSize = WorkgroupSize::Override(256);
 const PLANE: WorkgroupSize = WorkgroupSize::Override(PLANE_WORKGROUP_SIZE);
 
 entries! {
@@ -41,7 +43,7 @@ entries! {
         Binding::read_write(8, "out_b"),
         Binding::read(13, "x4"),
     ];
-    UPDATE_RUNNING = "batch_norm_update_running", REDUCTION, &[
+    UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, &[
         Binding::read(2, "mean"),
         Binding::read(3, "variance"),
         Binding::read_write(7, "out_a"),
@@ -450,9 +452,9 @@ impl PlanePass {
         }
     }
 
-    fn kernel(&self, (scalar, vec4): PlaneEntry) -> Kernel<Params> {
-        let entry = if self.vec4 { vec4 } else { scalar };
-        entry
+    fn kernel(&self, entries: WithVec4<Params>) -> Kernel<Params> {
+        entries
+            .pick(self.vec4)
             .kernel()
             .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(self.workgroup_size))
     }
@@ -462,11 +464,12 @@ impl PlanePass {
     }
 }
 
-/// An elementwise pass's entry points: the one looping over 4 values, and its vec4 twin.
-type PlaneEntry = (&'static Entry<Params>, &'static Entry<Params>);
-const FORWARD: PlaneEntry = (&FORWARD_SCALAR, &FORWARD_VEC4);
-const TRAINING_INPUT_GRADIENT: PlaneEntry = (&BACKWARD_INPUT, &BACKWARD_INPUT_VEC4);
-const EVAL_INPUT_GRADIENT: PlaneEntry = (&BACKWARD_INPUT_EVAL, &BACKWARD_INPUT_EVAL_VEC4);
+/// The elementwise passes' entries: the one looping over 4 values, and its vec4 twin.
+const FORWARD: WithVec4<Params> = WithVec4::new(&FORWARD_SCALAR, &FORWARD_VEC4);
+const TRAINING_INPUT_GRADIENT: WithVec4<Params> =
+    WithVec4::new(&BACKWARD_INPUT, &BACKWARD_INPUT_VEC4);
+const EVAL_INPUT_GRADIENT: WithVec4<Params> =
+    WithVec4::new(&BACKWARD_INPUT_EVAL, &BACKWARD_INPUT_EVAL_VEC4);
 
 /// A per-value tensor's binding in the scalar entry points and in the vec4 ones.
 type PlaneSlot = (u32, u32);

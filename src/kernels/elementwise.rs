@@ -2,7 +2,10 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Binding, Shader, WithVec4, WorkgroupSize, entries, uniform_params};
+
+/// An elementwise operation's entries.
+type Entries = WithVec4<Params>;
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -59,25 +62,6 @@ entries! {
     DROPOUT = "dropout", PER_ELEMENT, UNARY;
 }
 
-/// An operation's entry points: one element per invocation, and (where the shader has one) four.
-struct Pass {
-    scalar: &'static Entry<Params>,
-    vec4: Option<&'static Entry<Params>>,
-}
-
-impl Pass {
-    const fn scalar(scalar: &'static Entry<Params>) -> Self {
-        Self { scalar, vec4: None }
-    }
-
-    const fn with_vec4(scalar: &'static Entry<Params>, vec4: &'static Entry<Params>) -> Self {
-        Self {
-            scalar,
-            vec4: Some(vec4),
-        }
-    }
-}
-
 impl Params {
     fn new(len: u32, alpha: f32) -> Self {
         Self {
@@ -93,33 +77,33 @@ impl Params {
 
 /// out = a + b
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary(Pass::with_vec4(&ADD, &ADD_VEC4), a, b)
+    binary(WithVec4::new(&ADD, &ADD_VEC4), a, b)
 }
 
 /// out = a - b
 pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary(Pass::with_vec4(&SUB, &SUB_VEC4), a, b)
+    binary(WithVec4::new(&SUB, &SUB_VEC4), a, b)
 }
 
 /// out = a * b
 pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary(Pass::with_vec4(&MUL, &MUL_VEC4), a, b)
+    binary(WithVec4::new(&MUL, &MUL_VEC4), a, b)
 }
 
 /// out = alpha * a
 pub fn scale(a: &Tensor, alpha: f32) -> Result<Tensor> {
-    launch(Pass::with_vec4(&SCALE, &SCALE_VEC4), a, None, alpha)
+    launch(WithVec4::new(&SCALE, &SCALE_VEC4), a, None, alpha)
 }
 
 /// out = max(a, 0), with NaN passed through as torch.relu does.
 pub fn relu(a: &Tensor) -> Result<Tensor> {
-    launch(Pass::with_vec4(&RELU, &RELU_VEC4), a, None, 0.0)
+    launch(WithVec4::new(&RELU, &RELU_VEC4), a, None, 0.0)
 }
 
 /// The gradient of relu: `grad` where the forward `input` was positive, else 0.
 pub fn relu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
     binary(
-        Pass::with_vec4(&RELU_BACKWARD, &RELU_BACKWARD_VEC4),
+        WithVec4::new(&RELU_BACKWARD, &RELU_BACKWARD_VEC4),
         input,
         grad,
     )
@@ -127,13 +111,13 @@ pub fn relu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
 
 /// The logistic function 1 / (1 + e^(-a)); NaN passes through.
 pub fn sigmoid(a: &Tensor) -> Result<Tensor> {
-    launch(Pass::with_vec4(&SIGMOID, &SIGMOID_VEC4), a, None, 0.0)
+    launch(WithVec4::new(&SIGMOID, &SIGMOID_VEC4), a, None, 0.0)
 }
 
 /// The gradient of sigmoid from its forward `output` y (as PyTorch keeps it): grad · y · (1 - y).
 pub fn sigmoid_backward(output: &Tensor, grad: &Tensor) -> Result<Tensor> {
     binary(
-        Pass::with_vec4(&SIGMOID_BACKWARD, &SIGMOID_BACKWARD_VEC4),
+        WithVec4::new(&SIGMOID_BACKWARD, &SIGMOID_BACKWARD_VEC4),
         output,
         grad,
     )
@@ -141,40 +125,50 @@ pub fn sigmoid_backward(output: &Tensor, grad: &Tensor) -> Result<Tensor> {
 
 /// SiLU (swish): a · sigmoid(a).
 pub fn silu(a: &Tensor) -> Result<Tensor> {
-    launch(Pass::with_vec4(&SILU, &SILU_VEC4), a, None, 0.0)
+    launch(WithVec4::new(&SILU, &SILU_VEC4), a, None, 0.0)
 }
 
 /// The gradient of SiLU from its forward `input` x: grad · s · (1 + x · (1 - s)), where
 /// s = sigmoid(x).
 pub fn silu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
     binary(
-        Pass::with_vec4(&SILU_BACKWARD, &SILU_BACKWARD_VEC4),
+        WithVec4::new(&SILU_BACKWARD, &SILU_BACKWARD_VEC4),
         input,
         grad,
     )
 }
 
-fn binary(pass: Pass, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.expect_same_shape(b, pass.scalar.name)?;
-    launch(pass, a, Some(b), 0.0)
+fn binary(entries: Entries, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.expect_same_shape(b, entries.scalar.name)?;
+    launch(entries, a, Some(b), 0.0)
 }
 
-fn launch(pass: Pass, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tensor> {
+fn launch(entries: Entries, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
-    let params = Params::new(as_u32(pass.scalar.name, "element count", a.numel())?, alpha);
-    record(pass, a, b, &out, params)?;
+    let params = Params::new(
+        as_u32(entries.scalar.name, "element count", a.numel())?,
+        alpha,
+    );
+    record(entries, a, b, &out, params)?;
     Ok(out)
 }
 
-/// Records `pass` over `a` (and `b`) into `out` with the given parameters.
-fn record(pass: Pass, a: &Tensor, b: Option<&Tensor>, out: &Tensor, params: Params) -> Result<()> {
+/// Records `entries` over `a` (and `b`) into `out` with the given parameters.
+fn record(
+    entries: Entries,
+    a: &Tensor,
+    b: Option<&Tensor>,
+    out: &Tensor,
+    params: Params,
+) -> Result<()> {
     // Four elements per invocation through the vec4 bindings (4, 5, 6) where the pass has a
     // vec4 entry and the length allows.
-    let vec4_entry = pass.vec4.filter(|_| a.numel().is_multiple_of(4));
-    let (entry, slots, invocations) = match vec4_entry {
-        Some(twin) => (twin, [4, 5, 6], a.numel() as u64 / 4),
-        None => (pass.scalar, [1, 2, 3], a.numel() as u64),
+    let vec4 = entries.vec4.is_some() && a.numel().is_multiple_of(4);
+    let (slots, invocations) = match vec4 {
+        true => ([4, 5, 6], a.numel() as u64 / 4),
+        false => ([1, 2, 3], a.numel() as u64),
     };
+    let entry = entries.pick(vec4);
     let mut launch = Launch::new(a.gpu(), entry, params)
         .bind(slots[0], a)
         .bind(slots[2], out);
@@ -198,7 +192,13 @@ pub fn add_row_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
     params.columns = as_u32(OP, "columns", columns.max(1))?;
-    record(Pass::scalar(&ADD_ROW_BIAS), a, Some(bias), &out, params)?;
+    record(
+        WithVec4::scalar_only(&ADD_ROW_BIAS),
+        a,
+        Some(bias),
+        &out,
+        params,
+    )?;
     Ok(out)
 }
 
@@ -220,7 +220,13 @@ pub fn add_channel_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 0.0);
     params.columns = as_u32(OP, "H·W", plane.max(1))?;
     params.channels = as_u32(OP, "channels", channels)?;
-    record(Pass::scalar(&ADD_CHANNEL_BIAS), a, Some(bias), &out, params)?;
+    record(
+        WithVec4::scalar_only(&ADD_CHANNEL_BIAS),
+        a,
+        Some(bias),
+        &out,
+        params,
+    )?;
     Ok(out)
 }
 
@@ -236,7 +242,7 @@ pub fn dropout(a: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
     let mut params = Params::new(as_u32(OP, "element count", a.numel())?, 1.0 / (1.0 - p));
     params.seed = seed;
     params.drop_threshold = dropout_threshold(p);
-    record(Pass::scalar(&DROPOUT), a, None, &out, params)?;
+    record(WithVec4::scalar_only(&DROPOUT), a, None, &out, params)?;
     Ok(out)
 }
 

@@ -67,10 +67,10 @@ impl<'g, P: Uniform> Launch<'g, P> {
         self
     }
 
-    /// Records one invocation per item of `invocations` (the entry's workgroup size per
+    /// Records one invocation per item of `invocations` (the kernel's workgroup size per
     /// workgroup; the shader recovers the linear index as wid.y · num_workgroups.x + wid.x).
     pub(crate) fn over(self, invocations: u64) -> Result<()> {
-        let per_workgroup = u64::from(self.kernel.entry().invocations());
+        let per_workgroup = u64::from(self.kernel.invocations());
         let workgroups = grid_1d(self.gpu, invocations.div_ceil(per_workgroup));
         self.on(workgroups)
     }

@@ -65,7 +65,7 @@ entries! {
 /// Which kernel computes the product.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum MatmulVariant {
-    /// `Vec4` where its layout conditions hold, else `Tiled` with the default tile.
+    /// The fastest variant the operands and the adapter allow (`resolve_variant`).
     #[default]
     Auto,
     /// 4×4 tiles with vec4 loads: untransposed operands, K and N multiples of 4.
@@ -186,16 +186,6 @@ pub(crate) fn matmul_counted(
     options: MatmulOptions,
     useful_flops: Option<u64>,
 ) -> Result<Tensor> {
-    let options = match options.variant {
-        MatmulVariant::Auto if few_rows_transposed_b_applies(a, b, options) => MatmulOptions {
-            variant: match a.gpu().adapter_info().device_type {
-                wgpu::DeviceType::Cpu => MatmulVariant::FewRowsTransposedB,
-                _ => MatmulVariant::FewRowsTransposedBWorkgroups,
-            },
-            ..options
-        },
-        _ => options,
-    };
     let transposed_a;
     let (a, options) = match untransposed_a_for_subgroup_kernel(a, b, options)? {
         Some(a_t) => {
@@ -280,6 +270,12 @@ pub(crate) fn matmul_counted(
     };
     let texture_shapes = [&a_range, &b_range].map(|range| texture_shape_of(gpu, range));
     let layout = Layout {
+        few_rows_preferred: few_rows_transposed_b_applies(a, b, options),
+        few_rows: options.transpose_b
+            && !options.transpose_a
+            && batch_count == 1
+            && (1..=FEW_ROWS).contains(&m)
+            && k_a % 4 == 0,
         vec4: !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0,
         subgroup: subgroup_layout(options, [m, n, k_a]),
         textures: texture_shapes.iter().all(Option::is_some),
@@ -445,22 +441,7 @@ fn few_rows_transposed_b(
     operands: [BufferRange; 2],
     workgroup_per_column: bool,
 ) -> Result<Tensor> {
-    let (params, options, batch) = (product.params, product.options, product.batch);
-    let ok = options.transpose_b
-        && !options.transpose_a
-        && batch == 1
-        && (1..=FEW_ROWS as u32).contains(&params.m)
-        && params.k.is_multiple_of(4);
-    if !ok {
-        return Err(Error::invalid(
-            "matmul",
-            format!(
-                "the few-rows kernel takes A · Bᵀ with 1 to {FEW_ROWS} rows of A, K a \
-                 multiple of 4 and no batch; got M {}, K {}, batch {batch}",
-                params.m, params.k
-            ),
-        ));
-    }
+    let (params, options) = (product.params, product.options);
     let tile = MatmulTile::DEFAULT;
     let (entry, columns_per_workgroup) = match workgroup_per_column {
         false => (&MATMUL_FEW_ROWS_NT, tile.workgroup_x * tile.workgroup_y),
@@ -548,9 +529,13 @@ fn subgroup_layout(options: MatmulOptions, [m, n, k]: [usize; 3]) -> bool {
     k % 4 == 0 && n % 4 == 0 && (!options.transpose_a || m % 4 == 0)
 }
 
-/// Which layout conditions of the vec4 kernels hold.
+/// Which layout conditions of the kernels hold.
 #[derive(Clone, Copy)]
 struct Layout {
+    /// A rank-2 A · Bᵀ of at most FEW_ROWS rows of A: `Auto` takes a few-rows kernel.
+    few_rows_preferred: bool,
+    /// What the few-rows kernels take: A · Bᵀ, 1 to FEW_ROWS rows, K a multiple of 4, no batch.
+    few_rows: bool,
     vec4: bool,
     subgroup: bool,
     /// A and B each fit one texture (`SubgroupTexture`).
@@ -653,6 +638,14 @@ fn resolve_variant(
         ))
     };
     match requested {
+        // A Linear layer at batch 1 to 4: one invocation per column of C on CPU adapters, a
+        // workgroup per column on GPUs (BENCHMARKS.md).
+        MatmulVariant::Auto if layout.few_rows_preferred => {
+            Ok(match gpu.adapter_info().device_type {
+                wgpu::DeviceType::Cpu => MatmulVariant::FewRowsTransposedB,
+                _ => MatmulVariant::FewRowsTransposedBWorkgroups,
+            })
+        }
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
             Ok(subgroup_variant(tile, layout.textures))
@@ -692,6 +685,17 @@ fn resolve_variant(
                 "split-K vec4",
                 &format!("a slice count that divides K / 4 (got {slices})"),
             )
+        }
+        MatmulVariant::FewRowsTransposedB | MatmulVariant::FewRowsTransposedBWorkgroups
+            if !layout.few_rows =>
+        {
+            Err(Error::invalid(
+                "matmul",
+                format!(
+                    "the few-rows kernel takes A · Bᵀ with 1 to {FEW_ROWS} rows of A, K a \
+                     multiple of 4 and no batch; got M {m}, K {k}, batch {batch}"
+                ),
+            ))
         }
         chosen => Ok(chosen),
     }

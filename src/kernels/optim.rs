@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Binding, Shader, WithVec4, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -49,20 +49,10 @@ entries! {
     ];
 }
 
-/// An update's entry points: one element per invocation, and four (for counts that are
-/// multiples of 4).
-struct UpdateEntries {
-    scalar: &'static Entry<Params>,
-    vec4: &'static Entry<Params>,
-}
-const SGD: UpdateEntries = UpdateEntries {
-    scalar: &SGD_STEP,
-    vec4: &SGD_STEP_VEC4,
-};
-const ADAM: UpdateEntries = UpdateEntries {
-    scalar: &ADAM_STEP,
-    vec4: &ADAM_STEP_VEC4,
-};
+/// An update's entries: one element per invocation, and four for counts that are multiples
+/// of 4.
+const SGD: WithVec4<Params> = WithVec4::new(&SGD_STEP, &SGD_STEP_VEC4);
+const ADAM: WithVec4<Params> = WithVec4::new(&ADAM_STEP, &ADAM_STEP_VEC4);
 
 /// One SGD step's hyper-parameters (torch.optim.SGD, dampening 0).
 #[derive(Clone, Copy, Debug)]
@@ -161,7 +151,7 @@ pub fn adam_step(
 /// Records the update, in pieces when the parameter is larger than one storage binding (VGG's
 /// classifier.0.weight): each piece binds flat views of the parameter, gradient and states.
 fn launch(
-    update: &UpdateEntries,
+    update: &WithVec4<Params>,
     params: &Params,
     grad: &Tensor,
     param: &Tensor,
@@ -200,7 +190,7 @@ fn launch(
 }
 
 fn launch_piece(
-    update: &UpdateEntries,
+    update: &WithVec4<Params>,
     params: &Params,
     grad: &Tensor,
     param: &Tensor,
@@ -208,10 +198,12 @@ fn launch_piece(
 ) -> Result<()> {
     // Four elements per invocation where the count allows (3× the scalar entry's speed on
     // lavapipe), through the vec4 bindings 5–8.
-    let (entry, first_slot, invocations) = match param.numel() % 4 {
-        0 => (update.vec4, 5, param.numel() / 4),
-        _ => (update.scalar, 1, param.numel()),
+    let vec4 = param.numel().is_multiple_of(4);
+    let (first_slot, invocations) = match vec4 {
+        true => (5, param.numel() / 4),
+        false => (1, param.numel()),
     };
+    let entry = update.pick(vec4);
     let mut launch = Launch::new(param.gpu(), entry, *params)
         .bind(first_slot, grad)
         .bind(first_slot + 1, param);

@@ -26,9 +26,9 @@ pub fn swap_leading_axes(x: &[f32], [batch, rows, cols]: [usize; 3]) -> Vec<f32>
     out
 }
 
-/// Each row of `last` values zero-padded or cropped to `length`.
-pub fn resize_last_axis(x: &[f32], last: usize, length: usize) -> Vec<f32> {
-    let rows = x.len().checked_div(last).unwrap_or(0);
+/// Each of `rows` rows of `last` values zero-padded or cropped to `length` (rows of no values
+/// become rows of zeros).
+pub fn resize_last_axis(x: &[f32], rows: usize, last: usize, length: usize) -> Vec<f32> {
     (0..rows)
         .flat_map(|r| (0..length).map(move |c| if c < last { x[r * last + c] } else { 0.0 }))
         .collect()

@@ -66,7 +66,9 @@ impl Binding {
 pub enum WorkgroupSize {
     /// `@workgroup_size(WORKGROUP_SIZE)`, a 1-D size set from here: the shader gives the
     /// override no default, so this is the only place the number is written. A launcher that
-    /// sizes workgroups per call replaces it ([`Kernel::with_override`]).
+    /// sizes workgroups per call replaces it ([`Kernel::with_override`]), never above this
+    /// value (`Entry::invocations` is the launchers' upper bound). A power of two: the tree
+    /// reductions halve it (the interface test checks).
     Override(u32),
     /// Literal in the shader, e.g. `@workgroup_size(8, 8)`; the interface test reads it there.
     Literal([u32; 3]),
@@ -88,7 +90,9 @@ pub struct Entry<P> {
 }
 
 impl<P> Entry<P> {
-    pub const fn new(
+    /// Used by [`entries!`]; a launcher's entries are declared there, where the catalogue
+    /// (and so the interface test) sees them.
+    pub(crate) const fn new(
         shader: Shader,
         name: &'static str,
         workgroup: WorkgroupSize,
@@ -103,8 +107,8 @@ impl<P> Entry<P> {
         }
     }
 
-    /// The invocations per workgroup along x of a [`WorkgroupSize::Override`] entry: what its
-    /// launcher divides a 1-D count by.
+    /// The declared invocations per workgroup along x: a [`WorkgroupSize::Override`] entry's
+    /// size (the most a launcher that sizes per call may set), or a literal's x.
     pub const fn invocations(&self) -> u32 {
         match self.workgroup {
             WorkgroupSize::Override(size) => size,
@@ -137,6 +141,35 @@ impl<P: Uniform> Entry<P> {
             workgroup: self.workgroup,
             bindings: self.bindings,
             params: P::LAYOUT,
+        }
+    }
+}
+
+/// An operation's entry points: one value per invocation, and where the shader has one, its
+/// `_vec4` twin taking four (through vec4 views of the same tensors, at other slots).
+pub struct WithVec4<P: 'static> {
+    pub scalar: &'static Entry<P>,
+    pub vec4: Option<&'static Entry<P>>,
+}
+
+impl<P> WithVec4<P> {
+    pub const fn new(scalar: &'static Entry<P>, vec4: &'static Entry<P>) -> Self {
+        Self {
+            scalar,
+            vec4: Some(vec4),
+        }
+    }
+
+    pub const fn scalar_only(scalar: &'static Entry<P>) -> Self {
+        Self { scalar, vec4: None }
+    }
+
+    /// The vec4 entry where there is one and the data allow it (`vec4_fits`: counts or planes
+    /// in multiples of 4), else the scalar one.
+    pub fn pick(&self, vec4_fits: bool) -> &'static Entry<P> {
+        match self.vec4 {
+            Some(vec4) if vec4_fits => vec4,
+            _ => self.scalar,
         }
     }
 }
@@ -179,6 +212,15 @@ impl<P> Kernel<P> {
 
     pub fn entry(&self) -> &'static Entry<P> {
         self.entry
+    }
+
+    /// The invocations per workgroup along x this kernel runs with: its `WORKGROUP_SIZE`
+    /// override where the launcher set one, else the entry's declared size.
+    pub fn invocations(&self) -> u32 {
+        self.overrides
+            .iter()
+            .find(|(name, _)| *name == WORKGROUP_SIZE_OVERRIDE)
+            .map_or(self.entry.invocations(), |&(_, value)| value as u32)
     }
 
     pub fn overrides(&self) -> &[(&'static str, f64)] {

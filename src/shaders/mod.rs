@@ -9,11 +9,11 @@ mod uniform;
 
 pub(crate) use entry::entries;
 pub use entry::{
-    Access, Binding, BindingKind, Entry, EntryInterface, Kernel, WORKGROUP_SIZE_OVERRIDE,
+    Access, Binding, BindingKind, Entry, EntryInterface, Kernel, WORKGROUP_SIZE_OVERRIDE, WithVec4,
     WorkgroupSize,
 };
-pub(crate) use uniform::uniform_params;
 pub use uniform::{Member, ScalarType, Uniform, UniformLayout, UniformMember, UniformType};
+pub(crate) use uniform::{Sealed, uniform_params};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {

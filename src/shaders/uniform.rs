@@ -59,10 +59,16 @@ pub struct UniformLayout {
 }
 
 /// The uniform parameters of one or more entry points. Implemented by [`uniform_params!`]
-/// only, so that the layout cannot drift from the struct.
-pub trait Uniform: bytemuck::Pod {
+/// only (the trait is sealed), so that the layout cannot drift from the struct.
+pub trait Uniform: bytemuck::Pod + Sealed {
     const LAYOUT: UniformLayout;
 }
+
+mod sealed {
+    /// Nameable inside the crate only: no other crate can implement [`super::Uniform`].
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
 
 /// Declares a uniform parameter struct (`#[repr(C)]`, Pod) and its [`Uniform`] layout.
 /// Members may be `u32`, `i32`, `f32` or `[u32; 4]` (WGSL `vec4<u32>`).
@@ -79,6 +85,8 @@ macro_rules! uniform_params {
         $vis struct $name {
             $( $(#[$member_meta])* $member_vis $member: $ty ),*
         }
+
+        impl $crate::shaders::Sealed for $name {}
 
         impl $crate::shaders::Uniform for $name {
             const LAYOUT: $crate::shaders::UniformLayout = $crate::shaders::UniformLayout {

@@ -231,6 +231,27 @@ mod tests {
         }
     }
 
+    /// The thresholds at their edges: 32 tiles of 2×2 take Winograd and 31 do not; 48 tiles of
+    /// 4×4 take F(4×4) and 47 do not.
+    #[test]
+    fn the_thresholds_hold_at_their_edges() {
+        let at = |input: [usize; 4]| shapes(input, [64, 64, 3, 3], &SAME_3X3);
+        // Batch 2 of 8×8 outputs: 2·4·4 = 32 tiles of 2×2.
+        let exactly = at([2, 64, 8, 8]);
+        assert_eq!(
+            auto(&exactly, &SAME_3X3, GPU, Pass::Forward),
+            Plan::Winograd(WinogradTile::F2)
+        );
+        // One 2×62 output: 1·31 tiles of 2×2.
+        let one_short = at([1, 64, 2, 62]);
+        assert_eq!(auto(&one_short, &SAME_3X3, GPU, Pass::Forward), Plan::Gemm);
+        // 4×188: 47 tiles of 4×4 (and 94 of 2×2); batch 3 of 16×16: 48.
+        assert_eq!(winograd_tile([1, 64, 4, 188]), WinogradTile::F2);
+        assert_eq!(winograd_tile([3, 64, 16, 16]), WinogradTile::F4);
+        assert_eq!(MIN_TILES_PREFERRED, 32);
+        assert_eq!(MIN_TILES_F4, 48);
+    }
+
     #[test]
     fn winograd_takes_f4_from_48_four_by_four_tiles() {
         for (tiled, tile) in [
