@@ -76,11 +76,14 @@ fn planes(dims: [usize; 4]) -> Planes {
 fn pool_check(
     name: String,
     dims: [usize; 4],
+    out: [usize; 2],
     seed: u64,
     [forward, backward]: [Tolerance; 2],
 ) -> OpCheck<'static> {
     let data = Rng::new(seed).vec(dims.iter().product());
-    OpCheck::new(name.leak(), vec![(dims.to_vec(), data)]).tolerances(forward, backward)
+    OpCheck::new(name.leak(), vec![(dims.to_vec(), data)])
+        .tolerances(forward, backward)
+        .output_shape(&[dims[0], dims[1], out[0], out[1]])
 }
 
 /// Max pooling picks values exactly; its backward sums overlapping windows' gradients in
@@ -106,6 +109,7 @@ fn max_pool_forward_and_backward_match_reference() {
         pool_check(
             format!("max_pool2d {dims:?} {config:?}"),
             dims,
+            out,
             30 + i as u64,
             MAX_POOL,
         )
@@ -123,6 +127,7 @@ fn max_pool_forward_and_backward_match_reference() {
         pool_check(
             format!("max_pool2d_with_argmax {dims:?} {config:?}"),
             dims,
+            out,
             60 + i as u64,
             MAX_POOL,
         )
@@ -151,7 +156,7 @@ fn avg_pool_forward_and_backward_match_reference() {
         let p = planes(dims);
         for include_pad in [true, false] {
             let name = format!("avg_pool2d {dims:?} {config:?} count_include_pad={include_pad}");
-            pool_check(name, dims, 90 + i as u64, AVERAGE).run(
+            pool_check(name, dims, out, 90 + i as u64, AVERAGE).run(
                 |x| pool::avg_pool2d(&x[0], &config, include_pad),
                 |x, g| {
                     let grad = pool::avg_pool2d_backward(&x[0], g, &config, include_pad)?;
@@ -189,6 +194,7 @@ fn adaptive_avg_pool_forward_and_backward_match_reference() {
         pool_check(
             format!("adaptive {dims:?} -> {out:?}"),
             dims,
+            out,
             120 + i as u64,
             AVERAGE,
         )

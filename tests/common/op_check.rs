@@ -47,6 +47,9 @@ pub struct OpCheck<'a> {
     /// Finite-difference step and the largest relative error allowed there.
     pub gradcheck_eps: f64,
     pub gradcheck_tolerance: f64,
+    /// The output's shape, where the op defines one apart from its inputs' (a pooling's);
+    /// without it the output must have the first input's shape.
+    pub output_shape: Option<Vec<usize>>,
 }
 
 impl<'a> OpCheck<'a> {
@@ -69,6 +72,14 @@ impl<'a> OpCheck<'a> {
             backward: Tolerance::relative(1e-5),
             gradcheck_eps: 1e-6,
             gradcheck_tolerance: 1e-6,
+            output_shape: None,
+        }
+    }
+
+    pub fn output_shape(self, shape: &[usize]) -> Self {
+        Self {
+            output_shape: Some(shape.to_vec()),
+            ..self
         }
     }
 
@@ -104,6 +115,8 @@ impl<'a> OpCheck<'a> {
 
         // 2. Forward.
         let out = gpu_forward(&tensors).unwrap_or_else(|e| panic!("{name} forward: {e}"));
+        let want_shape = self.output_shape.as_ref().unwrap_or(&self.inputs[0].0);
+        assert_eq!(out.dims(), want_shape.as_slice(), "{name}: output shape");
         let want = reference_forward(&slices(&inputs));
         assert_close(
             &format!("{name} forward"),
@@ -158,13 +171,17 @@ impl<'a> OpCheck<'a> {
         );
         for (i, (got, want)) in grads.iter().zip(&want_grads).enumerate() {
             match (got, want) {
-                (Some(got), Some(want)) => assert_close(
-                    &format!("{name} backward to input {i}"),
-                    &got.to_vec().unwrap(),
-                    &to_f32(want),
-                    self.backward.rtol,
-                    self.backward.atol,
-                ),
+                (Some(got), Some(want)) => {
+                    let what = format!("{name} backward to input {i}");
+                    assert_eq!(got.dims(), self.inputs[i].0.as_slice(), "{what}: shape");
+                    assert_close(
+                        &what,
+                        &got.to_vec().unwrap(),
+                        &to_f32(want),
+                        self.backward.rtol,
+                        self.backward.atol,
+                    );
+                }
                 (None, None) => {}
                 _ => panic!("{name}: the GPU and the reference differentiate different inputs"),
             }
