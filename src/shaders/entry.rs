@@ -72,8 +72,8 @@ pub enum WorkgroupSize {
     Override(u32),
     /// Literal in the shader, e.g. `@workgroup_size(8, 8)`; the interface test reads it there.
     Literal([u32; 3]),
-    /// Derived from tile-shape overrides the launcher sets (the matmul's, batch norm's
-    /// reduction lanes); the interface test checks that it names no `WORKGROUP_SIZE`.
+    /// Derived from tile-shape overrides the launcher sets (the matmul's WORKGROUP_X ×
+    /// WORKGROUP_Y); the interface test checks that it names no `WORKGROUP_SIZE`.
     TileOverrides,
 }
 
