@@ -605,20 +605,22 @@ fn bench_reports_json_a_profile_and_a_trace() {
     let stdout = text(&output.stdout);
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let classes = report["tuning"].as_array().unwrap();
-    // Lavapipe has the 8-lane subgroups the tuned kernel needs; other adapters may not.
-    if report["adapter"].as_str().unwrap().contains("llvmpipe") {
+    // The tuned kernel needs 8-lane subgroups.
+    let subgroups = gradlens::kernels::matmul::subgroup_kernel_available(gpu());
+    if !common::skipped_without(subgroups, "bench --tune", "8-lane subgroups") {
         assert!(!classes.is_empty(), "{report}");
     }
-    for class in classes {
-        assert!(class["best_ms"].as_f64().unwrap() <= class["default_ms"].as_f64().unwrap());
-    }
+    // The file holds, for this one adapter, the tile the report found fastest for each class:
+    // what every later process takes.
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&tuning).unwrap()).unwrap();
-    assert!(
-        written
-            .as_object()
-            .is_some_and(|adapters| adapters.len() == 1)
-    );
+    let adapters = written.as_object().expect("an object of adapters");
+    assert_eq!(adapters.len(), 1, "{written}");
+    let tiles = adapters.values().next().unwrap();
+    for class in classes {
+        let name = class["class"].as_str().unwrap();
+        assert_eq!(tiles[name], class["tile"], "{name}: {written}");
+    }
 
     // A trace needs a profile: one line, a non-zero exit, no file.
     let lonely = dir.join("lonely.json");

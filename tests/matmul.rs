@@ -249,8 +249,11 @@ fn vec4_matmul_matches_reference_where_it_applies() {
 
 #[test]
 fn subgroup_matmul_matches_reference_for_every_tile() {
-    if !subgroup_kernel_available(gpu()) {
-        eprintln!("skipped: {} has no 8-lane subgroups", gpu().describe());
+    if common::skipped_without(
+        subgroup_kernel_available(gpu()),
+        "subgroup_matmul_matches_reference_for_every_tile",
+        "8-lane subgroups",
+    ) {
         return;
     }
     let mut rng = Rng::new(15);
@@ -395,7 +398,11 @@ fn subgroup_matmul_matches_reference_for_every_tile() {
 /// on lavapipe, as here: 1028 × 4100 / 4 texels in 128-texel rows), for B and for A.
 #[test]
 fn operand_textures_wider_than_the_narrowest_layout_match_reference() {
-    if !subgroup_kernel_available(gpu()) {
+    if common::skipped_without(
+        subgroup_kernel_available(gpu()),
+        "operand_textures_wider_than_the_narrowest_layout_match_reference",
+        "8-lane subgroups",
+    ) {
         return;
     }
     let mut rng = Rng::new(14);

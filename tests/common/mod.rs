@@ -33,6 +33,23 @@ pub fn private_gpu() -> Gpu {
     .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
 }
 
+/// Whether `test` must skip for want of `feature` on this adapter (`available` false). A skip
+/// is reported on stderr as `SKIP <test>: …`; where `GRADLENS_REQUIRE_FEATURES` is set (CI sets
+/// it: lavapipe has every feature these tests use) a missing feature fails the test instead, so
+/// no test passes there without having run.
+#[track_caller]
+pub fn skipped_without(available: bool, test: &str, feature: &str) -> bool {
+    if available {
+        return false;
+    }
+    let adapter = gpu().describe();
+    if std::env::var_os("GRADLENS_REQUIRE_FEATURES").is_some() {
+        panic!("{test}: {adapter} lacks {feature}, and GRADLENS_REQUIRE_FEATURES forbids skipping");
+    }
+    eprintln!("SKIP {test}: {adapter} lacks {feature}");
+    true
+}
+
 /// SplitMix64: small, seeded, good enough for test data.
 pub struct Rng(u64);
 
