@@ -93,29 +93,28 @@ uniform_params! {
     }
 }
 
-// Each pass reads `source` (1) and writes `out` (2), one invocation per work item.
+// Each pass reads `source` (1) and writes `out` (2), one invocation per work item; the
+// output transforms add the bias (3).
+const TRANSFORM: &[Binding] = &[Binding::read(1, "source"), Binding::read_write(2, "out")];
+const WITH_BIAS: &[Binding] = &[
+    Binding::read(1, "source"),
+    Binding::read_write(2, "out"),
+    Binding::read(3, "bias"),
+];
+const PER_ITEM: WorkgroupSize = WorkgroupSize::Override(256);
+
 entries! {
     entries for Shader::Winograd, Params;
-    WEIGHT_TRANSFORM = "weight_transform", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    INPUT_TRANSFORM = "input_transform", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    OUTPUT_TRANSFORM = "output_transform", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
-    OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    WEIGHT_TRANSFORM_F4 = "weight_transform_f4", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    INPUT_TRANSFORM_F4 = "input_transform_f4", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    OUTPUT_TRANSFORM_F4 = "output_transform_f4", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out"), Binding::read(3, "bias")];
-    OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-    WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", WorkgroupSize::Override(256),
-        &[Binding::read(1, "source"), Binding::read_write(2, "out")];
+    WEIGHT_TRANSFORM = "weight_transform", PER_ITEM, TRANSFORM;
+    INPUT_TRANSFORM = "input_transform", PER_ITEM, TRANSFORM;
+    OUTPUT_TRANSFORM = "output_transform", PER_ITEM, WITH_BIAS;
+    OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", PER_ITEM, TRANSFORM;
+    WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", PER_ITEM, TRANSFORM;
+    WEIGHT_TRANSFORM_F4 = "weight_transform_f4", PER_ITEM, TRANSFORM;
+    INPUT_TRANSFORM_F4 = "input_transform_f4", PER_ITEM, TRANSFORM;
+    OUTPUT_TRANSFORM_F4 = "output_transform_f4", PER_ITEM, WITH_BIAS;
+    OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", PER_ITEM, TRANSFORM;
+    WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", PER_ITEM, TRANSFORM;
 }
 
 /// Whether Winograd computes this convolution's forward and backward passes: a 3×3
