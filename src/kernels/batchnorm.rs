@@ -3,7 +3,7 @@
 use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::shaders::{
-    Binding, Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WithVec4, WorkgroupSize, entries,
+    Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WithVec4, WorkgroupSize, entries,
     uniform_params,
 };
 use crate::tensor::Tensor;
@@ -37,84 +37,27 @@ const PLANE: WorkgroupSize = WorkgroupSize::Override(PLANE_WORKGROUP_SIZE);
 
 entries! {
     entries for Shader::BatchNorm, Params;
-    STATISTICS = "batch_norm_statistics", REDUCTION, &[
-        Binding::read(1, "x"),
-        Binding::read_write(7, "out_a"),
-        Binding::read_write(8, "out_b"),
-        Binding::read(13, "x4"),
-    ];
-    UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, &[
-        Binding::read(2, "mean"),
-        Binding::read(3, "variance"),
-        Binding::read_write(7, "out_a"),
-        Binding::read_write(8, "out_b"),
-    ];
-    FORWARD_SCALAR = "batch_norm_forward", PLANE, &[
-        Binding::read(1, "x"),
-        Binding::read(2, "mean"),
-        Binding::read(3, "variance"),
-        Binding::read(4, "weight"),
-        Binding::read(5, "bias"),
-        Binding::read_write(7, "out_a"),
-        Binding::read(11, "residual"),
-    ];
-    FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE, &[
-        Binding::read(2, "mean"),
-        Binding::read(3, "variance"),
-        Binding::read(4, "weight"),
-        Binding::read(5, "bias"),
-        Binding::read(13, "x4"),
-        Binding::read(14, "residual4"),
-        Binding::read_write(17, "out_a4"),
-    ];
-    BACKWARD_REDUCE = "batch_norm_backward_reduce", REDUCTION, &[
-        Binding::read(1, "x"),
-        Binding::read(2, "mean"),
-        Binding::read(3, "variance"),
-        Binding::read(6, "grad_out"),
-        Binding::read_write(7, "out_a"),
-        Binding::read_write(8, "out_b"),
-        Binding::read(13, "x4"),
-        Binding::read(15, "grad_out4"),
-    ];
-    BACKWARD_INPUT = "batch_norm_backward_input", PLANE, &[
-        Binding::read(1, "x"),
-        Binding::read(2, "mean"),
-        Binding::read(3, "variance"),
-        Binding::read(4, "weight"),
-        Binding::read(6, "grad_out"),
-        Binding::read_write(7, "out_a"),
-        Binding::read(9, "grad_weight"),
-        Binding::read(10, "grad_bias"),
-    ];
-    BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE, &[
-        Binding::read(2, "mean"),
-        Binding::read(3, "variance"),
-        Binding::read(4, "weight"),
-        Binding::read(9, "grad_weight"),
-        Binding::read(10, "grad_bias"),
-        Binding::read(13, "x4"),
-        Binding::read(15, "grad_out4"),
-        Binding::read_write(17, "out_a4"),
-    ];
-    BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE, &[
-        Binding::read(3, "variance"),
-        Binding::read(4, "weight"),
-        Binding::read(6, "grad_out"),
-        Binding::read_write(7, "out_a"),
-        Binding::read_write(8, "out_b"),
-        Binding::read(12, "relu_output"),
-        Binding::read(19, "grad_out_also"),
-    ];
-    BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE, &[
-        Binding::read(3, "variance"),
-        Binding::read(4, "weight"),
-        Binding::read(15, "grad_out4"),
-        Binding::read(16, "relu_output4"),
-        Binding::read_write(17, "out_a4"),
-        Binding::read_write(18, "out_b4"),
-        Binding::read(20, "grad_out_also4"),
-    ];
+    bindings { x: read 1, mean: read 2, variance: read 3, weight: read 4, bias: read 5,
+        grad_out: read 6, out_a: read_write 7, out_b: read_write 8, grad_weight: read 9,
+        grad_bias: read 10, residual: read 11, relu_output: read 12, x4: read 13,
+        residual4: read 14, grad_out4: read 15, relu_output4: read 16, out_a4: read_write 17,
+        out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20 }
+    STATISTICS = "batch_norm_statistics", REDUCTION, [x, out_a, out_b, x4];
+    UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, [mean, variance, out_a, out_b];
+    FORWARD_SCALAR = "batch_norm_forward", PLANE,
+        [x, mean, variance, weight, bias, out_a, residual];
+    FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE,
+        [mean, variance, weight, bias, x4, residual4, out_a4];
+    BACKWARD_REDUCE = "batch_norm_backward_reduce", REDUCTION,
+        [x, mean, variance, grad_out, out_a, out_b, x4, grad_out4];
+    BACKWARD_INPUT = "batch_norm_backward_input", PLANE,
+        [x, mean, variance, weight, grad_out, out_a, grad_weight, grad_bias];
+    BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE,
+        [mean, variance, weight, grad_weight, grad_bias, x4, grad_out4, out_a4];
+    BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE,
+        [variance, weight, grad_out, out_a, out_b, relu_output, grad_out_also];
+    BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE,
+        [variance, weight, grad_out4, relu_output4, out_a4, out_b4, grad_out_also4];
 }
 
 /// What `batch_norm_forward_then` applies after the normalisation, in the same pass.

@@ -3,7 +3,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -20,8 +20,8 @@ uniform_params! {
 
 entries! {
     entries for Shader::Concat, Params;
-    COPY_CHANNELS = "copy_channels", WorkgroupSize::Override(256),
-        &[Binding::read(1, "src"), Binding::read_write(2, "dst")];
+    bindings { src: read 1, dst: read_write 2 }
+    COPY_CHANNELS = "copy_channels", WorkgroupSize::Override(256), [src, dst];
 }
 
 /// Concatenates NCHW tensors along the channel axis, in order (as torch.cat(..., dim=1)).

@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Shader, WithVec4, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WithVec4, WorkgroupSize, entries, uniform_params};
 
 /// An elementwise operation's entries.
 type Entries = WithVec4<Params>;
@@ -21,45 +21,34 @@ uniform_params! {
 
 // Scalar entries read and write through bindings 1-3; their `_vec4` twins, four elements per
 // invocation, through 4-6.
-const UNARY: &[Binding] = &[Binding::read(1, "a"), Binding::read_write(3, "out")];
-const BINARY: &[Binding] = &[
-    Binding::read(1, "a"),
-    Binding::read(2, "b"),
-    Binding::read_write(3, "out"),
-];
-const UNARY_VEC4: &[Binding] = &[Binding::read(4, "a4"), Binding::read_write(6, "out4")];
-const BINARY_VEC4: &[Binding] = &[
-    Binding::read(4, "a4"),
-    Binding::read(5, "b4"),
-    Binding::read_write(6, "out4"),
-];
 const PER_ELEMENT: WorkgroupSize = WorkgroupSize::Override(256);
 
 entries! {
     entries for Shader::Elementwise, Params;
-    ADD = "add", PER_ELEMENT, BINARY;
-    SUB = "sub", PER_ELEMENT, BINARY;
-    MUL = "mul", PER_ELEMENT, BINARY;
-    SCALE = "scale", PER_ELEMENT, UNARY;
-    RELU = "relu", PER_ELEMENT, UNARY;
-    RELU_BACKWARD = "relu_backward", PER_ELEMENT, BINARY;
-    SIGMOID = "sigmoid", PER_ELEMENT, UNARY;
-    SIGMOID_BACKWARD = "sigmoid_backward", PER_ELEMENT, BINARY;
-    SILU = "silu", PER_ELEMENT, UNARY;
-    SILU_BACKWARD = "silu_backward", PER_ELEMENT, BINARY;
-    ADD_ROW_BIAS = "add_row_bias", PER_ELEMENT, BINARY;
-    ADD_CHANNEL_BIAS = "add_channel_bias", PER_ELEMENT, BINARY;
-    ADD_VEC4 = "add_vec4", PER_ELEMENT, BINARY_VEC4;
-    SUB_VEC4 = "sub_vec4", PER_ELEMENT, BINARY_VEC4;
-    MUL_VEC4 = "mul_vec4", PER_ELEMENT, BINARY_VEC4;
-    SCALE_VEC4 = "scale_vec4", PER_ELEMENT, UNARY_VEC4;
-    RELU_VEC4 = "relu_vec4", PER_ELEMENT, UNARY_VEC4;
-    RELU_BACKWARD_VEC4 = "relu_backward_vec4", PER_ELEMENT, BINARY_VEC4;
-    SIGMOID_VEC4 = "sigmoid_vec4", PER_ELEMENT, UNARY_VEC4;
-    SIGMOID_BACKWARD_VEC4 = "sigmoid_backward_vec4", PER_ELEMENT, BINARY_VEC4;
-    SILU_VEC4 = "silu_vec4", PER_ELEMENT, UNARY_VEC4;
-    SILU_BACKWARD_VEC4 = "silu_backward_vec4", PER_ELEMENT, BINARY_VEC4;
-    DROPOUT = "dropout", PER_ELEMENT, UNARY;
+    bindings { a: read 1, b: read 2, out: read_write 3, a4: read 4, b4: read 5, out4: read_write 6 }
+    ADD = "add", PER_ELEMENT, [a, b, out];
+    SUB = "sub", PER_ELEMENT, [a, b, out];
+    MUL = "mul", PER_ELEMENT, [a, b, out];
+    SCALE = "scale", PER_ELEMENT, [a, out];
+    RELU = "relu", PER_ELEMENT, [a, out];
+    RELU_BACKWARD = "relu_backward", PER_ELEMENT, [a, b, out];
+    SIGMOID = "sigmoid", PER_ELEMENT, [a, out];
+    SIGMOID_BACKWARD = "sigmoid_backward", PER_ELEMENT, [a, b, out];
+    SILU = "silu", PER_ELEMENT, [a, out];
+    SILU_BACKWARD = "silu_backward", PER_ELEMENT, [a, b, out];
+    ADD_ROW_BIAS = "add_row_bias", PER_ELEMENT, [a, b, out];
+    ADD_CHANNEL_BIAS = "add_channel_bias", PER_ELEMENT, [a, b, out];
+    ADD_VEC4 = "add_vec4", PER_ELEMENT, [a4, b4, out4];
+    SUB_VEC4 = "sub_vec4", PER_ELEMENT, [a4, b4, out4];
+    MUL_VEC4 = "mul_vec4", PER_ELEMENT, [a4, b4, out4];
+    SCALE_VEC4 = "scale_vec4", PER_ELEMENT, [a4, out4];
+    RELU_VEC4 = "relu_vec4", PER_ELEMENT, [a4, out4];
+    RELU_BACKWARD_VEC4 = "relu_backward_vec4", PER_ELEMENT, [a4, b4, out4];
+    SIGMOID_VEC4 = "sigmoid_vec4", PER_ELEMENT, [a4, out4];
+    SIGMOID_BACKWARD_VEC4 = "sigmoid_backward_vec4", PER_ELEMENT, [a4, b4, out4];
+    SILU_VEC4 = "silu_vec4", PER_ELEMENT, [a4, out4];
+    SILU_BACKWARD_VEC4 = "silu_backward_vec4", PER_ELEMENT, [a4, b4, out4];
+    DROPOUT = "dropout", PER_ELEMENT, [a, out];
 }
 
 impl Params {

@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -16,9 +16,9 @@ uniform_params! {
 
 entries! {
     entries for Shader::Fill, Params;
-    FILL = "fill", WorkgroupSize::Override(256), &[Binding::read_write(1, "out")];
-    COPY = "copy", WorkgroupSize::Override(256),
-        &[Binding::read(1, "src"), Binding::read_write(2, "dst")];
+    bindings { out: read_write 1, src: read 1, dst: read_write 2 }
+    FILL = "fill", WorkgroupSize::Override(256), [out];
+    COPY = "copy", WorkgroupSize::Override(256), [src, dst];
 }
 
 /// Sets every element of `tensor` to `value` (NaN included: the value travels as bits).

@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::Result;
-use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -14,8 +14,8 @@ uniform_params! {
 
 entries! {
     entries for Shader::Finite, Params;
-    FLAG_NON_FINITE = "flag_non_finite", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(2, "flags")];
+    bindings { x: read 1, flags: read_write 2 }
+    FLAG_NON_FINITE = "flag_non_finite", WorkgroupSize::Override(256), [x, flags];
 }
 
 /// Flags `x` if it holds NaN or Inf, when the context's finite checks are on (see

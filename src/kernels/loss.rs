@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -14,21 +14,13 @@ uniform_params! {
 
 entries! {
     entries for Shader::Loss, Params;
+    bindings { log_probs: read 1, targets: read 2, class_weight: read 3, out: read_write 4,
+        weight_sum: read_write 5, weight_sum_in: read 6, grad_loss: read 7 }
     /// One workgroup sums the whole batch.
-    NLL_LOSS = "nll_loss", WorkgroupSize::Override(64), &[
-        Binding::read(1, "log_probs"),
-        Binding::read(2, "targets"),
-        Binding::read(3, "class_weight"),
-        Binding::read_write(4, "out"),
-        Binding::read_write(5, "weight_sum"),
-    ];
-    NLL_LOSS_BACKWARD = "nll_loss_backward", WorkgroupSize::Override(64), &[
-        Binding::read(2, "targets"),
-        Binding::read(3, "class_weight"),
-        Binding::read_write(4, "out"),
-        Binding::read(6, "weight_sum_in"),
-        Binding::read(7, "grad_loss"),
-    ];
+    NLL_LOSS = "nll_loss", WorkgroupSize::Override(64),
+        [log_probs, targets, class_weight, out, weight_sum];
+    NLL_LOSS_BACKWARD = "nll_loss_backward", WorkgroupSize::Override(64),
+        [targets, class_weight, out, weight_sum_in, grad_loss];
 }
 
 /// The loss and what its backward needs.

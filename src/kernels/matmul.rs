@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::BufferRange;
 use crate::kernels::reduce;
 use crate::kernels::transpose::transpose;
-use crate::shaders::{Binding, Kernel, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Kernel, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -22,44 +22,26 @@ uniform_params! {
     }
 }
 
-// Scalar entries read A and B at bindings 1 and 2, vec4 entries at 4 and 5; all write C at 3.
-const SCALAR_OPERANDS: &[Binding] = &[
-    Binding::read(1, "a"),
-    Binding::read(2, "b"),
-    Binding::read_write(3, "c"),
-];
-const VEC4_OPERANDS: &[Binding] = &[
-    Binding::read_write(3, "c"),
-    Binding::read(4, "a_vec4"),
-    Binding::read(5, "b_vec4"),
-];
 // The tiled entries' workgroups are WORKGROUP_X × WORKGROUP_Y, set from the tile (`with_tile`).
 entries! {
     entries for Shader::Matmul, Params;
-    MATMUL_NAIVE = "matmul_naive", WorkgroupSize::TileOverrides,
-        SCALAR_OPERANDS;
-    MATMUL_TILED = "matmul", WorkgroupSize::TileOverrides,
-        SCALAR_OPERANDS;
-    MATMUL_VEC4 = "matmul_vec4", WorkgroupSize::TileOverrides,
-        VEC4_OPERANDS;
-    MATMUL_FEW_ROWS_NT = "matmul_few_rows_nt", WorkgroupSize::TileOverrides,
-        VEC4_OPERANDS;
+    bindings { a: read 1, b: read 2, c: read_write 3, a_vec4: read 4, b_vec4: read 5 }
+    MATMUL_NAIVE = "matmul_naive", WorkgroupSize::TileOverrides, [a, b, c];
+    MATMUL_TILED = "matmul", WorkgroupSize::TileOverrides, [a, b, c];
+    MATMUL_VEC4 = "matmul_vec4", WorkgroupSize::TileOverrides, [c, a_vec4, b_vec4];
+    MATMUL_FEW_ROWS_NT = "matmul_few_rows_nt", WorkgroupSize::TileOverrides, [c, a_vec4, b_vec4];
     /// REDUCE_LANES (64) lanes per column of C.
     MATMUL_FEW_ROWS_NT_WORKGROUP = "matmul_few_rows_nt_workgroup",
-        WorkgroupSize::Literal([64, 1, 1]), VEC4_OPERANDS;
+        WorkgroupSize::Literal([64, 1, 1]), [c, a_vec4, b_vec4];
 }
 
 entries! {
     subgroup_entries for Shader::MatmulSubgroup, Params;
+    bindings { a: read 1, b: read 2, c: read_write 3, a_texture: texture 4, b_texture: texture 5 }
     /// One 8-lane subgroup per workgroup; A and B are read from the buffers or, with TEXTURES,
     /// from the textures, and both are bound either way.
-    MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]), &[
-        Binding::read(1, "a"),
-        Binding::read(2, "b"),
-        Binding::read_write(3, "c"),
-        Binding::texture(4, "a_texture"),
-        Binding::texture(5, "b_texture"),
-    ];
+    MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]),
+        [a, b, c, a_texture, b_texture];
 }
 
 /// Which kernel computes the product.

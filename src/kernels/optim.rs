@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Shader, WithVec4, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WithVec4, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -25,28 +25,13 @@ uniform_params! {
 
 entries! {
     entries for Shader::Optim, Params;
-    SGD_STEP = "sgd_step", WorkgroupSize::Override(256), &[
-        Binding::read(1, "grad"),
-        Binding::read_write(2, "param"),
-        Binding::read_write(3, "state_a"),
-    ];
-    SGD_STEP_VEC4 = "sgd_step_vec4", WorkgroupSize::Override(256), &[
-        Binding::read(5, "grad4"),
-        Binding::read_write(6, "param4"),
-        Binding::read_write(7, "state_a4"),
-    ];
-    ADAM_STEP = "adam_step", WorkgroupSize::Override(256), &[
-        Binding::read(1, "grad"),
-        Binding::read_write(2, "param"),
-        Binding::read_write(3, "state_a"),
-        Binding::read_write(4, "state_b"),
-    ];
-    ADAM_STEP_VEC4 = "adam_step_vec4", WorkgroupSize::Override(256), &[
-        Binding::read(5, "grad4"),
-        Binding::read_write(6, "param4"),
-        Binding::read_write(7, "state_a4"),
-        Binding::read_write(8, "state_b4"),
-    ];
+    bindings { grad: read 1, param: read_write 2, state_a: read_write 3, state_b: read_write 4,
+        grad4: read 5, param4: read_write 6, state_a4: read_write 7, state_b4: read_write 8 }
+    SGD_STEP = "sgd_step", WorkgroupSize::Override(256), [grad, param, state_a];
+    SGD_STEP_VEC4 = "sgd_step_vec4", WorkgroupSize::Override(256), [grad4, param4, state_a4];
+    ADAM_STEP = "adam_step", WorkgroupSize::Override(256), [grad, param, state_a, state_b];
+    ADAM_STEP_VEC4 = "adam_step_vec4", WorkgroupSize::Override(256),
+        [grad4, param4, state_a4, state_b4];
 }
 
 /// An update's entries: one element per invocation, and four for counts that are multiples

@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32, plane_grid};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Entry, Kernel, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::{Shape, Tensor};
 
 /// The window geometry of MaxPool2d / AvgPool2d, per axis (height, width), as in PyTorch.
@@ -125,26 +125,18 @@ uniform_params! {
 // entries over 8×8 positions of a plane per workgroup (`plane_grid`).
 entries! {
     entries for Shader::Pool, Params;
-    MAX_POOL2D = "max_pool2d", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(3, "out")];
-    MAX_POOL2D_WITH_ARGMAX = "max_pool2d_with_argmax", WorkgroupSize::Literal([8, 8, 1]), &[
-        Binding::read(1, "x"),
-        Binding::read_write(3, "out"),
-        Binding::read_write(4, "argmax_out"),
-    ];
-    MAX_POOL2D_BACKWARD = "max_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]), &[
-        Binding::read(2, "grad_out"),
-        Binding::read_write(3, "out"),
-        Binding::read(5, "argmax"),
-    ];
-    AVG_POOL2D = "avg_pool2d", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(3, "out")];
-    AVG_POOL2D_BACKWARD = "avg_pool2d_backward", WorkgroupSize::Override(256),
-        &[Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
-    ADAPTIVE_AVG_POOL2D = "adaptive_avg_pool2d", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(3, "out")];
+    bindings { x: read 1, grad_out: read 2, out: read_write 3, argmax_out: read_write 4,
+        argmax: read 5 }
+    MAX_POOL2D = "max_pool2d", WorkgroupSize::Override(256), [x, out];
+    MAX_POOL2D_WITH_ARGMAX = "max_pool2d_with_argmax", WorkgroupSize::Literal([8, 8, 1]),
+        [x, out, argmax_out];
+    MAX_POOL2D_BACKWARD = "max_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]),
+        [grad_out, out, argmax];
+    AVG_POOL2D = "avg_pool2d", WorkgroupSize::Override(256), [x, out];
+    AVG_POOL2D_BACKWARD = "avg_pool2d_backward", WorkgroupSize::Override(256), [grad_out, out];
+    ADAPTIVE_AVG_POOL2D = "adaptive_avg_pool2d", WorkgroupSize::Override(256), [x, out];
     ADAPTIVE_AVG_POOL2D_BACKWARD = "adaptive_avg_pool2d_backward", WorkgroupSize::Override(256),
-        &[Binding::read(2, "grad_out"), Binding::read_write(3, "out")];
+        [grad_out, out];
 }
 
 /// Max over each window; padding never wins.

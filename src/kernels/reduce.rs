@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 /// Most groups of kept (or of reduced) axes the shader walks; enough for any rank up to 8.
 const MAX_GROUPS: usize = 4;
@@ -25,12 +25,11 @@ uniform_params! {
 
 entries! {
     entries for Shader::Reduce, Params;
+    bindings { input: read 1, out: read_write 2 }
     /// One invocation per output element.
-    REDUCE_PER_INVOCATION = "reduce_per_invocation", WorkgroupSize::Override(256),
-        &[Binding::read(1, "input"), Binding::read_write(2, "out")];
+    REDUCE_PER_INVOCATION = "reduce_per_invocation", WorkgroupSize::Override(256), [input, out];
     /// One workgroup per output element.
-    REDUCE_PER_WORKGROUP = "reduce_per_workgroup", WorkgroupSize::Override(256),
-        &[Binding::read(1, "input"), Binding::read_write(2, "out")];
+    REDUCE_PER_WORKGROUP = "reduce_per_workgroup", WorkgroupSize::Override(256), [input, out];
 }
 
 /// Sum over `axes`; the reduced axes are dropped from the shape, or kept with size 1.

@@ -2,7 +2,7 @@
 
 use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
-use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 uniform_params! {
@@ -15,20 +15,11 @@ uniform_params! {
 // One workgroup per row.
 entries! {
     entries for Shader::Softmax, Params;
-    SOFTMAX = "softmax", WorkgroupSize::Override(64),
-        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
-    LOG_SOFTMAX = "log_softmax", WorkgroupSize::Override(64),
-        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
-    SOFTMAX_BACKWARD = "softmax_backward", WorkgroupSize::Override(64), &[
-        Binding::read(1, "x"),
-        Binding::read_write(2, "out"),
-        Binding::read(3, "grad_out"),
-    ];
-    LOG_SOFTMAX_BACKWARD = "log_softmax_backward", WorkgroupSize::Override(64), &[
-        Binding::read(1, "x"),
-        Binding::read_write(2, "out"),
-        Binding::read(3, "grad_out"),
-    ];
+    bindings { x: read 1, out: read_write 2, grad_out: read 3 }
+    SOFTMAX = "softmax", WorkgroupSize::Override(64), [x, out];
+    LOG_SOFTMAX = "log_softmax", WorkgroupSize::Override(64), [x, out];
+    SOFTMAX_BACKWARD = "softmax_backward", WorkgroupSize::Override(64), [x, out, grad_out];
+    LOG_SOFTMAX_BACKWARD = "log_softmax_backward", WorkgroupSize::Override(64), [x, out, grad_out];
 }
 
 /// exp(x) / sum(exp(x)) along the last axis.

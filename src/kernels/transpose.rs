@@ -4,7 +4,7 @@
 use super::{Launch, as_u32};
 use crate::error::{Error, Result};
 use crate::shaders::{
-    Access, Binding, BindingKind, Entry, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries,
+    Access, BindingKind, Entry, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries,
     uniform_params,
 };
 use crate::tensor::Tensor;
@@ -24,15 +24,12 @@ uniform_params! {
 
 entries! {
     entries for Shader::Transpose, Params;
-    TRANSPOSE = "transpose", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
+    bindings { x: read 1, out: read_write 2, x4: read 3, out4: read_write 4 }
+    TRANSPOSE = "transpose", WorkgroupSize::Override(256), [x, out];
     /// Row passes: the launcher sizes the workgroup to the row (`row_grid`), at most 256.
-    RESIZE_LAST_AXIS = "resize_last_axis", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
-    SWAP_LEADING_AXES = "swap_leading_axes", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read_write(2, "out")];
-    SWAP_LEADING_AXES_VEC4 = "swap_leading_axes_vec4", WorkgroupSize::Override(256),
-        &[Binding::read(3, "x4"), Binding::read_write(4, "out4")];
+    RESIZE_LAST_AXIS = "resize_last_axis", WorkgroupSize::Override(256), [x, out];
+    SWAP_LEADING_AXES = "swap_leading_axes", WorkgroupSize::Override(256), [x, out];
+    SWAP_LEADING_AXES_VEC4 = "swap_leading_axes_vec4", WorkgroupSize::Override(256), [x4, out4];
 }
 
 /// [rows, cols] → [cols, rows], or [batch, rows, cols] → [batch, cols, rows].

@@ -235,24 +235,36 @@ impl<P> Kernel<P> {
 
 /// Declares a shader's entries as statics of [`Entry`], and a function (named first) that
 /// lists their interfaces for the catalogue (`kernels::catalogue`), so that an entry cannot be
-/// declared and left out of the interface test:
+/// declared and left out of the interface test. The shader's bindings (other than the
+/// parameters at 0) are declared once, by WGSL name, access and slot, in a module named as the
+/// function; each entry lists the ones it uses:
 ///
 /// ```ignore
 /// entries! {
 ///     entries for Shader::Fill, Params;
-///     FILL = "fill", WorkgroupSize::Override(256), &[Binding::read_write(1, "out")];
+///     bindings { src: read 1, out: read_write 2 }
+///     FILL = "fill", WorkgroupSize::Override(256), [out];
+///     COPY = "copy", WorkgroupSize::Override(256), [src, out];
 /// }
 /// ```
 macro_rules! entries {
     (
         $list:ident for $shader:expr, $params:ty;
+        bindings { $($binding:ident: $access:ident $slot:literal),+ $(,)? }
         $( $(#[$meta:meta])* $vis:vis $static:ident = $name:literal, $workgroup:expr,
-           $bindings:expr; )+
+           [$($uses:ident),+ $(,)?]; )+
     ) => {
+        /// The shader's bindings, named as in WGSL.
+        #[allow(non_upper_case_globals)]
+        mod $list {
+            use $crate::shaders::Binding;
+            $(pub const $binding: Binding = Binding::$access($slot, stringify!($binding));)+
+        }
+
         $(
             $(#[$meta])*
             $vis static $static: $crate::shaders::Entry<$params> =
-                $crate::shaders::Entry::new($shader, $name, $workgroup, $bindings);
+                $crate::shaders::Entry::new($shader, $name, $workgroup, &[$($list::$uses),+]);
         )+
 
         /// Every entry declared here, as data.

@@ -4,22 +4,18 @@
 use super::{Conv2d, ConvShapes, Params, params};
 use crate::error::Result;
 use crate::kernels::Launch;
-use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries};
+use crate::shaders::{Entry, Shader, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 
 // One invocation per output element, writing `out` (5).
 entries! {
     entries for Shader::Conv2d, Params;
-    CONV2D_DIRECT = "conv2d_direct", WorkgroupSize::Override(256), &[
-        Binding::read(1, "x"),
-        Binding::read(2, "weight"),
-        Binding::read(3, "bias"),
-        Binding::read_write(5, "out"),
-    ];
+    bindings { x: read 1, weight: read 2, bias: read 3, grad_out: read 4, out: read_write 5 }
+    CONV2D_DIRECT = "conv2d_direct", WorkgroupSize::Override(256), [x, weight, bias, out];
     CONV2D_BACKWARD_INPUT_DIRECT = "conv2d_backward_input_direct", WorkgroupSize::Override(256),
-        &[Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        [weight, grad_out, out];
     CONV2D_BACKWARD_WEIGHT_DIRECT = "conv2d_backward_weight_direct", WorkgroupSize::Override(256),
-        &[Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        [x, grad_out, out];
 }
 
 pub(super) fn forward(

@@ -10,19 +10,17 @@ use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::kernels::{Launch, as_u32, plane_grid};
-use crate::shaders::{Binding, Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries};
+use crate::shaders::{Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 
 entries! {
     entries for Shader::Conv2d, Params;
+    bindings { x: read 1, grad_out: read 4, out: read_write 5, out4: read_write 6 }
     /// `unfold` sizes the workgroup to the row, at most 64.
-    IM2COL = "im2col", WorkgroupSize::Override(64),
-        &[Binding::read(1, "x"), Binding::read_write(6, "out4")];
-    IM2ROW = "im2row", WorkgroupSize::Override(64),
-        &[Binding::read(1, "x"), Binding::read_write(6, "out4")];
+    IM2COL = "im2col", WorkgroupSize::Override(64), [x, out4];
+    IM2ROW = "im2row", WorkgroupSize::Override(64), [x, out4];
     /// 8×8 input positions of a plane per workgroup (`plane_grid`).
-    COL2IM = "col2im", WorkgroupSize::Literal([8, 8, 1]),
-        &[Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+    COL2IM = "col2im", WorkgroupSize::Literal([8, 8, 1]), [grad_out, out];
 }
 
 /// out = weight · cols (+ bias): [C_out, taps] · [N, taps, positions].

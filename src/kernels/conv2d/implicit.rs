@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::reduce;
 use crate::kernels::{Launch, as_u32};
-use crate::shaders::{Binding, Entry, Kernel, Shader, WorkgroupSize, entries};
+use crate::shaders::{Entry, Kernel, Shader, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 
 /// Channels per invocation: 8 ran ResNet-50's 3×3 convolutions at 2.8–3.4 GFLOP/s on lavapipe,
@@ -21,17 +21,12 @@ const MIN_CHUNK: usize = 256;
 
 entries! {
     entries for Shader::Conv2dImplicitGemm, Params;
-    CONV2D_IMPLICIT = "conv2d_implicit", WorkgroupSize::Override(64), &[
-        Binding::read(1, "x"),
-        Binding::read(2, "weight"),
-        Binding::read(3, "bias"),
-        Binding::read_write(5, "out"),
-    ];
-    CONV2D_BACKWARD_INPUT_IMPLICIT = "conv2d_backward_input_implicit", WorkgroupSize::Override(64),
-        &[Binding::read(2, "weight"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+    bindings { x: read 1, weight: read 2, bias: read 3, grad_out: read 4, out: read_write 5 }
+    CONV2D_IMPLICIT = "conv2d_implicit", WorkgroupSize::Override(64), [x, weight, bias, out];
+    CONV2D_BACKWARD_INPUT_IMPLICIT = "conv2d_backward_input_implicit",
+        WorkgroupSize::Override(64), [weight, grad_out, out];
     CONV2D_BACKWARD_WEIGHT_IMPLICIT = "conv2d_backward_weight_implicit",
-        WorkgroupSize::Override(64),
-        &[Binding::read(1, "x"), Binding::read(4, "grad_out"), Binding::read_write(5, "out")];
+        WorkgroupSize::Override(64), [x, grad_out, out];
 }
 
 /// Forward into channels `out_first ..` of `out` ([N, out_total, OH, OW]); `out` must already

@@ -16,7 +16,7 @@ use super::{Conv2d, ConvShapes};
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
-use crate::shaders::{Binding, Entry, Shader, WorkgroupSize, entries, uniform_params};
+use crate::shaders::{Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
 /// Winograd's output tile: F(2×2, 3×3) or F(4×4, 3×3).
@@ -95,26 +95,21 @@ uniform_params! {
 
 // Each pass reads `source` (1) and writes `out` (2), one invocation per work item; the
 // output transforms add the bias (3).
-const TRANSFORM: &[Binding] = &[Binding::read(1, "source"), Binding::read_write(2, "out")];
-const WITH_BIAS: &[Binding] = &[
-    Binding::read(1, "source"),
-    Binding::read_write(2, "out"),
-    Binding::read(3, "bias"),
-];
 const PER_ITEM: WorkgroupSize = WorkgroupSize::Override(256);
 
 entries! {
     entries for Shader::Winograd, Params;
-    WEIGHT_TRANSFORM = "weight_transform", PER_ITEM, TRANSFORM;
-    INPUT_TRANSFORM = "input_transform", PER_ITEM, TRANSFORM;
-    OUTPUT_TRANSFORM = "output_transform", PER_ITEM, WITH_BIAS;
-    OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", PER_ITEM, TRANSFORM;
-    WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", PER_ITEM, TRANSFORM;
-    WEIGHT_TRANSFORM_F4 = "weight_transform_f4", PER_ITEM, TRANSFORM;
-    INPUT_TRANSFORM_F4 = "input_transform_f4", PER_ITEM, TRANSFORM;
-    OUTPUT_TRANSFORM_F4 = "output_transform_f4", PER_ITEM, WITH_BIAS;
-    OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", PER_ITEM, TRANSFORM;
-    WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", PER_ITEM, TRANSFORM;
+    bindings { source: read 1, out: read_write 2, bias: read 3 }
+    WEIGHT_TRANSFORM = "weight_transform", PER_ITEM, [source, out];
+    INPUT_TRANSFORM = "input_transform", PER_ITEM, [source, out];
+    OUTPUT_TRANSFORM = "output_transform", PER_ITEM, [source, out, bias];
+    OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", PER_ITEM, [source, out];
+    WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", PER_ITEM, [source, out];
+    WEIGHT_TRANSFORM_F4 = "weight_transform_f4", PER_ITEM, [source, out];
+    INPUT_TRANSFORM_F4 = "input_transform_f4", PER_ITEM, [source, out];
+    OUTPUT_TRANSFORM_F4 = "output_transform_f4", PER_ITEM, [source, out, bias];
+    OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", PER_ITEM, [source, out];
+    WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", PER_ITEM, [source, out];
 }
 
 /// Whether Winograd computes this convolution's forward and backward passes: a 3×3
