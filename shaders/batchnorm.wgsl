@@ -61,16 +61,11 @@ struct Params {
 @group(0) @binding(10) var<storage, read> grad_bias: array<f32>;
 @group(0) @binding(11) var<storage, read> residual: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 // The per-channel reductions: H·W is a multiple of 4, so planes are read through x4, grad_out4.
 override PLANE_VEC4: u32 = 0u;
 
 var<workgroup> partial_a: array<f32, WORKGROUP_SIZE>;
 var<workgroup> partial_b: array<f32, WORKGROUP_SIZE>;
-
-fn linear_id(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return wid.y * groups.x + wid.x;
-}
 
 // Sums partial_a and partial_b over the workgroup; the totals end in slot 0.
 fn reduce_pair(lid: u32) {
@@ -118,7 +113,7 @@ fn total(v: vec4<f32>) -> f32 {
 fn batch_norm_statistics(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) groups: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-    let c = linear_id(wid, groups);
+    let c = workgroup_index(wid, groups);
     if c >= params.channels {
         return;
     }
@@ -142,7 +137,7 @@ fn batch_norm_statistics(@builtin(workgroup_id) wid: vec3<u32>,
 fn batch_norm_update_running(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) groups: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let c = linear_id(wid, groups) * WORKGROUP_SIZE + lid;
+    let c = workgroup_index(wid, groups) * WORKGROUP_SIZE + lid;
     if c >= params.channels {
         return;
     }
@@ -281,7 +276,7 @@ fn batch_norm_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>,
                               @builtin(num_workgroups) groups: vec3<u32>,
                               @builtin(local_invocation_index) lid: u32) {
-    let c = linear_id(wid, groups);
+    let c = workgroup_index(wid, groups);
     if c >= params.channels {
         return;
     }

@@ -28,12 +28,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn copy_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    let i = invocation_index(wid, groups, lid);
     let block = params.channels * params.plane;
     if i >= params.batch * block {
         return;

@@ -36,45 +36,7 @@
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; COL2IM_* — col2im's
 // stride, dilation and tap steps.
 
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    dilation_h: u32,
-    dilation_w: u32,
-    groups: u32,
-    has_bias: u32,
-    // The implicit GEMM's fields (conv2d_implicit_gemm.wgsl), unused here.
-    out_total: u32,
-    out_first: u32,
-    chunk: u32,
-    // The im2col / im2row / col2im buffers' strides (see Layout above).
-    position_stride: u32,
-    tap_stride: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> grad_out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
-
-fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-}
+// Params and bindings 0-5: common/conv.wgsl, appended with common/grid.wgsl.
 
 // The input coordinate a kernel tap reads, or -1 when it falls in the padding.
 fn input_coordinate(o: u32, k: u32, stride: u32, pad: u32, dilation: u32, size: u32) -> i32 {
@@ -96,7 +58,7 @@ fn output_coordinate(i: u32, k: u32, stride: u32, pad: u32, dilation: u32, size:
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn conv2d_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let index = linear_id(wid, groups, lid);
+    let index = invocation_index(wid, groups, lid);
     let out_plane = params.out_h * params.out_w;
     if index >= params.batch * params.out_channels * out_plane {
         return;
@@ -135,7 +97,7 @@ fn conv2d_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) groups: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let index = linear_id(wid, groups, lid);
+    let index = invocation_index(wid, groups, lid);
     let in_plane = params.in_h * params.in_w;
     if index >= params.batch * params.in_channels * in_plane {
         return;
@@ -175,7 +137,7 @@ fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3<u32>,
 fn conv2d_backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>,
                                  @builtin(num_workgroups) groups: vec3<u32>,
                                  @builtin(local_invocation_index) lid: u32) {
-    let index = linear_id(wid, groups, lid);
+    let index = invocation_index(wid, groups, lid);
     let group_in = params.in_channels / params.groups;
     let taps = params.kernel_h * params.kernel_w;
     if index >= params.out_channels * group_in * taps {

@@ -37,41 +37,8 @@
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; CHANNEL_TILE (1 to 8) —
 //   channels per invocation: more reuse of each gathered value, more registers.
 
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    dilation_h: u32,
-    dilation_w: u32,
-    groups: u32,
-    has_bias: u32,
-    out_total: u32,
-    out_first: u32,
-    chunk: u32,
-    // conv2d.wgsl's im2col strides: the two shaders share one parameter struct in Rust;
-    // unused here.
-    position_stride: u32,
-    tap_stride: u32,
-}
+// Params and bindings 0-5: common/conv.wgsl, appended with common/grid.wgsl.
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> grad_out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 override CHANNEL_TILE: u32 = 8u;
 const MAX_CHANNEL_TILE: u32 = 8u;
 

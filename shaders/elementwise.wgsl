@@ -41,7 +41,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 // NaN test on the bits: comparisons with NaN are not reliable under every backend's float
 // optimisations (OpenGL drivers turn `x <= 0` true for NaN).
@@ -49,14 +48,10 @@ fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
-fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] + b[i];
     }
@@ -65,7 +60,7 @@ fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: v
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sub(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] - b[i];
     }
@@ -74,7 +69,7 @@ fn sub(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: v
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] * b[i];
     }
@@ -83,7 +78,7 @@ fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: v
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = params.alpha * a[i];
     }
@@ -92,7 +87,7 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups:
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         let x = a[i];
         // NaN passes through, as in PyTorch.
@@ -103,7 +98,7 @@ fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = select(0.0, b[i], a[i] > 0.0);
     }
@@ -117,7 +112,7 @@ fn sigmoid_of(x: f32) -> f32 {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = sigmoid_of(a[i]);
     }
@@ -127,7 +122,7 @@ fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) group
 fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         let y = a[i];
         out[i] = b[i] * y * (1.0 - y);
@@ -137,7 +132,7 @@ fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         let x = a[i];
         out[i] = x * sigmoid_of(x);
@@ -147,7 +142,7 @@ fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         let x = a[i];
         let s = sigmoid_of(x);
@@ -158,7 +153,7 @@ fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn add_row_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] + b[i % params.columns];
     }
@@ -168,7 +163,7 @@ fn add_row_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn add_channel_bias(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[i] = a[i] + b[(i / params.columns) % params.channels];
     }
@@ -185,7 +180,7 @@ fn is_nan4(x: vec4<f32>) -> vec4<bool> {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn add_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = a4[i] + b4[i];
     }
@@ -194,7 +189,7 @@ fn add_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) grou
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sub_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = a4[i] - b4[i];
     }
@@ -203,7 +198,7 @@ fn sub_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) grou
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn mul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = a4[i] * b4[i];
     }
@@ -212,7 +207,7 @@ fn mul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) grou
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn scale_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = params.alpha * a4[i];
     }
@@ -221,7 +216,7 @@ fn scale_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gr
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn relu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         let x = a4[i];
         out4[i] = select(select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0)), x, is_nan4(x));
@@ -232,7 +227,7 @@ fn relu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 fn relu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) groups: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = select(vec4<f32>(0.0), b4[i], a4[i] > vec4<f32>(0.0));
     }
@@ -245,7 +240,7 @@ fn sigmoid_of4(x: vec4<f32>) -> vec4<f32> {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sigmoid_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         out4[i] = sigmoid_of4(a4[i]);
     }
@@ -255,7 +250,7 @@ fn sigmoid_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn sigmoid_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) groups: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         let y = a4[i];
         out4[i] = b4[i] * y * (1.0 - y);
@@ -265,7 +260,7 @@ fn sigmoid_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn silu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         let x = a4[i];
         out4[i] = x * sigmoid_of4(x);
@@ -276,7 +271,7 @@ fn silu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 fn silu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) groups: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len / 4u {
         let x = a4[i];
         let s = sigmoid_of4(x);
@@ -295,7 +290,7 @@ fn hash(value: u32) -> u32 {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         let keep = hash(i ^ hash(params.seed)) >= params.drop_threshold;
         out[i] = select(0.0, a[i] * params.alpha, keep);

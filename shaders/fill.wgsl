@@ -21,11 +21,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
-
-fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fill(
@@ -33,7 +28,7 @@ fn fill(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         out[params.dst_offset + i] = bitcast<f32>(params.value_bits);
     }
@@ -45,7 +40,7 @@ fn copy(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element_index(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i < params.len {
         dst[params.dst_offset + i] = src[params.src_offset + i];
     }

@@ -20,13 +20,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> flags: array<atomic<u32>>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(num_workgroups) groups: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    let i = invocation_index(wid, groups, lid);
     if i >= params.count {
         return;
     }

@@ -27,7 +27,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read> weight_sum_in: array<f32>;
 @group(0) @binding(7) var<storage, read> grad_loss: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 var<workgroup> numerators: array<f32, WORKGROUP_SIZE>;
 var<workgroup> denominators: array<f32, WORKGROUP_SIZE>;
@@ -62,7 +61,7 @@ fn nll_loss(@builtin(local_invocation_index) lid: u32) {
 fn nll_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) groups: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    let i = invocation_index(wid, groups, lid);
     if i >= params.batch * params.classes {
         return;
     }

@@ -43,11 +43,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> state_a4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> state_b4: array<vec4<f32>>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
-
-fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-}
 
 // The updates on four elements at once: the scalar entry points use lane x only.
 struct SgdUpdate {
@@ -97,7 +92,7 @@ fn reads_momentum_buffer() -> bool {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i >= params.count {
         return;
     }
@@ -115,7 +110,7 @@ fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) grou
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd_step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i >= params.count / 4u {
         return;
     }
@@ -133,7 +128,7 @@ fn sgd_step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i >= params.count {
         return;
     }
@@ -147,7 +142,7 @@ fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     if i >= params.count / 4u {
         return;
     }

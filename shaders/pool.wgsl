@@ -44,15 +44,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> argmax_out: array<u32>;
 @group(0) @binding(5) var<storage, read> argmax: array<u32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 // max_pool2d_backward's strides as pipeline constants: its divisions by them compile to
 // multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones).
 override MAX_POOL_STRIDE_H: u32 = 1u;
 override MAX_POOL_STRIDE_W: u32 = 1u;
-
-fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-}
 
 fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
@@ -135,7 +130,7 @@ fn input_position(i: u32) -> vec3<u32> {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let o = linear_id(wid, groups, lid);
+    let o = invocation_index(wid, groups, lid);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -202,7 +197,7 @@ fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let o = linear_id(wid, groups, lid);
+    let o = invocation_index(wid, groups, lid);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -222,7 +217,7 @@ fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gr
 fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let per_plane = params.in_h * params.in_w;
     if i >= params.planes * per_plane {
         return;
@@ -250,7 +245,7 @@ fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
 fn adaptive_avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let o = linear_id(wid, groups, lid);
+    let o = invocation_index(wid, groups, lid);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -271,7 +266,7 @@ fn adaptive_avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>,
 fn adaptive_avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) groups: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let per_plane = params.in_h * params.in_w;
     if i >= params.planes * per_plane {
         return;

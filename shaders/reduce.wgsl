@@ -30,7 +30,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
@@ -49,7 +48,7 @@ fn group_offset(index: u32, sizes: vec4<u32>, strides: vec4<u32>) -> u32 {
 fn reduce_per_invocation(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) groups: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    let o = invocation_index(wid, groups, lid);
     if o >= params.num_outputs {
         return;
     }
@@ -66,7 +65,7 @@ fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) groups: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
     // Uniform across the workgroup, so the early exit keeps the barriers below uniform.
-    let o = wid.y * groups.x + wid.x;
+    let o = workgroup_index(wid, groups);
     if o >= params.num_outputs {
         return;
     }

@@ -24,7 +24,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> grad_out: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 var<workgroup> scratch: array<f32, WORKGROUP_SIZE>;
 
@@ -63,7 +62,7 @@ fn row_statistics(base: u32, lid: u32) -> vec2<f32> {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let row = wid.y * groups.x + wid.x;
+    let row = workgroup_index(wid, groups);
     if row >= params.rows {
         return;
     }
@@ -78,7 +77,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) group
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn log_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let row = wid.y * groups.x + wid.x;
+    let row = workgroup_index(wid, groups);
     if row >= params.rows {
         return;
     }
@@ -94,7 +93,7 @@ fn log_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) g
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let row = wid.y * groups.x + wid.x;
+    let row = workgroup_index(wid, groups);
     if row >= params.rows {
         return;
     }
@@ -114,7 +113,7 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
 fn log_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) groups: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-    let row = wid.y * groups.x + wid.x;
+    let row = workgroup_index(wid, groups);
     if row >= params.rows {
         return;
     }

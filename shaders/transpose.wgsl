@@ -24,12 +24,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> out4: array<vec4<f32>>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
+    let i = invocation_index(wid, groups, lid);
     let matrix = params.rows * params.cols;
     if i >= params.batch * matrix {
         return;

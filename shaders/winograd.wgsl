@@ -57,11 +57,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 
-override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
-
-fn linear_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WORKGROUP_SIZE + lid;
-}
 
 fn tile_count() -> u32 {
     return params.batch * params.tiles_h * params.tiles_w;
@@ -82,7 +77,7 @@ fn tile_at(p: u32) -> Tile {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -120,7 +115,7 @@ fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let stride = params.tile_stride;
     if i >= params.channels * stride {
         return;
@@ -172,7 +167,7 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
@@ -219,7 +214,7 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 fn output_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) groups: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let stride = params.tile_stride;
     if i >= params.out_channels * stride {
         return;
@@ -262,7 +257,7 @@ fn output_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
 fn weight_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
                              @builtin(num_workgroups) groups: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -330,7 +325,7 @@ fn output_points(m: array<f32, 6>) -> array<f32, 4> {
 fn weight_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -367,7 +362,7 @@ fn weight_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
 fn input_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) groups: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let stride = params.tile_stride;
     if i >= params.channels * stride {
         return;
@@ -417,7 +412,7 @@ fn input_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
 fn output_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
@@ -483,7 +478,7 @@ fn filter_gradient_taps(u: array<f32, 6>) -> array<f32, 3> {
 fn output_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) groups: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let stride = params.tile_stride;
     if i >= params.out_channels * stride {
         return;
@@ -525,7 +520,7 @@ fn output_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
 fn weight_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
                                 @builtin(num_workgroups) groups: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, groups, lid);
+    let i = invocation_index(wid, groups, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;

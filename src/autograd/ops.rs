@@ -70,6 +70,20 @@ fn normalising_statistics(x: &Tensor, state: &BatchNormState) -> Result<(Tensor,
 }
 
 impl Tape {
+    /// Records a one-input op whose backward is `backward(saved, grad)`, `saved` being what
+    /// it reads: the forward's input or its output.
+    fn record_unary(
+        &self,
+        x: &Var,
+        output: Tensor,
+        saved: Tensor,
+        backward: fn(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Var> {
+        self.record(output, &[x], move |grad| {
+            Ok(vec![Some(backward(&saved, grad)?)])
+        })
+    }
+
     /// PyTorch's conv2d.
     pub fn conv2d(&self, x: &Var, weight: &Var, bias: Option<&Var>, conv: &Conv2d) -> Result<Var> {
         let out = conv2d(&x.tensor, &weight.tensor, bias.map(|b| &b.tensor), conv)?;
@@ -330,20 +344,14 @@ impl Tape {
 
     /// The logistic sigmoid; its backward reads the output, as PyTorch's does.
     pub fn sigmoid(&self, x: &Var) -> Result<Var> {
-        let out = sigmoid(&x.tensor)?;
-        let y = out.clone();
-        self.record(out, &[x], move |grad| {
-            Ok(vec![Some(sigmoid_backward(&y, grad)?)])
-        })
+        let y = sigmoid(&x.tensor)?;
+        self.record_unary(x, y.clone(), y, sigmoid_backward)
     }
 
     /// SiLU (swish), x · sigmoid(x); its backward reads the input.
     pub fn silu(&self, x: &Var) -> Result<Var> {
         let out = silu(&x.tensor)?;
-        let x_t = x.tensor.clone();
-        self.record(out, &[x], move |grad| {
-            Ok(vec![Some(silu_backward(&x_t, grad)?)])
-        })
+        self.record_unary(x, out, x.tensor.clone(), silu_backward)
     }
 
     /// a + b (same shapes): the residual add.
@@ -389,10 +397,7 @@ impl Tape {
 
     pub fn adaptive_avg_pool2d(&self, x: &Var, output: [usize; 2]) -> Result<Var> {
         let out = adaptive_avg_pool2d(&x.tensor, output)?;
-        let x_t = x.tensor.clone();
-        self.record(out, &[x], move |grad| {
-            Ok(vec![Some(adaptive_avg_pool2d_backward(&x_t, grad)?)])
-        })
+        self.record_unary(x, out, x.tensor.clone(), adaptive_avg_pool2d_backward)
     }
 
     /// Inverted dropout with probability `p` in training; the identity otherwise. The mask is a
@@ -437,20 +442,14 @@ impl Tape {
 
     /// softmax over the last axis.
     pub fn softmax(&self, x: &Var) -> Result<Var> {
-        let out = softmax(&x.tensor)?;
-        let y = out.clone();
-        self.record(out, &[x], move |grad| {
-            Ok(vec![Some(softmax_backward(&y, grad)?)])
-        })
+        let y = softmax(&x.tensor)?;
+        self.record_unary(x, y.clone(), y, softmax_backward)
     }
 
     /// log_softmax over the last axis.
     pub fn log_softmax(&self, x: &Var) -> Result<Var> {
-        let out = log_softmax(&x.tensor)?;
-        let y = out.clone();
-        self.record(out, &[x], move |grad| {
-            Ok(vec![Some(log_softmax_backward(&y, grad)?)])
-        })
+        let y = log_softmax(&x.tensor)?;
+        self.record_unary(x, y.clone(), y, log_softmax_backward)
     }
 
     /// PyTorch's nll_loss with reduction 'mean' (weighted by `class_weight` when given): a

@@ -141,39 +141,31 @@ fn encode_and_submit(
         mapped_at_creation: false,
     });
     queue.write_buffer(&params_buffer, 0, params);
+    let batch = Uploaded {
+        device,
+        queue,
+        steps,
+        offsets,
+        params_buffer,
+    };
     match profiler {
-        None => {
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("gradlens batch"),
-            });
-            let mut first = 0;
-            while first < steps.len() {
-                if let Step::TextureCopy(copy) = &steps[first] {
-                    encode_copy(&mut encoder, copy);
-                    first += 1;
-                    continue;
-                }
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("gradlens kernels"),
-                    timestamp_writes: None,
-                });
-                while let Some(Step::Dispatch(dispatch)) = steps.get(first) {
-                    encode(device, &mut pass, dispatch, &params_buffer, offsets[first]);
-                    first += 1;
-                }
-            }
-            queue.submit(Some(encoder.finish()));
-        }
+        None => batch.submit_untimed(),
         Some(profiler) => match profiler.source {
-            TimingSource::GpuTimestamps => {
-                submit_timestamped(device, queue, steps, offsets, &params_buffer, profiler)
-            }
-            TimingSource::HostSynchronised => {
-                submit_host_timed(device, queue, steps, offsets, &params_buffer, profiler)?
-            }
+            TimingSource::GpuTimestamps => batch.submit_timestamped(profiler),
+            TimingSource::HostSynchronised => batch.submit_host_timed(profiler)?,
         },
     }
     Ok(())
+}
+
+/// A batch's steps with their parameters uploaded (`offsets[i]` is step i's in
+/// `params_buffer`), ready to encode.
+struct Uploaded<'a> {
+    device: &'a wgpu::Device,
+    queue: &'a wgpu::Queue,
+    steps: &'a [Step],
+    offsets: &'a [u64],
+    params_buffer: wgpu::Buffer,
 }
 
 /// The copy's whole texture rows in one copy, then the texels left over in a partial row.
@@ -217,20 +209,6 @@ fn encode_copy(encoder: &mut wgpu::CommandEncoder, copy: &TextureCopy) {
     }
 }
 
-fn encode(
-    device: &wgpu::Device,
-    pass: &mut wgpu::ComputePass,
-    dispatch: &Dispatch,
-    params_buffer: &wgpu::Buffer,
-    params_offset: u64,
-) {
-    let bind_group = bind_group(device, dispatch, params_buffer, params_offset);
-    pass.set_pipeline(&dispatch.pipeline.pipeline);
-    pass.set_bind_group(0, &bind_group, &[]);
-    let [x, y, z] = dispatch.workgroups;
-    pass.dispatch_workgroups(x, y, z);
-}
-
 /// What the profiler records of a step: its attribution, its name and its workgroup grid
 /// (none for a copy).
 fn profiled(step: &Step) -> (Attribution, String, [u32; 3]) {
@@ -247,62 +225,120 @@ fn profiled(step: &Step) -> (Attribution, String, [u32; 3]) {
     (attribution, step.label().to_string(), workgroups)
 }
 
-/// Each dispatch in a compute pass of its own whose start and end write a timestamp, each copy
-/// between an empty pass that writes the start and one that writes the end; the timestamps are
-/// resolved into a staging buffer that the profiler reads when it finishes.
-fn submit_timestamped(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
-    steps: &[Step],
-    offsets: &[u64],
-    params_buffer: &wgpu::Buffer,
-    profiler: &mut Profiler,
-) {
-    let count = 2 * steps.len() as u32;
-    let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("gradlens kernel timestamps"),
-        ty: wgpu::QueryType::Timestamp,
-        count,
-    });
-    let bytes = u64::from(count) * 8;
-    let resolved = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("timestamps resolved"),
-        size: bytes,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("timestamps staging"),
-        size: bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("gradlens profiled batch"),
-    });
-    for (index, (step, &offset)) in steps.iter().zip(offsets).enumerate() {
-        let (start, end) = (2 * index as u32, 2 * index as u32 + 1);
-        let label = step.label();
-        match step {
-            Step::Dispatch(dispatch) => {
-                let mut pass = timed_pass(&mut encoder, label, &queries, Some(start), Some(end));
-                encode(device, &mut pass, dispatch, params_buffer, offset);
-            }
-            Step::TextureCopy(copy) => {
-                drop(timed_pass(&mut encoder, label, &queries, Some(start), None));
+impl Uploaded<'_> {
+    /// Records `dispatch` in `pass`, its parameters at `params_offset`.
+    fn encode(&self, pass: &mut wgpu::ComputePass, dispatch: &Dispatch, params_offset: u64) {
+        let bind_group = bind_group(self.device, dispatch, &self.params_buffer, params_offset);
+        pass.set_pipeline(&dispatch.pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        let [x, y, z] = dispatch.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Each run of dispatches between copies in one compute pass, all in one submission.
+    fn submit_untimed(&self) {
+        let (device, steps) = (self.device, self.steps);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gradlens batch"),
+        });
+        let mut first = 0;
+        while first < steps.len() {
+            if let Step::TextureCopy(copy) = &steps[first] {
                 encode_copy(&mut encoder, copy);
-                drop(timed_pass(&mut encoder, label, &queries, None, Some(end)));
+                first += 1;
+                continue;
+            }
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gradlens kernels"),
+                timestamp_writes: None,
+            });
+            while let Some(Step::Dispatch(dispatch)) = steps.get(first) {
+                self.encode(&mut pass, dispatch, self.offsets[first]);
+                first += 1;
             }
         }
+        self.queue.submit(Some(encoder.finish()));
     }
-    encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
-    encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
-    queue.submit(Some(encoder.finish()));
-    profiler.pending.push(PendingTimestamps {
-        staging,
-        kernels: steps.iter().map(profiled).collect(),
-        period_ns: f64::from(queue.get_timestamp_period()),
-    });
+
+    /// Each dispatch in a compute pass of its own whose start and end write a timestamp, each
+    /// copy between an empty pass that writes the start and one that writes the end; the
+    /// timestamps are resolved into a staging buffer that the profiler reads when it finishes.
+    fn submit_timestamped(&self, profiler: &mut Profiler) {
+        let (device, steps) = (self.device, self.steps);
+        let count = 2 * steps.len() as u32;
+        let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("gradlens kernel timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let bytes = u64::from(count) * 8;
+        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps resolved"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps staging"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gradlens profiled batch"),
+        });
+        for (index, (step, &offset)) in steps.iter().zip(self.offsets).enumerate() {
+            let (start, end) = (2 * index as u32, 2 * index as u32 + 1);
+            let label = step.label();
+            match step {
+                Step::Dispatch(dispatch) => {
+                    let mut pass =
+                        timed_pass(&mut encoder, label, &queries, Some(start), Some(end));
+                    self.encode(&mut pass, dispatch, offset);
+                }
+                Step::TextureCopy(copy) => {
+                    drop(timed_pass(&mut encoder, label, &queries, Some(start), None));
+                    encode_copy(&mut encoder, copy);
+                    drop(timed_pass(&mut encoder, label, &queries, None, Some(end)));
+                }
+            }
+        }
+        encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+        self.queue.submit(Some(encoder.finish()));
+        profiler.pending.push(PendingTimestamps {
+            staging,
+            kernels: steps.iter().map(profiled).collect(),
+            period_ns: f64::from(self.queue.get_timestamp_period()),
+        });
+    }
+
+    /// Each step submitted alone and waited for, timed on the host.
+    fn submit_host_timed(&self, profiler: &mut Profiler) -> Result<()> {
+        let device = self.device;
+        for (step, &offset) in self.steps.iter().zip(self.offsets) {
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some(step.label()),
+            });
+            match step {
+                Step::Dispatch(dispatch) => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(step.label()),
+                        timestamp_writes: None,
+                    });
+                    self.encode(&mut pass, dispatch, offset);
+                }
+                Step::TextureCopy(copy) => encode_copy(&mut encoder, copy),
+            }
+            let command_buffer = encoder.finish();
+            let started = Instant::now();
+            self.queue.submit(Some(command_buffer));
+            wait_idle(device)?;
+            let (attribution, kernel, workgroups) = profiled(step);
+            profiler.record_host(attribution, kernel, workgroups, started, Instant::now());
+        }
+        Ok(())
+    }
 }
 
 /// A compute pass that writes the given timestamps at its start and end.
@@ -321,39 +357,6 @@ fn timed_pass<'e>(
             end_of_pass_write_index: end,
         }),
     })
-}
-
-/// Each step submitted alone and waited for, timed on the host.
-fn submit_host_timed(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
-    steps: &[Step],
-    offsets: &[u64],
-    params_buffer: &wgpu::Buffer,
-    profiler: &mut Profiler,
-) -> Result<()> {
-    for (step, &offset) in steps.iter().zip(offsets) {
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some(step.label()),
-        });
-        match step {
-            Step::Dispatch(dispatch) => {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(step.label()),
-                    timestamp_writes: None,
-                });
-                encode(device, &mut pass, dispatch, params_buffer, offset);
-            }
-            Step::TextureCopy(copy) => encode_copy(&mut encoder, copy),
-        }
-        let command_buffer = encoder.finish();
-        let started = Instant::now();
-        queue.submit(Some(command_buffer));
-        wait_idle(device)?;
-        let (attribution, kernel, workgroups) = profiled(step);
-        profiler.record_host(attribution, kernel, workgroups, started, Instant::now());
-    }
-    Ok(())
 }
 
 fn bind_group(

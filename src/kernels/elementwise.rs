@@ -91,11 +91,8 @@ pub fn relu(a: &Tensor) -> Result<Tensor> {
 
 /// The gradient of relu: `grad` where the forward `input` was positive, else 0.
 pub fn relu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
-    binary(
-        WithVec4::new(&RELU_BACKWARD, &RELU_BACKWARD_VEC4),
-        input,
-        grad,
-    )
+    let entries = WithVec4::new(&RELU_BACKWARD, &RELU_BACKWARD_VEC4);
+    binary(entries, input, grad)
 }
 
 /// The logistic function 1 / (1 + e^(-a)); NaN passes through.
@@ -105,11 +102,8 @@ pub fn sigmoid(a: &Tensor) -> Result<Tensor> {
 
 /// The gradient of sigmoid from its forward `output` y (as PyTorch keeps it): grad · y · (1 - y).
 pub fn sigmoid_backward(output: &Tensor, grad: &Tensor) -> Result<Tensor> {
-    binary(
-        WithVec4::new(&SIGMOID_BACKWARD, &SIGMOID_BACKWARD_VEC4),
-        output,
-        grad,
-    )
+    let entries = WithVec4::new(&SIGMOID_BACKWARD, &SIGMOID_BACKWARD_VEC4);
+    binary(entries, output, grad)
 }
 
 /// SiLU (swish): a · sigmoid(a).
@@ -120,11 +114,8 @@ pub fn silu(a: &Tensor) -> Result<Tensor> {
 /// The gradient of SiLU from its forward `input` x: grad · s · (1 + x · (1 - s)), where
 /// s = sigmoid(x).
 pub fn silu_backward(input: &Tensor, grad: &Tensor) -> Result<Tensor> {
-    binary(
-        WithVec4::new(&SILU_BACKWARD, &SILU_BACKWARD_VEC4),
-        input,
-        grad,
-    )
+    let entries = WithVec4::new(&SILU_BACKWARD, &SILU_BACKWARD_VEC4);
+    binary(entries, input, grad)
 }
 
 fn binary(entries: Entries, a: &Tensor, b: &Tensor) -> Result<Tensor> {

@@ -153,53 +153,22 @@ impl ResNet {
                 let stride = if stage > 0 && index == 0 { 2 } else { 1 };
                 let prefix = format!("layer{}.{index}", stage + 1);
                 let name = |part: &str| format!("{prefix}.{part}");
-                let path = match block {
-                    Block::Basic => vec![
-                        ConvBn::new(
-                            store,
-                            &name("conv1"),
-                            &name("bn1"),
-                            inplanes,
-                            planes,
-                            3,
-                            stride,
-                            seed,
-                        )?,
-                        ConvBn::new(
-                            store,
-                            &name("conv2"),
-                            &name("bn2"),
-                            planes,
-                            planes,
-                            3,
-                            1,
-                            seed,
-                        )?,
-                    ],
-                    Block::Bottleneck => vec![
-                        ConvBn::new(
-                            store,
-                            &name("conv1"),
-                            &name("bn1"),
-                            inplanes,
-                            planes,
-                            1,
-                            1,
-                            seed,
-                        )?,
-                        ConvBn::new(
-                            store,
-                            &name("conv2"),
-                            &name("bn2"),
-                            planes,
-                            planes,
-                            3,
-                            stride,
-                            seed,
-                        )?,
-                        ConvBn::new(store, &name("conv3"), &name("bn3"), planes, out, 1, 1, seed)?,
+                // (in, out, kernel, stride) of conv1/bn1, conv2/bn2, ... on the block's path.
+                let layers: &[[usize; 4]] = match block {
+                    Block::Basic => &[[inplanes, planes, 3, stride], [planes, planes, 3, 1]],
+                    Block::Bottleneck => &[
+                        [inplanes, planes, 1, 1],
+                        [planes, planes, 3, stride],
+                        [planes, out, 1, 1],
                     ],
                 };
+                let path = (1..)
+                    .zip(layers)
+                    .map(|(i, &[cin, cout, kernel, stride])| {
+                        let (conv, bn) = (name(&format!("conv{i}")), name(&format!("bn{i}")));
+                        ConvBn::new(store, &conv, &bn, cin, cout, kernel, stride, seed)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 let downsample = if stride != 1 || inplanes != out {
                     Some(ConvBn::new(
                         store,

@@ -109,7 +109,7 @@ pub async fn meaningful_perturbation(
     let images = x.read().await?;
     let mut rng = SplitMix64::new(settings.seed);
     let fixed_replacement = match settings.replacement {
-        Replacement::Blur { sigma } => Some(gaussian_blur(&images, n * c, height, width, sigma)),
+        Replacement::Blur { sigma } => Some(gaussian_blur(&images, height, width, sigma)),
         Replacement::Constant(value) => Some(vec![value; images.len()]),
         Replacement::Noise { .. } => None,
     };
@@ -322,8 +322,9 @@ fn upsample_bilinear_adjoint(
     out
 }
 
-/// Separable Gaussian blur of `planes` planes of h × w, borders replicated, radius 3σ.
-fn gaussian_blur(values: &[f32], planes: usize, h: usize, w: usize, sigma: f32) -> Vec<f32> {
+/// Separable Gaussian blur of planes of h × w (`values` holds whole planes), borders
+/// replicated, radius 3σ.
+fn gaussian_blur(values: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
     if sigma <= 0.0 {
         return values.to_vec();
     }
@@ -333,39 +334,29 @@ fn gaussian_blur(values: &[f32], planes: usize, h: usize, w: usize, sigma: f32) 
         .collect();
     let total: f32 = kernel.iter().sum();
     let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
-    let mut rows = vec![0.0f32; values.len()];
-    for p in 0..planes {
-        for y in 0..h {
-            for x in 0..w {
-                rows[(p * h + y) * w + x] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(k, weight)| {
-                        let sx =
-                            (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
-                        weight * values[(p * h + y) * w + sx]
-                    })
-                    .sum();
-            }
-        }
-    }
-    let mut out = vec![0.0f32; values.len()];
-    for p in 0..planes {
-        for y in 0..h {
-            for x in 0..w {
-                out[(p * h + y) * w + x] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(k, weight)| {
-                        let sy =
-                            (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
-                        weight * rows[(p * h + sy) * w + x]
-                    })
-                    .sum();
-            }
-        }
-    }
-    out
+    let rows = blur_axis(values, &kernel, w, 1);
+    blur_axis(&rows, &kernel, h, w)
+}
+
+/// Convolves `values` along one axis, of `len` positions `step` elements apart, with the
+/// centred `kernel`, borders replicated.
+fn blur_axis(values: &[f32], kernel: &[f32], len: usize, step: usize) -> Vec<f32> {
+    let radius = (kernel.len() / 2) as isize;
+    (0..values.len())
+        .map(|i| {
+            let position = (i / step) % len;
+            let line_start = i - position * step;
+            kernel
+                .iter()
+                .enumerate()
+                .map(|(k, weight)| {
+                    let source = (position as isize + k as isize - radius)
+                        .clamp(0, len as isize - 1) as usize;
+                    weight * values[line_start + source * step]
+                })
+                .sum()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -374,6 +365,41 @@ mod tests {
 
     /// ⟨upsample(m), g⟩ = ⟨m, adjoint(g)⟩ and the same for the shift: the mask gradient is
     /// the true gradient.
+    /// The separable blur equals the 2-D sum of the outer-product kernel over replicated
+    /// borders, plane by plane.
+    #[test]
+    fn separable_blur_matches_the_direct_sum() {
+        let (planes, h, w, sigma) = (2, 5, 7, 0.8f32);
+        let values: Vec<f32> = (0..planes * h * w)
+            .map(|i| ((i * 37) % 11) as f32 - 4.0)
+            .collect();
+        let radius = (3.0 * sigma).ceil() as isize;
+        let weights: Vec<f32> = (-radius..=radius)
+            .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+            .collect();
+        let total: f32 = weights.iter().sum();
+        let clamp = |v: isize, len: usize| v.clamp(0, len as isize - 1) as usize;
+        let blurred = gaussian_blur(&values, h, w, sigma);
+        for p in 0..planes {
+            for y in 0..h {
+                for x in 0..w {
+                    let mut expected = 0.0;
+                    for (ky, wy) in (-radius..=radius).zip(&weights) {
+                        for (kx, wx) in (-radius..=radius).zip(&weights) {
+                            let (sy, sx) = (clamp(y as isize + ky, h), clamp(x as isize + kx, w));
+                            expected += wy * wx / (total * total) * values[(p * h + sy) * w + sx];
+                        }
+                    }
+                    let got = blurred[(p * h + y) * w + x];
+                    assert!(
+                        (got - expected).abs() < 1e-5,
+                        "({p}, {y}, {x}): {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn adjoints_are_adjoint() {
         let mut rng = SplitMix64::new(5);

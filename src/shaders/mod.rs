@@ -78,24 +78,38 @@ impl Shader {
         }
     }
 
+    /// The WGSL source: the file, then the common parts it uses from `shaders/common/` (WGSL
+    /// lets a module use what it declares later, so the file's own line numbers hold).
     pub fn source(self) -> &'static str {
+        // common/grid.wgsl: WORKGROUP_SIZE and the folded grid's indices.
+        macro_rules! with_grid {
+            ($file:literal $(, $common:literal)*) => {
+                concat!(
+                    include_str!(concat!("../../shaders/", $file)),
+                    $(include_str!(concat!("../../shaders/", $common)),)*
+                    include_str!("../../shaders/common/grid.wgsl"),
+                )
+            };
+        }
         match self {
-            Shader::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
-            Shader::Concat => include_str!("../../shaders/concat.wgsl"),
-            Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
-            Shader::Conv2dImplicitGemm => include_str!("../../shaders/conv2d_implicit_gemm.wgsl"),
-            Shader::Fill => include_str!("../../shaders/fill.wgsl"),
-            Shader::Finite => include_str!("../../shaders/finite.wgsl"),
-            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            Shader::Loss => include_str!("../../shaders/loss.wgsl"),
-            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::BatchNorm => with_grid!("batchnorm.wgsl"),
+            Shader::Concat => with_grid!("concat.wgsl"),
+            Shader::Conv2d => with_grid!("conv2d.wgsl", "common/conv.wgsl"),
+            Shader::Conv2dImplicitGemm => {
+                with_grid!("conv2d_implicit_gemm.wgsl", "common/conv.wgsl")
+            }
+            Shader::Fill => with_grid!("fill.wgsl"),
+            Shader::Finite => with_grid!("finite.wgsl"),
+            Shader::Elementwise => with_grid!("elementwise.wgsl"),
+            Shader::Loss => with_grid!("loss.wgsl"),
+            Shader::Reduce => with_grid!("reduce.wgsl"),
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
-            Shader::Optim => include_str!("../../shaders/optim.wgsl"),
+            Shader::Optim => with_grid!("optim.wgsl"),
             Shader::MatmulSubgroup => include_str!("../../shaders/matmul_subgroup.wgsl"),
-            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
-            Shader::Softmax => include_str!("../../shaders/softmax.wgsl"),
-            Shader::Transpose => include_str!("../../shaders/transpose.wgsl"),
-            Shader::Winograd => include_str!("../../shaders/winograd.wgsl"),
+            Shader::Pool => with_grid!("pool.wgsl"),
+            Shader::Softmax => with_grid!("softmax.wgsl"),
+            Shader::Transpose => with_grid!("transpose.wgsl"),
+            Shader::Winograd => with_grid!("winograd.wgsl"),
         }
     }
 }
