@@ -15,15 +15,8 @@ const PLANE_WORKGROUP_SIZE: u32 = 64;
 
 uniform_params! {
     struct Params {
-        batch: u32,
-        channels: u32,
-        plane: u32,
-        eps: f32,
-        momentum: f32,
-        add_residual: u32,
-        relu: u32,
-        guided: u32,
-        add_second_gradient: u32,
+        batch: u32, channels: u32, plane: u32, eps: f32, momentum: f32, add_residual: u32,
+        relu: u32, guided: u32, add_second_gradient: u32,
     }
 }
 

@@ -8,13 +8,8 @@ use crate::tensor::Tensor;
 
 uniform_params! {
     struct Params {
-        batch: u32,
-        channels: u32,
-        plane: u32,
-        src_channels: u32,
-        src_first: u32,
-        dst_channels: u32,
-        dst_first: u32,
+        batch: u32, channels: u32, plane: u32, src_channels: u32, src_first: u32,
+        dst_channels: u32, dst_first: u32,
     }
 }
 

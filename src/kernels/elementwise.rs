@@ -10,12 +10,7 @@ use crate::tensor::Tensor;
 
 uniform_params! {
     struct Params {
-        len: u32,
-        alpha: f32,
-        seed: u32,
-        drop_threshold: u32,
-        columns: u32,
-        channels: u32,
+        len: u32, alpha: f32, seed: u32, drop_threshold: u32, columns: u32, channels: u32,
     }
 }
 

@@ -7,10 +7,7 @@ use crate::tensor::Tensor;
 
 uniform_params! {
     struct Params {
-        len: u32,
-        value_bits: u32,
-        src_offset: u32,
-        dst_offset: u32,
+        len: u32, value_bits: u32, src_offset: u32, dst_offset: u32,
     }
 }
 

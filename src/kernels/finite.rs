@@ -7,8 +7,7 @@ use crate::tensor::Tensor;
 
 uniform_params! {
     struct Params {
-        count: u32,
-        slot: u32,
+        count: u32, slot: u32,
     }
 }
 

@@ -7,8 +7,7 @@ use crate::tensor::Tensor;
 
 uniform_params! {
     struct Params {
-        batch: u32,
-        classes: u32,
+        batch: u32, classes: u32,
     }
 }
 

@@ -105,18 +105,8 @@ impl Pool2d {
 
 uniform_params! {
     struct Params {
-        planes: u32,
-        in_h: u32,
-        in_w: u32,
-        out_h: u32,
-        out_w: u32,
-        kernel_h: u32,
-        kernel_w: u32,
-        stride_h: u32,
-        stride_w: u32,
-        pad_h: u32,
-        pad_w: u32,
-        count_include_pad: u32,
+        planes: u32, in_h: u32, in_w: u32, out_h: u32, out_w: u32, kernel_h: u32, kernel_w: u32,
+        stride_h: u32, stride_w: u32, pad_h: u32, pad_w: u32, count_include_pad: u32,
     }
 }
 

@@ -12,14 +12,8 @@ pub const WORKGROUP_REDUCTION_MIN_LEN: usize = 512;
 
 uniform_params! {
     struct Params {
-        kept_sizes: [u32; 4],
-        kept_strides: [u32; 4],
-        reduced_sizes: [u32; 4],
-        reduced_strides: [u32; 4],
-        num_outputs: u32,
-        reduced_count: u32,
-        scale: f32,
-        _padding: u32,
+        kept_sizes: [u32; 4], kept_strides: [u32; 4], reduced_sizes: [u32; 4],
+        reduced_strides: [u32; 4], num_outputs: u32, reduced_count: u32, scale: f32, _padding: u32,
     }
 }
 

@@ -7,8 +7,7 @@ use crate::tensor::Tensor;
 
 uniform_params! {
     struct Params {
-        rows: u32,
-        cols: u32,
+        rows: u32, cols: u32,
     }
 }
 

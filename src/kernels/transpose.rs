@@ -16,9 +16,7 @@ const ROW_GRID_WORKGROUPS: u32 = 512;
 
 uniform_params! {
     struct Params {
-        batch: u32,
-        rows: u32,
-        cols: u32,
+        batch: u32, rows: u32, cols: u32,
     }
 }
 

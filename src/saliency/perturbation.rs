@@ -115,6 +115,13 @@ pub async fn meaningful_perturbation(
     };
     let mut mask = vec![1.0f32; n * mh * mw];
     let mut adam = Adam::new(mask.len());
+    let upsample_mask = |mask: &[f32]| {
+        let mask = Attribution {
+            dims: vec![n, mh, mw],
+            data: mask.to_vec(),
+        };
+        upsample_bilinear(&mask, height, width)
+    };
     let mut original_score = Vec::new();
     let mut perturbed_score = Vec::new();
     for iteration in 0..=settings.iterations {
@@ -136,14 +143,7 @@ pub async fn meaningful_perturbation(
                 rng.below(span) as isize - settings.jitter as isize,
             )
         };
-        let upsampled = upsample_bilinear(
-            &Attribution {
-                dims: vec![n, mh, mw],
-                data: mask.clone(),
-            },
-            height,
-            width,
-        );
+        let upsampled = upsample_mask(&mask);
         let shifted = shift_maps(&upsampled.data, n, height, width, shift);
         let mut blended = vec![0.0f32; images.len()];
         for (i, value) in blended.iter_mut().enumerate() {
@@ -176,14 +176,7 @@ pub async fn meaningful_perturbation(
             *m = m.clamp(0.0, 1.0);
         }
     }
-    let upsampled = upsample_bilinear(
-        &Attribution {
-            dims: vec![n, mh, mw],
-            data: mask.clone(),
-        },
-        height,
-        width,
-    );
+    let upsampled = upsample_mask(&mask);
     Ok(PerturbationResult {
         mask: Attribution {
             dims: vec![n, mh, mw],
