@@ -1,12 +1,12 @@
-//! shaders/conv2d.wgsl against the CPU reference, and the reference's backward passes against
-//! finite differences.
+//! shaders/conv2d.wgsl, conv2d_implicit_gemm.wgsl and winograd.wgsl (every algorithm) against
+//! the CPU reference, whose backward passes are checked against finite differences (`OpCheck`).
 
 mod common;
 
+use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
-use gradlens::kernels::conv2d::{self, Conv2d, ConvAlgorithm, conv2d_shapes};
+use gradlens::kernels::conv2d::{self, Conv2d, ConvAlgorithm, ConvShapes, conv2d_shapes};
 use gradlens::reference::conv2d as reference;
-use gradlens::reference::gradcheck;
 use gradlens::{Error, Tensor};
 
 /// (input, weight, geometry): batch 1 to 3, channels not multiples of 4, odd sizes,
@@ -100,6 +100,19 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2d)> {
     ]
 }
 
+const ALGORITHMS: [ConvAlgorithm; 7] = [
+    ConvAlgorithm::Direct,
+    ConvAlgorithm::Gemm,
+    ConvAlgorithm::ImplicitGemm,
+    ConvAlgorithm::Winograd,
+    ConvAlgorithm::WinogradF2,
+    ConvAlgorithm::WinogradF4,
+    ConvAlgorithm::Auto,
+];
+
+/// Every case through every algorithm that applies to it, with and without a bias, forward
+/// and the three gradients (`OpCheck`: poisoned outputs, the reference's backward checked by
+/// finite differences once per case); an algorithm that does not apply must be refused.
 #[test]
 fn forward_and_backward_match_reference() {
     let mut rng = Rng::new(60);
@@ -108,141 +121,143 @@ fn forward_and_backward_match_reference() {
         let x = rng.vec(input.iter().product());
         let w = rng.vec(weight.iter().product());
         let b = rng.vec(weight[0]);
-        let (tx, tw) = (
-            Tensor::from_slice(gpu(), input, &x).unwrap(),
-            Tensor::from_slice(gpu(), weight, &w).unwrap(),
-        );
-        let tb = Tensor::from_slice(gpu(), [weight[0]], &b).unwrap();
         let what = format!("{input:?} * {weight:?} {conv:?}");
         let taps = (weight[1] * weight[2] * weight[3]) as f32;
-        let atol = 1e-5 * taps.sqrt() * 4.0;
-
-        let g = rng.vec(s.output.iter().product());
-        let tg = Tensor::from_slice(gpu(), s.output, &g).unwrap();
         let positions = (s.output[0] * s.output[2] * s.output[3]) as f32;
-        for algorithm in [
-            ConvAlgorithm::Direct,
-            ConvAlgorithm::Gemm,
-            ConvAlgorithm::ImplicitGemm,
-            ConvAlgorithm::Winograd,
-            ConvAlgorithm::WinogradF2,
-            ConvAlgorithm::WinogradF4,
-            ConvAlgorithm::Auto,
-        ] {
+        let forward = Tolerance {
+            rtol: 1e-5,
+            atol: 1e-5 * taps.sqrt() * 4.0,
+        };
+        let weight_gradient = Tolerance {
+            rtol: 1e-5,
+            atol: 1e-5 * positions.sqrt() * 4.0,
+        };
+        let bias_gradient = Tolerance {
+            rtol: 1e-5,
+            atol: 1e-5 * positions,
+        };
+        let mut gradchecked = false;
+        for algorithm in ALGORITHMS {
             let what = format!("{what} {algorithm:?}");
-            let gemm_applies = conv.groups == 1;
-            let winograd_applies = weight[2..] == [3, 3]
-                && conv.stride == [1, 1]
-                && conv.dilation == [1, 1]
-                && conv.groups == 1
-                && input[1] % 4 == 0
-                && weight[0] % 4 == 0;
-            let winograd = matches!(
-                algorithm,
-                ConvAlgorithm::Winograd | ConvAlgorithm::WinogradF2 | ConvAlgorithm::WinogradF4
-            );
-            if winograd && !winograd_applies {
-                let result = conv2d::conv2d_with(&tx, &tw, None, &conv, algorithm);
-                assert!(result.is_err(), "{what}: Winograd must be refused");
-                let result = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, &conv, algorithm);
-                assert!(
-                    result.is_err(),
-                    "{what}: Winograd's weight gradient must be refused"
-                );
+            if let Some(refusal) = refusal(&input, &weight, &conv, algorithm) {
+                assert_refused(&x, &w, &s, &conv, algorithm, refusal, &what);
                 continue;
             }
-            for bias in [Some(&tb), None] {
-                let result = conv2d::conv2d_with(&tx, &tw, bias, &conv, algorithm);
-                if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
-                    assert!(result.is_err(), "{what}: GEMM with groups must be refused");
-                    continue;
+            for with_bias in [true, false] {
+                let mut inputs = vec![(input.to_vec(), x.clone()), (weight.to_vec(), w.clone())];
+                if with_bias {
+                    inputs.push((vec![weight[0]], b.clone()));
                 }
-                let y = result.unwrap();
-                assert_eq!(y.dims(), s.output, "{what}");
-                let want = reference::conv2d(&x, &w, bias.map(|_| b.as_slice()), &s, &conv);
-                assert_close(
-                    &format!("conv2d {what} bias={}", bias.is_some()),
-                    &y.to_vec().unwrap(),
-                    &want,
-                    1e-5,
-                    atol,
-                );
-            }
-
-            let result = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, algorithm);
-            if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
-                assert!(result.is_err(), "{what}: GEMM with groups must be refused");
-            } else {
-                let want = reference::conv2d_backward_input(&w, &g, &s, &conv);
-                assert_close(
-                    &format!("backward_input {what}"),
-                    &result.unwrap().to_vec().unwrap(),
-                    &want,
-                    1e-5,
-                    atol,
-                );
-            }
-
-            let result = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, &conv, algorithm);
-            if algorithm == ConvAlgorithm::Gemm && !gemm_applies {
-                assert!(result.is_err(), "{what}: GEMM with groups must be refused");
-            } else {
-                let want = reference::conv2d_backward_weight(&x, &g, &s, &conv);
-                let tolerance = 1e-5 * positions.sqrt() * 4.0;
-                assert_close(
-                    &format!("backward_weight {what}"),
-                    &result.unwrap().to_vec().unwrap(),
-                    &want,
-                    1e-5,
-                    tolerance,
+                let name = format!("conv2d {what} bias={with_bias}");
+                let mut check = OpCheck::new(&name, inputs)
+                    .output_shape(&s.output)
+                    .tolerances(forward, forward)
+                    .backward_tolerance_for(1, weight_gradient)
+                    .backward_tolerance_for(2, bias_gradient);
+                if gradchecked {
+                    check = check.without_gradcheck();
+                }
+                gradchecked = true;
+                check.run(
+                    |t| conv2d::conv2d_with(&t[0], &t[1], t.get(2), &conv, algorithm),
+                    |t, g| {
+                        let mut grads = vec![
+                            Some(conv2d::conv2d_backward_input_with(
+                                &t[0], &t[1], g, &conv, algorithm,
+                            )?),
+                            Some(conv2d::conv2d_backward_weight_with(
+                                &t[0], &t[1], g, &conv, algorithm,
+                            )?),
+                        ];
+                        if t.len() == 3 {
+                            grads.push(Some(conv2d::conv2d_backward_bias(g)?));
+                        }
+                        Ok(grads)
+                    },
+                    |v| reference::conv2d(v[0], v[1], v.get(2).copied(), &s, &conv),
+                    |v, g| {
+                        let mut grads = vec![
+                            Some(reference::conv2d_backward_input(v[1], g, &s, &conv)),
+                            Some(reference::conv2d_backward_weight(v[0], g, &s, &conv)),
+                        ];
+                        if v.len() == 3 {
+                            grads.push(Some(channel_sums(g, s.output)));
+                        }
+                        grads
+                    },
                 );
             }
         }
+    }
+}
 
-        let grad_b = conv2d::conv2d_backward_bias(&tg).unwrap();
-        let want = gradlens::reference::reduce::sum(&g, &s.output, &[0, 2, 3]);
-        assert_close(
-            &format!("backward_bias {what}"),
-            &grad_b.to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-5 * positions,
+/// Why `algorithm` must refuse this convolution, if it must.
+fn refusal(
+    input: &[usize; 4],
+    weight: &[usize; 4],
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+) -> Option<&'static str> {
+    let winograd = matches!(
+        algorithm,
+        ConvAlgorithm::Winograd | ConvAlgorithm::WinogradF2 | ConvAlgorithm::WinogradF4
+    );
+    let winograd_applies = weight[2..] == [3, 3]
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && input[1] % 4 == 0
+        && weight[0] % 4 == 0;
+    if winograd && !winograd_applies {
+        Some("Winograd")
+    } else if algorithm == ConvAlgorithm::Gemm && conv.groups != 1 {
+        Some("GEMM with groups")
+    } else {
+        None
+    }
+}
+
+/// The forward and the gradients that `refusal` names must be errors, not results.
+fn assert_refused(
+    x: &[f32],
+    w: &[f32],
+    s: &ConvShapes,
+    conv: &Conv2d,
+    algorithm: ConvAlgorithm,
+    refusal: &str,
+    what: &str,
+) {
+    let tx = Tensor::from_slice(gpu(), s.input, x).unwrap();
+    let tw = Tensor::from_slice(gpu(), s.weight, w).unwrap();
+    let tg = Tensor::full(gpu(), s.output, 1.0).unwrap();
+    let forward = conv2d::conv2d_with(&tx, &tw, None, conv, algorithm);
+    assert!(
+        forward.is_err(),
+        "{what}: {refusal} must refuse the forward"
+    );
+    let weight_gradient = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, conv, algorithm);
+    assert!(
+        weight_gradient.is_err(),
+        "{what}: {refusal} must refuse the weight gradient"
+    );
+    if algorithm == ConvAlgorithm::Gemm {
+        let input_gradient = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, conv, algorithm);
+        assert!(
+            input_gradient.is_err(),
+            "{what}: {refusal} must refuse the input gradient"
         );
     }
 }
 
-#[test]
-fn reference_backwards_match_finite_differences() {
-    let mut rng = Rng::new(61);
-    for (input, weight, conv) in cases()
-        .into_iter()
-        .filter(|(i, w, _)| i.iter().product::<usize>() * w[0] <= 3000)
-    {
-        let s = conv2d_shapes("test", &input, &weight, &conv).unwrap();
-        let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-        let x = to64(rng.vec(input.iter().product()));
-        let w = to64(rng.vec(weight.iter().product()));
-        let g = to64(rng.vec(s.output.iter().product()));
-        let what = format!("{input:?} * {weight:?} {conv:?}");
-        gradcheck::check(
-            &x,
-            &g,
-            |x| reference::conv2d(x, &w, None, &s, &conv),
-            |_, g| reference::conv2d_backward_input(&w, g, &s, &conv),
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("grad_input {what}: {e}"));
-        gradcheck::check(
-            &w,
-            &g,
-            |w| reference::conv2d(&x, w, None, &s, &conv),
-            |_, g| reference::conv2d_backward_weight(&x, g, &s, &conv),
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("grad_weight {what}: {e}"));
-    }
+/// grad_out [N, C, H, W] summed over N, H and W: the bias gradient.
+fn channel_sums(grad_out: &[f64], [n, c, h, w]: [usize; 4]) -> Vec<f64> {
+    (0..c)
+        .map(|channel| {
+            (0..n)
+                .flat_map(|sample| grad_out[(sample * c + channel) * h * w..][..h * w].iter())
+                .sum()
+        })
+        .collect()
 }
 
 #[test]

@@ -50,6 +50,11 @@ pub struct OpCheck<'a> {
     /// The output's shape, where the op defines one apart from its inputs' (a pooling's);
     /// without it the output must have the first input's shape.
     pub output_shape: Option<Vec<usize>>,
+    /// Inputs whose backward tolerance is not `backward` (a bias gradient sums more terms).
+    pub backward_by_input: Vec<(usize, Tolerance)>,
+    /// Step 3 runs unless the same inputs' reference backward was checked already (one case
+    /// run once per algorithm).
+    pub gradcheck: bool,
 }
 
 impl<'a> OpCheck<'a> {
@@ -73,12 +78,28 @@ impl<'a> OpCheck<'a> {
             gradcheck_eps: 1e-6,
             gradcheck_tolerance: 1e-6,
             output_shape: None,
+            backward_by_input: Vec::new(),
+            gradcheck: true,
         }
     }
 
     pub fn output_shape(self, shape: &[usize]) -> Self {
         Self {
             output_shape: Some(shape.to_vec()),
+            ..self
+        }
+    }
+
+    /// Input `input`'s gradient compared with this tolerance instead of `backward`'s.
+    pub fn backward_tolerance_for(mut self, input: usize, tolerance: Tolerance) -> Self {
+        self.backward_by_input.push((input, tolerance));
+        self
+    }
+
+    /// Skips step 3: these inputs' reference backward was checked by an earlier run.
+    pub fn without_gradcheck(self) -> Self {
+        Self {
+            gradcheck: false,
             ..self
         }
     }
@@ -136,7 +157,7 @@ impl<'a> OpCheck<'a> {
             "{name}: one gradient per input"
         );
         for (i, want_grad) in want_grads.iter().enumerate() {
-            if want_grad.is_none() || inputs[i].len() > GRADCHECK_MAX_ELEMENTS {
+            if !self.gradcheck || want_grad.is_none() || inputs[i].len() > GRADCHECK_MAX_ELEMENTS {
                 continue;
             }
             let with_input = |x: &[f64]| {
@@ -174,12 +195,17 @@ impl<'a> OpCheck<'a> {
                 (Some(got), Some(want)) => {
                     let what = format!("{name} backward to input {i}");
                     assert_eq!(got.dims(), self.inputs[i].0.as_slice(), "{what}: shape");
+                    let tolerance = self
+                        .backward_by_input
+                        .iter()
+                        .find(|(input, _)| *input == i)
+                        .map_or(self.backward, |&(_, tolerance)| tolerance);
                     assert_close(
                         &what,
                         &got.to_vec().unwrap(),
                         &to_f32(want),
-                        self.backward.rtol,
-                        self.backward.atol,
+                        tolerance.rtol,
+                        tolerance.atol,
                     );
                 }
                 (None, None) => {}
