@@ -1,12 +1,12 @@
-//! shaders/batchnorm.wgsl against the CPU reference, and the reference's backward against
-//! finite differences, in training and eval mode.
+//! shaders/batchnorm.wgsl against the CPU reference, whose backward is checked against finite
+//! differences (`OpCheck`), in training and eval mode.
 
 mod common;
 
+use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
 use gradlens::kernels::batchnorm;
 use gradlens::reference::batchnorm::{self as reference, Geometry};
-use gradlens::reference::gradcheck;
 use gradlens::{Error, Tensor};
 
 /// Batch 1 and 3, channel counts not multiples of 4, odd planes, one long reduction; channels
@@ -35,26 +35,78 @@ fn upload(dims: Vec<usize>, data: &[f32]) -> Tensor {
     Tensor::from_slice(gpu(), dims, data).unwrap()
 }
 
+/// Training mode: the batch's statistics, then the normalisation, forward and the three
+/// gradients through `OpCheck` (the statistics move with the input in the reference too);
+/// the statistics and the running averages' update against the reference.
 #[test]
 fn training_mode_matches_reference() {
     let mut rng = Rng::new(40);
+    let eps = 1e-5;
     for &dims in SHAPES {
         let g = geometry(dims);
+        let c = dims[1];
         // An offset and a scale so the statistics are far from 0 and 1.
         let data: Vec<f32> = rng
             .vec(dims.iter().product())
             .iter()
             .map(|v| 3.0 + 2.0 * v)
             .collect();
-        let weight: Vec<f32> = rng.vec(dims[1]).iter().map(|v| 1.0 + 0.5 * v).collect();
-        let bias = rng.vec(dims[1]);
-        let (x, w, b) = (
-            upload(dims.to_vec(), &data),
-            upload(vec![dims[1]], &weight),
-            upload(vec![dims[1]], &bias),
-        );
-        let eps = 1e-5;
+        let weight: Vec<f32> = rng.vec(c).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let bias = rng.vec(c);
+        let sums = Tolerance {
+            rtol: 1e-4,
+            atol: 1e-5 * (g.batch * g.plane) as f32,
+        };
+        let inputs = vec![
+            (dims.to_vec(), data.clone()),
+            (vec![c], weight),
+            (vec![c], bias),
+        ];
+        OpCheck::new(&format!("batch_norm training {dims:?}"), inputs)
+            .tolerances(Tolerance::relative(1e-4), Tolerance::relative(1e-4))
+            .backward_tolerance_for(
+                0,
+                Tolerance {
+                    rtol: 1e-3,
+                    atol: 1e-4,
+                },
+            )
+            .backward_tolerance_for(1, sums)
+            .backward_tolerance_for(2, sums)
+            .run(
+                |t| {
+                    let stats = batchnorm::batch_norm_statistics(&t[0])?;
+                    batchnorm::batch_norm_forward(
+                        &t[0],
+                        &stats.mean,
+                        &stats.variance,
+                        &t[1],
+                        &t[2],
+                        eps,
+                    )
+                },
+                |t, dy| {
+                    let stats = batchnorm::batch_norm_statistics(&t[0])?;
+                    let (mean, variance) = (&stats.mean, &stats.variance);
+                    let grads = batchnorm::batch_norm_backward(
+                        &t[0], dy, mean, variance, &t[1], eps, true,
+                    )?;
+                    Ok(vec![
+                        Some(grads.grad_input),
+                        Some(grads.grad_weight),
+                        Some(grads.grad_bias),
+                    ])
+                },
+                |v| reference::forward_training(v[0], g, v[1], v[2], eps as f64),
+                |v, dy| {
+                    let (mean, variance) = reference::statistics(v[0], g);
+                    let (gi, gw, gb) =
+                        reference::backward(v[0], dy, g, &mean, &variance, v[1], eps as f64, true);
+                    vec![Some(gi), Some(gw), Some(gb)]
+                },
+            );
 
+        let x = upload(dims.to_vec(), &data);
         let stats = batchnorm::batch_norm_statistics(&x).unwrap();
         let (mean, variance) = reference::statistics(&data, g);
         assert_close(
@@ -72,53 +124,12 @@ fn training_mode_matches_reference() {
             1e-5,
         );
 
-        let y =
-            batchnorm::batch_norm_forward(&x, &stats.mean, &stats.variance, &w, &b, eps).unwrap();
-        let want = reference::forward(&data, g, &mean, &variance, &weight, &bias, eps);
-        assert_close(
-            &format!("forward {dims:?}"),
-            &y.to_vec().unwrap(),
-            &want,
-            1e-4,
-            1e-4,
-        );
-
-        let grad = rng.vec(x.numel());
-        let dy = upload(dims.to_vec(), &grad);
-        let grads =
-            batchnorm::batch_norm_backward(&x, &dy, &stats.mean, &stats.variance, &w, eps, true)
-                .unwrap();
-        let (gi, gw, gb) =
-            reference::backward(&data, &grad, g, &mean, &variance, &weight, eps, true);
-        let sum_tol = 1e-5 * g.batch as f32 * g.plane as f32;
-        assert_close(
-            &format!("grad_bias {dims:?}"),
-            &grads.grad_bias.to_vec().unwrap(),
-            &gb,
-            1e-4,
-            sum_tol,
-        );
-        assert_close(
-            &format!("grad_weight {dims:?}"),
-            &grads.grad_weight.to_vec().unwrap(),
-            &gw,
-            1e-4,
-            sum_tol,
-        );
-        assert_close(
-            &format!("grad_input {dims:?}"),
-            &grads.grad_input.to_vec().unwrap(),
-            &gi,
-            1e-3,
-            1e-4,
-        );
-
-        let running_mean = upload(vec![dims[1]], &vec![0.0; dims[1]]);
-        let running_var = upload(vec![dims[1]], &vec![1.0; dims[1]]);
+        let running_mean = upload(vec![c], &vec![0.0; c]);
+        let running_var = upload(vec![c], &vec![1.0; c]);
         batchnorm::batch_norm_update_running(&x, &stats, &running_mean, &running_var, 0.1).unwrap();
-        let ones = vec![1.0; dims[1]];
+        let ones = vec![1.0; c];
         let (want_mean, want_var) = reference::update_running(
-            (&vec![0.0; dims[1]], &ones),
+            (&vec![0.0; c], &ones),
             (&mean, &variance),
             g.batch * g.plane,
             0.1,
@@ -140,39 +151,77 @@ fn training_mode_matches_reference() {
     }
 }
 
+/// Eval mode: fixed running statistics, forward and the three gradients through `OpCheck`,
+/// and the input-only backward (saliency: no parameter wants a gradient) against the same
+/// reference.
 #[test]
 fn eval_mode_matches_reference_and_is_differentiable_in_the_input() {
     let mut rng = Rng::new(41);
+    let eps = 1e-3; // GoogLeNet's and Inception v3's BasicConv2d
     for &dims in SHAPES {
         let g = geometry(dims);
         let c = dims[1];
         let data = rng.vec(dims.iter().product());
         let running_mean = rng.vec(c);
         let running_var: Vec<f32> = rng.vec(c).iter().map(|v| 0.5 + v.abs()).collect();
-        let weight = rng.vec(c);
-        let bias = rng.vec(c);
-        let eps = 1e-3; // GoogLeNet's and Inception v3's BasicConv2d
-        let x = upload(dims.to_vec(), &data);
-        let (m, v, w, b) = (
+        let (m, v) = (
             upload(vec![c], &running_mean),
             upload(vec![c], &running_var),
-            upload(vec![c], &weight),
-            upload(vec![c], &bias),
         );
-        let y = batchnorm::batch_norm_forward(&x, &m, &v, &w, &b, eps).unwrap();
-        let want = reference::forward(&data, g, &running_mean, &running_var, &weight, &bias, eps);
-        assert_close(
-            &format!("eval forward {dims:?}"),
-            &y.to_vec().unwrap(),
-            &want,
-            1e-5,
-            1e-5,
-        );
+        let to64 = |values: &[f32]| values.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        let (mean64, var64) = (to64(&running_mean), to64(&running_var));
+        let sums = Tolerance {
+            rtol: 1e-4,
+            atol: 1e-5 * (g.batch * g.plane) as f32,
+        };
+        let weight = rng.vec(c);
+        let inputs = vec![
+            (dims.to_vec(), data.clone()),
+            (vec![c], weight.clone()),
+            (vec![c], rng.vec(c)),
+        ];
+        OpCheck::new(&format!("batch_norm eval {dims:?}"), inputs)
+            .tolerances(
+                Tolerance::relative(1e-5),
+                Tolerance {
+                    rtol: 1e-5,
+                    atol: 1e-6,
+                },
+            )
+            .backward_tolerance_for(1, sums)
+            .backward_tolerance_for(2, sums)
+            .run(
+                |t| batchnorm::batch_norm_forward(&t[0], &m, &v, &t[1], &t[2], eps),
+                |t, dy| {
+                    let grads =
+                        batchnorm::batch_norm_backward(&t[0], dy, &m, &v, &t[1], eps, false)?;
+                    Ok(vec![
+                        Some(grads.grad_input),
+                        Some(grads.grad_weight),
+                        Some(grads.grad_bias),
+                    ])
+                },
+                |x| reference::forward(x[0], g, &mean64, &var64, x[1], x[2], f64::from(eps)),
+                |x, dy| {
+                    let (gi, gw, gb) = reference::backward(
+                        x[0],
+                        dy,
+                        g,
+                        &mean64,
+                        &var64,
+                        x[1],
+                        f64::from(eps),
+                        false,
+                    );
+                    vec![Some(gi), Some(gw), Some(gb)]
+                },
+            );
 
-        let grad = rng.vec(x.numel());
+        let grad = rng.vec(data.len());
         let dy = upload(dims.to_vec(), &grad);
-        let grads = batchnorm::batch_norm_backward(&x, &dy, &m, &v, &w, eps, false).unwrap();
-        let (gi, gw, gb) = reference::backward(
+        let w = upload(vec![c], &weight);
+        let input_only = batchnorm::batch_norm_backward_input(&dy, &m, &v, &w, eps).unwrap();
+        let want = reference::backward(
             &data,
             &grad,
             g,
@@ -181,96 +230,15 @@ fn eval_mode_matches_reference_and_is_differentiable_in_the_input() {
             &weight,
             eps,
             false,
-        );
-        let sum_tol = 1e-5 * g.batch as f32 * g.plane as f32;
-        assert_close(
-            &format!("eval grad_input {dims:?}"),
-            &grads.grad_input.to_vec().unwrap(),
-            &gi,
-            1e-5,
-            1e-6,
-        );
-        // The input-only backward (saliency: no parameter wants a gradient).
-        let input_only = batchnorm::batch_norm_backward_input(&dy, &m, &v, &w, eps).unwrap();
+        )
+        .0;
         assert_close(
             &format!("eval grad_input alone {dims:?}"),
             &input_only.to_vec().unwrap(),
-            &gi,
+            &want,
             1e-5,
             1e-6,
         );
-        assert_close(
-            &format!("eval grad_weight {dims:?}"),
-            &grads.grad_weight.to_vec().unwrap(),
-            &gw,
-            1e-4,
-            sum_tol,
-        );
-        assert_close(
-            &format!("eval grad_bias {dims:?}"),
-            &grads.grad_bias.to_vec().unwrap(),
-            &gb,
-            1e-4,
-            sum_tol,
-        );
-    }
-}
-
-#[test]
-fn reference_backward_matches_finite_differences() {
-    let mut rng = Rng::new(42);
-    for &dims in &SHAPES[..2] {
-        let g = geometry(dims);
-        let c = dims[1];
-        let to64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-        let x = to64(rng.vec(dims.iter().product()));
-        let weight = to64(rng.vec(c));
-        let bias = to64(rng.vec(c));
-        let grad = to64(rng.vec(x.len()));
-        let eps = 1e-5;
-        let (mean, variance) = reference::statistics(&x, g);
-        // Training mode, with respect to the input (the statistics move with it) ...
-        gradcheck::check(
-            &x,
-            &grad,
-            |x| reference::forward_training(x, g, &weight, &bias, eps),
-            |x, dy| {
-                let (m, v) = reference::statistics(x, g);
-                reference::backward(x, dy, g, &m, &v, &weight, eps, true).0
-            },
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("training grad_input {dims:?}: {e}"));
-        // ... the weight and the bias ...
-        gradcheck::check(
-            &weight,
-            &grad,
-            |w| reference::forward_training(&x, g, w, &bias, eps),
-            |w, dy| reference::backward(&x, dy, g, &mean, &variance, w, eps, true).1,
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("grad_weight {dims:?}: {e}"));
-        gradcheck::check(
-            &bias,
-            &grad,
-            |b| reference::forward_training(&x, g, &weight, b, eps),
-            |_, dy| reference::backward(&x, dy, g, &mean, &variance, &weight, eps, true).2,
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("grad_bias {dims:?}: {e}"));
-        // ... and eval mode with fixed statistics.
-        gradcheck::check(
-            &x,
-            &grad,
-            |x| reference::forward(x, g, &mean, &variance, &weight, &bias, eps),
-            |x, dy| reference::backward(x, dy, g, &mean, &variance, &weight, eps, false).0,
-            1e-6,
-            1e-6,
-        )
-        .unwrap_or_else(|e| panic!("eval grad_input {dims:?}: {e}"));
     }
 }
 
