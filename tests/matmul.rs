@@ -1,8 +1,11 @@
-//! shaders/matmul.wgsl (both variants, all transposes, batches) against the CPU reference.
+//! shaders/matmul.wgsl (both variants, all transposes, batches) against the CPU reference,
+//! through `OpCheck` (poisoned outputs); the products' gradients are checked where they are
+//! used, in tests/layers.rs (linear) and tests/conv2d.rs.
 
 mod common;
 
-use common::{Rng, assert_close, gpu};
+use common::op_check::{OpCheck, Tolerance};
+use common::{Rng, gpu};
 use gradlens::kernels::matmul::{
     MatmulOptions, MatmulTile, MatmulVariant, SubgroupTile, matmul, subgroup_kernel_available,
 };
@@ -63,40 +66,32 @@ fn check(rng: &mut Rng, case: &Case, transpose_a: bool, transpose_b: bool, varia
         (false, Some(p)) => vec![p, k, n],
         (true, Some(p)) => vec![p, n, k],
     };
-    let ta = Tensor::from_slice(gpu(), a_dims, &a).unwrap();
-    let tb = Tensor::from_slice(gpu(), b_dims, &b).unwrap();
     let options = MatmulOptions {
         transpose_a,
         transpose_b,
         variant,
     };
-    let c = matmul(&ta, &tb, options).unwrap();
     let want_dims = match batch {
         Some(p) => vec![p, m, n],
         None => vec![m, n],
     };
-    assert_eq!(c.dims(), want_dims.as_slice());
-    let want = reference::matmul::matmul(
-        &a,
-        &b,
-        count,
-        m,
-        n,
-        k,
-        transpose_a,
-        transpose_b,
-        m * k,
-        if shared_b { 0 } else { k * n },
-    );
     // Sums of k products of values in [-1, 1]: f32 rounding grows like sqrt(k).
     let atol = 1e-5 * (k as f32).sqrt().max(1.0) * 4.0;
-    assert_close(
-        &format!("{variant:?} ta={transpose_a} tb={transpose_b} batch={batch:?} {m}x{n}x{k}"),
-        &c.to_vec().unwrap(),
-        &want,
-        1e-5,
-        atol,
-    );
+    let name = format!("{variant:?} ta={transpose_a} tb={transpose_b} batch={batch:?} {m}x{n}x{k}");
+    OpCheck::new(&name, vec![(a_dims, a), (b_dims, b)])
+        .output_shape(&want_dims)
+        .tolerances(
+            Tolerance { rtol: 1e-5, atol },
+            Tolerance { rtol: 1e-5, atol },
+        )
+        .run_forward(
+            |t| matmul(&t[0], &t[1], options),
+            |v| {
+                let b_stride = if shared_b { 0 } else { k * n };
+                let (ta, tb) = (transpose_a, transpose_b);
+                reference::matmul::matmul(v[0], v[1], count, m, n, k, ta, tb, m * k, b_stride)
+            },
+        );
 }
 
 const CASES: &[Case] = &[
@@ -485,12 +480,14 @@ fn transpose_swaps_the_last_two_axes() {
     use gradlens::kernels::transpose::transpose;
     let mut rng = Rng::new(16);
     for (batch, rows, cols) in [(1, 1, 1), (1, 3, 7), (4, 17, 5), (2, 64, 36)] {
-        let data = rng.vec(batch * rows * cols);
-        let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
-        let got = transpose(&t).unwrap();
-        assert_eq!(got.dims(), &[batch, cols, rows]);
-        let want = gradlens::reference::transpose::transpose(&data, [batch, rows, cols]);
-        assert_eq!(got.to_vec().unwrap(), want, "{batch}×{rows}×{cols}");
+        let input = vec![(vec![batch, rows, cols], rng.vec(batch * rows * cols))];
+        OpCheck::new(&format!("transpose {batch}×{rows}×{cols}"), input)
+            .output_shape(&[batch, cols, rows])
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run_forward(
+                |t| transpose(&t[0]),
+                |v| gradlens::reference::transpose::transpose(v[0], [batch, rows, cols]),
+            );
     }
     let rank4 = Tensor::zeros(gpu(), [1, 1, 2, 2]).unwrap();
     assert!(transpose(&rank4).is_err());
@@ -509,12 +506,14 @@ fn swap_leading_axes_moves_contiguous_runs() {
         (8, 300, 4),
         (3, 400, 5),
     ] {
-        let data = rng.vec(batch * rows * cols);
-        let t = Tensor::from_slice(gpu(), [batch, rows, cols], &data).unwrap();
-        let got = swap_leading_axes(&t).unwrap();
-        assert_eq!(got.dims(), &[rows, batch, cols]);
-        let want = gradlens::reference::transpose::swap_leading_axes(&data, [batch, rows, cols]);
-        assert_eq!(got.to_vec().unwrap(), want, "{batch}×{rows}×{cols}");
+        let input = vec![(vec![batch, rows, cols], rng.vec(batch * rows * cols))];
+        OpCheck::new(&format!("swap_leading_axes {batch}×{rows}×{cols}"), input)
+            .output_shape(&[rows, batch, cols])
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run_forward(
+                |t| swap_leading_axes(&t[0]),
+                |v| gradlens::reference::transpose::swap_leading_axes(v[0], [batch, rows, cols]),
+            );
     }
     let rank2 = Tensor::zeros(gpu(), [2, 2]).unwrap();
     assert!(swap_leading_axes(&rank2).is_err());
@@ -534,21 +533,23 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
         (vec![2, 700], 603),
         (vec![3, 300], 601),
     ] {
-        let data = rng.vec(dims.iter().product());
-        let t = Tensor::from_slice(gpu(), dims.clone(), &data).unwrap();
-        let got = resize_last_axis(&t, length).unwrap();
         let last = *dims.last().unwrap();
+        let rows = dims.iter().product::<usize>() / last;
         let mut want_dims = dims.clone();
         *want_dims.last_mut().unwrap() = length;
-        assert_eq!(got.dims(), want_dims.as_slice());
-        let rows = data.len() / last;
-        let want = gradlens::reference::transpose::resize_last_axis(&data, rows, last, length);
-        assert_eq!(got.to_vec().unwrap(), want, "{dims:?} → {length}");
+        let input = vec![(dims.clone(), rng.vec(rows * last))];
+        OpCheck::new(&format!("resize_last_axis {dims:?} → {length}"), input)
+            .output_shape(&want_dims)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run_forward(
+                |t| resize_last_axis(&t[0], length),
+                |v| gradlens::reference::transpose::resize_last_axis(v[0], rows, last, length),
+            );
     }
     let empty = Tensor::from_slice(gpu(), [3, 0], &[]).unwrap();
     assert_eq!(
         resize_last_axis(&empty, 2).unwrap().to_vec().unwrap(),
-        gradlens::reference::transpose::resize_last_axis(&[], 3, 0, 2)
+        gradlens::reference::transpose::resize_last_axis::<f32>(&[], 3, 0, 2)
     );
 }
 
@@ -566,11 +567,11 @@ fn few_rows_transposed_b_matches_reference() {
         (4, 65, 256),
         (2, 70000, 8),
     ] {
-        let a = rng.vec(m * k);
-        let b = rng.vec(n * k);
-        let ta = Tensor::from_slice(gpu(), [m, k], &a).unwrap();
-        let tb = Tensor::from_slice(gpu(), [n, k], &b).unwrap();
-        let want = reference::matmul::matmul(&a, &b, 1, m, n, k, false, true, 0, 0);
+        let inputs = vec![(vec![m, k], rng.vec(m * k)), (vec![n, k], rng.vec(n * k))];
+        let tolerance = Tolerance {
+            rtol: 1e-5,
+            atol: 1e-5 * (k as f32).sqrt(),
+        };
         for variant in [
             MatmulVariant::Auto,
             MatmulVariant::FewRowsTransposedB,
@@ -581,16 +582,13 @@ fn few_rows_transposed_b_matches_reference() {
                 variant,
                 ..MatmulOptions::default()
             };
-            let got = matmul(&ta, &tb, options).unwrap();
-            assert_eq!(got.dims(), &[m, n]);
-            let what = format!("{variant:?} {m}x{n}x{k}");
-            assert_close(
-                &what,
-                &got.to_vec().unwrap(),
-                &want,
-                1e-5,
-                1e-5 * (k as f32).sqrt(),
-            );
+            OpCheck::new(&format!("{variant:?} {m}x{n}x{k}"), inputs.clone())
+                .output_shape(&[m, n])
+                .tolerances(tolerance, tolerance)
+                .run_forward(
+                    |t| matmul(&t[0], &t[1], options),
+                    |v| reference::matmul::matmul(v[0], v[1], 1, m, n, k, false, true, 0, 0),
+                );
         }
     }
     let five = Tensor::zeros(gpu(), [5, 8]).unwrap();

@@ -2,7 +2,7 @@
 
 /// Concatenates `parts` (each NCHW data with its channel count) along channels, for `batch`
 /// samples of `plane` = H·W values per channel.
-pub fn concat_channels(parts: &[(&[f32], usize)], batch: usize, plane: usize) -> Vec<f32> {
+pub fn concat_channels<T: Copy>(parts: &[(&[T], usize)], batch: usize, plane: usize) -> Vec<T> {
     let mut out = Vec::new();
     for n in 0..batch {
         for &(data, channels) in parts {
@@ -14,12 +14,12 @@ pub fn concat_channels(parts: &[(&[f32], usize)], batch: usize, plane: usize) ->
 
 /// The backward of `concat_channels`: `data` (with `channels.sum()` channels) split into parts
 /// of `channels` each.
-pub fn split_channels(
-    data: &[f32],
+pub fn split_channels<T: Copy>(
+    data: &[T],
     channels: &[usize],
     batch: usize,
     plane: usize,
-) -> Vec<Vec<f32>> {
+) -> Vec<Vec<T>> {
     let total: usize = channels.iter().sum();
     let mut first = 0;
     channels

@@ -82,10 +82,10 @@ pub fn silu_backward<R: Real>(input: &[R], grad: &[R]) -> Vec<R> {
 }
 
 /// out[r, c] = a[r, c] + bias[c].
-pub fn add_row_bias(a: &[f32], bias: &[f32]) -> Vec<f32> {
+pub fn add_row_bias<R: Real>(a: &[R], bias: &[R]) -> Vec<R> {
     a.iter()
         .enumerate()
-        .map(|(i, x)| x + bias[i % bias.len()])
+        .map(|(i, &x)| x + bias[i % bias.len()])
         .collect()
 }
 

@@ -1,12 +1,14 @@
 //! Reference for shaders/matmul.wgsl.
 
+use super::Real;
+
 /// C[b] = op(A[b]) · op(B[b]) for row-major operands; `batch_stride_*` 0 shares an operand
 /// across the batch. A is [M, K] ([K, M] if `transpose_a`), B is [K, N] ([N, K] if
 /// `transpose_b`).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(
-    a: &[f32],
-    b: &[f32],
+pub fn matmul<T: Real>(
+    a: &[T],
+    b: &[T],
     batch: usize,
     m: usize,
     n: usize,
@@ -15,8 +17,8 @@ pub fn matmul(
     transpose_b: bool,
     batch_stride_a: usize,
     batch_stride_b: usize,
-) -> Vec<f32> {
-    let mut c = vec![0f32; batch * m * n];
+) -> Vec<T> {
+    let mut c = vec![T::zero(); batch * m * n];
     for p in 0..batch {
         let a = &a[p * batch_stride_a..];
         let b = &b[p * batch_stride_b..];
@@ -34,9 +36,9 @@ pub fn matmul(
                     } else {
                         b[kk * n + col]
                     };
-                    sum += f64::from(x) * f64::from(y);
+                    sum += x.to_f64() * y.to_f64();
                 }
-                c[(p * m + row) * n + col] = sum as f32;
+                c[(p * m + row) * n + col] = T::from_f64(sum);
             }
         }
     }

@@ -1,10 +1,11 @@
 //! References for shaders/reduce.wgsl.
 
+use super::Real;
 use crate::kernels::reduce::reduced_shape;
 
 /// Sum over `axes` of a row-major tensor of shape `dims`, in the output layout of
 /// `reduced_shape(dims, axes, _)` (keeping or dropping size-1 axes does not change the order).
-pub fn sum(x: &[f32], dims: &[usize], axes: &[usize]) -> Vec<f32> {
+pub fn sum<T: Real>(x: &[T], dims: &[usize], axes: &[usize]) -> Vec<T> {
     let out_len: usize = reduced_shape(dims, axes, false).iter().product();
     let mut out = vec![0f64; out_len];
     let mut index = vec![0usize; dims.len()];
@@ -16,7 +17,7 @@ pub fn sum(x: &[f32], dims: &[usize], axes: &[usize]) -> Vec<f32> {
                 o = o * size + i;
             }
         }
-        out[o] += f64::from(value);
+        out[o] += value.to_f64();
         for axis in (0..dims.len()).rev() {
             index[axis] += 1;
             if index[axis] < dims[axis] {
@@ -25,13 +26,13 @@ pub fn sum(x: &[f32], dims: &[usize], axes: &[usize]) -> Vec<f32> {
             index[axis] = 0;
         }
     }
-    out.into_iter().map(|v| v as f32).collect()
+    out.into_iter().map(T::from_f64).collect()
 }
 
-pub fn mean(x: &[f32], dims: &[usize], axes: &[usize]) -> Vec<f32> {
+pub fn mean<T: Real>(x: &[T], dims: &[usize], axes: &[usize]) -> Vec<T> {
     let count: usize = axes.iter().map(|&axis| dims[axis]).product();
     sum(x, dims, axes)
         .into_iter()
-        .map(|v| (f64::from(v) / count as f64) as f32)
+        .map(|v| T::from_f64(v.to_f64() / count as f64))
         .collect()
 }

@@ -112,16 +112,23 @@ impl<'a> OpCheck<'a> {
         }
     }
 
-    /// Runs steps 1–4. `gpu_backward` returns one gradient per input (`None` for an input
-    /// the op does not differentiate, which the reference then skips too); `reference_backward`
-    /// returns one per input likewise.
-    pub fn run(
+    /// Steps 1 and 2 only, for a kernel that has no backward of its own (a matmul variant, a
+    /// transpose, a reduction).
+    pub fn run_forward(
         &self,
         gpu_forward: impl Fn(&[Tensor]) -> Result<Tensor>,
-        gpu_backward: impl Fn(&[Tensor], &Tensor) -> Result<Vec<Option<Tensor>>>,
         reference_forward: impl Fn(&[&[f64]]) -> Vec<f64>,
-        reference_backward: impl Fn(&[&[f64]], &[f64]) -> Vec<Option<Vec<f64>>>,
     ) {
+        self.forward(gpu_forward, reference_forward);
+    }
+
+    /// Steps 1 and 2: the uploaded inputs, the GPU output, the inputs in f64 and the
+    /// reference output.
+    fn forward(
+        &self,
+        gpu_forward: impl Fn(&[Tensor]) -> Result<Tensor>,
+        reference_forward: impl Fn(&[&[f64]]) -> Vec<f64>,
+    ) -> (Vec<Tensor>, Tensor, Vec<Vec<f64>>, Vec<f64>) {
         let name = self.name;
         let tensors: Vec<Tensor> = self
             .inputs
@@ -133,8 +140,6 @@ impl<'a> OpCheck<'a> {
             .iter()
             .map(|(_, values)| values.iter().map(|&v| f64::from(v)).collect())
             .collect();
-
-        // 2. Forward.
         let out = gpu_forward(&tensors).unwrap_or_else(|e| panic!("{name} forward: {e}"));
         let want_shape = self.output_shape.as_ref().unwrap_or(&self.inputs[0].0);
         assert_eq!(out.dims(), want_shape.as_slice(), "{name}: output shape");
@@ -146,6 +151,21 @@ impl<'a> OpCheck<'a> {
             self.forward.rtol,
             self.forward.atol,
         );
+        (tensors, out, inputs, want)
+    }
+
+    /// Runs steps 1–4. `gpu_backward` returns one gradient per input (`None` for an input
+    /// the op does not differentiate, which the reference then skips too); `reference_backward`
+    /// returns one per input likewise.
+    pub fn run(
+        &self,
+        gpu_forward: impl Fn(&[Tensor]) -> Result<Tensor>,
+        gpu_backward: impl Fn(&[Tensor], &Tensor) -> Result<Vec<Option<Tensor>>>,
+        reference_forward: impl Fn(&[&[f64]]) -> Vec<f64>,
+        reference_backward: impl Fn(&[&[f64]], &[f64]) -> Vec<Option<Vec<f64>>>,
+    ) {
+        let name = self.name;
+        let (tensors, out, inputs, want) = self.forward(gpu_forward, &reference_forward);
 
         // 3. The reference backward against finite differences of the reference forward.
         let grad_out_values = Rng::new(0x5eed).vec(want.len());
