@@ -22,60 +22,83 @@ fn pair(rng: &mut Rng, len: usize) -> (Vec<f32>, Vec<f32>, Tensor, Tensor) {
     (a, b, ta, tb)
 }
 
+/// The binary kernels (scalar and vec4 entries) against the reference, exactly: one f32
+/// operation each, which f64 rounds to the same value.
 #[test]
 fn binary_ops_match_reference() {
-    let mut rng = Rng::new(1);
+    type Kernel = fn(&Tensor, &Tensor) -> Result<Tensor>;
+    type Reference = fn(&[f64], &[f64]) -> Vec<f64>;
+    let ops: [(&str, Kernel, Reference); 4] = [
+        ("add", elementwise::add, oracle::add),
+        ("sub", elementwise::sub, oracle::sub),
+        ("mul", elementwise::mul, oracle::mul),
+        (
+            "relu_backward",
+            elementwise::relu_backward,
+            oracle::relu_backward,
+        ),
+    ];
     for &len in LENGTHS {
-        let (a, b, ta, tb) = pair(&mut rng, len);
-        let cases: [(&str, Tensor, Vec<f32>); 4] = [
-            (
-                "add",
-                elementwise::add(&ta, &tb).unwrap(),
-                reference::elementwise::add(&a, &b),
-            ),
-            (
-                "sub",
-                elementwise::sub(&ta, &tb).unwrap(),
-                reference::elementwise::sub(&a, &b),
-            ),
-            (
-                "mul",
-                elementwise::mul(&ta, &tb).unwrap(),
-                reference::elementwise::mul(&a, &b),
-            ),
-            (
-                "relu_backward",
-                elementwise::relu_backward(&ta, &tb).unwrap(),
-                reference::elementwise::relu_backward(&a, &b),
-            ),
-        ];
-        for (name, got, want) in cases {
-            assert_close(
+        for (index, (name, kernel, reference)) in ops.into_iter().enumerate() {
+            OpCheck::random(
                 &format!("{name} len {len}"),
-                &got.to_vec().unwrap(),
-                &want,
-                0.0,
-                0.0,
-            );
+                &[&[len], &[len]],
+                index as u64,
+            )
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run_forward(|t| kernel(&t[0], &t[1]), |v| reference(v[0], v[1]));
         }
     }
 }
 
 #[test]
 fn unary_ops_match_reference() {
-    let mut rng = Rng::new(2);
     for &len in LENGTHS {
-        let (a, _, ta, _) = pair(&mut rng, len);
-        let scaled = elementwise::scale(&ta, -2.5).unwrap().to_vec().unwrap();
-        assert_close(
-            "scale",
-            &scaled,
-            &reference::elementwise::scale(&a, -2.5),
-            0.0,
-            0.0,
-        );
-        let relu = elementwise::relu(&ta).unwrap().to_vec().unwrap();
-        assert_close("relu", &relu, &reference::elementwise::relu(&a), 0.0, 0.0);
+        OpCheck::random(&format!("scale len {len}"), &[&[len]], 2)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run_forward(
+                |t| elementwise::scale(&t[0], -2.5),
+                |v| oracle::scale(v[0], -2.5),
+            );
+        OpCheck::random(&format!("relu len {len}"), &[&[len]], 3)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run_forward(|t| elementwise::relu(&t[0]), |v| oracle::relu(v[0]));
+    }
+}
+
+/// The tape's add and scale: forward and both rules (an add's gradient reaches both inputs
+/// unchanged), with finite differences of the reference.
+#[test]
+fn add_and_scale_tape_rules_match_reference() {
+    for &len in &[7, 1028] {
+        OpCheck::random(&format!("Tape::add len {len}"), &[&[len], &[len]], 34)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run(
+                |t| elementwise::add(&t[0], &t[1]),
+                |t, g| {
+                    let tape = Tape::new();
+                    let (a, b) = (tape.input(t[0].clone()), tape.input(t[1].clone()));
+                    let sum = tape.add(&a, &b)?;
+                    let gradients = tape.backward(&sum, Some(g.clone()))?;
+                    Ok(vec![gradients.get(&a).cloned(), gradients.get(&b).cloned()])
+                },
+                |v| oracle::add(v[0], v[1]),
+                |_, g| vec![Some(g.to_vec()), Some(g.to_vec())],
+            );
+        OpCheck::random(&format!("Tape::scale len {len}"), &[&[len]], 35)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run(
+                |t| elementwise::scale(&t[0], -2.5),
+                |t, g| {
+                    Ok(vec![Some(tape_gradient(
+                        |tape, v| tape.scale(v, -2.5),
+                        &t[0],
+                        g,
+                    )?)])
+                },
+                |v| oracle::scale(v[0], -2.5),
+                |_, g| vec![Some(oracle::scale(g, -2.5))],
+            );
     }
 }
 

@@ -1,22 +1,22 @@
-//! References for shaders/elementwise.wgsl. The activations are generic over [`Real`] so that
-//! their backwards can be checked against finite differences in f64.
+//! References for shaders/elementwise.wgsl, generic over [`Real`] (but the dropout hash) so
+//! that their backwards can be checked against finite differences in f64.
 
 use super::Real;
 
-pub fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
-    a.iter().zip(b).map(|(x, y)| x + y).collect()
+pub fn add<R: Real>(a: &[R], b: &[R]) -> Vec<R> {
+    a.iter().zip(b).map(|(&x, &y)| x + y).collect()
 }
 
-pub fn sub(a: &[f32], b: &[f32]) -> Vec<f32> {
-    a.iter().zip(b).map(|(x, y)| x - y).collect()
+pub fn sub<R: Real>(a: &[R], b: &[R]) -> Vec<R> {
+    a.iter().zip(b).map(|(&x, &y)| x - y).collect()
 }
 
-pub fn mul(a: &[f32], b: &[f32]) -> Vec<f32> {
-    a.iter().zip(b).map(|(x, y)| x * y).collect()
+pub fn mul<R: Real>(a: &[R], b: &[R]) -> Vec<R> {
+    a.iter().zip(b).map(|(&x, &y)| x * y).collect()
 }
 
-pub fn scale(a: &[f32], alpha: f32) -> Vec<f32> {
-    a.iter().map(|x| alpha * x).collect()
+pub fn scale<R: Real>(a: &[R], alpha: R) -> Vec<R> {
+    a.iter().map(|&x| alpha * x).collect()
 }
 
 /// max(x, 0); NaN stays NaN (torch.relu).
