@@ -1,7 +1,9 @@
-//! shaders/concat.wgsl: channel concatenation and its backward (split) against plain Rust.
+//! shaders/concat.wgsl: channel concatenation and its backward (split) against plain Rust, through
+//! `OpCheck`.
 
 mod common;
 
+use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, gpu};
 use gradlens::kernels::concat::{concat_channels, split_channels};
 use gradlens::reference::concat as oracle;
@@ -20,27 +22,41 @@ fn concat_and_split_are_inverse_and_match_torch_cat() {
             .iter()
             .map(|&c| (rng.vec(batch * c * plane), c))
             .collect();
+        let inputs: Vec<(Vec<usize>, Vec<f32>)> = parts
+            .iter()
+            .map(|(data, c)| (vec![batch, *c, h, w], data.clone()))
+            .collect();
+        let out_channels: usize = channels.iter().sum();
+        // The backward is split: a gradient of its own (not the concatenation, which any
+        // inverse of concat would split back) into the inputs' slices.
+        OpCheck::new(&format!("concat {channels:?}"), inputs)
+            .output_shape(&[batch, out_channels, h, w])
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run(
+                |t| concat_channels(&t.iter().collect::<Vec<_>>()),
+                |_, g| {
+                    Ok(split_channels(g, &channels)?
+                        .into_iter()
+                        .map(Some)
+                        .collect())
+                },
+                |v| {
+                    let parts: Vec<(&[f64], usize)> =
+                        v.iter().copied().zip(channels.clone()).collect();
+                    oracle::concat_channels(&parts, batch, plane)
+                },
+                |_, g| {
+                    oracle::split_channels(g, &channels, batch, plane)
+                        .into_iter()
+                        .map(Some)
+                        .collect()
+                },
+            );
         let tensors: Vec<Tensor> = parts
             .iter()
             .map(|(data, c)| Tensor::from_slice(gpu(), [batch, *c, h, w], data).unwrap())
             .collect();
-        let refs: Vec<&Tensor> = tensors.iter().collect();
-        let out = concat_channels(&refs).unwrap();
-        assert_eq!(out.dims(), &[batch, channels.iter().sum(), h, w]);
-        let borrowed: Vec<(&[f32], usize)> =
-            parts.iter().map(|(d, c)| (d.as_slice(), *c)).collect();
-        let want = oracle::concat_channels(&borrowed, batch, plane);
-        assert_eq!(out.to_vec().unwrap(), want, "concat {channels:?}");
-
-        // The backward: a gradient of its own (not the concatenation, which any inverse of
-        // concat would split back) split into the inputs' slices.
-        let gradient = rng.vec(want.len());
-        let grad = Tensor::from_slice(gpu(), out.dims().to_vec(), &gradient).unwrap();
-        let split = split_channels(&grad, &channels).unwrap();
-        let want_split = oracle::split_channels(&gradient, &channels, batch, plane);
-        for (part, want) in split.iter().zip(&want_split) {
-            assert_eq!(&part.to_vec().unwrap(), want, "split {channels:?}");
-        }
+        let out = concat_channels(&tensors.iter().collect::<Vec<_>>()).unwrap();
         // And split undoes concat.
         for (part, (data, _)) in split_channels(&out, &channels).unwrap().iter().zip(&parts) {
             assert_eq!(

@@ -4,9 +4,9 @@
 mod common;
 
 use common::op_check::{OpCheck, Tolerance};
-use common::{Rng, assert_close, gpu};
+use common::{Rng, gpu};
 use gradlens::kernels::{elementwise, linear, loss, softmax};
-use gradlens::reference::{self, gradcheck};
+use gradlens::reference;
 use gradlens::{Error, Tensor};
 
 fn upload(dims: Vec<usize>, data: &[f32]) -> Tensor {
@@ -15,51 +15,37 @@ fn upload(dims: Vec<usize>, data: &[f32]) -> Tensor {
 
 #[test]
 fn linear_forward_and_backward_match_reference() {
-    let mut rng = Rng::new(50);
+    use reference::matmul::matmul;
     for (batch, inputs, outputs) in [(1, 7, 3), (3, 64, 10), (5, 33, 17), (2, 1, 1)] {
-        let x = rng.vec(batch * inputs);
-        let w = rng.vec(outputs * inputs);
-        let b = rng.vec(outputs);
-        let (tx, tw, tb) = (
-            upload(vec![batch, inputs], &x),
-            upload(vec![outputs, inputs], &w),
-            upload(vec![outputs], &b),
-        );
-        let y = linear::linear(&tx, &tw, Some(&tb)).unwrap();
-        let xw = reference::matmul::matmul(&x, &w, 1, batch, outputs, inputs, false, true, 0, 0);
-        let want = reference::elementwise::add_row_bias(&xw, &b);
-        let what = format!("linear {batch}x{inputs}->{outputs}");
-        assert_close(&what, &y.to_vec().unwrap(), &want, 1e-5, 1e-5);
-
-        let g = rng.vec(batch * outputs);
-        let grads =
-            linear::linear_backward(&tx, &tw, &upload(vec![batch, outputs], &g), true).unwrap();
-        let want_dx =
-            reference::matmul::matmul(&g, &w, 1, batch, inputs, outputs, false, false, 0, 0);
-        let want_dw =
-            reference::matmul::matmul(&g, &x, 1, outputs, inputs, batch, true, false, 0, 0);
-        let want_db = reference::reduce::sum(&g, &[batch, outputs], &[0]);
-        assert_close(
-            &format!("{what} dx"),
-            &grads.grad_input.to_vec().unwrap(),
-            &want_dx,
-            1e-5,
-            1e-5,
-        );
-        assert_close(
-            &format!("{what} dW"),
-            &grads.grad_weight.to_vec().unwrap(),
-            &want_dw,
-            1e-5,
-            1e-5,
-        );
-        assert_close(
-            &format!("{what} db"),
-            &grads.grad_bias.unwrap().to_vec().unwrap(),
-            &want_db,
-            1e-5,
-            1e-5,
-        );
+        let shapes: [&[usize]; 3] = [&[batch, inputs], &[outputs, inputs], &[outputs]];
+        OpCheck::random(&format!("linear {batch}x{inputs}->{outputs}"), &shapes, 50)
+            .output_shape(&[batch, outputs])
+            .run(
+                |t| linear::linear(&t[0], &t[1], Some(&t[2])),
+                |t, g| {
+                    let grads = linear::linear_backward(&t[0], &t[1], g, true)?;
+                    Ok(vec![
+                        Some(grads.grad_input),
+                        Some(grads.grad_weight),
+                        grads.grad_bias,
+                    ])
+                },
+                |v| {
+                    let xw = matmul(v[0], v[1], 1, batch, outputs, inputs, false, true, 0, 0);
+                    reference::elementwise::add_row_bias(&xw, v[2])
+                },
+                |v, g| {
+                    vec![
+                        Some(matmul(
+                            g, v[1], 1, batch, inputs, outputs, false, false, 0, 0,
+                        )),
+                        Some(matmul(
+                            g, v[0], 1, outputs, inputs, batch, true, false, 0, 0,
+                        )),
+                        Some(reference::reduce::sum(g, &[batch, outputs], &[0])),
+                    ]
+                },
+            );
     }
     let x = Tensor::zeros(gpu(), [2, 3]).unwrap();
     let w = Tensor::zeros(gpu(), [4, 5]).unwrap();
@@ -69,18 +55,31 @@ fn linear_forward_and_backward_match_reference() {
     ));
 }
 
+/// Forward and backward (the same mask on the gradient) through `OpCheck`; the share of
+/// dropped values, the mask's repetition for a seed and its change with another seed.
 #[test]
 fn dropout_matches_reference_keeps_the_right_share_and_repeats_its_mask() {
+    for p in [0.0, 0.1, 0.5, 0.9] {
+        let threshold = elementwise::dropout_threshold(p);
+        let scale = 1.0 / (1.0 - p);
+        OpCheck::random(&format!("dropout p={p}"), &[&[1031]], 51)
+            .tolerances(Tolerance::EXACT, Tolerance::EXACT)
+            .run(
+                |t| elementwise::dropout(&t[0], p, 1234),
+                |_, g| Ok(vec![Some(elementwise::dropout(g, p, 1234)?)]),
+                |v| reference::elementwise::dropout(v[0], threshold, f64::from(scale), 1234),
+                |_, g| {
+                    let mask_of_gradient =
+                        reference::elementwise::dropout(g, threshold, f64::from(scale), 1234);
+                    vec![Some(mask_of_gradient)]
+                },
+            );
+    }
     let mut rng = Rng::new(51);
     let len = 100_003;
-    let data = rng.vec(len);
-    let x = upload(vec![len], &data);
+    let x = upload(vec![len], &rng.vec(len));
     for p in [0.0, 0.1, 0.5, 0.9] {
         let y = elementwise::dropout(&x, p, 1234).unwrap().to_vec().unwrap();
-        let scale = 1.0 / (1.0 - p);
-        let want =
-            reference::elementwise::dropout(&data, elementwise::dropout_threshold(p), scale, 1234);
-        assert_close(&format!("dropout p={p}"), &y, &want, 1e-6, 0.0);
         let dropped = y.iter().filter(|&&v| v == 0.0).count() as f32 / len as f32;
         assert!((dropped - p).abs() < 0.01, "p = {p}: dropped {dropped}");
         // Same seed, same mask: the backward is dropout of the gradient with the seed.
@@ -147,66 +146,54 @@ fn softmax_backwards_match_reference_and_finite_differences() {
     }
 }
 
+/// The loss and its gradient to the log-probabilities through `OpCheck` (the loss is linear in
+/// them, so the reference's gradient is finite-differenced exactly), with and without class
+/// weights, on log-probabilities of spread logits.
 #[test]
 fn nll_loss_matches_reference_with_and_without_class_weights() {
     let mut rng = Rng::new(53);
     for (batch, classes) in [(1, 2), (3, 10), (70, 1000), (5, 1)] {
         let logits: Vec<f32> = rng.vec(batch * classes).iter().map(|v| v * 4.0).collect();
+        let log_probs = reference::softmax::log_softmax(&logits, classes);
         let targets: Vec<usize> = (0..batch).map(|_| rng.below(classes)).collect();
         let weights: Vec<f32> = rng.vec(classes).iter().map(|v| 0.5 + v.abs()).collect();
-        let log_probs = softmax::log_softmax(&upload(vec![batch, classes], &logits)).unwrap();
-        let lp = log_probs.to_vec().unwrap();
         for weighted in [false, true] {
             let class_weight = if weighted {
                 weights.clone()
             } else {
                 vec![1.0; classes]
             };
+            let weight64: Vec<f64> = class_weight.iter().map(|&w| f64::from(w)).collect();
             let tw = upload(vec![classes], &class_weight);
-            let result = loss::nll_loss(&log_probs, &targets, weighted.then_some(&tw)).unwrap();
-            let what = format!("nll_loss {batch}x{classes} weighted={weighted}");
-            assert_eq!(result.loss.dims(), &[] as &[usize]);
-            let want = reference::loss::nll_loss(&lp, &targets, &class_weight);
-            assert_close(&what, &result.loss.to_vec().unwrap(), &[want], 1e-5, 1e-6);
-
-            let one = Tensor::full(gpu(), Vec::<usize>::new(), 2.0).unwrap();
-            let grad = loss::nll_loss_backward(&log_probs, &result, &one).unwrap();
-            let want = reference::loss::nll_loss_backward(&targets, &class_weight, 2.0);
-            assert_close(
-                &format!("{what} backward"),
-                &grad.to_vec().unwrap(),
-                &want,
-                1e-5,
-                1e-7,
+            let class_weight_tensor = weighted.then_some(&tw);
+            let input = vec![(vec![batch, classes], log_probs.clone())];
+            OpCheck::new(
+                &format!("nll_loss {batch}x{classes} weighted={weighted}"),
+                input,
+            )
+            .output_shape(&[])
+            .tolerances(
+                Tolerance {
+                    rtol: 1e-5,
+                    atol: 1e-6,
+                },
+                Tolerance {
+                    rtol: 1e-5,
+                    atol: 1e-7,
+                },
+            )
+            .run(
+                |t| Ok(loss::nll_loss(&t[0], &targets, class_weight_tensor)?.loss),
+                |t, g| {
+                    let result = loss::nll_loss(&t[0], &targets, class_weight_tensor)?;
+                    Ok(vec![Some(loss::nll_loss_backward(&t[0], &result, g)?)])
+                },
+                |v| vec![reference::loss::nll_loss(v[0], &targets, &weight64)],
+                |_, g| {
+                    let gradient = reference::loss::nll_loss_backward(&targets, &weight64, g[0]);
+                    vec![Some(gradient)]
+                },
             );
-
-            // Finite differences of the reference, in f64, through log_softmax (cross-entropy).
-            if batch * classes <= 40 {
-                let x64: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
-                let w64: Vec<f64> = class_weight.iter().map(|&v| f64::from(v)).collect();
-                gradcheck::check(
-                    &x64,
-                    &[1.0],
-                    |x| {
-                        vec![reference::loss::nll_loss(
-                            &reference::softmax::log_softmax(x, classes),
-                            &targets,
-                            &w64,
-                        )]
-                    },
-                    |x, g| {
-                        let dlp = reference::loss::nll_loss_backward(&targets, &w64, g[0]);
-                        reference::softmax::log_softmax_backward(
-                            &reference::softmax::log_softmax(x, classes),
-                            &dlp,
-                            classes,
-                        )
-                    },
-                    1e-6,
-                    1e-6,
-                )
-                .unwrap_or_else(|e| panic!("{what} gradcheck: {e}"));
-            }
         }
     }
 }

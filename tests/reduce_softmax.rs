@@ -1,7 +1,8 @@
-//! shaders/reduce.wgsl and shaders/softmax.wgsl against the CPU reference.
+//! shaders/reduce.wgsl and shaders/softmax.wgsl against the CPU reference (`OpCheck`).
 
 mod common;
 
+use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
 use gradlens::kernels::reduce::{self, WORKGROUP_REDUCTION_MIN_LEN};
 use gradlens::kernels::softmax;
@@ -33,31 +34,35 @@ fn sum_and_mean_match_reference() {
     let mut rng = Rng::new(20);
     for (dims, axes) in cases() {
         let data = rng.vec(dims.iter().product());
-        let x = Tensor::from_slice(gpu(), dims.clone(), &data).unwrap();
         let count: usize = axes.iter().map(|&a| dims[a]).product();
         // f32 accumulation over `count` terms of magnitude <= 1.
         let atol = 1e-6 * count as f32 + 1e-6;
+        let sums = Tolerance { rtol: 1e-5, atol };
+        let means = Tolerance {
+            rtol: 1e-5,
+            atol: atol / count as f32,
+        };
+        let input = vec![(dims.clone(), data)];
         for keep_dims in [false, true] {
-            let sum = reduce::sum(&x, &axes, keep_dims).unwrap();
-            assert_eq!(sum.dims(), reduce::reduced_shape(&dims, &axes, keep_dims));
-            let want = reference::reduce::sum(&data, &dims, &axes);
-            assert_close(
-                &format!("sum {dims:?} over {axes:?}"),
-                &sum.to_vec().unwrap(),
-                &want,
-                1e-5,
-                atol,
+            let shape = reduce::reduced_shape(&dims, &axes, keep_dims);
+            OpCheck::new(
+                &format!("sum {dims:?} over {axes:?} keep={keep_dims}"),
+                input.clone(),
+            )
+            .output_shape(&shape)
+            .tolerances(sums, sums)
+            .run_forward(
+                |t| reduce::sum(&t[0], &axes, keep_dims),
+                |v| reference::reduce::sum(v[0], &dims, &axes),
             );
         }
-        let mean = reduce::mean(&x, &axes, false).unwrap().to_vec().unwrap();
-        let want = reference::reduce::mean(&data, &dims, &axes);
-        assert_close(
-            &format!("mean {dims:?} over {axes:?}"),
-            &mean,
-            &want,
-            1e-5,
-            atol / count as f32,
-        );
+        OpCheck::new(&format!("mean {dims:?} over {axes:?}"), input)
+            .output_shape(&reduce::reduced_shape(&dims, &axes, false))
+            .tolerances(means, means)
+            .run_forward(
+                |t| reduce::mean(&t[0], &axes, false),
+                |v| reference::reduce::mean(v[0], &dims, &axes),
+            );
     }
 }
 
@@ -107,23 +112,26 @@ fn softmax_and_log_softmax_match_reference() {
             .iter()
             .map(|v| v * 20.0)
             .collect();
-        let x = Tensor::from_slice(gpu(), dims.clone(), &data).unwrap();
-        let got = softmax::softmax(&x).unwrap().to_vec().unwrap();
-        assert_close(
-            &format!("softmax {dims:?}"),
-            &got,
-            &reference::softmax::softmax(&data, cols),
-            1e-5,
-            1e-7,
+        let input = vec![(dims.clone(), data)];
+        let (probabilities, logs) = (
+            Tolerance {
+                rtol: 1e-5,
+                atol: 1e-7,
+            },
+            Tolerance::relative(1e-5),
         );
-        let got = softmax::log_softmax(&x).unwrap().to_vec().unwrap();
-        assert_close(
-            &format!("log_softmax {dims:?}"),
-            &got,
-            &reference::softmax::log_softmax(&data, cols),
-            1e-5,
-            1e-5,
-        );
+        OpCheck::new(&format!("softmax {dims:?}"), input.clone())
+            .tolerances(probabilities, probabilities)
+            .run_forward(
+                |t| softmax::softmax(&t[0]),
+                |v| reference::softmax::softmax(v[0], cols),
+            );
+        OpCheck::new(&format!("log_softmax {dims:?}"), input)
+            .tolerances(logs, logs)
+            .run_forward(
+                |t| softmax::log_softmax(&t[0]),
+                |v| reference::softmax::log_softmax(v[0], cols),
+            );
     }
 }
 

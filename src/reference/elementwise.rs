@@ -1,5 +1,5 @@
-//! References for shaders/elementwise.wgsl, generic over [`Real`] (but the dropout hash) so
-//! that their backwards can be checked against finite differences in f64.
+//! References for shaders/elementwise.wgsl, generic over [`Real`] so that their backwards can
+//! be checked against finite differences in f64.
 
 use super::Real;
 
@@ -98,7 +98,7 @@ pub fn dropout_hash(value: u32) -> u32 {
 
 /// Inverted dropout with the shader's mask: element i is kept when
 /// hash(i ^ hash(seed)) >= drop_threshold.
-pub fn dropout(a: &[f32], drop_threshold: u32, scale: f32, seed: u32) -> Vec<f32> {
+pub fn dropout<R: Real>(a: &[R], drop_threshold: u32, scale: R, seed: u32) -> Vec<R> {
     let seed_hash = dropout_hash(seed);
     a.iter()
         .enumerate()
@@ -106,7 +106,7 @@ pub fn dropout(a: &[f32], drop_threshold: u32, scale: f32, seed: u32) -> Vec<f32
             if dropout_hash(i as u32 ^ seed_hash) >= drop_threshold {
                 x * scale
             } else {
-                0.0
+                R::zero()
             }
         })
         .collect()
