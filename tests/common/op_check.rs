@@ -8,9 +8,11 @@
 //! 4. the GPU backward (a kernel, or the tape's rule) is compared with the reference backward
 //!    for a seeded random output gradient.
 //!
-//! Forward and backward have separate tolerances: a backward composes more rounding. Finite
-//! differences cost two reference forwards per input element, so inputs of more than
-//! `GRADCHECK_MAX_ELEMENTS` skip step 3; an op's smaller cases check its reference backward.
+//! Forward and backward have separate tolerances (and one input's gradient may have its own):
+//! a backward composes more rounding. Finite differences cost two reference forwards per input
+//! element, so inputs of more than `GRADCHECK_MAX_ELEMENTS` skip step 3; an op's smaller cases
+//! check its reference backward. A kernel with no backward of its own runs steps 1 and 2
+//! (`run_forward`).
 
 use gradlens::{Result, Tensor};
 
