@@ -69,6 +69,19 @@ fn normalising_statistics(x: &Tensor, state: &BatchNormState) -> Result<(Tensor,
     Ok((batch.mean, batch.variance))
 }
 
+/// A convolution's gradients to its input and its weight, each only where `wants` says.
+fn conv2d_grads(
+    x: &Tensor,
+    weight: &Tensor,
+    grad: &Tensor,
+    conv: &Conv2d,
+    (wants_input, wants_weight): (bool, bool),
+) -> Result<InputGrads> {
+    let input = wants_input.then(|| conv2d_backward_input(x, weight, grad, conv));
+    let weight = wants_weight.then(|| conv2d_backward_weight(x, weight, grad, conv));
+    Ok(vec![input.transpose()?, weight.transpose()?])
+}
+
 impl Tape {
     /// Records a one-input op whose backward is `backward(saved, grad)`, `saved` being what
     /// it reads: the forward's input or its output.
@@ -93,16 +106,7 @@ impl Tape {
         inputs.extend(bias);
         let has_bias = bias.is_some();
         self.record(out, &inputs, move |grad| {
-            let mut grads: InputGrads = vec![
-                wants
-                    .0
-                    .then(|| conv2d_backward_input(&x_t, &w_t, grad, &conv))
-                    .transpose()?,
-                wants
-                    .1
-                    .then(|| conv2d_backward_weight(&x_t, &w_t, grad, &conv))
-                    .transpose()?,
-            ];
+            let mut grads = conv2d_grads(&x_t, &w_t, grad, &conv, wants)?;
             if has_bias {
                 grads.push(Some(conv2d_backward_bias(grad)?));
             }
@@ -126,16 +130,7 @@ impl Tape {
         let (x_t, w_t, conv) = (x.tensor.clone(), weight.tensor.clone(), *conv);
         let wants = (x.requires_grad(), weight.requires_grad());
         self.record(out, &[x, weight], move |grad| {
-            Ok(vec![
-                wants
-                    .0
-                    .then(|| conv2d_backward_input(&x_t, &w_t, grad, &conv))
-                    .transpose()?,
-                wants
-                    .1
-                    .then(|| conv2d_backward_weight(&x_t, &w_t, grad, &conv))
-                    .transpose()?,
-            ])
+            conv2d_grads(&x_t, &w_t, grad, &conv, wants)
         })
     }
 

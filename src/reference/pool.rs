@@ -31,6 +31,22 @@ fn window(pool: &Pool2d, p: Planes, oh: usize, ow: usize, include_pad: bool) -> 
     [hs, he, ws, we, divisor]
 }
 
+/// Every output's window in output order: its plane's first input index and
+/// `window`'s [h_start, h_end, w_start, w_end, divisor].
+fn windows(
+    p: Planes,
+    pool: &Pool2d,
+    out: [usize; 2],
+    include_pad: bool,
+) -> impl Iterator<Item = (usize, [usize; 5])> + '_ {
+    (0..p.planes).flat_map(move |plane| {
+        let base = plane * p.height * p.width;
+        (0..out[0]).flat_map(move |oh| {
+            (0..out[1]).map(move |ow| (base, window(pool, p, oh, ow, include_pad)))
+        })
+    })
+}
+
 /// Max pooling; also returns, per output, the in-plane index of its maximum.
 pub fn max_pool2d<T: Real>(
     x: &[T],
@@ -40,27 +56,21 @@ pub fn max_pool2d<T: Real>(
 ) -> (Vec<T>, Vec<usize>) {
     let mut values = Vec::new();
     let mut argmax = Vec::new();
-    for plane in 0..p.planes {
-        let base = plane * p.height * p.width;
-        for oh in 0..out[0] {
-            for ow in 0..out[1] {
-                let [hs, he, ws, we, _] = window(pool, p, oh, ow, false);
-                let mut best_index = hs * p.width + ws;
-                let mut best = x[base + best_index];
-                for h in hs..he {
-                    for w in ws..we {
-                        let v = x[base + h * p.width + w];
-                        // PyTorch: `val > maxval || isnan(val)`; the first NaN already wins.
-                        if v > best || (v.is_nan() && !best.is_nan()) {
-                            best = v;
-                            best_index = h * p.width + w;
-                        }
-                    }
+    for (base, [hs, he, ws, we, _]) in windows(p, pool, out, false) {
+        let mut best_index = hs * p.width + ws;
+        let mut best = x[base + best_index];
+        for h in hs..he {
+            for w in ws..we {
+                let v = x[base + h * p.width + w];
+                // PyTorch: `val > maxval || isnan(val)`; the first NaN already wins.
+                if v > best || (v.is_nan() && !best.is_nan()) {
+                    best = v;
+                    best_index = h * p.width + w;
                 }
-                values.push(best);
-                argmax.push(best_index);
             }
         }
+        values.push(best);
+        argmax.push(best_index);
     }
     (values, argmax)
 }
@@ -89,23 +99,17 @@ pub fn avg_pool2d<T: Real>(
     out: [usize; 2],
     include_pad: bool,
 ) -> Vec<T> {
-    let mut values = Vec::new();
-    for plane in 0..p.planes {
-        let base = plane * p.height * p.width;
-        for oh in 0..out[0] {
-            for ow in 0..out[1] {
-                let [hs, he, ws, we, divisor] = window(pool, p, oh, ow, include_pad);
-                let mut sum = T::zero();
-                for h in hs..he {
-                    for w in ws..we {
-                        sum += x[base + h * p.width + w];
-                    }
+    windows(p, pool, out, include_pad)
+        .map(|(base, [hs, he, ws, we, divisor])| {
+            let mut sum = T::zero();
+            for h in hs..he {
+                for w in ws..we {
+                    sum += x[base + h * p.width + w];
                 }
-                values.push(sum / T::from_f64(divisor as f64));
             }
-        }
-    }
-    values
+            sum / T::from_f64(divisor as f64)
+        })
+        .collect()
 }
 
 pub fn avg_pool2d_backward<T: Real>(
