@@ -160,15 +160,8 @@ enum Command {
                             gradlens classify slide.png --weights lesions.safetensors --tile 256 --stride 128"
     )]
     Classify {
-        /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA).
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-        /// A safetensors file (tools/export_torchvision.py, or a gradlens checkpoint).
-        #[arg(long)]
-        weights: PathBuf,
-        /// The architecture, when the file does not name it (torchvision's function name).
-        #[arg(long)]
-        arch: Option<String>,
+        #[command(flatten)]
+        model: ImagesAndModel,
         #[arg(long, default_value_t = 5)]
         top: usize,
         /// One JSON object on stdout instead of text.
@@ -201,12 +194,8 @@ enum Command {
                             gradlens saliency scan.png --weights lesions.safetensors --tile 256 --out scan_map.png"
     )]
     Saliency {
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-        #[arg(long)]
-        weights: PathBuf,
-        #[arg(long)]
-        arch: Option<String>,
+        #[command(flatten)]
+        model: ImagesAndModel,
         #[arg(long, default_value = "gradient", value_parser = method_parser())]
         method: gradlens::saliency::Method,
         /// A class index, a class name stored with the weights, or "top" (each image's
@@ -232,6 +221,20 @@ enum Command {
         #[arg(long)]
         check_finite: bool,
     },
+}
+
+/// The images and the model that `classify` and `saliency` run on.
+#[derive(clap::Args)]
+pub struct ImagesAndModel {
+    /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// A safetensors file (tools/export_torchvision.py, or a gradlens checkpoint).
+    #[arg(long)]
+    weights: PathBuf,
+    /// The architecture, when the file does not name it (torchvision's function name).
+    #[arg(long)]
+    arch: Option<String>,
 }
 
 pub fn run(cli: Cli) -> gradlens::Result<()> {
@@ -262,9 +265,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
         }),
         Command::Demo { out } => demo::run(&out),
         Command::Classify {
-            images,
-            weights,
-            arch,
+            model,
             top,
             json,
             tile,
@@ -272,9 +273,9 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             aggregate,
             check_finite,
         } => classify::run(&classify::Request {
-            images: &images,
-            weights: &weights,
-            arch: arch.as_deref(),
+            images: &model.images,
+            weights: &model.weights,
+            arch: model.arch.as_deref(),
             top,
             json,
             tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize), aggregate)),
@@ -304,9 +305,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             check_finite,
         }),
         Command::Saliency {
-            images,
-            weights,
-            arch,
+            model,
             method,
             class,
             out,
@@ -315,9 +314,9 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             stride,
             check_finite,
         } => saliency::run(&saliency::Request {
-            images: &images,
-            weights: &weights,
-            arch: arch.as_deref(),
+            images: &model.images,
+            weights: &model.weights,
+            arch: model.arch.as_deref(),
             method,
             class: &class,
             out: out.as_deref(),
