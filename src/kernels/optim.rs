@@ -142,58 +142,49 @@ fn launch(
     param: &Tensor,
     states: &[&Tensor],
 ) -> Result<()> {
+    // In binding order: the gradient, the parameter, then the states.
+    let operands: Vec<&Tensor> = [grad, param]
+        .into_iter()
+        .chain(states.iter().copied())
+        .collect();
     let limits = param.gpu().limits();
     let count = param.numel();
     if param.byte_size() <= limits.max_storage_buffer_binding_size {
-        return launch_piece(update, params, grad, param, states);
+        return launch_piece(update, *params, &operands);
     }
     let alignment = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
     let piece = (limits.max_storage_buffer_binding_size as usize / 4) / alignment * alignment;
-    let flat = |t: &Tensor, start: usize, len: usize| t.reshape([t.numel()])?.rows(start, len);
     for start in (0..count).step_by(piece) {
         let len = piece.min(count - start);
-        let views = states
+        let views = operands
             .iter()
-            .map(|state| match state.numel() == count {
-                true => flat(state, start, len),
-                false => Ok((*state).clone()), // SGD's one-element stand-in
+            .map(|t| match t.numel() == count {
+                true => t.reshape([count])?.rows(start, len),
+                false => Ok((*t).clone()), // SGD's one-element stand-in
             })
             .collect::<Result<Vec<_>>>()?;
         let piece_params = Params {
             count: as_u32(update.scalar.name, "element count", len)?,
             ..*params
         };
-        launch_piece(
-            update,
-            &piece_params,
-            &flat(grad, start, len)?,
-            &flat(param, start, len)?,
-            &views.iter().collect::<Vec<_>>(),
-        )?;
+        launch_piece(update, piece_params, &views.iter().collect::<Vec<_>>())?;
     }
     Ok(())
 }
 
-fn launch_piece(
-    update: &WithVec4<Params>,
-    params: &Params,
-    grad: &Tensor,
-    param: &Tensor,
-    states: &[&Tensor],
-) -> Result<()> {
+/// One dispatch over `operands` (gradient, parameter, states), all of `params.count` values.
+fn launch_piece(update: &WithVec4<Params>, params: Params, operands: &[&Tensor]) -> Result<()> {
     // Four elements per invocation where the count allows (3× the scalar entry's speed on
     // lavapipe), through the vec4 bindings 5–8.
-    let vec4 = param.numel().is_multiple_of(4);
+    let count = params.count as usize;
+    let vec4 = count.is_multiple_of(4);
     let (first_slot, invocations) = match vec4 {
-        true => (5, param.numel() / 4),
-        false => (1, param.numel()),
+        true => (5, count / 4),
+        false => (1, count),
     };
-    let entry = update.pick(vec4);
-    let mut launch = Launch::new(param.gpu(), entry, *params)
-        .bind(first_slot, grad)
-        .bind(first_slot + 1, param);
-    for (slot, state) in (first_slot + 2..).zip(states) {
-        launch = launch.bind(slot, state);
+    let mut launch = Launch::new(operands[1].gpu(), update.pick(vec4), params);
+    for (slot, operand) in (first_slot..).zip(operands) {
+        launch = launch.bind(slot, operand);
     }
     launch.over(invocations as u64)
 }
