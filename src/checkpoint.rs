@@ -46,7 +46,7 @@ pub struct LoadedModel {
 /// against a shape-only build first, so a file claiming a huge head is refused before
 /// anything is allocated.
 pub fn load(gpu: &Gpu, file: &WeightsFile, arch: Option<&str>) -> Result<LoadedModel> {
-    let info = ModelInfo::from_file(file, arch)?;
+    let info = crate::validate::model_info(gpu, file, arch)?;
     crate::validate::model_fits(gpu, file, &info)?;
     let mut store = ParamStore::new(gpu);
     let model = build(&info.arch, &mut store, &info.config)?;

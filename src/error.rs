@@ -55,6 +55,15 @@ pub enum Error {
     #[error("{path}: {message}")]
     Weights { path: String, message: String },
 
+    /// A weights file whose tensors do not fit the model: a short summary, and every problem
+    /// in `details` (printed by `gradlens --full-errors`).
+    #[error("{path}: {summary}")]
+    WeightsMismatch {
+        path: String,
+        summary: String,
+        details: Vec<String>,
+    },
+
     #[error("{path}: {message}")]
     Image { path: String, message: String },
 
@@ -72,6 +81,15 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Every problem behind an error that summarises many (a weights mismatch); empty for
+    /// the others.
+    pub fn details(&self) -> &[String] {
+        match self {
+            Error::WeightsMismatch { details, .. } => details,
+            _ => &[],
+        }
+    }
+
     pub(crate) fn invalid(op: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidArgument {
             op,

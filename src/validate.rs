@@ -8,7 +8,7 @@
 use crate::checkpoint::ModelInfo;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::build;
+use crate::models::{ARCHS, build};
 use crate::nn::ParamStore;
 use crate::weights::{HostTensor, WeightsFile, first_non_finite};
 
@@ -59,7 +59,50 @@ pub fn run_input_fits(path: &str, input: &HostTensor, info: &ModelInfo) -> Resul
 /// refused before that model is built for real (ParamStore::new initialises every parameter
 /// on the GPU as it is declared, before `load_into` can compare shapes).
 pub fn model_fits(gpu: &Gpu, file: &WeightsFile, info: &ModelInfo) -> Result<()> {
+    fits(gpu, file, info).map_err(|error| with_arch_hint(gpu, file, &info.arch, error))
+}
+
+fn fits(gpu: &Gpu, file: &WeightsFile, info: &ModelInfo) -> Result<()> {
     let mut shapes = ParamStore::shapes_only(gpu);
     let model = build(&info.arch, &mut shapes, &info.config)?;
     file.check_fits(&shapes, model.optional_prefixes())
+}
+
+/// The model `file` describes when read as `arch` (the flag, else the file's own record),
+/// with the architecture its tensors do fit named in the error when it is another.
+pub fn model_info(gpu: &Gpu, file: &WeightsFile, arch: Option<&str>) -> Result<ModelInfo> {
+    ModelInfo::from_file(file, arch).map_err(|error| match arch {
+        Some(arch) => with_arch_hint(gpu, file, arch, error),
+        None => error,
+    })
+}
+
+/// `error` (the file does not fit `arch`) led by the architecture whose every tensor the file
+/// does hold, when there is one: "holds a resnet18, not a resnet50: pass --arch resnet18".
+/// Each candidate is built shape-only, so nothing is allocated.
+fn with_arch_hint(gpu: &Gpu, file: &WeightsFile, arch: &str, error: Error) -> Error {
+    let fitting = ARCHS.iter().find(|&&candidate| {
+        candidate != arch
+            && ModelInfo::from_file(file, Some(candidate))
+                .is_ok_and(|info| fits(gpu, file, &info).is_ok())
+    });
+    let Some(fitting) = fitting else {
+        return error;
+    };
+    let hint = format!("holds a {fitting}, not a {arch}: pass --arch {fitting}");
+    match error {
+        Error::WeightsMismatch { path, details, .. } => Error::WeightsMismatch {
+            path,
+            summary: format!(
+                "{hint} ({} problems as a {arch}; --full-errors lists them)",
+                details.len()
+            ),
+            details,
+        },
+        Error::Weights { path, message } => Error::Weights {
+            path,
+            message: format!("{hint} ({message})"),
+        },
+        other => other,
+    }
 }

@@ -113,7 +113,8 @@ impl WeightsFile {
     /// Whether the file fits the model declared in `store` (also a shape-only store: no GPU
     /// memory is touched): every tensor the model declares is present (except under
     /// `optional_prefixes`) with the model's shape and only finite values, and the file holds
-    /// nothing else. Every problem is named in one error.
+    /// nothing else. The error names a few problems of each kind and counts the rest; its
+    /// `details` list them all.
     pub fn check_fits(&self, store: &ParamStore, optional_prefixes: &[&str]) -> Result<()> {
         let mut missing = Vec::new();
         let mut misshaped = Vec::new();
@@ -135,27 +136,44 @@ impl WeightsFile {
                 }
             }
         }
-        let unexpected: Vec<&str> = self.names().filter(|name| !store.contains(name)).collect();
-        let mut problems = Vec::new();
-        if !missing.is_empty() {
-            problems.push(format!("missing {}", missing.join(", ")));
+        let unexpected: Vec<String> = self
+            .names()
+            .filter(|name| !store.contains(name))
+            .map(str::to_string)
+            .collect();
+        // Shapes hold commas: those problems are separated by semicolons.
+        let kinds = [
+            ("missing", ", ", missing),
+            ("unexpected", ", ", unexpected),
+            ("wrong shape:", "; ", misshaped),
+            ("not finite:", "; ", non_finite),
+        ];
+        if kinds.iter().all(|(_, _, problems)| problems.is_empty()) {
+            return Ok(());
         }
-        if !unexpected.is_empty() {
-            problems.push(format!("unexpected {}", unexpected.join(", ")));
-        }
-        if !misshaped.is_empty() {
-            problems.push(format!("wrong shape: {}", misshaped.join("; ")));
-        }
-        if !non_finite.is_empty() {
-            problems.push(format!("not finite: {}", non_finite.join("; ")));
-        }
-        match problems.is_empty() {
-            true => Ok(()),
-            false => Err(Error::Weights {
-                path: self.path.clone(),
-                message: format!("does not fit the model: {}", problems.join("; ")),
-            }),
-        }
+        let summary = kinds
+            .iter()
+            .filter(|(_, _, problems)| !problems.is_empty())
+            .map(|(kind, separator, problems)| format!("{kind} {}", examples(problems, separator)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let details = kinds
+            .iter()
+            .flat_map(|(kind, _, problems)| problems.iter().map(move |p| format!("{kind} {p}")))
+            .collect();
+        let truncated = kinds
+            .iter()
+            .any(|(_, _, problems)| problems.len() > MISMATCH_EXAMPLES);
+        let more = if truncated {
+            " (--full-errors lists all)"
+        } else {
+            ""
+        };
+        Err(Error::WeightsMismatch {
+            path: self.path.clone(),
+            summary: format!("does not fit the model: {summary}{more}"),
+            details,
+        })
     }
 
     /// Loads every tensor of the model (parameters and buffers) from the file. Tensors under
@@ -177,6 +195,19 @@ impl WeightsFile {
         Ok(())
     }
 }
+
+/// At most `MISMATCH_EXAMPLES` of `problems`, and how many more there are: an error line stays
+/// readable when a file holds another architecture's hundreds of tensors.
+fn examples(problems: &[String], separator: &str) -> String {
+    let shown = problems[..problems.len().min(MISMATCH_EXAMPLES)].join(separator);
+    match problems.len().checked_sub(MISMATCH_EXAMPLES) {
+        Some(more) if more > 0 => format!("{shown} and {more} more"),
+        _ => shown,
+    }
+}
+
+/// How many problems of each kind a mismatch names (`--full-errors` prints them all).
+const MISMATCH_EXAMPLES: usize = 3;
 
 /// Writes every parameter and buffer of `store` as f32, plus a zero `num_batches_tracked` per
 /// BatchNorm so that torchvision's strict `load_state_dict` accepts the file. Written to a

@@ -220,6 +220,11 @@ fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
         assert!(!output.status.success(), "{args:?} succeeded");
         assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr:?}");
         assert!(
+            lines[0].len() < 500,
+            "{args:?}: a line of {} characters",
+            lines[0].len()
+        );
+        assert!(
             lines[0].contains(needle),
             "{args:?}: {needle:?} not in {stderr:?}"
         );

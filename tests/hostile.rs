@@ -69,9 +69,12 @@ fn gradlens(args: &[&str]) -> Outcome {
     }
 }
 
+/// The longest error line a person is asked to read.
+const MAX_ERROR_CHARS: usize = 500;
+
 /// The one way a hostile input may end: a non-zero exit, exactly one non-empty line on
-/// stderr starting with "gradlens:" and containing each of `names` (the file or the thing at
-/// fault, and what is wrong with it),
+/// stderr starting with "gradlens:", shorter than `MAX_ERROR_CHARS` and containing each of
+/// `names` (the file or the thing at fault, and what is wrong with it),
 /// no panic, within `seconds`, under 1 GiB of resident memory, and none of `outputs` (nor
 /// their `.partial` files) on disk.
 #[track_caller]
@@ -84,6 +87,11 @@ fn refused(args: &[&str], names: &[&str], outputs: &[&Path], seconds: f64) {
     assert!(
         lines[0].starts_with("gradlens: ") && lines[0].len() > "gradlens: ".len(),
         "{args:?}: {stderr:?}"
+    );
+    assert!(
+        lines[0].len() < MAX_ERROR_CHARS,
+        "{args:?}: {} characters, more than a person reads: {stderr:?}",
+        lines[0].len()
     );
     for name in names {
         assert!(
@@ -795,4 +803,66 @@ fn unwritable_outputs() {
     let outcome = gradlens(&args);
     assert!(outcome.success, "{}", outcome.stderr);
     assert!(out.exists());
+}
+
+/// A ResNet-18 checkpoint read as another architecture: one short line that names the
+/// architecture the file holds and the flag to pass, never the hundreds of tensors that do not
+/// fit (issue: a 5.8 KB line); `--full-errors` lists every one after that line.
+#[test]
+fn weights_of_another_architecture() {
+    let dir = folder("another-arch");
+    let honest = honest(&dir);
+    let (w, image, input) = (arg(&honest.weights), arg(&honest.image), arg(&honest.input));
+    let out = dir.join("y.safetensors");
+    let hint = ["model.safetensors", "holds a resnet18", "--arch resnet18"];
+    for arch in [
+        "resnet50",
+        "resnet34",
+        "densenet121",
+        "vgg11_bn",
+        "googlenet",
+    ] {
+        refused(
+            &["classify", image, "--weights", w, "--arch", arch],
+            &[&hint[..], &[arch]].concat(),
+            &[],
+            30.0,
+        );
+        let run = [
+            "run",
+            "--arch",
+            arch,
+            "--weights",
+            w,
+            "--input",
+            input,
+            "--out",
+            arg(&out),
+        ];
+        refused(&run, &[&hint[..], &[arch]].concat(), &[&out], 30.0);
+    }
+
+    let listed = gradlens(&[
+        "classify",
+        image,
+        "--weights",
+        w,
+        "--arch",
+        "resnet50",
+        "--full-errors",
+    ]);
+    let lines: Vec<&str> = listed.stderr.lines().collect();
+    assert!(!listed.success);
+    assert!(lines[0].contains("holds a resnet18"), "{}", lines[0]);
+    assert!(
+        lines.len() > 100 && lines[1..].iter().all(|line| line.starts_with("  ")),
+        "every problem on a line of its own after the summary: {} lines",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.trim() == "missing layer1.0.conv3.weight"),
+        "a ResNet-50's bottleneck conv3 is among the missing tensors"
+    );
 }

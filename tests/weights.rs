@@ -73,7 +73,7 @@ fn save_then_load_round_trips_every_tensor() {
 }
 
 #[test]
-fn every_mismatch_is_named_in_one_error() {
+fn every_mismatch_is_summarised_in_one_line_and_listed_in_the_details() {
     let path = temp("mismatch.safetensors");
     save(&random_lesion_net([3, 4, 5], 101), &path, &HashMap::new()).unwrap();
     let mut file = WeightsFile::open(&path).unwrap();
@@ -92,19 +92,30 @@ fn every_mismatch_is_named_in_one_error() {
         .unwrap()
         .to_vec()
         .unwrap();
-    let error = file.load_into(&mut other, &[]).unwrap_err().to_string();
-    // The file's second block has 4 channels, the model's 6.
+    let error = file.load_into(&mut other, &[]).unwrap_err();
+    let (line, details) = (error.to_string(), error.details().join("\n"));
+    // The file's second block has 4 channels, the model's 6: six tensors of another shape,
+    // three named in the line and the rest counted; every one in the details.
     for needle in [
+        "mismatch.safetensors",
         "missing classifier.bias, classifier.weight",
         "unexpected extra.weight",
-        "features.4.weight is [4, 3, 3, 3] in the file, [6, 3, 3, 3] in the model",
-        "features.5.running_var is [4] in the file, [6] in the model",
-        "features.8.weight is [5, 4, 3, 3] in the file, [5, 6, 3, 3] in the model",
-        "mismatch.safetensors",
+        "wrong shape: features.4.weight is [4, 3, 3, 3] in the file, [6, 3, 3, 3] in the model",
+        "and 3 more (--full-errors lists all)",
     ] {
-        assert!(error.contains(needle), "{needle:?} not in: {error}");
+        assert!(line.contains(needle), "{needle:?} not in: {line}");
     }
-    assert!(!error.contains('\n'), "one line: {error}");
+    assert!(!line.contains('\n'), "one line: {line}");
+    for needle in [
+        "missing classifier.bias",
+        "missing classifier.weight",
+        "unexpected extra.weight",
+        "wrong shape: features.5.running_var is [4] in the file, [6] in the model",
+        "wrong shape: features.8.weight is [5, 4, 3, 3] in the file, [5, 6, 3, 3] in the model",
+    ] {
+        assert!(details.contains(needle), "{needle:?} not in: {details}");
+    }
+    assert_eq!(error.details().len(), 2 + 1 + 6, "{details}");
     // Nothing was loaded.
     assert_eq!(
         other

@@ -25,6 +25,10 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// After an error that summarises many problems (a weights file that does not fit the
+    /// model), list every one of them.
+    #[arg(long, global = true)]
+    pub full_errors: bool,
 }
 
 #[derive(Subcommand)]

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use gradlens::autograd::Tape;
-use gradlens::checkpoint::ModelInfo;
 use gradlens::models::build;
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::validate;
@@ -31,7 +30,7 @@ pub fn run(request: &Request) -> Result<()> {
     let input = validate::run_input(&input_file)?;
     let gpu = Gpu::new()?;
     let file = WeightsFile::open(request.weights)?;
-    let mut info = ModelInfo::from_file(&file, Some(request.arch))?;
+    let mut info = validate::model_info(&gpu, &file, Some(request.arch))?;
     validate::run_input_fits(&request.input.display().to_string(), input, &info)?;
     validate::model_fits(&gpu, &file, &info)?;
     // The flag, else what the file records, else torchvision's choice for its pretrained

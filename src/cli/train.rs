@@ -236,7 +236,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         (None, Some(path)) => {
             let mut file = WeightsFile::open(path)?;
-            let resumed = ModelInfo::from_file(&file, Some(&args.arch))?;
+            let resumed = gradlens::validate::model_info(&gpu, &file, Some(&args.arch))?;
             if let Some(text) = file.metadata().get(TRAIN_STATE_KEY) {
                 let state = TrainState::from_json(text, path)?;
                 let mut tensors = Vec::new();
