@@ -27,5 +27,5 @@ pub mod validate;
 pub mod weights;
 
 pub use error::{Error, Result};
-pub use gpu::{Gpu, GpuOptions};
+pub use gpu::{Gpu, GpuOptions, LimitCaps};
 pub use tensor::{Shape, Tensor};

@@ -69,3 +69,64 @@ fn linear_and_sgd_on_a_weight_beyond_one_binding() {
     let want: Vec<f32> = w.iter().zip(&dw).map(|(w, d)| w - 0.5 * d).collect();
     assert_close("W after SGD", &updated, &want, 1e-6, 1e-6);
 }
+
+/// `--check-finite`'s flag and gradient clipping on a gradient larger than one storage binding:
+/// both work piece by piece, and clipping reads its sums back once.
+#[test]
+fn finite_checks_and_gradient_clipping_beyond_one_binding() {
+    use gradlens::autograd::Tape;
+    use gradlens::gpu::NonFinite;
+    use gradlens::kernels::finite::check_finite;
+    use gradlens::nn::{Forward, Linear, Mode, ParamStore};
+    use gradlens::train::clip_grad_norm;
+
+    let gpu = gpu();
+    let (batch, inputs, outputs) = (2, 8200, 4100);
+    assert!((inputs * outputs * 4) as u64 > gpu.limits().max_storage_buffer_binding_size);
+    let mut rng = Rng::new(96);
+
+    // A NaN in the first piece, in the last, or none.
+    let len = inputs * outputs;
+    for at in [Some(3), Some(len - 1), None] {
+        let mut values = rng.vec(len);
+        if let Some(at) = at {
+            values[at] = f32::NAN;
+        }
+        let x = Tensor::from_slice(gpu, [outputs, inputs], &values).unwrap();
+        gpu.start_finite_checks();
+        {
+            let _scope = gpu.scope("big");
+            check_finite(&x, "gradient").unwrap();
+        }
+        let want = at.map(|_| NonFinite {
+            layer: "big".to_string(),
+            what: "gradient",
+        });
+        assert_eq!(gpu.finish_finite_checks().unwrap(), want, "NaN at {at:?}");
+    }
+
+    let mut store = ParamStore::new(gpu);
+    let head = Linear::new(&mut store, "fc", inputs, outputs, None, 7).unwrap();
+    let tape = Tape::new();
+    let f = Forward::new(&tape, &store, Mode::Train);
+    let x = tape.input(Tensor::from_slice(gpu, [batch, inputs], &rng.vec(batch * inputs)).unwrap());
+    let logits = head.forward(&f, &x).unwrap();
+    let loss = tape.cross_entropy(&logits, &[1, 4000], None).unwrap();
+    let mut grads = tape.backward(&loss, None).unwrap();
+    let weight_grad = grads.named("fc.weight").unwrap().to_vec().unwrap();
+    let bias_grad = grads.named("fc.bias").unwrap().to_vec().unwrap();
+    let norm = weight_grad
+        .iter()
+        .chain(&bias_grad)
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt() as f32;
+    let reported = clip_grad_norm(&mut grads, norm / 2.0).unwrap();
+    assert!(
+        (reported - norm).abs() < 1e-5 * norm,
+        "{reported} vs {norm}"
+    );
+    let clipped = grads.named("fc.weight").unwrap().to_vec().unwrap();
+    let want: Vec<f32> = weight_grad.iter().map(|v| v * 0.5).collect();
+    assert_close("fc.weight's clipped gradient", &clipped, &want, 1e-5, 1e-9);
+}

@@ -56,6 +56,39 @@ pub struct GpuOptions {
     /// Fill every newly leased tensor buffer with NaN before it is handed out, so a kernel that
     /// leaves an output element unwritten fails its test instead of passing on stale data.
     pub poison_allocations: bool,
+    /// Limits below the adapter's, so that tests reach on small tensors the paths that large
+    /// ones take (the 2-D grid fold, binding-sized pieces).
+    pub caps: LimitCaps,
+}
+
+/// Lower limits for the device than its adapter offers; `None` keeps the adapter's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LimitCaps {
+    pub max_workgroups_per_dimension: Option<u32>,
+    pub max_binding_bytes: Option<u64>,
+}
+
+/// The most bytes one storage binding may cover whatever the adapter allows (Metal allows
+/// more): the shaders index elements with u32, and vec4 and byte arithmetic stay far from its
+/// overflow below 2^31 bytes.
+pub const MAX_BINDING_BYTES: u64 = 1 << 31;
+
+/// The limits gradlens opens a device with: the adapter's own (a browser's defaults are
+/// smaller; VGG16's first classifier weight alone is 411 MB), one storage binding capped at
+/// `MAX_BINDING_BYTES`, and `caps` applied.
+pub fn device_limits(adapter: &wgpu::Limits, caps: LimitCaps) -> wgpu::Limits {
+    let mut limits = adapter.clone();
+    let cap_binding = caps
+        .max_binding_bytes
+        .unwrap_or(u64::MAX)
+        .min(MAX_BINDING_BYTES);
+    limits.max_storage_buffer_binding_size =
+        limits.max_storage_buffer_binding_size.min(cap_binding);
+    if let Some(cap) = caps.max_workgroups_per_dimension {
+        limits.max_compute_workgroups_per_dimension =
+            limits.max_compute_workgroups_per_dimension.min(cap);
+    }
+    limits
 }
 
 /// A range of a buffer bound to a kernel's binding slot.
@@ -115,17 +148,28 @@ impl Gpu {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ranked = adapter::enumerate_ranked(&options.request);
         let chosen = adapter::choose(ranked, &options.request)?;
-        pollster::block_on(Self::open(chosen, options.poison_allocations))
+        pollster::block_on(Self::open_capped(
+            chosen,
+            options.poison_allocations,
+            options.caps,
+        ))
     }
 
     /// Opens a device on `adapter` with everything it offers that gradlens uses: its own
     /// limits (a browser's defaults are smaller) and the wanted optional features. The browser
     /// front chooses its adapter itself and comes in here.
     pub async fn open(adapter: wgpu::Adapter, poison_allocations: bool) -> Result<Self> {
+        Self::open_capped(adapter, poison_allocations, LimitCaps::default()).await
+    }
+
+    /// `open` with `caps` (tests' lower limits).
+    async fn open_capped(
+        adapter: wgpu::Adapter,
+        poison_allocations: bool,
+        caps: LimitCaps,
+    ) -> Result<Self> {
         let adapter_info = adapter.get_info();
-        // The adapter's own limits, not wgpu's conservative defaults: VGG16's first classifier
-        // weight alone is 411 MB.
-        let limits = adapter.limits();
+        let limits = device_limits(&adapter.limits(), caps);
         let features = adapter.features() & WANTED_FEATURES;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -250,5 +294,41 @@ impl std::fmt::Debug for Gpu {
         f.debug_struct("Gpu")
             .field("adapter", &self.describe())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binding_never_exceeds_two_gibibytes_and_caps_only_lower() {
+        let mut metal_like = wgpu::Limits::default();
+        metal_like.max_storage_buffer_binding_size = 4 << 30;
+        metal_like.max_compute_workgroups_per_dimension = 65_535;
+        let limits = device_limits(&metal_like, LimitCaps::default());
+        assert_eq!(limits.max_storage_buffer_binding_size, MAX_BINDING_BYTES);
+        assert_eq!(limits.max_compute_workgroups_per_dimension, 65_535);
+
+        let caps = LimitCaps {
+            max_workgroups_per_dimension: Some(256),
+            max_binding_bytes: Some(1 << 20),
+        };
+        let capped = device_limits(&metal_like, caps);
+        assert_eq!(capped.max_storage_buffer_binding_size, 1 << 20);
+        assert_eq!(capped.max_compute_workgroups_per_dimension, 256);
+
+        let mut small = wgpu::Limits::default();
+        small.max_storage_buffer_binding_size = 128 << 20;
+        let raised = LimitCaps {
+            max_workgroups_per_dimension: Some(1 << 20),
+            max_binding_bytes: Some(1 << 40),
+        };
+        let kept = device_limits(&small, raised);
+        assert_eq!(kept.max_storage_buffer_binding_size, 128 << 20);
+        assert_eq!(
+            kept.max_compute_workgroups_per_dimension,
+            small.max_compute_workgroups_per_dimension
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Launchers for shaders/elementwise.wgsl: same-shape element-by-element arithmetic.
 
-use super::{Launch, as_u32};
+use super::{Launch, as_u32, binding_pieces};
 use crate::error::{Error, Result};
 use crate::shaders::{Shader, WithVec4, WorkgroupSize, entries, uniform_params};
 
@@ -118,13 +118,17 @@ fn binary(entries: Entries, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     launch(entries, a, Some(b), 0.0)
 }
 
+/// A pass that treats every element alike, over binding-sized pieces where `a` is larger
+/// than one storage binding.
 fn launch(entries: Entries, a: &Tensor, b: Option<&Tensor>, alpha: f32) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape().clone())?;
-    let params = Params::new(
-        as_u32(entries.scalar.name, "element count", a.numel())?,
-        alpha,
-    );
-    record(entries, a, b, &out, params)?;
+    let a_pieces = binding_pieces(a)?;
+    let b_pieces = b.map(binding_pieces).transpose()?;
+    for (i, (a, out)) in a_pieces.iter().zip(binding_pieces(&out)?).enumerate() {
+        let count = as_u32(entries.scalar.name, "element count", a.numel())?;
+        let b = b_pieces.as_ref().map(|pieces| &pieces[i]);
+        record(entries, a, b, &out, Params::new(count, alpha))?;
+    }
     Ok(out)
 }
 

@@ -1,6 +1,6 @@
 //! Launcher for shaders/finite.wgsl: `--check-finite`'s flag of a tensor holding NaN or Inf.
 
-use super::{Launch, as_u32};
+use super::{Launch, as_u32, binding_pieces};
 use crate::error::Result;
 use crate::shaders::{Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -27,12 +27,16 @@ pub fn check_finite(x: &Tensor, what: &'static str) -> Result<()> {
     let Some((flags, slot)) = gpu.finite_check_slot(what)? else {
         return Ok(());
     };
-    let params = Params {
-        count: as_u32("check_finite", "element count", x.numel())?,
-        slot,
-    };
-    Launch::new(gpu, &FLAG_NON_FINITE, params)
-        .bind(1, x)
-        .bind_range(2, Some(flags))
-        .over(x.numel() as u64)
+    // A tensor larger than one binding is checked piece by piece, each flagging the same slot.
+    for piece in binding_pieces(x)? {
+        let params = Params {
+            count: as_u32("check_finite", "element count", piece.numel())?,
+            slot,
+        };
+        Launch::new(gpu, &FLAG_NON_FINITE, params)
+            .bind(1, &piece)
+            .bind_range(2, Some(flags.clone()))
+            .over(piece.numel() as u64)?;
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Launcher for shaders/matmul.wgsl: batched C = op(A) · op(B).
 
-use super::{Launch, as_u32};
+use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::gpu::BufferRange;
 use crate::kernels::reduce;
@@ -429,12 +429,10 @@ fn few_rows_transposed_b(
         false => (&MATMUL_FEW_ROWS_NT, tile.workgroup_x * tile.workgroup_y),
         true => (&MATMUL_FEW_ROWS_NT_WORKGROUP, 1),
     };
-    // Folded into rows of 65535 workgroups (every adapter's minimum per dimension).
-    let workgroups = params.n.div_ceil(columns_per_workgroup);
-    let workgroups = match workgroups <= 65535 {
-        true => [workgroups, 1, 1],
-        false => [65535, workgroups.div_ceil(65535), 1],
-    };
+    let workgroups = grid_1d(
+        product.gpu,
+        u64::from(params.n.div_ceil(columns_per_workgroup)),
+    );
     let out = product.output()?;
     product
         .launch(

@@ -21,6 +21,7 @@ pub mod tuning;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::shaders::EntryInterface;
+use crate::tensor::Tensor;
 
 pub(crate) use launch::Launch;
 
@@ -55,6 +56,31 @@ pub(crate) fn grid_1d(gpu: &Gpu, count: u64) -> [u32; 3] {
         return [count as u32, 1, 1];
     }
     [max as u32, count.div_ceil(max) as u32, 1]
+}
+
+/// How many f32 elements one piece of a tensor larger than a storage binding holds: as many
+/// as one binding covers, a multiple of the alignment a binding's offset needs.
+pub(crate) fn binding_piece_len(gpu: &Gpu) -> usize {
+    let limits = gpu.limits();
+    let alignment = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    (limits.max_storage_buffer_binding_size as usize / 4) / alignment * alignment
+}
+
+/// `t` as flat views that each fit one storage binding (`binding_piece_len` elements, the last
+/// fewer), in order: the whole tensor, flat, when it fits. Passes that treat every element
+/// alike record one dispatch per piece, so that a tensor larger than a binding (VGG's 411 MB
+/// classifier.0.weight over lavapipe's 128 MiB) still runs.
+pub(crate) fn binding_pieces(t: &Tensor) -> Result<Vec<Tensor>> {
+    let count = t.numel();
+    let flat = t.reshape([count])?;
+    if t.byte_size() <= t.gpu().limits().max_storage_buffer_binding_size {
+        return Ok(vec![flat]);
+    }
+    let piece = binding_piece_len(t.gpu());
+    (0..count)
+        .step_by(piece)
+        .map(|start| flat.rows(start, piece.min(count - start)))
+        .collect()
 }
 
 /// About this many workgroups make a pass over 8×8-position grids (`plane_grid`): enough to

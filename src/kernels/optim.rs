@@ -1,6 +1,6 @@
 //! Launchers for shaders/optim.wgsl: in-place SGD and Adam / AdamW updates of one parameter.
 
-use super::{Launch, as_u32};
+use super::{Launch, as_u32, binding_piece_len};
 use crate::error::{Error, Result};
 use crate::shaders::{Shader, WithVec4, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -152,8 +152,7 @@ fn launch(
     if param.byte_size() <= limits.max_storage_buffer_binding_size {
         return launch_piece(update, *params, &operands);
     }
-    let alignment = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-    let piece = (limits.max_storage_buffer_binding_size as usize / 4) / alignment * alignment;
+    let piece = binding_piece_len(param.gpu());
     for start in (0..count).step_by(piece) {
         let len = piece.min(count - start);
         let views = operands

@@ -152,6 +152,15 @@ pub struct WithVec4<P: 'static> {
     pub vec4: Option<&'static Entry<P>>,
 }
 
+// Derived Clone and Copy would ask P: Copy.
+impl<P> Clone for WithVec4<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for WithVec4<P> {}
+
 impl<P> WithVec4<P> {
     pub const fn new(scalar: &'static Entry<P>, vec4: &'static Entry<P>) -> Self {
         Self {

@@ -7,30 +7,53 @@ pub mod op_check;
 
 use std::sync::OnceLock;
 
-use gradlens::{Gpu, GpuOptions};
+use gradlens::{Gpu, GpuOptions, LimitCaps};
 
 /// The process-wide context. Allocations are NaN-poisoned so unwritten outputs fail.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
-        let request = gradlens::gpu::AdapterRequest::from_env().expect("GRADLENS_* variables");
-        Gpu::with_options(GpuOptions {
-            request,
-            poison_allocations: true,
-        })
-        .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
+        Gpu::with_options(test_options())
+            .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
     })
+}
+
+/// Poisoned allocations on the adapter `GRADLENS_*` chooses, and, where
+/// `GRADLENS_TEST_MAX_WORKGROUPS` is set, at most that many workgroups per grid dimension:
+/// CI runs the kernel tests a second time with it low, so that every launch of more
+/// workgroups takes the 2-D grid fold that only huge tensors reach otherwise.
+fn test_options() -> GpuOptions {
+    let request = gradlens::gpu::AdapterRequest::from_env().expect("GRADLENS_* variables");
+    let max_workgroups = std::env::var("GRADLENS_TEST_MAX_WORKGROUPS")
+        .ok()
+        .map(|value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("GRADLENS_TEST_MAX_WORKGROUPS={value:?} is not a count"))
+        });
+    GpuOptions {
+        request,
+        poison_allocations: true,
+        caps: LimitCaps {
+            max_workgroups_per_dimension: max_workgroups,
+            max_binding_bytes: None,
+        },
+    }
+}
+
+/// The fewest elements, one per invocation in workgroups of `workgroup_size`, that need
+/// more workgroups than one grid dimension of the test context holds: launches of this many
+/// take the 2-D grid fold.
+pub fn folded_length(workgroup_size: usize) -> usize {
+    let per_dimension = gpu().limits().max_compute_workgroups_per_dimension as usize;
+    per_dimension * workgroup_size + 1
 }
 
 /// A context of the test's own, for counts that tests running beside it on the shared one
 /// would disturb (its pool's statistics, say).
 pub fn private_gpu() -> Gpu {
-    let request = gradlens::gpu::AdapterRequest::from_env().expect("GRADLENS_* variables");
-    Gpu::with_options(GpuOptions {
-        request,
-        poison_allocations: true,
-    })
-    .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
+    Gpu::with_options(test_options())
+        .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
 }
 
 /// Whether `test` must skip for want of `feature` on this adapter (`available` false). A skip
