@@ -124,12 +124,13 @@ fn schedules_follow_pytorch() {
 
 #[test]
 fn clipping_scales_gradients_to_the_global_norm() {
-    let mut store = ParamStore::new(gpu());
+    // A context of its own: the test counts its readbacks.
+    let gpu = &common::private_gpu();
+    let mut store = ParamStore::new(gpu);
     let head = Linear::new(&mut store, "fc", 3, 2, None, 1).unwrap();
     let tape = Tape::new();
     let f = Forward::new(&tape, &store, Mode::Train);
-    let x =
-        tape.input(Tensor::from_slice(gpu(), [2, 3], &[1.0, 2.0, -3.0, 0.5, -1.0, 4.0]).unwrap());
+    let x = tape.input(Tensor::from_slice(gpu, [2, 3], &[1.0, 2.0, -3.0, 0.5, -1.0, 4.0]).unwrap());
     let logits = head.forward(&f, &x).unwrap();
     let loss = tape.cross_entropy(&logits, &[0, 1], None).unwrap();
     let mut grads = tape.backward(&loss, None).unwrap();
@@ -138,7 +139,13 @@ fn clipping_scales_gradients_to_the_global_norm() {
         .map(|(_, g)| g.to_vec().unwrap())
         .collect();
     let norm: f32 = before.iter().flatten().map(|v| v * v).sum::<f32>().sqrt();
+    let reads_before = gpu.readbacks();
     let reported = clip_grad_norm(&mut grads, norm / 4.0).unwrap();
+    assert_eq!(
+        gpu.readbacks() - reads_before,
+        1,
+        "every parameter's sums come back in one read"
+    );
     assert!(
         (reported - norm).abs() < 1e-5 * norm,
         "{reported} vs {norm}"

@@ -124,6 +124,8 @@ struct GpuInner {
     finite_checks: Mutex<Option<FiniteChecks>>,
     /// The FLOPs of every counted dispatch recorded so far.
     flops_recorded: AtomicU64,
+    /// The buffer reads back to the host so far (`Gpu::readbacks`).
+    readbacks: AtomicU64,
     /// Errors wgpu reported outside any error scope (its default handler would panic).
     uncaptured: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -219,6 +221,7 @@ impl Gpu {
                 profiler: Mutex::default(),
                 finite_checks: Mutex::default(),
                 flops_recorded: AtomicU64::new(0),
+                readbacks: AtomicU64::new(0),
                 uncaptured,
                 lost,
                 poison_allocations,

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -119,6 +120,12 @@ impl<T> Future for Receiver<T> {
 }
 
 impl Gpu {
+    /// How many times a buffer was read back to the host so far: each read waits for the GPU,
+    /// so a step should read as few times as it can.
+    pub fn readbacks(&self) -> u64 {
+        self.inner.readbacks.load(Ordering::Relaxed)
+    }
+
     /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work,
     /// blocking until the GPU is done. Natively only: in a browser this is an error, and
     /// `read_async` is awaited instead.
@@ -151,6 +158,7 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let inner = &self.inner;
+        inner.readbacks.fetch_add(1, Ordering::Relaxed);
         let staging = inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback staging"),
             size,
