@@ -605,3 +605,33 @@ fn few_rows_transposed_b_matches_reference() {
         assert!(matmul(&five, &b, options).is_err());
     }
 }
+
+/// `Auto`'s kernel for A · Bᵀ with a few rows of A goes by the adapter's type: an invocation
+/// per column of C on CPU adapters, a workgroup per column on GPUs. tools/test.sh runs this
+/// binary a second time choosing as for a GPU (`GRADLENS_TEST_CHOOSE_AS=gpu`), so that CI
+/// runs, and checks the numbers of, what `Auto` picks on GPUs too.
+#[test]
+fn auto_picks_the_few_rows_kernel_for_the_adapter_type() {
+    // A context of its own: the profile must hold this test's dispatches only.
+    let gpu = &common::private_gpu();
+    let mut rng = Rng::new(20);
+    let (m, n, k) = (2, 300, 64);
+    let (a, b) = (rng.vec(m * k), rng.vec(n * k));
+    let ta = Tensor::from_slice(gpu, [m, k], &a).unwrap();
+    let tb = Tensor::from_slice(gpu, [n, k], &b).unwrap();
+    gpu.start_profiling().unwrap();
+    let options = MatmulOptions {
+        transpose_b: true,
+        ..MatmulOptions::default()
+    };
+    let c = matmul(&ta, &tb, options).unwrap().to_vec().unwrap();
+    let profile = pollster::block_on(gpu.finish_profiling()).unwrap();
+    let kernels: Vec<&str> = profile.kernels.iter().map(|k| k.kernel.as_str()).collect();
+    let want = match gpu.chooses_for_cpu() {
+        true => "matmul::matmul_few_rows_nt",
+        false => "matmul::matmul_few_rows_nt_workgroup",
+    };
+    assert_eq!(kernels, [want]);
+    let reference = reference::matmul::matmul(&a, &b, 1, m, n, k, false, true, 0, 0);
+    common::assert_close(want, &c, &reference, 1e-5, 1e-4);
+}

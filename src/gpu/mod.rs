@@ -59,6 +59,9 @@ pub struct GpuOptions {
     /// Limits below the adapter's, so that tests reach on small tensors the paths that large
     /// ones take (the 2-D grid fold, binding-sized pieces).
     pub caps: LimitCaps,
+    /// Choose kernels as if the adapter were of this type: tests run the variants that `Auto`
+    /// picks only on GPUs (split-K, a workgroup per column) on a CPU adapter, and check them.
+    pub choose_as: Option<wgpu::DeviceType>,
 }
 
 /// Lower limits for the device than its adapter offers; `None` keeps the adapter's.
@@ -126,6 +129,8 @@ struct GpuInner {
     flops_recorded: AtomicU64,
     /// The buffer reads back to the host so far (`Gpu::readbacks`).
     readbacks: AtomicU64,
+    /// The adapter type kernel selection goes by (`GpuOptions::choose_as`).
+    chooses_as: wgpu::DeviceType,
     /// Errors wgpu reported outside any error scope (its default handler would panic).
     uncaptured: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -150,28 +155,26 @@ impl Gpu {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ranked = adapter::enumerate_ranked(&options.request);
         let chosen = adapter::choose(ranked, &options.request)?;
-        pollster::block_on(Self::open_capped(
-            chosen,
-            options.poison_allocations,
-            options.caps,
-        ))
+        pollster::block_on(Self::open_with(chosen, &options))
     }
 
     /// Opens a device on `adapter` with everything it offers that gradlens uses: its own
     /// limits (a browser's defaults are smaller) and the wanted optional features. The browser
     /// front chooses its adapter itself and comes in here.
     pub async fn open(adapter: wgpu::Adapter, poison_allocations: bool) -> Result<Self> {
-        Self::open_capped(adapter, poison_allocations, LimitCaps::default()).await
+        let options = GpuOptions {
+            poison_allocations,
+            ..GpuOptions::default()
+        };
+        Self::open_with(adapter, &options).await
     }
 
-    /// `open` with `caps` (tests' lower limits).
-    async fn open_capped(
-        adapter: wgpu::Adapter,
-        poison_allocations: bool,
-        caps: LimitCaps,
-    ) -> Result<Self> {
+    /// `open` with the options tests set (`caps`, `choose_as`); the request is already met.
+    async fn open_with(adapter: wgpu::Adapter, options: &GpuOptions) -> Result<Self> {
+        let poison_allocations = options.poison_allocations;
         let adapter_info = adapter.get_info();
-        let limits = device_limits(&adapter.limits(), caps);
+        let chooses_as = options.choose_as.unwrap_or(adapter_info.device_type);
+        let limits = device_limits(&adapter.limits(), options.caps);
         let features = adapter.features() & WANTED_FEATURES;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -222,6 +225,7 @@ impl Gpu {
                 finite_checks: Mutex::default(),
                 flops_recorded: AtomicU64::new(0),
                 readbacks: AtomicU64::new(0),
+                chooses_as,
                 uncaptured,
                 lost,
                 poison_allocations,
@@ -259,6 +263,12 @@ impl Gpu {
     /// The largest range one storage binding may cover on this device.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
         self.inner.limits.max_storage_buffer_binding_size
+    }
+
+    /// Whether kernels are chosen for a CPU adapter (lavapipe, llvmpipe, SwiftShader): the
+    /// adapter's type unless `GpuOptions::choose_as` says otherwise.
+    pub fn chooses_for_cpu(&self) -> bool {
+        self.inner.chooses_as == wgpu::DeviceType::Cpu
     }
 
     pub(crate) fn max_workgroups_per_dimension(&self) -> u32 {

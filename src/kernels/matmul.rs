@@ -486,7 +486,7 @@ fn tiled(product: &Product, operands: [BufferRange; 2], tile: MatmulTile) -> Res
 fn vec4_k_slices(gpu: &crate::Gpu, [m, n, k]: [usize; 3], batch: u32) -> u32 {
     const WORKGROUPS_WANTED: usize = 512;
     const MIN_SLICE: usize = 256;
-    if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+    if gpu.chooses_for_cpu() {
         return 1;
     }
     let tile = MatmulTile::DEFAULT;
@@ -620,12 +620,10 @@ fn resolve_variant(
     match requested {
         // A Linear layer at batch 1 to 4: one invocation per column of C on CPU adapters, a
         // workgroup per column on GPUs (BENCHMARKS.md).
-        MatmulVariant::Auto if layout.few_rows_preferred => {
-            Ok(match gpu.adapter_info().device_type {
-                wgpu::DeviceType::Cpu => MatmulVariant::FewRowsTransposedB,
-                _ => MatmulVariant::FewRowsTransposedBWorkgroups,
-            })
-        }
+        MatmulVariant::Auto if layout.few_rows_preferred => Ok(match gpu.chooses_for_cpu() {
+            true => MatmulVariant::FewRowsTransposedB,
+            false => MatmulVariant::FewRowsTransposedBWorkgroups,
+        }),
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
             Ok(subgroup_variant(tile, layout.textures))

@@ -31,6 +31,16 @@ fn test_options() -> GpuOptions {
                 .parse()
                 .unwrap_or_else(|_| panic!("GRADLENS_TEST_MAX_WORKGROUPS={value:?} is not a count"))
         });
+    // GRADLENS_TEST_CHOOSE_AS=gpu: kernels chosen as for a discrete GPU, so that the variants
+    // `Auto` picks only there run (and are checked) on a CPU adapter.
+    let choose_as =
+        std::env::var("GRADLENS_TEST_CHOOSE_AS")
+            .ok()
+            .map(|value| match value.as_str() {
+                "gpu" => wgpu::DeviceType::DiscreteGpu,
+                "cpu" => wgpu::DeviceType::Cpu,
+                other => panic!("GRADLENS_TEST_CHOOSE_AS={other:?}: gpu or cpu"),
+            });
     GpuOptions {
         request,
         poison_allocations: true,
@@ -38,6 +48,7 @@ fn test_options() -> GpuOptions {
             max_workgroups_per_dimension: max_workgroups,
             max_binding_bytes: None,
         },
+        choose_as,
     }
 }
 
