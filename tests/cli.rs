@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::gpu;
+use gradlens::Tensor;
 use gradlens::checkpoint::ModelInfo;
 use gradlens::imaging::{Preprocess, Sizing};
 use gradlens::models::{ModelConfig, build};
@@ -80,6 +81,19 @@ fn fixtures(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (weights, gray, rgb16)
 }
 
+/// `source`'s checkpoint with the last layer's weight zeroed and its bias `bias`: every image's
+/// logits are `bias`, so what classify and evaluate must report is known.
+fn with_constant_head(source: &Path, out: &Path, bias: &[f32]) {
+    let file = gradlens::weights::WeightsFile::open(source).unwrap();
+    let mut loaded = gradlens::checkpoint::load(gpu(), &file, None).unwrap();
+    let weight = loaded.store.get("fc.weight").unwrap().dims().to_vec();
+    let zeros = Tensor::zeros(gpu(), weight).unwrap();
+    loaded.store.set("fc.weight", zeros).unwrap();
+    let bias = Tensor::from_slice(gpu(), [bias.len()], bias).unwrap();
+    loaded.store.set("fc.bias", bias).unwrap();
+    gradlens::weights::save(&loaded.store, out, file.metadata()).unwrap();
+}
+
 #[test]
 fn classify_and_saliency_through_the_binary() {
     let dir = folder("run");
@@ -90,22 +104,37 @@ fn classify_and_saliency_through_the_binary() {
         rgb16.to_str().unwrap(),
     );
 
-    let output = gradlens(&["classify", g, c, "--weights", w, "--json", "--top", "2"]);
+    // A head whose logits are its bias whatever the image: softmax([0.3, -1.2]) is known.
+    let constant = dir.join("constant.safetensors");
+    with_constant_head(&weights, &constant, &[0.3, -1.2]);
+    let k = constant.to_str().unwrap();
+    let output = gradlens(&["classify", g, c, "--weights", k, "--json", "--top", "2"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
     assert_eq!(json["arch"], "resnet18");
     let results = json["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
-    let probabilities: f64 = results[0]["top"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["probability"].as_f64().unwrap())
-        .sum();
-    assert!(
-        (probabilities - 1.0).abs() < 1e-4,
-        "two classes, top 2: {probabilities}"
-    );
+    let lesion = 1.0 / (1.0 + 1.5f64.exp());
+    for result in results {
+        let top: Vec<(&str, f64)> = result["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let name = t["name"].as_str().unwrap();
+                (name, t["probability"].as_f64().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            result["logits"],
+            serde_json::json!([0.3f32, -1.2f32]),
+            "{result}"
+        );
+        assert_eq!(top[0].0, "no lesion", "{result}");
+        assert_eq!(top[1].0, "lesion", "{result}");
+        assert!((top[0].1 - (1.0 - lesion)).abs() < 1e-6, "{result}");
+        assert!((top[1].1 - lesion).abs() < 1e-6, "{result}");
+    }
 
     let heat = dir.join("heat.png");
     let raw = dir.join("heat.safetensors");
@@ -310,19 +339,55 @@ fn train_evaluate_and_explain_an_image_folder() {
     let output = gradlens(&["evaluate", "--weights", c, "--data", d, "--json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
-    let accuracy = json["accuracy"].as_f64().unwrap();
-    assert!(
-        (0.0..=1.0).contains(&accuracy) && json["images"] == 32,
-        "{json}"
-    );
-    let confusion: u64 = json["confusion"]
+    // The confusion matrix's rows are the validation set's true classes, its diagonal the
+    // accuracy.
+    let confusion: Vec<Vec<u64>> = json["confusion"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r.as_array().unwrap())
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(confusion, 32);
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect()
+        })
+        .collect();
+    let lesions = samples.labels[64..]
+        .iter()
+        .filter(|&&label| label == 1)
+        .count() as u64;
+    let row_sums: Vec<u64> = confusion.iter().map(|row| row.iter().sum()).collect();
+    assert_eq!(row_sums, [32 - lesions, lesions], "{json}");
+    let correct = (confusion[0][0] + confusion[1][1]) as f64;
+    assert!(
+        (json["accuracy"].as_f64().unwrap() - correct / 32.0).abs() < 1e-9,
+        "{json}"
+    );
+    assert_eq!(json["images"], 32);
+    // A model that calls every image healthy: its accuracy is the share of healthy images.
+    let healthy_only = dir.join("healthy.safetensors");
+    with_constant_head(&checkpoint, &healthy_only, &[2.0, -2.0]);
+    let output = gradlens(&[
+        "evaluate",
+        "--weights",
+        healthy_only.to_str().unwrap(),
+        "--data",
+        d,
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let want = (32 - lesions) as f64 / 32.0;
+    assert!(
+        (json["accuracy"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{json}"
+    );
+    assert_eq!(
+        json["confusion"],
+        serde_json::json!([[32 - lesions, 0], [lesions, 0]]),
+        "{json}"
+    );
 
     let image = data
         .join("val")
