@@ -37,12 +37,10 @@ fn saliency_methods_match_captum() {
 
     let gradient =
         pollster::block_on(saliency::gradient(explained, &x, &targets, Score::Logit)).unwrap();
-    assert_close(
+    assert_close_to_scale(
         "Saliency (abs=False)",
         &gradient.data,
         &get("saliency").data,
-        1e-4,
-        1e-5,
     );
 
     let guided = pollster::block_on(saliency::guided_backprop(
@@ -52,13 +50,7 @@ fn saliency_methods_match_captum() {
         Score::Logit,
     ))
     .unwrap();
-    assert_close(
-        "GuidedBackprop",
-        &guided.data,
-        &get("guided_backprop").data,
-        1e-4,
-        1e-5,
-    );
+    assert_close_to_scale("GuidedBackprop", &guided.data, &get("guided_backprop").data);
 
     let (cam, _) = pollster::block_on(saliency::grad_cam(
         explained,
@@ -68,16 +60,12 @@ fn saliency_methods_match_captum() {
         Some("features"),
     ))
     .unwrap();
-    assert_close(
+    assert_close_to_scale(
         "LayerGradCam (ReLU'd)",
         &cam.data,
         &get("gradcam_relu").data,
-        1e-4,
-        1e-5,
     );
 
-    // Near-ties in max-pool windows along the path can route a gradient differently from
-    // PyTorch: an absolute tolerance of 1e-3 (the fixture tool measured the margins).
     let settings = IntegratedGradients {
         steps: 32,
         path: Path::GaussLegendre,
@@ -91,12 +79,10 @@ fn saliency_methods_match_captum() {
         &settings,
     ))
     .unwrap();
-    assert_close(
+    assert_close_to_scale(
         "IntegratedGradients (gausslegendre)",
         &ig.attribution.data,
         &get("integrated_gradients").data,
-        1e-3,
-        1e-3,
     );
     assert_close(
         "IG delta",
@@ -125,11 +111,40 @@ fn saliency_methods_match_captum() {
         .iter()
         .map(|v| v * 31.0 / 32.0)
         .collect();
-    assert_close(
+    assert_close_to_scale(
         "IntegratedGradients (riemann_trapezoid)",
         &scaled,
         &get("integrated_gradients_riemann_trapezoid").data,
-        1e-3,
-        1e-3,
+    );
+}
+
+/// Every value within 1e-4 of the largest |value| of Captum's map: a bound relative to the
+/// map's own scale (an absolute 1e-3 was 3% of these maps' mean). lavapipe is within 2e-7.
+#[track_caller]
+fn assert_close_to_scale(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0, "{what}: Captum's map is all zeros");
+    let (index, worst) = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| {
+            if g.is_nan() {
+                f32::INFINITY
+            } else {
+                (g - w).abs()
+            }
+        })
+        .enumerate()
+        .fold(
+            (0, 0f32),
+            |best, (i, d)| if d > best.1 { (i, d) } else { best },
+        );
+    assert!(
+        worst <= 1e-4 * scale,
+        "{what}: |diff| {worst:e} at {index} (got {}, Captum {}) exceeds 1e-4 of the map's \
+         largest value {scale:e}",
+        got[index],
+        want[index]
     );
 }
