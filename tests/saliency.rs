@@ -108,6 +108,23 @@ fn saliency_points_at_the_lesions() {
             / masks.len() as f64
     };
 
+    // Chance: the share of the image's pixels whose one-hot map would be a hit, i.e. the hit
+    // rate of a map whose peak falls anywhere at random.
+    let chance = masks
+        .iter()
+        .map(|mask| {
+            let hits = (0..plane)
+                .filter(|&pixel| {
+                    let mut one_hot = vec![0.0f32; plane];
+                    one_hot[pixel] = 1.0;
+                    pointing_game_hit(&one_hot, mask, SIZE, TOLERANCE)
+                })
+                .count();
+            hits as f64 / plane as f64
+        })
+        .sum::<f64>()
+        / masks.len() as f64;
+
     let gradient = pollster::block_on(saliency::gradient(
         explained,
         &positive_images,
@@ -293,7 +310,7 @@ fn saliency_points_at_the_lesions() {
     let mean_correlation = correlations.iter().sum::<f32>() / correlations.len() as f32;
 
     eprintln!(
-        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives: gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {shuffled_order:.3?}; {:.1} s in all",
+        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives (chance {chance:.3}): gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {shuffled_order:.3?}; {:.1} s in all",
         positives.len(),
         subset.len(),
         started.elapsed().as_secs_f64()
@@ -307,10 +324,22 @@ fn saliency_points_at_the_lesions() {
         worst_completeness < 0.1,
         "IG completeness error {worst_completeness} of F(x) − F(x')"
     );
-    assert!(
-        gradient_hits >= 0.8,
-        "gradient pointing game {gradient_hits}"
-    );
+    // Pointing-game floors for every method, measured on lavapipe at gradient 0.92, gradient
+    // × input 0.87, guided backprop 0.95, SmoothGrad 0.89, IG 7 of 8, Grad-CAM 0.45 (its map
+    // is 2 × 2 at layer4: a quarter of the image per value), perturbation 24 of 24.
+    for (method, rate, floor) in [
+        ("gradient", gradient_hits, 0.8),
+        ("gradient × input", gxi_hits, 0.75),
+        ("guided backprop", guided_hits, 0.8),
+        ("SmoothGrad", smoothgrad_hits, 0.8),
+        ("integrated gradients", ig_hits, 0.75),
+        ("Grad-CAM", gradcam_hits, 0.3f64.max(2.0 * chance)),
+    ] {
+        assert!(
+            rate >= floor && rate > 2.0 * chance,
+            "{method}: pointing game {rate:.3}, below {floor:.3} (chance {chance:.3})"
+        );
+    }
     assert!(
         perturbation_hits >= 0.9,
         "perturbation pointing game {perturbation_hits}"

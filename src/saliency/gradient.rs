@@ -74,12 +74,7 @@ pub async fn smoothgrad(
     score: Score,
     settings: &SmoothGrad,
 ) -> Result<Attribution> {
-    let SmoothGrad {
-        noise_level,
-        samples,
-        batch,
-        seed,
-    } = *settings;
+    let SmoothGrad { samples, batch, .. } = *settings;
     let &[n, c, h, w] = x.dims() else {
         return Err(Error::invalid(
             "smoothgrad",
@@ -98,35 +93,20 @@ pub async fn smoothgrad(
             format!("{} classes for {n} images", classes.len()),
         ));
     }
-    let images = x.read().await?;
     let size = c * h * w;
+    let noisy = smoothgrad_inputs(&x.read().await?, n, settings);
     let mut sum = vec![0.0f32; n * size];
-    let mut rng = SplitMix64::new(seed);
     for image in 0..n {
-        let original = &images[image * size..(image + 1) * size];
-        let (lo, hi) = original
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        let sigma = f64::from(noise_level * (hi - lo));
-        let mut done = 0;
-        while done < samples {
-            let count = batch.min(samples - done);
-            let noisy: Vec<f32> = (0..count)
-                .flat_map(|_| {
-                    original
-                        .iter()
-                        .map(|&v| v + (rng.normal() * sigma) as f32)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let noisy = Tensor::from_slice(x.gpu(), [count, c, h, w], &noisy)?;
+        let copies = &noisy[image * samples * size..(image + 1) * samples * size];
+        for chunk in copies.chunks(batch * size) {
+            let count = chunk.len() / size;
+            let chunk = Tensor::from_slice(x.gpu(), [count, c, h, w], chunk)?;
             let targets = vec![classes[image]; count];
             let (_, grad) =
-                scores_and_input_gradient(explained, Tape::new(), &noisy, &targets, score).await?;
+                scores_and_input_gradient(explained, Tape::new(), &chunk, &targets, score).await?;
             for (k, g) in grad.read().await?.into_iter().enumerate() {
                 sum[image * size + k % size] += g.abs();
             }
-            done += count;
         }
     }
     let scale = 1.0 / samples as f32;
@@ -134,6 +114,25 @@ pub async fn smoothgrad(
         dims: vec![n, c, h, w],
         data: sum.into_iter().map(|v| v * scale).collect(),
     })
+}
+
+/// The noisy copies SmoothGrad explains, [N · samples, C, H, W] for `n` images on the host:
+/// each image in turn, `samples` copies of it plus Gaussian noise whose σ is `noise_level` times
+/// the image's value range, drawn in that order from `seed`.
+pub fn smoothgrad_inputs(images: &[f32], n: usize, settings: &SmoothGrad) -> Vec<f32> {
+    let size = images.len() / n.max(1);
+    let mut rng = SplitMix64::new(settings.seed);
+    let mut noisy = Vec::with_capacity(images.len() * settings.samples);
+    for original in images.chunks(size.max(1)) {
+        let (lo, hi) = original
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let sigma = f64::from(settings.noise_level * (hi - lo));
+        for _ in 0..settings.samples {
+            noisy.extend(original.iter().map(|&v| v + (rng.normal() * sigma) as f32));
+        }
+    }
+    noisy
 }
 
 pub(crate) async fn host(t: &Tensor) -> Result<Attribution> {

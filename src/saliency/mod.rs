@@ -19,7 +19,9 @@ mod perturbation;
 
 pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
 pub use gradcam::grad_cam;
-pub use gradient::{SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad};
+pub use gradient::{
+    SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad, smoothgrad_inputs,
+};
 pub use integrated_gradients::{
     IntegratedGradients, IntegratedGradientsResult, Path, integrated_gradients,
 };

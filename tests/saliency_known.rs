@@ -1,0 +1,191 @@
+//! Saliency methods on cases whose answer is known without the engine: SmoothGrad against the
+//! mean of plain gradients on the very same noisy inputs, and meaningful perturbation on a
+//! model whose score is the mean of one square of the image, so that the smallest region that
+//! destroys it is that square on every adapter.
+
+mod common;
+
+use common::{Rng, gpu};
+use gradlens::Tensor;
+use gradlens::autograd::Var;
+use gradlens::models::{Classifier, LesionNet};
+use gradlens::nn::{Forward, Linear, ParamStore};
+use gradlens::saliency::{
+    self, Explained, Perturbation, Replacement, Score, SmoothGrad, pointing_game_hit,
+    smoothgrad_inputs,
+};
+
+/// SmoothGrad's map is the mean over its noisy copies of |∂score/∂x|: computed here one copy
+/// at a time through `saliency::gradient` from the same copies (`smoothgrad_inputs`), where
+/// SmoothGrad runs them in batches.
+#[test]
+fn smoothgrad_is_the_mean_of_gradients_on_its_noisy_inputs() {
+    let mut store = ParamStore::new(gpu());
+    let model = LesionNet::new(&mut store, 1, 3, [4, 6, 8], 11).unwrap();
+    let explained = Explained {
+        model: &model,
+        store: &store,
+    };
+    let [n, c, h, w] = [2, 1, 20, 20];
+    let size = c * h * w;
+    let images = Rng::new(12).vec(n * size);
+    let x = Tensor::from_slice(gpu(), [n, c, h, w], &images).unwrap();
+    let classes = [0, 2];
+    let settings = SmoothGrad {
+        samples: 7,
+        batch: 3,
+        seed: 13,
+        ..SmoothGrad::default()
+    };
+    let got = pollster::block_on(saliency::smoothgrad(
+        explained,
+        &x,
+        &classes,
+        Score::Logit,
+        &settings,
+    ))
+    .unwrap();
+
+    let noisy = smoothgrad_inputs(&images, n, &settings);
+    assert_eq!(noisy.len(), n * settings.samples * size);
+    let mut want = vec![0.0f32; n * size];
+    for (copy, values) in noisy.chunks(size).enumerate() {
+        let image = copy / settings.samples;
+        let one = Tensor::from_slice(gpu(), [1, c, h, w], values).unwrap();
+        let grad = pollster::block_on(saliency::gradient(
+            explained,
+            &one,
+            &classes[image..image + 1],
+            Score::Logit,
+        ))
+        .unwrap();
+        for (k, g) in grad.data.iter().enumerate() {
+            want[image * size + k] += g.abs() / settings.samples as f32;
+        }
+    }
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    common::assert_close("SmoothGrad", &got.data, &want, 1e-4, 1e-5 * scale);
+    // The noise is there: the map is not the plain gradient's magnitude.
+    let plain =
+        pollster::block_on(saliency::gradient(explained, &x, &classes, Score::Logit)).unwrap();
+    let differs = plain
+        .data
+        .iter()
+        .zip(&got.data)
+        .any(|(p, s)| (p.abs() - s).abs() > 1e-3 * scale);
+    assert!(
+        differs,
+        "SmoothGrad's map equals |gradient|: no noise was added"
+    );
+}
+
+/// Logits [mean of the square, 0]: class 0's score is the mean of one square of the image.
+struct SquareMean {
+    head: Linear,
+}
+
+impl Classifier for SquareMean {
+    fn forward_with_aux(&self, f: &Forward, x: &Var) -> gradlens::Result<(Var, Vec<Var>)> {
+        let flat = f.tape.flatten(x)?;
+        Ok((self.head.forward(f, &flat)?, Vec::new()))
+    }
+
+    fn gradcam_layer(&self) -> String {
+        String::new()
+    }
+}
+
+/// Meaningful perturbation on `SquareMean`: only the square's pixels move the score, each by
+/// its brightness above the blurred image, so the learnt deletion region is the square (at the
+/// mask's resolution): the map peaks inside it, covers it, and is zero beyond two mask cells.
+#[test]
+fn perturbation_deletes_exactly_the_region_the_score_reads() {
+    const SIDE: usize = 32;
+    // The square: rows 8..16, columns 20..28 (whole cells of the 8 × 8 mask's 4 × 4 pixels).
+    let inside = |y: usize, x: usize| (8..16).contains(&y) && (20..28).contains(&x);
+    let mut rng = Rng::new(14);
+    let image: Vec<f32> = (0..SIDE * SIDE)
+        .map(|i| match inside(i / SIDE, i % SIDE) {
+            true => 3.0,
+            false => 0.5 + 0.25 * rng.vec(1)[0],
+        })
+        .collect();
+    let region: Vec<f32> = (0..SIDE * SIDE)
+        .map(|i| f32::from(u8::from(inside(i / SIDE, i % SIDE))))
+        .collect();
+
+    let mut store = ParamStore::new(gpu());
+    let head = Linear::new(&mut store, "fc", SIDE * SIDE, 2, None, 0).unwrap();
+    let weight: Vec<f32> = region
+        .iter()
+        .map(|&r| r / 64.0)
+        .chain(std::iter::repeat_n(0.0, SIDE * SIDE))
+        .collect();
+    let weight = Tensor::from_slice(gpu(), [2, SIDE * SIDE], &weight).unwrap();
+    store.set("fc.weight", weight).unwrap();
+    store
+        .set("fc.bias", Tensor::zeros(gpu(), [2]).unwrap())
+        .unwrap();
+    let model = SquareMean { head };
+    let explained = Explained {
+        model: &model,
+        store: &store,
+    };
+    let x = Tensor::from_slice(gpu(), [1, 1, SIDE, SIDE], &image).unwrap();
+    let settings = Perturbation {
+        mask_size: Some([SIDE / 4, SIDE / 4]),
+        replacement: Replacement::Blur { sigma: 3.0 },
+        jitter: 0,
+        iterations: 150,
+        // No smoothness term: Adam's normalised steps let it grow the region cell by cell
+        // from the square's edge, where its pull beats the area term's; without it the
+        // smallest destroying region is unique.
+        tv: 0.0,
+        l1: 1e-3,
+        score: Score::Logit,
+        ..Perturbation::default()
+    };
+    let result = pollster::block_on(saliency::meaningful_perturbation(
+        explained,
+        &x,
+        &[0],
+        &settings,
+    ))
+    .unwrap();
+    let map = &result.saliency.data;
+    assert!(
+        pointing_game_hit(map, &region, SIDE, 0.0),
+        "the map's peak lies outside the square"
+    );
+    // The mask is upsampled bilinearly from cells of 4 × 4 pixels: deleting the square's
+    // border pixels whole takes the cells around it too, and interpolation spreads those a
+    // cell further. Beyond two cells of the square nothing reads the image, so nothing is
+    // deleted there.
+    let near = |y: usize, x: usize| y < 24 && (12..32).contains(&x);
+    let mean = |part: &dyn Fn(usize, usize) -> bool| {
+        let values: Vec<f32> = (0..SIDE * SIDE)
+            .filter(|&i| part(i / SIDE, i % SIDE))
+            .map(|i| map[i])
+            .collect();
+        values.iter().sum::<f32>() / values.len() as f32
+    };
+    let inside_mean = mean(&inside);
+    let far_mean = mean(&|y, x| !near(y, x));
+    let far_max = (0..SIDE * SIDE)
+        .filter(|&i| !near(i / SIDE, i % SIDE))
+        .map(|i| map[i])
+        .fold(0f32, f32::max);
+    assert!(
+        inside_mean > 0.9 && far_max < 0.05,
+        "deletion inside the square {inside_mean}; beyond two cells of it mean {far_mean}, max \
+         {far_max}"
+    );
+    // Deleted means blurred: the square keeps about half its brightness above the background.
+    assert!(
+        result.perturbed_score[0] < 0.7 * result.original_score[0],
+        "the score went from {} to only {}",
+        result.original_score[0],
+        result.perturbed_score[0]
+    );
+}
