@@ -161,8 +161,13 @@ fn classify_and_saliency_through_the_binary() {
     assert_eq!(file.get("saliency").unwrap().dims, [40, 40]);
     assert_eq!(file.metadata()["class"], "lesion");
 
-    for method in ["gradcam", "guided-backprop", "gradient-x-input"] {
-        let maps = dir.join(format!("maps-{method}"));
+    // Every method the command offers, two images each: an overlay and a raw map per image,
+    // finite and not flat.
+    for method in gradlens::saliency::Method::ALL.map(|method| method.name()) {
+        let (maps, raw_maps) = (
+            dir.join(format!("maps-{method}")),
+            dir.join(format!("raw-{method}")),
+        );
         let output = gradlens(&[
             "saliency",
             g,
@@ -173,6 +178,8 @@ fn classify_and_saliency_through_the_binary() {
             method,
             "--out",
             maps.to_str().unwrap(),
+            "--raw-out",
+            raw_maps.to_str().unwrap(),
         ]);
         assert!(
             output.status.success(),
@@ -183,6 +190,20 @@ fn classify_and_saliency_through_the_binary() {
             maps.join("gray.png").exists() && maps.join("rgb16.png").exists(),
             "{method}: one file per image"
         );
+        for image in ["gray", "rgb16"] {
+            let file = gradlens::weights::WeightsFile::open(
+                &raw_maps.join(format!("{image}.safetensors")),
+            )
+            .unwrap();
+            let map = &file.get("saliency").unwrap().data;
+            let (lo, hi) = map
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            assert!(
+                map.iter().all(|v| v.is_finite()) && hi > lo,
+                "{method} {image}: a map from {lo} to {hi}"
+            );
+        }
     }
 }
 
