@@ -81,8 +81,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// First tune the subgroup matmul's tile on the model's shapes and keep the winners in
-        /// the tuning file ($GRADLENS_TUNING_FILE, else ~/.cache/gradlens/tuning.json), which
-        /// every later process reads.
+        /// the tuning file ($GRADLENS_TUNING_FILE, else $XDG_CACHE_HOME/gradlens/tuning.json,
+        /// else ~/.cache/gradlens/tuning.json), which every later process reads.
         #[arg(long)]
         tune: bool,
     },

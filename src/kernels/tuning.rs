@@ -78,12 +78,17 @@ fn adapter_key(gpu: &Gpu) -> String {
 }
 
 fn tuning_file() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("GRADLENS_TUNING_FILE") {
+    tuning_file_from(|name| std::env::var_os(name))
+}
+
+/// `tuning_file` with the environment given (the unit test's).
+fn tuning_file_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    if let Some(path) = var("GRADLENS_TUNING_FILE") {
         return (!path.is_empty()).then(|| PathBuf::from(path));
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+    let cache = var("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(cache.join("gradlens").join("tuning.json"))
 }
 
@@ -242,4 +247,38 @@ fn write_file(file: &Value) -> Result<()> {
 /// Where the tuning file is read from and written to.
 pub fn tuning_file_path() -> Option<PathBuf> {
     tuning_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GRADLENS_TUNING_FILE, else $XDG_CACHE_HOME/gradlens/tuning.json, else
+    /// ~/.cache/gradlens/tuning.json; an empty GRADLENS_TUNING_FILE means no file.
+    #[test]
+    fn the_tuning_file_follows_the_environment() {
+        let path = |vars: &[(&str, &str)]| {
+            tuning_file_from(|name| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.into())
+            })
+        };
+        let all = [
+            ("GRADLENS_TUNING_FILE", "/t/file.json"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+        ];
+        assert_eq!(path(&all), Some(PathBuf::from("/t/file.json")));
+        assert_eq!(
+            path(&all[1..]),
+            Some(PathBuf::from("/xdg/gradlens/tuning.json"))
+        );
+        assert_eq!(
+            path(&all[2..]),
+            Some(PathBuf::from("/home/u/.cache/gradlens/tuning.json"))
+        );
+        assert_eq!(path(&[("GRADLENS_TUNING_FILE", ""), all[1]]), None);
+        assert_eq!(path(&[]), None);
+    }
 }
