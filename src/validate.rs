@@ -34,6 +34,64 @@ pub fn run_input(file: &WeightsFile) -> Result<&HostTensor> {
     Ok(input)
 }
 
+/// The class labels of a `gradlens run --train` labels file at `path`: the tensor `labels`
+/// [N] of an integer dtype, or of a float dtype holding whole numbers, one per input image and
+/// each a class of the model's `classes`.
+pub fn run_labels(path: &str, bytes: &[u8], batch: usize, classes: usize) -> Result<Vec<usize>> {
+    let fail = |message: String| Error::Weights {
+        path: path.to_string(),
+        message,
+    };
+    let parsed = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|error| fail(format!("not a valid safetensors file: {error}")))?;
+    let view = parsed
+        .tensor("labels")
+        .map_err(|_| fail("has no tensor named labels".to_string()))?;
+    if view.shape() != [batch] {
+        return Err(fail(format!(
+            "labels must be [{batch}], one per input image, got {:?}",
+            view.shape()
+        )));
+    }
+    let values = label_values(&view).ok_or_else(|| {
+        fail(format!(
+            "labels have dtype {:?}; an integer or float dtype is needed",
+            view.dtype()
+        ))
+    })?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let whole = value.fract() == 0.0 && value >= 0.0 && value < classes as f64;
+            match whole {
+                true => Ok(value as usize),
+                false => Err(fail(format!(
+                    "label {i} is {value}; the model's classes are 0 to {}",
+                    classes - 1
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// A labels tensor's values as f64 (exact for every integer a label can be).
+fn label_values(view: &safetensors::tensor::TensorView) -> Option<Vec<f64>> {
+    use safetensors::Dtype;
+    let bytes = view.data();
+    let each = |size: usize, read: fn(&[u8]) -> f64| bytes.chunks_exact(size).map(read).collect();
+    Some(match view.dtype() {
+        Dtype::U8 => each(1, |b| f64::from(b[0])),
+        Dtype::I8 => each(1, |b| f64::from(b[0] as i8)),
+        Dtype::I16 => each(2, |b| f64::from(i16::from_le_bytes([b[0], b[1]]))),
+        Dtype::I32 => each(4, |b| f64::from(i32::from_le_bytes(b.try_into().unwrap()))),
+        Dtype::I64 => each(8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f64),
+        Dtype::F32 => each(4, |b| f64::from(f32::from_le_bytes(b.try_into().unwrap()))),
+        Dtype::F64 => each(8, |b| f64::from_le_bytes(b.try_into().unwrap())),
+        _ => return None,
+    })
+}
+
 /// Whether a `gradlens run` input (as [`run_input`] returned it, from the file at `path`) has
 /// the channels the model reads: otherwise the first convolution would refuse it with a
 /// message about groups and weights that names neither the file nor the model.

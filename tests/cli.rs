@@ -922,3 +922,137 @@ fn check_finite_names_the_first_non_finite_layer() {
         );
     }
 }
+
+/// `gradlens run --train --labels`: one train-mode step's loss, logits, every parameter's
+/// gradient and the updated running statistics, as the library computes them in process, and
+/// a loss equal to the mean cross-entropy of the logits it writes (computed here in f64).
+#[test]
+fn run_train_writes_the_loss_every_gradient_and_the_running_statistics() {
+    use gradlens::autograd::Tape;
+    use gradlens::nn::{Forward, Mode};
+
+    let dir = folder("run-train");
+    let (weights, _, _) = fixtures(&dir);
+    let [n, c, h, w] = [3, 1, 40, 40];
+    let input = common::Rng::new(31).vec(n * c * h * w);
+    let input_file = dir.join("x.safetensors");
+    let no_metadata = std::collections::HashMap::new();
+    gradlens::weights::save_f32(
+        &input_file,
+        &[("input", &[n, c, h, w], &input)],
+        &no_metadata,
+    )
+    .unwrap();
+    // Integer labels, as PyTorch writes them.
+    let labels: [i64; 3] = [1, 0, 1];
+    let labels_file = dir.join("labels.safetensors");
+    let bytes: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![3], &bytes).unwrap();
+    safetensors::serialize_to_file([("labels", view)], None, &labels_file).unwrap();
+    let out = dir.join("step.safetensors");
+    let output = gradlens(&[
+        "run",
+        "--arch",
+        "resnet18",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+        "--train",
+        "--labels",
+        labels_file.to_str().unwrap(),
+        "--input-grad",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let written = gradlens::weights::WeightsFile::open(&out).unwrap();
+
+    // The loss is the mean cross-entropy of the written logits.
+    let logits = &written.get("logits").unwrap().data;
+    let cross_entropy: f64 = logits
+        .chunks(2)
+        .zip(labels)
+        .map(|(row, label)| {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let max = row.iter().copied().fold(f64::MIN, f64::max);
+            let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
+            log_sum - row[label as usize]
+        })
+        .sum::<f64>()
+        / 3.0;
+    let loss = f64::from(written.get("loss").unwrap().data[0]);
+    assert!(
+        (loss - cross_entropy).abs() < 1e-5,
+        "{loss} vs {cross_entropy}"
+    );
+
+    // The same step in process, on a model of its own.
+    let file = gradlens::weights::WeightsFile::open(&weights).unwrap();
+    let loaded = gradlens::checkpoint::load(gpu(), &file, Some("resnet18")).unwrap();
+    let tape = Tape::new();
+    let f = Forward::new(&tape, &loaded.store, Mode::Train);
+    let x = tape.input(Tensor::from_slice(gpu(), [n, c, h, w], &input).unwrap());
+    let want_logits = loaded.model.forward(&f, &x).unwrap();
+    let want_loss = tape.cross_entropy(&want_logits, &[1, 0, 1], None).unwrap();
+    let grads = tape.backward(&want_loss, None).unwrap();
+    common::assert_close(
+        "logits",
+        logits,
+        &want_logits.tensor().to_vec().unwrap(),
+        1e-6,
+        1e-7,
+    );
+    let mut parameters = 0;
+    for (name, _) in loaded.store.parameters() {
+        let got = &written
+            .get(&format!("grad.{name}"))
+            .unwrap_or_else(|| panic!("no grad.{name} written"))
+            .data;
+        let want = grads.named(name).unwrap().to_vec().unwrap();
+        common::assert_close(&format!("grad.{name}"), got, &want, 1e-5, 1e-7);
+        parameters += 1;
+    }
+    assert_eq!(parameters, 62, "ResNet-18 has 62 parameters");
+    for (name, buffer) in loaded.store.buffers() {
+        let got = &written
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} written"))
+            .data;
+        common::assert_close(name, got, &buffer.to_vec().unwrap(), 1e-6, 1e-7);
+    }
+    let input_grad = &written.get("input_grad").unwrap().data;
+    let want = grads.get(&x).unwrap().to_vec().unwrap();
+    common::assert_close("input_grad", input_grad, &want, 1e-5, 1e-7);
+
+    // Bad labels: one line naming the file and the problem.
+    let bad = dir.join("bad-labels.safetensors");
+    let bytes: Vec<u8> = [1.0f32, 2.0, 0.5]
+        .iter()
+        .flat_map(|l| l.to_le_bytes())
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3], &bytes).unwrap();
+    safetensors::serialize_to_file([("labels", view)], None, &bad).unwrap();
+    let output = gradlens(&[
+        "run",
+        "--arch",
+        "resnet18",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+        "--train",
+        "--labels",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("bad-labels.safetensors") && stderr.contains("label 1 is 2"),
+        "{stderr}"
+    );
+}

@@ -133,7 +133,13 @@ enum Command {
                             `logits` (N×K) and, with --grad-class C, `input_grad` = \
                             ∂(Σₙ logits[n, C]) / ∂input. --transform-input defaults to what \
                             torchvision does with its pretrained weights: on for googlenet and \
-                            inception_v3.\n\nExamples:\n  gradlens run --arch resnet50 --weights resnet50.safetensors --input x.safetensors --out y.safetensors --grad-class 281"
+                            inception_v3. With --train --labels L.safetensors (`labels` [N]): \
+                            train mode (batch statistics; running statistics updated as \
+                            torchvision does), and OUT gets `loss` (the mean cross-entropy of \
+                            the main head), `logits`, `grad.<name>` for every parameter the loss \
+                            reaches, every buffer after the step under its own name, and with \
+                            --input-grad `input_grad` = ∂loss/∂input. Dropout is active in train \
+                            mode, as in torchvision: compare models without it (or with p = 0).\n\nExamples:\n  gradlens run --arch resnet50 --weights resnet50.safetensors --input x.safetensors --out y.safetensors --grad-class 281\n  gradlens run --arch resnet18 --weights r18.safetensors --input x.safetensors --train --labels y.safetensors --out grads.safetensors"
     )]
     Run {
         #[arg(long)]
@@ -148,6 +154,15 @@ enum Command {
         grad_class: Option<usize>,
         #[arg(long)]
         transform_input: Option<bool>,
+        /// One training step's forward and backward instead of eval mode (needs --labels).
+        #[arg(long, requires = "labels")]
+        train: bool,
+        /// With --train: a safetensors file holding `labels` [N] (integers, or whole floats).
+        #[arg(long, value_name = "FILE", requires = "train")]
+        labels: Option<PathBuf>,
+        /// With --train: also write `input_grad`, the gradient of the loss to the input.
+        #[arg(long)]
+        input_grad: bool,
         /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
@@ -298,6 +313,9 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             out,
             grad_class,
             transform_input,
+            train: _,
+            labels,
+            input_grad,
             check_finite,
         } => run::run(&run::Request {
             arch: &arch,
@@ -305,6 +323,8 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             input: &input,
             out: &out,
             grad_class,
+            train_labels: labels.as_deref(),
+            input_grad,
             transform_input,
             check_finite,
         }),
