@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::formula::{fill_with_formula, formula};
+use common::formula::{fill_with_formula, formula, sketch_product};
 use common::gpu;
 use gradlens::Tensor;
 use gradlens::autograd::Tape;
@@ -75,19 +75,21 @@ fn check(arch: &str) {
     let seed = Tensor::from_slice(gpu(), [1, 1000], &seed).unwrap();
     let grads = tape.backward(&logits, Some(seed)).unwrap();
     let got = grads.get(&image).unwrap().to_vec().unwrap();
-    let want = &fixtures.get(&format!("{arch}.grad_input")).unwrap().data;
-    // Within 1e-3 of the largest value, except where a ReLU input of the fixture lies within
-    // f32 rounding of zero and lands on either side in different f32 engines (resnet18: torch's
-    // own f32 and f64 gradients differ by 3.5e-3 of the largest value; densenet121: torch f32
-    // in another memory layout differs by 8e-3): there, relative L2 within 1e-2.
-    if ["resnet18", "densenet121"].contains(&arch) {
-        let error = relative_l2(&got, want);
-        assert!(
-            error < 1e-2,
-            "{arch} input gradient: relative L2 error {error}"
-        );
-    } else {
-        assert_within_largest(&format!("{arch} input gradient"), &got, want, 1e-3);
+    // Against the exact (float64) gradient, within 1e-3 of its largest value for every model:
+    // where a ReLU input or a max-pool window's top two values lie within f32 rounding of a
+    // tie, float32 engines route the gradient either way (resnet18: torch's own f32 gradient
+    // is 3.5e-3 off its f64 one), and the f64 answer is the one to hold gradlens to.
+    let exact = &fixtures.get(&format!("{arch}.grad_input_f64")).unwrap().data;
+    assert_within_largest(&format!("{arch} input gradient (f64)"), &got, exact, 1e-3);
+    let error = relative_l2(&got, exact);
+    assert!(
+        error < 1e-3,
+        "{arch} input gradient: relative L2 error {error} against float64"
+    );
+    // And torchvision's own float32 gradient, to the same bound where it has no tie.
+    let torch_f32 = &fixtures.get(&format!("{arch}.grad_input")).unwrap().data;
+    if relative_l2(torch_f32, exact) < 1e-4 {
+        assert_within_largest(&format!("{arch} input gradient"), &got, torch_f32, 1e-3);
     }
 }
 
@@ -110,9 +112,18 @@ fn assert_within_largest(what: &str, got: &[f32], want: &[f32], fraction: f32) {
 }
 
 /// Train mode against torchvision (batch 2): BN on batch statistics, the running statistics
-/// it updates, the logits, the input gradient and every parameter's gradient (its sum and L2
-/// norm; full values for a few) for loss = Σ logits ⊙ seed.
-fn check_training(arch: &str, config: &ModelConfig, gradient_fraction: f32) {
+/// it updates, the logits, the input gradient and every parameter's gradient for
+/// loss = Σ logits ⊙ seed: against PyTorch's float32 step within `gradient_fraction` of the
+/// largest value (sums and L2 norms per parameter; full values for a few), and each parameter
+/// by its own scale against the float64 step within `parameter_bound` (relative L2, estimated
+/// from 8 dot products with formula vectors: `per_parameter_error`), a bound that a zeroed,
+/// negated or halved gradient of any one parameter must fail (checked here for each).
+fn check_training(
+    arch: &str,
+    config: &ModelConfig,
+    gradient_fraction: f32,
+    parameter_bound: f64,
+) {
     let fixtures =
         WeightsFile::open(std::path::Path::new("tests/fixtures/models.safetensors")).unwrap();
     let get = |name: &str| {
@@ -169,13 +180,37 @@ fn check_training(arch: &str, config: &ModelConfig, gradient_fraction: f32) {
         store.parameters().count(),
         "every parameter is summarised"
     );
+    let sketches = get("grad_sketch_f64");
+    let columns = sketches.dims[1];
     let mut summary = Vec::new();
-    for name in &names {
+    let mut worst = (0.0f64, String::new());
+    for (name, row) in names.iter().zip(sketches.data.chunks(columns)) {
         let grad = grads
             .named(name)
             .unwrap_or_else(|| panic!("no gradient for {name}"))
             .to_vec()
             .unwrap();
+        let products: Vec<f64> = (0..columns - 1)
+            .map(|k| sketch_product(k, name, &grad))
+            .collect();
+        let error = per_parameter_error(&products, row);
+        assert!(
+            error <= parameter_bound,
+            "train {arch} {name}: relative L2 error {error:.2e} against the float64 gradient \
+             (bound {parameter_bound:.0e})"
+        );
+        if error > worst.0 {
+            worst = (error, name.clone());
+        }
+        // The check catches a gradient zeroed, negated or halved: each would be far outside.
+        for (mutation, factor) in [("zeroed", 0.0), ("negated", -1.0), ("halved", 0.5)] {
+            let mutated: Vec<f64> = products.iter().map(|p| p * factor).collect();
+            let error = per_parameter_error(&mutated, row);
+            assert!(
+                error > 0.1,
+                "train {arch} {name}: a {mutation} gradient would pass ({error:.2e})"
+            );
+        }
         let sum: f64 = grad.iter().map(|&v| f64::from(v)).sum();
         let norm = grad
             .iter()
@@ -188,6 +223,10 @@ fn check_training(arch: &str, config: &ModelConfig, gradient_fraction: f32) {
             assert_within_largest(&full, &grad, &want.data, gradient_fraction);
         }
     }
+    eprintln!(
+        "train {arch}: worst per-parameter relative L2 error against float64 {:.2e} ({})",
+        worst.0, worst.1
+    );
     let want = get("grad_summary").data;
     for column in 0..2 {
         let got: Vec<f32> = summary.iter().map(|row| row[column]).collect();
@@ -238,18 +277,34 @@ fn check_training(arch: &str, config: &ModelConfig, gradient_fraction: f32) {
     }
 }
 
-#[test]
-fn resnet18_trains_like_torchvision() {
-    check_training("resnet18", &ModelConfig::default(), 1e-3);
+/// One parameter's gradient error relative to its own scale, estimated from the dot products
+/// `products` of gradlens's gradient with the parameter's K sketch vectors and the fixture's
+/// row [L2 norm, K products] of the float64 gradient: for an error e, each product's difference
+/// has mean square |e|² / 3 (the vectors' entries are uniform in [−1, 1)), so the estimate is
+/// sqrt(3 · mean of the squared differences) / |g|.
+fn per_parameter_error(products: &[f64], row: &[f32]) -> f64 {
+    let (norm, want) = (f64::from(row[0]), &row[1..]);
+    let mean_square = products
+        .iter()
+        .zip(want)
+        .map(|(got, &want)| (got - f64::from(want)).powi(2))
+        .sum::<f64>()
+        / products.len() as f64;
+    (3.0 * mean_square).sqrt() / norm.max(f64::MIN_POSITIVE)
 }
 
-/// densenet121's fixture has a ReLU input at +2.5e-6 (f64) that torch's f32 puts at or below
-/// zero; train-mode BN backward spreads that over its channel, so gradients agree to 3e-2 of
-/// the largest value (torch's f32 itself differs from its f64 by 1.1e-2). Logits and running
-/// statistics are held to 1e-3.
+#[test]
+fn resnet18_trains_like_torchvision() {
+    check_training("resnet18", &ModelConfig::default(), 1e-3, 1e-3);
+}
+
+/// densenet121's train fixture uses the input (of twelve tried by the fixture tool) on which
+/// PyTorch's own float32 step is closest to float64 (5.1e-4 per parameter at worst): on its
+/// first input a ReLU input at +2.5e-6 that f32 puts at or below zero moved conv0's gradient
+/// by 1.2e-2. Every parameter within 1e-3 of the float64 gradient, by its own scale.
 #[test]
 fn densenet121_trains_like_torchvision() {
-    check_training("densenet121", &ModelConfig::default(), 3e-2);
+    check_training("densenet121", &ModelConfig::default(), 1e-3, 1e-3);
 }
 
 #[test]
@@ -328,15 +383,18 @@ fn densenet_block_buffer_and_concatenation_agree() {
 }
 
 /// GoogLeNet in train mode with its aux heads (dropout off on both sides, so the outputs are
-/// deterministic): loss = Σ (logits + aux2 + aux1) ⊙ seed. One max-pool window in
-/// inception5a's pool branch holds a near-tie (gap 1.5e-5, f32 error 6.5e-5) that f32 and f64
-/// break differently, so gradients upstream of it agree to 3e-2 of the largest value (torch's
-/// own f32 differs from its f64 by 1.7e-2); outputs and running statistics to 1e-3.
+/// deterministic): loss = Σ (logits + aux2 + aux1) ⊙ seed. Its fixture's input is the one of
+/// twelve on which PyTorch's float32 step is closest to float64 (5.8e-4 per parameter), yet
+/// gradlens's float32 is 6.6e-3 off float64 there at worst (inception4d.branch3.0.conv.weight;
+/// on the first input it was 4.5e-4 while PyTorch's was 2.9e-2): max-pool windows whose top
+/// two values lie within float32 rounding break either way in either engine. Held to 1e-2 per
+/// parameter, not the 1e-3 the other two meet; choosing the input by its max-pool margins in
+/// the fixture tool would close that.
 #[test]
 fn googlenet_trains_like_torchvision() {
     let config = ModelConfig {
         dropout: Some(0.0),
         ..ModelConfig::default()
     };
-    check_training("googlenet", &config, 3e-2);
+    check_training("googlenet", &config, 1e-2, 1e-2);
 }

@@ -22,7 +22,10 @@ Cases (torchvision.models.<arch>(weights=None, ...), eval mode, 1000 classes, in
     resnet152    S=64
 
 Each case stores `<arch>.input` [1, 3, S, S], `<arch>.logits` [1, 1000] and `<arch>.grad_input`
-[1, 3, S, S] = d logits[0, c] / d input with c = argmax(logits), all float32; the file's metadata
+[1, 3, S, S] = d logits[0, c] / d input with c = argmax(logits), all float32, and
+`<arch>.grad_input_f64`: the same gradient computed in float64 (same f32 weights and input, cast
+exactly), rounded to float32 — the exact answer, where a max-pool window's top two values or a
+ReLU input near zero make float32 results (PyTorch's and gradlens's alike) route it differently; the file's metadata
 holds one JSON entry per arch: {"size": S, "transform_input": bool, "target": c}. The aux heads
 exist (their parameters are in the state dict and get formula values) but eval mode ignores them.
 
@@ -63,9 +66,9 @@ train mode: every BatchNorm normalises with the batch statistics (mean and the B
 over N*H*W) and updates its running statistics with momentum 0.1,
 running = 0.9 * running + 0.1 * batch, where the running_var update uses the UNBIASED batch
 variance (times n / (n - 1), n = N*H*W); num_batches_tracked becomes 1 (unused: momentum is set).
-loss = (logits * s).sum(); loss.backward(). GoogLeNet in train mode returns the tuple
-(logits, aux2, aux1) (torchvision's GoogLeNetOutputs: logits, aux_logits2, aux_logits1; aux1 is
-the head after inception4a, aux2 the one after inception4d), and its loss is
+loss = (logits * s).sum(); loss.backward(). GoogLeNet in train mode also returns its aux heads'
+outputs (aux1 is the head after inception4a, aux2 the one after inception4d; they are read from
+the heads by forward hooks, since torchvision 0.20's tuple swaps them), and its loss is
 ((logits + aux2 + aux1) * s).sum(), so the aux heads' parameters get gradients too.
 Stored under the prefix `train.<arch>.`, float32:
 
@@ -76,6 +79,16 @@ Stored under the prefix `train.<arch>.`, float32:
     running_summary [B, 2]  per BatchNorm module, in model.named_modules() order, after the
                             forward: [sum of running_mean, sum of running_var] (float64 -> f32)
     grad.<name>             the full gradient of a few parameters (TRAIN_GRADS below)
+    grad_sketch_f64 [P, K+1] per parameter, from a float64 run of the same step (same f32
+                            weights and inputs, cast exactly): [L2 norm of p.grad, then the K
+                            dot products of p.grad with the parameter's sketch vectors], float64
+                            cast to float32. Sketch vector k of parameter `name` is the
+                            generator under the name "sketch<k>.<name>" with value 2u - 1, in
+                            float64 (not rounded to float32), over p's elements in row-major
+                            order. For a gradient error e, each dot product's square has mean
+                            |e|² / 3: the K products estimate every parameter's relative L2 error
+                            against the exact gradient, and catch a zeroed, negated or halved
+                            gradient, without storing the gradients.
     running_var.<prefix>    the full updated running_var of one BatchNorm (TRAIN_RUNNING_VAR)
 
 Metadata: `train.<arch>` = {"size": 64, "batch": 2} (googlenet's adds "dropout": 0.0);
@@ -128,6 +141,13 @@ TRAIN_GRADS = {
 }
 # BatchNorm modules whose whole updated running_var is stored.
 TRAIN_RUNNING_VAR = {"resnet18": "bn1", "densenet121": "features.norm5", "googlenet": "conv1.bn"}
+
+# Dot products per parameter in grad_sketch_f64.
+SKETCHES = 8
+# A train case's input is kept when PyTorch's float32 gradients are all this close (relative
+# L2, per parameter) to its float64 ones; else the next input variant is tried.
+WELL_CONDITIONED = 1e-4
+TRAIN_INPUT_ATTEMPTS = 12
 
 MASK64 = (1 << 64) - 1
 CHUNK = 1 << 22  # elements generated at a time, so VGG's 102M-element linear stays small
@@ -240,12 +260,20 @@ def run_train(model, x: torch.Tensor, seed: torch.Tensor, arch: str):
     GoogLeNet with aux heads: ((logits + aux2 + aux1) * seed).sum()."""
     dtype = next(model.parameters()).dtype
     x = x.to(dtype).clone().requires_grad_(True)
+    # The aux heads' outputs are taken from the heads themselves: which tuple slot holds
+    # which head differs between torchvision versions (0.20's forward swaps them).
+    heads = {}
+    hooks = [getattr(model, name).register_forward_hook(
+                 lambda _module, _input, output, name=name: heads.__setitem__(name, output))
+             for name in ("aux1", "aux2") if getattr(model, name, None) is not None]
     result = model(x)
+    for hook in hooks:
+        hook.remove()
     aux = {}
     if isinstance(result, tuple):
-        logits, aux2, aux1 = result  # GoogLeNetOutputs(logits, aux_logits2, aux_logits1)
-        ((logits + aux2 + aux1) * seed.to(dtype)).sum().backward()
-        aux = {"aux1": aux1.detach().contiguous(), "aux2": aux2.detach().contiguous()}
+        logits = result[0]
+        ((logits + heads["aux2"] + heads["aux1"]) * seed.to(dtype)).sum().backward()
+        aux = {name: output.detach().contiguous() for name, output in heads.items()}
     else:
         logits = result
         (logits * seed.to(dtype)).sum().backward()
@@ -267,7 +295,32 @@ def run_train(model, x: torch.Tensor, seed: torch.Tensor, arch: str):
         out[f"grad.{name}"] = grads[name].contiguous()
     prefix = TRAIN_RUNNING_VAR[arch]
     out[f"running_var.{prefix}"] = dict(bns)[prefix].running_var.detach().contiguous()
+    # Per parameter: [L2 norm, the dot products with its sketch vectors], in float64.
+    out["grad_sketch"] = torch.tensor(
+        [[g.double().norm().item()]
+         + [float(np.dot(g.double().flatten().numpy(), sketch(k, n, g.numel())))
+            for k in range(SKETCHES)]
+         for n, g in grads.items()], dtype=torch.float64)
     return out, [n for n, _ in params], [n for n, _ in bns]
+
+
+def float32_rounding(name: str, shape) -> torch.Tensor:
+    """1 + 2^-24 · (2u − 1) over `shape`, float64: a perturbation the size of float32's
+    rounding."""
+    u = uniform(name, math.prod(shape))
+    return torch.from_numpy(1.0 + 2.0**-24 * (2.0 * u - 1.0)).reshape(tuple(shape))
+
+
+def sketch_errors(sketches: torch.Tensor, exact: torch.Tensor) -> np.ndarray:
+    """Per parameter, the relative L2 error that sketch rows [norm, K products] estimate
+    against the exact rows (see grad_sketch_f64 above)."""
+    differences = (sketches[:, 1:] - exact[:, 1:]).double().numpy()
+    return np.sqrt(3.0 * (differences**2).mean(axis=1)) / exact[:, 0].double().numpy()
+
+
+def sketch(k: int, name: str, numel: int) -> np.ndarray:
+    """Sketch vector k of parameter `name`: the generator under "sketch<k>.<name>", 2u - 1, f64."""
+    return 2.0 * uniform(f"sketch{k}.{name}", numel) - 1.0
 
 
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -306,29 +359,68 @@ def main():
         tensors[f"{arch}.input"] = x
         tensors[f"{arch}.logits"] = logits
         tensors[f"{arch}.grad_input"] = grad
+        x64 = x.double().requires_grad_(True)
+        model64 = build(arch, extra).double()
+        model64(x64)[0, target].backward()
+        tensors[f"{arch}.grad_input_f64"] = x64.grad.float().contiguous()
+        del model64
         meta[arch] = json.dumps({"size": size,
                                  "transform_input": bool(extra.get("transform_input", False)),
                                  "target": target})
         print(f"{arch:13s} S={size:3d} logits [{logits.min():.5f}, {logits.max():.5f}] "
               f"target {target} |grad|max {grad.abs().max():.3e}")
-        if f64_check:
-            x64 = x.double().requires_grad_(True)
-            logits64 = model.double()(x64)
-            logits64[0, target].backward()
-            print(f"    f64 check: argmax {int(logits64[0].argmax())}  "
-                  f"logits {rel_err(logits, logits64):.3e}  "
-                  f"grad_input {rel_err(grad, x64.grad):.3e}")
+        print(f"    f64: grad_input max|f32 - f64| / max|f64| "
+              f"{rel_err(grad, tensors[f'{arch}.grad_input_f64']):.3e}")
         del model
     for arch, size, batch, extra in TRAIN_CASES:
-        x = formula_tensor("train_input", (batch, 3, size, size))
         seed = formula_tensor("train_seed", (batch, 1000))
-        out, params, bns = run_train(build_train(arch, extra), x, seed, arch)
+        # The input whose step float32 itself gets most right: the first whose every
+        # parameter's float32 gradient (PyTorch's) is within WELL_CONDITIONED of the float64
+        # one, else the best of TRAIN_INPUT_ATTEMPTS. A ReLU input or a max-pool window's top
+        # two values within float32 rounding of a tie sends a gradient either way in any
+        # float32 engine, and train-mode batch norm spreads that over whole channels
+        # (densenet121's first input: torch's own float32 conv0 gradient 5e-3 off float64).
+        best = None
+        for attempt in range(TRAIN_INPUT_ATTEMPTS):
+            input_name = "train_input" if attempt == 0 else f"train_input.{attempt}"
+            x = formula_tensor(input_name, (batch, 3, size, size))
+            out, params, bns = run_train(build_train(arch, extra), x, seed, arch)
+            out64, _, _ = run_train(build_train(arch, extra).double(), x, seed, arch)
+            errors = sketch_errors(out["grad_sketch"], out64["grad_sketch"])
+            worst = int(errors.argmax())
+            print(f"train.{arch} input {input_name!r}: float32 PyTorch against float64, worst "
+                  f"parameter {params[worst]} at {errors[worst]:.2e}")
+            if best is None or errors[worst] < best[0]:
+                best = (errors[worst], input_name, x, out, out64, params, bns)
+            if errors[worst] < WELL_CONDITIONED:
+                break
+        error, input_name, x, out, out64, params, bns = best
+        if error >= 1e-3:
+            raise SystemExit(f"train.{arch}: float32 is {error:.1e} off float64 at best")
+        print(f"train.{arch}: kept input {input_name!r} ({error:.2e})")
+        del out["grad_sketch"]
+        # Printed, not stored: each parameter's sensitivity, how far its float64 gradient moves
+        # when every weight and input value moves by float32's rounding (a relative 2^-24,
+        # signs from the generator under "perturb.<name>"). It stays under 1e-4 in all three
+        # cases (2026-12-06): the float32 errors above come from rounding along the whole
+        # computation, not from one perturbation of the values.
+        perturbed = build_train(arch, extra).double()
+        with torch.no_grad():
+            for name, parameter in perturbed.named_parameters():
+                parameter.mul_(float32_rounding(f"perturb.{name}", parameter.shape))
+        x_perturbed = x.double() * float32_rounding("perturb.input", x.shape)
+        moved, _, _ = run_train(perturbed, x_perturbed, seed, arch)
+        sensitivity = sketch_errors(moved["grad_sketch"], out64["grad_sketch"])
+        print(f"train.{arch}: sensitivity to float32 rounding, largest "
+              f"{sensitivity.max():.2e} ({params[int(sensitivity.argmax())]}), median "
+              f"{np.median(sensitivity):.2e}")
         p = f"train.{arch}"
         tensors[f"{p}.input"] = x
         tensors[f"{p}.seed"] = seed
         for k, v in out.items():
             tensors[f"{p}.{k}"] = v.float().contiguous()
-        meta[p] = json.dumps({"size": size, "batch": batch,
+        tensors[f"{p}.grad_sketch_f64"] = out64["grad_sketch"].float().contiguous()
+        meta[p] = json.dumps({"size": size, "batch": batch, "input": input_name,
                               **({"dropout": extra["dropout"]} if "dropout" in extra else {})})
         meta[f"{p}.parameters"] = json.dumps(params)
         meta[f"{p}.batchnorms"] = json.dumps(bns)
@@ -336,7 +428,6 @@ def main():
               f"{out['logits'].max():.5f}] |grad_input|max {out['grad_input'].abs().max():.3e} "
               f"P={len(params)} B={len(bns)}")
         if f64_check:
-            out64, _, _ = run_train(build_train(arch, extra).double(), x, seed, arch)
             print("    f64 check: " + "  ".join(
                 f"{k} {rel_err(out[k], out64[k]):.3e}" for k in out
                 if k not in ("grad_summary", "running_summary")))
@@ -361,6 +452,8 @@ def main():
         out, _, _ = run_train(build_train(arch, extra), back[f"{p}.input"], back[f"{p}.seed"],
                               arch)
         for k, v in out.items():
+            if k == "grad_sketch":
+                continue  # stored from the float64 run only
             assert torch.equal(v.float(), back[f"{p}.{k}"]), f"{p}.{k} differs on recompute"
         print(f"recomputed {p} from a fresh model: all stored results match exactly")
 

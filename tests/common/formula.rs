@@ -22,6 +22,17 @@ fn uniform(name_hash: u32, i: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The dot product of `values` with sketch vector `k` of parameter `name`: the generator under
+/// "sketch<k>.<name>" with value 2u − 1 in f64, as tools/make_model_fixtures.py's `sketch`.
+pub fn sketch_product(k: usize, name: &str, values: &[f32]) -> f64 {
+    let h = fnv1a32(&format!("sketch{k}.{name}"));
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (2.0 * uniform(h, i as u64) - 1.0) * f64::from(v))
+        .sum()
+}
+
 /// The fixture formula's values for one state_dict entry.
 pub fn formula(name: &str, dims: &[usize], is_batch_norm: bool) -> Vec<f32> {
     let h = fnv1a32(name);
