@@ -96,23 +96,28 @@ fn pipelines_are_built_once_per_kernel() {
 }
 
 #[test]
-fn oversized_bindings_are_refused_before_dispatch() {
+fn oversized_bindings_are_refused_or_split_before_dispatch() {
     let limit = gpu().limits().max_storage_buffer_binding_size;
     let elements = (limit / 4 + 1) as usize;
     if (elements as u64) * 4 > gpu().limits().max_buffer_size {
         return; // this adapter's buffers cannot exceed its binding limit
     }
-    // Uploaded, not filled: a fill kernel would be refused for the same reason.
-    let big = Tensor::from_slice(gpu(), [elements], &vec![0.5; elements]).unwrap();
-    let error = elementwise::relu(&big).unwrap_err();
+    let values: Vec<f32> = (0..elements).map(|i| (i % 7) as f32 - 3.0).collect();
+    let big = Tensor::from_slice(gpu(), [1, elements], &values).unwrap();
+    // A softmax binds its whole row at once: refused, naming the kernel, shape and sizes.
+    let error = gradlens::kernels::softmax::softmax(&big).unwrap_err();
     assert!(matches!(error, Error::BindingTooLarge { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains("elementwise::relu"), "{message}");
+    assert!(message.contains("softmax::softmax"), "{message}");
     assert!(
-        message.contains(&format!("shape [{elements}]")),
+        message.contains(&format!("shape [1, {elements}]")),
         "{message}"
     );
     assert!(message.contains(&(elements * 4).to_string()) && message.contains(&limit.to_string()));
+    // An elementwise pass runs piece by piece instead, every element included.
+    let relu = elementwise::relu(&big).unwrap().to_vec().unwrap();
+    let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
+    assert!(relu == want, "relu over binding-sized pieces");
 }
 
 /// A lost device ends every later call with an error, never a panic or a hang.
