@@ -79,7 +79,10 @@ fn check(arch: &str) {
     // where a ReLU input or a max-pool window's top two values lie within f32 rounding of a
     // tie, float32 engines route the gradient either way (resnet18: torch's own f32 gradient
     // is 3.5e-3 off its f64 one), and the f64 answer is the one to hold gradlens to.
-    let exact = &fixtures.get(&format!("{arch}.grad_input_f64")).unwrap().data;
+    let exact = &fixtures
+        .get(&format!("{arch}.grad_input_f64"))
+        .unwrap()
+        .data;
     assert_within_largest(&format!("{arch} input gradient (f64)"), &got, exact, 1e-3);
     let error = relative_l2(&got, exact);
     assert!(
@@ -118,12 +121,7 @@ fn assert_within_largest(what: &str, got: &[f32], want: &[f32], fraction: f32) {
 /// by its own scale against the float64 step within `parameter_bound` (relative L2, estimated
 /// from 8 dot products with formula vectors: `per_parameter_error`), a bound that a zeroed,
 /// negated or halved gradient of any one parameter must fail (checked here for each).
-fn check_training(
-    arch: &str,
-    config: &ModelConfig,
-    gradient_fraction: f32,
-    parameter_bound: f64,
-) {
+fn check_training(arch: &str, config: &ModelConfig, gradient_fraction: f32, parameter_bound: f64) {
     let fixtures =
         WeightsFile::open(std::path::Path::new("tests/fixtures/models.safetensors")).unwrap();
     let get = |name: &str| {

@@ -20,18 +20,43 @@ use gradlens::train::{Optimizer, Sgd};
 use gradlens::weights::write_atomically;
 use gradlens::{Error, Gpu, Result, Tensor};
 
-pub struct Request {
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long)]
     pub arch: String,
+    #[arg(long, default_value_t = 1, value_parser = sizes(1..=1024))]
     pub batch: usize,
+    /// Input height and width (torchvision's models take 224; Inception v3 299).
+    #[arg(long, default_value_t = 224, value_parser = sizes(1..=4096))]
     pub size: usize,
+    /// Timed runs per workload (at least 5).
+    #[arg(long, default_value_t = 5, value_parser = sizes(5..=1_000_000))]
     pub runs: usize,
+    /// Also time forward + backward to the input (parameters need no gradients).
+    #[arg(long)]
     pub backward: bool,
+    /// Also time a training step: forward, backward to the parameters, SGD.
+    #[arg(long)]
     pub train: bool,
+    /// Profile one run of the last workload: per-layer and per-kernel time.
+    #[arg(long)]
     pub profile: bool,
+    /// Write the profile as Chrome trace-event JSON (needs --profile).
+    #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Also print every figure as one JSON object, the last line of the output.
+    #[arg(long)]
     pub json: bool,
-    /// Tune the subgroup matmul's tile for the model's shapes first (see kernels::tuning).
+    /// First tune the subgroup matmul's tile on the model's shapes and keep the winners in
+    /// the tuning file ($GRADLENS_TUNING_FILE, else $XDG_CACHE_HOME/gradlens/tuning.json,
+    /// else ~/.cache/gradlens/tuning.json), which every later process reads.
+    #[arg(long)]
     pub tune: bool,
+}
+
+/// A flag's parser for a count within `range`.
+fn sizes(range: std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(range)
 }
 
 /// Which workload a timing covers.
@@ -65,7 +90,7 @@ struct Subject {
 }
 
 impl Subject {
-    fn new(gpu: &Gpu, request: &Request) -> Result<Self> {
+    fn new(gpu: &Gpu, request: &BenchArgs) -> Result<Self> {
         let config = ModelConfig::default();
         let mut store = ParamStore::new(gpu);
         let model = build(&request.arch, &mut store, &config)?;
@@ -173,7 +198,7 @@ fn median(values: &[f64]) -> f64 {
 /// before anything is allocated.
 const MAX_INPUT_ELEMENTS: usize = 1 << 28;
 
-pub fn run(request: &Request) -> Result<()> {
+pub fn run(request: &BenchArgs) -> Result<()> {
     let elements = request.batch * 3 * request.size * request.size;
     if elements > MAX_INPUT_ELEMENTS {
         return Err(Error::InvalidArgument {
@@ -314,7 +339,7 @@ pub fn run(request: &Request) -> Result<()> {
 fn tune_for(
     gpu: &Gpu,
     subject: &mut Subject,
-    request: &Request,
+    request: &BenchArgs,
     say: &dyn Fn(String),
 ) -> Result<Value> {
     tuning::record_shapes();

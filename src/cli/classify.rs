@@ -1,8 +1,6 @@
 //! `gradlens classify`: the top classes of each image with their probabilities; with --tile,
 //! scored tile by tile at full resolution and the tiles' logits pooled.
 
-use std::path::{Path, PathBuf};
-
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
@@ -21,9 +19,7 @@ pub enum Aggregate {
 }
 
 pub struct Request<'a> {
-    pub images: &'a [PathBuf],
-    pub weights: &'a Path,
-    pub arch: Option<&'a str>,
+    pub model: &'a super::ImagesAndModel,
     pub top: usize,
     pub json: bool,
     /// Tile side and stride in image pixels, and how tile logits are pooled.
@@ -45,7 +41,7 @@ struct TileSummary {
 
 pub fn run(request: &Request) -> Result<()> {
     let gpu = Gpu::new()?;
-    let loaded = model::load(&gpu, request.weights, request.arch)?;
+    let loaded = model::load(&gpu, &request.model.weights, request.model.arch.as_deref())?;
     let explained = Explained {
         model: loaded.model.as_ref(),
         store: &loaded.store,
@@ -53,7 +49,7 @@ pub fn run(request: &Request) -> Result<()> {
     model::start_finite_checks(&gpu, request.check_finite);
     let scored: Vec<Scored> = match request.tile {
         None => {
-            let (batch, _) = model::images(&gpu, &loaded.info, request.images)?;
+            let (batch, _) = model::images(&gpu, &loaded.info, &request.model.images)?;
             let logits = pollster::block_on(logits(explained, &batch))?;
             logits
                 .data
@@ -65,6 +61,7 @@ pub fn run(request: &Request) -> Result<()> {
                 .collect()
         }
         Some((tile, stride, aggregate)) => request
+            .model
             .images
             .iter()
             .map(|path| {
@@ -76,7 +73,7 @@ pub fn run(request: &Request) -> Result<()> {
     model::end_finite_checks(&gpu, request.check_finite)?;
 
     let mut results = Vec::new();
-    for (path, scored) in request.images.iter().zip(&scored) {
+    for (path, scored) in request.model.images.iter().zip(&scored) {
         let ranked = top_probabilities(&scored.logits, request.top);
         if !request.json {
             match &scored.tiles {

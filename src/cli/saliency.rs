@@ -13,9 +13,7 @@ use gradlens::{Error, Gpu, Result, Tensor};
 use super::model::{self, TILES_PER_BATCH, Tiled};
 
 pub struct Request<'a> {
-    pub images: &'a [PathBuf],
-    pub weights: &'a Path,
-    pub arch: Option<&'a str>,
+    pub model: &'a super::ImagesAndModel,
     pub method: Method,
     pub class: &'a str,
     pub out: Option<&'a Path>,
@@ -35,12 +33,12 @@ struct Explanation {
 pub fn run(request: &Request) -> Result<()> {
     // Several images write <stem>.png into one folder: two with one stem would overwrite.
     let mut stems = std::collections::HashSet::new();
-    for path in request.images {
+    for path in &request.model.images {
         let stem = path
             .file_stem()
             .map(|s| s.to_os_string())
             .unwrap_or_default();
-        if request.images.len() > 1 && !stems.insert(stem) {
+        if request.model.images.len() > 1 && !stems.insert(stem) {
             return Err(Error::Image {
                 path: path.display().to_string(),
                 message:
@@ -50,7 +48,7 @@ pub fn run(request: &Request) -> Result<()> {
         }
     }
     let gpu = Gpu::new()?;
-    let loaded = model::load(&gpu, request.weights, request.arch)?;
+    let loaded = model::load(&gpu, &request.model.weights, request.model.arch.as_deref())?;
     let explained = Explained {
         model: loaded.model.as_ref(),
         store: &loaded.store,
@@ -59,9 +57,9 @@ pub fn run(request: &Request) -> Result<()> {
     model::start_finite_checks(&gpu, request.check_finite);
     let explanations = match request.tile {
         None => {
-            let (batch, sized) = model::images(&gpu, &loaded.info, request.images)?;
+            let (batch, sized) = model::images(&gpu, &loaded.info, &request.model.images)?;
             let classes = match class {
-                Some(class) => vec![class; request.images.len()],
+                Some(class) => vec![class; request.model.images.len()],
                 None => pollster::block_on(saliency::top_classes(explained, &batch))?,
             };
             let maps = compute(explained, &batch, &classes, request.method)?;
@@ -78,6 +76,7 @@ pub fn run(request: &Request) -> Result<()> {
                 .collect()
         }
         Some((tile, stride)) => request
+            .model
             .images
             .iter()
             .map(|path| {
@@ -87,8 +86,8 @@ pub fn run(request: &Request) -> Result<()> {
             .collect::<Result<Vec<_>>>()?,
     };
     model::end_finite_checks(&gpu, request.check_finite)?;
-    let several = request.images.len() > 1;
-    for (path, explanation) in request.images.iter().zip(&explanations) {
+    let several = request.model.images.len() > 1;
+    for (path, explanation) in request.model.images.iter().zip(&explanations) {
         let Explanation { image, map, class } = explanation;
         let stem = path
             .file_stem()
