@@ -174,11 +174,11 @@ fn forward_and_backward_match_reference() {
                         }
                         Ok(grads)
                     },
-                    |v| reference::conv2d(v[0], v[1], v.get(2).copied(), &s, &conv),
+                    |v| reference::conv2d(v[0], v[1], v.get(2).copied(), &s),
                     |v, g| {
                         let mut grads = vec![
-                            Some(reference::conv2d_backward_input(v[1], g, &s, &conv)),
-                            Some(reference::conv2d_backward_weight(v[0], g, &s, &conv)),
+                            Some(reference::conv2d_backward_input(v[1], g, &s)),
+                            Some(reference::conv2d_backward_weight(v[0], g, &s)),
                         ];
                         if v.len() == 3 {
                             grads.push(Some(channel_sums(g, s.output)));
@@ -315,7 +315,7 @@ fn conv2d_into_fills_only_its_channel_slice() {
         let b = Tensor::from_slice(gpu(), [weight[0]], &b_data).unwrap();
         conv2d::conv2d_into(&x, &w, Some(&b), &conv, &dest, first).unwrap();
         let s = conv2d_shapes("test", &input, &weight, &conv).unwrap();
-        let branch = reference::conv2d(&x_data, &w_data, Some(&b_data), &s, &conv);
+        let branch = reference::conv2d(&x_data, &w_data, Some(&b_data), &s);
         let plane = 9 * 8;
         for n in 0..2 {
             for c in 0..weight[0] {
@@ -374,7 +374,7 @@ fn winograd_filters_follow_the_weights_they_come_from() {
     let check = |w: &[f32], when: &str| {
         for algorithm in [ConvAlgorithm::WinogradF2, ConvAlgorithm::WinogradF4] {
             let y = conv2d::conv2d_with(&tx, &tw, None, &conv, algorithm).unwrap();
-            let want = reference::conv2d(&x, w, None, &s, &conv);
+            let want = reference::conv2d(&x, w, None, &s);
             assert_close(
                 &format!("forward {algorithm:?} {when}"),
                 &y.to_vec().unwrap(),
@@ -383,7 +383,7 @@ fn winograd_filters_follow_the_weights_they_come_from() {
                 1e-4,
             );
             let dx = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, algorithm).unwrap();
-            let want = reference::conv2d_backward_input(w, &g, &s, &conv);
+            let want = reference::conv2d_backward_input(w, &g, &s);
             assert_close(
                 &format!("backward {algorithm:?} {when}"),
                 &dx.to_vec().unwrap(),

@@ -2,11 +2,12 @@
 //! scatter from each output (the obvious formulation), unlike the shader's gathers.
 
 use super::Real;
-use crate::kernels::conv2d::{Conv2d, ConvShapes};
+use crate::kernels::conv2d::ConvShapes;
 
 /// Calls `f(n, co, oh, ow, ci_all, ci, kh, kw, ih, iw)` for every tap that reads the input
 /// (padding taps skipped).
-fn for_each_tap(s: &ConvShapes, conv: &Conv2d, mut f: impl FnMut([usize; 10])) {
+fn for_each_tap(s: &ConvShapes, mut f: impl FnMut([usize; 10])) {
+    let conv = &s.conv;
     let [n_count, _, h, w] = s.input;
     let [c_out, group_in, kh_count, kw_count] = s.weight;
     let [_, _, out_h, out_w] = s.output;
@@ -44,15 +45,9 @@ fn index4(dims: [usize; 4], i: [usize; 4]) -> usize {
     ((i[0] * dims[1] + i[1]) * dims[2] + i[2]) * dims[3] + i[3]
 }
 
-pub fn conv2d<T: Real>(
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
-    s: &ConvShapes,
-    conv: &Conv2d,
-) -> Vec<T> {
+pub fn conv2d<T: Real>(x: &[T], weight: &[T], bias: Option<&[T]>, s: &ConvShapes) -> Vec<T> {
     let mut out = vec![T::zero(); s.output.iter().product()];
-    for_each_tap(s, conv, |[n, co, oh, ow, ci_all, ci, kh, kw, ih, iw]| {
+    for_each_tap(s, |[n, co, oh, ow, ci_all, ci, kh, kw, ih, iw]| {
         out[index4(s.output, [n, co, oh, ow])] +=
             x[index4(s.input, [n, ci_all, ih, iw])] * weight[index4(s.weight, [co, ci, kh, kw])];
     });
@@ -65,28 +60,18 @@ pub fn conv2d<T: Real>(
     out
 }
 
-pub fn conv2d_backward_input<T: Real>(
-    weight: &[T],
-    grad_out: &[T],
-    s: &ConvShapes,
-    conv: &Conv2d,
-) -> Vec<T> {
+pub fn conv2d_backward_input<T: Real>(weight: &[T], grad_out: &[T], s: &ConvShapes) -> Vec<T> {
     let mut grad_x = vec![T::zero(); s.input.iter().product()];
-    for_each_tap(s, conv, |[n, co, oh, ow, ci_all, ci, kh, kw, ih, iw]| {
+    for_each_tap(s, |[n, co, oh, ow, ci_all, ci, kh, kw, ih, iw]| {
         grad_x[index4(s.input, [n, ci_all, ih, iw])] += grad_out[index4(s.output, [n, co, oh, ow])]
             * weight[index4(s.weight, [co, ci, kh, kw])];
     });
     grad_x
 }
 
-pub fn conv2d_backward_weight<T: Real>(
-    x: &[T],
-    grad_out: &[T],
-    s: &ConvShapes,
-    conv: &Conv2d,
-) -> Vec<T> {
+pub fn conv2d_backward_weight<T: Real>(x: &[T], grad_out: &[T], s: &ConvShapes) -> Vec<T> {
     let mut grad_w = vec![T::zero(); s.weight.iter().product()];
-    for_each_tap(s, conv, |[n, co, oh, ow, ci_all, ci, kh, kw, ih, iw]| {
+    for_each_tap(s, |[n, co, oh, ow, ci_all, ci, kh, kw, ih, iw]| {
         grad_w[index4(s.weight, [co, ci, kh, kw])] +=
             grad_out[index4(s.output, [n, co, oh, ow])] * x[index4(s.input, [n, ci_all, ih, iw])];
     });

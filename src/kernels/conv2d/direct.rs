@@ -1,7 +1,7 @@
 //! The direct kernels (shaders/conv2d.wgsl): one invocation per output value, the simplest
 //! correct variant, kept as the reference the faster ones are measured against.
 
-use super::{Conv2d, ConvShapes, Params, params};
+use super::{ConvShapes, Params, params};
 use crate::error::Result;
 use crate::kernels::Launch;
 use crate::shaders::{Entry, Shader, WorkgroupSize, entries};
@@ -23,10 +23,9 @@ pub(super) fn forward(
     weight: &Tensor,
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), shapes.output)?;
-    let mut params = params("conv2d", shapes, conv)?;
+    let mut params = params("conv2d", shapes)?;
     params.has_bias = u32::from(bias.is_some());
     // Without a bias the kernel still needs something bound there; it never reads it.
     let bias = bias.unwrap_or(weight);
@@ -43,12 +42,11 @@ pub(super) fn backward_input(
     weight: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
     let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
     launch(
         &CONV2D_BACKWARD_INPUT_DIRECT,
-        &params("conv2d_backward_input", shapes, conv)?,
+        &params("conv2d_backward_input", shapes)?,
         &[(2, weight), (4, grad_out)],
         &grad_x,
     )?;
@@ -59,12 +57,11 @@ pub(super) fn backward_weight(
     x: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
     let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
     launch(
         &CONV2D_BACKWARD_WEIGHT_DIRECT,
-        &params("conv2d_backward_weight", shapes, conv)?,
+        &params("conv2d_backward_weight", shapes)?,
         &[(1, x), (4, grad_out)],
         &grad_weight,
     )?;

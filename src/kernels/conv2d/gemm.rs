@@ -4,7 +4,7 @@
 //! taps are padded to multiples of 4, so that the vec4 and subgroup GEMMs apply to any plane
 //! (ResNet's 7×7) and any stem. The unfolding passes are in shaders/conv2d.wgsl.
 
-use super::{Conv2d, ConvShapes, Params, params};
+use super::{ConvShapes, Params, params};
 use crate::error::Result;
 use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
@@ -29,11 +29,10 @@ pub(super) fn forward(
     weight: &Tensor,
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
     let [n, _, oh, ow] = shapes.output;
     let stride = position_stride(shapes);
-    let cols = columns(x, shapes, conv, stride)?;
+    let cols = columns(x, shapes, stride)?;
     let [c_out, per_group, kh, kw] = shapes.weight;
     // The weight's rows padded with zeros to the tap stride, as the columns are.
     let weight = padded(
@@ -59,7 +58,6 @@ pub(super) fn backward_input(
     weight: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_input";
     let [n, c_out, oh, ow] = shapes.output;
@@ -73,11 +71,11 @@ pub(super) fn backward_input(
     let grad_out = padded(grad_out.reshape([n, c_out, oh * ow])?, stride)?;
     // grad_cols[n] = weightᵀ · grad_out[n]: [N, C_in·KH·KW, stride].
     let grad_cols = matmul_counted(&weight, &grad_out, transposed, Some(shapes.flops()))?;
-    if is_pointwise(shapes, conv) {
+    if is_pointwise(shapes) {
         return unpadded(grad_cols, oh * ow, stride)?.reshape(shapes.input);
     }
     let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
-    let mut params = params(OP, shapes, conv)?;
+    let mut params = params(OP, shapes)?;
     params.position_stride = as_u32(OP, "position stride", stride)?;
     col2im(&params, &grad_cols, &grad_x)?;
     Ok(grad_x)
@@ -90,7 +88,6 @@ pub(super) fn backward_weight(
     x: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_weight";
     let [n, c_out, oh, ow] = shapes.output;
@@ -100,7 +97,7 @@ pub(super) fn backward_weight(
     // taps give columns of the product that are cropped away.
     let (stride, taps) = (position_stride(shapes), tap_stride(shapes));
     let rows = Tensor::empty(x.gpu(), [n * stride, taps])?;
-    let mut params = params(OP, shapes, conv)?;
+    let mut params = params(OP, shapes)?;
     params.position_stride = as_u32(OP, "position stride", stride)?;
     params.tap_stride = as_u32(OP, "tap stride", taps)?;
     unfold(Unfolding::Im2row, &params, x, &rows)?;
@@ -119,21 +116,22 @@ pub(super) fn backward_weight(
 }
 
 /// 1×1 kernel, stride 1, no padding: the input is already the GEMM operand.
-pub(super) fn is_pointwise(shapes: &ConvShapes, conv: &Conv2d) -> bool {
+pub(super) fn is_pointwise(shapes: &ConvShapes) -> bool {
+    let conv = &shapes.conv;
     shapes.weight[2..] == [1, 1] && conv.stride == [1, 1] && conv.padding == [0, 0]
 }
 
 /// The GEMM's right operand [N, C_in·KH·KW, stride]: the input itself (padded) for 1×1
 /// convolutions, else an im2col buffer.
-fn columns(x: &Tensor, shapes: &ConvShapes, conv: &Conv2d, stride: usize) -> Result<Tensor> {
+fn columns(x: &Tensor, shapes: &ConvShapes, stride: usize) -> Result<Tensor> {
     const OP: &str = "im2col";
     let [n, c_in, h, w] = shapes.input;
     let taps = tap_stride(shapes);
-    if is_pointwise(shapes, conv) && taps == c_in {
+    if is_pointwise(shapes) && taps == c_in {
         return padded(x.reshape([n, c_in, h * w])?, stride);
     }
     let cols = Tensor::empty(x.gpu(), [n, taps, stride])?;
-    let mut params = params(OP, shapes, conv)?;
+    let mut params = params(OP, shapes)?;
     params.position_stride = as_u32(OP, "position stride", stride)?;
     params.tap_stride = as_u32(OP, "tap stride", taps)?;
     unfold(Unfolding::Im2col, &params, x, &cols)?;

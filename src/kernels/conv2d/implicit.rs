@@ -3,7 +3,7 @@
 //! im2col buffer. The path for large inputs and grouped convolutions, and the one that can
 //! write into a channel slice of a concatenation.
 
-use super::{Conv2d, ConvShapes, Params, params};
+use super::{ConvShapes, Params, params};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::reduce;
@@ -36,12 +36,12 @@ pub(crate) fn forward_into(
     weight: &Tensor,
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
-    conv: &Conv2d,
     out: &Tensor,
     out_first: usize,
 ) -> Result<()> {
+    let conv = &shapes.conv;
     const OP: &str = "conv2d";
-    let mut params = params(OP, shapes, conv)?;
+    let mut params = params(OP, shapes)?;
     params.has_bias = u32::from(bias.is_some());
     params.out_total = as_u32(OP, "output channels", out.dims()[1])?;
     params.out_first = as_u32(OP, "output channel offset", out_first)?;
@@ -69,8 +69,8 @@ pub(crate) fn backward_input(
     weight: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
+    let conv = &shapes.conv;
     const OP: &str = "conv2d_backward_input";
     let [n, c_in, h, w] = shapes.input;
     let channel_blocks = channel_blocks(c_in, conv.groups);
@@ -81,7 +81,7 @@ pub(crate) fn backward_input(
         return Tensor::zeros(gpu, shapes.input);
     }
     let grad_x = Tensor::empty(gpu, shapes.input)?;
-    let params = params(OP, shapes, conv)?;
+    let params = params(OP, shapes)?;
     let entry = &CONV2D_BACKWARD_INPUT_IMPLICIT;
     Launch::of(gpu, kernel(entry), params)
         .bind(2, weight)
@@ -98,8 +98,8 @@ pub(crate) fn backward_weight(
     x: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
 ) -> Result<Tensor> {
+    let conv = &shapes.conv;
     const OP: &str = "conv2d_backward_weight";
     let gpu = x.gpu();
     let [c_out, per_group_in, kh, kw] = shapes.weight;
@@ -120,7 +120,7 @@ pub(crate) fn backward_weight(
     if partial.numel() == 0 {
         return Tensor::zeros(gpu, shapes.weight);
     }
-    let mut params = params(OP, shapes, conv)?;
+    let mut params = params(OP, shapes)?;
     params.chunk = as_u32(OP, "chunk", chunk)?;
     let max = gpu.max_workgroups_per_dimension() as usize;
     let workgroups = [

@@ -147,12 +147,14 @@ impl Params {
     }
 }
 
-/// The validated shapes of one convolution.
+/// One convolution, validated: its geometry and the shapes it gives. Each algorithm's
+/// functions take this alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShapes {
     pub input: [usize; 4],
     pub weight: [usize; 4],
     pub output: [usize; 4],
+    pub conv: Conv2d,
 }
 
 impl ConvShapes {
@@ -239,6 +241,7 @@ pub fn conv2d_shapes(
         input: [n, c_in, h, w],
         weight: [c_out, c_per_group, kh, kw],
         output: [n, c_out, out[0], out[1]],
+        conv: *conv,
     })
 }
 
@@ -259,15 +262,15 @@ pub fn conv2d_with(
     let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
     check_bias(OP, &shapes, bias)?;
     let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &shapes, conv, algorithm, adapter, Pass::Forward)? {
-        Plan::Winograd(tile) => winograd::forward(x, weight, bias, &shapes, conv, tile),
+    match policy::resolve(OP, &shapes, algorithm, adapter, Pass::Forward)? {
+        Plan::Winograd(tile) => winograd::forward(x, weight, bias, &shapes, tile),
         Plan::ImplicitGemm => {
             let out = Tensor::empty(x.gpu(), shapes.output)?;
-            implicit::forward_into(x, weight, bias, &shapes, conv, &out, 0)?;
+            implicit::forward_into(x, weight, bias, &shapes, &out, 0)?;
             Ok(out)
         }
-        Plan::Gemm => gemm::forward(x, weight, bias, &shapes, conv),
-        Plan::Direct => direct::forward(x, weight, bias, &shapes, conv),
+        Plan::Gemm => gemm::forward(x, weight, bias, &shapes),
+        Plan::Direct => direct::forward(x, weight, bias, &shapes),
     }
 }
 
@@ -301,11 +304,11 @@ pub fn conv2d_into(
             ),
         ));
     }
-    match policy::slice_plan(&shapes, conv, Adapter::of(x.gpu())) {
+    match policy::slice_plan(&shapes, Adapter::of(x.gpu())) {
         Plan::Winograd(tile) => {
-            winograd::forward_into(x, weight, bias, &shapes, conv, tile, dest, channel_first)
+            winograd::forward_into(x, weight, bias, &shapes, tile, dest, channel_first)
         }
-        _ => implicit::forward_into(x, weight, bias, &shapes, conv, dest, channel_first),
+        _ => implicit::forward_into(x, weight, bias, &shapes, dest, channel_first),
     }
 }
 
@@ -330,11 +333,11 @@ pub fn conv2d_backward_input_with(
     const OP: &str = "conv2d_backward_input";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &shapes, conv, algorithm, adapter, Pass::BackwardInput)? {
-        Plan::Winograd(tile) => winograd::backward_input(grad_out, weight, &shapes, conv, tile),
-        Plan::ImplicitGemm => implicit::backward_input(weight, grad_out, &shapes, conv),
-        Plan::Gemm => gemm::backward_input(weight, grad_out, &shapes, conv),
-        Plan::Direct => direct::backward_input(weight, grad_out, &shapes, conv),
+    match policy::resolve(OP, &shapes, algorithm, adapter, Pass::BackwardInput)? {
+        Plan::Winograd(tile) => winograd::backward_input(grad_out, weight, &shapes, tile),
+        Plan::ImplicitGemm => implicit::backward_input(weight, grad_out, &shapes),
+        Plan::Gemm => gemm::backward_input(weight, grad_out, &shapes),
+        Plan::Direct => direct::backward_input(weight, grad_out, &shapes),
     }
 }
 
@@ -359,11 +362,11 @@ pub fn conv2d_backward_weight_with(
     const OP: &str = "conv2d_backward_weight";
     let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
     let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &shapes, conv, algorithm, adapter, Pass::BackwardWeight)? {
-        Plan::Winograd(tile) => winograd::backward_weight(x, grad_out, &shapes, conv, tile),
-        Plan::ImplicitGemm => implicit::backward_weight(x, grad_out, &shapes, conv),
-        Plan::Gemm => gemm::backward_weight(x, grad_out, &shapes, conv),
-        Plan::Direct => direct::backward_weight(x, grad_out, &shapes, conv),
+    match policy::resolve(OP, &shapes, algorithm, adapter, Pass::BackwardWeight)? {
+        Plan::Winograd(tile) => winograd::backward_weight(x, grad_out, &shapes, tile),
+        Plan::ImplicitGemm => implicit::backward_weight(x, grad_out, &shapes),
+        Plan::Gemm => gemm::backward_weight(x, grad_out, &shapes),
+        Plan::Direct => direct::backward_weight(x, grad_out, &shapes),
     }
 }
 
@@ -410,7 +413,8 @@ fn checked_backward(
     Ok(shapes)
 }
 
-pub(crate) fn params(op: &'static str, s: &ConvShapes, conv: &Conv2d) -> Result<Params> {
+pub(crate) fn params(op: &'static str, s: &ConvShapes) -> Result<Params> {
+    let conv = &s.conv;
     let u = |what: &str, value: usize| as_u32(op, what, value);
     Ok(Params {
         batch: u("N", s.input[0])?,

@@ -15,7 +15,7 @@
 
 use super::gemm::{is_pointwise, position_stride};
 use super::winograd::{self, WinogradTile};
-use super::{Conv2d, ConvAlgorithm, ConvShapes};
+use super::{ConvAlgorithm, ConvShapes};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::matmul::subgroup_kernel_available;
@@ -85,17 +85,17 @@ pub(super) fn winograd_tile([n, _, h, w]: [usize; 4]) -> WinogradTile {
 
 /// Whether `Auto` takes Winograd for this convolution's forward: it applies, and the output
 /// has enough 2×2 tiles.
-pub(super) fn winograd_preferred(shapes: &ConvShapes, conv: &Conv2d, adapter: Adapter) -> bool {
+pub(super) fn winograd_preferred(shapes: &ConvShapes, adapter: Adapter) -> bool {
     let [n, _, oh, ow] = shapes.output;
-    winograd::applies(shapes, conv, adapter.max_binding_bytes)
+    winograd::applies(shapes, adapter.max_binding_bytes)
         && n * oh.div_ceil(2) * ow.div_ceil(2) >= MIN_TILES_PREFERRED
 }
 
 /// How a convolution written into a channel slice runs (`conv2d_into`): Winograd where `Auto`
 /// would take it, else the implicit GEMM, whose stores can target the slice (the GEMM path's
 /// cannot).
-pub(super) fn slice_plan(shapes: &ConvShapes, conv: &Conv2d, adapter: Adapter) -> Plan {
-    match winograd_preferred(shapes, conv, adapter) {
+pub(super) fn slice_plan(shapes: &ConvShapes, adapter: Adapter) -> Plan {
+    match winograd_preferred(shapes, adapter) {
         true => Plan::Winograd(winograd_tile(shapes.output)),
         false => Plan::ImplicitGemm,
     }
@@ -108,11 +108,11 @@ pub(super) fn slice_plan(shapes: &ConvShapes, conv: &Conv2d, adapter: Adapter) -
 pub(super) fn resolve(
     op: &'static str,
     shapes: &ConvShapes,
-    conv: &Conv2d,
     algorithm: ConvAlgorithm,
     adapter: Adapter,
     pass: Pass,
 ) -> Result<Plan> {
+    let conv = &shapes.conv;
     let [n, c_out, oh, ow] = shapes.output;
     let [_, per_group, kh, kw] = shapes.weight;
     let taps = per_group * kh * kw;
@@ -128,12 +128,10 @@ pub(super) fn resolve(
     let limit = IM2COL_MAX_BYTES.min(adapter.max_binding_bytes);
     // The weight gradient's GEMM always builds its im2row buffer; 1×1 convolutions otherwise
     // use their input as it is, or a padded copy of it.
-    let needs_cols = pass == Pass::BackwardWeight
-        || !is_pointwise(shapes, conv)
-        || stride != oh * ow
-        || taps % 4 != 0;
+    let needs_cols =
+        pass == Pass::BackwardWeight || !is_pointwise(shapes) || stride != oh * ow || taps % 4 != 0;
     let gemm_applies = conv.groups == 1 && (!needs_cols || cols_bytes <= limit);
-    let winograd_applies = winograd::applies(shapes, conv, adapter.max_binding_bytes);
+    let winograd_applies = winograd::applies(shapes, adapter.max_binding_bytes);
     // The Winograd weight gradient's products read a transposed operand, which only the
     // subgroup GEMM (lavapipe's) reads at full speed. Elsewhere a transposed product falls to
     // the register-tiled kernel (1.5 TFLOP/s on the H200, where im2row's untransposed
@@ -147,9 +145,7 @@ pub(super) fn resolve(
         Pass::Forward | Pass::BackwardWeight => shapes.output,
     };
     match algorithm {
-        ConvAlgorithm::Auto
-            if winograd_measured_faster && winograd_preferred(shapes, conv, adapter) =>
-        {
+        ConvAlgorithm::Auto if winograd_measured_faster && winograd_preferred(shapes, adapter) => {
             Ok(Plan::Winograd(winograd_tile(tiled)))
         }
         ConvAlgorithm::Auto if gemm_applies && vec4_aligned => Ok(Plan::Gemm),
@@ -184,6 +180,7 @@ pub(super) fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::conv2d::Conv2d;
     use crate::kernels::conv2d::conv2d_shapes;
 
     /// lavapipe's facts: 128 MiB bindings, the 8-lane subgroup GEMM.
@@ -201,8 +198,8 @@ mod tests {
         conv2d_shapes("test", &input, &weight, conv).unwrap()
     }
 
-    fn auto(shapes: &ConvShapes, conv: &Conv2d, adapter: Adapter, pass: Pass) -> Plan {
-        resolve("test", shapes, conv, ConvAlgorithm::Auto, adapter, pass).unwrap()
+    fn auto(shapes: &ConvShapes, adapter: Adapter, pass: Pass) -> Plan {
+        resolve("test", shapes, ConvAlgorithm::Auto, adapter, pass).unwrap()
     }
 
     const SAME_3X3: Conv2d = Conv2d {
@@ -219,15 +216,9 @@ mod tests {
         let at_14 = shapes([1, 256, 14, 14], [256, 256, 3, 3], &SAME_3X3);
         let at_7 = shapes([1, 512, 7, 7], [512, 512, 3, 3], &SAME_3X3);
         for pass in [Pass::Forward, Pass::BackwardInput] {
-            assert_eq!(
-                auto(&wide, &SAME_3X3, GPU, pass),
-                Plan::Winograd(WinogradTile::F4)
-            );
-            assert_eq!(
-                auto(&at_14, &SAME_3X3, GPU, pass),
-                Plan::Winograd(WinogradTile::F2)
-            );
-            assert_eq!(auto(&at_7, &SAME_3X3, GPU, pass), Plan::Gemm);
+            assert_eq!(auto(&wide, GPU, pass), Plan::Winograd(WinogradTile::F4));
+            assert_eq!(auto(&at_14, GPU, pass), Plan::Winograd(WinogradTile::F2));
+            assert_eq!(auto(&at_7, GPU, pass), Plan::Gemm);
         }
     }
 
@@ -239,12 +230,12 @@ mod tests {
         // Batch 2 of 8×8 outputs: 2·4·4 = 32 tiles of 2×2.
         let exactly = at([2, 64, 8, 8]);
         assert_eq!(
-            auto(&exactly, &SAME_3X3, GPU, Pass::Forward),
+            auto(&exactly, GPU, Pass::Forward),
             Plan::Winograd(WinogradTile::F2)
         );
         // One 2×62 output: 1·31 tiles of 2×2.
         let one_short = at([1, 64, 2, 62]);
-        assert_eq!(auto(&one_short, &SAME_3X3, GPU, Pass::Forward), Plan::Gemm);
+        assert_eq!(auto(&one_short, GPU, Pass::Forward), Plan::Gemm);
         // 4×188: 47 tiles of 4×4 (and 94 of 2×2); batch 3 of 16×16: 48.
         assert_eq!(winograd_tile([1, 64, 4, 188]), WinogradTile::F2);
         assert_eq!(winograd_tile([3, 64, 16, 16]), WinogradTile::F4);
@@ -270,13 +261,10 @@ mod tests {
     fn the_winograd_weight_gradient_needs_the_subgroup_gemm() {
         let wide = shapes([1, 64, 56, 56], [64, 64, 3, 3], &SAME_3X3);
         assert_eq!(
-            auto(&wide, &SAME_3X3, LAVAPIPE, Pass::BackwardWeight),
+            auto(&wide, LAVAPIPE, Pass::BackwardWeight),
             Plan::Winograd(WinogradTile::F4)
         );
-        assert_eq!(
-            auto(&wide, &SAME_3X3, GPU, Pass::BackwardWeight),
-            Plan::Gemm
-        );
+        assert_eq!(auto(&wide, GPU, Pass::BackwardWeight), Plan::Gemm);
     }
 
     #[test]
@@ -284,16 +272,13 @@ mod tests {
         // A stride-2 3×3 at 1024²: its im2col buffer is 604 MB, past IM2COL_MAX_BYTES.
         let strided = Conv2d::default().stride(2).padding(1);
         let large = shapes([1, 64, 1024, 1024], [64, 64, 3, 3], &strided);
-        assert_eq!(
-            auto(&large, &strided, GPU, Pass::Forward),
-            Plan::ImplicitGemm
-        );
+        assert_eq!(auto(&large, GPU, Pass::Forward), Plan::ImplicitGemm);
         // The same at 224²: 29 MB, within it.
         let small = shapes([1, 64, 224, 224], [64, 64, 3, 3], &strided);
-        assert_eq!(auto(&small, &strided, GPU, Pass::Forward), Plan::Gemm);
+        assert_eq!(auto(&small, GPU, Pass::Forward), Plan::Gemm);
         let grouped = Conv2d::default().groups(2);
         let g = shapes([1, 64, 14, 14], [64, 32, 1, 1], &grouped);
-        assert_eq!(auto(&g, &grouped, GPU, Pass::Forward), Plan::ImplicitGemm);
+        assert_eq!(auto(&g, GPU, Pass::Forward), Plan::ImplicitGemm);
     }
 
     #[test]
@@ -301,12 +286,8 @@ mod tests {
         // A 1×1 convolution to 10 channels (a classifier head): its backward to the input
         // reduces over 10 channels, which the vec4 GEMM cannot.
         let head = shapes([1, 64, 7, 7], [10, 64, 1, 1], &Conv2d::default());
-        let conv = Conv2d::default();
-        assert_eq!(auto(&head, &conv, GPU, Pass::Forward), Plan::Gemm);
-        assert_eq!(
-            auto(&head, &conv, GPU, Pass::BackwardInput),
-            Plan::ImplicitGemm
-        );
+        assert_eq!(auto(&head, GPU, Pass::Forward), Plan::Gemm);
+        assert_eq!(auto(&head, GPU, Pass::BackwardInput), Plan::ImplicitGemm);
     }
 
     #[test]
@@ -319,14 +300,14 @@ mod tests {
             ConvAlgorithm::WinogradF2,
             ConvAlgorithm::WinogradF4,
         ] {
-            assert!(resolve("t", &g, &grouped, algorithm, GPU, Pass::Forward).is_err());
+            assert!(resolve("t", &g, algorithm, GPU, Pass::Forward).is_err());
         }
         for (algorithm, plan) in [
             (ConvAlgorithm::Direct, Plan::Direct),
             (ConvAlgorithm::ImplicitGemm, Plan::ImplicitGemm),
         ] {
             assert_eq!(
-                resolve("t", &g, &grouped, algorithm, GPU, Pass::Forward).unwrap(),
+                resolve("t", &g, algorithm, GPU, Pass::Forward).unwrap(),
                 plan
             );
         }
@@ -335,14 +316,8 @@ mod tests {
     #[test]
     fn a_channel_slice_takes_winograd_or_the_implicit_gemm() {
         let wide = shapes([1, 64, 56, 56], [32, 64, 3, 3], &SAME_3X3);
-        assert_eq!(
-            slice_plan(&wide, &SAME_3X3, GPU),
-            Plan::Winograd(WinogradTile::F4)
-        );
+        assert_eq!(slice_plan(&wide, GPU), Plan::Winograd(WinogradTile::F4));
         let pointwise = shapes([1, 64, 56, 56], [32, 64, 1, 1], &Conv2d::default());
-        assert_eq!(
-            slice_plan(&pointwise, &Conv2d::default(), GPU),
-            Plan::ImplicitGemm
-        );
+        assert_eq!(slice_plan(&pointwise, GPU), Plan::ImplicitGemm);
     }
 }

@@ -12,7 +12,7 @@
 //! [K, tiles] · [tiles, C] between the transposed passes (`backward_weight`). Profiles count
 //! the convolution's FLOPs, so GFLOP/s are effective ones.
 
-use super::{Conv2d, ConvShapes};
+use super::ConvShapes;
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
@@ -116,7 +116,8 @@ entries! {
 /// kernel at stride 1 without dilation or groups, padding at most 2, channel counts that are
 /// multiples of 4 (the GEMM's vec4 and subgroup kernels), and transformed tensors and weights
 /// within one storage binding.
-pub(crate) fn applies(shapes: &ConvShapes, conv: &Conv2d, max_binding_bytes: u64) -> bool {
+pub(crate) fn applies(shapes: &ConvShapes, max_binding_bytes: u64) -> bool {
+    let conv = &shapes.conv;
     let [n, c_in, _, _] = shapes.input;
     let [c_out, _, kh, kw] = shapes.weight;
     let geometry = (kh, kw) == (3, 3)
@@ -157,11 +158,10 @@ pub(crate) fn forward(
     weight: &Tensor,
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
-    conv: &Conv2d,
     tile: WinogradTile,
 ) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), shapes.output)?;
-    forward_into(x, weight, bias, shapes, conv, tile, &out, 0)?;
+    forward_into(x, weight, bias, shapes, tile, &out, 0)?;
     Ok(out)
 }
 
@@ -173,11 +173,11 @@ pub(crate) fn forward_into(
     weight: &Tensor,
     bias: Option<&Tensor>,
     shapes: &ConvShapes,
-    conv: &Conv2d,
     tile: WinogradTile,
     dest: &Tensor,
     first: usize,
 ) -> Result<()> {
+    let conv = &shapes.conv;
     let transformed = Transformed {
         tile,
         channels: shapes.input[1],
@@ -194,9 +194,9 @@ pub(crate) fn backward_input(
     grad_out: &Tensor,
     weight: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
     tile: WinogradTile,
 ) -> Result<Tensor> {
+    let conv = &shapes.conv;
     let [_, c_in, _, _] = shapes.input;
     let [c_out, ..] = shapes.weight;
     let transformed = Transformed {
@@ -221,9 +221,9 @@ pub(crate) fn backward_weight(
     x: &Tensor,
     grad_out: &Tensor,
     shapes: &ConvShapes,
-    conv: &Conv2d,
     tile: WinogradTile,
 ) -> Result<Tensor> {
+    let conv = &shapes.conv;
     let gpu = x.gpu();
     let [_, c, _, _] = shapes.input;
     let [k, ..] = shapes.weight;
