@@ -206,8 +206,8 @@ fn refusal(
         && conv.stride == [1, 1]
         && conv.dilation == [1, 1]
         && conv.groups == 1
-        && input[1] % 4 == 0
-        && weight[0] % 4 == 0;
+        && input[1].is_multiple_of(4)
+        && weight[0].is_multiple_of(4);
     if winograd && !winograd_applies {
         Some("Winograd")
     } else if algorithm == ConvAlgorithm::Gemm && conv.groups != 1 {

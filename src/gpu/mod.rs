@@ -316,9 +316,11 @@ mod tests {
 
     #[test]
     fn a_binding_never_exceeds_two_gibibytes_and_caps_only_lower() {
-        let mut metal_like = wgpu::Limits::default();
-        metal_like.max_storage_buffer_binding_size = 4 << 30;
-        metal_like.max_compute_workgroups_per_dimension = 65_535;
+        let metal_like = wgpu::Limits {
+            max_storage_buffer_binding_size: 4 << 30,
+            max_compute_workgroups_per_dimension: 65_535,
+            ..wgpu::Limits::default()
+        };
         let limits = device_limits(&metal_like, LimitCaps::default());
         assert_eq!(limits.max_storage_buffer_binding_size, MAX_BINDING_BYTES);
         assert_eq!(limits.max_compute_workgroups_per_dimension, 65_535);
@@ -331,8 +333,10 @@ mod tests {
         assert_eq!(capped.max_storage_buffer_binding_size, 1 << 20);
         assert_eq!(capped.max_compute_workgroups_per_dimension, 256);
 
-        let mut small = wgpu::Limits::default();
-        small.max_storage_buffer_binding_size = 128 << 20;
+        let small = wgpu::Limits {
+            max_storage_buffer_binding_size: 128 << 20,
+            ..wgpu::Limits::default()
+        };
         let raised = LimitCaps {
             max_workgroups_per_dimension: Some(1 << 20),
             max_binding_bytes: Some(1 << 40),
