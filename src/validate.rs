@@ -86,6 +86,8 @@ fn label_values(view: &safetensors::tensor::TensorView) -> Option<Vec<f64>> {
         Dtype::I16 => each(2, |b| f64::from(i16::from_le_bytes([b[0], b[1]]))),
         Dtype::I32 => each(4, |b| f64::from(i32::from_le_bytes(b.try_into().unwrap()))),
         Dtype::I64 => each(8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f64),
+        Dtype::F16 => each(2, |b| half::f16::from_le_bytes([b[0], b[1]]).to_f64()),
+        Dtype::BF16 => each(2, |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f64()),
         Dtype::F32 => each(4, |b| f64::from(f32::from_le_bytes(b.try_into().unwrap()))),
         Dtype::F64 => each(8, |b| f64::from_le_bytes(b.try_into().unwrap())),
         _ => return None,

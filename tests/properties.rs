@@ -200,6 +200,52 @@ proptest! {
     }
 
     #[test]
+    fn run_labels_files(
+        dtype in prop::sample::select(vec![
+            safetensors::Dtype::I64,
+            safetensors::Dtype::I32,
+            safetensors::Dtype::U8,
+            safetensors::Dtype::F32,
+            safetensors::Dtype::BF16,
+        ]),
+        count in 0usize..5,
+        values in prop::collection::vec(
+            prop_oneof![6 => (0i64..4).prop_map(|v| v as f64), 1 => Just(-1.0), 1 => Just(4.0),
+                        1 => Just(1.5), 1 => Just(f64::NAN)],
+            5,
+        ),
+    ) {
+        let values = &values[..count];
+        let bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| match dtype {
+                safetensors::Dtype::I64 => (v as i64).to_le_bytes().to_vec(),
+                safetensors::Dtype::I32 => (v as i32).to_le_bytes().to_vec(),
+                safetensors::Dtype::U8 => vec![v as u8],
+                safetensors::Dtype::BF16 => half::bf16::from_f64(v).to_le_bytes().to_vec(),
+                _ => (v as f32).to_le_bytes().to_vec(),
+            })
+            .collect();
+        let view = safetensors::tensor::TensorView::new(dtype, vec![count], &bytes).unwrap();
+        let file = safetensors::serialize([("labels", view)], None).unwrap();
+        robustness::run_labels(&file);
+        // Accepted exactly when there are 3 whole labels within the 4 classes, as written
+        // (integer dtypes hold what the cast made of them).
+        let written: Vec<f64> = values
+            .iter()
+            .map(|&v| match dtype {
+                safetensors::Dtype::I64 | safetensors::Dtype::I32 => (v as i64) as f64,
+                safetensors::Dtype::U8 => f64::from(v as u8),
+                _ => v,
+            })
+            .collect();
+        let valid = count == 3
+            && written.iter().all(|&v| v.fract() == 0.0 && (0.0..4.0).contains(&v));
+        let result = gradlens::validate::run_labels("labels.safetensors", &file, 3, 4);
+        prop_assert_eq!(result.is_ok(), valid, "{:?} {:?}", dtype, written);
+    }
+
+    #[test]
     fn run_input_channels_must_be_the_models(channels in 1usize..6, model_channels in 1usize..4) {
         let bytes = input_file("input", &[1, channels, 3, 3], &[0.5]);
         let file = WeightsFile::from_bytes(&bytes, "input.safetensors").unwrap();

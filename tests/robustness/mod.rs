@@ -214,6 +214,22 @@ pub fn run_input(bytes: &[u8]) {
     }
 }
 
+/// `gradlens run --train`'s labels file for a batch of 3 and 4 classes: bytes →
+/// validate::run_labels. Property: no panic; what it accepts is one class index per image, each
+/// below the class count; every refusal names the file.
+pub fn run_labels(bytes: &[u8]) {
+    match validate::run_labels("labels.safetensors", bytes, 3, 4) {
+        Ok(labels) => {
+            assert_eq!(labels.len(), 3, "accepted {labels:?}");
+            assert!(labels.iter().all(|&label| label < 4), "accepted {labels:?}");
+        }
+        Err(error) => assert!(
+            error.to_string().starts_with("labels.safetensors: "),
+            "{error}"
+        ),
+    }
+}
+
 /// The preprocessing a fuzz input asks for: its first three bytes choose the channels and the
 /// sizing (sizes 1 to 64, a crop never above its resize); the rest is the image.
 pub fn preprocess_from_bytes(bytes: &[u8]) -> (Preprocess, &[u8]) {
