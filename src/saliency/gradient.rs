@@ -94,19 +94,23 @@ pub async fn smoothgrad(
         ));
     }
     let size = c * h * w;
-    let noisy = smoothgrad_inputs(&x.read().await?, n, settings);
+    let images = x.read().await?;
+    let mut noise = Noise::new(settings);
     let mut sum = vec![0.0f32; n * size];
-    for image in 0..n {
-        let copies = &noisy[image * samples * size..(image + 1) * samples * size];
-        for chunk in copies.chunks(batch * size) {
-            let count = chunk.len() / size;
-            let chunk = Tensor::from_slice(x.gpu(), [count, c, h, w], chunk)?;
+    for (image, original) in images.chunks(size).enumerate() {
+        // A batch of noisy copies at a time: host memory bounded by the batch, not the samples.
+        let mut done = 0;
+        while done < samples {
+            let count = batch.min(samples - done);
+            let noisy = noise.copies(original, count);
+            let noisy = Tensor::from_slice(x.gpu(), [count, c, h, w], &noisy)?;
             let targets = vec![classes[image]; count];
             let (_, grad) =
-                scores_and_input_gradient(explained, Tape::new(), &chunk, &targets, score).await?;
+                scores_and_input_gradient(explained, Tape::new(), &noisy, &targets, score).await?;
             for (k, g) in grad.read().await?.into_iter().enumerate() {
                 sum[image * size + k % size] += g.abs();
             }
+            done += count;
         }
     }
     let scale = 1.0 / samples as f32;
@@ -121,18 +125,43 @@ pub async fn smoothgrad(
 /// the image's value range, drawn in that order from `seed`.
 pub fn smoothgrad_inputs(images: &[f32], n: usize, settings: &SmoothGrad) -> Vec<f32> {
     let size = images.len() / n.max(1);
-    let mut rng = SplitMix64::new(settings.seed);
-    let mut noisy = Vec::with_capacity(images.len() * settings.samples);
-    for original in images.chunks(size.max(1)) {
+    let mut noise = Noise::new(settings);
+    images
+        .chunks(size.max(1))
+        .flat_map(|original| noise.copies(original, settings.samples))
+        .collect()
+}
+
+/// SmoothGrad's noise, drawn in one sequence from its seed however the copies are batched.
+struct Noise {
+    rng: SplitMix64,
+    level: f32,
+}
+
+impl Noise {
+    fn new(settings: &SmoothGrad) -> Self {
+        Self {
+            rng: SplitMix64::new(settings.seed),
+            level: settings.noise_level,
+        }
+    }
+
+    /// The next `count` noisy copies of `original`: σ is the noise level times its value range.
+    fn copies(&mut self, original: &[f32], count: usize) -> Vec<f32> {
         let (lo, hi) = original
             .iter()
             .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        let sigma = f64::from(settings.noise_level * (hi - lo));
-        for _ in 0..settings.samples {
-            noisy.extend(original.iter().map(|&v| v + (rng.normal() * sigma) as f32));
+        let sigma = f64::from(self.level * (hi - lo));
+        let mut noisy = Vec::with_capacity(original.len() * count);
+        for _ in 0..count {
+            noisy.extend(
+                original
+                    .iter()
+                    .map(|&v| v + (self.rng.normal() * sigma) as f32),
+            );
         }
+        noisy
     }
-    noisy
 }
 
 pub(crate) async fn host(t: &Tensor) -> Result<Attribution> {
