@@ -60,7 +60,7 @@ pub(crate) fn grid_1d(gpu: &Gpu, count: u64) -> [u32; 3] {
 
 /// How many f32 elements one piece of a tensor larger than a storage binding holds: as many
 /// as one binding covers, a multiple of the alignment a binding's offset needs.
-pub(crate) fn binding_piece_len(gpu: &Gpu) -> usize {
+fn binding_piece_len(gpu: &Gpu) -> usize {
     let limits = gpu.limits();
     let alignment = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
     (limits.max_storage_buffer_binding_size as usize / 4) / alignment * alignment

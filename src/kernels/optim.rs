@@ -1,6 +1,6 @@
 //! Launchers for shaders/optim.wgsl: in-place SGD and Adam / AdamW updates of one parameter.
 
-use super::{Launch, as_u32, binding_piece_len};
+use super::{Launch, as_u32, binding_pieces};
 use crate::error::{Error, Result};
 use crate::shaders::{Shader, WithVec4, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
@@ -147,26 +147,28 @@ fn launch(
         .into_iter()
         .chain(states.iter().copied())
         .collect();
-    let limits = param.gpu().limits();
+    // Each operand of the parameter's size in binding-sized pieces, piece i of each together;
+    // SGD's one-element stand-in for a momentum buffer is bound whole with every piece.
     let count = param.numel();
-    if param.byte_size() <= limits.max_storage_buffer_binding_size {
-        return launch_piece(update, *params, &operands);
-    }
-    let piece = binding_piece_len(param.gpu());
-    for start in (0..count).step_by(piece) {
-        let len = piece.min(count - start);
-        let views = operands
+    let pieces = operands
+        .iter()
+        .map(|t| match t.numel() == count {
+            true => binding_pieces(t),
+            false => Ok(Vec::new()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // pieces[1]: the parameter's.
+    for (i, piece) in pieces[1].iter().enumerate() {
+        let views: Vec<&Tensor> = operands
             .iter()
-            .map(|t| match t.numel() == count {
-                true => t.reshape([count])?.rows(start, len),
-                false => Ok((*t).clone()), // SGD's one-element stand-in
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .zip(&pieces)
+            .map(|(&whole, pieces)| pieces.get(i).unwrap_or(whole))
+            .collect();
         let piece_params = Params {
-            count: as_u32(update.scalar.name, "element count", len)?,
+            count: as_u32(update.scalar.name, "element count", piece.numel())?,
             ..*params
         };
-        launch_piece(update, piece_params, &views.iter().collect::<Vec<_>>())?;
+        launch_piece(update, piece_params, &views)?;
     }
     Ok(())
 }
