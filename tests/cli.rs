@@ -943,29 +943,32 @@ fn run_train_writes_the_loss_every_gradient_and_the_running_statistics() {
         &no_metadata,
     )
     .unwrap();
+    let out = dir.join("step.safetensors");
+    // One labels tensor [3] of `dtype` from its bytes, and `run --train` on it.
+    let run_train = |name: &str, dtype, bytes: Vec<u8>| {
+        let labels_file = dir.join(name);
+        let view = safetensors::tensor::TensorView::new(dtype, vec![3], &bytes).unwrap();
+        safetensors::serialize_to_file([("labels", view)], None, &labels_file).unwrap();
+        gradlens(&[
+            "run",
+            "--arch",
+            "resnet18",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--input",
+            input_file.to_str().unwrap(),
+            "--train",
+            "--labels",
+            labels_file.to_str().unwrap(),
+            "--input-grad",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
     // Integer labels, as PyTorch writes them.
     let labels: [i64; 3] = [1, 0, 1];
-    let labels_file = dir.join("labels.safetensors");
-    let bytes: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![3], &bytes).unwrap();
-    safetensors::serialize_to_file([("labels", view)], None, &labels_file).unwrap();
-    let out = dir.join("step.safetensors");
-    let output = gradlens(&[
-        "run",
-        "--arch",
-        "resnet18",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        input_file.to_str().unwrap(),
-        "--train",
-        "--labels",
-        labels_file.to_str().unwrap(),
-        "--input-grad",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let bytes = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
+    let output = run_train("labels.safetensors", safetensors::Dtype::I64, bytes);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let written = gradlens::weights::WeightsFile::open(&out).unwrap();
 
@@ -1027,28 +1030,11 @@ fn run_train_writes_the_loss_every_gradient_and_the_running_statistics() {
     common::assert_close("input_grad", input_grad, &want, 1e-5, 1e-7);
 
     // Bad labels: one line naming the file and the problem.
-    let bad = dir.join("bad-labels.safetensors");
-    let bytes: Vec<u8> = [1.0f32, 2.0, 0.5]
+    let bytes = [1.0f32, 2.0, 0.5]
         .iter()
         .flat_map(|l| l.to_le_bytes())
         .collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3], &bytes).unwrap();
-    safetensors::serialize_to_file([("labels", view)], None, &bad).unwrap();
-    let output = gradlens(&[
-        "run",
-        "--arch",
-        "resnet18",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        input_file.to_str().unwrap(),
-        "--train",
-        "--labels",
-        bad.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = run_train("bad-labels.safetensors", safetensors::Dtype::F32, bytes);
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert!(
