@@ -120,8 +120,9 @@ impl<T> Future for Receiver<T> {
 }
 
 impl Gpu {
-    /// How many times a buffer was read back to the host so far: each read waits for the GPU,
-    /// so a step should read as few times as it can.
+    /// How many times a tensor or buffer was read back to the host (`read`, `read_async`: the
+    /// finite checks' flags too) so far: each read waits for the GPU, so a step should read as
+    /// few times as it can. The profiler's timestamps, read when it finishes, are not counted.
     pub fn readbacks(&self) -> u64 {
         self.inner.readbacks.load(Ordering::Relaxed)
     }
