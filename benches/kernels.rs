@@ -185,8 +185,7 @@ const LARGE_CONV: (&str, usize, usize, usize, usize, usize, usize) =
 /// `conv2d_winograd_f2`, `conv2d_winograd_f4`).
 fn conv_benches(c: &mut Criterion) {
     use gradlens::kernels::conv2d::{
-        Conv2d, ConvAlgorithm, conv2d_backward_input_with, conv2d_backward_weight_with,
-        conv2d_shapes, conv2d_with,
+        Conv2d, ConvAlgorithm, ConvGradient, conv2d_backward, conv2d_shapes, conv2d_with,
     };
     let gpu = Gpu::new().expect("a GPU adapter");
     for (group_name, algorithm) in [
@@ -219,10 +218,12 @@ fn conv_benches(c: &mut Criterion) {
             let work =
                 Work::Flops(2.0 * (shapes.output.iter().product::<usize>() * c_in * k * k) as f64);
             let forward = || conv2d_with(&x, &w, None, &conv, algorithm).expect("conv");
-            let backward_input =
-                || conv2d_backward_input_with(&x, &w, &g, &conv, algorithm).expect("conv");
-            let backward_weight =
-                || conv2d_backward_weight_with(&x, &w, &g, &conv, algorithm).expect("conv");
+            let backward_input = || {
+                conv2d_backward(ConvGradient::Input, &x, &w, &g, &conv, algorithm).expect("conv")
+            };
+            let backward_weight = || {
+                conv2d_backward(ConvGradient::Weight, &x, &w, &g, &conv, algorithm).expect("conv")
+            };
             bench_case(&mut group, &gpu, &format!("forward/{name}"), work, &forward);
             bench_case(
                 &mut group,

@@ -5,7 +5,9 @@ mod common;
 
 use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
-use gradlens::kernels::conv2d::{self, Conv2d, ConvAlgorithm, ConvShapes, conv2d_shapes};
+use gradlens::kernels::conv2d::{
+    self, Conv2d, ConvAlgorithm, ConvGradient, ConvShapes, conv2d_shapes,
+};
 use gradlens::reference::conv2d as reference;
 use gradlens::{Error, Tensor};
 
@@ -162,11 +164,21 @@ fn forward_and_backward_match_reference() {
                     |t| conv2d::conv2d_with(&t[0], &t[1], t.get(2), &conv, algorithm),
                     |t, g| {
                         let mut grads = vec![
-                            Some(conv2d::conv2d_backward_input_with(
-                                &t[0], &t[1], g, &conv, algorithm,
+                            Some(conv2d::conv2d_backward(
+                                ConvGradient::Input,
+                                &t[0],
+                                &t[1],
+                                g,
+                                &conv,
+                                algorithm,
                             )?),
-                            Some(conv2d::conv2d_backward_weight_with(
-                                &t[0], &t[1], g, &conv, algorithm,
+                            Some(conv2d::conv2d_backward(
+                                ConvGradient::Weight,
+                                &t[0],
+                                &t[1],
+                                g,
+                                &conv,
+                                algorithm,
                             )?),
                         ];
                         if t.len() == 3 {
@@ -235,13 +247,15 @@ fn assert_refused(
         forward.is_err(),
         "{what}: {refusal} must refuse the forward"
     );
-    let weight_gradient = conv2d::conv2d_backward_weight_with(&tx, &tw, &tg, conv, algorithm);
+    let weight_gradient =
+        conv2d::conv2d_backward(ConvGradient::Weight, &tx, &tw, &tg, conv, algorithm);
     assert!(
         weight_gradient.is_err(),
         "{what}: {refusal} must refuse the weight gradient"
     );
     if algorithm == ConvAlgorithm::Gemm {
-        let input_gradient = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, conv, algorithm);
+        let input_gradient =
+            conv2d::conv2d_backward(ConvGradient::Input, &tx, &tw, &tg, conv, algorithm);
         assert!(
             input_gradient.is_err(),
             "{what}: {refusal} must refuse the input gradient"
@@ -283,8 +297,15 @@ fn bad_geometry_is_refused_with_the_values() {
         .to_string();
     assert!(error.contains("bias must have shape [6]"), "{error}");
     let wrong_grad = Tensor::zeros(gpu(), [1, 6, 4, 4]).unwrap();
-    let error =
-        conv2d::conv2d_backward_input(&x, &w3, &wrong_grad, &Conv2d::default()).unwrap_err();
+    let error = conv2d::conv2d_backward(
+        ConvGradient::Input,
+        &x,
+        &w3,
+        &wrong_grad,
+        &Conv2d::default(),
+        ConvAlgorithm::Auto,
+    )
+    .unwrap_err();
     assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
 }
 
@@ -382,7 +403,8 @@ fn winograd_filters_follow_the_weights_they_come_from() {
                 1e-5,
                 1e-4,
             );
-            let dx = conv2d::conv2d_backward_input_with(&tx, &tw, &tg, &conv, algorithm).unwrap();
+            let dx = conv2d::conv2d_backward(ConvGradient::Input, &tx, &tw, &tg, &conv, algorithm)
+                .unwrap();
             let want = reference::conv2d_backward_input(w, &g, &s);
             assert_close(
                 &format!("backward {algorithm:?} {when}"),

@@ -8,7 +8,11 @@ use std::collections::HashMap;
 
 use common::{assert_close, gpu};
 use gradlens::Tensor;
-use gradlens::kernels::conv2d::{self, Conv2d};
+use gradlens::kernels::conv2d::{
+    self, Conv2d,
+    ConvAlgorithm::Auto,
+    ConvGradient::{Input, Weight},
+};
 use gradlens::kernels::pool::{self, Pool2d};
 use gradlens::kernels::{batchnorm, loss, softmax};
 use safetensors::SafeTensors;
@@ -349,7 +353,7 @@ fn convolution_matches_pytorch() {
             1e-4,
             1e-4,
         );
-        let grad_x = conv2d::conv2d_backward_input(&x, &weight, &grad_out, &conv).unwrap();
+        let grad_x = conv2d::conv2d_backward(Input, &x, &weight, &grad_out, &conv, Auto).unwrap();
         assert_close(
             &format!("{case} grad_x"),
             &grad_x.to_vec().unwrap(),
@@ -357,7 +361,7 @@ fn convolution_matches_pytorch() {
             1e-4,
             1e-4,
         );
-        let grad_w = conv2d::conv2d_backward_weight(&x, &weight, &grad_out, &conv).unwrap();
+        let grad_w = conv2d::conv2d_backward(Weight, &x, &weight, &grad_out, &conv, Auto).unwrap();
         assert_close(
             &format!("{case} grad_w"),
             &grad_w.to_vec().unwrap(),

@@ -10,8 +10,7 @@ use crate::kernels::batchnorm::{
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
-    Conv2d, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_into,
+    Conv2d, ConvAlgorithm, ConvGradient, conv2d, conv2d_backward, conv2d_backward_bias, conv2d_into,
 };
 use crate::kernels::elementwise::{
     add, dropout, relu, relu_backward, scale, sigmoid, sigmoid_backward, silu, silu_backward,
@@ -77,8 +76,9 @@ fn conv2d_grads(
     conv: &Conv2d,
     (wants_input, wants_weight): (bool, bool),
 ) -> Result<InputGrads> {
-    let input = wants_input.then(|| conv2d_backward_input(x, weight, grad, conv));
-    let weight = wants_weight.then(|| conv2d_backward_weight(x, weight, grad, conv));
+    let gradient = |wrt| conv2d_backward(wrt, x, weight, grad, conv, ConvAlgorithm::Auto);
+    let input = wants_input.then(|| gradient(ConvGradient::Input));
+    let weight = wants_weight.then(|| gradient(ConvGradient::Weight));
     Ok(vec![input.transpose()?, weight.transpose()?])
 }
 

@@ -1,7 +1,7 @@
 //! The direct kernels (shaders/conv2d.wgsl): one invocation per output value, the simplest
 //! correct variant, kept as the reference the faster ones are measured against.
 
-use super::{ConvShapes, Params, params};
+use super::{Backward, Forward, Params, params};
 use crate::error::Result;
 use crate::kernels::Launch;
 use crate::shaders::{Entry, Shader, WorkgroupSize, entries};
@@ -18,72 +18,48 @@ entries! {
         [x, grad_out, out];
 }
 
-pub(super) fn forward(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
-    let out = Tensor::empty(x.gpu(), shapes.output)?;
-    let mut params = params("conv2d", shapes)?;
-    params.has_bias = u32::from(bias.is_some());
+pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
+    let mut params = params("conv2d", &pass.shapes)?;
+    params.has_bias = u32::from(pass.bias.is_some());
     // Without a bias the kernel still needs something bound there; it never reads it.
-    let bias = bias.unwrap_or(weight);
-    launch(
-        &CONV2D_DIRECT,
-        &params,
-        &[(1, x), (2, weight), (3, bias)],
-        &out,
-    )?;
-    Ok(out)
+    let bias = pass.bias.unwrap_or(pass.weight);
+    let inputs = [(1, pass.x), (2, pass.weight), (3, bias)];
+    launch(&CONV2D_DIRECT, &params, &inputs, pass.shapes.output)
 }
 
-pub(super) fn backward_input(
-    weight: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
-    let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
-    launch(
-        &CONV2D_BACKWARD_INPUT_DIRECT,
-        &params("conv2d_backward_input", shapes)?,
-        &[(2, weight), (4, grad_out)],
-        &grad_x,
-    )?;
-    Ok(grad_x)
+pub(super) fn backward_input(pass: &Backward) -> Result<Tensor> {
+    let entry = &CONV2D_BACKWARD_INPUT_DIRECT;
+    let params = params("conv2d_backward_input", &pass.shapes)?;
+    let inputs = [(2, pass.weight), (4, pass.grad_out)];
+    launch(entry, &params, &inputs, pass.shapes.input)
 }
 
-pub(super) fn backward_weight(
-    x: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
-    let grad_weight = Tensor::empty(x.gpu(), shapes.weight)?;
-    launch(
-        &CONV2D_BACKWARD_WEIGHT_DIRECT,
-        &params("conv2d_backward_weight", shapes)?,
-        &[(1, x), (4, grad_out)],
-        &grad_weight,
-    )?;
-    Ok(grad_weight)
+pub(super) fn backward_weight(pass: &Backward) -> Result<Tensor> {
+    let entry = &CONV2D_BACKWARD_WEIGHT_DIRECT;
+    let params = params("conv2d_backward_weight", &pass.shapes)?;
+    let inputs = [(1, pass.x), (4, pass.grad_out)];
+    launch(entry, &params, &inputs, pass.shapes.weight)
 }
 
-/// Records the direct kernel `entry` reading `inputs` (by binding slot) and writing `out`;
-/// an empty input (a zero channel count) leaves an output of zeros.
+/// Runs the direct kernel `entry` reading `inputs` (by binding slot) into a fresh tensor of
+/// `dims`; an empty input (a zero channel count) leaves an output of zeros.
 fn launch(
     entry: &'static Entry<Params>,
     params: &Params,
     inputs: &[(u32, &Tensor)],
-    out: &Tensor,
-) -> Result<()> {
+    dims: [usize; 4],
+) -> Result<Tensor> {
+    let gpu = inputs[0].1.gpu();
     if inputs.iter().any(|(_, tensor)| tensor.numel() == 0) {
-        return crate::kernels::fill::fill_into(out, 0.0);
+        return Tensor::zeros(gpu, dims);
     }
-    let mut launch = Launch::new(out.gpu(), entry, *params)
-        .bind(5, out)
+    let out = Tensor::empty(gpu, dims)?;
+    let mut launch = Launch::new(gpu, entry, *params)
+        .bind(5, &out)
         .flops(params.flops());
     for &(slot, tensor) in inputs {
         launch = launch.bind(slot, tensor);
     }
-    launch.over(out.numel() as u64)
+    launch.over(out.numel() as u64)?;
+    Ok(out)
 }

@@ -4,7 +4,7 @@
 //! taps are padded to multiples of 4, so that the vec4 and subgroup GEMMs apply to any plane
 //! (ResNet's 7×7) and any stem. The unfolding passes are in shaders/conv2d.wgsl.
 
-use super::{ConvShapes, Params, params};
+use super::{Backward, ConvShapes, Forward, Params, params};
 use crate::error::Result;
 use crate::kernels::elementwise::add_channel_bias;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
@@ -24,12 +24,8 @@ entries! {
 }
 
 /// out = weight · cols (+ bias): [C_out, taps] · [N, taps, positions].
-pub(super) fn forward(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
+pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
+    let (x, weight, bias, shapes) = (pass.x, pass.weight, pass.bias, &pass.shapes);
     let [n, _, oh, ow] = shapes.output;
     let stride = position_stride(shapes);
     let cols = columns(x, shapes, stride)?;
@@ -54,11 +50,8 @@ pub(super) fn forward(
 
 /// grad_cols[n] = weightᵀ · grad_out[n], folded back with col2im (1×1 convolutions need no
 /// folding).
-pub(super) fn backward_input(
-    weight: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
+pub(super) fn backward_input(pass: &Backward) -> Result<Tensor> {
+    let (weight, grad_out, shapes) = (pass.weight, pass.grad_out, &pass.shapes);
     const OP: &str = "conv2d_backward_input";
     let [n, c_out, oh, ow] = shapes.output;
     let [_, per_group, kh, kw] = shapes.weight;
@@ -84,11 +77,8 @@ pub(super) fn backward_input(
 /// One product over every sample's positions: grad_w [C_out, K] = grad_out as
 /// [C_out, N·OH·OW] · rows [N·OH·OW, K] (im2row); neither per-sample products to sum nor
 /// transposed operands.
-pub(super) fn backward_weight(
-    x: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
+pub(super) fn backward_weight(pass: &Backward) -> Result<Tensor> {
+    let (x, grad_out, shapes) = (pass.x, pass.grad_out, &pass.shapes);
     const OP: &str = "conv2d_backward_weight";
     let [n, c_out, oh, ow] = shapes.output;
     let [_, c_in, _, _] = shapes.input;

@@ -3,7 +3,7 @@
 //! im2col buffer. The path for large inputs and grouped convolutions, and the one that can
 //! write into a channel slice of a concatenation.
 
-use super::{ConvShapes, Params, params};
+use super::{Backward, Forward, Params, params};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::reduce;
@@ -31,14 +31,8 @@ entries! {
 
 /// Forward into channels `out_first ..` of `out` ([N, out_total, OH, OW]); `out` must already
 /// have that shape (the caller validated it). A zero-sized output is left untouched.
-pub(crate) fn forward_into(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    shapes: &ConvShapes,
-    out: &Tensor,
-    out_first: usize,
-) -> Result<()> {
+pub(crate) fn forward_into(pass: &Forward, out: &Tensor, out_first: usize) -> Result<()> {
+    let (x, weight, bias, shapes) = (pass.x, pass.weight, pass.bias, &pass.shapes);
     let conv = &shapes.conv;
     const OP: &str = "conv2d";
     let mut params = params(OP, shapes)?;
@@ -65,11 +59,8 @@ pub(crate) fn forward_into(
 }
 
 /// The gradient to the input, into a fresh tensor of `shapes.input`.
-pub(crate) fn backward_input(
-    weight: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
+pub(crate) fn backward_input(pass: &Backward) -> Result<Tensor> {
+    let (weight, grad_out, shapes) = (pass.weight, pass.grad_out, &pass.shapes);
     let conv = &shapes.conv;
     const OP: &str = "conv2d_backward_input";
     let [n, c_in, h, w] = shapes.input;
@@ -94,11 +85,8 @@ pub(crate) fn backward_input(
 
 /// The gradient to the weight, into a fresh tensor of `shapes.weight`: partial sums over
 /// chunks of (n, p), then their sum.
-pub(crate) fn backward_weight(
-    x: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-) -> Result<Tensor> {
+pub(crate) fn backward_weight(pass: &Backward) -> Result<Tensor> {
+    let (x, grad_out, shapes) = (pass.x, pass.grad_out, &pass.shapes);
     let conv = &shapes.conv;
     const OP: &str = "conv2d_backward_weight";
     let gpu = x.gpu();

@@ -245,6 +245,58 @@ pub fn conv2d_shapes(
     })
 }
 
+/// A forward pass's operands, checked against its geometry: what each algorithm's forward
+/// takes.
+struct Forward<'a> {
+    x: &'a Tensor,
+    weight: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    shapes: ConvShapes,
+}
+
+impl<'a> Forward<'a> {
+    fn checked(
+        op: &'static str,
+        x: &'a Tensor,
+        weight: &'a Tensor,
+        bias: Option<&'a Tensor>,
+        conv: &Conv2d,
+    ) -> Result<Self> {
+        let shapes = conv2d_shapes(op, x.dims(), weight.dims(), conv)?;
+        let channels = shapes.weight[0];
+        match bias {
+            Some(bias) if bias.dims() != [channels] => Err(Error::invalid(
+                op,
+                format!("bias must have shape [{channels}], got {:?}", bias.dims()),
+            )),
+            _ => Ok(Self {
+                x,
+                weight,
+                bias,
+                shapes,
+            }),
+        }
+    }
+}
+
+/// Which gradient of a convolution a backward pass computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvGradient {
+    /// With respect to the input x, of x's shape.
+    Input,
+    /// With respect to the weight, of the weight's shape.
+    Weight,
+}
+
+/// A backward pass's operands, checked against its geometry: what each algorithm's backward
+/// passes take.
+struct Backward<'a> {
+    x: &'a Tensor,
+    weight: &'a Tensor,
+    grad_out: &'a Tensor,
+    shapes: ConvShapes,
+}
+
 /// out = x ⋆ weight + bias (PyTorch's conv2d).
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv: &Conv2d) -> Result<Tensor> {
     conv2d_with(x, weight, bias, conv, ConvAlgorithm::Auto)
@@ -259,18 +311,17 @@ pub fn conv2d_with(
     algorithm: ConvAlgorithm,
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
-    let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
-    check_bias(OP, &shapes, bias)?;
+    let pass = Forward::checked(OP, x, weight, bias, conv)?;
     let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &shapes, algorithm, adapter, Pass::Forward)? {
-        Plan::Winograd(tile) => winograd::forward(x, weight, bias, &shapes, tile),
+    match policy::resolve(OP, &pass.shapes, algorithm, adapter, Pass::Forward)? {
+        Plan::Winograd(tile) => winograd::forward(&pass, tile),
         Plan::ImplicitGemm => {
-            let out = Tensor::empty(x.gpu(), shapes.output)?;
-            implicit::forward_into(x, weight, bias, &shapes, &out, 0)?;
+            let out = Tensor::empty(x.gpu(), pass.shapes.output)?;
+            implicit::forward_into(&pass, &out, 0)?;
             Ok(out)
         }
-        Plan::Gemm => gemm::forward(x, weight, bias, &shapes),
-        Plan::Direct => direct::forward(x, weight, bias, &shapes),
+        Plan::Gemm => gemm::forward(&pass),
+        Plan::Direct => direct::forward(&pass),
     }
 }
 
@@ -287,9 +338,8 @@ pub fn conv2d_into(
     channel_first: usize,
 ) -> Result<()> {
     const OP: &str = "conv2d_into";
-    let shapes = conv2d_shapes(OP, x.dims(), weight.dims(), conv)?;
-    check_bias(OP, &shapes, bias)?;
-    let [n, c_out, oh, ow] = shapes.output;
+    let pass = Forward::checked(OP, x, weight, bias, conv)?;
+    let [n, c_out, oh, ow] = pass.shapes.output;
     let fits = match *dest.dims() {
         [dn, total, dh, dw] => (dn, dh, dw) == (n, oh, ow) && channel_first + c_out <= total,
         _ => false,
@@ -300,73 +350,58 @@ pub fn conv2d_into(
             format!(
                 "destination {:?} has no room for output {:?} at channel {channel_first}",
                 dest.dims(),
-                shapes.output
+                pass.shapes.output
             ),
         ));
     }
-    match policy::slice_plan(&shapes, Adapter::of(x.gpu())) {
-        Plan::Winograd(tile) => {
-            winograd::forward_into(x, weight, bias, &shapes, tile, dest, channel_first)
-        }
-        _ => implicit::forward_into(x, weight, bias, &shapes, dest, channel_first),
+    match policy::slice_plan(&pass.shapes, Adapter::of(x.gpu())) {
+        Plan::Winograd(tile) => winograd::forward_into(&pass, tile, dest, channel_first),
+        _ => implicit::forward_into(&pass, dest, channel_first),
     }
 }
 
-/// The gradient of `conv2d` with respect to its input `x` (whose shape it takes).
-pub fn conv2d_backward_input(
-    x: &Tensor,
-    weight: &Tensor,
-    grad_out: &Tensor,
-    conv: &Conv2d,
-) -> Result<Tensor> {
-    conv2d_backward_input_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
-}
-
-/// `conv2d_backward_input` with a chosen algorithm.
-pub fn conv2d_backward_input_with(
+/// The gradient `wrt` the input or the weight of `conv2d` (of that operand's shape), by
+/// `algorithm` (`ConvAlgorithm::Auto` chooses as the forward does).
+pub fn conv2d_backward(
+    wrt: ConvGradient,
     x: &Tensor,
     weight: &Tensor,
     grad_out: &Tensor,
     conv: &Conv2d,
     algorithm: ConvAlgorithm,
 ) -> Result<Tensor> {
-    const OP: &str = "conv2d_backward_input";
-    let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
-    let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &shapes, algorithm, adapter, Pass::BackwardInput)? {
-        Plan::Winograd(tile) => winograd::backward_input(grad_out, weight, &shapes, tile),
-        Plan::ImplicitGemm => implicit::backward_input(weight, grad_out, &shapes),
-        Plan::Gemm => gemm::backward_input(weight, grad_out, &shapes),
-        Plan::Direct => direct::backward_input(weight, grad_out, &shapes),
+    let (op, pass) = match wrt {
+        ConvGradient::Input => ("conv2d_backward_input", Pass::BackwardInput),
+        ConvGradient::Weight => ("conv2d_backward_weight", Pass::BackwardWeight),
+    };
+    let shapes = conv2d_shapes(op, x.dims(), weight.dims(), conv)?;
+    if grad_out.dims() != shapes.output {
+        return Err(Error::ShapeMismatch {
+            op,
+            left: shapes.output.to_vec(),
+            right: grad_out.dims().to_vec(),
+        });
     }
-}
-
-/// The gradient of `conv2d` with respect to its weight (whose shape it takes).
-pub fn conv2d_backward_weight(
-    x: &Tensor,
-    weight: &Tensor,
-    grad_out: &Tensor,
-    conv: &Conv2d,
-) -> Result<Tensor> {
-    conv2d_backward_weight_with(x, weight, grad_out, conv, ConvAlgorithm::Auto)
-}
-
-/// `conv2d_backward_weight` with a chosen algorithm.
-pub fn conv2d_backward_weight_with(
-    x: &Tensor,
-    weight: &Tensor,
-    grad_out: &Tensor,
-    conv: &Conv2d,
-    algorithm: ConvAlgorithm,
-) -> Result<Tensor> {
-    const OP: &str = "conv2d_backward_weight";
-    let shapes = checked_backward(OP, x, weight, grad_out, conv)?;
-    let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &shapes, algorithm, adapter, Pass::BackwardWeight)? {
-        Plan::Winograd(tile) => winograd::backward_weight(x, grad_out, &shapes, tile),
-        Plan::ImplicitGemm => implicit::backward_weight(x, grad_out, &shapes),
-        Plan::Gemm => gemm::backward_weight(x, grad_out, &shapes),
-        Plan::Direct => direct::backward_weight(x, grad_out, &shapes),
+    let backward = Backward {
+        x,
+        weight,
+        grad_out,
+        shapes,
+    };
+    let b = &backward;
+    use ConvGradient::{Input, Weight};
+    match (
+        wrt,
+        policy::resolve(op, &shapes, algorithm, Adapter::of(x.gpu()), pass)?,
+    ) {
+        (Input, Plan::Winograd(tile)) => winograd::backward_input(b, tile),
+        (Input, Plan::ImplicitGemm) => implicit::backward_input(b),
+        (Input, Plan::Gemm) => gemm::backward_input(b),
+        (Input, Plan::Direct) => direct::backward_input(b),
+        (Weight, Plan::Winograd(tile)) => winograd::backward_weight(b, tile),
+        (Weight, Plan::ImplicitGemm) => implicit::backward_weight(b),
+        (Weight, Plan::Gemm) => gemm::backward_weight(b),
+        (Weight, Plan::Direct) => direct::backward_weight(b),
     }
 }
 
@@ -379,38 +414,6 @@ pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
         ));
     }
     reduce::sum(grad_out, &[0, 2, 3], false)
-}
-
-fn check_bias(op: &'static str, shapes: &ConvShapes, bias: Option<&Tensor>) -> Result<()> {
-    match bias {
-        Some(bias) if bias.dims() != [shapes.weight[0]] => Err(Error::invalid(
-            op,
-            format!(
-                "bias must have shape [{}], got {:?}",
-                shapes.weight[0],
-                bias.dims()
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn checked_backward(
-    op: &'static str,
-    x: &Tensor,
-    weight: &Tensor,
-    grad_out: &Tensor,
-    conv: &Conv2d,
-) -> Result<ConvShapes> {
-    let shapes = conv2d_shapes(op, x.dims(), weight.dims(), conv)?;
-    if grad_out.dims() != shapes.output {
-        return Err(Error::ShapeMismatch {
-            op,
-            left: shapes.output.to_vec(),
-            right: grad_out.dims().to_vec(),
-        });
-    }
-    Ok(shapes)
 }
 
 pub(crate) fn params(op: &'static str, s: &ConvShapes) -> Result<Params> {

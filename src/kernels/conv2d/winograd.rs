@@ -12,7 +12,7 @@
 //! [K, tiles] · [tiles, C] between the transposed passes (`backward_weight`). Profiles count
 //! the convolution's FLOPs, so GFLOP/s are effective ones.
 
-use super::ConvShapes;
+use super::{Backward, ConvShapes, Forward};
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
@@ -153,30 +153,21 @@ pub(crate) fn applies(shapes: &ConvShapes, max_binding_bytes: u64) -> bool {
 }
 
 /// The convolution's output [N, C_out, OH, OW] (plus `bias` per channel).
-pub(crate) fn forward(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    shapes: &ConvShapes,
-    tile: WinogradTile,
-) -> Result<Tensor> {
-    let out = Tensor::empty(x.gpu(), shapes.output)?;
-    forward_into(x, weight, bias, shapes, tile, &out, 0)?;
+pub(crate) fn forward(pass: &Forward, tile: WinogradTile) -> Result<Tensor> {
+    let out = Tensor::empty(pass.x.gpu(), pass.shapes.output)?;
+    forward_into(pass, tile, &out, 0)?;
     Ok(out)
 }
 
 /// `forward` written into channels `first ..` of `dest` [N, C_total, OH, OW] (`conv2d_into`:
 /// DenseNet's layers fill their slice of the block's buffer).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_into(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    shapes: &ConvShapes,
+    pass: &Forward,
     tile: WinogradTile,
     dest: &Tensor,
     first: usize,
 ) -> Result<()> {
+    let (x, weight, bias, shapes) = (pass.x, pass.weight, pass.bias, &pass.shapes);
     let conv = &shapes.conv;
     let transformed = Transformed {
         tile,
@@ -190,12 +181,8 @@ pub(crate) fn forward_into(
 
 /// The gradient with respect to the input [N, C_in, H, W]: the output gradient convolved with
 /// the rotated, transposed weights, padded by 2 − padding.
-pub(crate) fn backward_input(
-    grad_out: &Tensor,
-    weight: &Tensor,
-    shapes: &ConvShapes,
-    tile: WinogradTile,
-) -> Result<Tensor> {
+pub(crate) fn backward_input(pass: &Backward, tile: WinogradTile) -> Result<Tensor> {
+    let (weight, grad_out, shapes) = (pass.weight, pass.grad_out, &pass.shapes);
     let conv = &shapes.conv;
     let [_, c_in, _, _] = shapes.input;
     let [c_out, ..] = shapes.weight;
@@ -217,12 +204,8 @@ pub(crate) fn backward_input(
 /// of every sample in 16 (F(4×4): 36) products, and the filter transform taken back gives the
 /// 3×3 gradients. No im2row buffer (9× the input), and 2.25× (4×) fewer multiply-adds than its
 /// GEMM.
-pub(crate) fn backward_weight(
-    x: &Tensor,
-    grad_out: &Tensor,
-    shapes: &ConvShapes,
-    tile: WinogradTile,
-) -> Result<Tensor> {
+pub(crate) fn backward_weight(pass: &Backward, tile: WinogradTile) -> Result<Tensor> {
+    let (x, grad_out, shapes) = (pass.x, pass.grad_out, &pass.shapes);
     let conv = &shapes.conv;
     let gpu = x.gpu();
     let [_, c, _, _] = shapes.input;
