@@ -246,7 +246,7 @@ fn conv_benches(c: &mut Criterion) {
 
 /// Memory-bound kernels in GB/s (bytes read + written), beside a plain buffer copy.
 fn memory_bound_benches(c: &mut Criterion) {
-    use gradlens::kernels::batchnorm::{batch_norm_forward, batch_norm_statistics};
+    use gradlens::kernels::batchnorm::{Epilogue, batch_norm_forward, batch_norm_statistics};
     use gradlens::kernels::concat::concat_channels;
     use gradlens::kernels::elementwise::{sigmoid, silu_backward};
     use gradlens::kernels::fill::copy;
@@ -287,6 +287,7 @@ fn memory_bound_benches(c: &mut Criterion) {
             &per_channel,
             &per_channel,
             1e-5,
+            Epilogue::default(),
         )
         .expect("bn")
     };

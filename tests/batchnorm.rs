@@ -5,7 +5,7 @@ mod common;
 
 use common::op_check::{OpCheck, Tolerance};
 use common::{Rng, assert_close, gpu};
-use gradlens::kernels::batchnorm;
+use gradlens::kernels::batchnorm::{self, Epilogue};
 use gradlens::reference::batchnorm::{self as reference, Geometry};
 use gradlens::{Error, Tensor};
 
@@ -83,6 +83,7 @@ fn training_mode_matches_reference() {
                         &t[1],
                         &t[2],
                         eps,
+                        Epilogue::default(),
                     )
                 },
                 |t, dy| {
@@ -191,7 +192,17 @@ fn eval_mode_matches_reference_and_is_differentiable_in_the_input() {
             .backward_tolerance_for(1, sums)
             .backward_tolerance_for(2, sums)
             .run(
-                |t| batchnorm::batch_norm_forward(&t[0], &m, &v, &t[1], &t[2], eps),
+                |t| {
+                    batchnorm::batch_norm_forward(
+                        &t[0],
+                        &m,
+                        &v,
+                        &t[1],
+                        &t[2],
+                        eps,
+                        Epilogue::default(),
+                    )
+                },
                 |t, dy| {
                     let grads =
                         batchnorm::batch_norm_backward(&t[0], dy, &m, &v, &t[1], eps, false)?;
@@ -253,7 +264,9 @@ fn bad_arguments_are_refused_before_dispatch() {
     let x = Tensor::zeros(gpu(), [2, 3, 4, 4]).unwrap();
     let three = Tensor::zeros(gpu(), [3]).unwrap();
     let four = Tensor::zeros(gpu(), [4]).unwrap();
-    let error = batchnorm::batch_norm_forward(&x, &three, &three, &four, &three, 1e-5).unwrap_err();
+    let error =
+        batchnorm::batch_norm_forward(&x, &three, &three, &four, &three, 1e-5, Epilogue::default())
+            .unwrap_err();
     assert!(
         error.to_string().contains("weight must have shape [3]"),
         "{error}"

@@ -181,9 +181,16 @@ fn batch_norm_matches_pytorch() {
         let want = |suffix: &str| fixture.values(&format!("{case}.{suffix}")).1;
         let (x, weight, bias) = (t("x"), t("param0"), t("param1"));
         let stats = batchnorm::batch_norm_statistics(&x).unwrap();
-        let y =
-            batchnorm::batch_norm_forward(&x, &stats.mean, &stats.variance, &weight, &bias, eps)
-                .unwrap();
+        let y = batchnorm::batch_norm_forward(
+            &x,
+            &stats.mean,
+            &stats.variance,
+            &weight,
+            &bias,
+            eps,
+            Default::default(),
+        )
+        .unwrap();
         assert_close(
             &format!("{case} y"),
             &y.to_vec().unwrap(),
@@ -251,7 +258,9 @@ fn batch_norm_matches_pytorch() {
             t("running_mean"),
             t("running_var"),
         );
-        let y = batchnorm::batch_norm_forward(&x, &mean, &var, &weight, &bias, eps).unwrap();
+        let y =
+            batchnorm::batch_norm_forward(&x, &mean, &var, &weight, &bias, eps, Default::default())
+                .unwrap();
         assert_close(
             &format!("{case} y"),
             &y.to_vec().unwrap(),

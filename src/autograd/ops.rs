@@ -5,8 +5,8 @@ use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
     Epilogue, ReluBackward, batch_norm_backward, batch_norm_backward_input,
-    batch_norm_backward_input_through_relu, batch_norm_forward, batch_norm_forward_then,
-    batch_norm_statistics, batch_norm_update_running,
+    batch_norm_backward_input_through_relu, batch_norm_forward, batch_norm_statistics,
+    batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -155,7 +155,7 @@ impl Tape {
         })
     }
 
-    /// BatchNorm2d in either mode; see [`BatchNormState`].
+    /// BatchNorm2d in either mode (see [`BatchNormState`]): `batch_norm_then` with no epilogue.
     pub fn batch_norm(
         &self,
         x: &Var,
@@ -163,34 +163,7 @@ impl Tape {
         bias: &Var,
         state: &BatchNormState,
     ) -> Result<Var> {
-        let (mean, variance) = normalising_statistics(&x.tensor, state)?;
-        let out = batch_norm_forward(
-            &x.tensor,
-            &mean,
-            &variance,
-            &weight.tensor,
-            &bias.tensor,
-            state.eps,
-        )?;
-        let (x_t, w_t, eps, training) = (
-            x.tensor.clone(),
-            weight.tensor.clone(),
-            state.eps,
-            state.training,
-        );
-        let parameters_want_grads = weight.requires_grad() || bias.requires_grad();
-        self.record(out, &[x, weight, bias], move |grad| {
-            if !training && !parameters_want_grads {
-                let grad_input = batch_norm_backward_input(grad, &mean, &variance, &w_t, eps)?;
-                return Ok(vec![Some(grad_input)]);
-            }
-            let grads = batch_norm_backward(&x_t, grad, &mean, &variance, &w_t, eps, training)?;
-            Ok(vec![
-                Some(grads.grad_input),
-                Some(grads.grad_weight),
-                Some(grads.grad_bias),
-            ])
-        })
+        self.batch_norm_then(x, weight, bias, state, None, false)
     }
 
     /// relu?(batch_norm(x) + residual?) in one pass over the activations (the epilogue of the
@@ -211,7 +184,7 @@ impl Tape {
             residual: residual.map(|r| &r.tensor),
             relu: relu_after,
         };
-        let out = batch_norm_forward_then(
+        let out = batch_norm_forward(
             &x.tensor,
             &mean,
             &variance,
@@ -220,18 +193,18 @@ impl Tape {
             state.eps,
             epilogue,
         )?;
-        let (x_t, w_t, y_t, eps) = (
-            x.tensor.clone(),
-            weight.tensor.clone(),
-            out.clone(),
-            state.eps,
-        );
+        let (x_t, w_t, eps) = (x.tensor.clone(), weight.tensor.clone(), state.eps);
+        // The ReLU's output, which its backward reads; without a ReLU nothing keeps it alive.
+        let relu_output = relu_after.then(|| out.clone());
         let guided = self.is_guided();
         let parameters_want_grads = weight.requires_grad() || bias.requires_grad();
         let mut inputs = vec![x, weight, bias];
         inputs.extend(residual);
         let has_residual = residual.is_some();
-        if !training && !parameters_want_grads && relu_after {
+        let saliency_relu = relu_output
+            .clone()
+            .filter(|_| !training && !parameters_want_grads);
+        if let Some(y_t) = saliency_relu {
             // Saliency: no per-channel reductions for the weight and bias; the ReLU's backward,
             // and the sum of the output's two gradients where it is used twice (a residual
             // block's output), in the same pass as BN's.
@@ -261,10 +234,10 @@ impl Tape {
             // Through the ReLU (masked where the output is 0, i.e. where its input was ≤ 0;
             // guided backprop also drops negative gradients), then BN: the residual's gradient
             // is the masked one.
-            let grad = match (relu_after, guided) {
-                (false, _) => grad.clone(),
-                (true, false) => relu_backward(&y_t, grad)?,
-                (true, true) => relu_backward(&y_t, &relu(grad)?)?,
+            let grad = match (&relu_output, guided) {
+                (None, _) => grad.clone(),
+                (Some(y_t), false) => relu_backward(y_t, grad)?,
+                (Some(y_t), true) => relu_backward(y_t, &relu(grad)?)?,
             };
             let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, training)?;
             Ok(vec![
@@ -297,7 +270,8 @@ impl Tape {
         let variance = Tensor::full(gpu, [channels], 1.0)?;
         let scale = Tensor::from_slice(gpu, [channels], scale)?;
         let shift = Tensor::from_slice(gpu, [channels], shift)?;
-        let out = batch_norm_forward(&x.tensor, &mean, &variance, &scale, &shift, 0.0)?;
+        let none = Epilogue::default();
+        let out = batch_norm_forward(&x.tensor, &mean, &variance, &scale, &shift, 0.0, none)?;
         self.record(out, &[x], move |grad| {
             let grad_input = batch_norm_backward_input(grad, &mean, &variance, &scale, 0.0)?;
             Ok(vec![Some(grad_input)])

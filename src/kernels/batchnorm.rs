@@ -53,7 +53,7 @@ entries! {
         [variance, weight, grad_out4, relu_output4, out_a4, out_b4, grad_out_also4];
 }
 
-/// What `batch_norm_forward_then` applies after the normalisation, in the same pass.
+/// What `batch_norm_forward` applies after the normalisation, in the same pass.
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     /// Added to the normalised value (a residual connection); the input's shape.
@@ -61,7 +61,7 @@ pub struct Epilogue<'a> {
     pub relu: bool,
 }
 
-/// The ReLU that `batch_norm_forward_then` applied, for the eval-mode input gradient to take
+/// The ReLU that `batch_norm_forward` applied, for the eval-mode input gradient to take
 /// the incoming gradient through in the same pass.
 #[derive(Clone, Copy)]
 pub struct ReluBackward<'a> {
@@ -131,21 +131,10 @@ pub fn batch_norm_update_running(
         .over(channels as u64)
 }
 
-/// out = (x - mean) / sqrt(variance + eps) · weight + bias, per channel. Training mode passes
-/// the batch statistics, eval mode the running ones.
+/// out = (x - mean) / sqrt(variance + eps) · weight + bias, per channel, followed in the same
+/// pass by `epilogue` (relu(bn(x) + residual); `Epilogue::default()` for none). Training mode
+/// passes the batch statistics, eval mode the running ones.
 pub fn batch_norm_forward(
-    x: &Tensor,
-    mean: &Tensor,
-    variance: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
-    eps: f32,
-) -> Result<Tensor> {
-    batch_norm_forward_then(x, mean, variance, weight, bias, eps, Epilogue::default())
-}
-
-/// `batch_norm_forward` followed, in the same pass, by `epilogue`: relu(bn(x) + residual).
-pub fn batch_norm_forward_then(
     x: &Tensor,
     mean: &Tensor,
     variance: &Tensor,
