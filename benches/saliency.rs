@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::ParamStore;
-use gradlens::saliency::{self, Explained, IntegratedGradients, Perturbation, Score, SmoothGrad};
+use gradlens::saliency::{
+    self, Explained, IntegratedGradients, Perturbation, Question, Score, SmoothGrad,
+};
 use gradlens::train::SyntheticLesions;
 use gradlens::{Gpu, Tensor};
 
@@ -36,6 +38,8 @@ fn main() {
     let x = Tensor::from_slice(&gpu, [1, 3, 224, 224], &rgb).expect("upload");
     let class = [0];
     println!("saliency on resnet50, 1×3×224×224, on {}", gpu.describe());
+    let logit = Question::new(explained, &x, &class, Score::Logit).expect("question");
+    let probability = Question::new(explained, &x, &class, Score::Probability).expect("question");
     let time = |name: &str, run: &dyn Fn()| {
         run();
         let start = Instant::now();
@@ -45,36 +49,16 @@ fn main() {
         seconds
     };
     let pass = time("gradient", &|| {
-        pollster::block_on(saliency::gradient(explained, &x, &class, Score::Logit))
-            .expect("gradient");
+        pollster::block_on(saliency::gradient(logit)).expect("gradient");
     });
     time("gradient × input", &|| {
-        pollster::block_on(saliency::gradient_x_input(
-            explained,
-            &x,
-            &class,
-            Score::Logit,
-        ))
-        .expect("gxi");
+        pollster::block_on(saliency::gradient_x_input(logit)).expect("gxi");
     });
     time("guided backprop", &|| {
-        pollster::block_on(saliency::guided_backprop(
-            explained,
-            &x,
-            &class,
-            Score::Logit,
-        ))
-        .expect("guided");
+        pollster::block_on(saliency::guided_backprop(logit)).expect("guided");
     });
     time("grad-cam (layer4)", &|| {
-        pollster::block_on(saliency::grad_cam(
-            explained,
-            &x,
-            &class,
-            Score::Logit,
-            None,
-        ))
-        .expect("gradcam");
+        pollster::block_on(saliency::grad_cam(logit, None)).expect("gradcam");
     });
     let smooth = SmoothGrad {
         samples: 8,
@@ -82,14 +66,7 @@ fn main() {
         ..SmoothGrad::default()
     };
     let seconds = time("smoothgrad, 8 samples in one batch", &|| {
-        pollster::block_on(saliency::smoothgrad(
-            explained,
-            &x,
-            &class,
-            Score::Logit,
-            &smooth,
-        ))
-        .expect("smoothgrad");
+        pollster::block_on(saliency::smoothgrad(logit, &smooth)).expect("smoothgrad");
     });
     println!("    → default 50 samples ≈ {:.1} s", seconds * 50.0 / 8.0);
     let ig = IntegratedGradients {
@@ -98,14 +75,7 @@ fn main() {
         ..IntegratedGradients::default()
     };
     let seconds = time("integrated gradients, 8 steps in one batch", &|| {
-        pollster::block_on(saliency::integrated_gradients(
-            explained,
-            &x,
-            &class,
-            Score::Logit,
-            &ig,
-        ))
-        .expect("ig");
+        pollster::block_on(saliency::integrated_gradients(logit, &ig)).expect("ig");
     });
     println!("    → default 50 steps ≈ {:.1} s", seconds * 50.0 / 8.0);
     let perturbation = Perturbation {
@@ -114,9 +84,7 @@ fn main() {
     };
     let seconds = time("meaningful perturbation, 5 iterations", &|| {
         pollster::block_on(saliency::meaningful_perturbation(
-            explained,
-            &x,
-            &class,
+            probability,
             &perturbation,
         ))
         .expect("perturbation");

@@ -8,7 +8,7 @@ use common::{assert_close, gpu};
 use gradlens::Tensor;
 use gradlens::models::LesionNet;
 use gradlens::nn::ParamStore;
-use gradlens::saliency::{self, Explained, IntegratedGradients, Path, Score};
+use gradlens::saliency::{self, Explained, IntegratedGradients, Path, Question, Score};
 use gradlens::weights::WeightsFile;
 
 #[test]
@@ -35,31 +35,18 @@ fn saliency_methods_match_captum() {
     let logits = pollster::block_on(saliency::logits(explained, &x)).unwrap();
     assert_close("logits", &logits.data, &get("logits").data, 1e-5, 1e-5);
 
-    let gradient =
-        pollster::block_on(saliency::gradient(explained, &x, &targets, Score::Logit)).unwrap();
+    let logit = Question::new(explained, &x, &targets, Score::Logit).unwrap();
+    let gradient = pollster::block_on(saliency::gradient(logit)).unwrap();
     assert_close_to_scale(
         "Saliency (abs=False)",
         &gradient.data,
         &get("saliency").data,
     );
 
-    let guided = pollster::block_on(saliency::guided_backprop(
-        explained,
-        &x,
-        &targets,
-        Score::Logit,
-    ))
-    .unwrap();
+    let guided = pollster::block_on(saliency::guided_backprop(logit)).unwrap();
     assert_close_to_scale("GuidedBackprop", &guided.data, &get("guided_backprop").data);
 
-    let (cam, _) = pollster::block_on(saliency::grad_cam(
-        explained,
-        &x,
-        &targets,
-        Score::Logit,
-        Some("features"),
-    ))
-    .unwrap();
+    let (cam, _) = pollster::block_on(saliency::grad_cam(logit, Some("features"))).unwrap();
     assert_close_to_scale(
         "LayerGradCam (ReLU'd)",
         &cam.data,
@@ -71,14 +58,7 @@ fn saliency_methods_match_captum() {
         path: Path::GaussLegendre,
         ..Default::default()
     };
-    let ig = pollster::block_on(saliency::integrated_gradients(
-        explained,
-        &x,
-        &targets,
-        Score::Logit,
-        &settings,
-    ))
-    .unwrap();
+    let ig = pollster::block_on(saliency::integrated_gradients(logit, &settings)).unwrap();
     assert_close_to_scale(
         "IntegratedGradients (gausslegendre)",
         &ig.attribution.data,
@@ -97,14 +77,7 @@ fn saliency_methods_match_captum() {
         path: Path::RiemannTrapezoid,
         ..settings
     };
-    let ig = pollster::block_on(saliency::integrated_gradients(
-        explained,
-        &x,
-        &targets,
-        Score::Logit,
-        &settings,
-    ))
-    .unwrap();
+    let ig = pollster::block_on(saliency::integrated_gradients(logit, &settings)).unwrap();
     let scaled: Vec<f32> = ig
         .attribution
         .data

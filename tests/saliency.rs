@@ -13,8 +13,8 @@ use gradlens::autograd::{Tape, Var};
 use gradlens::models::ResNet;
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::saliency::{
-    self, Explained, IntegratedGradients, Perturbation, Reduce, Replacement, Score, SmoothGrad,
-    deletion_insertion_auc, pointing_game_hit, rank_correlation, to_maps,
+    self, Explained, IntegratedGradients, Perturbation, Question, Reduce, Replacement, Score,
+    SmoothGrad, deletion_insertion_auc, pointing_game_hit, rank_correlation, to_maps,
 };
 use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
 
@@ -125,13 +125,9 @@ fn saliency_points_at_the_lesions() {
         .sum::<f64>()
         / masks.len() as f64;
 
-    let gradient = pollster::block_on(saliency::gradient(
-        explained,
-        &positive_images,
-        &lesion_class,
-        Score::Logit,
-    ))
-    .unwrap();
+    let lesion_logit =
+        Question::new(explained, &positive_images, &lesion_class, Score::Logit).unwrap();
+    let gradient = pollster::block_on(saliency::gradient(lesion_logit)).unwrap();
     let gradient_maps = to_maps(&gradient, Reduce::AbsMax).unwrap();
     let gradient_hits = hits(&gradient_maps.data);
 
@@ -144,10 +140,7 @@ fn saliency_points_at_the_lesions() {
         ..Default::default()
     };
     let ig = pollster::block_on(saliency::integrated_gradients(
-        explained,
-        &ig_images,
-        &[1; 8],
-        Score::Logit,
+        Question::new(explained, &ig_images, &[1; 8], Score::Logit).unwrap(),
         &settings,
     ))
     .unwrap();
@@ -171,22 +164,9 @@ fn saliency_points_at_the_lesions() {
         .zip(&ig.score_difference)
         .map(|(e, d)| e.abs() / d.abs().max(1.0))
         .fold(0.0, f32::max);
-    let (_, cam) = pollster::block_on(saliency::grad_cam(
-        explained,
-        &positive_images,
-        &lesion_class,
-        Score::Logit,
-        Some("layer2"),
-    ))
-    .unwrap();
+    let (_, cam) = pollster::block_on(saliency::grad_cam(lesion_logit, Some("layer2"))).unwrap();
     let gradcam_hits = hits(&cam.data);
-    let gxi = pollster::block_on(saliency::gradient_x_input(
-        explained,
-        &positive_images,
-        &lesion_class,
-        Score::Logit,
-    ))
-    .unwrap();
+    let gxi = pollster::block_on(saliency::gradient_x_input(lesion_logit)).unwrap();
     let gxi_hits = hits(
         &to_maps(&gxi, Reduce::Sum)
             .unwrap()
@@ -195,26 +175,13 @@ fn saliency_points_at_the_lesions() {
             .map(|v| v.abs())
             .collect::<Vec<_>>(),
     );
-    let guided = pollster::block_on(saliency::guided_backprop(
-        explained,
-        &positive_images,
-        &lesion_class,
-        Score::Logit,
-    ))
-    .unwrap();
+    let guided = pollster::block_on(saliency::guided_backprop(lesion_logit)).unwrap();
     let guided_hits = hits(&to_maps(&guided, Reduce::AbsMax).unwrap().data);
     let smooth = SmoothGrad {
         samples: 10,
         ..SmoothGrad::default()
     };
-    let smoothgrad = pollster::block_on(saliency::smoothgrad(
-        explained,
-        &positive_images,
-        &lesion_class,
-        Score::Logit,
-        &smooth,
-    ))
-    .unwrap();
+    let smoothgrad = pollster::block_on(saliency::smoothgrad(lesion_logit, &smooth)).unwrap();
     let smoothgrad_hits = hits(&to_maps(&smoothgrad, Reduce::AbsMax).unwrap().data);
 
     // Deletion and insertion on 6 positives: deleting pixels in the gradient map's order must
@@ -265,9 +232,13 @@ fn saliency_points_at_the_lesions() {
         ..Perturbation::default()
     };
     let perturbation = pollster::block_on(saliency::meaningful_perturbation(
-        explained,
-        &subset_images,
-        &vec![1; subset.len()],
+        Question::new(
+            explained,
+            &subset_images,
+            &vec![1; subset.len()],
+            Score::Probability,
+        )
+        .unwrap(),
         &settings,
     ))
     .unwrap();
@@ -289,13 +260,16 @@ fn saliency_points_at_the_lesions() {
     let mut random_store = ParamStore::new(gpu());
     let random_model = ResNet::with_width(&mut random_store, "resnet18", 1, 2, 8, 99).unwrap();
     let random = pollster::block_on(saliency::gradient(
-        Explained {
-            model: &random_model,
-            store: &random_store,
-        },
-        &positive_images,
-        &lesion_class,
-        Score::Logit,
+        Question::new(
+            Explained {
+                model: &random_model,
+                store: &random_store,
+            },
+            &positive_images,
+            &lesion_class,
+            Score::Logit,
+        )
+        .unwrap(),
     ))
     .unwrap();
     let random_maps = to_maps(&random, Reduce::AbsMax).unwrap();

@@ -11,7 +11,7 @@ use gradlens::autograd::Var;
 use gradlens::models::{Classifier, LesionNet};
 use gradlens::nn::{Forward, Linear, ParamStore};
 use gradlens::saliency::{
-    self, Explained, Perturbation, Replacement, Score, SmoothGrad, pointing_game_hit,
+    self, Explained, Perturbation, Question, Replacement, Score, SmoothGrad, pointing_game_hit,
     smoothgrad_inputs,
 };
 
@@ -37,14 +37,8 @@ fn smoothgrad_is_the_mean_of_gradients_on_its_noisy_inputs() {
         seed: 13,
         ..SmoothGrad::default()
     };
-    let got = pollster::block_on(saliency::smoothgrad(
-        explained,
-        &x,
-        &classes,
-        Score::Logit,
-        &settings,
-    ))
-    .unwrap();
+    let logit = Question::new(explained, &x, &classes, Score::Logit).unwrap();
+    let got = pollster::block_on(saliency::smoothgrad(logit, &settings)).unwrap();
 
     let noisy = smoothgrad_inputs(&images, n, &settings);
     assert_eq!(noisy.len(), n * settings.samples * size);
@@ -53,10 +47,7 @@ fn smoothgrad_is_the_mean_of_gradients_on_its_noisy_inputs() {
         let image = copy / settings.samples;
         let one = Tensor::from_slice(gpu(), [1, c, h, w], values).unwrap();
         let grad = pollster::block_on(saliency::gradient(
-            explained,
-            &one,
-            &classes[image..image + 1],
-            Score::Logit,
+            Question::new(explained, &one, &classes[image..image + 1], Score::Logit).unwrap(),
         ))
         .unwrap();
         for (k, g) in grad.data.iter().enumerate() {
@@ -67,8 +58,7 @@ fn smoothgrad_is_the_mean_of_gradients_on_its_noisy_inputs() {
     assert!(scale > 0.0);
     common::assert_close("SmoothGrad", &got.data, &want, 1e-4, 1e-5 * scale);
     // The noise is there: the map is not the plain gradient's magnitude.
-    let plain =
-        pollster::block_on(saliency::gradient(explained, &x, &classes, Score::Logit)).unwrap();
+    let plain = pollster::block_on(saliency::gradient(logit)).unwrap();
     let differs = plain
         .data
         .iter()
@@ -143,13 +133,10 @@ fn perturbation_deletes_exactly_the_region_the_score_reads() {
         // smallest destroying region is unique.
         tv: 0.0,
         l1: 1e-3,
-        score: Score::Logit,
         ..Perturbation::default()
     };
     let result = pollster::block_on(saliency::meaningful_perturbation(
-        explained,
-        &x,
-        &[0],
+        Question::new(explained, &x, &[0], Score::Logit).unwrap(),
         &settings,
     ))
     .unwrap();

@@ -15,7 +15,7 @@ use gradlens::models::{ModelConfig, ResNet};
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::profiling::{format_table, kernel_rows, layer_rows};
 use gradlens::saliency::{
-    self, Explained, Perturbation, Reduce, Replacement, Score, pointing_game_hit, to_maps,
+    self, Explained, Perturbation, Question, Reduce, Replacement, Score, pointing_game_hit, to_maps,
 };
 use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
 use gradlens::{Error, Gpu, Result, Tensor, weights};
@@ -138,13 +138,10 @@ pub fn run(out: &Path) -> Result<()> {
         Tensor::from_slice(&gpu, [indices.len(), 1, SIZE, SIZE], &images)
     };
     let t = Instant::now();
+    let (images, lesion) = (pick(&positives)?, vec![1; positives.len()]);
+    let question = Question::new(explained, &images, &lesion, Score::Logit)?;
     let gradient = to_maps(
-        &pollster::block_on(saliency::gradient(
-            explained,
-            &pick(&positives)?,
-            &vec![1; positives.len()],
-            Score::Logit,
-        ))?,
+        &pollster::block_on(saliency::gradient(question))?,
         Reduce::AbsMax,
     )?;
     let gradient_s = t.elapsed().as_secs_f64() / positives.len() as f64;
@@ -173,12 +170,9 @@ pub fn run(out: &Path) -> Result<()> {
         jitter: 1,
         ..Perturbation::default()
     };
-    let perturbation = pollster::block_on(saliency::meaningful_perturbation(
-        explained,
-        &pick(&shown)?,
-        &vec![1; shown.len()],
-        &settings,
-    ))?;
+    let (images, lesion) = (pick(&shown)?, vec![1; shown.len()]);
+    let question = Question::new(explained, &images, &lesion, Score::Probability)?;
+    let perturbation = pollster::block_on(saliency::meaningful_perturbation(question, &settings))?;
     let perturbation_s = t.elapsed().as_secs_f64() / shown.len() as f64;
     for (k, &i) in shown.iter().enumerate() {
         let image = Planes {

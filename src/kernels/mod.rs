@@ -1,6 +1,17 @@
 //! Kernel launchers: one file per shader file. Each validates its arguments, allocates its
 //! output, and records the dispatch; none waits for the GPU.
 
+/// Builder methods for geometry fields that hold one value per axis, [height, width]: each sets
+/// both axes to the value given (PyTorch's `stride=2` for `stride=(2, 2)`).
+macro_rules! per_axis_setters {
+    ($($field:ident),*) => {$(
+        pub fn $field(mut self, $field: usize) -> Self {
+            self.$field = [$field, $field];
+            self
+        }
+    )*};
+}
+
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;

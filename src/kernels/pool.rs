@@ -27,15 +27,7 @@ impl Pool2d {
         }
     }
 
-    pub fn stride(mut self, stride: usize) -> Self {
-        self.stride = [stride, stride];
-        self
-    }
-
-    pub fn padding(mut self, padding: usize) -> Self {
-        self.padding = [padding, padding];
-        self
-    }
+    per_axis_setters!(stride, padding);
 
     pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
         self.ceil_mode = ceil_mode;

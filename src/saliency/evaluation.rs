@@ -2,7 +2,7 @@
 //! (Petsiuk et al. 2018), and the rank correlation behind the model-randomisation sanity check
 //! (Adebayo et al. 2018).
 
-use super::{Explained, Score, scores};
+use super::{Explained, Question, Score, scores};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -86,13 +86,9 @@ pub async fn deletion_insertion_auc(
             batch.extend(picture);
         }
         let batch = Tensor::from_slice(image.gpu(), [steps + 1, c, h, w], &batch)?;
-        let probabilities = scores(
-            explained,
-            &batch,
-            &vec![class; steps + 1],
-            Score::Probability,
-        )
-        .await?;
+        let classes = vec![class; steps + 1];
+        let asked = Question::new(explained, &batch, &classes, Score::Probability)?;
+        let probabilities = scores(asked).await?;
         // Trapezoid rule over the fraction of pixels changed.
         let area: f32 = probabilities
             .windows(2)

@@ -1,29 +1,21 @@
 //! Grad-CAM (Selvaraju et al. 2017): the activations A of a named layer weighted by the spatial
 //! mean of ∂score/∂A per channel, summed over channels, ReLU'd, and upsampled to the input.
 
-use super::{Attribution, Explained, Score, one_hot_seed};
+use super::{Attribution, Question, one_hot_seed};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::{Forward, Mode};
-use crate::tensor::Tensor;
 
 /// Grad-CAM maps at `layer` (default: the model's last convolutional block): [N, h, w] at the
 /// layer's resolution, and [N, H, W] bilinearly upsampled to the input's (align_corners =
 /// false, as torch's F.interpolate).
 pub async fn grad_cam(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
+    question: Question<'_>,
     layer: Option<&str>,
 ) -> Result<(Attribution, Attribution)> {
     const OP: &str = "grad_cam";
-    let &[_, _, height, width] = x.dims() else {
-        return Err(Error::invalid(
-            OP,
-            format!("needs images [N, C, H, W], got {:?}", x.dims()),
-        ));
-    };
+    let [_, _, height, width] = question.dims;
+    let Question { explained, x, .. } = question;
     let layer = layer.map_or_else(|| explained.model.gradcam_layer(), str::to_string);
     // Gradients to the activations only: no weight gradients.
     let tape = Tape::new().input_gradients_only();
@@ -39,11 +31,8 @@ pub async fn grad_cam(
             ),
         )
     })?;
-    let output = match score {
-        Score::Logit => logits,
-        Score::Probability => tape.softmax(&logits)?,
-    };
-    let (seed, _) = one_hot_seed(&output, classes).await?;
+    let output = question.score.of(&tape, logits)?;
+    let (seed, _) = one_hot_seed(&output, question.classes).await?;
     let grads = tape.backward_keeping(&output, Some(seed), &[&activation])?;
     let &[n, channels, h, w] = activation.dims() else {
         return Err(Error::invalid(

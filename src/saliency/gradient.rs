@@ -1,7 +1,7 @@
 //! Gradient saliency (Simonyan et al. 2013, "backprop into the image"), gradient × input,
 //! SmoothGrad (Smilkov et al. 2017) and guided backprop (Springenberg et al. 2014).
 
-use super::{Attribution, Explained, Score, scores_and_input_gradient};
+use super::{Attribution, Question, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::mul;
@@ -10,36 +10,21 @@ use crate::tensor::Tensor;
 
 /// ∂score/∂x for each image's class: attributions [N, C, H, W] (reduce with
 /// `Reduce::AbsMax` for Simonyan's map).
-pub async fn gradient(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
-) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score).await?;
+pub async fn gradient(question: Question<'_>) -> Result<Attribution> {
+    let (_, grad) = scores_and_input_gradient(question, Tape::new()).await?;
     host(&grad).await
 }
 
 /// x ⊙ ∂score/∂x.
-pub async fn gradient_x_input(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
-) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(explained, Tape::new(), x, classes, score).await?;
-    host(&mul(&grad, x)?).await
+pub async fn gradient_x_input(question: Question<'_>) -> Result<Attribution> {
+    let (_, grad) = scores_and_input_gradient(question, Tape::new()).await?;
+    host(&mul(&grad, question.x)?).await
 }
 
 /// Guided backprop: the input gradient with every ReLU's backward also zeroing negative
 /// incoming gradients.
-pub async fn guided_backprop(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
-) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(explained, Tape::guided(), x, classes, score).await?;
+pub async fn guided_backprop(question: Question<'_>) -> Result<Attribution> {
+    let (_, grad) = scores_and_input_gradient(question, Tape::guided()).await?;
     host(&grad).await
 }
 
@@ -67,34 +52,17 @@ impl Default for SmoothGrad {
 
 /// SmoothGrad: the mean of |∂score/∂x| over noisy copies of each image. |·| is taken per
 /// sample before averaging, as Captum's NoiseTunnel over Saliency does.
-pub async fn smoothgrad(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
-    settings: &SmoothGrad,
-) -> Result<Attribution> {
+pub async fn smoothgrad(question: Question<'_>, settings: &SmoothGrad) -> Result<Attribution> {
     let SmoothGrad { samples, batch, .. } = *settings;
-    let &[n, c, h, w] = x.dims() else {
-        return Err(Error::invalid(
-            "smoothgrad",
-            format!("needs images [N, C, H, W], got {:?}", x.dims()),
-        ));
-    };
+    let [n, c, h, w] = question.dims;
     if samples == 0 || batch == 0 {
         return Err(Error::invalid(
             "smoothgrad",
             "samples and batch must be positive",
         ));
     }
-    if classes.len() != n {
-        return Err(Error::invalid(
-            "smoothgrad",
-            format!("{} classes for {n} images", classes.len()),
-        ));
-    }
     let size = c * h * w;
-    let images = x.read().await?;
+    let images = question.x.read().await?;
     let mut noise = Noise::new(settings);
     let mut sum = vec![0.0f32; n * size];
     for (image, original) in images.chunks(size).enumerate() {
@@ -103,10 +71,10 @@ pub async fn smoothgrad(
         while done < samples {
             let count = batch.min(samples - done);
             let noisy = noise.copies(original, count);
-            let noisy = Tensor::from_slice(x.gpu(), [count, c, h, w], &noisy)?;
-            let targets = vec![classes[image]; count];
-            let (_, grad) =
-                scores_and_input_gradient(explained, Tape::new(), &noisy, &targets, score).await?;
+            let noisy = Tensor::from_slice(question.x.gpu(), [count, c, h, w], &noisy)?;
+            let targets = vec![question.classes[image]; count];
+            let noisy = question.about(&noisy, &targets)?;
+            let (_, grad) = scores_and_input_gradient(noisy, Tape::new()).await?;
             for (k, g) in grad.read().await?.into_iter().enumerate() {
                 sum[image * size + k % size] += g.abs();
             }

@@ -1,7 +1,7 @@
 //! Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∂F(x' + α(x − x'))/∂x dα,
 //! by a quadrature along the straight path, batched along the path.
 
-use super::{Attribution, Explained, Score, scores, scores_and_input_gradient};
+use super::{Attribution, Question, scores, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -51,27 +51,13 @@ pub struct IntegratedGradientsResult {
 
 /// Integrated Gradients of each image's class score.
 pub async fn integrated_gradients(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
+    question: Question<'_>,
     settings: &IntegratedGradients,
 ) -> Result<IntegratedGradientsResult> {
     const OP: &str = "integrated_gradients";
-    let &[n, c, h, w] = x.dims() else {
-        return Err(Error::invalid(
-            OP,
-            format!("needs images [N, C, H, W], got {:?}", x.dims()),
-        ));
-    };
+    let [n, c, h, w] = question.dims;
     if settings.steps == 0 || settings.batch == 0 {
         return Err(Error::invalid(OP, "steps and batch must be positive"));
-    }
-    if classes.len() != n {
-        return Err(Error::invalid(
-            OP,
-            format!("{} classes for {n} images", classes.len()),
-        ));
     }
     let size = c * h * w;
     let baseline = match &settings.baseline {
@@ -85,7 +71,7 @@ pub async fn integrated_gradients(
         None => vec![0.0; size],
     };
     let (alphas, weights) = quadrature(settings.path, settings.steps);
-    let images = x.read().await?;
+    let (gpu, images) = (question.x.gpu(), question.x.read().await?);
     let mut attribution = vec![0.0f32; n * size];
     let mut completeness_error = Vec::with_capacity(n);
     let mut score_difference = Vec::with_capacity(n);
@@ -107,10 +93,10 @@ pub async fn integrated_gradients(
                 })
                 .collect();
             let batch = chunk_alphas.len();
-            let path = Tensor::from_slice(x.gpu(), [batch, c, h, w], &path)?;
-            let targets = vec![classes[image]; batch];
-            let (_, grad) =
-                scores_and_input_gradient(explained, Tape::new(), &path, &targets, score).await?;
+            let path = Tensor::from_slice(gpu, [batch, c, h, w], &path)?;
+            let targets = vec![question.classes[image]; batch];
+            let path = question.about(&path, &targets)?;
+            let (_, grad) = scores_and_input_gradient(path, Tape::new()).await?;
             let grad = grad.read().await?;
             for (k, &weight) in chunk_weights.iter().enumerate() {
                 for (sum, &g) in integral.iter_mut().zip(&grad[k * size..(k + 1) * size]) {
@@ -124,12 +110,9 @@ pub async fn integrated_gradients(
             attribution[image * size + i] = a as f32;
             total += a;
         }
-        let endpoints = Tensor::from_slice(
-            x.gpu(),
-            [2, c, h, w],
-            &[original, baseline.as_slice()].concat(),
-        )?;
-        let f = scores(explained, &endpoints, &[classes[image]; 2], score).await?;
+        let endpoints = [original, baseline.as_slice()].concat();
+        let endpoints = Tensor::from_slice(gpu, [2, c, h, w], &endpoints)?;
+        let f = scores(question.about(&endpoints, &[question.classes[image]; 2])?).await?;
         let difference = f[0] - f[1];
         completeness_error.push(total as f32 - difference);
         score_difference.push(difference);

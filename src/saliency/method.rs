@@ -2,9 +2,9 @@
 //! browser front offer.
 
 use super::{
-    Attribution, Explained, IntegratedGradients, Perturbation, Reduce, Score, SmoothGrad, grad_cam,
-    gradient, gradient_x_input, guided_backprop, integrated_gradients, meaningful_perturbation,
-    smoothgrad, to_maps,
+    Attribution, Explained, IntegratedGradients, Perturbation, Question, Reduce, Score, SmoothGrad,
+    grad_cam, gradient, gradient_x_input, guided_backprop, integrated_gradients,
+    meaningful_perturbation, smoothgrad, to_maps,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -61,32 +61,25 @@ pub struct MethodMaps {
 }
 
 /// `method`'s map of each image for its class, explaining the logit with each method's usual
-/// settings (SmoothGrad's and meaningful perturbation's defaults, integrated gradients from a
-/// black baseline).
+/// settings (SmoothGrad's defaults, integrated gradients from a black baseline), and the
+/// probability with meaningful perturbation's, as its paper does.
 pub async fn method_maps(
     explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     method: Method,
 ) -> Result<MethodMaps> {
-    let score = Score::Logit;
+    let logit = Question::new(explained, x, classes, Score::Logit)?;
     let mut notes = Vec::new();
     let maps = match method {
-        Method::Gradient => to_maps(
-            &gradient(explained, x, classes, score).await?,
-            Reduce::AbsMax,
-        )?,
-        Method::GradientXInput => to_maps(
-            &gradient_x_input(explained, x, classes, score).await?,
-            Reduce::Sum,
-        )?,
-        Method::Smoothgrad => to_maps(
-            &smoothgrad(explained, x, classes, score, &SmoothGrad::default()).await?,
-            Reduce::AbsMax,
-        )?,
+        Method::Gradient => to_maps(&gradient(logit).await?, Reduce::AbsMax)?,
+        Method::GradientXInput => to_maps(&gradient_x_input(logit).await?, Reduce::Sum)?,
+        Method::Smoothgrad => {
+            let attribution = smoothgrad(logit, &SmoothGrad::default()).await?;
+            to_maps(&attribution, Reduce::AbsMax)?
+        }
         Method::IntegratedGradients => {
-            let settings = IntegratedGradients::default();
-            let result = integrated_gradients(explained, x, classes, score, &settings).await?;
+            let result = integrated_gradients(logit, &IntegratedGradients::default()).await?;
             for (error, difference) in result
                 .completeness_error
                 .iter()
@@ -98,13 +91,11 @@ pub async fn method_maps(
             }
             to_maps(&result.attribution, Reduce::Sum)?
         }
-        Method::Gradcam => grad_cam(explained, x, classes, score, None).await?.1,
-        Method::GuidedBackprop => to_maps(
-            &guided_backprop(explained, x, classes, score).await?,
-            Reduce::AbsMax,
-        )?,
+        Method::Gradcam => grad_cam(logit, None).await?.1,
+        Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
         Method::Perturbation => {
-            meaningful_perturbation(explained, x, classes, &Perturbation::default())
+            let probability = Question::new(explained, x, classes, Score::Probability)?;
+            meaningful_perturbation(probability, &Perturbation::default())
                 .await?
                 .saliency
         }

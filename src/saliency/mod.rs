@@ -42,11 +42,68 @@ pub enum Score {
     Probability,
 }
 
+impl Score {
+    /// This score of each class, from the model's `logits` [N, classes].
+    fn of(self, tape: &Tape, logits: Var) -> Result<Var> {
+        match self {
+            Score::Logit => Ok(logits),
+            Score::Probability => tape.softmax(&logits),
+        }
+    }
+}
+
 /// A model and its weights, explained in eval mode.
 #[derive(Clone, Copy)]
 pub struct Explained<'a> {
     pub model: &'a dyn Classifier,
     pub store: &'a ParamStore,
+}
+
+/// What a method explains: `explained`'s `score` of class `classes[i]` for each image i of `x`
+/// [N, C, H, W]. [`Question::new`] checks that the two agree, once for every method.
+#[derive(Clone, Copy)]
+pub struct Question<'a> {
+    explained: Explained<'a>,
+    x: &'a Tensor,
+    classes: &'a [usize],
+    score: Score,
+    /// x's [N, C, H, W].
+    dims: [usize; 4],
+}
+
+impl<'a> Question<'a> {
+    pub fn new(
+        explained: Explained<'a>,
+        x: &'a Tensor,
+        classes: &'a [usize],
+        score: Score,
+    ) -> Result<Self> {
+        let &[n, c, h, w] = x.dims() else {
+            return Err(Error::invalid(
+                "saliency",
+                format!("needs images [N, C, H, W], got {:?}", x.dims()),
+            ));
+        };
+        if classes.len() != n {
+            return Err(Error::invalid(
+                "saliency",
+                format!("{} classes for {n} images", classes.len()),
+            ));
+        }
+        Ok(Self {
+            explained,
+            x,
+            classes,
+            score,
+            dims: [n, c, h, w],
+        })
+    }
+
+    /// The same question of other images (noisy copies, points on a path, blends), each with
+    /// its class in `classes`.
+    fn about(&self, x: &'a Tensor, classes: &'a [usize]) -> Result<Self> {
+        Self::new(self.explained, x, classes, self.score)
+    }
 }
 
 /// Values on the host with their shape: attributions [N, C, H, W] or maps [N, H, W].
@@ -93,25 +150,20 @@ pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution>
     })
 }
 
-/// The scores of `classes` (one per image) and the gradient of their sum with respect to the
-/// input: the core of every gradient method. `tape` decides plain or guided backprop.
+/// The scores `question` asks about and the gradient of their sum with respect to its images:
+/// the core of every gradient method. `tape` decides plain or guided backprop.
 pub(crate) async fn scores_and_input_gradient(
-    explained: Explained<'_>,
+    question: Question<'_>,
     tape: Tape,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
 ) -> Result<(Vec<f32>, Tensor)> {
     // Only the input's gradient is wanted: no weight gradients are computed.
     let tape = tape.input_gradients_only();
-    let f = Forward::new(&tape, explained.store, Mode::Eval);
-    let input = tape.input(x.clone());
-    let logits = explained.model.forward(&f, &input)?;
-    let output = match score {
-        Score::Logit => logits,
-        Score::Probability => tape.softmax(&logits)?,
-    };
-    let (seed, picked) = one_hot_seed(&output, classes).await?;
+    let f = Forward::new(&tape, question.explained.store, Mode::Eval);
+    let input = tape.input(question.x.clone());
+    let output = question
+        .score
+        .of(&tape, question.explained.model.forward(&f, &input)?)?;
+    let (seed, picked) = one_hot_seed(&output, question.classes).await?;
     let grads = tape.backward(&output, Some(seed))?;
     let grad = grads
         .get(&input)
@@ -154,21 +206,15 @@ pub(crate) async fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Ten
     ))
 }
 
-/// Eval-mode scores of `classes` for a batch, without a tape.
-pub async fn scores(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
-    score: Score,
-) -> Result<Vec<f32>> {
+/// The eval-mode scores that `question` asks about, without a tape.
+pub async fn scores(question: Question<'_>) -> Result<Vec<f32>> {
     let tape = Tape::no_grad();
-    let f = Forward::new(&tape, explained.store, Mode::Eval);
-    let logits = explained.model.forward(&f, &Var::constant(x.clone()))?;
-    let output = match score {
-        Score::Logit => logits,
-        Score::Probability => tape.softmax(&logits)?,
-    };
-    Ok(one_hot_seed(&output, classes).await?.1)
+    let f = Forward::new(&tape, question.explained.store, Mode::Eval);
+    let input = Var::constant(question.x.clone());
+    let output = question
+        .score
+        .of(&tape, question.explained.model.forward(&f, &input)?)?;
+    Ok(one_hot_seed(&output, question.classes).await?.1)
 }
 
 /// Eval-mode logits for a batch (no tape).

@@ -8,7 +8,7 @@
 //! hundred values per image — runs on the host.
 
 use super::gradcam::{bilinear_source, upsample_bilinear};
-use super::{Attribution, Explained, Score, scores_and_input_gradient};
+use super::{Attribution, Question, scores, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::SplitMix64;
@@ -44,8 +44,6 @@ pub struct Perturbation {
     /// Random shift of the upsampled mask, up to this many pixels, at each iteration.
     pub jitter: usize,
     pub replacement: Replacement,
-    /// The paper explains the softmax probability.
-    pub score: Score,
     pub seed: u64,
 }
 
@@ -60,7 +58,6 @@ impl Default for Perturbation {
             tv_beta: 3.0,
             jitter: 4,
             replacement: Replacement::Blur { sigma: 10.0 },
-            score: Score::Probability,
             seed: 0,
         }
     }
@@ -76,26 +73,14 @@ pub struct PerturbationResult {
     pub perturbed_score: Vec<f32>,
 }
 
-/// Learns a deletion mask for each image's class.
+/// Learns a deletion mask for each image's class. (The paper explains the softmax
+/// probability: `Score::Probability`.)
 pub async fn meaningful_perturbation(
-    explained: Explained<'_>,
-    x: &Tensor,
-    classes: &[usize],
+    question: Question<'_>,
     settings: &Perturbation,
 ) -> Result<PerturbationResult> {
     const OP: &str = "meaningful_perturbation";
-    let &[n, c, height, width] = x.dims() else {
-        return Err(Error::invalid(
-            OP,
-            format!("needs images [N, C, H, W], got {:?}", x.dims()),
-        ));
-    };
-    if classes.len() != n {
-        return Err(Error::invalid(
-            OP,
-            format!("{} classes for {n} images", classes.len()),
-        ));
-    }
+    let [n, c, height, width] = question.dims;
     let [mh, mw] = settings
         .mask_size
         .unwrap_or([height.div_ceil(8), width.div_ceil(8)]);
@@ -106,7 +91,7 @@ pub async fn meaningful_perturbation(
         ));
     }
     let plane = height * width;
-    let images = x.read().await?;
+    let images = question.x.read().await?;
     let mut rng = SplitMix64::new(settings.seed);
     let fixed_replacement = match settings.replacement {
         Replacement::Blur { sigma } => Some(gaussian_blur(&images, height, width, sigma)),
@@ -150,15 +135,14 @@ pub async fn meaningful_perturbation(
             let m = shifted[(i / (c * plane)) * plane + i % plane];
             *value = images[i] * m + replacement[i] * (1.0 - m);
         }
-        let blended = Tensor::from_slice(x.gpu(), [n, c, height, width], &blended)?;
-        let (scores, grad) =
-            scores_and_input_gradient(explained, Tape::new(), &blended, classes, settings.score)
-                .await?;
+        let blended = Tensor::from_slice(question.x.gpu(), [n, c, height, width], &blended)?;
+        let blended = question.about(&blended, question.classes)?;
+        let (blended_score, grad) = scores_and_input_gradient(blended, Tape::new()).await?;
         if iteration == 0 {
-            original_score = super::scores(explained, x, classes, settings.score).await?;
+            original_score = scores(question).await?;
         }
         if last {
-            perturbed_score = scores;
+            perturbed_score = blended_score;
             break;
         }
         // ∂score/∂m_shifted = Σ_c g ⊙ (x − r); then back through the shift and the upsampling.

@@ -79,20 +79,7 @@ impl Default for Conv2d {
 }
 
 impl Conv2d {
-    pub fn stride(mut self, stride: usize) -> Self {
-        self.stride = [stride, stride];
-        self
-    }
-
-    pub fn padding(mut self, padding: usize) -> Self {
-        self.padding = [padding, padding];
-        self
-    }
-
-    pub fn dilation(mut self, dilation: usize) -> Self {
-        self.dilation = [dilation, dilation];
-        self
-    }
+    per_axis_setters!(stride, padding, dilation);
 
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;
