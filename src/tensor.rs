@@ -193,16 +193,7 @@ impl Tensor {
     /// Waits for every recorded kernel and copies the values to the host. Natively only: in a
     /// browser, await [`Tensor::read`].
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let Some(buffer) = &self.buffer else {
-            return Ok(Vec::new());
-        };
-        let bytes = self.gpu.read(
-            buffer.buffer(),
-            self.offset,
-            self.byte_size(),
-            &self.describe(),
-        )?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        self.gpu.wait_for(&self.describe(), self.read())
     }
 
     /// The values on the host once every recorded kernel has run (the readback that works in

@@ -68,12 +68,9 @@ impl Gpu {
         };
         let mut flags = Vec::with_capacity(checks.labels.len());
         for buffer in &checks.buffers {
-            let bytes = self.read(
-                buffer.buffer(),
-                0,
-                (SLOTS_PER_BUFFER * 4) as u64,
-                "finite flags",
-            )?;
+            let size = (SLOTS_PER_BUFFER * 4) as u64;
+            let readback = self.read_async(buffer.buffer(), 0, size, "finite flags");
+            let bytes = self.wait_for("finite flags", readback)?;
             flags.extend(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes));
         }
         Ok(checks.first_flagged(&flags))

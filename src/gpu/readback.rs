@@ -127,23 +127,20 @@ impl Gpu {
         self.inner.readbacks.load(Ordering::Relaxed)
     }
 
-    /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work,
-    /// blocking until the GPU is done. Natively only: in a browser this is an error, and
-    /// `read_async` is awaited instead.
-    pub(crate) fn read(
+    /// Blocks until `readback` (of `what`) is done. Natively only: in a browser this is an
+    /// error, and the readback is awaited instead.
+    pub(crate) fn wait_for<T>(
         &self,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        size: u64,
         what: &str,
-    ) -> Result<Vec<u8>> {
+        readback: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         if cfg!(target_arch = "wasm32") {
             return Err(Error::Readback {
                 what: what.to_string(),
                 message: "a browser cannot wait for the GPU; await the async readback".into(),
             });
         }
-        pollster::block_on(self.read_async(buffer, offset, size, what))
+        pollster::block_on(readback)
     }
 
     /// Reads `size` bytes at `offset` of `buffer` back to the host, after all recorded work.
