@@ -60,7 +60,9 @@ Train-mode cases (same formula weights, then model.train(); batch 2, S=64; no dr
     googlenet    S=64  aux_logits=True, transform_input=False, init_weights=False,
                        dropout=0.0, dropout_aux=0.0 (dropout off: deterministic on both sides)
 
-Input x [2, 3, 64, 64] = the generator under the name "train_input", value 2u - 1; seed s
+Input x [2, 3, 64, 64] = the generator under the name "train_input" (or "train_input.<k>", the
+first of up to 32 on which float32 is well conditioned: see main; the metadata names it), value
+2u - 1; seed s
 [2, 1000] = the generator under the name "train_seed", value 2u - 1. The forward pass runs in
 train mode: every BatchNorm normalises with the batch statistics (mean and the BIASED variance,
 over N*H*W) and updates its running statistics with momentum 0.1,
@@ -98,6 +100,7 @@ the P parameter names; `train.<arch>.batchnorms` = JSON list of the B BatchNorm 
 `--f64-check` also runs every case in float64 (same f32 weights and inputs, cast exactly) and
 prints max|f32 - f64| / max|f64| for each stored result; it changes nothing in the file.
 """
+import contextlib
 import json
 import math
 import sys
@@ -145,9 +148,9 @@ TRAIN_RUNNING_VAR = {"resnet18": "bn1", "densenet121": "features.norm5", "google
 # Dot products per parameter in grad_sketch_f64.
 SKETCHES = 8
 # A train case's input is kept when PyTorch's float32 gradients are all this close (relative
-# L2, per parameter) to its float64 ones; else the next input variant is tried.
+# L2, per parameter) to its float64 ones in every float32 variant; else the next input is tried.
 WELL_CONDITIONED = 1e-4
-TRAIN_INPUT_ATTEMPTS = 12
+TRAIN_INPUT_ATTEMPTS = 32
 
 MASK64 = (1 << 64) - 1
 CHUNK = 1 << 22  # elements generated at a time, so VGG's 102M-element linear stays small
@@ -304,6 +307,31 @@ def run_train(model, x: torch.Tensor, seed: torch.Tensor, arch: str):
     return out, [n for n, _ in params], [n for n, _ in bns]
 
 
+def float32_variants(arch: str, extra: dict, x: torch.Tensor, seed: torch.Tensor):
+    """(name, results) of PyTorch float32 steps that round differently: the plain one (first),
+    without oneDNN's convolutions, on one thread, and with every weight and input value moved
+    by up to one float32 rounding (the generator under "perturb.<name>")."""
+    yield "plain", run_train(build_train(arch, extra), x, seed, arch)[0]
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield "no oneDNN", run_train(build_train(arch, extra), x, seed, arch)[0]
+    finally:
+        torch.backends.mkldnn.enabled = True
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield "one thread", run_train(build_train(arch, extra), x, seed, arch)[0]
+    finally:
+        torch.set_num_threads(threads)
+    moved = build_train(arch, extra)
+    with torch.no_grad():
+        for name, parameter in moved.named_parameters():
+            nudge = 2.0 * float32_rounding(f"perturb.{name}", parameter.shape) - 1.0
+            parameter.copy_(parameter.double() * nudge)
+    x_moved = (x.double() * (2.0 * float32_rounding("perturb.input", x.shape) - 1.0)).float()
+    yield "moved by a rounding", run_train(moved, x_moved, seed, arch)[0]
+
+
 def float32_rounding(name: str, shape) -> torch.Tensor:
     """1 + 2^-24 · (2u − 1) over `shape`, float64: a perturbation the size of float32's
     rounding."""
@@ -374,25 +402,34 @@ def main():
         del model
     for arch, size, batch, extra in TRAIN_CASES:
         seed = formula_tensor("train_seed", (batch, 1000))
-        # The input whose step float32 itself gets most right: the first whose every
-        # parameter's float32 gradient (PyTorch's) is within WELL_CONDITIONED of the float64
-        # one, else the best of TRAIN_INPUT_ATTEMPTS. A ReLU input or a max-pool window's top
-        # two values within float32 rounding of a tie sends a gradient either way in any
-        # float32 engine, and train-mode batch norm spreads that over whole channels
-        # (densenet121's first input: torch's own float32 conv0 gradient 5e-3 off float64).
+        # The input whose step float32 itself gets right however it rounds: the first on which
+        # every float32 variant of PyTorch's step (float32_variants) has every parameter's
+        # gradient within WELL_CONDITIONED of the float64 one, else the one whose worst variant
+        # is best of TRAIN_INPUT_ATTEMPTS. A ReLU input or a max-pool window's top two values
+        # within float32 rounding of a tie sends a gradient either way in any float32 engine,
+        # and train-mode batch norm spreads that over whole channels; one float32 run that
+        # happens to land near float64 says nothing of another engine's, so each input is held
+        # to its worst variant (googlenet: the best of 32, train_input.4, is 4.5e-4 to 6.3e-4
+        # off in its four variants; most inputs are 1e-3 to 1e-1 off in at least one).
         best = None
         for attempt in range(TRAIN_INPUT_ATTEMPTS):
             input_name = "train_input" if attempt == 0 else f"train_input.{attempt}"
             x = formula_tensor(input_name, (batch, 3, size, size))
-            out, params, bns = run_train(build_train(arch, extra), x, seed, arch)
-            out64, _, _ = run_train(build_train(arch, extra).double(), x, seed, arch)
-            errors = sketch_errors(out["grad_sketch"], out64["grad_sketch"])
-            worst = int(errors.argmax())
+            out64, params, bns = run_train(build_train(arch, extra).double(), x, seed, arch)
+            worst, out, tried = 0.0, None, []
+            with contextlib.closing(float32_variants(arch, extra, x, seed)) as variants:
+                for variant, variant_out in variants:
+                    errors = sketch_errors(variant_out["grad_sketch"], out64["grad_sketch"])
+                    worst = max(worst, float(errors.max()))
+                    tried.append(f"{variant} {errors.max():.1e}")
+                    out = out if out is not None else variant_out  # the plain step is stored
+                    if best is not None and worst >= best[0]:
+                        break  # already no better than the best input
             print(f"train.{arch} input {input_name!r}: float32 PyTorch against float64, worst "
-                  f"parameter {params[worst]} at {errors[worst]:.2e}")
-            if best is None or errors[worst] < best[0]:
-                best = (errors[worst], input_name, x, out, out64, params, bns)
-            if errors[worst] < WELL_CONDITIONED:
+                  f"parameter: {', '.join(tried)}")
+            if best is None or worst < best[0]:
+                best = (worst, input_name, x, out, out64, params, bns)
+            if worst < WELL_CONDITIONED:
                 break
         error, input_name, x, out, out64, params, bns = best
         if error >= 1e-3:
@@ -403,7 +440,13 @@ def main():
         # when every weight and input value moves by float32's rounding (a relative 2^-24,
         # signs from the generator under "perturb.<name>"). It stays under 1e-4 in all three
         # cases (2026-12-06): the float32 errors above come from rounding along the whole
-        # computation, not from one perturbation of the values.
+        # computation, not from one perturbation of the values. The second figure is that
+        # rounding: every convolution's and batch norm's output moved by a relative 1e-6 (about
+        # the float32 error of an early activation) in float64: 4.9e-5 for resnet18, but
+        # 9.4e-2 for densenet121 and 8.2e-2 for googlenet on their kept inputs, and 1e-2 to
+        # 1e-1 for googlenet on every input tried at S=64 and S=96 (2026-12-07). A ReLU input
+        # or max-pool tie within 1e-6 flips, and train-mode batch norm over 4×4 or 2×2 maps
+        # spreads it over a channel: on those two no float32 engine is reliably within 1e-3.
         perturbed = build_train(arch, extra).double()
         with torch.no_grad():
             for name, parameter in perturbed.named_parameters():
@@ -412,6 +455,21 @@ def main():
         moved, _, _ = run_train(perturbed, x_perturbed, seed, arch)
         sensitivity = sketch_errors(moved["grad_sketch"], out64["grad_sketch"])
         print(f"train.{arch}: sensitivity to float32 rounding, largest "
+              f"{sensitivity.max():.2e} ({params[int(sensitivity.argmax())]}), median "
+              f"{np.median(sensitivity):.2e}")
+        noisy = build_train(arch, extra).double()
+        draws = torch.Generator().manual_seed(0)
+
+        def nudge(_module, _input, output):
+            noise = 2.0 * torch.rand(output.shape, generator=draws, dtype=output.dtype) - 1.0
+            return output * (1.0 + 1e-6 * noise)
+
+        for module in noisy.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+                module.register_forward_hook(nudge)
+        moved, _, _ = run_train(noisy, x, seed, arch)
+        sensitivity = sketch_errors(moved["grad_sketch"], out64["grad_sketch"])
+        print(f"train.{arch}: sensitivity to activations moved by 1e-6, largest "
               f"{sensitivity.max():.2e} ({params[int(sensitivity.argmax())]}), median "
               f"{np.median(sensitivity):.2e}")
         p = f"train.{arch}"
