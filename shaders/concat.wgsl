@@ -30,9 +30,8 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn copy_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn copy_channels(at: Invocation) {
+    let i = invocation_index(at);
     let block = params.channels * params.plane;
     if i >= params.batch * block {
         return;

@@ -56,9 +56,8 @@ fn output_coordinate(i: u32, k: u32, stride: u32, pad: u32, dilation: u32, size:
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let index = invocation_index(wid, groups, lid);
+fn conv2d_direct(at: Invocation) {
+    let index = invocation_index(at);
     let out_plane = params.out_h * params.out_w;
     if index >= params.batch * params.out_channels * out_plane {
         return;
@@ -94,10 +93,8 @@ fn conv2d_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3<u32>,
-                                @builtin(num_workgroups) groups: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-    let index = invocation_index(wid, groups, lid);
+fn conv2d_backward_input_direct(at: Invocation) {
+    let index = invocation_index(at);
     let in_plane = params.in_h * params.in_w;
     if index >= params.batch * params.in_channels * in_plane {
         return;
@@ -134,10 +131,8 @@ fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_weight_direct(@builtin(workgroup_id) wid: vec3<u32>,
-                                 @builtin(num_workgroups) groups: vec3<u32>,
-                                 @builtin(local_invocation_index) lid: u32) {
-    let index = invocation_index(wid, groups, lid);
+fn conv2d_backward_weight_direct(at: Invocation) {
+    let index = invocation_index(at);
     let group_in = params.in_channels / params.groups;
     let taps = params.kernel_h * params.kernel_w;
     if index >= params.out_channels * group_in * taps {
@@ -190,9 +185,8 @@ fn tap_value(n: u32, ci: u32, kh: u32, kw: u32, oh: u32, ow: u32) -> f32 {
 // p ≥ OH·OW and taps k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the position
 // stride must be a multiple of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let p0 = 4u * (wid.x * WORKGROUP_SIZE + lid);
+fn im2col(at: Invocation) {
+    let p0 = 4u * (at.wid.x * WORKGROUP_SIZE + at.lid);
     if p0 >= params.position_stride {
         return;
     }
@@ -208,7 +202,7 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
     let taps = params.kernel_h * params.kernel_w;
     let k_count = params.in_channels * taps;
-    for (var r = wid.y; r < params.batch * params.tap_stride; r += groups.y) {
+    for (var r = at.wid.y; r < params.batch * params.tap_stride; r += at.groups.y) {
         let n = r / params.tap_stride;
         let k = r - n * params.tap_stride;
         var values = vec4<f32>(0.0);
@@ -234,9 +228,8 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
 // p ≥ OH·OW and taps k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the tap stride
 // must be a multiple of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let k0 = 4u * (wid.x * WORKGROUP_SIZE + lid);
+fn im2row(at: Invocation) {
+    let k0 = 4u * (at.wid.x * WORKGROUP_SIZE + at.lid);
     if k0 >= params.tap_stride {
         return;
     }
@@ -253,7 +246,7 @@ fn im2row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
     let positions = params.out_h * params.out_w;
     let stride = params.position_stride;
-    for (var r = wid.y; r < params.batch * stride; r += groups.y) {
+    for (var r = at.wid.y; r < params.batch * stride; r += at.groups.y) {
         let n = r / stride;
         let p = r - n * stride;
         var values = vec4<f32>(0.0);

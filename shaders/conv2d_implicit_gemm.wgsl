@@ -75,11 +75,10 @@ fn pixel_quad_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_implicit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
+fn conv2d_implicit(at: Invocation) {
     let out_plane = params.out_h * params.out_w;
     let quads = (out_plane + 3u) / 4u;
-    let quad = pixel_quad_id(wid, groups, lid);
+    let quad = pixel_quad_id(at.wid, at.groups, at.lid);
     if quad >= params.batch * quads {
         return;
     }
@@ -91,7 +90,7 @@ fn conv2d_implicit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 
     let per_group_out = params.out_channels / params.groups;
     let per_group_in = params.in_channels / params.groups;
-    let block = channel_block(wid.y, per_group_out);
+    let block = channel_block(at.wid.y, per_group_out);
     let taps = params.kernel_h * params.kernel_w;
     let k_total = per_group_in * taps;
     let in_plane = params.in_h * params.in_w;
@@ -134,12 +133,10 @@ fn conv2d_implicit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_input_implicit(@builtin(workgroup_id) wid: vec3<u32>,
-                                  @builtin(num_workgroups) groups: vec3<u32>,
-                                  @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_input_implicit(at: Invocation) {
     let in_plane = params.in_h * params.in_w;
     let quads = (in_plane + 3u) / 4u;
-    let quad = pixel_quad_id(wid, groups, lid);
+    let quad = pixel_quad_id(at.wid, at.groups, at.lid);
     if quad >= params.batch * quads {
         return;
     }
@@ -152,7 +149,7 @@ fn conv2d_backward_input_implicit(@builtin(workgroup_id) wid: vec3<u32>,
 
     let per_group_out = params.out_channels / params.groups;
     let per_group_in = params.in_channels / params.groups;
-    let block = channel_block(wid.y, per_group_in);
+    let block = channel_block(at.wid.y, per_group_in);
     let taps = params.kernel_h * params.kernel_w;
     let out_plane = params.out_h * params.out_w;
     let stride_h = vec4<i32>(i32(params.stride_h));
@@ -197,19 +194,18 @@ fn conv2d_backward_input_implicit(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_weight_implicit(@builtin(workgroup_id) wid: vec3<u32>,
-                                   @builtin(local_invocation_index) lid: u32) {
+fn conv2d_backward_weight_implicit(at: Invocation) {
     let per_group_out = params.out_channels / params.groups;
     let per_group_in = params.in_channels / params.groups;
     let taps = params.kernel_h * params.kernel_w;
     let k_total = per_group_in * taps;
-    let k = (wid.x * WORKGROUP_SIZE + lid) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    let k = (at.wid.x * WORKGROUP_SIZE + at.lid) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     if k.x >= k_total {
         return;
     }
     let k_ok = k < vec4<u32>(k_total);
     let kc = min(k, vec4<u32>(k_total - 1u));
-    let block = channel_block(wid.y, per_group_out);
+    let block = channel_block(at.wid.y, per_group_out);
     // Each tap k = (ci, kh, kw) reads input channel plane ci at offset (kh·dil, kw·dil).
     let ci = kc / taps;
     let offset_h = vec4<i32>(((kc % taps) / params.kernel_w) * params.dilation_h) - i32(params.pad_h);
@@ -217,7 +213,7 @@ fn conv2d_backward_weight_implicit(@builtin(workgroup_id) wid: vec3<u32>,
     let in_plane = params.in_h * params.in_w;
     let out_plane = params.out_h * params.out_w;
     let total = params.batch * out_plane;
-    let start = wid.z * params.chunk;
+    let start = at.wid.z * params.chunk;
     let end = min(start + params.chunk, total);
 
     var acc: array<vec4<f32>, MAX_CHANNEL_TILE>;
@@ -241,7 +237,7 @@ fn conv2d_backward_weight_implicit(@builtin(workgroup_id) wid: vec3<u32>,
         if co >= block.end {
             break;
         }
-        let base = (wid.z * params.out_channels + co) * k_total;
+        let base = (at.wid.z * params.out_channels + co) * k_total;
         for (var j = 0u; j < 4u; j++) {
             if k_ok[j] {
                 out[base + k[j]] = acc[c][j];

@@ -49,45 +49,40 @@ fn is_nan(x: f32) -> bool {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-       @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn add(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = a[i] + b[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sub(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-       @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sub(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = a[i] - b[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-       @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn mul(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = a[i] * b[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-         @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn scale(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = params.alpha * a[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn relu(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         let x = a[i];
         // NaN passes through, as in PyTorch.
@@ -96,9 +91,8 @@ fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn relu_backward(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = select(0.0, b[i], a[i] > 0.0);
     }
@@ -110,19 +104,16 @@ fn sigmoid_of(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sigmoid(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = sigmoid_of(a[i]);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) groups: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sigmoid_backward(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         let y = a[i];
         out[i] = b[i] * y * (1.0 - y);
@@ -130,9 +121,8 @@ fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn silu(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         let x = a[i];
         out[i] = x * sigmoid_of(x);
@@ -140,9 +130,8 @@ fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn silu_backward(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         let x = a[i];
         let s = sigmoid_of(x);
@@ -151,19 +140,16 @@ fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add_row_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn add_row_bias(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = a[i] + b[i % params.columns];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add_channel_bias(@builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) groups: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn add_channel_bias(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[i] = a[i] + b[(i / params.columns) % params.channels];
     }
@@ -178,45 +164,40 @@ fn is_nan4(x: vec4<f32>) -> vec4<bool> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn add_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         out4[i] = a4[i] + b4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sub_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sub_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         out4[i] = a4[i] - b4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn mul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn mul_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         out4[i] = a4[i] * b4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn scale_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn scale_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         out4[i] = params.alpha * a4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn relu_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         let x = a4[i];
         out4[i] = select(select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0)), x, is_nan4(x));
@@ -224,10 +205,8 @@ fn relu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
-                      @builtin(num_workgroups) groups: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn relu_backward_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         out4[i] = select(vec4<f32>(0.0), b4[i], a4[i] > vec4<f32>(0.0));
     }
@@ -238,19 +217,16 @@ fn sigmoid_of4(x: vec4<f32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sigmoid_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         out4[i] = sigmoid_of4(a4[i]);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
-                         @builtin(num_workgroups) groups: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sigmoid_backward_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         let y = a4[i];
         out4[i] = b4[i] * y * (1.0 - y);
@@ -258,9 +234,8 @@ fn sigmoid_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn silu_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         let x = a4[i];
         out4[i] = x * sigmoid_of4(x);
@@ -268,10 +243,8 @@ fn silu_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu_backward_vec4(@builtin(workgroup_id) wid: vec3<u32>,
-                      @builtin(num_workgroups) groups: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn silu_backward_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len / 4u {
         let x = a4[i];
         let s = sigmoid_of4(x);
@@ -288,9 +261,8 @@ fn hash(value: u32) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn dropout(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         let keep = hash(i ^ hash(params.seed)) >= params.drop_threshold;
         out[i] = select(0.0, a[i] * params.alpha, keep);

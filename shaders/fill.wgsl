@@ -23,24 +23,16 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn fill(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_index(wid, groups, lid);
+fn fill(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         out[params.dst_offset + i] = bitcast<f32>(params.value_bits);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn copy(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation_index(wid, groups, lid);
+fn copy(at: Invocation) {
+    let i = invocation_index(at);
     if i < params.len {
         dst[params.dst_offset + i] = src[params.src_offset + i];
     }

@@ -22,10 +22,8 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn flag_non_finite(@builtin(workgroup_id) wid: vec3<u32>,
-                   @builtin(num_workgroups) groups: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn flag_non_finite(at: Invocation) {
+    let i = invocation_index(at);
     if i >= params.count {
         return;
     }

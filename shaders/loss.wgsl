@@ -58,10 +58,8 @@ fn nll_loss(@builtin(local_invocation_index) lid: u32) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn nll_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) groups: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn nll_loss_backward(at: Invocation) {
+    let i = invocation_index(at);
     if i >= params.batch * params.classes {
         return;
     }

@@ -90,9 +90,8 @@ fn reads_momentum_buffer() -> bool {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sgd_step(at: Invocation) {
+    let i = invocation_index(at);
     if i >= params.count {
         return;
     }
@@ -108,9 +107,8 @@ fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) grou
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sgd_step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn sgd_step_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i >= params.count / 4u {
         return;
     }
@@ -126,9 +124,8 @@ fn sgd_step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn adam_step(at: Invocation) {
+    let i = invocation_index(at);
     if i >= params.count {
         return;
     }
@@ -140,9 +137,8 @@ fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adam_step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn adam_step_vec4(at: Invocation) {
+    let i = invocation_index(at);
     if i >= params.count / 4u {
         return;
     }

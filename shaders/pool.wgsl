@@ -128,9 +128,8 @@ fn input_position(i: u32) -> vec3<u32> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn max_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let o = invocation_index(wid, groups, lid);
+fn max_pool2d(at: Invocation) {
+    let o = invocation_index(at);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -195,9 +194,8 @@ fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let o = invocation_index(wid, groups, lid);
+fn avg_pool2d(at: Invocation) {
+    let o = invocation_index(at);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -214,10 +212,8 @@ fn avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gr
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
-                       @builtin(num_workgroups) groups: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn avg_pool2d_backward(at: Invocation) {
+    let i = invocation_index(at);
     let per_plane = params.in_h * params.in_w;
     if i >= params.planes * per_plane {
         return;
@@ -242,10 +238,8 @@ fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adaptive_avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>,
-                       @builtin(num_workgroups) groups: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-    let o = invocation_index(wid, groups, lid);
+fn adaptive_avg_pool2d(at: Invocation) {
+    let o = invocation_index(at);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -263,10 +257,8 @@ fn adaptive_avg_pool2d(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adaptive_avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
-                                @builtin(num_workgroups) groups: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn adaptive_avg_pool2d_backward(at: Invocation) {
+    let i = invocation_index(at);
     let per_plane = params.in_h * params.in_w;
     if i >= params.planes * per_plane {
         return;

@@ -45,10 +45,8 @@ fn group_offset(index: u32, sizes: vec4<u32>, strides: vec4<u32>) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reduce_per_invocation(@builtin(workgroup_id) wid: vec3<u32>,
-                         @builtin(num_workgroups) groups: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
-    let o = invocation_index(wid, groups, lid);
+fn reduce_per_invocation(at: Invocation) {
+    let o = invocation_index(at);
     if o >= params.num_outputs {
         return;
     }
@@ -61,28 +59,26 @@ fn reduce_per_invocation(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reduce_per_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
-                        @builtin(num_workgroups) groups: vec3<u32>,
-                        @builtin(local_invocation_index) lid: u32) {
+fn reduce_per_workgroup(at: Invocation) {
     // Uniform across the workgroup, so the early exit keeps the barriers below uniform.
-    let o = workgroup_index(wid, groups);
+    let o = workgroup_index(at);
     if o >= params.num_outputs {
         return;
     }
     let base = group_offset(o, params.kept_sizes, params.kept_strides);
     var sum = 0.0;
-    for (var r = lid; r < params.reduced_count; r += WORKGROUP_SIZE) {
+    for (var r = at.lid; r < params.reduced_count; r += WORKGROUP_SIZE) {
         sum += input[base + group_offset(r, params.reduced_sizes, params.reduced_strides)];
     }
-    partial[lid] = sum;
+    partial[at.lid] = sum;
     workgroupBarrier();
     for (var width = WORKGROUP_SIZE / 2u; width > 0u; width /= 2u) {
-        if lid < width {
-            partial[lid] += partial[lid + width];
+        if at.lid < width {
+            partial[at.lid] += partial[at.lid + width];
         }
         workgroupBarrier();
     }
-    if lid == 0u {
+    if at.lid == 0u {
         out[o] = params.scale * partial[0];
     }
 }

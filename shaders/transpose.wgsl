@@ -26,9 +26,8 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn transpose(at: Invocation) {
+    let i = invocation_index(at);
     let matrix = params.rows * params.cols;
     if i >= params.batch * matrix {
         return;
@@ -43,14 +42,12 @@ fn transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 // invocation one column of the rows from wid.y in steps of num_workgroups.y — no division
 // finds a coordinate (lavapipe runs a vector division by a variable as eight scalar ones).
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn resize_last_axis(@builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) groups: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x * WORKGROUP_SIZE + lid;
+fn resize_last_axis(at: Invocation) {
+    let c = at.wid.x * WORKGROUP_SIZE + at.lid;
     if c >= params.cols {
         return;
     }
-    for (var row = wid.y; row < params.batch; row += groups.y) {
+    for (var row = at.wid.y; row < params.batch; row += at.groups.y) {
         var value = 0.0;
         if c < params.rows {
             value = x[row * params.rows + c];
@@ -70,28 +67,24 @@ fn swapped_source_row(out_row: u32) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn swap_leading_axes(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) groups: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x * WORKGROUP_SIZE + lid;
+fn swap_leading_axes(at: Invocation) {
+    let c = at.wid.x * WORKGROUP_SIZE + at.lid;
     if c >= params.cols {
         return;
     }
-    for (var row = wid.y; row < params.batch * params.rows; row += groups.y) {
+    for (var row = at.wid.y; row < params.batch * params.rows; row += at.groups.y) {
         out[row * params.cols + c] = x[swapped_source_row(row) * params.cols + c];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn swap_leading_axes_vec4(@builtin(workgroup_id) wid: vec3<u32>,
-                          @builtin(num_workgroups) groups: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
-    let c4 = wid.x * WORKGROUP_SIZE + lid;
+fn swap_leading_axes_vec4(at: Invocation) {
+    let c4 = at.wid.x * WORKGROUP_SIZE + at.lid;
     let cols4 = params.cols / 4u;
     if c4 >= cols4 {
         return;
     }
-    for (var row = wid.y; row < params.batch * params.rows; row += groups.y) {
+    for (var row = at.wid.y; row < params.batch * params.rows; row += at.groups.y) {
         out4[row * cols4 + c4] = x4[swapped_source_row(row) * cols4 + c4];
     }
 }

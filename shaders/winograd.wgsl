@@ -75,9 +75,8 @@ fn tile_at(p: u32) -> Tile {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn weight_transform(at: Invocation) {
+    let i = invocation_index(at);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -113,9 +112,8 @@ fn weight_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn input_transform(at: Invocation) {
+    let i = invocation_index(at);
     let stride = params.tile_stride;
     if i >= params.channels * stride {
         return;
@@ -165,9 +163,8 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn output_transform(at: Invocation) {
+    let i = invocation_index(at);
     let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
@@ -211,10 +208,8 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
-                             @builtin(num_workgroups) groups: vec3<u32>,
-                             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn output_gradient_transform(at: Invocation) {
+    let i = invocation_index(at);
     let stride = params.tile_stride;
     if i >= params.out_channels * stride {
         return;
@@ -254,10 +249,8 @@ fn output_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_gradient_transform(@builtin(workgroup_id) wid: vec3<u32>,
-                             @builtin(num_workgroups) groups: vec3<u32>,
-                             @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn weight_gradient_transform(at: Invocation) {
+    let i = invocation_index(at);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -322,10 +315,8 @@ fn output_points(m: array<f32, 6>) -> array<f32, 4> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
-                       @builtin(num_workgroups) groups: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn weight_transform_f4(at: Invocation) {
+    let i = invocation_index(at);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -359,10 +350,8 @@ fn weight_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn input_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
-                      @builtin(num_workgroups) groups: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn input_transform_f4(at: Invocation) {
+    let i = invocation_index(at);
     let stride = params.tile_stride;
     if i >= params.channels * stride {
         return;
@@ -409,10 +398,8 @@ fn input_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
-                       @builtin(num_workgroups) groups: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn output_transform_f4(at: Invocation) {
+    let i = invocation_index(at);
     let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
@@ -475,10 +462,8 @@ fn filter_gradient_taps(u: array<f32, 6>) -> array<f32, 3> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
-                                @builtin(num_workgroups) groups: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn output_gradient_transform_f4(at: Invocation) {
+    let i = invocation_index(at);
     let stride = params.tile_stride;
     if i >= params.out_channels * stride {
         return;
@@ -517,10 +502,8 @@ fn output_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_gradient_transform_f4(@builtin(workgroup_id) wid: vec3<u32>,
-                                @builtin(num_workgroups) groups: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(wid, groups, lid);
+fn weight_gradient_transform_f4(at: Invocation) {
+    let i = invocation_index(at);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
