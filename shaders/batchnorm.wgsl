@@ -110,30 +110,30 @@ fn total(v: vec4<f32>) -> f32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_statistics(at: Invocation) {
+fn batch_norm_statistics(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let c = workgroup_index(at);
     if c >= params.channels {
         return;
     }
     let count = params.batch * params.plane;
-    partial_a[at.lid] = total(channel_sum(c, at.lid, 0.0, false));
-    partial_b[at.lid] = 0.0;
-    reduce_pair(at.lid);
+    partial_a[lid] = total(channel_sum(c, lid, 0.0, false));
+    partial_b[lid] = 0.0;
+    reduce_pair(lid);
     let channel_mean = partial_a[0] / f32(count);
     workgroupBarrier();
     // Second pass around the mean: no cancellation, unlike E[x²] - E[x]².
-    partial_a[at.lid] = 0.0;
-    partial_b[at.lid] = total(channel_sum(c, at.lid, channel_mean, true));
-    reduce_pair(at.lid);
-    if at.lid == 0u {
+    partial_a[lid] = 0.0;
+    partial_b[lid] = total(channel_sum(c, lid, channel_mean, true));
+    reduce_pair(lid);
+    if lid == 0u {
         out_a[c] = channel_mean;
         out_b[c] = partial_b[0] / f32(count);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_update_running(at: Invocation) {
-    let c = workgroup_index(at) * WORKGROUP_SIZE + at.lid;
+fn batch_norm_update_running(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let c = workgroup_index(at) * WORKGROUP_SIZE + lid;
     if c >= params.channels {
         return;
     }
@@ -248,9 +248,9 @@ fn incoming_gradient4(i: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_forward(at: Invocation) {
+fn batch_norm_forward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
-    let first = first_value(at.wid, at.lid);
+    let first = first_value(at.wid, lid);
     let k = affine(at.wid.y);
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         out_a[base + q] = normalised(vec4<f32>(x[base + q]), vec4<f32>(residual[base + q]), k).x;
@@ -258,8 +258,8 @@ fn batch_norm_forward(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_forward_vec4(at: Invocation) {
-    let first = first_value(at.wid, at.lid);
+fn batch_norm_forward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let first = first_value(at.wid, lid);
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
         out_a4[i] = normalised(x4[i], residual4[i], affine(at.wid.y));
@@ -267,7 +267,7 @@ fn batch_norm_forward_vec4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_backward_reduce(at: Invocation) {
+fn batch_norm_backward_reduce(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let c = workgroup_index(at);
     if c >= params.channels {
         return;
@@ -278,13 +278,13 @@ fn batch_norm_backward_reduce(at: Invocation) {
     for (var n = 0u; n < params.batch; n++) {
         let base = (n * params.channels + c) * params.plane;
         if PLANE_VEC4 != 0u {
-            for (var q = at.lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
+            for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
                 let dy = grad_out4[base / 4u + q];
                 sum_dy += dy;
                 sum_dy_centred += dy * (x4[base / 4u + q] - channel_mean);
             }
         } else {
-            for (var q = at.lid; q < params.plane; q += WORKGROUP_SIZE) {
+            for (var q = lid; q < params.plane; q += WORKGROUP_SIZE) {
                 let dy = grad_out[base + q];
                 sum_dy.x += dy;
                 sum_dy_centred.x += dy * (x[base + q] - channel_mean);
@@ -292,19 +292,19 @@ fn batch_norm_backward_reduce(at: Invocation) {
         }
     }
     // Σ dy·xhat = invstd · Σ dy·(x - mean).
-    partial_a[at.lid] = total(sum_dy_centred) * inverseSqrt(variance[c] + params.eps);
-    partial_b[at.lid] = total(sum_dy);
-    reduce_pair(at.lid);
-    if at.lid == 0u {
+    partial_a[lid] = total(sum_dy_centred) * inverseSqrt(variance[c] + params.eps);
+    partial_b[lid] = total(sum_dy);
+    reduce_pair(lid);
+    if lid == 0u {
         out_a[c] = partial_a[0];
         out_b[c] = partial_b[0];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_backward_input(at: Invocation) {
+fn batch_norm_backward_input(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
-    let first = first_value(at.wid, at.lid);
+    let first = first_value(at.wid, lid);
     let t = training_gradient(at.wid.y);
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         let i = base + q;
@@ -313,8 +313,8 @@ fn batch_norm_backward_input(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_backward_input_vec4(at: Invocation) {
-    let first = first_value(at.wid, at.lid);
+fn batch_norm_backward_input_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let first = first_value(at.wid, lid);
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
         out_a4[i] = training_input_gradient(grad_out4[i], x4[i], training_gradient(at.wid.y));
@@ -325,9 +325,9 @@ fn batch_norm_backward_input_vec4(at: Invocation) {
 // first taken through the forward's ReLU; with add_residual the masked gradient (the
 // residual's) goes to out_b too.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_backward_input_eval(at: Invocation) {
+fn batch_norm_backward_input_eval(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
-    let first = first_value(at.wid, at.lid);
+    let first = first_value(at.wid, lid);
     let scale = eval_scale(at.wid.y);
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         let i = base + q;
@@ -340,8 +340,8 @@ fn batch_norm_backward_input_eval(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn batch_norm_backward_input_eval_vec4(at: Invocation) {
-    let first = first_value(at.wid, at.lid);
+fn batch_norm_backward_input_eval_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let first = first_value(at.wid, lid);
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
         let grad = through_relu(incoming_gradient4(i), relu_output4[i]);

@@ -30,8 +30,8 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn copy_channels(at: Invocation) {
-    let i = invocation_index(at);
+fn copy_channels(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let block = params.channels * params.plane;
     if i >= params.batch * block {
         return;

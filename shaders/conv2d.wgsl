@@ -56,8 +56,8 @@ fn output_coordinate(i: u32, k: u32, stride: u32, pad: u32, dilation: u32, size:
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_direct(at: Invocation) {
-    let index = invocation_index(at);
+fn conv2d_direct(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let index = invocation_index(at, lid);
     let out_plane = params.out_h * params.out_w;
     if index >= params.batch * params.out_channels * out_plane {
         return;
@@ -93,8 +93,8 @@ fn conv2d_direct(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_input_direct(at: Invocation) {
-    let index = invocation_index(at);
+fn conv2d_backward_input_direct(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let index = invocation_index(at, lid);
     let in_plane = params.in_h * params.in_w;
     if index >= params.batch * params.in_channels * in_plane {
         return;
@@ -131,8 +131,8 @@ fn conv2d_backward_input_direct(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_weight_direct(at: Invocation) {
-    let index = invocation_index(at);
+fn conv2d_backward_weight_direct(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let index = invocation_index(at, lid);
     let group_in = params.in_channels / params.groups;
     let taps = params.kernel_h * params.kernel_w;
     if index >= params.out_channels * group_in * taps {
@@ -185,8 +185,8 @@ fn tap_value(n: u32, ci: u32, kh: u32, kw: u32, oh: u32, ow: u32) -> f32 {
 // p ≥ OH·OW and taps k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the position
 // stride must be a multiple of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn im2col(at: Invocation) {
-    let p0 = 4u * (at.wid.x * WORKGROUP_SIZE + at.lid);
+fn im2col(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let p0 = 4u * (at.wid.x * WORKGROUP_SIZE + lid);
     if p0 >= params.position_stride {
         return;
     }
@@ -228,8 +228,8 @@ fn im2col(at: Invocation) {
 // p ≥ OH·OW and taps k ≥ C_in·KH·KW (the padding up to the strides) are zeros; the tap stride
 // must be a multiple of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn im2row(at: Invocation) {
-    let k0 = 4u * (at.wid.x * WORKGROUP_SIZE + at.lid);
+fn im2row(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let k0 = 4u * (at.wid.x * WORKGROUP_SIZE + lid);
     if k0 >= params.tap_stride {
         return;
     }

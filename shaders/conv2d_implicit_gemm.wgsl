@@ -75,10 +75,10 @@ fn pixel_quad_id(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_implicit(at: Invocation) {
+fn conv2d_implicit(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let out_plane = params.out_h * params.out_w;
     let quads = (out_plane + 3u) / 4u;
-    let quad = pixel_quad_id(at.wid, at.groups, at.lid);
+    let quad = pixel_quad_id(at.wid, at.groups, lid);
     if quad >= params.batch * quads {
         return;
     }
@@ -133,10 +133,10 @@ fn conv2d_implicit(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_input_implicit(at: Invocation) {
+fn conv2d_backward_input_implicit(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let in_plane = params.in_h * params.in_w;
     let quads = (in_plane + 3u) / 4u;
-    let quad = pixel_quad_id(at.wid, at.groups, at.lid);
+    let quad = pixel_quad_id(at.wid, at.groups, lid);
     if quad >= params.batch * quads {
         return;
     }
@@ -194,12 +194,12 @@ fn conv2d_backward_input_implicit(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn conv2d_backward_weight_implicit(at: Invocation) {
+fn conv2d_backward_weight_implicit(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let per_group_out = params.out_channels / params.groups;
     let per_group_in = params.in_channels / params.groups;
     let taps = params.kernel_h * params.kernel_w;
     let k_total = per_group_in * taps;
-    let k = (at.wid.x * WORKGROUP_SIZE + at.lid) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    let k = (at.wid.x * WORKGROUP_SIZE + lid) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     if k.x >= k_total {
         return;
     }

@@ -49,40 +49,40 @@ fn is_nan(x: f32) -> bool {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add(at: Invocation) {
-    let i = invocation_index(at);
+fn add(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = a[i] + b[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sub(at: Invocation) {
-    let i = invocation_index(at);
+fn sub(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = a[i] - b[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn mul(at: Invocation) {
-    let i = invocation_index(at);
+fn mul(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = a[i] * b[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn scale(at: Invocation) {
-    let i = invocation_index(at);
+fn scale(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = params.alpha * a[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu(at: Invocation) {
-    let i = invocation_index(at);
+fn relu(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         let x = a[i];
         // NaN passes through, as in PyTorch.
@@ -91,8 +91,8 @@ fn relu(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu_backward(at: Invocation) {
-    let i = invocation_index(at);
+fn relu_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = select(0.0, b[i], a[i] > 0.0);
     }
@@ -104,16 +104,16 @@ fn sigmoid_of(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid(at: Invocation) {
-    let i = invocation_index(at);
+fn sigmoid(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = sigmoid_of(a[i]);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid_backward(at: Invocation) {
-    let i = invocation_index(at);
+fn sigmoid_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         let y = a[i];
         out[i] = b[i] * y * (1.0 - y);
@@ -121,8 +121,8 @@ fn sigmoid_backward(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu(at: Invocation) {
-    let i = invocation_index(at);
+fn silu(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         let x = a[i];
         out[i] = x * sigmoid_of(x);
@@ -130,8 +130,8 @@ fn silu(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu_backward(at: Invocation) {
-    let i = invocation_index(at);
+fn silu_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         let x = a[i];
         let s = sigmoid_of(x);
@@ -140,16 +140,16 @@ fn silu_backward(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add_row_bias(at: Invocation) {
-    let i = invocation_index(at);
+fn add_row_bias(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = a[i] + b[i % params.columns];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add_channel_bias(at: Invocation) {
-    let i = invocation_index(at);
+fn add_channel_bias(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[i] = a[i] + b[(i / params.columns) % params.channels];
     }
@@ -164,40 +164,40 @@ fn is_nan4(x: vec4<f32>) -> vec4<bool> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn add_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn add_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         out4[i] = a4[i] + b4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sub_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn sub_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         out4[i] = a4[i] - b4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn mul_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn mul_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         out4[i] = a4[i] * b4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn scale_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn scale_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         out4[i] = params.alpha * a4[i];
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn relu_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         let x = a4[i];
         out4[i] = select(select(x, vec4<f32>(0.0), x <= vec4<f32>(0.0)), x, is_nan4(x));
@@ -205,8 +205,8 @@ fn relu_vec4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn relu_backward_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn relu_backward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         out4[i] = select(vec4<f32>(0.0), b4[i], a4[i] > vec4<f32>(0.0));
     }
@@ -217,16 +217,16 @@ fn sigmoid_of4(x: vec4<f32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn sigmoid_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         out4[i] = sigmoid_of4(a4[i]);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sigmoid_backward_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn sigmoid_backward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         let y = a4[i];
         out4[i] = b4[i] * y * (1.0 - y);
@@ -234,8 +234,8 @@ fn sigmoid_backward_vec4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn silu_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         let x = a4[i];
         out4[i] = x * sigmoid_of4(x);
@@ -243,8 +243,8 @@ fn silu_vec4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn silu_backward_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn silu_backward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len / 4u {
         let x = a4[i];
         let s = sigmoid_of4(x);
@@ -261,8 +261,8 @@ fn hash(value: u32) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn dropout(at: Invocation) {
-    let i = invocation_index(at);
+fn dropout(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         let keep = hash(i ^ hash(params.seed)) >= params.drop_threshold;
         out[i] = select(0.0, a[i] * params.alpha, keep);

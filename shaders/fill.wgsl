@@ -23,16 +23,16 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn fill(at: Invocation) {
-    let i = invocation_index(at);
+fn fill(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         out[params.dst_offset + i] = bitcast<f32>(params.value_bits);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn copy(at: Invocation) {
-    let i = invocation_index(at);
+fn copy(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i < params.len {
         dst[params.dst_offset + i] = src[params.src_offset + i];
     }

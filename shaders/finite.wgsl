@@ -22,8 +22,8 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn flag_non_finite(at: Invocation) {
-    let i = invocation_index(at);
+fn flag_non_finite(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i >= params.count {
         return;
     }

@@ -58,8 +58,8 @@ fn nll_loss(@builtin(local_invocation_index) lid: u32) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn nll_loss_backward(at: Invocation) {
-    let i = invocation_index(at);
+fn nll_loss_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i >= params.batch * params.classes {
         return;
     }

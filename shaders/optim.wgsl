@@ -90,8 +90,8 @@ fn reads_momentum_buffer() -> bool {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sgd_step(at: Invocation) {
-    let i = invocation_index(at);
+fn sgd_step(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i >= params.count {
         return;
     }
@@ -107,8 +107,8 @@ fn sgd_step(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn sgd_step_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn sgd_step_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i >= params.count / 4u {
         return;
     }
@@ -124,8 +124,8 @@ fn sgd_step_vec4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adam_step(at: Invocation) {
-    let i = invocation_index(at);
+fn adam_step(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i >= params.count {
         return;
     }
@@ -137,8 +137,8 @@ fn adam_step(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adam_step_vec4(at: Invocation) {
-    let i = invocation_index(at);
+fn adam_step_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     if i >= params.count / 4u {
         return;
     }

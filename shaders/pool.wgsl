@@ -128,8 +128,8 @@ fn input_position(i: u32) -> vec3<u32> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn max_pool2d(at: Invocation) {
-    let o = invocation_index(at);
+fn max_pool2d(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let o = invocation_index(at, lid);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -194,8 +194,8 @@ fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn avg_pool2d(at: Invocation) {
-    let o = invocation_index(at);
+fn avg_pool2d(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let o = invocation_index(at, lid);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -212,8 +212,8 @@ fn avg_pool2d(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn avg_pool2d_backward(at: Invocation) {
-    let i = invocation_index(at);
+fn avg_pool2d_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let per_plane = params.in_h * params.in_w;
     if i >= params.planes * per_plane {
         return;
@@ -238,8 +238,8 @@ fn avg_pool2d_backward(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adaptive_avg_pool2d(at: Invocation) {
-    let o = invocation_index(at);
+fn adaptive_avg_pool2d(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let o = invocation_index(at, lid);
     let per_plane = params.out_h * params.out_w;
     if o >= params.planes * per_plane {
         return;
@@ -257,8 +257,8 @@ fn adaptive_avg_pool2d(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adaptive_avg_pool2d_backward(at: Invocation) {
-    let i = invocation_index(at);
+fn adaptive_avg_pool2d_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let per_plane = params.in_h * params.in_w;
     if i >= params.planes * per_plane {
         return;

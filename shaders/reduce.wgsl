@@ -45,8 +45,8 @@ fn group_offset(index: u32, sizes: vec4<u32>, strides: vec4<u32>) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reduce_per_invocation(at: Invocation) {
-    let o = invocation_index(at);
+fn reduce_per_invocation(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let o = invocation_index(at, lid);
     if o >= params.num_outputs {
         return;
     }
@@ -59,7 +59,7 @@ fn reduce_per_invocation(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reduce_per_workgroup(at: Invocation) {
+fn reduce_per_workgroup(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     // Uniform across the workgroup, so the early exit keeps the barriers below uniform.
     let o = workgroup_index(at);
     if o >= params.num_outputs {
@@ -67,18 +67,18 @@ fn reduce_per_workgroup(at: Invocation) {
     }
     let base = group_offset(o, params.kept_sizes, params.kept_strides);
     var sum = 0.0;
-    for (var r = at.lid; r < params.reduced_count; r += WORKGROUP_SIZE) {
+    for (var r = lid; r < params.reduced_count; r += WORKGROUP_SIZE) {
         sum += input[base + group_offset(r, params.reduced_sizes, params.reduced_strides)];
     }
-    partial[at.lid] = sum;
+    partial[lid] = sum;
     workgroupBarrier();
     for (var width = WORKGROUP_SIZE / 2u; width > 0u; width /= 2u) {
-        if at.lid < width {
-            partial[at.lid] += partial[at.lid + width];
+        if lid < width {
+            partial[lid] += partial[lid + width];
         }
         workgroupBarrier();
     }
-    if at.lid == 0u {
+    if lid == 0u {
         out[o] = params.scale * partial[0];
     }
 }

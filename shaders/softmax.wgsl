@@ -60,65 +60,65 @@ fn row_statistics(base: u32, lid: u32) -> vec2<f32> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn softmax(at: Invocation) {
+fn softmax(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let row = workgroup_index(at);
     if row >= params.rows {
         return;
     }
     let base = row * params.cols;
-    let stats = row_statistics(base, at.lid);
+    let stats = row_statistics(base, lid);
     let inverse_sum = 1.0 / stats.y;
-    for (var c = at.lid; c < params.cols; c += WORKGROUP_SIZE) {
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         out[base + c] = exp(x[base + c] - stats.x) * inverse_sum;
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn log_softmax(at: Invocation) {
+fn log_softmax(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let row = workgroup_index(at);
     if row >= params.rows {
         return;
     }
     let base = row * params.cols;
-    let stats = row_statistics(base, at.lid);
+    let stats = row_statistics(base, lid);
     let log_sum = log(stats.y);
-    for (var c = at.lid; c < params.cols; c += WORKGROUP_SIZE) {
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         out[base + c] = x[base + c] - stats.x - log_sum;
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn softmax_backward(at: Invocation) {
+fn softmax_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let row = workgroup_index(at);
     if row >= params.rows {
         return;
     }
     let base = row * params.cols;
     var local_sum = 0.0;
-    for (var c = at.lid; c < params.cols; c += WORKGROUP_SIZE) {
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         local_sum += grad_out[base + c] * x[base + c];
     }
-    scratch[at.lid] = local_sum;
-    let dot = combine(at.lid, false);
-    for (var c = at.lid; c < params.cols; c += WORKGROUP_SIZE) {
+    scratch[lid] = local_sum;
+    let dot = combine(lid, false);
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         out[base + c] = x[base + c] * (grad_out[base + c] - dot);
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn log_softmax_backward(at: Invocation) {
+fn log_softmax_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let row = workgroup_index(at);
     if row >= params.rows {
         return;
     }
     let base = row * params.cols;
     var local_sum = 0.0;
-    for (var c = at.lid; c < params.cols; c += WORKGROUP_SIZE) {
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         local_sum += grad_out[base + c];
     }
-    scratch[at.lid] = local_sum;
-    let total = combine(at.lid, false);
-    for (var c = at.lid; c < params.cols; c += WORKGROUP_SIZE) {
+    scratch[lid] = local_sum;
+    let total = combine(lid, false);
+    for (var c = lid; c < params.cols; c += WORKGROUP_SIZE) {
         out[base + c] = grad_out[base + c] - exp(x[base + c]) * total;
     }
 }

@@ -26,8 +26,8 @@ struct Params {
 
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn transpose(at: Invocation) {
-    let i = invocation_index(at);
+fn transpose(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let matrix = params.rows * params.cols;
     if i >= params.batch * matrix {
         return;
@@ -42,8 +42,8 @@ fn transpose(at: Invocation) {
 // invocation one column of the rows from wid.y in steps of num_workgroups.y — no division
 // finds a coordinate (lavapipe runs a vector division by a variable as eight scalar ones).
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn resize_last_axis(at: Invocation) {
-    let c = at.wid.x * WORKGROUP_SIZE + at.lid;
+fn resize_last_axis(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let c = at.wid.x * WORKGROUP_SIZE + lid;
     if c >= params.cols {
         return;
     }
@@ -67,8 +67,8 @@ fn swapped_source_row(out_row: u32) -> u32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn swap_leading_axes(at: Invocation) {
-    let c = at.wid.x * WORKGROUP_SIZE + at.lid;
+fn swap_leading_axes(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let c = at.wid.x * WORKGROUP_SIZE + lid;
     if c >= params.cols {
         return;
     }
@@ -78,8 +78,8 @@ fn swap_leading_axes(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn swap_leading_axes_vec4(at: Invocation) {
-    let c4 = at.wid.x * WORKGROUP_SIZE + at.lid;
+fn swap_leading_axes_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let c4 = at.wid.x * WORKGROUP_SIZE + lid;
     let cols4 = params.cols / 4u;
     if c4 >= cols4 {
         return;

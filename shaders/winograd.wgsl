@@ -75,8 +75,8 @@ fn tile_at(p: u32) -> Tile {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_transform(at: Invocation) {
-    let i = invocation_index(at);
+fn weight_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -112,8 +112,8 @@ fn weight_transform(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn input_transform(at: Invocation) {
-    let i = invocation_index(at);
+fn input_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let stride = params.tile_stride;
     if i >= params.channels * stride {
         return;
@@ -163,8 +163,8 @@ fn input_transform(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_transform(at: Invocation) {
-    let i = invocation_index(at);
+fn output_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
@@ -208,8 +208,8 @@ fn output_transform(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_gradient_transform(at: Invocation) {
-    let i = invocation_index(at);
+fn output_gradient_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let stride = params.tile_stride;
     if i >= params.out_channels * stride {
         return;
@@ -249,8 +249,8 @@ fn output_gradient_transform(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_gradient_transform(at: Invocation) {
-    let i = invocation_index(at);
+fn weight_gradient_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -315,8 +315,8 @@ fn output_points(m: array<f32, 6>) -> array<f32, 4> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_transform_f4(at: Invocation) {
-    let i = invocation_index(at);
+fn weight_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;
@@ -350,8 +350,8 @@ fn weight_transform_f4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn input_transform_f4(at: Invocation) {
-    let i = invocation_index(at);
+fn input_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let stride = params.tile_stride;
     if i >= params.channels * stride {
         return;
@@ -398,8 +398,8 @@ fn input_transform_f4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_transform_f4(at: Invocation) {
-    let i = invocation_index(at);
+fn output_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let tiles = tile_count();
     if i >= params.out_channels * tiles {
         return;
@@ -462,8 +462,8 @@ fn filter_gradient_taps(u: array<f32, 6>) -> array<f32, 3> {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn output_gradient_transform_f4(at: Invocation) {
-    let i = invocation_index(at);
+fn output_gradient_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let stride = params.tile_stride;
     if i >= params.out_channels * stride {
         return;
@@ -502,8 +502,8 @@ fn output_gradient_transform_f4(at: Invocation) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_gradient_transform_f4(at: Invocation) {
-    let i = invocation_index(at);
+fn weight_gradient_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
     let kc = params.out_channels * params.channels;
     if i >= kc {
         return;

@@ -4,21 +4,22 @@
 
 override WORKGROUP_SIZE: u32; // set from Rust (the entry declarations in src/kernels/)
 
-// Where an entry point's invocation runs: its workgroup, the grid's size in workgroups and its
-// index within the workgroup. Each entry point takes one (`fn name(at: Invocation)`).
-struct Invocation {
+// Where an entry point's workgroup lies: its id and the grid's size in workgroups, the same for
+// every invocation of the workgroup (so WGSL's uniformity analysis lets a workgroup return
+// early on them before a barrier). Each entry point takes one beside its invocation's index in
+// the workgroup: `fn name(at: Workgroup, @builtin(local_invocation_index) lid: u32)`.
+struct Workgroup {
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
 }
 
 // A launch of more workgroups than one grid dimension holds (65535) is folded into a 2-D grid
 // by `Launch` (src/kernels/launch.rs): rows of num_workgroups.x, x fastest.
-fn workgroup_index(at: Invocation) -> u32 {
+fn workgroup_index(at: Workgroup) -> u32 {
     return at.wid.y * at.groups.x + at.wid.x;
 }
 
 // The invocation's index in a 1-D launch of WORKGROUP_SIZE-wide workgroups, folded as above.
-fn invocation_index(at: Invocation) -> u32 {
-    return workgroup_index(at) * WORKGROUP_SIZE + at.lid;
+fn invocation_index(at: Workgroup, lid: u32) -> u32 {
+    return workgroup_index(at) * WORKGROUP_SIZE + lid;
 }
