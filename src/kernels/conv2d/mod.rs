@@ -134,8 +134,9 @@ impl Params {
     }
 }
 
-/// One convolution, validated: its geometry and the shapes it gives. Each algorithm's
-/// functions take this alone.
+/// One convolution, validated: its geometry and the shapes it gives. The policy and the
+/// references take this alone; the algorithms take it with their operands (`Forward`,
+/// `Backward`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShapes {
     pub input: [usize; 4],
