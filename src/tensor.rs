@@ -90,7 +90,7 @@ impl Tensor {
     pub fn full(gpu: &Gpu, shape: impl Into<Shape>, value: f32) -> Result<Self> {
         let tensor = Self::allocate(gpu, shape.into())?;
         match &tensor.buffer {
-            Some(buffer) if value.to_bits() == 0 => gpu.upload_zeros(buffer.buffer()),
+            Some(buffer) if value.to_bits() == 0 => gpu.clear(buffer.buffer())?,
             Some(buffer) => {
                 let values = vec![value; tensor.numel()];
                 gpu.upload(buffer.buffer(), bytemuck::cast_slice(&values));

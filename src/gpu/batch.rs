@@ -1,9 +1,9 @@
-//! The batch of recorded steps (dispatches, and copies of buffers into textures) and its
-//! submission as one command buffer.
+//! The batch of recorded steps (dispatches, and commands between them: copies of buffers into
+//! textures, clears) and its submission as one command buffer.
 //!
 //! Steps are kept as plain data until submission, so that all the dispatches' uniform
 //! parameters go to the GPU in one write (one buffer, each block at the device's uniform offset
-//! alignment) and each run of dispatches between copies is encoded into one compute pass.
+//! alignment) and each run of dispatches between commands is encoded into one compute pass.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use super::readback::wait_idle;
 use super::textures::BYTES_PER_TEXEL;
 use crate::error::{Error, Result};
 
-/// Submit once this many steps (dispatches and copies) are pending: bounds the memory the batch
+/// Submit once this many steps (dispatches and commands) are pending: bounds the memory the batch
 /// holds on to while keeping per-submission overhead negligible.
 const MAX_PENDING_STEPS: usize = 512;
 
@@ -41,19 +41,53 @@ pub(crate) struct TextureCopy {
     pub(crate) attribution: Option<Attribution>,
 }
 
-/// The name a copy goes by in profiles and error messages.
-const TEXTURE_COPY_LABEL: &str = "copy::buffer_to_texture";
+/// A buffer set to zero, whole (`Tensor::zeros`).
+pub(crate) struct Clear {
+    pub(crate) buffer: wgpu::Buffer,
+    /// Set while profiling.
+    pub(crate) attribution: Option<Attribution>,
+}
+
+/// A step that is no kernel: a command of the encoder, recorded between compute passes.
+pub(crate) enum Command {
+    TextureCopy(TextureCopy),
+    Clear(Clear),
+}
+
+impl Command {
+    /// The name it goes by in profiles and error messages.
+    fn label(&self) -> &'static str {
+        match self {
+            Command::TextureCopy(_) => "copy::buffer_to_texture",
+            Command::Clear(_) => "clear_buffer",
+        }
+    }
+
+    fn attribution(&self) -> &Option<Attribution> {
+        match self {
+            Command::TextureCopy(copy) => &copy.attribution,
+            Command::Clear(clear) => &clear.attribution,
+        }
+    }
+
+    fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        match self {
+            Command::TextureCopy(copy) => encode_copy(encoder, copy),
+            Command::Clear(clear) => encoder.clear_buffer(&clear.buffer, 0, None),
+        }
+    }
+}
 
 pub(crate) enum Step {
     Dispatch(Dispatch),
-    TextureCopy(TextureCopy),
+    Command(Command),
 }
 
 impl Step {
     fn label(&self) -> &str {
         match self {
             Step::Dispatch(dispatch) => &dispatch.pipeline.label,
-            Step::TextureCopy(_) => TEXTURE_COPY_LABEL,
+            Step::Command(command) => command.label(),
         }
     }
 }
@@ -86,7 +120,7 @@ impl Batch {
         if steps.is_empty() {
             return Ok(());
         }
-        // Each step's offset into the parameters buffer (copies have none: 0).
+        // Each step's offset into the parameters buffer (commands have none: 0).
         let mut offsets = Vec::with_capacity(steps.len());
         let mut params = Vec::new();
         for step in &steps {
@@ -124,7 +158,7 @@ impl Batch {
 }
 
 /// Uploads the batch's parameters and submits its steps: each run of dispatches between
-/// copies in one compute pass, or every step timed alone for the profiler.
+/// commands in one compute pass, or every step timed alone for the profiler.
 fn encode_and_submit(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -133,7 +167,7 @@ fn encode_and_submit(
     params: &[u8],
     profiler: Option<&mut Profiler>,
 ) -> Result<()> {
-    // A batch of copies alone has no parameters; a buffer cannot be empty.
+    // A batch of commands alone has no parameters; a buffer cannot be empty.
     let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("kernel params"),
         size: (params.len() as u64).max(4),
@@ -210,11 +244,11 @@ fn encode_copy(encoder: &mut wgpu::CommandEncoder, copy: &TextureCopy) {
 }
 
 /// What the profiler records of a step: its attribution, its name and its workgroup grid
-/// (none for a copy).
+/// (none for a command).
 fn profiled(step: &Step) -> (Attribution, String, [u32; 3]) {
     let (attribution, workgroups) = match step {
         Step::Dispatch(dispatch) => (&dispatch.attribution, dispatch.workgroups),
-        Step::TextureCopy(copy) => (&copy.attribution, [0; 3]),
+        Step::Command(command) => (command.attribution(), [0; 3]),
     };
     let attribution = attribution.clone().unwrap_or(Attribution {
         layer: "".into(),
@@ -235,7 +269,7 @@ impl Uploaded<'_> {
         pass.dispatch_workgroups(x, y, z);
     }
 
-    /// Each run of dispatches between copies in one compute pass, all in one submission.
+    /// Each run of dispatches between commands in one compute pass, all in one submission.
     fn submit_untimed(&self) {
         let (device, steps) = (self.device, self.steps);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -243,8 +277,8 @@ impl Uploaded<'_> {
         });
         let mut first = 0;
         while first < steps.len() {
-            if let Step::TextureCopy(copy) = &steps[first] {
-                encode_copy(&mut encoder, copy);
+            if let Step::Command(command) = &steps[first] {
+                command.encode(&mut encoder);
                 first += 1;
                 continue;
             }
@@ -261,7 +295,7 @@ impl Uploaded<'_> {
     }
 
     /// Each dispatch in a compute pass of its own whose start and end write a timestamp, each
-    /// copy between an empty pass that writes the start and one that writes the end; the
+    /// command between an empty pass that writes the start and one that writes the end; the
     /// timestamps are resolved into a staging buffer that the profiler reads when it finishes.
     fn submit_timestamped(&self, profiler: &mut Profiler) {
         let (device, steps) = (self.device, self.steps);
@@ -296,9 +330,9 @@ impl Uploaded<'_> {
                         timed_pass(&mut encoder, label, &queries, Some(start), Some(end));
                     self.encode(&mut pass, dispatch, offset);
                 }
-                Step::TextureCopy(copy) => {
+                Step::Command(command) => {
                     drop(timed_pass(&mut encoder, label, &queries, Some(start), None));
-                    encode_copy(&mut encoder, copy);
+                    command.encode(&mut encoder);
                     drop(timed_pass(&mut encoder, label, &queries, None, Some(end)));
                 }
             }
@@ -328,7 +362,7 @@ impl Uploaded<'_> {
                     });
                     self.encode(&mut pass, dispatch, offset);
                 }
-                Step::TextureCopy(copy) => encode_copy(&mut encoder, copy),
+                Step::Command(command) => command.encode(&mut encoder),
             }
             let command_buffer = encoder.finish();
             let started = Instant::now();

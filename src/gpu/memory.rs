@@ -161,19 +161,6 @@ impl Gpu {
         }
     }
 
-    /// Zeroes a buffer as `upload` writes one (freshly leased buffers only), with no host
-    /// copy: a clear recorded and submitted at once, ahead of the pending batch, as the
-    /// queue's writes are.
-    pub(crate) fn upload_zeros(&self, buffer: &wgpu::Buffer) {
-        self.note_written(buffer);
-        let mut encoder = self
-            .inner
-            .device
-            .create_command_encoder(&Default::default());
-        encoder.clear_buffer(buffer, 0, None);
-        self.inner.queue.submit([encoder.finish()]);
-    }
-
     /// Overwrites a buffer that pending dispatches may read or write.
     pub(crate) fn overwrite(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) -> Result<()> {
         self.flush()?;

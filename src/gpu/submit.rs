@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::batch::{Batch, Dispatch, Step, TextureCopy};
+use super::batch::{Batch, Clear, Command, Dispatch, Step, TextureCopy};
 use super::readback;
 use super::textures::BYTES_PER_TEXEL;
 use super::{BufferRange, Gpu};
@@ -114,13 +114,32 @@ impl Gpu {
             let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
             profiler.attribution(layer, 0, source.size)
         });
-        let mut batch = self.inner.batch.lock().expect("batch lock");
-        batch.push(Step::TextureCopy(TextureCopy {
+        self.record_command(Command::TextureCopy(TextureCopy {
             source: source.clone(),
             texture: texture.clone(),
             texels: texels as u32,
             attribution,
-        }));
+        }))
+    }
+
+    /// Records setting the whole of `buffer` to zero, in order with the recorded dispatches,
+    /// with no host copy of the zeros.
+    pub(crate) fn clear(&self, buffer: &wgpu::Buffer) -> Result<()> {
+        self.check_alive()?;
+        self.note_written(buffer);
+        let attribution = self.with_profiler(|profiler| {
+            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
+            profiler.attribution(layer, 0, buffer.size())
+        });
+        self.record_command(Command::Clear(Clear {
+            buffer: buffer.clone(),
+            attribution,
+        }))
+    }
+
+    fn record_command(&self, command: Command) -> Result<()> {
+        let mut batch = self.inner.batch.lock().expect("batch lock");
+        batch.push(Step::Command(command));
         if batch.is_full() {
             self.flush_locked(&mut batch)?;
         }
