@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::{BufferRange, Gpu, PooledBuffer};
+use crate::gpu::kept_copies::KeptCopyLease;
+use crate::gpu::{BufferRange, FirstWrite, Gpu, PooledBuffer};
 
 /// A tensor's shape. Scalars have rank 0 and one element.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -66,19 +67,23 @@ pub struct Tensor {
 /// was computed.
 type DerivedKey = (u64, u64, &'static str);
 
-/// A derived tensor and the source buffer's write generation it was computed from.
+/// A derived tensor, the source buffer's write generation it was computed from, and its place
+/// in the kept copies' budget.
 struct Derived {
     generation: u64,
     tensor: Tensor,
+    _kept: KeptCopyLease,
 }
 
 impl Tensor {
-    /// An uninitialised tensor (NaN-filled when the context poisons allocations).
+    /// An uninitialised tensor (NaN-filled when the context poisons allocations, by a recorded
+    /// copy, so that poisoned contexts reuse buffers as others do).
     pub fn empty(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Self> {
-        match gpu.poisons_allocations() {
-            true => Self::full(gpu, shape, f32::NAN),
-            false => Self::allocate(gpu, shape.into()),
+        let tensor = Self::allocate(gpu, shape.into(), FirstWrite::Recorded)?;
+        if let Some(buffer) = tensor.buffer.as_ref().filter(|_| gpu.poisons_allocations()) {
+            gpu.poison(buffer.buffer())?;
         }
+        Ok(tensor)
     }
 
     /// A tensor of `value`s. An upload, not a fill kernel (`kernels::fill::fill_into` fills an
@@ -88,7 +93,11 @@ impl Tensor {
     /// parameters is 553 MB); other values are uploaded, and every caller of those fills small
     /// tensors.
     pub fn full(gpu: &Gpu, shape: impl Into<Shape>, value: f32) -> Result<Self> {
-        let tensor = Self::allocate(gpu, shape.into())?;
+        let first_write = match value.to_bits() {
+            0 => FirstWrite::Recorded,
+            _ => FirstWrite::Upload,
+        };
+        let tensor = Self::allocate(gpu, shape.into(), first_write)?;
         match &tensor.buffer {
             Some(buffer) if value.to_bits() == 0 => gpu.clear(buffer.buffer())?,
             Some(buffer) => {
@@ -118,20 +127,21 @@ impl Tensor {
                 ),
             ));
         }
-        let tensor = Self::allocate(gpu, shape)?;
+        let tensor = Self::allocate(gpu, shape, FirstWrite::Upload)?;
         if let Some(buffer) = &tensor.buffer {
             gpu.upload(buffer.buffer(), bytemuck::cast_slice(data));
         }
         Ok(tensor)
     }
 
-    fn allocate(gpu: &Gpu, shape: Shape) -> Result<Self> {
+    /// A tensor in a leased buffer, first written as `first_write` says.
+    fn allocate(gpu: &Gpu, shape: Shape, first_write: FirstWrite) -> Result<Self> {
         let bytes = byte_count(&shape)?;
         let buffer = if bytes == 0 {
             None
         } else {
             let what = format!("a tensor of shape {:?}", shape.dims());
-            Some(Arc::new(gpu.allocate(bytes, &what)?))
+            Some(Arc::new(gpu.allocate(bytes, &what, first_write)?))
         };
         Ok(Self {
             gpu: gpu.clone(),
@@ -145,7 +155,8 @@ impl Tensor {
     /// `what` computed from this tensor by `compute`, kept with the tensor and reused while
     /// its buffer goes unwritten (no kernel has bound it for writing, nothing was uploaded
     /// into it): for transforms of weights, such as the Winograd-domain filters, that would
-    /// otherwise be recomputed on every forward pass.
+    /// otherwise be recomputed on every forward pass. Kept only where the kept copies' budget
+    /// has room (`gpu::kept_copies`); otherwise computed for this call alone.
     pub(crate) fn derived(
         &self,
         what: &'static str,
@@ -157,23 +168,28 @@ impl Tensor {
         let key = (self.offset, self.byte_size(), what);
         // Read before computing: a write recorded meanwhile makes the result stale.
         let generation = self.gpu.write_generation(buffer.buffer());
-        let derived = self.derived.lock().expect("derived lock");
-        if let Some(kept) = derived
-            .get(&key)
-            .filter(|kept| kept.generation == generation)
-        {
-            return Ok(kept.tensor.clone());
-        }
-        drop(derived);
+        let stale = {
+            let mut derived = self.derived.lock().expect("derived lock");
+            match derived.get(&key) {
+                Some(kept) if kept.generation == generation => return Ok(kept.tensor.clone()),
+                // Gone before the new copy asks for room in the budget.
+                _ => derived.remove(&key),
+            }
+        };
+        // Dropped here, outside the lock (a tensor's drop takes the pool's lock).
+        drop(stale);
         let tensor = compute(self)?;
+        let Some(kept) = self.gpu.keep_copy(tensor.byte_size()) else {
+            return Ok(tensor);
+        };
         let replaced = self.derived.lock().expect("derived lock").insert(
             key,
             Derived {
                 generation,
                 tensor: tensor.clone(),
+                _kept: kept,
             },
         );
-        // Dropped here, outside the lock (a tensor's drop takes the pool's lock).
         drop(replaced);
         Ok(tensor)
     }

@@ -1,4 +1,5 @@
-//! GPU memory: repeated training passes, and zeros in reused buffers. A test binary of its own:
+//! GPU memory: repeated training passes, zeros in reused buffers, and the budget of kept
+//! copies. A test binary of its own:
 //! the pool's counters are process-wide, and tests running beside these in the same process
 //! would move them; the tests here take `POOL` in turn for the same reason.
 
@@ -6,11 +7,14 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{Rng, gpu};
+use common::{Rng, assert_close, gpu, private_gpu_keeping};
 use gradlens::Tensor;
 use gradlens::autograd::Tape;
+use gradlens::kernels::conv2d::{Conv2d, ConvAlgorithm, conv2d_shapes, conv2d_with};
+use gradlens::kernels::elementwise::{relu, scale};
 use gradlens::models::LesionNet;
 use gradlens::nn::{Forward, Mode, ParamStore};
+use gradlens::reference::conv2d as reference;
 
 static POOL: Mutex<()> = Mutex::new(());
 
@@ -72,4 +76,111 @@ fn zeros_clear_a_reused_buffer() {
     let values = zeros.to_vec().unwrap();
     let cleared = values.iter().filter(|v| v.to_bits() == 0).count();
     assert_eq!(cleared, n, "{} of {n} values are not +0.0", n - cleared);
+}
+
+/// Winograd F(4×4) convolutions whose kept copies (each filter in the Winograd domain, 4× its
+/// weight, and that filter's texture copy) do not all fit the budget: what is kept stays
+/// within it, a convolution computed from a kept copy and one computed afresh give the same
+/// values as the reference and as each other, a weight's new values are seen, and the budget's
+/// bytes come back with the weights.
+#[test]
+fn kept_copies_stay_within_their_budget_and_never_change_a_result() {
+    const BUDGET: u64 = 1 << 20;
+    let gpu = &private_gpu_keeping(BUDGET);
+    let mut rng = Rng::new(75);
+    let (x_dims, w_dims) = ([1, 64, 12, 12], [64, 64, 3, 3]);
+    let conv = Conv2d::default().padding(1);
+    let shapes = conv2d_shapes("test", &x_dims, &w_dims, &conv).unwrap();
+    let x_data = rng.vec(x_dims.iter().product());
+    let x = Tensor::from_slice(gpu, x_dims, &x_data).unwrap();
+    let mut weight_data: Vec<Vec<f32>> = (0..3).map(|_| rng.vec(w_dims.iter().product())).collect();
+    let weights: Vec<Tensor> = weight_data
+        .iter()
+        .map(|data| Tensor::from_slice(gpu, w_dims, data).unwrap())
+        .collect();
+    let run = |weight: &Tensor| {
+        conv2d_with(&x, weight, None, &conv, ConvAlgorithm::WinogradF4)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+    };
+    let first: Vec<Vec<f32>> = weights.iter().map(run).collect();
+    let kept = gpu.pool_stats().kept_copy_bytes;
+    assert!(kept > 0, "the first filter fits and is kept");
+    assert!(
+        kept <= BUDGET,
+        "{kept} bytes kept, over the budget of {BUDGET}"
+    );
+    for (layer, (weight, first)) in weights.iter().zip(&first).enumerate() {
+        let want = reference::conv2d(&x_data, &weight_data[layer], None, &shapes);
+        assert_close(&format!("layer {layer}"), first, &want, 1e-4, 1e-4);
+        assert_eq!(&run(weight), first, "layer {layer} run again");
+    }
+    assert_eq!(
+        gpu.pool_stats().kept_copy_bytes,
+        kept,
+        "the same copies kept"
+    );
+
+    weight_data[0] = rng.vec(w_dims.iter().product());
+    weights[0].write(&weight_data[0]).unwrap();
+    let want = reference::conv2d(&x_data, &weight_data[0], None, &shapes);
+    assert_close("layer 0 rewritten", &run(&weights[0]), &want, 1e-4, 1e-4);
+    assert!(gpu.pool_stats().kept_copy_bytes <= BUDGET);
+
+    drop(weights);
+    gpu.synchronize().unwrap();
+    assert_eq!(
+        gpu.pool_stats().kept_copy_bytes,
+        0,
+        "every kept copy went with its weight"
+    );
+}
+
+/// A buffer released while the batch that reads it is still pending: an upload never lands in
+/// it (the upload would run before that read), while a kernel's output may, and does.
+#[test]
+fn released_buffers_serve_recorded_writes_at_once_and_uploads_after_submission() {
+    let _pool = POOL.lock().unwrap();
+    let n = 54_321;
+    let mut rng = Rng::new(76);
+    let values = rng.vec(n);
+    let source = tensor(&[n], &values);
+    gpu().synchronize().unwrap();
+    let read_pending = relu(&source).unwrap();
+    drop(source);
+    let uploaded = tensor(&[n], &vec![-1.0; n]);
+    let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
+    let wrong = differing(&read_pending.to_vec().unwrap(), &want);
+    assert_eq!(
+        wrong, 0,
+        "the pending relu read a later upload at {wrong} of {n} places"
+    );
+    assert_eq!(differing(&uploaded.to_vec().unwrap(), &vec![-1.0; n]), 0);
+
+    // A chain of kernels, each output dropped once the next is recorded, all in one batch:
+    // two buffers take turns rather than one per step.
+    let start = tensor(&[n], &values);
+    gpu().synchronize().unwrap();
+    let created = gpu().pool_stats().buffers_created;
+    let mut value = scale(&start, 1.0).unwrap();
+    for _ in 0..8 {
+        value = scale(&value, 2.0).unwrap();
+    }
+    let created_by_chain = gpu().pool_stats().buffers_created - created;
+    let want: Vec<f32> = values.iter().map(|v| v * 256.0).collect();
+    assert_eq!(differing(&value.to_vec().unwrap(), &want), 0);
+    assert!(
+        created_by_chain <= 2,
+        "{created_by_chain} buffers created for 9 steps that each free the last one's"
+    );
+}
+
+/// How many values differ (bitwise) between `got` and `want` of the same length.
+fn differing(got: &[f32], want: &[f32]) -> usize {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .filter(|(got, want)| got.to_bits() != want.to_bits())
+        .count()
 }

@@ -301,6 +301,19 @@ pub fn run(request: &BenchArgs) -> Result<()> {
         profiled = workload;
     }
 
+    let memory = gpu.pool_stats();
+    say(format!(
+        "kept copies (Winograd filters, operand textures): {:.1} MB of a {:.1} MB budget \
+         (${}); device memory held, free buffers included: {:.1} MB",
+        memory.kept_copy_bytes as f64 / 1e6,
+        memory.kept_copy_budget as f64 / 1e6,
+        gradlens::gpu::kept_copies::KEPT_COPIES_VAR,
+        memory.allocated_bytes as f64 / 1e6
+    ));
+    report["kept_copy_bytes"] = json!(memory.kept_copy_bytes);
+    report["kept_copy_budget"] = json!(memory.kept_copy_budget);
+    report["allocated_bytes"] = json!(memory.allocated_bytes);
+
     if request.profile {
         gpu.start_profiling()?;
         subject.run(profiled)?;

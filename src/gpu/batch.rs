@@ -48,10 +48,20 @@ pub(crate) struct Clear {
     pub(crate) attribution: Option<Attribution>,
 }
 
+/// A buffer filled, whole, with NaN copied from `source` (`GpuOptions::poison_allocations`).
+pub(crate) struct Poison {
+    pub(crate) buffer: wgpu::Buffer,
+    /// NaNs, at least as many bytes as `buffer`.
+    pub(crate) source: wgpu::Buffer,
+    /// Set while profiling.
+    pub(crate) attribution: Option<Attribution>,
+}
+
 /// A step that is no kernel: a command of the encoder, recorded between compute passes.
 pub(crate) enum Command {
     TextureCopy(TextureCopy),
     Clear(Clear),
+    Poison(Poison),
 }
 
 impl Command {
@@ -60,6 +70,7 @@ impl Command {
         match self {
             Command::TextureCopy(_) => "copy::buffer_to_texture",
             Command::Clear(_) => "clear_buffer",
+            Command::Poison(_) => "poison_buffer",
         }
     }
 
@@ -67,6 +78,7 @@ impl Command {
         match self {
             Command::TextureCopy(copy) => &copy.attribution,
             Command::Clear(clear) => &clear.attribution,
+            Command::Poison(poison) => &poison.attribution,
         }
     }
 
@@ -74,6 +86,10 @@ impl Command {
         match self {
             Command::TextureCopy(copy) => encode_copy(encoder, copy),
             Command::Clear(clear) => encoder.clear_buffer(&clear.buffer, 0, None),
+            Command::Poison(poison) => {
+                let size = poison.buffer.size();
+                encoder.copy_buffer_to_buffer(&poison.source, 0, &poison.buffer, 0, size);
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::pool::FirstWrite;
 use super::{BufferRange, Gpu, PooledBuffer};
 use crate::error::Result;
 
@@ -89,7 +90,7 @@ impl Gpu {
         let slot = checks.labels.len();
         if slot / SLOTS_PER_BUFFER == checks.buffers.len() {
             let bytes = (SLOTS_PER_BUFFER * 4) as u64;
-            let buffer = self.allocate(bytes, "finite-check flags")?;
+            let buffer = self.allocate(bytes, "finite-check flags", FirstWrite::Upload)?;
             self.upload(buffer.buffer(), &vec![0u8; bytes as usize]);
             checks.buffers.push(buffer);
         }

@@ -2,8 +2,9 @@
 //! copies) and the textures the matmul reads its operands from.
 
 use super::error_scope::scoped;
-use super::operand_textures::OperandTexture;
-use super::pool::{self, PoolStats, PooledBuffer};
+use super::kept_copies::KeptCopyLease;
+use super::operand_textures::{OperandTexture, OperandTextureUse};
+use super::pool::{self, FirstWrite, PoolStats, PooledBuffer};
 use super::textures::{self, ScratchTexture};
 use super::{BufferRange, Gpu};
 use crate::error::{Error, Result};
@@ -25,8 +26,14 @@ impl Gpu {
         Ok(())
     }
 
-    /// Leases a storage buffer of at least `bytes` bytes from the pool.
-    pub(crate) fn allocate(&self, bytes: u64, what: &str) -> Result<PooledBuffer> {
+    /// Leases a storage buffer of at least `bytes` bytes from the pool, to be first written as
+    /// `first` says.
+    pub(crate) fn allocate(
+        &self,
+        bytes: u64,
+        what: &str,
+        first: FirstWrite,
+    ) -> Result<PooledBuffer> {
         let max = self.inner.limits.max_buffer_size;
         if bytes > max {
             return Err(Error::InvalidArgument {
@@ -37,7 +44,12 @@ impl Gpu {
             });
         }
         let class = pool::size_class(bytes).min(max.max(bytes));
-        let reused = self.inner.pool.lock().expect("pool lock").take(class);
+        let reused = self
+            .inner
+            .pool
+            .lock()
+            .expect("pool lock")
+            .take(class, first);
         let buffer = match reused {
             Some(buffer) => buffer,
             None => {
@@ -90,23 +102,35 @@ impl Gpu {
 
     /// The texture copy of `range` laid out as `copy_into_texture` lays it, `width` × `height`
     /// texels: kept from an earlier call while the buffer has not been written since, else
-    /// copied now and kept (see `operand_textures.rs`). For operands that stay the same from
-    /// product to product, such as weights.
+    /// copied now and kept where the kept copies' budget has room (see `operand_textures.rs`
+    /// and `kept_copies.rs`), else copied into a scratch texture for this product alone. For
+    /// operands that stay the same from product to product, such as weights.
     pub(crate) fn operand_texture(
         &self,
         range: &BufferRange,
         width: u32,
         height: u32,
-    ) -> Result<OperandTexture> {
+    ) -> Result<OperandTextureUse> {
         let key = (range.buffer.clone(), range.offset, range.size);
+        let bytes = textures::bytes_of((width, height));
         let generation = {
             let mut pool = self.inner.pool.lock().expect("pool lock");
             if let Some(kept) = pool.operand_texture(&key) {
-                return Ok(kept);
+                return Ok(OperandTextureUse::Kept(kept));
+            }
+            if !pool.kept_copies_mut().try_keep(bytes) {
+                drop(pool);
+                let scratch = self.scratch_texture(width, height)?;
+                self.copy_into_texture(range, scratch.texture())?;
+                return Ok(OperandTextureUse::Scratch(scratch));
             }
             pool.write_generation(&range.buffer)
         };
-        self.check_alive()?;
+        if let Err(error) = self.check_alive() {
+            let mut pool = self.inner.pool.lock().expect("pool lock");
+            pool.kept_copies_mut().release(bytes);
+            return Err(error);
+        }
         let texture = textures::create(
             &self.inner.device,
             "gradlens operand texture",
@@ -117,14 +141,23 @@ impl Gpu {
         let kept = OperandTexture {
             view: texture.create_view(&wgpu::TextureViewDescriptor::default()),
             width,
-            bytes: textures::bytes_of((width, height)),
+            bytes,
         };
         self.inner
             .pool
             .lock()
             .expect("pool lock")
             .keep_operand_texture(key, kept.clone(), generation);
-        Ok(kept)
+        Ok(OperandTextureUse::Kept(kept))
+    }
+
+    /// A place in the kept copies' budget for a copy of `bytes` (see `kept_copies.rs`), held
+    /// until the lease drops; `None` when the budget has no room.
+    pub(crate) fn keep_copy(&self, bytes: u64) -> Option<KeptCopyLease> {
+        let mut pool = self.inner.pool.lock().expect("pool lock");
+        pool.kept_copies_mut()
+            .try_keep(bytes)
+            .then(|| KeptCopyLease::new(bytes, self.inner.pool.clone()))
     }
 
     /// `buffer` is about to be written: its kept texture copies go, its write generation
@@ -151,9 +184,10 @@ impl Gpu {
         self.inner.placeholder_texture.clone()
     }
 
-    /// Copies host data into a buffer. Safe for freshly leased buffers only: the pool never
-    /// hands out a buffer that a pending dispatch still uses, whereas an existing tensor may be
-    /// read by a pending dispatch, so `overwrite` flushes first.
+    /// Copies host data into a buffer. Safe for buffers freshly leased for an upload
+    /// (`FirstWrite::Upload`) only: the pool never hands out such a buffer while a pending
+    /// dispatch still uses it, whereas an existing tensor may be read by a pending dispatch, so
+    /// `overwrite` flushes first.
     pub(crate) fn upload(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
         self.note_written(buffer);
         if !bytes.is_empty() {

@@ -16,6 +16,7 @@ mod batch;
 mod clock;
 mod error_scope;
 mod finite;
+pub mod kept_copies;
 mod memory;
 mod operand_textures;
 mod pipelines;
@@ -37,7 +38,7 @@ pub use finite::NonFinite;
 use pipelines::PipelineCache;
 use pool::BufferPool;
 pub use pool::PoolStats;
-pub(crate) use pool::PooledBuffer;
+pub(crate) use pool::{FirstWrite, PooledBuffer};
 use profile::Profiler;
 pub use profile::{KernelTiming, Phase, PhaseGuard, Profile, ScopeGuard, TimingSource};
 use textures::ScratchTextures;
@@ -62,6 +63,9 @@ pub struct GpuOptions {
     /// Choose kernels as if the adapter were of this type: tests run the variants that `Auto`
     /// picks only on GPUs (split-K, a workgroup per column) on a CPU adapter, and check them.
     pub choose_as: Option<wgpu::DeviceType>,
+    /// The most bytes of copies kept from call to call (Winograd-domain filters, operand
+    /// textures; see `kept_copies.rs`); `None` is `kept_copies::DEFAULT_KEPT_COPY_BYTES`.
+    pub kept_copy_bytes: Option<u64>,
 }
 
 /// Lower limits for the device than its adapter offers; `None` keeps the adapter's.
@@ -135,13 +139,17 @@ struct GpuInner {
     uncaptured: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     poison_allocations: bool,
+    /// The NaNs new allocations are filled from when `poison_allocations` is set.
+    poison_source: Mutex<Option<wgpu::Buffer>>,
 }
 
 impl Gpu {
-    /// Opens the adapter chosen by `GRADLENS_BACKEND` / `GRADLENS_ADAPTER`, or the best one.
+    /// Opens the adapter chosen by `GRADLENS_BACKEND` / `GRADLENS_ADAPTER`, or the best one,
+    /// keeping as many bytes of kept copies as `GRADLENS_KEPT_COPIES_MIB` says.
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions {
             request: AdapterRequest::from_env()?,
+            kept_copy_bytes: kept_copies::budget_from_env()?,
             ..GpuOptions::default()
         })
     }
@@ -206,7 +214,10 @@ impl Gpu {
             }
         });
 
-        let pool = Arc::new(Mutex::new(BufferPool::default()));
+        let kept_copy_budget = options
+            .kept_copy_bytes
+            .unwrap_or(kept_copies::DEFAULT_KEPT_COPY_BYTES);
+        let pool = Arc::new(Mutex::new(BufferPool::new(kept_copy_budget)));
         let placeholder_texture = textures::create(&device, "gradlens placeholder texture", 1, 1)
             .create_view(&wgpu::TextureViewDescriptor::default());
         Ok(Self {
@@ -229,6 +240,7 @@ impl Gpu {
                 uncaptured,
                 lost,
                 poison_allocations,
+                poison_source: Mutex::default(),
             }),
         })
     }

@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use super::textures::ScratchTexture;
+
 /// A buffer range: the buffer, the byte offset and the byte size.
 pub(crate) type RangeKey = (wgpu::Buffer, u64, u64);
 
@@ -19,6 +21,31 @@ pub(crate) struct OperandTexture {
     pub(crate) view: wgpu::TextureView,
     pub(crate) width: u32,
     pub(crate) bytes: u64,
+}
+
+/// The texture one product reads an operand from: a kept copy, or a scratch texture leased for
+/// this product alone (the kept copies' budget had no room); hold it until the product's
+/// dispatch is recorded.
+pub(crate) enum OperandTextureUse {
+    Kept(OperandTexture),
+    Scratch(ScratchTexture),
+}
+
+impl OperandTextureUse {
+    pub(crate) fn view(&self) -> &wgpu::TextureView {
+        match self {
+            Self::Kept(kept) => &kept.view,
+            Self::Scratch(scratch) => scratch.view(),
+        }
+    }
+
+    /// The width in texels.
+    pub(crate) fn width(&self) -> u32 {
+        match self {
+            Self::Kept(kept) => kept.width,
+            Self::Scratch(scratch) => scratch.size().0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -96,7 +123,7 @@ mod tests {
         };
         let b_values: Vec<f32> = (0..32).map(|i| (i % 7) as f32 - 3.0).collect();
         let b = Tensor::from_slice(&gpu, [8, 4], &b_values).unwrap();
-        // B's scratch texture, once created, stays (and counts as in use). The warm-up's A
+        // B's scratch texture, once created, stays (allocated, not in use). The warm-up's A
         // is of another size class, so that A below gets another buffer.
         let warm_up = Tensor::full(&gpu, [64, 8], 1.0).unwrap();
         drop(matmul(&warm_up, &b, options).unwrap());

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::batch::{Batch, Clear, Command, Dispatch, Step, TextureCopy};
+use super::batch::{Batch, Clear, Command, Dispatch, Poison, Step, TextureCopy};
 use super::readback;
 use super::textures::BYTES_PER_TEXEL;
 use super::{BufferRange, Gpu};
@@ -137,6 +137,34 @@ impl Gpu {
         }))
     }
 
+    /// Records filling the whole of `buffer` with NaN, in order with the recorded dispatches
+    /// (a fresh allocation when the context poisons them: an upload would run before pending
+    /// dispatches that still read the buffer's last tensor). The NaNs are copied from a buffer
+    /// made for that, grown as larger buffers need it.
+    pub(crate) fn poison(&self, buffer: &wgpu::Buffer) -> Result<()> {
+        self.check_alive()?;
+        self.note_written(buffer);
+        let source = {
+            let mut source = self.inner.poison_source.lock().expect("poison lock");
+            match source.as_ref() {
+                Some(nans) if nans.size() >= buffer.size() => nans.clone(),
+                _ => {
+                    let nans = nan_buffer(&self.inner.device, buffer.size().next_power_of_two())?;
+                    source.insert(nans).clone()
+                }
+            }
+        };
+        let attribution = self.with_profiler(|profiler| {
+            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
+            profiler.attribution(layer, 0, buffer.size())
+        });
+        self.record_command(Command::Poison(Poison {
+            buffer: buffer.clone(),
+            source,
+            attribution,
+        }))
+    }
+
     fn record_command(&self, command: Command) -> Result<()> {
         let mut batch = self.inner.batch.lock().expect("batch lock");
         batch.push(Step::Command(command));
@@ -221,4 +249,29 @@ fn check_bound_slots<P>(
         ));
     }
     Ok(())
+}
+
+/// A buffer of `bytes` bytes of NaN, written while mapped at creation: no queue write, which
+/// would run before the pending batch.
+fn nan_buffer(device: &wgpu::Device, bytes: u64) -> Result<wgpu::Buffer> {
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("gradlens NaNs for poisoning"),
+        size: bytes,
+        usage: wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: true,
+    });
+    {
+        let mut mapped =
+            buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|error| Error::OutOfMemory {
+                    during: format!(
+                        "mapping {bytes} bytes of NaN to poison allocations with: {error}"
+                    ),
+                })?;
+        mapped.copy_from_slice(&f32::NAN.to_le_bytes().repeat(bytes as usize / 4));
+    }
+    buffer.unmap();
+    Ok(buffer)
 }

@@ -6,8 +6,8 @@
 //! gets another texture. Once given back, a texture may be filled again by any later copy:
 //! copies and dispatches run in the order they were recorded, so that writer runs after every
 //! reader of the old contents (no quarantine as the buffer pool needs: nothing writes a
-//! scratch texture from the host). The bytes count in the pool's statistics as allocated and
-//! in use while the texture exists.
+//! scratch texture from the host). The bytes count in the pool's statistics as allocated while
+//! the texture exists and as in use while it is leased, as the pool's buffers do.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,8 @@ impl ScratchTextures {
 
     fn take(&mut self, device: &wgpu::Device, size: Size) -> Leasable {
         if let Some(leasable) = self.free.get_mut(&size).and_then(Vec::pop) {
+            let mut pool = self.pool.lock().expect("pool lock");
+            pool.note_external_leased(bytes_of(size));
             return leasable;
         }
         let (width, height) = size;
@@ -64,6 +66,8 @@ impl ScratchTextures {
     fn give_back(&mut self, size: Size, leasable: Leasable) {
         if self.bytes <= BUDGET_BYTES {
             self.free.entry(size).or_default().push(leasable);
+            let mut pool = self.pool.lock().expect("pool lock");
+            pool.note_external_returned(bytes_of(size));
             return;
         }
         self.bytes -= bytes_of(size);

@@ -361,7 +361,7 @@ fn subgroup(
             gpu.copy_into_texture(b_range, b_texture.texture())?;
             let with_widths = Product {
                 params: Params {
-                    a_texture_width_log2: a_texture.width.ilog2(),
+                    a_texture_width_log2: a_texture.width().ilog2(),
                     b_texture_width_log2: b_texture.size().0.ilog2(),
                     ..params
                 },
@@ -369,7 +369,7 @@ fn subgroup(
             };
             with_widths
                 .launch(kernel, operands, SCALAR_SLOTS, &out)
-                .bind_texture(4, a_texture.view.clone())
+                .bind_texture(4, a_texture.view().clone())
                 .bind_texture(5, b_texture.view().clone())
                 .on(workgroups)
         }

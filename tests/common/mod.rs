@@ -49,6 +49,7 @@ fn test_options() -> GpuOptions {
             max_binding_bytes: None,
         },
         choose_as,
+        kept_copy_bytes: None,
     }
 }
 
@@ -65,6 +66,15 @@ pub fn folded_length(workgroup_size: usize) -> usize {
 pub fn private_gpu() -> Gpu {
     Gpu::with_options(test_options())
         .unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
+}
+
+/// `private_gpu` keeping at most `bytes` of copies from call to call (`gpu::kept_copies`).
+pub fn private_gpu_keeping(bytes: u64) -> Gpu {
+    let options = GpuOptions {
+        kept_copy_bytes: Some(bytes),
+        ..test_options()
+    };
+    Gpu::with_options(options).unwrap_or_else(|error| panic!("tests need a GPU adapter: {error}"))
 }
 
 /// Whether `test` must skip for want of `feature` on this adapter (`available` false). A skip
