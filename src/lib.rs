@@ -19,6 +19,7 @@ pub mod models;
 pub mod nn;
 pub mod profiling;
 pub mod reference;
+pub mod roofline;
 pub mod saliency;
 pub mod shaders;
 pub mod tensor;

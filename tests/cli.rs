@@ -629,6 +629,82 @@ fn run_matches_torchvision_through_the_binary() {
     );
 }
 
+/// `bench --roofline`: the adapter's peaks, every kernel of the profiled step placed against
+/// them (their FLOPs adding up to the step's), the plot with one circle per layer's counted
+/// kernel, and the kept copies within their budget.
+#[test]
+fn bench_places_every_kernel_on_the_roofline() {
+    let dir = folder("roofline");
+    let plot = dir.join("roofline.svg");
+    let output = gradlens(&[
+        "bench",
+        "--arch",
+        "resnet18",
+        "--size",
+        "32",
+        "--backward",
+        "--roofline",
+        plot.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let roofline = &report["roofline"];
+    for peak in ["gflops_per_s", "gbytes_per_s"] {
+        assert!(
+            roofline["peaks"][peak].as_f64().unwrap() > 0.0,
+            "{roofline}"
+        );
+    }
+    let kernels = roofline["kernels"].as_array().unwrap();
+    let forward_flops: u64 = kernels
+        .iter()
+        .filter(|kernel| kernel["phase"] == "forward")
+        .map(|kernel| kernel["flops"].as_u64().unwrap())
+        .sum();
+    let gflop = report["gflop_forward"].as_f64().unwrap();
+    assert!((forward_flops as f64 / 1e9 - gflop).abs() < 1e-9, "{gflop}");
+    for kernel in kernels {
+        let fraction = kernel["fraction_of_bound"].as_f64().unwrap();
+        assert!(fraction.is_finite() && fraction > 0.0, "{kernel}");
+        let bound = kernel["bound"].as_str().unwrap();
+        match kernel["flops_per_byte"].as_f64() {
+            Some(intensity) => {
+                let ridge = roofline["peaks"]["ridge_flops_per_byte"].as_f64().unwrap();
+                assert_eq!(bound == "compute", intensity >= ridge, "{kernel}");
+            }
+            None => assert_eq!(bound, "memory", "{kernel}"),
+        }
+    }
+    assert!(
+        kernels
+            .iter()
+            .any(|kernel| kernel["phase"] == "backward" && kernel["flops_per_byte"].is_number()),
+        "the backward's convolutions count their FLOPs"
+    );
+    let circles = roofline["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|layer| {
+            layer["flops_per_byte"].is_number() && layer["gflops_per_s"].as_f64() > Some(0.0)
+        })
+        .count();
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<circle").count(), circles);
+    assert!(
+        circles > 20,
+        "every convolution of ResNet-18, forward and backward"
+    );
+    let kept = report["kept_copy_bytes"].as_u64().unwrap();
+    assert!(
+        kept <= report["kept_copy_budget"].as_u64().unwrap(),
+        "{report}"
+    );
+}
+
 #[test]
 fn bench_reports_json_a_profile_and_a_trace() {
     let dir = folder("bench");

@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// Write the profile as Chrome trace-event JSON (needs --profile).
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Profile one run of the last workload, measure the adapter's peak FLOP/s and bandwidth
+    /// with gradlens's microkernels, and place every kernel against them: a table (and, with
+    /// --json, its figures) and the roofline plot written to this SVG file.
+    #[arg(long, value_name = "SVG")]
+    pub roofline: Option<PathBuf>,
     /// Also print every figure as one JSON object, the last line of the output.
     #[arg(long)]
     pub json: bool,
@@ -314,37 +319,82 @@ pub fn run(request: &BenchArgs) -> Result<()> {
     report["kept_copy_budget"] = json!(memory.kept_copy_budget);
     report["allocated_bytes"] = json!(memory.allocated_bytes);
 
-    if request.profile {
+    if request.profile || request.roofline.is_some() {
         gpu.start_profiling()?;
         subject.run(profiled)?;
         let profile = pollster::block_on(gpu.finish_profiling())?;
-        say(format!(
-            "\nProfile of one {} ({}):",
-            profiled.describe(),
-            profile.source.describe()
-        ));
-        say(format_table(&profile, &layer_rows(&profile)));
-        say("By kernel:".to_string());
-        say(format_table(&profile, &kernel_rows(&profile)));
-        report["profile"] = profile_summary(&profile);
-        if let Some(path) = &request.trace {
-            let trace = gradlens::profiling::chrome_trace(&profile);
-            write_atomically(path, trace.to_string().as_bytes()).map_err(|error| {
-                Error::Output {
-                    path: path.display().to_string(),
-                    message: format!("cannot write the trace: {error}"),
-                }
-            })?;
+        if let Some(path) = &request.roofline {
+            report["roofline"] = roofline(&gpu, &profile, request, profiled, path, &say)?;
+        }
+        if request.profile {
             say(format!(
-                "trace written to {} (open it in https://ui.perfetto.dev)",
-                path.display()
+                "\nProfile of one {} ({}):",
+                profiled.describe(),
+                profile.source.describe()
             ));
+            say(format_table(&profile, &layer_rows(&profile)));
+            say("By kernel:".to_string());
+            say(format_table(&profile, &kernel_rows(&profile)));
+            report["profile"] = profile_summary(&profile);
+            if let Some(path) = &request.trace {
+                let trace = gradlens::profiling::chrome_trace(&profile);
+                write_atomically(path, trace.to_string().as_bytes()).map_err(|error| {
+                    Error::Output {
+                        path: path.display().to_string(),
+                        message: format!("cannot write the trace: {error}"),
+                    }
+                })?;
+                say(format!(
+                    "trace written to {} (open it in https://ui.perfetto.dev)",
+                    path.display()
+                ));
+            }
         }
     }
     if request.json {
         println!("{report}");
     }
     Ok(())
+}
+
+/// Measures the adapter's peaks, places every kernel of `profile` against them, prints the
+/// table, writes the plot to `path` and returns the figures for --json.
+fn roofline(
+    gpu: &Gpu,
+    profile: &gradlens::gpu::Profile,
+    request: &BenchArgs,
+    workload: Workload,
+    path: &std::path::Path,
+    say: &dyn Fn(String),
+) -> Result<Value> {
+    let peaks = pollster::block_on(gradlens::roofline::measure_peaks(gpu))?;
+    let kernels = gradlens::roofline::place_kernels(profile, &peaks);
+    let layers = gradlens::roofline::place_layers(profile, &peaks);
+    say(format!(
+        "\nRoofline of one {} ({:.1} ms of kernel time):",
+        workload.describe(),
+        profile.total_ns() / 1e6
+    ));
+    say(gradlens::roofline::format_table(
+        &kernels,
+        &peaks,
+        profile.total_ns(),
+    ));
+    let title = format!(
+        "{} batch {} at {}², {} — {}",
+        request.arch,
+        request.batch,
+        request.size,
+        workload.describe(),
+        gpu.describe()
+    );
+    let svg = gradlens::roofline::svg(&layers, &kernels, &peaks, &title);
+    write_atomically(path, svg.as_bytes()).map_err(|error| Error::Output {
+        path: path.display().to_string(),
+        message: format!("cannot write the roofline plot: {error}"),
+    })?;
+    say(format!("roofline plot written to {}", path.display()));
+    Ok(gradlens::roofline::to_json(&layers, &kernels, &peaks))
 }
 
 /// Records the subgroup matmul shapes of every requested workload, tunes their tiles (written

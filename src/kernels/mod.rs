@@ -25,6 +25,7 @@ pub mod matmul;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod roofline;
 pub mod softmax;
 pub mod transpose;
 pub mod tuning;
@@ -52,6 +53,7 @@ pub fn catalogue() -> Vec<EntryInterface> {
         optim::entries(),
         pool::entries(),
         reduce::entries(),
+        roofline::entries(),
         softmax::entries(),
         transpose::entries(),
     ]

@@ -13,6 +13,7 @@ pub mod matmul;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod roofline;
 pub mod softmax;
 pub mod transpose;
 

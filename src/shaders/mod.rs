@@ -31,6 +31,8 @@ pub enum Shader {
     /// Needs the SUBGROUP feature: compiled only on adapters that offer it.
     MatmulSubgroup,
     Pool,
+    /// The roofline's microkernels: peak arithmetic rate and bandwidth.
+    Roofline,
     Softmax,
     Transpose,
     Winograd,
@@ -51,6 +53,7 @@ impl Shader {
         Shader::Optim,
         Shader::MatmulSubgroup,
         Shader::Pool,
+        Shader::Roofline,
         Shader::Softmax,
         Shader::Transpose,
         Shader::Winograd,
@@ -72,6 +75,7 @@ impl Shader {
             Shader::Optim => "optim",
             Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Pool => "pool",
+            Shader::Roofline => "roofline",
             Shader::Softmax => "softmax",
             Shader::Transpose => "transpose",
             Shader::Winograd => "winograd",
@@ -107,6 +111,7 @@ impl Shader {
             Shader::Optim => with_grid!("optim.wgsl"),
             Shader::MatmulSubgroup => include_str!("../../shaders/matmul_subgroup.wgsl"),
             Shader::Pool => with_grid!("pool.wgsl"),
+            Shader::Roofline => with_grid!("roofline.wgsl"),
             Shader::Softmax => with_grid!("softmax.wgsl"),
             Shader::Transpose => with_grid!("transpose.wgsl"),
             Shader::Winograd => with_grid!("winograd.wgsl"),
