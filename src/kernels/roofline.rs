@@ -54,7 +54,7 @@ pub fn fma_chain(
 
 /// dst = src, a vec4 at a time: both of the same element count, a multiple of 4.
 pub fn stream_copy(src: &Tensor, dst: &Tensor) -> Result<()> {
-    if src.numel() != dst.numel() || src.numel() % 4 != 0 {
+    if src.numel() != dst.numel() || !src.numel().is_multiple_of(4) {
         return Err(Error::invalid(
             "stream_copy",
             format!(
