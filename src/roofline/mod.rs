@@ -11,7 +11,9 @@
 //! `bytes` counts each binding's range once (the profiler's model), the least traffic a kernel
 //! can have: a kernel that reads its inputs more than once from memory moves more, and one whose
 //! data stays in a cache (a CPU adapter's, where a small layer fits) can show more than 100% of
-//! the streaming bandwidth.
+//! the streaming bandwidth. `flops` of a convolution's products count the convolution's own
+//! work (`matmul_counted`), as the direct algorithm would do it: a Winograd layer, which does
+//! 2.25× or 4× fewer multiplies, can sit above the arithmetic roof.
 
 mod plot;
 
@@ -231,8 +233,9 @@ pub fn format_table(placed: &[Placed], peaks: &Peaks, total_ns: f64) -> String {
         );
     }
     text.push_str(
-        "bytes count each binding's range once: the least a kernel moves; over 100% means data \
-         served from a cache.\n",
+        "bytes count each binding's range once, the least a kernel moves: over 100% of bandwidth \
+         means data served from a cache. A convolution's FLOPs are its direct algorithm's: \
+         Winograd layers, doing fewer, can pass 100% of the arithmetic roof.\n",
     );
     text
 }

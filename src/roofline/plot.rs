@@ -267,6 +267,12 @@ pub fn svg(layers: &[Placed], kernels: &[Placed], peaks: &Peaks, title: &str) ->
             phase.name()
         );
     }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" font-size="10">A convolution counts its direct algorithm's FLOPs: Winograd layers, doing fewer, can pass the roof. Bytes: each binding once.</text>"#,
+        PLOT.left + 330.0,
+        HEIGHT - 11.0
+    );
     svg.push_str("</svg>\n");
     svg
 }
