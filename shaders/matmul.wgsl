@@ -30,6 +30,14 @@
 //       a reduction in workgroup memory. The per-invocation kernel gave a GPU too few threads
 //       and strided reads: 47 GB/s on an H200 for ResNet-50's fc (BENCHMARKS.md).
 //       Dispatch: N workgroups folded into a 2-D grid; A and B bound at 4 and 5.
+//   matmul_few_rows_nn — C = A · B for at most 4 rows of A and B stored [K, N], N a multiple
+//       of 4 (a Linear layer's input gradient at batch 1 to 4: dy · W): one invocation per 4
+//       columns of C walks down K, each vec4 of B feeding every row of A, and neighbouring
+//       invocations read neighbouring vec4s of each row of B, which lavapipe loads as one
+//       vector. The subgroup kernel it replaces there spent 7 of its 8 rows on nothing and
+//       copied B (the weight) into a texture first: VGG16's classifier.0 backward took 145 ms
+//       for 411 MB (BENCHMARKS.md). For CPU adapters. Dispatch: ceil(N / (4·WORKGROUP_X·
+//       WORKGROUP_Y)) workgroups folded into a 2-D grid; A bound at 1 (scalars), B at 5.
 //
 // Dispatch: workgroups (ceil(N / (WORKGROUP_X·4·COLUMN_VECS)), ceil(M / (WORKGROUP_Y·ROWS)), batch)
 //   for matmul; (ceil(N / WORKGROUP_X), ceil(M / WORKGROUP_Y), batch) for matmul_naive;
@@ -364,5 +372,39 @@ fn matmul_few_rows_nt_workgroup(@builtin(workgroup_id) wid: vec3<u32>,
     }
     if lid == 0u && n < params.n {
         store_few_rows(n, row_sums[0]);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y)
+fn matmul_few_rows_nn(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let n4 = params.n / 4u;
+    let column = (wid.y * groups.x + wid.x) * WORKGROUP_X * WORKGROUP_Y + lid;
+    if column >= n4 {
+        return;
+    }
+    // Rows of A past M read row 0 again (their sums are not stored).
+    let rows = params.m;
+    let a1 = select(0u, params.k, rows > 1u);
+    let a2 = select(0u, 2u * params.k, rows > 2u);
+    let a3 = select(0u, 3u * params.k, rows > 3u);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < params.k; kk++) {
+        let b = b_vec4[kk * n4 + column];
+        s0 += a[kk] * b;
+        s1 += a[a1 + kk] * b;
+        s2 += a[a2 + kk] * b;
+        s3 += a[a3 + kk] * b;
+    }
+    let sums = array<vec4<f32>, 4>(s0, s1, s2, s3);
+    for (var row = 0u; row < rows; row++) {
+        let first = row * params.n + 4u * column;
+        for (var lane = 0u; lane < 4u; lane++) {
+            c[first + lane] = sums[row][lane];
+        }
     }
 }

@@ -606,6 +606,65 @@ fn few_rows_transposed_b_matches_reference() {
     }
 }
 
+/// A · B with one to four rows of A and B untransposed (a Linear layer's input gradient at
+/// small batch): the few-rows kernel, and Auto's pick, against the reference; refused where it
+/// does not apply. 280000 columns take 1094 workgroups, folded in tools/test.sh's 64-per-
+/// dimension pass.
+#[test]
+fn few_rows_untransposed_b_matches_reference() {
+    let mut rng = Rng::new(21);
+    for (m, n, k) in [
+        (1, 4, 1),
+        (1, 2048, 1000),
+        (2, 36, 13),
+        (3, 132, 64),
+        (4, 68, 257),
+        (2, 280_000, 3),
+    ] {
+        let inputs = vec![(vec![m, k], rng.vec(m * k)), (vec![k, n], rng.vec(k * n))];
+        let tolerance = Tolerance {
+            rtol: 1e-5,
+            atol: 1e-5 * (k as f32).sqrt(),
+        };
+        for variant in [MatmulVariant::Auto, MatmulVariant::FewRowsUntransposedB] {
+            let options = MatmulOptions {
+                variant,
+                ..MatmulOptions::default()
+            };
+            OpCheck::new(&format!("{variant:?} {m}x{n}x{k}"), inputs.clone())
+                .output_shape(&[m, n])
+                .tolerances(tolerance, tolerance)
+                .run_forward(
+                    |t| matmul(&t[0], &t[1], options),
+                    |v| reference::matmul::matmul(v[0], v[1], 1, m, n, k, false, false, 0, 0),
+                );
+        }
+    }
+    let options = |transpose_b| MatmulOptions {
+        transpose_b,
+        variant: MatmulVariant::FewRowsUntransposedB,
+        ..MatmulOptions::default()
+    };
+    let zeros = |dims: [usize; 2]| Tensor::zeros(gpu(), dims).unwrap();
+    assert!(
+        matmul(&zeros([5, 8]), &zeros([8, 4]), options(false)).is_err(),
+        "five rows"
+    );
+    assert!(
+        matmul(&zeros([2, 8]), &zeros([8, 6]), options(false)).is_err(),
+        "N of 6"
+    );
+    assert!(
+        matmul(&zeros([2, 8]), &zeros([4, 8]), options(true)).is_err(),
+        "B transposed"
+    );
+    let batched = Tensor::zeros(gpu(), [2, 2, 8]).unwrap();
+    assert!(
+        matmul(&batched, &zeros([8, 4]), options(false)).is_err(),
+        "a batch"
+    );
+}
+
 /// `Auto`'s kernel for A · Bᵀ with a few rows of A goes by the adapter's type: an invocation
 /// per column of C on CPU adapters, a workgroup per column on GPUs. tools/test.sh runs this
 /// binary a second time choosing as for a GPU (`GRADLENS_TEST_CHOOSE_AS=gpu`), so that CI
@@ -640,4 +699,25 @@ fn auto_picks_the_few_rows_kernel_for_the_adapter_type() {
     assert_eq!(kernels, [want]);
     let reference = reference::matmul::matmul(&a, &b, 1, m, n, k, false, true, 0, 0);
     common::assert_close(want, &c, &reference, 1e-5, 1e-4);
+
+    // A · B untransposed (Linear's input gradient): its few-rows kernel on CPU adapters only.
+    let tb = Tensor::from_slice(gpu, [k, n], &b).unwrap();
+    gpu.start_profiling().unwrap();
+    let c = matmul(&ta, &tb, MatmulOptions::default())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let profile = pollster::block_on(gpu.finish_profiling()).unwrap();
+    let picked_few_rows = profile
+        .kernels
+        .iter()
+        .any(|kernel| kernel.kernel == "matmul::matmul_few_rows_nn");
+    assert_eq!(
+        picked_few_rows,
+        gpu.chooses_for_cpu(),
+        "{:?}",
+        profile.kernels
+    );
+    let reference = reference::matmul::matmul(&a, &b, 1, m, n, k, false, false, 0, 0);
+    common::assert_close("A · B", &c, &reference, 1e-5, 1e-4);
 }

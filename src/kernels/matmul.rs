@@ -33,6 +33,7 @@ entries! {
     /// REDUCE_LANES (64) lanes per column of C.
     MATMUL_FEW_ROWS_NT_WORKGROUP = "matmul_few_rows_nt_workgroup",
         WorkgroupSize::Literal([64, 1, 1]), [c, a_vec4, b_vec4];
+    MATMUL_FEW_ROWS_NN = "matmul_few_rows_nn", WorkgroupSize::TileOverrides, [a, c, b_vec4];
 }
 
 entries! {
@@ -78,6 +79,11 @@ pub enum MatmulVariant {
     /// by side and summing in workgroup memory: `Auto` picks it on GPUs, which the other
     /// leaves short of threads (BENCHMARKS.md).
     FewRowsTransposedBWorkgroups,
+    /// A · B for at most four rows of A and B untransposed (a Linear layer's input gradient at
+    /// batch 1 to 4): one invocation per 4 columns of C, walking down K. Needs rank-2
+    /// operands and N a multiple of 4. `Auto` picks it on CPU adapters; on GPUs it would leave
+    /// most threads idle, and no GPU has measured it yet.
+    FewRowsUntransposedB,
 }
 
 /// The most rows of A the few-rows kernels take.
@@ -258,6 +264,11 @@ pub(crate) fn matmul_counted(
             && batch_count == 1
             && (1..=FEW_ROWS).contains(&m)
             && k_a % 4 == 0,
+        few_rows_untransposed_b: !options.transpose_b
+            && !options.transpose_a
+            && batch_count == 1
+            && (1..=FEW_ROWS).contains(&m)
+            && n % 4 == 0,
         vec4: !options.transpose_a && !options.transpose_b && k_a % 4 == 0 && n % 4 == 0,
         subgroup: subgroup_layout(options, [m, n, k_a]),
         textures: texture_shapes.iter().all(Option::is_some),
@@ -277,6 +288,7 @@ pub(crate) fn matmul_counted(
         MatmulVariant::FewRowsTransposedBWorkgroups => {
             few_rows_transposed_b(&product, operands, true)?
         }
+        MatmulVariant::FewRowsUntransposedB => few_rows_untransposed_b(&product, operands)?,
         MatmulVariant::Naive => naive(&product, operands)?,
         MatmulVariant::Tiled(tile) => tiled(&product, operands, tile)?,
     };
@@ -445,6 +457,22 @@ fn few_rows_transposed_b(
     Ok(out)
 }
 
+/// A · B for at most FEW_ROWS rows of A: an invocation per 4 columns of C.
+fn few_rows_untransposed_b(product: &Product, operands: [BufferRange; 2]) -> Result<Tensor> {
+    let tile = MatmulTile::DEFAULT;
+    let columns_per_workgroup = 4 * tile.workgroup_x * tile.workgroup_y;
+    let workgroups = grid_1d(
+        product.gpu,
+        u64::from(product.params.n.div_ceil(columns_per_workgroup)),
+    );
+    let out = product.output()?;
+    let kernel = with_tile(MATMUL_FEW_ROWS_NN.kernel(), tile, product.options);
+    product
+        .launch(kernel, operands, [1, 5], &out)
+        .on(workgroups)?;
+    Ok(out)
+}
+
 /// One invocation per element of C: the simple reference kernel.
 fn naive(product: &Product, operands: [BufferRange; 2]) -> Result<Tensor> {
     let params = product.params;
@@ -516,6 +544,9 @@ struct Layout {
     few_rows_preferred: bool,
     /// What the few-rows kernels take: A · Bᵀ, 1 to FEW_ROWS rows, K a multiple of 4, no batch.
     few_rows: bool,
+    /// What `FewRowsUntransposedB` takes: A · B, 1 to FEW_ROWS rows, N a multiple of 4, no
+    /// batch. `Auto` picks it on CPU adapters.
+    few_rows_untransposed_b: bool,
     vec4: bool,
     subgroup: bool,
     /// A and B each fit one texture (`SubgroupTexture`).
@@ -624,6 +655,10 @@ fn resolve_variant(
             true => MatmulVariant::FewRowsTransposedB,
             false => MatmulVariant::FewRowsTransposedBWorkgroups,
         }),
+        // A Linear layer's input gradient at batch 1 to 4, on CPU adapters (BENCHMARKS.md).
+        MatmulVariant::Auto if layout.few_rows_untransposed_b && gpu.chooses_for_cpu() => {
+            Ok(MatmulVariant::FewRowsUntransposedB)
+        }
         MatmulVariant::Auto if subgroup_fits => {
             let tile = crate::kernels::tuning::subgroup_tile(gpu, m, n, k);
             Ok(subgroup_variant(tile, layout.textures))
@@ -672,6 +707,15 @@ fn resolve_variant(
                 format!(
                     "the few-rows kernel takes A · Bᵀ with 1 to {FEW_ROWS} rows of A, K a \
                      multiple of 4 and no batch; got M {m}, K {k}, batch {batch}"
+                ),
+            ))
+        }
+        MatmulVariant::FewRowsUntransposedB if !layout.few_rows_untransposed_b => {
+            Err(Error::invalid(
+                "matmul",
+                format!(
+                    "the few-rows kernel for an untransposed B takes A · B with 1 to {FEW_ROWS} \
+                     rows of A, N a multiple of 4 and no batch; got M {m}, N {n}, batch {batch}"
                 ),
             ))
         }
