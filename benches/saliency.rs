@@ -10,7 +10,7 @@ use std::time::Instant;
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::ParamStore;
 use gradlens::saliency::{
-    self, Explained, IntegratedGradients, Perturbation, Question, Score, SmoothGrad,
+    self, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Score, SmoothGrad,
 };
 use gradlens::train::SyntheticLesions;
 use gradlens::{Gpu, Tensor};
@@ -78,6 +78,21 @@ fn main() {
         pollster::block_on(saliency::integrated_gradients(logit, &ig)).expect("ig");
     });
     println!("    → default 50 steps ≈ {:.1} s", seconds * 50.0 / 8.0);
+    let coarse = Occlusion {
+        patch: 32,
+        stride: 32,
+        ..Occlusion::default()
+    };
+    let seconds = time(
+        "occlusion, 49 windows (32 every 32) in batches of 16",
+        &|| {
+            pollster::block_on(saliency::occlusion(logit, &coarse)).expect("occlusion");
+        },
+    );
+    println!(
+        "    → default 729 windows (16 every 8) ≈ {:.0} s",
+        seconds * 729.0 / 49.0
+    );
     let perturbation = Perturbation {
         iterations: 5,
         ..Perturbation::default()

@@ -8,7 +8,7 @@ use common::{assert_close, gpu};
 use gradlens::Tensor;
 use gradlens::models::LesionNet;
 use gradlens::nn::ParamStore;
-use gradlens::saliency::{self, Explained, IntegratedGradients, Path, Question, Score};
+use gradlens::saliency::{self, Explained, IntegratedGradients, Occlusion, Path, Question, Score};
 use gradlens::weights::WeightsFile;
 
 #[test]
@@ -89,6 +89,24 @@ fn saliency_methods_match_captum() {
         &scaled,
         &get("integrated_gradients_riemann_trapezoid").data,
     );
+
+    // Occlusion: windows in batches of 7 (so a batch ends part-way through the windows), the
+    // second case's last windows cut off at the edges. Captum's map has one channel here, as
+    // the input has; gradlens's is that map.
+    for (name, patch, stride, baseline) in [
+        ("occlusion_5_3", 5, 3, 0.0),
+        ("occlusion_6_4_half", 6, 4, 0.5),
+    ] {
+        let settings = Occlusion {
+            patch,
+            stride,
+            baseline,
+            batch: 7,
+        };
+        let map = pollster::block_on(saliency::occlusion(logit, &settings)).unwrap();
+        assert_eq!(map.dims, [2, 20, 20]);
+        assert_close_to_scale(name, &map.data, &get(name).data);
+    }
 }
 
 /// Every value within 1e-4 of the largest |value| of Captum's map: a bound relative to the

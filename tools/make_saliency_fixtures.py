@@ -41,6 +41,12 @@ C order). Targets: class 0 for image 0, class 2 for image 1. Every method explai
                                                             this; Captum's default, without the
                                                             ReLU, is only checked here)
     guided_backprop                         [2, 1, 20, 20]  GuidedBackprop
+    occlusion_5_3                           [2, 1, 20, 20]  Occlusion, window (1, 5, 5),
+                                                            strides (1, 3, 3), baseline 0
+    occlusion_6_4_half                      [2, 1, 20, 20]  Occlusion, window (1, 6, 6),
+                                                            strides (1, 4, 4), baseline 0.5
+                                                            (its last windows cut off at the
+                                                            edges)
 
 The metadata key "config" holds JSON: targets, n_steps, the Grad-CAM layer, widths, and the exact
 quadrature points (alphas) and weights (step sizes) Captum used for both IG methods, as Python
@@ -61,7 +67,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Saliency
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion, Saliency
 from captum.attr._utils.approximation_methods import approximation_parameters
 from safetensors.torch import load_file, save_file
 
@@ -117,6 +123,10 @@ def build():
     return model
 
 
+# Occlusion's cases: (name, patch, stride, baseline).
+OCCLUSIONS = [("occlusion_5_3", 5, 3, 0.0), ("occlusion_6_4_half", 6, 4, 0.5)]
+
+
 def formula_input() -> torch.Tensor:
     u = uniform("input", int(np.prod(SHAPE)))
     return torch.from_numpy((2.0 * u - 1.0).astype(np.float32).reshape(SHAPE))
@@ -143,6 +153,10 @@ def attributions(model, x):
     out["gradcam_relu"] = LayerGradCam(model, layer).attribute(x.clone(), target=target,
                                                                relu_attributions=True)
     out["guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=target)
+    for name, patch, stride, baseline in OCCLUSIONS:
+        out[name] = Occlusion(model).attribute(
+            x.clone(), sliding_window_shapes=(1, patch, patch), strides=(1, stride, stride),
+            baselines=baseline, target=target)
     return {k: v.detach().contiguous().to(torch.float32) for k, v in out.items()}
 
 
@@ -252,6 +266,8 @@ def main():
     gl_alphas, gl_steps = quadrature("gausslegendre")
     tr_alphas, tr_steps = quadrature("riemann_trapezoid")
     config = {
+        "occlusions": [{"name": name, "patch": patch, "stride": stride, "baseline": baseline}
+                       for name, patch, stride, baseline in OCCLUSIONS],
         "in_channels": IN_CHANNELS, "widths": list(WIDTHS), "classes": CLASSES,
         "input_shape": list(SHAPE), "targets": TARGETS, "n_steps": N_STEPS,
         "baseline": "zeros", "score": "logit", "gradcam_layer": GRADCAM_LAYER,
@@ -278,8 +294,8 @@ def main():
     # Reload and recompute from a freshly built model: must match exactly.
     back = load_file(path)
     again = attributions(build(), back["input"])
-    for name, t in again.items():
-        assert torch.equal(t, back[name]), f"{name} differs on recompute"
+    for name, t in back.items():
+        assert torch.equal(t, again[name]), f"{name} differs on recompute"
     print("recomputed every tensor from a fresh model: all match exactly")
 
 

@@ -208,6 +208,16 @@ enum Command {
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
         check_finite: bool,
+        /// Occlusion's window side in input pixels (16 by default).
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
+        occlusion_patch: Option<u32>,
+        /// Pixels between occlusion's windows, 1 to the window side (8 by default).
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u32).range(1..))]
+        occlusion_stride: Option<u32>,
+        /// The value occluded pixels take, in the model's normalised input (0, the mean, by
+        /// default).
+        #[arg(long, value_name = "V", allow_negative_numbers = true)]
+        occlusion_baseline: Option<f32>,
     },
 }
 
@@ -282,15 +292,36 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             tile,
             stride,
             check_finite,
+            occlusion_patch,
+            occlusion_stride,
+            occlusion_baseline,
         } => saliency::run(&saliency::Request {
             model: &model,
             method,
+            settings: occlusion_settings(occlusion_patch, occlusion_stride, occlusion_baseline),
             class: &class,
             out: out.as_deref(),
             raw_out: raw_out.as_deref(),
             tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
             check_finite,
         }),
+    }
+}
+
+/// `--occlusion-*` over occlusion's defaults.
+fn occlusion_settings(
+    patch: Option<u32>,
+    stride: Option<u32>,
+    baseline: Option<f32>,
+) -> gradlens::saliency::MethodSettings {
+    let defaults = gradlens::saliency::Occlusion::default();
+    gradlens::saliency::MethodSettings {
+        occlusion: gradlens::saliency::Occlusion {
+            patch: patch.map_or(defaults.patch, |p| p as usize),
+            stride: stride.map_or(defaults.stride, |s| s as usize),
+            baseline: baseline.unwrap_or(defaults.baseline),
+            ..defaults
+        },
     }
 }
 

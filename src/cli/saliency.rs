@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use gradlens::imaging::tiles::{Pooling, Stitcher, pool_logits};
 use gradlens::imaging::{Planes, saliency_overlay, write_png};
-use gradlens::saliency::{self, Attribution, Explained, Method, method_maps};
+use gradlens::saliency::{self, Attribution, Explained, Method, MethodSettings, method_maps};
 use gradlens::{Error, Gpu, Result, Tensor};
 
 use super::model::{self, TILES_PER_BATCH, Tiled};
@@ -15,6 +15,7 @@ use super::model::{self, TILES_PER_BATCH, Tiled};
 pub struct Request<'a> {
     pub model: &'a super::ImagesAndModel,
     pub method: Method,
+    pub settings: MethodSettings,
     pub class: &'a str,
     pub out: Option<&'a Path>,
     pub raw_out: Option<&'a Path>,
@@ -62,7 +63,7 @@ pub fn run(request: &Request) -> Result<()> {
                 Some(class) => vec![class; request.model.images.len()],
                 None => pollster::block_on(saliency::top_classes(explained, &batch))?,
             };
-            let maps = compute(explained, &batch, &classes, request.method)?;
+            let maps = compute(explained, &batch, &classes, request)?;
             let plane = maps.dims[1] * maps.dims[2];
             sized
                 .into_iter()
@@ -81,7 +82,7 @@ pub fn run(request: &Request) -> Result<()> {
             .iter()
             .map(|path| {
                 let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
-                explain_tiles(&gpu, explained, tiled, class, request.method)
+                explain_tiles(&gpu, explained, tiled, class, request)
             })
             .collect::<Result<Vec<_>>>()?,
     };
@@ -133,7 +134,7 @@ fn explain_tiles(
     explained: Explained,
     tiled: Tiled,
     class: Option<usize>,
-    method: Method,
+    request: &Request,
 ) -> Result<Explanation> {
     let positions = tiled.grid.positions();
     let class = match class {
@@ -158,7 +159,7 @@ fn explain_tiles(
             explained,
             &tiled.batch(gpu, chunk)?,
             &vec![class; chunk.len()],
-            method,
+            request,
         )?;
         let side = maps.dims[1];
         for (map, &position) in maps.data.chunks(side * side).zip(chunk) {
@@ -172,14 +173,21 @@ fn explain_tiles(
     })
 }
 
-/// Maps [N, H, W] at the model's input resolution; the method's notes go to stderr.
+/// Maps [N, H, W] at the model's input resolution by the request's method; its notes go to
+/// stderr.
 fn compute(
     explained: Explained,
     x: &Tensor,
     classes: &[usize],
-    method: Method,
+    request: &Request,
 ) -> Result<Attribution> {
-    let computed = pollster::block_on(method_maps(explained, x, classes, method))?;
+    let computed = pollster::block_on(method_maps(
+        explained,
+        x,
+        classes,
+        request.method,
+        &request.settings,
+    ))?;
     for note in &computed.notes {
         eprintln!("{note}");
     }

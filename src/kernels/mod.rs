@@ -22,6 +22,7 @@ mod launch;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod occlusion;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
@@ -50,6 +51,7 @@ pub fn catalogue() -> Vec<EntryInterface> {
         loss::entries(),
         matmul::entries(),
         matmul::subgroup_entries(),
+        occlusion::entries(),
         optim::entries(),
         pool::entries(),
         reduce::entries(),

@@ -10,6 +10,7 @@ pub mod finite;
 pub mod gradcheck;
 pub mod loss;
 pub mod matmul;
+pub mod occlusion;
 pub mod optim;
 pub mod pool;
 pub mod reduce;

@@ -2,9 +2,9 @@
 //! browser front offer.
 
 use super::{
-    Attribution, Explained, IntegratedGradients, Perturbation, Question, Reduce, Score, SmoothGrad,
-    grad_cam, gradient, gradient_x_input, guided_backprop, integrated_gradients,
-    meaningful_perturbation, smoothgrad, to_maps,
+    Attribution, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce, Score,
+    SmoothGrad, grad_cam, gradient, gradient_x_input, guided_backprop, integrated_gradients,
+    meaningful_perturbation, occlusion, smoothgrad, to_maps,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -17,17 +17,19 @@ pub enum Method {
     IntegratedGradients,
     Gradcam,
     GuidedBackprop,
+    Occlusion,
     Perturbation,
 }
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Gradient,
         Method::GradientXInput,
         Method::Smoothgrad,
         Method::IntegratedGradients,
         Method::Gradcam,
         Method::GuidedBackprop,
+        Method::Occlusion,
         Method::Perturbation,
     ];
 
@@ -40,6 +42,7 @@ impl Method {
             Method::IntegratedGradients => "integrated-gradients",
             Method::Gradcam => "gradcam",
             Method::GuidedBackprop => "guided-backprop",
+            Method::Occlusion => "occlusion",
             Method::Perturbation => "perturbation",
         }
     }
@@ -47,6 +50,13 @@ impl Method {
     pub fn from_name(name: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|method| method.name() == name)
     }
+}
+
+/// Settings of the methods that take any beyond their defaults (the command line's
+/// `--occlusion-*`); the others run with their usual settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MethodSettings {
+    pub occlusion: Occlusion,
 }
 
 /// One method's maps and what it reports beside them.
@@ -61,13 +71,14 @@ pub struct MethodMaps {
 }
 
 /// `method`'s map of each image for its class, explaining the logit with each method's usual
-/// settings (SmoothGrad's defaults, integrated gradients from a black baseline), and the
-/// probability with meaningful perturbation's, as its paper does.
+/// settings (SmoothGrad's defaults, integrated gradients from a black baseline) or `settings`'
+/// (occlusion), and the probability with meaningful perturbation's, as its paper does.
 pub async fn method_maps(
     explained: Explained<'_>,
     x: &Tensor,
     classes: &[usize],
     method: Method,
+    settings: &MethodSettings,
 ) -> Result<MethodMaps> {
     let logit = Question::new(explained, x, classes, Score::Logit)?;
     let mut notes = Vec::new();
@@ -93,6 +104,7 @@ pub async fn method_maps(
         }
         Method::Gradcam => grad_cam(logit, None).await?.1,
         Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
+        Method::Occlusion => occlusion(logit, &settings.occlusion).await?,
         Method::Perturbation => {
             let probability = Question::new(explained, x, classes, Score::Probability)?;
             meaningful_perturbation(probability, &Perturbation::default())

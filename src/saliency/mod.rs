@@ -3,8 +3,8 @@
 //! (BatchNorm on its running statistics, still differentiable in the input).
 //!
 //! Gradient methods return attributions shaped like the input ([N, C, H, W]); [`to_maps`]
-//! reduces them to one map per image. Grad-CAM and meaningful perturbation return maps
-//! ([N, H, W]) directly.
+//! reduces them to one map per image. Grad-CAM, occlusion and meaningful perturbation return
+//! maps ([N, H, W]) directly.
 //!
 //! The methods are async because they read values back mid-way (scores, gradients for the
 //! host-side steps), and a browser cannot wait for its GPU: the web front awaits them, native
@@ -15,6 +15,7 @@ mod gradcam;
 mod gradient;
 mod integrated_gradients;
 mod method;
+mod occlusion;
 mod perturbation;
 
 pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
@@ -25,7 +26,8 @@ pub use gradient::{
 pub use integrated_gradients::{
     IntegratedGradients, IntegratedGradientsResult, Path, integrated_gradients,
 };
-pub use method::{Method, MethodMaps, method_maps};
+pub use method::{Method, MethodMaps, MethodSettings, method_maps};
+pub use occlusion::{Occlusion, occlusion};
 pub use perturbation::{Perturbation, PerturbationResult, Replacement, meaningful_perturbation};
 
 use crate::autograd::{Tape, Var};

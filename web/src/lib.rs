@@ -10,7 +10,7 @@ use gradlens::imaging::{self, Planes, Preprocess, saliency_overlay};
 use gradlens::models::{ARCHS, ModelConfig, build};
 use gradlens::nn::ParamStore;
 use gradlens::profiling::kernel_rows;
-use gradlens::saliency::{self, Explained, Method, method_maps, top_probabilities};
+use gradlens::saliency::{self, Explained, Method, MethodSettings, method_maps, top_probabilities};
 use gradlens::weights::WeightsFile;
 use gradlens::{Gpu, Tensor};
 use serde_json::json;
@@ -240,7 +240,8 @@ impl Session {
                     self.gpu.start_profiling().map_err(to_js)?;
                 }
                 let started = now_ms();
-                let computed = method_maps(explained, &x, &[class], method).await;
+                let settings = MethodSettings::default();
+                let computed = method_maps(explained, &x, &[class], method, &settings).await;
                 let elapsed = now_ms() - started;
                 // Profiling ends even when the method failed, so the next run can start it.
                 if profiling {
