@@ -8,7 +8,9 @@ use common::{assert_close, gpu};
 use gradlens::Tensor;
 use gradlens::models::LesionNet;
 use gradlens::nn::ParamStore;
-use gradlens::saliency::{self, Explained, IntegratedGradients, Occlusion, Path, Question, Score};
+use gradlens::saliency::{
+    self, Cam, Explained, IntegratedGradients, Occlusion, Path, Question, Score,
+};
 use gradlens::weights::WeightsFile;
 
 #[test]
@@ -90,6 +92,23 @@ fn saliency_methods_match_captum() {
         &get("integrated_gradients_riemann_trapezoid").data,
     );
 
+    // The CAM family against pytorch-grad-cam (its low-resolution maps, ReLU'd, before its
+    // min-max scaling); its GradCAM agrees with Captum's LayerGradCam to 5e-9.
+    for (name, kind) in [
+        ("cam_gradcam", Cam::GradCam),
+        ("cam_gradcam_plus_plus", Cam::GradCamPlusPlus),
+        ("cam_hirescam", Cam::HiResCam),
+        ("cam_layercam", Cam::LayerCam),
+    ] {
+        let (low, _) = pollster::block_on(saliency::class_activation_map(
+            logit,
+            Some("features"),
+            kind,
+        ))
+        .unwrap();
+        assert_close_to_scale(name, &low.data, &get(name).data);
+    }
+
     // Occlusion: windows in batches of 7 (so a batch ends part-way through the windows), the
     // second case's last windows cut off at the edges. Captum's map has one channel here, as
     // the input has; gradlens's is that map.
@@ -133,7 +152,7 @@ fn assert_close_to_scale(what: &str, got: &[f32], want: &[f32]) {
         );
     assert!(
         worst <= 1e-4 * scale,
-        "{what}: |diff| {worst:e} at {index} (got {}, Captum {}) exceeds 1e-4 of the map's \
+        "{what}: |diff| {worst:e} at {index} (got {}, reference {}) exceeds 1e-4 of the map's \
          largest value {scale:e}",
         got[index],
         want[index]

@@ -205,6 +205,24 @@ fn classify_and_saliency_through_the_binary() {
             );
         }
     }
+
+    // The CAM family at another layer than the default: a map at the input's size.
+    let layer3 = dir.join("layer3.safetensors");
+    let output = gradlens(&[
+        "saliency",
+        g,
+        "--weights",
+        w,
+        "--method",
+        "gradcam-plus-plus",
+        "--layer",
+        "layer3",
+        "--raw-out",
+        layer3.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let file = gradlens::weights::WeightsFile::open(&layer3).unwrap();
+    assert_eq!(file.get("saliency").unwrap().dims, [40, 40]);
 }
 
 #[test]
@@ -271,6 +289,19 @@ fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
                 "5",
             ],
             "leaves pixels under no window",
+        ),
+        (
+            vec![
+                "saliency",
+                g,
+                "--weights",
+                w,
+                "--method",
+                "layercam",
+                "--layer",
+                "layer9",
+            ],
+            "no layer named \"layer9\"; the model marks layer1, layer2, layer3, layer4",
         ),
         (
             vec![

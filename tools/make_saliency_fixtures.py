@@ -9,7 +9,8 @@ side reproduces bit for bit; only the input and Captum's outputs are stored. PyT
 are developer tools here: the fixture is committed, and building or testing gradlens never runs
 this script.
 
-    python3 -m venv .venv && .venv/bin/pip install torch torchvision safetensors numpy captum
+    python3 -m venv .venv && .venv/bin/pip install torch torchvision safetensors numpy captum \
+        grad-cam
     /path/to/venv/bin/python tools/make_saliency_fixtures.py
 
 The model, in PyTorch (eval mode, float32, CPU; state_dict names as gradlens's):
@@ -41,6 +42,14 @@ C order). Targets: class 0 for image 0, class 2 for image 1. Every method explai
                                                             this; Captum's default, without the
                                                             ReLU, is only checked here)
     guided_backprop                         [2, 1, 20, 20]  GuidedBackprop
+    cam_gradcam, cam_gradcam_plus_plus,     [2, 5, 5] each  pytorch-grad-cam's GradCAM,
+    cam_hirescam, cam_layercam                              GradCAMPlusPlus, HiResCAM and
+                                                            LayerCAM at features.10: each
+                                                            class's own get_cam_image on the
+                                                            activations and gradients it
+                                                            hooked, ReLU'd, before its min-max
+                                                            scaling and resizing (gradlens
+                                                            compares its low-resolution maps)
     occlusion_5_3                           [2, 1, 20, 20]  Occlusion, window (1, 5, 5),
                                                             strides (1, 3, 3), baseline 0
     occlusion_6_4_half                      [2, 1, 20, 20]  Occlusion, window (1, 6, 6),
@@ -69,6 +78,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion, Saliency
 from captum.attr._utils.approximation_methods import approximation_parameters
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -153,11 +164,33 @@ def attributions(model, x):
     out["gradcam_relu"] = LayerGradCam(model, layer).attribute(x.clone(), target=target,
                                                                relu_attributions=True)
     out["guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=target)
+    out.update(cam_family(model, x))
     for name, patch, stride, baseline in OCCLUSIONS:
         out[name] = Occlusion(model).attribute(
             x.clone(), sliding_window_shapes=(1, patch, patch), strides=(1, stride, stride),
             baselines=baseline, target=target)
     return {k: v.detach().contiguous().to(torch.float32) for k, v in out.items()}
+
+
+def cam_family(model, x):
+    """pytorch-grad-cam's CAMs at the Grad-CAM layer, low resolution, ReLU'd (as its
+    compute_cam_per_layer does before scaling each map to [0, 1] and resizing it)."""
+    layer = model.features[int(GRADCAM_LAYER.split(".")[1])]
+    targets = [ClassifierOutputTarget(t) for t in TARGETS]
+    out = {}
+    for name, kind in [("cam_gradcam", GradCAM), ("cam_gradcam_plus_plus", GradCAMPlusPlus),
+                       ("cam_hirescam", HiResCAM), ("cam_layercam", LayerCAM)]:
+        cam = kind(model=model, target_layers=[layer])
+        outputs = cam.activations_and_grads(x.clone().requires_grad_(True))
+        model.zero_grad()
+        sum(target(output) for target, output in zip(targets, outputs)).backward()
+        hooked = cam.activations_and_grads
+        activations = hooked.activations[0].numpy()
+        gradients = hooked.gradients[0].numpy()
+        image = cam.get_cam_image(x, layer, targets, activations, gradients, False)
+        out[name] = torch.from_numpy(np.maximum(image, 0).astype(np.float32))
+        hooked.release()
+    return out
 
 
 def quadrature(method):

@@ -208,6 +208,10 @@ enum Command {
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
         check_finite: bool,
+        /// The layer of gradcam, gradcam-plus-plus, hirescam and layercam, by its torchvision
+        /// name (layer3, features.28, Mixed_7c; default: the last convolutional block).
+        #[arg(long, value_name = "NAME")]
+        layer: Option<String>,
         /// Occlusion's window side in input pixels (16 by default).
         #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
         occlusion_patch: Option<u32>,
@@ -292,13 +296,21 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             tile,
             stride,
             check_finite,
+            layer,
             occlusion_patch,
             occlusion_stride,
             occlusion_baseline,
         } => saliency::run(&saliency::Request {
             model: &model,
             method,
-            settings: occlusion_settings(occlusion_patch, occlusion_stride, occlusion_baseline),
+            settings: gradlens::saliency::MethodSettings {
+                layer,
+                occlusion: occlusion_settings(
+                    occlusion_patch,
+                    occlusion_stride,
+                    occlusion_baseline,
+                ),
+            },
             class: &class,
             out: out.as_deref(),
             raw_out: raw_out.as_deref(),
@@ -313,15 +325,13 @@ fn occlusion_settings(
     patch: Option<u32>,
     stride: Option<u32>,
     baseline: Option<f32>,
-) -> gradlens::saliency::MethodSettings {
+) -> gradlens::saliency::Occlusion {
     let defaults = gradlens::saliency::Occlusion::default();
-    gradlens::saliency::MethodSettings {
-        occlusion: gradlens::saliency::Occlusion {
-            patch: patch.map_or(defaults.patch, |p| p as usize),
-            stride: stride.map_or(defaults.stride, |s| s as usize),
-            baseline: baseline.unwrap_or(defaults.baseline),
-            ..defaults
-        },
+    gradlens::saliency::Occlusion {
+        patch: patch.map_or(defaults.patch, |p| p as usize),
+        stride: stride.map_or(defaults.stride, |s| s as usize),
+        baseline: baseline.unwrap_or(defaults.baseline),
+        ..defaults
     }
 }
 

@@ -1,10 +1,29 @@
-//! Grad-CAM (Selvaraju et al. 2017): the activations A of a named layer weighted by the spatial
-//! mean of ∂score/∂A per channel, summed over channels, ReLU'd, and upsampled to the input.
+//! Class activation maps from a named layer's activations A and the score's gradient G = ∂score/∂A,
+//! ReLU'd and upsampled to the input:
+//!
+//! - Grad-CAM (Selvaraju et al. 2017): Σ_k w_k A_k with w_k the spatial mean of G_k.
+//! - Grad-CAM++ (Chattopadhay et al. 2018): w_k = Σ_p α_kp ReLU(G_kp), with
+//!   α_kp = G_kp² / (2 G_kp² + (Σ_q A_kq) G_kp³), 0 where G_kp = 0 (the paper's closed form for
+//!   an exponential score; the ε of 1e-6 in the denominator as pytorch-grad-cam has it).
+//! - HiResCAM (Draelos & Carin 2020): Σ_k G_k ⊙ A_k, no averaging, so the map is exactly what
+//!   the score takes from each position.
+//! - LayerCAM (Jiang et al. 2021): Σ_k ReLU(G_k) ⊙ A_k.
+//!
+//! Each is checked against pytorch-grad-cam, and Grad-CAM against Captum (tests/captum.rs).
 
 use super::{Attribution, Question, one_hot_seed};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::{Forward, Mode};
+
+/// Which class activation map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cam {
+    GradCam,
+    GradCamPlusPlus,
+    HiResCam,
+    LayerCam,
+}
 
 /// Grad-CAM maps at `layer` (default: the model's last convolutional block): [N, h, w] at the
 /// layer's resolution, and [N, H, W] bilinearly upsampled to the input's (align_corners =
@@ -13,7 +32,17 @@ pub async fn grad_cam(
     question: Question<'_>,
     layer: Option<&str>,
 ) -> Result<(Attribution, Attribution)> {
-    const OP: &str = "grad_cam";
+    class_activation_map(question, layer, Cam::GradCam).await
+}
+
+/// `kind`'s maps at `layer` (default: the model's last convolutional block), as `grad_cam`
+/// returns them.
+pub async fn class_activation_map(
+    question: Question<'_>,
+    layer: Option<&str>,
+    kind: Cam,
+) -> Result<(Attribution, Attribution)> {
+    const OP: &str = "class activation map";
     let [_, _, height, width] = question.dims;
     let Question { explained, x, .. } = question;
     let layer = layer.map_or_else(|| explained.model.gradcam_layer(), str::to_string);
@@ -49,12 +78,11 @@ pub async fn grad_cam(
     let plane = h * w;
     let mut cam = vec![0.0f32; n * plane];
     for b in 0..n {
+        let map = &mut cam[b * plane..(b + 1) * plane];
         for k in 0..channels {
             let base = (b * channels + k) * plane;
-            let alpha = g[base..base + plane].iter().sum::<f32>() / plane as f32;
-            for p in 0..plane {
-                cam[b * plane + p] += alpha * a[base + p];
-            }
+            let (a, g) = (&a[base..base + plane], &g[base..base + plane]);
+            add_channel(kind, a, g, map);
         }
     }
     for value in &mut cam {
@@ -66,6 +94,40 @@ pub async fn grad_cam(
     };
     let high = upsample_bilinear(&low, height, width);
     Ok((low, high))
+}
+
+/// Adds one channel's share to `map`: from its activations `a` and gradients `g` over the plane.
+fn add_channel(kind: Cam, a: &[f32], g: &[f32], map: &mut [f32]) {
+    let weighted = |weight: f32, map: &mut [f32]| {
+        for (value, a) in map.iter_mut().zip(a) {
+            *value += weight * a;
+        }
+    };
+    match kind {
+        Cam::GradCam => weighted(g.iter().sum::<f32>() / g.len() as f32, map),
+        Cam::GradCamPlusPlus => {
+            let activation_sum: f32 = a.iter().sum();
+            let weight = g
+                .iter()
+                .filter(|&&g| g != 0.0)
+                .map(|&g| {
+                    let (g2, g3) = (g * g, g * g * g);
+                    g.max(0.0) * g2 / (2.0 * g2 + activation_sum * g3 + 1e-6)
+                })
+                .sum();
+            weighted(weight, map);
+        }
+        Cam::HiResCam | Cam::LayerCam => {
+            for ((value, a), g) in map.iter_mut().zip(a).zip(g) {
+                let g = if kind == Cam::LayerCam {
+                    g.max(0.0)
+                } else {
+                    *g
+                };
+                *value += g * a;
+            }
+        }
+    }
 }
 
 /// Bilinear resize of maps [N, h, w] to [N, H, W], sampling at pixel centres

@@ -2,9 +2,9 @@
 //! browser front offer.
 
 use super::{
-    Attribution, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce, Score,
-    SmoothGrad, grad_cam, gradient, gradient_x_input, guided_backprop, integrated_gradients,
-    meaningful_perturbation, occlusion, smoothgrad, to_maps,
+    Attribution, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce,
+    Score, SmoothGrad, class_activation_map, gradient, gradient_x_input, guided_backprop,
+    integrated_gradients, meaningful_perturbation, occlusion, smoothgrad, to_maps,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -16,18 +16,24 @@ pub enum Method {
     Smoothgrad,
     IntegratedGradients,
     Gradcam,
+    GradcamPlusPlus,
+    Hirescam,
+    Layercam,
     GuidedBackprop,
     Occlusion,
     Perturbation,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 11] = [
         Method::Gradient,
         Method::GradientXInput,
         Method::Smoothgrad,
         Method::IntegratedGradients,
         Method::Gradcam,
+        Method::GradcamPlusPlus,
+        Method::Hirescam,
+        Method::Layercam,
         Method::GuidedBackprop,
         Method::Occlusion,
         Method::Perturbation,
@@ -41,6 +47,9 @@ impl Method {
             Method::Smoothgrad => "smoothgrad",
             Method::IntegratedGradients => "integrated-gradients",
             Method::Gradcam => "gradcam",
+            Method::GradcamPlusPlus => "gradcam-plus-plus",
+            Method::Hirescam => "hirescam",
+            Method::Layercam => "layercam",
             Method::GuidedBackprop => "guided-backprop",
             Method::Occlusion => "occlusion",
             Method::Perturbation => "perturbation",
@@ -52,10 +61,13 @@ impl Method {
     }
 }
 
-/// Settings of the methods that take any beyond their defaults (the command line's
-/// `--occlusion-*`); the others run with their usual settings.
-#[derive(Clone, Copy, Debug, Default)]
+/// Settings of the methods that take any beyond their defaults (the command line's `--layer`
+/// and `--occlusion-*`); the others run with their usual settings.
+#[derive(Clone, Debug, Default)]
 pub struct MethodSettings {
+    /// The CAM family's layer, by its torchvision name (`layer3`, `features.28`); `None` is
+    /// the model's last convolutional block.
+    pub layer: Option<String>,
     pub occlusion: Occlusion,
 }
 
@@ -72,7 +84,7 @@ pub struct MethodMaps {
 
 /// `method`'s map of each image for its class, explaining the logit with each method's usual
 /// settings (SmoothGrad's defaults, integrated gradients from a black baseline) or `settings`'
-/// (occlusion), and the probability with meaningful perturbation's, as its paper does.
+/// (the CAM family's layer, occlusion's windows), and the probability with meaningful perturbation's, as its paper does.
 pub async fn method_maps(
     explained: Explained<'_>,
     x: &Tensor,
@@ -102,7 +114,16 @@ pub async fn method_maps(
             }
             to_maps(&result.attribution, Reduce::Sum)?
         }
-        Method::Gradcam => grad_cam(logit, None).await?.1,
+        Method::Gradcam | Method::GradcamPlusPlus | Method::Hirescam | Method::Layercam => {
+            let kind = match method {
+                Method::GradcamPlusPlus => Cam::GradCamPlusPlus,
+                Method::Hirescam => Cam::HiResCam,
+                Method::Layercam => Cam::LayerCam,
+                _ => Cam::GradCam,
+            };
+            let layer = settings.layer.as_deref();
+            class_activation_map(logit, layer, kind).await?.1
+        }
         Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
         Method::Occlusion => occlusion(logit, &settings.occlusion).await?,
         Method::Perturbation => {
