@@ -337,7 +337,11 @@ fn saliency_points_at_the_lesions() {
         ("SmoothGrad", smoothgrad_hits, 0.8),
         ("integrated gradients", ig_hits, 0.75),
         ("Grad-CAM", gradcam_hits, 0.3f64.max(2.0 * chance)),
-        ("Grad-CAM++", gradcam_plus_plus_hits, 0.3f64.max(2.0 * chance)),
+        (
+            "Grad-CAM++",
+            gradcam_plus_plus_hits,
+            0.3f64.max(2.0 * chance),
+        ),
         ("HiResCAM", hirescam_hits, 0.3f64.max(2.0 * chance)),
         ("LayerCAM", layercam_hits, 0.3f64.max(2.0 * chance)),
         ("occlusion", occlusion_hits, 0.65),

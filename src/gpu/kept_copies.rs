@@ -10,8 +10,9 @@
 //! computed for its call and then dropped. The first copies asked for are the ones kept, so a
 //! network run again and again keeps the same ones every time rather than evicting in a cycle
 //! that would keep nothing it reuses. What a copy saves is its recomputation (a weight
-//! transform, a buffer-to-texture copy), and in a training loop nothing at all: each step
-//! writes the weights, which invalidates every copy of them.
+//! transform, a buffer-to-texture copy), and in a training loop little: each step writes the
+//! weights, which invalidates every copy of them (a weight's texture copy still serves the
+//! backward's product with the same weight in that step).
 
 use std::sync::{Arc, Mutex};
 

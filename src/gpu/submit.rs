@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::batch::{Batch, Clear, Command, Dispatch, Poison, Step, TextureCopy};
+use super::profile::Attribution;
 use super::readback;
 use super::textures::BYTES_PER_TEXEL;
 use super::{BufferRange, Gpu};
@@ -110,10 +111,7 @@ impl Gpu {
                 ),
             ));
         }
-        let attribution = self.with_profiler(|profiler| {
-            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
-            profiler.attribution(layer, 0, source.size)
-        });
+        let attribution = self.command_attribution(source.size);
         self.record_command(Command::TextureCopy(TextureCopy {
             source: source.clone(),
             texture: texture.clone(),
@@ -127,10 +125,7 @@ impl Gpu {
     pub(crate) fn clear(&self, buffer: &wgpu::Buffer) -> Result<()> {
         self.check_alive()?;
         self.note_written(buffer);
-        let attribution = self.with_profiler(|profiler| {
-            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
-            profiler.attribution(layer, 0, buffer.size())
-        });
+        let attribution = self.command_attribution(buffer.size());
         self.record_command(Command::Clear(Clear {
             buffer: buffer.clone(),
             attribution,
@@ -154,15 +149,21 @@ impl Gpu {
                 }
             }
         };
-        let attribution = self.with_profiler(|profiler| {
-            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
-            profiler.attribution(layer, 0, buffer.size())
-        });
+        let attribution = self.command_attribution(buffer.size());
         self.record_command(Command::Poison(Poison {
             buffer: buffer.clone(),
             source,
             attribution,
         }))
+    }
+
+    /// What the profiler charges a command moving `bytes` to (while profiling): the current
+    /// layer, no FLOPs.
+    fn command_attribution(&self, bytes: u64) -> Option<Attribution> {
+        self.with_profiler(|profiler| {
+            let layer = self.current_scope().unwrap_or_else(|| Arc::from(""));
+            profiler.attribution(layer, 0, bytes)
+        })
     }
 
     fn record_command(&self, command: Command) -> Result<()> {
