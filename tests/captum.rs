@@ -92,6 +92,15 @@ fn saliency_methods_match_captum() {
         &get("integrated_gradients_riemann_trapezoid").data,
     );
 
+    let guided_cam =
+        pollster::block_on(saliency::guided_grad_cam(logit, Some("features"))).unwrap();
+    assert_eq!(guided_cam.dims, [2, 1, 20, 20]);
+    assert_close_to_scale(
+        "GuidedGradCam",
+        &guided_cam.data,
+        &get("guided_gradcam").data,
+    );
+
     // The CAM family against pytorch-grad-cam (its low-resolution maps, ReLU'd, before its
     // min-max scaling); its GradCAM agrees with Captum's LayerGradCam to 5e-9.
     for (name, kind) in [

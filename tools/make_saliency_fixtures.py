@@ -42,6 +42,9 @@ C order). Targets: class 0 for image 0, class 2 for image 1. Every method explai
                                                             this; Captum's default, without the
                                                             ReLU, is only checked here)
     guided_backprop                         [2, 1, 20, 20]  GuidedBackprop
+    guided_gradcam                          [2, 1, 20, 20]  GuidedGradCam at features.10
+                                                            (guided backprop times the ReLU'd
+                                                            Grad-CAM upsampled "nearest")
     cam_gradcam, cam_gradcam_plus_plus,     [2, 5, 5] each  pytorch-grad-cam's GradCAM,
     cam_hirescam, cam_layercam                              GradCAMPlusPlus, HiResCAM and
                                                             LayerCAM at features.10: each
@@ -76,7 +79,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, Occlusion, Saliency
+from captum.attr import (GuidedBackprop, GuidedGradCam, IntegratedGradients, LayerGradCam,
+                         Occlusion, Saliency)
 from captum.attr._utils.approximation_methods import approximation_parameters
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -164,6 +168,7 @@ def attributions(model, x):
     out["gradcam_relu"] = LayerGradCam(model, layer).attribute(x.clone(), target=target,
                                                                relu_attributions=True)
     out["guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=target)
+    out["guided_gradcam"] = GuidedGradCam(model, layer).attribute(x.clone(), target=target)
     out.update(cam_family(model, x))
     for name, patch, stride, baseline in OCCLUSIONS:
         out[name] = Occlusion(model).attribute(

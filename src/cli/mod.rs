@@ -208,8 +208,9 @@ enum Command {
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
         check_finite: bool,
-        /// The layer of gradcam, gradcam-plus-plus, hirescam and layercam, by its torchvision
-        /// name (layer3, features.28, Mixed_7c; default: the last convolutional block).
+        /// The layer of gradcam, gradcam-plus-plus, hirescam, layercam and guided-gradcam, by
+        /// its torchvision name (layer3, features.28, Mixed_7c; default: the last
+        /// convolutional block).
         #[arg(long, value_name = "NAME")]
         layer: Option<String>,
         /// Occlusion's window side in input pixels (16 by default).

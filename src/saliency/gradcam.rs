@@ -10,8 +10,12 @@
 //! - LayerCAM (Jiang et al. 2021): Σ_k ReLU(G_k) ⊙ A_k.
 //!
 //! Each is checked against pytorch-grad-cam, and Grad-CAM against Captum (tests/captum.rs).
+//!
+//! Guided Grad-CAM (Selvaraju et al. 2017) multiplies guided backprop's attribution by the
+//! Grad-CAM map upsampled to the input by nearest neighbour, as Captum's `GuidedGradCam` does:
+//! the fine detail of the one where the other says the class is.
 
-use super::{Attribution, Question, one_hot_seed};
+use super::{Attribution, Question, guided_backprop, one_hot_seed};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::{Forward, Mode};
@@ -94,6 +98,34 @@ pub async fn class_activation_map(
     };
     let high = upsample_bilinear(&low, height, width);
     Ok((low, high))
+}
+
+/// Guided Grad-CAM at `layer` (default: the model's last convolutional block): attributions
+/// [N, C, H, W], guided backprop's times the Grad-CAM map at the input's size (nearest
+/// neighbour, as torch's F.interpolate(mode="nearest")).
+pub async fn guided_grad_cam(question: Question<'_>, layer: Option<&str>) -> Result<Attribution> {
+    let guided = guided_backprop(question).await?;
+    let (cam, _) = grad_cam(question, layer).await?;
+    let [n, channels, height, width] = question.dims;
+    let (h, w) = (cam.dims[1], cam.dims[2]);
+    // torch's nearest: source index ⌊o · in / out⌋.
+    let source = |o: usize, input: usize, output: usize| (o * input / output).min(input - 1);
+    let mut data = guided.data;
+    for b in 0..n {
+        for y in 0..height {
+            let row = source(y, h, height);
+            for x in 0..width {
+                let weight = cam.data[(b * h + row) * w + source(x, w, width)];
+                for c in 0..channels {
+                    data[((b * channels + c) * height + y) * width + x] *= weight;
+                }
+            }
+        }
+    }
+    Ok(Attribution {
+        dims: guided.dims,
+        data,
+    })
 }
 
 /// Adds one channel's share to `map`: from its activations `a` and gradients `g` over the plane.

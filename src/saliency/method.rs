@@ -4,7 +4,7 @@
 use super::{
     Attribution, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce,
     Score, SmoothGrad, class_activation_map, gradient, gradient_x_input, guided_backprop,
-    integrated_gradients, meaningful_perturbation, occlusion, smoothgrad, to_maps,
+    guided_grad_cam, integrated_gradients, meaningful_perturbation, occlusion, smoothgrad, to_maps,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -20,12 +20,13 @@ pub enum Method {
     Hirescam,
     Layercam,
     GuidedBackprop,
+    GuidedGradcam,
     Occlusion,
     Perturbation,
 }
 
 impl Method {
-    pub const ALL: [Method; 11] = [
+    pub const ALL: [Method; 12] = [
         Method::Gradient,
         Method::GradientXInput,
         Method::Smoothgrad,
@@ -35,6 +36,7 @@ impl Method {
         Method::Hirescam,
         Method::Layercam,
         Method::GuidedBackprop,
+        Method::GuidedGradcam,
         Method::Occlusion,
         Method::Perturbation,
     ];
@@ -51,6 +53,7 @@ impl Method {
             Method::Hirescam => "hirescam",
             Method::Layercam => "layercam",
             Method::GuidedBackprop => "guided-backprop",
+            Method::GuidedGradcam => "guided-gradcam",
             Method::Occlusion => "occlusion",
             Method::Perturbation => "perturbation",
         }
@@ -65,8 +68,8 @@ impl Method {
 /// and `--occlusion-*`); the others run with their usual settings.
 #[derive(Clone, Debug, Default)]
 pub struct MethodSettings {
-    /// The CAM family's layer, by its torchvision name (`layer3`, `features.28`); `None` is
-    /// the model's last convolutional block.
+    /// The layer of the CAM family and guided Grad-CAM, by its torchvision name (`layer3`,
+    /// `features.28`); `None` is the model's last convolutional block.
     pub layer: Option<String>,
     pub occlusion: Occlusion,
 }
@@ -125,6 +128,10 @@ pub async fn method_maps(
             class_activation_map(logit, layer, kind).await?.1
         }
         Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
+        Method::GuidedGradcam => {
+            let attribution = guided_grad_cam(logit, settings.layer.as_deref()).await?;
+            to_maps(&attribution, Reduce::AbsMax)?
+        }
         Method::Occlusion => occlusion(logit, &settings.occlusion).await?,
         Method::Perturbation => {
             let probability = Question::new(explained, x, classes, Score::Probability)?;

@@ -19,7 +19,7 @@ mod occlusion;
 mod perturbation;
 
 pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
-pub use gradcam::{Cam, class_activation_map, grad_cam};
+pub use gradcam::{Cam, class_activation_map, grad_cam, guided_grad_cam};
 pub use gradient::{
     SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad, smoothgrad_inputs,
 };
