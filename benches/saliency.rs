@@ -1,24 +1,39 @@
-//! Saliency methods on ResNet-50 at 224×224, batch 1 (random weights: the cost does not depend
+//! Saliency methods on a model at 224×224, batch 1 (random weights: the cost does not depend
 //! on them): seconds per method, each after a warm-up pass, with the adapter's name. The costly
-//! methods run with fewer samples / steps / iterations than their defaults (noted per line) and
-//! the time of the default settings is extrapolated from the per-pass cost.
+//! methods run with fewer samples / steps / iterations / windows than their defaults (noted per
+//! line) and the time of the default settings is extrapolated from the per-pass cost.
 //!
-//!   cargo bench --bench saliency
+//!   cargo bench --bench saliency [-- resnet18 ...]    # ResNet-50 unless archs are named
 
 use std::time::Instant;
 
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::ParamStore;
 use gradlens::saliency::{
-    self, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Score, SmoothGrad,
+    self, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Score, SmoothGrad,
 };
 use gradlens::train::SyntheticLesions;
 use gradlens::{Gpu, Tensor};
 
 fn main() {
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let archs = match chosen.is_empty() {
+        true => vec!["resnet50".to_string()],
+        false => chosen,
+    };
     let gpu = Gpu::new().expect("a GPU adapter");
+    for arch in &archs {
+        bench_arch(&gpu, arch);
+    }
+}
+
+fn bench_arch(gpu: &Gpu, arch: &str) {
+    let gpu = gpu.clone();
     let mut store = ParamStore::new(&gpu);
-    let model = build("resnet50", &mut store, &ModelConfig::default()).expect("resnet50");
+    let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
     let explained = Explained {
         model: model.as_ref(),
         store: &store,
@@ -37,7 +52,7 @@ fn main() {
         .collect();
     let x = Tensor::from_slice(&gpu, [1, 3, 224, 224], &rgb).expect("upload");
     let class = [0];
-    println!("saliency on resnet50, 1×3×224×224, on {}", gpu.describe());
+    println!("saliency on {arch}, 1×3×224×224, on {}", gpu.describe());
     let logit = Question::new(explained, &x, &class, Score::Logit).expect("question");
     let probability = Question::new(explained, &x, &class, Score::Probability).expect("question");
     let time = |name: &str, run: &dyn Fn()| {
@@ -57,8 +72,18 @@ fn main() {
     time("guided backprop", &|| {
         pollster::block_on(saliency::guided_backprop(logit)).expect("guided");
     });
-    time("grad-cam (layer4)", &|| {
-        pollster::block_on(saliency::grad_cam(logit, None)).expect("gradcam");
+    for (name, kind) in [
+        ("grad-cam (last block)", Cam::GradCam),
+        ("grad-cam++", Cam::GradCamPlusPlus),
+        ("hirescam", Cam::HiResCam),
+        ("layercam", Cam::LayerCam),
+    ] {
+        time(name, &|| {
+            pollster::block_on(saliency::class_activation_map(logit, None, kind)).expect("cam");
+        });
+    }
+    time("guided grad-cam", &|| {
+        pollster::block_on(saliency::guided_grad_cam(logit, None)).expect("guided gradcam");
     });
     let smooth = SmoothGrad {
         samples: 8,
