@@ -93,13 +93,14 @@ impl Tensor {
     /// parameters is 553 MB); other values are uploaded, and every caller of those fills small
     /// tensors.
     pub fn full(gpu: &Gpu, shape: impl Into<Shape>, value: f32) -> Result<Self> {
-        let first_write = match value.to_bits() {
-            0 => FirstWrite::Recorded,
-            _ => FirstWrite::Upload,
+        let zeros = value.to_bits() == 0;
+        let first_write = match zeros {
+            true => FirstWrite::Recorded,
+            false => FirstWrite::Upload,
         };
         let tensor = Self::allocate(gpu, shape.into(), first_write)?;
         match &tensor.buffer {
-            Some(buffer) if value.to_bits() == 0 => gpu.clear(buffer.buffer())?,
+            Some(buffer) if zeros => gpu.clear(buffer.buffer())?,
             Some(buffer) => {
                 let values = vec![value; tensor.numel()];
                 gpu.upload(buffer.buffer(), bytemuck::cast_slice(&values));

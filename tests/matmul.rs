@@ -553,32 +553,25 @@ fn resize_last_axis_pads_with_zeros_and_crops() {
     );
 }
 
-/// A · Bᵀ with one to four rows of A (Linear at small batch): both few-rows kernels, and
-/// Auto's pick, against the reference; refused where they do not apply. 70000 columns fold
-/// the per-column workgroups into two rows of the grid, the second partly past N.
-#[test]
-fn few_rows_transposed_b_matches_reference() {
-    let mut rng = Rng::new(19);
-    for (m, n, k) in [
-        (1, 1, 4),
-        (1, 1000, 2048),
-        (2, 37, 12),
-        (3, 130, 64),
-        (4, 65, 256),
-        (2, 70000, 8),
-    ] {
-        let inputs = vec![(vec![m, k], rng.vec(m * k)), (vec![n, k], rng.vec(n * k))];
+/// A [M, K] · B (stored [N, K] with `transpose_b`, else [K, N]) for each (M, N, K) of `cases`
+/// and each of `variants`, against the reference.
+fn few_rows_products_match_reference(
+    seed: u64,
+    transpose_b: bool,
+    cases: &[(usize, usize, usize)],
+    variants: &[MatmulVariant],
+) {
+    let mut rng = Rng::new(seed);
+    for &(m, n, k) in cases {
+        let b_dims = if transpose_b { vec![n, k] } else { vec![k, n] };
+        let inputs = vec![(vec![m, k], rng.vec(m * k)), (b_dims, rng.vec(n * k))];
         let tolerance = Tolerance {
             rtol: 1e-5,
             atol: 1e-5 * (k as f32).sqrt(),
         };
-        for variant in [
-            MatmulVariant::Auto,
-            MatmulVariant::FewRowsTransposedB,
-            MatmulVariant::FewRowsTransposedBWorkgroups,
-        ] {
+        for &variant in variants {
             let options = MatmulOptions {
-                transpose_b: true,
+                transpose_b,
                 variant,
                 ..MatmulOptions::default()
             };
@@ -587,10 +580,34 @@ fn few_rows_transposed_b_matches_reference() {
                 .tolerances(tolerance, tolerance)
                 .run_forward(
                     |t| matmul(&t[0], &t[1], options),
-                    |v| reference::matmul::matmul(v[0], v[1], 1, m, n, k, false, true, 0, 0),
+                    |v| reference::matmul::matmul(v[0], v[1], 1, m, n, k, false, transpose_b, 0, 0),
                 );
         }
     }
+}
+
+/// A · Bᵀ with one to four rows of A (Linear at small batch): both few-rows kernels, and
+/// Auto's pick, against the reference; refused where they do not apply. 70000 columns fold
+/// the per-column workgroups into two rows of the grid, the second partly past N.
+#[test]
+fn few_rows_transposed_b_matches_reference() {
+    few_rows_products_match_reference(
+        19,
+        true,
+        &[
+            (1, 1, 4),
+            (1, 1000, 2048),
+            (2, 37, 12),
+            (3, 130, 64),
+            (4, 65, 256),
+            (2, 70000, 8),
+        ],
+        &[
+            MatmulVariant::Auto,
+            MatmulVariant::FewRowsTransposedB,
+            MatmulVariant::FewRowsTransposedBWorkgroups,
+        ],
+    );
     let five = Tensor::zeros(gpu(), [5, 8]).unwrap();
     let b = Tensor::zeros(gpu(), [3, 8]).unwrap();
     for variant in [
@@ -612,34 +629,19 @@ fn few_rows_transposed_b_matches_reference() {
 /// dimension pass.
 #[test]
 fn few_rows_untransposed_b_matches_reference() {
-    let mut rng = Rng::new(21);
-    for (m, n, k) in [
-        (1, 4, 1),
-        (1, 2048, 1000),
-        (2, 36, 13),
-        (3, 132, 64),
-        (4, 68, 257),
-        (2, 280_000, 3),
-    ] {
-        let inputs = vec![(vec![m, k], rng.vec(m * k)), (vec![k, n], rng.vec(k * n))];
-        let tolerance = Tolerance {
-            rtol: 1e-5,
-            atol: 1e-5 * (k as f32).sqrt(),
-        };
-        for variant in [MatmulVariant::Auto, MatmulVariant::FewRowsUntransposedB] {
-            let options = MatmulOptions {
-                variant,
-                ..MatmulOptions::default()
-            };
-            OpCheck::new(&format!("{variant:?} {m}x{n}x{k}"), inputs.clone())
-                .output_shape(&[m, n])
-                .tolerances(tolerance, tolerance)
-                .run_forward(
-                    |t| matmul(&t[0], &t[1], options),
-                    |v| reference::matmul::matmul(v[0], v[1], 1, m, n, k, false, false, 0, 0),
-                );
-        }
-    }
+    few_rows_products_match_reference(
+        21,
+        false,
+        &[
+            (1, 4, 1),
+            (1, 2048, 1000),
+            (2, 36, 13),
+            (3, 132, 64),
+            (4, 68, 257),
+            (2, 280_000, 3),
+        ],
+        &[MatmulVariant::Auto, MatmulVariant::FewRowsUntransposedB],
+    );
     let options = |transpose_b| MatmulOptions {
         transpose_b,
         variant: MatmulVariant::FewRowsUntransposedB,

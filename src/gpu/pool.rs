@@ -123,18 +123,14 @@ impl BufferPool {
         self.stats.in_use_bytes -= bytes;
     }
 
-    /// Bytes held outside the pool's buffers (a free scratch texture) leased again.
-    pub(crate) fn note_external_leased(&mut self, bytes: u64) {
-        self.note_leased(bytes);
-    }
-
     /// Bytes held outside the pool's buffers given back but kept for reuse: allocated still,
     /// no longer in use (as a free buffer of the pool).
     pub(crate) fn note_external_returned(&mut self, bytes: u64) {
         self.stats.in_use_bytes -= bytes;
     }
 
-    fn note_leased(&mut self, class: u64) {
+    /// Bytes leased: a buffer of this class, or a free scratch texture leased again.
+    pub(crate) fn note_leased(&mut self, class: u64) {
         self.stats.in_use_bytes += class;
         self.stats.peak_in_use_bytes = self.stats.peak_in_use_bytes.max(self.stats.in_use_bytes);
     }

@@ -49,7 +49,7 @@ impl ScratchTextures {
     fn take(&mut self, device: &wgpu::Device, size: Size) -> Leasable {
         if let Some(leasable) = self.free.get_mut(&size).and_then(Vec::pop) {
             let mut pool = self.pool.lock().expect("pool lock");
-            pool.note_external_leased(bytes_of(size));
+            pool.note_leased(bytes_of(size));
             return leasable;
         }
         let (width, height) = size;

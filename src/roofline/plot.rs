@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{Limit, Peaks, Placed};
+use super::{Peaks, Placed};
 use crate::gpu::Phase;
 
 const WIDTH: f64 = 1120.0;
@@ -212,10 +212,9 @@ pub fn svg(layers: &[Placed], kernels: &[Placed], peaks: &Peaks, title: &str) ->
     for (index, p) in kernels.iter().take(BARS).enumerate() {
         let top = bars_top + index as f64 * step;
         let length = BAR_FULL * p.fraction.clamp(0.0, 1.5);
-        let bound = match (p.intensity, p.limit) {
-            (None, _) => "bandwidth",
-            (Some(_), Limit::Memory) => "memory",
-            (Some(_), Limit::Compute) => "compute",
+        let bound = match p.intensity {
+            Some(_) => p.limit.name(),
+            None => "bandwidth",
         };
         let _ = writeln!(
             svg,

@@ -87,7 +87,8 @@ pub struct MethodMaps {
 
 /// `method`'s map of each image for its class, explaining the logit with each method's usual
 /// settings (SmoothGrad's defaults, integrated gradients from a black baseline) or `settings`'
-/// (the CAM family's layer, occlusion's windows), and the probability with meaningful perturbation's, as its paper does.
+/// (the CAM family's layer, occlusion's windows), and the probability with meaningful
+/// perturbation's, as its paper does.
 pub async fn method_maps(
     explained: Explained<'_>,
     x: &Tensor,
@@ -96,6 +97,7 @@ pub async fn method_maps(
     settings: &MethodSettings,
 ) -> Result<MethodMaps> {
     let logit = Question::new(explained, x, classes, Score::Logit)?;
+    let cam = |kind| class_activation_map(logit, settings.layer.as_deref(), kind);
     let mut notes = Vec::new();
     let maps = match method {
         Method::Gradient => to_maps(&gradient(logit).await?, Reduce::AbsMax)?,
@@ -117,16 +119,10 @@ pub async fn method_maps(
             }
             to_maps(&result.attribution, Reduce::Sum)?
         }
-        Method::Gradcam | Method::GradcamPlusPlus | Method::Hirescam | Method::Layercam => {
-            let kind = match method {
-                Method::GradcamPlusPlus => Cam::GradCamPlusPlus,
-                Method::Hirescam => Cam::HiResCam,
-                Method::Layercam => Cam::LayerCam,
-                _ => Cam::GradCam,
-            };
-            let layer = settings.layer.as_deref();
-            class_activation_map(logit, layer, kind).await?.1
-        }
+        Method::Gradcam => cam(Cam::GradCam).await?.1,
+        Method::GradcamPlusPlus => cam(Cam::GradCamPlusPlus).await?.1,
+        Method::Hirescam => cam(Cam::HiResCam).await?.1,
+        Method::Layercam => cam(Cam::LayerCam).await?.1,
         Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
         Method::GuidedGradcam => {
             let attribution = guided_grad_cam(logit, settings.layer.as_deref()).await?;
