@@ -9,7 +9,7 @@ use gradlens::Tensor;
 use gradlens::models::LesionNet;
 use gradlens::nn::ParamStore;
 use gradlens::saliency::{
-    self, Cam, Explained, IntegratedGradients, Occlusion, Path, Question, Score,
+    self, Cam, Explained, IntegratedGradients, Occlusion, Path, Question, Score, ScoreCam,
 };
 use gradlens::weights::WeightsFile;
 
@@ -117,6 +117,15 @@ fn saliency_methods_match_captum() {
         .unwrap();
         assert_close_to_scale(name, &low.data, &get(name).data);
     }
+    // Score-CAM in batches of 3, so that a batch ends part-way through the 8 channels.
+    let (low, high) = pollster::block_on(saliency::score_cam(
+        logit,
+        Some("features"),
+        &ScoreCam { batch: 3 },
+    ))
+    .unwrap();
+    assert_eq!(high.dims, [2, 20, 20]);
+    assert_close_to_scale("cam_scorecam", &low.data, &get("cam_scorecam").data);
 
     // Occlusion: windows in batches of 7 (so a batch ends part-way through the windows), the
     // second case's last windows cut off at the edges. Captum's map has one channel here, as

@@ -14,8 +14,8 @@ use gradlens::models::ResNet;
 use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::saliency::{
     self, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce,
-    Replacement, Score, SmoothGrad, deletion_insertion_auc, pointing_game_hit, rank_correlation,
-    to_maps,
+    Replacement, Score, ScoreCam, SmoothGrad, deletion_insertion_auc, pointing_game_hit,
+    rank_correlation, to_maps,
 };
 use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
 
@@ -188,6 +188,13 @@ fn saliency_points_at_the_lesions() {
             pollster::block_on(saliency::class_activation_map(lesion_logit, layer2, kind)).unwrap();
         hits(&cam.data)
     };
+    let (_, score_cam) = pollster::block_on(saliency::score_cam(
+        lesion_logit,
+        Some("layer2"),
+        &ScoreCam { batch: 64 },
+    ))
+    .unwrap();
+    let score_cam_hits = hits(&score_cam.data);
     let guided_cam =
         pollster::block_on(saliency::guided_grad_cam(lesion_logit, Some("layer2"))).unwrap();
     let guided_gradcam_hits = hits(&to_maps(&guided_cam, Reduce::AbsMax).unwrap().data);
@@ -314,7 +321,7 @@ fn saliency_points_at_the_lesions() {
     let mean_correlation = correlations.iter().sum::<f32>() / correlations.len() as f32;
 
     eprintln!(
-        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives (chance {chance:.3}): gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, Grad-CAM++ {gradcam_plus_plus_hits:.3}, HiResCAM {hirescam_hits:.3}, LayerCAM {layercam_hits:.3}, guided Grad-CAM {guided_gradcam_hits:.3}, occlusion {occlusion_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {shuffled_order:.3?}; {:.1} s in all",
+        "trained in {trained_at:.1} s; accuracy {accuracy:.3}; pointing game over {} positives (chance {chance:.3}): gradient {gradient_hits:.3}, gradient × input {gxi_hits:.3}, guided backprop {guided_hits:.3}, SmoothGrad (10 samples) {smoothgrad_hits:.3}, IG {ig_hits:.3} (of 8; completeness error ≤ {worst_completeness:.3}), Grad-CAM {gradcam_hits:.3}, Grad-CAM++ {gradcam_plus_plus_hits:.3}, HiResCAM {hirescam_hits:.3}, LayerCAM {layercam_hits:.3}, Score-CAM {score_cam_hits:.3}, guided Grad-CAM {guided_gradcam_hits:.3}, occlusion {occlusion_hits:.3}, perturbation {perturbation_hits:.3} (of {}); trained vs random rank correlation {mean_correlation:.3}; deletion / insertion AUC, gradient order {faithful:.3?} vs random order {shuffled_order:.3?}; {:.1} s in all",
         positives.len(),
         subset.len(),
         started.elapsed().as_secs_f64()
@@ -331,6 +338,7 @@ fn saliency_points_at_the_lesions() {
     // Pointing-game floors for every method. Measured on lavapipe this session (2026-12-07):
     // gradient 0.95, gradient × input 0.89, guided backprop 0.97, SmoothGrad 0.95, IG 8 of 8,
     // at layer2 (a 6 × 6 map) Grad-CAM 0.68, Grad-CAM++ 0.71, HiResCAM 0.53, LayerCAM 0.50,
+    // Score-CAM 0.71,
     // guided Grad-CAM 0.95,
     // occlusion 0.79 (with the mean as baseline; 0.03 with 0, below chance: see above),
     // perturbation 22 of 24.
@@ -348,6 +356,7 @@ fn saliency_points_at_the_lesions() {
         ),
         ("HiResCAM", hirescam_hits, 0.3f64.max(2.0 * chance)),
         ("LayerCAM", layercam_hits, 0.3f64.max(2.0 * chance)),
+        ("Score-CAM", score_cam_hits, 0.3f64.max(2.0 * chance)),
         ("guided Grad-CAM", guided_gradcam_hits, 0.8),
         ("occlusion", occlusion_hits, 0.65),
     ] {

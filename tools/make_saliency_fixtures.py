@@ -53,6 +53,10 @@ C order). Targets: class 0 for image 0, class 2 for image 1. Every method explai
                                                             hooked, ReLU'd, before its min-max
                                                             scaling and resizing (gradlens
                                                             compares its low-resolution maps)
+    cam_scorecam                            [2, 5, 5]       pytorch-grad-cam's ScoreCAM there:
+                                                            its softmax-of-masked-logits
+                                                            weights times the activations,
+                                                            ReLU'd, as above
     occlusion_5_3                           [2, 1, 20, 20]  Occlusion, window (1, 5, 5),
                                                             strides (1, 3, 3), baseline 0
     occlusion_6_4_half                      [2, 1, 20, 20]  Occlusion, window (1, 6, 6),
@@ -82,7 +86,7 @@ import torch.nn.functional as F
 from captum.attr import (GuidedBackprop, GuidedGradCam, IntegratedGradients, LayerGradCam,
                          Occlusion, Saliency)
 from captum.attr._utils.approximation_methods import approximation_parameters
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from safetensors.torch import load_file, save_file
 
@@ -195,6 +199,15 @@ def cam_family(model, x):
         image = cam.get_cam_image(x, layer, targets, activations, gradients, False)
         out[name] = torch.from_numpy(np.maximum(image, 0).astype(np.float32))
         hooked.release()
+    # Score-CAM needs no gradients: its weights come from forward passes of the input masked
+    # by each activation map (upsampled, align_corners=True, and min-max scaled).
+    cam = ScoreCAM(model=model, target_layers=[layer])
+    with torch.no_grad():
+        cam.activations_and_grads(x.clone())
+    activations = cam.activations_and_grads.activations[0].numpy()
+    image = cam.get_cam_image(x, layer, targets, activations, None, False)
+    out["cam_scorecam"] = torch.from_numpy(np.maximum(image, 0).astype(np.float32))
+    cam.activations_and_grads.release()
     return out
 
 

@@ -208,7 +208,7 @@ enum Command {
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
         check_finite: bool,
-        /// The layer of gradcam, gradcam-plus-plus, hirescam, layercam and guided-gradcam, by
+        /// The layer of gradcam, gradcam-plus-plus, hirescam, layercam, scorecam and guided-gradcam, by
         /// its torchvision name (layer3, features.28, Mixed_7c; default: the last
         /// convolutional block).
         #[arg(long, value_name = "NAME")]
@@ -311,6 +311,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                     occlusion_stride,
                     occlusion_baseline,
                 ),
+                ..Default::default()
             },
             class: &class,
             out: out.as_deref(),

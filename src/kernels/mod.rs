@@ -27,6 +27,7 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod roofline;
+pub mod score_cam;
 pub mod softmax;
 pub mod transpose;
 pub mod tuning;
@@ -56,6 +57,7 @@ pub fn catalogue() -> Vec<EntryInterface> {
         pool::entries(),
         reduce::entries(),
         roofline::entries(),
+        score_cam::entries(),
         softmax::entries(),
         transpose::entries(),
     ]

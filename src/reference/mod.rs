@@ -15,6 +15,7 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod roofline;
+pub mod score_cam;
 pub mod softmax;
 pub mod transpose;
 

@@ -16,7 +16,7 @@
 //! the fine detail of the one where the other says the class is.
 
 use super::{Attribution, Question, guided_backprop, one_hot_seed};
-use crate::autograd::Tape;
+use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::nn::{Forward, Mode};
 
@@ -55,15 +55,7 @@ pub async fn class_activation_map(
     let f = Forward::new(&tape, explained.store, Mode::Eval).capturing();
     let input = tape.input(x.clone());
     let logits = explained.model.forward(&f, &input)?;
-    let activation = f.marked(&layer).ok_or_else(|| {
-        Error::invalid(
-            OP,
-            format!(
-                "no layer named {layer:?}; the model marks {}",
-                f.marked_names().join(", ")
-            ),
-        )
-    })?;
+    let activation = marked_layer(&f, &layer)?;
     let output = question.score.of(&tape, logits)?;
     let (seed, _) = one_hot_seed(&output, question.classes).await?;
     let grads = tape.backward_keeping(&output, Some(seed), &[&activation])?;
@@ -125,6 +117,20 @@ pub async fn guided_grad_cam(question: Question<'_>, layer: Option<&str>) -> Res
     Ok(Attribution {
         dims: guided.dims,
         data,
+    })
+}
+
+/// The value a capturing forward pass marked under `layer`, or an error naming the layers it
+/// marked.
+pub(crate) fn marked_layer(f: &Forward, layer: &str) -> Result<Var> {
+    f.marked(layer).ok_or_else(|| {
+        Error::invalid(
+            "class activation map",
+            format!(
+                "no layer named {layer:?}; the model marks {}",
+                f.marked_names().join(", ")
+            ),
+        )
     })
 }
 

@@ -3,8 +3,9 @@
 
 use super::{
     Attribution, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce,
-    Score, SmoothGrad, class_activation_map, gradient, gradient_x_input, guided_backprop,
-    guided_grad_cam, integrated_gradients, meaningful_perturbation, occlusion, smoothgrad, to_maps,
+    Score, ScoreCam, SmoothGrad, class_activation_map, gradient, gradient_x_input, guided_backprop,
+    guided_grad_cam, integrated_gradients, meaningful_perturbation, occlusion, score_cam,
+    smoothgrad, to_maps,
 };
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -19,6 +20,7 @@ pub enum Method {
     GradcamPlusPlus,
     Hirescam,
     Layercam,
+    Scorecam,
     GuidedBackprop,
     GuidedGradcam,
     Occlusion,
@@ -26,7 +28,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 13] = [
         Method::Gradient,
         Method::GradientXInput,
         Method::Smoothgrad,
@@ -35,6 +37,7 @@ impl Method {
         Method::GradcamPlusPlus,
         Method::Hirescam,
         Method::Layercam,
+        Method::Scorecam,
         Method::GuidedBackprop,
         Method::GuidedGradcam,
         Method::Occlusion,
@@ -52,6 +55,7 @@ impl Method {
             Method::GradcamPlusPlus => "gradcam-plus-plus",
             Method::Hirescam => "hirescam",
             Method::Layercam => "layercam",
+            Method::Scorecam => "scorecam",
             Method::GuidedBackprop => "guided-backprop",
             Method::GuidedGradcam => "guided-gradcam",
             Method::Occlusion => "occlusion",
@@ -65,13 +69,14 @@ impl Method {
 }
 
 /// Settings of the methods that take any beyond their defaults (the command line's `--layer`
-/// and `--occlusion-*`); the others run with their usual settings.
+/// and `--occlusion-*`, Score-CAM's batch); the others run with their usual settings.
 #[derive(Clone, Debug, Default)]
 pub struct MethodSettings {
     /// The layer of the CAM family and guided Grad-CAM, by its torchvision name (`layer3`,
     /// `features.28`); `None` is the model's last convolutional block.
     pub layer: Option<String>,
     pub occlusion: Occlusion,
+    pub score_cam: ScoreCam,
 }
 
 /// One method's maps and what it reports beside them.
@@ -123,6 +128,11 @@ pub async fn method_maps(
         Method::GradcamPlusPlus => cam(Cam::GradCamPlusPlus).await?.1,
         Method::Hirescam => cam(Cam::HiResCam).await?.1,
         Method::Layercam => cam(Cam::LayerCam).await?.1,
+        Method::Scorecam => {
+            score_cam(logit, settings.layer.as_deref(), &settings.score_cam)
+                .await?
+                .1
+        }
         Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
         Method::GuidedGradcam => {
             let attribution = guided_grad_cam(logit, settings.layer.as_deref()).await?;

@@ -3,7 +3,7 @@
 //! (BatchNorm on its running statistics, still differentiable in the input).
 //!
 //! Gradient methods return attributions shaped like the input ([N, C, H, W]); [`to_maps`]
-//! reduces them to one map per image. Grad-CAM, occlusion and meaningful perturbation return
+//! reduces them to one map per image. The CAM family, occlusion and meaningful perturbation return
 //! maps ([N, H, W]) directly.
 //!
 //! The methods are async because they read values back mid-way (scores, gradients for the
@@ -17,6 +17,7 @@ mod integrated_gradients;
 mod method;
 mod occlusion;
 mod perturbation;
+mod score_cam;
 
 pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
 pub use gradcam::{Cam, class_activation_map, grad_cam, guided_grad_cam};
@@ -29,6 +30,7 @@ pub use integrated_gradients::{
 pub use method::{Method, MethodMaps, MethodSettings, method_maps};
 pub use occlusion::{Occlusion, occlusion};
 pub use perturbation::{Perturbation, PerturbationResult, Replacement, meaningful_perturbation};
+pub use score_cam::{ScoreCam, score_cam};
 
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};

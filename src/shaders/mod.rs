@@ -34,6 +34,8 @@ pub enum Shader {
     Pool,
     /// The roofline's microkernels: peak arithmetic rate and bandwidth.
     Roofline,
+    /// Score-CAM's masked copies of an image.
+    ScoreCam,
     Softmax,
     Transpose,
     Winograd,
@@ -56,6 +58,7 @@ impl Shader {
         Shader::MatmulSubgroup,
         Shader::Pool,
         Shader::Roofline,
+        Shader::ScoreCam,
         Shader::Softmax,
         Shader::Transpose,
         Shader::Winograd,
@@ -79,6 +82,7 @@ impl Shader {
             Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Pool => "pool",
             Shader::Roofline => "roofline",
+            Shader::ScoreCam => "score_cam",
             Shader::Softmax => "softmax",
             Shader::Transpose => "transpose",
             Shader::Winograd => "winograd",
@@ -116,6 +120,7 @@ impl Shader {
             Shader::MatmulSubgroup => include_str!("../../shaders/matmul_subgroup.wgsl"),
             Shader::Pool => with_grid!("pool.wgsl"),
             Shader::Roofline => with_grid!("roofline.wgsl"),
+            Shader::ScoreCam => with_grid!("score_cam.wgsl"),
             Shader::Softmax => with_grid!("softmax.wgsl"),
             Shader::Transpose => with_grid!("transpose.wgsl"),
             Shader::Winograd => with_grid!("winograd.wgsl"),
