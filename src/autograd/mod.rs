@@ -265,6 +265,19 @@ impl Tape {
         var
     }
 
+    /// The names of the trainable parameters this tape has recorded, in the order the forward
+    /// pass first used them (none on a no-grad tape or with `input_gradients_only`).
+    pub fn parameter_names_in_use_order(&self) -> Vec<String> {
+        self.recording.as_ref().map_or_else(Vec::new, |recording| {
+            recording
+                .borrow()
+                .names
+                .iter()
+                .map(|(_, name)| name.clone())
+                .collect()
+        })
+    }
+
     /// The result of an op: records `backward` when some input requires a gradient. The rule
     /// receives the output's gradient and returns one gradient per input, in order.
     pub(crate) fn record(

@@ -171,6 +171,47 @@ impl ParamStore {
             .sum()
     }
 
+    /// A copy of this store in which every parameter and buffer of the modules under `blocks`
+    /// (a name starting with `block.`) takes a fresh value, as PyTorch's `reset_parameters`
+    /// gives a new layer: weights and biases U(-1/√fan_in, 1/√fan_in), BatchNorm's weight 1,
+    /// bias 0, running mean 0 and variance 1, drawn from `seed` and each name. The other
+    /// tensors are shared with this store, not copied: the randomisation sanity check's models.
+    pub fn with_blocks_reset(&self, blocks: &[&str], seed: u64) -> Result<ParamStore> {
+        let mut copy = Self {
+            gpu: self.gpu.clone(),
+            allocate: self.allocate,
+            shapes: self.shapes.clone(),
+            parameters: self.parameters.clone(),
+            buffers: self.buffers.clone(),
+            frozen: self.frozen.clone(),
+        };
+        let reset = |name: &str| blocks.iter().any(|b| name.starts_with(&format!("{b}.")));
+        for (name, (dims, _)) in &self.shapes {
+            if !reset(name) || !self.allocate {
+                continue;
+            }
+            let (module, leaf) = name.rsplit_once('.').unwrap_or(("", name));
+            let batch_norm = self.shapes.contains_key(&format!("{module}.running_mean"));
+            let fan_in = |weight: &[usize]| weight.iter().skip(1).product::<usize>().max(1);
+            let init = match leaf {
+                "running_var" => Init::Constant(1.0),
+                "weight" if batch_norm => Init::Constant(1.0),
+                "weight" if dims.len() > 1 => Init::DefaultFanIn {
+                    fan_in: fan_in(dims),
+                },
+                "bias" if !batch_norm => {
+                    let weight = self.shapes.get(&format!("{module}.weight"));
+                    Init::DefaultFanIn {
+                        fan_in: weight.map_or(1, |(w, _)| fan_in(w)),
+                    }
+                }
+                _ => Init::Constant(0.0),
+            };
+            copy.set(name, init.tensor(&self.gpu, dims, seed, name)?)?;
+        }
+        Ok(copy)
+    }
+
     /// Freezes every parameter whose name starts with `prefix` (`features` freezes a VGG's
     /// convolutions; `layer1.` a ResNet stage). An error when no parameter matches: a typo
     /// would otherwise train everything silently.

@@ -19,7 +19,11 @@ mod occlusion;
 mod perturbation;
 mod score_cam;
 
-pub use evaluation::{deletion_insertion_auc, pointing_game_hit, rank_correlation};
+pub use evaluation::{
+    RandomisationStep, Road, RoadCurves, blocks_in_forward_order, cascading_randomisation,
+    deletion_insertion_auc, energy_pointing_game, noisy_linear_imputation, pointing_game_hit,
+    rank_correlation, road, ssim,
+};
 pub use gradcam::{Cam, class_activation_map, grad_cam, guided_grad_cam};
 pub use gradient::{
     SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad, smoothgrad_inputs,
