@@ -371,6 +371,17 @@ fn train_evaluate_and_explain_an_image_folder() {
             image::ExtendedColorType::L8,
         )
         .unwrap();
+        // Masks for the validation set's lesions, laid out as the images.
+        if split == "val" && label == 1 {
+            let masks = dir.join("masks").join(class);
+            std::fs::create_dir_all(&masks).unwrap();
+            let mask: Vec<u8> = samples.masks[i * plane..(i + 1) * plane]
+                .iter()
+                .map(|&m| if m > 0.5 { 255 } else { 0 })
+                .collect();
+            let path = masks.join(format!("{i}.png"));
+            image::save_buffer(path, &mask, 40, 40, image::ExtendedColorType::L8).unwrap();
+        }
     }
     let checkpoint = dir.join("lesions.safetensors");
     let (d, c) = (data.to_str().unwrap(), checkpoint.to_str().unwrap());
@@ -488,6 +499,8 @@ fn train_evaluate_and_explain_an_image_folder() {
     let png = image::open(&heat).unwrap();
     assert_eq!((png.width(), png.height()), (32, 32));
 
+    evaluate_saliency_reports_every_measure(&dir, d, c, &samples.labels[64..]);
+
     let output = gradlens(&["train", "--data", d, "--out", c, "--augment", "shear"]);
     assert!(!output.status.success() && text(&output.stderr).contains("shear"));
 
@@ -603,6 +616,139 @@ fn train_evaluate_and_explain_an_image_folder() {
             bits(&resumed) == bits(&uninterrupted),
             "{name}: the resumed run's weights differ from the uninterrupted run's"
         );
+    }
+}
+
+/// `evaluate-saliency` over the validation folder with masks for its lesions: every measure
+/// of both methods, with confidence intervals around the means, curves that start at the
+/// unchanged image's probability, the randomisation steps over the model's blocks, the plot;
+/// and its bad input (an unknown method, a missing masks folder, an unknown layer) in one line.
+fn evaluate_saliency_reports_every_measure(
+    dir: &Path,
+    data: &str,
+    weights: &str,
+    labels: &[usize],
+) {
+    let (json_path, plot) = (dir.join("eval.json"), dir.join("eval.svg"));
+    let masks = dir.join("masks");
+    let output = gradlens(&[
+        "evaluate-saliency",
+        "--weights",
+        weights,
+        "--data",
+        data,
+        "--masks",
+        masks.to_str().unwrap(),
+        "--methods",
+        "gradient,gradcam",
+        "--batch",
+        "8",
+        "--randomisation-images",
+        "2",
+        "--json",
+        json_path.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lesions = labels.iter().filter(|&&l| l == 1).count();
+    assert!(
+        stdout.contains(&format!(
+            "32 images of 2 classes at 32×32, {lesions} with masks"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ROAD MoRF area") && stdout.contains("randomisation: after all 11 blocks"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["images"], 32);
+    for method in ["gradient", "gradcam"] {
+        let report = &json["methods"][method];
+        for (measure, n) in [
+            ("deletion_auc", 32),
+            ("insertion_auc", 32),
+            ("road_morf_area", 32),
+            ("road_lerf_area", 32),
+            ("pointing_game", lesions),
+            ("energy_pointing_game", lesions),
+        ] {
+            let summary = &report[measure];
+            let (mean, low, high) = (
+                summary["mean"].as_f64().unwrap(),
+                summary["ci95"][0].as_f64().unwrap(),
+                summary["ci95"][1].as_f64().unwrap(),
+            );
+            assert_eq!(summary["n"], n, "{method} {measure}");
+            assert!(
+                (0.0..=1.0).contains(&mean) && low <= mean && mean <= high && high - low > 0.0,
+                "{method} {measure}: {summary}"
+            );
+        }
+        let curves = &report["curves"];
+        assert_eq!(
+            curves["deletion"]["probability"].as_array().unwrap().len(),
+            17
+        );
+        assert_eq!(
+            curves["road_morf"]["probability"].as_array().unwrap().len(),
+            10
+        );
+        // Every curve starts from the unchanged image: the same mean probability.
+        let start = |curve: &str| curves[curve]["probability"][0].as_f64().unwrap();
+        assert!(
+            (start("deletion") - start("road_lerf")).abs() < 1e-5,
+            "{curves}"
+        );
+        let steps = report["randomisation"]["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 11);
+        assert_eq!(
+            (steps[0]["block"].as_str(), steps[10]["block"].as_str()),
+            (Some("fc"), Some("conv1"))
+        );
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        2 * 5,
+        "two methods in five panels"
+    );
+
+    for (args, says) in [
+        (
+            &["--methods", "gradient,sharpness"][..],
+            "unknown method \"sharpness\"",
+        ),
+        (
+            &["--masks", "/nonexistent/masks"][..],
+            "the masks folder does not exist",
+        ),
+        (
+            &["--methods", "gradcam", "--layer", "layer9"][..],
+            "no layer named \"layer9\"",
+        ),
+    ] {
+        let output = gradlens(
+            &[
+                &["evaluate-saliency", "--weights", weights, "--data", data][..],
+                args,
+            ]
+            .concat(),
+        );
+        let stderr = text(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+        // One line naming the problem (clap adds its pointer to --help after a blank line).
+        let lines = stderr
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+            .count();
+        assert_eq!(lines, 1, "{args:?}: {stderr}");
     }
 }
 

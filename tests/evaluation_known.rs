@@ -57,6 +57,7 @@ fn ssim_matches_skimage() {
         None,
         "under the 11-pixel window"
     );
+    assert_eq!(ssim(&a, &vec![0.0; h * w], h, w), None, "a constant map");
 }
 
 /// A linear ramp is its own weighted neighbour mean wherever all 8 neighbours lie in the

@@ -16,7 +16,7 @@ use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::saliency::{
     self, Attribution, Cam, Explained, IntegratedGradients, Method, MethodSettings, Occlusion,
     Perturbation, Question, Reduce, Replacement, Road, Score, ScoreCam, SmoothGrad,
-    cascading_randomisation, deletion_insertion_auc, energy_pointing_game, pointing_game_hit,
+    cascading_randomisation, deletion_insertion, energy_pointing_game, pointing_game_hit,
     rank_correlation, road, to_maps,
 };
 use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, SyntheticLesions, augment};
@@ -235,14 +235,14 @@ fn saliency_points_at_the_lesions() {
         let baseline = vec![image.iter().sum::<f32>() / plane as f32; plane];
         let map = &gradient_maps.data[k * plane..(k + 1) * plane];
         let shuffled: Vec<f32> = (0..plane).map(|_| order_rng.uniform() as f32).collect();
-        let a = pollster::block_on(deletion_insertion_auc(
-            explained, &one, 1, map, &baseline, 16,
-        ))
-        .unwrap();
-        let b = pollster::block_on(deletion_insertion_auc(
+        let a = pollster::block_on(deletion_insertion(explained, &one, 1, map, &baseline, 16))
+            .unwrap()
+            .areas();
+        let b = pollster::block_on(deletion_insertion(
             explained, &one, 1, &shuffled, &baseline, 16,
         ))
-        .unwrap();
+        .unwrap()
+        .areas();
         faithful = (faithful.0 + a.0 / 6.0, faithful.1 + a.1 / 6.0);
         shuffled_order = (shuffled_order.0 + b.0 / 6.0, shuffled_order.1 + b.1 / 6.0);
     }

@@ -562,7 +562,7 @@ pub fn describe(result: &Metrics, classes: &[String]) -> String {
     )
 }
 
-fn normalised(planes: &Planes, preprocess: &Preprocess) -> Vec<f32> {
+pub fn normalised(planes: &Planes, preprocess: &Preprocess) -> Vec<f32> {
     let plane = planes.height * planes.width;
     planes
         .data

@@ -20,9 +20,9 @@ mod perturbation;
 mod score_cam;
 
 pub use evaluation::{
-    RandomisationStep, Road, RoadCurves, blocks_in_forward_order, cascading_randomisation,
-    deletion_insertion_auc, energy_pointing_game, noisy_linear_imputation, pointing_game_hit,
-    rank_correlation, road, ssim,
+    DeletionInsertion, RandomisationStep, Road, RoadCurves, blocks_in_forward_order,
+    cascading_randomisation, deletion_insertion, energy_pointing_game, noisy_linear_imputation,
+    pointing_game_hit, rank_correlation, road, ssim,
 };
 pub use gradcam::{Cam, class_activation_map, grad_cam, guided_grad_cam};
 pub use gradient::{

@@ -9,19 +9,37 @@ use crate::nn::SplitMix64;
 use crate::saliency::{Attribution, Explained, Question, Score, scores};
 use crate::tensor::Tensor;
 
-/// Deletion and insertion AUC of one image's map: pixels are removed from the image (deletion:
-/// replaced by `baseline`) or added to the baseline (insertion) in order of decreasing
-/// saliency, in `steps` equal parts; the areas under the class-probability curves over the
-/// fraction of pixels. Low deletion and high insertion AUC mean a faithful map.
-pub async fn deletion_insertion_auc(
+/// One image's deletion and insertion curves: the class's probability at 0, 1/steps, …, 1 of
+/// the pixels changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeletionInsertion {
+    pub deletion: Vec<f32>,
+    pub insertion: Vec<f32>,
+}
+
+impl DeletionInsertion {
+    /// The areas under the deletion and insertion curves over the fraction of pixels
+    /// (trapezoid rule). Low deletion and high insertion areas mean a faithful map.
+    pub fn areas(&self) -> (f32, f32) {
+        let area = |curve: &[f32]| {
+            curve.windows(2).map(|p| (p[0] + p[1]) / 2.0).sum::<f32>() / (curve.len() - 1) as f32
+        };
+        (area(&self.deletion), area(&self.insertion))
+    }
+}
+
+/// Deletion and insertion curves of one image's map: pixels are removed from the image
+/// (deletion: replaced by `baseline`) or added to the baseline (insertion) in order of
+/// decreasing saliency, in `steps` equal parts, the class's probability read after each.
+pub async fn deletion_insertion(
     explained: Explained<'_>,
     image: &Tensor,
     class: usize,
     map: &[f32],
     baseline: &[f32],
     steps: usize,
-) -> Result<(f32, f32)> {
-    const OP: &str = "deletion_insertion_auc";
+) -> Result<DeletionInsertion> {
+    const OP: &str = "deletion_insertion";
     let &[1, c, h, w] = image.dims() else {
         return Err(Error::invalid(
             OP,
@@ -63,16 +81,14 @@ pub async fn deletion_insertion_auc(
         let batch = Tensor::from_slice(image.gpu(), [steps + 1, c, h, w], &batch)?;
         let classes = vec![class; steps + 1];
         let asked = Question::new(explained, &batch, &classes, Score::Probability)?;
-        let probabilities = scores(asked).await?;
-        // Trapezoid rule over the fraction of pixels changed.
-        let area: f32 = probabilities
-            .windows(2)
-            .map(|p| (p[0] + p[1]) / 2.0)
-            .sum::<f32>()
-            / steps as f32;
-        curves.push(area);
+        curves.push(scores(asked).await?);
     }
-    Ok((curves[0], curves[1]))
+    let insertion = curves.pop().expect("two curves");
+    let deletion = curves.pop().expect("two curves");
+    Ok(DeletionInsertion {
+        deletion,
+        insertion,
+    })
 }
 
 /// ROAD's settings.

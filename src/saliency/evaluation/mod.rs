@@ -9,7 +9,7 @@ mod pointing;
 mod randomisation;
 mod similarity;
 
-pub use curves::{Road, RoadCurves, deletion_insertion_auc, road};
+pub use curves::{DeletionInsertion, Road, RoadCurves, deletion_insertion, road};
 pub use imputation::noisy_linear_imputation;
 pub use pointing::{energy_pointing_game, pointing_game_hit};
 pub use randomisation::{RandomisationStep, blocks_in_forward_order, cascading_randomisation};

@@ -44,31 +44,24 @@ const SSIM_SIGMA: f64 = 1.5;
 const SSIM_RADIUS: usize = 5;
 
 /// SSIM of two maps [height, width], each first scaled to [0, 1] by its own minimum and
-/// maximum (a constant map becomes all 0), with data range 1: the mean over the pixels at
-/// least 5 from the border of the SSIM map, as skimage's `structural_similarity` with
-/// `gaussian_weights=True, use_sample_covariance=False, data_range=1` computes it (its
-/// Gaussian filter mirrors the image at the edges, "reflect"). 1 for identical maps. None when
-/// a side is shorter than the 11-pixel window.
+/// maximum, with data range 1: the mean over the pixels at least 5 from the border of the SSIM
+/// map, as skimage's `structural_similarity` with `gaussian_weights=True,
+/// use_sample_covariance=False, data_range=1` computes it (its Gaussian filter mirrors the
+/// image at the edges, "reflect"). 1 for identical maps. None when a side is shorter than the
+/// 11-pixel window, or when either map is constant: scaled, it has no structure to compare
+/// (two all-zero CAMs would otherwise score a perfect 1).
 pub fn ssim(a: &[f32], b: &[f32], height: usize, width: usize) -> Option<f32> {
     let side = 2 * SSIM_RADIUS + 1;
     if height < side || width < side || a.len() != height * width || b.len() != a.len() {
         return None;
     }
-    let scaled = |map: &[f32]| -> Vec<f64> {
+    let scaled = |map: &[f32]| -> Option<Vec<f64>> {
         let low = map.iter().copied().fold(f32::INFINITY, f32::min);
         let high = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let span = f64::from(high - low);
-        map.iter()
-            .map(|&v| {
-                if span > 0.0 {
-                    f64::from(v - low) / span
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        (span > 0.0).then(|| map.iter().map(|&v| f64::from(v - low) / span).collect())
     };
-    let (x, y) = (scaled(a), scaled(b));
+    let (x, y) = (scaled(a)?, scaled(b)?);
     let product =
         |p: &[f64], q: &[f64]| -> Vec<f64> { p.iter().zip(q).map(|(p, q)| p * q).collect() };
     let blur = |values: &[f64]| gaussian_filter(values, height, width);
