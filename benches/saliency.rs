@@ -4,13 +4,19 @@
 //! line) and the time of the default settings is extrapolated from the per-pass cost.
 //!
 //!   cargo bench --bench saliency [-- resnet18 ...]    # ResNet-50 unless archs are named
+//!   cargo bench --bench saliency -- resnet50 --default-maps
+//!
+//! `--default-maps` times only SmoothGrad-50 and IG-50 with their default settings, map and
+//! all, as `gradlens saliency` runs them (`method_maps`): where the per-sample work outside
+//! the network (noise, accumulation, channel reduction, transfers) shows.
 
 use std::time::Instant;
 
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::ParamStore;
 use gradlens::saliency::{
-    self, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Score, SmoothGrad,
+    self, Cam, Explained, IntegratedGradients, Method, MethodSettings, Occlusion, Perturbation,
+    Question, Score, SmoothGrad, method_maps,
 };
 use gradlens::train::SyntheticLesions;
 use gradlens::{Gpu, Tensor};
@@ -25,19 +31,49 @@ fn main() {
         false => chosen,
     };
     let gpu = Gpu::new().expect("a GPU adapter");
+    let default_maps = std::env::args().any(|a| a == "--default-maps");
     for arch in &archs {
-        bench_arch(&gpu, arch);
+        match default_maps {
+            true => bench_default_maps(&gpu, arch),
+            false => bench_arch(&gpu, arch),
+        }
     }
 }
 
-fn bench_arch(gpu: &Gpu, arch: &str) {
-    let gpu = gpu.clone();
-    let mut store = ParamStore::new(&gpu);
+/// SmoothGrad-50 and IG-50 maps of one image at their defaults, each once after a warm-up.
+fn bench_default_maps(gpu: &Gpu, arch: &str) {
+    let mut store = ParamStore::new(gpu);
     let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
     let explained = Explained {
         model: model.as_ref(),
         store: &store,
     };
+    let x = lesion_image(gpu);
+    println!("default maps on {arch}, 1×3×224×224, on {}", gpu.describe());
+    for method in [Method::Smoothgrad, Method::IntegratedGradients] {
+        let run = || {
+            pollster::block_on(method_maps(
+                explained,
+                &x,
+                &[0],
+                method,
+                &MethodSettings::default(),
+            ))
+            .expect("maps")
+        };
+        run();
+        let start = Instant::now();
+        run();
+        println!(
+            "  {}: {:.2} s",
+            method.name(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// One synthetic lesion image at 224, its gray plane repeated in three channels.
+fn lesion_image(gpu: &Gpu) -> Tensor {
     let image = SyntheticLesions {
         size: 224,
         ..SyntheticLesions::default()
@@ -50,7 +86,18 @@ fn bench_arch(gpu: &Gpu, arch: &str) {
         .take(3 * 224 * 224)
         .copied()
         .collect();
-    let x = Tensor::from_slice(&gpu, [1, 3, 224, 224], &rgb).expect("upload");
+    Tensor::from_slice(gpu, [1, 3, 224, 224], &rgb).expect("upload")
+}
+
+fn bench_arch(gpu: &Gpu, arch: &str) {
+    let gpu = gpu.clone();
+    let mut store = ParamStore::new(&gpu);
+    let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
+    let explained = Explained {
+        model: model.as_ref(),
+        store: &store,
+    };
+    let x = lesion_image(&gpu);
     let class = [0];
     println!("saliency on {arch}, 1×3×224×224, on {}", gpu.describe());
     let logit = Question::new(explained, &x, &class, Score::Logit).expect("question");
