@@ -40,8 +40,35 @@ fn smoothgrad_is_the_mean_of_gradients_on_its_noisy_inputs() {
     let logit = Question::new(explained, &x, &classes, Score::Logit).unwrap();
     let got = pollster::block_on(saliency::smoothgrad(logit, &settings)).unwrap();
 
-    let noisy = smoothgrad_inputs(&images, n, &settings);
+    let noisy = pollster::block_on(smoothgrad_inputs(&x, &settings))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     assert_eq!(noisy.len(), n * settings.samples * size);
+    // The noise is N(0, σ²), σ = 15% of each image's value range.
+    for (image, original) in images.chunks(size).enumerate() {
+        let (lo, hi) = original
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let sigma = f64::from(0.15 * (hi - lo));
+        let noise: Vec<f64> = noisy
+            [image * settings.samples * size..(image + 1) * settings.samples * size]
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| f64::from(v - original[k % size]))
+            .collect();
+        let mean = noise.iter().sum::<f64>() / noise.len() as f64;
+        let deviation =
+            (noise.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / noise.len() as f64).sqrt();
+        assert!(
+            mean.abs() < 0.05 * sigma,
+            "image {image}: noise mean {mean} for σ {sigma}"
+        );
+        assert!(
+            (deviation / sigma - 1.0).abs() < 0.05,
+            "image {image}: deviation {deviation}, σ {sigma}"
+        );
+    }
     let mut want = vec![0.0f32; n * size];
     for (copy, values) in noisy.chunks(size).enumerate() {
         let image = copy / settings.samples;

@@ -12,6 +12,7 @@ macro_rules! per_axis_setters {
     )*};
 }
 
+pub mod attribution;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
@@ -43,6 +44,7 @@ pub(crate) use launch::Launch;
 /// interface test (`tests/kernel_interface.rs`) holds to naga's reading of the shaders.
 pub fn catalogue() -> Vec<EntryInterface> {
     [
+        attribution::entries(),
         batchnorm::entries(),
         concat::entries(),
         conv2d::entries(),

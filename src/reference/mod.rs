@@ -1,6 +1,7 @@
 //! Plain-Rust CPU versions of every kernel: the oracle every GPU test compares against.
 //! Written for obviousness, not speed; sums accumulate in f64.
 
+pub mod attribution;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;

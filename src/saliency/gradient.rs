@@ -4,28 +4,41 @@
 use super::{Attribution, Question, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
+use crate::kernels::attribution::{accumulate, noisy_copies};
 use crate::kernels::elementwise::mul;
-use crate::nn::SplitMix64;
 use crate::tensor::Tensor;
 
 /// ∂score/∂x for each image's class: attributions [N, C, H, W] (reduce with
 /// `Reduce::AbsMax` for Simonyan's map).
 pub async fn gradient(question: Question<'_>) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(question, Tape::new()).await?;
-    host(&grad).await
+    host(&gradient_on_gpu(question).await?).await
 }
 
 /// x ⊙ ∂score/∂x.
 pub async fn gradient_x_input(question: Question<'_>) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(question, Tape::new()).await?;
-    host(&mul(&grad, question.x)?).await
+    host(&gradient_x_input_on_gpu(question).await?).await
 }
 
 /// Guided backprop: the input gradient with every ReLU's backward also zeroing negative
 /// incoming gradients.
 pub async fn guided_backprop(question: Question<'_>) -> Result<Attribution> {
-    let (_, grad) = scores_and_input_gradient(question, Tape::guided()).await?;
-    host(&grad).await
+    host(&guided_backprop_on_gpu(question).await?).await
+}
+
+/// `gradient`, left on the GPU.
+pub(crate) async fn gradient_on_gpu(question: Question<'_>) -> Result<Tensor> {
+    Ok(scores_and_input_gradient(question, Tape::new()).await?.1)
+}
+
+/// `gradient_x_input`, left on the GPU.
+pub(crate) async fn gradient_x_input_on_gpu(question: Question<'_>) -> Result<Tensor> {
+    let (_, grad) = scores_and_input_gradient(question, Tape::new()).await?;
+    mul(&grad, question.x)
+}
+
+/// `guided_backprop`, left on the GPU.
+pub(crate) async fn guided_backprop_on_gpu(question: Question<'_>) -> Result<Tensor> {
+    Ok(scores_and_input_gradient(question, Tape::guided()).await?.1)
 }
 
 /// SmoothGrad's settings; the defaults are Smilkov et al.'s (15% noise, 50 samples).
@@ -53,6 +66,16 @@ impl Default for SmoothGrad {
 /// SmoothGrad: the mean of |∂score/∂x| over noisy copies of each image. |·| is taken per
 /// sample before averaging, as Captum's NoiseTunnel over Saliency does.
 pub async fn smoothgrad(question: Question<'_>, settings: &SmoothGrad) -> Result<Attribution> {
+    host(&smoothgrad_on_gpu(question, settings).await?).await
+}
+
+/// `smoothgrad`, left on the GPU. The copies are made there (`kernels::attribution`), a batch
+/// at a time, and their gradients' |·| summed there: nothing but each image's value range
+/// (for σ) is read back, nothing uploaded per sample.
+pub(crate) async fn smoothgrad_on_gpu(
+    question: Question<'_>,
+    settings: &SmoothGrad,
+) -> Result<Tensor> {
     let SmoothGrad { samples, batch, .. } = *settings;
     let [n, c, h, w] = question.dims;
     if samples == 0 || batch == 0 {
@@ -61,75 +84,69 @@ pub async fn smoothgrad(question: Question<'_>, settings: &SmoothGrad) -> Result
             "samples and batch must be positive",
         ));
     }
-    let size = c * h * w;
-    let images = question.x.read().await?;
-    let mut noise = Noise::new(settings);
-    let mut sum = vec![0.0f32; n * size];
-    for (image, original) in images.chunks(size).enumerate() {
-        // A batch of noisy copies at a time: host memory bounded by the batch, not the samples.
+    let gpu = question.x.gpu();
+    let sigmas = noise_deviations(question.x, settings.noise_level).await?;
+    let sum = Tensor::zeros(gpu, [n, c, h, w])?;
+    let weights = Tensor::full(gpu, [batch.min(samples)], 1.0 / samples as f32)?;
+    for (image, &sigma) in sigmas.iter().enumerate() {
         let mut done = 0;
         while done < samples {
             let count = batch.min(samples - done);
-            let noisy = noise.copies(original, count);
-            let noisy = Tensor::from_slice(question.x.gpu(), [count, c, h, w], &noisy)?;
+            let noisy = noisy_copies(
+                question.x,
+                image,
+                count,
+                (image * samples + done) as u64,
+                settings.seed,
+                sigma,
+            )?;
             let targets = vec![question.classes[image]; count];
-            let noisy = question.about(&noisy, &targets)?;
-            let (_, grad) = scores_and_input_gradient(noisy, Tape::new()).await?;
-            for (k, g) in grad.read().await?.into_iter().enumerate() {
-                sum[image * size + k % size] += g.abs();
-            }
+            let (_, grad) =
+                scores_and_input_gradient(question.about(&noisy, &targets)?, Tape::new()).await?;
+            accumulate(&sum, image, &grad, &weights, true)?;
             done += count;
         }
     }
-    let scale = 1.0 / samples as f32;
-    Ok(Attribution {
-        dims: vec![n, c, h, w],
-        data: sum.into_iter().map(|v| v * scale).collect(),
-    })
+    Ok(sum)
 }
 
-/// The noisy copies SmoothGrad explains, [N · samples, C, H, W] for `n` images on the host:
-/// each image in turn, `samples` copies of it plus Gaussian noise whose σ is `noise_level` times
-/// the image's value range, drawn in that order from `seed`.
-pub fn smoothgrad_inputs(images: &[f32], n: usize, settings: &SmoothGrad) -> Vec<f32> {
-    let size = images.len() / n.max(1);
-    let mut noise = Noise::new(settings);
-    images
+/// The noisy copies SmoothGrad explains, [N · samples, C, H, W]: each image in turn,
+/// `samples` copies of it plus Gaussian noise whose σ is `noise_level` times the image's value
+/// range, copy k of image i drawing sample i · samples + k of the seed's stream (what
+/// `smoothgrad` makes a batch at a time).
+pub async fn smoothgrad_inputs(x: &Tensor, settings: &SmoothGrad) -> Result<Tensor> {
+    let [n, c, h, w] = match *x.dims() {
+        [n, c, h, w] => [n, c, h, w],
+        _ => {
+            return Err(Error::invalid(
+                "smoothgrad",
+                format!("needs images [N, C, H, W], got {:?}", x.dims()),
+            ));
+        }
+    };
+    let sigmas = noise_deviations(x, settings.noise_level).await?;
+    let mut copies = Vec::with_capacity(n * settings.samples * c * h * w);
+    for (image, &sigma) in sigmas.iter().enumerate() {
+        let first = (image * settings.samples) as u64;
+        let made = noisy_copies(x, image, settings.samples, first, settings.seed, sigma)?;
+        copies.extend(made.read().await?);
+    }
+    Tensor::from_slice(x.gpu(), [n * settings.samples, c, h, w], &copies)
+}
+
+/// Each image's noise deviation: `level` times its value range (max − min over every channel).
+async fn noise_deviations(x: &Tensor, level: f32) -> Result<Vec<f32>> {
+    let values = x.read().await?;
+    let size = values.len() / x.dims()[0].max(1);
+    Ok(values
         .chunks(size.max(1))
-        .flat_map(|original| noise.copies(original, settings.samples))
-        .collect()
-}
-
-/// SmoothGrad's noise, drawn in one sequence from its seed however the copies are batched.
-struct Noise {
-    rng: SplitMix64,
-    level: f32,
-}
-
-impl Noise {
-    fn new(settings: &SmoothGrad) -> Self {
-        Self {
-            rng: SplitMix64::new(settings.seed),
-            level: settings.noise_level,
-        }
-    }
-
-    /// The next `count` noisy copies of `original`: σ is the noise level times its value range.
-    fn copies(&mut self, original: &[f32], count: usize) -> Vec<f32> {
-        let (lo, hi) = original
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        let sigma = f64::from(self.level * (hi - lo));
-        let mut noisy = Vec::with_capacity(original.len() * count);
-        for _ in 0..count {
-            noisy.extend(
-                original
-                    .iter()
-                    .map(|&v| v + (self.rng.normal() * sigma) as f32),
-            );
-        }
-        noisy
-    }
+        .map(|image| {
+            let (lo, hi) = image
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            level * (hi - lo)
+        })
+        .collect())
 }
 
 pub(crate) async fn host(t: &Tensor) -> Result<Attribution> {

@@ -1,9 +1,14 @@
 //! Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∂F(x' + α(x − x'))/∂x dα,
-//! by a quadrature along the straight path, batched along the path.
+//! by a quadrature along the straight path, batched along the path, on the GPU from the path's
+//! points to the attributions.
 
+use super::gradient::host;
 use super::{Attribution, Question, scores, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
+use crate::kernels::attribution::{accumulate, interpolate};
+use crate::kernels::elementwise::{mul, sub};
+use crate::kernels::reduce::sum;
 use crate::tensor::Tensor;
 
 /// The quadrature rule (Captum's names: riemann_left, _right, _middle, _trapezoid,
@@ -54,6 +59,28 @@ pub async fn integrated_gradients(
     question: Question<'_>,
     settings: &IntegratedGradients,
 ) -> Result<IntegratedGradientsResult> {
+    let on_gpu = integrated_gradients_on_gpu(question, settings).await?;
+    Ok(IntegratedGradientsResult {
+        attribution: host(&on_gpu.attribution).await?,
+        completeness_error: on_gpu.completeness_error,
+        score_difference: on_gpu.score_difference,
+    })
+}
+
+/// `integrated_gradients` with the attributions left on the GPU [N, C, H, W].
+pub(crate) struct IntegratedGradientsOnGpu {
+    pub attribution: Tensor,
+    pub completeness_error: Vec<f32>,
+    pub score_difference: Vec<f32>,
+}
+
+/// Integrated gradients with the path's points made, their gradients weighted and summed, and
+/// the attributions formed on the GPU (`kernels::attribution`): what is read back is one sum
+/// and two scores per image.
+pub(crate) async fn integrated_gradients_on_gpu(
+    question: Question<'_>,
+    settings: &IntegratedGradients,
+) -> Result<IntegratedGradientsOnGpu> {
     const OP: &str = "integrated_gradients";
     let [n, c, h, w] = question.dims;
     if settings.steps == 0 || settings.batch == 0 {
@@ -71,58 +98,44 @@ pub async fn integrated_gradients(
         None => vec![0.0; size],
     };
     let (alphas, weights) = quadrature(settings.path, settings.steps);
-    let (gpu, images) = (question.x.gpu(), question.x.read().await?);
-    let mut attribution = vec![0.0f32; n * size];
-    let mut completeness_error = Vec::with_capacity(n);
-    let mut score_difference = Vec::with_capacity(n);
+    // As Captum: each α and weight rounded to f32, the path formed and the sum taken in f32.
+    let to_f32 = |values: &[f64]| -> Vec<f32> { values.iter().map(|&v| v as f32).collect() };
+    let (alphas, weights) = (to_f32(&alphas), to_f32(&weights));
+    let gpu = question.x.gpu();
+    let baseline_image = Tensor::from_slice(gpu, [c, h, w], &baseline)?;
+    let integral = Tensor::zeros(gpu, [n, c, h, w])?;
     for image in 0..n {
-        let original = &images[image * size..(image + 1) * size];
-        let mut integral = vec![0.0f64; size];
-        for chunk in alphas
+        for (chunk_alphas, chunk_weights) in alphas
             .chunks(settings.batch)
             .zip(weights.chunks(settings.batch))
         {
-            let (chunk_alphas, chunk_weights) = chunk;
-            let path: Vec<f32> = chunk_alphas
-                .iter()
-                .flat_map(|&alpha| {
-                    original
-                        .iter()
-                        .zip(&baseline)
-                        .map(move |(&v, &b)| b + (alpha as f32) * (v - b))
-                })
-                .collect();
             let batch = chunk_alphas.len();
-            let path = Tensor::from_slice(gpu, [batch, c, h, w], &path)?;
+            let chunk_alphas = Tensor::from_slice(gpu, [batch], chunk_alphas)?;
+            let chunk_weights = Tensor::from_slice(gpu, [batch], chunk_weights)?;
+            let path = interpolate(question.x, image, &baseline_image, &chunk_alphas)?;
             let targets = vec![question.classes[image]; batch];
             let path = question.about(&path, &targets)?;
             let (_, grad) = scores_and_input_gradient(path, Tape::new()).await?;
-            let grad = grad.read().await?;
-            for (k, &weight) in chunk_weights.iter().enumerate() {
-                for (sum, &g) in integral.iter_mut().zip(&grad[k * size..(k + 1) * size]) {
-                    *sum += weight * f64::from(g);
-                }
-            }
+            accumulate(&integral, image, &grad, &chunk_weights, false)?;
         }
-        let mut total = 0.0f64;
-        for (i, sum) in integral.iter().enumerate() {
-            let a = (f64::from(original[i]) - f64::from(baseline[i])) * sum;
-            attribution[image * size + i] = a as f32;
-            total += a;
-        }
-        let endpoints = [original, baseline.as_slice()].concat();
-        let endpoints = Tensor::from_slice(gpu, [2, c, h, w], &endpoints)?;
-        let f = scores(question.about(&endpoints, &[question.classes[image]; 2])?).await?;
-        let difference = f[0] - f[1];
-        completeness_error.push(total as f32 - difference);
-        score_difference.push(difference);
     }
-    Ok(IntegratedGradientsResult {
-        attribution: Attribution {
-            dims: vec![n, c, h, w],
-            data: attribution,
-        },
-        completeness_error,
+    let baselines = Tensor::from_slice(gpu, [n, c, h, w], &baseline.repeat(n))?;
+    let attribution = mul(&sub(question.x, &baselines)?, &integral)?;
+    let totals = sum(&attribution, &[1, 2, 3], false)?.read().await?;
+    let at_images = scores(question).await?;
+    let at_baseline = scores(question.about(&baselines, question.classes)?).await?;
+    let score_difference: Vec<f32> = at_images
+        .iter()
+        .zip(&at_baseline)
+        .map(|(x, b)| x - b)
+        .collect();
+    Ok(IntegratedGradientsOnGpu {
+        attribution,
+        completeness_error: totals
+            .iter()
+            .zip(&score_difference)
+            .map(|(total, difference)| total - difference)
+            .collect(),
         score_difference,
     })
 }

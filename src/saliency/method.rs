@@ -1,13 +1,17 @@
 //! The methods by name, each turned into one map per image: what `gradlens saliency` and the
 //! browser front offer.
 
+use super::gradient::{
+    gradient_on_gpu, gradient_x_input_on_gpu, guided_backprop_on_gpu, host, smoothgrad_on_gpu,
+};
+use super::integrated_gradients::integrated_gradients_on_gpu;
 use super::{
     Attribution, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce,
-    Score, ScoreCam, SmoothGrad, class_activation_map, gradient, gradient_x_input, guided_backprop,
-    guided_grad_cam, integrated_gradients, meaningful_perturbation, occlusion, score_cam,
-    smoothgrad, to_maps,
+    Score, ScoreCam, SmoothGrad, class_activation_map, guided_grad_cam, meaningful_perturbation,
+    occlusion, score_cam, to_maps,
 };
 use crate::error::Result;
+use crate::kernels::attribution::reduce_channels;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,14 +109,17 @@ pub async fn method_maps(
     let cam = |kind| class_activation_map(logit, settings.layer.as_deref(), kind);
     let mut notes = Vec::new();
     let maps = match method {
-        Method::Gradient => to_maps(&gradient(logit).await?, Reduce::AbsMax)?,
-        Method::GradientXInput => to_maps(&gradient_x_input(logit).await?, Reduce::Sum)?,
+        Method::Gradient => maps_on_gpu(&gradient_on_gpu(logit).await?, Reduce::AbsMax).await?,
+        Method::GradientXInput => {
+            maps_on_gpu(&gradient_x_input_on_gpu(logit).await?, Reduce::Sum).await?
+        }
         Method::Smoothgrad => {
-            let attribution = smoothgrad(logit, &SmoothGrad::default()).await?;
-            to_maps(&attribution, Reduce::AbsMax)?
+            let sum = smoothgrad_on_gpu(logit, &SmoothGrad::default()).await?;
+            maps_on_gpu(&sum, Reduce::AbsMax).await?
         }
         Method::IntegratedGradients => {
-            let result = integrated_gradients(logit, &IntegratedGradients::default()).await?;
+            let result =
+                integrated_gradients_on_gpu(logit, &IntegratedGradients::default()).await?;
             for (error, difference) in result
                 .completeness_error
                 .iter()
@@ -122,7 +129,7 @@ pub async fn method_maps(
                     "integrated gradients: attributions sum to F(x) − F(baseline) = {difference:.4} within {error:.4}"
                 ));
             }
-            to_maps(&result.attribution, Reduce::Sum)?
+            maps_on_gpu(&result.attribution, Reduce::Sum).await?
         }
         Method::Gradcam => cam(Cam::GradCam).await?.1,
         Method::GradcamPlusPlus => cam(Cam::GradCamPlusPlus).await?.1,
@@ -133,7 +140,9 @@ pub async fn method_maps(
                 .await?
                 .1
         }
-        Method::GuidedBackprop => to_maps(&guided_backprop(logit).await?, Reduce::AbsMax)?,
+        Method::GuidedBackprop => {
+            maps_on_gpu(&guided_backprop_on_gpu(logit).await?, Reduce::AbsMax).await?
+        }
         Method::GuidedGradcam => {
             let attribution = guided_grad_cam(logit, settings.layer.as_deref()).await?;
             to_maps(&attribution, Reduce::AbsMax)?
@@ -147,4 +156,9 @@ pub async fn method_maps(
         }
     };
     Ok(MethodMaps { maps, notes })
+}
+
+/// Attributions [N, C, H, W] reduced to maps on the GPU, and only the maps read back.
+async fn maps_on_gpu(attribution: &Tensor, reduce: Reduce) -> Result<Attribution> {
+    host(&reduce_channels(attribution, reduce)?).await
 }

@@ -121,16 +121,12 @@ pub struct Attribution {
     pub data: Vec<f32>,
 }
 
-/// How attributions [N, C, H, W] become maps [N, H, W].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduce {
-    /// max over channels of |a| (Simonyan et al.'s saliency map).
-    AbsMax,
-    /// sum over channels of a (signed: gradient × input, integrated gradients).
-    Sum,
-}
+/// How attributions [N, C, H, W] become maps [N, H, W]: on the host ([`to_maps`]) or on the
+/// GPU (`kernels::attribution::reduce_channels`).
+pub use crate::kernels::attribution::ChannelReduction as Reduce;
 
-/// One map per image from attributions.
+/// One map per image from attributions on the host (the methods' own maps are reduced on the
+/// GPU, `kernels::attribution::reduce_channels`; this is its plain-Rust definition).
 pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution> {
     let &[n, c, h, w] = attribution.dims.as_slice() else {
         return Err(Error::invalid(
@@ -141,20 +137,9 @@ pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution>
             ),
         ));
     };
-    let plane = h * w;
-    let mut data = vec![0.0f32; n * plane];
-    for b in 0..n {
-        for p in 0..plane {
-            let values = (0..c).map(|ch| attribution.data[(b * c + ch) * plane + p]);
-            data[b * plane + p] = match reduce {
-                Reduce::AbsMax => values.fold(0.0, |m, v| m.max(v.abs())),
-                Reduce::Sum => values.sum(),
-            };
-        }
-    }
     Ok(Attribution {
         dims: vec![n, h, w],
-        data,
+        data: crate::reference::attribution::reduce_channels(&attribution.data, c, h * w, reduce),
     })
 }
 

@@ -17,6 +17,8 @@ pub(crate) use uniform::{Sealed, uniform_params};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
+    /// The sampling saliency methods' work outside the network.
+    Attribution,
     BatchNorm,
     Concat,
     Conv2d,
@@ -43,6 +45,7 @@ pub enum Shader {
 
 impl Shader {
     pub const ALL: &'static [Shader] = &[
+        Shader::Attribution,
         Shader::BatchNorm,
         Shader::Concat,
         Shader::Conv2d,
@@ -67,6 +70,7 @@ impl Shader {
     /// The file name in `shaders/`, also the prefix of every kernel label.
     pub fn name(self) -> &'static str {
         match self {
+            Shader::Attribution => "attribution",
             Shader::BatchNorm => "batchnorm",
             Shader::Concat => "concat",
             Shader::Conv2d => "conv2d",
@@ -103,6 +107,7 @@ impl Shader {
             };
         }
         match self {
+            Shader::Attribution => with_grid!("attribution.wgsl"),
             Shader::BatchNorm => with_grid!("batchnorm.wgsl"),
             Shader::Concat => with_grid!("concat.wgsl"),
             Shader::Conv2d => with_grid!("conv2d.wgsl", "common/conv.wgsl"),
