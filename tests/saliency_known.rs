@@ -11,8 +11,8 @@ use gradlens::autograd::Var;
 use gradlens::models::{Classifier, LesionNet};
 use gradlens::nn::{Forward, Linear, ParamStore};
 use gradlens::saliency::{
-    self, Explained, Perturbation, Question, Replacement, Score, SmoothGrad, pointing_game_hit,
-    smoothgrad_inputs,
+    self, Explained, ExtremalPerturbation, Perturbation, Question, Replacement, Score, SmoothGrad,
+    pointing_game_hit, smoothgrad_inputs,
 };
 
 /// SmoothGrad's map is the mean over its noisy copies of |∂score/∂x|: computed here one copy
@@ -113,14 +113,17 @@ impl Classifier for SquareMean {
     }
 }
 
-/// Meaningful perturbation on `SquareMean`: only the square's pixels move the score, each by
-/// its brightness above the blurred image, so the learnt deletion region is the square (at the
-/// mask's resolution): the map peaks inside it, covers it, and is zero beyond two mask cells.
-#[test]
-fn perturbation_deletes_exactly_the_region_the_score_reads() {
-    const SIDE: usize = 32;
-    // The square: rows 8..16, columns 20..28 (whole cells of the 8 × 8 mask's 4 × 4 pixels).
-    let inside = |y: usize, x: usize| (8..16).contains(&y) && (20..28).contains(&x);
+const SIDE: usize = 32;
+
+/// The square `SquareMean` reads: rows 8..16, columns 20..28 (whole cells of an 8 × 8 mask's
+/// 4 × 4 pixels).
+fn inside(y: usize, x: usize) -> bool {
+    (8..16).contains(&y) && (20..28).contains(&x)
+}
+
+/// A bright square on a dim, slightly noisy background [SIDE × SIDE], the square's indicator,
+/// and the model whose class 0 is the square's mean: (image, region, store, model).
+fn square_case() -> (Vec<f32>, Vec<f32>, ParamStore, SquareMean) {
     let mut rng = Rng::new(14);
     let image: Vec<f32> = (0..SIDE * SIDE)
         .map(|i| match inside(i / SIDE, i % SIDE) {
@@ -131,7 +134,6 @@ fn perturbation_deletes_exactly_the_region_the_score_reads() {
     let region: Vec<f32> = (0..SIDE * SIDE)
         .map(|i| f32::from(u8::from(inside(i / SIDE, i % SIDE))))
         .collect();
-
     let mut store = ParamStore::new(gpu());
     let head = Linear::new(&mut store, "fc", SIDE * SIDE, 2, None, 0).unwrap();
     let weight: Vec<f32> = region
@@ -144,7 +146,15 @@ fn perturbation_deletes_exactly_the_region_the_score_reads() {
     store
         .set("fc.bias", Tensor::zeros(gpu(), [2]).unwrap())
         .unwrap();
-    let model = SquareMean { head };
+    (image, region, store, SquareMean { head })
+}
+
+/// Meaningful perturbation on `SquareMean`: only the square's pixels move the score, each by
+/// its brightness above the blurred image, so the learnt deletion region is the square (at the
+/// mask's resolution): the map peaks inside it, covers it, and is zero beyond two mask cells.
+#[test]
+fn perturbation_deletes_exactly_the_region_the_score_reads() {
+    let (image, region, store, model) = square_case();
     let explained = Explained {
         model: &model,
         store: &store,
@@ -202,4 +212,65 @@ fn perturbation_deletes_exactly_the_region_the_score_reads() {
         result.original_score[0],
         result.perturbed_score[0]
     );
+}
+
+/// Extremal perturbation on `SquareMean` with the square's own area (1/16 of the image): the
+/// mask that keeps the most of the score at that area keeps the square, since blurring it
+/// is what lowers its mean; nothing outside it is worth keeping.
+#[test]
+fn extremal_perturbation_keeps_exactly_the_region_the_score_reads() {
+    let (image, region, store, model) = square_case();
+    let explained = Explained {
+        model: &model,
+        store: &store,
+    };
+    let x = Tensor::from_slice(gpu(), [1, 1, SIDE, SIDE], &image).unwrap();
+    let settings = ExtremalPerturbation {
+        areas: vec![1.0 / 16.0],
+        step: 2,
+        sigma: 2.0,
+        max_blur: 4.0,
+        iterations: 150,
+        ..ExtremalPerturbation::default()
+    };
+    let result = pollster::block_on(saliency::extremal_perturbation(
+        Question::new(explained, &x, &[0], Score::Logit).unwrap(),
+        &settings,
+    ))
+    .unwrap();
+    let mask = &result.masks.data;
+    let mean = |part: &dyn Fn(usize, usize) -> bool| {
+        let values: Vec<f32> = (0..SIDE * SIDE)
+            .filter(|&i| part(i / SIDE, i % SIDE))
+            .map(|i| mask[i])
+            .collect();
+        values.iter().sum::<f32>() / values.len() as f32
+    };
+    // Two pixels' margin: a bump's shoulder.
+    let near = |y: usize, x: usize| (6..18).contains(&y) && (18..30).contains(&x);
+    let (inside_mean, far_mean) = (mean(&inside), mean(&|y, x| !near(y, x)));
+    assert!(
+        pointing_game_hit(&result.saliency.data, &region, SIDE, 0.0),
+        "the map's peak lies outside the square"
+    );
+    // Bumps of σ 2 every 2 pixels reach 0.88 between their centres (measured: 0.75 over the
+    // square with its edge pixels, 0.004 beyond two pixels).
+    let total: f32 = mask.iter().sum();
+    let near_share = (0..SIDE * SIDE)
+        .filter(|&i| near(i / SIDE, i % SIDE))
+        .map(|i| mask[i])
+        .sum::<f32>()
+        / total;
+    assert!(
+        inside_mean > 0.6 && far_mean < 0.02 && near_share > 0.9,
+        "mask inside the square {inside_mean}, beyond two pixels of it {far_mean}; {near_share} \
+         of its mass within two pixels"
+    );
+    let kept = result.kept_area[0];
+    assert!(
+        (kept - 1.0 / 16.0).abs() < 0.03,
+        "kept area {kept}, asked 1/16"
+    );
+    // The square kept sharp: its mean stays near 3, where blurring it at σ 4 loses much.
+    assert!(result.score[0] > 2.4, "preserved score {}", result.score[0]);
 }

@@ -29,10 +29,11 @@ pub enum Method {
     GuidedGradcam,
     Occlusion,
     Perturbation,
+    ExtremalPerturbation,
 }
 
 impl Method {
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 14] = [
         Method::Gradient,
         Method::GradientXInput,
         Method::Smoothgrad,
@@ -46,6 +47,7 @@ impl Method {
         Method::GuidedGradcam,
         Method::Occlusion,
         Method::Perturbation,
+        Method::ExtremalPerturbation,
     ];
 
     /// The kebab-case name the command line and the page use.
@@ -64,6 +66,7 @@ impl Method {
             Method::GuidedGradcam => "guided-gradcam",
             Method::Occlusion => "occlusion",
             Method::Perturbation => "perturbation",
+            Method::ExtremalPerturbation => "extremal-perturbation",
         }
     }
 
@@ -95,9 +98,9 @@ pub struct MethodMaps {
 }
 
 /// `method`'s map of each image for its class, explaining the logit with each method's usual
-/// settings (SmoothGrad's defaults, integrated gradients from a black baseline) or `settings`'
-/// (the CAM family's layer, occlusion's windows), and the probability with meaningful
-/// perturbation's, as its paper does.
+/// settings (SmoothGrad's defaults, integrated gradients from a black baseline, extremal
+/// perturbation's areas of 5, 10 and 20%) or `settings`' (the CAM family's layer, occlusion's
+/// windows), and the probability with meaningful perturbation's, as its paper does.
 pub async fn method_maps(
     explained: Explained<'_>,
     x: &Tensor,
@@ -151,6 +154,12 @@ pub async fn method_maps(
         Method::Perturbation => {
             let probability = Question::new(explained, x, classes, Score::Probability)?;
             meaningful_perturbation(probability, &Perturbation::default())
+                .await?
+                .saliency
+        }
+        Method::ExtremalPerturbation => {
+            let settings = super::ExtremalPerturbation::default();
+            super::extremal_perturbation(logit, &settings)
                 .await?
                 .saliency
         }

@@ -11,6 +11,7 @@
 //! code runs them with `pollster::block_on` (where each readback is ready at once).
 
 mod evaluation;
+mod extremal;
 mod gradcam;
 mod gradient;
 mod integrated_gradients;
@@ -24,6 +25,7 @@ pub use evaluation::{
     cascading_randomisation, deletion_insertion, energy_pointing_game, noisy_linear_imputation,
     pointing_game_hit, rank_correlation, road, ssim,
 };
+pub use extremal::{ExtremalPerturbation, ExtremalResult, extremal_perturbation};
 pub use gradcam::{Cam, class_activation_map, grad_cam, guided_grad_cam};
 pub use gradient::{
     SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad, smoothgrad_inputs,

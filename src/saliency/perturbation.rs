@@ -209,14 +209,14 @@ fn add_regulariser_gradients(
 }
 
 /// Adam on the host for the masks (β = 0.9, 0.999; eps 1e-8).
-struct Adam {
+pub(crate) struct Adam {
     m: Vec<f32>,
     v: Vec<f32>,
     step: i32,
 }
 
 impl Adam {
-    fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize) -> Self {
         Self {
             m: vec![0.0; len],
             v: vec![0.0; len],
@@ -224,7 +224,7 @@ impl Adam {
         }
     }
 
-    fn step(&mut self, param: &mut [f32], grad: &[f32], lr: f32) {
+    pub(crate) fn step(&mut self, param: &mut [f32], grad: &[f32], lr: f32) {
         self.step += 1;
         let (b1, b2) = (0.9f32, 0.999f32);
         let (c1, c2) = (1.0 - b1.powi(self.step), 1.0 - b2.powi(self.step));
@@ -301,7 +301,7 @@ fn upsample_bilinear_adjoint(
 
 /// Separable Gaussian blur of planes of h × w (`values` holds whole planes), borders
 /// replicated, radius 3σ.
-fn gaussian_blur(values: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
+pub(crate) fn gaussian_blur(values: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
     if sigma <= 0.0 {
         return values.to_vec();
     }
