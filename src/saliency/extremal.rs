@@ -238,10 +238,13 @@ pub async fn extremal_perturbation(
             let mask = &masks[copy * plane..(copy + 1) * plane];
             // Ascent on the score is descent on its negative; the area penalty is descended.
             let mut mask_grad = area_penalty_gradient(mask, areas[copy % areas.len()], weight);
-            for ch in 0..c {
-                for p in 0..plane {
-                    let i = copy * size + ch * plane + p;
-                    mask_grad[p] -= grad[i] * slope[i];
+            let image_grad = &grad[copy * size..(copy + 1) * size];
+            let image_slope = &slope[copy * size..(copy + 1) * size];
+            for (channel_grad, channel_slope) in
+                image_grad.chunks(plane).zip(image_slope.chunks(plane))
+            {
+                for ((m, g), d) in mask_grad.iter_mut().zip(channel_grad).zip(channel_slope) {
+                    *m -= g * d;
                 }
             }
             convolution.adjoint(
