@@ -752,6 +752,110 @@ fn evaluate_saliency_reports_every_measure(
     }
 }
 
+/// A folder of images explained in batches as one grid per image, a run replayed from its
+/// manifest to the same bits (SmoothGrad's noise included), and the replay refusing an image
+/// that changed since.
+#[test]
+fn saliency_grids_folders_and_replayed_manifests() {
+    let dir = folder("manifest");
+    let (weights, gray, rgb16) = fixtures(&dir);
+    let images = dir.join("images");
+    std::fs::create_dir_all(images.join("more")).unwrap();
+    std::fs::copy(&gray, images.join("a.png")).unwrap();
+    std::fs::copy(&rgb16, images.join("more").join("b.png")).unwrap();
+    let w = weights.to_str().unwrap();
+    let (first, again) = (dir.join("first"), dir.join("again"));
+    let output = gradlens(&[
+        "saliency",
+        images.to_str().unwrap(),
+        "--weights",
+        w,
+        "--methods",
+        "gradient,smoothgrad,gradcam,gradient-x-input",
+        "--batch",
+        "1",
+        "--out",
+        dir.join("grids").to_str().unwrap(),
+        "--raw-out",
+        first.to_str().unwrap(),
+        "--json",
+        dir.join("metrics.json").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // The grid: the image and four overlays in one row, each tile enlarged to 160 pixels
+    // (40 × 4, the first multiple of 40 past 128) under a label strip of 11.
+    let grid = image::open(dir.join("grids").join("a.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (5 * 160, 11 + 160));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["images"].as_array().unwrap().len(), 2);
+    let deletion = &metrics["images"][1]["methods"]["smoothgrad"]["deletion_auc"];
+    assert!(
+        (0.0..=1.0).contains(&deletion.as_f64().unwrap()),
+        "{metrics}"
+    );
+
+    // Beside the first outputs named: --out's folder.
+    let manifest = dir.join("grids").join("manifest.json");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(
+        recorded["images"].as_array().unwrap().len(),
+        2,
+        "{recorded}"
+    );
+    assert_eq!(recorded["weights"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(recorded["settings"]["smoothgrad"]["samples"], 50);
+    assert!(recorded["adapter"]["driver"].is_string(), "{recorded}");
+
+    let output = gradlens(&[
+        "saliency",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--raw-out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for name in ["a.safetensors", "b.safetensors"] {
+        let (x, y) = (
+            gradlens::weights::WeightsFile::open(&first.join(name)).unwrap(),
+            gradlens::weights::WeightsFile::open(&again.join(name)).unwrap(),
+        );
+        for method in ["gradient", "smoothgrad", "gradcam", "gradient-x-input"] {
+            let bits = |file: &gradlens::weights::WeightsFile| -> Vec<u32> {
+                file.get(method)
+                    .unwrap()
+                    .data
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            };
+            assert!(bits(&x) == bits(&y), "{name} {method}: the replay differs");
+        }
+    }
+
+    // One changed pixel: the replay names the image and stops.
+    let mut changed = image::open(images.join("a.png")).unwrap().to_luma8();
+    let pixel = changed.get_pixel_mut(3, 3);
+    pixel.0[0] = pixel.0[0].wrapping_add(1);
+    changed.save(images.join("a.png")).unwrap();
+    let output = gradlens(&["saliency", "--manifest", manifest.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("a.png changed since the run"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let output = gradlens(&[
+        "saliency",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--method",
+        "gradcam",
+    ]);
+    assert!(!output.status.success() && text(&output.stderr).contains("cannot be used with"));
+}
+
 /// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with
 /// torchvision's pretrained weights): logits and the input gradient of the fixture's class.
 #[test]

@@ -443,10 +443,14 @@ fn load_masks(
         .collect()
 }
 
+/// Methods named on the command line.
+#[derive(Clone, Debug)]
+pub struct MethodList(pub Vec<Method>);
+
 /// `--methods`: names separated by commas, or "all".
-pub fn parse_methods(text: &str) -> std::result::Result<Vec<Method>, String> {
+pub fn parse_methods(text: &str) -> std::result::Result<MethodList, String> {
     if text == "all" {
-        return Ok(Method::ALL.to_vec());
+        return Ok(MethodList(Method::ALL.to_vec()));
     }
     text.split(',')
         .map(|name| {
@@ -457,7 +461,8 @@ pub fn parse_methods(text: &str) -> std::result::Result<Vec<Method>, String> {
                 )
             })
         })
-        .collect()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(MethodList)
 }
 
 fn write(path: &Path, bytes: &[u8], what: &str) -> Result<()> {

@@ -6,6 +6,7 @@ mod curves_plot;
 mod demo;
 mod evaluate_saliency;
 mod info;
+mod manifest;
 mod model;
 mod run;
 mod saliency;
@@ -125,7 +126,7 @@ enum Command {
         masks: Option<PathBuf>,
         /// Method names separated by commas, or "all".
         #[arg(long, default_value = "gradient,gradcam", value_parser = evaluate_saliency::parse_methods)]
-        methods: std::vec::Vec<gradlens::saliency::Method>,
+        methods: evaluate_saliency::MethodList,
         /// At most N images (a seeded shuffle of the folder).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
@@ -230,18 +231,38 @@ enum Command {
     /// Explain a prediction: which pixels drive the class score.
     #[command(
         after_help = "The maps are at the model's input resolution (after its resize and \
-                            crop), or with --tile at the image's own. With one image --out and --raw-out are files; with several \
-                            they are folders holding <image name>.png / .safetensors.\n\n\
+                            crop), or with --tile at the image's own. A folder stands for every PNG and JPEG \
+                            in it (and its sub-folders); images go through the model --batch at a time. With \
+                            one image --out and --raw-out are files; with several they are folders holding \
+                            <image name>.png / .safetensors. With --methods, --out is a grid of the image and \
+                            every method's overlay, labelled, and --raw-out holds one tensor per method, by \
+                            name. Each run with --out or --raw-out writes a manifest beside them (or to \
+                            --manifest-out): the weights' and images' SHA-256, every method setting and seed, \
+                            the adapter and driver; --manifest FILE runs it again (refusing changed files), \
+                            with outputs where this run's flags say.\n\n\
                             Examples:\n  gradlens saliency xray.png --weights demo.safetensors --out heat.png\n  \
                             gradlens saliency a.png b.png --weights w.safetensors --method gradcam --out maps/\n  \
+                            gradlens saliency scans/ --weights w.safetensors --method smoothgrad --batch 8 --raw-out maps/\n  \
+                            gradlens saliency xray.png --weights w.safetensors --methods all --out grid.png --json metrics.json\n  \
+                            gradlens saliency --manifest heat.manifest.json --raw-out again.safetensors\n  \
                             gradlens saliency cat.jpg --weights resnet50.safetensors --class tabby --method integrated-gradients --raw-out cat.safetensors\n  \
                             gradlens saliency scan.png --weights lesions.safetensors --tile 256 --out scan_map.png"
     )]
     Saliency {
-        #[command(flatten)]
-        model: ImagesAndModel,
+        /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), or folders of them.
+        #[arg(required_unless_present = "manifest")]
+        images: Vec<PathBuf>,
+        /// A safetensors file (tools/export_torchvision.py, or a gradlens checkpoint).
+        #[arg(long, required_unless_present = "manifest")]
+        weights: Option<PathBuf>,
+        /// The architecture, when the file does not name it (torchvision's function name).
+        #[arg(long)]
+        arch: Option<String>,
         #[arg(long, default_value = "gradient", value_parser = method_parser())]
         method: gradlens::saliency::Method,
+        /// Several methods (names separated by commas, or "all"), side by side in one grid.
+        #[arg(long, conflicts_with = "method", value_parser = evaluate_saliency::parse_methods)]
+        methods: Option<evaluate_saliency::MethodList>,
         /// A class index, a class name stored with the weights, or "top" (each image's
         /// predicted class).
         #[arg(long, default_value = "top")]
@@ -252,6 +273,12 @@ enum Command {
         /// The raw map (safetensors, one tensor "saliency" [H, W]).
         #[arg(long)]
         raw_out: Option<PathBuf>,
+        /// Per image and method: deletion, insertion and ROAD areas (JSON).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Images explained per batch.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
         /// Explain tile by tile at full resolution (tiles of S×S image pixels) and stitch the
         /// maps into one of the whole image, overlaps averaged; the class is the tiles' logits
         /// max-pooled unless --class names one.
@@ -264,9 +291,9 @@ enum Command {
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
         check_finite: bool,
-        /// The layer of gradcam, gradcam-plus-plus, hirescam, layercam, scorecam and guided-gradcam, by
-        /// its torchvision name (layer3, features.28, Mixed_7c; default: the last
-        /// convolutional block).
+        /// The layer of gradcam, gradcam-plus-plus, hirescam, layercam, scorecam and
+        /// guided-gradcam, by its torchvision name (layer3, features.28, Mixed_7c; default: the
+        /// last convolutional block).
         #[arg(long, value_name = "NAME")]
         layer: Option<String>,
         /// Occlusion's window side in input pixels (16 by default).
@@ -279,6 +306,15 @@ enum Command {
         /// default).
         #[arg(long, value_name = "V", allow_negative_numbers = true)]
         occlusion_baseline: Option<f32>,
+        /// Where the run's manifest goes (default: beside --out or --raw-out).
+        #[arg(long, value_name = "FILE")]
+        manifest_out: Option<PathBuf>,
+        /// Run again what a manifest records (images, weights, methods and every setting).
+        #[arg(long, value_name = "FILE", conflicts_with_all = [
+            "images", "weights", "arch", "method", "methods", "class", "batch", "tile", "stride",
+            "layer", "occlusion_patch", "occlusion_stride", "occlusion_baseline"
+        ])]
+        manifest: Option<PathBuf>,
     },
 }
 
@@ -361,7 +397,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             weights: &weights,
             data: &data,
             masks: masks.as_deref(),
-            methods,
+            methods: methods.0,
             settings: gradlens::saliency::MethodSettings {
                 layer,
                 ..Default::default()
@@ -375,11 +411,16 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             plot: plot.as_deref(),
         }),
         Command::Saliency {
-            model,
+            images,
+            weights,
+            arch,
             method,
+            methods,
             class,
             out,
             raw_out,
+            json,
+            batch,
             tile,
             stride,
             check_finite,
@@ -387,24 +428,40 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             occlusion_patch,
             occlusion_stride,
             occlusion_baseline,
-        } => saliency::run(&saliency::Request {
-            model: &model,
-            method,
-            settings: gradlens::saliency::MethodSettings {
-                layer,
-                occlusion: occlusion_settings(
-                    occlusion_patch,
-                    occlusion_stride,
-                    occlusion_baseline,
-                ),
-                ..Default::default()
-            },
-            class: &class,
-            out: out.as_deref(),
-            raw_out: raw_out.as_deref(),
-            tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
-            check_finite,
-        }),
+            manifest_out,
+            manifest,
+        } => {
+            let run = match manifest {
+                Some(path) => manifest::read(&path)?,
+                None => manifest::Run {
+                    images,
+                    weights: weights.expect("clap requires --weights without --manifest"),
+                    arch,
+                    grid: methods.is_some(),
+                    methods: methods.map_or_else(|| vec![method], |list| list.0),
+                    settings: gradlens::saliency::MethodSettings {
+                        layer,
+                        occlusion: occlusion_settings(
+                            occlusion_patch,
+                            occlusion_stride,
+                            occlusion_baseline,
+                        ),
+                        ..Default::default()
+                    },
+                    class,
+                    tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
+                    batch: batch as usize,
+                },
+            };
+            saliency::run(&saliency::Request {
+                run,
+                out: out.as_deref(),
+                raw_out: raw_out.as_deref(),
+                json: json.as_deref(),
+                manifest_out: manifest_out.as_deref(),
+                check_finite,
+            })
+        }
     }
 }
 

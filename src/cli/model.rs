@@ -13,6 +13,49 @@ pub fn load(gpu: &Gpu, weights: &Path, arch: Option<&str>) -> Result<LoadedModel
     gradlens::checkpoint::load(gpu, &WeightsFile::open(weights)?, arch)
 }
 
+/// The image files `paths` name: files as given, folders replaced by the PNG and JPEG files
+/// in them and their sub-folders, in name order.
+pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            collect_images(path, &mut found)?;
+            if found.is_empty() {
+                return Err(Error::Image {
+                    path: path.display().to_string(),
+                    message: "the folder holds no PNG or JPEG images".to_string(),
+                });
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn collect_images(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Image {
+        path: dir.display().to_string(),
+        message: format!("cannot read the folder: {e}"),
+    })?;
+    for entry in entries.filter_map(|entry| entry.ok()) {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_images(&path, found)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Decodes and preprocesses every image: the batch [N, C, S, S] and the sized (not
 /// normalised) images for overlays.
 pub fn images(gpu: &Gpu, info: &ModelInfo, paths: &[PathBuf]) -> Result<(Tensor, Vec<Planes>)> {

@@ -1,45 +1,52 @@
-//! `gradlens saliency`: a saliency map per image, as a heat-map overlay (PNG) and as raw values
-//! (safetensors); with --tile, explained tile by tile at full resolution and stitched into one
-//! map of the whole image.
+//! `gradlens saliency`: saliency maps of images (files, or every image in a folder), explained
+//! a batch at a time, as heat-map overlays (PNG) and raw values (safetensors); with --methods,
+//! several methods per image sharing what they can, drawn side by side in one labelled grid;
+//! with --tile, explained tile by tile at full resolution and stitched into one map of the
+//! whole image. Each run can leave a manifest that `--manifest` replays.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use gradlens::imaging::tiles::{Pooling, Stitcher, pool_logits};
-use gradlens::imaging::{Planes, saliency_overlay, write_png};
-use gradlens::saliency::{self, Attribution, Explained, Method, MethodSettings, method_maps};
+use gradlens::imaging::{Colormap, Planes, labelled_grid, overlay, saliency_overlay, write_png};
+use gradlens::saliency::{
+    self, Attribution, Explained, Method, MethodMaps, Road, deletion_insertion, methods_maps, road,
+};
 use gradlens::{Error, Gpu, Result, Tensor};
+use serde_json::json;
 
+use super::manifest::{self, Run};
 use super::model::{self, TILES_PER_BATCH, Tiled};
 
+/// A run and where its outputs go.
 pub struct Request<'a> {
-    pub model: &'a super::ImagesAndModel,
-    pub method: Method,
-    pub settings: MethodSettings,
-    pub class: &'a str,
+    pub run: Run,
     pub out: Option<&'a Path>,
     pub raw_out: Option<&'a Path>,
-    /// Tile side and stride in image pixels.
-    pub tile: Option<(usize, Option<usize>)>,
+    /// Per image and method: deletion, insertion and ROAD areas, and seconds.
+    pub json: Option<&'a Path>,
+    /// Where the manifest goes (default: beside the outputs).
+    pub manifest_out: Option<&'a Path>,
     pub check_finite: bool,
 }
 
-/// One image's map [height × width] over `image` (what the overlay is drawn on), for `class`.
+/// One image's maps [height × width] over `image` (what the overlays are drawn on), one per
+/// method of the run, for `class`.
 struct Explanation {
     image: Planes,
-    map: Vec<f32>,
+    maps: Vec<Vec<f32>>,
     class: usize,
 }
 
 pub fn run(request: &Request) -> Result<()> {
+    let run = &request.run;
+    let paths = model::expand_images(&run.images)?;
+    let several = paths.len() > 1;
     // Several images write <stem>.png into one folder: two with one stem would overwrite.
     let mut stems = std::collections::HashSet::new();
-    for path in &request.model.images {
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_os_string())
-            .unwrap_or_default();
-        if request.model.images.len() > 1 && !stems.insert(stem) {
+    for path in &paths {
+        if several && !stems.insert(stem(path)) {
             return Err(Error::Image {
                 path: path.display().to_string(),
                 message:
@@ -49,91 +56,179 @@ pub fn run(request: &Request) -> Result<()> {
         }
     }
     let gpu = Gpu::new()?;
-    let loaded = model::load(&gpu, &request.model.weights, request.model.arch.as_deref())?;
+    let loaded = model::load(&gpu, &run.weights, run.arch.as_deref())?;
     let explained = Explained {
         model: loaded.model.as_ref(),
         store: &loaded.store,
     };
-    let class = model::parse_class(&loaded.info, request.class)?;
+    let class = model::parse_class(&loaded.info, &run.class)?;
     model::start_finite_checks(&gpu, request.check_finite);
-    let explanations = match request.tile {
-        None => {
-            let (batch, sized) = model::images(&gpu, &loaded.info, &request.model.images)?;
-            let classes = match class {
-                Some(class) => vec![class; request.model.images.len()],
-                None => pollster::block_on(saliency::top_classes(explained, &batch))?,
-            };
-            let maps = compute(explained, &batch, &classes, request)?;
-            let plane = maps.dims[1] * maps.dims[2];
-            sized
-                .into_iter()
-                .zip(maps.data.chunks(plane))
-                .zip(classes)
-                .map(|((image, map), class)| Explanation {
-                    image,
-                    map: map.to_vec(),
-                    class,
+    let mut outputs = Vec::new();
+    let mut metrics = Vec::new();
+    for chunk in paths.chunks(run.batch.max(1)) {
+        let explanations = match run.tile {
+            None => explain_batch(
+                &gpu,
+                explained,
+                &loaded.info,
+                chunk,
+                class,
+                request,
+                &mut metrics,
+            )?,
+            Some((tile, stride)) => chunk
+                .iter()
+                .map(|path| {
+                    let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
+                    explain_tiles(&gpu, explained, tiled, class, &run.methods, request)
                 })
-                .collect()
-        }
-        Some((tile, stride)) => request
-            .model
-            .images
-            .iter()
-            .map(|path| {
-                let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
-                explain_tiles(&gpu, explained, tiled, class, request)
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
-    model::end_finite_checks(&gpu, request.check_finite)?;
-    let several = request.model.images.len() > 1;
-    for (path, explanation) in request.model.images.iter().zip(&explanations) {
-        let Explanation { image, map, class } = explanation;
-        let stem = path
-            .file_stem()
-            .map_or("image".into(), |s| s.to_string_lossy().into_owned());
-        let name = &loaded.info.class_names[*class];
-        if let Some(out) = request.out {
-            let target = output_path(out, several, &stem, "png")?;
-            let pixels = saliency_overlay(image, map);
-            write_png(&target, image.width, image.height, &pixels)?;
-            println!(
-                "{}: {:?} for class {class} ({name}) → {}",
-                path.display(),
-                request.method,
-                target.display()
-            );
-        }
-        if let Some(raw) = request.raw_out {
-            let target = output_path(raw, several, &stem, "safetensors")?;
-            write_map(
-                &target,
-                map,
-                [image.height, image.width],
-                &loaded.info.arch,
-                request.method,
+                .collect::<Result<Vec<_>>>()?,
+        };
+        for (path, explanation) in chunk.iter().zip(&explanations) {
+            let name = &loaded.info.class_names[explanation.class];
+            outputs.extend(write_outputs(
+                path,
+                explanation,
                 name,
-            )?;
+                several,
+                &loaded.info.arch,
+                request,
+            )?);
         }
-        if request.out.is_none() && request.raw_out.is_none() {
-            println!(
-                "{}: {:?} for class {class} ({name}); pass --out or --raw-out to keep the map",
-                path.display(),
-                request.method,
-            );
-        }
+    }
+    model::end_finite_checks(&gpu, request.check_finite)?;
+    if let Some(path) = request.json {
+        let text = serde_json::to_string_pretty(&json!({"images": metrics}))
+            .expect("a JSON value serialises");
+        gradlens::weights::write_atomically(path, text.as_bytes()).map_err(|error| {
+            Error::Output {
+                path: path.display().to_string(),
+                message: format!("cannot write the metrics: {error}"),
+            }
+        })?;
+        outputs.push(path.to_path_buf());
+    }
+    let manifest_path = request.manifest_out.map(Path::to_path_buf).or_else(|| {
+        let beside = request.out.or(request.raw_out)?;
+        Some(match several {
+            true => beside.join("manifest.json"),
+            false => beside.with_extension("manifest.json"),
+        })
+    });
+    if let Some(path) = manifest_path {
+        // The files explained, not the folders named: a replay checks each one's digest.
+        let explained_run = Run {
+            images: paths.clone(),
+            ..run.clone()
+        };
+        manifest::write(&path, &explained_run, &gpu, &outputs)?;
+        println!("manifest → {}", path.display());
     }
     Ok(())
 }
 
+/// A batch of whole images: every method's maps, and with --json each map's deletion,
+/// insertion and ROAD areas.
+fn explain_batch(
+    gpu: &Gpu,
+    explained: Explained,
+    info: &gradlens::checkpoint::ModelInfo,
+    paths: &[PathBuf],
+    class: Option<usize>,
+    request: &Request,
+    metrics: &mut Vec<serde_json::Value>,
+) -> Result<Vec<Explanation>> {
+    let run = &request.run;
+    let (batch, sized) = model::images(gpu, info, paths)?;
+    let classes = match class {
+        Some(class) => vec![class; paths.len()],
+        None => pollster::block_on(saliency::top_classes(explained, &batch))?,
+    };
+    let started = Instant::now();
+    let computed = compute(explained, &batch, &classes, request)?;
+    let seconds = started.elapsed().as_secs_f64() / paths.len() as f64;
+    let plane = batch.dims()[2] * batch.dims()[3];
+    if request.json.is_some() {
+        for (i, path) in paths.iter().enumerate() {
+            let image = image_of(&batch, i)?;
+            let mut per_method = serde_json::Map::new();
+            for (method, maps) in run.methods.iter().zip(&computed) {
+                let map = &maps.data[i * plane..(i + 1) * plane];
+                per_method.insert(
+                    method.name().to_string(),
+                    faithfulness(explained, &image, classes[i], map)?,
+                );
+            }
+            metrics.push(json!({
+                "path": path,
+                "class": classes[i],
+                "seconds_per_image_all_methods": seconds,
+                "methods": per_method,
+            }));
+        }
+    }
+    Ok(sized
+        .into_iter()
+        .enumerate()
+        .map(|(i, image)| Explanation {
+            image,
+            maps: computed
+                .iter()
+                .map(|maps| maps.data[i * plane..(i + 1) * plane].to_vec())
+                .collect(),
+            class: classes[i],
+        })
+        .collect())
+}
+
+/// Image `i` of a batch as a batch of one.
+fn image_of(batch: &Tensor, i: usize) -> Result<Tensor> {
+    let dims = batch.dims();
+    let size: usize = dims[1..].iter().product();
+    let values = batch.to_vec()?;
+    Tensor::from_slice(
+        batch.gpu(),
+        [1, dims[1], dims[2], dims[3]],
+        &values[i * size..(i + 1) * size],
+    )
+}
+
+/// One map's deletion and insertion areas (pixels replaced by 0, the normalised mean) and
+/// ROAD's MoRF and LeRF areas.
+fn faithfulness(
+    explained: Explained,
+    image: &Tensor,
+    class: usize,
+    map: &[f32],
+) -> Result<serde_json::Value> {
+    let baseline = vec![0.0; image.numel()];
+    let curves = pollster::block_on(deletion_insertion(
+        explained, image, class, map, &baseline, 16,
+    ))?;
+    let (deletion, insertion) = curves.areas();
+    let dims = image.dims();
+    let maps = Attribution {
+        dims: vec![1, dims[2], dims[3]],
+        data: map.to_vec(),
+    };
+    let roads = pollster::block_on(road(explained, image, &[class], &maps, &Road::default()))?;
+    let (morf, lerf) = roads[0].areas();
+    Ok(json!({
+        "deletion_auc": deletion,
+        "insertion_auc": insertion,
+        "road_morf_area": morf,
+        "road_lerf_area": lerf,
+    }))
+}
+
 /// Every tile explained for one class — `class`, or the image's top class with the tiles'
-/// logits max-pooled as `classify --tile` does — and the maps stitched.
+/// logits max-pooled as `classify --tile` does — and each method's maps stitched.
 fn explain_tiles(
     gpu: &Gpu,
     explained: Explained,
     tiled: Tiled,
     class: Option<usize>,
+    methods: &[Method],
     request: &Request,
 ) -> Result<Explanation> {
     let positions = tiled.grid.positions();
@@ -153,45 +248,127 @@ fn explain_tiles(
                 .unwrap_or(0)
         }
     };
-    let mut stitcher = Stitcher::new(tiled.grid);
+    let mut stitchers: Vec<Stitcher> = methods.iter().map(|_| Stitcher::new(tiled.grid)).collect();
     for chunk in positions.chunks(TILES_PER_BATCH) {
-        let maps = compute(
+        let computed = compute(
             explained,
             &tiled.batch(gpu, chunk)?,
             &vec![class; chunk.len()],
             request,
         )?;
-        let side = maps.dims[1];
-        for (map, &position) in maps.data.chunks(side * side).zip(chunk) {
-            stitcher.add(map, side, position)?;
+        for (stitcher, maps) in stitchers.iter_mut().zip(&computed) {
+            let side = maps.dims[1];
+            for (map, &position) in maps.data.chunks(side * side).zip(chunk) {
+                stitcher.add(map, side, position)?;
+            }
         }
     }
     Ok(Explanation {
         image: tiled.image,
-        map: stitcher.finish(),
+        maps: stitchers.into_iter().map(Stitcher::finish).collect(),
         class,
     })
 }
 
-/// Maps [N, H, W] at the model's input resolution by the request's method; its notes go to
-/// stderr.
+/// Each method's maps [N, H, W] at the model's input resolution; their notes go to stderr.
 fn compute(
     explained: Explained,
     x: &Tensor,
     classes: &[usize],
     request: &Request,
-) -> Result<Attribution> {
-    let computed = pollster::block_on(method_maps(
+) -> Result<Vec<Attribution>> {
+    let run = &request.run;
+    let computed: Vec<MethodMaps> = pollster::block_on(methods_maps(
         explained,
         x,
         classes,
-        request.method,
-        &request.settings,
+        &run.methods,
+        &run.settings,
     ))?;
-    for note in &computed.notes {
-        eprintln!("{note}");
+    Ok(computed
+        .into_iter()
+        .map(|computed| {
+            for note in &computed.notes {
+                eprintln!("{note}");
+            }
+            computed.maps
+        })
+        .collect())
+}
+
+/// One image's overlay (or grid, with --methods) and raw maps; the files written.
+fn write_outputs(
+    path: &Path,
+    explanation: &Explanation,
+    class_name: &str,
+    several: bool,
+    arch: &str,
+    request: &Request,
+) -> Result<Vec<PathBuf>> {
+    let run = &request.run;
+    let Explanation { image, maps, class } = explanation;
+    let stem = stem(path);
+    let names: Vec<&str> = run.methods.iter().map(|m| m.name()).collect();
+    let mut written = Vec::new();
+    if let Some(out) = request.out {
+        let target = output_path(out, several, &stem, "png")?;
+        if run.grid {
+            let plane = image.height * image.width;
+            let mut tiles = vec![(
+                class_name.to_string(),
+                overlay(image, &vec![0.0; plane], Colormap::Inferno, 0.0),
+            )];
+            for (name, map) in names.iter().zip(maps) {
+                tiles.push((name.to_string(), saliency_overlay(image, map)));
+            }
+            let (width, height, pixels) = labelled_grid(&tiles, (image.width, image.height), 5);
+            write_png(&target, width, height, &pixels)?;
+        } else {
+            let pixels = saliency_overlay(image, &maps[0]);
+            write_png(&target, image.width, image.height, &pixels)?;
+        }
+        println!(
+            "{}: {} for class {class} ({class_name}) → {}",
+            path.display(),
+            names.join(", "),
+            target.display()
+        );
+        written.push(target);
     }
-    Ok(computed.maps)
+    if let Some(raw) = request.raw_out {
+        let target = output_path(raw, several, &stem, "safetensors")?;
+        let metadata = HashMap::from([
+            ("arch".to_string(), arch.to_string()),
+            ("methods".to_string(), names.join(",")),
+            ("class".to_string(), class_name.to_string()),
+        ]);
+        // One tensor "saliency" for one method; one per method, by name, for several.
+        let tensor_names: Vec<&str> = match run.grid {
+            true => names.clone(),
+            false => vec!["saliency"],
+        };
+        let dims = [image.height, image.width];
+        let tensors: Vec<(&str, &[usize], &[f32])> = tensor_names
+            .iter()
+            .zip(maps)
+            .map(|(name, map)| (*name, &dims[..], map.as_slice()))
+            .collect();
+        gradlens::weights::save_f32(&target, &tensors, &metadata)?;
+        written.push(target);
+    }
+    if request.out.is_none() && request.raw_out.is_none() {
+        println!(
+            "{}: {} for class {class} ({class_name}); pass --out or --raw-out to keep the map",
+            path.display(),
+            names.join(", "),
+        );
+    }
+    Ok(written)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or("image".into(), |s| s.to_string_lossy().into_owned())
 }
 
 /// With one image `out` is the file; with several it is a folder (created) holding
@@ -205,22 +382,4 @@ fn output_path(out: &Path, several: bool, stem: &str, extension: &str) -> Result
         message: format!("cannot create the output folder: {e}"),
     })?;
     Ok(out.join(format!("{stem}.{extension}")))
-}
-
-/// One tensor `saliency` [H, W] with the arch, method and class in the metadata; written to a
-/// temporary file and renamed.
-fn write_map(
-    path: &Path,
-    map: &[f32],
-    [h, w]: [usize; 2],
-    arch: &str,
-    method: Method,
-    class: &str,
-) -> Result<()> {
-    let metadata = HashMap::from([
-        ("arch".to_string(), arch.to_string()),
-        ("method".to_string(), format!("{method:?}")),
-        ("class".to_string(), class.to_string()),
-    ]);
-    gradlens::weights::save_f32(path, &[("saliency", &[h, w], map)], &metadata)
 }

@@ -72,7 +72,10 @@ pub fn overlay(image: &Planes, map: &[f32], colormap: Colormap, opacity: f32) ->
         .get(sorted.len().saturating_sub(1) * 99 / 100)
         .copied()
         .unwrap_or(1.0);
-    let span = (high - low).max(f32::MIN_POSITIVE);
+    // A map flat but for rounding (a CAM upsampled from one value) stays flat, not striped.
+    let span = (high - low)
+        .max(1e-6 * high.abs().max(low.abs()))
+        .max(f32::MIN_POSITIVE);
     let mut pixels = Vec::with_capacity(plane * 3);
     for (p, &value) in map.iter().enumerate().take(plane) {
         let t = if value.is_finite() {

@@ -2,10 +2,12 @@
 //! torchvision's preprocessing (resize, centre crop, normalise), and heat-map overlays.
 
 mod heatmap;
+mod label;
 mod resize;
 pub mod tiles;
 
 pub use heatmap::{Colormap, overlay, saliency_overlay, write_png};
+pub use label::{draw_label, label_width, labelled_grid};
 pub use resize::{center_crop, resize};
 
 use std::io::{BufRead, Cursor, Seek};

@@ -25,9 +25,10 @@ use super::{Attribution, Question, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// Settings; the defaults are the paper's for 224×224 inputs, with fewer iterations.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExtremalPerturbation {
     /// The areas, as fractions of the image (the paper: 5%, 10%, 20%).
     pub areas: Vec<f32>,

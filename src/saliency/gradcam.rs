@@ -46,6 +46,17 @@ pub async fn class_activation_map(
     layer: Option<&str>,
     kind: Cam,
 ) -> Result<(Attribution, Attribution)> {
+    let mut maps = class_activation_maps(question, layer, &[kind]).await?;
+    Ok(maps.remove(0))
+}
+
+/// Several kinds of map at `layer` from one forward and one backward pass (they differ only
+/// in how they weigh the same activations and gradients), in the order of `kinds`.
+pub async fn class_activation_maps(
+    question: Question<'_>,
+    layer: Option<&str>,
+    kinds: &[Cam],
+) -> Result<Vec<(Attribution, Attribution)>> {
     const OP: &str = "class activation map";
     let [_, _, height, width] = question.dims;
     let Question { explained, x, .. } = question;
@@ -72,24 +83,27 @@ pub async fn class_activation_map(
         .read()
         .await?;
     let plane = h * w;
-    let mut cam = vec![0.0f32; n * plane];
-    for b in 0..n {
-        let map = &mut cam[b * plane..(b + 1) * plane];
-        for k in 0..channels {
-            let base = (b * channels + k) * plane;
-            let (a, g) = (&a[base..base + plane], &g[base..base + plane]);
-            add_channel(kind, a, g, map);
+    let one_kind = |kind: Cam| {
+        let mut cam = vec![0.0f32; n * plane];
+        for b in 0..n {
+            let map = &mut cam[b * plane..(b + 1) * plane];
+            for k in 0..channels {
+                let base = (b * channels + k) * plane;
+                let (a, g) = (&a[base..base + plane], &g[base..base + plane]);
+                add_channel(kind, a, g, map);
+            }
         }
-    }
-    for value in &mut cam {
-        *value = value.max(0.0);
-    }
-    let low = Attribution {
-        dims: vec![n, h, w],
-        data: cam,
+        for value in &mut cam {
+            *value = value.max(0.0);
+        }
+        let low = Attribution {
+            dims: vec![n, h, w],
+            data: cam,
+        };
+        let high = upsample_bilinear(&low, height, width);
+        (low, high)
     };
-    let high = upsample_bilinear(&low, height, width);
-    Ok((low, high))
+    Ok(kinds.iter().map(|&kind| one_kind(kind)).collect())
 }
 
 /// Guided Grad-CAM at `layer` (default: the model's last convolutional block): attributions

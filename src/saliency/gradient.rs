@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::kernels::attribution::{accumulate, noisy_copies};
 use crate::kernels::elementwise::mul;
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// ∂score/∂x for each image's class: attributions [N, C, H, W] (reduce with
 /// `Reduce::AbsMax` for Simonyan's map).
@@ -42,7 +43,7 @@ pub(crate) async fn guided_backprop_on_gpu(question: Question<'_>) -> Result<Ten
 }
 
 /// SmoothGrad's settings; the defaults are Smilkov et al.'s (15% noise, 50 samples).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SmoothGrad {
     /// The noise's standard deviation as a fraction of each image's value range.
     pub noise_level: f32,

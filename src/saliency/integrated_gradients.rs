@@ -10,11 +10,12 @@ use crate::kernels::attribution::{accumulate, interpolate};
 use crate::kernels::elementwise::{mul, sub};
 use crate::kernels::reduce::sum;
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// The quadrature rule (Captum's names: riemann_left, _right, _middle, _trapezoid,
 /// gausslegendre). Our trapezoid weights sum to 1; Captum 0.9's sum to (n − 1)/n (it halves
 /// the end steps of n steps of 1/n), so its trapezoid attributions are ours × (n − 1)/n.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Path {
     RiemannLeft,
     RiemannRight,
@@ -24,7 +25,7 @@ pub enum Path {
 }
 
 /// Settings; the defaults are Captum's (50 steps, Gauss–Legendre, a black baseline).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IntegratedGradients {
     pub steps: usize,
     pub path: Path,

@@ -6,13 +6,15 @@ use super::gradient::{
 };
 use super::integrated_gradients::integrated_gradients_on_gpu;
 use super::{
-    Attribution, Cam, Explained, IntegratedGradients, Occlusion, Perturbation, Question, Reduce,
-    Score, ScoreCam, SmoothGrad, class_activation_map, guided_grad_cam, meaningful_perturbation,
+    Attribution, Cam, Explained, ExtremalPerturbation, IntegratedGradients, Occlusion,
+    Perturbation, Question, Reduce, Score, ScoreCam, SmoothGrad, class_activation_map,
+    class_activation_maps, extremal_perturbation, guided_grad_cam, meaningful_perturbation,
     occlusion, score_cam, to_maps,
 };
 use crate::error::Result;
 use crate::kernels::attribution::reduce_channels;
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -75,15 +77,19 @@ impl Method {
     }
 }
 
-/// Settings of the methods that take any beyond their defaults (the command line's `--layer`
-/// and `--occlusion-*`, Score-CAM's batch); the others run with their usual settings.
-#[derive(Clone, Debug, Default)]
+/// Every method's settings (the command line sets `--layer` and `--occlusion-*`; a run's
+/// manifest records them all, seeds included, so that a replay runs the very same methods).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MethodSettings {
     /// The layer of the CAM family and guided Grad-CAM, by its torchvision name (`layer3`,
     /// `features.28`); `None` is the model's last convolutional block.
     pub layer: Option<String>,
     pub occlusion: Occlusion,
     pub score_cam: ScoreCam,
+    pub smoothgrad: SmoothGrad,
+    pub integrated_gradients: IntegratedGradients,
+    pub perturbation: Perturbation,
+    pub extremal_perturbation: ExtremalPerturbation,
 }
 
 /// One method's maps and what it reports beside them.
@@ -97,10 +103,10 @@ pub struct MethodMaps {
     pub notes: Vec<String>,
 }
 
-/// `method`'s map of each image for its class, explaining the logit with each method's usual
-/// settings (SmoothGrad's defaults, integrated gradients from a black baseline, extremal
-/// perturbation's areas of 5, 10 and 20%) or `settings`' (the CAM family's layer, occlusion's
-/// windows), and the probability with meaningful perturbation's, as its paper does.
+/// `method`'s map of each image for its class with its `settings` (by default each method's
+/// usual ones: SmoothGrad's, integrated gradients from a black baseline, extremal
+/// perturbation's areas of 5, 10 and 20%), explaining the logit, and the probability with
+/// meaningful perturbation, as its paper does.
 pub async fn method_maps(
     explained: Explained<'_>,
     x: &Tensor,
@@ -117,12 +123,11 @@ pub async fn method_maps(
             maps_on_gpu(&gradient_x_input_on_gpu(logit).await?, Reduce::Sum).await?
         }
         Method::Smoothgrad => {
-            let sum = smoothgrad_on_gpu(logit, &SmoothGrad::default()).await?;
+            let sum = smoothgrad_on_gpu(logit, &settings.smoothgrad).await?;
             maps_on_gpu(&sum, Reduce::AbsMax).await?
         }
         Method::IntegratedGradients => {
-            let result =
-                integrated_gradients_on_gpu(logit, &IntegratedGradients::default()).await?;
+            let result = integrated_gradients_on_gpu(logit, &settings.integrated_gradients).await?;
             for (error, difference) in result
                 .completeness_error
                 .iter()
@@ -153,18 +158,72 @@ pub async fn method_maps(
         Method::Occlusion => occlusion(logit, &settings.occlusion).await?,
         Method::Perturbation => {
             let probability = Question::new(explained, x, classes, Score::Probability)?;
-            meaningful_perturbation(probability, &Perturbation::default())
+            meaningful_perturbation(probability, &settings.perturbation)
                 .await?
                 .saliency
         }
         Method::ExtremalPerturbation => {
-            let settings = super::ExtremalPerturbation::default();
-            super::extremal_perturbation(logit, &settings)
+            extremal_perturbation(logit, &settings.extremal_perturbation)
                 .await?
                 .saliency
         }
     };
     Ok(MethodMaps { maps, notes })
+}
+
+/// The maps of several methods, in the order of `methods`, sharing what they can: gradient
+/// and gradient × input come from one forward and one backward pass, and so do the CAMs
+/// (Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM); every other method runs on its own.
+pub async fn methods_maps(
+    explained: Explained<'_>,
+    x: &Tensor,
+    classes: &[usize],
+    methods: &[Method],
+    settings: &MethodSettings,
+) -> Result<Vec<MethodMaps>> {
+    let logit = Question::new(explained, x, classes, Score::Logit)?;
+    let mut shared: Vec<(Method, Attribution)> = Vec::new();
+    if methods.contains(&Method::Gradient) || methods.contains(&Method::GradientXInput) {
+        let gradient = gradient_on_gpu(logit).await?;
+        shared.push((
+            Method::Gradient,
+            maps_on_gpu(&gradient, Reduce::AbsMax).await?,
+        ));
+        let times_input = crate::kernels::elementwise::mul(&gradient, x)?;
+        shared.push((
+            Method::GradientXInput,
+            maps_on_gpu(&times_input, Reduce::Sum).await?,
+        ));
+    }
+    let cams: Vec<(Method, Cam)> = [
+        (Method::Gradcam, Cam::GradCam),
+        (Method::GradcamPlusPlus, Cam::GradCamPlusPlus),
+        (Method::Hirescam, Cam::HiResCam),
+        (Method::Layercam, Cam::LayerCam),
+    ]
+    .into_iter()
+    .filter(|(method, _)| methods.contains(method))
+    .collect();
+    if !cams.is_empty() {
+        let kinds: Vec<Cam> = cams.iter().map(|&(_, kind)| kind).collect();
+        let maps = class_activation_maps(logit, settings.layer.as_deref(), &kinds).await?;
+        shared.extend(
+            cams.iter()
+                .zip(maps)
+                .map(|(&(method, _), (_, high))| (method, high)),
+        );
+    }
+    let mut all = Vec::with_capacity(methods.len());
+    for &method in methods {
+        match shared.iter().find(|(m, _)| *m == method) {
+            Some((_, maps)) => all.push(MethodMaps {
+                maps: maps.clone(),
+                notes: Vec::new(),
+            }),
+            None => all.push(method_maps(explained, x, classes, method, settings).await?),
+        }
+    }
+    Ok(all)
 }
 
 /// Attributions [N, C, H, W] reduced to maps on the GPU, and only the maps read back.

@@ -26,14 +26,14 @@ pub use evaluation::{
     pointing_game_hit, rank_correlation, road, ssim,
 };
 pub use extremal::{ExtremalPerturbation, ExtremalResult, extremal_perturbation};
-pub use gradcam::{Cam, class_activation_map, grad_cam, guided_grad_cam};
+pub use gradcam::{Cam, class_activation_map, class_activation_maps, grad_cam, guided_grad_cam};
 pub use gradient::{
     SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad, smoothgrad_inputs,
 };
 pub use integrated_gradients::{
     IntegratedGradients, IntegratedGradientsResult, Path, integrated_gradients,
 };
-pub use method::{Method, MethodMaps, MethodSettings, method_maps};
+pub use method::{Method, MethodMaps, MethodSettings, method_maps, methods_maps};
 pub use occlusion::{Occlusion, occlusion};
 pub use perturbation::{Perturbation, PerturbationResult, Replacement, meaningful_perturbation};
 pub use score_cam::{ScoreCam, score_cam};

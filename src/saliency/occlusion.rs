@@ -8,9 +8,10 @@
 use super::{Attribution, Question, scores};
 use crate::error::Result;
 use crate::kernels::occlusion::{Windows, occluded_copies};
+use serde::{Deserialize, Serialize};
 
 /// Occlusion's settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Occlusion {
     /// The window's side in pixels.
     pub patch: usize,

@@ -13,9 +13,10 @@ use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::SplitMix64;
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// What deleted pixels are replaced with.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Replacement {
     /// The image blurred with a Gaussian of this σ in pixels (the paper's choice, σ = 10 at 224).
     Blur {
@@ -29,7 +30,7 @@ pub enum Replacement {
 }
 
 /// Settings; the defaults are the paper's for 224×224 inputs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Perturbation {
     /// Mask side length before upsampling (28 at 224: one mask value per 8×8 pixels). `None`
     /// scales it as the image: ceil(H / 8) × ceil(W / 8).

@@ -13,9 +13,10 @@ use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::score_cam::masked_copies;
 use crate::nn::{Forward, Mode};
+use serde::{Deserialize, Serialize};
 
 /// Score-CAM's settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct ScoreCam {
     /// Masked copies per forward pass (pytorch-grad-cam: 16).
     pub batch: usize,
