@@ -12,11 +12,12 @@
 
 use std::time::Instant;
 
+use gradlens::autograd::{Tape, Var};
 use gradlens::models::{ModelConfig, build};
-use gradlens::nn::ParamStore;
+use gradlens::nn::{Forward, Mode, ParamStore};
 use gradlens::saliency::{
-    self, Cam, Explained, IntegratedGradients, Method, MethodSettings, Occlusion, Perturbation,
-    Question, Score, SmoothGrad, method_maps,
+    self, Cam, Explained, ExtremalPerturbation, IntegratedGradients, Method, MethodSettings,
+    Occlusion, Perturbation, Question, Score, ScoreCam, SmoothGrad, method_maps,
 };
 use gradlens::train::SyntheticLesions;
 use gradlens::{Gpu, Tensor};
@@ -129,6 +130,31 @@ fn bench_arch(gpu: &Gpu, arch: &str) {
             pollster::block_on(saliency::class_activation_map(logit, None, kind)).expect("cam");
         });
     }
+    // Score-CAM costs one forward pass per channel of its layer, whichever layer: timed at
+    // layer1 and extrapolated to the last block's channels.
+    let tape = Tape::no_grad();
+    let f = Forward::new(&tape, &store, Mode::Eval).capturing();
+    model
+        .forward(&f, &Var::constant(x.clone()))
+        .expect("forward");
+    let channels = |layer: &str| f.marked(layer).expect("a marked layer").dims()[1];
+    let last = model.gradcam_layer();
+    let (few, many) = (channels("layer1"), channels(&last));
+    let seconds = time(
+        &format!("score-cam at layer1 ({few} channels, 16 per pass)"),
+        &|| {
+            pollster::block_on(saliency::score_cam(
+                logit,
+                Some("layer1"),
+                &ScoreCam::default(),
+            ))
+            .expect("score-cam");
+        },
+    );
+    println!(
+        "    → at {last} ({many} channels) ≈ {:.0} s",
+        seconds * many as f64 / few as f64
+    );
     time("guided grad-cam", &|| {
         pollster::block_on(saliency::guided_grad_cam(logit, None)).expect("guided gradcam");
     });
@@ -180,5 +206,16 @@ fn bench_arch(gpu: &Gpu, arch: &str) {
         "    → default 300 iterations ≈ {:.0} s ({:.2} s per plain gradient pass)",
         seconds * 301.0 / 6.0,
         pass
+    );
+    let extremal = ExtremalPerturbation {
+        iterations: 5,
+        ..ExtremalPerturbation::default()
+    };
+    let seconds = time("extremal perturbation, 3 areas, 5 iterations", &|| {
+        pollster::block_on(saliency::extremal_perturbation(logit, &extremal)).expect("extremal");
+    });
+    println!(
+        "    → default 300 iterations ≈ {:.0} s",
+        seconds * 301.0 / 6.0
     );
 }

@@ -274,3 +274,32 @@ fn extremal_perturbation_keeps_exactly_the_region_the_score_reads() {
     // The square kept sharp: its mean stays near 3, where blurring it at σ 4 loses much.
     assert!(result.score[0] > 2.4, "preserved score {}", result.score[0]);
 }
+
+/// The CAM family and Score-CAM need a convolutional layer: on a model without one each ends
+/// with one line saying so.
+#[test]
+fn class_activation_maps_need_a_convolutional_layer() {
+    let (image, _, store, model) = square_case();
+    let explained = Explained {
+        model: &model,
+        store: &store,
+    };
+    let x = Tensor::from_slice(gpu(), [1, 1, SIDE, SIDE], &image).unwrap();
+    let logit = Question::new(explained, &x, &[0], Score::Logit).unwrap();
+    let errors = [
+        pollster::block_on(saliency::grad_cam(logit, None)).err(),
+        pollster::block_on(saliency::score_cam(
+            logit,
+            None,
+            &saliency::ScoreCam::default(),
+        ))
+        .err(),
+    ];
+    for error in errors {
+        let message = error.expect("an error").to_string();
+        assert!(
+            message.contains("no convolutional layer") && !message.contains('\n'),
+            "{message}"
+        );
+    }
+}

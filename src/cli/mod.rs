@@ -6,6 +6,7 @@ mod curves_plot;
 mod demo;
 mod evaluate_saliency;
 mod info;
+mod lesions;
 mod manifest;
 mod model;
 mod run;
@@ -67,6 +68,31 @@ enum Command {
         /// Folder for the overlays, the checkpoint, timings.txt and kernels.txt (created).
         #[arg(long, default_value = "gradlens-demo")]
         out: PathBuf,
+    },
+
+    /// Write the synthetic lesion set (textured gray tissue, small bright or dark lesions) as
+    /// an ImageFolder with the lesions' masks: data for train, evaluate and evaluate-saliency.
+    #[command(
+        after_help = "DIR gets train/ and val/ folders of healthy/ and lesion/ PNGs, and \
+                      masks/train/lesion/ and masks/val/lesion/ with each lesion image's mask \
+                      (white on black) under the same name. The set is deterministic: image i \
+                      depends only on the seed and i.\n\nExamples:\n  \
+                      gradlens lesions --out lesions/ --count 600 --size 64\n  \
+                      gradlens evaluate-saliency --weights w.safetensors --data lesions/ --masks lesions/masks/val"
+    )]
+    Lesions {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=4096))]
+        size: u32,
+        /// The share of images in val/.
+        #[arg(long, default_value_t = 0.2)]
+        validation: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 
     /// Train a classifier on an ImageFolder data set (transfer learning with --weights).
@@ -380,6 +406,21 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             transform_input,
             check_finite,
         }),
+        Command::Lesions {
+            out,
+            count,
+            size,
+            validation,
+            seed,
+        } => {
+            if !(0.0..=1.0).contains(&validation) {
+                return Err(gradlens::Error::InvalidArgument {
+                    op: "lesions",
+                    message: format!("--validation {validation} is not a share between 0 and 1"),
+                });
+            }
+            lesions::run(&out, count as usize, size as usize, validation, seed)
+        }
         Command::EvaluateSaliency {
             weights,
             data,

@@ -138,13 +138,17 @@ pub async fn guided_grad_cam(question: Question<'_>, layer: Option<&str>) -> Res
 /// marked.
 pub(crate) fn marked_layer(f: &Forward, layer: &str) -> Result<Var> {
     f.marked(layer).ok_or_else(|| {
-        Error::invalid(
-            "class activation map",
-            format!(
+        let marked = f.marked_names();
+        let message = match marked.is_empty() {
+            true => {
+                "the model has no convolutional layer to take a class activation map at".to_string()
+            }
+            false => format!(
                 "no layer named {layer:?}; the model marks {}",
-                f.marked_names().join(", ")
+                marked.join(", ")
             ),
-        )
+        };
+        Error::invalid("class activation map", message)
     })
 }
 
