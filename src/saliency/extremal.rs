@@ -72,23 +72,38 @@ pub struct ExtremalResult {
     pub score: Vec<f32>,
 }
 
-/// The smooth masks' max-convolution over the grid points within 3σ of each pixel (the
-/// bump is separable, so the points in reach are a row range times a column range).
+/// The smooth masks' max-convolution over the grid points within 3σ of each pixel. The bump
+/// is separable, k(dy, dx) = k(dy) k(dx): each axis keeps, per pixel, its grid points in reach
+/// with their weights, and a pixel's taps are a row list times a column list.
 struct MaxConvolution {
     size: [usize; 2],
     grid: [usize; 2],
-    step: usize,
-    sigma: f32,
+    /// Per pixel row, then per pixel column: (grid index along the axis, weight).
+    rows: Vec<Vec<(usize, f32)>>,
+    columns: Vec<Vec<(usize, f32)>>,
 }
 
 impl MaxConvolution {
     fn new(size: [usize; 2], step: usize, sigma: f32) -> Self {
         let grid = [size[0].div_ceil(step) + 1, size[1].div_ceil(step) + 1];
+        let reach = 3.0 * sigma;
+        let axis = |pixels: usize, points: usize| -> Vec<Vec<(usize, f32)>> {
+            (0..pixels)
+                .map(|at| {
+                    (0..points)
+                        .filter_map(|g| {
+                            let d = (g * step) as f32 - at as f32;
+                            (d.abs() <= reach).then(|| (g, (-d * d / (2.0 * sigma * sigma)).exp()))
+                        })
+                        .collect()
+                })
+                .collect()
+        };
         Self {
             size,
             grid,
-            step,
-            sigma,
+            rows: axis(size[0], grid[0]),
+            columns: axis(size[1], grid[1]),
         }
     }
 
@@ -96,36 +111,20 @@ impl MaxConvolution {
         self.grid[0] * self.grid[1]
     }
 
-    /// The grid indices along one axis within 3σ of pixel `at`.
-    fn in_reach(&self, at: usize, axis: usize) -> std::ops::Range<usize> {
-        let reach = 3.0 * self.sigma;
-        let low = ((at as f32 - reach) / self.step as f32).ceil().max(0.0) as usize;
-        let high =
-            (((at as f32 + reach) / self.step as f32).floor() as usize).min(self.grid[axis] - 1);
-        low..high + 1
-    }
-
-    /// The bump's weight between pixel (y, x) and grid point (gy, gx).
-    fn bump(&self, (y, x): (usize, usize), (gy, gx): (usize, usize)) -> f32 {
-        let dy = (gy * self.step) as f32 - y as f32;
-        let dx = (gx * self.step) as f32 - x as f32;
-        (-(dy * dy + dx * dx) / (2.0 * self.sigma * self.sigma)).exp()
-    }
-
-    /// The mask of `values` (one grid), and for each pixel the grid index that sets it.
-    fn apply(&self, values: &[f32]) -> (Vec<f32>, Vec<usize>) {
+    /// The mask of `values` (one grid), and for each pixel the grid index that sets it with
+    /// that point's bump weight.
+    fn apply(&self, values: &[f32]) -> (Vec<f32>, Vec<(usize, f32)>) {
         let [height, width] = self.size;
         let mut mask = Vec::with_capacity(height * width);
         let mut winners = Vec::with_capacity(height * width);
         for y in 0..height {
-            let rows = self.in_reach(y, 0);
             for x in 0..width {
                 // (value, bump weight, grid index); a tie (zeros, where the mask has let go)
                 // goes to the nearest point, so that its gradient can pull the mask back.
                 let mut best = (f32::NEG_INFINITY, 0.0f32, 0usize);
-                for gy in rows.clone() {
-                    for gx in self.in_reach(x, 1) {
-                        let weight = self.bump((y, x), (gy, gx));
+                for &(gy, ky) in &self.rows[y] {
+                    for &(gx, kx) in &self.columns[x] {
+                        let weight = ky * kx;
                         let g = gy * self.grid[1] + gx;
                         let value = weight * values[g];
                         if value > best.0 || (value == best.0 && weight > best.1) {
@@ -134,7 +133,7 @@ impl MaxConvolution {
                     }
                 }
                 mask.push(best.0);
-                winners.push(best.2);
+                winners.push((best.2, best.1));
             }
         }
         (mask, winners)
@@ -142,11 +141,9 @@ impl MaxConvolution {
 
     /// ∂/∂values of Σ_u grad[u] m(u): each pixel's gradient goes to the grid point that sets
     /// it, times that point's bump weight.
-    fn adjoint(&self, grad: &[f32], winners: &[usize], out: &mut [f32]) {
-        let width = self.size[1];
-        for (pixel, (&g, &winner)) in grad.iter().zip(winners).enumerate() {
-            let point = (winner / self.grid[1], winner % self.grid[1]);
-            out[winner] += g * self.bump((pixel / width, pixel % width), point);
+    fn adjoint(grad: &[f32], winners: &[(usize, f32)], out: &mut [f32]) {
+        for (&g, &(winner, weight)) in grad.iter().zip(winners) {
+            out[winner] += g * weight;
         }
     }
 }
@@ -197,7 +194,7 @@ pub async fn extremal_perturbation(
     let ramp = (settings.iterations / 2).max(1);
     let top = (settings.levels - 1) as f32;
     let mut masks = vec![0.0f32; copies * plane];
-    let mut argmax = vec![0usize; copies * plane];
+    let mut argmax = vec![(0usize, 0.0f32); copies * plane];
     let mut score = Vec::new();
     for iteration in 0..=settings.iterations {
         for copy in 0..copies {
@@ -248,7 +245,7 @@ pub async fn extremal_perturbation(
                     *m -= g * d;
                 }
             }
-            convolution.adjoint(
+            MaxConvolution::adjoint(
                 &mask_grad,
                 &argmax[copy * plane..(copy + 1) * plane],
                 &mut grid_grad[copy * grid_len..(copy + 1) * grid_len],
