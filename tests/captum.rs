@@ -10,6 +10,7 @@ use gradlens::models::LesionNet;
 use gradlens::nn::ParamStore;
 use gradlens::saliency::{
     self, Cam, Explained, IntegratedGradients, Occlusion, Path, Question, Score, ScoreCam,
+    SmoothGrad,
 };
 use gradlens::weights::WeightsFile;
 
@@ -126,6 +127,41 @@ fn saliency_methods_match_captum() {
     .unwrap();
     assert_eq!(high.dims, [2, 20, 20]);
     assert_close_to_scale("cam_scorecam", &low.data, &get("cam_scorecam").data);
+
+    // NoiseTunnel(Saliency) against SmoothGrad: each draws its own noise, so the two means of
+    // 8192 samples agree within their sampling error. Each pixel's difference over its standard
+    // error (√2 × Captum's, both means being of as many samples) stays under 6; with half the
+    // noise, the same check fails, so it can tell a wrong σ.
+    let noise_tunnel = get("smoothgrad_noise_tunnel").data;
+    let stderr = get("smoothgrad_noise_tunnel_stderr").data;
+    let worst_z = |noise_level: f32| {
+        let settings = SmoothGrad {
+            noise_level,
+            samples: 8192,
+            batch: 1024,
+            seed: 7,
+        };
+        let ours = pollster::block_on(saliency::smoothgrad(logit, &settings)).unwrap();
+        ours.data
+            .iter()
+            .zip(&noise_tunnel)
+            .zip(&stderr)
+            .map(|((o, c), e)| (o - c).abs() / (std::f32::consts::SQRT_2 * e + 1e-7))
+            .fold(0.0f32, f32::max)
+    };
+    let (right, half) = (worst_z(0.15), worst_z(0.075));
+    eprintln!(
+        "SmoothGrad vs NoiseTunnel: the worst pixel {right:.2} standard errors apart; with half \
+         the noise {half:.1}"
+    );
+    assert!(
+        right < 6.0,
+        "SmoothGrad vs NoiseTunnel: a pixel {right} standard errors apart"
+    );
+    assert!(
+        half > 6.0,
+        "half the noise is {half} standard errors from NoiseTunnel at most"
+    );
 
     // Occlusion: windows in batches of 7 (so a batch ends part-way through the windows), the
     // second case's last windows cut off at the edges. Captum's map has one channel here, as

@@ -441,6 +441,9 @@ fn folders_where_files_belong() {
     let data = image_folder(&dir, &honest.image);
     let out = dir.join("y.safetensors");
     let heat = dir.join("heat.png");
+    let imageless = dir.join("notes");
+    std::fs::create_dir_all(&imageless).unwrap();
+    std::fs::write(imageless.join("readme.txt"), "no images here").unwrap();
     let folder_name = dir.file_name().unwrap().to_str().unwrap();
     let image_folder_name = "data";
     let cases: Vec<(Vec<&str>, &str, Vec<&Path>)> = vec![
@@ -454,16 +457,17 @@ fn folders_where_files_belong() {
             image_folder_name,
             vec![],
         ),
+        // saliency explains every image in a folder; a folder holding none is refused.
         (
             vec![
                 "saliency",
-                arg(&data),
+                arg(&imageless),
                 "--weights",
                 arg(&honest.weights),
                 "--out",
                 arg(&heat),
             ],
-            image_folder_name,
+            "holds no PNG or JPEG images",
             vec![&heat],
         ),
         (

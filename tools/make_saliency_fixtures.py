@@ -57,6 +57,9 @@ C order). Targets: class 0 for image 0, class 2 for image 1. Every method explai
                                                             its softmax-of-masked-logits
                                                             weights times the activations,
                                                             ReLU'd, as above
+    smoothgrad_noise_tunnel                 [2, 1, 20, 20]  NoiseTunnel(Saliency), smoothgrad,
+                                                            8192 samples, σ = 0.15 × range
+    smoothgrad_noise_tunnel_stderr          [2, 1, 20, 20]  its per-pixel sampling error
     occlusion_5_3                           [2, 1, 20, 20]  Occlusion, window (1, 5, 5),
                                                             strides (1, 3, 3), baseline 0
     occlusion_6_4_half                      [2, 1, 20, 20]  Occlusion, window (1, 6, 6),
@@ -84,7 +87,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from captum.attr import (GuidedBackprop, GuidedGradCam, IntegratedGradients, LayerGradCam,
-                         Occlusion, Saliency)
+                         NoiseTunnel, Occlusion, Saliency)
 from captum.attr._utils.approximation_methods import approximation_parameters
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -101,6 +104,7 @@ CLASSES = 3
 SHAPE = (2, IN_CHANNELS, 20, 20)
 TARGETS = [0, 2]
 N_STEPS = 32
+NT_SAMPLES = 8192
 GRADCAM_LAYER = "features.10"
 
 
@@ -174,6 +178,7 @@ def attributions(model, x):
     out["guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=target)
     out["guided_gradcam"] = GuidedGradCam(model, layer).attribute(x.clone(), target=target)
     out.update(cam_family(model, x))
+    out.update(noise_tunnel(model, x))
     for name, patch, stride, baseline in OCCLUSIONS:
         out[name] = Occlusion(model).attribute(
             x.clone(), sliding_window_shapes=(1, patch, patch), strides=(1, stride, stride),
@@ -209,6 +214,31 @@ def cam_family(model, x):
     out["cam_scorecam"] = torch.from_numpy(np.maximum(image, 0).astype(np.float32))
     cam.activations_and_grads.release()
     return out
+
+
+def noise_tunnel(model, x):
+    """Captum's NoiseTunnel over Saliency (abs=True), nt_type="smoothgrad", NT_SAMPLES samples per
+    image with σ = 0.15 × the image's value range (gradlens's SmoothGrad default), one image at a
+    time (Captum takes one σ per input). The noise is Captum's, drawn from torch's generator
+    (seeded here, so a recompute matches); gradlens draws its own, so the test compares means
+    within their sampling error: the per-pixel standard error of a mean of NT_SAMPLES values of
+    |gradient|, estimated here from NT_SAMPLES noisy copies drawn and differentiated apart."""
+    out_mean, out_error = [], []
+    for b, target in enumerate(TARGETS):
+        image = x[b:b + 1].clone()
+        sigma = float(np.float32(0.15) * (image.max() - image.min()).to(torch.float32))
+        torch.manual_seed(1234 + b)
+        mean = NoiseTunnel(Saliency(model)).attribute(
+            image, nt_type="smoothgrad", nt_samples=NT_SAMPLES, nt_samples_batch_size=1024,
+            stdevs=sigma, target=target)
+        noisy = (image + sigma * torch.randn((NT_SAMPLES,) + tuple(image.shape[1:]))
+                 ).requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(noisy)[:, target].sum(), noisy)
+        error = grad.abs().std(dim=0, keepdim=True) / np.sqrt(NT_SAMPLES)
+        out_mean.append(mean)
+        out_error.append(error)
+    return {"smoothgrad_noise_tunnel": torch.cat(out_mean).contiguous(),
+            "smoothgrad_noise_tunnel_stderr": torch.cat(out_error).contiguous()}
 
 
 def quadrature(method):
