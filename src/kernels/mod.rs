@@ -14,6 +14,7 @@ macro_rules! per_axis_setters {
 
 pub mod attribution;
 pub mod batchnorm;
+pub mod cam;
 pub mod concat;
 pub mod conv2d;
 pub mod elementwise;
@@ -46,6 +47,7 @@ pub fn catalogue() -> Vec<EntryInterface> {
     [
         attribution::entries(),
         batchnorm::entries(),
+        cam::entries(),
         concat::entries(),
         conv2d::entries(),
         elementwise::entries(),

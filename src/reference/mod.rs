@@ -3,6 +3,7 @@
 
 pub mod attribution;
 pub mod batchnorm;
+pub mod cam;
 pub mod concat;
 pub mod conv2d;
 pub mod elementwise;

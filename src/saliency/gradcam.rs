@@ -9,25 +9,20 @@
 //!   the score takes from each position.
 //! - LayerCAM (Jiang et al. 2021): Σ_k ReLU(G_k) ⊙ A_k.
 //!
-//! Each is checked against pytorch-grad-cam, and Grad-CAM against Captum (tests/captum.rs).
+//! The weighting, the sum and the upsampling run on the GPU (`kernels::cam`); only the maps
+//! are read back. Each is checked against pytorch-grad-cam, and Grad-CAM against Captum
+//! (tests/captum.rs).
 //!
 //! Guided Grad-CAM (Selvaraju et al. 2017) multiplies guided backprop's attribution by the
 //! Grad-CAM map upsampled to the input by nearest neighbour, as Captum's `GuidedGradCam` does:
 //! the fine detail of the one where the other says the class is.
 
-use super::{Attribution, Question, guided_backprop, one_hot_seed};
+use super::gradient::host;
+use super::{Attribution, Cam, Question, guided_backprop, one_hot_seed};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::kernels::{self, cam::upsample_maps};
 use crate::nn::{Forward, Mode};
-
-/// Which class activation map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cam {
-    GradCam,
-    GradCamPlusPlus,
-    HiResCam,
-    LayerCam,
-}
 
 /// Grad-CAM maps at `layer` (default: the model's last convolutional block): [N, h, w] at the
 /// layer's resolution, and [N, H, W] bilinearly upsampled to the input's (align_corners =
@@ -70,40 +65,22 @@ pub async fn class_activation_maps(
     let output = question.score.of(&tape, logits)?;
     let (seed, _) = one_hot_seed(&output, question.classes).await?;
     let grads = tape.backward_keeping(&output, Some(seed), &[&activation])?;
-    let &[n, channels, h, w] = activation.dims() else {
+    if activation.dims().len() != 4 {
         return Err(Error::invalid(
             OP,
             format!("layer {layer} is not [N, C, H, W]"),
         ));
-    };
-    let a = activation.tensor().read().await?;
+    }
     let g = grads
         .get(&activation)
-        .ok_or_else(|| Error::invalid(OP, format!("the score does not depend on {layer}")))?
-        .read()
-        .await?;
-    let plane = h * w;
-    let one_kind = |kind: Cam| {
-        let mut cam = vec![0.0f32; n * plane];
-        for b in 0..n {
-            let map = &mut cam[b * plane..(b + 1) * plane];
-            for k in 0..channels {
-                let base = (b * channels + k) * plane;
-                let (a, g) = (&a[base..base + plane], &g[base..base + plane]);
-                add_channel(kind, a, g, map);
-            }
-        }
-        for value in &mut cam {
-            *value = value.max(0.0);
-        }
-        let low = Attribution {
-            dims: vec![n, h, w],
-            data: cam,
-        };
-        let high = upsample_bilinear(&low, height, width);
-        (low, high)
-    };
-    Ok(kinds.iter().map(|&kind| one_kind(kind)).collect())
+        .ok_or_else(|| Error::invalid(OP, format!("the score does not depend on {layer}")))?;
+    let mut maps = Vec::with_capacity(kinds.len());
+    for &kind in kinds {
+        let low = kernels::cam::class_activation_map(activation.tensor(), g, kind)?;
+        let high = upsample_maps(&low, height, width)?;
+        maps.push((host(&low).await?, host(&high).await?));
+    }
+    Ok(maps)
 }
 
 /// Guided Grad-CAM at `layer` (default: the model's last convolutional block): attributions
@@ -150,72 +127,4 @@ pub(crate) fn marked_layer(f: &Forward, layer: &str) -> Result<Var> {
         };
         Error::invalid("class activation map", message)
     })
-}
-
-/// Adds one channel's share to `map`: from its activations `a` and gradients `g` over the plane.
-fn add_channel(kind: Cam, a: &[f32], g: &[f32], map: &mut [f32]) {
-    let weighted = |weight: f32, map: &mut [f32]| {
-        for (value, a) in map.iter_mut().zip(a) {
-            *value += weight * a;
-        }
-    };
-    match kind {
-        Cam::GradCam => weighted(g.iter().sum::<f32>() / g.len() as f32, map),
-        Cam::GradCamPlusPlus => {
-            let activation_sum: f32 = a.iter().sum();
-            let weight = g
-                .iter()
-                .filter(|&&g| g != 0.0)
-                .map(|&g| {
-                    let (g2, g3) = (g * g, g * g * g);
-                    g.max(0.0) * g2 / (2.0 * g2 + activation_sum * g3 + 1e-6)
-                })
-                .sum();
-            weighted(weight, map);
-        }
-        Cam::HiResCam | Cam::LayerCam => {
-            for ((value, a), g) in map.iter_mut().zip(a).zip(g) {
-                let g = if kind == Cam::LayerCam {
-                    g.max(0.0)
-                } else {
-                    *g
-                };
-                *value += g * a;
-            }
-        }
-    }
-}
-
-/// Bilinear resize of maps [N, h, w] to [N, H, W], sampling at pixel centres
-/// (align_corners = false).
-pub(crate) fn upsample_bilinear(maps: &Attribution, height: usize, width: usize) -> Attribution {
-    let (n, h, w) = (maps.dims[0], maps.dims[1], maps.dims[2]);
-    let mut out = vec![0.0f32; n * height * width];
-    let source = bilinear_source;
-    let (sy, sx) = (h as f64 / height as f64, w as f64 / width as f64);
-    for b in 0..n {
-        let map = &maps.data[b * h * w..(b + 1) * h * w];
-        for y in 0..height {
-            let (y0, y1, fy) = source(y, sy, h);
-            for x in 0..width {
-                let (x0, x1, fx) = source(x, sx, w);
-                let top = map[y0 * w + x0] * (1.0 - fx) + map[y0 * w + x1] * fx;
-                let bottom = map[y1 * w + x0] * (1.0 - fx) + map[y1 * w + x1] * fx;
-                out[(b * height + y) * width + x] = top * (1.0 - fy) + bottom * fy;
-            }
-        }
-    }
-    Attribution {
-        dims: vec![n, height, width],
-        data: out,
-    }
-}
-
-/// For output index `o` of an axis resized by `scale` (input / output length) from `size`
-/// inputs: the two input indices it interpolates between and the second one's weight, at
-/// pixel centres (align_corners = false). Shared by the upsampling and its adjoint.
-pub(crate) fn bilinear_source(o: usize, scale: f64, size: usize) -> (usize, usize, f32) {
-    let s = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
-    let i0 = (s.floor() as usize).min(size - 1);
-    (i0, (i0 + 1).min(size - 1), (s - i0 as f64) as f32)
 }

@@ -20,13 +20,15 @@ mod occlusion;
 mod perturbation;
 mod score_cam;
 
+/// Which class activation map (computed on the GPU, `kernels::cam`).
+pub use crate::kernels::cam::Cam;
 pub use evaluation::{
     DeletionInsertion, RandomisationStep, Road, RoadCurves, blocks_in_forward_order,
     cascading_randomisation, deletion_insertion, energy_pointing_game, noisy_linear_imputation,
     pointing_game_hit, rank_correlation, road, ssim,
 };
 pub use extremal::{ExtremalPerturbation, ExtremalResult, extremal_perturbation};
-pub use gradcam::{Cam, class_activation_map, class_activation_maps, grad_cam, guided_grad_cam};
+pub use gradcam::{class_activation_map, class_activation_maps, grad_cam, guided_grad_cam};
 pub use gradient::{
     SmoothGrad, gradient, gradient_x_input, guided_backprop, smoothgrad, smoothgrad_inputs,
 };

@@ -7,11 +7,11 @@
 //! comes from the tape (∂score/∂Φ, batched over the images); the mask's own arithmetic — a few
 //! hundred values per image — runs on the host.
 
-use super::gradcam::{bilinear_source, upsample_bilinear};
 use super::{Attribution, Question, scores, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::SplitMix64;
+use crate::reference::cam::{bilinear_source, upsample_bilinear};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -101,13 +101,7 @@ pub async fn meaningful_perturbation(
     };
     let mut mask = vec![1.0f32; n * mh * mw];
     let mut adam = Adam::new(mask.len());
-    let upsample_mask = |mask: &[f32]| {
-        let mask = Attribution {
-            dims: vec![n, mh, mw],
-            data: mask.to_vec(),
-        };
-        upsample_bilinear(&mask, height, width)
-    };
+    let upsample_mask = |mask: &[f32]| upsample_bilinear(mask, [n, mh, mw], [height, width]);
     let mut original_score = Vec::new();
     let mut perturbed_score = Vec::new();
     for iteration in 0..=settings.iterations {
@@ -130,7 +124,7 @@ pub async fn meaningful_perturbation(
             )
         };
         let upsampled = upsample_mask(&mask);
-        let shifted = shift_maps(&upsampled.data, n, height, width, shift);
+        let shifted = shift_maps(&upsampled, n, height, width, shift);
         let mut blended = vec![0.0f32; images.len()];
         for (i, value) in blended.iter_mut().enumerate() {
             let m = shifted[(i / (c * plane)) * plane + i % plane];
@@ -169,7 +163,7 @@ pub async fn meaningful_perturbation(
         },
         saliency: Attribution {
             dims: vec![n, height, width],
-            data: upsampled.data.iter().map(|m| 1.0 - m).collect(),
+            data: upsampled.iter().map(|m| 1.0 - m).collect(),
         },
         original_score,
         perturbed_score,
@@ -386,22 +380,15 @@ mod tests {
         let g: Vec<f32> = (0..n * height * width)
             .map(|_| rng.uniform() as f32 - 0.5)
             .collect();
-        let up = upsample_bilinear(
-            &Attribution {
-                dims: vec![n, h, w],
-                data: m.clone(),
-            },
-            height,
-            width,
-        );
-        let left: f32 = up.data.iter().zip(&g).map(|(a, b)| a * b).sum();
+        let up = upsample_bilinear(&m, [n, h, w], [height, width]);
+        let left: f32 = up.iter().zip(&g).map(|(a, b)| a * b).sum();
         let back = upsample_bilinear_adjoint(&g, n, [h, w], [height, width]);
         let right: f32 = m.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert!((left - right).abs() < 1e-4, "{left} vs {right}");
-        let shifted = shift_maps(&up.data, n, height, width, (2, -3));
+        let shifted = shift_maps(&up, n, height, width, (2, -3));
         let left: f32 = shifted.iter().zip(&g).map(|(a, b)| a * b).sum();
         let back = shift_maps_adjoint(&g, n, height, width, (2, -3));
-        let right: f32 = up.data.iter().zip(&back).map(|(a, b)| a * b).sum();
+        let right: f32 = up.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert!((left - right).abs() < 1e-4, "{left} vs {right}");
     }
 }

@@ -7,12 +7,15 @@
 //! ResNet-50's), run here as batches of masked copies made on the GPU
 //! (`kernels::score_cam`). As pytorch-grad-cam's `ScoreCAM`, against which it is checked.
 
-use super::gradcam::{marked_layer, upsample_bilinear};
+use super::gradcam::marked_layer;
+use super::gradient::host;
 use super::{Attribution, Question, scores};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
+use crate::kernels::cam::{upsample_maps, weighted_map};
 use crate::kernels::score_cam::masked_copies;
 use crate::nn::{Forward, Mode};
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// Score-CAM's settings.
@@ -42,16 +45,14 @@ pub async fn score_cam(
     let f = Forward::new(&tape, explained.store, Mode::Eval).capturing();
     explained.model.forward(&f, &Var::constant(x.clone()))?;
     let activation = marked_layer(&f, &layer)?;
-    let &[n, channels, h, w] = activation.dims() else {
+    let &[n, channels, _, _] = activation.dims() else {
         return Err(Error::invalid(
             "score_cam",
             format!("layer {layer} is not [N, C, H, W]"),
         ));
     };
     let batch = settings.batch.max(1);
-    let a = activation.tensor().read().await?;
-    let plane = h * w;
-    let mut cam = vec![0.0f32; n * plane];
+    let mut weights = Vec::with_capacity(n * channels);
     for (image, &class) in question.classes.iter().enumerate() {
         let mut channel_scores = Vec::with_capacity(channels);
         for first in (0..channels).step_by(batch) {
@@ -60,24 +61,12 @@ pub async fn score_cam(
             let classes = vec![class; count];
             channel_scores.extend(scores(question.about(&copies, &classes)?).await?);
         }
-        let weights = softmax(&channel_scores);
-        let map = &mut cam[image * plane..(image + 1) * plane];
-        for (k, weight) in weights.iter().enumerate() {
-            let start = (image * channels + k) * plane;
-            for (value, a) in map.iter_mut().zip(&a[start..start + plane]) {
-                *value += weight * a;
-            }
-        }
-        for value in map {
-            *value = value.max(0.0);
-        }
+        weights.extend(softmax(&channel_scores));
     }
-    let low = Attribution {
-        dims: vec![n, h, w],
-        data: cam,
-    };
-    let high = upsample_bilinear(&low, height, width);
-    Ok((low, high))
+    let weights = Tensor::from_slice(x.gpu(), [n, channels], &weights)?;
+    let low = weighted_map(activation.tensor(), &weights)?;
+    let high = upsample_maps(&low, height, width)?;
+    Ok((host(&low).await?, host(&high).await?))
 }
 
 fn softmax(values: &[f32]) -> Vec<f32> {

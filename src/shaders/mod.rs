@@ -20,6 +20,8 @@ pub enum Shader {
     /// The sampling saliency methods' work outside the network.
     Attribution,
     BatchNorm,
+    /// Class activation maps and their upsampling.
+    Cam,
     Concat,
     Conv2d,
     Conv2dImplicitGemm,
@@ -47,6 +49,7 @@ impl Shader {
     pub const ALL: &'static [Shader] = &[
         Shader::Attribution,
         Shader::BatchNorm,
+        Shader::Cam,
         Shader::Concat,
         Shader::Conv2d,
         Shader::Conv2dImplicitGemm,
@@ -72,6 +75,7 @@ impl Shader {
         match self {
             Shader::Attribution => "attribution",
             Shader::BatchNorm => "batchnorm",
+            Shader::Cam => "cam",
             Shader::Concat => "concat",
             Shader::Conv2d => "conv2d",
             Shader::Conv2dImplicitGemm => "conv2d_implicit_gemm",
@@ -109,6 +113,7 @@ impl Shader {
         match self {
             Shader::Attribution => with_grid!("attribution.wgsl"),
             Shader::BatchNorm => with_grid!("batchnorm.wgsl"),
+            Shader::Cam => with_grid!("cam.wgsl"),
             Shader::Concat => with_grid!("concat.wgsl"),
             Shader::Conv2d => with_grid!("conv2d.wgsl", "common/conv.wgsl"),
             Shader::Conv2dImplicitGemm => {
