@@ -314,9 +314,10 @@ fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
             ],
             "cannot write",
         ),
+        // A folder stands for its images: the one that is not an image is named.
         (
             vec!["classify", dir.to_str().unwrap(), "--weights", w],
-            "cannot read",
+            "notes.png: not a readable PNG or JPEG image",
         ),
     ];
     for (args, needle) in cases {
@@ -816,7 +817,8 @@ fn saliency_grids_folders_and_replayed_manifests() {
         again.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    for name in ["a.safetensors", "b.safetensors"] {
+    // The outputs mirror the folder's tree.
+    for name in ["a.safetensors", "more/b.safetensors"] {
         let (x, y) = (
             gradlens::weights::WeightsFile::open(&first.join(name)).unwrap(),
             gradlens::weights::WeightsFile::open(&again.join(name)).unwrap(),
@@ -854,6 +856,225 @@ fn saliency_grids_folders_and_replayed_manifests() {
         "gradcam",
     ]);
     assert!(!output.status.success() && text(&output.stderr).contains("cannot be used with"));
+}
+
+/// An archive of nested folders (two files of one name in different folders) split into
+/// shards by tools/cluster's Slurm script (3 tasks) and Kubernetes job (16 indices, most of
+/// them empty here), run as they are: every image explained exactly once, its map where the
+/// archive's tree says. Then a shard killed mid-write resumes: it skips what its JSON lines
+/// hold, redoes the image whose line was cut off, and ends with each image once. classify's
+/// shards partition the archive the same way.
+#[test]
+fn archives_split_into_shards_and_resume_where_they_stopped() {
+    let dir = folder("archive");
+    let (weights, gray, rgb16) = fixtures(&dir);
+    let archive = dir.join("archive");
+    let mut keys = Vec::new();
+    for (k, folder) in ["p1/s1", "p1/s2", "p2", "p3/s1/t", ""].iter().enumerate() {
+        std::fs::create_dir_all(archive.join(folder)).unwrap();
+        for name in ["x.png", &format!("scan{k}.png"), &format!("other{k}.png")] {
+            let source = if k % 2 == 0 { &gray } else { &rgb16 };
+            let key = Path::new(folder).join(name);
+            std::fs::copy(source, archive.join(&key)).unwrap();
+            keys.push(key.to_string_lossy().into_owned());
+        }
+    }
+    keys.sort();
+    let binary = Path::new(env!("CARGO_BIN_EXE_gradlens"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path_env = format!(
+        "{}:{}",
+        binary.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Every image's JSON line across the shards, and its map under maps/.
+    let explained_once = |out: &Path| {
+        let mut images: Vec<String> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .flat_map(|path| {
+                std::fs::read_to_string(path)
+                    .unwrap()
+                    .lines()
+                    .map(|line| {
+                        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                        let image = value["image"].as_str().unwrap().to_string();
+                        image
+                            .strip_prefix(&format!("{}/", archive.display()))
+                            .unwrap()
+                            .to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        images.sort();
+        assert_eq!(images, keys, "each image once across the shards");
+        for key in &keys {
+            let map = out
+                .join("maps")
+                .join(Path::new(key).with_extension("safetensors"));
+            assert!(map.is_file(), "{} missing", map.display());
+        }
+    };
+    let slurm = dir.join("slurm");
+    for task in 0..3 {
+        let output = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cluster/slurm_saliency.sh"))
+            .env("PATH", &path_env)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .env("GRADLENS_TUNING_FILE", "")
+            .env("SLURM_ARRAY_TASK_ID", task.to_string())
+            .env("SLURM_ARRAY_TASK_COUNT", "3")
+            .env("ARCHIVE", &archive)
+            .env("WEIGHTS", &weights)
+            .env("OUT", &slurm)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "task {task}: {}",
+            text(&output.stderr)
+        );
+    }
+    explained_once(&slurm);
+
+    let job = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cluster/saliency-indexed-job.yaml"),
+    )
+    .unwrap();
+    let command = job
+        .split("- >-")
+        .nth(1)
+        .and_then(|rest| rest.split("resources:").next())
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kubernetes = dir.join("kubernetes");
+    let command = command
+        .replace("/data/archive", archive.to_str().unwrap())
+        .replace("/models/model.safetensors", weights.to_str().unwrap())
+        .replace("/results/saliency", kubernetes.to_str().unwrap());
+    std::fs::create_dir_all(&kubernetes).unwrap();
+    for index in 0..16 {
+        let output = Command::new("sh")
+            .args(["-c", &command])
+            .env("PATH", &path_env)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .env("GRADLENS_TUNING_FILE", "")
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "index {index}: {}",
+            text(&output.stderr)
+        );
+    }
+    explained_once(&kubernetes);
+
+    // Task 1 killed while appending its second line: the first image stays done (its map,
+    // removed here, is not made again), the second is redone.
+    let lines_path = slurm.join("shard_1.jsonl");
+    let lines = std::fs::read_to_string(&lines_path).unwrap();
+    let all: Vec<&str> = lines.lines().collect();
+    assert!(
+        all.len() >= 2,
+        "shard 1 holds {} images; the test needs two",
+        all.len()
+    );
+    let map_of = |line: &str| {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        std::path::PathBuf::from(value["outputs"][0].as_str().unwrap())
+    };
+    let (kept, cut) = (map_of(all[0]), map_of(all[1]));
+    std::fs::write(
+        &lines_path,
+        format!("{}\n{}", all[0], &all[1][..all[1].len() / 2]),
+    )
+    .unwrap();
+    std::fs::remove_file(&kept).unwrap();
+    std::fs::remove_file(&cut).unwrap();
+    let output = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cluster/slurm_saliency.sh"))
+        .env("PATH", &path_env)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("GRADLENS_TUNING_FILE", "")
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .env("ARCHIVE", &archive)
+        .env("WEIGHTS", &weights)
+        .env("OUT", &slurm)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains(&format!("1 of {} images already done", all.len())),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(!kept.exists(), "a done image was explained again");
+    assert!(
+        cut.is_file(),
+        "the image whose line was cut off was not redone"
+    );
+    std::fs::remove_file(&kept).ok();
+    let rewritten = std::fs::read_to_string(&lines_path).unwrap();
+    assert_eq!(rewritten.lines().count(), all.len(), "{rewritten}");
+
+    // classify's shards: the same partition, one JSON line per image.
+    let classified = dir.join("classified");
+    std::fs::create_dir_all(&classified).unwrap();
+    for shard in 0..3 {
+        let lines = classified.join(format!("shard_{shard}.jsonl"));
+        let output = gradlens(&[
+            "classify",
+            archive.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--shard",
+            &format!("{shard}/3"),
+            "--jsonl",
+            lines.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let slurm_lines =
+            std::fs::read_to_string(slurm.join(format!("shard_{shard}.jsonl"))).unwrap();
+        let images = |text: &str| -> Vec<String> {
+            let mut images: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["image"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            images.sort();
+            images
+        };
+        assert_eq!(
+            images(&std::fs::read_to_string(&lines).unwrap()),
+            images(&slurm_lines)
+        );
+    }
+    for bad in ["3/3", "1/0", "x/2", "1"] {
+        let output = gradlens(&[
+            "classify",
+            archive.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--shard",
+            bad,
+        ]);
+        assert!(
+            !output.status.success() && text(&output.stderr).contains("is not K/N"),
+            "{bad}"
+        );
+    }
 }
 
 /// `gradlens run` reproduces torchvision's googlenet (transform_input on by default, as with

@@ -452,12 +452,18 @@ fn folders_where_files_belong() {
             folder_name,
             vec![],
         ),
+        // classify and saliency take every image in a folder; a folder holding none is
+        // refused.
         (
-            vec!["classify", arg(&data), "--weights", arg(&honest.weights)],
-            image_folder_name,
+            vec![
+                "classify",
+                arg(&imageless),
+                "--weights",
+                arg(&honest.weights),
+            ],
+            "holds no PNG or JPEG images",
             vec![],
         ),
-        // saliency explains every image in a folder; a folder holding none is refused.
         (
             vec![
                 "saliency",

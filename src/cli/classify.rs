@@ -1,5 +1,8 @@
-//! `gradlens classify`: the top classes of each image with their probabilities; with --tile,
-//! scored tile by tile at full resolution and the tiles' logits pooled.
+//! `gradlens classify`: the top classes of each image (files, or every image in a folder) with
+//! their probabilities; with --tile, scored tile by tile at full resolution and the tiles'
+//! logits pooled; with --shard and --jsonl, one restartable shard of an archive.
+
+use std::path::Path;
 
 use clap::ValueEnum;
 use serde_json::{Value, json};
@@ -8,6 +11,7 @@ use gradlens::imaging::tiles::{Pooling, pool_logits};
 use gradlens::saliency::{Explained, logits, top_probabilities};
 use gradlens::{Gpu, Result};
 
+use super::archive::{self, JsonLines, Shard};
 use super::model::{self, TILES_PER_BATCH, Tiled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -22,6 +26,10 @@ pub struct Request<'a> {
     pub model: &'a super::ImagesAndModel,
     pub top: usize,
     pub json: bool,
+    /// Only this shard of the images.
+    pub shard: Option<Shard>,
+    /// One JSON line per image; the images it already holds are skipped.
+    pub jsonl: Option<&'a Path>,
     /// Tile side and stride in image pixels, and how tile logits are pooled.
     pub tile: Option<(usize, Option<usize>, Aggregate)>,
     pub check_finite: bool,
@@ -40,6 +48,26 @@ struct TileSummary {
 }
 
 pub fn run(request: &Request) -> Result<()> {
+    let mut paths: Vec<_> =
+        archive::select(model::expand_images(&request.model.images)?, request.shard)
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+    let mut lines = request.jsonl.map(JsonLines::open).transpose()?;
+    if let Some(lines) = &lines {
+        let before = paths.len();
+        paths.retain(|path| !lines.holds(path));
+        if paths.len() < before {
+            eprintln!(
+                "{} of {before} images already in {}; classifying the other {}",
+                before - paths.len(),
+                request
+                    .jsonl
+                    .map_or(String::new(), |p| p.display().to_string()),
+                paths.len()
+            );
+        }
+    }
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, &request.model.weights, request.model.arch.as_deref())?;
     let explained = Explained {
@@ -47,66 +75,40 @@ pub fn run(request: &Request) -> Result<()> {
         store: &loaded.store,
     };
     model::start_finite_checks(&gpu, request.check_finite);
-    let scored: Vec<Scored> = match request.tile {
-        None => {
-            let (batch, _) = model::images(&gpu, &loaded.info, &request.model.images)?;
-            let logits = pollster::block_on(logits(explained, &batch))?;
-            logits
-                .data
-                .chunks(logits.dims[1])
-                .map(|row| Scored {
-                    logits: row.to_vec(),
-                    tiles: None,
-                })
-                .collect()
-        }
-        Some((tile, stride, aggregate)) => request
-            .model
-            .images
-            .iter()
-            .map(|path| {
-                let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
-                score_tiles(&gpu, explained, &tiled, aggregate)
-            })
-            .collect::<Result<_>>()?,
-    };
-    model::end_finite_checks(&gpu, request.check_finite)?;
-
     let mut results = Vec::new();
-    for (path, scored) in request.model.images.iter().zip(&scored) {
-        let ranked = top_probabilities(&scored.logits, request.top);
-        if !request.json {
-            match &scored.tiles {
-                None => println!("{}", path.display()),
-                Some(tiles) => println!(
-                    "{} ({} tiles; the top class peaks in the tile at y {}, x {})",
-                    path.display(),
-                    tiles.count,
-                    tiles.strongest.0,
-                    tiles.strongest.1
-                ),
+    // A batch at a time, each image's line appended as soon as its batch is scored: a killed
+    // run loses at most the batch in flight.
+    for chunk in paths.chunks(IMAGES_PER_BATCH) {
+        let scored: Vec<Scored> = match request.tile {
+            None => {
+                let (batch, _) = model::images(&gpu, &loaded.info, chunk)?;
+                let logits = pollster::block_on(logits(explained, &batch))?;
+                logits
+                    .data
+                    .chunks(logits.dims[1])
+                    .map(|row| Scored {
+                        logits: row.to_vec(),
+                        tiles: None,
+                    })
+                    .collect()
             }
-            for (class, probability) in &ranked {
-                println!(
-                    "  {:6.2}%  {class:4}  {}",
-                    probability * 100.0,
-                    loaded.info.class_names[*class]
-                );
+            Some((tile, stride, aggregate)) => chunk
+                .iter()
+                .map(|path| {
+                    let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
+                    score_tiles(&gpu, explained, &tiled, aggregate)
+                })
+                .collect::<Result<_>>()?,
+        };
+        for (path, scored) in chunk.iter().zip(&scored) {
+            let result = report(path, scored, &loaded.info.class_names, request);
+            if let Some(lines) = &mut lines {
+                lines.append(&result)?;
             }
+            results.push(result);
         }
-        let mut result = json!({
-            "image": path.display().to_string(),
-            "top": ranked.iter().map(|(class, p)| json!({
-                "class": class, "name": loaded.info.class_names[*class], "probability": p,
-            })).collect::<Vec<_>>(),
-            "logits": scored.logits,
-        });
-        if let Some(tiles) = &scored.tiles {
-            result["tiles"] = json!(tiles.count);
-            result["strongest_tile"] = json!({ "y": tiles.strongest.0, "x": tiles.strongest.1 });
-        }
-        results.push(result);
     }
+    model::end_finite_checks(&gpu, request.check_finite)?;
     if request.json {
         println!(
             "{}",
@@ -114,6 +116,45 @@ pub fn run(request: &Request) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Images scored per forward pass.
+const IMAGES_PER_BATCH: usize = 16;
+
+/// One image's result as JSON, printed as text unless --json.
+fn report(path: &Path, scored: &Scored, class_names: &[String], request: &Request) -> Value {
+    let ranked = top_probabilities(&scored.logits, request.top);
+    if !request.json {
+        match &scored.tiles {
+            None => println!("{}", path.display()),
+            Some(tiles) => println!(
+                "{} ({} tiles; the top class peaks in the tile at y {}, x {})",
+                path.display(),
+                tiles.count,
+                tiles.strongest.0,
+                tiles.strongest.1
+            ),
+        }
+        for (class, probability) in &ranked {
+            println!(
+                "  {:6.2}%  {class:4}  {}",
+                probability * 100.0,
+                class_names[*class]
+            );
+        }
+    }
+    let mut result = json!({
+        "image": path.display().to_string(),
+        "top": ranked.iter().map(|(class, p)| json!({
+            "class": class, "name": class_names[*class], "probability": p,
+        })).collect::<Vec<_>>(),
+        "logits": scored.logits,
+    });
+    if let Some(tiles) = &scored.tiles {
+        result["tiles"] = json!(tiles.count);
+        result["strongest_tile"] = json!({ "y": tiles.strongest.0, "x": tiles.strongest.1 });
+    }
+    result
 }
 
 /// Logits of every tile, pooled; and the tile where the pooled top class scores highest.

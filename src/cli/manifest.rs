@@ -17,7 +17,11 @@ use sha2::{Digest, Sha256};
 /// Everything that decides a saliency run's maps.
 #[derive(Clone, Debug)]
 pub struct Run {
+    /// The images and folders as named on the command line.
     pub images: Vec<PathBuf>,
+    /// On a replay, the image files the run explained with their names (their paths below
+    /// the folder named, which name their outputs), instead of expanding `images` again.
+    pub listed: Option<Vec<(PathBuf, String)>>,
     pub weights: PathBuf,
     pub arch: Option<String>,
     pub methods: Vec<Method>,
@@ -57,20 +61,30 @@ pub fn sha256(path: &Path) -> Result<String> {
 
 /// Writes `run`'s manifest to `path`, with the adapter that ran it and the outputs it wrote.
 /// Paths are recorded absolute, so that a replay from another folder finds the same files.
-pub fn write(path: &Path, run: &Run, gpu: &Gpu, outputs: &[PathBuf]) -> Result<()> {
+/// `images` are the files explained, each with its name.
+pub fn write(
+    path: &Path,
+    run: &Run,
+    images: &[(PathBuf, String)],
+    gpu: &Gpu,
+    outputs: &[PathBuf],
+) -> Result<()> {
     let info = gpu.adapter_info();
     let absolute = |file: &Path| std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let images = run
-        .images
+    let images = images
         .iter()
-        .map(|image| Ok(json!({"path": absolute(image), "sha256": sha256(image)?})))
+        .map(|(image, name)| {
+            Ok(json!({"path": absolute(image), "name": name, "sha256": sha256(image)?}))
+        })
         .collect::<Result<Vec<_>>>()?;
+    let inputs: Vec<PathBuf> = run.images.iter().map(|input| absolute(input)).collect();
     let outputs: Vec<PathBuf> = outputs.iter().map(|file| absolute(file)).collect();
     let manifest = json!({
         "gradlens": env!("CARGO_PKG_VERSION"),
         "command": "saliency",
         "weights": {"path": absolute(&run.weights), "sha256": sha256(&run.weights)?},
         "arch": run.arch,
+        "inputs": inputs,
         "images": images,
         "methods": run.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "grid": run.grid,
@@ -123,12 +137,24 @@ pub fn read(path: &Path) -> Result<Run> {
         Ok(file)
     };
     let weights = checked(field("weights")?, "weights")?;
-    let images = field("images")?
+    let listed = field("images")?
         .as_array()
         .ok_or_else(|| fail("\"images\" is not a list".to_string()))?
         .iter()
-        .map(|entry| checked(entry, "an image"))
+        .map(|entry| {
+            let name = entry["name"]
+                .as_str()
+                .ok_or_else(|| fail("an image has no name".to_string()))?;
+            Ok((checked(entry, "an image")?, name.to_string()))
+        })
         .collect::<Result<Vec<_>>>()?;
+    let inputs = field("inputs")?
+        .as_array()
+        .ok_or_else(|| fail("\"inputs\" is not a list".to_string()))?
+        .iter()
+        .map(|input| input.as_str().map(PathBuf::from))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| fail("an input is not a path".to_string()))?;
     let methods = field("methods")?
         .as_array()
         .ok_or_else(|| fail("\"methods\" is not a list".to_string()))?
@@ -151,7 +177,8 @@ pub fn read(path: &Path) -> Result<Run> {
         )),
     };
     Ok(Run {
-        images,
+        images: inputs,
+        listed: Some(listed),
         weights,
         arch: field("arch")?.as_str().map(str::to_string),
         methods,

@@ -1,5 +1,6 @@
 //! Subcommands of the `gradlens` binary.
 
+mod archive;
 mod bench;
 mod classify;
 mod curves_plot;
@@ -248,6 +249,13 @@ enum Command {
         /// How tiles' logits become the image's.
         #[arg(long, value_enum, default_value = "max", requires = "tile")]
         aggregate: classify::Aggregate,
+        /// Only shard K of N (0 ≤ K < N) of the images: a stable partition by file name (the
+        /// path below a folder given), for N processes sharing an archive.
+        #[arg(long, value_name = "K/N", value_parser = archive::parse_shard)]
+        shard: Option<archive::Shard>,
+        /// Append one JSON line per image to FILE; a rerun skips the images it holds.
+        #[arg(long, value_name = "FILE")]
+        jsonl: Option<PathBuf>,
         /// Check every layer's output (and gradient) for NaN and Inf and name the first layer
         /// that produced one (slower: one extra pass per tensor).
         #[arg(long)]
@@ -335,10 +343,18 @@ enum Command {
         /// Where the run's manifest goes (default: beside --out or --raw-out).
         #[arg(long, value_name = "FILE")]
         manifest_out: Option<PathBuf>,
+        /// Only shard K of N (0 ≤ K < N) of the images: a stable partition by file name (the
+        /// path below a folder given), for N processes sharing an archive.
+        #[arg(long, value_name = "K/N", value_parser = archive::parse_shard)]
+        shard: Option<archive::Shard>,
+        /// Append one JSON line per finished image to FILE; a rerun skips the images it holds
+        /// (without it, a rerun skips images whose outputs all exist).
+        #[arg(long, value_name = "FILE")]
+        jsonl: Option<PathBuf>,
         /// Run again what a manifest records (images, weights, methods and every setting).
         #[arg(long, value_name = "FILE", conflicts_with_all = [
             "images", "weights", "arch", "method", "methods", "class", "batch", "tile", "stride",
-            "layer", "occlusion_patch", "occlusion_stride", "occlusion_baseline"
+            "layer", "occlusion_patch", "occlusion_stride", "occlusion_baseline", "shard"
         ])]
         manifest: Option<PathBuf>,
     },
@@ -347,7 +363,7 @@ enum Command {
 /// The images and the model that `classify` and `saliency` run on.
 #[derive(clap::Args)]
 pub struct ImagesAndModel {
-    /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA).
+    /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), or folders of them.
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// A safetensors file (tools/export_torchvision.py, or a gradlens checkpoint).
@@ -370,11 +386,15 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             tile,
             stride,
             aggregate,
+            shard,
+            jsonl,
             check_finite,
         } => classify::run(&classify::Request {
             model: &model,
             top,
             json,
+            shard,
+            jsonl: jsonl.as_deref(),
             tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize), aggregate)),
             check_finite,
         }),
@@ -470,12 +490,15 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             occlusion_stride,
             occlusion_baseline,
             manifest_out,
+            shard,
+            jsonl,
             manifest,
         } => {
             let run = match manifest {
                 Some(path) => manifest::read(&path)?,
                 None => manifest::Run {
                     images,
+                    listed: None,
                     weights: weights.expect("clap requires --weights without --manifest"),
                     arch,
                     grid: methods.is_some(),
@@ -500,6 +523,8 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                 raw_out: raw_out.as_deref(),
                 json: json.as_deref(),
                 manifest_out: manifest_out.as_deref(),
+                shard,
+                jsonl: jsonl.as_deref(),
                 check_finite,
             })
         }

@@ -13,9 +13,10 @@ pub fn load(gpu: &Gpu, weights: &Path, arch: Option<&str>) -> Result<LoadedModel
     gradlens::checkpoint::load(gpu, &WeightsFile::open(weights)?, arch)
 }
 
-/// The image files `paths` name: files as given, folders replaced by the PNG and JPEG files
-/// in them and their sub-folders, in name order.
-pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// The image files `paths` name, each with its partition key (`archive::Shard`): files as
+/// given, keyed by their file name; folders replaced by the PNG and JPEG files in them and
+/// their sub-folders, in name order, keyed by their path below the folder.
+pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -28,9 +29,20 @@ pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 });
             }
             found.sort();
-            files.extend(found);
+            files.extend(found.into_iter().map(|file| {
+                let below = file.strip_prefix(path).unwrap_or(&file);
+                let key = below
+                    .components()
+                    .map(|part| part.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                (file, key)
+            }));
         } else {
-            files.push(path.clone());
+            let key = path
+                .file_name()
+                .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+            files.push((path.clone(), key));
         }
     }
     Ok(files)

@@ -16,6 +16,7 @@ use gradlens::saliency::{
 use gradlens::{Error, Gpu, Result, Tensor};
 use serde_json::json;
 
+use super::archive::{self, JsonLines, Shard};
 use super::manifest::{self, Run};
 use super::model::{self, TILES_PER_BATCH, Tiled};
 
@@ -28,6 +29,10 @@ pub struct Request<'a> {
     pub json: Option<&'a Path>,
     /// Where the manifest goes (default: beside the outputs).
     pub manifest_out: Option<&'a Path>,
+    /// Only this shard of the images.
+    pub shard: Option<Shard>,
+    /// One JSON line per finished image; the images it already holds are skipped.
+    pub jsonl: Option<&'a Path>,
     pub check_finite: bool,
 }
 
@@ -41,12 +46,27 @@ struct Explanation {
 
 pub fn run(request: &Request) -> Result<()> {
     let run = &request.run;
-    let paths = model::expand_images(&run.images)?;
-    let several = paths.len() > 1;
-    // Several images write <stem>.png into one folder: two with one stem would overwrite.
-    let mut stems = std::collections::HashSet::new();
-    for path in &paths {
-        if several && !stems.insert(stem(path)) {
+    let images = match &run.listed {
+        Some(listed) => listed.clone(),
+        None => archive::select(model::expand_images(&run.images)?, request.shard),
+    };
+    if images.is_empty() {
+        println!("no image falls in this shard");
+        return Ok(());
+    }
+    // With several images, or a folder of them (whose shard may hold one), the outputs go into
+    // folders, named by each image's path below the folder given (its file name for a file
+    // given): a tree of outputs mirrors the tree of images, and two images of one name in
+    // different sub-folders cannot overwrite each other.
+    let several = images.len() > 1 || run.images.iter().any(|path| path.is_dir());
+    let explained_images = images.clone();
+    let mut names = HashMap::new();
+    for (path, key) in &images {
+        let name = Path::new(key)
+            .with_extension("")
+            .to_string_lossy()
+            .into_owned();
+        if several && names.values().any(|taken| *taken == name) {
             return Err(Error::Image {
                 path: path.display().to_string(),
                 message:
@@ -54,7 +74,10 @@ pub fn run(request: &Request) -> Result<()> {
                         .to_string(),
             });
         }
+        names.insert(path.clone(), name);
     }
+    let name_of = |path: &Path| several.then(|| names[path].as_str());
+    let paths: Vec<PathBuf> = images.into_iter().map(|(path, _)| path).collect();
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, &run.weights, run.arch.as_deref())?;
     let explained = Explained {
@@ -62,10 +85,31 @@ pub fn run(request: &Request) -> Result<()> {
         store: &loaded.store,
     };
     let class = model::parse_class(&loaded.info, &run.class)?;
+    let mut lines = request.jsonl.map(JsonLines::open).transpose()?;
+    // A restarted shard skips what its earlier run finished: the images its JSON lines hold,
+    // or, without them, those whose every output exists (each is written whole or not at all).
+    let mut remaining = Vec::with_capacity(paths.len());
+    for path in &paths {
+        let finished = match &lines {
+            Some(lines) => lines.holds(path),
+            None => finished_outputs(name_of(path), request)?,
+        };
+        if !finished {
+            remaining.push(path.clone());
+        }
+    }
+    if remaining.len() < paths.len() {
+        println!(
+            "{} of {} images already done; explaining the other {}",
+            paths.len() - remaining.len(),
+            paths.len(),
+            remaining.len()
+        );
+    }
     model::start_finite_checks(&gpu, request.check_finite);
     let mut outputs = Vec::new();
     let mut metrics = Vec::new();
-    for chunk in paths.chunks(run.batch.max(1)) {
+    for chunk in remaining.chunks(run.batch.max(1)) {
         let explanations = match run.tile {
             None => explain_batch(
                 &gpu,
@@ -86,14 +130,24 @@ pub fn run(request: &Request) -> Result<()> {
         };
         for (path, explanation) in chunk.iter().zip(&explanations) {
             let name = &loaded.info.class_names[explanation.class];
-            outputs.extend(write_outputs(
+            let written = write_outputs(
                 path,
                 explanation,
                 name,
-                several,
+                name_of(path),
                 &loaded.info.arch,
                 request,
-            )?);
+            )?;
+            if let Some(lines) = &mut lines {
+                lines.append(&json!({
+                    "image": path.display().to_string(),
+                    "class": explanation.class,
+                    "class_name": name,
+                    "methods": run.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                    "outputs": written,
+                }))?;
+            }
+            outputs.extend(written);
         }
     }
     model::end_finite_checks(&gpu, request.check_finite)?;
@@ -116,12 +170,9 @@ pub fn run(request: &Request) -> Result<()> {
         })
     });
     if let Some(path) = manifest_path {
-        // The files explained, not the folders named: a replay checks each one's digest.
-        let explained_run = Run {
-            images: paths.clone(),
-            ..run.clone()
-        };
-        manifest::write(&path, &explained_run, &gpu, &outputs)?;
+        // The files explained with their names: a replay checks each one's digest and names
+        // its outputs as this run did.
+        manifest::write(&path, run, &explained_images, &gpu, &outputs)?;
         println!("manifest → {}", path.display());
     }
     Ok(())
@@ -296,22 +347,33 @@ fn compute(
         .collect())
 }
 
+/// Whether every output of the image named `name` already exists (false when none is asked
+/// for).
+fn finished_outputs(name: Option<&str>, request: &Request) -> Result<bool> {
+    let targets = [(request.out, "png"), (request.raw_out, "safetensors")];
+    let asked: Vec<PathBuf> = targets
+        .iter()
+        .filter_map(|&(out, extension)| Some((out?, extension)))
+        .map(|(out, extension)| output_path(out, name, extension))
+        .collect::<Result<_>>()?;
+    Ok(!asked.is_empty() && asked.iter().all(|target| target.is_file()))
+}
+
 /// One image's overlay (or grid, with --methods) and raw maps; the files written.
 fn write_outputs(
     path: &Path,
     explanation: &Explanation,
     class_name: &str,
-    several: bool,
+    name: Option<&str>,
     arch: &str,
     request: &Request,
 ) -> Result<Vec<PathBuf>> {
     let run = &request.run;
     let Explanation { image, maps, class } = explanation;
-    let stem = stem(path);
     let names: Vec<&str> = run.methods.iter().map(|m| m.name()).collect();
     let mut written = Vec::new();
     if let Some(out) = request.out {
-        let target = output_path(out, several, &stem, "png")?;
+        let target = output_path(out, name, "png")?;
         if run.grid {
             let plane = image.height * image.width;
             let mut tiles = vec![(
@@ -336,7 +398,7 @@ fn write_outputs(
         written.push(target);
     }
     if let Some(raw) = request.raw_out {
-        let target = output_path(raw, several, &stem, "safetensors")?;
+        let target = output_path(raw, name, "safetensors")?;
         let metadata = HashMap::from([
             ("arch".to_string(), arch.to_string()),
             ("methods".to_string(), names.join(",")),
@@ -366,20 +428,18 @@ fn write_outputs(
     Ok(written)
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or("image".into(), |s| s.to_string_lossy().into_owned())
-}
-
-/// With one image `out` is the file; with several it is a folder (created) holding
-/// `<image stem>.<extension>`.
-fn output_path(out: &Path, several: bool, stem: &str, extension: &str) -> Result<PathBuf> {
-    if !several {
+/// With one image (no `name`) `out` is the file; with several it is a folder holding
+/// `<name>.<extension>`, `name` the image's path below the folder it came from (its folders
+/// created).
+fn output_path(out: &Path, name: Option<&str>, extension: &str) -> Result<PathBuf> {
+    let Some(name) = name else {
         return Ok(out.to_path_buf());
-    }
-    std::fs::create_dir_all(out).map_err(|e| Error::Image {
-        path: out.display().to_string(),
+    };
+    let target = out.join(format!("{name}.{extension}"));
+    let folder = target.parent().unwrap_or(out);
+    std::fs::create_dir_all(folder).map_err(|e| Error::Image {
+        path: folder.display().to_string(),
         message: format!("cannot create the output folder: {e}"),
     })?;
-    Ok(out.join(format!("{stem}.{extension}")))
+    Ok(target)
 }
