@@ -82,7 +82,8 @@ fn cam_combine(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
         switch params.kind {
             case 0u: { total += weights[n * params.channels + k] * a[at_k]; }
             case 2u: { total += g[at_k] * a[at_k]; }
-            default: { total += max(g[at_k], 0.0) * a[at_k]; }
+            case 3u: { total += max(g[at_k], 0.0) * a[at_k]; }
+            default: {}
         }
     }
     cam_out[i] = max(total, 0.0);

@@ -836,6 +836,25 @@ fn saliency_grids_folders_and_replayed_manifests() {
         }
     }
 
+    // A rerun that is not a shard's redoes its image: the same output asked of another
+    // method holds that method's map.
+    let single = dir.join("single.safetensors");
+    for method in ["gradient", "gradcam"] {
+        let output = gradlens(&[
+            "saliency",
+            gray.to_str().unwrap(),
+            "--weights",
+            w,
+            "--method",
+            method,
+            "--raw-out",
+            single.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let file = gradlens::weights::WeightsFile::open(&single).unwrap();
+        assert_eq!(file.metadata()["methods"], method);
+    }
+
     // One changed pixel: the replay names the image and stops.
     let mut changed = image::open(images.join("a.png")).unwrap().to_luma8();
     let pixel = changed.get_pixel_mut(3, 3);

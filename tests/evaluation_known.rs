@@ -82,7 +82,8 @@ fn noisy_linear_imputation_fills_a_ramp_exactly() {
         })
         .collect();
     let holes = removed.iter().filter(|&&r| r).count();
-    let filled = noisy_linear_imputation(&ramp, [2, h, w], &removed, 0.0, &mut SplitMix64::new(1));
+    let filled =
+        noisy_linear_imputation(&ramp, [2, h, w], &removed, 0.0, &mut SplitMix64::new(1)).unwrap();
     let worst = filled
         .iter()
         .zip(&ramp)
@@ -90,7 +91,8 @@ fn noisy_linear_imputation_fills_a_ramp_exactly() {
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-4, "the ramp is off by {worst}");
 
-    let noisy = noisy_linear_imputation(&ramp, [2, h, w], &removed, 0.05, &mut SplitMix64::new(2));
+    let noisy =
+        noisy_linear_imputation(&ramp, [2, h, w], &removed, 0.05, &mut SplitMix64::new(2)).unwrap();
     let mut deviations = Vec::new();
     for (i, (n, r)) in noisy.iter().zip(&ramp).enumerate() {
         if removed[i % (h * w)] {
@@ -118,7 +120,7 @@ fn noisy_linear_imputation_stays_within_the_kept_range() {
             kept().fold(f32::INFINITY, f32::min),
             kept().fold(f32::NEG_INFINITY, f32::max),
         );
-        let filled = noisy_linear_imputation(&image, [1, h, w], &removed, 0.0, &mut rng);
+        let filled = noisy_linear_imputation(&image, [1, h, w], &removed, 0.0, &mut rng).unwrap();
         for (p, v) in filled.iter().enumerate() {
             assert!(
                 *v >= low - 1e-5 && *v <= high + 1e-5,
@@ -192,7 +194,8 @@ fn one_removed_pixel_is_its_neighbours_weighted_mean() {
     let mut removed = vec![false; h * w];
     removed[2 * w + 3] = true;
     removed[0] = true;
-    let filled = noisy_linear_imputation(&image, [1, h, w], &removed, 0.0, &mut SplitMix64::new(1));
+    let filled =
+        noisy_linear_imputation(&image, [1, h, w], &removed, 0.0, &mut SplitMix64::new(1)).unwrap();
     let edges = at(1, 3) + at(3, 3) + at(2, 2) + at(2, 4);
     let diagonals = at(1, 2) + at(1, 4) + at(3, 2) + at(3, 4);
     let interior = edges / 6.0 + diagonals / 12.0;

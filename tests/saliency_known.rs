@@ -40,6 +40,19 @@ fn smoothgrad_is_the_mean_of_gradients_on_its_noisy_inputs() {
     let logit = Question::new(explained, &x, &classes, Score::Logit).unwrap();
     let got = pollster::block_on(saliency::smoothgrad(logit, &settings)).unwrap();
 
+    // An image's noise follows the image, not its place in the batch: the second image alone
+    // gets the map it got second in a batch of two.
+    let second = Tensor::from_slice(gpu(), [1, c, h, w], &images[size..]).unwrap();
+    let alone = Question::new(explained, &second, &classes[1..], Score::Logit).unwrap();
+    let alone = pollster::block_on(saliency::smoothgrad(alone, &settings)).unwrap();
+    common::assert_close(
+        "SmoothGrad alone",
+        &alone.data,
+        &got.data[size..],
+        1e-4,
+        1e-6,
+    );
+
     let noisy = pollster::block_on(smoothgrad_inputs(&x, &settings))
         .unwrap()
         .to_vec()
@@ -267,6 +280,34 @@ fn extremal_perturbation_keeps_exactly_the_region_the_score_reads() {
          of its mass within two pixels"
     );
     let kept = result.kept_area[0];
+    // Bumps too narrow to reach every pixel from the grid (3σ < step / 2) are refused.
+    let narrow = ExtremalPerturbation {
+        step: 7,
+        sigma: 1.0,
+        ..settings.clone()
+    };
+    let refused = pollster::block_on(saliency::extremal_perturbation(
+        Question::new(explained, &x, &[0], Score::Logit).unwrap(),
+        &narrow,
+    ))
+    .err()
+    .expect("σ 1 every 7 pixels is refused")
+    .to_string();
+    assert!(refused.contains("σ at least step / 6"), "{refused}");
+    // ROAD's fractions must rise.
+    let maps = saliency::Attribution {
+        dims: vec![1, SIDE, SIDE],
+        data: region.clone(),
+    };
+    let unsorted = saliency::Road {
+        fractions: vec![0.5, 0.2],
+        ..saliency::Road::default()
+    };
+    let refused = pollster::block_on(saliency::road(explained, &x, &[0], &maps, &unsorted))
+        .err()
+        .expect("unsorted fractions are refused")
+        .to_string();
+    assert!(refused.contains("increasing order"), "{refused}");
     assert!(
         (kept - 1.0 / 16.0).abs() < 0.03,
         "kept area {kept}, asked 1/16"

@@ -62,7 +62,8 @@ pub struct JsonLines {
 }
 
 impl JsonLines {
-    /// Opens (or creates) the file and reads which images it holds (each line's "image"). A
+    /// Opens (or creates) the file and reads which images it holds (each line's "key", the
+    /// partition key, so that a restart with the archive mounted elsewhere still matches). A
     /// last line without its newline is what a killed process left mid-write: it is cut off,
     /// and its image done again.
     pub fn open(path: &Path) -> Result<Self> {
@@ -82,10 +83,10 @@ impl JsonLines {
         for (number, line) in text[..complete].lines().enumerate() {
             let value: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| fail(format!("line {} is not JSON: {e}", number + 1)))?;
-            let image = value["image"]
+            let key = value["key"]
                 .as_str()
-                .ok_or_else(|| fail(format!("line {} names no \"image\"", number + 1)))?;
-            done.insert(image.to_string());
+                .ok_or_else(|| fail(format!("line {} names no \"key\"", number + 1)))?;
+            done.insert(key.to_string());
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -103,15 +104,17 @@ impl JsonLines {
         })
     }
 
-    /// Whether a line for `image` is already there.
-    pub fn holds(&self, image: &Path) -> bool {
-        self.done.contains(&image.display().to_string())
+    /// Whether a line for the image of partition key `key` is already there.
+    pub fn holds(&self, key: &str) -> bool {
+        self.done.contains(key)
     }
 
-    /// Appends `line` (its "image" names the image) and syncs it to disk before returning:
-    /// once it returns, a kill cannot lose the image.
-    pub fn append(&mut self, line: &serde_json::Value) -> Result<()> {
-        let mut text = serde_json::to_string(line).expect("a JSON value serialises");
+    /// Appends `line` with the image's partition key `key` added, and syncs it to disk before
+    /// returning: once it returns, a kill cannot lose the image.
+    pub fn append(&mut self, key: &str, line: &serde_json::Value) -> Result<()> {
+        let mut line = line.clone();
+        line["key"] = serde_json::Value::from(key);
+        let mut text = serde_json::to_string(&line).expect("a JSON value serialises");
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
@@ -120,9 +123,7 @@ impl JsonLines {
                 path: self.path.display().to_string(),
                 message: format!("cannot append: {e}"),
             })?;
-        if let Some(image) = line["image"].as_str() {
-            self.done.insert(image.to_string());
-        }
+        self.done.insert(key.to_string());
         Ok(())
     }
 }

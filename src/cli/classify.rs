@@ -48,26 +48,23 @@ struct TileSummary {
 }
 
 pub fn run(request: &Request) -> Result<()> {
-    let mut paths: Vec<_> =
-        archive::select(model::expand_images(&request.model.images)?, request.shard)
-            .into_iter()
-            .map(|(path, _)| path)
-            .collect();
+    let mut images = archive::select(model::expand_images(&request.model.images)?, request.shard);
     let mut lines = request.jsonl.map(JsonLines::open).transpose()?;
     if let Some(lines) = &lines {
-        let before = paths.len();
-        paths.retain(|path| !lines.holds(path));
-        if paths.len() < before {
+        let before = images.len();
+        images.retain(|(_, key)| !lines.holds(key));
+        if images.len() < before {
             eprintln!(
                 "{} of {before} images already in {}; classifying the other {}",
-                before - paths.len(),
+                before - images.len(),
                 request
                     .jsonl
                     .map_or(String::new(), |p| p.display().to_string()),
-                paths.len()
+                images.len()
             );
         }
     }
+    let (paths, keys): (Vec<_>, Vec<_>) = images.into_iter().unzip();
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, &request.model.weights, request.model.arch.as_deref())?;
     let explained = Explained {
@@ -78,7 +75,10 @@ pub fn run(request: &Request) -> Result<()> {
     let mut results = Vec::new();
     // A batch at a time, each image's line appended as soon as its batch is scored: a killed
     // run loses at most the batch in flight.
-    for chunk in paths.chunks(IMAGES_PER_BATCH) {
+    for (chunk, chunk_keys) in paths
+        .chunks(IMAGES_PER_BATCH)
+        .zip(keys.chunks(IMAGES_PER_BATCH))
+    {
         let scored: Vec<Scored> = match request.tile {
             None => {
                 let (batch, _) = model::images(&gpu, &loaded.info, chunk)?;
@@ -100,10 +100,10 @@ pub fn run(request: &Request) -> Result<()> {
                 })
                 .collect::<Result<_>>()?,
         };
-        for (path, scored) in chunk.iter().zip(&scored) {
+        for ((path, key), scored) in chunk.iter().zip(chunk_keys).zip(&scored) {
             let result = report(path, scored, &loaded.info.class_names, request);
             if let Some(lines) = &mut lines {
-                lines.append(&result)?;
+                lines.append(key, &result)?;
             }
             results.push(result);
         }

@@ -38,7 +38,7 @@ pub struct Request<'a> {
     pub plot: Option<&'a Path>,
 }
 
-/// One image's measures under one method.
+/// Every image's measures under one method, in image order.
 #[derive(Default)]
 struct Scores {
     deletion: Vec<f32>,
@@ -106,7 +106,7 @@ pub fn run(request: &Request) -> Result<()> {
         return Err(Error::Image {
             path: dir.display().to_string(),
             message: format!(
-                "classes {:?}, the checkpoint's {:?}",
+                "the folder's classes {:?} differ from the checkpoint's {:?}",
                 samples.classes, loaded.info.class_names
             ),
         });

@@ -138,7 +138,8 @@ enum Command {
                       form. The randomisation test re-initialises the model's blocks from the \
                       output on the first --randomisation-images images and compares maps by \
                       rank correlation and SSIM. Means come with 95% confidence intervals \
-                      (±1.96 standard errors).\n\nExamples:\n  \
+                      (±1.96 standard errors; Wilson's interval for the pointing game's hit \
+                      rate).\n\nExamples:\n  \
                       gradlens evaluate-saliency --weights lesions.safetensors --data lesions/ --masks lesion_masks/ --methods gradient,gradcam,occlusion --json eval.json --plot eval.svg\n  \
                       gradlens evaluate-saliency --weights xrays.safetensors --data xrays/ --methods all --limit 100"
     )]
@@ -307,8 +308,9 @@ enum Command {
         /// The raw map (safetensors, one tensor "saliency" [H, W]).
         #[arg(long)]
         raw_out: Option<PathBuf>,
-        /// Per image and method: deletion, insertion and ROAD areas (JSON).
-        #[arg(long, value_name = "FILE")]
+        /// Per image and method: deletion, insertion and ROAD areas (JSON; whole images, not
+        /// --tile).
+        #[arg(long, value_name = "FILE", conflicts_with = "tile")]
         json: Option<PathBuf>,
         /// Images explained per batch.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]

@@ -61,12 +61,13 @@ pub fn run(request: &Request) -> Result<()> {
     let several = images.len() > 1 || run.images.iter().any(|path| path.is_dir());
     let explained_images = images.clone();
     let mut names = HashMap::new();
+    let mut taken = std::collections::HashSet::new();
     for (path, key) in &images {
         let name = Path::new(key)
             .with_extension("")
             .to_string_lossy()
             .into_owned();
-        if several && names.values().any(|taken| *taken == name) {
+        if several && !taken.insert(name.clone()) {
             return Err(Error::Image {
                 path: path.display().to_string(),
                 message:
@@ -77,6 +78,7 @@ pub fn run(request: &Request) -> Result<()> {
         names.insert(path.clone(), name);
     }
     let name_of = |path: &Path| several.then(|| names[path].as_str());
+    let keys: HashMap<PathBuf, String> = images.iter().cloned().collect();
     let paths: Vec<PathBuf> = images.into_iter().map(|(path, _)| path).collect();
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, &run.weights, run.arch.as_deref())?;
@@ -88,11 +90,14 @@ pub fn run(request: &Request) -> Result<()> {
     let mut lines = request.jsonl.map(JsonLines::open).transpose()?;
     // A restarted shard skips what its earlier run finished: the images its JSON lines hold,
     // or, without them, those whose every output exists (each is written whole or not at all).
+    // A run that is not a shard's and keeps no JSON lines redoes everything: the same outputs
+    // asked of another method must be that method's.
     let mut remaining = Vec::with_capacity(paths.len());
     for path in &paths {
         let finished = match &lines {
-            Some(lines) => lines.holds(path),
-            None => finished_outputs(name_of(path), request)?,
+            Some(lines) => lines.holds(&keys[path]),
+            None if request.shard.is_some() => finished_outputs(name_of(path), request)?,
+            None => false,
         };
         if !finished {
             remaining.push(path.clone());
@@ -139,13 +144,16 @@ pub fn run(request: &Request) -> Result<()> {
                 request,
             )?;
             if let Some(lines) = &mut lines {
-                lines.append(&json!({
-                    "image": path.display().to_string(),
-                    "class": explanation.class,
-                    "class_name": name,
-                    "methods": run.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
-                    "outputs": written,
-                }))?;
+                lines.append(
+                    &keys[path],
+                    &json!({
+                        "image": path.display().to_string(),
+                        "class": explanation.class,
+                        "class_name": name,
+                        "methods": run.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                        "outputs": written,
+                    }),
+                )?;
             }
             outputs.extend(written);
         }
@@ -169,7 +177,7 @@ pub fn run(request: &Request) -> Result<()> {
             false => beside.with_extension("manifest.json"),
         })
     });
-    if let Some(path) = manifest_path {
+    if let Some(path) = manifest_path.filter(|_| !remaining.is_empty()) {
         // The files explained with their names: a replay checks each one's digest and names
         // its outputs as this run did.
         manifest::write(&path, run, &explained_images, &gpu, &outputs)?;
@@ -200,8 +208,12 @@ fn explain_batch(
     let seconds = started.elapsed().as_secs_f64() / paths.len() as f64;
     let plane = batch.dims()[2] * batch.dims()[3];
     if request.json.is_some() {
+        let dims = batch.dims();
+        let size: usize = dims[1..].iter().product();
+        let values = batch.to_vec()?;
         for (i, path) in paths.iter().enumerate() {
-            let image = image_of(&batch, i)?;
+            let one = &values[i * size..(i + 1) * size];
+            let image = Tensor::from_slice(gpu, [1, dims[1], dims[2], dims[3]], one)?;
             let mut per_method = serde_json::Map::new();
             for (method, maps) in run.methods.iter().zip(&computed) {
                 let map = &maps.data[i * plane..(i + 1) * plane];
@@ -230,18 +242,6 @@ fn explain_batch(
             class: classes[i],
         })
         .collect())
-}
-
-/// Image `i` of a batch as a batch of one.
-fn image_of(batch: &Tensor, i: usize) -> Result<Tensor> {
-    let dims = batch.dims();
-    let size: usize = dims[1..].iter().product();
-    let values = batch.to_vec()?;
-    Tensor::from_slice(
-        batch.gpu(),
-        [1, dims[1], dims[2], dims[3]],
-        &values[i * size..(i + 1) * size],
-    )
 }
 
 /// One map's deletion and insertion areas (pixels replaced by 0, the normalised mean) and

@@ -162,12 +162,30 @@ pub async fn extremal_perturbation(
             format!("areas {areas:?}: each must lie strictly between 0 and 1"),
         ));
     }
-    if settings.step == 0 || settings.levels < 2 || settings.sigma <= 0.0 {
+    // Every pixel must have a grid point within the bump's reach (3σ ≥ step / 2), or its mask
+    // value would be undefined.
+    let sigma_floor = settings.step as f32 / 6.0;
+    let sigma_reaches = settings.sigma.is_finite() && settings.sigma >= sigma_floor;
+    if settings.step == 0 || settings.levels < 2 || !sigma_reaches {
         return Err(Error::invalid(
             OP,
             format!(
-                "step {}, {} blur levels, σ {}: the step must be positive, the levels at least 2",
+                "step {}, {} blur levels, σ {}: the step must be positive, the levels at least \
+                 2 and σ at least step / 6",
                 settings.step, settings.levels, settings.sigma
+            ),
+        ));
+    }
+    let positive = |value: f32| value.is_finite() && value > 0.0;
+    let blur_ok = settings.max_blur.is_finite() && settings.max_blur >= 0.0;
+    let valid = positive(settings.area_weight) && positive(settings.learning_rate) && blur_ok;
+    if !valid {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "area weight {}, learning rate {}, maximum blur {}: the first two must be \
+                 positive, the blur at least 0",
+                settings.area_weight, settings.learning_rate, settings.max_blur
             ),
         ));
     }

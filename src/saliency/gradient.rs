@@ -86,21 +86,14 @@ pub(crate) async fn smoothgrad_on_gpu(
         ));
     }
     let gpu = question.x.gpu();
-    let sigmas = noise_deviations(question.x, settings.noise_level).await?;
+    let streams = noise_streams(question.x, settings).await?;
     let sum = Tensor::zeros(gpu, [n, c, h, w])?;
     let weights = Tensor::full(gpu, [batch.min(samples)], 1.0 / samples as f32)?;
-    for (image, &sigma) in sigmas.iter().enumerate() {
+    for (image, &(sigma, stream)) in streams.iter().enumerate() {
         let mut done = 0;
         while done < samples {
             let count = batch.min(samples - done);
-            let noisy = noisy_copies(
-                question.x,
-                image,
-                count,
-                (image * samples + done) as u64,
-                settings.seed,
-                sigma,
-            )?;
+            let noisy = noisy_copies(question.x, image, count, done as u64, stream, sigma)?;
             let targets = vec![question.classes[image]; count];
             let (_, grad) =
                 scores_and_input_gradient(question.about(&noisy, &targets)?, Tape::new()).await?;
@@ -113,8 +106,8 @@ pub(crate) async fn smoothgrad_on_gpu(
 
 /// The noisy copies SmoothGrad explains, [N · samples, C, H, W]: each image in turn,
 /// `samples` copies of it plus Gaussian noise whose σ is `noise_level` times the image's value
-/// range, copy k of image i drawing sample i · samples + k of the seed's stream (what
-/// `smoothgrad` makes a batch at a time).
+/// range, copy k drawing sample k of the image's stream (what `smoothgrad` makes a batch at a
+/// time; see `noise_streams`).
 pub async fn smoothgrad_inputs(x: &Tensor, settings: &SmoothGrad) -> Result<Tensor> {
     let [n, c, h, w] = match *x.dims() {
         [n, c, h, w] => [n, c, h, w],
@@ -125,18 +118,20 @@ pub async fn smoothgrad_inputs(x: &Tensor, settings: &SmoothGrad) -> Result<Tens
             ));
         }
     };
-    let sigmas = noise_deviations(x, settings.noise_level).await?;
+    let streams = noise_streams(x, settings).await?;
     let mut copies = Vec::with_capacity(n * settings.samples * c * h * w);
-    for (image, &sigma) in sigmas.iter().enumerate() {
-        let first = (image * settings.samples) as u64;
-        let made = noisy_copies(x, image, settings.samples, first, settings.seed, sigma)?;
+    for (image, &(sigma, stream)) in streams.iter().enumerate() {
+        let made = noisy_copies(x, image, settings.samples, 0, stream, sigma)?;
         copies.extend(made.read().await?);
     }
     Tensor::from_slice(x.gpu(), [n * settings.samples, c, h, w], &copies)
 }
 
-/// Each image's noise deviation: `level` times its value range (max − min over every channel).
-async fn noise_deviations(x: &Tensor, level: f32) -> Result<Vec<f32>> {
+/// Each image's noise: its deviation, `noise_level` times its value range (max − min over
+/// every channel), and its stream, the seed mixed with a hash of the image's values. So an
+/// image gets the same noise whatever batch it comes in and wherever it sits there: a run
+/// over a folder does not depend on --batch, and a replay is bit for bit the first run.
+async fn noise_streams(x: &Tensor, settings: &SmoothGrad) -> Result<Vec<(f32, u64)>> {
     let values = x.read().await?;
     let size = values.len() / x.dims()[0].max(1);
     Ok(values
@@ -145,9 +140,21 @@ async fn noise_deviations(x: &Tensor, level: f32) -> Result<Vec<f32>> {
             let (lo, hi) = image
                 .iter()
                 .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            level * (hi - lo)
+            (
+                settings.noise_level * (hi - lo),
+                settings.seed ^ content_hash(image),
+            )
         })
         .collect())
+}
+
+/// FNV-1a over an image's f32 bits: a per-image noise stream that follows the image.
+pub(crate) fn content_hash(values: &[f32]) -> u64 {
+    values.iter().fold(0xcbf2_9ce4_8422_2325, |hash, value| {
+        value.to_bits().to_le_bytes().iter().fold(hash, |h, &byte| {
+            (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    })
 }
 
 pub(crate) async fn host(t: &Tensor) -> Result<Attribution> {

@@ -3,8 +3,8 @@
 //! (BatchNorm on its running statistics, still differentiable in the input).
 //!
 //! Gradient methods return attributions shaped like the input ([N, C, H, W]); [`to_maps`]
-//! reduces them to one map per image. The CAM family, occlusion and meaningful perturbation return
-//! maps ([N, H, W]) directly.
+//! reduces them to one map per image. The CAM family, Score-CAM, occlusion, meaningful and
+//! extremal perturbation return maps ([N, H, W]) directly.
 //!
 //! The methods are async because they read values back mid-way (scores, gradients for the
 //! host-side steps), and a browser cannot wait for its GPU: the web front awaits them, native
@@ -141,6 +141,16 @@ pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution>
             ),
         ));
     };
+    if c * h * w == 0 || attribution.data.len() != n * c * h * w {
+        return Err(Error::invalid(
+            "to_maps",
+            format!(
+                "{} values for attributions {:?}",
+                attribution.data.len(),
+                attribution.dims
+            ),
+        ));
+    }
     Ok(Attribution {
         dims: vec![n, h, w],
         data: crate::reference::attribution::reduce_channels(&attribution.data, c, h * w, reduce),

@@ -6,6 +6,7 @@
 use super::imputation::noisy_linear_imputation;
 use crate::error::{Error, Result};
 use crate::nn::SplitMix64;
+use crate::saliency::gradient::content_hash;
 use crate::saliency::{Attribution, Explained, Question, Score, scores};
 use crate::tensor::Tensor;
 
@@ -151,8 +152,8 @@ impl RoadCurves {
 /// ROAD (remove and debias) for each image of `images` [N, C, H, W] with its map in `maps`
 /// [N, H, W] and its class in `classes`: pixels removed in the map's order (most and least
 /// relevant first; ties in pixel order) and filled by noisy linear imputation, the class's
-/// probability read after each fraction. Image i's noise comes from the seed and i alone, so
-/// a curve does not depend on the batch it ran in.
+/// probability read after each fraction. An image's noise comes from the seed and the image's
+/// values alone, so a curve does not depend on the batch it ran in or its place there.
 pub async fn road(
     explained: Explained<'_>,
     images: &Tensor,
@@ -178,14 +179,15 @@ pub async fn road(
             ),
         ));
     }
-    if let Some(bad) = settings
-        .fractions
-        .iter()
-        .find(|f| !(0.0..=1.0).contains(*f))
-    {
+    let fractions_ok = settings.fractions.iter().all(|f| (0.0..=1.0).contains(f))
+        && settings.fractions.windows(2).all(|pair| pair[0] < pair[1]);
+    if !fractions_ok {
         return Err(Error::invalid(
             OP,
-            format!("fraction {bad} is not within 0 to 1"),
+            format!(
+                "fractions {:?}: each within 0 to 1, in increasing order",
+                settings.fractions
+            ),
         ));
     }
     let plane = h * w;
@@ -198,8 +200,7 @@ pub async fn road(
         let map = &maps.data[image * plane..(image + 1) * plane];
         let mut order: Vec<usize> = (0..plane).collect();
         order.sort_by(|&a, &b| map[b].total_cmp(&map[a]));
-        let mut rng =
-            SplitMix64::new(settings.seed ^ (image as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = SplitMix64::new(settings.seed ^ content_hash(original));
         // The unchanged image, then MoRF's images, then LeRF's.
         let mut inputs = original.to_vec();
         for least_first in [false, true] {
@@ -220,7 +221,7 @@ pub async fn road(
                     &removed,
                     settings.noise,
                     &mut rng,
-                ));
+                )?);
             }
         }
         let copies = inputs.len() / (c * plane);

@@ -12,6 +12,7 @@
 //! gradients with a Jacobi preconditioner solve it. It runs on the host: its cost is a few
 //! hundred sparse sweeps, small beside the forward passes the curves then batch on the GPU.
 
+use crate::error::{Error, Result};
 use crate::nn::SplitMix64;
 
 /// The 8 neighbours' offsets (row, column) and weights.
@@ -39,12 +40,22 @@ pub fn noisy_linear_imputation(
     removed: &[bool],
     noise: f32,
     rng: &mut SplitMix64,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let plane = height * width;
+    if image.len() != channels * plane || removed.len() != plane {
+        return Err(Error::invalid(
+            "noisy_linear_imputation",
+            format!(
+                "an image of {} values and a removal mask of {} for {channels}×{height}×{width}",
+                image.len(),
+                removed.len()
+            ),
+        ));
+    }
     let unknowns: Vec<usize> = (0..plane).filter(|&p| removed[p]).collect();
     let mut out = image.to_vec();
     if unknowns.is_empty() {
-        return out;
+        return Ok(out);
     }
     let system = System::new(removed, height, width, &unknowns);
     for c in 0..channels {
@@ -61,7 +72,7 @@ pub fn noisy_linear_imputation(
             out[c * plane + p] = (value + f64::from(noise) * rng.normal()) as f32;
         }
     }
-    out
+    Ok(out)
 }
 
 /// The removed pixels' equations: row i of (D − W_UU) and the known neighbours feeding its

@@ -8,7 +8,7 @@
 /// plateau's pixel nearest its centroid, not its first pixel in scan order.
 pub fn pointing_game_hit(map: &[f32], mask: &[f32], width: usize, tolerance: f32) -> bool {
     let peak = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !peak.is_finite() {
+    if !peak.is_finite() || width == 0 {
         return false;
     }
     let position = |i: usize| ((i / width) as f32, (i % width) as f32);
