@@ -9,13 +9,18 @@
 //                        G · A (kind 2, HiResCAM) or ReLU(G) · A (kind 3, LayerCAM)
 //   upsample_maps:       maps [N, h, w] → [N, H, W], bilinear at pixel centres
 //                        (align_corners = false, as torch's F.interpolate)
+//   scale_by_nearest:    out[n, c, y, x] = attribution[n, c, y, x] · cam[n, ⌊y·h/H⌋, ⌊x·w/W⌋]
+//                        (guided Grad-CAM: guided backprop times the map upsampled as
+//                        torch's F.interpolate(mode="nearest"), Captum's GuidedGradCam)
 //
-// Layout: a, g [N, K, h, w]; weights [N, K]; cam [N, h, w]; out [N, H, W]. All f32.
+// Layout: a, g [N, K, h, w]; weights [N, K]; cam [N, h, w]; out [N, H, W] (upsample_maps) or
+// [N, C, H, W] like attribution (scale_by_nearest, C in params.channels). All f32.
 // Dispatch: one invocation per (n, k) for cam_channel_weights, per (n, p) for cam_combine,
-// per output pixel for upsample_maps; WORKGROUP_SIZE per workgroup, folded into a 2-D grid
+// per output element for upsample_maps and scale_by_nearest; WORKGROUP_SIZE per workgroup,
+// folded into a 2-D grid
 // past the per-dimension limit (common/grid.wgsl).
 // Bindings: 0 params (uniform), 1 a (read), 2 g (read), 3 weights_out (read_write), 4 weights
-// (read), 5 cam_out (read_write), 6 cam (read), 7 out (read_write).
+// (read), 5 cam_out (read_write), 6 cam (read), 7 out (read_write), 8 attribution (read).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
@@ -36,6 +41,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> cam_out: array<f32>;
 @group(0) @binding(6) var<storage, read> cam: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(8) var<storage, read> attribution: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn cam_channel_weights(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
@@ -121,4 +127,19 @@ fn upsample_maps(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let bottom = (1.0 - sx.weight) * cam[base + sy.high * params.width + sx.low]
         + sx.weight * cam[base + sy.high * params.width + sx.high];
     out[i] = (1.0 - sy.weight) * top + sy.weight * bottom;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn scale_by_nearest(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let i = invocation_index(at, lid);
+    let out_plane = params.out_height * params.out_width;
+    if i >= params.batch * params.channels * out_plane {
+        return;
+    }
+    let n = i / (params.channels * out_plane);
+    let y = (i % out_plane) / params.out_width;
+    let x = i % params.out_width;
+    let row = min(y * params.height / params.out_height, params.height - 1u);
+    let column = min(x * params.width / params.out_width, params.width - 1u);
+    out[i] = attribution[i] * cam[(n * params.height + row) * params.width + column];
 }

@@ -6,7 +6,9 @@ mod common;
 
 use common::{Rng, assert_close, gpu};
 use gradlens::Tensor;
-use gradlens::kernels::cam::{Cam, class_activation_map, upsample_maps, weighted_map};
+use gradlens::kernels::cam::{
+    Cam, class_activation_map, scale_by_nearest, upsample_maps, weighted_map,
+};
 use gradlens::reference::cam as reference;
 
 /// Every kind on two images of 5 channels of 6 × 7, with gradients of both signs and exact
@@ -75,6 +77,22 @@ fn map_upsampling_matches_the_reference() {
     }
 }
 
+/// Guided Grad-CAM's product: 7 × 7 maps onto 3 channels of 20 × 22 (uneven source cells)
+/// and a map of the input's own size.
+#[test]
+fn nearest_scaling_matches_the_reference() {
+    let mut rng = Rng::new(98);
+    for ([n, c, height, width], [h, w]) in [([2, 3, 20, 22], [7, 7]), ([1, 1, 5, 5], [5, 5])] {
+        let attribution = rng.vec(n * c * height * width);
+        let cam = rng.vec(n * h * w);
+        let a = Tensor::from_slice(gpu(), [n, c, height, width], &attribution).unwrap();
+        let m = Tensor::from_slice(gpu(), [n, h, w], &cam).unwrap();
+        let got = scale_by_nearest(&a, &m).unwrap().to_vec().unwrap();
+        let want = reference::scale_by_nearest(&attribution, [n, c, height, width], &cam, [h, w]);
+        assert_close("scale_by_nearest", &got, &want, 1e-6, 1e-7);
+    }
+}
+
 #[test]
 fn cam_kernels_reject_mismatched_shapes() {
     let a = Tensor::from_slice(gpu(), [1, 2, 3, 3], &[0.5; 18]).unwrap();
@@ -83,4 +101,6 @@ fn cam_kernels_reject_mismatched_shapes() {
     let weights = Tensor::from_slice(gpu(), [1, 3], &[0.5; 3]).unwrap();
     assert!(weighted_map(&a, &weights).is_err());
     assert!(upsample_maps(&a, 4, 4).is_err(), "not maps [N, H, W]");
+    let two = Tensor::from_slice(gpu(), [2, 3, 3], &[0.5; 18]).unwrap();
+    assert!(scale_by_nearest(&a, &two).is_err(), "maps of another batch");
 }

@@ -304,8 +304,7 @@ fn extremal_perturbation_keeps_exactly_the_region_the_score_reads() {
         ..saliency::Road::default()
     };
     let refused = pollster::block_on(saliency::road(explained, &x, &[0], &maps, &unsorted))
-        .err()
-        .expect("unsorted fractions are refused")
+        .expect_err("unsorted fractions are refused")
         .to_string();
     assert!(refused.contains("increasing order"), "{refused}");
     assert!(

@@ -22,10 +22,11 @@ uniform_params! {
 entries! {
     entries for Shader::Cam, Params;
     bindings { a: read 1, g: read 2, weights_out: read_write 3, weights: read 4,
-        cam_out: read_write 5, cam: read 6, out: read_write 7 }
+        cam_out: read_write 5, cam: read 6, out: read_write 7, attribution: read 8 }
     CHANNEL_WEIGHTS = "cam_channel_weights", WorkgroupSize::Override(64), [a, g, weights_out];
     COMBINE = "cam_combine", WorkgroupSize::Override(256), [a, g, weights, cam_out];
     UPSAMPLE = "upsample_maps", WorkgroupSize::Override(256), [cam, out];
+    SCALE_BY_NEAREST = "scale_by_nearest", WorkgroupSize::Override(256), [cam, out, attribution];
 }
 
 const OP: &str = "class activation map";
@@ -151,5 +152,39 @@ pub fn upsample_maps(maps: &Tensor, height: usize, width: usize) -> Result<Tenso
     .bind(6, maps)
     .bind(7, &out)
     .over((n * height * width) as u64)?;
+    Ok(out)
+}
+
+/// `attribution` [N, C, H, W] times `cam` [N, h, w] upsampled to H × W by nearest neighbour
+/// (torch's F.interpolate(mode="nearest"): source index ⌊o · in / out⌋), in every channel:
+/// guided Grad-CAM from guided backprop and Grad-CAM.
+pub fn scale_by_nearest(attribution: &Tensor, cam: &Tensor) -> Result<Tensor> {
+    let [n, c, height, width] = dims(attribution)?;
+    let &[cn, h, w] = cam.dims() else {
+        return Err(Error::invalid(
+            OP,
+            format!("needs maps [N, H, W], got {:?}", cam.dims()),
+        ));
+    };
+    if cn != n || h == 0 || w == 0 {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "maps {:?} for attributions {:?}",
+                cam.dims(),
+                attribution.dims()
+            ),
+        ));
+    }
+    let out = Tensor::empty(attribution.gpu(), [n, c, height, width])?;
+    Launch::new(
+        attribution.gpu(),
+        &SCALE_BY_NEAREST,
+        params([n, c, h, w], [height, width], 0)?,
+    )
+    .bind(6, cam)
+    .bind(7, &out)
+    .bind(8, attribution)
+    .over((n * c * height * width) as u64)?;
     Ok(out)
 }

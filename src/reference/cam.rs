@@ -97,3 +97,27 @@ pub fn bilinear_source(o: usize, scale: f64, size: usize) -> (usize, usize, f32)
     let i0 = (s.floor() as usize).min(size - 1);
     (i0, (i0 + 1).min(size - 1), (s - i0 as f64) as f32)
 }
+
+/// What `kernels::cam::scale_by_nearest` computes: `attribution` [n, c, height, width] times
+/// `cam` [n, h, w] upsampled by nearest neighbour (source index ⌊o · in / out⌋).
+pub fn scale_by_nearest(
+    attribution: &[f32],
+    [n, c, height, width]: [usize; 4],
+    cam: &[f32],
+    [h, w]: [usize; 2],
+) -> Vec<f32> {
+    let source = |o: usize, input: usize, output: usize| (o * input / output).min(input - 1);
+    let mut out = attribution.to_vec();
+    for b in 0..n {
+        for y in 0..height {
+            let row = source(y, h, height);
+            for x in 0..width {
+                let weight = cam[(b * h + row) * w + source(x, w, width)];
+                for channel in 0..c {
+                    out[((b * c + channel) * height + y) * width + x] *= weight;
+                }
+            }
+        }
+    }
+    out
+}

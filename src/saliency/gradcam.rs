@@ -17,12 +17,13 @@
 //! Grad-CAM map upsampled to the input by nearest neighbour, as Captum's `GuidedGradCam` does:
 //! the fine detail of the one where the other says the class is.
 
-use super::gradient::host;
-use super::{Attribution, Cam, Question, guided_backprop, one_hot_seed};
+use super::gradient::{guided_backprop_on_gpu, host};
+use super::{Attribution, Cam, Question, one_hot_seed};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::{self, cam::upsample_maps};
 use crate::nn::{Forward, Mode};
+use crate::tensor::Tensor;
 
 /// Grad-CAM maps at `layer` (default: the model's last convolutional block): [N, h, w] at the
 /// layer's resolution, and [N, H, W] bilinearly upsampled to the input's (align_corners =
@@ -52,8 +53,22 @@ pub async fn class_activation_maps(
     layer: Option<&str>,
     kinds: &[Cam],
 ) -> Result<Vec<(Attribution, Attribution)>> {
-    const OP: &str = "class activation map";
     let [_, _, height, width] = question.dims;
+    let mut maps = Vec::with_capacity(kinds.len());
+    for low in cam_tensors(question, layer, kinds).await? {
+        let high = upsample_maps(&low, height, width)?;
+        maps.push((host(&low).await?, host(&high).await?));
+    }
+    Ok(maps)
+}
+
+/// The maps of `kinds` at the layer's resolution [N, h, w], on the GPU.
+async fn cam_tensors(
+    question: Question<'_>,
+    layer: Option<&str>,
+    kinds: &[Cam],
+) -> Result<Vec<Tensor>> {
+    const OP: &str = "class activation map";
     let Question { explained, x, .. } = question;
     let layer = layer.map_or_else(|| explained.model.gradcam_layer(), str::to_string);
     // Gradients to the activations only: no weight gradients.
@@ -74,41 +89,29 @@ pub async fn class_activation_maps(
     let g = grads
         .get(&activation)
         .ok_or_else(|| Error::invalid(OP, format!("the score does not depend on {layer}")))?;
-    let mut maps = Vec::with_capacity(kinds.len());
-    for &kind in kinds {
-        let low = kernels::cam::class_activation_map(activation.tensor(), g, kind)?;
-        let high = upsample_maps(&low, height, width)?;
-        maps.push((host(&low).await?, host(&high).await?));
-    }
-    Ok(maps)
+    kinds
+        .iter()
+        .map(|&kind| kernels::cam::class_activation_map(activation.tensor(), g, kind))
+        .collect()
 }
 
 /// Guided Grad-CAM at `layer` (default: the model's last convolutional block): attributions
 /// [N, C, H, W], guided backprop's times the Grad-CAM map at the input's size (nearest
 /// neighbour, as torch's F.interpolate(mode="nearest")).
 pub async fn guided_grad_cam(question: Question<'_>, layer: Option<&str>) -> Result<Attribution> {
-    let guided = guided_backprop(question).await?;
-    let (cam, _) = grad_cam(question, layer).await?;
-    let [n, channels, height, width] = question.dims;
-    let (h, w) = (cam.dims[1], cam.dims[2]);
-    // torch's nearest: source index ⌊o · in / out⌋.
-    let source = |o: usize, input: usize, output: usize| (o * input / output).min(input - 1);
-    let mut data = guided.data;
-    for b in 0..n {
-        for y in 0..height {
-            let row = source(y, h, height);
-            for x in 0..width {
-                let weight = cam.data[(b * h + row) * w + source(x, w, width)];
-                for c in 0..channels {
-                    data[((b * channels + c) * height + y) * width + x] *= weight;
-                }
-            }
-        }
-    }
-    Ok(Attribution {
-        dims: guided.dims,
-        data,
-    })
+    host(&guided_grad_cam_on_gpu(question, layer).await?).await
+}
+
+/// `guided_grad_cam`, left on the GPU.
+pub(crate) async fn guided_grad_cam_on_gpu(
+    question: Question<'_>,
+    layer: Option<&str>,
+) -> Result<Tensor> {
+    let guided = guided_backprop_on_gpu(question).await?;
+    let cam = cam_tensors(question, layer, &[Cam::GradCam])
+        .await?
+        .remove(0);
+    kernels::cam::scale_by_nearest(&guided, &cam)
 }
 
 /// The value a capturing forward pass marked under `layer`, or an error naming the layers it

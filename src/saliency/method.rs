@@ -1,6 +1,7 @@
 //! The methods by name, each turned into one map per image: what `gradlens saliency` and the
 //! browser front offer.
 
+use super::gradcam::guided_grad_cam_on_gpu;
 use super::gradient::{
     gradient_on_gpu, gradient_x_input_on_gpu, guided_backprop_on_gpu, host, smoothgrad_on_gpu,
 };
@@ -8,8 +9,7 @@ use super::integrated_gradients::integrated_gradients_on_gpu;
 use super::{
     Attribution, Cam, Explained, ExtremalPerturbation, IntegratedGradients, Occlusion,
     Perturbation, Question, Reduce, Score, ScoreCam, SmoothGrad, class_activation_map,
-    class_activation_maps, extremal_perturbation, guided_grad_cam, meaningful_perturbation,
-    occlusion, score_cam, to_maps,
+    class_activation_maps, extremal_perturbation, meaningful_perturbation, occlusion, score_cam,
 };
 use crate::error::Result;
 use crate::kernels::attribution::reduce_channels;
@@ -152,8 +152,8 @@ pub async fn method_maps(
             maps_on_gpu(&guided_backprop_on_gpu(logit).await?, Reduce::AbsMax).await?
         }
         Method::GuidedGradcam => {
-            let attribution = guided_grad_cam(logit, settings.layer.as_deref()).await?;
-            to_maps(&attribution, Reduce::AbsMax)?
+            let attribution = guided_grad_cam_on_gpu(logit, settings.layer.as_deref()).await?;
+            maps_on_gpu(&attribution, Reduce::AbsMax).await?
         }
         Method::Occlusion => occlusion(logit, &settings.occlusion).await?,
         Method::Perturbation => {
