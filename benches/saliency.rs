@@ -6,9 +6,13 @@
 //!   cargo bench --bench saliency [-- resnet18 ...]    # ResNet-50 unless archs are named
 //!   cargo bench --bench saliency -- resnet50 --default-maps
 //!
+//!   cargo bench --bench saliency -- resnet18 resnet50 --perturbation
+//!
 //! `--default-maps` times only SmoothGrad-50 and IG-50 with their default settings, map and
 //! all, as `gradlens saliency` runs them (`method_maps`): where the per-sample work outside
-//! the network (noise, accumulation, channel reduction, transfers) shows.
+//! the network (noise, accumulation, channel reduction, transfers) shows. `--perturbation`
+//! times only meaningful and extremal perturbation, 20 iterations each: where the masks'
+//! own arithmetic per iteration shows.
 
 use std::time::Instant;
 
@@ -32,11 +36,14 @@ fn main() {
         false => chosen,
     };
     let gpu = Gpu::new().expect("a GPU adapter");
-    let default_maps = std::env::args().any(|a| a == "--default-maps");
+    let flag = |name: &str| std::env::args().any(|a| a == name);
     for arch in &archs {
-        match default_maps {
-            true => bench_default_maps(&gpu, arch),
-            false => bench_arch(&gpu, arch),
+        if flag("--default-maps") {
+            bench_default_maps(&gpu, arch);
+        } else if flag("--perturbation") {
+            bench_perturbation_only(&gpu, arch);
+        } else {
+            bench_arch(&gpu, arch);
         }
     }
 }
@@ -73,6 +80,71 @@ fn bench_default_maps(gpu: &Gpu, arch: &str) {
     }
 }
 
+/// Meaningful and extremal perturbation alone, 20 iterations each.
+fn bench_perturbation_only(gpu: &Gpu, arch: &str) {
+    let mut store = ParamStore::new(gpu);
+    let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
+    let explained = Explained {
+        model: model.as_ref(),
+        store: &store,
+    };
+    let x = lesion_image(gpu);
+    println!("perturbation on {arch}, 1×3×224×224, on {}", gpu.describe());
+    bench_perturbation(explained, &x, 20);
+}
+
+/// Both perturbation methods at `iterations` (each timed once after a warm-up), with the
+/// time of their default 300 extrapolated per pass.
+fn bench_perturbation(explained: Explained<'_>, x: &Tensor, iterations: usize) {
+    let class = [0];
+    let logit = Question::new(explained, x, &class, Score::Logit).expect("question");
+    let probability = Question::new(explained, x, &class, Score::Probability).expect("question");
+    let perturbation = Perturbation {
+        iterations,
+        ..Perturbation::default()
+    };
+    let seconds = time(
+        &format!("meaningful perturbation, {iterations} iterations"),
+        &|| {
+            pollster::block_on(saliency::meaningful_perturbation(
+                probability,
+                &perturbation,
+            ))
+            .expect("perturbation");
+        },
+    );
+    let passes = (iterations + 1) as f64;
+    println!(
+        "    → default 300 iterations ≈ {:.0} s",
+        seconds * 301.0 / passes
+    );
+    let extremal = ExtremalPerturbation {
+        iterations,
+        ..ExtremalPerturbation::default()
+    };
+    let seconds = time(
+        &format!("extremal perturbation, 3 areas, {iterations} iterations"),
+        &|| {
+            pollster::block_on(saliency::extremal_perturbation(logit, &extremal))
+                .expect("extremal");
+        },
+    );
+    println!(
+        "    → default 300 iterations ≈ {:.0} s",
+        seconds * 301.0 / passes
+    );
+}
+
+/// Runs `run` once to warm up, then times one more run.
+fn time(name: &str, run: &dyn Fn()) -> f64 {
+    run();
+    let start = Instant::now();
+    run();
+    let seconds = start.elapsed().as_secs_f64();
+    println!("  {name}: {seconds:.2} s");
+    seconds
+}
+
 /// One synthetic lesion image at 224, its gray plane repeated in three channels.
 fn lesion_image(gpu: &Gpu) -> Tensor {
     let image = SyntheticLesions {
@@ -102,16 +174,7 @@ fn bench_arch(gpu: &Gpu, arch: &str) {
     let class = [0];
     println!("saliency on {arch}, 1×3×224×224, on {}", gpu.describe());
     let logit = Question::new(explained, &x, &class, Score::Logit).expect("question");
-    let probability = Question::new(explained, &x, &class, Score::Probability).expect("question");
-    let time = |name: &str, run: &dyn Fn()| {
-        run();
-        let start = Instant::now();
-        run();
-        let seconds = start.elapsed().as_secs_f64();
-        println!("  {name}: {seconds:.2} s");
-        seconds
-    };
-    let pass = time("gradient", &|| {
+    time("gradient", &|| {
         pollster::block_on(saliency::gradient(logit)).expect("gradient");
     });
     time("gradient × input", &|| {
@@ -191,31 +254,5 @@ fn bench_arch(gpu: &Gpu, arch: &str) {
         "    → default 729 windows (16 every 8) ≈ {:.0} s",
         seconds * 729.0 / 49.0
     );
-    let perturbation = Perturbation {
-        iterations: 5,
-        ..Perturbation::default()
-    };
-    let seconds = time("meaningful perturbation, 5 iterations", &|| {
-        pollster::block_on(saliency::meaningful_perturbation(
-            probability,
-            &perturbation,
-        ))
-        .expect("perturbation");
-    });
-    println!(
-        "    → default 300 iterations ≈ {:.0} s ({:.2} s per plain gradient pass)",
-        seconds * 301.0 / 6.0,
-        pass
-    );
-    let extremal = ExtremalPerturbation {
-        iterations: 5,
-        ..ExtremalPerturbation::default()
-    };
-    let seconds = time("extremal perturbation, 3 areas, 5 iterations", &|| {
-        pollster::block_on(saliency::extremal_perturbation(logit, &extremal)).expect("extremal");
-    });
-    println!(
-        "    → default 300 iterations ≈ {:.0} s",
-        seconds * 301.0 / 6.0
-    );
+    bench_perturbation(explained, &x, 5);
 }

@@ -8,11 +8,8 @@
 //                    (SmoothGrad's mean of |gradient|, integrated gradients' quadrature)
 //   reduce_channels: maps[n, p] = max_c |a[n, c, p]| (params.absolute = 1) or Σ_c a[n, c, p]
 //
-// The generator: each normal comes from two 32-bit hashes of (seed, sample, element, stream)
-// (Wellons' "lowbias32" chained over the words), turned into uniforms in (0, 1) from their top
-// 24 bits and into a normal by Box–Muller. A value depends only on its counters, not on the
-// batch or the dispatch order, so a run is reproducible on any adapter up to the last bits of
-// log and cos.
+// The generator is common/counter_rng.wgsl's: a value depends only on its counters, not on
+// the batch or the dispatch order.
 //
 // Layout: x [N, C, H, W] (size = C·H·W values per image); out and g [count, C, H, W]; sum
 // [N, C, H, W]; baseline [C, H, W]; alphas, weights [≥ count]; a [N, C, plane], maps
@@ -46,30 +43,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read> baseline: array<f32>;
 @group(0) @binding(7) var<storage, read> alphas: array<f32>;
 
-fn lowbias32(value: u32) -> u32 {
-    var h = value;
-    h ^= h >> 16u;
-    h *= 0x7feb352du;
-    h ^= h >> 15u;
-    h *= 0x846ca68bu;
-    h ^= h >> 16u;
-    return h;
-}
-
-// A uniform in (0, 1) from the counters: never 0, so that log() is finite.
-fn unit_uniform(sample: u32, element: u32, stream: u32) -> f32 {
-    var h = lowbias32(params.seed_high ^ (stream * 0x9e3779b9u));
-    h = lowbias32(params.seed_low ^ h);
-    h = lowbias32(sample ^ h);
-    h = lowbias32(element ^ h);
-    return (f32(h >> 8u) + 0.5) / 16777216.0;
-}
-
-fn standard_normal(sample: u32, element: u32) -> f32 {
-    let radius = sqrt(-2.0 * log(unit_uniform(sample, element, 0u)));
-    return radius * cos(6.2831853071795862 * unit_uniform(sample, element, 1u));
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn noisy_copies(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let i = invocation_index(at, lid);
@@ -78,7 +51,8 @@ fn noisy_copies(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     }
     let k = i / params.size;
     let element = i % params.size;
-    let noise = params.sigma * standard_normal(params.first_sample + k, element);
+    let seed = vec2(params.seed_low, params.seed_high);
+    let noise = params.sigma * standard_normal(seed, params.first_sample + k, element);
     out[i] = x[params.image * params.size + element] + noise;
 }
 

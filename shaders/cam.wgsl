@@ -8,7 +8,8 @@
 //   cam_combine:         cam[n, p] = ReLU(Σ_k c), c = w[n, k] · A (kind 0, weighted),
 //                        G · A (kind 2, HiResCAM) or ReLU(G) · A (kind 3, LayerCAM)
 //   upsample_maps:       maps [N, h, w] → [N, H, W], bilinear at pixel centres
-//                        (align_corners = false, as torch's F.interpolate)
+//                        (align_corners = false, as torch's F.interpolate;
+//                        common/bilinear.wgsl)
 //   scale_by_nearest:    out[n, c, y, x] = attribution[n, c, y, x] · cam[n, ⌊y·h/H⌋, ⌊x·w/W⌋]
 //                        (guided Grad-CAM: guided backprop times the map upsampled as
 //                        torch's F.interpolate(mode="nearest"), Captum's GuidedGradCam)
@@ -93,20 +94,6 @@ fn cam_combine(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
         }
     }
     cam_out[i] = max(total, 0.0);
-}
-
-// The input index below output index o on an axis scaled by in/out, the next one, and the
-// next one's weight, at pixel centres.
-struct Source {
-    low: u32,
-    high: u32,
-    weight: f32,
-}
-
-fn bilinear_source(o: u32, size_in: u32, size_out: u32) -> Source {
-    let s = max((f32(o) + 0.5) * (f32(size_in) / f32(size_out)) - 0.5, 0.0);
-    let low = min(u32(floor(s)), size_in - 1u);
-    return Source(low, min(low + 1u, size_in - 1u), s - f32(low));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

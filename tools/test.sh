@@ -13,7 +13,7 @@ cargo test --release
 GRADLENS_TEST_MAX_WORKGROUPS=64 cargo test --release --test elementwise --test conv2d \
     --test pool --test batchnorm --test concat --test reduce_softmax --test layers \
     --test optim --test autograd --test finite --test roofline --test occlusion \
-    --test score_cam --test attribution --test cam
+    --test score_cam --test attribution --test cam --test perturbation
 # Kernels chosen as for a discrete GPU: the variants `Auto` picks only there (a workgroup per
 # column of a few-row product; K split on adapters without 8-lane subgroups) run here and are
 # checked against the references and PyTorch's numbers.

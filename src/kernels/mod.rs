@@ -26,6 +26,7 @@ pub mod loss;
 pub mod matmul;
 pub mod occlusion;
 pub mod optim;
+pub mod perturbation;
 pub mod pool;
 pub mod reduce;
 pub mod roofline;
@@ -58,6 +59,7 @@ pub fn catalogue() -> Vec<EntryInterface> {
         matmul::subgroup_entries(),
         occlusion::entries(),
         optim::entries(),
+        perturbation::entries(),
         pool::entries(),
         reduce::entries(),
         roofline::entries(),

@@ -14,6 +14,7 @@ pub mod loss;
 pub mod matmul;
 pub mod occlusion;
 pub mod optim;
+pub mod perturbation;
 pub mod pool;
 pub mod reduce;
 pub mod roofline;

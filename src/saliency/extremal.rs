@@ -17,13 +17,17 @@
 //!
 //! Each image is optimised for every area at once (a batch of N · areas perturbed images per
 //! pass); the saliency is the sum of its masks over the areas, as the paper shows it. The
-//! model's gradient comes from the tape on the GPU; the masks' own arithmetic (the max-
-//! convolution, the sort) runs on the host, as meaningful perturbation's does.
+//! model's gradient comes from the tape; the masks' own arithmetic (the max-convolution and
+//! its adjoint, the blur pyramid, the area penalty's rank threshold, Adam) runs on the GPU too
+//! (shaders/perturbation.wgsl): an iteration reads back only the class scores.
 
-use super::perturbation::{Adam, gaussian_blur};
 use super::{Attribution, Question, scores_and_input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
+use crate::kernels::optim::{AdamStep, adam_step};
+use crate::kernels::perturbation::{
+    SmoothMasks, area_threshold, blend_pyramid, blur_pyramid, clamp_to_unit, extremal_mask_gradient,
+};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -72,89 +76,13 @@ pub struct ExtremalResult {
     pub score: Vec<f32>,
 }
 
-/// The smooth masks' max-convolution over the grid points within 3σ of each pixel. The bump
-/// is separable, k(dy, dx) = k(dy) k(dx): each axis keeps, per pixel, its grid points in reach
-/// with their weights, and a pixel's taps are a row list times a column list.
-struct MaxConvolution {
-    size: [usize; 2],
-    grid: [usize; 2],
-    /// Per pixel row, then per pixel column: (grid index along the axis, weight).
-    rows: Vec<Vec<(usize, f32)>>,
-    columns: Vec<Vec<(usize, f32)>>,
-}
-
-impl MaxConvolution {
-    fn new(size: [usize; 2], step: usize, sigma: f32) -> Self {
-        let grid = [size[0].div_ceil(step) + 1, size[1].div_ceil(step) + 1];
-        let reach = 3.0 * sigma;
-        let axis = |pixels: usize, points: usize| -> Vec<Vec<(usize, f32)>> {
-            (0..pixels)
-                .map(|at| {
-                    (0..points)
-                        .filter_map(|g| {
-                            let d = (g * step) as f32 - at as f32;
-                            (d.abs() <= reach).then(|| (g, (-d * d / (2.0 * sigma * sigma)).exp()))
-                        })
-                        .collect()
-                })
-                .collect()
-        };
-        Self {
-            size,
-            grid,
-            rows: axis(size[0], grid[0]),
-            columns: axis(size[1], grid[1]),
-        }
-    }
-
-    fn grid_len(&self) -> usize {
-        self.grid[0] * self.grid[1]
-    }
-
-    /// The mask of `values` (one grid), and for each pixel the grid index that sets it with
-    /// that point's bump weight.
-    fn apply(&self, values: &[f32]) -> (Vec<f32>, Vec<(usize, f32)>) {
-        let [height, width] = self.size;
-        let mut mask = Vec::with_capacity(height * width);
-        let mut winners = Vec::with_capacity(height * width);
-        for y in 0..height {
-            for x in 0..width {
-                // (value, bump weight, grid index); a tie (zeros, where the mask has let go)
-                // goes to the nearest point, so that its gradient can pull the mask back.
-                let mut best = (f32::NEG_INFINITY, 0.0f32, 0usize);
-                for &(gy, ky) in &self.rows[y] {
-                    for &(gx, kx) in &self.columns[x] {
-                        let weight = ky * kx;
-                        let g = gy * self.grid[1] + gx;
-                        let value = weight * values[g];
-                        if value > best.0 || (value == best.0 && weight > best.1) {
-                            best = (value, weight, g);
-                        }
-                    }
-                }
-                mask.push(best.0);
-                winners.push((best.2, best.1));
-            }
-        }
-        (mask, winners)
-    }
-
-    /// ∂/∂values of Σ_u grad[u] m(u): each pixel's gradient goes to the grid point that sets
-    /// it, times that point's bump weight.
-    fn adjoint(grad: &[f32], winners: &[(usize, f32)], out: &mut [f32]) {
-        for (&g, &(winner, weight)) in grad.iter().zip(winners) {
-            out[winner] += g * weight;
-        }
-    }
-}
-
 /// Extremal masks for each image's class score, for every area of `settings`.
 pub async fn extremal_perturbation(
     question: Question<'_>,
     settings: &ExtremalPerturbation,
 ) -> Result<ExtremalResult> {
     const OP: &str = "extremal_perturbation";
-    let [n, c, height, width] = question.dims;
+    let [n, _, height, width] = question.dims;
     let areas = &settings.areas;
     if areas.is_empty() || areas.iter().any(|a| !(*a > 0.0 && *a < 1.0)) {
         return Err(Error::invalid(
@@ -190,90 +118,58 @@ pub async fn extremal_perturbation(
         ));
     }
     let plane = height * width;
-    let size = c * plane;
     let copies = n * areas.len();
-    let images = question.x.read().await?;
-    // levels[l] holds every image blurred with σ = max_blur · l / (levels − 1).
-    let pyramid: Vec<Vec<f32>> = (0..settings.levels)
-        .map(|l| {
-            let sigma = settings.max_blur * l as f32 / (settings.levels - 1) as f32;
-            gaussian_blur(&images, height, width, sigma)
-        })
+    let gpu = question.x.gpu();
+    // Level l holds every image blurred with σ = max_blur · l / (levels − 1).
+    let pyramid = blur_pyramid(question.x, settings.levels, settings.max_blur)?;
+    let smooth = SmoothMasks::new(gpu, [height, width], settings.step, settings.sigma)?;
+    let grids = Tensor::full(gpu, [copies, smooth.grid[0], smooth.grid[1]], 0.5)?;
+    let (moment1, moment2) = (
+        Tensor::zeros(gpu, grids.dims())?,
+        Tensor::zeros(gpu, grids.dims())?,
+    );
+    // The area penalty's target r_a has round(a |Ω|) ones.
+    let kept: Vec<usize> = areas
+        .iter()
+        .map(|a| (a * plane as f32).round() as usize)
         .collect();
-    let convolution = MaxConvolution::new([height, width], settings.step, settings.sigma);
-    let grid_len = convolution.grid_len();
-    let mut grids = vec![0.5f32; copies * grid_len];
-    let mut adam = Adam::new(grids.len());
     let classes: Vec<usize> = question
         .classes
         .iter()
         .flat_map(|&class| std::iter::repeat_n(class, areas.len()))
         .collect();
     let ramp = (settings.iterations / 2).max(1);
-    let top = (settings.levels - 1) as f32;
-    let mut masks = vec![0.0f32; copies * plane];
-    let mut argmax = vec![(0usize, 0.0f32); copies * plane];
-    let mut score = Vec::new();
-    for iteration in 0..=settings.iterations {
-        for copy in 0..copies {
-            let (mask, winners) = convolution.apply(&grids[copy * grid_len..(copy + 1) * grid_len]);
-            masks[copy * plane..(copy + 1) * plane].copy_from_slice(&mask);
-            argmax[copy * plane..(copy + 1) * plane].copy_from_slice(&winners);
-        }
-        // The perturbed images, and for each pixel d(perturbed)/dm, for the gradient below.
-        let mut perturbed = vec![0.0f32; copies * size];
-        let mut slope = vec![0.0f32; copies * size];
-        for copy in 0..copies {
-            let image = copy / areas.len();
-            for ch in 0..c {
-                for p in 0..plane {
-                    let level = (1.0 - masks[copy * plane + p]).clamp(0.0, 1.0) * top;
-                    let low = (level.floor() as usize).min(settings.levels - 2);
-                    let fraction = level - low as f32;
-                    let i = image * size + ch * plane + p;
-                    let (a, b) = (pyramid[low][i], pyramid[low + 1][i]);
-                    perturbed[copy * size + ch * plane + p] = a + fraction * (b - a);
-                    // level falls by `top` per unit of m.
-                    slope[copy * size + ch * plane + p] = -top * (b - a);
-                }
-            }
-        }
-        let batch = Tensor::from_slice(question.x.gpu(), [copies, c, height, width], &perturbed)?;
-        let asked = question.about(&batch, &classes)?;
+    let mut iteration = 0;
+    let (masks, score) = loop {
+        let (masks, winners) = smooth.apply(&grids)?;
+        let perturbed = blend_pyramid(&pyramid, &masks, areas.len())?;
+        let asked = question.about(&perturbed, &classes)?;
         let (scores, grad) = scores_and_input_gradient(asked, Tape::new()).await?;
         if iteration == settings.iterations {
-            score = scores;
-            break;
+            break (masks, scores);
         }
+        // Ascent on the score is descent on its negative; the area penalty is descended.
         let weight = settings
             .area_weight
             .powf((iteration.min(ramp)) as f32 / ramp as f32);
-        let grad = grad.read().await?;
-        let mut grid_grad = vec![0.0f32; grids.len()];
-        for copy in 0..copies {
-            let mask = &masks[copy * plane..(copy + 1) * plane];
-            // Ascent on the score is descent on its negative; the area penalty is descended.
-            let mut mask_grad = area_penalty_gradient(mask, areas[copy % areas.len()], weight);
-            let image_grad = &grad[copy * size..(copy + 1) * size];
-            let image_slope = &slope[copy * size..(copy + 1) * size];
-            for (channel_grad, channel_slope) in
-                image_grad.chunks(plane).zip(image_slope.chunks(plane))
-            {
-                for ((m, g), d) in mask_grad.iter_mut().zip(channel_grad).zip(channel_slope) {
-                    *m -= g * d;
-                }
-            }
-            MaxConvolution::adjoint(
-                &mask_grad,
-                &argmax[copy * plane..(copy + 1) * plane],
-                &mut grid_grad[copy * grid_len..(copy + 1) * grid_len],
-            );
-        }
-        adam.step(&mut grids, &grid_grad, settings.learning_rate);
-        for value in &mut grids {
-            *value = value.clamp(0.0, 1.0);
-        }
-    }
+        let thresholds = area_threshold(&masks, &kept)?;
+        let mask_grad =
+            extremal_mask_gradient(&pyramid, &masks, areas.len(), &thresholds, &grad, weight)?;
+        let grid_grad = smooth.adjoint(&mask_grad, &winners)?;
+        iteration += 1;
+        let step = AdamStep {
+            lr: settings.learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: iteration as u32,
+        };
+        adam_step(&grids, &grid_grad, &moment1, &moment2, &step)?;
+        clamp_to_unit(&grids)?;
+    };
+    let masks = masks.read().await?;
     let mut saliency = vec![0.0f32; n * plane];
     for (copy, mask) in masks.chunks(plane).enumerate() {
         let image = copy / areas.len();
@@ -299,19 +195,4 @@ pub async fn extremal_perturbation(
         },
         score,
     })
-}
-
-/// ∂/∂m of λ ‖sort(m) − r_a‖² / |Ω|: the sorted values' residuals against r_a (zeros, then the
-/// last a|Ω| ones), sent back to the pixels they came from.
-fn area_penalty_gradient(mask: &[f32], area: f32, weight: f32) -> Vec<f32> {
-    let len = mask.len();
-    let mut order: Vec<usize> = (0..len).collect();
-    order.sort_by(|&a, &b| mask[a].total_cmp(&mask[b]));
-    let ones_from = len - (area * len as f32).round() as usize;
-    let mut grad = vec![0.0f32; len];
-    for (rank, &pixel) in order.iter().enumerate() {
-        let target = if rank >= ones_from { 1.0 } else { 0.0 };
-        grad[pixel] = 2.0 * weight * (mask[pixel] - target) / len as f32;
-    }
-    grad
 }

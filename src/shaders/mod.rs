@@ -33,6 +33,8 @@ pub enum Shader {
     Matmul,
     Occlusion,
     Optim,
+    /// The perturbation methods' mask arithmetic.
+    Perturbation,
     /// Needs the SUBGROUP feature: compiled only on adapters that offer it.
     MatmulSubgroup,
     Pool,
@@ -61,6 +63,7 @@ impl Shader {
         Shader::Matmul,
         Shader::Occlusion,
         Shader::Optim,
+        Shader::Perturbation,
         Shader::MatmulSubgroup,
         Shader::Pool,
         Shader::Roofline,
@@ -87,6 +90,7 @@ impl Shader {
             Shader::Matmul => "matmul",
             Shader::Occlusion => "occlusion",
             Shader::Optim => "optim",
+            Shader::Perturbation => "perturbation",
             Shader::MatmulSubgroup => "matmul_subgroup",
             Shader::Pool => "pool",
             Shader::Roofline => "roofline",
@@ -111,9 +115,9 @@ impl Shader {
             };
         }
         match self {
-            Shader::Attribution => with_grid!("attribution.wgsl"),
+            Shader::Attribution => with_grid!("attribution.wgsl", "common/counter_rng.wgsl"),
             Shader::BatchNorm => with_grid!("batchnorm.wgsl"),
-            Shader::Cam => with_grid!("cam.wgsl"),
+            Shader::Cam => with_grid!("cam.wgsl", "common/bilinear.wgsl"),
             Shader::Concat => with_grid!("concat.wgsl"),
             Shader::Conv2d => with_grid!("conv2d.wgsl", "common/conv.wgsl"),
             Shader::Conv2dImplicitGemm => {
@@ -127,6 +131,11 @@ impl Shader {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Occlusion => with_grid!("occlusion.wgsl"),
             Shader::Optim => with_grid!("optim.wgsl"),
+            Shader::Perturbation => with_grid!(
+                "perturbation.wgsl",
+                "common/bilinear.wgsl",
+                "common/counter_rng.wgsl"
+            ),
             Shader::MatmulSubgroup => include_str!("../../shaders/matmul_subgroup.wgsl"),
             Shader::Pool => with_grid!("pool.wgsl"),
             Shader::Roofline => with_grid!("roofline.wgsl"),
