@@ -1,11 +1,15 @@
-//! Images in and out: decoding PNG and JPEG (8- and 16-bit; gray, RGB, RGBA) into f32 planes,
-//! torchvision's preprocessing (resize, centre crop, normalise), and heat-map overlays.
+//! Images in and out: decoding PNG and JPEG (8- and 16-bit; gray, RGB, RGBA) and DICOM (8 to
+//! 16 bits, windowed) into f32 planes, torchvision's preprocessing (resize, centre crop,
+//! normalise), and heat-map overlays.
 
+mod dicom;
+mod dicom_scan;
 mod heatmap;
 mod label;
 mod resize;
 pub mod tiles;
 
+pub use dicom::{DicomOptions, Window, apply_window, decode_dicom, is_dicom};
 pub use heatmap::{Colormap, overlay, saliency_overlay, write_png};
 pub use label::{draw_label, label_width, labelled_grid};
 pub use resize::{center_crop, resize};
@@ -35,19 +39,59 @@ pub const MAX_SIDE: u32 = 16384;
 /// a 300 KB PNG of zeros whose f32 planes alone are 3 GB.
 pub const MAX_PIXELS: u64 = 1 << 25;
 
-/// Decodes a PNG or JPEG file into `channels` (1: gray; 3: RGB; alpha dropped) planes in
-/// [0, 1].
-pub fn load(path: &Path, channels: usize) -> Result<Planes> {
-    let shown = path.display().to_string();
-    let reader = ImageReader::open(path)
-        .map_err(|e| read_error(&shown, e))?
-        .with_guessed_format()
-        .map_err(|e| read_error(&shown, e))?;
-    decode_from(reader, &shown, channels)
+/// The file extensions read as images (PNG, JPEG, DICOM), lower case.
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "dcm", "dicom"];
+
+/// Whether `path` names an image by its extension (folders are searched for these).
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Decodes PNG or JPEG bytes as [`load`] decodes a file; `name` names them in errors.
+/// The largest image file read (a DICOM file is read whole before decoding).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Decodes a PNG, JPEG or DICOM file into `channels` (1: gray; 3: RGB; alpha dropped) planes
+/// in [0, 1]; a DICOM file's first frame with its own window.
+pub fn load(path: &Path, channels: usize) -> Result<Planes> {
+    load_with(path, channels, &DicomOptions::default())
+}
+
+/// As [`load`], with the frame and window taken from a DICOM file.
+pub fn load_with(path: &Path, channels: usize, dicom: &DicomOptions) -> Result<Planes> {
+    let shown = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .map_err(|e| read_error(&shown, e))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(Error::Image {
+            path: shown,
+            message: format!("the file is {size} bytes, beyond {MAX_FILE_BYTES}"),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| read_error(&shown, e))?;
+    decode_with(&bytes, &shown, channels, dicom)
+}
+
+/// Decodes PNG, JPEG or DICOM bytes as [`load`] decodes a file; `name` names them in errors.
 pub fn decode(bytes: &[u8], name: &str, channels: usize) -> Result<Planes> {
+    decode_with(bytes, name, channels, &DicomOptions::default())
+}
+
+/// As [`decode`], with the frame and window taken from DICOM bytes.
+pub fn decode_with(
+    bytes: &[u8],
+    name: &str,
+    channels: usize,
+    dicom: &DicomOptions,
+) -> Result<Planes> {
+    let named_dicom = [".dcm", ".dicom"]
+        .iter()
+        .any(|suffix| name.to_ascii_lowercase().ends_with(suffix));
+    if is_dicom(bytes) || named_dicom {
+        return decode_dicom(bytes, name, channels, dicom);
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| read_error(name, e))?;

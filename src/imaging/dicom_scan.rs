@@ -1,0 +1,398 @@
+//! A structural check of DICOM bytes before dicom-rs parses them. dicom-rs allocates, and
+//! zeroes, each element's claimed length before it reads the value, and recurses into nested
+//! sequences: a 1 KB file claiming a 4 GB element, or nesting sequences ten thousand deep,
+//! would cost gigabytes or the stack. This walks every element header (inflating a deflated
+//! data set, capped), checks each defined length against the bytes that remain, bounds the
+//! nesting, and checks what dicom-rs's codecs trust: the RLE segment tables, and that a JPEG
+//! frame's size is the one the header declares (a JPEG claiming 65535 × 65535 would be
+//! decoded into gigabytes before anything compares it with Rows and Columns).
+
+use std::io::Read;
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+/// Sequences may nest this deep (real files rarely pass 5).
+pub const MAX_DEPTH: usize = 32;
+
+const UNDEFINED: u32 = u32::MAX;
+const ITEM: u16 = 0xE000;
+const ITEM_END: u16 = 0xE00D;
+const SEQUENCE_END: u16 = 0xE0DD;
+const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const JPEG_SYNTAXES: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
+
+/// What encapsulated pixel data is checked against.
+#[derive(Clone, Copy, PartialEq)]
+enum Codec {
+    Rle,
+    Jpeg,
+    Other,
+}
+
+/// Every value representation of PS3.5 6.2; dicom-rs reads others in ways of its own.
+const KNOWN_VRS: [&[u8; 2]; 34] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+];
+
+type Checked<T> = std::result::Result<T, String>;
+
+/// Checks the file meta group and the data set of `bytes` (preamble and "DICM" included, as
+/// `is_dicom` recognises them); `inflated_limit` caps a deflated data set's size.
+pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
+    let mut meta = Scanner {
+        data: bytes,
+        pos: 132,
+        explicit: true,
+        big_endian: false,
+        codec: Codec::Other,
+        image: [0; 3],
+    };
+    // The group's length comes first; its elements fill exactly that many bytes.
+    let (tag, length, _) = meta.header()?;
+    if tag != (0x0002, 0x0000) || length != 4 {
+        return Err("its file meta group does not start with its length".to_string());
+    }
+    meta.defined(tag, length)?;
+    let group_end = meta.pos + 4 + meta.u32_at(meta.pos) as usize;
+    meta.pos += 4;
+    if group_end > bytes.len() {
+        return Err("its file meta group claims more bytes than the file holds".to_string());
+    }
+    let mut syntax = String::new();
+    while meta.pos < group_end {
+        let (tag, length, _) = meta.header()?;
+        if tag.0 != 0x0002 || meta.pos + length as usize > group_end {
+            return Err(format!(
+                "element ({:04X},{:04X}) does not fit in the file meta group",
+                tag.0, tag.1
+            ));
+        }
+        if tag == (0x0002, 0x0010) {
+            let value = &meta.data[meta.pos..meta.pos + length as usize];
+            syntax = String::from_utf8_lossy(value)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        }
+        meta.pos += length as usize;
+    }
+    let rest = &bytes[meta.pos..];
+    let inflated;
+    let (data, explicit, big_endian) = match syntax.as_str() {
+        "1.2.840.10008.1.2" => (rest, false, false),
+        "1.2.840.10008.1.2.2" => (rest, true, true),
+        "1.2.840.10008.1.2.1.99" => {
+            inflated = inflate(rest, inflated_limit)?;
+            (inflated.as_slice(), true, false)
+        }
+        _ => (rest, true, false),
+    };
+    let codec = match syntax.as_str() {
+        RLE_LOSSLESS => Codec::Rle,
+        s if JPEG_SYNTAXES.contains(&s) => Codec::Jpeg,
+        _ => Codec::Other,
+    };
+    let mut scanner = Scanner {
+        data,
+        pos: 0,
+        explicit,
+        big_endian,
+        codec,
+        image: [0; 3],
+    };
+    scanner.elements(data.len(), 0, false)
+}
+
+fn inflate(deflated: &[u8], limit: u64) -> Checked<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("its deflated data set does not inflate: {e}"))?;
+    if out.len() as u64 > limit {
+        return Err(format!(
+            "its deflated data set inflates beyond {limit} bytes"
+        ));
+    }
+    Ok(out)
+}
+
+struct Scanner<'a> {
+    data: &'a [u8],
+    pos: usize,
+    explicit: bool,
+    big_endian: bool,
+    codec: Codec,
+    /// Rows, Columns and Samples per Pixel of the top-level data set, as they pass.
+    image: [u32; 3],
+}
+
+impl Scanner<'_> {
+    fn u16_at(&self, at: usize) -> u16 {
+        let b = [self.data[at], self.data[at + 1]];
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = [
+            self.data[at],
+            self.data[at + 1],
+            self.data[at + 2],
+            self.data[at + 3],
+        ];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn need(&self, bytes: usize) -> Checked<()> {
+        match self.data.len() - self.pos >= bytes {
+            true => Ok(()),
+            false => Err(format!(
+                "it is cut short within an element header at byte {}",
+                self.pos
+            )),
+        }
+    }
+
+    /// Reads an element or item header: its tag, length, and whether it holds a sequence.
+    fn header(&mut self) -> Checked<((u16, u16), u32, bool)> {
+        self.need(8)?;
+        let tag = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
+        if tag.0 == 0xFFFE || !self.explicit {
+            let length = self.u32_at(self.pos + 4);
+            self.pos += 8;
+            let sequence = tag.0 != 0xFFFE && (length == UNDEFINED || dictionary_sequence(tag));
+            return Ok((tag, length, sequence));
+        }
+        let vr = [self.data[self.pos + 4], self.data[self.pos + 5]];
+        if !KNOWN_VRS.contains(&&vr) {
+            return Err(format!(
+                "element ({:04X},{:04X}) has no known value representation",
+                tag.0, tag.1
+            ));
+        }
+        let long = matches!(
+            &vr,
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"SV"
+                | b"UV"
+        );
+        if long {
+            self.need(12)?;
+            let length = self.u32_at(self.pos + 8);
+            self.pos += 12;
+            Ok((
+                tag,
+                length,
+                &vr == b"SQ" || (length == UNDEFINED && &vr == b"UN"),
+            ))
+        } else {
+            let length = u32::from(self.u16_at(self.pos + 6));
+            self.pos += 8;
+            Ok((tag, length, false))
+        }
+    }
+
+    /// A defined length must fit in what remains.
+    fn defined(&self, tag: (u16, u16), length: u32) -> Checked<()> {
+        let remain = self.data.len() - self.pos;
+        if length == UNDEFINED || length as usize > remain {
+            return Err(format!(
+                "element ({:04X},{:04X}) claims {} bytes where {remain} remain",
+                tag.0,
+                tag.1,
+                if length == UNDEFINED {
+                    "undefined".to_string()
+                } else {
+                    length.to_string()
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    /// Data elements up to `end`, or up to an item delimiter when `in_item` (consumed).
+    fn elements(&mut self, end: usize, depth: usize, in_item: bool) -> Checked<()> {
+        while self.pos < end {
+            let (tag, length, sequence) = self.header()?;
+            if tag == (0xFFFE, ITEM_END) && in_item {
+                return Ok(());
+            }
+            if tag == PIXEL_DATA && length == UNDEFINED {
+                self.fragments()?;
+            } else if sequence {
+                if depth + 1 > MAX_DEPTH {
+                    return Err(format!("its sequences nest deeper than {MAX_DEPTH}"));
+                }
+                match length {
+                    UNDEFINED => self.items(None, depth + 1)?,
+                    _ => {
+                        self.defined(tag, length)?;
+                        let end = self.pos + length as usize;
+                        self.items(Some(end), depth + 1)?;
+                    }
+                }
+            } else {
+                self.defined(tag, length)?;
+                let slot = match tag {
+                    (0x0028, 0x0010) => Some(0),
+                    (0x0028, 0x0011) => Some(1),
+                    (0x0028, 0x0002) => Some(2),
+                    _ => None,
+                };
+                if let Some(slot) = slot.filter(|_| depth == 0 && length == 2) {
+                    self.image[slot] = u32::from(self.u16_at(self.pos));
+                }
+                self.pos += length as usize;
+            }
+        }
+        match in_item {
+            true => Err("an item of undefined length has no end".to_string()),
+            false => Ok(()),
+        }
+    }
+
+    /// A sequence's items: up to `end`, or up to the sequence delimiter when undefined.
+    fn items(&mut self, end: Option<usize>, depth: usize) -> Checked<()> {
+        loop {
+            if end.is_some_and(|end| self.pos >= end) {
+                return Ok(());
+            }
+            let (tag, length, _) = self.header()?;
+            match tag {
+                (0xFFFE, SEQUENCE_END) if end.is_none() => return Ok(()),
+                (0xFFFE, ITEM) if length == UNDEFINED => {
+                    self.elements(self.data.len(), depth, true)?;
+                }
+                (0xFFFE, ITEM) => {
+                    self.defined(tag, length)?;
+                    let item_end = self.pos + length as usize;
+                    self.elements(item_end, depth, false)?;
+                }
+                _ => {
+                    return Err(format!(
+                        "({:04X},{:04X}) stands where a sequence item should",
+                        tag.0, tag.1
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Encapsulated pixel data: the offset table, then fragments of defined length, up to the
+    /// sequence delimiter; with RLE, each frame's segment table must lie within its fragment,
+    /// and with JPEG each frame must be of the declared size.
+    fn fragments(&mut self) -> Checked<()> {
+        let mut index = 0;
+        loop {
+            let (tag, length, _) = self.header()?;
+            match tag {
+                (0xFFFE, SEQUENCE_END) => return Ok(()),
+                (0xFFFE, ITEM) => {
+                    self.defined(tag, length)?;
+                    let fragment = &self.data[self.pos..self.pos + length as usize];
+                    match self.codec {
+                        Codec::Rle if index > 0 => check_rle_header(fragment)?,
+                        Codec::Jpeg if fragment.starts_with(&[0xFF, 0xD8]) => {
+                            check_jpeg_frame(fragment, self.image)?;
+                        }
+                        _ => {}
+                    }
+                    self.pos += length as usize;
+                    index += 1;
+                }
+                _ => return Err("its encapsulated pixel data holds a non-item".to_string()),
+            }
+        }
+    }
+}
+
+/// Whether the standard dictionary says `tag` holds a sequence (implicit VR has no VR field).
+fn dictionary_sequence((group, element): (u16, u16)) -> bool {
+    StandardDataDictionary
+        .by_tag(Tag(group, element))
+        .is_some_and(|entry| entry.vr() == VirtualVr::Exact(VR::SQ))
+}
+
+/// An RLE frame starts with 16 little-endian u32s: the segment count (1 to 15), then each
+/// segment's offset, rising and within the fragment after the 64-byte header.
+fn check_rle_header(fragment: &[u8]) -> Checked<()> {
+    let word = |i: usize| u32::from_le_bytes(fragment[4 * i..4 * i + 4].try_into().unwrap());
+    if fragment.len() < 64 {
+        return Err(format!(
+            "an RLE fragment of {} bytes has no header",
+            fragment.len()
+        ));
+    }
+    let segments = word(0) as usize;
+    if !(1..=15).contains(&segments) {
+        return Err(format!("an RLE fragment claims {segments} segments"));
+    }
+    let mut previous = 63;
+    for i in 1..=segments {
+        let offset = word(i) as usize;
+        if offset <= previous || offset >= fragment.len() {
+            return Err(format!(
+                "an RLE segment starts at {offset}, outside its fragment"
+            ));
+        }
+        previous = offset;
+    }
+    Ok(())
+}
+
+/// A JPEG stream's frame header (SOF) must declare Rows × Columns and Samples per Pixel
+/// components, `[rows, columns, samples]`.
+fn check_jpeg_frame(stream: &[u8], [rows, columns, samples]: [u32; 3]) -> Checked<()> {
+    let short = || "a JPEG stream is cut short before its frame header".to_string();
+    let byte = |at: usize| stream.get(at).copied().ok_or_else(short);
+    let word =
+        |at: usize| -> Checked<u32> { Ok(u32::from(byte(at)?) << 8 | u32::from(byte(at + 1)?)) };
+    let mut at = 2;
+    loop {
+        if byte(at)? != 0xFF {
+            return Err(format!("a JPEG stream has no marker at byte {at}"));
+        }
+        while byte(at + 1)? == 0xFF {
+            at += 1;
+        }
+        let marker = byte(at + 1)?;
+        match marker {
+            0x01 | 0xD0..=0xD8 => at += 2,
+            0xDA => return Err("a JPEG stream's scan comes before its frame header".to_string()),
+            0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => {
+                let declared = [word(at + 5)?, word(at + 7)?, u32::from(byte(at + 9)?)];
+                if declared != [rows, columns, samples] {
+                    return Err(format!(
+                        "a JPEG frame of {}×{} with {} component(s) where the header says \
+                         {columns}×{rows} with {samples}",
+                        declared[1], declared[0], declared[2]
+                    ));
+                }
+                return Ok(());
+            }
+            _ => at += 2 + word(at + 2)? as usize,
+        }
+    }
+}
