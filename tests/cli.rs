@@ -1667,3 +1667,83 @@ fn run_train_writes_the_loss_every_gradient_and_the_running_statistics() {
         "{stderr}"
     );
 }
+
+/// DICOM files through classify, saliency and an ImageFolder: the CT's window changes what the
+/// model sees, a frame of a multi-frame file is chosen, and a file gradlens cannot decode ends
+/// in one line naming its transfer syntax.
+#[test]
+fn dicom_images_through_the_binary() {
+    let dir = folder("dicom");
+    let (weights, _, _) = fixtures(&dir);
+    let w = weights.to_str().unwrap();
+    let dicom = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom");
+    let ct = dicom.join("ct16_signed_big_endian.dcm");
+    let ct = ct.to_str().unwrap();
+    let logits = |extra: &[&str]| -> serde_json::Value {
+        let output = gradlens(&[&["classify", ct, "--weights", w, "--json"], extra].concat());
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let json: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+        json["results"][0]["logits"].clone()
+    };
+    let (file_window, bone) = (logits(&[]), logits(&["--window", "300,1500"]));
+    assert_ne!(file_window, bone, "the window given changes the input");
+
+    let heat = dir.join("frame2.png");
+    let frames = dicom.join("multiframe16.dcm");
+    let frames = frames.to_str().unwrap();
+    let args = [
+        "saliency",
+        frames,
+        "--weights",
+        w,
+        "--frame",
+        "2",
+        "--out",
+        heat.to_str().unwrap(),
+    ];
+    let output = gradlens(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        image::open(&heat).is_ok(),
+        "the overlay of a DICOM frame is a PNG"
+    );
+
+    // An ImageFolder of DICOM files.
+    let data = dir.join("data");
+    for (class, name) in [("a", "mono8_explicit_le.dcm"), ("b", "mono12_rle.dcm")] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        std::fs::copy(dicom.join(name), data.join(class).join(name)).unwrap();
+    }
+    let samples = gradlens::train::image_folder::scan(&data).unwrap();
+    assert_eq!((samples.paths.len(), samples.labels), (2, vec![0, 1]));
+
+    let j2k = dicom.join("jpeg2000_unsupported.dcm");
+    for (args, phrase) in [
+        (
+            vec!["classify", j2k.to_str().unwrap(), "--weights", w],
+            "JPEG 2000",
+        ),
+        (
+            vec!["classify", frames, "--weights", w, "--frame", "5"],
+            "frame 5 asked of a file with 3",
+        ),
+    ] {
+        let output = gradlens(&args);
+        let stderr = text(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(phrase), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line, got {stderr}"
+        );
+    }
+    // A malformed window is clap's usage error, which names the flag and the form.
+    let output = gradlens(&["classify", ct, "--weights", w, "--window", "40"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("CENTER,WIDTH"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -321,6 +321,47 @@ proptest! {
     }
 }
 
+/// The DICOM fixtures (tests/fixtures/dicom, every transfer syntax and hostile header),
+/// damaged at a few bytes and cut short, through `robustness::dicom_decode`.
+fn dicom_fixtures() -> &'static [Vec<u8>] {
+    static FILES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "dcm"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|path| std::fs::read(path).unwrap())
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn damaged_dicom_files_decode_or_end_in_one_line(
+        file in any::<prop::sample::Index>(),
+        options in any::<u8>(),
+        damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        truncate in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let files = dicom_fixtures();
+        let mut bytes = vec![options];
+        bytes.extend_from_slice(&files[file.index(files.len())]);
+        for (at, value) in damage {
+            let at = 1 + at.index(bytes.len() - 1);
+            bytes[at] = value;
+        }
+        if let Some(at) = truncate {
+            bytes.truncate(1 + at.index(bytes.len() - 1));
+        }
+        robustness::dicom_decode(&bytes);
+    }
+}
+
 #[test]
 fn a_100000_pixel_square_header_fails_fast() {
     let start = std::time::Instant::now();

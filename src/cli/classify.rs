@@ -81,7 +81,8 @@ pub fn run(request: &Request) -> Result<()> {
     {
         let scored: Vec<Scored> = match request.tile {
             None => {
-                let (batch, _) = model::images(&gpu, &loaded.info, chunk)?;
+                let (batch, _) =
+                    model::images(&gpu, &loaded.info, chunk, &request.model.dicom.options())?;
                 let logits = pollster::block_on(logits(explained, &batch))?;
                 logits
                     .data
@@ -95,7 +96,12 @@ pub fn run(request: &Request) -> Result<()> {
             Some((tile, stride, aggregate)) => chunk
                 .iter()
                 .map(|path| {
-                    let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
+                    let tiled = Tiled::open(
+                        &loaded.info,
+                        path,
+                        (tile, stride),
+                        &request.model.dicom.options(),
+                    )?;
                     score_tiles(&gpu, explained, &tiled, aggregate)
                 })
                 .collect::<Result<_>>()?,

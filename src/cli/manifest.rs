@@ -2,12 +2,13 @@
 //! outputs, and read back by `gradlens saliency --manifest FILE` to run it again. A manifest
 //! names the weights and every input by path and SHA-256 (a replay refuses files that
 //! changed), every method setting with its seeds, the class asked for, the tiling and the
-//! batch, and the adapter, driver and gradlens version that ran it. On the same adapter a
+//! batch, how DICOM images were read, and the adapter, driver and gradlens version that ran it. On the same adapter a
 //! replay's maps are bit-identical to the first run's.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use gradlens::imaging::DicomOptions;
 use gradlens::saliency::{Method, MethodSettings};
 use gradlens::weights::write_atomically;
 use gradlens::{Error, Gpu, Result};
@@ -32,6 +33,8 @@ pub struct Run {
     /// Tile side and stride in image pixels.
     pub tile: Option<(usize, Option<usize>)>,
     pub batch: usize,
+    /// How DICOM images were read (frame and window).
+    pub dicom: DicomOptions,
 }
 
 /// The file's SHA-256 in hex.
@@ -92,6 +95,7 @@ pub fn write(
         "class": run.class,
         "tile": run.tile.map(|(side, stride)| json!({"side": side, "stride": stride})),
         "batch": run.batch,
+        "dicom": run.dicom,
         "adapter": {
             "name": info.name,
             "backend": format!("{:?}", info.backend),
@@ -190,5 +194,12 @@ pub fn read(path: &Path) -> Result<Run> {
             .to_string(),
         tile,
         batch: field("batch")?.as_u64().unwrap_or(16).max(1) as usize,
+        // Manifests from before DICOM input have no field: the defaults read as they did.
+        dicom: match manifest.get("dicom") {
+            Some(dicom) => {
+                serde_json::from_value(dicom.clone()).map_err(|e| fail(format!("dicom: {e}")))?
+            }
+            None => DicomOptions::default(),
+        },
     })
 }

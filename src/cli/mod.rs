@@ -284,7 +284,8 @@ enum Command {
                             gradlens saliency scan.png --weights lesions.safetensors --tile 256 --out scan_map.png"
     )]
     Saliency {
-        /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), or folders of them.
+        /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), DICOM files (.dcm), or
+        /// folders of them.
         #[arg(required_unless_present = "manifest")]
         images: Vec<PathBuf>,
         /// A safetensors file (tools/export_torchvision.py, or a gradlens checkpoint).
@@ -293,6 +294,8 @@ enum Command {
         /// The architecture, when the file does not name it (torchvision's function name).
         #[arg(long)]
         arch: Option<String>,
+        #[command(flatten)]
+        dicom: DicomArgs,
         #[arg(long, default_value = "gradient", value_parser = method_parser())]
         method: gradlens::saliency::Method,
         /// Several methods (names separated by commas, or "all"), side by side in one grid.
@@ -362,10 +365,48 @@ enum Command {
     },
 }
 
+/// How DICOM images are read (`classify`, `saliency`).
+#[derive(clap::Args, Clone, Copy)]
+pub struct DicomArgs {
+    /// DICOM: the VOI window, CENTER,WIDTH in rescaled values (Hounsfield units for CT), in
+    /// place of the file's own; a file with neither has each frame's range stretched.
+    #[arg(long, value_name = "CENTER,WIDTH", value_parser = parse_window, allow_hyphen_values = true)]
+    window: Option<gradlens::imaging::Window>,
+    /// DICOM: the frame of a multi-frame file to read, from 0.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    frame: usize,
+}
+
+impl DicomArgs {
+    pub fn options(self) -> gradlens::imaging::DicomOptions {
+        gradlens::imaging::DicomOptions {
+            window: self.window,
+            frame: self.frame,
+        }
+    }
+}
+
+fn parse_window(text: &str) -> Result<gradlens::imaging::Window, String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [center, width] = parts[..] else {
+        return Err(format!("{text:?}: CENTER,WIDTH, e.g. 40,400"));
+    };
+    let number = |part: &str| part.parse::<f64>().ok().filter(|v| v.is_finite());
+    match (number(center), number(width)) {
+        (Some(center), Some(width)) if width >= 1.0 => {
+            Ok(gradlens::imaging::Window { center, width })
+        }
+        _ => Err(format!(
+            "{text:?}: CENTER,WIDTH as numbers, the width at least 1"
+        )),
+    }
+}
+
 /// The images and the model that `classify` and `saliency` run on.
 #[derive(clap::Args)]
 pub struct ImagesAndModel {
-    /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), or folders of them.
+    /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), DICOM files (.dcm), or folders of
+    /// them.
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// A safetensors file (tools/export_torchvision.py, or a gradlens checkpoint).
@@ -374,6 +415,8 @@ pub struct ImagesAndModel {
     /// The architecture, when the file does not name it (torchvision's function name).
     #[arg(long)]
     arch: Option<String>,
+    #[command(flatten)]
+    dicom: DicomArgs,
 }
 
 pub fn run(cli: Cli) -> gradlens::Result<()> {
@@ -477,6 +520,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             images,
             weights,
             arch,
+            dicom,
             method,
             methods,
             class,
@@ -517,6 +561,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                     class,
                     tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
                     batch: batch as usize,
+                    dicom: dicom.options(),
                 },
             };
             saliency::run(&saliency::Request {

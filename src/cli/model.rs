@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use gradlens::checkpoint::{LoadedModel, ModelInfo};
 use gradlens::imaging::tiles::{TileGrid, crop};
-use gradlens::imaging::{self, Planes, Preprocess, Sizing};
+use gradlens::imaging::{self, DicomOptions, Planes, Preprocess, Sizing};
 use gradlens::weights::WeightsFile;
 use gradlens::{Error, Gpu, Result, Tensor};
 
@@ -57,11 +57,7 @@ fn collect_images(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
         let path = entry.path();
         if path.is_dir() {
             collect_images(&path, found)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if imaging::is_image_path(&path) {
             found.push(path);
         }
     }
@@ -70,12 +66,17 @@ fn collect_images(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Decodes and preprocesses every image: the batch [N, C, S, S] and the sized (not
 /// normalised) images for overlays.
-pub fn images(gpu: &Gpu, info: &ModelInfo, paths: &[PathBuf]) -> Result<(Tensor, Vec<Planes>)> {
+pub fn images(
+    gpu: &Gpu,
+    info: &ModelInfo,
+    paths: &[PathBuf],
+    dicom: &DicomOptions,
+) -> Result<(Tensor, Vec<Planes>)> {
     let preprocess = &info.preprocess;
     let mut batch = Vec::new();
     let mut sized = Vec::new();
     for path in paths {
-        let image = imaging::load(path, preprocess.channels)?;
+        let image = imaging::load_with(path, preprocess.channels, dicom)?;
         batch.extend(preprocess.apply(&image)?.data);
         sized.push(preprocess.sized(&image)?);
     }
@@ -116,8 +117,13 @@ pub struct Tiled {
 
 impl Tiled {
     /// `stride` defaults to half the tile (tiles overlap by half).
-    pub fn open(info: &ModelInfo, path: &Path, tile: usize, stride: Option<usize>) -> Result<Self> {
-        let image = imaging::load(path, info.preprocess.channels)?;
+    pub fn open(
+        info: &ModelInfo,
+        path: &Path,
+        (tile, stride): (usize, Option<usize>),
+        dicom: &DicomOptions,
+    ) -> Result<Self> {
+        let image = imaging::load_with(path, info.preprocess.channels, dicom)?;
         let stride = stride.unwrap_or(tile.div_ceil(2));
         let grid = TileGrid::new(tile, stride, image.height, image.width).map_err(|error| {
             Error::Image {

@@ -128,7 +128,7 @@ pub fn run(request: &Request) -> Result<()> {
             Some((tile, stride)) => chunk
                 .iter()
                 .map(|path| {
-                    let tiled = Tiled::open(&loaded.info, path, tile, stride)?;
+                    let tiled = Tiled::open(&loaded.info, path, (tile, stride), &run.dicom)?;
                     explain_tiles(&gpu, explained, tiled, class, &run.methods, request)
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -198,7 +198,7 @@ fn explain_batch(
     metrics: &mut Vec<serde_json::Value>,
 ) -> Result<Vec<Explanation>> {
     let run = &request.run;
-    let (batch, sized) = model::images(gpu, info, paths)?;
+    let (batch, sized) = model::images(gpu, info, paths, &run.dicom)?;
     let classes = match class {
         Some(class) => vec![class; paths.len()],
         None => pollster::block_on(saliency::top_classes(explained, &batch))?,

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 /// A VOI window: values from center − width/2 to center + width/2 span [0, 1].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub center: f64,
     pub width: f64,
@@ -29,7 +29,7 @@ pub struct Window {
 
 /// What to take from a DICOM file: which frame, and the window to apply in place of the
 /// file's own.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DicomOptions {
     pub window: Option<Window>,
     pub frame: usize,

@@ -41,11 +41,7 @@ pub fn scan(dir: &Path) -> Result<Samples> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(class))
             .map_err(|e| fail(format!("cannot read {class}: {e}")))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| {
-                path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str())
-                })
-            })
+            .filter(|path| crate::imaging::is_image_path(path))
             .collect();
         files.sort();
         samples
@@ -55,7 +51,7 @@ pub fn scan(dir: &Path) -> Result<Samples> {
     }
     if samples.paths.is_empty() {
         return Err(fail(
-            "no PNG or JPEG images in the class folders".to_string(),
+            "no PNG, JPEG or DICOM images in the class folders".to_string(),
         ));
     }
     Ok(samples)

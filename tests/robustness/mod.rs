@@ -296,6 +296,42 @@ pub fn image_preprocess(preprocess: &Preprocess, bytes: &[u8]) {
     }
 }
 
+/// DICOM bytes → imaging::decode_with. Byte 0 chooses the channels (bit 0), a window given or
+/// the file's (bit 1) and the frame (bits 2–3); the rest is the file. Properties: no panic; a
+/// decoded frame is within MAX_SIDE and MAX_PIXELS with finite values in [0, 1]; every refusal
+/// is one line naming the file.
+pub fn dicom_decode(bytes: &[u8]) {
+    let Some((&options, file)) = bytes.split_first() else {
+        return;
+    };
+    let channels = if options & 1 == 0 { 1 } else { 3 };
+    let dicom = imaging::DicomOptions {
+        window: (options & 2 != 0).then_some(imaging::Window {
+            center: 40.0,
+            width: 400.0,
+        }),
+        frame: usize::from(options >> 2 & 3),
+    };
+    let planes = match imaging::decode_with(file, "fuzz.dcm", channels, &dicom) {
+        Ok(planes) => planes,
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.starts_with("fuzz.dcm: "), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+            return;
+        }
+    };
+    let (c, h, w) = (planes.channels, planes.height, planes.width);
+    assert_eq!(c, channels);
+    assert!((1..=MAX_SIDE as usize).contains(&h) && (1..=MAX_SIDE as usize).contains(&w));
+    assert!((h * w) as u64 <= MAX_PIXELS);
+    assert_eq!(planes.data.len(), c * h * w);
+    assert!(
+        planes.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)),
+        "decoded values outside [0, 1]"
+    );
+}
+
 /// A convolution's arguments: input [N, C, H, W], weight [C_out, C_in/groups, KH, KW] and the
 /// geometry.
 #[derive(Clone, Debug)]
