@@ -317,7 +317,7 @@ fn bad_input_ends_in_one_line_and_a_non_zero_exit() {
         // A folder stands for its images: the one that is not an image is named.
         (
             vec!["classify", dir.to_str().unwrap(), "--weights", w],
-            "notes.png: not a readable PNG or JPEG image",
+            "notes.png: not a readable PNG, JPEG or TIFF image",
         ),
     ];
     for (args, needle) in cases {

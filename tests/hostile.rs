@@ -461,7 +461,7 @@ fn folders_where_files_belong() {
                 "--weights",
                 arg(&honest.weights),
             ],
-            "holds no PNG or JPEG images",
+            "holds no PNG, JPEG, TIFF or DICOM images",
             vec![],
         ),
         (
@@ -473,7 +473,7 @@ fn folders_where_files_belong() {
                 "--out",
                 arg(&heat),
             ],
-            "holds no PNG or JPEG images",
+            "holds no PNG, JPEG, TIFF or DICOM images",
             vec![&heat],
         ),
         (
@@ -660,25 +660,25 @@ fn lying_images() {
         (
             "empty.png",
             Vec::new(),
-            "not a readable PNG or JPEG image",
+            "not a readable PNG, JPEG or TIFF image",
             30.0,
         ),
         (
             "truncated.png",
             png[..png.len() / 2].to_vec(),
-            "not a readable PNG or JPEG image",
+            "not a readable PNG, JPEG or TIFF image",
             30.0,
         ),
         (
             "text.png",
             b"not a picture".to_vec(),
-            "not a readable PNG or JPEG image",
+            "not a readable PNG, JPEG or TIFF image",
             30.0,
         ),
         (
             "zero.png",
             png_header_claiming(0, 0),
-            "not a readable PNG or JPEG image",
+            "not a readable PNG, JPEG or TIFF image",
             30.0,
         ),
         // Fails from the header alone: fast, and nothing allocated for its pixels.

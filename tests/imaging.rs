@@ -142,3 +142,43 @@ fn stitching_averages_overlaps_and_resizes_tile_maps() {
     assert_eq!(pool_logits(&logits, 2, Pooling::Max), [3.0, 0.0]);
     assert_eq!(pool_logits(&logits, 2, Pooling::Mean), [2.0, -1.0]);
 }
+
+/// 16-bit TIFFs keep every level: values that no 8-bit image holds come back exactly as
+/// v / 65535, gray and RGB (the RGB planes in order).
+#[test]
+fn sixteen_bit_tiff_keeps_its_levels() {
+    let dir = std::env::temp_dir().join(format!("gradlens-tiff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (width, height) = (13u32, 7u32);
+    let level = |x: u32, y: u32, c: u32| ((x * 4099 + y * 977 + c * 20011 + 1) % 65536) as u16;
+    let gray: image::ImageBuffer<image::Luma<u16>, Vec<u16>> =
+        image::ImageBuffer::from_fn(width, height, |x, y| image::Luma([level(x, y, 0)]));
+    let gray_path = dir.join("gray16.tif");
+    gray.save(&gray_path).unwrap();
+    let planes = gradlens::imaging::load(&gray_path, 1).unwrap();
+    let want: Vec<f32> = (0..height)
+        .flat_map(|y| (0..width).map(move |x| f32::from(level(x, y, 0)) / 65535.0))
+        .collect();
+    assert_close("gray16.tif", &planes.data, &want, 0.0, 1e-7);
+    assert!(
+        want.iter()
+            .any(|v| ((v * 255.0).round() / 255.0 - v).abs() > 1e-3)
+    );
+
+    let rgb: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+        image::ImageBuffer::from_fn(width, height, |x, y| {
+            image::Rgb([level(x, y, 0), level(x, y, 1), level(x, y, 2)])
+        });
+    let rgb_path = dir.join("rgb16.tiff");
+    rgb.save(&rgb_path).unwrap();
+    let planes = gradlens::imaging::load(&rgb_path, 3).unwrap();
+    let want: Vec<f32> = (0..3)
+        .flat_map(|c| {
+            (0..height)
+                .flat_map(move |y| (0..width).map(move |x| f32::from(level(x, y, c)) / 65535.0))
+        })
+        .collect();
+    assert_close("rgb16.tiff", &planes.data, &want, 0.0, 1e-7);
+    assert!(gradlens::imaging::is_image_path(&rgb_path));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -98,7 +98,7 @@ enum Command {
 
     /// Train a classifier on an ImageFolder data set (transfer learning with --weights).
     #[command(
-        after_help = "DIR holds train/<class>/ and val/<class>/ folders of PNG or JPEG \
+        after_help = "DIR holds train/<class>/ and val/<class>/ folders of PNG, JPEG, TIFF or DICOM \
                             images, or only <class>/ folders split by --val-split. Each image is \
                             resized whole to --size (no crop can cut a lesion away). Without \
                             --weights the normalisation comes from the training set; with them, \
@@ -284,7 +284,7 @@ enum Command {
                             gradlens saliency scan.png --weights lesions.safetensors --tile 256 --out scan_map.png"
     )]
     Saliency {
-        /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), DICOM files (.dcm), or
+        /// PNG, JPEG or TIFF files (8- or 16-bit; gray, RGB or RGBA), DICOM files (.dcm), or
         /// folders of them.
         #[arg(required_unless_present = "manifest")]
         images: Vec<PathBuf>,
@@ -405,7 +405,7 @@ fn parse_window(text: &str) -> Result<gradlens::imaging::Window, String> {
 /// The images and the model that `classify` and `saliency` run on.
 #[derive(clap::Args)]
 pub struct ImagesAndModel {
-    /// PNG or JPEG files (8- or 16-bit; gray, RGB or RGBA), DICOM files (.dcm), or folders of
+    /// PNG, JPEG or TIFF files (8- or 16-bit; gray, RGB or RGBA), DICOM files (.dcm), or folders of
     /// them.
     #[arg(required = true)]
     images: Vec<PathBuf>,

@@ -25,7 +25,7 @@ pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
             if found.is_empty() {
                 return Err(Error::Image {
                     path: path.display().to_string(),
-                    message: "the folder holds no PNG or JPEG images".to_string(),
+                    message: "the folder holds no PNG, JPEG, TIFF or DICOM images".to_string(),
                 });
             }
             found.sort();

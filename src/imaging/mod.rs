@@ -1,5 +1,5 @@
-//! Images in and out: decoding PNG and JPEG (8- and 16-bit; gray, RGB, RGBA) and DICOM (8 to
-//! 16 bits, windowed) into f32 planes, torchvision's preprocessing (resize, centre crop,
+//! Images in and out: decoding PNG, JPEG and TIFF (8- and 16-bit; gray, RGB, RGBA) and DICOM
+//! (8 to 16 bits, windowed) into f32 planes, never through 8 bits, torchvision's preprocessing (resize, centre crop,
 //! normalise), and heat-map overlays.
 
 mod dicom;
@@ -39,8 +39,8 @@ pub const MAX_SIDE: u32 = 16384;
 /// a 300 KB PNG of zeros whose f32 planes alone are 3 GB.
 pub const MAX_PIXELS: u64 = 1 << 25;
 
-/// The file extensions read as images (PNG, JPEG, DICOM), lower case.
-pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "dcm", "dicom"];
+/// The file extensions read as images (PNG, JPEG, TIFF, DICOM), lower case.
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "tif", "tiff", "dcm", "dicom"];
 
 /// Whether `path` names an image by its extension (folders are searched for these).
 pub fn is_image_path(path: &Path) -> bool {
@@ -52,7 +52,7 @@ pub fn is_image_path(path: &Path) -> bool {
 /// The largest image file read (a DICOM file is read whole before decoding).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// Decodes a PNG, JPEG or DICOM file into `channels` (1: gray; 3: RGB; alpha dropped) planes
+/// Decodes a PNG, JPEG, TIFF or DICOM file into `channels` (1: gray; 3: RGB; alpha dropped) planes
 /// in [0, 1]; a DICOM file's first frame with its own window.
 pub fn load(path: &Path, channels: usize) -> Result<Planes> {
     load_with(path, channels, &DicomOptions::default())
@@ -74,7 +74,7 @@ pub fn load_with(path: &Path, channels: usize, dicom: &DicomOptions) -> Result<P
     decode_with(&bytes, &shown, channels, dicom)
 }
 
-/// Decodes PNG, JPEG or DICOM bytes as [`load`] decodes a file; `name` names them in errors.
+/// Decodes PNG, JPEG, TIFF or DICOM bytes as [`load`] decodes a file; `name` names them in errors.
 pub fn decode(bytes: &[u8], name: &str, channels: usize) -> Result<Planes> {
     decode_with(bytes, name, channels, &DicomOptions::default())
 }
@@ -123,7 +123,8 @@ fn decode_from<R: BufRead + Seek>(
     let mut limits = Limits::default();
     limits.max_alloc = Some(1 << 30);
     reader.limits(limits.clone());
-    let unreadable = |e: image::ImageError| fail(format!("not a readable PNG or JPEG image: {e}"));
+    let unreadable =
+        |e: image::ImageError| fail(format!("not a readable PNG, JPEG or TIFF image: {e}"));
     let mut decoder = reader.into_decoder().map_err(unreadable)?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {

@@ -51,7 +51,7 @@ pub fn scan(dir: &Path) -> Result<Samples> {
     }
     if samples.paths.is_empty() {
         return Err(fail(
-            "no PNG, JPEG or DICOM images in the class folders".to_string(),
+            "no PNG, JPEG, TIFF or DICOM images in the class folders".to_string(),
         ));
     }
     Ok(samples)
