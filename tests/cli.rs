@@ -1717,6 +1717,102 @@ fn dicom_images_through_the_binary() {
     let samples = gradlens::train::image_folder::scan(&data).unwrap();
     assert_eq!((samples.paths.len(), samples.labels), (2, vec![0, 1]));
 
+    // The overlay as a Secondary Capture in the source's study, then anonymised.
+    let source = dicom_object::open_file(ct).unwrap();
+    let field = |object: &dicom_object::DefaultDicomObject, tag| {
+        object
+            .element(tag)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(['\0', ' '])
+            .to_string()
+    };
+    use dicom_dictionary_std::tags;
+    for anonymise in [false, true] {
+        let png = dir.join(format!("ct_{anonymise}.png"));
+        let mut args = vec![
+            "saliency",
+            ct,
+            "--weights",
+            w,
+            "--out",
+            png.to_str().unwrap(),
+        ];
+        args.push("--secondary-capture");
+        if anonymise {
+            args.push("--anonymise");
+        }
+        let output = gradlens(&args);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let capture_path = png.with_extension("dcm");
+        let capture = dicom_object::open_file(&capture_path).unwrap();
+        let overlay = image::open(&png).unwrap().to_rgb8();
+        assert_eq!(
+            field(&capture, tags::SOP_CLASS_UID),
+            "1.2.840.10008.5.1.4.1.1.7"
+        );
+        assert_eq!(field(&capture, tags::ROWS), overlay.height().to_string());
+        assert_eq!(field(&capture, tags::COLUMNS), overlay.width().to_string());
+        let pixels = capture
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert_eq!(
+            &pixels[..],
+            overlay.as_raw().as_slice(),
+            "the capture holds the overlay"
+        );
+        let same_study =
+            field(&capture, tags::STUDY_INSTANCE_UID) == field(&source, tags::STUDY_INSTANCE_UID);
+        let bytes = std::fs::read(&capture_path).unwrap();
+        let holds = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        if anonymise {
+            assert_eq!(field(&capture, tags::PATIENT_ID), "");
+            assert_eq!(field(&capture, tags::PATIENT_IDENTITY_REMOVED), "YES");
+            assert!(
+                !same_study,
+                "an anonymised capture starts a study of its own"
+            );
+            assert!(
+                !holds("GL-0001") && !holds("Phantom"),
+                "an identifier survived"
+            );
+            assert!(
+                !holds(&field(&source, tags::SOP_INSTANCE_UID)),
+                "the source is referenced"
+            );
+        } else {
+            assert_eq!(field(&capture, tags::PATIENT_ID), "GL-0001");
+            assert_eq!(
+                field(&capture, tags::PATIENT_NAME),
+                field(&source, tags::PATIENT_NAME)
+            );
+            assert!(same_study, "the capture belongs to the source's study");
+        }
+    }
+    // A PNG has no study: the overlay is written, the capture is not, and a note says so.
+    let png_input = dir.join("plain.png");
+    image::open(dir.join("ct_false.png"))
+        .unwrap()
+        .save(&png_input)
+        .unwrap();
+    let plain_out = dir.join("plain_heat.png");
+    let args = [
+        "saliency",
+        png_input.to_str().unwrap(),
+        "--weights",
+        w,
+        "--out",
+        plain_out.to_str().unwrap(),
+        "--secondary-capture",
+    ];
+    let output = gradlens(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("not a DICOM file, so no secondary capture"));
+    assert!(plain_out.is_file() && !plain_out.with_extension("dcm").exists());
+
     let j2k = dicom.join("jpeg2000_unsupported.dcm");
     for (args, phrase) in [
         (

@@ -348,6 +348,14 @@ enum Command {
         /// Where the run's manifest goes (default: beside --out or --raw-out).
         #[arg(long, value_name = "FILE")]
         manifest_out: Option<PathBuf>,
+        /// For each DICOM image, also write the overlay as a DICOM Secondary Capture (.dcm
+        /// beside the PNG) in the source's study, with its patient and study identifiers.
+        #[arg(long, requires = "out")]
+        secondary_capture: bool,
+        /// With --secondary-capture: leave the patient and study identifiers out (a new study
+        /// UID, no reference to the source).
+        #[arg(long, requires = "secondary_capture")]
+        anonymise: bool,
         /// Only shard K of N (0 ≤ K < N) of the images: a stable partition by file name (the
         /// path below a folder given), for N processes sharing an archive.
         #[arg(long, value_name = "K/N", value_parser = archive::parse_shard)]
@@ -536,6 +544,8 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             occlusion_stride,
             occlusion_baseline,
             manifest_out,
+            secondary_capture,
+            anonymise,
             shard,
             jsonl,
             manifest,
@@ -570,6 +580,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                 raw_out: raw_out.as_deref(),
                 json: json.as_deref(),
                 manifest_out: manifest_out.as_deref(),
+                capture: secondary_capture.then_some(saliency::Capture { anonymise }),
                 shard,
                 jsonl: jsonl.as_deref(),
                 check_finite,

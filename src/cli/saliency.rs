@@ -13,6 +13,7 @@ use gradlens::imaging::{Colormap, Planes, labelled_grid, overlay, saliency_overl
 use gradlens::saliency::{
     self, Attribution, Explained, Method, MethodMaps, Road, deletion_insertion, methods_maps, road,
 };
+use gradlens::weights::write_atomically;
 use gradlens::{Error, Gpu, Result, Tensor};
 use serde_json::json;
 
@@ -29,11 +30,19 @@ pub struct Request<'a> {
     pub json: Option<&'a Path>,
     /// Where the manifest goes (default: beside the outputs).
     pub manifest_out: Option<&'a Path>,
+    /// DICOM Secondary Captures of the overlays of DICOM images.
+    pub capture: Option<Capture>,
     /// Only this shard of the images.
     pub shard: Option<Shard>,
     /// One JSON line per finished image; the images it already holds are skipped.
     pub jsonl: Option<&'a Path>,
     pub check_finite: bool,
+}
+
+/// How overlays of DICOM images are also written as Secondary Captures.
+#[derive(Clone, Copy)]
+pub struct Capture {
+    pub anonymise: bool,
 }
 
 /// One image's maps [height × width] over `image` (what the overlays are drawn on), one per
@@ -374,7 +383,7 @@ fn write_outputs(
     let mut written = Vec::new();
     if let Some(out) = request.out {
         let target = output_path(out, name, "png")?;
-        if run.grid {
+        let (width, height, pixels) = if run.grid {
             let plane = image.height * image.width;
             let mut tiles = vec![(
                 class_name.to_string(),
@@ -383,19 +392,29 @@ fn write_outputs(
             for (name, map) in names.iter().zip(maps) {
                 tiles.push((name.to_string(), saliency_overlay(image, map)));
             }
-            let (width, height, pixels) = labelled_grid(&tiles, (image.width, image.height), 5);
-            write_png(&target, width, height, &pixels)?;
+            labelled_grid(&tiles, (image.width, image.height), 5)
         } else {
-            let pixels = saliency_overlay(image, &maps[0]);
-            write_png(&target, image.width, image.height, &pixels)?;
-        }
+            (image.width, image.height, saliency_overlay(image, &maps[0]))
+        };
+        write_png(&target, width, height, &pixels)?;
         println!(
             "{}: {} for class {class} ({class_name}) → {}",
             path.display(),
             names.join(", "),
             target.display()
         );
-        written.push(target);
+        written.push(target.clone());
+        if let Some(capture) = request.capture {
+            let description = format!(
+                "gradlens {} saliency: {}, class {class} ({class_name})",
+                env!("CARGO_PKG_VERSION"),
+                names.join(", ")
+            );
+            let file = target.with_extension("dcm");
+            if write_capture(path, &file, &pixels, [height, width], &description, capture)? {
+                written.push(file);
+            }
+        }
     }
     if let Some(raw) = request.raw_out {
         let target = output_path(raw, name, "safetensors")?;
@@ -431,6 +450,43 @@ fn write_outputs(
 /// With one image (no `name`) `out` is the file; with several it is a folder holding
 /// `<name>.<extension>`, `name` the image's path below the folder it came from (its folders
 /// created).
+/// Writes the overlay `rgb` of the image at `source` as a DICOM Secondary Capture at `file`, when
+/// the source is a DICOM file (false, with a note, when it is not).
+fn write_capture(
+    source: &Path,
+    file: &Path,
+    rgb: &[u8],
+    size: [usize; 2],
+    description: &str,
+    capture: Capture,
+) -> Result<bool> {
+    let shown = source.display().to_string();
+    let bytes = std::fs::read(source).map_err(|e| Error::Image {
+        path: shown.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    if !gradlens::imaging::is_dicom(&bytes) {
+        eprintln!("{shown}: not a DICOM file, so no secondary capture");
+        return Ok(false);
+    }
+    // The output's path and the time make each capture's UIDs its own.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let salt = format!("{}\0{now}", file.display());
+    let derivation = gradlens::imaging::Derivation {
+        description,
+        anonymise: capture.anonymise,
+        uid_salt: salt.as_bytes(),
+    };
+    let dicom = gradlens::imaging::secondary_capture(&bytes, &shown, rgb, size, &derivation)?;
+    write_atomically(file, &dicom).map_err(|e| Error::Output {
+        path: file.display().to_string(),
+        message: format!("cannot write the secondary capture: {e}"),
+    })?;
+    Ok(true)
+}
+
 fn output_path(out: &Path, name: Option<&str>, extension: &str) -> Result<PathBuf> {
     let Some(name) = name else {
         return Ok(out.to_path_buf());

@@ -3,6 +3,7 @@
 //! normalise), and heat-map overlays.
 
 mod dicom;
+mod dicom_output;
 mod dicom_scan;
 mod heatmap;
 mod label;
@@ -10,6 +11,7 @@ mod resize;
 pub mod tiles;
 
 pub use dicom::{DicomOptions, Window, apply_window, decode_dicom, is_dicom};
+pub use dicom_output::{Derivation, secondary_capture};
 pub use heatmap::{Colormap, overlay, saliency_overlay, write_png};
 pub use label::{draw_label, label_width, labelled_grid};
 pub use resize::{center_crop, resize};
