@@ -119,6 +119,12 @@ async function runTests(methods) {
   try {
     test.adapter = JSON.parse(session.adapter());
     loadWeights(await fetchBytes("demo/lesions.safetensors"), "lesions.safetensors");
+    // DICOM files in compressed transfer syntaxes, decoded in the page.
+    test.dicom = {};
+    for (const name of ["scan_rle.dcm", "scan_jpeg.dcm"]) {
+      setImage(await fetchBytes(`demo/${name}`), name);
+      test.dicom[name] = (await analyse("gradient")).logits;
+    }
     setImage(await fetchBytes("demo/lesion.png"), "lesion.png");
     for (const method of methods) {
       $("method").value = method;

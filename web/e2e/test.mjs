@@ -2,7 +2,8 @@
 //
 //   node --experimental-websocket web/e2e/test.mjs --gradlens target/release/gradlens --out DIR
 //
-// 1. Runs the native build on the demo checkpoint and image: logits (classify --json) and the
+// 1. Runs the native build on the demo checkpoint and image: logits (classify --json; also of
+//    two demo DICOM files, RLE and baseline JPEG, decoded in the page as well) and the
 //    raw map of each tested method (saliency --raw-out).
 // 2. Serves web/ on 127.0.0.1 and opens index.html?test=... in Chromium, driven through the
 //    DevTools protocol (Node's built-in WebSocket; no npm package), and waits in real time for
@@ -58,7 +59,12 @@ function readSafetensor(path, name) {
 
 const scratch = mkdtempSync(join(tmpdir(), "gradlens-e2e-"));
 const classified = JSON.parse(execFileSync(gradlens, ["classify", image, "--weights", weights, "--json"], { encoding: "utf8" }));
-const native = { logits: classified.results[0].logits, maps: {} };
+const native = { logits: classified.results[0].logits, maps: {}, dicom: {} };
+for (const name of ["scan_rle.dcm", "scan_jpeg.dcm"]) {
+  const file = join(webDir, "demo", name);
+  const answer = JSON.parse(execFileSync(gradlens, ["classify", file, "--weights", weights, "--json"], { encoding: "utf8" }));
+  native.dicom[name] = answer.results[0].logits;
+}
 for (const method of COMPARED) {
   const raw = join(scratch, `${method}.safetensors`);
   execFileSync(gradlens, ["saliency", image, "--weights", weights, "--method", method, "--raw-out", raw], { stdio: "ignore" });
@@ -194,6 +200,7 @@ function compare(what, browserValues, nativeValues) {
   if (!(relative <= TOLERANCE)) fail(`${what} differs by ${relative.toExponential(2)} of its scale (tolerance ${TOLERANCE})`);
 }
 
+for (const [name, logits] of Object.entries(native.dicom)) compare(`logits of ${name}`, test.dicom[name], logits);
 for (const method of COMPARED) {
   const result = test.results[method];
   compare(`logits (${method} run)`, result.logits, native.logits);

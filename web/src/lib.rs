@@ -174,9 +174,10 @@ impl Session {
         Method::ALL.iter().map(|m| m.name().to_string()).collect()
     }
 
-    /// Classifies one PNG or JPEG and, unless `method` is empty, explains the top class (or
-    /// `class` when it is at least 0) with that saliency method. With `profile`, and where the
-    /// browser offers timestamp queries, the summary also holds a per-kernel table.
+    /// Classifies one PNG, JPEG, TIFF or DICOM image and, unless `method` is empty, explains
+    /// the top class (or `class` when it is at least 0) with that saliency method. With
+    /// `profile`, and where the browser offers timestamp queries, the summary also holds a
+    /// per-kernel table.
     pub async fn run(
         &self,
         image: &[u8],
