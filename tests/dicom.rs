@@ -160,3 +160,13 @@ fn truncated_and_corrupted_files_end_with_an_error() {
         }
     }
 }
+
+/// Files the dicom_decode fuzz target found making dicom-rs panic, refused before it sees them.
+#[test]
+fn fuzzer_findings_end_with_an_error() {
+    let name = "regression_rle_short_segment.dcm";
+    let error = decode_with(&read(name), name, 1, &DicomOptions::default())
+        .expect_err(name)
+        .to_string();
+    assert!(error.contains("RLE segment decodes to"), "{error}");
+}

@@ -50,7 +50,7 @@ pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
         explicit: true,
         big_endian: false,
         codec: Codec::Other,
-        image: [0; 3],
+        image: [0; 4],
     };
     // The group's length comes first; its elements fill exactly that many bytes.
     let (tag, length, _) = meta.header()?;
@@ -102,7 +102,7 @@ pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
         explicit,
         big_endian,
         codec,
-        image: [0; 3],
+        image: [0; 4],
     };
     scanner.elements(data.len(), 0, false)
 }
@@ -127,8 +127,9 @@ struct Scanner<'a> {
     explicit: bool,
     big_endian: bool,
     codec: Codec,
-    /// Rows, Columns and Samples per Pixel of the top-level data set, as they pass.
-    image: [u32; 3],
+    /// Rows, Columns, Samples per Pixel and Bits Allocated of the top-level data set, as
+    /// they pass.
+    image: [u32; 4],
 }
 
 impl Scanner<'_> {
@@ -259,6 +260,7 @@ impl Scanner<'_> {
                     (0x0028, 0x0010) => Some(0),
                     (0x0028, 0x0011) => Some(1),
                     (0x0028, 0x0002) => Some(2),
+                    (0x0028, 0x0100) => Some(3),
                     _ => None,
                 };
                 if let Some(slot) = slot.filter(|_| depth == 0 && length == 2) {
@@ -313,9 +315,10 @@ impl Scanner<'_> {
                     self.defined(tag, length)?;
                     let fragment = &self.data[self.pos..self.pos + length as usize];
                     match self.codec {
-                        Codec::Rle if index > 0 => check_rle_header(fragment)?,
+                        Codec::Rle if index > 0 => check_rle_frame(fragment, self.image)?,
                         Codec::Jpeg if fragment.starts_with(&[0xFF, 0xD8]) => {
-                            check_jpeg_frame(fragment, self.image)?;
+                            let [rows, columns, samples, _] = self.image;
+                            check_jpeg_frame(fragment, [rows, columns, samples])?;
                         }
                         _ => {}
                     }
@@ -335,9 +338,11 @@ fn dictionary_sequence((group, element): (u16, u16)) -> bool {
         .is_some_and(|entry| entry.vr() == VirtualVr::Exact(VR::SQ))
 }
 
-/// An RLE frame starts with 16 little-endian u32s: the segment count (1 to 15), then each
-/// segment's offset, rising and within the fragment after the 64-byte header.
-fn check_rle_header(fragment: &[u8]) -> Checked<()> {
+/// An RLE frame starts with 16 little-endian u32s: the segment count, one segment per byte of
+/// each sample (Samples per Pixel × Bits Allocated / 8), then each segment's offset, rising
+/// and within the fragment after the 64-byte header; and each segment must PackBits-decode to
+/// at least Rows × Columns bytes (dicom-rs indexes past a shorter one).
+fn check_rle_frame(fragment: &[u8], [rows, columns, samples, bits]: [u32; 4]) -> Checked<()> {
     let word = |i: usize| u32::from_le_bytes(fragment[4 * i..4 * i + 4].try_into().unwrap());
     if fragment.len() < 64 {
         return Err(format!(
@@ -346,20 +351,58 @@ fn check_rle_header(fragment: &[u8]) -> Checked<()> {
         ));
     }
     let segments = word(0) as usize;
-    if !(1..=15).contains(&segments) {
-        return Err(format!("an RLE fragment claims {segments} segments"));
+    let expected = (samples * bits.div_ceil(8)) as usize;
+    if segments != expected || !(1..=15).contains(&segments) {
+        return Err(format!(
+            "an RLE fragment holds {segments} segments where the image needs {expected}"
+        ));
     }
-    let mut previous = 63;
-    for i in 1..=segments {
-        let offset = word(i) as usize;
-        if offset <= previous || offset >= fragment.len() {
+    let mut starts: Vec<usize> = (1..=segments).map(|i| word(i) as usize).collect();
+    if starts[0] != 64
+        || starts.windows(2).any(|w| w[1] <= w[0])
+        || starts[segments - 1] >= fragment.len()
+    {
+        return Err("an RLE fragment's segment offsets do not rise within it".to_string());
+    }
+    starts.push(fragment.len());
+    let needed = rows as usize * columns as usize;
+    for range in starts.windows(2) {
+        let decoded = packbits_length(&fragment[range[0]..range[1]], needed);
+        if decoded < needed {
             return Err(format!(
-                "an RLE segment starts at {offset}, outside its fragment"
+                "an RLE segment decodes to {decoded} bytes where the image needs {needed}"
             ));
         }
-        previous = offset;
     }
     Ok(())
+}
+
+/// How many bytes a PackBits segment decodes to (counting whole runs only), up to `enough`.
+fn packbits_length(segment: &[u8], enough: usize) -> usize {
+    let (mut at, mut length) = (0, 0);
+    while at < segment.len() && length < enough {
+        let header = segment[at] as i8;
+        at += 1;
+        match header {
+            0..=127 => {
+                let run = header as usize + 1;
+                if at + run > segment.len() {
+                    break;
+                }
+                at += run;
+                length += run;
+            }
+            -127..=-1 => {
+                if at >= segment.len() {
+                    break;
+                }
+                at += 1;
+                length += (1 - header as isize) as usize;
+            }
+            -128 => {}
+        }
+    }
+    length
 }
 
 /// A JPEG stream's frame header (SOF) must declare Rows × Columns and Samples per Pixel
