@@ -164,9 +164,14 @@ fn truncated_and_corrupted_files_end_with_an_error() {
 /// Files the dicom_decode fuzz target found making dicom-rs panic, refused before it sees them.
 #[test]
 fn fuzzer_findings_end_with_an_error() {
-    let name = "regression_rle_short_segment.dcm";
-    let error = decode_with(&read(name), name, 1, &DicomOptions::default())
-        .expect_err(name)
-        .to_string();
-    assert!(error.contains("RLE segment decodes to"), "{error}");
+    // A short RLE segment; the same behind a transfer syntax UID padded with a newline.
+    for name in [
+        "regression_rle_short_segment.dcm",
+        "regression_rle_padded_syntax.dcm",
+    ] {
+        let error = decode_with(&read(name), name, 1, &DicomOptions::default())
+            .expect_err(name)
+            .to_string();
+        assert!(error.contains("RLE segment decodes to"), "{name}: {error}");
+    }
 }

@@ -74,8 +74,10 @@ pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
         }
         if tag == (0x0002, 0x0010) {
             let value = &meta.data[meta.pos..meta.pos + length as usize];
+            // Padding (NUL, space, or whatever whitespace a writer left) is not part of the
+            // UID, for dicom-rs either.
             syntax = String::from_utf8_lossy(value)
-                .trim_end_matches(['\0', ' '])
+                .trim_matches(|c: char| c == '\0' || c.is_whitespace())
                 .to_string();
         }
         meta.pos += length as usize;
@@ -315,6 +317,11 @@ impl Scanner<'_> {
                     self.defined(tag, length)?;
                     let fragment = &self.data[self.pos..self.pos + length as usize];
                     match self.codec {
+                        Codec::Rle | Codec::Jpeg if self.image.contains(&0) => {
+                            return Err("its compressed pixel data comes without Rows, Columns, \
+                                 Samples per Pixel and Bits Allocated before it"
+                                .to_string());
+                        }
                         Codec::Rle if index > 0 => check_rle_frame(fragment, self.image)?,
                         Codec::Jpeg if fragment.starts_with(&[0xFF, 0xD8]) => {
                             let [rows, columns, samples, _] = self.image;
