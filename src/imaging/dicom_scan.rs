@@ -12,6 +12,7 @@ use std::io::Read;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 /// Sequences may nest this deep (real files rarely pass 5).
 pub const MAX_DEPTH: usize = 32;
@@ -22,14 +23,23 @@ const ITEM_END: u16 = 0xE00D;
 const SEQUENCE_END: u16 = 0xE0DD;
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
-const JPEG_SYNTAXES: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
+/// The JPEG syntaxes dicom-rs decodes (its "jpeg" feature): baseline, extended, lossless.
+const JPEG_SYNTAXES: [&str; 4] = [
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+];
 
 /// What encapsulated pixel data is checked against.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, PartialEq)]
 enum Codec {
     Rle,
     Jpeg,
-    Other,
+    /// Native pixel data: no fragments expected.
+    Native,
+    /// An encapsulated syntax this check does not know: refused, named.
+    Unchecked(String),
 }
 
 /// Every value representation of PS3.5 6.2; dicom-rs reads others in ways of its own.
@@ -49,24 +59,24 @@ pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
         pos: 132,
         explicit: true,
         big_endian: false,
-        codec: Codec::Other,
+        codec: Codec::Native,
         image: [0; 4],
     };
     // The group's length comes first; its elements fill exactly that many bytes.
-    let (tag, length, _) = meta.header()?;
+    let Header { tag, length, .. } = meta.header()?;
     if tag != (0x0002, 0x0000) || length != 4 {
         return Err("its file meta group does not start with its length".to_string());
     }
     meta.defined(tag, length)?;
-    let group_end = meta.pos + 4 + meta.u32_at(meta.pos) as usize;
+    let group_end = (meta.pos + 4)
+        .checked_add(meta.u32_at(meta.pos) as usize)
+        .filter(|&end| end <= bytes.len())
+        .ok_or("its file meta group claims more bytes than the file holds")?;
     meta.pos += 4;
-    if group_end > bytes.len() {
-        return Err("its file meta group claims more bytes than the file holds".to_string());
-    }
     let mut syntax = String::new();
     while meta.pos < group_end {
-        let (tag, length, _) = meta.header()?;
-        if tag.0 != 0x0002 || meta.pos + length as usize > group_end {
+        let Header { tag, length, .. } = meta.header()?;
+        if tag.0 != 0x0002 || length as usize > group_end - meta.pos {
             return Err(format!(
                 "element ({:04X},{:04X}) does not fit in the file meta group",
                 tag.0, tag.1
@@ -96,7 +106,11 @@ pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
     let codec = match syntax.as_str() {
         RLE_LOSSLESS => Codec::Rle,
         s if JPEG_SYNTAXES.contains(&s) => Codec::Jpeg,
-        _ => Codec::Other,
+        s => match TransferSyntaxRegistry.get(s) {
+            Some(ts) if !ts.is_encapsulated_pixel_data() => Codec::Native,
+            Some(ts) => Codec::Unchecked(format!("{}, {s}", ts.name())),
+            None => Codec::Unchecked(format!("an unknown transfer syntax, {s:?}")),
+        },
     };
     let mut scanner = Scanner {
         data,
@@ -121,6 +135,39 @@ fn inflate(deflated: &[u8], limit: u64) -> Checked<Vec<u8>> {
         ));
     }
     Ok(out)
+}
+
+/// An element or item header.
+struct Header {
+    tag: (u16, u16),
+    length: u32,
+    /// Whether it holds a sequence (SQ, or an undefined length in implicit VR or UN).
+    sequence: bool,
+    /// The size of one value: a defined length must be a whole number of them.
+    unit: u32,
+}
+
+impl Header {
+    fn new(tag: (u16, u16), length: u32, sequence: bool, unit: u32) -> Self {
+        Self {
+            tag,
+            length,
+            sequence,
+            unit,
+        }
+    }
+}
+
+/// The size of one value of a binary VR, 1 for text and bytes. dicom-rs reads whole values and
+/// skips the rest of an uneven length, falling out of step with the file, so such a length is
+/// refused.
+fn unit_of(vr: &[u8; 2]) -> u32 {
+    match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OF" | b"OL" => 4,
+        b"FD" | b"OD" | b"OV" | b"SV" | b"UV" => 8,
+        _ => 1,
+    }
 }
 
 struct Scanner<'a> {
@@ -168,15 +215,23 @@ impl Scanner<'_> {
         }
     }
 
-    /// Reads an element or item header: its tag, length, and whether it holds a sequence.
-    fn header(&mut self) -> Checked<((u16, u16), u32, bool)> {
+    /// Reads an element or item header.
+    fn header(&mut self) -> Checked<Header> {
         self.need(8)?;
         let tag = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
         if tag.0 == 0xFFFE || !self.explicit {
             let length = self.u32_at(self.pos + 4);
             self.pos += 8;
-            let sequence = tag.0 != 0xFFFE && (length == UNDEFINED || dictionary_sequence(tag));
-            return Ok((tag, length, sequence));
+            if tag.0 == 0xFFFE {
+                return Ok(Header::new(tag, length, false, 1));
+            }
+            let (sequence, unit) = dictionary_vr(tag);
+            return Ok(Header::new(
+                tag,
+                length,
+                length == UNDEFINED || sequence,
+                unit,
+            ));
         }
         let vr = [self.data[self.pos + 4], self.data[self.pos + 5]];
         if !KNOWN_VRS.contains(&&vr) {
@@ -205,15 +260,12 @@ impl Scanner<'_> {
             self.need(12)?;
             let length = self.u32_at(self.pos + 8);
             self.pos += 12;
-            Ok((
-                tag,
-                length,
-                &vr == b"SQ" || (length == UNDEFINED && &vr == b"UN"),
-            ))
+            let sequence = &vr == b"SQ" || (length == UNDEFINED && &vr == b"UN");
+            Ok(Header::new(tag, length, sequence, unit_of(&vr)))
         } else {
             let length = u32::from(self.u16_at(self.pos + 6));
             self.pos += 8;
-            Ok((tag, length, false))
+            Ok(Header::new(tag, length, false, unit_of(&vr)))
         }
     }
 
@@ -238,12 +290,17 @@ impl Scanner<'_> {
     /// Data elements up to `end`, or up to an item delimiter when `in_item` (consumed).
     fn elements(&mut self, end: usize, depth: usize, in_item: bool) -> Checked<()> {
         while self.pos < end {
-            let (tag, length, sequence) = self.header()?;
+            let Header {
+                tag,
+                length,
+                sequence,
+                unit,
+            } = self.header()?;
             if tag == (0xFFFE, ITEM_END) && in_item {
                 return Ok(());
             }
             if tag == PIXEL_DATA && length == UNDEFINED {
-                self.fragments()?;
+                self.fragments(depth)?;
             } else if sequence {
                 if depth + 1 > MAX_DEPTH {
                     return Err(format!("its sequences nest deeper than {MAX_DEPTH}"));
@@ -258,6 +315,12 @@ impl Scanner<'_> {
                 }
             } else {
                 self.defined(tag, length)?;
+                if length % unit != 0 {
+                    return Err(format!(
+                        "element ({:04X},{:04X}) holds {length} bytes, not whole values of {unit}",
+                        tag.0, tag.1
+                    ));
+                }
                 let slot = match tag {
                     (0x0028, 0x0010) => Some(0),
                     (0x0028, 0x0011) => Some(1),
@@ -283,7 +346,7 @@ impl Scanner<'_> {
             if end.is_some_and(|end| self.pos >= end) {
                 return Ok(());
             }
-            let (tag, length, _) = self.header()?;
+            let Header { tag, length, .. } = self.header()?;
             match tag {
                 (0xFFFE, SEQUENCE_END) if end.is_none() => return Ok(()),
                 (0xFFFE, ITEM) if length == UNDEFINED => {
@@ -305,44 +368,79 @@ impl Scanner<'_> {
     }
 
     /// Encapsulated pixel data: the offset table, then fragments of defined length, up to the
-    /// sequence delimiter; with RLE, each frame's segment table must lie within its fragment,
-    /// and with JPEG each frame must be of the declared size.
-    fn fragments(&mut self) -> Checked<()> {
-        let mut index = 0;
+    /// sequence delimiter. The image's own (at depth 0; icons nested in sequences are never
+    /// decoded) is checked as dicom-rs's codecs need: each RLE frame's segment table and
+    /// lengths, each JPEG frame's size.
+    fn fragments(&mut self, depth: usize) -> Checked<()> {
+        let mut fragments: Vec<&[u8]> = Vec::new();
         loop {
-            let (tag, length, _) = self.header()?;
+            let Header { tag, length, .. } = self.header()?;
             match tag {
-                (0xFFFE, SEQUENCE_END) => return Ok(()),
+                (0xFFFE, SEQUENCE_END) => break,
                 (0xFFFE, ITEM) => {
                     self.defined(tag, length)?;
-                    let fragment = &self.data[self.pos..self.pos + length as usize];
-                    match self.codec {
-                        Codec::Rle | Codec::Jpeg if self.image.contains(&0) => {
-                            return Err("its compressed pixel data comes without Rows, Columns, \
-                                 Samples per Pixel and Bits Allocated before it"
-                                .to_string());
-                        }
-                        Codec::Rle if index > 0 => check_rle_frame(fragment, self.image)?,
-                        Codec::Jpeg if fragment.starts_with(&[0xFF, 0xD8]) => {
-                            let [rows, columns, samples, _] = self.image;
-                            check_jpeg_frame(fragment, [rows, columns, samples])?;
-                        }
-                        _ => {}
-                    }
+                    fragments.push(&self.data[self.pos..self.pos + length as usize]);
                     self.pos += length as usize;
-                    index += 1;
                 }
                 _ => return Err("its encapsulated pixel data holds a non-item".to_string()),
+            }
+        }
+        if depth > 0 {
+            return Ok(());
+        }
+        // The first item is the basic offset table.
+        let frames = fragments.get(1..).unwrap_or_default();
+        match &self.codec {
+            Codec::Unchecked(syntax) => Err(format!(
+                "its pixel data's transfer syntax ({syntax}) is not one gradlens decodes"
+            )),
+            Codec::Native => Err("its pixel data is encapsulated in a native syntax".to_string()),
+            Codec::Rle | Codec::Jpeg if self.image.contains(&0) => Err(
+                "its compressed pixel data comes without Rows, Columns, Samples per Pixel and \
+                 Bits Allocated before it"
+                    .to_string(),
+            ),
+            Codec::Rle => frames
+                .iter()
+                .try_for_each(|fragment| check_rle_frame(fragment, self.image)),
+            Codec::Jpeg => {
+                // A frame may span fragments: each one that opens a JPEG stream is checked on
+                // the bytes from there on, joined as dicom-rs joins them.
+                if frames
+                    .first()
+                    .is_some_and(|first| !first.starts_with(&[0xFF, 0xD8]))
+                {
+                    return Err("its JPEG pixel data does not start with a JPEG stream".into());
+                }
+                let [rows, columns, samples, _] = self.image;
+                let opens = |fragment: &&[u8]| fragment.starts_with(&[0xFF, 0xD8]);
+                for (at, _) in frames.iter().enumerate().filter(|(_, f)| opens(f)) {
+                    let next = frames[at + 1..]
+                        .iter()
+                        .position(opens)
+                        .map_or(frames.len(), |n| at + 1 + n);
+                    check_jpeg_frame(&frames[at..next].concat(), [rows, columns, samples])?;
+                }
+                Ok(())
             }
         }
     }
 }
 
-/// Whether the standard dictionary says `tag` holds a sequence (implicit VR has no VR field).
-fn dictionary_sequence((group, element): (u16, u16)) -> bool {
-    StandardDataDictionary
+/// What the standard dictionary says of `tag` (implicit VR has no VR field): whether it holds a
+/// sequence, and the size of one value (2 for the VRs that depend on the pixel data).
+fn dictionary_vr((group, element): (u16, u16)) -> (bool, u32) {
+    match StandardDataDictionary
         .by_tag(Tag(group, element))
-        .is_some_and(|entry| entry.vr() == VirtualVr::Exact(VR::SQ))
+        .map(|entry| entry.vr())
+    {
+        Some(VirtualVr::Exact(vr)) => (
+            vr == VR::SQ,
+            unit_of(&vr.to_string().as_bytes().try_into().unwrap_or(*b"UN")),
+        ),
+        Some(_) => (false, 2),
+        None => (false, 1),
+    }
 }
 
 /// An RLE frame starts with 16 little-endian u32s: the segment count, one segment per byte of
