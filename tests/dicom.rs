@@ -164,14 +164,16 @@ fn truncated_and_corrupted_files_end_with_an_error() {
 /// Files the dicom_decode fuzz target found making dicom-rs panic, refused before it sees them.
 #[test]
 fn fuzzer_findings_end_with_an_error() {
-    // A short RLE segment; the same behind a transfer syntax UID padded with a newline.
-    for name in [
-        "regression_rle_short_segment.dcm",
-        "regression_rle_padded_syntax.dcm",
+    // A short RLE segment; the same behind a transfer syntax UID padded with a newline; a US
+    // element of 39 bytes, after which dicom-rs read the file out of step into a 4 GB claim.
+    for (name, phrase) in [
+        ("regression_rle_short_segment.dcm", "RLE segment decodes to"),
+        ("regression_rle_padded_syntax.dcm", "RLE segment decodes to"),
+        ("regression_odd_length_us.dcm", "holds 39 bytes, not whole values of 2"),
     ] {
         let error = decode_with(&read(name), name, 1, &DicomOptions::default())
             .expect_err(name)
             .to_string();
-        assert!(error.contains("RLE segment decodes to"), "{name}: {error}");
+        assert!(error.contains(phrase), "{name}: {error}");
     }
 }
