@@ -353,9 +353,10 @@ fn select_largest(lid: u32, base: u32, rank_in: u32, among_ties: bool, tied: u32
     let plane = params.height * params.width;
     var prefix = 0u;
     var rank = rank_in;
+    // The bits fixed by the rounds so far (none in the first).
+    var chosen_bits = 0u;
     for (var round = 0u; round < 4u; round++) {
         let shift = 24u - 8u * round;
-        let chosen_bits = select(~0u << (shift + 8u), 0u, round == 0u);
         for (var b = lid; b < 256u; b += WORKGROUP_SIZE) {
             atomicStore(&histogram[b], 0u);
         }
@@ -382,6 +383,7 @@ fn select_largest(lid: u32, base: u32, rank_in: u32, among_ties: bool, tied: u32
         let picked = workgroupUniformLoad(&chosen);
         prefix |= picked.x << shift;
         rank = picked.y;
+        chosen_bits |= 0xFFu << shift;
     }
     return vec2(prefix, rank);
 }

@@ -1775,10 +1775,12 @@ fn dicom_images_through_the_binary() {
                 !same_study,
                 "an anonymised capture starts a study of its own"
             );
-            assert!(
-                !holds("GL-0001") && !holds("Phantom"),
-                "an identifier survived"
-            );
+            let identifiers = [
+                "GL-0001", "Phantom", "19700101", "ACC-7781", "ST-42", "20261207", "Referrer",
+            ];
+            for identifier in identifiers {
+                assert!(!holds(identifier), "{identifier} survived anonymisation");
+            }
             assert!(
                 !holds(&field(&source, tags::SOP_INSTANCE_UID)),
                 "the source is referenced"
@@ -1792,6 +1794,35 @@ fn dicom_images_through_the_binary() {
             assert!(same_study, "the capture belongs to the source's study");
         }
     }
+    // A source whose pixels may carry burned-in text is not anonymised.
+    let mut object = dicom_object::open_file(dicom.join("mono8_explicit_le.dcm")).unwrap();
+    object.put(dicom_core::DataElement::new(
+        tags::BURNED_IN_ANNOTATION,
+        dicom_core::VR::CS,
+        "YES",
+    ));
+    let burned = dir.join("burned_source.dcm");
+    object.write_to_file(&burned).unwrap();
+    let heat = dir.join("burned.png");
+    let args = [
+        "saliency",
+        burned.to_str().unwrap(),
+        "--weights",
+        w,
+        "--out",
+        heat.to_str().unwrap(),
+        "--secondary-capture",
+        "--anonymise",
+    ];
+    let output = gradlens(&args);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("Burned In Annotation is \"YES\""),
+        "{stderr}"
+    );
+    assert!(!heat.with_extension("dcm").exists());
+
     // A PNG has no study: the overlay is written, the capture is not, and a note says so.
     let png_input = dir.join("plain.png");
     image::open(dir.join("ct_false.png"))

@@ -278,3 +278,40 @@ fn bad_arguments_are_refused() {
     );
     assert!(blur_pyramid(&images, 0, 1.0).is_err());
 }
+
+/// The rank threshold at the size it runs at: masks of 40 × 40 (more pixels than a workgroup
+/// has invocations, so every loop strides) with long runs of ties spread over indices above
+/// 256, and 70 masks (more workgroups than tools/test.sh's 64 per grid dimension).
+#[test]
+fn area_thresholds_of_many_large_masks_match_the_reference() {
+    let mut rng = Rng::new(76);
+    let (copies, h, w) = (70, 40, 40);
+    let masks: Vec<f32> = rng
+        .vec(copies * h * w)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match i % 7 {
+            0 | 1 => 0.0,
+            2 => 0.375,
+            _ => v.abs().min(1.0),
+        })
+        .collect();
+    let t = Tensor::from_slice(gpu(), [copies, h, w], &masks).unwrap();
+    for kept in [[10, 800], [700, 1500]] {
+        let got = area_threshold(&t, &kept).unwrap().to_vec().unwrap();
+        let want = reference::area_threshold(&masks, [copies, h, w], &kept);
+        assert_eq!(got, want, "kept {kept:?}");
+        let tied_firsts = want
+            .chunks(2)
+            .filter(|t| t[0] == 0.0 || t[0] == 0.375)
+            .count();
+        assert!(
+            tied_firsts > 0,
+            "no threshold falls in a run of ties for {kept:?}"
+        );
+        assert!(
+            want.chunks(2).any(|t| t[1] > 256.0),
+            "no tie index above 256"
+        );
+    }
+}

@@ -45,6 +45,13 @@ def base(rows=ROWS, columns=COLUMNS):
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     ds.PatientName = "Phantom^Formula"
     ds.PatientID = "GL-0001"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate, ds.StudyTime = "20261207", "101500"
+    ds.AccessionNumber = "ACC-7781"
+    ds.StudyID = "ST-42"
+    ds.ReferringPhysicianName = "Referrer^Doctor"
+    ds.BurnedInAnnotation = "NO"
     ds.StudyInstanceUID = generate_uid(entropy_srcs=["gradlens-study"])
     ds.Modality = "OT"
     ds.Rows, ds.Columns = rows, columns
@@ -58,21 +65,21 @@ def monochrome(ds, values, bits_stored, signed, photometric="MONOCHROME2", big_e
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 1 if signed else 0
-    dtype = np.dtype({(8, 0): "u1", (16, 0): "u2", (16, 1): "i2"}[(ds.BitsAllocated, int(signed))])
+    dtype = np.dtype({(8, 0): "u1", (8, 1): "i1", (16, 0): "u2", (16, 1): "i2"}[(ds.BitsAllocated, int(signed))])
     # pydicom writes the bytes as given: a big-endian file needs big-endian samples.
     dtype = dtype.newbyteorder(">" if big_endian else "<")
     ds.PixelData = np.asarray(values).astype(dtype).tobytes()
     return ds
 
 
-def rgb(ds, values, planar):
+def rgb(ds, values, planar, bits=8):
     ds.SamplesPerPixel = 3
     ds.PhotometricInterpretation = "RGB"
     ds.PlanarConfiguration = planar
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    array = np.asarray(values, dtype=np.uint8)  # rows, columns, 3
+    array = np.asarray(values, dtype=np.uint8 if bits == 8 else "<u2")  # rows, columns, 3
     ds.PixelData = (array.transpose(2, 0, 1) if planar else array).tobytes()
     return ds
 
@@ -198,6 +205,37 @@ def main():
     ds["PixelData"].VR = "OB"
     path = save(ds, "mono8_jpeg_baseline.dcm", JPEGBaseline8Bit)
     expect(path, [windowed(ds, decoded)], tolerance=3 / 255)
+
+    # Signed 8-bit, windowed around 0.
+    stored = ((y * 37 + x * 23) % 201) - 100
+    ds = monochrome(base(), stored, 8, True)
+    ds.WindowCenter, ds.WindowWidth = "0", "200"
+    expect(save(ds, "mono8_signed.dcm", ExplicitVRLittleEndian), [windowed(ds, stored)], stored=stored)
+
+    # Signed 12 bits in 16, not sign-extended and with stray bits above the high bit: only
+    # the 12 stored bits count, as two's complement.
+    stored = ((y * 613 + x * 389) % 4096) - 2048
+    ds = monochrome(base(), stored, 16, True)
+    ds.BitsStored, ds.HighBit = 12, 11
+    raw = (np.asarray(stored) & 0x0FFF) | 0xA000
+    ds.PixelData = raw.astype("<u2").tobytes()
+    ds.WindowCenter, ds.WindowWidth = "0", "3000"
+    expect(save(ds, "mono12_signed_unextended.dcm", ExplicitVRLittleEndian), [windowed(ds, stored)], stored=stored)
+
+    # SIGMOID windowing, 16-bit unsigned.
+    stored = (y * 3001 + x * 1777) % 65536
+    ds = monochrome(base(), stored, 16, False)
+    ds.WindowCenter, ds.WindowWidth = "30000", "20000"
+    ds.VOILUTFunction = "SIGMOID"
+    expect(save(ds, "mono16_sigmoid.dcm", ExplicitVRLittleEndian), [windowed(ds, stored)], stored=stored)
+
+    # 16-bit RGB, and 8-bit RGB under RLE.
+    deep = np.stack([(y * 9001) % 65536, (x * 7001) % 65536, ((y + x) * 3001) % 65536], axis=-1)
+    ds = rgb(base(), deep, 0, bits=16)
+    expect(save(ds, "rgb16.dcm", ExplicitVRLittleEndian), deep.transpose(2, 0, 1) / 65535.0, stored=deep)
+    ds = rgb(base(), colour, 0)
+    ds.compress(RLELossless, np.asarray(colour, dtype=np.uint8), encoding_plugin="pydicom")
+    expect(save(ds, "rgb8_rle.dcm", RLELossless), colour.transpose(2, 0, 1) / 255.0, stored=colour)
 
     # A transfer syntax gradlens does not decode: one line naming it.
     ds = base()

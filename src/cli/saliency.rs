@@ -447,9 +447,6 @@ fn write_outputs(
     Ok(written)
 }
 
-/// With one image (no `name`) `out` is the file; with several it is a folder holding
-/// `<name>.<extension>`, `name` the image's path below the folder it came from (its folders
-/// created).
 /// Writes the overlay `rgb` of the image at `source` as a DICOM Secondary Capture at `file`, when
 /// the source is a DICOM file (false, with a note, when it is not).
 fn write_capture(
@@ -487,6 +484,9 @@ fn write_capture(
     Ok(true)
 }
 
+/// With one image (no `name`) `out` is the file; with several it is a folder holding
+/// `<name>.<extension>`, `name` the image's path below the folder it came from (its folders
+/// created).
 fn output_path(out: &Path, name: Option<&str>, extension: &str) -> Result<PathBuf> {
     let Some(name) = name else {
         return Ok(out.to_path_buf());

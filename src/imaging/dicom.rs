@@ -100,15 +100,22 @@ pub fn decode_dicom(
     let samples = pixels.samples_per_pixel() as usize;
     let photometric = pixels.photometric_interpretation().clone();
     let convert_failed = |e: dicom_pixeldata::Error| fail(format!("cannot read its samples: {e}"));
+    let sample = Sample::of(&pixels).map_err(fail)?;
     let planes = match (&photometric, samples) {
         (PhotometricInterpretation::Monochrome1 | PhotometricInterpretation::Monochrome2, 1) => {
             let raw: Vec<f64> = pixels
                 .to_vec_frame_with_options(0, &raw_values())
                 .map_err(convert_failed)?;
             let rescale = pixels.rescale().map_err(convert_failed)?[0];
+            if !rescale.slope.is_finite() || !rescale.intercept.is_finite() {
+                return Err(fail(format!(
+                    "rescale slope {} and intercept {} are not numbers",
+                    rescale.slope, rescale.intercept
+                )));
+            }
             let values: Vec<f64> = raw
                 .iter()
-                .map(|&v| rescale.slope * v + rescale.intercept)
+                .map(|&v| rescale.slope * sample.stored(v) + rescale.intercept)
                 .collect();
             let window = match options.window {
                 Some(window) => Some((window, VoiLutFunction::Linear)),
@@ -125,8 +132,8 @@ pub fn decode_dicom(
             }
             vec![gray; 1]
         }
-        (PhotometricInterpretation::Rgb, 3) => {
-            let full = ((1u64 << pixels.bits_stored()) - 1) as f64;
+        (PhotometricInterpretation::Rgb, 3) if !sample.signed => {
+            let full = ((1u64 << sample.bits) - 1) as f64;
             let interleaved: Vec<f64> =
                 match (pixels.bits_allocated(), pixels.planar_configuration()) {
                     // Eight-bit samples are read as stored, either layout.
@@ -156,7 +163,7 @@ pub fn decode_dicom(
             (0..3)
                 .map(|c| {
                     (0..plane)
-                        .map(|p| (interleaved[3 * p + c] / full) as f32)
+                        .map(|p| (sample.stored(interleaved[3 * p + c]) / full) as f32)
                         .collect()
                 })
                 .collect()
@@ -169,6 +176,49 @@ pub fn decode_dicom(
         }
     };
     Ok(to_channels(planes, channels, rows, columns))
+}
+
+/// How a stored sample is laid out in its allocated bits (DICOM PS3.5 8.1.1): `bits` stored,
+/// its highest at `high_bit`, two's complement when `signed`.
+struct Sample {
+    allocated: u32,
+    bits: u32,
+    high_bit: u32,
+    signed: bool,
+}
+
+impl Sample {
+    fn of(pixels: &dicom_pixeldata::DecodedPixelData<'_>) -> std::result::Result<Self, String> {
+        let (allocated, bits, high_bit) = (
+            u32::from(pixels.bits_allocated()),
+            u32::from(pixels.bits_stored()),
+            u32::from(pixels.high_bit()),
+        );
+        if bits == 0 || bits > allocated || high_bit + 1 < bits || high_bit >= allocated {
+            return Err(format!(
+                "{bits} bits stored with the high bit {high_bit} in {allocated} allocated"
+            ));
+        }
+        let signed = pixels.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+        Ok(Self {
+            allocated,
+            bits,
+            high_bit,
+            signed,
+        })
+    }
+
+    /// The stored value in a sample as dicom-rs reads it (which keeps the allocated bits but
+    /// neither masks them to the stored ones nor always sign-extends): the stored bits taken
+    /// from below the high bit, sign-extended when signed.
+    fn stored(&self, read: f64) -> f64 {
+        let pattern = (read as i64 as u64) & ((1u64 << self.allocated) - 1);
+        let value = (pattern >> (self.high_bit + 1 - self.bits)) & ((1u64 << self.bits) - 1);
+        match self.signed && value >> (self.bits - 1) & 1 == 1 {
+            true => value as f64 - (1u64 << self.bits) as f64,
+            false => value as f64,
+        }
+    }
 }
 
 /// The stored values, no rescale and no window (applied here in f64).
@@ -212,10 +262,10 @@ fn geometry(object: &DefaultDicomObject) -> std::result::Result<[usize; 3], Stri
     }
     let bits = integer(tags::BITS_ALLOCATED, "bits allocated")?.unwrap_or(0);
     let samples = integer(tags::SAMPLES_PER_PIXEL, "samples per pixel")?.unwrap_or(1);
-    if ![8, 16, 32].contains(&bits) || ![1, 3].contains(&samples) {
+    if ![8, 16].contains(&bits) || ![1, 3].contains(&samples) {
         return Err(format!(
-            "{bits} bits allocated with {samples} sample(s) per pixel are not supported (8, 16 \
-             or 32 bits; 1 or 3 samples)"
+            "{bits} bits allocated with {samples} sample(s) per pixel are not supported (8 or 16 \
+             bits; 1 or 3 samples)"
         ));
     }
     // Native pixel data must hold every frame it claims: a header cannot make a decoder

@@ -2,7 +2,8 @@
 //! endian) that a PACS files with the study it came from: the source's patient and study
 //! attributes are copied, a new series and instance are made, and the source image is
 //! referenced. With `anonymise`, the patient and study identifiers are left empty, the study
-//! gets a new UID, no source is referenced, and the file says the identity was removed.
+//! gets a new UID, no source is referenced, and the file says the identity was removed; a
+//! source not marked free of burned-in annotation is refused, since its pixels are kept.
 
 use std::io::Cursor;
 
@@ -86,6 +87,15 @@ pub fn secondary_capture(
             .map(|value| value.trim_end_matches(['\0', ' ']).to_string())
             .unwrap_or_default()
     };
+    // The pixels are the source's: anonymising the header leaves text burned into them.
+    let burned_in = text(tags::BURNED_IN_ANNOTATION);
+    if derivation.anonymise && burned_in != "NO" {
+        return Err(fail(format!(
+            "its Burned In Annotation is {:?}, not \"NO\": its pixels may show identifiers, so \
+             it is not anonymised",
+            burned_in
+        )));
+    }
     let uid = |part: &str| derived_uid(&[derivation.uid_salt, part.as_bytes()]);
     let mut capture = InMemDicomObject::new_empty();
     let mut put = |tag: Tag, vr: VR, value: &str| {

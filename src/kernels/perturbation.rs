@@ -63,6 +63,11 @@ entries! {
 
 const OP: &str = "perturbation";
 
+// Two tensors here hold u32 data in f32 storage, as their bit patterns: the smooth masks'
+// winning grid points and the area threshold's kept counts. They are only ever bound, read
+// back as bits or written from bits, never passed through float arithmetic (which could
+// flush their subnormal patterns to zero).
+
 fn u(what: &str, value: usize) -> Result<u32> {
     as_u32(OP, what, value)
 }
