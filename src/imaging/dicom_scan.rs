@@ -76,7 +76,8 @@ pub fn check_structure(bytes: &[u8], inflated_limit: u64) -> Checked<()> {
     let mut syntax = String::new();
     while meta.pos < group_end {
         let Header { tag, length, .. } = meta.header()?;
-        if tag.0 != 0x0002 || length as usize > group_end - meta.pos {
+        let room = group_end.checked_sub(meta.pos);
+        if tag.0 != 0x0002 || room.is_none_or(|room| length as usize > room) {
             return Err(format!(
                 "element ({:04X},{:04X}) does not fit in the file meta group",
                 tag.0, tag.1
