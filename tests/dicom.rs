@@ -183,7 +183,8 @@ fn truncated_and_corrupted_files_end_with_an_error() {
 fn fuzzer_findings_end_with_an_error() {
     // A short RLE segment; the same behind a transfer syntax UID padded with a newline; a US
     // element of 39 bytes, after which dicom-rs read the file out of step into a 4 GB claim;
-    // a meta element whose header runs past the group's end (an overflow in the check itself).
+    // a meta element whose header runs past the group's end (an overflow in the check itself);
+    // a transfer syntax UID with a newline in it, quoted in the error (which stays one line).
     for (name, phrase) in [
         ("regression_rle_short_segment.dcm", "RLE segment decodes to"),
         ("regression_rle_padded_syntax.dcm", "RLE segment decodes to"),
@@ -196,5 +197,6 @@ fn fuzzer_findings_end_with_an_error() {
             .expect_err(name)
             .to_string();
         assert!(error.contains(phrase), "{name}: {error}");
+        assert!(!error.contains('\n'), "{name}: {error:?} is not one line");
     }
 }

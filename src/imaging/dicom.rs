@@ -50,7 +50,7 @@ pub fn decode_dicom(
 ) -> Result<Planes> {
     let fail = |message: String| Error::Image {
         path: name.to_string(),
-        message,
+        message: one_line(&message),
     };
     if channels != 1 && channels != 3 {
         return Err(fail(format!("{channels} channels requested; 1 or 3")));
@@ -219,6 +219,18 @@ impl Sample {
             false => value as f64,
         }
     }
+}
+
+/// `message` on one line: a file's own text (a UID with a newline in it, say) quoted in an
+/// error has its control characters escaped.
+pub(super) fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 /// The stored values, no rescale and no window (applied here in f64).

@@ -15,7 +15,7 @@ use dicom_object::mem::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 
 use super::MAX_FILE_BYTES;
-use super::dicom::is_dicom;
+use super::dicom::{is_dicom, one_line};
 use super::dicom_scan::check_structure;
 use crate::error::{Error, Result};
 
@@ -54,7 +54,7 @@ pub fn secondary_capture(
 ) -> Result<Vec<u8>> {
     let fail = |message: String| Error::Image {
         path: name.to_string(),
-        message,
+        message: one_line(&message),
     };
     if rgb.len() != height * width * 3 || height == 0 || width == 0 {
         return Err(fail(format!(
