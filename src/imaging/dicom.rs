@@ -11,13 +11,16 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{
-    ConvertOptions, ModalityLutOption, PhotometricInterpretation, PixelDecoder,
+    ConvertOptions, DecodedPixelData, ModalityLutOption, PhotometricInterpretation, PixelDecoder,
     PlanarConfiguration, VoiLutFunction, VoiLutOption,
 };
 
 use super::dicom_scan::check_structure;
 use super::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, Planes};
 use crate::error::{Error, Result};
+
+/// A step that fails with a message for the file's error line.
+type Checked<T> = std::result::Result<T, String>;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 /// A VOI window: values from center − width/2 to center + width/2 span [0, 1].
@@ -96,86 +99,102 @@ pub fn decode_dicom(
             "the decoded frame's size differs from the header's".into(),
         ));
     }
-    let plane = rows * columns;
     let samples = pixels.samples_per_pixel() as usize;
-    let photometric = pixels.photometric_interpretation().clone();
-    let convert_failed = |e: dicom_pixeldata::Error| fail(format!("cannot read its samples: {e}"));
     let sample = Sample::of(&pixels).map_err(fail)?;
-    let planes = match (&photometric, samples) {
+    let planes = match (pixels.photometric_interpretation(), samples) {
         (PhotometricInterpretation::Monochrome1 | PhotometricInterpretation::Monochrome2, 1) => {
-            let raw: Vec<f64> = pixels
-                .to_vec_frame_with_options(0, &raw_values())
-                .map_err(convert_failed)?;
-            let rescale = pixels.rescale().map_err(convert_failed)?[0];
-            if !rescale.slope.is_finite() || !rescale.intercept.is_finite() {
-                return Err(fail(format!(
-                    "rescale slope {} and intercept {} are not numbers",
-                    rescale.slope, rescale.intercept
-                )));
-            }
-            let values: Vec<f64> = raw
-                .iter()
-                .map(|&v| rescale.slope * sample.stored(v) + rescale.intercept)
-                .collect();
-            let window = match options.window {
-                Some(window) => Some((window, VoiLutFunction::Linear)),
-                None => file_window(&pixels).map_err(fail)?,
-            };
-            let mut gray = match window {
-                Some((window, function)) => {
-                    apply_window(&values, window, function).map_err(fail)?
-                }
-                None => stretch(&values),
-            };
-            if photometric == PhotometricInterpretation::Monochrome1 {
-                gray.iter_mut().for_each(|v| *v = 1.0 - *v);
-            }
-            vec![gray; 1]
+            vec![gray_plane(&pixels, &sample, options.window).map_err(fail)?]
         }
         (PhotometricInterpretation::Rgb, 3) if !sample.signed => {
-            let full = ((1u64 << sample.bits) - 1) as f64;
-            let interleaved: Vec<f64> =
-                match (pixels.bits_allocated(), pixels.planar_configuration()) {
-                    // Eight-bit samples are read as stored, either layout.
-                    (8, layout) => {
-                        let data = pixels.frame_data(0).map_err(convert_failed)?;
-                        if data.len() < 3 * plane {
-                            return Err(fail("its pixel data is shorter than its frame".into()));
-                        }
-                        (0..3 * plane)
-                            .map(|i| match layout {
-                                PlanarConfiguration::Standard => f64::from(data[i]),
-                                PlanarConfiguration::PixelFirst => {
-                                    f64::from(data[(i % 3) * plane + i / 3])
-                                }
-                            })
-                            .collect()
-                    }
-                    (_, PlanarConfiguration::Standard) => pixels
-                        .to_vec_frame_with_options(0, &raw_values())
-                        .map_err(convert_failed)?,
-                    (bits, _) => {
-                        return Err(fail(format!(
-                            "{bits}-bit RGB stored plane by plane is not supported"
-                        )));
-                    }
-                };
-            (0..3)
-                .map(|c| {
-                    (0..plane)
-                        .map(|p| (sample.stored(interleaved[3 * p + c]) / full) as f32)
-                        .collect()
-                })
-                .collect()
+            rgb_planes(&pixels, &sample, rows * columns).map_err(fail)?
         }
         (other, samples) => {
             return Err(fail(format!(
                 "photometric interpretation {other} with {samples} sample(s) per pixel is not \
-                 supported (MONOCHROME1, MONOCHROME2 and RGB are)"
+                 supported (MONOCHROME1, MONOCHROME2 and unsigned RGB are)"
             )));
         }
     };
     Ok(to_channels(planes, channels, rows, columns))
+}
+
+fn read_failed(error: dicom_pixeldata::Error) -> String {
+    format!("cannot read its samples: {error}")
+}
+
+/// A monochrome frame rescaled and windowed into [0, 1] (the `given` window, else the file's,
+/// else the frame's own range), MONOCHROME1 inverted.
+fn gray_plane(
+    pixels: &DecodedPixelData<'_>,
+    sample: &Sample,
+    given: Option<Window>,
+) -> Checked<Vec<f32>> {
+    let raw: Vec<f64> = pixels
+        .to_vec_frame_with_options(0, &raw_values())
+        .map_err(read_failed)?;
+    let rescale = pixels.rescale().map_err(read_failed)?[0];
+    if !rescale.slope.is_finite() || !rescale.intercept.is_finite() {
+        return Err(format!(
+            "rescale slope {} and intercept {} are not numbers",
+            rescale.slope, rescale.intercept
+        ));
+    }
+    let values: Vec<f64> = raw
+        .iter()
+        .map(|&v| rescale.slope * sample.stored(v) + rescale.intercept)
+        .collect();
+    let window = match given {
+        Some(window) => Some((window, VoiLutFunction::Linear)),
+        None => file_window(pixels)?,
+    };
+    let mut gray = match window {
+        Some((window, function)) => apply_window(&values, window, function)?,
+        None => stretch(&values),
+    };
+    if *pixels.photometric_interpretation() == PhotometricInterpretation::Monochrome1 {
+        gray.iter_mut().for_each(|v| *v = 1.0 - *v);
+    }
+    Ok(gray)
+}
+
+/// An RGB frame of `plane` pixels as three planes, each sample over its stored range; 8-bit
+/// samples in either planar configuration.
+fn rgb_planes(
+    pixels: &DecodedPixelData<'_>,
+    sample: &Sample,
+    plane: usize,
+) -> Checked<Vec<Vec<f32>>> {
+    let full = ((1u64 << sample.bits) - 1) as f64;
+    let interleaved: Vec<f64> = match (pixels.bits_allocated(), pixels.planar_configuration()) {
+        // Eight-bit samples are read as stored, either layout.
+        (8, layout) => {
+            let data = pixels.frame_data(0).map_err(read_failed)?;
+            if data.len() < 3 * plane {
+                return Err("its pixel data is shorter than its frame".into());
+            }
+            (0..3 * plane)
+                .map(|i| match layout {
+                    PlanarConfiguration::Standard => f64::from(data[i]),
+                    PlanarConfiguration::PixelFirst => f64::from(data[(i % 3) * plane + i / 3]),
+                })
+                .collect()
+        }
+        (_, PlanarConfiguration::Standard) => pixels
+            .to_vec_frame_with_options(0, &raw_values())
+            .map_err(read_failed)?,
+        (bits, _) => {
+            return Err(format!(
+                "{bits}-bit RGB stored plane by plane is not supported"
+            ));
+        }
+    };
+    Ok((0..3)
+        .map(|c| {
+            (0..plane)
+                .map(|p| (sample.stored(interleaved[3 * p + c]) / full) as f32)
+                .collect()
+        })
+        .collect())
 }
 
 /// How a stored sample is laid out in its allocated bits (DICOM PS3.5 8.1.1): `bits` stored,
@@ -188,7 +207,7 @@ struct Sample {
 }
 
 impl Sample {
-    fn of(pixels: &dicom_pixeldata::DecodedPixelData<'_>) -> std::result::Result<Self, String> {
+    fn of(pixels: &DecodedPixelData<'_>) -> Checked<Self> {
         let (allocated, bits, high_bit) = (
             u32::from(pixels.bits_allocated()),
             u32::from(pixels.bits_stored()),
@@ -242,8 +261,8 @@ fn raw_values() -> ConvertOptions {
 
 /// Rows, columns and frames from the header, checked against the decoding limits before any
 /// pixel data is decoded.
-fn geometry(object: &DefaultDicomObject) -> std::result::Result<[usize; 3], String> {
-    let integer = |tag, what: &str| -> std::result::Result<Option<u64>, String> {
+fn geometry(object: &DefaultDicomObject) -> Checked<[usize; 3]> {
+    let integer = |tag, what: &str| -> Checked<Option<u64>> {
         match object.element_opt(tag) {
             Ok(Some(element)) => element
                 .to_int::<u64>()
@@ -300,9 +319,7 @@ fn geometry(object: &DefaultDicomObject) -> std::result::Result<[usize; 3], Stri
 }
 
 /// The file's first window with its VOI LUT function, if it has one.
-fn file_window(
-    pixels: &dicom_pixeldata::DecodedPixelData<'_>,
-) -> std::result::Result<Option<(Window, VoiLutFunction)>, String> {
+fn file_window(pixels: &DecodedPixelData<'_>) -> Checked<Option<(Window, VoiLutFunction)>> {
     let windows = pixels
         .window()
         .map_err(|e| format!("cannot read its window: {e}"))?;
@@ -324,11 +341,7 @@ fn file_window(
 }
 
 /// The VOI LUT functions of DICOM PS3.3 C.11.2.1.2, with output range [0, 1].
-pub fn apply_window(
-    values: &[f64],
-    window: Window,
-    function: VoiLutFunction,
-) -> std::result::Result<Vec<f32>, String> {
+pub fn apply_window(values: &[f64], window: Window, function: VoiLutFunction) -> Checked<Vec<f32>> {
     let Window {
         center: c,
         width: w,
