@@ -14,6 +14,7 @@ use dicom_pixeldata::{
     ConvertOptions, DecodedPixelData, ModalityLutOption, PhotometricInterpretation, PixelDecoder,
     PlanarConfiguration, VoiLutFunction, VoiLutOption,
 };
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::dicom_scan::check_structure;
 use super::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, Planes};
@@ -21,7 +22,6 @@ use crate::error::{Error, Result};
 
 /// A step that fails with a message for the file's error line.
 type Checked<T> = std::result::Result<T, String>;
-use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 /// A VOI window: values from center − width/2 to center + width/2 span [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
