@@ -14,7 +14,7 @@ mod robustness;
 
 use files::{
     encoded_image, input_file, lesion_net_checkpoint, png_header_claiming, raw_safetensors,
-    resnet_checkpoint,
+    resnet_checkpoint, tiff_header_claiming,
 };
 use gradlens::checkpoint::ModelInfo;
 use gradlens::imaging::{self, Preprocess, Sizing};
@@ -284,7 +284,7 @@ proptest! {
 
     #[test]
     fn images_of_every_size_and_format(
-        format in 0u8..6,
+        format in 0u8..8,
         width in prop_oneof![3 => 1u32..40, 1 => Just(1u32), 1 => 1000u32..2000],
         height in prop_oneof![3 => 1u32..40, 1 => Just(1u32)],
         seed in any::<u8>(),
@@ -314,10 +314,11 @@ proptest! {
         height in prop_oneof![Just(1u32), 5000u32..200_000],
         preprocess in preprocess_strategy(),
     ) {
-        let bytes = png_header_claiming(width, height);
-        robustness::image_preprocess(&preprocess, &bytes);
-        let result = imaging::decode(&bytes, "huge.png", preprocess.channels);
-        prop_assert!(result.is_err(), "{width}×{height} decoded");
+        for bytes in [png_header_claiming(width, height), tiff_header_claiming(width, height)] {
+            robustness::image_preprocess(&preprocess, &bytes);
+            let result = imaging::decode(&bytes, "huge", preprocess.channels);
+            prop_assert!(result.is_err(), "{width}×{height} decoded");
+        }
     }
 }
 
@@ -376,6 +377,11 @@ fn a_100000_pixel_square_header_fails_fast() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("pixels"), "{error}");
+    // A TIFF's directory claiming as much is refused the same way, before its strips.
+    let error = imaging::decode(&tiff_header_claiming(100_000, 100_000), "huge.tif", 1)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("100000×100000, beyond 16384 pixels a side"), "{error}");
 }
 
 #[test]
@@ -558,6 +564,8 @@ fn write_seed_corpora() {
         ("rgba", [1, 7, 0], 2, 3, 3),
         ("gray16", [2, 1, 1], 3, 1, 1),
         ("jpeg", [3, 16, 2], 5, 16, 8),
+        ("tiff16", [2, 1, 1], 6, 5, 4),
+        ("tiff-rgb", [3, 16, 2], 7, 8, 6),
     ] {
         let mut bytes = options.to_vec();
         bytes.extend(encoded_image(format, w, h, 3));

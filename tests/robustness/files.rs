@@ -54,33 +54,60 @@ pub fn input_file(name: &str, dims: &[usize], values: &[f32]) -> Vec<u8> {
 }
 
 /// An image of `width` × `height` in `format` (0: gray 8-bit PNG, 1: RGB 8-bit, 2: RGBA
-/// 8-bit, 3: gray 16-bit, 4: RGB 16-bit, 5: JPEG), with pixel values from `seed`.
+/// 8-bit, 3: gray 16-bit, 4: RGB 16-bit, 5: JPEG, 6: gray 16-bit TIFF, 7: RGB 8-bit TIFF),
+/// with pixel values from `seed`.
 pub fn encoded_image(format: u8, width: u32, height: u32, seed: u8) -> Vec<u8> {
     use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
     let v = |x: u32, y: u32| (x * 37 + y * 11 + u32::from(seed)) as u8;
     let image = match format {
         0 => DynamicImage::ImageLuma8(ImageBuffer::from_fn(width, height, |x, y| Luma([v(x, y)]))),
-        1 | 5 => DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {
+        1 | 5 | 7 => DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {
             Rgb([v(x, y), v(y, x), 255 - v(x, y)])
         })),
         2 => DynamicImage::ImageRgba8(ImageBuffer::from_fn(width, height, |x, y| {
             Rgba([v(x, y), 0, 9, v(y, x)])
         })),
-        3 => DynamicImage::ImageLuma16(ImageBuffer::from_fn(width, height, |x, y| {
-            Luma([u16::from(v(x, y)) * 257])
+        3 | 6 => DynamicImage::ImageLuma16(ImageBuffer::from_fn(width, height, |x, y| {
+            Luma([u16::from(v(x, y)) * 257 + u16::from(seed % 7)])
         })),
         _ => DynamicImage::ImageRgb16(ImageBuffer::from_fn(width, height, |x, y| {
             Rgb([u16::from(v(x, y)) * 257, 0, 65535])
         })),
     };
     let mut bytes = Cursor::new(Vec::new());
-    let kind = if format == 5 {
-        ImageFormat::Jpeg
-    } else {
-        ImageFormat::Png
+    let kind = match format {
+        5 => ImageFormat::Jpeg,
+        6 | 7 => ImageFormat::Tiff,
+        _ => ImageFormat::Png,
     };
     image.write_to(&mut bytes, kind).unwrap();
     bytes.into_inner()
+}
+
+/// A small TIFF whose first directory's ImageWidth and ImageLength are patched to claim
+/// `width` × `height` (its strip still holds 4 × 4 pixels).
+pub fn tiff_header_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = encoded_image(6, 4, 4, 0);
+    assert_eq!(
+        &bytes[..4],
+        b"II*\0",
+        "the image crate writes little-endian TIFF"
+    );
+    let word = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let directory = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    for entry in 0..usize::from(word(&bytes, directory)) {
+        let at = directory + 2 + 12 * entry;
+        let value = match word(&bytes, at) {
+            256 => width,
+            257 => height,
+            _ => continue,
+        };
+        // As a LONG: the type at +2, the count at +4, the value at +8.
+        bytes[at + 2..at + 4].copy_from_slice(&4u16.to_le_bytes());
+        bytes[at + 4..at + 8].copy_from_slice(&1u32.to_le_bytes());
+        bytes[at + 8..at + 12].copy_from_slice(&value.to_le_bytes());
+    }
+    bytes
 }
 
 /// A PNG whose IHDR claims `width` × `height`, with correct CRCs and no pixel data.
