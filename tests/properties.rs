@@ -381,7 +381,10 @@ fn a_100000_pixel_square_header_fails_fast() {
     let error = imaging::decode(&tiff_header_claiming(100_000, 100_000), "huge.tif", 1)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("100000×100000, beyond 16384 pixels a side"), "{error}");
+    assert!(
+        error.contains("100000×100000, beyond 16384 pixels a side"),
+        "{error}"
+    );
 }
 
 #[test]
