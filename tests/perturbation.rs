@@ -8,7 +8,7 @@ mod common;
 use common::{Rng, assert_close, gpu};
 use gradlens::Tensor;
 use gradlens::kernels::perturbation::{
-    MaskPenalty, Shift, SmoothMasks, area_threshold, blend_pyramid, blend_with_mask, blur_pyramid,
+    KeptCounts, MaskPenalty, Shift, SmoothMasks, blend_pyramid, blend_with_mask, blur_pyramid,
     bump_weights, clamp_to_unit, extremal_mask_gradient, mask_gradient, mask_pixel_gradient,
     replacement_noise,
 };
@@ -189,7 +189,8 @@ fn area_thresholds_blends_and_mask_gradients_match_the_reference() {
     assert_close("blend_pyramid", &got, &want, 1e-5, 1e-6);
 
     for kept in [[0, 40, plane], [1, 90, 130]] {
-        let thresholds = area_threshold(&mt, &kept).unwrap();
+        let counts = KeptCounts::new(gpu(), [h, w], &kept).unwrap();
+        let thresholds = counts.threshold(&mt).unwrap();
         let want = reference::area_threshold(&masks, [copies, h, w], &kept);
         assert_eq!(
             thresholds.to_vec().unwrap(),
@@ -269,11 +270,14 @@ fn bad_arguments_are_refused() {
     );
     let masks = Tensor::zeros(gpu(), [3, 4, 4]).unwrap();
     assert!(
-        area_threshold(&masks, &[17]).is_err(),
+        KeptCounts::new(gpu(), [4, 4], &[17]).is_err(),
         "more kept than pixels"
     );
     assert!(
-        area_threshold(&masks, &[1, 2]).is_err(),
+        KeptCounts::new(gpu(), [4, 4], &[1, 2])
+            .unwrap()
+            .threshold(&masks)
+            .is_err(),
         "copies not a multiple of the areas"
     );
     assert!(blur_pyramid(&images, 0, 1.0).is_err());
@@ -298,7 +302,8 @@ fn area_thresholds_of_many_large_masks_match_the_reference() {
         .collect();
     let t = Tensor::from_slice(gpu(), [copies, h, w], &masks).unwrap();
     for kept in [[10, 800], [700, 1500]] {
-        let got = area_threshold(&t, &kept).unwrap().to_vec().unwrap();
+        let counts = KeptCounts::new(gpu(), [h, w], &kept).unwrap();
+        let got = counts.threshold(&t).unwrap().to_vec().unwrap();
         let want = reference::area_threshold(&masks, [copies, h, w], &kept);
         assert_eq!(got, want, "kept {kept:?}");
         let tied_firsts = want

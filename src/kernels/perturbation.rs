@@ -399,41 +399,70 @@ pub fn blend_pyramid(pyramid: &Tensor, masks: &Tensor, areas: usize) -> Result<T
     Ok(out)
 }
 
-/// Per mask of `masks` [K, H, W] (values in [0, 1]), (T, first): T its `kept[k % areas]`-th
-/// largest value, and `first` the pixel index from which the values equal to T rank among the
-/// kept (a stable ascending sort ranks ties by index); [K, 2], the index held as f32. `kept`
-/// holds a count per area, each at most H · W.
-pub fn area_threshold(masks: &Tensor, kept: &[usize]) -> Result<Tensor> {
-    let [k, h, w] = maps_dims(masks, "the masks")?;
-    // The index travels as f32: exact below 2^24.
-    let indexable = h * w <= 1 << 24;
-    if kept.is_empty() || k % kept.len() != 0 || kept.iter().any(|&c| c > h * w) || !indexable {
-        return Err(Error::invalid(
-            OP,
-            format!("kept counts {kept:?} for masks {:?}", masks.dims()),
-        ));
+/// Extremal perturbation's area targets: per area, how many of a mask's H × W pixels its
+/// target r_a keeps, uploaded once for the whole optimisation.
+pub struct KeptCounts {
+    size: [usize; 2],
+    areas: usize,
+    counts: Tensor,
+}
+
+impl KeptCounts {
+    /// `kept` holds a count per area, each at most H · W.
+    pub fn new(gpu: &Gpu, size: [usize; 2], kept: &[usize]) -> Result<Self> {
+        let plane = size[0] * size[1];
+        // The threshold's tie index travels as f32: exact below 2^24.
+        if kept.is_empty() || kept.iter().any(|&c| c > plane) || plane > 1 << 24 {
+            return Err(Error::invalid(
+                OP,
+                format!("kept counts {kept:?} for masks of {size:?}"),
+            ));
+        }
+        let counts = kept
+            .iter()
+            .map(|&c| Ok(f32::from_bits(u("kept count", c)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            size,
+            areas: kept.len(),
+            counts: Tensor::from_slice(gpu, [counts.len()], &counts)?,
+        })
     }
-    let counts = kept
-        .iter()
-        .map(|&c| Ok(f32::from_bits(u("kept count", c)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let counts = Tensor::from_slice(masks.gpu(), [counts.len()], &counts)?;
-    let out = Tensor::empty(masks.gpu(), [k, 2])?;
-    let params = Params {
-        areas: u("areas", kept.len())?,
-        ..image_params([k, 1, h, w])?
-    };
-    let workgroup = u64::from(AREA_THRESHOLD.invocations());
-    Launch::new(masks.gpu(), &AREA_THRESHOLD, params)
-        .bind(3, masks)
-        .bind(13, &out)
-        .bind(15, &counts)
-        .over(k as u64 * workgroup)?;
-    Ok(out)
+
+    /// Per mask k of `masks` [K, H, W] (values in [0, 1]), (T, first): T its
+    /// `kept[k % areas]`-th largest value, and `first` the pixel index from which the values
+    /// equal to T rank among the kept (a stable ascending sort ranks ties by index); [K, 2],
+    /// the index held as f32.
+    pub fn threshold(&self, masks: &Tensor) -> Result<Tensor> {
+        let [k, h, w] = maps_dims(masks, "the masks")?;
+        if [h, w] != self.size || k % self.areas != 0 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "masks {:?} for {} areas of masks {:?}",
+                    masks.dims(),
+                    self.areas,
+                    self.size
+                ),
+            ));
+        }
+        let out = Tensor::empty(masks.gpu(), [k, 2])?;
+        let params = Params {
+            areas: u("areas", self.areas)?,
+            ..image_params([k, 1, h, w])?
+        };
+        let workgroup = u64::from(AREA_THRESHOLD.invocations());
+        Launch::new(masks.gpu(), &AREA_THRESHOLD, params)
+            .bind(3, masks)
+            .bind(13, &out)
+            .bind(15, &self.counts)
+            .over(k as u64 * workgroup)?;
+        Ok(out)
+    }
 }
 
 /// ∂(λ ‖sort(m) − r_a‖² / |Ω| − score)/∂m [K, H, W] for the masks, from their thresholds
-/// (`area_threshold`) and the score's gradient `g` [K, C, H, W] at the perturbed images.
+/// (`KeptCounts::threshold`) and the score's gradient `g` [K, C, H, W] at the perturbed images.
 pub fn extremal_mask_gradient(
     pyramid: &Tensor,
     masks: &Tensor,

@@ -19,14 +19,14 @@
 //! pass); the saliency is the sum of its masks over the areas, as the paper shows it. The
 //! model's gradient comes from the tape; the masks' own arithmetic (the max-convolution and
 //! its adjoint, the blur pyramid, the area penalty's rank threshold, Adam) runs on the GPU too
-//! (shaders/perturbation.wgsl): an iteration reads back only the class scores.
+//! (shaders/perturbation.wgsl): nothing is read back until the final masks and scores.
 
-use super::{Attribution, Question, scores_and_input_gradient};
+use super::perturbation::MaskAdam;
+use super::{Attribution, Question, input_gradient, scores};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
-use crate::kernels::optim::{AdamStep, adam_step};
 use crate::kernels::perturbation::{
-    SmoothMasks, area_threshold, blend_pyramid, blur_pyramid, clamp_to_unit, extremal_mask_gradient,
+    KeptCounts, SmoothMasks, blend_pyramid, blur_pyramid, extremal_mask_gradient,
 };
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -124,51 +124,36 @@ pub async fn extremal_perturbation(
     let pyramid = blur_pyramid(question.x, settings.levels, settings.max_blur)?;
     let smooth = SmoothMasks::new(gpu, [height, width], settings.step, settings.sigma)?;
     let grids = Tensor::full(gpu, [copies, smooth.grid[0], smooth.grid[1]], 0.5)?;
-    let (moment1, moment2) = (
-        Tensor::zeros(gpu, grids.dims())?,
-        Tensor::zeros(gpu, grids.dims())?,
-    );
+    let mut adam = MaskAdam::new(&grids, settings.learning_rate)?;
     // The area penalty's target r_a has round(a |Ω|) ones.
     let kept: Vec<usize> = areas
         .iter()
         .map(|a| (a * plane as f32).round() as usize)
         .collect();
+    let kept = KeptCounts::new(gpu, [height, width], &kept)?;
     let classes: Vec<usize> = question
         .classes
         .iter()
         .flat_map(|&class| std::iter::repeat_n(class, areas.len()))
         .collect();
     let ramp = (settings.iterations / 2).max(1);
-    let mut iteration = 0;
-    let (masks, score) = loop {
+    for iteration in 0..settings.iterations {
         let (masks, winners) = smooth.apply(&grids)?;
         let perturbed = blend_pyramid(&pyramid, &masks, areas.len())?;
-        let asked = question.about(&perturbed, &classes)?;
-        let (scores, grad) = scores_and_input_gradient(asked, Tape::new()).await?;
-        if iteration == settings.iterations {
-            break (masks, scores);
-        }
+        let grad = input_gradient(question.about(&perturbed, &classes)?, Tape::new())?;
         // Ascent on the score is descent on its negative; the area penalty is descended.
         let weight = settings
             .area_weight
             .powf((iteration.min(ramp)) as f32 / ramp as f32);
-        let thresholds = area_threshold(&masks, &kept)?;
+        let thresholds = kept.threshold(&masks)?;
         let mask_grad =
             extremal_mask_gradient(&pyramid, &masks, areas.len(), &thresholds, &grad, weight)?;
-        let grid_grad = smooth.adjoint(&mask_grad, &winners)?;
-        iteration += 1;
-        let step = AdamStep {
-            lr: settings.learning_rate,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-            step: iteration as u32,
-        };
-        adam_step(&grids, &grid_grad, &moment1, &moment2, &step)?;
-        clamp_to_unit(&grids)?;
-    };
+        adam.step(&grids, &smooth.adjoint(&mask_grad, &winners)?)?;
+    }
+    // The final masks and what they keep of the scores.
+    let (masks, _) = smooth.apply(&grids)?;
+    let perturbed = blend_pyramid(&pyramid, &masks, areas.len())?;
+    let score = scores(question.about(&perturbed, &classes)?).await?;
     let masks = masks.read().await?;
     let mut saliency = vec![0.0f32; n * plane];
     for (copy, mask) in masks.chunks(plane).enumerate() {

@@ -78,7 +78,7 @@ async fn cam_tensors(
     let logits = explained.model.forward(&f, &input)?;
     let activation = marked_layer(&f, &layer)?;
     let output = question.score.of(&tape, logits)?;
-    let (seed, _) = one_hot_seed(&output, question.classes).await?;
+    let seed = one_hot_seed(&output, question.classes)?;
     let grads = tape.backward_keeping(&output, Some(seed), &[&activation])?;
     if activation.dims().len() != 4 {
         return Err(Error::invalid(

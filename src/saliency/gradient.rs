@@ -1,7 +1,7 @@
 //! Gradient saliency (Simonyan et al. 2013, "backprop into the image"), gradient × input,
 //! SmoothGrad (Smilkov et al. 2017) and guided backprop (Springenberg et al. 2014).
 
-use super::{Attribution, Question, scores_and_input_gradient};
+use super::{Attribution, Question, input_gradient};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::kernels::attribution::{accumulate, noisy_copies};
@@ -28,18 +28,18 @@ pub async fn guided_backprop(question: Question<'_>) -> Result<Attribution> {
 
 /// `gradient`, left on the GPU.
 pub(crate) async fn gradient_on_gpu(question: Question<'_>) -> Result<Tensor> {
-    Ok(scores_and_input_gradient(question, Tape::new()).await?.1)
+    input_gradient(question, Tape::new())
 }
 
 /// `gradient_x_input`, left on the GPU.
 pub(crate) async fn gradient_x_input_on_gpu(question: Question<'_>) -> Result<Tensor> {
-    let (_, grad) = scores_and_input_gradient(question, Tape::new()).await?;
+    let grad = input_gradient(question, Tape::new())?;
     mul(&grad, question.x)
 }
 
 /// `guided_backprop`, left on the GPU.
 pub(crate) async fn guided_backprop_on_gpu(question: Question<'_>) -> Result<Tensor> {
-    Ok(scores_and_input_gradient(question, Tape::guided()).await?.1)
+    input_gradient(question, Tape::guided())
 }
 
 /// SmoothGrad's settings; the defaults are Smilkov et al.'s (15% noise, 50 samples).
@@ -95,8 +95,7 @@ pub(crate) async fn smoothgrad_on_gpu(
             let count = batch.min(samples - done);
             let noisy = noisy_copies(question.x, image, count, done as u64, stream, sigma)?;
             let targets = vec![question.classes[image]; count];
-            let (_, grad) =
-                scores_and_input_gradient(question.about(&noisy, &targets)?, Tape::new()).await?;
+            let grad = input_gradient(question.about(&noisy, &targets)?, Tape::new())?;
             accumulate(&sum, image, &grad, &weights, true)?;
             done += count;
         }

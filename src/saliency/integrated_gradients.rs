@@ -3,7 +3,7 @@
 //! points to the attributions.
 
 use super::gradient::host;
-use super::{Attribution, Question, scores, scores_and_input_gradient};
+use super::{Attribution, Question, input_gradient, scores};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::kernels::attribution::{accumulate, interpolate};
@@ -116,7 +116,7 @@ pub(crate) async fn integrated_gradients_on_gpu(
             let path = interpolate(question.x, image, &baseline_image, &chunk_alphas)?;
             let targets = vec![question.classes[image]; batch];
             let path = question.about(&path, &targets)?;
-            let (_, grad) = scores_and_input_gradient(path, Tape::new()).await?;
+            let grad = input_gradient(path, Tape::new())?;
             accumulate(&integral, image, &grad, &chunk_weights, false)?;
         }
     }

@@ -157,12 +157,10 @@ pub fn to_maps(attribution: &Attribution, reduce: Reduce) -> Result<Attribution>
     })
 }
 
-/// The scores `question` asks about and the gradient of their sum with respect to its images:
-/// the core of every gradient method. `tape` decides plain or guided backprop.
-pub(crate) async fn scores_and_input_gradient(
-    question: Question<'_>,
-    tape: Tape,
-) -> Result<(Vec<f32>, Tensor)> {
+/// The gradient of the scores `question` asks about (summed) with respect to its images, left
+/// on the GPU (nothing is read back): the core of every gradient method. `tape` decides plain
+/// or guided backprop.
+pub(crate) fn input_gradient(question: Question<'_>, tape: Tape) -> Result<Tensor> {
     // Only the input's gradient is wanted: no weight gradients are computed.
     let tape = tape.input_gradients_only();
     let f = Forward::new(&tape, question.explained.store, Mode::Eval);
@@ -170,18 +168,26 @@ pub(crate) async fn scores_and_input_gradient(
     let output = question
         .score
         .of(&tape, question.explained.model.forward(&f, &input)?)?;
-    let (seed, picked) = one_hot_seed(&output, question.classes).await?;
+    let seed = one_hot_seed(&output, question.classes)?;
     let grads = tape.backward(&output, Some(seed))?;
-    let grad = grads
+    grads
         .get(&input)
         .cloned()
-        .ok_or_else(|| Error::invalid("saliency", "the score does not depend on the input"))?;
-    Ok((picked, grad))
+        .ok_or_else(|| Error::invalid("saliency", "the score does not depend on the input"))
 }
 
-/// The one-hot seed selecting `classes[b]` in row b of `output` [N, classes], and the selected
-/// values.
-pub(crate) async fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Tensor, Vec<f32>)> {
+/// The one-hot seed selecting `classes[b]` in row b of `output` [N, classes].
+pub(crate) fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<Tensor> {
+    let count = class_count(output, classes)?;
+    let mut seed = vec![0.0; classes.len() * count];
+    for (b, &class) in classes.iter().enumerate() {
+        seed[b * count + class] = 1.0;
+    }
+    Tensor::from_slice(output.tensor().gpu(), [classes.len(), count], &seed)
+}
+
+/// The number of classes of `output` [N, classes], checked to hold one of `classes` per row.
+fn class_count(output: &Var, classes: &[usize]) -> Result<usize> {
     let &[n, count] = output.dims() else {
         return Err(Error::invalid(
             "saliency",
@@ -200,17 +206,19 @@ pub(crate) async fn one_hot_seed(output: &Var, classes: &[usize]) -> Result<(Ten
             format!("class {bad} is out of range: the model has {count} classes"),
         ));
     }
-    let values = output.tensor().read().await?;
-    let mut seed = vec![0.0; n * count];
-    let mut picked = Vec::with_capacity(n);
-    for (b, &class) in classes.iter().enumerate() {
-        seed[b * count + class] = 1.0;
-        picked.push(values[b * count + class]);
-    }
-    Ok((
-        Tensor::from_slice(output.tensor().gpu(), [n, count], &seed)?,
-        picked,
-    ))
+    Ok(count)
+}
+
+/// Row b's value at `classes[b]` of `output` [N, classes] (checked by [`class_count`]), read
+/// back.
+async fn picked_scores(output: &Tensor, classes: &[usize]) -> Result<Vec<f32>> {
+    let count = output.dims()[1];
+    let values = output.read().await?;
+    Ok(classes
+        .iter()
+        .enumerate()
+        .map(|(b, &class)| values[b * count + class])
+        .collect())
 }
 
 /// The eval-mode scores that `question` asks about, without a tape.
@@ -221,7 +229,8 @@ pub async fn scores(question: Question<'_>) -> Result<Vec<f32>> {
     let output = question
         .score
         .of(&tape, question.explained.model.forward(&f, &input)?)?;
-    Ok(one_hot_seed(&output, question.classes).await?.1)
+    class_count(&output, question.classes)?;
+    picked_scores(output.tensor(), question.classes).await
 }
 
 /// Eval-mode logits for a batch (no tape).

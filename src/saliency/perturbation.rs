@@ -5,10 +5,10 @@
 //! jittered, and blends the image with a replacement r: Φ(x; m) = x ⊙ m + r ⊙ (1 − m).
 //! Adam minimises λ₁‖1 − m‖₁ + λ₂ Σ|∇m|^β + score(Φ(x; m)). The model's part of the gradient
 //! comes from the tape (∂score/∂Φ, batched over the images); the mask's own arithmetic
-//! (blend, gradient, Adam) runs on the GPU too (shaders/perturbation.wgsl): an iteration reads
-//! back only the class scores.
+//! (blend, gradient, Adam) runs on the GPU too (shaders/perturbation.wgsl): nothing is read
+//! back until the final mask and scores.
 
-use super::{Attribution, Question, scores, scores_and_input_gradient};
+use super::{Attribution, Question, input_gradient, scores};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::kernels::cam::upsample_maps;
@@ -108,16 +108,13 @@ pub async fn meaningful_perturbation(
         Replacement::Noise { .. } => None,
     };
     let mask = Tensor::full(gpu, [n, mh, mw], 1.0)?;
-    let (moment1, moment2) = (
-        Tensor::zeros(gpu, [n, mh, mw])?,
-        Tensor::zeros(gpu, [n, mh, mw])?,
-    );
+    let mut adam = MaskAdam::new(&mask, settings.learning_rate)?;
     let penalty = MaskPenalty {
         l1: settings.l1,
         tv: settings.tv,
         tv_beta: settings.tv_beta,
     };
-    let mut original_score = Vec::new();
+    let original_score = scores(question).await?;
     let mut perturbed_score = Vec::new();
     for iteration in 0..=settings.iterations {
         let replacement = match (&fixed_replacement, settings.replacement) {
@@ -141,27 +138,14 @@ pub async fn meaningful_perturbation(
         };
         let blended = blend_with_mask(images, &replacement, &mask, shift)?;
         let blended = question.about(&blended, question.classes)?;
-        let (blended_score, grad) = scores_and_input_gradient(blended, Tape::new()).await?;
-        if iteration == 0 {
-            original_score = scores(question).await?;
-        }
         if last {
-            perturbed_score = blended_score;
+            perturbed_score = scores(blended).await?;
             break;
         }
+        // Nothing is read back during the optimisation: the GPU runs ahead of the host.
+        let grad = input_gradient(blended, Tape::new())?;
         let pixel_grad = mask_pixel_gradient(images, &replacement, &grad, shift)?;
-        let mask_grad = mask_gradient(&mask, &pixel_grad, penalty)?;
-        let step = AdamStep {
-            lr: settings.learning_rate,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-            step: iteration as u32 + 1,
-        };
-        adam_step(&mask, &mask_grad, &moment1, &moment2, &step)?;
-        clamp_to_unit(&mask)?;
+        adam.step(&mask, &mask_gradient(&mask, &pixel_grad, penalty)?)?;
     }
     let upsampled = upsample_maps(&mask, height, width)?.read().await?;
     Ok(PerturbationResult {
@@ -176,4 +160,39 @@ pub async fn meaningful_perturbation(
         original_score,
         perturbed_score,
     })
+}
+
+/// Adam on masks kept in [0, 1] (β = 0.9, 0.999, ε = 1e-8, no weight decay; a clamp after each
+/// step), its moments on the GPU beside the masks.
+pub(super) struct MaskAdam {
+    moment1: Tensor,
+    moment2: Tensor,
+    lr: f32,
+    steps: u32,
+}
+
+impl MaskAdam {
+    pub(super) fn new(masks: &Tensor, lr: f32) -> Result<Self> {
+        Ok(Self {
+            moment1: Tensor::zeros(masks.gpu(), masks.dims())?,
+            moment2: Tensor::zeros(masks.gpu(), masks.dims())?,
+            lr,
+            steps: 0,
+        })
+    }
+
+    pub(super) fn step(&mut self, masks: &Tensor, grad: &Tensor) -> Result<()> {
+        self.steps += 1;
+        let step = AdamStep {
+            lr: self.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: self.steps,
+        };
+        adam_step(masks, grad, &self.moment1, &self.moment2, &step)?;
+        clamp_to_unit(masks)
+    }
 }
