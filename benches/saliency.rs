@@ -38,31 +38,38 @@ fn main() {
     let gpu = Gpu::new().expect("a GPU adapter");
     let flag = |name: &str| std::env::args().any(|a| a == name);
     for arch in &archs {
-        if flag("--default-maps") {
-            bench_default_maps(&gpu, arch);
+        // Random weights: the cost does not depend on them.
+        let mut store = ParamStore::new(&gpu);
+        let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
+        let explained = Explained {
+            model: model.as_ref(),
+            store: &store,
+        };
+        let x = lesion_image(&gpu);
+        let what = if flag("--default-maps") {
+            "default maps"
         } else if flag("--perturbation") {
-            bench_perturbation_only(&gpu, arch);
+            "perturbation"
         } else {
-            bench_arch(&gpu, arch);
+            "saliency"
+        };
+        println!("{what} on {arch}, 1×3×224×224, on {}", gpu.describe());
+        match what {
+            "default maps" => bench_default_maps(explained, &x),
+            // 20 iterations each: where the masks' own arithmetic per iteration shows.
+            "perturbation" => bench_perturbation(explained, &x, 20),
+            _ => bench_arch(explained, &x),
         }
     }
 }
 
 /// SmoothGrad-50 and IG-50 maps of one image at their defaults, each once after a warm-up.
-fn bench_default_maps(gpu: &Gpu, arch: &str) {
-    let mut store = ParamStore::new(gpu);
-    let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
-    let explained = Explained {
-        model: model.as_ref(),
-        store: &store,
-    };
-    let x = lesion_image(gpu);
-    println!("default maps on {arch}, 1×3×224×224, on {}", gpu.describe());
+fn bench_default_maps(explained: Explained<'_>, x: &Tensor) {
     for method in [Method::Smoothgrad, Method::IntegratedGradients] {
         let run = || {
             pollster::block_on(method_maps(
                 explained,
-                &x,
+                x,
                 &[0],
                 method,
                 &MethodSettings::default(),
@@ -78,19 +85,6 @@ fn bench_default_maps(gpu: &Gpu, arch: &str) {
             start.elapsed().as_secs_f64()
         );
     }
-}
-
-/// Meaningful and extremal perturbation alone, 20 iterations each.
-fn bench_perturbation_only(gpu: &Gpu, arch: &str) {
-    let mut store = ParamStore::new(gpu);
-    let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
-    let explained = Explained {
-        model: model.as_ref(),
-        store: &store,
-    };
-    let x = lesion_image(gpu);
-    println!("perturbation on {arch}, 1×3×224×224, on {}", gpu.describe());
-    bench_perturbation(explained, &x, 20);
 }
 
 /// Both perturbation methods at `iterations` (each timed once after a warm-up), with the
@@ -162,18 +156,9 @@ fn lesion_image(gpu: &Gpu) -> Tensor {
     Tensor::from_slice(gpu, [1, 3, 224, 224], &rgb).expect("upload")
 }
 
-fn bench_arch(gpu: &Gpu, arch: &str) {
-    let gpu = gpu.clone();
-    let mut store = ParamStore::new(&gpu);
-    let model = build(arch, &mut store, &ModelConfig::default()).expect("a known arch");
-    let explained = Explained {
-        model: model.as_ref(),
-        store: &store,
-    };
-    let x = lesion_image(&gpu);
+fn bench_arch(explained: Explained<'_>, x: &Tensor) {
     let class = [0];
-    println!("saliency on {arch}, 1×3×224×224, on {}", gpu.describe());
-    let logit = Question::new(explained, &x, &class, Score::Logit).expect("question");
+    let logit = Question::new(explained, x, &class, Score::Logit).expect("question");
     time("gradient", &|| {
         pollster::block_on(saliency::gradient(logit)).expect("gradient");
     });
@@ -196,12 +181,13 @@ fn bench_arch(gpu: &Gpu, arch: &str) {
     // Score-CAM costs one forward pass per channel of its layer, whichever layer: timed at
     // layer1 and extrapolated to the last block's channels.
     let tape = Tape::no_grad();
-    let f = Forward::new(&tape, &store, Mode::Eval).capturing();
-    model
+    let f = Forward::new(&tape, explained.store, Mode::Eval).capturing();
+    explained
+        .model
         .forward(&f, &Var::constant(x.clone()))
         .expect("forward");
     let channels = |layer: &str| f.marked(layer).expect("a marked layer").dims()[1];
-    let last = model.gradcam_layer();
+    let last = explained.model.gradcam_layer();
     let (few, many) = (channels("layer1"), channels(&last));
     let seconds = time(
         &format!("score-cam at layer1 ({few} channels, 16 per pass)"),

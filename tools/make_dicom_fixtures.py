@@ -84,6 +84,19 @@ def rgb(ds, values, planar, bits=8):
     return ds
 
 
+def encapsulated_gray8(fragment):
+    """An 8-bit MONOCHROME2 image whose pixel data is `fragment`, encapsulated."""
+    ds = base()
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = encapsulate([fragment])
+    ds["PixelData"].VR = "OB"
+    return ds
+
+
 def save(ds, name, syntax):
     ds.file_meta.TransferSyntaxUID = syntax
     path = OUT / name
@@ -185,7 +198,7 @@ def main():
     stored = (y * 700 + x * 450) % 4096
     ds = monochrome(base(), stored, 12, False)
     ds.WindowCenter, ds.WindowWidth = "2048", "4096"
-    ds.compress(RLELossless, np.asarray(stored, dtype=np.uint16), encoding_plugin="pydicom")
+    ds.compress(RLELossless, np.asarray(stored, dtype=np.uint16), encoding_plugin="pydicom", generate_instance_uid=False)
     expect(save(ds, "mono12_rle.dcm", RLELossless), [windowed(ds, stored)], stored=stored)
 
     # Baseline JPEG (8-bit gray, lossy): the expectation is Pillow's decoding of the same
@@ -194,15 +207,8 @@ def main():
     buffer = io.BytesIO()
     Image.fromarray(smooth, mode="L").save(buffer, format="JPEG", quality=95)
     decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())))
-    ds = base()
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
+    ds = encapsulated_gray8(buffer.getvalue())
     ds.WindowCenter, ds.WindowWidth = "128", "256"
-    ds.PixelData = encapsulate([buffer.getvalue()])
-    ds["PixelData"].VR = "OB"
     path = save(ds, "mono8_jpeg_baseline.dcm", JPEGBaseline8Bit)
     expect(path, [windowed(ds, decoded)], tolerance=3 / 255)
 
@@ -234,18 +240,11 @@ def main():
     ds = rgb(base(), deep, 0, bits=16)
     expect(save(ds, "rgb16.dcm", ExplicitVRLittleEndian), deep.transpose(2, 0, 1) / 65535.0, stored=deep)
     ds = rgb(base(), colour, 0)
-    ds.compress(RLELossless, np.asarray(colour, dtype=np.uint8), encoding_plugin="pydicom")
+    ds.compress(RLELossless, np.asarray(colour, dtype=np.uint8), encoding_plugin="pydicom", generate_instance_uid=False)
     expect(save(ds, "rgb8_rle.dcm", RLELossless), colour.transpose(2, 0, 1) / 255.0, stored=colour)
 
     # A transfer syntax gradlens does not decode: one line naming it.
-    ds = base()
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(60)])
-    ds["PixelData"].VR = "OB"
+    ds = encapsulated_gray8(b"\xff\x4f\xff\x51" + bytes(60))
     path = save(ds, "jpeg2000_unsupported.dcm", JPEG2000Lossless)
     cases.append({"file": path.name, "frame": 0, "error": "JPEG 2000"})
 

@@ -4,11 +4,13 @@
 use super::cam::{bilinear_source, upsample_bilinear};
 use crate::kernels::perturbation::{MaskPenalty, Shift, gaussian_taps};
 
+/// Where output position `o` of an axis of `size` reads when shifted by `d`: clamp(o − d).
+fn source(o: usize, d: i32, size: usize) -> usize {
+    (o as i64 - i64::from(d)).clamp(0, size as i64 - 1) as usize
+}
+
 /// `maps` [n, h, w] shifted: out[y][x] = in[clamp(y − dy)][clamp(x − dx)].
 pub fn shift_maps(maps: &[f32], [n, h, w]: [usize; 3], shift: Shift) -> Vec<f32> {
-    let source = |o: usize, d: i32, size: usize| {
-        (o as i64 - i64::from(d)).clamp(0, size as i64 - 1) as usize
-    };
     let mut out = vec![0.0; maps.len()];
     for b in 0..n {
         for y in 0..h {
@@ -23,9 +25,6 @@ pub fn shift_maps(maps: &[f32], [n, h, w]: [usize; 3], shift: Shift) -> Vec<f32>
 
 /// The adjoint of `shift_maps`: each output's gradient goes back to the pixel it read.
 pub fn shift_maps_adjoint(grad: &[f32], [n, h, w]: [usize; 3], shift: Shift) -> Vec<f32> {
-    let source = |o: usize, d: i32, size: usize| {
-        (o as i64 - i64::from(d)).clamp(0, size as i64 - 1) as usize
-    };
     let mut out = vec![0.0f64; grad.len()];
     for b in 0..n {
         for y in 0..h {

@@ -252,6 +252,20 @@ pub fn preprocess_from_bytes(bytes: &[u8]) -> (Preprocess, &[u8]) {
     (preprocess, bytes.get(3..).unwrap_or_default())
 }
 
+/// What any decoded image must be: the channels asked for, within MAX_SIDE and MAX_PIXELS,
+/// every value in [0, 1].
+fn check_decoded(planes: &imaging::Planes, channels: usize) {
+    let (c, h, w) = (planes.channels, planes.height, planes.width);
+    assert_eq!(c, channels);
+    assert!((1..=MAX_SIDE as usize).contains(&h) && (1..=MAX_SIDE as usize).contains(&w));
+    assert!((h * w) as u64 <= MAX_PIXELS);
+    assert_eq!(planes.data.len(), c * h * w);
+    assert!(
+        planes.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)),
+        "decoded values outside [0, 1]"
+    );
+}
+
 /// Image bytes → imaging::decode → Preprocess::apply, as classify and saliency do with a file.
 /// Properties: no panic; a decoded image is within MAX_SIDE and MAX_PIXELS with values in
 /// [0, 1]; preprocessing yields exactly [C, S, S] finite values, or refuses only an image too
@@ -264,15 +278,8 @@ pub fn image_preprocess(preprocess: &Preprocess, bytes: &[u8]) {
             return;
         }
     };
+    check_decoded(&planes, preprocess.channels);
     let (c, h, w) = (planes.channels, planes.height, planes.width);
-    assert_eq!(c, preprocess.channels);
-    assert!((1..=MAX_SIDE as usize).contains(&h) && (1..=MAX_SIDE as usize).contains(&w));
-    assert!((h * w) as u64 <= MAX_PIXELS);
-    assert_eq!(planes.data.len(), c * h * w);
-    assert!(
-        planes.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)),
-        "decoded values outside [0, 1]"
-    );
     // The resized long side, computed as torchvision does (shorter side to `resize`).
     let too_elongated = match preprocess.sizing {
         Sizing::ShorterSideThenCrop { resize, .. } => {
@@ -321,15 +328,7 @@ pub fn dicom_decode(bytes: &[u8]) {
             return;
         }
     };
-    let (c, h, w) = (planes.channels, planes.height, planes.width);
-    assert_eq!(c, channels);
-    assert!((1..=MAX_SIDE as usize).contains(&h) && (1..=MAX_SIDE as usize).contains(&w));
-    assert!((h * w) as u64 <= MAX_PIXELS);
-    assert_eq!(planes.data.len(), c * h * w);
-    assert!(
-        planes.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)),
-        "decoded values outside [0, 1]"
-    );
+    check_decoded(&planes, channels);
 }
 
 /// A convolution's arguments: input [N, C, H, W], weight [C_out, C_in/groups, KH, KW] and the
