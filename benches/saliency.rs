@@ -240,5 +240,5 @@ fn bench_arch(explained: Explained<'_>, x: &Tensor) {
         "    → default 729 windows (16 every 8) ≈ {:.0} s",
         seconds * 729.0 / 49.0
     );
-    bench_perturbation(explained, &x, 5);
+    bench_perturbation(explained, x, 5);
 }

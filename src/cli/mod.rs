@@ -12,6 +12,7 @@ mod manifest;
 mod model;
 mod run;
 mod saliency;
+mod slide;
 mod train;
 
 use std::path::PathBuf;
@@ -179,6 +180,37 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
     },
+
+    /// Classify and explain a whole-slide image tile by tile: a heat map of the slide as a
+    /// Deep Zoom pyramid, in memory bounded by the batch, not the slide.
+    #[command(
+        after_help = "SLIDE is a tiled TIFF or BigTIFF (pyramidal or not; Aperio SVS included). \
+                      Tissue is told from glass on a thumbnail (Otsu's threshold of saturation, \
+                      of darkness for a gray slide); tiles with at least --min-tissue of it are \
+                      resized to the model's input and explained --batch at a time. A tile's \
+                      heat is its map's magnitude over the map's 99th percentile times the \
+                      probability of the class explained, so tiles compare across the slide. \
+                      DIR gets heatmap.dzi + heatmap_files/ (RGBA PNG tiles, transparent where \
+                      nothing was analysed), slide.dzi + slide_files/ (JPEG), both the level \
+                      read shrunk --downsample times; heatmap.png, an overview at most 2048 \
+                      pixels a side; tiles.jsonl, one line per tissue tile (position in the \
+                      level read, tissue share, class probabilities); slide.json, the run's \
+                      figures (tiles, seconds, tiles/s, peak memory). Open DIR in the browser \
+                      page's slide viewer, or heatmap.dzi in OpenSeadragon.\n\nExamples:\n  \
+                      gradlens slide biopsy.svs --weights lesions.safetensors --out biopsy/ --class lesion\n  \
+                      gradlens slide big.tif --weights w.safetensors --level 1 --tile 256 --method gradient --out maps/"
+    )]
+    Slide(slide::SlideArgs),
+
+    /// Write a generated whole-slide image (tissue sections with lesions on glass) as a tiled,
+    /// pyramidal TIFF: a slide to try `gradlens slide` on, of any size.
+    #[command(
+        name = "synthetic-slide",
+        after_help = "Every pixel is a function of its position and the seed, so the slide is \
+                      written a tile at a time in the memory of one tile.\n\nExamples:\n  \
+                      gradlens synthetic-slide slide.tif --width 40000 --height 40000 --bigtiff"
+    )]
+    SyntheticSlide(slide::SyntheticArgs),
 
     /// Run a model on a tensor: logits and, optionally, the input gradient (for comparing with
     /// other frameworks and for scripts).
@@ -452,6 +484,8 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
             check_finite,
         }),
         Command::Train(args) => train::run(&args),
+        Command::Slide(args) => slide::run(&args),
+        Command::SyntheticSlide(args) => slide::synthetic(&args),
         Command::Evaluate {
             weights,
             data,

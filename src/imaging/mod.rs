@@ -8,6 +8,7 @@ mod dicom_scan;
 mod heatmap;
 mod label;
 mod resize;
+pub mod slide;
 pub mod tiles;
 
 pub use dicom::{DicomOptions, Window, apply_window, decode_dicom, is_dicom};
