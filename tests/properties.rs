@@ -363,6 +363,58 @@ proptest! {
     }
 }
 
+/// Small slides (gradlens's writer: classic and BigTIFF, uncompressed, deflate and JPEG; and
+/// tifffile's fixtures), damaged at a few bytes and cut short, through
+/// `robustness::slide_decode`.
+fn slide_files() -> &'static [Vec<u8>] {
+    static FILES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        use gradlens::imaging::slide::{Compression, SyntheticSlide};
+        let dir = std::env::temp_dir().join(format!("gradlens-slides-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let layout = SyntheticSlide::new((96, 80), 1, 7);
+        let mut files = Vec::new();
+        for (i, (big, compression)) in [
+            (false, Compression::None),
+            (true, Compression::Deflate),
+            (false, Compression::Jpeg),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = dir.join(format!("{i}.tif"));
+            layout.write(&path, big, compression, 32, 2).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slide");
+        for name in ["deflate_bigtiff.tif", "jpeg_ycbcr.tif", "lzw_gray16.tif"] {
+            files.push(std::fs::read(fixtures.join(name)).unwrap());
+        }
+        files
+    })
+}
+
+proptest! {
+    #[test]
+    fn damaged_slides_read_or_end_in_one_line(
+        file in any::<prop::sample::Index>(),
+        damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        truncate in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let files = slide_files();
+        let mut bytes = files[file.index(files.len())].clone();
+        for (at, value) in damage {
+            let at = at.index(bytes.len());
+            bytes[at] = value;
+        }
+        if let Some(at) = truncate {
+            bytes.truncate(at.index(bytes.len()));
+        }
+        robustness::slide_decode(&bytes);
+    }
+}
+
 #[test]
 fn a_100000_pixel_square_header_fails_fast() {
     let start = std::time::Instant::now();

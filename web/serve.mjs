@@ -1,6 +1,7 @@
 // A static server for web/ on 127.0.0.1 (the page needs http://, not file://, for its module
-// and .wasm): `node web/serve.mjs [port]`, then open the address it prints. The end-to-end test
-// imports `serve` too.
+// and .wasm): `node web/serve.mjs [port] [DIR]`, then open the address it prints; with DIR (a
+// `gradlens slide` output), slide.html?dir=/slide/ shows it. The end-to-end test imports
+// `serve` too.
 
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
@@ -13,13 +14,22 @@ const TYPES = {
   ".js": "text/javascript",
   ".wasm": "application/wasm",
   ".png": "image/png",
+  ".jpeg": "image/jpeg",
+  ".dzi": "application/xml",
+  ".json": "application/json",
+  ".jsonl": "application/jsonl",
 };
 
-/// Serves web/ on 127.0.0.1:`port` (0: any free port); resolves to the listening server.
-export function serve(port = 0) {
+/// Serves web/ on 127.0.0.1:`port` (0: any free port), and `slideDir`, if given, under /slide/;
+/// resolves to the listening server.
+export function serve(port = 0, slideDir = null) {
   const server = createServer((request, response) => {
-    const path = resolve(WEB_DIR, "." + decodeURIComponent(new URL(request.url, "http://x").pathname));
-    if (path !== WEB_DIR && !path.startsWith(WEB_DIR + sep)) return response.writeHead(403).end();
+    const requested = decodeURIComponent(new URL(request.url, "http://x").pathname);
+    const [root, below] = slideDir && requested.startsWith("/slide/")
+      ? [resolve(slideDir), requested.slice("/slide".length)]
+      : [WEB_DIR, requested];
+    const path = resolve(root, "." + below);
+    if (path !== root && !path.startsWith(root + sep)) return response.writeHead(403).end();
     try {
       const file = path === WEB_DIR || path.endsWith(sep) ? join(path, "index.html") : path;
       const body = readFileSync(file);
@@ -32,6 +42,6 @@ export function serve(port = 0) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const server = await serve(Number(process.argv[2] ?? 8000));
+  const server = await serve(Number(process.argv[2] ?? 8000), process.argv[3] ?? null);
   console.log(`gradlens page: http://127.0.0.1:${server.address().port}/`);
 }

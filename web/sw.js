@@ -6,6 +6,8 @@ const FILES = [
   "./",
   "index.html",
   "app.js",
+  "slide.html",
+  "slide.js",
   "pkg/gradlens_web.js",
   "pkg/gradlens_web_bg.wasm",
   "demo/lesions.safetensors",

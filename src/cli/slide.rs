@@ -334,6 +334,7 @@ pub fn run(args: &SlideArgs) -> Result<()> {
         "tissue_threshold": tissue.threshold,
         "method": args.method.name(),
         "class": class,
+        "class_name": class.map(|c| info.class_names[c].clone()),
         "seconds": seconds,
         "tissue_tiles_per_second": explained_tiles as f64 / seconds,
         "peak_rss_bytes": peak_rss_bytes(),

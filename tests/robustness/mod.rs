@@ -331,6 +331,47 @@ pub fn dicom_decode(bytes: &[u8]) {
     check_decoded(&planes, channels);
 }
 
+/// Tiled TIFF bytes → imaging::slide::Slide: open, then per level the corner tiles' regions
+/// (at most 64 × 64 each) and, for levels of at most 4096² pixels, the thumbnail. Properties:
+/// no panic; every region read has the size asked and finite values in [0, 1]; every refusal
+/// is one line naming the file.
+pub fn slide_decode(bytes: &[u8]) {
+    use gradlens::imaging::slide::Slide;
+    let refused = |error: gradlens::Error| {
+        let message = error.to_string();
+        assert!(message.starts_with("fuzz.tif: "), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    };
+    let mut slide = match Slide::from_reader(std::io::Cursor::new(bytes), "fuzz.tif") {
+        Ok(slide) => slide,
+        Err(error) => return refused(error),
+    };
+    let levels = slide.levels().to_vec();
+    for (index, level) in levels.iter().enumerate() {
+        let size = (level.width.min(64), level.height.min(64));
+        let corners = [(0, 0), (level.width - size.0, level.height - size.1)];
+        for at in corners {
+            match slide.read_region(index, at, size) {
+                Ok(region) => {
+                    assert_eq!(
+                        (region.width, region.height, region.channels),
+                        (size.0, size.1, 3)
+                    );
+                    assert!(region.data.iter().all(|v| (0.0..=1.0).contains(v)));
+                }
+                Err(error) => refused(error),
+            }
+        }
+    }
+    let smallest = levels.last().expect("an open slide has a level");
+    if smallest.width * smallest.height <= 4096 * 4096 {
+        match slide.thumbnail(256) {
+            Ok((thumbnail, _)) => assert!(thumbnail.width <= 256 && thumbnail.height <= 256),
+            Err(error) => refused(error),
+        }
+    }
+}
+
 /// A convolution's arguments: input [N, C, H, W], weight [C_out, C_in/groups, KH, KW] and the
 /// geometry.
 #[derive(Clone, Debug)]

@@ -12,6 +12,9 @@
 //    at most 1e-4 of max |native| (relative to each tensor's scale, so values near zero are
 //    not held to a tolerance below float rounding).
 // 4. Saves a screenshot of the page with its overlay, and the browser's console, in DIR.
+// 5. The slide viewer (slide.html) on a generated slide explained by `gradlens slide`: it
+//    opens the pyramids at their size, fits, zooms to full size on the most probable tissue
+//    tile and shows that tile's line of tiles.jsonl when clicked; screenshot slide.png in DIR.
 
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
@@ -24,7 +27,7 @@ const TOLERANCE = 1e-4;
 // Gradient-based maps, compared exactly; perturbation also runs, to show it works in a browser.
 const COMPARED = ["gradcam", "gradient"];
 const METHODS = ["perturbation", ...COMPARED];
-const PAGE_TIMEOUT_MS = 300_000;
+const PAGE_TIMEOUT_MS = Number(process.env.GRADLENS_E2E_PAGE_TIMEOUT_S ?? 300) * 1000;
 const BIG_ARCH = "resnet50";
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -71,9 +74,16 @@ for (const method of COMPARED) {
   native.maps[method] = readSafetensor(raw, "saliency");
 }
 
+const slideOut = join(scratch, "slide-out");
+const slideFile = join(scratch, "slide.tif");
+execFileSync(gradlens, ["synthetic-slide", slideFile, "--width", "3072", "--height", "2304", "--levels", "3", "--sections", "8", "--seed", "3"], { stdio: "ignore" });
+execFileSync(gradlens, ["slide", slideFile, "--weights", weights, "--out", slideOut, "--tile", "128", "--downsample", "1", "--class", "lesion"], { stdio: "ignore" });
+const slideSummary = JSON.parse(readFileSync(join(slideOut, "slide.json"), "utf8"));
+const slideLines = readFileSync(join(slideOut, "tiles.jsonl"), "utf8").trim().split("\n").map((line) => JSON.parse(line));
+
 // ---- 2. The page in Chromium ---------------------------------------------------------------
 
-const server = await serve();
+const server = await serve(0, slideOut);
 const url = `http://127.0.0.1:${server.address().port}/index.html?test=${METHODS.join(",")}`;
 
 const profile = mkdtempSync(join(tmpdir(), "gradlens-chromium-"));
@@ -153,13 +163,19 @@ async function runPage(pageUrl, beforeLoad) {
     if (result.value && result.value !== "null") return { result: JSON.parse(result.value), sessionId };
     const exception = consoleLines.find((line) => line.startsWith("exception:"));
     if (exception) throw new Error(`the page threw: ${exception}`);
-    if (Date.now() - opened > PAGE_TIMEOUT_MS) throw new Error(`the page did not finish in ${PAGE_TIMEOUT_MS / 1000} s`);
+    if (Date.now() - opened > PAGE_TIMEOUT_MS) {
+      const status = await send("Runtime.evaluate", {
+        expression: "document.getElementById('status')?.textContent ?? ''", returnByValue: true,
+      }, sessionId);
+      throw new Error(`${pageUrl} did not finish in ${PAGE_TIMEOUT_MS / 1000} s; its status: ${status.result.value}`);
+    }
   }
 }
 
 let test;
 let withoutWebGpu;
 let big;
+let slideView;
 const started = Date.now();
 try {
   const page = await runPage(url);
@@ -170,6 +186,10 @@ try {
   withoutWebGpu = (await runPage(url, "delete Navigator.prototype.gpu;")).result;
   // A full-size model: ImageNet ResNet-50 (random weights) at 224 under the browser's limits.
   big = (await runPage(url.replace(/\?.*/, `?big=${BIG_ARCH}`))).result;
+  const slidePage = await runPage(url.replace(/index\.html\?.*/, "slide.html?dir=/slide/&test=1"));
+  slideView = slidePage.result;
+  const slideShot = await send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true }, slidePage.sessionId);
+  writeFileSync(join(outDir, "slide.png"), Buffer.from(slideShot.data, "base64"));
 } catch (error) {
   writeFileSync(join(outDir, "console.txt"), consoleLines.join("\n"));
   await cleanUp();
@@ -222,5 +242,28 @@ for (const method of METHODS) {
   console.log(`web e2e: ${method}: ${summary.method_ms.toFixed(0)} ms in the browser` +
     (summary.kernels ? `, ${summary.kernels.length} kernels timed` : ", no timestamp queries"));
 }
+
+// ---- 5. The slide viewer ---------------------------------------------------------------------
+
+if (slideView.error) fail(`the slide viewer reported: ${slideView.error}`);
+const [pyramidWidth, pyramidHeight] = slideSummary.pyramid_size;
+if (slideView.width !== pyramidWidth || slideView.height !== pyramidHeight) {
+  fail(`the slide viewer opened ${slideView.width}×${slideView.height}, not the ${pyramidWidth}×${pyramidHeight} pyramid`);
+}
+if (slideView.failed !== 0) fail(`the slide viewer failed to load ${slideView.failed} tiles`);
+if (!(slideView.fitted.level < slideView.maxLevel && slideView.fitted.drawn > 0)) {
+  fail(`fitted, the viewer drew ${JSON.stringify(slideView.fitted)} (a coarse level expected)`);
+}
+if (!(slideView.zoomed.level === slideView.maxLevel && slideView.zoomed.drawn > 0)) {
+  fail(`at full size, the viewer drew ${JSON.stringify(slideView.zoomed)} (level ${slideView.maxLevel} expected)`);
+}
+const clickedLine = slideLines.find((line) => line.x === slideView.target.x && line.y === slideView.target.y);
+if (!slideView.clicked || slideView.clicked.x !== clickedLine.x || slideView.clicked.y !== clickedLine.y ||
+    JSON.stringify(slideView.clicked.probabilities) !== JSON.stringify(clickedLine.probabilities)) {
+  fail(`clicking the centre showed ${JSON.stringify(slideView.clicked)}, not the tile at (${clickedLine.x}, ${clickedLine.y})`);
+}
+console.log(`web e2e: slide viewer: ${pyramidWidth}×${pyramidHeight} pyramid (${slideSummary.tissue_tiles} of ${slideSummary.tiles} tiles explained), ` +
+  `fitted at level ${slideView.fitted.level} (${slideView.fitted.drawn} tiles), full size at level ${slideView.zoomed.level} ` +
+  `(${slideView.zoomed.drawn} tiles); the clicked tile's line matches; screenshot ${join(outDir, "slide.png")}`);
 console.log(`web e2e: passed; screenshot ${join(outDir, "page.png")}`);
 process.exit(0);

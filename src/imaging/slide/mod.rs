@@ -326,10 +326,19 @@ impl<R: Read + Seek> Slide<R> {
                 .map_err(|e| fail(format!("level {level}: {e}")))?;
             self.directory = info.directory;
         }
-        let decoded = self
-            .decoder
-            .read_chunk(index as u32)
-            .map_err(|e| fail(format!("level {level}, tile {index}: {e}")))?;
+        // A codec's panic on malformed data (zune-jpeg's debug assertions, say) still ends as
+        // an error naming the tile.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decoder.read_chunk(index as u32)
+        }));
+        let decoded = match decoded {
+            Ok(result) => result.map_err(|e| fail(format!("level {level}, tile {index}: {e}")))?,
+            Err(_) => {
+                return Err(fail(format!(
+                    "level {level}, tile {index}: the decoder failed on malformed data"
+                )));
+            }
+        };
         let (width, height) = self.decoder.chunk_data_dimensions(index as u32);
         let (width, height) = (width as usize, height as usize);
         let pixels = match decoded {
