@@ -1708,6 +1708,97 @@ fn dicom_images_through_the_binary() {
         "the overlay of a DICOM frame is a PNG"
     );
 
+    // --frame all: every frame an image of its own, each as --frame K reads it.
+    let classified = |extra: &[&str]| -> serde_json::Value {
+        let args = [&["classify", frames, "--weights", w, "--json"], extra].concat();
+        let output = gradlens(&args);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        serde_json::from_str(text(&output.stdout).trim()).unwrap()
+    };
+    let all = classified(&["--frame", "all"]);
+    let results = all["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "three frames");
+    for (k, result) in results.iter().enumerate() {
+        assert_eq!(result["frame"], k);
+        // In a batch of three, not alone: equal within the kernels' rounding.
+        let alone = classified(&["--frame", &k.to_string()]);
+        let values = |v: &serde_json::Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        common::assert_close(
+            &format!("frame {k}"),
+            &values(&result["logits"]),
+            &values(&alone["results"][0]["logits"]),
+            1e-5,
+            1e-6,
+        );
+    }
+    assert_ne!(
+        results[0]["logits"], results[2]["logits"],
+        "the frames differ"
+    );
+    let every = dir.join("every_frame");
+    let output = gradlens(&[
+        "saliency",
+        frames,
+        "--weights",
+        w,
+        "--frame",
+        "all",
+        "--raw-out",
+        every.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let single = dir.join("frame2.safetensors");
+    let output = gradlens(&[
+        "saliency",
+        frames,
+        "--weights",
+        w,
+        "--frame",
+        "2",
+        "--raw-out",
+        single.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let map = |path: &Path| {
+        gradlens::weights::WeightsFile::open(path)
+            .unwrap()
+            .get("saliency")
+            .unwrap()
+            .data
+            .clone()
+    };
+    common::assert_close(
+        "frame 2's map",
+        &map(&every.join("multiframe16_frame2.safetensors")),
+        &map(&single),
+        1e-4,
+        1e-7,
+    );
+    // A replay of the manifest explains the same frames again.
+    let replayed = dir.join("every_frame_again");
+    let output = gradlens(&[
+        "saliency",
+        "--manifest",
+        every.join("manifest.json").to_str().unwrap(),
+        "--raw-out",
+        replayed.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for k in 0..3 {
+        let name = format!("multiframe16_frame{k}.safetensors");
+        assert_eq!(
+            map(&replayed.join(&name)),
+            map(&every.join(&name)),
+            "{name}"
+        );
+    }
+
     // An ImageFolder of DICOM files.
     let data = dir.join("data");
     for (class, name) in [("a", "mono8_explicit_le.dcm"), ("b", "mono12_rle.dcm")] {
@@ -1865,7 +1956,14 @@ fn dicom_images_through_the_binary() {
             "{args:?}: one line, got {stderr}"
         );
     }
-    // A malformed window is clap's usage error, which names the flag and the form.
+    // A malformed frame or window is clap's usage error, which names the flag and the form.
+    let output = gradlens(&["classify", frames, "--weights", w, "--frame", "last"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("a frame index from 0, or \"all\""),
+        "{}",
+        text(&output.stderr)
+    );
     let output = gradlens(&["classify", ct, "--weights", w, "--window", "40"]);
     assert!(!output.status.success());
     assert!(

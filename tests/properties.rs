@@ -643,6 +643,15 @@ fn write_seed_corpora() {
 // Regressions: inputs the generators above found, or that reading the loaders found, each
 // once accepted.
 
+/// Found by the slide_decode fuzz target: an LZW tile whose code stream stops making progress
+/// made tiff 0.10's reader panic (an `assert_eq!`); the reader (tiff 0.11) returns an error.
+#[test]
+fn an_lzw_tile_that_stops_making_progress_is_an_error() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/slide/regression_lzw_no_progress.tif");
+    robustness::slide_decode(&std::fs::read(path).unwrap());
+}
+
 /// A weights file whose head has rows but no bytes: ModelInfo once took its 10^12 rows as the
 /// class count and, without class names in the file, made a name for each.
 #[test]

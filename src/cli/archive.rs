@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use gradlens::{Error, Result};
 
+use super::model::Source;
+
 /// Shard `index` of `count` (0-based, as SLURM_ARRAY_TASK_ID and JOB_COMPLETION_INDEX are).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
@@ -47,10 +49,10 @@ impl Shard {
 /// The images of `shard` (all without one) among `images`, each (path, key): the key is the
 /// path below the folder named on the command line, or a file's own name, so that an archive
 /// mounted at different places on different machines splits the same way.
-pub fn select(images: Vec<(PathBuf, String)>, shard: Option<Shard>) -> Vec<(PathBuf, String)> {
+pub fn select(images: Vec<Source>, shard: Option<Shard>) -> Vec<Source> {
     images
         .into_iter()
-        .filter(|(_, key)| shard.is_none_or(|shard| shard.holds(key)))
+        .filter(|source| shard.is_none_or(|shard| shard.holds(&source.key)))
         .collect()
 }
 

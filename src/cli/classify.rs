@@ -12,7 +12,7 @@ use gradlens::saliency::{Explained, logits, top_probabilities};
 use gradlens::{Gpu, Result};
 
 use super::archive::{self, JsonLines, Shard};
-use super::model::{self, TILES_PER_BATCH, Tiled};
+use super::model::{self, Source, TILES_PER_BATCH, Tiled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Aggregate {
@@ -48,11 +48,15 @@ struct TileSummary {
 }
 
 pub fn run(request: &Request) -> Result<()> {
-    let mut images = archive::select(model::expand_images(&request.model.images)?, request.shard);
+    let dicom = request.model.dicom;
+    let mut images = archive::select(
+        model::expand_images(&request.model.images, dicom.every_frame())?,
+        request.shard,
+    );
     let mut lines = request.jsonl.map(JsonLines::open).transpose()?;
     if let Some(lines) = &lines {
         let before = images.len();
-        images.retain(|(_, key)| !lines.holds(key));
+        images.retain(|source| !lines.holds(&source.key));
         if images.len() < before {
             eprintln!(
                 "{} of {before} images already in {}; classifying the other {}",
@@ -64,7 +68,6 @@ pub fn run(request: &Request) -> Result<()> {
             );
         }
     }
-    let (paths, keys): (Vec<_>, Vec<_>) = images.into_iter().unzip();
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, &request.model.weights, request.model.arch.as_deref())?;
     let explained = Explained {
@@ -75,14 +78,10 @@ pub fn run(request: &Request) -> Result<()> {
     let mut results = Vec::new();
     // A batch at a time, each image's line appended as soon as its batch is scored: a killed
     // run loses at most the batch in flight.
-    for (chunk, chunk_keys) in paths
-        .chunks(IMAGES_PER_BATCH)
-        .zip(keys.chunks(IMAGES_PER_BATCH))
-    {
+    for chunk in images.chunks(IMAGES_PER_BATCH) {
         let scored: Vec<Scored> = match request.tile {
             None => {
-                let (batch, _) =
-                    model::images(&gpu, &loaded.info, chunk, &request.model.dicom.options())?;
+                let (batch, _) = model::images(&gpu, &loaded.info, chunk, &dicom.options())?;
                 let logits = pollster::block_on(logits(explained, &batch))?;
                 logits
                     .data
@@ -95,21 +94,17 @@ pub fn run(request: &Request) -> Result<()> {
             }
             Some((tile, stride, aggregate)) => chunk
                 .iter()
-                .map(|path| {
-                    let tiled = Tiled::open(
-                        &loaded.info,
-                        path,
-                        (tile, stride),
-                        &request.model.dicom.options(),
-                    )?;
+                .map(|source| {
+                    let tiled =
+                        Tiled::open(&loaded.info, source, (tile, stride), &dicom.options())?;
                     score_tiles(&gpu, explained, &tiled, aggregate)
                 })
                 .collect::<Result<_>>()?,
         };
-        for ((path, key), scored) in chunk.iter().zip(chunk_keys).zip(&scored) {
-            let result = report(path, scored, &loaded.info.class_names, request);
+        for (source, scored) in chunk.iter().zip(&scored) {
+            let result = report(source, scored, &loaded.info.class_names, request);
             if let Some(lines) = &mut lines {
-                lines.append(key, &result)?;
+                lines.append(&source.key, &result)?;
             }
             results.push(result);
         }
@@ -128,14 +123,14 @@ pub fn run(request: &Request) -> Result<()> {
 const IMAGES_PER_BATCH: usize = 16;
 
 /// One image's result as JSON, printed as text unless --json.
-fn report(path: &Path, scored: &Scored, class_names: &[String], request: &Request) -> Value {
+fn report(source: &Source, scored: &Scored, class_names: &[String], request: &Request) -> Value {
     let ranked = top_probabilities(&scored.logits, request.top);
     if !request.json {
         match &scored.tiles {
-            None => println!("{}", path.display()),
+            None => println!("{}", source.shown()),
             Some(tiles) => println!(
                 "{} ({} tiles; the top class peaks in the tile at y {}, x {})",
-                path.display(),
+                source.shown(),
                 tiles.count,
                 tiles.strongest.0,
                 tiles.strongest.1
@@ -150,12 +145,15 @@ fn report(path: &Path, scored: &Scored, class_names: &[String], request: &Reques
         }
     }
     let mut result = json!({
-        "image": path.display().to_string(),
+        "image": source.path.display().to_string(),
         "top": ranked.iter().map(|(class, p)| json!({
             "class": class, "name": class_names[*class], "probability": p,
         })).collect::<Vec<_>>(),
         "logits": scored.logits,
     });
+    if let Some(frame) = source.frame {
+        result["frame"] = json!(frame);
+    }
     if let Some(tiles) = &scored.tiles {
         result["tiles"] = json!(tiles.count);
         result["strongest_tile"] = json!({ "y": tiles.strongest.0, "x": tiles.strongest.1 });

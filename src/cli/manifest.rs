@@ -12,6 +12,8 @@ use gradlens::imaging::DicomOptions;
 use gradlens::saliency::{Method, MethodSettings};
 use gradlens::weights::write_atomically;
 use gradlens::{Error, Gpu, Result};
+
+use super::model::Source;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -20,9 +22,10 @@ use sha2::{Digest, Sha256};
 pub struct Run {
     /// The images and folders as named on the command line.
     pub images: Vec<PathBuf>,
-    /// On a replay, the image files the run explained with their names (their paths below
-    /// the folder named, which name their outputs), instead of expanding `images` again.
-    pub listed: Option<Vec<(PathBuf, String)>>,
+    /// On a replay, the images the run explained (files, or frames of them) with their keys
+    /// (their paths below the folder named, which name their outputs), instead of expanding
+    /// `images` again.
+    pub listed: Option<Vec<Source>>,
     pub weights: PathBuf,
     pub arch: Option<String>,
     pub methods: Vec<Method>,
@@ -35,6 +38,9 @@ pub struct Run {
     pub batch: usize,
     /// How DICOM images were read (frame and window).
     pub dicom: DicomOptions,
+    /// `--frame all`: every frame of a multi-frame DICOM file is an image (a replay reads the
+    /// frames `listed` names).
+    pub every_frame: bool,
 }
 
 /// The file's SHA-256 in hex.
@@ -68,7 +74,7 @@ pub fn sha256(path: &Path) -> Result<String> {
 pub fn write(
     path: &Path,
     run: &Run,
-    images: &[(PathBuf, String)],
+    images: &[Source],
     gpu: &Gpu,
     outputs: &[PathBuf],
 ) -> Result<()> {
@@ -76,8 +82,13 @@ pub fn write(
     let absolute = |file: &Path| std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let images = images
         .iter()
-        .map(|(image, name)| {
-            Ok(json!({"path": absolute(image), "name": name, "sha256": sha256(image)?}))
+        .map(|image| {
+            Ok(json!({
+                "path": absolute(&image.path),
+                "name": image.key,
+                "frame": image.frame,
+                "sha256": sha256(&image.path)?,
+            }))
         })
         .collect::<Result<Vec<_>>>()?;
     let inputs: Vec<PathBuf> = run.images.iter().map(|input| absolute(input)).collect();
@@ -149,7 +160,20 @@ pub fn read(path: &Path) -> Result<Run> {
             let name = entry["name"]
                 .as_str()
                 .ok_or_else(|| fail("an image has no name".to_string()))?;
-            Ok((checked(entry, "an image")?, name.to_string()))
+            let frame = match &entry["frame"] {
+                serde_json::Value::Null => None,
+                frame => Some(
+                    frame
+                        .as_u64()
+                        .ok_or_else(|| fail(format!("{name}: the frame is not an index")))?
+                        as usize,
+                ),
+            };
+            Ok(Source {
+                path: checked(entry, "an image")?,
+                key: name.to_string(),
+                frame,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let inputs = field("inputs")?
@@ -201,5 +225,6 @@ pub fn read(path: &Path) -> Result<Run> {
             }
             None => DicomOptions::default(),
         },
+        every_frame: false,
     })
 }

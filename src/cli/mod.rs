@@ -412,17 +412,44 @@ pub struct DicomArgs {
     /// place of the file's own; a file with neither has each frame's range stretched.
     #[arg(long, value_name = "CENTER,WIDTH", value_parser = parse_window, allow_hyphen_values = true)]
     window: Option<gradlens::imaging::Window>,
-    /// DICOM: the frame of a multi-frame file to read, from 0.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    frame: usize,
+    /// DICOM: the frame of a multi-frame file to read, from 0, or "all": every frame, each an
+    /// image of its own (named FILE#K in results, <name>_frameK for outputs).
+    #[arg(long, value_name = "N|all", default_value = "0", value_parser = parse_frame)]
+    frame: Frames,
+}
+
+/// `--frame`: one frame of every DICOM file, or all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frames {
+    One(usize),
+    Every,
 }
 
 impl DicomArgs {
+    /// How each image is read (with `--frame all`, each frame's own index replaces the 0 here:
+    /// `model::Source::dicom`).
     pub fn options(self) -> gradlens::imaging::DicomOptions {
         gradlens::imaging::DicomOptions {
             window: self.window,
-            frame: self.frame,
+            frame: match self.frame {
+                Frames::One(frame) => frame,
+                Frames::Every => 0,
+            },
         }
+    }
+
+    pub fn every_frame(self) -> bool {
+        self.frame == Frames::Every
+    }
+}
+
+fn parse_frame(text: &str) -> Result<Frames, String> {
+    match text {
+        "all" => Ok(Frames::Every),
+        _ => text
+            .parse()
+            .map(Frames::One)
+            .map_err(|_| format!("{text:?}: a frame index from 0, or \"all\"")),
     }
 }
 
@@ -606,6 +633,7 @@ pub fn run(cli: Cli) -> gradlens::Result<()> {
                     tile: tile.map(|tile| (tile as usize, stride.map(|s| s as usize))),
                     batch: batch as usize,
                     dicom: dicom.options(),
+                    every_frame: dicom.every_frame(),
                 },
             };
             saliency::run(&saliency::Request {

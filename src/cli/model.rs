@@ -13,10 +13,50 @@ pub fn load(gpu: &Gpu, weights: &Path, arch: Option<&str>) -> Result<LoadedModel
     gradlens::checkpoint::load(gpu, &WeightsFile::open(weights)?, arch)
 }
 
-/// The image files `paths` name, each with its partition key (`archive::Shard`): files as
-/// given, keyed by their file name; folders replaced by the PNG and JPEG files in them and
-/// their sub-folders, in name order, keyed by their path below the folder.
-pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+/// One image to read: a file, or with `--frame all` one frame of a multi-frame DICOM file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Source {
+    pub path: PathBuf,
+    /// The partition key (`archive::Shard`) and the mark of a finished image (`--jsonl`): the
+    /// path below the folder named (the file name for a file named), `#K` after it for frame K.
+    pub key: String,
+    pub frame: Option<usize>,
+}
+
+impl Source {
+    /// How to read it: its own frame, if it is one.
+    pub fn dicom(&self, options: &DicomOptions) -> DicomOptions {
+        DicomOptions {
+            frame: self.frame.unwrap_or(options.frame),
+            ..*options
+        }
+    }
+
+    /// As messages and JSON name it: the path, `#K` after it for frame K.
+    pub fn shown(&self) -> String {
+        match self.frame {
+            Some(frame) => format!("{}#{frame}", self.path.display()),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// Its outputs' name below an output folder: the key without the file's extension,
+    /// `_frameK` after it for frame K.
+    pub fn output_name(&self) -> String {
+        let file_key = self.key.split('#').next().unwrap_or(&self.key);
+        let stem = Path::new(file_key).with_extension("");
+        match self.frame {
+            Some(frame) => format!("{}_frame{frame}", stem.to_string_lossy()),
+            None => stem.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// The images `paths` name: files as given, keyed by their file name; folders replaced by the
+/// PNG, JPEG, TIFF and DICOM files in them and their sub-folders, in name order, keyed by their
+/// path below the folder. With `every_frame`, a multi-frame DICOM file becomes one source per
+/// frame.
+pub fn expand_images(paths: &[PathBuf], every_frame: bool) -> Result<Vec<Source>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -45,7 +85,44 @@ pub fn expand_images(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
             files.push((path.clone(), key));
         }
     }
-    Ok(files)
+    let mut sources = Vec::with_capacity(files.len());
+    for (path, key) in files {
+        let frames = match every_frame {
+            true => dicom_frames(&path)?,
+            false => 1,
+        };
+        if frames == 1 {
+            sources.push(Source {
+                path,
+                key,
+                frame: None,
+            });
+            continue;
+        }
+        sources.extend((0..frames).map(|frame| Source {
+            path: path.clone(),
+            key: format!("{key}#{frame}"),
+            frame: Some(frame),
+        }));
+    }
+    Ok(sources)
+}
+
+/// A DICOM file's frame count; 1 for any other image.
+fn dicom_frames(path: &Path) -> Result<usize> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Image {
+        path: shown.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let named = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"));
+    match imaging::is_dicom(&bytes) || named {
+        true => imaging::dicom_frame_count(&bytes, &shown),
+        false => Ok(1),
+    }
 }
 
 fn collect_images(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
@@ -69,19 +146,23 @@ fn collect_images(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
 pub fn images(
     gpu: &Gpu,
     info: &ModelInfo,
-    paths: &[PathBuf],
+    sources: &[Source],
     dicom: &DicomOptions,
 ) -> Result<(Tensor, Vec<Planes>)> {
     let preprocess = &info.preprocess;
     let mut batch = Vec::new();
     let mut sized = Vec::new();
-    for path in paths {
-        let image = imaging::load_with(path, preprocess.channels, dicom)?;
+    for source in sources {
+        let image = imaging::load_with(&source.path, preprocess.channels, &source.dicom(dicom))?;
         batch.extend(preprocess.apply(&image)?.data);
         sized.push(preprocess.sized(&image)?);
     }
     let size = preprocess.input_size();
-    let tensor = Tensor::from_slice(gpu, [paths.len(), preprocess.channels, size, size], &batch)?;
+    let tensor = Tensor::from_slice(
+        gpu,
+        [sources.len(), preprocess.channels, size, size],
+        &batch,
+    )?;
     Ok((tensor, sized))
 }
 
@@ -119,15 +200,16 @@ impl Tiled {
     /// `stride` defaults to half the tile (tiles overlap by half).
     pub fn open(
         info: &ModelInfo,
-        path: &Path,
+        source: &Source,
         (tile, stride): (usize, Option<usize>),
         dicom: &DicomOptions,
     ) -> Result<Self> {
-        let image = imaging::load_with(path, info.preprocess.channels, dicom)?;
+        let path = &source.path;
+        let image = imaging::load_with(path, info.preprocess.channels, &source.dicom(dicom))?;
         let stride = stride.unwrap_or(tile.div_ceil(2));
         let grid = TileGrid::new(tile, stride, image.height, image.width).map_err(|error| {
             Error::Image {
-                path: path.display().to_string(),
+                path: source.shown(),
                 message: error.to_string(),
             }
         })?;

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::archive::{self, JsonLines, Shard};
 use super::manifest::{self, Run};
-use super::model::{self, TILES_PER_BATCH, Tiled};
+use super::model::{self, Source, TILES_PER_BATCH, Tiled};
 
 /// A run and where its outputs go.
 pub struct Request<'a> {
@@ -57,7 +57,10 @@ pub fn run(request: &Request) -> Result<()> {
     let run = &request.run;
     let images = match &run.listed {
         Some(listed) => listed.clone(),
-        None => archive::select(model::expand_images(&run.images)?, request.shard),
+        None => archive::select(
+            model::expand_images(&run.images, run.every_frame)?,
+            request.shard,
+        ),
     };
     if images.is_empty() {
         println!("no image falls in this shard");
@@ -68,27 +71,21 @@ pub fn run(request: &Request) -> Result<()> {
     // given): a tree of outputs mirrors the tree of images, and two images of one name in
     // different sub-folders cannot overwrite each other.
     let several = images.len() > 1 || run.images.iter().any(|path| path.is_dir());
-    let explained_images = images.clone();
     let mut names = HashMap::new();
     let mut taken = std::collections::HashSet::new();
-    for (path, key) in &images {
-        let name = Path::new(key)
-            .with_extension("")
-            .to_string_lossy()
-            .into_owned();
+    for source in &images {
+        let name = source.output_name();
         if several && !taken.insert(name.clone()) {
             return Err(Error::Image {
-                path: path.display().to_string(),
+                path: source.shown(),
                 message:
                     "another image has the same file name; their maps would overwrite each other"
                         .to_string(),
             });
         }
-        names.insert(path.clone(), name);
+        names.insert(source.clone(), name);
     }
-    let name_of = |path: &Path| several.then(|| names[path].as_str());
-    let keys: HashMap<PathBuf, String> = images.iter().cloned().collect();
-    let paths: Vec<PathBuf> = images.into_iter().map(|(path, _)| path).collect();
+    let name_of = |source: &Source| several.then(|| names[source].as_str());
     let gpu = Gpu::new()?;
     let loaded = model::load(&gpu, &run.weights, run.arch.as_deref())?;
     let explained = Explained {
@@ -101,22 +98,22 @@ pub fn run(request: &Request) -> Result<()> {
     // or, without them, those whose every output exists (each is written whole or not at all).
     // A run that is not a shard's and keeps no JSON lines redoes everything: the same outputs
     // asked of another method must be that method's.
-    let mut remaining = Vec::with_capacity(paths.len());
-    for path in &paths {
+    let mut remaining = Vec::with_capacity(images.len());
+    for source in &images {
         let finished = match &lines {
-            Some(lines) => lines.holds(&keys[path]),
-            None if request.shard.is_some() => finished_outputs(name_of(path), request)?,
+            Some(lines) => lines.holds(&source.key),
+            None if request.shard.is_some() => finished_outputs(name_of(source), request)?,
             None => false,
         };
         if !finished {
-            remaining.push(path.clone());
+            remaining.push(source.clone());
         }
     }
-    if remaining.len() < paths.len() {
+    if remaining.len() < images.len() {
         println!(
             "{} of {} images already done; explaining the other {}",
-            paths.len() - remaining.len(),
-            paths.len(),
+            images.len() - remaining.len(),
+            images.len(),
             remaining.len()
         );
     }
@@ -136,27 +133,28 @@ pub fn run(request: &Request) -> Result<()> {
             )?,
             Some((tile, stride)) => chunk
                 .iter()
-                .map(|path| {
-                    let tiled = Tiled::open(&loaded.info, path, (tile, stride), &run.dicom)?;
+                .map(|source| {
+                    let tiled = Tiled::open(&loaded.info, source, (tile, stride), &run.dicom)?;
                     explain_tiles(&gpu, explained, tiled, class, &run.methods, request)
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
-        for (path, explanation) in chunk.iter().zip(&explanations) {
+        for (source, explanation) in chunk.iter().zip(&explanations) {
             let name = &loaded.info.class_names[explanation.class];
             let written = write_outputs(
-                path,
+                source,
                 explanation,
                 name,
-                name_of(path),
+                name_of(source),
                 &loaded.info.arch,
                 request,
             )?;
             if let Some(lines) = &mut lines {
                 lines.append(
-                    &keys[path],
+                    &source.key,
                     &json!({
-                        "image": path.display().to_string(),
+                        "image": source.path.display().to_string(),
+                        "frame": source.frame,
                         "class": explanation.class,
                         "class_name": name,
                         "methods": run.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
@@ -189,7 +187,7 @@ pub fn run(request: &Request) -> Result<()> {
     if let Some(path) = manifest_path.filter(|_| !remaining.is_empty()) {
         // The files explained with their names: a replay checks each one's digest and names
         // its outputs as this run did.
-        manifest::write(&path, run, &explained_images, &gpu, &outputs)?;
+        manifest::write(&path, run, &images, &gpu, &outputs)?;
         println!("manifest → {}", path.display());
     }
     Ok(())
@@ -201,26 +199,26 @@ fn explain_batch(
     gpu: &Gpu,
     explained: Explained,
     info: &gradlens::checkpoint::ModelInfo,
-    paths: &[PathBuf],
+    sources: &[Source],
     class: Option<usize>,
     request: &Request,
     metrics: &mut Vec<serde_json::Value>,
 ) -> Result<Vec<Explanation>> {
     let run = &request.run;
-    let (batch, sized) = model::images(gpu, info, paths, &run.dicom)?;
+    let (batch, sized) = model::images(gpu, info, sources, &run.dicom)?;
     let classes = match class {
-        Some(class) => vec![class; paths.len()],
+        Some(class) => vec![class; sources.len()],
         None => pollster::block_on(saliency::top_classes(explained, &batch))?,
     };
     let started = Instant::now();
     let computed = compute(explained, &batch, &classes, request)?;
-    let seconds = started.elapsed().as_secs_f64() / paths.len() as f64;
+    let seconds = started.elapsed().as_secs_f64() / sources.len() as f64;
     let plane = batch.dims()[2] * batch.dims()[3];
     if request.json.is_some() {
         let dims = batch.dims();
         let size: usize = dims[1..].iter().product();
         let values = batch.to_vec()?;
-        for (i, path) in paths.iter().enumerate() {
+        for (i, source) in sources.iter().enumerate() {
             let one = &values[i * size..(i + 1) * size];
             let image = Tensor::from_slice(gpu, [1, dims[1], dims[2], dims[3]], one)?;
             let mut per_method = serde_json::Map::new();
@@ -232,7 +230,8 @@ fn explain_batch(
                 );
             }
             metrics.push(json!({
-                "path": path,
+                "path": source.path,
+                "frame": source.frame,
                 "class": classes[i],
                 "seconds_per_image_all_methods": seconds,
                 "methods": per_method,
@@ -370,7 +369,7 @@ fn finished_outputs(name: Option<&str>, request: &Request) -> Result<bool> {
 
 /// One image's overlay (or grid, with --methods) and raw maps; the files written.
 fn write_outputs(
-    path: &Path,
+    source: &Source,
     explanation: &Explanation,
     class_name: &str,
     name: Option<&str>,
@@ -399,7 +398,7 @@ fn write_outputs(
         write_png(&target, width, height, &pixels)?;
         println!(
             "{}: {} for class {class} ({class_name}) → {}",
-            path.display(),
+            source.shown(),
             names.join(", "),
             target.display()
         );
@@ -411,7 +410,14 @@ fn write_outputs(
                 names.join(", ")
             );
             let file = target.with_extension("dcm");
-            if write_capture(path, &file, &pixels, [height, width], &description, capture)? {
+            if write_capture(
+                &source.path,
+                &file,
+                &pixels,
+                [height, width],
+                &description,
+                capture,
+            )? {
                 written.push(file);
             }
         }
@@ -440,7 +446,7 @@ fn write_outputs(
     if request.out.is_none() && request.raw_out.is_none() {
         println!(
             "{}: {} for class {class} ({class_name}); pass --out or --raw-out to keep the map",
-            path.display(),
+            source.shown(),
             names.join(", "),
         );
     }

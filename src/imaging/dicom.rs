@@ -43,6 +43,27 @@ pub fn is_dicom(bytes: &[u8]) -> bool {
     bytes.get(128..132) == Some(b"DICM".as_slice())
 }
 
+/// How many frames a DICOM file holds (its header checked as for decoding, its pixel data not
+/// decoded): what `--frame all` expands a file into.
+pub fn dicom_frame_count(bytes: &[u8], name: &str) -> Result<usize> {
+    let fail = |message: String| Error::Image {
+        path: name.to_string(),
+        message: one_line(&message),
+    };
+    if !is_dicom(bytes) {
+        return Err(fail(
+            "not a DICOM file (no \"DICM\" after a 128-byte preamble)".into(),
+        ));
+    }
+    check_structure(bytes, MAX_FILE_BYTES).map_err(fail)?;
+    let object = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Auto)
+        .from_reader(Cursor::new(bytes))
+        .map_err(|e| fail(format!("not a readable DICOM file: {e}")))?;
+    let [_, _, frames] = geometry(&object).map_err(fail)?;
+    Ok(frames)
+}
+
 /// Decodes frame `options.frame` of a DICOM file into `channels` (1 or 3) planes in [0, 1];
 /// `name` names the file in errors.
 pub fn decode_dicom(

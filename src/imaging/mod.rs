@@ -11,7 +11,7 @@ mod resize;
 pub mod slide;
 pub mod tiles;
 
-pub use dicom::{DicomOptions, Window, apply_window, decode_dicom, is_dicom};
+pub use dicom::{DicomOptions, Window, apply_window, decode_dicom, dicom_frame_count, is_dicom};
 pub use dicom_output::{Derivation, secondary_capture};
 pub use heatmap::{Colormap, overlay, saliency_overlay, write_png};
 pub use label::{draw_label, label_width, labelled_grid};
