@@ -643,6 +643,15 @@ fn write_seed_corpora() {
 // Regressions: inputs the generators above found, or that reading the loaders found, each
 // once accepted.
 
+/// Found by the slide_decode fuzz target: a tile cut short of its compressed data, whose decoder's
+/// message held a newline; the error is one line.
+#[test]
+fn a_decoder_message_with_a_newline_ends_in_one_line() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/slide/regression_error_with_newline.tif");
+    robustness::slide_decode(&std::fs::read(path).unwrap());
+}
+
 /// Found by the slide_decode fuzz target: an LZW tile whose code stream stops making progress
 /// made tiff 0.10's reader panic (an `assert_eq!`); the reader (tiff 0.11) returns an error.
 #[test]

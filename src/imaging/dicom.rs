@@ -17,7 +17,7 @@ use dicom_pixeldata::{
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::dicom_scan::check_structure;
-use super::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, Planes};
+use super::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, Planes, one_line};
 use crate::error::{Error, Result};
 
 /// A step that fails with a message for the file's error line.
@@ -259,18 +259,6 @@ impl Sample {
             false => value as f64,
         }
     }
-}
-
-/// `message` on one line: a file's own text (a UID with a newline in it, say) quoted in an
-/// error has its control characters escaped.
-pub(super) fn one_line(message: &str) -> String {
-    message
-        .chars()
-        .map(|c| match c.is_control() {
-            true => c.escape_default().to_string(),
-            false => c.to_string(),
-        })
-        .collect()
 }
 
 /// The stored values, no rescale and no window (applied here in f64).

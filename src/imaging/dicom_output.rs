@@ -15,8 +15,9 @@ use dicom_object::mem::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 
 use super::MAX_FILE_BYTES;
-use super::dicom::{is_dicom, one_line};
+use super::dicom::is_dicom;
 use super::dicom_scan::check_structure;
+use super::one_line;
 use crate::error::{Error, Result};
 
 /// What the capture says about how it was made.

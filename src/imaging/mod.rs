@@ -101,6 +101,18 @@ pub fn decode_with(
     decode_from(reader, name, channels)
 }
 
+/// `message` on one line: a file's own text (a UID with a newline in it, say) or a decoder's
+/// message quoted in an error has its control characters escaped.
+pub(crate) fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 fn read_error(name: &str, error: std::io::Error) -> Error {
     Error::Image {
         path: name.to_string(),

@@ -24,7 +24,7 @@ use tiff::ColorType;
 use tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
 use tiff::tags::Tag;
 
-use super::Planes;
+use super::{Planes, one_line};
 use crate::error::{Error, Result};
 
 /// The widest and tallest slide level read (a million pixels a side: four times the largest
@@ -135,7 +135,7 @@ impl<R: Read + Seek> Slide<R> {
     pub fn from_reader(reader: R, name: &str) -> Result<Self> {
         let fail = |message: String| Error::Image {
             path: name.to_string(),
-            message,
+            message: one_line(&message),
         };
         let unreadable = |e: tiff::TiffError| fail(format!("not a readable TIFF: {e}"));
         let mut limits = Limits::default();
@@ -318,7 +318,7 @@ impl<R: Read + Seek> Slide<R> {
         let info = self.levels[level];
         let fail = |message: String| Error::Image {
             path: self.name.clone(),
-            message,
+            message: one_line(&message),
         };
         if self.directory != info.directory {
             self.decoder
