@@ -52,8 +52,20 @@ function showModel(model, name) {
 
 function setImage(bytes, name) {
   image = { bytes, name };
+  lastOverlay = null;
+  $("capture").hidden = true;
   $("drop").firstChild.textContent = `${name} — drop another, or `;
+  // A DICOM file gets its frames to choose from and a window to set.
+  const frames = Session.dicomFrames(bytes, name);
+  $("dicom-controls").hidden = frames === 0;
+  $("frame").replaceChildren(...Array.from({ length: frames }, (_, k) => new Option(`${k + 1} of ${frames}`, k)));
   updateRunButton();
+}
+
+// The frame and window the DICOM controls ask for (a blank window: the file's own).
+function dicomChoice() {
+  const number = (id) => ($(id).value.trim() === "" ? undefined : Number($(id).value));
+  return { frame: Number($("frame").value || 0), center: number("window-center"), width: number("window-width") };
 }
 
 function updateRunButton() {
@@ -99,11 +111,18 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 }
 
-// Classifies `image`, explains its top class with `method`, and draws everything.
-async function analyse(method) {
+// The last overlay drawn, for a Secondary Capture of a DICOM image.
+let lastOverlay = null;
+
+// Classifies `image`, explains its top class with `method`, and draws everything; a DICOM image
+// is read as `dicom` (default: the DICOM controls) says.
+async function analyse(method, dicom = dicomChoice()) {
   const timestamps = JSON.parse(session.adapter()).timestamps;
-  const result = await session.run(image.bytes, image.name, method, -1, $("profile").checked);
+  const result = await session.run(image.bytes, image.name, method, -1, $("profile").checked,
+    dicom.frame ?? 0, dicom.center, dicom.width);
   const summary = JSON.parse(result.summary);
+  lastOverlay = { rgba: result.overlayRgba, width: result.width, height: result.height, method, summary };
+  $("capture").hidden = !(method && Session.dicomFrames(image.bytes, image.name) > 0);
   drawRgba($("image-view"), result.imageRgba, result.width, result.height);
   drawRgba($("overlay-view"), result.overlayRgba, result.width, result.height);
   $("overlay-caption").textContent = `${method}, class “${summary.class_name}”`;
@@ -111,6 +130,13 @@ async function analyse(method) {
   showTiming(summary, timestamps);
   return { summary, logits: Array.from(result.logits), map: Array.from(result.map),
            width: result.width, height: result.height };
+}
+
+// The last overlay as a DICOM Secondary Capture of the DICOM image shown.
+function secondaryCapture(anonymise) {
+  const { rgba, width, height, method, summary } = lastOverlay;
+  return Session.secondaryCapture(image.bytes, image.name, rgba, width, height,
+    `gradlens saliency (browser): ${method}, class ${summary.class} (${summary.class_name})`, anonymise);
 }
 
 async function runTests(methods) {
@@ -130,6 +156,17 @@ async function runTests(methods) {
       $("method").value = method;
       setStatus(`test: ${method}…`);
       test.results[method] = await analyse(method);
+    }
+    // DICOM read as --window and --frame read it, and the overlay as a Secondary Capture.
+    setImage(await fetchBytes("demo/scan_rle.dcm"), "scan_rle.dcm");
+    test.dicomWindow = (await analyse("gradient", { frame: 0, center: 1000, width: 800 })).logits;
+    const cine = await fetchBytes("demo/cine.dcm");
+    setImage(cine, "cine.dcm");
+    test.cineFrames = Session.dicomFrames(cine, "cine.dcm");
+    test.cineFrame2 = (await analyse("gradient", { frame: 2 })).logits;
+    test.captures = {};
+    for (const anonymise of [false, true]) {
+      test.captures[anonymise ? "anonymised" : "kept"] = Array.from(secondaryCapture(anonymise));
     }
     // A file that is no image must be refused with a message naming it.
     try {
@@ -229,6 +266,14 @@ async function main() {
     drop.classList.remove("over");
     const file = event.dataTransfer.files[0];
     if (file) setImage(await fileBytes(file), file.name);
+  }));
+  $("capture-button").addEventListener("click", wrap(async () => {
+    const bytes = secondaryCapture($("anonymise").checked);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([bytes], { type: "application/dicom" }));
+    link.download = `${image.name.replace(/\.(dcm|dicom)$/i, "")}_${lastOverlay.method}.dcm`;
+    link.click();
+    URL.revokeObjectURL(link.href);
   }));
   $("run").addEventListener("click", wrap(async () => {
     const method = $("method").value;

@@ -68,6 +68,11 @@ for (const name of ["scan_rle.dcm", "scan_jpeg.dcm"]) {
   const answer = JSON.parse(execFileSync(gradlens, ["classify", file, "--weights", weights, "--json"], { encoding: "utf8" }));
   native.dicom[name] = answer.results[0].logits;
 }
+const demo = (name) => join(webDir, "demo", name);
+const classifyNative = (...args) =>
+  JSON.parse(execFileSync(gradlens, ["classify", ...args, "--weights", weights, "--json"], { encoding: "utf8" })).results[0].logits;
+native.dicomWindow = classifyNative(demo("scan_rle.dcm"), "--window", "1000,800");
+native.cineFrame2 = classifyNative(demo("cine.dcm"), "--frame", "2");
 for (const method of COMPARED) {
   const raw = join(scratch, `${method}.safetensors`);
   execFileSync(gradlens, ["saliency", image, "--weights", weights, "--method", method, "--raw-out", raw], { stdio: "ignore" });
@@ -221,6 +226,20 @@ function compare(what, browserValues, nativeValues) {
 }
 
 for (const [name, logits] of Object.entries(native.dicom)) compare(`logits of ${name}`, test.dicom[name], logits);
+compare("logits of scan_rle.dcm with the window 1000,800", test.dicomWindow, native.dicomWindow);
+if (test.cineFrames !== 3) fail(`the page counted ${test.cineFrames} frames in cine.dcm, not 3`);
+compare("logits of cine.dcm's frame 2", test.cineFrame2, native.cineFrame2);
+// The page's Secondary Captures: DICOM files the native build reads, the patient's identifier
+// kept, or gone when anonymised.
+for (const [kind, bytes] of Object.entries(test.captures)) {
+  const file = join(outDir, `capture_${kind}.dcm`);
+  writeFileSync(file, Buffer.from(bytes));
+  classifyNative(file);
+  const holdsId = Buffer.from(bytes).includes("GL-0001");
+  if (holdsId !== (kind === "kept")) fail(`the ${kind} Secondary Capture ${holdsId ? "holds" : "lacks"} the patient ID`);
+}
+console.log(`web e2e: DICOM in the page: a window and frame 2 of 3 as the native --window and --frame read them; ` +
+  `Secondary Captures (${test.captures.kept.length} bytes) the native build reads, anonymised without the patient ID`);
 for (const method of COMPARED) {
   const result = test.results[method];
   compare(`logits (${method} run)`, result.logits, native.logits);

@@ -177,7 +177,9 @@ impl Session {
     /// Classifies one PNG, JPEG, TIFF or DICOM image and, unless `method` is empty, explains
     /// the top class (or `class` when it is at least 0) with that saliency method. With
     /// `profile`, and where the browser offers timestamp queries, the summary also holds a
-    /// per-kernel table.
+    /// per-kernel table. A DICOM image is read at `frame` with the window `window_center`,
+    /// `window_width` when both are given (else the file's), as `--frame` and `--window` do.
+    #[allow(clippy::too_many_arguments)] // the page's controls, one argument each
     pub async fn run(
         &self,
         image: &[u8],
@@ -185,6 +187,9 @@ impl Session {
         method: &str,
         class: i32,
         profile: bool,
+        frame: u32,
+        window_center: Option<f64>,
+        window_width: Option<f64>,
     ) -> Result<Analysis, JsError> {
         let loaded = self
             .model
@@ -202,7 +207,23 @@ impl Session {
             ),
         };
         let info = &loaded.info;
-        let planes = imaging::decode(image, name, info.preprocess.channels).map_err(to_js)?;
+        let window = match (window_center, window_width) {
+            (Some(center), Some(width)) if center.is_finite() && width >= 1.0 => {
+                Some(imaging::Window { center, width })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(JsError::new(
+                    "a window is a centre and a width of at least 1, both numbers",
+                ));
+            }
+        };
+        let dicom = imaging::DicomOptions {
+            window,
+            frame: frame as usize,
+        };
+        let planes =
+            imaging::decode_with(image, name, info.preprocess.channels, &dicom).map_err(to_js)?;
         let input = info.preprocess.apply(&planes).map_err(to_js)?;
         let sized = info.preprocess.sized(&planes).map_err(to_js)?;
         let size = info.preprocess.input_size();
@@ -269,6 +290,42 @@ impl Session {
             width: sized.width,
             height: sized.height,
         })
+    }
+
+    /// How many frames a DICOM image holds; 0 for any other image.
+    #[wasm_bindgen(js_name = dicomFrames)]
+    pub fn dicom_frames(image: &[u8], name: &str) -> Result<u32, JsError> {
+        if !imaging::is_dicom(image) {
+            return Ok(0);
+        }
+        Ok(imaging::dicom_frame_count(image, name).map_err(to_js)? as u32)
+    }
+
+    /// The overlay (RGBA, `width` × `height`, as `Analysis::overlay_rgba` gives it) as a DICOM
+    /// Secondary Capture of the DICOM image `source`: in its study with its patient and study
+    /// identifiers, or with `anonymise` without them, as `saliency --secondary-capture` writes.
+    #[wasm_bindgen(js_name = secondaryCapture)]
+    pub fn secondary_capture(
+        source: &[u8],
+        name: &str,
+        overlay_rgba: &[u8],
+        width: usize,
+        height: usize,
+        description: &str,
+        anonymise: bool,
+    ) -> Result<Vec<u8>, JsError> {
+        let rgb: Vec<u8> = overlay_rgba
+            .chunks(4)
+            .flat_map(|rgba| [rgba[0], rgba[1], rgba[2]])
+            .collect();
+        // The time makes each capture's UIDs its own.
+        let salt = format!("{name}\0{}", now_ms());
+        let derivation = imaging::Derivation {
+            description,
+            anonymise,
+            uid_salt: salt.as_bytes(),
+        };
+        imaging::secondary_capture(source, name, &rgb, [height, width], &derivation).map_err(to_js)
     }
 
     fn timestamps(&self) -> bool {
