@@ -363,8 +363,8 @@ proptest! {
     }
 }
 
-/// Small slides (gradlens's writer: classic and BigTIFF, uncompressed, deflate and JPEG; and
-/// tifffile's fixtures), damaged at a few bytes and cut short, through
+/// Small slides (gradlens's writer: classic and BigTIFF, uncompressed, deflate, JPEG, and laid
+/// out as an SVS file; and tifffile's fixtures), damaged at a few bytes and cut short, through
 /// `robustness::slide_decode`.
 fn slide_files() -> &'static [Vec<u8>] {
     static FILES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
@@ -386,6 +386,9 @@ fn slide_files() -> &'static [Vec<u8>] {
             layout.write(&path, big, compression, 32, 2).unwrap();
             files.push(std::fs::read(&path).unwrap());
         }
+        let svs = dir.join("svs.tif");
+        layout.write_like_svs(&svs, false, 32, 2).unwrap();
+        files.push(std::fs::read(&svs).unwrap());
         let fixtures =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slide");
         for name in ["deflate_bigtiff.tif", "jpeg_ycbcr.tif", "lzw_gray16.tif"] {

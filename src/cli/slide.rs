@@ -81,9 +81,10 @@ pub struct SyntheticArgs {
     /// Write a BigTIFF (64-bit offsets; needed past 4 GB of tiles).
     #[arg(long)]
     bigtiff: bool,
-    /// JPEG tiles (as scanners write) instead of deflate.
+    /// Laid out as an Aperio SVS file: JPEG tiles sharing one set of tables, a thumbnail and a
+    /// label in strips beside the levels (deflate tiles otherwise).
     #[arg(long)]
-    jpeg: bool,
+    svs: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -102,17 +103,11 @@ pub fn synthetic(args: &SyntheticArgs) -> Result<()> {
     let started = Instant::now();
     let size = (args.width as usize, args.height as usize);
     let slide = SyntheticSlide::new(size, args.sections as usize, args.seed);
-    let compression = match args.jpeg {
-        true => Compression::Jpeg,
-        false => Compression::Deflate,
-    };
-    slide.write(
-        &args.out,
-        args.bigtiff,
-        compression,
-        args.tile as usize,
-        args.levels as usize,
-    )?;
+    let (tile, levels) = (args.tile as usize, args.levels as usize);
+    match args.svs {
+        true => slide.write_like_svs(&args.out, args.bigtiff, tile, levels)?,
+        false => slide.write(&args.out, args.bigtiff, Compression::Deflate, tile, levels)?,
+    }
     println!(
         "{}×{} slide, {} levels → {} in {:.1} s",
         size.0,

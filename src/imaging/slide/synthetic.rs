@@ -163,16 +163,41 @@ impl SyntheticSlide {
     ) -> Result<()> {
         let mut tiff = TiledTiff::create(path, big, compression)?;
         for level in 0..levels {
-            let downsample = 1 << level;
-            let size = (
-                self.width.div_ceil(downsample),
-                self.height.div_ceil(downsample),
-            );
-            tiff.add_level(size, tile, |x, y, w, h| {
-                self.region((x, y), (w, h), downsample)
-            })?;
+            self.add_level(&mut tiff, tile, level)?;
         }
         tiff.finish()
+    }
+
+    /// Writes the slide laid out as an Aperio SVS file is: JPEG tiles sharing one set of tables,
+    /// a thumbnail in one strip after the full resolution, the other levels, then a label
+    /// photograph in one strip.
+    pub fn write_like_svs(&self, path: &Path, big: bool, tile: usize, levels: usize) -> Result<()> {
+        let mut tiff = TiledTiff::create(path, big, Compression::JpegSharedTables)?;
+        let thumbnail = |side: usize| {
+            let factor = self.width.max(self.height).div_ceil(side);
+            let size = (self.width.div_ceil(factor), self.height.div_ceil(factor));
+            (size, self.region((0, 0), size, factor))
+        };
+        self.add_level(&mut tiff, tile, 0)?;
+        let (size, rgb) = thumbnail(256);
+        tiff.add_strip_image(size, &rgb)?;
+        for level in 1..levels {
+            self.add_level(&mut tiff, tile, level)?;
+        }
+        let (size, rgb) = thumbnail(96);
+        tiff.add_strip_image(size, &rgb)?;
+        tiff.finish()
+    }
+
+    fn add_level(&self, tiff: &mut TiledTiff, tile: usize, level: usize) -> Result<()> {
+        let downsample = 1 << level;
+        let size = (
+            self.width.div_ceil(downsample),
+            self.height.div_ceil(downsample),
+        );
+        tiff.add_level(size, tile, |x, y, w, h| {
+            self.region((x, y), (w, h), downsample)
+        })
     }
 }
 

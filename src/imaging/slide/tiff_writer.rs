@@ -16,8 +16,11 @@ pub enum Compression {
     None,
     /// zlib (TIFF compression 8).
     Deflate,
-    /// One baseline JPEG per tile, YCbCr (TIFF compression 7), as scanners write.
+    /// One baseline JPEG per tile, YCbCr (TIFF compression 7).
     Jpeg,
+    /// JPEG as Aperio's scanners store it: each tile an abbreviated stream without tables, the
+    /// quantisation and Huffman tables once in the JPEGTables tag.
+    JpegSharedTables,
 }
 
 impl Compression {
@@ -25,7 +28,7 @@ impl Compression {
         match self {
             Compression::None => 1,
             Compression::Deflate => 8,
-            Compression::Jpeg => 7,
+            Compression::Jpeg | Compression::JpegSharedTables => 7,
         }
     }
 
@@ -38,7 +41,7 @@ impl Compression {
                 encoder.write_all(rgb)?;
                 encoder.finish()
             }
-            Compression::Jpeg => {
+            Compression::Jpeg | Compression::JpegSharedTables => {
                 let mut encoded = Vec::new();
                 image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 90)
                     .write_image(
@@ -54,13 +57,16 @@ impl Compression {
     }
 }
 
-/// One level written: where its directory's values come from.
+/// One image written: where its directory's values come from.
 struct WrittenLevel {
     width: u32,
     height: u32,
-    tile: u32,
+    /// The tile side; None for an image in one strip (a scanner's thumbnail or label).
+    tile: Option<u32>,
     offsets: Vec<u64>,
     counts: Vec<u64>,
+    /// The JPEGTables tag of `Compression::JpegSharedTables`.
+    jpeg_tables: Option<Vec<u8>>,
 }
 
 /// A TIFF being written: levels first, their directories at the end.
@@ -115,9 +121,10 @@ impl TiledTiff {
         let mut level = WrittenLevel {
             width: width as u32,
             height: height as u32,
-            tile: tile as u32,
+            tile: Some(tile as u32),
             offsets: Vec::new(),
             counts: Vec::new(),
+            jpeg_tables: None,
         };
         for top in (0..height).step_by(tile) {
             for left in (0..width).step_by(tile) {
@@ -128,10 +135,24 @@ impl TiledTiff {
                     padded[row * tile * 3..][..w * 3]
                         .copy_from_slice(&region[row * w * 3..][..w * 3]);
                 }
-                let data = self
+                let mut data = self
                     .compression
                     .compress(&padded, tile, tile)
                     .map_err(|e| self.fail(e))?;
+                if self.compression == Compression::JpegSharedTables {
+                    let (tables, stream) = split_jpeg_tables(&data).map_err(|e| self.fail(e))?;
+                    match &level.jpeg_tables {
+                        None => level.jpeg_tables = Some(tables),
+                        // The encoder's tables are fixed by its quality: every tile shares them.
+                        Some(first) if *first == tables => {}
+                        Some(_) => {
+                            return Err(self.fail(std::io::Error::other(
+                                "the JPEG encoder changed its tables between tiles",
+                            )));
+                        }
+                    }
+                    data = stream;
+                }
                 level.offsets.push(self.position()?);
                 level.counts.push(data.len() as u64);
                 self.out.write_all(&data).map_err(|e| self.fail(e))?;
@@ -139,6 +160,24 @@ impl TiledTiff {
             }
         }
         self.levels.push(level);
+        Ok(())
+    }
+
+    /// An uncompressed RGB image of `width` × `height` in one strip, as scanners store a
+    /// slide's thumbnail, label and macro photographs between and after the levels: a reader
+    /// must pass over it.
+    pub fn add_strip_image(&mut self, (width, height): (usize, usize), rgb: &[u8]) -> Result<()> {
+        let offset = self.position()?;
+        self.out.write_all(rgb).map_err(|e| self.fail(e))?;
+        self.align()?;
+        self.levels.push(WrittenLevel {
+            width: width as u32,
+            height: height as u32,
+            tile: None,
+            offsets: vec![offset],
+            counts: vec![rgb.len() as u64],
+            jpeg_tables: None,
+        });
         Ok(())
     }
 
@@ -205,9 +244,14 @@ impl TiledTiff {
         const SHORT: u16 = 3;
         const LONG: u16 = 4;
         const LONG8: u16 = 16;
-        let photometric = match self.compression {
-            Compression::Jpeg => 6,
+        const UNDEFINED: u16 = 7;
+        let photometric = match (self.compression, level.tile) {
+            (Compression::Jpeg | Compression::JpegSharedTables, Some(_)) => 6,
             _ => 2,
+        };
+        let compression = match level.tile {
+            Some(_) => self.compression.tag_value(),
+            None => 1,
         };
         let offsets_type = if self.big { LONG8 } else { LONG };
         let words = |values: &[u64], big: bool| -> Vec<u8> {
@@ -222,31 +266,45 @@ impl TiledTiff {
         let shorts =
             |values: &[u16]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
         let long = |v: u32| v.to_le_bytes().to_vec();
-        // Tag, type, count, value bytes; in ascending tag order, as TIFF requires.
-        let entries: Vec<(u16, u16, u64, Vec<u8>)> = vec![
+        let offsets = (
+            offsets_type,
+            level.offsets.len() as u64,
+            words(&level.offsets, self.big),
+        );
+        let counts = (
+            offsets_type,
+            level.counts.len() as u64,
+            words(&level.counts, self.big),
+        );
+        // In ascending tag order, as TIFF requires.
+        let mut entries: Vec<(u16, u16, u64, Vec<u8>)> = vec![
             (254, LONG, 1, long(u32::from(reduced))),
             (256, LONG, 1, long(level.width)),
             (257, LONG, 1, long(level.height)),
             (258, SHORT, 3, shorts(&[8, 8, 8])),
-            (259, SHORT, 1, shorts(&[self.compression.tag_value()])),
+            (259, SHORT, 1, shorts(&[compression])),
             (262, SHORT, 1, shorts(&[photometric])),
-            (277, SHORT, 1, shorts(&[3])),
-            (284, SHORT, 1, shorts(&[1])),
-            (322, LONG, 1, long(level.tile)),
-            (323, LONG, 1, long(level.tile)),
-            (
-                324,
-                offsets_type,
-                level.offsets.len() as u64,
-                words(&level.offsets, self.big),
-            ),
-            (
-                325,
-                offsets_type,
-                level.counts.len() as u64,
-                words(&level.counts, self.big),
-            ),
         ];
+        match level.tile {
+            None => entries.extend([
+                (273, offsets.0, offsets.1, offsets.2),
+                (277, SHORT, 1, shorts(&[3])),
+                (278, LONG, 1, long(level.height)),
+                (279, counts.0, counts.1, counts.2),
+                (284, SHORT, 1, shorts(&[1])),
+            ]),
+            Some(tile) => entries.extend([
+                (277, SHORT, 1, shorts(&[3])),
+                (284, SHORT, 1, shorts(&[1])),
+                (322, LONG, 1, long(tile)),
+                (323, LONG, 1, long(tile)),
+                (324, offsets.0, offsets.1, offsets.2),
+                (325, counts.0, counts.1, counts.2),
+            ]),
+        }
+        if let Some(tables) = &level.jpeg_tables {
+            entries.push((347, UNDEFINED, tables.len() as u64, tables.clone()));
+        }
         let inline = self.offset_size() as usize;
         let mut placed = Vec::new();
         for (_, _, _, bytes) in &entries {
@@ -282,4 +340,40 @@ impl TiledTiff {
         self.out.write_all(&ifd).map_err(|e| self.fail(e))?;
         Ok(at)
     }
+}
+
+/// A baseline JPEG stream split into its tables (SOI, every DQT and DHT segment, EOI: the
+/// JPEGTables tag) and the abbreviated stream without them (SOI, the frame header and the
+/// scan; application segments dropped).
+fn split_jpeg_tables(jpeg: &[u8]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let bad = || std::io::Error::other("the JPEG encoder wrote an unexpected stream");
+    if jpeg.get(..2) != Some(&[0xFF, 0xD8][..]) {
+        return Err(bad());
+    }
+    let (mut tables, mut stream) = (vec![0xFF, 0xD8], vec![0xFF, 0xD8]);
+    let mut at = 2;
+    loop {
+        let header = jpeg.get(at..at + 4).ok_or_else(bad)?;
+        if header[0] != 0xFF {
+            return Err(bad());
+        }
+        let marker = header[1];
+        let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let segment = jpeg.get(at..at + 2 + length).ok_or_else(bad)?;
+        match marker {
+            // DQT, DHT: the tables.
+            0xDB | 0xC4 => tables.extend_from_slice(segment),
+            // APPn: not needed to decode.
+            0xE0..=0xEF => {}
+            // SOS: the scan runs to the end of the stream (its EOI included).
+            0xDA => {
+                stream.extend_from_slice(&jpeg[at..]);
+                break;
+            }
+            _ => stream.extend_from_slice(segment),
+        }
+        at += 2 + length;
+    }
+    tables.extend_from_slice(&[0xFF, 0xD9]);
+    Ok((tables, stream))
 }
