@@ -192,27 +192,7 @@ pub fn run(args: &SlideArgs) -> Result<()> {
         level.width.div_ceil(downsample),
         level.height.div_ceil(downsample),
     );
-    let slide_pyramid = DeepZoom::create(
-        &args.out,
-        "slide",
-        output,
-        3,
-        TileFormat::Jpeg,
-        Box::new(|rgb| [byte(rgb[0]), byte(rgb[1]), byte(rgb[2]), 255]),
-    )?
-    .keeping(OVERVIEW_SIDE);
-    let heat_pyramid = DeepZoom::create(
-        &args.out,
-        "heatmap",
-        output,
-        1,
-        TileFormat::Png,
-        Box::new(|heat| {
-            let [r, g, b] = Colormap::Inferno.color(heat[0]);
-            [byte(r), byte(g), byte(b), byte(heat[0])]
-        }),
-    )?
-    .keeping(OVERVIEW_SIDE);
+    let (slide_pyramid, heat_pyramid) = pyramids(&args.out, output)?;
     let lines_path = args.out.join("tiles.jsonl.partial");
     let lines = std::fs::File::create(&lines_path).map_err(|e| Error::Output {
         path: lines_path.display().to_string(),
@@ -243,49 +223,7 @@ pub fn run(args: &SlideArgs) -> Result<()> {
         lines: std::io::BufWriter::new(lines),
         explained_tiles: 0,
     };
-    let preprocess = Preprocess {
-        sizing: Sizing::Whole {
-            size: info.preprocess.input_size(),
-        },
-        ..info.preprocess.clone()
-    };
-    let mut tiles = 0;
-    for (band, y) in (0..level.height).step_by(tile).enumerate() {
-        let height = tile.min(level.height - y);
-        let rows = height.div_ceil(downsample);
-        run.bands.push_back(Band {
-            slide: vec![0.0; rows * output.0 * 3],
-            heat: vec![0.0; rows * output.0],
-            waiting: 0,
-        });
-        for x in (0..level.width).step_by(tile) {
-            tiles += 1;
-            let size = (tile.min(level.width - x), height);
-            let pixels = slide.read_region(args.level, (x, y), size)?;
-            run.place_slide_pixels(band, x, &pixels);
-            let share = tissue.fraction((x, y), size, (level.width, level.height));
-            // --min-tissue 0 analyses every tile, bare glass included.
-            let analysed = args.min_tissue == 0.0 || (share > 0.0 && share >= args.min_tissue);
-            if analysed {
-                let input = model_input(&pixels, tile, &preprocess)?;
-                run.bands[band - run.first_band].waiting += 1;
-                run.queue.push(Waiting {
-                    band,
-                    at: (x, y),
-                    size,
-                    tissue: share,
-                    input,
-                });
-                if run.queue.len() == args.batch as usize {
-                    run.explain_queue()?;
-                }
-            }
-        }
-        if run.bands.len() > MAX_WAITING_BANDS && !run.queue.is_empty() {
-            run.explain_queue()?;
-        }
-        run.write_finished_bands()?;
-    }
+    let tiles = run.read_level(&mut slide, &level, &tissue)?;
     run.explain_queue()?;
     run.write_finished_bands()?;
     let explained_tiles = run.explained_tiles;
@@ -315,44 +253,16 @@ pub fn run(args: &SlideArgs) -> Result<()> {
             &overview(&rgb, &heat),
         )?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let summary = json!({
-        "slide": args.slide.display().to_string(),
-        "level": args.level,
-        "level_size": [level.width, level.height],
-        "levels": slide.levels().iter().map(|l| [l.width, l.height]).collect::<Vec<_>>(),
-        "tile": tile,
-        "downsample": downsample,
-        "pyramid_size": [output.0, output.1],
-        "tiles": tiles,
-        "tissue_tiles": explained_tiles,
-        "tissue_threshold": tissue.threshold,
-        "method": args.method.name(),
-        "class": class,
-        "class_name": class.map(|c| info.class_names[c].clone()),
-        "seconds": seconds,
-        "tissue_tiles_per_second": explained_tiles as f64 / seconds,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "adapter": gpu.describe(),
-    });
-    let text = serde_json::to_string_pretty(&summary).expect("a JSON value serialises");
-    let summary_path = args.out.join("slide.json");
-    gradlens::weights::write_atomically(&summary_path, text.as_bytes()).map_err(|e| {
-        Error::Output {
-            path: summary_path.display().to_string(),
-            message: format!("cannot write: {e}"),
-        }
-    })?;
-    println!(
-        "{} of {tiles} tiles held tissue and were explained ({}) in {seconds:.1} s, {:.1} tiles/s; \
-         peak memory {}; → {}",
-        explained_tiles,
-        args.method.name(),
-        explained_tiles as f64 / seconds,
-        peak_rss_bytes().map_or("unknown".to_string(), |b| format!("{} MB", b >> 20)),
-        args.out.display()
-    );
-    Ok(())
+    let counts = Counts {
+        tiles,
+        explained: explained_tiles,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let class = class.map(|c| (c, info.class_names[c].as_str()));
+    let geometry = (tile, output);
+    write_summary(
+        args, &slide, &level, geometry, class, &tissue, &counts, &gpu,
+    )
 }
 
 /// Refuses a tile the downsampling does not divide, and a level smaller than one tile.
@@ -388,6 +298,62 @@ fn check_geometry(
 }
 
 impl Run<'_> {
+    /// Reads the level band by band: each tile's pixels into its band, each tissue tile queued
+    /// for its batch, the finished bands written. Returns how many tiles it read.
+    fn read_level(
+        &mut self,
+        slide: &mut Slide<std::io::BufReader<std::fs::File>>,
+        level: &Level,
+        tissue: &TissueMask,
+    ) -> Result<usize> {
+        let (tile, downsample) = (self.tile, self.downsample);
+        let preprocess = Preprocess {
+            sizing: Sizing::Whole {
+                size: self.info.preprocess.input_size(),
+            },
+            ..self.info.preprocess.clone()
+        };
+        let mut tiles = 0;
+        for (band, y) in (0..level.height).step_by(tile).enumerate() {
+            let height = tile.min(level.height - y);
+            let rows = height.div_ceil(downsample);
+            self.bands.push_back(Band {
+                slide: vec![0.0; rows * self.output_width * 3],
+                heat: vec![0.0; rows * self.output_width],
+                waiting: 0,
+            });
+            for x in (0..level.width).step_by(tile) {
+                tiles += 1;
+                let size = (tile.min(level.width - x), height);
+                let pixels = slide.read_region(self.args.level, (x, y), size)?;
+                self.place_slide_pixels(band, x, &pixels);
+                let share = tissue.fraction((x, y), size, (level.width, level.height));
+                // --min-tissue 0 analyses every tile, bare glass included.
+                let analysed =
+                    self.args.min_tissue == 0.0 || (share > 0.0 && share >= self.args.min_tissue);
+                if analysed {
+                    let input = model_input(&pixels, tile, &preprocess)?;
+                    self.bands[band - self.first_band].waiting += 1;
+                    self.queue.push(Waiting {
+                        band,
+                        at: (x, y),
+                        size,
+                        tissue: share,
+                        input,
+                    });
+                    if self.queue.len() == self.args.batch as usize {
+                        self.explain_queue()?;
+                    }
+                }
+            }
+            if self.bands.len() > MAX_WAITING_BANDS && !self.queue.is_empty() {
+                self.explain_queue()?;
+            }
+            self.write_finished_bands()?;
+        }
+        Ok(tiles)
+    }
+
     /// The tile's pixels shrunk into its band's slide rows.
     fn place_slide_pixels(&mut self, band: usize, x: usize, pixels: &Planes) {
         let small = box_downsample(pixels, self.downsample);
@@ -584,4 +550,92 @@ fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kilobytes * 1024)
+}
+
+/// How many tiles a run read and explained, and in how long.
+#[derive(Clone, Copy)]
+struct Counts {
+    tiles: usize,
+    explained: usize,
+    seconds: f64,
+}
+
+/// The slide's and the heat's Deep Zoom pyramids, `size` at full size, each keeping an
+/// overview level for heatmap.png.
+fn pyramids(out: &std::path::Path, size: (usize, usize)) -> Result<(DeepZoom, DeepZoom)> {
+    let slide = DeepZoom::create(
+        out,
+        "slide",
+        size,
+        3,
+        TileFormat::Jpeg,
+        Box::new(|rgb| [byte(rgb[0]), byte(rgb[1]), byte(rgb[2]), 255]),
+    )?
+    .keeping(OVERVIEW_SIDE);
+    let heat = DeepZoom::create(
+        out,
+        "heatmap",
+        size,
+        1,
+        TileFormat::Png,
+        Box::new(|heat| {
+            let [r, g, b] = Colormap::Inferno.color(heat[0]);
+            [byte(r), byte(g), byte(b), byte(heat[0])]
+        }),
+    )?
+    .keeping(OVERVIEW_SIDE);
+    Ok((slide, heat))
+}
+
+/// slide.json, the run's figures, and the line printed.
+#[allow(clippy::too_many_arguments)] // the run's parts, each reported
+fn write_summary(
+    args: &SlideArgs,
+    slide: &Slide<std::io::BufReader<std::fs::File>>,
+    level: &Level,
+    (tile, output): (usize, (usize, usize)),
+    class: Option<(usize, &str)>,
+    tissue: &TissueMask,
+    counts: &Counts,
+    gpu: &Gpu,
+) -> Result<()> {
+    let Counts {
+        tiles,
+        explained,
+        seconds,
+    } = *counts;
+    let summary = json!({
+        "slide": args.slide.display().to_string(),
+        "level": args.level,
+        "level_size": [level.width, level.height],
+        "levels": slide.levels().iter().map(|l| [l.width, l.height]).collect::<Vec<_>>(),
+        "tile": tile,
+        "downsample": args.downsample,
+        "pyramid_size": [output.0, output.1],
+        "tiles": tiles,
+        "tissue_tiles": explained,
+        "tissue_threshold": tissue.threshold,
+        "method": args.method.name(),
+        "class": class.map(|(index, _)| index),
+        "class_name": class.map(|(_, name)| name),
+        "seconds": seconds,
+        "tissue_tiles_per_second": explained as f64 / seconds,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "adapter": gpu.describe(),
+    });
+    let text = serde_json::to_string_pretty(&summary).expect("a JSON value serialises");
+    let path = args.out.join("slide.json");
+    gradlens::weights::write_atomically(&path, text.as_bytes()).map_err(|e| Error::Output {
+        path: path.display().to_string(),
+        message: format!("cannot write: {e}"),
+    })?;
+    println!(
+        "{explained} of {tiles} tiles held tissue and were explained ({}) in {seconds:.1} s, \
+         {:.1} tiles/s; peak memory {}; → {}",
+        args.method.name(),
+        explained as f64 / seconds,
+        peak_rss_bytes().map_or("unknown".to_string(), |b| format!("{} MB", b >> 20)),
+        args.out.display()
+    );
+    Ok(())
 }
