@@ -170,16 +170,22 @@ impl<R: Read + Seek> Slide<R> {
                 Err(_) => {}
             }
             directory += 1;
-            if !decoder.more_images() || directory == MAX_DIRECTORIES {
+            // A directory past the full resolution that cannot be read ends the walk: the
+            // levels found so far still serve.
+            if !decoder.more_images()
+                || directory == MAX_DIRECTORIES
+                || decoder.next_image().is_err()
+            {
                 break;
             }
-            decoder.next_image().map_err(unreadable)?;
         }
         Ok(Self {
             name: name.to_string(),
             decoder,
             levels,
-            directory: directory - 1,
+            // Unknown after the walk (it may have stopped on a broken directory): the first
+            // tile read seeks to its level.
+            directory: usize::MAX,
             cache: HashMap::new(),
             clock: 0,
         })
