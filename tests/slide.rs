@@ -479,6 +479,101 @@ fn slide_tiles_match_the_same_tiles_explained_alone() {
     assert_eq!((slide_tile.width(), slide_tile.height()), (8, 104));
 }
 
+/// The slide's own pyramid at half size comes from the file's level 1 when it has one (glass is
+/// then not decoded at full resolution), else from level 0 shrunk; either way it holds the
+/// slide's pixels (within JPEG's error).
+#[test]
+fn the_slide_pyramid_comes_from_a_level_of_its_size() {
+    let dir = folder("imagery");
+    let weights = model(&dir);
+    let layout = SyntheticSlide::new((1024, 768), 2, 6);
+    for levels in [3, 1] {
+        let path = dir.join(format!("slide_{levels}.tif"));
+        layout
+            .write(&path, false, Compression::Deflate, 128, levels)
+            .unwrap();
+        let out = dir.join(format!("out_{levels}"));
+        let output = gradlens(&[
+            "slide",
+            path.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--tile",
+            "64",
+            "--downsample",
+            "2",
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("slide.json")).unwrap())
+                .unwrap();
+        let want_level = match levels {
+            3 => serde_json::json!(1),
+            _ => serde_json::Value::Null,
+        };
+        assert_eq!(summary["slide_pyramid_from_level"], want_level);
+        // 512 × 384: Deep Zoom level 9 is full size. The Deep Zoom tile holding the first
+        // section's centre (tissue, where a misplaced or wrongly shrunk band shows).
+        let section = &layout.sections[0];
+        let (column, row) = (
+            (section.x / 2.0) as usize / 256,
+            (section.y / 2.0) as usize / 256,
+        );
+        let (x0, y0) = (column * 256, row * 256);
+        let (w, h) = (256.min(512 - x0), 256.min(384 - y0));
+        let tile = image::open(out.join(format!("slide_files/9/{column}_{row}.jpeg")))
+            .unwrap()
+            .into_rgb8();
+        assert_eq!((tile.width() as usize, tile.height() as usize), (w, h));
+        let want: Vec<f32> = match levels {
+            3 => layout
+                .region((x0, y0), (w, h), 2)
+                .iter()
+                .map(|&v| f32::from(v) / 255.0)
+                .collect(),
+            _ => {
+                let full = planes(
+                    &layout.region((2 * x0, 2 * y0), (2 * w, 2 * h), 1),
+                    2 * w,
+                    2 * h,
+                );
+                let shrunk = gradlens::imaging::slide::box_downsample(
+                    &gradlens::imaging::Planes {
+                        channels: 3,
+                        height: 2 * h,
+                        width: 2 * w,
+                        data: full,
+                    },
+                    2,
+                );
+                let plane = w * h;
+                (0..plane)
+                    .flat_map(|p| (0..3).map(move |c| (c, p)))
+                    .map(|(c, p)| shrunk.data[c * plane + p])
+                    .collect()
+            }
+        };
+        let got: Vec<f32> = tile
+            .as_raw()
+            .iter()
+            .map(|&v| f32::from(v) / 255.0)
+            .collect();
+        let mean_error = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs())
+            .sum::<f32>()
+            / want.len() as f32;
+        // JPEG at quality 90 leaves about 0.003 here; the band read 8 rows off gives 0.014.
+        assert!(
+            mean_error < 0.006,
+            "{levels} levels: mean error {mean_error}"
+        );
+    }
+}
+
 /// Bad slides and arguments: one line naming the problem, a non-zero exit, no descriptor.
 #[test]
 fn bad_slides_end_in_one_line() {

@@ -223,7 +223,7 @@ pub fn run(args: &SlideArgs) -> Result<()> {
         lines: std::io::BufWriter::new(lines),
         explained_tiles: 0,
     };
-    let tiles = run.read_level(&mut slide, &level, &tissue)?;
+    let (tiles, imagery_level) = run.read_level(&mut slide, &level, &tissue)?;
     run.explain_queue()?;
     run.write_finished_bands()?;
     let explained_tiles = run.explained_tiles;
@@ -255,6 +255,7 @@ pub fn run(args: &SlideArgs) -> Result<()> {
     }
     let counts = Counts {
         tiles,
+        imagery_level,
         explained: explained_tiles,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -299,13 +300,14 @@ fn check_geometry(
 
 impl Run<'_> {
     /// Reads the level band by band: each tile's pixels into its band, each tissue tile queued
-    /// for its batch, the finished bands written. Returns how many tiles it read.
+    /// for its batch, the finished bands written. Returns how many tiles it read, and the level
+    /// the slide's own pyramid came from when not from the level read.
     fn read_level(
         &mut self,
         slide: &mut Slide<std::io::BufReader<std::fs::File>>,
         level: &Level,
         tissue: &TissueMask,
-    ) -> Result<usize> {
+    ) -> Result<(usize, Option<usize>)> {
         let (tile, downsample) = (self.tile, self.downsample);
         let preprocess = Preprocess {
             sizing: Sizing::Whole {
@@ -313,6 +315,17 @@ impl Run<'_> {
             },
             ..self.info.preprocess.clone()
         };
+        // The slide's own pyramid comes from the level of its size where the file has one (a
+        // scanner's pyramid halves each level): glass is then never decoded at the level read.
+        let output_height = level.height.div_ceil(downsample);
+        let imagery = (downsample > 1)
+            .then(|| {
+                slide
+                    .levels()
+                    .iter()
+                    .position(|l| (l.width, l.height) == (self.output_width, output_height))
+            })
+            .flatten();
         let mut tiles = 0;
         for (band, y) in (0..level.height).step_by(tile).enumerate() {
             let height = tile.min(level.height - y);
@@ -322,15 +335,25 @@ impl Run<'_> {
                 heat: vec![0.0; rows * self.output_width],
                 waiting: 0,
             });
+            if let Some(imagery) = imagery {
+                let pixels =
+                    slide.read_region(imagery, (0, y / downsample), (self.output_width, rows))?;
+                self.place_slide_pixels(band, 0, &pixels, 1);
+            }
             for x in (0..level.width).step_by(tile) {
                 tiles += 1;
                 let size = (tile.min(level.width - x), height);
-                let pixels = slide.read_region(self.args.level, (x, y), size)?;
-                self.place_slide_pixels(band, x, &pixels);
                 let share = tissue.fraction((x, y), size, (level.width, level.height));
                 // --min-tissue 0 analyses every tile, bare glass included.
                 let analysed =
                     self.args.min_tissue == 0.0 || (share > 0.0 && share >= self.args.min_tissue);
+                if !analysed && imagery.is_some() {
+                    continue;
+                }
+                let pixels = slide.read_region(self.args.level, (x, y), size)?;
+                if imagery.is_none() {
+                    self.place_slide_pixels(band, x, &pixels, downsample);
+                }
                 if analysed {
                     let input = model_input(&pixels, tile, &preprocess)?;
                     self.bands[band - self.first_band].waiting += 1;
@@ -351,18 +374,23 @@ impl Run<'_> {
             }
             self.write_finished_bands()?;
         }
-        Ok(tiles)
+        Ok((tiles, imagery))
     }
 
-    /// The tile's pixels shrunk into its band's slide rows.
-    fn place_slide_pixels(&mut self, band: usize, x: usize, pixels: &Planes) {
-        let small = box_downsample(pixels, self.downsample);
+    /// Pixels at `x` of the level read (`x` at the pyramid's size when `shrink` is 1) shrunk
+    /// `shrink` times into their band's slide rows.
+    fn place_slide_pixels(&mut self, band: usize, x: usize, pixels: &Planes, shrink: usize) {
+        let small = match shrink {
+            1 => None,
+            _ => Some(box_downsample(pixels, shrink)),
+        };
+        let small = small.as_ref().unwrap_or(pixels);
         let width = self.output_width;
         let target = &mut self.bands[band - self.first_band].slide;
         let plane = small.height * small.width;
         for row in 0..small.height {
             for column in 0..small.width {
-                let at = (row * width + x / self.downsample + column) * 3;
+                let at = (row * width + x / shrink + column) * 3;
                 for c in 0..3 {
                     target[at + c] = small.data[c * plane + row * small.width + column];
                 }
@@ -556,6 +584,8 @@ fn peak_rss_bytes() -> Option<u64> {
 #[derive(Clone, Copy)]
 struct Counts {
     tiles: usize,
+    /// The level the slide's pyramid came from, when not the level read.
+    imagery_level: Option<usize>,
     explained: usize,
     seconds: f64,
 }
@@ -601,6 +631,7 @@ fn write_summary(
 ) -> Result<()> {
     let Counts {
         tiles,
+        imagery_level,
         explained,
         seconds,
     } = *counts;
@@ -612,6 +643,7 @@ fn write_summary(
         "tile": tile,
         "downsample": args.downsample,
         "pyramid_size": [output.0, output.1],
+        "slide_pyramid_from_level": imagery_level,
         "tiles": tiles,
         "tissue_tiles": explained,
         "tissue_threshold": tissue.threshold,
