@@ -4,60 +4,30 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::binary::{gradlens, text};
 use common::gpu;
 use gradlens::Tensor;
-use gradlens::checkpoint::ModelInfo;
 use gradlens::imaging::{Preprocess, Sizing};
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::ParamStore;
 use gradlens::train::SyntheticLesions;
 
 fn folder(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradlens-cli-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn gradlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradlens"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        // The default tiles, whatever this machine's tuning file holds.
-        .env("GRADLENS_TUNING_FILE", "")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::binary::folder("cli", test)
 }
 
 /// An (untrained) narrow grayscale ResNet-18 checkpoint with its metadata, and two lesion
 /// images: 8-bit gray PNG and 16-bit RGB PNG.
 fn fixtures(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let config = ModelConfig {
-        in_channels: 1,
-        classes: 2,
-        width: 8,
-        ..ModelConfig::default()
+    let preprocess = Preprocess {
+        channels: 1,
+        sizing: Sizing::Whole { size: 40 },
+        mean: vec![0.5],
+        std: vec![0.25],
     };
-    let mut store = ParamStore::new(gpu());
-    build("resnet18", &mut store, &config).unwrap();
-    let info = ModelInfo {
-        arch: "resnet18".to_string(),
-        config,
-        class_names: vec!["no lesion".to_string(), "lesion".to_string()],
-        preprocess: Preprocess {
-            channels: 1,
-            sizing: Sizing::Whole { size: 40 },
-            mean: vec![0.5],
-            std: vec![0.25],
-        },
-    };
-    let weights = dir.join("model.safetensors");
-    gradlens::weights::save(&store, &weights, &info.metadata()).unwrap();
+    let weights = common::binary::narrow_checkpoint(dir, ["no lesion", "lesion"], preprocess);
     let data = SyntheticLesions {
         size: 56,
         seed: 5,

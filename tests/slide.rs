@@ -7,34 +7,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::gpu;
-use gradlens::checkpoint::ModelInfo;
+use common::binary::{gradlens, text};
 use gradlens::imaging::slide::{
     Compression, DeepZoom, Slide, SyntheticSlide, TileFormat, TissueMask,
 };
 use gradlens::imaging::{Preprocess, Sizing};
-use gradlens::models::{ModelConfig, build};
-use gradlens::nn::ParamStore;
 
 fn folder(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gradlens-slide-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn gradlens(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradlens"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env("GRADLENS_TUNING_FILE", "")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::binary::folder("slide", test)
 }
 
 /// RGB bytes as planes [3, h, w] in [0, 1].
@@ -47,6 +28,15 @@ fn planes(rgb: &[u8], width: usize, height: usize) -> Vec<f32> {
         }
     }
     data
+}
+
+fn mean_abs_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .sum::<f32>()
+        / want.len() as f32
 }
 
 #[test]
@@ -124,12 +114,7 @@ fn jpeg_tiles_read_within_jpeg_error() {
                 .read_region(level, (0, 0), (width, height))
                 .unwrap()
                 .data;
-            let mean_error = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs())
-                .sum::<f32>()
-                / want.len() as f32;
+            let mean_error = mean_abs_error(&got, &want);
             // Quality 90 with 4:2:0 chroma on a texture of one-pixel nuclei edges; a YCbCr tile
             // read as RGB (the conversion forgotten) is off by about 0.3.
             assert!(
@@ -176,9 +161,12 @@ fn slides_written_by_tifffile_read_as_tifffile_reads_them() {
                 .read_region(level, (0, 0), (width, height))
                 .unwrap()
                 .data;
-            let errors: Vec<f32> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
-            let worst = errors.iter().copied().fold(0.0f32, f32::max);
-            let mean = errors.iter().sum::<f32>() / errors.len() as f32;
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .fold(0.0f32, f32::max);
+            let mean = mean_abs_error(&got, &want);
             assert!(
                 worst <= worst_allowed + 1e-6 && mean <= mean_allowed + 1e-6,
                 "{name} level {level}: worst {worst}, mean {mean}"
@@ -293,28 +281,13 @@ fn deep_zoom_levels_halve_down_to_one_pixel() {
 
 /// An (untrained) narrow RGB ResNet-18 checkpoint, input 40 × 40, two classes.
 fn model(dir: &Path) -> PathBuf {
-    let config = ModelConfig {
-        in_channels: 3,
-        classes: 2,
-        width: 8,
-        ..ModelConfig::default()
+    let preprocess = Preprocess {
+        channels: 3,
+        sizing: Sizing::Whole { size: 40 },
+        mean: vec![0.8, 0.6, 0.7],
+        std: vec![0.2, 0.2, 0.2],
     };
-    let mut store = ParamStore::new(gpu());
-    build("resnet18", &mut store, &config).unwrap();
-    let info = ModelInfo {
-        arch: "resnet18".to_string(),
-        config,
-        class_names: vec!["tissue".to_string(), "lesion".to_string()],
-        preprocess: Preprocess {
-            channels: 3,
-            sizing: Sizing::Whole { size: 40 },
-            mean: vec![0.8, 0.6, 0.7],
-            std: vec![0.2, 0.2, 0.2],
-        },
-    };
-    let weights = dir.join("model.safetensors");
-    gradlens::weights::save(&store, &weights, &info.metadata()).unwrap();
-    weights
+    common::binary::narrow_checkpoint(dir, ["tissue", "lesion"], preprocess)
 }
 
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -560,12 +533,7 @@ fn the_slide_pyramid_comes_from_a_level_of_its_size() {
             .iter()
             .map(|&v| f32::from(v) / 255.0)
             .collect();
-        let mean_error = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| (g - w).abs())
-            .sum::<f32>()
-            / want.len() as f32;
+        let mean_error = mean_abs_error(&got, &want);
         // JPEG at quality 90 leaves about 0.003 here; the band read 8 rows off gives 0.014.
         assert!(
             mean_error < 0.006,

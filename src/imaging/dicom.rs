@@ -50,18 +50,21 @@ pub fn dicom_frame_count(bytes: &[u8], name: &str) -> Result<usize> {
         path: name.to_string(),
         message: one_line(&message),
     };
-    if !is_dicom(bytes) {
-        return Err(fail(
-            "not a DICOM file (no \"DICM\" after a 128-byte preamble)".into(),
-        ));
-    }
-    check_structure(bytes, MAX_FILE_BYTES).map_err(fail)?;
-    let object = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Auto)
-        .from_reader(Cursor::new(bytes))
-        .map_err(|e| fail(format!("not a readable DICOM file: {e}")))?;
+    let object = open_checked(bytes).map_err(fail)?;
     let [_, _, frames] = geometry(&object).map_err(fail)?;
     Ok(frames)
+}
+
+/// The file parsed by dicom-rs once its marker and structure (dicom_scan) pass.
+fn open_checked(bytes: &[u8]) -> Checked<DefaultDicomObject> {
+    if !is_dicom(bytes) {
+        return Err("not a DICOM file (no \"DICM\" after a 128-byte preamble)".into());
+    }
+    check_structure(bytes, MAX_FILE_BYTES)?;
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Auto)
+        .from_reader(Cursor::new(bytes))
+        .map_err(|e| format!("not a readable DICOM file: {e}"))
 }
 
 /// Decodes frame `options.frame` of a DICOM file into `channels` (1 or 3) planes in [0, 1];
@@ -79,16 +82,7 @@ pub fn decode_dicom(
     if channels != 1 && channels != 3 {
         return Err(fail(format!("{channels} channels requested; 1 or 3")));
     }
-    if !is_dicom(bytes) {
-        return Err(fail(
-            "not a DICOM file (no \"DICM\" after a 128-byte preamble)".into(),
-        ));
-    }
-    check_structure(bytes, MAX_FILE_BYTES).map_err(fail)?;
-    let object = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Auto)
-        .from_reader(Cursor::new(bytes))
-        .map_err(|e| fail(format!("not a readable DICOM file: {e}")))?;
+    let object = open_checked(bytes).map_err(fail)?;
     let [rows, columns, frames] = geometry(&object).map_err(fail)?;
     if options.frame >= frames {
         return Err(fail(format!(

@@ -2,6 +2,7 @@
 //! a seeded random generator, and comparisons with explicit relative tolerances.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod binary;
 pub mod formula;
 pub mod op_check;
 
