@@ -51,12 +51,13 @@ function showModel(model, name) {
 }
 
 function setImage(bytes, name) {
-  image = { bytes, name };
+  // A DICOM file gets its frames to choose from and a window to set (a broken one is refused
+  // here, by name).
+  const frames = Session.dicomFrames(bytes, name);
+  image = { bytes, name, frames };
   lastOverlay = null;
   $("capture").hidden = true;
   $("drop").firstChild.textContent = `${name} — drop another, or `;
-  // A DICOM file gets its frames to choose from and a window to set.
-  const frames = Session.dicomFrames(bytes, name);
   $("dicom-controls").hidden = frames === 0;
   $("frame").replaceChildren(...Array.from({ length: frames }, (_, k) => new Option(`${k + 1} of ${frames}`, k)));
   updateRunButton();
@@ -122,7 +123,7 @@ async function analyse(method, dicom = dicomChoice()) {
     dicom.frame ?? 0, dicom.center, dicom.width);
   const summary = JSON.parse(result.summary);
   lastOverlay = { rgba: result.overlayRgba, width: result.width, height: result.height, method, summary };
-  $("capture").hidden = !(method && Session.dicomFrames(image.bytes, image.name) > 0);
+  $("capture").hidden = !(method && image.frames > 0);
   drawRgba($("image-view"), result.imageRgba, result.width, result.height);
   drawRgba($("overlay-view"), result.overlayRgba, result.width, result.height);
   $("overlay-caption").textContent = `${method}, class “${summary.class_name}”`;
@@ -273,7 +274,8 @@ async function main() {
     link.href = URL.createObjectURL(new Blob([bytes], { type: "application/dicom" }));
     link.download = `${image.name.replace(/\.(dcm|dicom)$/i, "")}_${lastOverlay.method}.dcm`;
     link.click();
-    URL.revokeObjectURL(link.href);
+    // Revoked once the download has surely started with it.
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
   }));
   $("run").addEventListener("click", wrap(async () => {
     const method = $("method").value;
