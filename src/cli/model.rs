@@ -43,11 +43,22 @@ impl Source {
     /// Its outputs' name below an output folder: the key without the file's extension,
     /// `_frameK` after it for frame K.
     pub fn output_name(&self) -> String {
-        let file_key = self.key.split('#').next().unwrap_or(&self.key);
-        let stem = Path::new(file_key).with_extension("");
+        let stem = |file_key: &str| {
+            Path::new(file_key)
+                .with_extension("")
+                .to_string_lossy()
+                .into_owned()
+        };
         match self.frame {
-            Some(frame) => format!("{}_frame{frame}", stem.to_string_lossy()),
-            None => stem.to_string_lossy().into_owned(),
+            Some(frame) => {
+                let file_key = self
+                    .key
+                    .strip_suffix(&format!("#{frame}"))
+                    .unwrap_or(&self.key);
+                format!("{}_frame{frame}", stem(file_key))
+            }
+            // A file name may hold '#' itself.
+            None => stem(&self.key),
         }
     }
 }
@@ -262,4 +273,25 @@ pub fn parse_class(info: &ModelInfo, class: &str) -> Result<Option<usize>> {
             op: "--class",
             message: format!("no class named {class:?} among the model's {classes}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+    use std::path::PathBuf;
+
+    #[test]
+    fn output_names_keep_a_hash_in_a_file_name_and_mark_frames() {
+        let source = |key: &str, frame| Source {
+            path: PathBuf::from("/archive").join(key),
+            key: key.to_string(),
+            frame,
+        };
+        assert_eq!(source("ct/scan#2.png", None).output_name(), "ct/scan#2");
+        assert_eq!(
+            source("cine#1.dcm#3", Some(3)).output_name(),
+            "cine#1_frame3"
+        );
+        assert_eq!(source("cine.dcm", Some(0)).shown(), "/archive/cine.dcm#0");
+    }
 }
