@@ -13,7 +13,8 @@ use gradlens::checkpoint::ModelInfo;
 use gradlens::imaging::slide::{
     Compression, DeepZoom, Level, Slide, SyntheticSlide, TileFormat, TissueMask, box_downsample,
 };
-use gradlens::imaging::{Colormap, Planes, Preprocess, Sizing, resize, write_png};
+use gradlens::imaging::{Colormap, Planes, Preprocess, Sizing, gray, resize, write_png};
+use gradlens::reference::softmax::softmax;
 use gradlens::saliency::{self, Explained, Method, MethodSettings, method_maps};
 use gradlens::{Error, Gpu, Result, Tensor};
 use serde_json::json;
@@ -410,8 +411,11 @@ impl Run<'_> {
         let data: Vec<f32> = queue.iter().flat_map(|w| w.input.iter().copied()).collect();
         let x = Tensor::from_slice(self.gpu, [queue.len(), channels, size, size], &data)?;
         let logits = pollster::block_on(saliency::logits(self.explained, &x))?;
-        let probabilities: Vec<Vec<f32>> =
-            logits.data.chunks(logits.dims[1]).map(softmax).collect();
+        let classes_count = logits.dims[1];
+        let probabilities: Vec<Vec<f32>> = softmax(&logits.data, classes_count)
+            .chunks(classes_count)
+            .map(<[f32]>::to_vec)
+            .collect();
         let classes: Vec<usize> = match self.class {
             Some(class) => vec![class; queue.len()],
             None => probabilities.iter().map(|p| argmax(p)).collect(),
@@ -504,8 +508,7 @@ fn model_input(pixels: &Planes, tile: usize, preprocess: &Preprocess) -> Result<
             let p = y * pixels.width + x;
             let rgb = [0, 1, 2].map(|c| pixels.data[c * source_plane + p]);
             match channels {
-                // As imaging::load makes gray (ITU-R 601 weights).
-                1 => data[y * tile + x] = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2],
+                1 => data[y * tile + x] = gray(rgb),
                 _ => {
                     for (c, value) in rgb.into_iter().enumerate() {
                         data[c * plane + y * tile + x] = value;
@@ -539,13 +542,6 @@ fn tile_heat(map: &[f32], probability: f32) -> Vec<f32> {
         };
     }
     magnitudes
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.iter().map(|v| v / sum).collect()
 }
 
 fn argmax(values: &[f32]) -> usize {

@@ -17,7 +17,7 @@ use dicom_pixeldata::{
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::dicom_scan::check_structure;
-use super::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, Planes, one_line};
+use super::{MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, Planes, gray, one_line};
 use crate::error::{Error, Result};
 
 /// A step that fails with a message for the file's error line.
@@ -408,7 +408,7 @@ fn to_channels(planes: Vec<Vec<f32>>, channels: usize, height: usize, width: usi
     let data = match (planes.len(), channels) {
         (1, 3) => planes[0].repeat(3),
         (3, 1) => (0..height * width)
-            .map(|p| 0.299 * planes[0][p] + 0.587 * planes[1][p] + 0.114 * planes[2][p])
+            .map(|p| gray([planes[0][p], planes[1][p], planes[2][p]]))
             .collect(),
         _ => planes.concat(),
     };

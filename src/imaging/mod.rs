@@ -101,6 +101,12 @@ pub fn decode_with(
     decode_from(reader, name, channels)
 }
 
+/// An RGB pixel's gray as PIL's convert("L") and torchvision's Grayscale compute it (ITU-R
+/// 601 weights; the image crate's luma uses 709's): every path from colour to a gray model.
+pub fn gray([r, g, b]: [f32; 3]) -> f32 {
+    0.299 * r + 0.587 * g + 0.114 * b
+}
+
 /// `message` on one line: a file's own text (a UID with a newline in it, say) or a decoder's
 /// message quoted in an error has its control characters escaped.
 pub(crate) fn one_line(message: &str) -> String {
@@ -164,11 +170,9 @@ fn decode_from<R: BufRead + Seek>(
     let plane = width * height;
     let mut data = vec![0.0; channels * plane];
     match channels {
-        // Gray as PIL's convert("L") and torchvision's Grayscale compute it (ITU-R 601
-        // weights; the image crate's luma uses 709's).
         1 => {
             for (value, p) in data.iter_mut().zip(rgb.chunks_exact(3)) {
-                *value = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+                *value = gray([p[0], p[1], p[2]]);
             }
         }
         _ => {
