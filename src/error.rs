@@ -70,6 +70,16 @@ pub enum Error {
     #[error("--check-finite: {0}")]
     NonFinite(crate::gpu::NonFinite),
 
+    #[error(
+        "the loss became {loss} in epoch {epoch} step {step}; stopped before the weights were \
+         updated"
+    )]
+    LossNotFinite {
+        loss: f32,
+        epoch: usize,
+        step: usize,
+    },
+
     /// Any other file gradlens writes (traces, reports).
     #[error("{path}: {message}")]
     Output { path: String, message: String },

@@ -223,15 +223,44 @@ pub fn save_with(
     path: &Path,
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
+    let name = path.display().to_string();
+    let bytes = store.gpu().wait_for(
+        "a checkpoint",
+        checkpoint_bytes(store, extra, metadata, &name),
+    )?;
+    write_atomically(path, &bytes).map_err(|error| Error::Weights {
+        path: name,
+        message: format!("cannot write: {error}"),
+    })
+}
+
+/// The bytes `save_with` writes, every tensor's readback awaited: the browser page exports a
+/// fine-tuned model with this. `name` names the checkpoint in errors.
+pub async fn checkpoint_bytes(
+    store: &ParamStore,
+    extra: &[(String, Tensor)],
+    metadata: &HashMap<String, String>,
+    name: &str,
+) -> Result<Vec<u8>> {
     let mut host: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
-    for (name, tensor) in extra {
-        let bytes = bytemuck::cast_slice(&tensor.to_vec()?).to_vec();
-        host.push((name.clone(), tensor.dims().to_vec(), bytes, Dtype::F32));
+    for (tensor_name, tensor) in extra {
+        let bytes = bytemuck::cast_slice(&tensor.read().await?).to_vec();
+        host.push((
+            tensor_name.clone(),
+            tensor.dims().to_vec(),
+            bytes,
+            Dtype::F32,
+        ));
     }
-    for (name, tensor) in store.parameters().chain(store.buffers()) {
-        let bytes = bytemuck::cast_slice(&tensor.to_vec()?).to_vec();
-        host.push((name.to_string(), tensor.dims().to_vec(), bytes, Dtype::F32));
-        if let Some(prefix) = name.strip_suffix(".running_mean") {
+    for (tensor_name, tensor) in store.parameters().chain(store.buffers()) {
+        let bytes = bytemuck::cast_slice(&tensor.read().await?).to_vec();
+        host.push((
+            tensor_name.to_string(),
+            tensor.dims().to_vec(),
+            bytes,
+            Dtype::F32,
+        ));
+        if let Some(prefix) = tensor_name.strip_suffix(".running_mean") {
             host.push((
                 format!("{prefix}.num_batches_tracked"),
                 Vec::new(),
@@ -240,7 +269,7 @@ pub fn save_with(
             ));
         }
     }
-    write_safetensors(path, &host, metadata)
+    encode_safetensors(name, &host, metadata)
 }
 
 /// Writes f32 tensors (name, shape, values) with `metadata`, as `save` does: the raw outputs
@@ -266,8 +295,23 @@ fn write_safetensors(
     host: &[(String, Vec<usize>, Vec<u8>, Dtype)],
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
+    let name = path.display().to_string();
+    let bytes = encode_safetensors(&name, host, metadata)?;
+    write_atomically(path, &bytes).map_err(|error| Error::Weights {
+        path: name,
+        message: format!("cannot write: {error}"),
+    })
+}
+
+/// (name, shape, bytes, dtype) tensors and `metadata` as safetensors bytes; `file` names the
+/// output in errors.
+fn encode_safetensors(
+    file: &str,
+    host: &[(String, Vec<usize>, Vec<u8>, Dtype)],
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let fail = |message: String| Error::Weights {
-        path: path.display().to_string(),
+        path: file.to_string(),
         message,
     };
     let views: Vec<(String, TensorView)> = host
@@ -278,9 +322,8 @@ fn write_safetensors(
                 .map_err(|error| fail(format!("cannot encode {name}: {error}")))
         })
         .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, Some(metadata.clone()))
-        .map_err(|error| fail(format!("cannot encode: {error}")))?;
-    write_atomically(path, &bytes).map_err(|error| fail(format!("cannot write: {error}")))
+    safetensors::serialize(views, Some(metadata.clone()))
+        .map_err(|error| fail(format!("cannot encode: {error}")))
 }
 
 /// Writes `bytes` to `<file name>.partial` beside `path` and renames it into place: a failed

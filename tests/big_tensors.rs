@@ -102,7 +102,11 @@ fn finite_checks_and_gradient_clipping_beyond_one_binding() {
             layer: "big".to_string(),
             what: "gradient",
         });
-        assert_eq!(gpu.finish_finite_checks().unwrap(), want, "NaN at {at:?}");
+        assert_eq!(
+            pollster::block_on(gpu.finish_finite_checks()).unwrap(),
+            want,
+            "NaN at {at:?}"
+        );
     }
 
     let mut store = ParamStore::new(gpu);

@@ -35,14 +35,17 @@ fn the_first_non_finite_layer_is_named() {
     let checked = |store: &ParamStore, input: &[f32], seed: Option<Vec<f32>>| {
         gpu.start_finite_checks();
         forward(store, input, seed);
-        gpu.finish_finite_checks().unwrap()
+        pollster::block_on(gpu.finish_finite_checks()).unwrap()
     };
 
     // All finite, forward and backward: nothing to report.
     assert_eq!(checked(&store, &input, Some(vec![1.0; 6])), None);
     // Not checking: nothing recorded, nothing reported.
     forward(&store, &input, None);
-    assert_eq!(gpu.finish_finite_checks().unwrap(), None);
+    assert_eq!(
+        pollster::block_on(gpu.finish_finite_checks()).unwrap(),
+        None
+    );
 
     // An Inf in the input: the stem convolution is the first layer to produce one.
     let mut bad_input = input.clone();
@@ -59,7 +62,9 @@ fn the_first_non_finite_layer_is_named() {
         forward(&store, &input, Some(vec![1.0; 6]));
     }
     forward(&store, &bad_input, None);
-    let found = gpu.finish_finite_checks().unwrap().unwrap();
+    let found = pollster::block_on(gpu.finish_finite_checks())
+        .unwrap()
+        .unwrap();
     assert_eq!((found.layer.as_str(), found.what), ("conv1", "output"));
 
     // A NaN inside layer2's first convolution's weight: that layer, not the ones after it.
@@ -125,7 +130,7 @@ fn the_flag_kernel_matches_its_reference() {
             let _scope = gpu.scope(&name);
             check_finite(&x, "output").unwrap();
         }
-        let flagged = gpu.finish_finite_checks().unwrap();
+        let flagged = pollster::block_on(gpu.finish_finite_checks()).unwrap();
         let want = has_non_finite(values).then(|| NonFinite {
             layer: name.clone(),
             what: "output",

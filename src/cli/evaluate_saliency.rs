@@ -18,7 +18,9 @@ use gradlens::{Error, Gpu, Result, Tensor};
 use serde_json::json;
 
 use super::curves_plot::{Panel, Series, curves_svg};
-use super::train::{decode, normalised};
+use gradlens::train::data::normalised;
+
+use super::train::decode;
 
 pub struct Request<'a> {
     pub weights: &'a Path,
@@ -130,6 +132,7 @@ pub fn run(request: &Request) -> Result<()> {
     let size = preprocess.input_size();
     let (c, plane) = (preprocess.channels, size * size);
     let inputs: Vec<f32> = sized
+        .images
         .iter()
         .flat_map(|p| normalised(p, preprocess))
         .collect();

@@ -188,8 +188,7 @@ pub fn start_finite_checks(gpu: &Gpu, on: bool) {
 /// Ends the checks: an error naming the first layer whose output or gradient held NaN or Inf.
 pub fn end_finite_checks(gpu: &Gpu, on: bool) -> Result<()> {
     match on {
-        true => gpu
-            .finish_finite_checks()?
+        true => pollster::block_on(gpu.finish_finite_checks())?
             .map_or(Ok(()), |bad| Err(Error::NonFinite(bad))),
         false => Ok(()),
     }

@@ -12,30 +12,22 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use gradlens::autograd::{Tape, Var};
 use gradlens::checkpoint::ModelInfo;
-use gradlens::imaging::{self, Planes, Preprocess, Sizing};
+use gradlens::imaging::{self, Preprocess, Sizing};
 use gradlens::models::adapt::{self, GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD};
 use gradlens::models::{ModelConfig, build};
-use gradlens::nn::{Forward, Mode, ParamStore, SplitMix64};
+use gradlens::nn::ParamStore;
 use gradlens::saliency::Explained;
+use gradlens::train::data::{balanced_weights, channel_statistics};
+use gradlens::train::evaluate::probabilities;
 use gradlens::train::image_folder::{Samples, training_split};
 use gradlens::train::metrics::{Metrics, metrics};
-use gradlens::train::{Adam, LearningRate, Optimizer, Schedule, Sgd, augment};
+use gradlens::train::{
+    Adam, Augmentation, LabelledImages, LearningRate, Optimizer, Position, RunSettings, Sgd,
+    TrainingRun,
+};
 use gradlens::weights::{self, WeightsFile};
 use gradlens::{Error, Gpu, Result, Tensor};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Augmentation {
-    /// Random left-right and up-down flips.
-    Flip,
-    /// Random quarter turns (square images).
-    Rotate,
-    /// Random shifts of up to an eighth of the side, borders mirrored.
-    Crop,
-    /// Contrast and brightness within ±10%.
-    Intensity,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerKind {
@@ -104,16 +96,6 @@ impl TrainState {
             images: count("images")?,
         })
     }
-}
-
-/// A random stream for (seed, epoch, step): the shuffle of an epoch, the augmentations of a
-/// step.
-fn stream(seed: u64, epoch: usize, step: Option<usize>) -> SplitMix64 {
-    let step = step.map_or(0, |s| s as u64 + 1);
-    SplitMix64::new(
-        seed ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
-            ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    )
 }
 
 /// `gradlens train`'s flags, used as they are parsed.
@@ -269,7 +251,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 false => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
             }
         }
-        (None, None) => channel_statistics(&train_images, channels),
+        (None, None) => channel_statistics(&train_images.images, channels),
     };
     for prefix in &args.freeze {
         store.freeze(prefix)?;
@@ -285,7 +267,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             std,
         },
     };
-    let normalise = |planes: &Planes| normalised(planes, &info.preprocess);
     let class_weight = match args.class_weights == Some(ClassWeights::Balanced) {
         true => Some(Tensor::from_slice(
             &gpu,
@@ -338,86 +319,70 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         None => args.seed,
     };
-    let steps_per_epoch = train.paths.len().div_ceil(batch);
-    let total = (epochs * steps_per_epoch).max(1);
-    let warmup = (total / 20).min(100);
-    let lr = LearningRate {
-        base: args.lr,
-        warmup,
-        schedule: Schedule::Cosine {
-            total: total - warmup,
-            min_lr: args.lr * 0.01,
-        },
+    let settings = RunSettings {
+        epochs,
+        batch,
+        seed,
+        augmentations: args.augment.clone(),
+        learning_rate: LearningRate::warmup_cosine(
+            args.lr,
+            epochs * train.paths.len().div_ceil(batch),
+        ),
+    };
+    let start = Position {
+        epoch: first_epoch,
+        step: first_step,
+    };
+    let mut run = TrainingRun::new(settings, train.paths.len(), optimizer, class_weight, start)?;
+    let model = Explained {
+        model: model.as_ref(),
+        store: &store,
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| invalid(format!("cannot watch for Ctrl-C: {e}")))?;
     let started = Instant::now();
-    let steps_before = first_epoch * steps_per_epoch + first_step;
+    let steps_before = run.steps_done();
     for epoch in first_epoch..epochs {
-        let mut shuffle = stream(seed, epoch, None);
-        let mut order: Vec<usize> = (0..train.paths.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, shuffle.below(i + 1));
-        }
-        let skipped = match epoch == first_epoch {
-            true => first_step,
-            false => 0,
-        };
         let bar = progress_bar(epoch, epochs, train.paths.len());
-        bar.set_position((skipped * batch).min(train.paths.len()) as u64);
+        if epoch == first_epoch {
+            bar.set_position((first_step * batch).min(train.paths.len()) as u64);
+        }
         let epoch_started = Instant::now();
         let (mut loss_sum, mut steps_run, mut images_run) = (0.0, 0, 0);
-        for (step, indices) in order.chunks(batch).enumerate().skip(skipped) {
-            let mut rng = stream(seed, epoch, Some(step));
-            let mut data: Vec<f32> = indices
-                .iter()
-                .flat_map(|&i| normalise(&train_images[i]))
-                .collect();
-            let dims = [indices.len(), channels, size, size];
-            for augmentation in &args.augment {
-                data = match augmentation {
-                    Augmentation::Flip => augment::random_flips(&data, dims, &mut rng),
-                    Augmentation::Rotate => augment::random_quarter_turns(&data, dims, &mut rng),
-                    Augmentation::Crop => augment::random_shift(&data, dims, &mut rng),
-                    Augmentation::Intensity => augment::random_intensity(&data, dims, &mut rng),
-                };
-            }
-            let labels: Vec<usize> = indices.iter().map(|&i| train.labels[i]).collect();
-            super::model::start_finite_checks(&gpu, args.check_finite);
-            let tape = Tape::new();
-            let f = Forward::new(&tape, &store, Mode::Train)
-                .with_dropout_seed((epoch * steps_per_epoch + step) as u32);
-            let logits =
-                model.forward(&f, &Var::constant(Tensor::from_slice(&gpu, dims, &data)?))?;
-            let loss = tape.cross_entropy(&logits, &labels, class_weight.as_ref())?;
-            let grads = tape.backward(&loss, None)?;
-            super::model::end_finite_checks(&gpu, args.check_finite)?;
-            let step_loss = loss.tensor().to_vec()?[0];
-            if !step_loss.is_finite() {
-                bar.abandon();
-                return Err(invalid(format!(
-                    "the loss became {step_loss} in epoch {} step {}; stopped before the \
-                     weights were updated or saved (--check-finite names the first layer that \
-                     produced it; a lower --lr often helps)",
-                    epoch + 1,
-                    step + 1
-                )));
-            }
-            optimizer.step(&store, &grads, lr.at(epoch * steps_per_epoch + step))?;
-            loss_sum += step_loss;
+        while run.next().is_some_and(|next| next.epoch == epoch) {
+            let report = match pollster::block_on(run.step(
+                model,
+                &train_images,
+                &info.preprocess,
+                args.check_finite,
+            )) {
+                Ok(report) => report,
+                Err(error) => {
+                    bar.abandon();
+                    return Err(match error {
+                        Error::LossNotFinite { .. } => invalid(format!(
+                            "{error} or saved (--check-finite names the first layer that \
+                             produced it; a lower --lr often helps)"
+                        )),
+                        error => error,
+                    });
+                }
+            };
+            loss_sum += report.loss;
             steps_run += 1;
-            images_run += indices.len();
-            let stop_here = args.stop_after_steps.is_some_and(|steps| {
-                (epoch * steps_per_epoch + step + 1 - steps_before) as u64 >= steps
-            });
+            images_run += report.images;
+            let stop_here = args
+                .stop_after_steps
+                .is_some_and(|steps| (run.steps_done() - steps_before) as u64 >= steps);
             if interrupted.load(Ordering::SeqCst) || stop_here {
                 bar.abandon();
                 let path = interrupted_path(&args.out);
+                let position = run.position();
                 let state = TrainState {
-                    epoch,
-                    step: step + 1,
+                    epoch: position.epoch,
+                    step: position.step,
                     optimizer: args.optimizer.name().to_string(),
                     seed,
                     best_accuracy: best,
@@ -426,7 +391,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 };
                 let mut metadata = info.metadata();
                 metadata.insert(TRAIN_STATE_KEY.to_string(), state.to_json());
-                let optimizer_state: Vec<(String, Tensor)> = optimizer
+                let optimizer_state: Vec<(String, Tensor)> = run
+                    .optimizer()
                     .state()?
                     .into_iter()
                     .map(|(name, tensor)| (format!("{OPTIMIZER_PREFIX}{name}"), tensor))
@@ -435,8 +401,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 let stopped = format!(
                     "in epoch {} after step {}; the weights and optimiser state are in {}: \
                      continue with --resume {2}",
-                    epoch + 1,
-                    step + 1,
+                    position.epoch + 1,
+                    position.step,
                     path.display()
                 );
                 if stop_here {
@@ -445,10 +411,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 }
                 return Err(invalid(format!("interrupted {stopped}")));
             }
-            let done = epoch * steps_per_epoch + step + 1 - steps_before;
-            let remaining = total - (epoch * steps_per_epoch + step + 1);
+            let done = run.steps_done() - steps_before;
+            let remaining = run.total_steps() - run.steps_done();
             let eta = started.elapsed().as_secs_f64() / done as f64 * remaining as f64;
-            bar.inc(indices.len() as u64);
+            bar.inc(report.images as u64);
             bar.set_message(format!(
                 "loss {:.4} · {:.1} images/s · run ETA {}",
                 loss_sum / steps_run as f32,
@@ -465,12 +431,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             loss_sum / steps_run.max(1) as f32,
             images_run as f64 / epoch_s
         );
-        let explained = Explained {
-            model: model.as_ref(),
-            store: &store,
-        };
-        let probabilities = predict(&gpu, explained, &val_images, &info.preprocess, batch)?;
-        let result = metrics(&probabilities, &val.labels, classes);
+        let predicted =
+            pollster::block_on(probabilities(model, &val_images, &info.preprocess, batch))?;
+        let result = metrics(&predicted, &val.labels, classes);
         println!(
             "epoch {}: validation {}",
             epoch + 1,
@@ -508,42 +471,22 @@ fn interrupted_path(out: &Path) -> PathBuf {
 }
 
 /// Decodes and sizes every image (not normalised).
-pub fn decode(samples: &Samples, channels: usize, sizing: &Sizing) -> Result<Vec<Planes>> {
+pub fn decode(samples: &Samples, channels: usize, sizing: &Sizing) -> Result<LabelledImages> {
     let preprocess = Preprocess {
         channels,
         sizing: sizing.clone(),
         mean: vec![0.0; channels],
         std: vec![1.0; channels],
     };
-    samples
+    let images = samples
         .paths
         .iter()
         .map(|path| preprocess.sized(&imaging::load(path, channels)?))
-        .collect()
-}
-
-/// Softmax probabilities [N, classes] of sized images, in batches, eval mode.
-pub fn predict(
-    gpu: &Gpu,
-    explained: Explained,
-    images: &[Planes],
-    preprocess: &Preprocess,
-    batch: usize,
-) -> Result<Vec<f32>> {
-    let mut probabilities = Vec::new();
-    for chunk in images.chunks(batch.max(1)) {
-        let data: Vec<f32> = chunk
-            .iter()
-            .flat_map(|planes| normalised(planes, preprocess))
-            .collect();
-        let size = preprocess.input_size();
-        let x = Tensor::from_slice(gpu, [chunk.len(), preprocess.channels, size, size], &data)?;
-        let tape = Tape::no_grad();
-        let f = Forward::new(&tape, explained.store, Mode::Eval);
-        let logits = explained.model.forward(&f, &Var::constant(x))?;
-        probabilities.extend(tape.softmax(&logits)?.tensor().to_vec()?);
-    }
-    Ok(probabilities)
+        .collect::<Result<_>>()?;
+    Ok(LabelledImages {
+        images,
+        labels: samples.labels.clone(),
+    })
 }
 
 pub fn describe(result: &Metrics, classes: &[String]) -> String {
@@ -560,49 +503,6 @@ pub fn describe(result: &Metrics, classes: &[String]) -> String {
         result.accuracy * 100.0,
         recall.join(", ")
     )
-}
-
-pub fn normalised(planes: &Planes, preprocess: &Preprocess) -> Vec<f32> {
-    let plane = planes.height * planes.width;
-    planes
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v - preprocess.mean[i / plane]) / preprocess.std[i / plane])
-        .collect()
-}
-
-/// Per-channel mean and standard deviation of sized images.
-fn channel_statistics(images: &[Planes], channels: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut sums = vec![(0.0f64, 0.0f64, 0usize); channels];
-    for planes in images {
-        let plane = planes.height * planes.width;
-        for (i, &v) in planes.data.iter().enumerate() {
-            let s = &mut sums[i / plane];
-            s.0 += f64::from(v);
-            s.1 += f64::from(v) * f64::from(v);
-            s.2 += 1;
-        }
-    }
-    sums.iter()
-        .map(|&(sum, squares, n)| {
-            let mean = sum / n.max(1) as f64;
-            let std = (squares / n.max(1) as f64 - mean * mean).max(1e-12).sqrt();
-            (mean as f32, std as f32)
-        })
-        .unzip()
-}
-
-/// sklearn's "balanced" class weights: N / (classes · count of the class).
-fn balanced_weights(labels: &[usize], classes: usize) -> Vec<f32> {
-    let mut counts = vec![0usize; classes];
-    for &label in labels {
-        counts[label] += 1;
-    }
-    counts
-        .iter()
-        .map(|&c| labels.len() as f32 / (classes as f32 * c.max(1) as f32))
-        .collect()
 }
 
 fn invalid(message: String) -> Error {
@@ -637,8 +537,8 @@ pub fn evaluate(weights: &Path, data: &Path, json: bool) -> Result<()> {
         model: loaded.model.as_ref(),
         store: &loaded.store,
     };
-    let probabilities = predict(&gpu, explained, &images, preprocess, 16)?;
-    let result = metrics(&probabilities, &samples.labels, samples.classes.len());
+    let predicted = pollster::block_on(probabilities(explained, &images, preprocess, 16))?;
+    let result = metrics(&predicted, &samples.labels, samples.classes.len());
     if json {
         println!(
             "{}",

@@ -62,7 +62,7 @@ impl Gpu {
 
     /// Stops checking and names the first tensor, in the order they were computed, that held
     /// NaN or Inf; `None` when all were finite (or checks were never started).
-    pub fn finish_finite_checks(&self) -> Result<Option<NonFinite>> {
+    pub async fn finish_finite_checks(&self) -> Result<Option<NonFinite>> {
         let checks = self.inner.finite_checks.lock().expect("finite lock").take();
         let Some(checks) = checks else {
             return Ok(None);
@@ -70,8 +70,9 @@ impl Gpu {
         let mut flags = Vec::with_capacity(checks.labels.len());
         for buffer in &checks.buffers {
             let size = (SLOTS_PER_BUFFER * 4) as u64;
-            let readback = self.read_async(buffer.buffer(), 0, size, "finite flags");
-            let bytes = self.wait_for("finite flags", readback)?;
+            let bytes = self
+                .read_async(buffer.buffer(), 0, size, "finite flags")
+                .await?;
             flags.extend(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes));
         }
         Ok(checks.first_flagged(&flags))

@@ -4,6 +4,53 @@
 
 use crate::nn::SplitMix64;
 
+/// One random augmentation of a training batch. The command line (`--augment`) and the browser
+/// page choose from these, by these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+pub enum Augmentation {
+    /// Random left-right and up-down flips.
+    Flip,
+    /// Random quarter turns (square images).
+    Rotate,
+    /// Random shifts of up to an eighth of the side, borders mirrored.
+    Crop,
+    /// Contrast and brightness within ±10%.
+    Intensity,
+}
+
+impl Augmentation {
+    pub const ALL: [Augmentation; 4] = [
+        Augmentation::Flip,
+        Augmentation::Rotate,
+        Augmentation::Crop,
+        Augmentation::Intensity,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Augmentation::Flip => "flip",
+            Augmentation::Rotate => "rotate",
+            Augmentation::Crop => "crop",
+            Augmentation::Intensity => "intensity",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The augmented batch; every random choice comes from `rng`.
+    pub fn apply(self, images: &[f32], dims: [usize; 4], rng: &mut SplitMix64) -> Vec<f32> {
+        match self {
+            Augmentation::Flip => random_flips(images, dims, rng),
+            Augmentation::Rotate => random_quarter_turns(images, dims, rng),
+            Augmentation::Crop => random_shift(images, dims, rng),
+            Augmentation::Intensity => random_intensity(images, dims, rng),
+        }
+    }
+}
+
 /// Mirrors every image left-right and/or upside down.
 pub fn flip(images: &[f32], dims: [usize; 4], horizontal: bool, vertical: bool) -> Vec<f32> {
     let [_, _, h, w] = dims;

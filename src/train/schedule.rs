@@ -35,6 +35,21 @@ impl LearningRate {
         }
     }
 
+    /// `gradlens train`'s schedule (and the page's): a linear warm-up over the first 5% of
+    /// the steps (at most 100), then cosine down to 1% of `base` at the last step.
+    pub fn warmup_cosine(base: f32, total_steps: usize) -> Self {
+        let total = total_steps.max(1);
+        let warmup = (total / 20).min(100);
+        Self {
+            base,
+            warmup,
+            schedule: Schedule::Cosine {
+                total: total - warmup,
+                min_lr: base * 0.01,
+            },
+        }
+    }
+
     /// The rate at step `step` (counting from 0).
     pub fn at(&self, step: usize) -> f32 {
         if step < self.warmup {
