@@ -12,9 +12,8 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use gradlens::checkpoint::ModelInfo;
+use gradlens::checkpoint::{LoadedModel, ModelInfo};
 use gradlens::imaging::{self, Preprocess, Sizing};
-use gradlens::models::adapt::{self, GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD};
 use gradlens::models::{ModelConfig, build};
 use gradlens::nn::ParamStore;
 use gradlens::saliency::Explained;
@@ -22,6 +21,7 @@ use gradlens::train::data::{balanced_weights, channel_statistics};
 use gradlens::train::evaluate::probabilities;
 use gradlens::train::image_folder::{Samples, training_split};
 use gradlens::train::metrics::{Metrics, metrics};
+use gradlens::train::transfer::{FineTuneSpec, Trainable, fine_tune_model};
 use gradlens::train::{
     Adam, Augmentation, LabelledImages, LearningRate, Optimizer, Position, RunSettings, Sgd,
     TrainingRun,
@@ -193,24 +193,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    // GoogLeNet's and Inception v3's pretrained weights expect transform_input (as torchvision
-    // sets it when loading them) on RGB input; made gray, their normalisation is (0.5, 0.5).
-    let remaps_input =
-        args.weights.is_some() && matches!(args.arch.as_str(), "googlenet" | "inception_v3");
-    let config = ModelConfig {
-        transform_input: remaps_input && channels == 3,
-        in_channels: channels,
-        classes,
-        width: args.width,
-        seed: args.seed,
-        ..ModelConfig::default()
-    };
-    let mut store = ParamStore::new(&gpu);
-    let model = build(&args.arch, &mut store, &config)?;
     let mut resumed_state: Option<(TrainState, Vec<(String, Tensor)>)> = None;
-    // Pretrained weights keep the normalisation they were trained with; a resumed run its
-    // checkpoint's; from scratch, the training set's own.
-    let (mean, std) = match (&args.weights, &args.resume) {
+    // Pretrained weights keep the normalisation they were trained with (a gray model made from
+    // RGB weights gets gradlens's gray one); a resumed run its checkpoint's; from scratch, the
+    // training set's own.
+    let loaded = match (&args.weights, &args.resume) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "--weights and --resume exclude each other".to_string(),
@@ -230,43 +217,52 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 file.remove_prefix(OPTIMIZER_PREFIX);
                 resumed_state = Some((state, tensors));
             }
+            let config = ModelConfig {
+                in_channels: channels,
+                classes,
+                width: args.width,
+                seed: args.seed,
+                ..resumed.config
+            };
+            let mut store = ParamStore::new(&gpu);
+            let model = build(&args.arch, &mut store, &config)?;
             file.load_into(&mut store, model.optional_prefixes())?;
-            (resumed.preprocess.mean, resumed.preprocess.std)
+            let info = ModelInfo {
+                arch: args.arch.clone(),
+                config,
+                class_names: train.classes.clone(),
+                preprocess: Preprocess {
+                    channels,
+                    sizing,
+                    mean: resumed.preprocess.mean,
+                    std: resumed.preprocess.std,
+                },
+            };
+            LoadedModel { info, store, model }
         }
-        (Some(path), None) => {
-            let mut file = WeightsFile::open(path)?;
-            adapt::drop_head(&args.arch, &mut file);
-            if args.grayscale {
-                let (mean, std) = match remaps_input {
-                    true => ([0.5; 3], [0.5; 3]),
-                    false => (IMAGENET_MEAN, IMAGENET_STD),
-                };
-                adapt::grayscale_first_conv(&args.arch, &mut file, mean, std)?;
-            }
-            let mut optional = model.optional_prefixes().to_vec();
-            optional.extend(adapt::head_prefixes(&args.arch));
-            file.load_into(&mut store, &optional)?;
-            match args.grayscale {
-                true => (vec![GRAY_MEAN], vec![GRAY_STD]),
-                false => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
-            }
+        (weights, None) => {
+            let checkpoint = weights.as_deref().map(WeightsFile::open).transpose()?;
+            let spec = FineTuneSpec {
+                arch: args.arch.clone(),
+                classes: train.classes.clone(),
+                channels,
+                size,
+                width: args.width,
+                seed: args.seed,
+            };
+            fine_tune_model(&gpu, checkpoint, &spec, Trainable::All, || {
+                channel_statistics(&train_images.images, channels)
+            })?
         }
-        (None, None) => channel_statistics(&train_images.images, channels),
     };
+    let LoadedModel {
+        info,
+        mut store,
+        model,
+    } = loaded;
     for prefix in &args.freeze {
         store.freeze(prefix)?;
     }
-    let info = ModelInfo {
-        arch: args.arch.clone(),
-        config,
-        class_names: train.classes.clone(),
-        preprocess: Preprocess {
-            channels,
-            sizing,
-            mean,
-            std,
-        },
-    };
     let class_weight = match args.class_weights == Some(ClassWeights::Balanced) {
         true => Some(Tensor::from_slice(
             &gpu,

@@ -10,10 +10,12 @@ pub mod optim;
 pub mod run;
 pub mod schedule;
 pub mod synthetic;
+pub mod transfer;
+pub mod zip_folder;
 
 pub use augment::Augmentation;
 pub use data::LabelledImages;
 pub use optim::{Adam, Optimizer, Sgd, clip_grad_norm};
-pub use run::{Position, RunSettings, StepReport, TrainingRun};
+pub use run::{BatchFit, Position, RunSettings, StepReport, TrainingRun, fit_batch};
 pub use schedule::{LearningRate, Schedule};
 pub use synthetic::{LesionBatch, SyntheticLesions};

@@ -222,3 +222,91 @@ fn stream(seed: u64, epoch: usize, step: Option<usize>) -> SplitMix64 {
             ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
     )
 }
+
+/// How a batch size was settled by [`fit_batch`].
+#[derive(Clone, Debug)]
+pub struct BatchFit {
+    pub batch: usize,
+    /// The GPU memory the step of that batch held at its peak, weights included.
+    pub peak_bytes: u64,
+    /// The larger batches tried first, each with why it did not fit.
+    pub refused: Vec<(usize, String)>,
+}
+
+/// The largest batch, from `wanted` down by halves, whose training step fits: no tensor beyond
+/// the adapter's binding or buffer limits, no allocation failure, and at most `budget_bytes` of
+/// GPU memory at the step's peak. Each try runs one forward and backward pass on the first
+/// images of `data` and discards it; the BatchNorm running statistics it moved are put back, so
+/// the weights are as they were.
+pub async fn fit_batch(
+    model: Explained<'_>,
+    data: &LabelledImages,
+    preprocess: &Preprocess,
+    wanted: usize,
+    budget_bytes: u64,
+) -> Result<BatchFit> {
+    let store = model.store;
+    let gpu = store.gpu();
+    let mut running = Vec::new();
+    for (name, tensor) in store.buffers() {
+        running.push((name.to_string(), tensor.read().await?));
+    }
+    let mut refused = Vec::new();
+    let mut batch = wanted.clamp(1, data.len().max(1));
+    loop {
+        gpu.reset_peak_memory();
+        let indices: Vec<usize> = (0..batch).collect();
+        let tried = probe_step(model, data, preprocess, &indices).await;
+        let peak_bytes = gpu.pool_stats().peak_in_use_bytes;
+        for (name, values) in &running {
+            store.buffer(name)?.write(values)?;
+        }
+        let why = match tried {
+            Ok(()) if peak_bytes <= budget_bytes => {
+                return Ok(BatchFit {
+                    batch,
+                    peak_bytes,
+                    refused,
+                });
+            }
+            Ok(()) => format!(
+                "needs {} MiB of GPU memory, over the limit of {} MiB",
+                peak_bytes.div_ceil(1 << 20),
+                budget_bytes >> 20
+            ),
+            Err(error @ (Error::BindingTooLarge { .. } | Error::OutOfMemory { .. })) => {
+                error.to_string()
+            }
+            Err(error) => return Err(error),
+        };
+        if batch == 1 {
+            return Err(Error::invalid(
+                "train",
+                format!("not even one image fits a training step: it {why}"),
+            ));
+        }
+        refused.push((batch, why));
+        batch /= 2;
+    }
+}
+
+/// One forward and backward pass in training mode, its loss read back (so that every kernel
+/// ran), the gradients dropped.
+async fn probe_step(
+    model: Explained<'_>,
+    data: &LabelledImages,
+    preprocess: &Preprocess,
+    indices: &[usize],
+) -> Result<()> {
+    let (images, dims) = data.stacked(indices, preprocess);
+    let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i]).collect();
+    let tape = Tape::new();
+    let f = Forward::new(&tape, model.store, Mode::Train);
+    let x = Var::constant(Tensor::from_slice(model.store.gpu(), dims, &images)?);
+    let logits = model.model.forward(&f, &x)?;
+    let loss = tape.cross_entropy(&logits, &labels, None)?;
+    let grads = tape.backward(&loss, None)?;
+    loss.tensor().read().await?;
+    drop(grads);
+    Ok(())
+}
