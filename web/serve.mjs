@@ -21,9 +21,14 @@ const TYPES = {
 };
 
 /// Serves web/ on 127.0.0.1:`port` (0: any free port), and `slideDir`, if given, under /slide/;
-/// resolves to the listening server.
+/// resolves to the listening server. `server.requests` records every request (method, path and
+/// query, and the bytes of its body), so that a test can check what a page sent.
 export function serve(port = 0, slideDir = null) {
+  const requests = [];
   const server = createServer((request, response) => {
+    const record = { method: request.method, url: request.url, bodyBytes: 0 };
+    requests.push(record);
+    request.on("data", (chunk) => { record.bodyBytes += chunk.length; });
     const requested = decodeURIComponent(new URL(request.url, "http://x").pathname);
     const [root, below] = slideDir && requested.startsWith("/slide/")
       ? [resolve(slideDir), requested.slice("/slide".length)]
@@ -38,6 +43,7 @@ export function serve(port = 0, slideDir = null) {
       response.writeHead(404).end();
     }
   });
+  server.requests = requests;
   return new Promise((ok) => server.listen(port, "127.0.0.1", () => ok(server)));
 }
 

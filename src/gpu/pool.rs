@@ -51,6 +51,10 @@ pub struct PoolStats {
     pub in_use_bytes: u64,
     /// High-water mark of `in_use_bytes`.
     pub peak_in_use_bytes: u64,
+    /// High-water mark of `in_use_bytes` less the kept copies: the memory the work itself
+    /// needed, without the cache of weight transforms that outlives it (what
+    /// `train::fit_batch` holds a batch to).
+    pub peak_working_bytes: u64,
     /// Buffers created since the start: a steady loop keeps this constant.
     pub buffers_created: u64,
     /// Bytes of kept copies (Winograd-domain filters, operand textures; see `kept_copies.rs`),
@@ -133,6 +137,14 @@ impl BufferPool {
     pub(crate) fn note_leased(&mut self, class: u64) {
         self.stats.in_use_bytes += class;
         self.stats.peak_in_use_bytes = self.stats.peak_in_use_bytes.max(self.stats.in_use_bytes);
+        self.stats.peak_working_bytes = self.stats.peak_working_bytes.max(self.working_bytes());
+    }
+
+    /// Bytes in use that are not kept copies.
+    fn working_bytes(&self) -> u64 {
+        self.stats
+            .in_use_bytes
+            .saturating_sub(self.kept_copies.bytes())
     }
 
     fn release(&mut self, class: u64, buffer: wgpu::Buffer) {
@@ -215,6 +227,7 @@ impl BufferPool {
 
     pub(crate) fn reset_peak(&mut self) {
         self.stats.peak_in_use_bytes = self.stats.in_use_bytes;
+        self.stats.peak_working_bytes = self.working_bytes();
     }
 }
 

@@ -120,8 +120,8 @@ pub struct ListedFile {
 
 /// The ImageFolder that `paths` (relative, '/'-separated) describe. A folder above the classes
 /// that every path shares (the folder picked, a zip's top folder) is skipped; files that are
-/// not images, hidden files and macOS's `__MACOSX` entries are passed over. A data set whose
-/// top folders are exactly `train` and `val` is presplit: the class folders are inside them.
+/// not images, hidden files and macOS's `__MACOSX` entries are passed over. A data set with
+/// top folders `train` and `val` is presplit: the class folders are inside them.
 pub fn list(paths: &[String]) -> Result<ListedFolder> {
     let fail = |message: String| Error::Image {
         path: "the chosen folder".to_string(),
@@ -139,9 +139,7 @@ pub fn list(paths: &[String]) -> Result<ListedFolder> {
         })
         .collect();
     if images.is_empty() {
-        return Err(fail(
-            "no PNG, JPEG, TIFF or DICOM images in it".to_string(),
-        ));
+        return Err(fail("no PNG, JPEG, TIFF or DICOM images in it".to_string()));
     }
     // Folders every image lies under, kept to at least one folder above each image.
     let shallowest = images.iter().map(|(_, p)| p.len() - 1).min().unwrap_or(0);
@@ -150,11 +148,16 @@ pub fn list(paths: &[String]) -> Result<ListedFolder> {
         .take_while(|&depth| images.iter().all(|(_, p)| p[depth] == first[depth]))
         .count();
     let relative: Vec<(usize, &[&str])> = images.iter().map(|(i, p)| (*i, &p[shared..])).collect();
-    let presplit = {
-        let mut tops: Vec<&str> = relative.iter().map(|(_, p)| p[0]).collect();
-        tops.sort_unstable();
-        tops.dedup();
-        tops == ["train", "val"] && relative.iter().all(|(_, p)| p.len() >= 3)
+    // train/ and val/ side by side hold the split; anything beside them (gradlens lesions's
+    // masks/) is not training data, as `training_split` reads a folder.
+    let top = |name: &str| relative.iter().any(|(_, p)| p.len() >= 3 && p[0] == name);
+    let presplit = top("train") && top("val");
+    let relative: Vec<(usize, &[&str])> = match presplit {
+        true => relative
+            .into_iter()
+            .filter(|(_, p)| p.len() >= 3 && (p[0] == "train" || p[0] == "val"))
+            .collect(),
+        false => relative,
     };
     let class_of = |parts: &[&str]| -> Result<String> {
         match (presplit, parts) {
@@ -177,7 +180,15 @@ pub fn list(paths: &[String]) -> Result<ListedFolder> {
             let class = class_of(parts)?;
             let label = classes.binary_search(&class).expect("a listed class");
             let validation = presplit && parts[0] == "val";
-            Ok((label, paths[index].as_str(), ListedFile { index, label, validation }))
+            Ok((
+                label,
+                paths[index].as_str(),
+                ListedFile {
+                    index,
+                    label,
+                    validation,
+                },
+            ))
         })
         .collect::<Result<_>>()?;
     files.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));

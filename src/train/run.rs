@@ -227,7 +227,9 @@ fn stream(seed: u64, epoch: usize, step: Option<usize>) -> SplitMix64 {
 #[derive(Clone, Debug)]
 pub struct BatchFit {
     pub batch: usize,
-    /// The GPU memory the step of that batch held at its peak, weights included.
+    /// The GPU memory the step of that batch held at its peak: weights, activations and
+    /// gradients, without the kept copies (`gpu::kept_copies`), a cache of weight transforms
+    /// under its own budget.
     pub peak_bytes: u64,
     /// The larger batches tried first, each with why it did not fit.
     pub refused: Vec<(usize, String)>,
@@ -235,9 +237,11 @@ pub struct BatchFit {
 
 /// The largest batch, from `wanted` down by halves, whose training step fits: no tensor beyond
 /// the adapter's binding or buffer limits, no allocation failure, and at most `budget_bytes` of
-/// GPU memory at the step's peak. Each try runs one forward and backward pass on the first
+/// GPU memory at the step's peak (kept copies aside: a larger batch may choose kernels that
+/// keep copies of the weights, and those outlive its try). Each try runs one forward and backward pass on the first
 /// images of `data` and discards it; the BatchNorm running statistics it moved are put back, so
-/// the weights are as they were.
+/// the weights are as they were. The peak read is the whole context's: run this while nothing
+/// else works on the same [`crate::Gpu`].
 pub async fn fit_batch(
     model: Explained<'_>,
     data: &LabelledImages,
@@ -251,13 +255,26 @@ pub async fn fit_batch(
     for (name, tensor) in store.buffers() {
         running.push((name.to_string(), tensor.read().await?));
     }
+    // Each training step writes the weights that train, which drops the copies kept of them
+    // (Winograd-domain filters, textures): every step computes them afresh. Each try writes
+    // them too (with their own values), so that it measures what a step holds.
+    let mut trained = Vec::new();
+    for (name, tensor) in store
+        .parameters()
+        .filter(|(name, _)| store.is_trainable(name))
+    {
+        trained.push((name.to_string(), tensor.read().await?));
+    }
     let mut refused = Vec::new();
     let mut batch = wanted.clamp(1, data.len().max(1));
     loop {
+        for (name, values) in &trained {
+            store.parameter(name)?.write(values)?;
+        }
         gpu.reset_peak_memory();
         let indices: Vec<usize> = (0..batch).collect();
         let tried = probe_step(model, data, preprocess, &indices).await;
-        let peak_bytes = gpu.pool_stats().peak_in_use_bytes;
+        let peak_bytes = gpu.pool_stats().peak_working_bytes;
         for (name, values) in &running {
             store.buffer(name)?.write(values)?;
         }

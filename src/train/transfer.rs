@@ -2,6 +2,7 @@
 //! for the new classes (and, for gray images, its first convolution adapted from RGB), or an
 //! architecture from scratch; and which of its parameters train.
 
+use crate::Gpu;
 use crate::checkpoint::{LoadedModel, ModelInfo};
 use crate::error::{Error, Result};
 use crate::imaging::{Preprocess, Sizing};
@@ -9,7 +10,6 @@ use crate::models::adapt::{self, GRAY_MEAN, GRAY_STD};
 use crate::models::{ModelConfig, build};
 use crate::nn::ParamStore;
 use crate::weights::WeightsFile;
-use crate::Gpu;
 
 /// Which parameters a fine-tuning run updates; the rest stay as loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

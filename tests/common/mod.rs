@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod binary;
+pub mod fine_tune;
 pub mod formula;
 pub mod op_check;
 

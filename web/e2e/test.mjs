@@ -16,12 +16,13 @@
 //    opens the pyramids at their size, fits, zooms to full size on the most probable tissue
 //    tile and shows that tile's line of tiles.jsonl when clicked; screenshot slide.png in DIR.
 
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serve } from "../serve.mjs";
+import { launchBrowser } from "./browser.mjs";
 
 const TOLERANCE = 1e-4;
 // Gradient-based maps, compared exactly; perturbation also runs, to show it works in a browser.
@@ -91,90 +92,20 @@ const slideLines = readFileSync(join(slideOut, "tiles.jsonl"), "utf8").trim().sp
 const server = await serve(0, slideOut);
 const url = `http://127.0.0.1:${server.address().port}/index.html?test=${METHODS.join(",")}`;
 
-const profile = mkdtempSync(join(tmpdir(), "gradlens-chromium-"));
-const browser = spawn(chromium, [
-  "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
-  "--enable-features=Vulkan", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-quic", `--user-data-dir=${profile}`,
-  "--remote-debugging-port=0", "--window-size=1100,1200", "about:blank",
-], { stdio: ["ignore", "ignore", "pipe"] });
-let browserLog = "";
-const endpoint = await new Promise((ok, reject) => {
-  const timer = setTimeout(() => reject(new Error(`Chromium did not start:\n${browserLog}`)), 60_000);
-  browser.stderr.on("data", (chunk) => {
-    browserLog += chunk;
-    const match = browserLog.match(/DevTools listening on (ws:\/\/\S+)/);
-    if (match) {
-      clearTimeout(timer);
-      ok(match[1]);
-    }
-  });
-  browser.on("exit", (code) => reject(new Error(`Chromium exited (${code}):\n${browserLog}`)));
-});
-
-// A minimal DevTools-protocol client over one browser WebSocket (flattened sessions).
-const socket = new WebSocket(endpoint);
-await new Promise((ok, reject) => { socket.onopen = ok; socket.onerror = reject; });
-let nextId = 1;
-const pending = new Map();
-const consoleLines = [];
-socket.onmessage = (event) => {
-  const message = JSON.parse(event.data);
-  if (message.id && pending.has(message.id)) {
-    const { ok, reject } = pending.get(message.id);
-    pending.delete(message.id);
-    message.error ? reject(new Error(JSON.stringify(message.error))) : ok(message.result);
-  } else if (message.method === "Runtime.consoleAPICalled") {
-    consoleLines.push(`${message.params.type}: ${message.params.args.map((a) => a.value ?? a.description).join(" ")}`);
-  } else if (message.method === "Runtime.exceptionThrown") {
-    consoleLines.push(`exception: ${message.params.exceptionDetails.exception?.description ?? message.params.exceptionDetails.text}`);
-  }
-};
-const send = (method, params = {}, sessionId) => new Promise((ok, reject) => {
-  const id = nextId++;
-  pending.set(id, { ok, reject });
-  socket.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
-});
-
-const browserExited = new Promise((ok) => browser.on("exit", ok));
-// Chromium closed through the protocol shuts its helper processes down too (a killed main
-// process leaves them writing into the profile); killed if it does not exit in time.
+const { send, consoleLines, openTab, waitFor, close } = await launchBrowser(chromium);
 const cleanUp = async () => {
-  send("Browser.close").catch(() => {});
-  const timer = setTimeout(() => browser.kill("SIGKILL"), 10_000);
-  await browserExited;
-  clearTimeout(timer);
+  await close();
   server.close();
-  rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
   rmSync(scratch, { recursive: true, force: true });
 };
 
 // Opens `pageUrl` in a new tab (running `beforeLoad` in it first, if given), waits in real
 // time until the page sets window.gradlensTest.done, and returns that object and the tab.
 async function runPage(pageUrl, beforeLoad) {
-  const { targetId } = await send("Target.createTarget", { url: "about:blank" });
-  const { sessionId } = await send("Target.attachToTarget", { targetId, flatten: true });
-  await send("Runtime.enable", {}, sessionId);
-  await send("Page.enable", {}, sessionId);
-  if (beforeLoad) await send("Page.addScriptToEvaluateOnNewDocument", { source: beforeLoad }, sessionId);
-  await send("Page.navigate", { url: pageUrl }, sessionId);
-  const opened = Date.now();
-  for (;;) {
-    await new Promise((ok) => setTimeout(ok, 500));
-    const { result } = await send("Runtime.evaluate", {
-      expression: "JSON.stringify(window.gradlensTest?.done ? window.gradlensTest : null)",
-      returnByValue: true,
-    }, sessionId);
-    if (result.value && result.value !== "null") return { result: JSON.parse(result.value), sessionId };
-    const exception = consoleLines.find((line) => line.startsWith("exception:"));
-    if (exception) throw new Error(`the page threw: ${exception}`);
-    if (Date.now() - opened > PAGE_TIMEOUT_MS) {
-      const status = await send("Runtime.evaluate", {
-        expression: "document.getElementById('status')?.textContent ?? ''", returnByValue: true,
-      }, sessionId);
-      throw new Error(`${pageUrl} did not finish in ${PAGE_TIMEOUT_MS / 1000} s; its status: ${status.result.value}`);
-    }
-  }
+  const sessionId = await openTab(pageUrl, beforeLoad);
+  const json = await waitFor(sessionId, "window.gradlensTest?.done ? JSON.stringify(window.gradlensTest) : null",
+    PAGE_TIMEOUT_MS, pageUrl);
+  return { result: JSON.parse(json), sessionId };
 }
 
 let test;

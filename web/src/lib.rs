@@ -16,6 +16,8 @@ use gradlens::{Gpu, Tensor};
 use serde_json::json;
 use wasm_bindgen::prelude::*;
 
+mod fine_tune;
+
 /// The smallest storage binding gradlens is useful with: WebGPU's default (128 MiB) is what
 /// every conforming adapter offers; below it, say so instead of failing in a kernel.
 const MIN_STORAGE_BINDING: u64 = 128 << 20;
@@ -30,13 +32,13 @@ pub struct Session {
 /// One image's classification or explanation, ready for the page.
 #[wasm_bindgen]
 pub struct Analysis {
-    summary: String,
-    logits: Vec<f32>,
-    map: Vec<f32>,
-    image_rgba: Vec<u8>,
-    overlay_rgba: Vec<u8>,
-    width: usize,
-    height: usize,
+    pub(crate) summary: String,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) map: Vec<f32>,
+    pub(crate) image_rgba: Vec<u8>,
+    pub(crate) overlay_rgba: Vec<u8>,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
 }
 
 #[wasm_bindgen]
@@ -348,7 +350,7 @@ fn describe_model(loaded: &LoadedModel) -> String {
     .to_string()
 }
 
-fn to_js(error: gradlens::Error) -> JsError {
+pub(crate) fn to_js(error: gradlens::Error) -> JsError {
     JsError::new(&error.to_string())
 }
 
@@ -356,7 +358,7 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-fn argmax(values: &[f32]) -> usize {
+pub(crate) fn argmax(values: &[f32]) -> usize {
     (0..values.len())
         .max_by(|&a, &b| values[a].total_cmp(&values[b]))
         .unwrap_or(0)
@@ -373,7 +375,7 @@ fn top_classes(logits: &[f32], names: &[String], count: usize) -> serde_json::Va
 }
 
 /// An image in [0, 1] (gray or RGB) as RGBA bytes for a canvas.
-fn planes_rgba(image: &Planes) -> Vec<u8> {
+pub(crate) fn planes_rgba(image: &Planes) -> Vec<u8> {
     let plane = image.height * image.width;
     let byte = |channel: usize, p: usize| {
         let value = image.data[channel.min(image.channels - 1) * plane + p];
@@ -385,7 +387,7 @@ fn planes_rgba(image: &Planes) -> Vec<u8> {
 }
 
 /// `saliency_overlay` with an opaque alpha channel, for a canvas.
-fn overlay_rgba(image: &Planes, map: &[f32]) -> Vec<u8> {
+pub(crate) fn overlay_rgba(image: &Planes, map: &[f32]) -> Vec<u8> {
     saliency_overlay(image, map)
         .chunks(3)
         .flat_map(|rgb| [rgb[0], rgb[1], rgb[2], 255])

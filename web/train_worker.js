@@ -1,0 +1,142 @@
+// The fine-tuning worker: gradlens (wasm) on this worker's own WebGPU device, so that the page
+// stays responsive while it trains. It runs one awaited optimiser step at a time and reads its
+// messages between steps: pause, resume and cancel take effect after the step in flight.
+//
+// Page → worker: {type: "files", files: [{path, bytes}]} | {type: "zip", name, bytes} |
+//   {type: "start", options, checkpoint: {name, bytes} | null} | {type: "pause"} |
+//   {type: "resume"} | {type: "cancel"} | {type: "explain", index, method, class} |
+//   {type: "export"} | {type: "logits"}
+// Worker → page: {type: "ready", adapter, methods, architectures} | {type: "dataset", summary, thumbnails} |
+//   {type: "model", model, fit} | {type: "step", report, imagesPerSecond} |
+//   {type: "evaluation", evaluation, epoch} | {type: "state", state} |
+//   {type: "explanation", ...} | {type: "exported", bytes} | {type: "logits", logits, paths} |
+//   {type: "error", message}
+
+import init, { Dataset, Session } from "./pkg/gradlens_web.js";
+
+const THUMBNAILS_PER_CLASS = 4;
+const THUMBNAIL_SIDE = 64;
+
+let session = null;
+let dataset = null; // a Dataset once the wasm is initialised
+let fineTune = null;
+// idle → running ⇄ paused → finished | cancelled
+let state = "idle";
+let pending = Promise.resolve();
+
+const post = (message, transfer = []) => self.postMessage(message, transfer);
+const fail = (error) => post({ type: "error", message: String(error?.message ?? error) });
+
+function setState(next) {
+  state = next;
+  post({ type: "state", state });
+}
+
+function describeDataset() {
+  const summary = JSON.parse(dataset.describe());
+  const thumbnails = [];
+  summary.classes.forEach((_, label) => {
+    for (let k = 0; k < THUMBNAILS_PER_CLASS; k++) {
+      const rgba = dataset.thumbnail(label, k, THUMBNAIL_SIDE);
+      if (rgba.length) thumbnails.push({ label, rgba, side: THUMBNAIL_SIDE });
+    }
+  });
+  post({ type: "dataset", summary, thumbnails }, thumbnails.map((t) => t.rgba.buffer));
+}
+
+// Steps until the run ends, is paused or cancelled; validation after each epoch.
+async function train() {
+  const started = performance.now();
+  let images = 0;
+  while (state === "running") {
+    const report = JSON.parse(await fineTune.step());
+    images += report.images;
+    post({ type: "step", report, imagesPerSecond: images / ((performance.now() - started) / 1000) });
+    if (report.epoch_finished) {
+      post({ type: "evaluation", epoch: report.epoch, evaluation: JSON.parse(await fineTune.evaluate()) });
+    }
+    if (report.finished) setState("finished");
+  }
+}
+
+async function handle(message) {
+  switch (message.type) {
+    case "files":
+      for (const { path, bytes } of message.files) dataset.add(path, bytes);
+      describeDataset();
+      break;
+    case "zip":
+      dataset.addZip(message.bytes, message.name);
+      describeDataset();
+      break;
+    case "clear":
+      dataset.free();
+      dataset = new Dataset();
+      break;
+    case "start": {
+      if (state === "running" || state === "paused") throw new Error("a run is in progress: cancel it first");
+      fineTune?.free();
+      fineTune = null;
+      const checkpoint = message.checkpoint;
+      fineTune = session.prepareFineTune(dataset, JSON.stringify(message.options),
+        checkpoint?.bytes, checkpoint?.name ?? "");
+      const fit = JSON.parse(await fineTune.fit());
+      post({ type: "model", model: JSON.parse(fineTune.describe()), fit });
+      post({ type: "evaluation", epoch: 0, evaluation: JSON.parse(await fineTune.evaluate()) });
+      setState("running");
+      break;
+    }
+    case "pause":
+      if (state === "running") setState("paused");
+      break;
+    case "resume":
+      if (state === "paused") setState("running");
+      break;
+    case "cancel":
+      if (state === "running" || state === "paused") setState("cancelled");
+      break;
+    case "explain": {
+      const analysis = await fineTune.explain(message.index, message.method, message.class);
+      const reply = { type: "explanation", index: message.index, method: message.method, class: message.class,
+        width: analysis.width, height: analysis.height, imageRgba: analysis.imageRgba,
+        overlayRgba: analysis.overlayRgba };
+      analysis.free();
+      post(reply, [reply.imageRgba.buffer, reply.overlayRgba.buffer]);
+      break;
+    }
+    case "export": {
+      const bytes = await fineTune.exportWeights();
+      post({ type: "exported", bytes }, [bytes.buffer]);
+      break;
+    }
+    case "logits":
+      post({ type: "logits", logits: await fineTune.validationLogits(), paths: fineTune.validationPaths() });
+      break;
+    default:
+      throw new Error(`unknown message ${message.type}`);
+  }
+}
+
+self.onmessage = ({ data: message }) => {
+  // Control messages act at once; the rest wait their turn (a step is never interleaved with
+  // another request on the model).
+  if (["pause", "resume", "cancel"].includes(message.type)) {
+    handle(message).catch(fail);
+    if (message.type === "resume") pending = pending.then(train).catch((error) => { setState("failed"); fail(error); });
+    return;
+  }
+  pending = pending.then(() => handle(message)).catch(fail);
+  if (message.type === "start") {
+    pending = pending.then(() => (state === "running" ? train() : null)).catch((error) => { setState("failed"); fail(error); });
+  }
+};
+
+try {
+  await init();
+  dataset = new Dataset();
+  session = await Session.open();
+  post({ type: "ready", adapter: JSON.parse(session.adapter()), methods: Session.methods(),
+    architectures: Session.architectures() });
+} catch (error) {
+  post({ type: "error", fatal: true, message: String(error?.message ?? error) });
+}
