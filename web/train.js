@@ -7,7 +7,7 @@ const MISTAKES_EXPLAINED = 8;
 const AUGMENTATIONS = ["flip", "rotate", "crop", "intensity"];
 
 const view = {
-  ready: false, adapter: null, dataset: null, model: null, fit: null, state: "idle", steps: [],
+  run: 0, ready: false, adapter: null, dataset: null, model: null, fit: null, state: "idle", steps: [],
   evaluations: [], explanations: [], exportedBytes: null, logits: null, errors: [], notices: [],
 };
 window.gradlensTrain = view;
@@ -36,7 +36,7 @@ const worker = new Worker("train_worker.js", { type: "module" });
 const send = (message, transfer = []) => worker.postMessage(message, transfer);
 
 function updateButtons() {
-  const running = view.state === "running";
+  const running = ["starting", "running", "pausing", "cancelling"].includes(view.state);
   const paused = view.state === "paused";
   $("start").disabled = !(view.ready && view.dataset && !running && !paused);
   $("pause").disabled = !running;
@@ -123,17 +123,22 @@ function showEvaluation({ epoch, evaluation }) {
 }
 
 // The latest evaluation's misclassified images, each explained for the class it was taken for.
+// Each request carries the run it is for: an answer that arrives after another run has started
+// is dropped.
+let explained = { run: 0, evaluation: null };
+
 function explainMistakes() {
-  const latest = view.evaluations.at(-1)?.evaluation;
+  explained = { run: view.run, evaluation: view.evaluations.at(-1)?.evaluation };
   $("mistakes").replaceChildren();
   view.explanations = [];
-  for (const mistake of latest?.misclassified.slice(0, MISTAKES_EXPLAINED) ?? []) {
-    send({ type: "explain", index: mistake.index, method: $("method").value, class: mistake.predicted });
+  for (const mistake of explained.evaluation?.misclassified.slice(0, MISTAKES_EXPLAINED) ?? []) {
+    send({ type: "explain", run: view.run, index: mistake.index, method: $("method").value, class: mistake.predicted });
   }
 }
 
 function showExplanation(message) {
-  const latest = view.evaluations.at(-1).evaluation;
+  if (message.run !== view.run) return;
+  const latest = explained.evaluation;
   const mistake = latest.misclassified.find((m) => m.index === message.index);
   const figure = document.createElement("figure");
   const image = document.createElement("canvas");
@@ -163,7 +168,7 @@ worker.onmessage = ({ data: message }) => {
     case "ready":
       view.ready = true;
       view.adapter = message.adapter;
-      for (const arch of message.architectures) $("arch").add(new Option(arch, arch));
+      for (const arch of message.architectures) $("arch").add(new Option(arch, arch, arch === "resnet18", arch === "resnet18"));
       for (const name of message.methods) $("method").add(new Option(name, name, name === "gradcam", name === "gradcam"));
       setStatus(`Ready on ${message.adapter.adapter}. Pick a folder or a zip of images.`, "ready");
       break;
@@ -195,6 +200,8 @@ worker.onmessage = ({ data: message }) => {
         setStatus(`Finished: validation accuracy ${(accuracy * 100).toFixed(1)}%. Export the checkpoint, or train again.`, "done");
       } else if (message.state === "paused") {
         setStatus("Paused after the step in flight. Resume, cancel, or export the model as it stands.", "ready");
+      } else if (message.state === "pausing" || message.state === "cancelling") {
+        setStatus(`${message.state === "pausing" ? "Pausing" : "Cancelling"} after the step in flight…`);
       } else if (message.state === "cancelled") {
         setStatus("Cancelled. The model as it stands can still be exported.", "ready");
       }
@@ -292,7 +299,8 @@ function main() {
     if (event.dataTransfer.files[0]) await readZip(event.dataTransfer.files[0]);
   }));
   $("start").addEventListener("click", wrap(async () => {
-    Object.assign(view, { model: null, fit: null, steps: [], evaluations: [], explanations: [], exportedBytes: null });
+    Object.assign(view, { run: view.run + 1, state: "starting", model: null, fit: null, steps: [], evaluations: [], explanations: [],
+      exportedBytes: null, logits: null });
     $("notice").textContent = "";
     $("mistakes").replaceChildren();
     setStatus("decoding the images and building the model…");

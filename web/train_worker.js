@@ -4,7 +4,7 @@
 //
 // Page → worker: {type: "files", files: [{path, bytes}]} | {type: "zip", name, bytes} |
 //   {type: "start", options, checkpoint: {name, bytes} | null} | {type: "pause"} |
-//   {type: "resume"} | {type: "cancel"} | {type: "explain", index, method, class} |
+//   {type: "resume"} | {type: "cancel"} | {type: "explain", run, index, method, class} |
 //   {type: "export"} | {type: "logits"}
 // Worker → page: {type: "ready", adapter, methods, architectures} | {type: "dataset", summary, thumbnails} |
 //   {type: "model", model, fit} | {type: "step", report, imagesPerSecond} |
@@ -20,7 +20,8 @@ const THUMBNAIL_SIDE = 64;
 let session = null;
 let dataset = null; // a Dataset once the wasm is initialised
 let fineTune = null;
-// idle → running ⇄ paused → finished | cancelled
+// idle → running → pausing → paused → running … → finished | cancelling → cancelled. A pause
+// or a cancel asked for during a step takes effect once that step has posted its report.
 let state = "idle";
 let pending = Promise.resolve();
 
@@ -57,6 +58,8 @@ async function train() {
     }
     if (report.finished) setState("finished");
   }
+  if (state === "pausing") setState("paused");
+  if (state === "cancelling") setState("cancelled");
 }
 
 async function handle(message) {
@@ -74,7 +77,7 @@ async function handle(message) {
       dataset = new Dataset();
       break;
     case "start": {
-      if (state === "running" || state === "paused") throw new Error("a run is in progress: cancel it first");
+      if (!["idle", "finished", "cancelled", "failed"].includes(state)) throw new Error("a run is in progress: cancel it first");
       fineTune?.free();
       fineTune = null;
       const checkpoint = message.checkpoint;
@@ -87,17 +90,19 @@ async function handle(message) {
       break;
     }
     case "pause":
-      if (state === "running") setState("paused");
+      if (state === "running") setState("pausing");
       break;
     case "resume":
-      if (state === "paused") setState("running");
+      // While pausing, the step loop has not stopped yet and simply goes on.
+      if (state === "paused" || state === "pausing") setState("running");
       break;
     case "cancel":
-      if (state === "running" || state === "paused") setState("cancelled");
+      if (state === "running" || state === "pausing") setState("cancelling");
+      if (state === "paused") setState("cancelled");
       break;
     case "explain": {
       const analysis = await fineTune.explain(message.index, message.method, message.class);
-      const reply = { type: "explanation", index: message.index, method: message.method, class: message.class,
+      const reply = { type: "explanation", run: message.run, index: message.index, method: message.method, class: message.class,
         width: analysis.width, height: analysis.height, imageRgba: analysis.imageRgba,
         overlayRgba: analysis.overlayRgba };
       analysis.free();
@@ -121,8 +126,11 @@ self.onmessage = ({ data: message }) => {
   // Control messages act at once; the rest wait their turn (a step is never interleaved with
   // another request on the model).
   if (["pause", "resume", "cancel"].includes(message.type)) {
+    const loopStopped = state === "paused";
     handle(message).catch(fail);
-    if (message.type === "resume") pending = pending.then(train).catch((error) => { setState("failed"); fail(error); });
+    if (message.type === "resume" && loopStopped) {
+      pending = pending.then(train).catch((error) => { setState("failed"); fail(error); });
+    }
     return;
   }
   pending = pending.then(() => handle(message)).catch(fail);

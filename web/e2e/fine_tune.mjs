@@ -17,6 +17,9 @@
 // 4. Privacy: every request the server saw is a GET of one of the page's static files with no
 //    body, and the page cannot reach another origin (the CSP blocks it).
 // Figures (steps/s, images/s, seconds) are printed, with a screenshot and the console in DIR.
+// With --figures, it then times a full-width ResNet-18 at 112 px on 200 training images (one
+// epoch with the classifier training, one with the last block and the classifier) for
+// BENCHMARKS.md.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -28,9 +31,9 @@ import { serve } from "../serve.mjs";
 import { launchBrowser } from "./browser.mjs";
 
 const TOLERANCE = 1e-4;
-const MIN_ACCURACY = 0.9;
+const MIN_ACCURACY = 0.85;
 const TIMEOUT_MS = Number(process.env.GRADLENS_E2E_PAGE_TIMEOUT_S ?? 300) * 1000;
-const IMAGES = 240;
+const IMAGES = 320;
 const SIDE = 48;
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -153,6 +156,7 @@ let runA;
 let runB;
 let runC;
 let crossOrigin;
+let figures = [];
 let timings = {};
 try {
   const tab = await openTab(`${origin}/train.html`);
@@ -169,7 +173,7 @@ try {
   const thumbnails = await evaluate(tab, "document.querySelectorAll('.thumbs canvas').length");
 
   // Run A: the demo checkpoint, the last block and a new head, paused and resumed on the way.
-  await setControls(tab, { source: "demo", trainable: "last-block", grayscale: false, size: "", epochs: 4, lr: 0.003,
+  await setControls(tab, { source: "demo", trainable: "last-block", grayscale: false, size: "", epochs: 6, lr: 0.002,
     batch: 16, optimizer: "adam", memory: 2048, seed: 1, "augment-flip": true, method: "gradcam" });
   const startedA = Date.now();
   await click(tab, "start");
@@ -217,9 +221,15 @@ try {
   await waitForState(tab, ["finished"], "run C");
   runC = await view(tab);
 
-  // The CSP: the page cannot send anything to another origin.
-  crossOrigin = await evaluate(tab, `fetch("http://127.0.0.2:9/upload", { method: "POST", body: "x" })
-    .then(() => "sent", (error) => "blocked: " + error.message)`);
+  // The CSP: the page cannot send anything to another origin, even this same server under
+  // another name (a request that got through would be in the server's log).
+  crossOrigin = await evaluate(tab, `new Promise((ok) => {
+    let violated = null;
+    document.addEventListener("securitypolicyviolation", (event) => { violated = event.violatedDirective; });
+    fetch("http://localhost:${server.address().port}/upload", { method: "POST", body: "x" })
+      .then(() => ok("sent"), () => setTimeout(() => ok("blocked by " + violated), 100));
+  })`);
+  if (args.figures !== undefined) figures = await measureFigures(tab);
 } catch (error) {
   writeFileSync(join(outDir, "fine_tune_console.txt"), consoleLines.join("\n"));
   await cleanUp();
@@ -228,6 +238,38 @@ try {
 writeFileSync(join(outDir, "fine_tune_console.txt"), consoleLines.join("\n"));
 await close();
 server.close();
+
+// One epoch of a full-width ResNet-18 at 112 px on 200 training images (250 with 50 held out),
+// with the classifier alone and then the last block training: steps/s and images/s as the page
+// reports them, and the time from Train to the end.
+async function measureFigures(tab) {
+  const figureDir = join(scratch, "figures");
+  execFileSync(gradlens, ["lesions", "--out", figureDir, "--count", "250", "--size", "112", "--seed", "6", "--validation", "0.2"], { stdio: "ignore" });
+  const figureZip = join(scratch, "figures.zip");
+  const files = filesUnder(figureDir).filter((f) => !f.includes(`${sep}masks${sep}`)).sort();
+  writeFileSync(figureZip, zip(files.map((path) => [relative(scratch, path).split(sep).join("/"), readFileSync(path)])));
+  const { root } = await send("DOM.getDocument", {}, tab);
+  const { nodeId } = await send("DOM.querySelector", { nodeId: root.nodeId, selector: "#data-zip" }, tab);
+  await evaluate(tab, "window.gradlensTrain.dataset = null");
+  await send("DOM.setFileInputFiles", { nodeId, files: [figureZip] }, tab);
+  await waitFor(tab, "window.gradlensTrain.dataset", TIMEOUT_MS, "reading the figures' zip");
+  const measured = [];
+  for (const trainable of ["classifier", "last-block"]) {
+    await setControls(tab, { source: "scratch", arch: "resnet18", width: 64, trainable, grayscale: false, size: 112,
+      epochs: 1, lr: 0.001, batch: 16, memory: 4096 });
+    const started = Date.now();
+    await click(tab, "start");
+    await waitForState(tab, ["finished"], `the figure for ${trainable}`);
+    const totalSeconds = (Date.now() - started) / 1000;
+    const page = await view(tab);
+    const last = page.steps.at(-1);
+    measured.push({ trainable, train: page.model.train_images, val: page.model.val_images, batch: page.fit.batch,
+      steps: last.report.total_steps, seconds: last.report.total_steps / page.progress.stepsPerSecond,
+      stepsPerSecond: page.progress.stepsPerSecond, imagesPerSecond: last.imagesPerSecond, totalSeconds,
+      adapter: page.adapter.adapter });
+  }
+  return measured;
+}
 
 // ---- 3. The checks --------------------------------------------------------------------------
 
@@ -255,7 +297,7 @@ function check(condition, message) {
   check(runA.steps.every((s) => Number.isFinite(s.report.loss)), "run A reported a loss that is not finite");
   const before = runA.evaluations[0].evaluation.accuracy;
   const after = runA.evaluations.at(-1).evaluation.accuracy;
-  check(runA.evaluations.length === 5, `run A has ${runA.evaluations.length} evaluations, not the untrained one and 4 epochs`);
+  check(runA.evaluations.length === 7, `run A has ${runA.evaluations.length} evaluations, not the untrained one and 6 epochs`);
   check(after >= MIN_ACCURACY && after > before,
     `run A reached a validation accuracy of ${after} (untrained head: ${before}); at least ${MIN_ACCURACY} expected`);
   const firstLoss = runA.steps.slice(0, 5).reduce((a, s) => a + s.report.loss, 0) / 5;
@@ -310,10 +352,16 @@ function check(condition, message) {
     "/demo/lesions.safetensors", "/favicon.ico"]);
   const strange = server.requests.filter((r) => r.method !== "GET" || r.bodyBytes > 0 || !statics.has(r.url));
   check(strange.length === 0, `the page made requests beyond its static files: ${JSON.stringify(strange)}`);
-  check(/^blocked/.test(crossOrigin), `a request to another origin was ${crossOrigin}`);
+  check(crossOrigin === "blocked by connect-src", `a request to another origin was ${crossOrigin}`);
   check(!server.requests.some((r) => imageBytes.has(r.bodyBytes) && r.bodyBytes > 0), "a request carried an image's bytes");
   log(`privacy: ${server.requests.length} requests, all GETs of the page's own files without a body ` +
     `(${[...new Set(server.requests.map((r) => r.url))].join(", ")}); another origin: ${crossOrigin}`);
+}
+for (const figure of figures) {
+  log(`figure: ResNet-18 (width 64, RGB, random weights standing in for pretrained ones) at 112 px, ${figure.trainable}: ` +
+    `${figure.train} training images, batch ${figure.batch}, ${figure.steps} steps in ${figure.seconds.toFixed(1)} s ` +
+    `(${figure.stepsPerSecond.toFixed(2)} steps/s, ${figure.imagesPerSecond.toFixed(1)} images/s; the model built, the batch fitted ` +
+    `and validated on ${figure.val} images in ${figure.totalSeconds.toFixed(1)} s in all) on ${figure.adapter}`);
 }
 rmSync(scratch, { recursive: true, force: true });
 log(`passed; screenshots ${join(outDir, "fine_tune.png")} and fine_tune_cancelled.png`);
