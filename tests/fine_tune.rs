@@ -352,3 +352,67 @@ fn an_rgb_checkpoint_fine_tunes_gray_with_its_last_block() {
         "{error}"
     );
 }
+
+#[test]
+fn a_torchvision_export_fine_tunes_with_imagenet_normalisation() {
+    // A torchvision export: full-width weights and no metadata (not even the architecture).
+    let spec = FineTuneSpec {
+        arch: "resnet18".into(),
+        classes: (0..1000).map(|c| format!("c{c}")).collect(),
+        channels: 3,
+        size: 64,
+        width: 64,
+        seed: 2,
+    };
+    let imagenet = fine_tune_model(gpu(), None, &spec, Trainable::All, || {
+        (vec![0.0; 3], vec![1.0; 3])
+    })
+    .unwrap();
+    let bytes = pollster::block_on(checkpoint_bytes(
+        &imagenet.store,
+        &[],
+        &Default::default(),
+        "export",
+    ))
+    .unwrap();
+    let classes = FineTuneSpec {
+        classes: vec!["a".into(), "b".into(), "c".into()],
+        ..spec.clone()
+    };
+    let file = WeightsFile::from_bytes(&bytes, "resnet18.safetensors").unwrap();
+    let rgb = fine_tune_model(
+        gpu(),
+        Some(file),
+        &classes,
+        Trainable::Classifier,
+        || unreachable!(),
+    )
+    .unwrap();
+    assert_eq!(rgb.info.preprocess.mean, [0.485, 0.456, 0.406]);
+    assert_eq!(rgb.store.get("fc.weight").unwrap().dims(), [3, 512]);
+    assert_eq!(
+        bits(&rgb.store, "layer4.1.conv2.weight"),
+        bits(&imagenet.store, "layer4.1.conv2.weight")
+    );
+    let gray = FineTuneSpec {
+        channels: 1,
+        ..classes
+    };
+    let file = WeightsFile::from_bytes(&bytes, "resnet18.safetensors").unwrap();
+    let gray = fine_tune_model(
+        gpu(),
+        Some(file),
+        &gray,
+        Trainable::Classifier,
+        || unreachable!(),
+    )
+    .unwrap();
+    assert_eq!(
+        gray.store.get("conv1.weight").unwrap().dims(),
+        [64, 1, 7, 7]
+    );
+    assert_eq!(
+        gray.info.preprocess.mean,
+        [gradlens::models::adapt::GRAY_MEAN]
+    );
+}

@@ -2,9 +2,9 @@
 //! for the new classes (and, for gray images, its first convolution adapted from RGB), or an
 //! architecture from scratch; and which of its parameters train.
 
-use crate::Gpu;
 use crate::checkpoint::{LoadedModel, ModelInfo};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::imaging::{Preprocess, Sizing};
 use crate::models::adapt::{self, GRAY_MEAN, GRAY_STD};
 use crate::models::{ModelConfig, build};
