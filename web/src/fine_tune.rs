@@ -102,33 +102,29 @@ pub struct FineTune {
 
 /// The page's choices (JSON from web/train.js).
 struct Options {
+    /// From scratch, and for a torchvision export (which does not name its architecture).
+    arch: String,
+    /// ResNets from scratch: the first stage's width.
+    width: usize,
     trainable: Trainable,
+    grayscale: bool,
+    /// The input side; `None`: the checkpoint's (112 from scratch).
+    size: Option<usize>,
     epochs: usize,
     batch: usize,
     learning_rate: f32,
     optimizer: String,
     memory_bytes: u64,
+    val_fraction: f64,
     seed: u64,
     augmentations: Vec<Augmentation>,
 }
 
-#[wasm_bindgen]
-impl Session {
-    /// Decodes the data set and builds the model to fine-tune: from `checkpoint` (gradlens's,
-    /// or a torchvision export of the chosen architecture) with a new head for the data's
-    /// classes, or from scratch when it is absent. `options` is JSON: arch, trainable
-    /// (classifier, last-block, all), grayscale, size, width, epochs, batch, lr, optimizer
-    /// (adam, adamw, sgd), memory_mib, val_fraction, seed, augment (names).
-    #[wasm_bindgen(js_name = prepareFineTune)]
-    pub fn prepare_fine_tune(
-        &self,
-        dataset: &Dataset,
-        options: &str,
-        checkpoint: Option<Vec<u8>>,
-        checkpoint_name: &str,
-    ) -> Result<FineTune, JsError> {
+impl Options {
+    /// Reads and checks the options, each with its default when absent.
+    fn parse(text: &str) -> Result<Options, JsError> {
         let json: Value =
-            serde_json::from_str(options).map_err(|e| JsError::new(&format!("options: {e}")))?;
+            serde_json::from_str(text).map_err(|e| JsError::new(&format!("options: {e}")))?;
         let number = |key: &str, default: f64| json[key].as_f64().unwrap_or(default);
         let count = |key: &str, default: usize, most: usize| -> Result<usize, JsError> {
             let value = number(key, default as f64);
@@ -166,7 +162,7 @@ impl Session {
         }
         let val_fraction = number("val_fraction", 0.2);
         if !(0.0..1.0).contains(&val_fraction) {
-            return Err(JsError::new("the validation fraction must be in [0, 1)"));
+            return Err(JsError::new("the validation share must be in [0, 1)"));
         }
         let optimizer = text("optimizer", "adam");
         if !["adam", "adamw", "sgd"].contains(&optimizer.as_str()) {
@@ -174,17 +170,43 @@ impl Session {
                 "optimizer {optimizer:?}: adam, adamw or sgd"
             )));
         }
-        let options = Options {
+        Ok(Options {
+            arch: text("arch", "resnet18"),
+            width: count("width", 64, 512)?,
             trainable,
+            grayscale: json["grayscale"].as_bool().unwrap_or(false),
+            size: match json["size"].is_null() {
+                true => None,
+                false => Some(count("size", 0, 1024)?),
+            },
             epochs: count("epochs", 5, 10_000)?,
             batch: count("batch", 16, 4096)?,
             learning_rate,
             optimizer,
             memory_bytes: (count("memory_mib", 2048, 1 << 20)? as u64) << 20,
+            val_fraction,
             seed: number("seed", 0.0) as u64,
             augmentations,
-        };
+        })
+    }
+}
 
+#[wasm_bindgen]
+impl Session {
+    /// Decodes the data set and builds the model to fine-tune: from `checkpoint` (gradlens's,
+    /// or a torchvision export of the chosen architecture) with a new head for the data's
+    /// classes, or from scratch when it is absent. `options` is JSON: arch, trainable
+    /// (classifier, last-block, all), grayscale, size, width, epochs, batch, lr, optimizer
+    /// (adam, adamw, sgd), memory_mib, val_fraction, seed, augment (names).
+    #[wasm_bindgen(js_name = prepareFineTune)]
+    pub fn prepare_fine_tune(
+        &self,
+        dataset: &Dataset,
+        options: &str,
+        checkpoint: Option<Vec<u8>>,
+        checkpoint_name: &str,
+    ) -> Result<FineTune, JsError> {
+        let options = Options::parse(options)?;
         let listed = dataset.listed()?;
         if listed.classes.len() < 2 {
             return Err(JsError::new(&format!(
@@ -196,11 +218,10 @@ impl Session {
             .map(|bytes| WeightsFile::from_bytes(&bytes, checkpoint_name))
             .transpose()
             .map_err(to_js)?;
-        let chosen_arch = text("arch", "resnet18");
         let (arch, checkpoint_channels, checkpoint_size) = match &checkpoint {
             Some(file) => {
                 let named = file.metadata().contains_key("arch");
-                let info = ModelInfo::from_file(file, (!named).then_some(chosen_arch.as_str()))
+                let info = ModelInfo::from_file(file, (!named).then_some(options.arch.as_str()))
                     .map_err(to_js)?;
                 (
                     info.arch.clone(),
@@ -208,15 +229,14 @@ impl Session {
                     info.preprocess.input_size(),
                 )
             }
-            None => (chosen_arch, 3, 112),
+            None => (options.arch.clone(), 3, 112),
         };
-        let channels = match json["grayscale"].as_bool().unwrap_or(false) {
+        let channels = match options.grayscale {
             true => 1,
             false => checkpoint_channels,
         };
-        let size = count("size", checkpoint_size, 1024)?;
-
-        let (train_files, val_files) = listed.split(val_fraction, options.seed);
+        let size = options.size.unwrap_or(checkpoint_size);
+        let (train_files, val_files) = listed.split(options.val_fraction, options.seed);
         if train_files.is_empty() || val_files.is_empty() {
             return Err(JsError::new(&format!(
                 "{} training and {} validation images: both must be non-empty",
@@ -244,7 +264,7 @@ impl Session {
             classes: listed.classes.clone(),
             channels,
             size,
-            width: count("width", 64, 512)?,
+            width: options.width,
             seed: options.seed,
         };
         let loaded = fine_tune_model(&self.gpu, checkpoint, &spec, options.trainable, || {
