@@ -36,13 +36,13 @@ const worker = new Worker("train_worker.js", { type: "module" });
 const send = (message, transfer = []) => worker.postMessage(message, transfer);
 
 function updateButtons() {
-  const running = ["starting", "running", "pausing", "cancelling"].includes(view.state);
-  const paused = view.state === "paused";
-  $("start").disabled = !(view.ready && view.dataset && !running && !paused);
-  $("pause").disabled = !running;
-  $("resume").disabled = !paused;
-  $("cancel").disabled = !(running || paused);
-  $("export").disabled = !(view.model && !running);
+  const state = view.state;
+  const busy = ["starting", "running", "pausing", "cancelling", "paused"].includes(state);
+  $("start").disabled = !(view.ready && view.dataset && !busy);
+  $("pause").disabled = state !== "running";
+  $("resume").disabled = !["paused", "pausing"].includes(state);
+  $("cancel").disabled = !["running", "pausing", "paused"].includes(state);
+  $("export").disabled = !(view.model && ["paused", "finished", "cancelled", "failed"].includes(state));
 }
 
 function showDataset({ summary, thumbnails }) {
@@ -221,6 +221,9 @@ worker.onmessage = ({ data: message }) => {
       view.logits = { logits: Array.from(message.logits), paths: message.paths };
       break;
     case "error":
+      // A run that could not start (a broken image, a checkpoint that does not fit) leaves the
+      // controls free for another try.
+      if (view.state === "starting") view.state = "failed";
       view.errors.push(message.message);
       setStatus(message.message, "error");
       updateButtons();

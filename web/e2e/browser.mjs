@@ -3,9 +3,20 @@
 // (test.mjs: classify and explain; fine_tune.mjs: fine-tuning).
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+
+/// The tests' command line: `--gradlens BIN --out DIR [--chromium BIN]` and any other
+/// `--name value` pairs (in `args`); DIR is made if missing.
+export function commandLine() {
+  const args = Object.fromEntries(
+    process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
+  );
+  const outDir = resolve(args.out ?? "target/web-e2e");
+  mkdirSync(outDir, { recursive: true });
+  return { args, outDir, gradlens: args.gradlens ?? "target/release/gradlens", chromium: args.chromium ?? "/usr/bin/chromium" };
+}
 
 /// Starts Chromium and resolves to { send, consoleLines, openTab, evaluate, waitFor, close }.
 export async function launchBrowser(chromium, extraFlags = []) {

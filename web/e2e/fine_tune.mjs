@@ -4,7 +4,8 @@
 //   node --experimental-websocket web/e2e/fine_tune.mjs --gradlens target/release/gradlens --out DIR
 //
 // 1. `gradlens lesions` writes a lesion ImageFolder (train/ and val/, with masks/ beside them,
-//    which the page must pass over); it is zipped here (deflate) and given to the page's zip input.
+//    which the page must pass over); it is zipped here (deflate) and given to the page's zip
+//    input. First a zip with a broken image: Train must end in an error that names it.
 // 2. Run A fine-tunes the demo checkpoint (a new head for the data's classes; the last block and
 //    the head train) for a few epochs, paused and resumed on the way: the page must report class
 //    counts and thumbnails, a live loss per step, and a validation accuracy above MIN_ACCURACY
@@ -28,7 +29,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deflateRawSync } from "node:zlib";
 import { serve } from "../serve.mjs";
-import { launchBrowser } from "./browser.mjs";
+import { commandLine, launchBrowser } from "./browser.mjs";
 
 const TOLERANCE = 1e-4;
 const MIN_ACCURACY = 0.85;
@@ -37,13 +38,7 @@ const IMAGES = 320;
 const SIDE = 48;
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
-);
-const gradlens = args.gradlens ?? "target/release/gradlens";
-const outDir = resolve(args.out ?? "target/web-e2e");
-const chromium = args.chromium ?? "/usr/bin/chromium";
-mkdirSync(outDir, { recursive: true });
+const { args, outDir, gradlens, chromium } = commandLine();
 
 function fail(message) {
   console.error(`fine-tune e2e: FAILED: ${message}`);
@@ -119,7 +114,6 @@ const zipPath = join(scratch, "lesions.zip");
 writeFileSync(zipPath, zip(dataFiles.map((path) => [relative(scratch, path).split(sep).join("/"), readFileSync(path)])));
 const counted = (split, label) => dataFiles.filter((f) => f.includes(`${sep}masks${sep}`) === false && f.includes(`${sep}${split}${sep}${label}${sep}`)).length;
 const expectedCounts = ["healthy", "lesion"].map((label) => counted("train", label) + counted("val", label));
-const imageBytes = new Set(dataFiles.filter((f) => !f.includes(`${sep}masks${sep}`)).map((f) => readFileSync(f).length));
 
 // ---- 2. The page --------------------------------------------------------------------------------
 
@@ -164,9 +158,25 @@ try {
   await waitFor(tab, "window.gradlensTrain?.ready || window.gradlensTrain?.errors.length > 0", TIMEOUT_MS, "the worker's WebGPU device");
   if (await pageError(tab)) throw new Error(`the page could not start: ${await pageError(tab)}`);
 
-  // The zip through the page's file input.
+  // A zip holding a broken image: Train must end in an error naming it, the controls free.
   const { root } = await send("DOM.getDocument", {}, tab);
   const { nodeId } = await send("DOM.querySelector", { nodeId: root.nodeId, selector: "#data-zip" }, tab);
+  const healthy = dataFiles.filter((f) => f.includes(`${sep}train${sep}healthy${sep}`)).slice(0, 10);
+  const brokenZip = join(scratch, "broken.zip");
+  writeFileSync(brokenZip, zip([
+    ...healthy.map((path, i) => [`set/healthy/${i}.png`, readFileSync(path)]),
+    ...healthy.map((path, i) => [`set/lesion/${i}.png`, readFileSync(path)]),
+    ["set/lesion/broken.png", Buffer.from("this is not a PNG")],
+  ]));
+  await send("DOM.setFileInputFiles", { nodeId, files: [brokenZip] }, tab);
+  await waitFor(tab, "window.gradlensTrain.dataset?.images === 21 || window.gradlensTrain.errors.length > 0", TIMEOUT_MS, "reading the broken zip");
+  await setControls(tab, { source: "scratch", arch: "resnet18", width: 8, size: SIDE, seed: 0 });
+  await click(tab, "start");
+  await waitFor(tab, "window.gradlensTrain.errors.length > 0", TIMEOUT_MS, "the broken image's error");
+  const broken = { error: await pageError(tab), startFree: !(await evaluate(tab, "document.getElementById('start').disabled")) };
+  await evaluate(tab, "(window.gradlensTrain.errors = [], window.gradlensTrain.dataset = null, true)");
+
+  // The lesion set through the page's file input.
   await send("DOM.setFileInputFiles", { nodeId, files: [zipPath] }, tab);
   await waitFor(tab, "window.gradlensTrain.dataset || window.gradlensTrain.errors.length > 0", TIMEOUT_MS, "reading the zip");
   if (await pageError(tab)) throw new Error(`reading the zip: ${await pageError(tab)}`);
@@ -196,7 +206,7 @@ try {
   }
   await evaluate(tab, "window.gradlensTrain.requestLogits()");
   await waitFor(tab, "window.gradlensTrain.logits", TIMEOUT_MS, "the validation logits");
-  runA = { ...(await view(tab)), thumbnails, stepsWhenPaused, stepsAfterWaiting, exported };
+  runA = { ...(await view(tab)), thumbnails, stepsWhenPaused, stepsAfterWaiting, exported, broken };
   const shot = await send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true }, tab);
   writeFileSync(join(outDir, "fine_tune.png"), Buffer.from(shot.data, "base64"));
 
@@ -280,83 +290,83 @@ function check(condition, message) {
   }
 }
 
-{
-  // The data as the page read it.
-  check(JSON.stringify(runA.dataset.classes) === JSON.stringify(["healthy", "lesion"]),
-    `the page found classes ${JSON.stringify(runA.dataset.classes)} (masks/ must be passed over)`);
-  check(JSON.stringify(runA.dataset.counts) === JSON.stringify(expectedCounts) && runA.dataset.presplit,
-    `the page counted ${JSON.stringify(runA.dataset)}, not ${JSON.stringify(expectedCounts)} presplit`);
-  check(runA.thumbnails === 8, `the page drew ${runA.thumbnails} thumbnails, not 4 per class`);
-  log(`the zip's ${runA.dataset.images} images: ${runA.dataset.counts.join(" and ")} per class, presplit, 8 thumbnails`);
+// The data as the page read it, a broken image refused by name.
+check(/set\/lesion\/broken\.png/.test(runA.broken.error ?? "") && runA.broken.startFree,
+  `a broken image gave ${JSON.stringify(runA.broken)}, not an error naming it with Train free again`);
+log(`a zip with a broken image: "${runA.broken.error}"`);
+check(JSON.stringify(runA.dataset.classes) === JSON.stringify(["healthy", "lesion"]),
+  `the page found classes ${JSON.stringify(runA.dataset.classes)} (masks/ must be passed over)`);
+check(JSON.stringify(runA.dataset.counts) === JSON.stringify(expectedCounts) && runA.dataset.presplit,
+  `the page counted ${JSON.stringify(runA.dataset)}, not ${JSON.stringify(expectedCounts)} presplit`);
+check(runA.thumbnails === 8, `the page drew ${runA.thumbnails} thumbnails, not 4 per class`);
+log(`the zip's ${runA.dataset.images} images: ${runA.dataset.counts.join(" and ")} per class, presplit, 8 thumbnails`);
 
-  // Run A: trained, paused, resumed, accurate.
-  check(runA.stepsAfterWaiting === runA.stepsWhenPaused, `paused at ${runA.stepsWhenPaused} steps, it went on to ${runA.stepsAfterWaiting}`);
-  const last = runA.steps.at(-1).report;
-  check(last.steps_done === last.total_steps && runA.steps.length === last.total_steps,
-    `run A reported ${runA.steps.length} steps of ${last.total_steps}`);
-  check(runA.steps.every((s) => Number.isFinite(s.report.loss)), "run A reported a loss that is not finite");
-  const before = runA.evaluations[0].evaluation.accuracy;
-  const after = runA.evaluations.at(-1).evaluation.accuracy;
-  check(runA.evaluations.length === 7, `run A has ${runA.evaluations.length} evaluations, not the untrained one and 6 epochs`);
-  check(after >= MIN_ACCURACY && after > before,
-    `run A reached a validation accuracy of ${after} (untrained head: ${before}); at least ${MIN_ACCURACY} expected`);
-  const firstLoss = runA.steps.slice(0, 5).reduce((a, s) => a + s.report.loss, 0) / 5;
-  const lastLoss = runA.steps.slice(-5).reduce((a, s) => a + s.report.loss, 0) / 5;
-  check(lastLoss < firstLoss, `run A's loss went from ${firstLoss} to ${lastLoss}`);
-  const confusion = runA.evaluations.at(-1).evaluation.confusion;
-  check(confusion.flat().reduce((a, b) => a + b, 0) === runA.model.val_images, "the confusion matrix does not count every validation image");
-  log(`run A: ${runA.model.arch} from the demo checkpoint, ${runA.model.trainable_parameters} of ${runA.model.parameters} parameters ` +
-    `trained (last block and head), batch ${runA.fit.batch}, ${last.total_steps} steps: validation accuracy ${(before * 100).toFixed(1)}% ` +
-    `untrained → ${(after * 100).toFixed(1)}%, loss ${firstLoss.toFixed(3)} → ${lastLoss.toFixed(3)}; paused at step ${runA.stepsWhenPaused} and resumed`);
-  log(`run A took ${timings.runA.toFixed(1)} s in all: ${runA.progress.stepsPerSecond.toFixed(2)} steps/s, ` +
-    `${runA.progress.imagesPerSecond.toFixed(1)} images/s on ${runA.adapter.adapter}`);
+// Run A: trained, paused, resumed, accurate.
+check(runA.stepsAfterWaiting === runA.stepsWhenPaused, `paused at ${runA.stepsWhenPaused} steps, it went on to ${runA.stepsAfterWaiting}`);
+const last = runA.steps.at(-1).report;
+check(last.steps_done === last.total_steps && runA.steps.length === last.total_steps,
+  `run A reported ${runA.steps.length} steps of ${last.total_steps}`);
+check(runA.steps.every((s) => Number.isFinite(s.report.loss)), "run A reported a loss that is not finite");
+const before = runA.evaluations[0].evaluation.accuracy;
+const after = runA.evaluations.at(-1).evaluation.accuracy;
+check(runA.evaluations.length === 7, `run A has ${runA.evaluations.length} evaluations, not the untrained one and 6 epochs`);
+check(after >= MIN_ACCURACY && after > before,
+  `run A reached a validation accuracy of ${after} (untrained head: ${before}); at least ${MIN_ACCURACY} expected`);
+const firstLoss = runA.steps.slice(0, 5).reduce((a, s) => a + s.report.loss, 0) / 5;
+const lastLoss = runA.steps.slice(-5).reduce((a, s) => a + s.report.loss, 0) / 5;
+check(lastLoss < firstLoss, `run A's loss went from ${firstLoss} to ${lastLoss}`);
+const confusion = runA.evaluations.at(-1).evaluation.confusion;
+check(confusion.flat().reduce((a, b) => a + b, 0) === runA.model.val_images, "the confusion matrix does not count every validation image");
+log(`run A: ${runA.model.arch} from the demo checkpoint, ${runA.model.trainable_parameters} of ${runA.model.parameters} parameters ` +
+  `trained (last block and head), batch ${runA.fit.batch}, ${last.total_steps} steps: validation accuracy ${(before * 100).toFixed(1)}% ` +
+  `untrained → ${(after * 100).toFixed(1)}%, loss ${firstLoss.toFixed(3)} → ${lastLoss.toFixed(3)}; paused at step ${runA.stepsWhenPaused} and resumed`);
+log(`run A took ${timings.runA.toFixed(1)} s in all: ${runA.progress.stepsPerSecond.toFixed(2)} steps/s, ` +
+  `${runA.progress.imagesPerSecond.toFixed(1)} images/s on ${runA.adapter.adapter}`);
 
-  // The export against native inference.
-  const paths = runA.logits.paths.map((path) => join(scratch, ...path.split("/")));
-  const native = JSON.parse(execFileSync(gradlens, ["classify", ...paths, "--weights", runA.exported, "--json"],
-    { encoding: "utf8", maxBuffer: 1 << 26 }));
-  const nativeLogits = native.results.flatMap((result) => result.logits);
-  const browserLogits = runA.logits.logits;
-  check(nativeLogits.length === browserLogits.length && nativeLogits.length === 2 * runA.model.val_images,
-    `${browserLogits.length} logits in the page, ${nativeLogits.length} natively`);
-  const scale = Math.max(...nativeLogits.map(Math.abs));
-  const worst = Math.max(...browserLogits.map((v, i) => Math.abs(v - nativeLogits[i])));
-  check(scale > 0 && worst / scale <= TOLERANCE, `the exported checkpoint's native logits differ by ${worst / scale} of their scale`);
-  log(`the exported checkpoint (${runA.exportedBytes} bytes) under native classify: ${nativeLogits.length} logits of ` +
-    `${runA.model.val_images} validation images, max |page − native| = ${(worst / scale).toExponential(2)} of max |native|`);
+// The export against native inference.
+const paths = runA.logits.paths.map((path) => join(scratch, ...path.split("/")));
+const native = JSON.parse(execFileSync(gradlens, ["classify", ...paths, "--weights", runA.exported, "--json"],
+  { encoding: "utf8", maxBuffer: 1 << 26 }));
+const nativeLogits = native.results.flatMap((result) => result.logits);
+const browserLogits = runA.logits.logits;
+check(nativeLogits.length === browserLogits.length && nativeLogits.length === 2 * runA.model.val_images,
+  `${browserLogits.length} logits in the page, ${nativeLogits.length} natively`);
+const scale = Math.max(...nativeLogits.map(Math.abs));
+const worst = Math.max(...browserLogits.map((v, i) => Math.abs(v - nativeLogits[i])));
+check(scale > 0 && worst / scale <= TOLERANCE, `the exported checkpoint's native logits differ by ${worst / scale} of their scale`);
+log(`the exported checkpoint (${runA.exportedBytes} bytes) under native classify: ${nativeLogits.length} logits of ` +
+  `${runA.model.val_images} validation images, max |page − native| = ${(worst / scale).toExponential(2)} of max |native|`);
 
-  // Run B: the batch lowered to fit, cancelled, its mistakes explained.
-  check(runB.fit.asked === 64 && runB.fit.batch <= runA.fit.batch && runB.fit.refused.length >= 2 &&
-    runB.fit.peak_mib <= Math.ceil(runA.fit.peak_mib),
-    `run B's batch was not lowered to fit its memory limit: ${JSON.stringify(runB.fit)}`);
-  check(runB.notices.some((n) => n.includes("did not fit")), "run B's lowered batch was not announced");
-  check(runB.state === "cancelled" && runB.steps.length < runB.steps.at(-1).report.total_steps, "run B was not cancelled before it ended");
-  const mistakes = runB.evaluations.at(-1).evaluation.misclassified;
-  check(mistakes.length > 0, "run B, cancelled after a step, misclassified nothing (an explanation to show was expected)");
-  check(runB.explanations.length === Math.min(8, mistakes.length) &&
-    runB.explanations.every((e) => e.width === SIDE && e.height === SIDE && e.overlayNonZero),
-  `run B's mistakes were not all explained: ${JSON.stringify(runB.explanations)}`);
-  log(`run B: batch 64 refused (${runB.fit.refused.map((r) => r.why).join("; ")}), lowered to ${runB.fit.batch}; ` +
-    `cancelled after ${runB.steps.length} steps; ${runB.explanations.length} of ${mistakes.length} mistakes explained with gradcam`);
+// Run B: the batch lowered to fit, cancelled, its mistakes explained.
+check(runB.fit.asked === 64 && runB.fit.batch <= runA.fit.batch && runB.fit.refused.length >= 2 &&
+  runB.fit.peak_mib <= Math.ceil(runA.fit.peak_mib),
+  `run B's batch was not lowered to fit its memory limit: ${JSON.stringify(runB.fit)}`);
+check(runB.notices.some((n) => n.includes("did not fit")), "run B's lowered batch was not announced");
+check(runB.state === "cancelled" && runB.steps.length < runB.steps.at(-1).report.total_steps, "run B was not cancelled before it ended");
+const mistakes = runB.evaluations.at(-1).evaluation.misclassified;
+check(mistakes.length > 0, "run B, cancelled after a step, misclassified nothing (an explanation to show was expected)");
+check(runB.explanations.length === Math.min(8, mistakes.length) &&
+  runB.explanations.every((e) => e.width === SIDE && e.height === SIDE && e.overlayNonZero),
+`run B's mistakes were not all explained: ${JSON.stringify(runB.explanations)}`);
+log(`run B: batch 64 refused (${runB.fit.refused.map((r) => r.why).join("; ")}), lowered to ${runB.fit.batch}; ` +
+  `cancelled after ${runB.steps.length} steps; ${runB.explanations.length} of ${mistakes.length} mistakes explained with gradcam`);
 
-  // Run C: from scratch.
-  const lastC = runC.steps.at(-1).report;
-  check(runC.model.trainable_parameters === runC.model.parameters && runC.model.channels === 1 &&
-    lastC.steps_done === lastC.total_steps && runC.evaluations.length === 2 && runC.steps.every((s) => Number.isFinite(s.report.loss)),
-  `run C (from scratch) did not train its epoch: ${JSON.stringify({ model: runC.model, last: lastC })}`);
-  log(`run C: a gray ResNet-18 of width 8 from scratch, all ${runC.model.parameters} parameters, one epoch of ${lastC.total_steps} steps: ` +
-    `validation accuracy ${(runC.evaluations.at(-1).evaluation.accuracy * 100).toFixed(1)}%`);
+// Run C: from scratch.
+const lastC = runC.steps.at(-1).report;
+check(runC.model.trainable_parameters === runC.model.parameters && runC.model.channels === 1 &&
+  lastC.steps_done === lastC.total_steps && runC.evaluations.length === 2 && runC.steps.every((s) => Number.isFinite(s.report.loss)),
+`run C (from scratch) did not train its epoch: ${JSON.stringify({ model: runC.model, last: lastC })}`);
+log(`run C: a gray ResNet-18 of width 8 from scratch, all ${runC.model.parameters} parameters, one epoch of ${lastC.total_steps} steps: ` +
+  `validation accuracy ${(runC.evaluations.at(-1).evaluation.accuracy * 100).toFixed(1)}%`);
 
-  // Privacy: what the server saw, and another origin.
-  const statics = new Set(["/train.html", "/train.js", "/train_worker.js", "/pkg/gradlens_web.js", "/pkg/gradlens_web_bg.wasm",
-    "/demo/lesions.safetensors", "/favicon.ico"]);
-  const strange = server.requests.filter((r) => r.method !== "GET" || r.bodyBytes > 0 || !statics.has(r.url));
-  check(strange.length === 0, `the page made requests beyond its static files: ${JSON.stringify(strange)}`);
-  check(crossOrigin === "blocked by connect-src", `a request to another origin was ${crossOrigin}`);
-  check(!server.requests.some((r) => imageBytes.has(r.bodyBytes) && r.bodyBytes > 0), "a request carried an image's bytes");
-  log(`privacy: ${server.requests.length} requests, all GETs of the page's own files without a body ` +
-    `(${[...new Set(server.requests.map((r) => r.url))].join(", ")}); another origin: ${crossOrigin}`);
-}
+// Privacy: what the server saw, and another origin.
+const statics = new Set(["/train.html", "/train.js", "/train_worker.js", "/pkg/gradlens_web.js", "/pkg/gradlens_web_bg.wasm",
+  "/demo/lesions.safetensors", "/favicon.ico"]);
+const strange = server.requests.filter((r) => r.method !== "GET" || r.bodyBytes > 0 || !statics.has(r.url));
+check(strange.length === 0, `the page made requests beyond its static files: ${JSON.stringify(strange)}`);
+check(crossOrigin === "blocked by connect-src", `a request to another origin was ${crossOrigin}`);
+log(`privacy: ${server.requests.length} requests, all GETs of the page's own files without a body ` +
+  `(${[...new Set(server.requests.map((r) => r.url))].join(", ")}); another origin: ${crossOrigin}`);
 for (const figure of figures) {
   log(`figure: ResNet-18 (width 64, RGB, random weights standing in for pretrained ones) at 112 px, ${figure.trainable}: ` +
     `${figure.train} training images, batch ${figure.batch}, ${figure.steps} steps in ${figure.seconds.toFixed(1)} s ` +

@@ -17,12 +17,12 @@
 //    tile and shows that tile's line of tiles.jsonl when clicked; screenshot slide.png in DIR.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serve } from "../serve.mjs";
-import { launchBrowser } from "./browser.mjs";
+import { commandLine, launchBrowser } from "./browser.mjs";
 
 const TOLERANCE = 1e-4;
 // Gradient-based maps, compared exactly; perturbation also runs, to show it works in a browser.
@@ -32,13 +32,7 @@ const PAGE_TIMEOUT_MS = Number(process.env.GRADLENS_E2E_PAGE_TIMEOUT_S ?? 300) *
 const BIG_ARCH = "resnet50";
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
-);
-const gradlens = args.gradlens ?? "target/release/gradlens";
-const outDir = resolve(args.out ?? "target/web-e2e");
-const chromium = args.chromium ?? "/usr/bin/chromium";
-mkdirSync(outDir, { recursive: true });
+const { outDir, gradlens, chromium } = commandLine();
 
 const weights = join(webDir, "demo/lesions.safetensors");
 const image = join(webDir, "demo/lesion.png");
