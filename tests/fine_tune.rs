@@ -71,6 +71,9 @@ fn a_listed_folder_has_the_classes_and_split_of_the_folder_on_disk() {
         }
     }
     std::fs::write(dir.join("benign").join(".DS_Store"), b"x").unwrap();
+    // Beside the class folders and below one: passed over, on disk as in the list.
+    write_png(&dir.join("cover.png"), 3);
+    write_png(&dir.join("normal").join("crops").join("0.png"), 3);
     std::fs::write(dir.join("normal").join("notes.txt"), b"x").unwrap();
     let paths = relative_paths(&dir, "picked");
     let listed = list(&paths).unwrap();
@@ -130,14 +133,14 @@ fn a_listed_folder_has_the_classes_and_split_of_the_folder_on_disk() {
     assert_eq!((train.len(), val.len()), (8, 4));
     assert!(val.iter().all(|f| paths[f.index].contains("/val/")));
 
-    // An image outside any class folder is named.
-    let error = list(&["root.png".to_string(), "a/1.png".to_string()]).unwrap_err();
+    // Images outside any class folder are no data set; one class folder is one class.
+    let error = list(&["root.png".to_string()]).unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("root.png is not inside a class folder"),
+        error.to_string().contains("no images inside class folders"),
         "{error}"
     );
+    let one = list(&["x/a/1.png".to_string(), "x/a/2.png".to_string()]).unwrap();
+    assert_eq!((one.classes, one.files.len()), (vec!["a".to_string()], 2));
     let error = list(&["a/notes.txt".to_string()]).unwrap_err();
     assert!(error.to_string().contains("no PNG, JPEG"), "{error}");
 }
@@ -194,7 +197,7 @@ fn accuracy(loaded: &LoadedModel, data: &LabelledImages) -> f64 {
 }
 
 #[test]
-fn fine_tuning_the_head_learns_and_leaves_the_rest_bit_for_bit() {
+fn fine_tuning_the_head_learns_and_leaves_the_frozen_weights_bit_for_bit() {
     let loaded = demo_model(Trainable::Classifier, &["clear", "lesion"]);
     let demo = WeightsFile::open(Path::new(DEMO)).unwrap();
     // The checkpoint's features and normalisation, a new head.
@@ -217,7 +220,24 @@ fn fine_tuning_the_head_learns_and_leaves_the_rest_bit_for_bit() {
 
     let (train, val) = (lesions(0, 96), lesions(1000, 64));
     let before = accuracy(&loaded, &val);
-    let frozen_before = bits(&loaded.store, "layer4.1.conv2.weight");
+    // Every parameter but the head's (the BatchNorm running statistics, buffers, move in
+    // training mode as PyTorch's do).
+    let frozen = |store: &gradlens::nn::ParamStore| -> Vec<(String, Vec<u32>)> {
+        let names: Vec<String> = store
+            .parameters()
+            .map(|(name, _)| name.to_string())
+            .filter(|name| !name.starts_with("fc."))
+            .collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let values = bits(store, &name);
+                (name, values)
+            })
+            .collect()
+    };
+    let frozen_before = frozen(&loaded.store);
+    let head_before = bits(&loaded.store, "fc.weight");
     let settings = RunSettings {
         epochs: 3,
         batch: 16,
@@ -246,11 +266,12 @@ fn fine_tuning_the_head_learns_and_leaves_the_rest_bit_for_bit() {
     }
     assert_eq!(losses.len(), 18);
     let after = accuracy(&loaded, &val);
-    assert_eq!(
-        bits(&loaded.store, "layer4.1.conv2.weight"),
-        frozen_before,
+    assert_eq!(frozen_before.len(), 60);
+    assert!(
+        frozen(&loaded.store) == frozen_before,
         "a frozen weight changed"
     );
+    assert_ne!(bits(&loaded.store, "fc.weight"), head_before);
     assert!(
         after >= 0.9 && after > before,
         "validation accuracy {before} before, {after} after"
@@ -354,8 +375,9 @@ fn an_rgb_checkpoint_fine_tunes_gray_with_its_last_block() {
 }
 
 #[test]
-fn a_torchvision_export_fine_tunes_with_imagenet_normalisation() {
-    // A torchvision export: full-width weights and no metadata (not even the architecture).
+fn a_checkpoint_without_metadata_fine_tunes_with_imagenet_normalisation() {
+    // A bare torchvision state dict (saved without tools/export_torchvision.py's metadata):
+    // full-width weights, and not even the architecture named.
     let spec = FineTuneSpec {
         arch: "resnet18".into(),
         classes: (0..1000).map(|c| format!("c{c}")).collect(),

@@ -43,6 +43,8 @@ function updateButtons() {
   $("resume").disabled = !["paused", "pausing"].includes(state);
   $("cancel").disabled = !["running", "pausing", "paused"].includes(state);
   $("export").disabled = !(view.model && ["paused", "finished", "cancelled", "failed"].includes(state));
+  // New data waits for the run to end.
+  for (const id of ["data-folder", "data-zip"]) $(id).disabled = busy;
 }
 
 function showDataset({ summary, thumbnails }) {
@@ -95,15 +97,12 @@ function drawPlot() {
   }
 }
 
-function showStep({ report, imagesPerSecond }) {
-  view.steps.push({ report, imagesPerSecond });
-  const first = view.steps[0];
-  const elapsed = (performance.now() - view.startedAt) / 1000;
-  const stepsPerSecond = (report.steps_done - first.report.steps_done + 1) / Math.max(elapsed, 1e-3);
+function showStep({ report, imagesPerSecond, stepsPerSecond }) {
+  view.steps.push({ report, imagesPerSecond, stepsPerSecond });
   const eta = (report.total_steps - report.steps_done) / stepsPerSecond;
   $("progress").textContent = `epoch ${report.epoch}/${$("epochs").value}, step ${report.steps_done} of ${report.total_steps}: ` +
     `loss ${report.loss.toFixed(4)}, ${imagesPerSecond.toFixed(1)} images/s, ${stepsPerSecond.toFixed(2)} steps/s, ` +
-    `about ${Math.ceil(eta)} s left`;
+    `about ${Math.ceil(eta)} s of steps left`;
   view.progress = { imagesPerSecond, stepsPerSecond, eta };
   drawPlot();
 }
@@ -128,7 +127,10 @@ function showEvaluation({ epoch, evaluation }) {
 let explained = { run: 0, evaluation: null };
 
 function explainMistakes() {
-  explained = { run: view.run, evaluation: view.evaluations.at(-1)?.evaluation };
+  const latest = view.evaluations.at(-1)?.evaluation;
+  // A run cancelled while paused: its mistakes are on show already.
+  if (explained.run === view.run && explained.evaluation === latest) return;
+  explained = { run: view.run, evaluation: latest };
   $("mistakes").replaceChildren();
   view.explanations = [];
   for (const mistake of explained.evaluation?.misclassified.slice(0, MISTAKES_EXPLAINED) ?? []) {
@@ -223,7 +225,7 @@ worker.onmessage = ({ data: message }) => {
     case "error":
       // A run that could not start (a broken image, a checkpoint that does not fit) leaves the
       // controls free for another try.
-      if (view.state === "starting") view.state = "failed";
+      if (message.during === "start" || message.during === "training") view.state = "failed";
       view.errors.push(message.message);
       setStatus(message.message, "error");
       updateButtons();
@@ -236,6 +238,7 @@ async function fileBytes(file) {
 }
 
 async function readZip(file) {
+  if ($("data-zip").disabled) throw new Error("a run is in progress: new data waits until it ends");
   setStatus(`reading ${file.name}…`);
   const bytes = await fileBytes(file);
   send({ type: "clear" });
@@ -281,7 +284,11 @@ function main() {
       setStatus(String(error?.message ?? error), "error");
     }
   };
-  $("source").addEventListener("change", () => { $("checkpoint-file").hidden = $("source").value !== "file"; });
+  $("source").addEventListener("change", () => {
+    $("checkpoint-file").hidden = $("source").value !== "file";
+    // Random features are no features to keep: from scratch, every layer trains.
+    if ($("source").value === "scratch") $("trainable").value = "all";
+  });
   $("data-folder").addEventListener("change", wrap(async (event) => {
     const files = Array.from(event.target.files);
     setStatus(`reading ${files.length} files…`);
@@ -302,15 +309,21 @@ function main() {
     if (event.dataTransfer.files[0]) await readZip(event.dataTransfer.files[0]);
   }));
   $("start").addEventListener("click", wrap(async () => {
-    Object.assign(view, { run: view.run + 1, state: "starting", model: null, fit: null, steps: [], evaluations: [], explanations: [],
-      exportedBytes: null, logits: null });
+    Object.assign(view, { run: view.run + 1, state: "starting", model: null, fit: null, steps: [], evaluations: [],
+      explanations: [], exportedBytes: null, logits: null });
+    updateButtons();
+    let source;
+    try {
+      source = await checkpoint();
+    } catch (error) {
+      view.state = "failed";
+      updateButtons();
+      throw error;
+    }
     $("notice").textContent = "";
     $("mistakes").replaceChildren();
     setStatus("decoding the images and building the model…");
-    const source = await checkpoint();
-    view.startedAt = performance.now();
     send({ type: "start", options: options(), checkpoint: source }, source ? [source.bytes.buffer] : []);
-    $("start").disabled = true;
   }));
   $("pause").addEventListener("click", () => send({ type: "pause" }));
   $("resume").addEventListener("click", () => send({ type: "resume" }));

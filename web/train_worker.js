@@ -7,10 +7,10 @@
 //   {type: "resume"} | {type: "cancel"} | {type: "explain", run, index, method, class} |
 //   {type: "export"} | {type: "logits"}
 // Worker → page: {type: "ready", adapter, methods, architectures} | {type: "dataset", summary, thumbnails} |
-//   {type: "model", model, fit} | {type: "step", report, imagesPerSecond} |
+//   {type: "model", model, fit} | {type: "step", report, imagesPerSecond, stepsPerSecond} |
 //   {type: "evaluation", evaluation, epoch} | {type: "state", state} |
 //   {type: "explanation", ...} | {type: "exported", bytes} | {type: "logits", logits, paths} |
-//   {type: "error", message}
+//   {type: "error", message, during} (the request that failed, or "training")
 
 import init, { Dataset, Session } from "./pkg/gradlens_web.js";
 
@@ -26,7 +26,7 @@ let state = "idle";
 let pending = Promise.resolve();
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
-const fail = (error) => post({ type: "error", message: String(error?.message ?? error) });
+const fail = (during) => (error) => post({ type: "error", during, message: String(error?.message ?? error) });
 
 function setState(next) {
   state = next;
@@ -45,14 +45,19 @@ function describeDataset() {
   post({ type: "dataset", summary, thumbnails }, thumbnails.map((t) => t.rgba.buffer));
 }
 
+// The run's time in its steps alone (validation and pauses aside), for its images/s and steps/s.
+let timing = { steps: 0, images: 0, seconds: 0 };
+
 // Steps until the run ends, is paused or cancelled; validation after each epoch.
 async function train() {
-  const started = performance.now();
-  let images = 0;
   while (state === "running") {
+    const started = performance.now();
     const report = JSON.parse(await fineTune.step());
-    images += report.images;
-    post({ type: "step", report, imagesPerSecond: images / ((performance.now() - started) / 1000) });
+    timing.seconds += (performance.now() - started) / 1000;
+    timing.steps += 1;
+    timing.images += report.images;
+    post({ type: "step", report, imagesPerSecond: timing.images / timing.seconds,
+      stepsPerSecond: timing.steps / timing.seconds });
     if (report.epoch_finished) {
       post({ type: "evaluation", epoch: report.epoch, evaluation: JSON.parse(await fineTune.evaluate()) });
     }
@@ -80,6 +85,7 @@ async function handle(message) {
       if (!["idle", "finished", "cancelled", "failed"].includes(state)) throw new Error("a run is in progress: cancel it first");
       fineTune?.free();
       fineTune = null;
+      timing = { steps: 0, images: 0, seconds: 0 };
       const checkpoint = message.checkpoint;
       fineTune = session.prepareFineTune(dataset, JSON.stringify(message.options),
         checkpoint?.bytes, checkpoint?.name ?? "");
@@ -127,15 +133,16 @@ self.onmessage = ({ data: message }) => {
   // another request on the model).
   if (["pause", "resume", "cancel"].includes(message.type)) {
     const loopStopped = state === "paused";
-    handle(message).catch(fail);
+    handle(message).catch(fail(message.type));
     if (message.type === "resume" && loopStopped) {
-      pending = pending.then(train).catch((error) => { setState("failed"); fail(error); });
+      pending = pending.then(train).catch((error) => { setState("failed"); fail("training")(error); });
     }
     return;
   }
-  pending = pending.then(() => handle(message)).catch(fail);
+  pending = pending.then(() => handle(message)).catch(fail(message.type));
   if (message.type === "start") {
-    pending = pending.then(() => (state === "running" ? train() : null)).catch((error) => { setState("failed"); fail(error); });
+    pending = pending.then(() => (state === "running" ? train() : null))
+      .catch((error) => { setState("failed"); fail("training")(error); });
   }
 };
 
@@ -146,5 +153,5 @@ try {
   post({ type: "ready", adapter: JSON.parse(session.adapter()), methods: Session.methods(),
     architectures: Session.architectures() });
 } catch (error) {
-  post({ type: "error", fatal: true, message: String(error?.message ?? error) });
+  post({ type: "error", during: "start-up", message: String(error?.message ?? error) });
 }

@@ -116,7 +116,8 @@ pub struct TrainArgs {
     /// The input side images are resized to (at most 4096, what checkpoints may record).
     #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub size: u32,
-    /// ResNets: the first stage's width (torchvision: 64; narrower for small data).
+    /// ResNets from scratch: the first stage's width (torchvision: 64; narrower for small data).
+    /// With --weights or --resume, the checkpoint's.
     #[arg(long, default_value_t = 64)]
     pub width: usize,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
@@ -217,10 +218,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 file.remove_prefix(OPTIMIZER_PREFIX);
                 resumed_state = Some((state, tensors));
             }
+            // The checkpoint's width (a run from narrow --weights needs no --width to resume).
             let config = ModelConfig {
                 in_channels: channels,
                 classes,
-                width: args.width,
                 seed: args.seed,
                 ..resumed.config
             };

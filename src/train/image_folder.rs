@@ -118,10 +118,13 @@ pub struct ListedFile {
     pub validation: bool,
 }
 
-/// The ImageFolder that `paths` (relative, '/'-separated) describe. A folder above the classes
-/// that every path shares (the folder picked, a zip's top folder) is skipped; files that are
-/// not images, hidden files and macOS's `__MACOSX` entries are passed over. A data set with
-/// top folders `train` and `val` is presplit: the class folders are inside them.
+/// The ImageFolder that `paths` (relative, '/'-separated) describe, read as `scan` and
+/// `training_split` read the same folder on disk: a folder above the classes that every path
+/// shares (the folder picked, a zip's top folder) is skipped; a data set with top folders
+/// `train` and `val` is presplit, the class folders inside them. Files that are not images,
+/// hidden files (macOS's `._` copies) and `__MACOSX` entries are passed over, which `scan`
+/// does not do; and a folder holding no image is no class here (a browser lists no empty
+/// folder).
 pub fn list(paths: &[String]) -> Result<ListedFolder> {
     let fail = |message: String| Error::Image {
         path: "the chosen folder".to_string(),
@@ -141,56 +144,62 @@ pub fn list(paths: &[String]) -> Result<ListedFolder> {
     if images.is_empty() {
         return Err(fail("no PNG, JPEG, TIFF or DICOM images in it".to_string()));
     }
-    // Folders every image lies under, kept to at least one folder above each image.
-    let shallowest = images.iter().map(|(_, p)| p.len() - 1).min().unwrap_or(0);
+    // The data set's folder: the deepest one holding every image (a picked folder, a zip's top
+    // folder), or its parent when all lie directly in it (one class folder picked alone).
     let first = &images[0].1;
-    let shared = (0..shallowest.saturating_sub(1))
-        .take_while(|&depth| images.iter().all(|(_, p)| p[depth] == first[depth]))
+    let common = (0..)
+        .take_while(|&depth| {
+            images
+                .iter()
+                .all(|(_, p)| depth + 1 < p.len() && p[depth] == first[depth])
+        })
         .count();
-    let relative: Vec<(usize, &[&str])> = images.iter().map(|(i, p)| (*i, &p[shared..])).collect();
-    // train/ and val/ side by side hold the split; anything beside them (gradlens lesions's
-    // masks/) is not training data, as `training_split` reads a folder.
-    let top = |name: &str| relative.iter().any(|(_, p)| p.len() >= 3 && p[0] == name);
+    let all_direct = images.iter().all(|(_, p)| p.len() == common + 1);
+    let root = if all_direct {
+        common.saturating_sub(1)
+    } else {
+        common
+    };
+    let relative: Vec<(usize, &[&str])> = images.iter().map(|(i, p)| (*i, &p[root..])).collect();
+    // train/ and val/ side by side hold the split. As `scan` reads a folder, only images
+    // directly inside a class folder count: files beside the class folders, deeper folders
+    // and anything beside train/ and val/ (gradlens lesions's masks/) are passed over.
+    let top = |name: &str| relative.iter().any(|(_, p)| p.len() == 3 && p[0] == name);
     let presplit = top("train") && top("val");
-    let relative: Vec<(usize, &[&str])> = match presplit {
-        true => relative
-            .into_iter()
-            .filter(|(_, p)| p.len() >= 3 && (p[0] == "train" || p[0] == "val"))
-            .collect(),
-        false => relative,
+    let relative: Vec<(usize, &[&str])> = relative
+        .into_iter()
+        .filter(|(_, p)| match presplit {
+            true => p.len() == 3 && (p[0] == "train" || p[0] == "val"),
+            false => p.len() == 2,
+        })
+        .collect();
+    if relative.is_empty() {
+        return Err(fail(
+            "no images inside class folders (ImageFolder layout: one folder per class)".to_string(),
+        ));
+    }
+    let class_of = |parts: &[&str]| match presplit {
+        true => parts[1].to_string(),
+        false => parts[0].to_string(),
     };
-    let class_of = |parts: &[&str]| -> Result<String> {
-        match (presplit, parts) {
-            (true, [_, class, _, ..]) | (false, [class, _, ..]) => Ok(class.to_string()),
-            _ => Err(fail(format!(
-                "{} is not inside a class folder (ImageFolder layout: one folder per class)",
-                parts.join("/")
-            ))),
-        }
-    };
-    let mut classes: Vec<String> = relative
-        .iter()
-        .map(|(_, p)| class_of(p))
-        .collect::<Result<_>>()?;
+    let mut classes: Vec<String> = relative.iter().map(|(_, p)| class_of(p)).collect();
     classes.sort();
     classes.dedup();
     let mut files: Vec<(usize, &str, ListedFile)> = relative
         .iter()
         .map(|&(index, parts)| {
-            let class = class_of(parts)?;
-            let label = classes.binary_search(&class).expect("a listed class");
+            let label = classes
+                .binary_search(&class_of(parts))
+                .expect("a listed class");
             let validation = presplit && parts[0] == "val";
-            Ok((
+            let file = ListedFile {
+                index,
                 label,
-                paths[index].as_str(),
-                ListedFile {
-                    index,
-                    label,
-                    validation,
-                },
-            ))
+                validation,
+            };
+            (label, paths[index].as_str(), file)
         })
-        .collect::<Result<_>>()?;
+        .collect();
     files.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     Ok(ListedFolder {
         classes,

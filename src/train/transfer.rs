@@ -75,9 +75,10 @@ pub struct FineTuneSpec {
     pub seed: u64,
 }
 
-/// A model for `spec`, from `checkpoint` (gradlens's, or a torchvision export of `spec.arch`)
-/// or from scratch; `statistics` gives a scratch model its normalisation (the training images'
-/// per-channel mean and standard deviation). Only the `trainable` parameters will update.
+/// A model for `spec`, from `checkpoint` (gradlens's, `tools/export_torchvision.py`'s, or a bare
+/// state dict of `spec.arch`) or from scratch; `statistics` gives a scratch model its
+/// normalisation (the training images' per-channel mean and standard deviation). Only the
+/// `trainable` parameters will update.
 pub fn fine_tune_model(
     gpu: &Gpu,
     checkpoint: Option<WeightsFile>,
@@ -96,12 +97,13 @@ pub fn fine_tune_model(
     let (file, (mean, std)) = match checkpoint {
         None => (None, statistics()),
         Some(mut file) => {
-            let torchvision = !file.metadata().contains_key("arch");
+            let bare = !file.metadata().contains_key("arch");
             let info = ModelInfo::from_file(&file, Some(&spec.arch))?;
             // torchvision sets transform_input when it loads GoogLeNet's and Inception v3's
-            // pretrained weights; they then expect (0.5, 0.5) normalisation underneath.
+            // pretrained weights, which then expect (0.5, 0.5) normalisation underneath; a
+            // file with metadata says so itself, a bare state dict is taken to be those weights.
             let remaps = info.config.transform_input
-                || (torchvision && matches!(spec.arch.as_str(), "googlenet" | "inception_v3"));
+                || (bare && matches!(spec.arch.as_str(), "googlenet" | "inception_v3"));
             config.width = info.config.width;
             adapt::drop_head(&spec.arch, &mut file);
             let normalisation = match (info.preprocess.channels, spec.channels) {

@@ -102,7 +102,8 @@ pub struct FineTune {
 
 /// The page's choices (JSON from web/train.js).
 struct Options {
-    /// From scratch, and for a torchvision export (which does not name its architecture).
+    /// From scratch, and for a checkpoint that does not name its architecture (a bare
+    /// torchvision state dict).
     arch: String,
     /// ResNets from scratch: the first stage's width.
     width: usize,
@@ -194,7 +195,8 @@ impl Options {
 #[wasm_bindgen]
 impl Session {
     /// Decodes the data set and builds the model to fine-tune: from `checkpoint` (gradlens's,
-    /// or a torchvision export of the chosen architecture) with a new head for the data's
+    /// `tools/export_torchvision.py`'s, or a bare state dict of the chosen architecture) with a
+    /// new head for the data's
     /// classes, or from scratch when it is absent. `options` is JSON: arch, trainable
     /// (classifier, last-block, all), grayscale, size, width, epochs, batch, lr, optimizer
     /// (adam, adamw, sgd), memory_mib, val_fraction, seed, augment (names).
