@@ -159,6 +159,10 @@ fn zip_entries_are_the_archived_images() {
         writer.write_all(&[1, 2, 3, 4, 5]).unwrap();
         writer.start_file("set/b/2.JPG", stored).unwrap();
         writer.write_all(&[9; 100]).unwrap();
+        writer
+            .start_file("__MACOSX/set/a/._1.png", deflated)
+            .unwrap();
+        writer.write_all(&[0; 4096]).unwrap();
         writer.start_file("set/readme.md", deflated).unwrap();
         writer.write_all(b"not an image").unwrap();
         writer.finish().unwrap();

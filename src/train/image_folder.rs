@@ -118,6 +118,19 @@ pub struct ListedFile {
     pub validation: bool,
 }
 
+/// Whether [`list`] takes the relative, '/'-separated `path` for an image: an image's extension,
+/// and no hidden file or folder on the way (macOS's `._` copies, `__MACOSX`).
+pub fn is_listed_image(path: &str) -> bool {
+    let mut parts = path.split('/').filter(|c| !c.is_empty()).peekable();
+    parts.peek().is_some()
+        && parts
+            .clone()
+            .all(|p| !p.starts_with('.') && p != "__MACOSX")
+        && parts
+            .last()
+            .is_some_and(|name| crate::imaging::is_image_path(Path::new(name)))
+}
+
 /// The ImageFolder that `paths` (relative, '/'-separated) describe, read as `scan` and
 /// `training_split` read the same folder on disk: a folder above the classes that every path
 /// shares (the folder picked, a zip's top folder) is skipped; a data set with top folders
@@ -133,13 +146,8 @@ pub fn list(paths: &[String]) -> Result<ListedFolder> {
     let images: Vec<(usize, Vec<&str>)> = paths
         .iter()
         .enumerate()
+        .filter(|(_, path)| is_listed_image(path))
         .map(|(index, path)| (index, path.split('/').filter(|c| !c.is_empty()).collect()))
-        .filter(|(_, parts): &(usize, Vec<&str>)| {
-            !parts.iter().any(|p| p.starts_with('.') || *p == "__MACOSX")
-                && parts
-                    .last()
-                    .is_some_and(|name| crate::imaging::is_image_path(Path::new(name)))
-        })
         .collect();
     if images.is_empty() {
         return Err(fail("no PNG, JPEG, TIFF or DICOM images in it".to_string()));
