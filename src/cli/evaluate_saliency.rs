@@ -420,12 +420,6 @@ fn load_masks(
             message: "the masks folder does not exist".to_string(),
         });
     }
-    let gray = Preprocess {
-        channels: 1,
-        mean: vec![0.0],
-        std: vec![1.0],
-        ..preprocess.clone()
-    };
     paths
         .iter()
         .map(|path| {
@@ -434,7 +428,7 @@ fn load_masks(
             if !mask_path.is_file() {
                 return Ok(None);
             }
-            let sized = gray.sized(&imaging::load(&mask_path, 1)?)?;
+            let sized = preprocess.sizing.apply(&imaging::load(&mask_path, 1)?)?;
             Ok(Some(
                 sized
                     .data

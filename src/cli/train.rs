@@ -469,16 +469,10 @@ fn interrupted_path(out: &Path) -> PathBuf {
 
 /// Decodes and sizes every image (not normalised).
 pub fn decode(samples: &Samples, channels: usize, sizing: &Sizing) -> Result<LabelledImages> {
-    let preprocess = Preprocess {
-        channels,
-        sizing: sizing.clone(),
-        mean: vec![0.0; channels],
-        std: vec![1.0; channels],
-    };
     let images = samples
         .paths
         .iter()
-        .map(|path| preprocess.sized(&imaging::load(path, channels)?))
+        .map(|path| sizing.apply(&imaging::load(path, channels)?))
         .collect::<Result<_>>()?;
     Ok(LabelledImages {
         images,

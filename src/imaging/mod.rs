@@ -201,6 +201,35 @@ pub enum Sizing {
     Whole { size: usize },
 }
 
+impl Sizing {
+    /// The image brought to the input size, not normalised. An image so elongated
+    /// that its shorter-side resize would exceed MAX_SIDE along the other side is refused (a
+    /// 1 × 16384 image would otherwise become 256 × 4 million pixels).
+    pub fn apply(&self, image: &Planes) -> Result<Planes> {
+        Ok(match *self {
+            Sizing::ShorterSideThenCrop { resize: side, crop } => {
+                let (h, w) = (image.height, image.width);
+                let (new_h, new_w) = if h <= w {
+                    (side, (side as f64 * w as f64 / h as f64) as usize)
+                } else {
+                    ((side as f64 * h as f64 / w as f64) as usize, side)
+                };
+                if new_h.max(new_w) > MAX_SIDE as usize {
+                    return Err(Error::InvalidArgument {
+                        op: "resize",
+                        message: format!(
+                            "a {h}×{w} image resized to a shorter side of {side} would be \
+                             {new_h}×{new_w}, beyond {MAX_SIDE} pixels"
+                        ),
+                    });
+                }
+                center_crop(&resize(image, new_h.max(1), new_w.max(1)), crop, crop)
+            }
+            Sizing::Whole { size } => resize(image, size, size),
+        })
+    }
+}
+
 /// Sizing plus normalisation: everything between a decoded image and the network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Preprocess {
@@ -234,31 +263,9 @@ impl Preprocess {
         }
     }
 
-    /// Sized, not yet normalised planes (what an overlay is drawn on). An image so elongated
-    /// that its shorter-side resize would exceed MAX_SIDE along the other side is refused (a
-    /// 1 × 16384 image would otherwise become 256 × 4 million pixels).
+    /// Sized, not yet normalised planes (what an overlay is drawn on): `Sizing::apply`.
     pub fn sized(&self, image: &Planes) -> Result<Planes> {
-        Ok(match self.sizing {
-            Sizing::ShorterSideThenCrop { resize: side, crop } => {
-                let (h, w) = (image.height, image.width);
-                let (new_h, new_w) = if h <= w {
-                    (side, (side as f64 * w as f64 / h as f64) as usize)
-                } else {
-                    ((side as f64 * h as f64 / w as f64) as usize, side)
-                };
-                if new_h.max(new_w) > MAX_SIDE as usize {
-                    return Err(Error::InvalidArgument {
-                        op: "resize",
-                        message: format!(
-                            "a {h}×{w} image resized to a shorter side of {side} would be \
-                             {new_h}×{new_w}, beyond {MAX_SIDE} pixels"
-                        ),
-                    });
-                }
-                center_crop(&resize(image, new_h.max(1), new_w.max(1)), crop, crop)
-            }
-            Sizing::Whole { size } => resize(image, size, size),
-        })
+        self.sizing.apply(image)
     }
 
     /// Sized and normalised: (x − mean_c) / std_c.

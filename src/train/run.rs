@@ -164,12 +164,17 @@ impl TrainingRun {
         let Position { epoch, step } = position;
         let batch = self.settings.batch;
         let global_step = epoch * self.steps_per_epoch() + step;
-        let seed = self.settings.seed;
-        let augmentations = self.settings.augmentations.clone();
         let order = self.epoch_order(epoch);
         let indices = order[step * batch..((step + 1) * batch).min(order.len())].to_vec();
-        let mut rng = stream(seed, epoch, Some(step));
-        let (images, dims) = augmented_batch(data, &indices, preprocess, &augmentations, &mut rng);
+        let settings = &self.settings;
+        let mut rng = stream(settings.seed, epoch, Some(step));
+        let (images, dims) = augmented_batch(
+            data,
+            &indices,
+            preprocess,
+            &settings.augmentations,
+            &mut rng,
+        );
         let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i]).collect();
 
         let gpu = model.store.gpu();

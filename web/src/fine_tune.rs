@@ -5,10 +5,11 @@
 //! (web/train_worker.js), one awaited step at a time, so it can pause, resume and cancel
 //! between steps.
 
+use gradlens::Tensor;
 use gradlens::checkpoint::{LoadedModel, ModelInfo};
-use gradlens::imaging::{self, Planes, Preprocess, Sizing};
+use gradlens::imaging::{self, Planes, Sizing};
 use gradlens::saliency::{Explained, Method, MethodSettings, method_maps};
-use gradlens::train::data::{channel_statistics, normalised};
+use gradlens::train::data::channel_statistics;
 use gradlens::train::evaluate::probabilities;
 use gradlens::train::image_folder::{ListedFolder, list};
 use gradlens::train::metrics::metrics;
@@ -18,7 +19,6 @@ use gradlens::train::{
     Sgd, TrainingRun, fit_batch, zip_folder,
 };
 use gradlens::weights::{WeightsFile, checkpoint_bytes};
-use gradlens::{Gpu, Tensor};
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 
@@ -428,9 +428,10 @@ impl FineTune {
     /// comparing with `gradlens classify` on the exported checkpoint.
     #[wasm_bindgen(js_name = validationLogits)]
     pub async fn validation_logits(&self) -> Result<Vec<f32>, JsError> {
+        let indices: Vec<usize> = (0..self.val.len()).collect();
         let mut logits = Vec::with_capacity(self.val.len() * self.loaded.info.class_names.len());
-        for index in 0..self.val.len() {
-            let x = self.input(index)?;
+        for chunk in indices.chunks(self.batch()) {
+            let x = self.inputs(chunk)?;
             logits.extend(
                 gradlens::saliency::logits(self.model(), &x)
                     .await
@@ -462,11 +463,7 @@ impl FineTune {
                 "class {class}: the model has {classes} classes"
             )));
         }
-        let x = self.input(index)?;
-        let logits = gradlens::saliency::logits(self.model(), &x)
-            .await
-            .map_err(to_js)?
-            .data;
+        let x = self.inputs(&[index])?;
         let computed = method_maps(
             self.model(),
             &x,
@@ -481,7 +478,8 @@ impl FineTune {
         Ok(Analysis {
             summary: json!({ "method": method.name(), "class": class, "notes": computed.notes })
                 .to_string(),
-            logits,
+            // Only explained: the page has the image's prediction from `evaluate`.
+            logits: Vec::new(),
             image_rgba: planes_rgba(image),
             overlay_rgba: overlay_rgba(image, &map),
             map,
@@ -512,21 +510,20 @@ impl FineTune {
         }
     }
 
-    /// Validation image `index`, normalised, as a batch of one.
-    fn input(&self, index: usize) -> Result<Tensor, JsError> {
-        let image = self
-            .val
-            .images
-            .get(index)
-            .ok_or_else(|| JsError::new(&format!("no validation image {index}")))?;
-        let preprocess = &self.loaded.info.preprocess;
-        let gpu: &Gpu = self.loaded.store.gpu();
-        Tensor::from_slice(
-            gpu,
-            [1, image.channels, image.height, image.width],
-            &normalised(image, preprocess),
-        )
-        .map_err(to_js)
+    /// Validation images `indices`, normalised, as a batch.
+    fn inputs(&self, indices: &[usize]) -> Result<Tensor, JsError> {
+        if let Some(index) = indices.iter().find(|&&i| i >= self.val.len()) {
+            return Err(JsError::new(&format!("no validation image {index}")));
+        }
+        let (images, dims) = self.val.stacked(indices, &self.loaded.info.preprocess);
+        Tensor::from_slice(self.loaded.store.gpu(), dims, &images).map_err(to_js)
+    }
+
+    /// The batch evaluation runs in: the one settled by `fit`, or the one asked for.
+    fn batch(&self) -> usize {
+        self.fit
+            .as_ref()
+            .map_or(self.options.batch, |fit| fit.batch)
     }
 
     async fn probabilities(&self) -> Result<Vec<f32>, JsError> {
@@ -543,11 +540,5 @@ impl FineTune {
 /// An image file decoded to `channels` and resized whole to `size` × `size` (as `gradlens
 /// train` sizes its images), in [0, 1].
 fn sized(bytes: &[u8], path: &str, channels: usize, size: usize) -> gradlens::Result<Planes> {
-    let preprocess = Preprocess {
-        channels,
-        sizing: Sizing::Whole { size },
-        mean: vec![0.0; channels],
-        std: vec![1.0; channels],
-    };
-    preprocess.sized(&imaging::decode(bytes, path, channels)?)
+    Sizing::Whole { size }.apply(&imaging::decode(bytes, path, channels)?)
 }

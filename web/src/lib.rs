@@ -50,6 +50,7 @@ impl Analysis {
         self.summary.clone()
     }
 
+    /// The logits (empty from `FineTune.explain`, which only explains).
     #[wasm_bindgen(getter)]
     pub fn logits(&self) -> Vec<f32> {
         self.logits.clone()
