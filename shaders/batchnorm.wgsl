@@ -5,6 +5,9 @@
 //   batch_norm_statistics:      mean[c] and the biased variance[c] of the batch (two passes)
 //   batch_norm_update_running:  running = (1 - momentum)·running + momentum·batch, the variance
 //                               made unbiased (·M/(M-1)) first, as PyTorch does
+//   batch_norm_fold:            the eval-mode normalisation as per-channel constants, out_a =
+//                               [scale[0..C], shift[0..C]], for a convolution's output pass
+//                               to apply in place of batch_norm_forward (`affine` below)
 //   batch_norm_forward:         out = xhat · weight[c] + bias[c], then optionally (the eval-mode
 //                               epilogue fusion) + residual and ReLU: one pass where BN, the
 //                               residual add and ReLU took three
@@ -17,13 +20,14 @@
 // Layout: x, out, grad_out [N, C, H, W]; per-channel vectors [C].
 // Dispatch: per-channel entry points (statistics, backward_reduce) run one workgroup per channel
 // (WORKGROUP_SIZE invocations stride over each sample's plane in turn, then a tree reduction),
-// folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running one invocation per
-// channel; the elementwise ones as their section below says.
+// folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running and fold one invocation
+// per channel; the elementwise ones as their section below says.
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
 // 10 grad_bias, 11 residual, 12 relu_output (read); 7 and 8 the outputs (read_write):
 // statistics → mean, variance; update_running → running_mean, running_var; forward → out;
 // backward_reduce → grad_weight, grad_bias; backward_input → grad_in; backward_input_eval →
-// grad_in and the gradient after the ReLU; backward_input_eval also reads 19 grad_out_also.
+// grad_in and the gradient after the ReLU; fold → out_a; backward_input_eval also reads 19
+// grad_out_also.
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
@@ -141,6 +145,17 @@ fn batch_norm_update_running(at: Workgroup, @builtin(local_invocation_index) lid
     let unbiased = variance[c] * count / (count - 1.0);
     out_a[c] = (1.0 - params.momentum) * out_a[c] + params.momentum * mean[c];
     out_b[c] = (1.0 - params.momentum) * out_b[c] + params.momentum * unbiased;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_fold(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let c = workgroup_index(at) * WORKGROUP_SIZE + lid;
+    if c >= params.channels {
+        return;
+    }
+    let k = affine(c);
+    out_a[c] = k.scale;
+    out_a[params.channels + c] = k.shift;
 }
 
 // ---- The elementwise passes: forward and input gradient ----

@@ -23,11 +23,15 @@
 //   rows of C, each lane loads one vec4 of A per step of 4 along K: untransposed, row
 //   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
 //   owns the vec4 columns col4_0 + l (+ 8) of C.
+// Epilogue (a convolution's output channels are the rows of C): each value of row r is stored
+//   as relu?(value · row_affine[r] + row_affine[M + r] + residual?), the residual laid out as C
+//   — an eval-mode BatchNorm folded, the residual add and the ReLU that would follow as a pass.
 // Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write, vec4),
-//   4 a_texture, 5 b_texture (rgba32float read-only storage textures).
+//   4 a_texture, 5 b_texture (rgba32float read-only storage textures), 6 row_affine (read,
+//   [2, M]), 7 residual (read, vec4).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
 //   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, TEXTURES
-//   (0 or 1).
+//   (0 or 1); ROW_AFFINE, ADD_RESIDUAL, RELU (0 or 1) — the epilogue's steps.
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -50,12 +54,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var a_texture: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(5) var b_texture: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var<storage, read> row_affine: array<f32>;
+@group(0) @binding(7) var<storage, read> residual: array<vec4<f32>>;
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
 override TRANSPOSE_A: u32 = 0u;
 override TRANSPOSE_B: u32 = 0u;
 override TEXTURES: u32 = 0u;
+override ROW_AFFINE: u32 = 0u;
+override ADD_RESIDUAL: u32 = 0u;
+override RELU: u32 = 0u;
 
 // Where this lane's vec4 of A for the group of rows starting at first_row lies at kk = 0
 // (vec4 units); it moves by a_step() per step of kk. Rows past M are clamped: their results
@@ -132,11 +141,28 @@ fn texel(texture: texture_storage_2d<rgba32float, read>, width_log2: u32, index:
     return textureLoad(texture, vec2<u32>(column, index >> width_log2));
 }
 
-// Writes C[row, 4·col4 .. 4·col4 + 4] unless the row or the column block lies outside C.
+// Writes C[row, 4·col4 .. 4·col4 + 4], through the epilogue, unless the row or the column
+// block lies outside C.
 fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>) {
     if row < params.m && col4 < params.n / 4u {
-        c[base + row * (params.n / 4u) + col4] = values;
+        let at = base + row * (params.n / 4u) + col4;
+        c[at] = finished(values, row, at);
     }
+}
+
+// The epilogue's steps (see above) for four values of row `row` stored at c[at].
+fn finished(values: vec4<f32>, row: u32, at: u32) -> vec4<f32> {
+    var y = values;
+    if ROW_AFFINE != 0u {
+        y = y * row_affine[row] + row_affine[params.m + row];
+    }
+    if ADD_RESIDUAL != 0u {
+        y += residual[at];
+    }
+    if RELU != 0u {
+        y = max(y, vec4<f32>(0.0));
+    }
+    return y;
 }
 
 @compute @workgroup_size(8)

@@ -10,7 +10,9 @@
 //   (matmul:           M[ξ] = U[ξ] · V[ξ], [K, C] · [C, tile_stride], 16 batched products.)
 //   output_transform:  y[n, first + k, 2ty + i, 2tx + j] = (Aᵀ M[·, k, p] A)[i, j] (+ bias[k]),
 //                      y having out_total channels (a slice of a concatenation when first > 0
-//                      or out_total > K).
+//                      or out_total > K); or, with `affine`, relu?(value · bias[k] +
+//                      bias[K + k] + residual?) — an eval-mode BatchNorm folded, the residual
+//                      add and the ReLU that would follow as a pass (`finished`).
 //
 // and the weight gradient, the same passes transposed around dU[ξ] = dM[ξ] · V[ξ]ᵀ:
 //
@@ -27,8 +29,9 @@
 // Dispatch: one invocation per (k, c), (c, p) or (k, p) respectively (the weight gradient's
 // passes per (k, p) and (k, c); the `_f4` passes likewise), WORKGROUP_SIZE per workgroup,
 // folded into a 2-D grid (linear id = wid.y · nx + wid.x).
-// Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; output
-// transform with has_bias only).
+// Bindings: 0 params (uniform), 1 source (read), 2 out (read_write), 3 bias (read; the output
+// transforms' bias, or with `affine` their scales and shifts [2, K]), 4 residual (read; the
+// output transforms' with add_residual, out's shape).
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust.
 
 struct Params {
@@ -50,13 +53,34 @@ struct Params {
     flip: u32,
     out_first: u32,
     out_total: u32,
+    // The output transforms' epilogue (`finished`).
+    affine: u32,
+    add_residual: u32,
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> source: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
 
+
+// The output transforms' value for out[at] in channel k: the bias added, or the epilogue's
+// affine, residual and ReLU applied.
+fn finished(value: f32, k: u32, at: u32) -> f32 {
+    if params.affine == 0u {
+        return select(value, value + bias[k], params.has_bias != 0u);
+    }
+    var y = value * bias[k] + bias[params.out_channels + k];
+    if params.add_residual != 0u {
+        y += residual[at];
+    }
+    if params.relu != 0u {
+        y = max(y, 0.0);
+    }
+    return y;
+}
 
 fn tile_count() -> u32 {
     return params.batch * params.tiles_h * params.tiles_w;
@@ -185,10 +209,6 @@ fn output_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
         t[0][s] = m[0][s] + m[1][s] + m[2][s];
         t[1][s] = m[1][s] - m[2][s] - m[3][s];
     }
-    var shift = 0.0;
-    if params.has_bias != 0u {
-        shift = bias[k];
-    }
     let tile = tile_at(p);
     let plane_size = params.out_height * params.out_width;
     let base = (tile.n * params.out_total + params.out_first + k) * plane_size;
@@ -201,7 +221,8 @@ fn output_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
         for (var s = 0u; s < 2u; s++) {
             let x = 2u * tile.x + s;
             if x < params.out_width {
-                out[base + y * params.out_width + x] = row[s] + shift;
+                let at = base + y * params.out_width + x;
+                out[at] = finished(row[s], k, at);
             }
         }
     }
@@ -420,10 +441,6 @@ fn output_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32)
             t[r][s] = transformed[r];
         }
     }
-    var shift = 0.0;
-    if params.has_bias != 0u {
-        shift = bias[k];
-    }
     let tile = tile_at(p);
     let plane_size = params.out_height * params.out_width;
     let base = (tile.n * params.out_total + params.out_first + k) * plane_size;
@@ -436,7 +453,8 @@ fn output_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32)
         for (var s = 0u; s < 4u; s++) {
             let x = 4u * tile.x + s;
             if x < params.out_width {
-                out[base + y * params.out_width + x] = row[s] + shift;
+                let at = base + y * params.out_width + x;
+                out[at] = finished(row[s], k, at);
             }
         }
     }

@@ -67,12 +67,43 @@ pub struct Tensor {
 /// was computed.
 type DerivedKey = (u64, u64, &'static str);
 
-/// A derived tensor, the source buffer's write generation it was computed from, and its place
-/// in the kept copies' budget.
+/// A derived tensor, the source buffer's write generation it was computed from (and the other
+/// sources', `Stamps`), and its place in the kept copies' budget.
 struct Derived {
     generation: u64,
+    others: Stamps,
     tensor: Tensor,
     _kept: KeptCopyLease,
+}
+
+/// What a derived tensor's other sources and parameter were when it was computed: each
+/// source's buffer, offset, size and write generation, and the parameter. A kept tensor is
+/// reused only where they are all the same again.
+#[derive(PartialEq)]
+struct Stamps {
+    sources: Vec<(Option<wgpu::Buffer>, u64, u64, u64)>,
+    parameter: u64,
+}
+
+impl Stamps {
+    fn of(sources: &[&Tensor], parameter: u64) -> Self {
+        let stamp = |t: &&Tensor| match &t.buffer {
+            Some(buffer) => {
+                let generation = t.gpu.write_generation(buffer.buffer());
+                (
+                    Some(buffer.buffer().clone()),
+                    t.offset,
+                    t.byte_size(),
+                    generation,
+                )
+            }
+            None => (None, 0, 0, 0),
+        };
+        Self {
+            sources: sources.iter().map(stamp).collect(),
+            parameter,
+        }
+    }
 }
 
 impl Tensor {
@@ -163,16 +194,31 @@ impl Tensor {
         what: &'static str,
         compute: impl FnOnce(&Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
+        self.derived_with(&[], 0, what, compute)
+    }
+
+    /// `derived` from this tensor, `others` and a `parameter` (a constant's bits): kept with
+    /// this tensor and reused while none of the tensors is written and the parameter agrees.
+    pub(crate) fn derived_with(
+        &self,
+        others: &[&Tensor],
+        parameter: u64,
+        what: &'static str,
+        compute: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let Some(buffer) = &self.buffer else {
             return compute(self);
         };
         let key = (self.offset, self.byte_size(), what);
         // Read before computing: a write recorded meanwhile makes the result stale.
         let generation = self.gpu.write_generation(buffer.buffer());
+        let others = Stamps::of(others, parameter);
         let stale = {
             let mut derived = self.derived.lock().expect("derived lock");
             match derived.get(&key) {
-                Some(kept) if kept.generation == generation => return Ok(kept.tensor.clone()),
+                Some(kept) if kept.generation == generation && kept.others == others => {
+                    return Ok(kept.tensor.clone());
+                }
                 // Gone before the new copy asks for room in the budget.
                 _ => derived.remove(&key),
             }
@@ -187,6 +233,7 @@ impl Tensor {
             key,
             Derived {
                 generation,
+                others,
                 tensor: tensor.clone(),
                 _kept: kept,
             },

@@ -426,3 +426,222 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool, mode: Mode) {
         }
     }
 }
+
+/// A convolution and its eval-mode BN, residual add and ReLU as one op
+/// (`BatchNorm2d::after_conv`) give what the convolution then `forward_then` give, forward and
+/// backward, on every algorithm the convolution may take: the GEMM over 1×1 and strided
+/// convolutions whose planes hold a multiple of 4 positions (its epilogue stores the final
+/// values where the subgroup kernel runs), the same on a 7×7 plane (no epilogue: BN's pass
+/// follows), Winograd F(2×2) and F(4×4) (the output transform's epilogue), and a grouped
+/// convolution (implicit GEMM, BN's pass). Frozen parameters take the fused op; trainable ones
+/// and training mode take the two ops, with the parameters' gradients.
+#[test]
+fn a_convolution_with_its_batch_norm_matches_the_two_ops() {
+    let cases: [(&str, [usize; 4], usize, usize, ConvGeometry); 6] = [
+        ("1×1, 8×8", [2, 8, 8, 8], 12, 1, ConvGeometry::default()),
+        ("1×1, 7×7", [1, 8, 7, 7], 12, 1, ConvGeometry::default()),
+        (
+            "3×3 stride 2",
+            [1, 4, 16, 16],
+            8,
+            3,
+            ConvGeometry::default().stride(2).padding(1),
+        ),
+        (
+            "Winograd F(2×2)",
+            [2, 8, 8, 8],
+            8,
+            3,
+            ConvGeometry::default().padding(1),
+        ),
+        (
+            "Winograd F(4×4)",
+            [3, 4, 16, 16],
+            8,
+            3,
+            ConvGeometry::default().padding(1),
+        ),
+        (
+            "grouped",
+            [1, 8, 6, 6],
+            8,
+            3,
+            ConvGeometry::default().padding(1).groups(2),
+        ),
+    ];
+    for (name, input, c_out, kernel, geometry) in cases {
+        for (mode, frozen) in [
+            (Mode::Eval, true),
+            (Mode::Eval, false),
+            (Mode::Train, false),
+        ] {
+            check_conv_batch_norm(name, input, c_out, kernel, geometry, mode, frozen);
+        }
+    }
+}
+
+fn check_conv_batch_norm(
+    name: &str,
+    input: [usize; 4],
+    c_out: usize,
+    kernel: usize,
+    geometry: ConvGeometry,
+    mode: Mode,
+    frozen: bool,
+) {
+    let mut rng = Rng::new(45);
+    let mut store = ParamStore::new(gpu());
+    let c_in = input[1];
+    let conv = Conv2d::new(
+        &mut store,
+        "conv",
+        c_in,
+        c_out,
+        [kernel, kernel],
+        geometry,
+        false,
+        Init::KaimingNormalFanOut,
+        5,
+    )
+    .unwrap();
+    let bn = BatchNorm2d::new(&mut store, "bn", c_out, 1e-5).unwrap();
+    for (name, values) in [
+        ("bn.weight", rng.vec(c_out)),
+        ("bn.bias", rng.vec(c_out)),
+        ("bn.running_mean", rng.vec(c_out)),
+        (
+            "bn.running_var",
+            rng.vec(c_out).iter().map(|v| v.abs() + 0.5).collect(),
+        ),
+    ] {
+        store
+            .set(name, Tensor::from_slice(gpu(), [c_out], &values).unwrap())
+            .unwrap();
+    }
+    if frozen {
+        store.freeze("conv").unwrap();
+        store.freeze("bn").unwrap();
+    }
+    let x_data = rng.vec(input.iter().product());
+    let probe = Tape::no_grad();
+    let output_dims = conv
+        .forward(
+            &Forward::new(&probe, &store, Mode::Eval),
+            &probe.input(tensor(&input, &x_data)),
+        )
+        .unwrap()
+        .dims()
+        .to_vec();
+    let numel: usize = output_dims.iter().product();
+    let r_data = rng.vec(numel);
+    let seed_data = rng.vec(numel);
+    for (residual, relu, guided, uses) in [
+        (true, true, false, 1),
+        (false, true, false, 1),
+        (false, false, false, 1),
+        (true, false, false, 1),
+        (true, true, true, 1),
+        (true, true, false, 2),
+    ] {
+        let run = |fused: bool| -> Vec<Vec<f32>> {
+            let tape = if guided { Tape::guided() } else { Tape::new() };
+            let f = Forward::new(&tape, &store, mode);
+            let x = tape.input(tensor(&input, &x_data));
+            let r = tape.input(tensor(&output_dims, &r_data));
+            let r_used = residual.then_some(&r);
+            let y = match fused {
+                true => bn.after_conv(&f, &conv, &x, r_used, relu).unwrap(),
+                false => bn
+                    .forward_then(&f, &conv.forward(&f, &x).unwrap(), r_used, relu)
+                    .unwrap(),
+            };
+            let out = match uses {
+                1 => y.clone(),
+                _ => tape.add(&y, &tape.scale(&y, -0.7).unwrap()).unwrap(),
+            };
+            let grads = tape
+                .backward(&out, Some(tensor(&output_dims, &seed_data)))
+                .unwrap();
+            let mut results = vec![
+                y.tensor().to_vec().unwrap(),
+                grads.get(&x).unwrap().to_vec().unwrap(),
+            ];
+            if residual {
+                results.push(grads.get(&r).unwrap().to_vec().unwrap());
+            }
+            for name in ["conv.weight", "bn.weight", "bn.bias"] {
+                match grads.named(name) {
+                    Some(grad) => results.push(grad.to_vec().unwrap()),
+                    None => assert!(frozen, "{name} has no gradient"),
+                }
+            }
+            results
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_eq!(fused.len(), composed.len());
+        assert!(fused[0].iter().any(|&v| v > 0.0) && fused[1].iter().any(|&v| v != 0.0));
+        for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
+            let what = format!(
+                "{name} {mode:?} frozen {frozen} residual {residual} relu {relu} guided \
+                 {guided} uses {uses}: result {k}"
+            );
+            assert_close(&what, a, b, 1e-5, 1e-5);
+        }
+    }
+}
+
+/// The folded BatchNorm a convolution applies is kept between forward passes, and follows each
+/// of its four tensors when one is written (as a training step writes them).
+#[test]
+fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
+    let mut rng = Rng::new(46);
+    let mut store = ParamStore::new(gpu());
+    let geometry = ConvGeometry::default().padding(1);
+    let conv = Conv2d::new(
+        &mut store,
+        "conv",
+        8,
+        8,
+        [3, 3],
+        geometry,
+        false,
+        Init::KaimingNormalFanOut,
+        6,
+    )
+    .unwrap();
+    let bn = BatchNorm2d::new(&mut store, "bn", 8, 1e-5).unwrap();
+    store.freeze("conv").unwrap();
+    store.freeze("bn").unwrap();
+    let x_data = rng.vec(2 * 8 * 8 * 8);
+    let run = |fused: bool| -> Vec<f32> {
+        let tape = Tape::no_grad();
+        let f = Forward::new(&tape, &store, Mode::Eval);
+        let x = tape.input(tensor(&[2, 8, 8, 8], &x_data));
+        let y = match fused {
+            true => bn.after_conv(&f, &conv, &x, None, true).unwrap(),
+            false => bn
+                .forward_then(&f, &conv.forward(&f, &x).unwrap(), None, true)
+                .unwrap(),
+        };
+        y.tensor().to_vec().unwrap()
+    };
+    let mut previous = run(true);
+    for name in ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"] {
+        let values: Vec<f32> = rng.vec(8).iter().map(|v| v.abs() + 0.5).collect();
+        let target = match name {
+            "bn.running_mean" | "bn.running_var" => store.buffer(name).unwrap(),
+            _ => store.parameter(name).unwrap(),
+        };
+        target.write(&values).unwrap();
+        let (fused, composed) = (run(true), run(false));
+        assert_close(
+            &format!("after writing {name}"),
+            &fused,
+            &composed,
+            1e-5,
+            1e-5,
+        );
+        assert_ne!(fused, previous, "writing {name} changed nothing");
+        previous = fused;
+    }
+}

@@ -142,6 +142,42 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
             .any(|e| e["args"]["layer"] == "layer1.0.conv1")
     );
 
+    // In eval mode a convolution stores its BN's (and ReLU's) values itself where it runs
+    // Winograd, as layer1's 3×3 convolutions do here (batch 2 of 8×8: 32 tiles): no
+    // batch-norm pass, and nothing charged to the BN layers.
+    gpu.start_profiling().unwrap();
+    let tape = Tape::no_grad();
+    let eval = Forward::new(&tape, &store, Mode::Eval);
+    model.forward(&eval, &tape.input(input.clone())).unwrap();
+    let profile = pollster::block_on(gpu.finish_profiling()).unwrap();
+    for layer in [
+        "layer1.0.conv1",
+        "layer1.0.conv2",
+        "layer1.1.conv1",
+        "layer1.1.conv2",
+    ] {
+        let kernels: Vec<&str> = profile
+            .kernels
+            .iter()
+            .filter(|k| k.layer == layer)
+            .map(|k| k.kernel.as_str())
+            .collect();
+        assert!(
+            kernels
+                .iter()
+                .any(|k| k.contains("winograd::output_transform"))
+                && !kernels.iter().any(|k| k.contains("batch_norm_forward")),
+            "{layer}: {kernels:?}"
+        );
+    }
+    assert!(
+        !profile
+            .kernels
+            .iter()
+            .any(|k| k.layer.starts_with("layer1.") && k.layer.contains(".bn")),
+        "a kernel was charged to a BN layer of layer1"
+    );
+
     // Nothing is recorded once profiling has stopped.
     gpu.start_profiling().unwrap();
     let empty = pollster::block_on(gpu.finish_profiling()).unwrap();

@@ -4,13 +4,14 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    Epilogue, ReluBackward, batch_norm_backward, batch_norm_backward_input,
+    Epilogue, EvalBatchNorm, ReluBackward, batch_norm_backward, batch_norm_backward_input,
     batch_norm_backward_input_through_relu, batch_norm_forward, batch_norm_statistics,
     batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
-    Conv2d, ConvAlgorithm, ConvGradient, conv2d, conv2d_backward, conv2d_backward_bias, conv2d_into,
+    Conv2d, ConvAlgorithm, ConvGradient, conv2d, conv2d_backward, conv2d_backward_bias,
+    conv2d_batch_norm, conv2d_into,
 };
 use crate::kernels::elementwise::{
     add, dropout, relu, relu_backward, scale, sigmoid, sigmoid_backward, silu, silu_backward,
@@ -245,6 +246,107 @@ impl Tape {
                 Some(grads.grad_weight),
                 Some(grads.grad_bias),
                 Some(grad),
+            ])
+        })
+    }
+
+    /// relu?(batch_norm(conv2d(x, weight)) + residual?), the convolution without bias: as one
+    /// op in eval mode when neither the weight nor BN's parameters want gradients (inference,
+    /// saliency), whose convolution stores the final values where it can
+    /// (`conv2d_batch_norm`) and whose backward gives the input's and the residual's gradients;
+    /// otherwise `conv2d` then `batch_norm_then`, recorded as two ops.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_batch_norm_then(
+        &self,
+        x: &Var,
+        weight: &Var,
+        conv: &Conv2d,
+        bn_weight: &Var,
+        bn_bias: &Var,
+        state: &BatchNormState,
+        residual: Option<&Var>,
+        relu_after: bool,
+    ) -> Result<Var> {
+        let parameters_want_grads = [weight, bn_weight, bn_bias]
+            .iter()
+            .any(|var| var.requires_grad());
+        if state.training || parameters_want_grads {
+            let y = self.conv2d(x, weight, None, conv)?;
+            return self.batch_norm_then(&y, bn_weight, bn_bias, state, residual, relu_after);
+        }
+        let (mean, variance) = (state.running_mean.clone(), state.running_var.clone());
+        let bn = EvalBatchNorm {
+            mean: &mean,
+            variance: &variance,
+            weight: &bn_weight.tensor,
+            bias: &bn_bias.tensor,
+            eps: state.eps,
+        };
+        let then = Epilogue {
+            residual: residual.map(|r| &r.tensor),
+            relu: relu_after,
+        };
+        let out = conv2d_batch_norm(&x.tensor, &weight.tensor, conv, &bn, then)?;
+        let mut inputs = vec![x, weight, bn_weight, bn_bias];
+        inputs.extend(residual);
+        if !self.records_backward(&inputs) {
+            return self.untracked(out, &inputs);
+        }
+        let (x_t, w_t, bn_w, eps, conv) = (
+            x.tensor.clone(),
+            weight.tensor.clone(),
+            bn_weight.tensor.clone(),
+            state.eps,
+            *conv,
+        );
+        let wants_input = x.requires_grad();
+        let input_grad = move |grad_conv: &Tensor| {
+            let gradient = || {
+                conv2d_backward(
+                    ConvGradient::Input,
+                    &x_t,
+                    &w_t,
+                    grad_conv,
+                    &conv,
+                    ConvAlgorithm::Auto,
+                )
+            };
+            wants_input.then(gradient).transpose()
+        };
+        if !relu_after {
+            return self.record(out, &inputs, move |grad| {
+                let grad_conv = batch_norm_backward_input(grad, &mean, &variance, &bn_w, eps)?;
+                Ok(vec![
+                    input_grad(&grad_conv)?,
+                    None,
+                    None,
+                    None,
+                    Some(grad.clone()),
+                ])
+            });
+        }
+        // Through the ReLU and the BatchNorm in one pass (adding the output's two gradients
+        // where it is used twice), then the convolution's backward to its input.
+        let (y_t, guided, has_residual) = (out.clone(), self.is_guided(), residual.is_some());
+        self.record_summing(out, &inputs, move |grad, grad_also| {
+            let relu = ReluBackward {
+                output: &y_t,
+                guided,
+            };
+            let (grad_conv, grad_residual) = batch_norm_backward_input_through_relu(
+                grad,
+                grad_also,
+                relu,
+                has_residual,
+                [&mean, &variance, &bn_w],
+                eps,
+            )?;
+            Ok(vec![
+                input_grad(&grad_conv)?,
+                None,
+                None,
+                None,
+                grad_residual,
             ])
         })
     }

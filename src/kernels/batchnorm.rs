@@ -37,6 +37,7 @@ entries! {
         out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20 }
     STATISTICS = "batch_norm_statistics", REDUCTION, [x, out_a, out_b, x4];
     UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, [mean, variance, out_a, out_b];
+    FOLD = "batch_norm_fold", PER_CHANNEL, [mean, variance, weight, bias, out_a];
     FORWARD_SCALAR = "batch_norm_forward", PLANE,
         [x, mean, variance, weight, bias, out_a, residual];
     FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE,
@@ -59,6 +60,91 @@ pub struct Epilogue<'a> {
     /// Added to the normalised value (a residual connection); the input's shape.
     pub residual: Option<&'a Tensor>,
     pub relu: bool,
+}
+
+/// An eval-mode BatchNorm2d's tensors (the running statistics, the affine parameters): what a
+/// convolution's output pass can apply in place of `batch_norm_forward`
+/// (`conv2d_batch_norm`).
+#[derive(Clone, Copy)]
+pub struct EvalBatchNorm<'a> {
+    pub mean: &'a Tensor,
+    pub variance: &'a Tensor,
+    pub weight: &'a Tensor,
+    pub bias: &'a Tensor,
+    pub eps: f32,
+}
+
+impl EvalBatchNorm<'_> {
+    /// `batch_norm_forward` of `x` with these tensors, then `epilogue`.
+    pub fn forward(&self, x: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
+        batch_norm_forward(
+            x,
+            self.mean,
+            self.variance,
+            self.weight,
+            self.bias,
+            self.eps,
+            epilogue,
+        )
+    }
+
+    /// The normalisation as per-channel constants [2, C]: row 0 the scales
+    /// weight / √(variance + eps), row 1 the shifts bias − mean · scale, computed as
+    /// `batch_norm_forward` computes them, so that x · scale + shift is its value. Kept with
+    /// the weight (`Tensor::derived_with`) until one of the four tensors is written.
+    pub fn folded(&self) -> Result<Tensor> {
+        let others = [self.bias, self.mean, self.variance];
+        let eps = u64::from(self.eps.to_bits());
+        self.weight
+            .derived_with(&others, eps, "BatchNorm folded to scale and shift", |_| {
+                self.fold()
+            })
+    }
+
+    /// `folded`, computed.
+    fn fold(&self) -> Result<Tensor> {
+        const OP: &str = "batch_norm_fold";
+        let channels = self.mean.dims().first().copied().unwrap_or(0);
+        for (name, t) in [
+            ("mean", self.mean),
+            ("variance", self.variance),
+            ("weight", self.weight),
+            ("bias", self.bias),
+        ] {
+            expect_channels(OP, name, t, channels)?;
+        }
+        if channels == 0 || !self.eps.is_finite() || self.eps < 0.0 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "needs at least one channel and a finite, non-negative eps, got {channels} \
+                     and {}",
+                    self.eps
+                ),
+            ));
+        }
+        let params = Params {
+            batch: 1,
+            channels: as_u32(OP, "C", channels)?,
+            plane: 1,
+            eps: self.eps,
+            momentum: 0.0,
+            add_residual: 0,
+            relu: 0,
+            guided: 0,
+            add_second_gradient: 0,
+        };
+        let gpu = self.mean.gpu();
+        let out = Tensor::empty(gpu, [2, channels])?;
+        Launch::new(gpu, &FOLD, params)
+            .bind(2, self.mean)
+            .bind(3, self.variance)
+            .bind(4, self.weight)
+            .bind(5, self.bias)
+            .bind(7, &out)
+            .over(channels as u64)?;
+        Ok(out)
+    }
 }
 
 /// The ReLU that `batch_norm_forward` applied, for the eval-mode input gradient to take

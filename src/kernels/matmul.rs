@@ -1,6 +1,6 @@
 //! Launcher for shaders/matmul.wgsl: batched C = op(A) · op(B).
 
-use super::{Launch, as_u32, grid_1d};
+use super::{ChannelEpilogue, Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::gpu::BufferRange;
 use crate::kernels::reduce;
@@ -38,11 +38,12 @@ entries! {
 
 entries! {
     subgroup_entries for Shader::MatmulSubgroup, Params;
-    bindings { a: read 1, b: read 2, c: read_write 3, a_texture: texture 4, b_texture: texture 5 }
+    bindings { a: read 1, b: read 2, c: read_write 3, a_texture: texture 4, b_texture: texture 5,
+        row_affine: read 6, residual: read 7 }
     /// One 8-lane subgroup per workgroup; A and B are read from the buffers or, with TEXTURES,
-    /// from the textures, and both are bound either way.
+    /// from the textures, and both are bound either way, as are the epilogue's tensors.
     MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]),
-        [a, b, c, a_texture, b_texture];
+        [a, b, c, a_texture, b_texture, row_affine, residual];
 }
 
 /// Which kernel computes the product.
@@ -166,14 +167,37 @@ pub fn matmul(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<Tensor> 
 }
 
 /// `matmul` whose profile entry counts `useful_flops` instead of 2·M·N·K: a convolution's
-/// GEMM over zero-padded operands does the convolution's work, not the padding's. Validates,
-/// resolves the variant (`resolve_variant`), and records the one function per variant below.
+/// GEMM over zero-padded operands does the convolution's work, not the padding's.
 pub(crate) fn matmul_counted(
     a: &Tensor,
     b: &Tensor,
     options: MatmulOptions,
     useful_flops: Option<u64>,
 ) -> Result<Tensor> {
+    Ok(product_with(a, b, options, useful_flops, None)?.0)
+}
+
+/// `matmul_counted` of untransposed operands whose product C, seen as [batch, M, N], is
+/// stored through `epilogue` (its rows as the channels) where `Auto` runs the subgroup
+/// kernels; the product and whether the epilogue was applied (else the caller applies it).
+pub(crate) fn matmul_then(
+    a: &Tensor,
+    b: &Tensor,
+    useful_flops: Option<u64>,
+    epilogue: ChannelEpilogue,
+) -> Result<(Tensor, bool)> {
+    product_with(a, b, MatmulOptions::default(), useful_flops, Some(epilogue))
+}
+
+/// Validates, resolves the variant (`resolve_variant`), and records the one function per
+/// variant below; the product and whether `epilogue` was applied (the subgroup kernels' only).
+fn product_with(
+    a: &Tensor,
+    b: &Tensor,
+    options: MatmulOptions,
+    useful_flops: Option<u64>,
+    epilogue: Option<ChannelEpilogue>,
+) -> Result<(Tensor, bool)> {
     let transposed_a;
     let (a, options) = match untransposed_a_for_subgroup_kernel(a, b, options)? {
         Some(a_t) => {
@@ -221,15 +245,18 @@ pub(crate) fn matmul_counted(
         Some(batch) => vec![batch, m, n],
         None => vec![m, n],
     };
+    if let Some(epilogue) = &epilogue {
+        epilogue.check(OP, &[batch.unwrap_or(1), m, n])?;
+    }
     let gpu = a.gpu();
     if batch.unwrap_or(1) * m * n == 0 {
-        return Tensor::empty(gpu, out_dims);
+        return Ok((Tensor::empty(gpu, out_dims)?, false));
     }
     let (Some(a_range), Some(b_range)) = (a.binding(), b.binding()) else {
         // K = 0: the empty sum.
         let out = Tensor::empty(gpu, out_dims)?;
         crate::kernels::fill::fill_into(&out, 0.0)?;
-        return Ok(out);
+        return Ok((out, false));
     };
     let batch_count = as_u32(OP, "batch", batch.unwrap_or(1))?;
     let product = Product {
@@ -275,12 +302,17 @@ pub(crate) fn matmul_counted(
     };
     let variant = resolve_variant(options.variant, layout, a, b, [m, n, k_a], batch_count)?;
     let operands = [a_range, b_range];
+    let subgroup_kernel = matches!(
+        variant,
+        MatmulVariant::Subgroup(_) | MatmulVariant::SubgroupTexture(_)
+    );
+    let applied = epilogue.is_some() && subgroup_kernel;
     let out = match variant {
         MatmulVariant::Auto => unreachable!("resolve_variant never returns Auto"),
-        MatmulVariant::Subgroup(tile) => subgroup(&product, operands, tile, None)?,
+        MatmulVariant::Subgroup(tile) => subgroup(&product, operands, tile, None, epilogue)?,
         MatmulVariant::SubgroupTexture(tile) => {
             let shapes = texture_shapes.map(|shape| shape.expect("resolved: both fit textures"));
-            subgroup(&product, operands, tile, Some(shapes))?
+            subgroup(&product, operands, tile, Some(shapes), epilogue)?
         }
         MatmulVariant::Vec4 => vec4(&product, operands, 1)?,
         MatmulVariant::Vec4SplitK(slices) => vec4(&product, operands, slices)?,
@@ -292,7 +324,7 @@ pub(crate) fn matmul_counted(
         MatmulVariant::Naive => naive(&product, operands)?,
         MatmulVariant::Tiled(tile) => tiled(&product, operands, tile)?,
     };
-    out.reshape(out_dims)
+    Ok((out.reshape(out_dims)?, applied))
 }
 
 /// A validated product: what every variant's launch needs.
@@ -334,12 +366,14 @@ const VEC4_SLOTS: [u32; 2] = [4, 5];
 
 /// `Subgroup` (`textures` None) or `SubgroupTexture` (the operands' texture shapes): A (a
 /// layer's weights, as a rule) is copied once and the copy kept while its buffer goes
-/// unwritten; B is copied for this product, into a texture leased until it is recorded.
+/// unwritten; B is copied for this product, into a texture leased until it is recorded. C is
+/// stored through `epilogue` when there is one.
 fn subgroup(
     product: &Product,
     operands: [BufferRange; 2],
     tile: SubgroupTile,
     textures: Option<[[u32; 2]; 2]>,
+    epilogue: Option<ChannelEpilogue>,
 ) -> Result<Tensor> {
     if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
         return Err(Error::invalid(
@@ -355,7 +389,16 @@ fn subgroup(
         .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
         .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
         .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
-        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())));
+        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())))
+        .with_override("ROW_AFFINE", f64::from(u8::from(epilogue.is_some())))
+        .with_override(
+            "ADD_RESIDUAL",
+            f64::from(u8::from(epilogue.is_some_and(|e| e.residual.is_some()))),
+        )
+        .with_override(
+            "RELU",
+            f64::from(u8::from(epilogue.is_some_and(|e| e.relu))),
+        );
     let params = product.params;
     let workgroups = [
         params.n.div_ceil(32 * tile.column_vecs),
@@ -363,11 +406,21 @@ fn subgroup(
         product.batch,
     ];
     let out = product.output()?;
-    // The kernel declares the operands both as buffers and as textures; the ones it does not
-    // read are bound all the same (a 1×1 texture stands in for each texture).
+    // The kernel declares the operands both as buffers and as textures, and the epilogue's
+    // tensors; the ones it does not read are bound all the same (a 1×1 texture stands in for
+    // each texture, the operands for the epilogue's tensors).
+    let [a_range, b_range] = &operands;
+    let or_operand = |tensor: Option<&Tensor>, operand: &BufferRange| {
+        Some(
+            tensor
+                .and_then(Tensor::binding)
+                .unwrap_or_else(|| operand.clone()),
+        )
+    };
+    let affine = or_operand(epilogue.map(|e| e.affine), a_range);
+    let residual = or_operand(epilogue.and_then(|e| e.residual), b_range);
     let launch = match textures {
         Some([[a_width, a_height], [b_width, b_height]]) => {
-            let [a_range, b_range] = &operands;
             let a_texture = gpu.operand_texture(a_range, a_width, a_height)?;
             let b_texture = gpu.scratch_texture(b_width, b_height)?;
             gpu.copy_into_texture(b_range, b_texture.texture())?;
@@ -383,12 +436,16 @@ fn subgroup(
                 .launch(kernel, operands, SCALAR_SLOTS, &out)
                 .bind_texture(4, a_texture.view().clone())
                 .bind_texture(5, b_texture.view().clone())
+                .bind_range(6, affine)
+                .bind_range(7, residual)
                 .on(workgroups)
         }
         None => product
             .launch(kernel, operands, SCALAR_SLOTS, &out)
             .bind_texture(4, gpu.placeholder_texture())
             .bind_texture(5, gpu.placeholder_texture())
+            .bind_range(6, affine)
+            .bind_range(7, residual)
             .on(workgroups),
     };
     launch?;

@@ -76,9 +76,8 @@ impl BasicConv2d {
     }
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        // BN and ReLU in one pass in eval mode.
-        self.bn
-            .forward_then(f, &self.conv.forward(f, x)?, None, true)
+        // The convolution, BN and ReLU as one op in eval mode.
+        self.bn.after_conv(f, &self.conv, x, None, true)
     }
 }
 

@@ -199,9 +199,7 @@ impl Classifier for DenseNet {
     }
 
     fn forward_with_aux(&self, f: &Forward, x: &Var) -> Result<(Var, Vec<Var>)> {
-        let mut x = self
-            .norm0
-            .forward_then(f, &self.conv0.forward(f, x)?, None, true)?;
+        let mut x = self.norm0.after_conv(f, &self.conv0, x, None, true)?;
         x = {
             let _scope = f.scope("features.pool0");
             f.tape

@@ -71,14 +71,14 @@ impl ConvBn {
         })
     }
 
+    /// bn(conv(x)): one op in eval mode (`BatchNorm2d::after_conv`).
     fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
-        self.bn.forward(f, &self.conv.forward(f, x)?)
+        self.bn.after_conv(f, &self.conv, x, None, false)
     }
 
-    /// relu(bn(conv(x)) + residual?), the BN, add and ReLU fused in eval mode.
+    /// relu(bn(conv(x)) + residual?): one op in eval mode (`BatchNorm2d::after_conv`).
     fn forward_relu(&self, f: &Forward, x: &Var, residual: Option<&Var>) -> Result<Var> {
-        self.bn
-            .forward_then(f, &self.conv.forward(f, x)?, residual, true)
+        self.bn.after_conv(f, &self.conv, x, residual, true)
     }
 }
 
@@ -99,7 +99,7 @@ impl ResidualBlock {
             Some(downsample) => downsample.forward(f, x)?,
             None => x.clone(),
         };
-        // The block's last BN, the residual add and the ReLU: one pass in eval mode.
+        // The block's last convolution, BN, the residual add and the ReLU: one op in eval mode.
         last.forward_relu(f, &out, Some(&identity))
     }
 }

@@ -130,6 +130,37 @@ impl BatchNorm2d {
             .batch_norm_then(x, &weight, &bias, &self.state(f)?, residual, relu)
     }
 
+    /// relu?(self(conv(x)) + residual?) for a convolution without bias: in eval mode one op
+    /// whose convolution stores the final values where it can (`Tape::conv2d_batch_norm_then`),
+    /// charged to the convolution's layer in a profile; in training mode (or after a bias) the
+    /// convolution, then `forward_then`.
+    pub fn after_conv(
+        &self,
+        f: &Forward,
+        conv: &Conv2d,
+        x: &Var,
+        residual: Option<&Var>,
+        relu: bool,
+    ) -> Result<Var> {
+        if f.training() || conv.bias {
+            return self.forward_then(f, &conv.forward(f, x)?, residual, relu);
+        }
+        let _scope = f.scope(&conv.name);
+        let conv_weight = f.parameter(&format!("{}.weight", conv.name))?;
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        let bias = f.parameter(&format!("{}.bias", self.name))?;
+        f.tape.conv2d_batch_norm_then(
+            x,
+            &conv_weight,
+            &conv.geometry,
+            &weight,
+            &bias,
+            &self.state(f)?,
+            residual,
+            relu,
+        )
+    }
+
     fn state<'a>(&self, f: &Forward<'a>) -> Result<BatchNormState<'a>> {
         Ok(BatchNormState {
             running_mean: f.store.buffer(&format!("{}.running_mean", self.name))?,

@@ -7,9 +7,9 @@
 use super::{Backward, ConvShapes, Forward, Params, params};
 use crate::error::Result;
 use crate::kernels::elementwise::add_channel_bias;
-use crate::kernels::matmul::{MatmulOptions, matmul_counted};
+use crate::kernels::matmul::{MatmulOptions, matmul_counted, matmul_then};
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
-use crate::kernels::{Launch, as_u32, plane_grid};
+use crate::kernels::{ChannelEpilogue, Launch, as_u32, plane_grid};
 use crate::shaders::{Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 
@@ -25,7 +25,21 @@ entries! {
 
 /// out = weight · cols (+ bias): [C_out, taps] · [N, taps, positions].
 pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
-    let (x, weight, bias, shapes) = (pass.x, pass.weight, pass.bias, &pass.shapes);
+    let (out, _) = forward_then(pass, None)?;
+    match pass.bias {
+        Some(bias) => add_channel_bias(&out, bias),
+        None => Ok(out),
+    }
+}
+
+/// `forward` without its bias, stored through `epilogue` where the product's kernel applies it
+/// (the subgroup GEMM's, for a plane of a multiple of 4 positions: no cropping after it); the
+/// output and whether the epilogue was applied.
+pub(super) fn forward_then(
+    pass: &Forward,
+    epilogue: Option<ChannelEpilogue>,
+) -> Result<(Tensor, bool)> {
+    let (x, weight, shapes) = (pass.x, pass.weight, &pass.shapes);
     let [n, _, oh, ow] = shapes.output;
     let stride = position_stride(shapes);
     let cols = columns(x, shapes, stride)?;
@@ -35,17 +49,27 @@ pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
         weight.reshape([c_out, per_group * kh * kw])?,
         tap_stride(shapes),
     )?;
-    let product = matmul_counted(
-        &weight,
-        &cols,
-        MatmulOptions::default(),
-        Some(shapes.flops()),
-    )?;
+    let flops = Some(shapes.flops());
+    let (product, applied) = match epilogue {
+        Some(epilogue) if stride == oh * ow => {
+            epilogue.check("conv2d", &shapes.output)?;
+            let residual = epilogue
+                .residual
+                .map(|r| r.reshape([n, c_out, stride]))
+                .transpose()?;
+            let as_product = ChannelEpilogue {
+                residual: residual.as_ref(),
+                ..epilogue
+            };
+            matmul_then(&weight, &cols, flops, as_product)?
+        }
+        _ => (
+            matmul_counted(&weight, &cols, MatmulOptions::default(), flops)?,
+            false,
+        ),
+    };
     let out = unpadded(product, oh * ow, stride)?.reshape([n, c_out, oh, ow])?;
-    match bias {
-        Some(bias) => add_channel_bias(&out, bias),
-        None => Ok(out),
-    }
+    Ok((out, applied))
 }
 
 /// grad_cols[n] = weightᵀ · grad_out[n], folded back with col2im (1×1 convolutions need no

@@ -18,6 +18,8 @@ use policy::{Adapter, Pass, Plan};
 
 use super::as_u32;
 use crate::error::{Error, Result};
+use crate::kernels::ChannelEpilogue;
+use crate::kernels::batchnorm::{Epilogue, EvalBatchNorm};
 use crate::kernels::reduce;
 use crate::shaders::{EntryInterface, uniform_params};
 use crate::tensor::Tensor;
@@ -310,6 +312,49 @@ pub fn conv2d_with(
         }
         Plan::Gemm => gemm::forward(&pass),
         Plan::Direct => direct::forward(&pass),
+    }
+}
+
+/// An eval-mode BatchNorm of `conv2d(x, weight)` (no bias), then `then` (residual, ReLU):
+/// `bn.forward(&conv2d(..), then)` in fewer passes. Where the convolution runs Winograd, or a
+/// GEMM on the subgroup kernel over a plane of a multiple of 4 positions, its output pass
+/// stores the final values (the BatchNorm folded into a per-channel scale and shift); elsewhere
+/// the batch-norm pass follows the convolution.
+pub fn conv2d_batch_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    conv: &Conv2d,
+    bn: &EvalBatchNorm,
+    then: Epilogue,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_batch_norm";
+    let pass = Forward::checked(OP, x, weight, None, conv)?;
+    let plan = policy::resolve(
+        OP,
+        &pass.shapes,
+        ConvAlgorithm::Auto,
+        Adapter::of(x.gpu()),
+        Pass::Forward,
+    )?;
+    let affine = match plan {
+        Plan::Winograd(_) | Plan::Gemm => Some(bn.folded()?),
+        Plan::ImplicitGemm | Plan::Direct => None,
+    };
+    let epilogue = affine.as_ref().map(|affine| ChannelEpilogue {
+        affine,
+        residual: then.residual,
+        relu: then.relu,
+    });
+    let (out, applied) = match (plan, epilogue) {
+        (Plan::Winograd(tile), Some(epilogue)) => {
+            (winograd::forward_then(&pass, tile, epilogue)?, true)
+        }
+        (Plan::Gemm, epilogue) => gemm::forward_then(&pass, epilogue)?,
+        _ => (conv2d(x, weight, None, conv)?, false),
+    };
+    match applied {
+        true => Ok(out),
+        false => bn.forward(&out, then),
     }
 }
 

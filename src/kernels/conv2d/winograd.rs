@@ -14,8 +14,8 @@
 
 use super::{Backward, ConvShapes, Forward};
 use crate::error::{Error, Result};
-use crate::kernels::Launch;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
+use crate::kernels::{ChannelEpilogue, Launch};
 use crate::shaders::{Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
@@ -90,24 +90,28 @@ uniform_params! {
         /// The output's first channel and channel count (a slice of a concatenation).
         out_first: u32,
         out_total: u32,
+        /// The output transforms' epilogue (`Finish::Epilogue`).
+        affine: u32,
+        add_residual: u32,
+        relu: u32,
     }
 }
 
 // Each pass reads `source` (1) and writes `out` (2), one invocation per work item; the
-// output transforms add the bias (3).
+// output transforms add the bias (3) or apply an epilogue (its affine at 3, residual at 4).
 const PER_ITEM: WorkgroupSize = WorkgroupSize::Override(256);
 
 entries! {
     entries for Shader::Winograd, Params;
-    bindings { source: read 1, out: read_write 2, bias: read 3 }
+    bindings { source: read 1, out: read_write 2, bias: read 3, residual: read 4 }
     WEIGHT_TRANSFORM = "weight_transform", PER_ITEM, [source, out];
     INPUT_TRANSFORM = "input_transform", PER_ITEM, [source, out];
-    OUTPUT_TRANSFORM = "output_transform", PER_ITEM, [source, out, bias];
+    OUTPUT_TRANSFORM = "output_transform", PER_ITEM, [source, out, bias, residual];
     OUTPUT_GRADIENT_TRANSFORM = "output_gradient_transform", PER_ITEM, [source, out];
     WEIGHT_GRADIENT_TRANSFORM = "weight_gradient_transform", PER_ITEM, [source, out];
     WEIGHT_TRANSFORM_F4 = "weight_transform_f4", PER_ITEM, [source, out];
     INPUT_TRANSFORM_F4 = "input_transform_f4", PER_ITEM, [source, out];
-    OUTPUT_TRANSFORM_F4 = "output_transform_f4", PER_ITEM, [source, out, bias];
+    OUTPUT_TRANSFORM_F4 = "output_transform_f4", PER_ITEM, [source, out, bias, residual];
     OUTPUT_GRADIENT_TRANSFORM_F4 = "output_gradient_transform_f4", PER_ITEM, [source, out];
     WEIGHT_GRADIENT_TRANSFORM_F4 = "weight_gradient_transform_f4", PER_ITEM, [source, out];
 }
@@ -159,6 +163,32 @@ pub(crate) fn forward(pass: &Forward, tile: WinogradTile) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The convolution's output (no bias) stored through `epilogue` by the output transform.
+pub(crate) fn forward_then(
+    pass: &Forward,
+    tile: WinogradTile,
+    epilogue: ChannelEpilogue,
+) -> Result<Tensor> {
+    let shapes = &pass.shapes;
+    epilogue.check("conv2d_winograd", &shapes.output)?;
+    if pass.bias.is_some() {
+        return Err(Error::invalid(
+            "conv2d_winograd",
+            "an epilogue replaces the bias: fold the bias into its shifts",
+        ));
+    }
+    let out = Tensor::empty(pass.x.gpu(), shapes.output)?;
+    let transformed = Transformed {
+        tile,
+        channels: shapes.input[1],
+        out_channels: shapes.weight[0],
+        padding: shapes.conv.padding,
+        flip: false,
+    };
+    transformed.run(pass.x, pass.weight, Finish::Epilogue(epilogue), &out, 0)?;
+    Ok(out)
+}
+
 /// `forward` written into channels `first ..` of `dest` [N, C_total, OH, OW] (`conv2d_into`:
 /// DenseNet's layers fill their slice of the block's buffer).
 pub(crate) fn forward_into(
@@ -176,7 +206,8 @@ pub(crate) fn forward_into(
         padding: conv.padding,
         flip: false,
     };
-    transformed.run(x, weight, bias, dest, first)
+    let finish = bias.map_or(Finish::Plain, Finish::Bias);
+    transformed.run(x, weight, finish, dest, first)
 }
 
 /// The gradient with respect to the input [N, C_in, H, W]: the output gradient convolved with
@@ -194,7 +225,7 @@ pub(crate) fn backward_input(pass: &Backward, tile: WinogradTile) -> Result<Tens
         flip: true,
     };
     let grad_x = Tensor::empty(grad_out.gpu(), shapes.input)?;
-    transformed.run(grad_out, weight, None, &grad_x, 0)?;
+    transformed.run(grad_out, weight, Finish::Plain, &grad_x, 0)?;
     Ok(grad_x)
 }
 
@@ -217,7 +248,7 @@ pub(crate) fn backward_weight(pass: &Backward, tile: WinogradTile) -> Result<Ten
         padding: conv.padding,
         flip: false,
     };
-    let (params, tile_stride, flops) = transformed.params(x, grad_out, None, 0)?;
+    let (params, tile_stride, flops) = transformed.params(x, grad_out, Finish::Plain, 0)?;
     let entries = tile.entries();
     let patches = transformed.patches(&params, x, tile_stride)?;
     let tile_gradients = Tensor::empty(gpu, [tile.points(), k, tile_stride])?;
@@ -244,6 +275,16 @@ pub(crate) fn backward_weight(pass: &Backward, tile: WinogradTile) -> Result<Ten
     Ok(grad_weight)
 }
 
+/// What the output transform does to each value besides storing it.
+#[derive(Clone, Copy)]
+enum Finish<'a> {
+    Plain,
+    /// Adds the bias [K].
+    Bias(&'a Tensor),
+    /// Applies the epilogue (an output of its own: no channel slice).
+    Epilogue(ChannelEpilogue<'a>),
+}
+
 /// One Winograd convolution of `channels` inputs into `out_channels` outputs, written into
 /// channels `first ..` of `out` [N, C_total, OH, OW].
 struct Transformed {
@@ -259,12 +300,12 @@ impl Transformed {
         &self,
         source: &Tensor,
         weight: &Tensor,
-        bias: Option<&Tensor>,
+        finish: Finish,
         out: &Tensor,
         first: usize,
     ) -> Result<()> {
         let gpu = source.gpu();
-        let (params, tile_stride, flops) = self.params(source, out, bias, first)?;
+        let (params, tile_stride, flops) = self.params(source, out, finish, first)?;
         let (c, k) = (self.channels, self.out_channels);
         let tiles = (params.batch * params.tiles_h * params.tiles_w) as usize;
         let points = self.tile.points();
@@ -285,12 +326,20 @@ impl Transformed {
         })?;
         let patches = self.patches(&params, source, tile_stride)?;
         let products = matmul_counted(&weights, &patches, MatmulOptions::default(), Some(flops))?;
-        // Without a bias the kernel still needs something bound there; it never reads it.
-        let bias = bias.unwrap_or(&products);
+        // What the kernel does not read is bound all the same: the products stand in.
+        let (bias, residual) = match finish {
+            Finish::Plain => (&products, None),
+            Finish::Bias(bias) => (bias, None),
+            Finish::Epilogue(epilogue) => (epilogue.affine, epilogue.residual),
+        };
         launch(
             entries.output,
             &params,
-            &[(1, &products), (3, bias)],
+            &[
+                (1, &products),
+                (3, bias),
+                (4, residual.unwrap_or(&products)),
+            ],
             out,
             k * tiles,
         )
@@ -312,7 +361,7 @@ impl Transformed {
         &self,
         source: &Tensor,
         out: &Tensor,
-        bias: Option<&Tensor>,
+        finish: Finish,
         first: usize,
     ) -> Result<(Params, usize, u64)> {
         const OP: &str = "conv2d_winograd";
@@ -340,10 +389,22 @@ impl Transformed {
             tiles_h: u32_of("tiles", tiles_h)?,
             tiles_w: u32_of("tiles", tiles_w)?,
             tile_stride: u32_of("tiles", tile_stride)?,
-            has_bias: u32::from(bias.is_some()),
+            has_bias: u32::from(matches!(finish, Finish::Bias(_))),
             flip: u32::from(self.flip),
             out_first: u32_of("first channel", first)?,
             out_total: u32_of("channels", out_total)?,
+            affine: 0,
+            add_residual: 0,
+            relu: 0,
+        };
+        let params = match finish {
+            Finish::Epilogue(epilogue) => Params {
+                affine: 1,
+                add_residual: u32::from(epilogue.residual.is_some()),
+                relu: u32::from(epilogue.relu),
+                ..params
+            },
+            Finish::Plain | Finish::Bias(_) => params,
         };
         Ok((params, tile_stride, flops))
     }
