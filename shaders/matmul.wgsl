@@ -60,10 +60,13 @@ struct Params {
     batch_stride_a: u32,
     batch_stride_b: u32,
     batch_stride_c: u32,
-    // matmul_subgroup.wgsl's texture widths: the two shaders share one parameter struct in
-    // Rust; unused here.
+    // matmul_subgroup.wgsl's texture widths and epilogue: the two shaders share one parameter
+    // struct in Rust; unused here.
     a_texture_width_log2: u32,
     b_texture_width_log2: u32,
+    row_affine: u32,
+    add_residual: u32,
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -31,7 +31,7 @@
 //   [2, M]), 7 residual (read, vec4).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
 //   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, TEXTURES
-//   (0 or 1); ROW_AFFINE, ADD_RESIDUAL, RELU (0 or 1) — the epilogue's steps.
+//   (0 or 1). The epilogue's steps are parameters (row_affine, add_residual, relu).
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -46,6 +46,11 @@ struct Params {
     batch_stride_c: u32,
     a_texture_width_log2: u32,
     b_texture_width_log2: u32,
+    // The epilogue's steps (0 or 1 each): uniform branches at the stores, not overrides, so
+    // that an epilogue adds no pipeline to compile.
+    row_affine: u32,
+    add_residual: u32,
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -62,9 +67,6 @@ override COLUMN_VECS: u32 = 1u;
 override TRANSPOSE_A: u32 = 0u;
 override TRANSPOSE_B: u32 = 0u;
 override TEXTURES: u32 = 0u;
-override ROW_AFFINE: u32 = 0u;
-override ADD_RESIDUAL: u32 = 0u;
-override RELU: u32 = 0u;
 
 // Where this lane's vec4 of A for the group of rows starting at first_row lies at kk = 0
 // (vec4 units); it moves by a_step() per step of kk. Rows past M are clamped: their results
@@ -153,13 +155,13 @@ fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>) {
 // The epilogue's steps (see above) for four values of row `row` stored at c[at].
 fn finished(values: vec4<f32>, row: u32, at: u32) -> vec4<f32> {
     var y = values;
-    if ROW_AFFINE != 0u {
+    if params.row_affine != 0u {
         y = y * row_affine[row] + row_affine[params.m + row];
     }
-    if ADD_RESIDUAL != 0u {
+    if params.add_residual != 0u {
         y += residual[at];
     }
-    if RELU != 0u {
+    if params.relu != 0u {
         y = max(y, vec4<f32>(0.0));
     }
     return y;

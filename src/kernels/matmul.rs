@@ -19,6 +19,10 @@ uniform_params! {
         /// log2 of the widths in texels of A's and B's textures (`SubgroupTexture`; 0 otherwise).
         a_texture_width_log2: u32,
         b_texture_width_log2: u32,
+        /// The subgroup kernel's epilogue steps (0 or 1 each).
+        row_affine: u32,
+        add_residual: u32,
+        relu: u32,
     }
 }
 
@@ -278,6 +282,9 @@ fn product_with(
             batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
             a_texture_width_log2: 0,
             b_texture_width_log2: 0,
+            row_affine: u32::from(epilogue.is_some()),
+            add_residual: u32::from(epilogue.is_some_and(|e| e.residual.is_some())),
+            relu: u32::from(epilogue.is_some_and(|e| e.relu)),
         },
         options,
         batch: batch_count,
@@ -389,16 +396,7 @@ fn subgroup(
         .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
         .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
         .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
-        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())))
-        .with_override("ROW_AFFINE", f64::from(u8::from(epilogue.is_some())))
-        .with_override(
-            "ADD_RESIDUAL",
-            f64::from(u8::from(epilogue.is_some_and(|e| e.residual.is_some()))),
-        )
-        .with_override(
-            "RELU",
-            f64::from(u8::from(epilogue.is_some_and(|e| e.relu))),
-        );
+        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())));
     let params = product.params;
     let workgroups = [
         params.n.div_ceil(32 * tile.column_vecs),
