@@ -8,6 +8,7 @@
 //!   cargo bench --bench kernels                   # everything
 //!   cargo bench --bench kernels -- matmul/1024    # one case
 //!   cargo bench --bench kernels -- conv2d_direct  # one group
+//!   cargo bench --bench kernels -- conv2d_bn      # BatchNorm folded into the convolution
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -250,6 +251,55 @@ fn conv_benches(c: &mut Criterion) {
     }
 }
 
+/// A convolution followed by its eval-mode BatchNorm and ReLU (and a residual add, `_residual`)
+/// on ResNet-50's shapes: the convolution then the batch-norm pass (`separate`) against the
+/// BatchNorm folded into the convolution's output pass where it applies (`folded`,
+/// `conv2d_batch_norm`). Throughput counts the convolution's FLOPs.
+fn conv_batch_norm_benches(c: &mut Criterion) {
+    use gradlens::kernels::batchnorm::{Epilogue, EvalBatchNorm};
+    use gradlens::kernels::conv2d::{Conv2d, conv2d, conv2d_batch_norm, conv2d_shapes};
+    let gpu = Gpu::new().expect("a GPU adapter");
+    let mut group = c.benchmark_group("conv2d_bn");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    for &(name, c_in, c_out, k, stride, pad, size) in RESNET50_CONVS {
+        let conv = Conv2d::default().stride(stride).padding(pad);
+        let x = random_tensor(&gpu, vec![1, c_in, size, size], 5);
+        let w = random_tensor(&gpu, vec![c_out, c_in, k, k], 6);
+        let shapes = conv2d_shapes("bench", x.dims(), w.dims(), &conv).expect("valid shape");
+        let residual = random_tensor(&gpu, shapes.output.to_vec(), 7);
+        let [mean, weight, bias] = [8, 9, 10].map(|seed| random_tensor(&gpu, vec![c_out], seed));
+        let variance = Tensor::full(&gpu, [c_out], 0.7).expect("variance");
+        let bn = EvalBatchNorm {
+            mean: &mean,
+            variance: &variance,
+            weight: &weight,
+            bias: &bias,
+            eps: 1e-5,
+        };
+        let work =
+            Work::Flops(2.0 * (shapes.output.iter().product::<usize>() * c_in * k * k) as f64);
+        for with_residual in [false, true] {
+            let then = Epilogue {
+                residual: with_residual.then_some(&residual),
+                relu: true,
+            };
+            let suffix = if with_residual { "_residual" } else { "" };
+            let separate = || {
+                let out = conv2d(&x, &w, None, &conv).expect("conv");
+                bn.forward(&out, then).expect("batch norm")
+            };
+            let folded = || conv2d_batch_norm(&x, &w, &conv, &bn, then).expect("conv + bn");
+            let separate_name = format!("separate{suffix}/{name}");
+            bench_case(&mut group, &gpu, &separate_name, work, &separate);
+            let folded_name = format!("folded{suffix}/{name}");
+            bench_case(&mut group, &gpu, &folded_name, work, &folded);
+        }
+    }
+    group.finish();
+}
+
 /// Memory-bound kernels in GB/s (bytes read + written), beside a plain buffer copy.
 fn memory_bound_benches(c: &mut Criterion) {
     use gradlens::kernels::batchnorm::{Epilogue, batch_norm_forward, batch_norm_statistics};
@@ -336,6 +386,7 @@ criterion_group!(
     matmul_benches,
     matmul_variants,
     conv_benches,
+    conv_batch_norm_benches,
     memory_bound_benches
 );
 criterion_main!(benches);
