@@ -424,3 +424,129 @@ fn winograd_filters_follow_the_weights_they_come_from() {
     gradlens::kernels::fill::fill_into(&tw, 0.25).unwrap();
     check(&vec![0.25; written.len()], "after a kernel's write");
 }
+
+/// `conv2d_batch_norm` against the references (the convolution, then eval-mode BatchNorm, the
+/// residual and the ReLU in float64) on each algorithm it may take: 1×1 and strided GEMMs over
+/// planes of a multiple of 4 positions (the subgroup GEMM's epilogue where that kernel runs),
+/// a 7×7 plane (BN's pass after the GEMM), Winograd F(2×2) and F(4×4) (the output transform's
+/// epilogue) and a grouped convolution (implicit GEMM, BN's pass); then its refusals.
+#[test]
+fn a_convolution_with_its_batch_norm_matches_the_references() {
+    use gradlens::kernels::batchnorm::{Epilogue, EvalBatchNorm};
+    use gradlens::reference::batchnorm::{self as bn_reference, Geometry};
+    let cases: [([usize; 4], [usize; 4], Conv2d); 6] = [
+        ([2, 8, 8, 8], [12, 8, 1, 1], Conv2d::default()),
+        ([1, 8, 7, 7], [12, 8, 1, 1], Conv2d::default()),
+        (
+            [1, 4, 16, 16],
+            [8, 4, 3, 3],
+            Conv2d::default().stride(2).padding(1),
+        ),
+        ([2, 8, 8, 8], [8, 8, 3, 3], Conv2d::default().padding(1)),
+        ([3, 4, 16, 16], [8, 4, 3, 3], Conv2d::default().padding(1)),
+        (
+            [1, 8, 6, 6],
+            [8, 4, 3, 3],
+            Conv2d::default().padding(1).groups(2),
+        ),
+    ];
+    let mut rng = Rng::new(47);
+    let upload =
+        |dims: &[usize], data: &[f32]| Tensor::from_slice(gpu(), dims.to_vec(), data).unwrap();
+    for (input, weight, conv) in cases {
+        let shapes = conv2d_shapes("test", &input, &weight, &conv).unwrap();
+        let c_out = weight[0];
+        let x = rng.vec(input.iter().product());
+        let w = rng.vec(weight.iter().product());
+        let residual = rng.vec(shapes.output.iter().product());
+        let [mean, gamma, beta] = [rng.vec(c_out), rng.vec(c_out), rng.vec(c_out)];
+        let variance: Vec<f32> = rng.vec(c_out).iter().map(|v| v.abs() + 0.3).collect();
+        let tensors = [&mean, &variance, &gamma, &beta].map(|v| upload(&[c_out], v));
+        let bn = EvalBatchNorm {
+            mean: &tensors[0],
+            variance: &tensors[1],
+            weight: &tensors[2],
+            bias: &tensors[3],
+            eps: 1e-5,
+        };
+        let wide = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
+        let convolved = reference::conv2d(&wide(&x), &wide(&w), None, &shapes);
+        let [n, _, oh, ow] = shapes.output;
+        let geometry = Geometry {
+            batch: n,
+            channels: c_out,
+            plane: oh * ow,
+        };
+        let [mean64, variance64, gamma64, beta64] =
+            [&mean, &variance, &gamma, &beta].map(|v| wide(v));
+        let normalised = bn_reference::forward(
+            &convolved,
+            geometry,
+            &mean64,
+            &variance64,
+            &gamma64,
+            &beta64,
+            1e-5,
+        );
+        let (x_t, w_t, r_t) = (
+            upload(&input, &x),
+            upload(&weight, &w),
+            upload(&shapes.output, &residual),
+        );
+        for (with_residual, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+            let want: Vec<f32> = normalised
+                .iter()
+                .zip(&residual)
+                .map(|(&v, &r)| {
+                    let added = if with_residual { v + f64::from(r) } else { v };
+                    (if relu { added.max(0.0) } else { added }) as f32
+                })
+                .collect();
+            let then = Epilogue {
+                residual: with_residual.then_some(&r_t),
+                relu,
+            };
+            let got = conv2d::conv2d_batch_norm(&x_t, &w_t, &conv, &bn, then)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            let what = format!("{input:?} * {weight:?} residual {with_residual} relu {relu}");
+            assert_close(&what, &got, &want, 1e-4, 1e-4);
+        }
+    }
+
+    // A residual or statistics of the wrong shape are refused before anything runs.
+    let x_t = upload(&[1, 8, 8, 8], &rng.vec(512));
+    let w_t = upload(&[4, 8, 1, 1], &rng.vec(32));
+    let four = upload(&[4], &[0.5, 1.0, 1.5, 2.0]);
+    let three = upload(&[3], &[0.5, 1.0, 1.5]);
+    let bn = |mean| EvalBatchNorm {
+        mean,
+        variance: &four,
+        weight: &four,
+        bias: &four,
+        eps: 1e-5,
+    };
+    let wrong_residual = upload(&[1, 4, 4, 4], &rng.vec(64));
+    let then = Epilogue {
+        residual: Some(&wrong_residual),
+        relu: true,
+    };
+    let refused = conv2d::conv2d_batch_norm(&x_t, &w_t, &Conv2d::default(), &bn(&four), then)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("[1, 4, 8, 8]") && refused.contains("[1, 4, 4, 4]"),
+        "{refused}"
+    );
+    let refused = conv2d::conv2d_batch_norm(
+        &x_t,
+        &w_t,
+        &Conv2d::default(),
+        &bn(&three),
+        Epilogue::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("mean must have shape [4]"), "{refused}");
+}

@@ -101,27 +101,33 @@ impl EvalBatchNorm<'_> {
             })
     }
 
-    /// `folded`, computed.
-    fn fold(&self) -> Result<Tensor> {
-        const OP: &str = "batch_norm_fold";
-        let channels = self.mean.dims().first().copied().unwrap_or(0);
+    /// Checks that every tensor holds `channels` values and that eps is finite and
+    /// non-negative.
+    pub fn check(&self, op: &'static str, channels: usize) -> Result<()> {
         for (name, t) in [
             ("mean", self.mean),
             ("variance", self.variance),
             ("weight", self.weight),
             ("bias", self.bias),
         ] {
-            expect_channels(OP, name, t, channels)?;
+            expect_channels(op, name, t, channels)?;
         }
-        if channels == 0 || !self.eps.is_finite() || self.eps < 0.0 {
+        if !self.eps.is_finite() || self.eps < 0.0 {
             return Err(Error::invalid(
-                OP,
-                format!(
-                    "needs at least one channel and a finite, non-negative eps, got {channels} \
-                     and {}",
-                    self.eps
-                ),
+                op,
+                format!("eps = {} must be finite and non-negative", self.eps),
             ));
+        }
+        Ok(())
+    }
+
+    /// `folded`, computed.
+    fn fold(&self) -> Result<Tensor> {
+        const OP: &str = "batch_norm_fold";
+        let channels = self.mean.dims().first().copied().unwrap_or(0);
+        self.check(OP, channels)?;
+        if channels == 0 {
+            return Err(Error::invalid(OP, "needs at least one channel"));
         }
         let params = Params {
             batch: 1,

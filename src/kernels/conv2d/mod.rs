@@ -329,6 +329,14 @@ pub fn conv2d_batch_norm(
 ) -> Result<Tensor> {
     const OP: &str = "conv2d_batch_norm";
     let pass = Forward::checked(OP, x, weight, None, conv)?;
+    bn.check(OP, pass.shapes.output[1])?;
+    if let Some(residual) = then.residual.filter(|r| r.dims() != pass.shapes.output) {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            left: pass.shapes.output.to_vec(),
+            right: residual.dims().to_vec(),
+        });
+    }
     let plan = policy::resolve(
         OP,
         &pass.shapes,
