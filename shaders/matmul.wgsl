@@ -64,8 +64,6 @@ struct Params {
     // struct in Rust; unused here.
     a_texture_width_log2: u32,
     b_texture_width_log2: u32,
-    row_affine: u32,
-    add_residual: u32,
     relu: u32,
 }
 

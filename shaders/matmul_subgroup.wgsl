@@ -23,15 +23,17 @@
 //   rows of C, each lane loads one vec4 of A per step of 4 along K: untransposed, row
 //   row0 + lane; transposed, the 4 rows row0 + 4·(lane / 4) .. at k = 4·kk + lane % 4. Lane l
 //   owns the vec4 columns col4_0 + l (+ 8) of C.
-// Epilogue (a convolution's output channels are the rows of C): each value of row r is stored
-//   as relu?(value · row_affine[r] + row_affine[M + r] + residual?), the residual laid out as C
-//   — an eval-mode BatchNorm folded, the residual add and the ReLU that would follow as a pass.
+// Epilogue (EPILOGUE; a convolution's output channels are the rows of C): each value of row r
+//   is stored as relu?(value · row_affine[r] + row_affine[M + r]) — an eval-mode BatchNorm
+//   folded, and the ReLU, that would follow as a pass. (A residual add is left to that pass:
+//   its per-lane loads at every store made llvmpipe's compile several times slower.)
 // Bindings: 0 params (uniform), 1 a (read, vec4), 2 b (read, vec4), 3 c (read_write, vec4),
 //   4 a_texture, 5 b_texture (rgba32float read-only storage textures), 6 row_affine (read,
-//   [2, M]), 7 residual (read, vec4).
+//   [2, M]).
 // Overrides: ROW_GROUPS (1, 2 or 4) — rows of C per subgroup in eights;
 //   COLUMN_VECS (1 or 2) — vec4 columns of C per lane; TRANSPOSE_A, TRANSPOSE_B, TEXTURES
-//   (0 or 1). The epilogue's steps are parameters (row_affine, add_residual, relu).
+//   (0 or 1); EPILOGUE (0 or 1) — stores go through the epilogue (its ReLU a parameter): none
+//   of its code is compiled into the other pipelines (llvmpipe's compile time grows with it).
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
 // and named values stay in registers where indexed arrays would not.
 
@@ -46,10 +48,8 @@ struct Params {
     batch_stride_c: u32,
     a_texture_width_log2: u32,
     b_texture_width_log2: u32,
-    // The epilogue's steps (0 or 1 each): uniform branches at the stores, not overrides, so
-    // that an epilogue adds no pipeline to compile.
-    row_affine: u32,
-    add_residual: u32,
+    // With EPILOGUE, whether the stores apply a ReLU (a uniform branch, not an override, so
+    // that both epilogues share one pipeline per tile).
     relu: u32,
 }
 
@@ -60,13 +60,13 @@ struct Params {
 @group(0) @binding(4) var a_texture: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(5) var b_texture: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(6) var<storage, read> row_affine: array<f32>;
-@group(0) @binding(7) var<storage, read> residual: array<vec4<f32>>;
 
 override ROW_GROUPS: u32 = 2u;
 override COLUMN_VECS: u32 = 1u;
 override TRANSPOSE_A: u32 = 0u;
 override TRANSPOSE_B: u32 = 0u;
 override TEXTURES: u32 = 0u;
+override EPILOGUE: u32 = 0u;
 
 // Where this lane's vec4 of A for the group of rows starting at first_row lies at kk = 0
 // (vec4 units); it moves by a_step() per step of kk. Rows past M are clamped: their results
@@ -148,7 +148,11 @@ fn texel(texture: texture_storage_2d<rgba32float, read>, width_log2: u32, index:
 fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>, affine: vec2<f32>) {
     if row < params.m && col4 < params.n / 4u {
         let at = base + row * (params.n / 4u) + col4;
-        c[at] = finished(values, affine, at);
+        if EPILOGUE != 0u {
+            c[at] = finished(values, affine);
+        } else {
+            c[at] = values;
+        }
     }
 }
 
@@ -157,27 +161,17 @@ fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>, affine: vec2<f32>)
 // constants would cost 8 (loads are what this kernel spends its time on). (1, 0) without the
 // affine step; rows past M are clamped.
 fn lane_affine(first_row: u32, lane: u32) -> vec2<f32> {
-    if params.row_affine == 0u {
+    if EPILOGUE == 0u {
         return vec2<f32>(1.0, 0.0);
     }
     let row = min(first_row + lane, params.m - 1u);
     return vec2<f32>(row_affine[row], row_affine[params.m + row]);
 }
 
-// The epilogue's steps (see above) for four values of a row with (scale, shift) `affine`,
-// stored at c[at].
-fn finished(values: vec4<f32>, affine: vec2<f32>, at: u32) -> vec4<f32> {
-    var y = values;
-    if params.row_affine != 0u {
-        y = y * affine.x + affine.y;
-    }
-    if params.add_residual != 0u {
-        y += residual[at];
-    }
-    if params.relu != 0u {
-        y = max(y, vec4<f32>(0.0));
-    }
-    return y;
+// The epilogue (see above) for four values of a row with (scale, shift) `affine`.
+fn finished(values: vec4<f32>, affine: vec2<f32>) -> vec4<f32> {
+    let y = values * affine.x + affine.y;
+    return select(y, max(y, vec4<f32>(0.0)), params.relu != 0u);
 }
 
 @compute @workgroup_size(8)

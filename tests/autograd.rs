@@ -431,7 +431,8 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool, mode: Mode) {
 /// (`BatchNorm2d::after_conv`) give what the convolution then `forward_then` give, forward and
 /// backward, on every algorithm the convolution may take: the GEMM over 1×1 and strided
 /// convolutions whose planes hold a multiple of 4 positions (its epilogue stores the final
-/// values where the subgroup kernel runs), the same on a 7×7 plane (no epilogue: BN's pass
+/// values where the subgroup kernel runs and no residual is added), the same on a 7×7 plane
+/// (no epilogue: BN's pass
 /// follows), Winograd F(2×2) and F(4×4) (the output transform's epilogue), and a grouped
 /// convolution (implicit GEMM, BN's pass). Frozen parameters take the fused op; trainable ones
 /// and training mode take the two ops, with the parameters' gradients.

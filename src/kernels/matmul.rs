@@ -1,6 +1,6 @@
 //! Launcher for shaders/matmul.wgsl: batched C = op(A) · op(B).
 
-use super::{ChannelEpilogue, Launch, as_u32, grid_1d};
+use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
 use crate::gpu::BufferRange;
 use crate::kernels::reduce;
@@ -19,9 +19,7 @@ uniform_params! {
         /// log2 of the widths in texels of A's and B's textures (`SubgroupTexture`; 0 otherwise).
         a_texture_width_log2: u32,
         b_texture_width_log2: u32,
-        /// The subgroup kernel's epilogue steps (0 or 1 each).
-        row_affine: u32,
-        add_residual: u32,
+        /// Whether the subgroup kernel's epilogue applies a ReLU (0 or 1).
         relu: u32,
     }
 }
@@ -43,11 +41,11 @@ entries! {
 entries! {
     subgroup_entries for Shader::MatmulSubgroup, Params;
     bindings { a: read 1, b: read 2, c: read_write 3, a_texture: texture 4, b_texture: texture 5,
-        row_affine: read 6, residual: read 7 }
+        row_affine: read 6 }
     /// One 8-lane subgroup per workgroup; A and B are read from the buffers or, with TEXTURES,
-    /// from the textures, and both are bound either way, as are the epilogue's tensors.
+    /// from the textures, and both are bound either way, as is the epilogue's affine.
     MATMUL_SUBGROUP = "matmul_subgroup", WorkgroupSize::Literal([8, 1, 1]),
-        [a, b, c, a_texture, b_texture, row_affine, residual];
+        [a, b, c, a_texture, b_texture, row_affine];
 }
 
 /// Which kernel computes the product.
@@ -181,14 +179,23 @@ pub(crate) fn matmul_counted(
     Ok(product_with(a, b, options, useful_flops, None)?.0)
 }
 
-/// `matmul_counted` of untransposed operands whose product C, seen as [batch, M, N], is
-/// stored through `epilogue` (its rows as the channels) where `Auto` runs the subgroup
-/// kernels; the product and whether the epilogue was applied (else the caller applies it).
+/// What the subgroup kernel's stores apply to each row r of C (a convolution's output
+/// channels): relu?(value · affine[0, r] + affine[1, r]).
+#[derive(Clone, Copy)]
+pub(crate) struct RowEpilogue<'a> {
+    /// [2, M]: the scales, then the shifts.
+    pub affine: &'a Tensor,
+    pub relu: bool,
+}
+
+/// `matmul_counted` of untransposed operands whose product C is stored through `epilogue`
+/// where `Auto` runs the subgroup kernels; the product and whether the epilogue was applied
+/// (else the caller applies it).
 pub(crate) fn matmul_then(
     a: &Tensor,
     b: &Tensor,
     useful_flops: Option<u64>,
-    epilogue: ChannelEpilogue,
+    epilogue: RowEpilogue,
 ) -> Result<(Tensor, bool)> {
     product_with(a, b, MatmulOptions::default(), useful_flops, Some(epilogue))
 }
@@ -200,7 +207,7 @@ fn product_with(
     b: &Tensor,
     options: MatmulOptions,
     useful_flops: Option<u64>,
-    epilogue: Option<ChannelEpilogue>,
+    epilogue: Option<RowEpilogue>,
 ) -> Result<(Tensor, bool)> {
     let transposed_a;
     let (a, options) = match untransposed_a_for_subgroup_kernel(a, b, options)? {
@@ -249,8 +256,14 @@ fn product_with(
         Some(batch) => vec![batch, m, n],
         None => vec![m, n],
     };
-    if let Some(epilogue) = &epilogue {
-        epilogue.check(OP, &[batch.unwrap_or(1), m, n])?;
+    if let Some(epilogue) = epilogue.filter(|e| e.affine.dims() != [2, m]) {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "the epilogue's affine must be [2, {m}], got {:?}",
+                epilogue.affine.dims()
+            ),
+        ));
     }
     let gpu = a.gpu();
     if batch.unwrap_or(1) * m * n == 0 {
@@ -282,8 +295,6 @@ fn product_with(
             batch_stride_c: as_u32(OP, "C's batch stride", m * n)?,
             a_texture_width_log2: 0,
             b_texture_width_log2: 0,
-            row_affine: u32::from(epilogue.is_some()),
-            add_residual: u32::from(epilogue.is_some_and(|e| e.residual.is_some())),
             relu: u32::from(epilogue.is_some_and(|e| e.relu)),
         },
         options,
@@ -380,7 +391,7 @@ fn subgroup(
     operands: [BufferRange; 2],
     tile: SubgroupTile,
     textures: Option<[[u32; 2]; 2]>,
-    epilogue: Option<ChannelEpilogue>,
+    epilogue: Option<RowEpilogue>,
 ) -> Result<Tensor> {
     if !matches!(tile.row_groups, 1 | 2 | 4) || !matches!(tile.column_vecs, 1 | 2) {
         return Err(Error::invalid(
@@ -396,7 +407,8 @@ fn subgroup(
         .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
         .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
         .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
-        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())));
+        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())))
+        .with_override("EPILOGUE", f64::from(u8::from(epilogue.is_some())));
     let params = product.params;
     let workgroups = [
         params.n.div_ceil(32 * tile.column_vecs),
@@ -405,18 +417,11 @@ fn subgroup(
     ];
     let out = product.output()?;
     // The kernel declares the operands both as buffers and as textures, and the epilogue's
-    // tensors; the ones it does not read are bound all the same (a 1×1 texture stands in for
-    // each texture, the operands for the epilogue's tensors).
+    // affine; the ones it does not read are bound all the same (a 1×1 texture stands in for
+    // each texture, A for the affine).
     let [a_range, b_range] = &operands;
-    let or_operand = |tensor: Option<&Tensor>, operand: &BufferRange| {
-        Some(
-            tensor
-                .and_then(Tensor::binding)
-                .unwrap_or_else(|| operand.clone()),
-        )
-    };
-    let affine = or_operand(epilogue.map(|e| e.affine), a_range);
-    let residual = or_operand(epilogue.and_then(|e| e.residual), b_range);
+    let affine = epilogue.and_then(|e| e.affine.binding());
+    let affine = Some(affine.unwrap_or_else(|| a_range.clone()));
     let launch = match textures {
         Some([[a_width, a_height], [b_width, b_height]]) => {
             let a_texture = gpu.operand_texture(a_range, a_width, a_height)?;
@@ -435,7 +440,6 @@ fn subgroup(
                 .bind_texture(4, a_texture.view().clone())
                 .bind_texture(5, b_texture.view().clone())
                 .bind_range(6, affine)
-                .bind_range(7, residual)
                 .on(workgroups)
         }
         None => product
@@ -443,7 +447,6 @@ fn subgroup(
             .bind_texture(4, gpu.placeholder_texture())
             .bind_texture(5, gpu.placeholder_texture())
             .bind_range(6, affine)
-            .bind_range(7, residual)
             .on(workgroups),
     };
     launch?;

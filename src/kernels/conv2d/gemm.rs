@@ -7,7 +7,7 @@
 use super::{Backward, ConvShapes, Forward, Params, params};
 use crate::error::Result;
 use crate::kernels::elementwise::add_channel_bias;
-use crate::kernels::matmul::{MatmulOptions, matmul_counted, matmul_then};
+use crate::kernels::matmul::{MatmulOptions, RowEpilogue, matmul_counted, matmul_then};
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::kernels::{ChannelEpilogue, Launch, as_u32, plane_grid};
 use crate::shaders::{Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries};
@@ -33,8 +33,8 @@ pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
 }
 
 /// `forward` without its bias, stored through `epilogue` where the product's kernel applies it
-/// (the subgroup GEMM's, for a plane of a multiple of 4 positions: no cropping after it); the
-/// output and whether the epilogue was applied.
+/// (the subgroup GEMM's, for a plane of a multiple of 4 positions, no cropping after it, and
+/// no residual); the output and whether the epilogue was applied.
 pub(super) fn forward_then(
     pass: &Forward,
     epilogue: Option<ChannelEpilogue>,
@@ -51,17 +51,13 @@ pub(super) fn forward_then(
     )?;
     let flops = Some(shapes.flops());
     let (product, applied) = match epilogue {
-        Some(epilogue) if stride == oh * ow => {
+        Some(epilogue) if stride == oh * ow && epilogue.residual.is_none() => {
             epilogue.check("conv2d", &shapes.output)?;
-            let residual = epilogue
-                .residual
-                .map(|r| r.reshape([n, c_out, stride]))
-                .transpose()?;
-            let as_product = ChannelEpilogue {
-                residual: residual.as_ref(),
-                ..epilogue
+            let rows = RowEpilogue {
+                affine: epilogue.affine,
+                relu: epilogue.relu,
             };
-            matmul_then(&weight, &cols, flops, as_product)?
+            matmul_then(&weight, &cols, flops, rows)?
         }
         _ => (
             matmul_counted(&weight, &cols, MatmulOptions::default(), flops)?,
