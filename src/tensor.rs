@@ -78,11 +78,18 @@ struct Derived {
 
 /// What a derived tensor's other sources and parameter were when it was computed: each
 /// source's buffer, offset, size and write generation, and the parameter. A kept tensor is
-/// reused only where they are all the same again.
-#[derive(PartialEq)]
+/// reused only where they are all the same again. The sources are held too: a released buffer
+/// loses its write generation, and a new tensor in it would count from 0 again.
 struct Stamps {
     sources: Vec<(Option<wgpu::Buffer>, u64, u64, u64)>,
     parameter: u64,
+    _held: Vec<Tensor>,
+}
+
+impl PartialEq for Stamps {
+    fn eq(&self, other: &Self) -> bool {
+        self.sources == other.sources && self.parameter == other.parameter
+    }
 }
 
 impl Stamps {
@@ -102,6 +109,7 @@ impl Stamps {
         Self {
             sources: sources.iter().map(stamp).collect(),
             parameter,
+            _held: sources.iter().map(|&t| t.clone()).collect(),
         }
     }
 }

@@ -430,12 +430,12 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool, mode: Mode) {
 /// A convolution and its eval-mode BN, residual add and ReLU as one op
 /// (`BatchNorm2d::after_conv`) give what the convolution then `forward_then` give, forward and
 /// backward, on every algorithm the convolution may take: the GEMM over 1×1 and strided
-/// convolutions whose planes hold a multiple of 4 positions (its epilogue stores the final
-/// values where the subgroup kernel runs and no residual is added), the same on a 7×7 plane
-/// (no epilogue: BN's pass
-/// follows), Winograd F(2×2) and F(4×4) (the output transform's epilogue), and a grouped
-/// convolution (implicit GEMM, BN's pass). Frozen parameters take the fused op; trainable ones
-/// and training mode take the two ops, with the parameters' gradients.
+/// convolutions, on planes of a multiple of 4 positions and on a 7×7 one padded to 52 (its
+/// epilogue stores the final values where the subgroup kernel runs and no residual is added;
+/// BN's pass follows otherwise), Winograd F(2×2) and F(4×4) (the output transform's
+/// epilogue), and a grouped convolution (implicit GEMM, BN's pass). Frozen parameters take the
+/// fused op; trainable ones and training mode take the two ops, with the parameters'
+/// gradients.
 #[test]
 fn a_convolution_with_its_batch_norm_matches_the_two_ops() {
     let cases: [(&str, [usize; 4], usize, usize, ConvGeometry); 6] = [
@@ -614,9 +614,9 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
     store.freeze("conv").unwrap();
     store.freeze("bn").unwrap();
     let x_data = rng.vec(2 * 8 * 8 * 8);
-    let run = |fused: bool| -> Vec<f32> {
+    let run = |store: &ParamStore, fused: bool| -> Vec<f32> {
         let tape = Tape::no_grad();
-        let f = Forward::new(&tape, &store, Mode::Eval);
+        let f = Forward::new(&tape, store, Mode::Eval);
         let x = tape.input(tensor(&[2, 8, 8, 8], &x_data));
         let y = match fused {
             true => bn.after_conv(&f, &conv, &x, None, true).unwrap(),
@@ -626,7 +626,7 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
         };
         y.tensor().to_vec().unwrap()
     };
-    let mut previous = run(true);
+    let mut previous = run(&store, true);
     for name in ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"] {
         let values: Vec<f32> = rng.vec(8).iter().map(|v| v.abs() + 0.5).collect();
         let target = match name {
@@ -634,7 +634,7 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
             _ => store.parameter(name).unwrap(),
         };
         target.write(&values).unwrap();
-        let (fused, composed) = (run(true), run(false));
+        let (fused, composed) = (run(&store, true), run(&store, false));
         assert_close(
             &format!("after writing {name}"),
             &fused,
@@ -645,4 +645,22 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
         assert_ne!(fused, previous, "writing {name} changed nothing");
         previous = fused;
     }
+    // Replaced rather than written (`ParamStore::set`), twice with nothing run between. The
+    // kept fold holds the tensors it came from, so no new tensor can take over their buffers
+    // (whose write generations would start again from 0).
+    for round in 0..2 {
+        let values: Vec<f32> = rng.vec(8).iter().map(|v| v + round as f32).collect();
+        let mean = Tensor::from_slice(gpu(), [8], &values).unwrap();
+        store.set("bn.running_mean", mean).unwrap();
+        gpu().synchronize().unwrap();
+    }
+    let (fused, composed) = (run(&store, true), run(&store, false));
+    assert_close(
+        "after replacing bn.running_mean",
+        &fused,
+        &composed,
+        1e-5,
+        1e-5,
+    );
+    assert_ne!(fused, previous, "replacing bn.running_mean changed nothing");
 }

@@ -426,11 +426,11 @@ fn winograd_filters_follow_the_weights_they_come_from() {
 }
 
 /// `conv2d_batch_norm` against the references (the convolution, then eval-mode BatchNorm, the
-/// residual and the ReLU in float64) on each algorithm it may take: 1×1 and strided GEMMs over
-/// planes of a multiple of 4 positions (the subgroup GEMM's epilogue where that kernel runs and
-/// no residual is added),
-/// a 7×7 plane (BN's pass after the GEMM), Winograd F(2×2) and F(4×4) (the output transform's
-/// epilogue) and a grouped convolution (implicit GEMM, BN's pass); then its refusals.
+/// residual and the ReLU in float64) on each algorithm it may take: 1×1 and strided GEMMs, on
+/// planes of a multiple of 4 positions and on a 7×7 one padded to 52 (the subgroup GEMM's
+/// epilogue where that kernel runs and no residual is added, BN's pass otherwise), Winograd
+/// F(2×2) and F(4×4) (the output transform's epilogue) and a grouped convolution (implicit
+/// GEMM, BN's pass); then its refusals.
 #[test]
 fn a_convolution_with_its_batch_norm_matches_the_references() {
     use gradlens::kernels::batchnorm::{Epilogue, EvalBatchNorm};

@@ -177,6 +177,24 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
             .any(|k| k.layer.starts_with("layer1.") && k.layer.contains(".bn")),
         "a kernel was charged to a BN layer of layer1"
     );
+    // Where the subgroup GEMM runs (lavapipe), its stores apply the BN and ReLU of the GEMM
+    // convolutions that add no residual: the stem (16×16 outputs), layer2's 1×1 downsample
+    // (4×4) and layer4's first 3×3 (1×1 outputs, a plane padded to 4 positions).
+    if gradlens::kernels::matmul::subgroup_kernel_available(gpu) {
+        for layer in ["conv1", "layer2.0.downsample.0", "layer4.0.conv1"] {
+            let kernels: Vec<&str> = profile
+                .kernels
+                .iter()
+                .filter(|k| k.layer == layer)
+                .map(|k| k.kernel.as_str())
+                .collect();
+            assert!(
+                kernels.iter().any(|k| k.contains("matmul_subgroup"))
+                    && !kernels.iter().any(|k| k.contains("batch_norm_forward")),
+                "{layer}: {kernels:?}"
+            );
+        }
+    }
 
     // Nothing is recorded once profiling has stopped.
     gpu.start_profiling().unwrap();

@@ -1,7 +1,7 @@
 //! What an output pass applies to each value it stores: a per-channel affine (an eval-mode
-//! BatchNorm folded, `EvalBatchNorm::folded`), then a residual and a ReLU. The convolution's
-//! GEMM and Winograd output transform apply it where a batch-norm pass would follow them
-//! (`conv2d_batch_norm`).
+//! BatchNorm folded, `EvalBatchNorm::folded`), then a residual and a ReLU, where a batch-norm
+//! pass would follow (`conv2d_batch_norm`). The Winograd output transforms apply all of it;
+//! the subgroup GEMM's stores the affine and the ReLU (`matmul::RowEpilogue`).
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -130,10 +130,11 @@ impl BatchNorm2d {
             .batch_norm_then(x, &weight, &bias, &self.state(f)?, residual, relu)
     }
 
-    /// relu?(self(conv(x)) + residual?) for a convolution without bias: in eval mode one op
-    /// whose convolution stores the final values where it can (`Tape::conv2d_batch_norm_then`),
-    /// charged to the convolution's layer in a profile; in training mode (or after a bias) the
-    /// convolution, then `forward_then`.
+    /// relu?(self(conv(x)) + residual?) for a convolution without bias: in eval mode, with no
+    /// parameter wanting a gradient, one op whose convolution stores the final values where it
+    /// can (`Tape::conv2d_batch_norm_then`), charged to the convolution's layer in a profile;
+    /// otherwise (training mode, trainable parameters, a bias) the convolution, then
+    /// `forward_then`, each charged to its own layer.
     pub fn after_conv(
         &self,
         f: &Forward,
@@ -145,10 +146,16 @@ impl BatchNorm2d {
         if f.training() || conv.bias {
             return self.forward_then(f, &conv.forward(f, x)?, residual, relu);
         }
-        let _scope = f.scope(&conv.name);
         let conv_weight = f.parameter(&format!("{}.weight", conv.name))?;
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = f.parameter(&format!("{}.bias", self.name))?;
+        if [&conv_weight, &weight, &bias]
+            .iter()
+            .any(|p| p.requires_grad())
+        {
+            return self.forward_then(f, &conv.forward(f, x)?, residual, relu);
+        }
+        let _scope = f.scope(&conv.name);
         f.tape.conv2d_batch_norm_then(
             x,
             &conv_weight,

@@ -5,9 +5,12 @@
 //! (ResNet's 7×7) and any stem. The unfolding passes are in shaders/conv2d.wgsl.
 
 use super::{Backward, ConvShapes, Forward, Params, params};
+use crate::Gpu;
 use crate::error::Result;
 use crate::kernels::elementwise::add_channel_bias;
-use crate::kernels::matmul::{MatmulOptions, RowEpilogue, matmul_counted, matmul_then};
+use crate::kernels::matmul::{
+    MatmulOptions, RowEpilogue, matmul_counted, matmul_then, subgroup_kernel_available,
+};
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
 use crate::kernels::{ChannelEpilogue, Launch, as_u32, plane_grid};
 use crate::shaders::{Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries};
@@ -32,9 +35,15 @@ pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
     }
 }
 
+/// Whether `forward_then` can apply an epilogue: the subgroup GEMM's stores apply its scale,
+/// shift and ReLU (on padded positions too, which are cropped after), not a residual.
+pub(super) fn takes_epilogue(gpu: &Gpu, with_residual: bool) -> bool {
+    subgroup_kernel_available(gpu) && !with_residual
+}
+
 /// `forward` without its bias, stored through `epilogue` where the product's kernel applies it
-/// (the subgroup GEMM's, for a plane of a multiple of 4 positions, no cropping after it, and
-/// no residual); the output and whether the epilogue was applied.
+/// (`takes_epilogue`, and `Auto` picking the subgroup kernel); the output and whether the
+/// epilogue was applied.
 pub(super) fn forward_then(
     pass: &Forward,
     epilogue: Option<ChannelEpilogue>,
@@ -51,7 +60,7 @@ pub(super) fn forward_then(
     )?;
     let flops = Some(shapes.flops());
     let (product, applied) = match epilogue {
-        Some(epilogue) if stride == oh * ow && epilogue.residual.is_none() => {
+        Some(epilogue) if epilogue.residual.is_none() => {
             epilogue.check("conv2d", &shapes.output)?;
             let rows = RowEpilogue {
                 affine: epilogue.affine,

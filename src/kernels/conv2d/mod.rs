@@ -317,9 +317,9 @@ pub fn conv2d_with(
 
 /// An eval-mode BatchNorm of `conv2d(x, weight)` (no bias), then `then` (residual, ReLU):
 /// `bn.forward(&conv2d(..), then)` in fewer passes. Where the convolution runs Winograd, or a
-/// GEMM on the subgroup kernel over a plane of a multiple of 4 positions with no residual to
-/// add, its output pass stores the final values (the BatchNorm folded into a per-channel scale
-/// and shift); elsewhere the batch-norm pass follows the convolution.
+/// GEMM on the subgroup kernel with no residual to add, its output pass stores the final
+/// values (the BatchNorm folded into a per-channel scale and shift); elsewhere the batch-norm
+/// pass follows the convolution.
 pub fn conv2d_batch_norm(
     x: &Tensor,
     weight: &Tensor,
@@ -345,8 +345,9 @@ pub fn conv2d_batch_norm(
         Pass::Forward,
     )?;
     let affine = match plan {
-        Plan::Winograd(_) | Plan::Gemm => Some(bn.folded()?),
-        Plan::ImplicitGemm | Plan::Direct => None,
+        Plan::Winograd(_) => Some(bn.folded()?),
+        Plan::Gemm if gemm::takes_epilogue(x.gpu(), then.residual.is_some()) => Some(bn.folded()?),
+        Plan::Gemm | Plan::ImplicitGemm | Plan::Direct => None,
     };
     let epilogue = affine.as_ref().map(|affine| ChannelEpilogue {
         affine,
