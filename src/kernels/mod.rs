@@ -18,7 +18,6 @@ pub mod cam;
 pub mod concat;
 pub mod conv2d;
 pub mod elementwise;
-mod epilogue;
 pub mod fill;
 pub mod finite;
 mod launch;
@@ -41,7 +40,6 @@ use crate::gpu::Gpu;
 use crate::shaders::EntryInterface;
 use crate::tensor::Tensor;
 
-pub(crate) use epilogue::ChannelEpilogue;
 pub(crate) use launch::Launch;
 
 /// Every entry point the launchers declare, with its uniform layout and bindings: what the

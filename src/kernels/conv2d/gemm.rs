@@ -12,7 +12,7 @@ use crate::kernels::matmul::{
     MatmulOptions, RowEpilogue, matmul_counted, matmul_then, subgroup_kernel_available,
 };
 use crate::kernels::transpose::{resize_last_axis, swap_leading_axes};
-use crate::kernels::{ChannelEpilogue, Launch, as_u32, plane_grid};
+use crate::kernels::{Launch, as_u32, plane_grid};
 use crate::shaders::{Shader, WORKGROUP_SIZE_OVERRIDE, WorkgroupSize, entries};
 use crate::tensor::Tensor;
 
@@ -46,7 +46,7 @@ pub(super) fn takes_epilogue(gpu: &Gpu, with_residual: bool) -> bool {
 /// epilogue was applied.
 pub(super) fn forward_then(
     pass: &Forward,
-    epilogue: Option<ChannelEpilogue>,
+    epilogue: Option<RowEpilogue>,
 ) -> Result<(Tensor, bool)> {
     let (x, weight, shapes) = (pass.x, pass.weight, &pass.shapes);
     let [n, _, oh, ow] = shapes.output;
@@ -60,15 +60,8 @@ pub(super) fn forward_then(
     )?;
     let flops = Some(shapes.flops());
     let (product, applied) = match epilogue {
-        Some(epilogue) if epilogue.residual.is_none() => {
-            epilogue.check("conv2d", &shapes.output)?;
-            let rows = RowEpilogue {
-                affine: epilogue.affine,
-                relu: epilogue.relu,
-            };
-            matmul_then(&weight, &cols, flops, rows)?
-        }
-        _ => (
+        Some(epilogue) => matmul_then(&weight, &cols, flops, epilogue)?,
+        None => (
             matmul_counted(&weight, &cols, MatmulOptions::default(), flops)?,
             false,
         ),

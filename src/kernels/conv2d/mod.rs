@@ -18,8 +18,8 @@ use policy::{Adapter, Pass, Plan};
 
 use super::as_u32;
 use crate::error::{Error, Result};
-use crate::kernels::ChannelEpilogue;
 use crate::kernels::batchnorm::{Epilogue, EvalBatchNorm};
+use crate::kernels::matmul::RowEpilogue;
 use crate::kernels::reduce;
 use crate::shaders::{EntryInterface, uniform_params};
 use crate::tensor::Tensor;
@@ -303,15 +303,21 @@ pub fn conv2d_with(
     const OP: &str = "conv2d";
     let pass = Forward::checked(OP, x, weight, bias, conv)?;
     let adapter = Adapter::of(x.gpu());
-    match policy::resolve(OP, &pass.shapes, algorithm, adapter, Pass::Forward)? {
-        Plan::Winograd(tile) => winograd::forward(&pass, tile),
+    let plan = policy::resolve(OP, &pass.shapes, algorithm, adapter, Pass::Forward)?;
+    forward(&pass, plan)
+}
+
+/// `pass` computed by `plan`'s algorithm.
+fn forward(pass: &Forward, plan: Plan) -> Result<Tensor> {
+    match plan {
+        Plan::Winograd(tile) => winograd::forward(pass, tile),
         Plan::ImplicitGemm => {
-            let out = Tensor::empty(x.gpu(), pass.shapes.output)?;
-            implicit::forward_into(&pass, &out, 0)?;
+            let out = Tensor::empty(pass.x.gpu(), pass.shapes.output)?;
+            implicit::forward_into(pass, &out, 0)?;
             Ok(out)
         }
-        Plan::Gemm => gemm::forward(&pass),
-        Plan::Direct => direct::forward(&pass),
+        Plan::Gemm => gemm::forward(pass),
+        Plan::Direct => direct::forward(pass),
     }
 }
 
@@ -344,22 +350,20 @@ pub fn conv2d_batch_norm(
         Adapter::of(x.gpu()),
         Pass::Forward,
     )?;
-    let affine = match plan {
-        Plan::Winograd(_) => Some(bn.folded()?),
-        Plan::Gemm if gemm::takes_epilogue(x.gpu(), then.residual.is_some()) => Some(bn.folded()?),
-        Plan::Gemm | Plan::ImplicitGemm | Plan::Direct => None,
-    };
-    let epilogue = affine.as_ref().map(|affine| ChannelEpilogue {
-        affine,
-        residual: then.residual,
-        relu: then.relu,
-    });
-    let (out, applied) = match (plan, epilogue) {
-        (Plan::Winograd(tile), Some(epilogue)) => {
-            (winograd::forward_then(&pass, tile, epilogue)?, true)
+    let (out, applied) = match plan {
+        Plan::Winograd(tile) => (
+            winograd::forward_then(&pass, tile, &bn.folded()?, then)?,
+            true,
+        ),
+        Plan::Gemm if gemm::takes_epilogue(x.gpu(), then.residual.is_some()) => {
+            let affine = bn.folded()?;
+            let epilogue = RowEpilogue {
+                affine: &affine,
+                relu: then.relu,
+            };
+            gemm::forward_then(&pass, Some(epilogue))?
         }
-        (Plan::Gemm, epilogue) => gemm::forward_then(&pass, epilogue)?,
-        _ => (conv2d(x, weight, None, conv)?, false),
+        _ => (forward(&pass, plan)?, false),
     };
     match applied {
         true => Ok(out),

@@ -14,8 +14,9 @@
 
 use super::{Backward, ConvShapes, Forward};
 use crate::error::{Error, Result};
+use crate::kernels::Launch;
+use crate::kernels::batchnorm::Epilogue;
 use crate::kernels::matmul::{MatmulOptions, matmul_counted};
-use crate::kernels::{ChannelEpilogue, Launch};
 use crate::shaders::{Entry, Shader, WorkgroupSize, entries, uniform_params};
 use crate::tensor::Tensor;
 
@@ -163,29 +164,18 @@ pub(crate) fn forward(pass: &Forward, tile: WinogradTile) -> Result<Tensor> {
     Ok(out)
 }
 
-/// The convolution's output (no bias) stored through `epilogue` by the output transform.
+/// The convolution's output (the pass without bias) stored by the output transform as
+/// relu?(value · affine[0, k] + affine[1, k] + residual?): `affine` [2, K] an eval-mode
+/// BatchNorm folded, `then` what follows it.
 pub(crate) fn forward_then(
     pass: &Forward,
     tile: WinogradTile,
-    epilogue: ChannelEpilogue,
+    affine: &Tensor,
+    then: Epilogue,
 ) -> Result<Tensor> {
-    let shapes = &pass.shapes;
-    epilogue.check("conv2d_winograd", &shapes.output)?;
-    if pass.bias.is_some() {
-        return Err(Error::invalid(
-            "conv2d_winograd",
-            "an epilogue replaces the bias: fold the bias into its shifts",
-        ));
-    }
-    let out = Tensor::empty(pass.x.gpu(), shapes.output)?;
-    let transformed = Transformed {
-        tile,
-        channels: shapes.input[1],
-        out_channels: shapes.weight[0],
-        padding: shapes.conv.padding,
-        flip: false,
-    };
-    transformed.run(pass.x, pass.weight, Finish::Epilogue(epilogue), &out, 0)?;
+    debug_assert!(pass.bias.is_none(), "the affine's shifts replace a bias");
+    let out = Tensor::empty(pass.x.gpu(), pass.shapes.output)?;
+    write(pass, tile, Finish::Epilogue { affine, then }, &out, 0)?;
     Ok(out)
 }
 
@@ -197,17 +187,27 @@ pub(crate) fn forward_into(
     dest: &Tensor,
     first: usize,
 ) -> Result<()> {
-    let (x, weight, bias, shapes) = (pass.x, pass.weight, pass.bias, &pass.shapes);
-    let conv = &shapes.conv;
+    let finish = pass.bias.map_or(Finish::Plain, Finish::Bias);
+    write(pass, tile, finish, dest, first)
+}
+
+/// The forward pass, each value finished by `finish`, into channels `first ..` of `dest`.
+fn write(
+    pass: &Forward,
+    tile: WinogradTile,
+    finish: Finish,
+    dest: &Tensor,
+    first: usize,
+) -> Result<()> {
+    let shapes = &pass.shapes;
     let transformed = Transformed {
         tile,
         channels: shapes.input[1],
         out_channels: shapes.weight[0],
-        padding: conv.padding,
+        padding: shapes.conv.padding,
         flip: false,
     };
-    let finish = bias.map_or(Finish::Plain, Finish::Bias);
-    transformed.run(x, weight, finish, dest, first)
+    transformed.run(pass.x, pass.weight, finish, dest, first)
 }
 
 /// The gradient with respect to the input [N, C_in, H, W]: the output gradient convolved with
@@ -281,8 +281,12 @@ enum Finish<'a> {
     Plain,
     /// Adds the bias [K].
     Bias(&'a Tensor),
-    /// Applies the epilogue (an output of its own: no channel slice).
-    Epilogue(ChannelEpilogue<'a>),
+    /// Applies the folded BatchNorm's scales and shifts `affine` [2, K], then `then` (an
+    /// output of its own: no channel slice).
+    Epilogue {
+        affine: &'a Tensor,
+        then: Epilogue<'a>,
+    },
 }
 
 /// One Winograd convolution of `channels` inputs into `out_channels` outputs, written into
@@ -330,7 +334,7 @@ impl Transformed {
         let (bias, residual) = match finish {
             Finish::Plain => (&products, None),
             Finish::Bias(bias) => (bias, None),
-            Finish::Epilogue(epilogue) => (epilogue.affine, epilogue.residual),
+            Finish::Epilogue { affine, then } => (affine, then.residual),
         };
         launch(
             entries.output,
@@ -398,10 +402,10 @@ impl Transformed {
             relu: 0,
         };
         let params = match finish {
-            Finish::Epilogue(epilogue) => Params {
+            Finish::Epilogue { then, .. } => Params {
                 affine: 1,
-                add_residual: u32::from(epilogue.residual.is_some()),
-                relu: u32::from(epilogue.relu),
+                add_residual: u32::from(then.residual.is_some()),
+                relu: u32::from(then.relu),
                 ..params
             },
             Finish::Plain | Finish::Bias(_) => params,
