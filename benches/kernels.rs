@@ -254,10 +254,10 @@ fn conv_benches(c: &mut Criterion) {
 /// A convolution followed by its eval-mode BatchNorm and ReLU (and a residual add, `_residual`)
 /// on ResNet-50's shapes: the convolution then the batch-norm pass (`separate`) against the
 /// BatchNorm folded into the convolution's output pass where it applies (`folded`,
-/// `conv2d_batch_norm`). Throughput counts the convolution's FLOPs.
+/// `conv2d_then`). Throughput counts the convolution's FLOPs.
 fn conv_batch_norm_benches(c: &mut Criterion) {
     use gradlens::kernels::batchnorm::{Epilogue, EvalBatchNorm};
-    use gradlens::kernels::conv2d::{Conv2d, conv2d, conv2d_batch_norm, conv2d_shapes};
+    use gradlens::kernels::conv2d::{ChannelAffine, Conv2d, conv2d, conv2d_shapes, conv2d_then};
     let gpu = Gpu::new().expect("a GPU adapter");
     let mut group = c.benchmark_group("conv2d_bn");
     group
@@ -290,12 +290,60 @@ fn conv_batch_norm_benches(c: &mut Criterion) {
                 let out = conv2d(&x, &w, None, &conv).expect("conv");
                 bn.forward(&out, then).expect("batch norm")
             };
-            let folded = || conv2d_batch_norm(&x, &w, &conv, &bn, then).expect("conv + bn");
+            let affine = ChannelAffine::BatchNorm {
+                bn: &bn,
+                conv_bias: None,
+            };
+            let folded = || conv2d_then(&x, &w, &conv, affine, then).expect("conv + bn");
             let separate_name = format!("separate{suffix}/{name}");
             bench_case(&mut group, &gpu, &separate_name, work, &separate);
             let folded_name = format!("folded{suffix}/{name}");
             bench_case(&mut group, &gpu, &folded_name, work, &folded);
         }
+    }
+    group.finish();
+}
+
+/// VGG-16's convolutions with their bias and ReLU: the convolution with its bias then the
+/// ReLU's pass (`separate`) against both applied by the convolution's output pass where it
+/// can (`folded`, `conv2d_then`). Throughput counts the convolution's FLOPs.
+fn conv_relu_benches(c: &mut Criterion) {
+    use gradlens::kernels::batchnorm::Epilogue;
+    use gradlens::kernels::conv2d::{ChannelAffine, Conv2d, conv2d, conv2d_shapes, conv2d_then};
+    use gradlens::kernels::elementwise::relu;
+    const VGG16_CONVS: &[(&str, usize, usize, usize)] = &[
+        ("3x3_3to64_224", 3, 64, 224),
+        ("3x3_64to64_224", 64, 64, 224),
+        ("3x3_256to256_56", 256, 256, 56),
+        ("3x3_512to512_14", 512, 512, 14),
+    ];
+    let gpu = Gpu::new().expect("a GPU adapter");
+    let mut group = c.benchmark_group("conv2d_relu");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    for &(name, c_in, c_out, size) in VGG16_CONVS {
+        let conv = Conv2d::default().padding(1);
+        let x = random_tensor(&gpu, vec![1, c_in, size, size], 11);
+        let w = random_tensor(&gpu, vec![c_out, c_in, 3, 3], 12);
+        let bias = random_tensor(&gpu, vec![c_out], 13);
+        let shapes = conv2d_shapes("bench", x.dims(), w.dims(), &conv).expect("valid shape");
+        let work = Work::Flops(2.0 * (shapes.output.iter().product::<usize>() * c_in * 9) as f64);
+        let separate = || relu(&conv2d(&x, &w, Some(&bias), &conv).expect("conv")).expect("relu");
+        let then = Epilogue {
+            residual: None,
+            relu: true,
+        };
+        let folded =
+            || conv2d_then(&x, &w, &conv, ChannelAffine::Bias(&bias), then).expect("conv + relu");
+        bench_case(
+            &mut group,
+            &gpu,
+            &format!("separate/{name}"),
+            work,
+            &separate,
+        );
+        bench_case(&mut group, &gpu, &format!("folded/{name}"), work, &folded);
     }
     group.finish();
 }
@@ -387,6 +435,7 @@ criterion_group!(
     matmul_variants,
     conv_benches,
     conv_batch_norm_benches,
+    conv_relu_benches,
     memory_bound_benches
 );
 criterion_main!(benches);

@@ -7,7 +7,8 @@
 //                               made unbiased (·M/(M-1)) first, as PyTorch does
 //   batch_norm_fold:            the eval-mode normalisation as per-channel constants, out_a =
 //                               [scale[0..C], shift[0..C]], for a convolution's output pass
-//                               to apply in place of batch_norm_forward (`affine` below)
+//                               to apply in place of batch_norm_forward (`affine` below); with
+//                               conv_bias, the normalisation of the convolution plus its bias
 //   batch_norm_forward:         out = xhat · weight[c] + bias[c], then optionally (the eval-mode
 //                               epilogue fusion) + residual and ReLU: one pass where BN, the
 //                               residual add and ReLU took three
@@ -27,7 +28,7 @@
 // statistics → mean, variance; update_running → running_mean, running_var; forward → out;
 // backward_reduce → grad_weight, grad_bias; backward_input → grad_in; backward_input_eval →
 // grad_in and the gradient after the ReLU; fold → out_a; backward_input_eval also reads 19
-// grad_out_also.
+// grad_out_also, fold 21 conv_bias.
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
@@ -50,6 +51,8 @@ struct Params {
     // 19): the two gradients of a value used twice, summed in this pass rather than in one of
     // their own.
     add_second_gradient: u32,
+    // batch_norm_fold: the convolution has a bias (binding 21), which the shift takes in.
+    conv_bias: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -155,7 +158,13 @@ fn batch_norm_fold(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     }
     let k = affine(c);
     out_a[c] = k.scale;
-    out_a[params.channels + c] = k.shift;
+    // BN of (conv + b) is conv · scale + bias − (mean − b) · scale: mean − b is the mean of
+    // what the convolution's pass computes before the bias.
+    var shift = k.shift;
+    if params.conv_bias != 0u {
+        shift = bias[c] - (mean[c] - conv_bias[c]) * k.scale;
+    }
+    out_a[params.channels + c] = shift;
 }
 
 // ---- The elementwise passes: forward and input gradient ----
@@ -246,6 +255,7 @@ fn eval_scale(c: u32) -> f32 {
 @group(0) @binding(18) var<storage, read_write> out_b4: array<vec4<f32>>;
 @group(0) @binding(19) var<storage, read> grad_out_also: array<f32>;
 @group(0) @binding(20) var<storage, read> grad_out_also4: array<vec4<f32>>;
+@group(0) @binding(21) var<storage, read> conv_bias: array<f32>;
 
 // The eval-mode input gradient's incoming gradient at i (vec4 index in the _vec4 entry).
 fn incoming_gradient(i: u32) -> f32 {

@@ -433,12 +433,77 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool, mode: Mode) {
 /// convolutions, on planes of a multiple of 4 positions and on a 7×7 one padded to 52 (its
 /// epilogue stores the final values where the subgroup kernel runs and no residual is added;
 /// BN's pass follows otherwise), Winograd F(2×2) and F(4×4) (the output transform's
-/// epilogue), and a grouped convolution (implicit GEMM, BN's pass). Frozen parameters take the
-/// fused op; trainable ones and training mode take the two ops, with the parameters'
-/// gradients.
+/// epilogue), and a grouped convolution (implicit GEMM, BN's pass); each without and with a
+/// convolution bias (VGG-BN's, folded into the shifts). Frozen parameters take the fused op;
+/// trainable ones and training mode take the two ops, with the parameters' gradients.
 #[test]
 fn a_convolution_with_its_batch_norm_matches_the_two_ops() {
-    let cases: [(&str, [usize; 4], usize, usize, ConvGeometry); 6] = [
+    for (name, input, c_out, kernel, geometry) in conv_cases() {
+        for (mode, frozen) in [
+            (Mode::Eval, true),
+            (Mode::Eval, false),
+            (Mode::Train, false),
+        ] {
+            for conv_bias in [false, true] {
+                let case = ConvCase {
+                    name,
+                    input,
+                    c_out,
+                    kernel,
+                    geometry,
+                    conv_bias,
+                };
+                check_conv_batch_norm(&case, mode, frozen);
+            }
+        }
+    }
+}
+
+/// A convolution of the fused-op tests: its input, output channels, square kernel, geometry
+/// and whether it has a bias.
+struct ConvCase {
+    name: &'static str,
+    input: [usize; 4],
+    c_out: usize,
+    kernel: usize,
+    geometry: ConvGeometry,
+    conv_bias: bool,
+}
+
+impl ConvCase {
+    /// The convolution "conv" in `store`, its bias (if any) set to values that are not all 0.
+    fn build(&self, store: &mut ParamStore, rng: &mut Rng) -> Conv2d {
+        let conv = Conv2d::new(
+            store,
+            "conv",
+            self.input[1],
+            self.c_out,
+            [self.kernel, self.kernel],
+            self.geometry,
+            self.conv_bias,
+            Init::KaimingNormalFanOut,
+            5,
+        )
+        .unwrap();
+        if self.conv_bias {
+            let bias = Tensor::from_slice(gpu(), [self.c_out], &rng.vec(self.c_out)).unwrap();
+            store.set("conv.bias", bias).unwrap();
+        }
+        conv
+    }
+
+    /// The parameters whose gradients the tests compare.
+    fn parameters(&self, others: &[&'static str]) -> Vec<&'static str> {
+        let mut names = vec!["conv.weight"];
+        names.extend(self.conv_bias.then_some("conv.bias"));
+        names.extend(others);
+        names
+    }
+}
+
+/// The geometries of the fused-op tests: each algorithm the convolution may take.
+fn conv_cases() -> [(&'static str, [usize; 4], usize, usize, ConvGeometry); 6] {
+    [
         ("1×1, 8×8", [2, 8, 8, 8], 12, 1, ConvGeometry::default()),
         ("1×1, 7×7", [1, 8, 7, 7], 12, 1, ConvGeometry::default()),
         (
@@ -469,42 +534,14 @@ fn a_convolution_with_its_batch_norm_matches_the_two_ops() {
             3,
             ConvGeometry::default().padding(1).groups(2),
         ),
-    ];
-    for (name, input, c_out, kernel, geometry) in cases {
-        for (mode, frozen) in [
-            (Mode::Eval, true),
-            (Mode::Eval, false),
-            (Mode::Train, false),
-        ] {
-            check_conv_batch_norm(name, input, c_out, kernel, geometry, mode, frozen);
-        }
-    }
+    ]
 }
 
-fn check_conv_batch_norm(
-    name: &str,
-    input: [usize; 4],
-    c_out: usize,
-    kernel: usize,
-    geometry: ConvGeometry,
-    mode: Mode,
-    frozen: bool,
-) {
+fn check_conv_batch_norm(case: &ConvCase, mode: Mode, frozen: bool) {
+    let (name, input, c_out) = (case.name, case.input, case.c_out);
     let mut rng = Rng::new(45);
     let mut store = ParamStore::new(gpu());
-    let c_in = input[1];
-    let conv = Conv2d::new(
-        &mut store,
-        "conv",
-        c_in,
-        c_out,
-        [kernel, kernel],
-        geometry,
-        false,
-        Init::KaimingNormalFanOut,
-        5,
-    )
-    .unwrap();
+    let conv = case.build(&mut store, &mut rng);
     let bn = BatchNorm2d::new(&mut store, "bn", c_out, 1e-5).unwrap();
     for (name, values) in [
         ("bn.weight", rng.vec(c_out)),
@@ -570,7 +607,7 @@ fn check_conv_batch_norm(
             if residual {
                 results.push(grads.get(&r).unwrap().to_vec().unwrap());
             }
-            for name in ["conv.weight", "bn.weight", "bn.bias"] {
+            for name in case.parameters(&["bn.weight", "bn.bias"]) {
                 match grads.named(name) {
                     Some(grad) => results.push(grad.to_vec().unwrap()),
                     None => assert!(frozen, "{name} has no gradient"),
@@ -583,18 +620,123 @@ fn check_conv_batch_norm(
         assert!(fused[0].iter().any(|&v| v > 0.0) && fused[1].iter().any(|&v| v != 0.0));
         for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
             let what = format!(
-                "{name} {mode:?} frozen {frozen} residual {residual} relu {relu} guided \
-                 {guided} uses {uses}: result {k}"
+                "{name} bias {} {mode:?} frozen {frozen} residual {residual} relu {relu} \
+                 guided {guided} uses {uses}: result {k}",
+                case.conv_bias
             );
             assert_close(&what, a, b, 1e-5, 1e-5);
         }
     }
 }
 
+/// A convolution, its bias and ReLU as one op (`Conv2d::forward_relu`, VGG's layers) give what
+/// the convolution then the ReLU give, forward and backward (guided too, and with the output
+/// used twice), on every algorithm the convolution may take; frozen parameters, and trainable
+/// ones with their gradients.
+#[test]
+fn a_convolution_with_its_relu_matches_the_two_ops() {
+    for (name, input, c_out, kernel, geometry) in conv_cases() {
+        let case = ConvCase {
+            name,
+            input,
+            c_out,
+            kernel,
+            geometry,
+            conv_bias: true,
+        };
+        for frozen in [true, false] {
+            check_conv_relu(&case, frozen);
+        }
+    }
+}
+
+fn check_conv_relu(case: &ConvCase, frozen: bool) {
+    let mut rng = Rng::new(48);
+    let mut store = ParamStore::new(gpu());
+    let conv = case.build(&mut store, &mut rng);
+    if frozen {
+        store.freeze("conv").unwrap();
+    }
+    let input = case.input;
+    let x_data = rng.vec(input.iter().product());
+    for (guided, uses) in [(false, 1), (true, 1), (false, 2)] {
+        let run = |fused: bool| -> Vec<Vec<f32>> {
+            let tape = if guided { Tape::guided() } else { Tape::new() };
+            let f = Forward::new(&tape, &store, Mode::Eval);
+            let x = tape.input(tensor(&input, &x_data));
+            let y = match fused {
+                true => conv.forward_relu(&f, &x, "relu").unwrap(),
+                false => tape.relu(&conv.forward(&f, &x).unwrap()).unwrap(),
+            };
+            let out = match uses {
+                1 => y.clone(),
+                _ => tape.add(&y, &tape.scale(&y, -0.7).unwrap()).unwrap(),
+            };
+            // Of either sign, so that guided backprop drops some.
+            let seed: Vec<f32> = (0..y.tensor().numel())
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            let grads = tape.backward(&out, Some(tensor(y.dims(), &seed))).unwrap();
+            let mut results = vec![
+                y.tensor().to_vec().unwrap(),
+                grads.get(&x).unwrap().to_vec().unwrap(),
+            ];
+            for name in case.parameters(&[]) {
+                match grads.named(name) {
+                    Some(grad) => results.push(grad.to_vec().unwrap()),
+                    None => assert!(frozen, "{name} has no gradient"),
+                }
+            }
+            results
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_eq!(fused.len(), composed.len());
+        let y = &fused[0];
+        assert!(
+            y.iter().any(|&v| v > 0.0) && y.contains(&0.0),
+            "{}: the ReLU passes some values and stops others",
+            case.name
+        );
+        assert!(fused[1].iter().any(|&v| v != 0.0));
+        for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
+            let what = format!(
+                "{} frozen {frozen} guided {guided} uses {uses}: result {k}",
+                case.name
+            );
+            assert_close(&what, a, b, 1e-5, 1e-5);
+        }
+    }
+    // The bias's scale and shift are kept between passes, and follow the bias when written.
+    let forward = |fused: bool| -> Vec<f32> {
+        let tape = Tape::no_grad();
+        let f = Forward::new(&tape, &store, Mode::Eval);
+        let x = tape.input(tensor(&input, &x_data));
+        let y = match fused {
+            true => conv.forward_relu(&f, &x, "relu").unwrap(),
+            false => tape.relu(&conv.forward(&f, &x).unwrap()).unwrap(),
+        };
+        y.tensor().to_vec().unwrap()
+    };
+    let before = forward(true);
+    let bias: Vec<f32> = rng.vec(case.c_out).iter().map(|v| v + 0.5).collect();
+    store.parameter("conv.bias").unwrap().write(&bias).unwrap();
+    let (fused, composed) = (forward(true), forward(false));
+    let what = format!("{} frozen {frozen}, after writing conv.bias", case.name);
+    assert_close(&what, &fused, &composed, 1e-5, 1e-5);
+    assert_ne!(fused, before, "{what}: writing the bias changed nothing");
+}
+
 /// The folded BatchNorm a convolution applies is kept between forward passes, and follows each
-/// of its four tensors when one is written (as a training step writes them).
+/// of its four tensors, and the convolution's bias where it has one, when one is written (as
+/// a training step writes them).
 #[test]
 fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
+    for conv_bias in [false, true] {
+        check_fold_follows(conv_bias);
+    }
+}
+
+fn check_fold_follows(conv_bias: bool) {
     let mut rng = Rng::new(46);
     let mut store = ParamStore::new(gpu());
     let geometry = ConvGeometry::default().padding(1);
@@ -605,7 +747,7 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
         8,
         [3, 3],
         geometry,
-        false,
+        conv_bias,
         Init::KaimingNormalFanOut,
         6,
     )
@@ -627,7 +769,9 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
         y.tensor().to_vec().unwrap()
     };
     let mut previous = run(&store, true);
-    for name in ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"] {
+    let mut written = vec!["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"];
+    written.extend(conv_bias.then_some("conv.bias"));
+    for name in written {
         let values: Vec<f32> = rng.vec(8).iter().map(|v| v.abs() + 0.5).collect();
         let target = match name {
             "bn.running_mean" | "bn.running_var" => store.buffer(name).unwrap(),
@@ -636,7 +780,7 @@ fn a_folded_batch_norm_follows_every_tensor_it_comes_from() {
         target.write(&values).unwrap();
         let (fused, composed) = (run(&store, true), run(&store, false));
         assert_close(
-            &format!("after writing {name}"),
+            &format!("conv bias {conv_bias}, after writing {name}"),
             &fused,
             &composed,
             1e-5,

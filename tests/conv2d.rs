@@ -425,15 +425,17 @@ fn winograd_filters_follow_the_weights_they_come_from() {
     check(&vec![0.25; written.len()], "after a kernel's write");
 }
 
-/// `conv2d_batch_norm` against the references (the convolution, then eval-mode BatchNorm, the
-/// residual and the ReLU in float64) on each algorithm it may take: 1×1 and strided GEMMs, on
-/// planes of a multiple of 4 positions and on a 7×7 one padded to 52 (the subgroup GEMM's
-/// epilogue where that kernel runs and no residual is added, BN's pass otherwise), Winograd
-/// F(2×2) and F(4×4) (the output transform's epilogue) and a grouped convolution (implicit
-/// GEMM, BN's pass); then its refusals.
+/// `conv2d_then` against the references (the convolution, then its bias or an eval-mode
+/// BatchNorm with or without the convolution's bias, then the residual and the ReLU, in
+/// float64) on each algorithm it may take: 1×1 and strided GEMMs, on planes of a multiple of 4
+/// positions and on a 7×7 one padded to 52 (the subgroup GEMM's epilogue where that kernel
+/// runs and no residual is added, passes of their own otherwise), Winograd F(2×2) and F(4×4)
+/// (the output transform's epilogue) and a grouped convolution (implicit GEMM, passes of
+/// their own); then its refusals.
 #[test]
-fn a_convolution_with_its_batch_norm_matches_the_references() {
+fn a_convolution_with_its_bias_or_batch_norm_matches_the_references() {
     use gradlens::kernels::batchnorm::{Epilogue, EvalBatchNorm};
+    use gradlens::kernels::conv2d::ChannelAffine;
     use gradlens::reference::batchnorm::{self as bn_reference, Geometry};
     let cases: [([usize; 4], [usize; 4], Conv2d); 6] = [
         ([2, 8, 8, 8], [12, 8, 1, 1], Conv2d::default()),
@@ -460,7 +462,7 @@ fn a_convolution_with_its_batch_norm_matches_the_references() {
         let x = rng.vec(input.iter().product());
         let w = rng.vec(weight.iter().product());
         let residual = rng.vec(shapes.output.iter().product());
-        let [mean, gamma, beta] = [rng.vec(c_out), rng.vec(c_out), rng.vec(c_out)];
+        let [mean, gamma, beta, conv_bias] = [0; 4].map(|_| rng.vec(c_out));
         let variance: Vec<f32> = rng.vec(c_out).iter().map(|v| v.abs() + 0.3).collect();
         let tensors = [&mean, &variance, &gamma, &beta].map(|v| upload(&[c_out], v));
         let bn = EvalBatchNorm {
@@ -472,6 +474,7 @@ fn a_convolution_with_its_batch_norm_matches_the_references() {
         };
         let wide = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
         let convolved = reference::conv2d(&wide(&x), &wide(&w), None, &shapes);
+        let biased = reference::conv2d(&wide(&x), &wide(&w), Some(&wide(&conv_bias)), &shapes);
         let [n, _, oh, ow] = shapes.output;
         let geometry = Geometry {
             batch: n,
@@ -480,39 +483,58 @@ fn a_convolution_with_its_batch_norm_matches_the_references() {
         };
         let [mean64, variance64, gamma64, beta64] =
             [&mean, &variance, &gamma, &beta].map(|v| wide(v));
-        let normalised = bn_reference::forward(
-            &convolved,
-            geometry,
-            &mean64,
-            &variance64,
-            &gamma64,
-            &beta64,
-            1e-5,
-        );
-        let (x_t, w_t, r_t) = (
+        let normalised = |v: &[f64]| {
+            bn_reference::forward(v, geometry, &mean64, &variance64, &gamma64, &beta64, 1e-5)
+        };
+        let (x_t, w_t, r_t, b_t) = (
             upload(&input, &x),
             upload(&weight, &w),
             upload(&shapes.output, &residual),
+            upload(&[c_out], &conv_bias),
         );
-        for (with_residual, relu) in [(false, false), (false, true), (true, false), (true, true)] {
-            let want: Vec<f32> = normalised
-                .iter()
-                .zip(&residual)
-                .map(|(&v, &r)| {
-                    let added = if with_residual { v + f64::from(r) } else { v };
-                    (if relu { added.max(0.0) } else { added }) as f32
-                })
-                .collect();
-            let then = Epilogue {
-                residual: with_residual.then_some(&r_t),
-                relu,
-            };
-            let got = conv2d::conv2d_batch_norm(&x_t, &w_t, &conv, &bn, then)
-                .unwrap()
-                .to_vec()
-                .unwrap();
-            let what = format!("{input:?} * {weight:?} residual {with_residual} relu {relu}");
-            assert_close(&what, &got, &want, 1e-4, 1e-4);
+        let affines = [
+            (
+                "BatchNorm",
+                ChannelAffine::BatchNorm {
+                    bn: &bn,
+                    conv_bias: None,
+                },
+                normalised(&convolved),
+            ),
+            (
+                "bias, BatchNorm",
+                ChannelAffine::BatchNorm {
+                    bn: &bn,
+                    conv_bias: Some(&b_t),
+                },
+                normalised(&biased),
+            ),
+            ("bias", ChannelAffine::Bias(&b_t), biased.clone()),
+        ];
+        for (name, affine, before_epilogue) in affines {
+            for (with_residual, relu) in
+                [(false, false), (false, true), (true, false), (true, true)]
+            {
+                let want: Vec<f32> = before_epilogue
+                    .iter()
+                    .zip(&residual)
+                    .map(|(&v, &r)| {
+                        let added = if with_residual { v + f64::from(r) } else { v };
+                        (if relu { added.max(0.0) } else { added }) as f32
+                    })
+                    .collect();
+                let then = Epilogue {
+                    residual: with_residual.then_some(&r_t),
+                    relu,
+                };
+                let got = conv2d::conv2d_then(&x_t, &w_t, &conv, affine, then)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap();
+                let what =
+                    format!("{input:?} * {weight:?}, {name}, residual {with_residual} relu {relu}");
+                assert_close(&what, &got, &want, 1e-4, 1e-4);
+            }
         }
     }
 
@@ -533,21 +555,40 @@ fn a_convolution_with_its_batch_norm_matches_the_references() {
         residual: Some(&wrong_residual),
         relu: true,
     };
-    let refused = conv2d::conv2d_batch_norm(&x_t, &w_t, &Conv2d::default(), &bn(&four), then)
+    let (bn_four, bn_three) = (bn(&four), bn(&three));
+    let with_bn = |bn| ChannelAffine::BatchNorm {
+        bn,
+        conv_bias: None,
+    };
+    let refused = conv2d::conv2d_then(&x_t, &w_t, &Conv2d::default(), with_bn(&bn_four), then)
         .unwrap_err()
         .to_string();
     assert!(
         refused.contains("[1, 4, 8, 8]") && refused.contains("[1, 4, 4, 4]"),
         "{refused}"
     );
-    let refused = conv2d::conv2d_batch_norm(
+    let refused = conv2d::conv2d_then(
         &x_t,
         &w_t,
         &Conv2d::default(),
-        &bn(&three),
+        with_bn(&bn_three),
         Epilogue::default(),
     )
     .unwrap_err()
     .to_string();
     assert!(refused.contains("mean must have shape [4]"), "{refused}");
+    // A convolution bias of the wrong length, alone or before a BatchNorm.
+    for affine in [
+        ChannelAffine::Bias(&three),
+        ChannelAffine::BatchNorm {
+            bn: &bn_four,
+            conv_bias: Some(&three),
+        },
+    ] {
+        let refused =
+            conv2d::conv2d_then(&x_t, &w_t, &Conv2d::default(), affine, Epilogue::default())
+                .unwrap_err()
+                .to_string();
+        assert!(refused.contains("[3]"), "{refused}");
+    }
 }

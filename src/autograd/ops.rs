@@ -10,8 +10,8 @@ use crate::kernels::batchnorm::{
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
-    Conv2d, ConvAlgorithm, ConvGradient, conv2d, conv2d_backward, conv2d_backward_bias,
-    conv2d_batch_norm, conv2d_into,
+    ChannelAffine, Conv2d, ConvAlgorithm, ConvGradient, conv2d, conv2d_backward,
+    conv2d_backward_bias, conv2d_into, conv2d_then,
 };
 use crate::kernels::elementwise::{
     add, dropout, relu, relu_backward, scale, sigmoid, sigmoid_backward, silu, silu_backward,
@@ -260,6 +260,7 @@ impl Tape {
         &self,
         x: &Var,
         weight: &Var,
+        conv_bias: Option<&Var>,
         conv: &Conv2d,
         bn_weight: &Var,
         bn_bias: &Var,
@@ -267,11 +268,11 @@ impl Tape {
         residual: Option<&Var>,
         relu_after: bool,
     ) -> Result<Var> {
-        let parameters_want_grads = [weight, bn_weight, bn_bias]
-            .iter()
-            .any(|var| var.requires_grad());
+        let mut parameters = vec![weight, bn_weight, bn_bias];
+        parameters.extend(conv_bias);
+        let parameters_want_grads = parameters.iter().any(|var| var.requires_grad());
         if state.training || parameters_want_grads {
-            let y = self.conv2d(x, weight, None, conv)?;
+            let y = self.conv2d(x, weight, conv_bias, conv)?;
             return self.batch_norm_then(&y, bn_weight, bn_bias, state, residual, relu_after);
         }
         let (mean, variance) = (state.running_mean.clone(), state.running_var.clone());
@@ -286,9 +287,23 @@ impl Tape {
             residual: residual.map(|r| &r.tensor),
             relu: relu_after,
         };
-        let out = conv2d_batch_norm(&x.tensor, &weight.tensor, conv, &bn, then)?;
-        let mut inputs = vec![x, weight, bn_weight, bn_bias];
+        let affine = ChannelAffine::BatchNorm {
+            bn: &bn,
+            conv_bias: conv_bias.map(|b| &b.tensor),
+        };
+        let out = conv2d_then(&x.tensor, &weight.tensor, conv, affine, then)?;
+        // The parameters take the slots between the input and the residual; none gets a
+        // gradient.
+        let mut inputs = vec![x];
+        inputs.extend(&parameters);
         inputs.extend(residual);
+        let frozen = parameters.len();
+        let grads = move |input: Option<Tensor>, residual: Option<Tensor>| {
+            let mut grads = vec![input];
+            grads.extend(std::iter::repeat_n(None, frozen));
+            grads.push(residual);
+            grads
+        };
         if !self.records_backward(&inputs) {
             return self.untracked(out, &inputs);
         }
@@ -316,13 +331,7 @@ impl Tape {
         if !relu_after {
             return self.record(out, &inputs, move |grad| {
                 let grad_conv = batch_norm_backward_input(grad, &mean, &variance, &bn_w, eps)?;
-                Ok(vec![
-                    input_grad(&grad_conv)?,
-                    None,
-                    None,
-                    None,
-                    Some(grad.clone()),
-                ])
+                Ok(grads(input_grad(&grad_conv)?, Some(grad.clone())))
             });
         }
         // Through the ReLU and the BatchNorm in one pass (adding the output's two gradients
@@ -341,13 +350,39 @@ impl Tape {
                 [&mean, &variance, &bn_w],
                 eps,
             )?;
-            Ok(vec![
-                input_grad(&grad_conv)?,
-                None,
-                None,
-                None,
-                grad_residual,
-            ])
+            Ok(grads(input_grad(&grad_conv)?, grad_residual))
+        })
+    }
+
+    /// relu(conv2d(x, weight) + bias) as one op: the convolution's output pass adds the bias
+    /// and applies the ReLU where it can (`conv2d_then`), so no pass of their own follows it
+    /// (VGG's layers). The backward takes the gradient through the ReLU (from the output:
+    /// positive exactly where the ReLU's input was), then through the convolution.
+    pub fn conv2d_relu(&self, x: &Var, weight: &Var, bias: &Var, conv: &Conv2d) -> Result<Var> {
+        let then = Epilogue {
+            residual: None,
+            relu: true,
+        };
+        let affine = ChannelAffine::Bias(&bias.tensor);
+        let out = conv2d_then(&x.tensor, &weight.tensor, conv, affine, then)?;
+        let inputs = [x, weight, bias];
+        if !self.records_backward(&inputs) {
+            return self.untracked(out, &inputs);
+        }
+        let (x_t, w_t, y_t, conv) = (x.tensor.clone(), weight.tensor.clone(), out.clone(), *conv);
+        let wants = (x.requires_grad(), weight.requires_grad());
+        let wants_bias = bias.requires_grad();
+        let guided = self.is_guided();
+        self.record(out, &inputs, move |grad| {
+            // Guided backprop passes relu(grad) where the ReLU passed its input.
+            let incoming = if guided { relu(grad)? } else { grad.clone() };
+            let grad_conv = relu_backward(&y_t, &incoming)?;
+            let mut grads = conv2d_grads(&x_t, &w_t, &grad_conv, &conv, wants)?;
+            grads.push(match wants_bias {
+                true => Some(conv2d_backward_bias(&grad_conv)?),
+                false => None,
+            });
+            Ok(grads)
         })
     }
 

@@ -16,7 +16,7 @@ const PLANE_WORKGROUP_SIZE: u32 = 64;
 uniform_params! {
     struct Params {
         batch: u32, channels: u32, plane: u32, eps: f32, momentum: f32, add_residual: u32,
-        relu: u32, guided: u32, add_second_gradient: u32,
+        relu: u32, guided: u32, add_second_gradient: u32, conv_bias: u32,
     }
 }
 
@@ -34,10 +34,10 @@ entries! {
         grad_out: read 6, out_a: read_write 7, out_b: read_write 8, grad_weight: read 9,
         grad_bias: read 10, residual: read 11, relu_output: read 12, x4: read 13,
         residual4: read 14, grad_out4: read 15, relu_output4: read 16, out_a4: read_write 17,
-        out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20 }
+        out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20, conv_bias: read 21 }
     STATISTICS = "batch_norm_statistics", REDUCTION, [x, out_a, out_b, x4];
     UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, [mean, variance, out_a, out_b];
-    FOLD = "batch_norm_fold", PER_CHANNEL, [mean, variance, weight, bias, out_a];
+    FOLD = "batch_norm_fold", PER_CHANNEL, [mean, variance, weight, bias, out_a, conv_bias];
     FORWARD_SCALAR = "batch_norm_forward", PLANE,
         [x, mean, variance, weight, bias, out_a, residual];
     FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE,
@@ -90,15 +90,26 @@ impl EvalBatchNorm<'_> {
 
     /// The normalisation as per-channel constants [2, C]: row 0 the scales
     /// weight / √(variance + eps), row 1 the shifts bias − mean · scale, computed as
-    /// `batch_norm_forward` computes them, so that x · scale + shift is its value. Kept with
-    /// the weight (`Tensor::derived_with`) until one of the four tensors is written.
-    pub fn folded(&self) -> Result<Tensor> {
-        let others = [self.bias, self.mean, self.variance];
+    /// `batch_norm_forward` computes them, so that x · scale + shift is its value. With
+    /// `conv_bias` [C], the normalisation of x + conv_bias: the shifts take the bias of the
+    /// convolution before it in. Kept with the weight (`Tensor::derived_with`) until one of the
+    /// tensors is written.
+    pub fn folded(&self, conv_bias: Option<&Tensor>) -> Result<Tensor> {
         let eps = u64::from(self.eps.to_bits());
-        self.weight
-            .derived_with(&others, eps, "BatchNorm folded to scale and shift", |_| {
-                self.fold()
-            })
+        match conv_bias {
+            None => self.weight.derived_with(
+                &[self.bias, self.mean, self.variance],
+                eps,
+                "BatchNorm folded to scale and shift",
+                |_| self.fold(None),
+            ),
+            Some(conv_bias) => self.weight.derived_with(
+                &[self.bias, self.mean, self.variance, conv_bias],
+                eps,
+                "BatchNorm and the convolution's bias folded to scale and shift",
+                |_| self.fold(Some(conv_bias)),
+            ),
+        }
     }
 
     /// Checks that every tensor holds `channels` values and that eps is finite and
@@ -122,10 +133,13 @@ impl EvalBatchNorm<'_> {
     }
 
     /// `folded`, computed.
-    fn fold(&self) -> Result<Tensor> {
+    fn fold(&self, conv_bias: Option<&Tensor>) -> Result<Tensor> {
         const OP: &str = "batch_norm_fold";
         let channels = self.mean.dims().first().copied().unwrap_or(0);
         self.check(OP, channels)?;
+        if let Some(conv_bias) = conv_bias {
+            expect_channels(OP, "conv_bias", conv_bias, channels)?;
+        }
         if channels == 0 {
             return Err(Error::invalid(OP, "needs at least one channel"));
         }
@@ -139,15 +153,18 @@ impl EvalBatchNorm<'_> {
             relu: 0,
             guided: 0,
             add_second_gradient: 0,
+            conv_bias: u32::from(conv_bias.is_some()),
         };
         let gpu = self.mean.gpu();
         let out = Tensor::empty(gpu, [2, channels])?;
+        // Without a convolution bias the shader reads none; the mean stands in for it.
         Launch::new(gpu, &FOLD, params)
             .bind(2, self.mean)
             .bind(3, self.variance)
             .bind(4, self.weight)
             .bind(5, self.bias)
             .bind(7, &out)
+            .bind(21, conv_bias.unwrap_or(self.mean))
             .over(channels as u64)?;
         Ok(out)
     }
@@ -545,6 +562,7 @@ fn geometry(
         relu: 0,
         guided: 0,
         add_second_gradient: 0,
+        conv_bias: 0,
     };
     Ok((params, c))
 }

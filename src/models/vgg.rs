@@ -129,14 +129,11 @@ impl Classifier for Vgg {
         for feature in &self.features {
             let index = match feature {
                 Feature::Conv(conv, norm, index) => {
-                    let y = conv.forward(f, &x)?;
+                    // The bias, BN in eval mode and the ReLU applied by the convolution's
+                    // output pass where it can.
                     x = match norm {
-                        // BN and ReLU in one pass in eval mode.
-                        Some(norm) => norm.forward_then(f, &y, None, true)?,
-                        None => {
-                            let _scope = f.scope(&format!("features.{index}"));
-                            f.tape.relu(&y)?
-                        }
+                        Some(norm) => norm.after_conv(f, conv, &x, None, true)?,
+                        None => conv.forward_relu(f, &x, &format!("features.{index}"))?,
                     };
                     index
                 }

@@ -53,12 +53,32 @@ impl Conv2d {
 
     pub fn forward(&self, f: &Forward, x: &Var) -> Result<Var> {
         let _scope = f.scope(&self.name);
+        let (weight, bias) = self.parameters(f)?;
+        f.tape.conv2d(x, &weight, bias.as_ref(), &self.geometry)
+    }
+
+    /// relu(self(x)), the ReLU layer named `relu_name`: for a convolution with a bias, one op
+    /// whose output pass adds the bias and applies the ReLU where it can
+    /// (`Tape::conv2d_relu`), charged to the convolution's layer in a profile; without one,
+    /// the convolution, then the ReLU, each charged to its own layer.
+    pub fn forward_relu(&self, f: &Forward, x: &Var, relu_name: &str) -> Result<Var> {
+        let (weight, Some(bias)) = self.parameters(f)? else {
+            let y = self.forward(f, x)?;
+            let _scope = f.scope(relu_name);
+            return f.tape.relu(&y);
+        };
+        let _scope = f.scope(&self.name);
+        f.tape.conv2d_relu(x, &weight, &bias, &self.geometry)
+    }
+
+    /// The weight and, where the layer has one, the bias.
+    fn parameters(&self, f: &Forward) -> Result<(Var, Option<Var>)> {
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = match self.bias {
             true => Some(f.parameter(&format!("{}.bias", self.name))?),
             false => None,
         };
-        f.tape.conv2d(x, &weight, bias.as_ref(), &self.geometry)
+        Ok((weight, bias))
     }
 
     /// The convolution (without bias) written into channels `first ..` of `dest` [1, C, H, W]
@@ -130,11 +150,12 @@ impl BatchNorm2d {
             .batch_norm_then(x, &weight, &bias, &self.state(f)?, residual, relu)
     }
 
-    /// relu?(self(conv(x)) + residual?) for a convolution without bias: in eval mode, with no
-    /// parameter wanting a gradient, one op whose convolution stores the final values where it
-    /// can (`Tape::conv2d_batch_norm_then`), charged to the convolution's layer in a profile;
-    /// otherwise (training mode, trainable parameters, a bias) the convolution, then
-    /// `forward_then`, each charged to its own layer.
+    /// relu?(self(conv(x)) + residual?): in eval mode, with no parameter wanting a gradient,
+    /// one op whose convolution stores the final values where it can
+    /// (`Tape::conv2d_batch_norm_then`; the convolution's bias, where it has one, folded in
+    /// too), charged to the convolution's layer in a profile; otherwise (training mode,
+    /// trainable parameters) the convolution, then `forward_then`, each charged to its own
+    /// layer.
     pub fn after_conv(
         &self,
         f: &Forward,
@@ -143,22 +164,22 @@ impl BatchNorm2d {
         residual: Option<&Var>,
         relu: bool,
     ) -> Result<Var> {
-        if f.training() || conv.bias {
+        if f.training() {
             return self.forward_then(f, &conv.forward(f, x)?, residual, relu);
         }
-        let conv_weight = f.parameter(&format!("{}.weight", conv.name))?;
+        let (conv_weight, conv_bias) = conv.parameters(f)?;
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = f.parameter(&format!("{}.bias", self.name))?;
-        if [&conv_weight, &weight, &bias]
-            .iter()
-            .any(|p| p.requires_grad())
-        {
+        let mut parameters = vec![&conv_weight, &weight, &bias];
+        parameters.extend(&conv_bias);
+        if parameters.iter().any(|p| p.requires_grad()) {
             return self.forward_then(f, &conv.forward(f, x)?, residual, relu);
         }
         let _scope = f.scope(&conv.name);
         f.tape.conv2d_batch_norm_then(
             x,
             &conv_weight,
+            conv_bias.as_ref(),
             &conv.geometry,
             &weight,
             &bias,

@@ -28,11 +28,7 @@ entries! {
 
 /// out = weight · cols (+ bias): [C_out, taps] · [N, taps, positions].
 pub(super) fn forward(pass: &Forward) -> Result<Tensor> {
-    let (out, _) = forward_then(pass, None)?;
-    match pass.bias {
-        Some(bias) => add_channel_bias(&out, bias),
-        None => Ok(out),
-    }
+    forward_then(pass, None).map(|(out, _)| out)
 }
 
 /// Whether `forward_then` can apply an epilogue: the subgroup GEMM's stores apply its scale,
@@ -41,9 +37,9 @@ pub(super) fn takes_epilogue(gpu: &Gpu, with_residual: bool) -> bool {
     subgroup_kernel_available(gpu) && !with_residual
 }
 
-/// `forward` without its bias, stored through `epilogue` where the product's kernel applies it
-/// (`takes_epilogue`, and `Auto` picking the subgroup kernel); the output and whether the
-/// epilogue was applied.
+/// `forward` stored through `epilogue` where the product's kernel applies it (`takes_epilogue`,
+/// and `Auto` picking the subgroup kernel), the bias then left to the epilogue's shifts; the
+/// output and whether the epilogue was applied (if not, the bias was added).
 pub(super) fn forward_then(
     pass: &Forward,
     epilogue: Option<RowEpilogue>,
@@ -67,7 +63,10 @@ pub(super) fn forward_then(
         ),
     };
     let out = unpadded(product, oh * ow, stride)?.reshape([n, c_out, oh, ow])?;
-    Ok((out, applied))
+    match pass.bias {
+        Some(bias) if !applied => Ok((add_channel_bias(&out, bias)?, false)),
+        _ => Ok((out, applied)),
+    }
 }
 
 /// grad_cols[n] = weightᵀ · grad_out[n], folded back with col2im (1×1 convolutions need no

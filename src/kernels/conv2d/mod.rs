@@ -19,6 +19,8 @@ use policy::{Adapter, Pass, Plan};
 use super::as_u32;
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{Epilogue, EvalBatchNorm};
+use crate::kernels::concat::concat_channels;
+use crate::kernels::elementwise::{add, relu};
 use crate::kernels::matmul::RowEpilogue;
 use crate::kernels::reduce;
 use crate::shaders::{EntryInterface, uniform_params};
@@ -321,21 +323,81 @@ fn forward(pass: &Forward, plan: Plan) -> Result<Tensor> {
     }
 }
 
-/// An eval-mode BatchNorm of `conv2d(x, weight)` (no bias), then `then` (residual, ReLU):
-/// `bn.forward(&conv2d(..), then)` in fewer passes. Where the convolution runs Winograd, or a
-/// GEMM on the subgroup kernel with no residual to add, its output pass stores the final
-/// values (the BatchNorm folded into a per-channel scale and shift); elsewhere the batch-norm
-/// pass follows the convolution.
-pub fn conv2d_batch_norm(
+/// What follows a convolution per output channel, before its epilogue (`conv2d_then`).
+#[derive(Clone, Copy)]
+pub enum ChannelAffine<'a> {
+    /// The convolution's bias [C_out]: conv + bias.
+    Bias(&'a Tensor),
+    /// An eval-mode BatchNorm of the convolution plus its bias [C_out], where it has one
+    /// (VGG-BN's): bn(conv + conv_bias).
+    BatchNorm {
+        bn: &'a EvalBatchNorm<'a>,
+        conv_bias: Option<&'a Tensor>,
+    },
+}
+
+impl ChannelAffine<'_> {
+    /// The convolution's own bias, if any.
+    fn conv_bias(&self) -> Option<&Tensor> {
+        match *self {
+            ChannelAffine::Bias(bias) => Some(bias),
+            ChannelAffine::BatchNorm { conv_bias, .. } => conv_bias,
+        }
+    }
+
+    /// As per-channel constants [2, C_out] (row 0 the scales, row 1 the shifts) for an output
+    /// pass to apply to the convolution without its bias; kept while their tensors go
+    /// unwritten.
+    fn folded(&self) -> Result<Tensor> {
+        match *self {
+            ChannelAffine::Bias(bias) => {
+                bias.derived("a convolution's bias as scale and shift", |bias| {
+                    let channels = bias.numel();
+                    let ones = Tensor::full(bias.gpu(), [1, channels, 1, 1], 1.0)?;
+                    let shifts = bias.reshape([1, channels, 1, 1])?;
+                    concat_channels(&[&ones, &shifts])?.reshape([2, channels])
+                })
+            }
+            ChannelAffine::BatchNorm { bn, conv_bias } => bn.folded(conv_bias),
+        }
+    }
+
+    /// Applied to `convolved` (the convolution with its bias), then `then`, each as a pass of
+    /// its own.
+    fn apply(&self, convolved: Tensor, then: Epilogue) -> Result<Tensor> {
+        match *self {
+            ChannelAffine::Bias(_) => {
+                let added = match then.residual {
+                    Some(residual) => add(&convolved, residual)?,
+                    None => convolved,
+                };
+                match then.relu {
+                    true => relu(&added),
+                    false => Ok(added),
+                }
+            }
+            ChannelAffine::BatchNorm { bn, .. } => bn.forward(&convolved, then),
+        }
+    }
+}
+
+/// `conv2d(x, weight)` followed by `affine` (its bias, or an eval-mode BatchNorm) and `then`
+/// (residual, ReLU), in fewer passes than an op each. Where the convolution runs Winograd, or
+/// a GEMM on the subgroup kernel with no residual to add, its output pass stores the final
+/// values (`affine` folded into a per-channel scale and shift); elsewhere the passes follow
+/// the convolution.
+pub fn conv2d_then(
     x: &Tensor,
     weight: &Tensor,
     conv: &Conv2d,
-    bn: &EvalBatchNorm,
+    affine: ChannelAffine,
     then: Epilogue,
 ) -> Result<Tensor> {
-    const OP: &str = "conv2d_batch_norm";
-    let pass = Forward::checked(OP, x, weight, None, conv)?;
-    bn.check(OP, pass.shapes.output[1])?;
+    const OP: &str = "conv2d_then";
+    let pass = Forward::checked(OP, x, weight, affine.conv_bias(), conv)?;
+    if let ChannelAffine::BatchNorm { bn, .. } = affine {
+        bn.check(OP, pass.shapes.output[1])?;
+    }
     if let Some(residual) = then.residual.filter(|r| r.dims() != pass.shapes.output) {
         return Err(Error::ShapeMismatch {
             op: OP,
@@ -350,25 +412,24 @@ pub fn conv2d_batch_norm(
         Adapter::of(x.gpu()),
         Pass::Forward,
     )?;
-    let (out, applied) = match plan {
-        Plan::Winograd(tile) => (
-            winograd::forward_then(&pass, tile, &bn.folded()?, then)?,
-            true,
-        ),
+    let convolved = match plan {
+        Plan::Winograd(tile) => {
+            return winograd::forward_then(&pass, tile, &affine.folded()?, then);
+        }
         Plan::Gemm if gemm::takes_epilogue(x.gpu(), then.residual.is_some()) => {
-            let affine = bn.folded()?;
+            let folded = affine.folded()?;
             let epilogue = RowEpilogue {
-                affine: &affine,
+                affine: &folded,
                 relu: then.relu,
             };
-            gemm::forward_then(&pass, Some(epilogue))?
+            match gemm::forward_then(&pass, Some(epilogue))? {
+                (out, true) => return Ok(out),
+                (convolved, false) => convolved,
+            }
         }
-        _ => (forward(&pass, plan)?, false),
+        _ => forward(&pass, plan)?,
     };
-    match applied {
-        true => Ok(out),
-        false => bn.forward(&out, then),
-    }
+    affine.apply(convolved, then)
 }
 
 /// `conv2d` written into channels `channel_first ..` of `dest` [N, C_total, OH, OW] instead of

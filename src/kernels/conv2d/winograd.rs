@@ -164,16 +164,16 @@ pub(crate) fn forward(pass: &Forward, tile: WinogradTile) -> Result<Tensor> {
     Ok(out)
 }
 
-/// The convolution's output (the pass without bias) stored by the output transform as
-/// relu?(value · affine[0, k] + affine[1, k] + residual?): `affine` [2, K] an eval-mode
-/// BatchNorm folded, `then` what follows it.
+/// The convolution's output stored by the output transform as
+/// relu?(value · affine[0, k] + affine[1, k] + residual?): `affine` [2, K] what follows the
+/// convolution per channel, folded (`ChannelAffine`), the pass's bias among its shifts; `then`
+/// what follows that.
 pub(crate) fn forward_then(
     pass: &Forward,
     tile: WinogradTile,
     affine: &Tensor,
     then: Epilogue,
 ) -> Result<Tensor> {
-    debug_assert!(pass.bias.is_none(), "the affine's shifts replace a bias");
     let out = Tensor::empty(pass.x.gpu(), pass.shapes.output)?;
     write(pass, tile, Finish::Epilogue { affine, then }, &out, 0)?;
     Ok(out)
