@@ -188,6 +188,41 @@ fn a_profiled_training_step_is_charged_to_its_layers() {
         }
     }
 
+    // VGG's convolutions apply their bias and ReLU, and VGG-BN's their BN too, in the output
+    // pass of the subgroup GEMM or Winograd that runs each of them here: no bias, ReLU or
+    // batch-norm pass in `features`.
+    if gradlens::kernels::matmul::subgroup_kernel_available(gpu) {
+        for arch in ["vgg11", "vgg11_bn"] {
+            let config = ModelConfig {
+                classes: 4,
+                ..ModelConfig::default()
+            };
+            let mut store = ParamStore::new(gpu);
+            let model = build(arch, &mut store, &config).unwrap();
+            gpu.start_profiling().unwrap();
+            let tape = Tape::no_grad();
+            let eval = Forward::new(&tape, &store, Mode::Eval);
+            model.forward(&eval, &tape.input(input.clone())).unwrap();
+            let profile = pollster::block_on(gpu.finish_profiling()).unwrap();
+            let features: Vec<(&str, &str)> = profile
+                .kernels
+                .iter()
+                .filter(|k| k.layer.starts_with("features."))
+                .map(|k| (k.layer.as_str(), k.kernel.as_str()))
+                .collect();
+            assert!(
+                features.iter().any(|(_, k)| k.contains("matmul_subgroup")),
+                "{arch}: {features:?}"
+            );
+            for (layer, kernel) in &features {
+                let separate_pass = ["relu", "add_channel_bias", "batch_norm_forward"]
+                    .iter()
+                    .any(|pass| kernel.contains(pass));
+                assert!(!separate_pass, "{arch} {layer}: {kernel}");
+            }
+        }
+    }
+
     // Nothing is recorded once profiling has stopped.
     gpu.start_profiling().unwrap();
     let empty = pollster::block_on(gpu.finish_profiling()).unwrap();
