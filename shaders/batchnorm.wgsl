@@ -53,6 +53,13 @@ struct Params {
     add_second_gradient: u32,
     // batch_norm_fold: the convolution has a bias (binding 21), which the shift takes in.
     conv_bias: u32,
+    // The forward's x and the eval-mode input gradient's incoming gradients and ReLU output
+    // are channels source_first .. source_first + channels of tensors of source_channels
+    // channels (a DenseNet block buffer's prefix, a concatenation's part); the per-channel
+    // tensors are indexed by the source's channel. Every other entry, and every output, has
+    // source_channels = channels and source_first = 0.
+    source_channels: u32,
+    source_first: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -179,6 +186,15 @@ fn plane_base(wid: vec3<u32>) -> u32 {
     return (wid.z * params.channels + wid.y) * params.plane;
 }
 
+// Where this workgroup's plane starts in the source, and the source's channel.
+fn source_base(wid: vec3<u32>) -> u32 {
+    return (wid.z * params.source_channels + source_channel(wid)) * params.plane;
+}
+
+fn source_channel(wid: vec3<u32>) -> u32 {
+    return params.source_first + wid.y;
+}
+
 fn first_value(wid: vec3<u32>, lid: u32) -> u32 {
     return (wid.x * WORKGROUP_SIZE + lid) * 4u;
 }
@@ -275,10 +291,12 @@ fn incoming_gradient4(i: u32) -> vec4<f32> {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_forward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
+    let source = source_base(at.wid);
     let first = first_value(at.wid, lid);
-    let k = affine(at.wid.y);
+    let k = affine(source_channel(at.wid));
     for (var q = first; q < min(first + 4u, params.plane); q++) {
-        out_a[base + q] = normalised(vec4<f32>(x[base + q]), vec4<f32>(residual[base + q]), k).x;
+        let residual_value = vec4<f32>(residual[base + q]);
+        out_a[base + q] = normalised(vec4<f32>(x[source + q]), residual_value, k).x;
     }
 }
 
@@ -287,7 +305,8 @@ fn batch_norm_forward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: 
     let first = first_value(at.wid, lid);
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
-        out_a4[i] = normalised(x4[i], residual4[i], affine(at.wid.y));
+        let k = affine(source_channel(at.wid));
+        out_a4[i] = normalised(x4[(source_base(at.wid) + first) / 4u], residual4[i], k);
     }
 }
 
@@ -352,11 +371,13 @@ fn batch_norm_backward_input_vec4(at: Workgroup, @builtin(local_invocation_index
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_backward_input_eval(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
+    let source = source_base(at.wid);
     let first = first_value(at.wid, lid);
-    let scale = eval_scale(at.wid.y);
+    let scale = eval_scale(source_channel(at.wid));
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         let i = base + q;
-        let grad = through_relu(vec4<f32>(incoming_gradient(i)), vec4<f32>(relu_output[i])).x;
+        let s = source + q;
+        let grad = through_relu(vec4<f32>(incoming_gradient(s)), vec4<f32>(relu_output[s])).x;
         out_a[i] = scale * grad;
         if params.add_residual != 0u {
             out_b[i] = grad;
@@ -369,8 +390,9 @@ fn batch_norm_backward_input_eval_vec4(at: Workgroup, @builtin(local_invocation_
     let first = first_value(at.wid, lid);
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
-        let grad = through_relu(incoming_gradient4(i), relu_output4[i]);
-        out_a4[i] = eval_scale(at.wid.y) * grad;
+        let s = (source_base(at.wid) + first) / 4u;
+        let grad = through_relu(incoming_gradient4(s), relu_output4[s]);
+        out_a4[i] = eval_scale(source_channel(at.wid)) * grad;
         if params.add_residual != 0u {
             out_b4[i] = grad;
         }

@@ -278,3 +278,102 @@ fn bad_arguments_are_refused_before_dispatch() {
         .unwrap_err();
     assert!(matches!(error, Error::ShapeMismatch { .. }), "{error}");
 }
+
+/// The eval-mode norm of channels 0..C of a wider tensor (a DenseNet block buffer), read in
+/// place, equals the reference norm of those channels copied out (plane of 15 values: the
+/// scalar entry; of 16: the vec4 one); its backward through the ReLU written per part equals
+/// the whole backward split (plain and guided). Then the refusals.
+#[test]
+fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
+    use batchnorm::{EvalBatchNorm, ReluBackward};
+    let mut rng = Rng::new(43);
+    let eps = 1e-5;
+    for dims in [[2, 7, 3, 5], [3, 6, 4, 4]] {
+        let [n, c, h, w] = dims;
+        let wide_dims = [n, c + 3, h, w];
+        let wide = rng.vec(wide_dims.iter().product());
+        let plane = h * w;
+        // The first c channels of each sample, copied out.
+        let prefix: Vec<f32> = (0..n)
+            .flat_map(|s| wide[s * (c + 3) * plane..][..c * plane].to_vec())
+            .collect();
+        let [mean, weight, bias] = [0; 3].map(|_| rng.vec(c));
+        let variance: Vec<f32> = rng.vec(c).iter().map(|v| 0.5 + v.abs()).collect();
+        let tensors = [&mean, &variance, &weight, &bias].map(|v| upload(vec![c], v));
+        let bn = EvalBatchNorm {
+            mean: &tensors[0],
+            variance: &tensors[1],
+            weight: &tensors[2],
+            bias: &tensors[3],
+            eps,
+        };
+        let relu = Epilogue {
+            residual: None,
+            relu: true,
+        };
+        let wide_t = upload(wide_dims.to_vec(), &wide);
+        let y = bn.forward_prefix(&wide_t, c, relu).unwrap();
+        assert_eq!(y.dims(), dims);
+        let to64 = |values: &[f32]| values.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        let want: Vec<f32> = reference::forward(
+            &to64(&prefix),
+            geometry(dims),
+            &to64(&mean),
+            &to64(&variance),
+            &to64(&weight),
+            &to64(&bias),
+            f64::from(eps),
+        )
+        .iter()
+        .map(|&v| v.max(0.0) as f32)
+        .collect();
+        let got = y.to_vec().unwrap();
+        assert_close(&format!("prefix {dims:?}"), &got, &want, 1e-5, 1e-6);
+        assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
+
+        let grad = upload(dims.to_vec(), &rng.vec(dims.iter().product()));
+        let stats = [&tensors[0], &tensors[1], &tensors[2]];
+        for guided in [false, true] {
+            let relu = ReluBackward { output: &y, guided };
+            let parts = [2, c - 2];
+            let got = batchnorm::batch_norm_backward_input_through_relu_parts(
+                &grad, relu, stats, eps, &parts,
+            )
+            .unwrap();
+            let (whole, _) = batchnorm::batch_norm_backward_input_through_relu(
+                &grad, None, relu, false, stats, eps,
+            )
+            .unwrap();
+            let whole = whole.to_vec().unwrap();
+            let mut first = 0;
+            for (part, &count) in got.iter().zip(&parts) {
+                assert_eq!(part.dims(), [n, count, h, w]);
+                let want: Vec<f32> = (0..n)
+                    .flat_map(|s| whole[(s * c + first) * plane..][..count * plane].to_vec())
+                    .collect();
+                let what = format!(
+                    "{dims:?} guided {guided}: channels {first}..{}",
+                    first + count
+                );
+                assert_close(&what, &part.to_vec().unwrap(), &want, 1e-6, 1e-7);
+                first += count;
+            }
+        }
+
+        let refused = bn.forward_prefix(&wide_t, c + 4, relu).unwrap_err();
+        assert!(refused.to_string().contains("of a"), "{refused}");
+        let relu = ReluBackward {
+            output: &y,
+            guided: false,
+        };
+        let refused = batchnorm::batch_norm_backward_input_through_relu_parts(
+            &grad,
+            relu,
+            stats,
+            eps,
+            &[1, 1],
+        )
+        .unwrap_err();
+        assert!(refused.to_string().contains("do not add up"), "{refused}");
+    }
+}

@@ -5,8 +5,8 @@ use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
     Epilogue, EvalBatchNorm, ReluBackward, batch_norm_backward, batch_norm_backward_input,
-    batch_norm_backward_input_through_relu, batch_norm_forward, batch_norm_statistics,
-    batch_norm_update_running,
+    batch_norm_backward_input_through_relu, batch_norm_backward_input_through_relu_parts,
+    batch_norm_forward, batch_norm_statistics, batch_norm_update_running,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -143,16 +143,100 @@ impl Tape {
     }
 
     /// The consecutive channel slices `parts` of `dest` (from channel 0) seen as one value,
-    /// without copying: torch.cat(parts, 1) when the parts already lie side by side. The
-    /// backward splits the gradient.
+    /// without copying: torch.cat(parts, 1) when the parts already lie side by side (as views
+    /// at batch 1, or as copies filling all of `dest`). The backward splits the gradient.
     pub(crate) fn join_channel_slices(&self, parts: &[&Var], dest: &Tensor) -> Result<Var> {
         let channels: Vec<usize> = parts.iter().map(|var| var.dims()[1]).collect();
-        let out = channel_slice(dest, 0, channels.iter().sum())?;
+        let total = channels.iter().sum();
+        let out = match dest.dims().get(1) == Some(&total) {
+            true => dest.clone(),
+            false => channel_slice(dest, 0, total)?,
+        };
         self.record(out, parts, move |grad| {
             Ok(split_channels(grad, &channels)?
                 .into_iter()
                 .map(Some)
                 .collect())
+        })
+    }
+
+    /// relu(batch_norm(torch.cat(parts, 1))) where `buffer` [N, C, H, W] holds the parts side
+    /// by side from channel 0 (a DenseNet block's buffer: at batch 1 the parts are its channel
+    /// slices, at larger batches copies of them). In eval mode with constant BN parameters
+    /// the norm reads the parts in the buffer and its backward writes each part's gradient
+    /// by itself: no concatenation, and no split of its gradient. Otherwise the parts are
+    /// joined (batch 1) or concatenated, then `batch_norm_then`.
+    pub(crate) fn batch_norm_relu_of_parts(
+        &self,
+        parts: &[&Var],
+        buffer: &Tensor,
+        weight: &Var,
+        bias: &Var,
+        state: &BatchNormState,
+    ) -> Result<Var> {
+        let Some(first) = parts.first() else {
+            return Err(Error::invalid(
+                "batch_norm_relu_of_parts",
+                "needs at least one part",
+            ));
+        };
+        let constant = !state.training && !weight.requires_grad() && !bias.requires_grad();
+        if !constant {
+            let input = match first.dims()[0] {
+                1 => self.join_channel_slices(parts, buffer)?,
+                _ => self.concat_channels(parts)?,
+            };
+            return self.batch_norm_then(&input, weight, bias, state, None, true);
+        }
+        let channels: Vec<usize> = parts.iter().map(|var| var.dims()[1]).collect();
+        let [n, _, h, w] = [0, 1, 2, 3].map(|axis| first.dims()[axis]);
+        let holds_parts = match *buffer.dims() {
+            [bn, bc, bh, bw] => (bn, bh, bw) == (n, h, w) && channels.iter().sum::<usize>() <= bc,
+            _ => false,
+        };
+        if !holds_parts {
+            return Err(Error::invalid(
+                "batch_norm_relu_of_parts",
+                format!(
+                    "buffer {:?} cannot hold parts of {channels:?} channels",
+                    buffer.dims()
+                ),
+            ));
+        }
+        let (mean, variance) = (state.running_mean.clone(), state.running_var.clone());
+        let bn = EvalBatchNorm {
+            mean: &mean,
+            variance: &variance,
+            weight: &weight.tensor,
+            bias: &bias.tensor,
+            eps: state.eps,
+        };
+        let relu = Epilogue {
+            residual: None,
+            relu: true,
+        };
+        let out = bn.forward_prefix(buffer, channels.iter().sum(), relu)?;
+        let mut inputs = parts.to_vec();
+        inputs.extend([weight, bias]);
+        if !self.records_backward(&inputs) {
+            return self.untracked(out, &inputs);
+        }
+        let (y_t, w_t, eps, guided) = (
+            out.clone(),
+            weight.tensor.clone(),
+            state.eps,
+            self.is_guided(),
+        );
+        self.record(out, &inputs, move |grad| {
+            let relu = ReluBackward {
+                output: &y_t,
+                guided,
+            };
+            let tensors = [&mean, &variance, &w_t];
+            let grads =
+                batch_norm_backward_input_through_relu_parts(grad, relu, tensors, eps, &channels)?;
+            // The parts' gradients; the parameters' slots stay empty.
+            Ok(grads.into_iter().map(Some).chain([None, None]).collect())
         })
     }
 

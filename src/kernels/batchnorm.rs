@@ -16,7 +16,8 @@ const PLANE_WORKGROUP_SIZE: u32 = 64;
 uniform_params! {
     struct Params {
         batch: u32, channels: u32, plane: u32, eps: f32, momentum: f32, add_residual: u32,
-        relu: u32, guided: u32, add_second_gradient: u32, conv_bias: u32,
+        relu: u32, guided: u32, add_second_gradient: u32, conv_bias: u32, source_channels: u32,
+        source_first: u32,
     }
 }
 
@@ -154,6 +155,8 @@ impl EvalBatchNorm<'_> {
             guided: 0,
             add_second_gradient: 0,
             conv_bias: u32::from(conv_bias.is_some()),
+            source_channels: as_u32(OP, "C", channels)?,
+            source_first: 0,
         };
         let gpu = self.mean.gpu();
         let out = Tensor::empty(gpu, [2, channels])?;
@@ -253,10 +256,59 @@ pub fn batch_norm_forward(
     epilogue: Epilogue,
 ) -> Result<Tensor> {
     const OP: &str = "batch_norm_forward";
-    let (mut params, channels) = geometry(OP, x, eps, 0.0, false)?;
+    let (params, _) = geometry(OP, x, eps, 0.0, false)?;
     if let Some(residual) = epilogue.residual {
         x.expect_same_shape(residual, OP)?;
     }
+    let out_dims = nchw_dims(x);
+    normalise(
+        OP,
+        x,
+        out_dims,
+        params,
+        [mean, variance, weight, bias],
+        epilogue,
+    )
+}
+
+impl EvalBatchNorm<'_> {
+    /// `forward` of the first `channels` channels of `x` [N, C ≥ channels, H, W], read in
+    /// place: a DenseNet block buffer's prefix, normalised without being copied out first.
+    /// The result (and the epilogue's residual) is [N, channels, H, W].
+    pub fn forward_prefix(
+        &self,
+        x: &Tensor,
+        channels: usize,
+        epilogue: Epilogue,
+    ) -> Result<Tensor> {
+        const OP: &str = "batch_norm_forward";
+        let (mut params, _) = geometry(OP, x, self.eps, 0.0, false)?;
+        read_channels(OP, &mut params, 0, channels)?;
+        let [n, _, h, w] = nchw_dims(x);
+        let out_dims = [n, channels, h, w];
+        if let Some(residual) = epilogue.residual.filter(|r| r.dims() != out_dims) {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                left: out_dims.to_vec(),
+                right: residual.dims().to_vec(),
+            });
+        }
+        let tensors = [self.mean, self.variance, self.weight, self.bias];
+        normalise(OP, x, out_dims, params, tensors, epilogue)
+    }
+}
+
+/// `batch_norm_forward`'s pass with `params` from `x` into a new tensor of `out_dims`, with
+/// the statistics and the affine parameters [mean, variance, weight, bias] of its channels.
+fn normalise(
+    op: &'static str,
+    x: &Tensor,
+    out_dims: [usize; 4],
+    mut params: Params,
+    [mean, variance, weight, bias]: [&Tensor; 4],
+    epilogue: Epilogue,
+) -> Result<Tensor> {
+    let channels = out_dims[1];
     params.add_residual = u32::from(epilogue.residual.is_some());
     params.relu = u32::from(epilogue.relu);
     for (name, t) in [
@@ -265,10 +317,10 @@ pub fn batch_norm_forward(
         ("weight", weight),
         ("bias", bias),
     ] {
-        expect_channels(OP, name, t, channels)?;
+        expect_channels(op, name, t, channels)?;
     }
     let gpu = x.gpu();
-    let out = Tensor::empty(gpu, x.shape().clone())?;
+    let out = Tensor::empty(gpu, out_dims)?;
     let pass = PlanePass::new(&params);
     // Read only with add_residual, but statically used: x stands in otherwise.
     let residual = epilogue.residual.unwrap_or(x);
@@ -369,43 +421,88 @@ pub fn batch_norm_backward_input_through_relu(
     )
 }
 
-fn eval_input_gradient(
+/// `batch_norm_backward_input_through_relu` (one incoming gradient, no residual) as one
+/// tensor per consecutive slice of `parts` channels (which add up to C): the gradients of the
+/// parts of a concatenation the norm read, each written by its own pass over its channels, so
+/// that no split copies them out of the whole.
+pub fn batch_norm_backward_input_through_relu_parts(
+    grad_out: &Tensor,
+    relu: ReluBackward,
+    [mean, variance, weight]: [&Tensor; 3],
+    eps: f32,
+    parts: &[usize],
+) -> Result<Vec<Tensor>> {
+    const OP: &str = "batch_norm_backward_input_eval";
+    let tensors = [mean, variance, weight];
+    let params = eval_gradient_params(OP, (grad_out, None), Some(relu), false, tensors, eps)?;
+    if parts.iter().sum::<usize>() != params.channels as usize {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "parts {parts:?} do not add up to the {} channels",
+                params.channels
+            ),
+        ));
+    }
+    let [n, _, h, w] = nchw_dims(grad_out);
+    let mut first = 0;
+    let mut gradients = Vec::with_capacity(parts.len());
+    for &count in parts {
+        let mut part_params = params;
+        read_channels(OP, &mut part_params, first, count)?;
+        let gradient = Tensor::empty(grad_out.gpu(), [n, count, h, w])?;
+        let sources = (grad_out, None, relu.output);
+        launch_eval_gradient(part_params, sources, [variance, weight], &gradient, None)?;
+        gradients.push(gradient);
+        first += count;
+    }
+    Ok(gradients)
+}
+
+/// The eval-mode input gradient's parameters, the tensors checked against each other.
+fn eval_gradient_params(
+    op: &'static str,
     (grad_out, grad_out_also): (&Tensor, Option<&Tensor>),
     relu: Option<ReluBackward>,
     keep_relu_gradient: bool,
     [mean, variance, weight]: [&Tensor; 3],
     eps: f32,
-) -> Result<(Tensor, Option<Tensor>)> {
-    const OP: &str = "batch_norm_backward_input_eval";
-    let (mut params, channels) = geometry(OP, grad_out, eps, 0.0, false)?;
+) -> Result<Params> {
+    let (mut params, channels) = geometry(op, grad_out, eps, 0.0, false)?;
     for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
-        expect_channels(OP, name, t, channels)?;
+        expect_channels(op, name, t, channels)?;
     }
     if let Some(relu) = relu {
-        grad_out.expect_same_shape(relu.output, OP)?;
+        grad_out.expect_same_shape(relu.output, op)?;
         params.relu = 1;
         params.guided = u32::from(relu.guided);
     }
     if let Some(also) = grad_out_also {
-        grad_out.expect_same_shape(also, OP)?;
+        grad_out.expect_same_shape(also, op)?;
         params.add_second_gradient = 1;
     }
-    let keep_relu_gradient = keep_relu_gradient && relu.is_some();
-    params.add_residual = u32::from(keep_relu_gradient);
+    params.add_residual = u32::from(keep_relu_gradient && relu.is_some());
+    Ok(params)
+}
+
+/// The eval-mode input gradient's pass: from the sources (the incoming gradient, the second
+/// one, the ReLU's output: `params`' source channels) into `grad_input` and, with
+/// add_residual, `relu_gradient`.
+fn launch_eval_gradient(
+    params: Params,
+    (grad_out, grad_out_also, relu_output): (&Tensor, Option<&Tensor>, &Tensor),
+    [variance, weight]: [&Tensor; 2],
+    grad_input: &Tensor,
+    relu_gradient: Option<&Tensor>,
+) -> Result<()> {
     let gpu = grad_out.gpu();
-    let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
-    let relu_gradient = match keep_relu_gradient {
-        true => Some(Tensor::empty(gpu, grad_out.shape().clone())?),
-        false => None,
-    };
     let pass = PlanePass::new(&params);
     // Read or written only with relu / add_residual / add_second_gradient, but statically used:
     // stand-ins otherwise.
     // WebGPU forbids binding one buffer twice where either binding is writable, so the unused
     // second output is a vec4 of its own, never written.
-    let relu_output = relu.map_or(grad_out, |r| r.output);
     let unused_output;
-    let second_output = match &relu_gradient {
+    let second_output = match relu_gradient {
         Some(gradient) => gradient,
         None => {
             unused_output = Tensor::empty(gpu, [4])?;
@@ -416,11 +513,38 @@ fn eval_input_gradient(
         .bind(3, variance)
         .bind(4, weight)
         .bind(pass.slot(GRAD_OUT), grad_out)
-        .bind(pass.slot(OUT_A), &grad_input)
+        .bind(pass.slot(OUT_A), grad_input)
         .bind(pass.slot(OUT_B), second_output)
         .bind(pass.slot(RELU_OUTPUT), relu_output)
         .bind(pass.slot(GRAD_OUT_ALSO), grad_out_also.unwrap_or(grad_out))
-        .on(pass.workgroups)?;
+        .on(pass.workgroups)
+}
+
+fn eval_input_gradient(
+    (grad_out, grad_out_also): (&Tensor, Option<&Tensor>),
+    relu: Option<ReluBackward>,
+    keep_relu_gradient: bool,
+    [mean, variance, weight]: [&Tensor; 3],
+    eps: f32,
+) -> Result<(Tensor, Option<Tensor>)> {
+    const OP: &str = "batch_norm_backward_input_eval";
+    let incoming = (grad_out, grad_out_also);
+    let tensors = [mean, variance, weight];
+    let params = eval_gradient_params(OP, incoming, relu, keep_relu_gradient, tensors, eps)?;
+    let gpu = grad_out.gpu();
+    let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
+    let relu_gradient = match params.add_residual {
+        0 => None,
+        _ => Some(Tensor::empty(gpu, grad_out.shape().clone())?),
+    };
+    let relu_output = relu.map_or(grad_out, |r| r.output);
+    launch_eval_gradient(
+        params,
+        (grad_out, grad_out_also, relu_output),
+        [variance, weight],
+        &grad_input,
+        relu_gradient.as_ref(),
+    )?;
     Ok((grad_input, relu_gradient))
 }
 
@@ -563,8 +687,34 @@ fn geometry(
         guided: 0,
         add_second_gradient: 0,
         conv_bias: 0,
+        source_channels: as_u32(op, "C", c)?,
+        source_first: 0,
     };
     Ok((params, c))
+}
+
+/// An NCHW tensor's dims (`geometry` has checked the rank).
+fn nchw_dims(x: &Tensor) -> [usize; 4] {
+    [0, 1, 2, 3].map(|axis| x.dims()[axis])
+}
+
+/// Makes the pass read channels `first .. first + count` of its source, whose channels
+/// `params` holds, and write `count` channels.
+fn read_channels(op: &'static str, params: &mut Params, first: usize, count: usize) -> Result<()> {
+    let source_channels = params.channels as usize;
+    if count == 0 || first + count > source_channels {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "channels {first}..{} of a {source_channels}-channel input",
+                first + count
+            ),
+        ));
+    }
+    params.source_channels = params.channels;
+    params.source_first = as_u32(op, "first channel", first)?;
+    params.channels = as_u32(op, "C", count)?;
+    Ok(())
 }
 
 fn expect_channels(op: &'static str, name: &str, t: &Tensor, channels: usize) -> Result<()> {

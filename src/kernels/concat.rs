@@ -72,6 +72,25 @@ pub fn split_channels(grad: &Tensor, channels: &[usize]) -> Result<Vec<Tensor>> 
     Ok(parts)
 }
 
+/// Copies all of `src` [N, C, H, W] into channels `dst_first .. dst_first + C` of `dst`
+/// [N, C_dst, H, W] (a DenseNet block buffer at a batch above 1).
+pub fn copy_channels_into(src: &Tensor, dst: &Tensor, dst_first: usize) -> Result<()> {
+    const OP: &str = "copy_channels_into";
+    let [n, c, h, w] = nchw(OP, src)?;
+    let [dn, dc, dh, dw] = nchw(OP, dst)?;
+    if (dn, dh, dw) != (n, h, w) || dst_first + c > dc {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "{:?} has no room for {:?} at channel {dst_first}",
+                dst.dims(),
+                src.dims()
+            ),
+        ));
+    }
+    copy_channels(src, 0, dst, dst_first, c)
+}
+
 /// Copies channels src_first..src_first+count of `src` to dst_first.. of `dst` (same N, H, W).
 fn copy_channels(
     src: &Tensor,

@@ -3,18 +3,21 @@
 //! all earlier features, transitions (BN → ReLU → 1×1 conv → 2×2 average pool), a final BN,
 //! ReLU, global average and `classifier`.
 //!
-//! Concatenation without quadratic copying: for a batch of one (inference, saliency) each
-//! block owns one buffer of its final width; the input is copied into its first channels once,
-//! every layer's 3×3 convolution writes its new features straight into the next channels, and
-//! each layer reads the buffer's channel prefix as its input, a view. Nothing is copied per
-//! layer, and the tape's saved inputs are views of the same buffer, so memory stays linear in
-//! the depth (only the backward splits gradients). Larger batches, whose channel slices are not
-//! contiguous in NCHW, concatenate afresh at every layer as torchvision does without
+//! Concatenation without quadratic copying: each block owns one buffer of its final width,
+//! into whose first channels the input goes once and whose next channels take each layer's new
+//! features. For a batch of one the 3×3 convolutions write there directly and a layer's input
+//! is the buffer's channel prefix, a view; a larger batch, whose channel slices are not
+//! contiguous in NCHW, copies each layer's new features in (a copy per layer, not of every
+//! earlier one). In eval mode with constant norms (inference, saliency) a layer's first norm
+//! reads its input's channels in the buffer and its backward writes each part's gradient by
+//! itself (`Tape::batch_norm_relu_of_parts`): no concatenation and no split. Training at a
+//! batch above 1 concatenates afresh at every layer, as torchvision does without
 //! `memory_efficient`.
 
 use super::{Classifier, ModelConfig};
 use crate::autograd::Var;
 use crate::error::Result;
+use crate::kernels::concat::copy_channels_into;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
 use crate::kernels::pool::Pool2d;
 use crate::nn::{BatchNorm2d, Conv2d, Forward, Init, Linear, ParamStore};
@@ -80,25 +83,33 @@ impl NormReluConv {
     fn norm_relu(&self, f: &Forward, x: &Var) -> Result<Var> {
         self.norm.forward_then(f, x, None, true)
     }
+
+    /// `forward` of torch.cat(parts, 1), the parts lying side by side in `buffer`.
+    fn forward_parts(&self, f: &Forward, parts: &[&Var], buffer: &Tensor) -> Result<Var> {
+        let y = self.norm.relu_of_parts(f, parts, buffer)?;
+        self.conv.forward(f, &y)
+    }
 }
 
-/// A block's output buffer [1, C_final, H, W] when the no-copy path applies: a batch of one
-/// (where channel slices are contiguous) and every layer's slice at an offset the adapter can
-/// bind; `None` otherwise.
-fn block_buffer(x: &Var, layers: usize, growth: usize) -> Result<Option<Tensor>> {
-    let &[1, first, h, w] = x.dims() else {
+/// A block's output buffer [N, C_final, H, W] when the no-concatenation path applies: a batch
+/// of one (where channel slices are contiguous) with every layer's slice at an offset the
+/// adapter can bind, or a larger batch in eval mode; `None` otherwise.
+fn block_buffer(x: &Var, layers: usize, growth: usize, training: bool) -> Result<Option<Tensor>> {
+    let &[n, first, h, w] = x.dims() else {
         return Ok(None);
     };
     let gpu = x.tensor().gpu();
     let alignment = gpu.limits().min_storage_buffer_offset_alignment as usize;
-    let aligned =
-        (0..=layers).all(|l| ((first + l * growth) * h * w * 4).is_multiple_of(alignment));
-    if !aligned {
+    let applies = match n {
+        1 => (0..=layers).all(|l| ((first + l * growth) * h * w * 4).is_multiple_of(alignment)),
+        _ => !training,
+    };
+    if !applies {
         return Ok(None);
     }
     Ok(Some(Tensor::empty(
         gpu,
-        [1, first + layers * growth, h, w],
+        [n, first + layers * growth, h, w],
     )?))
 }
 
@@ -193,6 +204,51 @@ impl DenseNet {
     }
 }
 
+impl DenseNet {
+    /// A dense block: each layer sees torch.cat of the block's input and every earlier
+    /// layer's new features; the result is the concatenation of them all.
+    fn block(&self, f: &Forward, x: Var, layers: &[[NormReluConv; 2]]) -> Result<Var> {
+        let Some(buffer) = block_buffer(&x, layers.len(), self.growth, f.training())? else {
+            let mut features = vec![x];
+            for [bottleneck, conv] in layers {
+                let input = match features.as_slice() {
+                    [only] => only.clone(),
+                    all => f.tape.concat_channels(&all.iter().collect::<Vec<_>>())?,
+                };
+                features.push(conv.forward(f, &bottleneck.forward(f, &input)?)?);
+            }
+            return f.tape.concat_channels(&features.iter().collect::<Vec<_>>());
+        };
+        // Batch 1: the parts are the buffer's channel slices; else copies of them lie there.
+        let in_place = x.dims()[0] == 1;
+        let mut first = x.dims()[1];
+        let input = match in_place {
+            true => f.tape.copy_into_channels(&x, &buffer, 0)?,
+            false => {
+                copy_channels_into(x.tensor(), &buffer, 0)?;
+                x
+            }
+        };
+        let mut features = vec![input];
+        for [bottleneck, conv] in layers {
+            let parts: Vec<&Var> = features.iter().collect();
+            let y = bottleneck.forward_parts(f, &parts, &buffer)?;
+            let new = match in_place {
+                true => conv.forward_into(f, &y, &buffer, first)?,
+                false => {
+                    let new = conv.forward(f, &y)?;
+                    copy_channels_into(new.tensor(), &buffer, first)?;
+                    new
+                }
+            };
+            first += self.growth;
+            features.push(new);
+        }
+        let parts: Vec<&Var> = features.iter().collect();
+        f.tape.join_channel_slices(&parts, &buffer)
+    }
+}
+
 impl Classifier for DenseNet {
     fn gradcam_layer(&self) -> String {
         "features.norm5".to_string()
@@ -210,35 +266,7 @@ impl Classifier for DenseNet {
                 Stage::Block(_, name) | Stage::Transition(_, name) => name,
             });
             let (output, name) = match stage {
-                Stage::Block(layers, name)
-                    if let Some(buffer) = block_buffer(&x, layers.len(), self.growth)? =>
-                {
-                    let mut features = vec![f.tape.copy_into_channels(&x, &buffer, 0)?];
-                    let mut first = x.dims()[1];
-                    for [bottleneck, conv] in layers {
-                        let parts: Vec<&Var> = features.iter().collect();
-                        let input = f.tape.join_channel_slices(&parts, &buffer)?;
-                        let new =
-                            conv.forward_into(f, &bottleneck.forward(f, &input)?, &buffer, first)?;
-                        first += self.growth;
-                        features.push(new);
-                    }
-                    let parts: Vec<&Var> = features.iter().collect();
-                    (f.tape.join_channel_slices(&parts, &buffer)?, name)
-                }
-                Stage::Block(layers, name) => {
-                    let mut features = vec![x];
-                    for [bottleneck, conv] in layers {
-                        let input = match features.as_slice() {
-                            [only] => only.clone(),
-                            all => f.tape.concat_channels(&all.iter().collect::<Vec<_>>())?,
-                        };
-                        let new = conv.forward(f, &bottleneck.forward(f, &input)?)?;
-                        features.push(new);
-                    }
-                    let all = features.iter().collect::<Vec<_>>();
-                    (f.tape.concat_channels(&all)?, name)
-                }
+                Stage::Block(layers, name) => (self.block(f, x, layers)?, name),
                 Stage::Transition(unit, name) => {
                     let y = unit.forward(f, &x)?;
                     (f.tape.avg_pool2d(&y, &Pool2d::new(2), true)?, name)

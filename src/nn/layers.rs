@@ -189,6 +189,22 @@ impl BatchNorm2d {
         )
     }
 
+    /// relu(self(torch.cat(parts, 1))), the parts lying side by side in `buffer` from channel
+    /// 0 (`Tape::batch_norm_relu_of_parts`: a DenseNet layer's first norm, which in eval mode
+    /// reads them there).
+    pub(crate) fn relu_of_parts(
+        &self,
+        f: &Forward,
+        parts: &[&Var],
+        buffer: &Tensor,
+    ) -> Result<Var> {
+        let _scope = f.scope(&self.name);
+        let weight = f.parameter(&format!("{}.weight", self.name))?;
+        let bias = f.parameter(&format!("{}.bias", self.name))?;
+        f.tape
+            .batch_norm_relu_of_parts(parts, buffer, &weight, &bias, &self.state(f)?)
+    }
+
     fn state<'a>(&self, f: &Forward<'a>) -> Result<BatchNormState<'a>> {
         Ok(BatchNormState {
             running_mean: f.store.buffer(&format!("{}.running_mean", self.name))?,
