@@ -188,10 +188,14 @@ impl Tape {
             };
             return self.batch_norm_then(&input, weight, bias, state, None, true);
         }
-        let channels: Vec<usize> = parts.iter().map(|var| var.dims()[1]).collect();
-        let [n, _, h, w] = [0, 1, 2, 3].map(|axis| first.dims()[axis]);
-        let holds_parts = match *buffer.dims() {
-            [bn, bc, bh, bw] => (bn, bh, bw) == (n, h, w) && channels.iter().sum::<usize>() <= bc,
+        let channels: Vec<usize> = parts
+            .iter()
+            .map(|var| var.dims().get(1).copied().unwrap_or(0))
+            .collect();
+        let holds_parts = match (first.dims(), buffer.dims()) {
+            (&[n, _, h, w], &[bn, bc, bh, bw]) => {
+                (bn, bh, bw) == (n, h, w) && channels.iter().sum::<usize>() <= bc
+            }
             _ => false,
         };
         if !holds_parts {

@@ -113,6 +113,31 @@ impl EvalBatchNorm<'_> {
         }
     }
 
+    /// `forward` of the first `channels` channels of `x` [N, C ≥ channels, H, W], read in
+    /// place: a DenseNet block buffer's prefix, normalised without being copied out first.
+    /// The result (and the epilogue's residual) is [N, channels, H, W].
+    pub fn forward_prefix(
+        &self,
+        x: &Tensor,
+        channels: usize,
+        epilogue: Epilogue,
+    ) -> Result<Tensor> {
+        const OP: &str = "batch_norm_forward";
+        let (mut params, _) = geometry(OP, x, self.eps, 0.0, false)?;
+        read_channels(OP, &mut params, 0, channels)?;
+        let [n, _, h, w] = nchw_dims(x);
+        let out_dims = [n, channels, h, w];
+        if let Some(residual) = epilogue.residual.filter(|r| r.dims() != out_dims) {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                left: out_dims.to_vec(),
+                right: residual.dims().to_vec(),
+            });
+        }
+        let tensors = [self.mean, self.variance, self.weight, self.bias];
+        normalise(OP, x, out_dims, params, tensors, epilogue)
+    }
+
     /// Checks that every tensor holds `channels` values and that eps is finite and
     /// non-negative.
     pub fn check(&self, op: &'static str, channels: usize) -> Result<()> {
@@ -269,33 +294,6 @@ pub fn batch_norm_forward(
         [mean, variance, weight, bias],
         epilogue,
     )
-}
-
-impl EvalBatchNorm<'_> {
-    /// `forward` of the first `channels` channels of `x` [N, C ≥ channels, H, W], read in
-    /// place: a DenseNet block buffer's prefix, normalised without being copied out first.
-    /// The result (and the epilogue's residual) is [N, channels, H, W].
-    pub fn forward_prefix(
-        &self,
-        x: &Tensor,
-        channels: usize,
-        epilogue: Epilogue,
-    ) -> Result<Tensor> {
-        const OP: &str = "batch_norm_forward";
-        let (mut params, _) = geometry(OP, x, self.eps, 0.0, false)?;
-        read_channels(OP, &mut params, 0, channels)?;
-        let [n, _, h, w] = nchw_dims(x);
-        let out_dims = [n, channels, h, w];
-        if let Some(residual) = epilogue.residual.filter(|r| r.dims() != out_dims) {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                left: out_dims.to_vec(),
-                right: residual.dims().to_vec(),
-            });
-        }
-        let tensors = [self.mean, self.variance, self.weight, self.bias];
-        normalise(OP, x, out_dims, params, tensors, epilogue)
-    }
 }
 
 /// `batch_norm_forward`'s pass with `params` from `x` into a new tensor of `out_dims`, with
