@@ -338,11 +338,11 @@ impl Tape {
         })
     }
 
-    /// relu?(batch_norm(conv2d(x, weight)) + residual?), the convolution without bias: as one
-    /// op in eval mode when neither the weight nor BN's parameters want gradients (inference,
-    /// saliency), whose convolution stores the final values where it can
-    /// (`conv2d_batch_norm`) and whose backward gives the input's and the residual's gradients;
-    /// otherwise `conv2d` then `batch_norm_then`, recorded as two ops.
+    /// relu?(batch_norm(conv2d(x, weight) + conv_bias?) + residual?): as one op in eval mode
+    /// when neither the convolution's nor BN's parameters want gradients (inference,
+    /// saliency), whose convolution stores the final values where it can (`conv2d_then`) and
+    /// whose backward gives the input's and the residual's gradients; otherwise `conv2d` then
+    /// `batch_norm_then`, recorded as two ops.
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d_batch_norm_then(
         &self,

@@ -65,7 +65,7 @@ pub struct Epilogue<'a> {
 
 /// An eval-mode BatchNorm2d's tensors (the running statistics, the affine parameters): what a
 /// convolution's output pass can apply in place of `batch_norm_forward`
-/// (`conv2d_batch_norm`).
+/// (`conv2d_then`).
 #[derive(Clone, Copy)]
 pub struct EvalBatchNorm<'a> {
     pub mean: &'a Tensor,
