@@ -5,7 +5,7 @@ mod common;
 
 use common::{Rng, assert_close, gpu};
 use gradlens::Tensor;
-use gradlens::autograd::{Tape, Var};
+use gradlens::autograd::{Gradients, Tape, Var};
 use gradlens::kernels::conv2d::Conv2d as ConvGeometry;
 use gradlens::models::LesionNet;
 use gradlens::nn::{BatchNorm2d, Conv2d, Forward, Init, Mode, ParamStore};
@@ -492,12 +492,24 @@ impl ConvCase {
         conv
     }
 
-    /// The parameters whose gradients the tests compare.
-    fn parameters(&self, others: &[&'static str]) -> Vec<&'static str> {
+    /// The gradients of the convolution's parameters and of `others`, pushed onto `results`;
+    /// frozen ones have none.
+    fn push_parameter_gradients(
+        &self,
+        grads: &Gradients,
+        others: &[&'static str],
+        frozen: bool,
+        results: &mut Vec<Vec<f32>>,
+    ) {
         let mut names = vec!["conv.weight"];
         names.extend(self.conv_bias.then_some("conv.bias"));
         names.extend(others);
-        names
+        for name in names {
+            match grads.named(name) {
+                Some(grad) => results.push(grad.to_vec().unwrap()),
+                None => assert!(frozen, "{name} has no gradient"),
+            }
+        }
     }
 }
 
@@ -607,12 +619,7 @@ fn check_conv_batch_norm(case: &ConvCase, mode: Mode, frozen: bool) {
             if residual {
                 results.push(grads.get(&r).unwrap().to_vec().unwrap());
             }
-            for name in case.parameters(&["bn.weight", "bn.bias"]) {
-                match grads.named(name) {
-                    Some(grad) => results.push(grad.to_vec().unwrap()),
-                    None => assert!(frozen, "{name} has no gradient"),
-                }
-            }
+            case.push_parameter_gradients(&grads, &["bn.weight", "bn.bias"], frozen, &mut results);
             results
         };
         let (fused, composed) = (run(true), run(false));
@@ -681,12 +688,7 @@ fn check_conv_relu(case: &ConvCase, frozen: bool) {
                 y.tensor().to_vec().unwrap(),
                 grads.get(&x).unwrap().to_vec().unwrap(),
             ];
-            for name in case.parameters(&[]) {
-                match grads.named(name) {
-                    Some(grad) => results.push(grad.to_vec().unwrap()),
-                    None => assert!(frozen, "{name} has no gradient"),
-                }
-            }
+            case.push_parameter_gradients(&grads, &[], frozen, &mut results);
             results
         };
         let (fused, composed) = (run(true), run(false));
