@@ -15,11 +15,12 @@
 // Layout: x, grad_in [planes, in_h, in_w]; out, grad_out [planes, out_h, out_w]; planes = N·C.
 // Dispatch: one invocation per output element (forward) or per input element (backward),
 // WORKGROUP_SIZE per workgroup, folded into a 2-D grid (linear id = wid.y · nx + wid.x); the
-// max-pooling backward's two passes as their comment says.
+// max-pooling backward's two passes and the average-pooling backward over 8×8 grids of
+// positions per plane, as their comments say.
 // Bindings: 0 params (uniform); forward: 1 x (read), 3 out (read_write);
 //   max_pool2d_with_argmax: 1 x (read), 3 out and 4 argmax_out (read_write, u32);
 //   backward: 2 grad_out (read), 3 grad_in (read_write), max pooling's 5 argmax (read, u32).
-// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; MAX_POOL_STRIDE_H, _W.
+// Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust; POOL_STRIDE_H, _W.
 
 struct Params {
     planes: u32,
@@ -44,10 +45,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> argmax_out: array<u32>;
 @group(0) @binding(5) var<storage, read> argmax: array<u32>;
 
-// max_pool2d_backward's strides as pipeline constants: its divisions by them compile to
-// multiplies and shifts (lavapipe runs a vector division by a variable as eight scalar ones).
-override MAX_POOL_STRIDE_H: u32 = 1u;
-override MAX_POOL_STRIDE_W: u32 = 1u;
+// The backward passes' strides (max and average pooling) as pipeline constants: their
+// divisions by them compile to multiplies and shifts (lavapipe runs a vector division by a
+// variable as eight scalar ones).
+override POOL_STRIDE_H: u32 = 1u;
+override POOL_STRIDE_W: u32 = 1u;
 
 fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
@@ -174,8 +176,8 @@ fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
     if iw >= params.in_w || ih >= params.in_h {
         return;
     }
-    let rows = covering_outputs(ih, params.kernel_h, MAX_POOL_STRIDE_H, params.pad_h, params.out_h);
-    let cols = covering_outputs(iw, params.kernel_w, MAX_POOL_STRIDE_W, params.pad_w, params.out_w);
+    let rows = covering_outputs(ih, params.kernel_h, POOL_STRIDE_H, params.pad_h, params.out_h);
+    let cols = covering_outputs(iw, params.kernel_w, POOL_STRIDE_W, params.pad_w, params.out_w);
     let index = ih * params.in_w + iw;
     let in_plane = params.in_h * params.in_w;
     let out_plane = params.out_h * params.out_w;
@@ -211,30 +213,33 @@ fn avg_pool2d(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     out[o] = sum / window.divisor;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn avg_pool2d_backward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
-    let i = invocation_index(at, lid);
-    let per_plane = params.in_h * params.in_w;
-    if i >= params.planes * per_plane {
+// As max_pool2d_backward's: one invocation per input position of a plane, looping over the
+// planes, so that no division finds an element's plane and position.
+@compute @workgroup_size(8, 8)
+fn avg_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) groups: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let iw = wid.x * 8u + lid.x;
+    let ih = wid.y * 8u + lid.y;
+    if iw >= params.in_w || ih >= params.in_h {
         return;
     }
-    let position = input_position(i);
-    let plane = position.x;
-    let ih = position.y;
-    let iw = position.z;
-    let rows = covering_outputs(ih, params.kernel_h, params.stride_h, params.pad_h, params.out_h);
-    let cols = covering_outputs(iw, params.kernel_w, params.stride_w, params.pad_w, params.out_w);
-    let out_base = plane * params.out_h * params.out_w;
-    var sum = 0.0;
-    for (var oh = rows.x; oh < rows.y; oh++) {
-        for (var ow = cols.x; ow < cols.y; ow++) {
-            let window = avg_window(oh, ow);
-            if ih >= window.h_start && ih < window.h_end && iw >= window.w_start && iw < window.w_end {
-                sum += grad_out[out_base + oh * params.out_w + ow] / window.divisor;
+    let rows = covering_outputs(ih, params.kernel_h, POOL_STRIDE_H, params.pad_h, params.out_h);
+    let cols = covering_outputs(iw, params.kernel_w, POOL_STRIDE_W, params.pad_w, params.out_w);
+    let in_plane = params.in_h * params.in_w;
+    let out_plane = params.out_h * params.out_w;
+    for (var plane = wid.z; plane < params.planes; plane += groups.z) {
+        var sum = 0.0;
+        for (var oh = rows.x; oh < rows.y; oh++) {
+            for (var ow = cols.x; ow < cols.y; ow++) {
+                let window = avg_window(oh, ow);
+                if ih >= window.h_start && ih < window.h_end && iw >= window.w_start && iw < window.w_end {
+                    sum += grad_out[plane * out_plane + oh * params.out_w + ow] / window.divisor;
+                }
             }
         }
+        out[plane * in_plane + ih * params.in_w + iw] = sum;
     }
-    out[i] = sum;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -115,7 +115,9 @@ entries! {
     MAX_POOL2D_BACKWARD = "max_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]),
         [grad_out, out, argmax];
     AVG_POOL2D = "avg_pool2d", WorkgroupSize::Override(256), [x, out];
-    AVG_POOL2D_BACKWARD = "avg_pool2d_backward", WorkgroupSize::Override(256), [grad_out, out];
+    /// 8×8 input positions of a plane per workgroup (`plane_grid`), as max pooling's backward.
+    AVG_POOL2D_BACKWARD = "avg_pool2d_backward", WorkgroupSize::Literal([8, 8, 1]),
+        [grad_out, out];
     ADAPTIVE_AVG_POOL2D = "adaptive_avg_pool2d", WorkgroupSize::Override(256), [x, out];
     ADAPTIVE_AVG_POOL2D_BACKWARD = "adaptive_avg_pool2d_backward", WorkgroupSize::Override(256),
         [grad_out, out];
@@ -137,7 +139,7 @@ pub fn max_pool2d_with_argmax(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tens
     let argmax = Tensor::empty(gpu, out_dims)?;
     Launch::of(
         gpu,
-        max_pool_kernel(&MAX_POOL2D_WITH_ARGMAX, &params),
+        strided_kernel(&MAX_POOL2D_WITH_ARGMAX, &params),
         params,
     )
     .bind(1, x)
@@ -190,12 +192,16 @@ pub fn avg_pool2d_backward(
     pool: &Pool2d,
     count_include_pad: bool,
 ) -> Result<Tensor> {
-    backward(
-        &AVG_POOL2D_BACKWARD,
-        x,
-        grad_out,
-        Window::Fixed(*pool, count_include_pad),
-    )
+    const OP: &str = "avg_pool2d_backward";
+    let (out_dims, params) = geometry(OP, x, Window::Fixed(*pool, count_include_pad))?;
+    expect_output_shape(OP, grad_out, out_dims)?;
+    let gpu = x.gpu();
+    let grad_in = Tensor::empty(gpu, x.shape().clone())?;
+    Launch::of(gpu, strided_kernel(&AVG_POOL2D_BACKWARD, &params), params)
+        .bind(2, grad_out)
+        .bind(3, &grad_in)
+        .on(plane_grid(gpu, [params.in_w, params.in_h], params.planes))?;
+    Ok(grad_in)
 }
 
 /// Average pooling to a fixed output size (VGG's 7×7, the global 1×1 of the others).
@@ -308,7 +314,7 @@ fn gather_at_maxima(
 ) -> Result<Tensor> {
     let gpu = grad_out.gpu();
     let grad_in = Tensor::empty(gpu, input_shape)?;
-    Launch::of(gpu, max_pool_kernel(&MAX_POOL2D_BACKWARD, params), *params)
+    Launch::of(gpu, strided_kernel(&MAX_POOL2D_BACKWARD, params), *params)
         .bind(2, grad_out)
         .bind(3, &grad_in)
         .bind(5, argmax)
@@ -333,11 +339,12 @@ fn backward(
     Ok(grad_in)
 }
 
-fn max_pool_kernel(entry: &'static Entry<Params>, params: &Params) -> Kernel<Params> {
+/// An entry with the strides as pipeline constants (`POOL_STRIDE_H`, `_W`).
+fn strided_kernel(entry: &'static Entry<Params>, params: &Params) -> Kernel<Params> {
     entry
         .kernel()
-        .with_override("MAX_POOL_STRIDE_H", f64::from(params.stride_h))
-        .with_override("MAX_POOL_STRIDE_W", f64::from(params.stride_w))
+        .with_override("POOL_STRIDE_H", f64::from(params.stride_h))
+        .with_override("POOL_STRIDE_W", f64::from(params.stride_w))
 }
 
 #[cfg(test)]
