@@ -1,7 +1,7 @@
 // pool.wgsl — 2-D max, average and adaptive average pooling over NCHW planes, with backward.
 //
 //   max_pool2d:             out = max over the window (padding never wins; NaN propagates)
-//   max_pool2d_backward:    grad_in[i] = sum of grad_out over the windows whose maximum is i
+//   max_pool2d_backward:    grad_in[i] += grad_out of one class of windows whose maximum is i
 //   avg_pool2d:             out = sum over the window / divisor (PyTorch's count_include_pad rule)
 //   avg_pool2d_backward:    grad_in[i] = sum over windows containing i of grad_out / divisor
 //   adaptive_avg_pool2d:    window rows floor(o·in/out) .. ceil((o+1)·in/out), likewise columns
@@ -35,6 +35,13 @@ struct Params {
     pad_h: u32,
     pad_w: u32,
     count_include_pad: u32,
+    // max_pool2d_backward's class of windows: outputs (class_h + a·class_step_h,
+    // class_w + b·class_step_w), with class_step = ceil(kernel / stride) so that no two of them
+    // overlap.
+    class_h: u32,
+    class_w: u32,
+    class_step_h: u32,
+    class_step_w: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -142,12 +149,14 @@ fn max_pool2d(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     out[o] = x[plane_base + window_argmax(plane_base, oh, ow)];
 }
 
-// The max-pooling backward in two passes, each over 8×8 grids of positions per plane
-// (workgroups (ceil(W / 8), ceil(H / 8), planes), each invocation looping over the planes from
-// wid.z in steps of num_workgroups.z, so no division finds a coordinate):
-// max_pool2d_with_argmax pools and records every window's maximum (its flat index in the
-// plane) — with the forward, when a backward will follow — then max_pool2d_backward gathers,
-// for each input, the gradients of the windows whose maximum it is.
+// The max-pooling backward over 8×8 grids of positions per plane (workgroups (ceil(W / 8),
+// ceil(H / 8), planes), each invocation looping over the planes from wid.z in steps of
+// num_workgroups.z, so no division finds a coordinate): max_pool2d_with_argmax pools and
+// records every window's maximum (its flat index in the plane) — with the forward, when a
+// backward will follow — then max_pool2d_backward adds each window's gradient to its maximum,
+// one class of non-overlapping windows per dispatch (ceil(k/s)² of them, on a zeroed grad_in),
+// so that no two invocations of a dispatch add to one input. An invocation per output and
+// two loads, where gathering per input read every covering window's maximum and gradient.
 @compute @workgroup_size(8, 8)
 fn max_pool2d_with_argmax(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) groups: vec3<u32>,
@@ -171,27 +180,17 @@ fn max_pool2d_with_argmax(@builtin(workgroup_id) wid: vec3<u32>,
 fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) groups: vec3<u32>,
                        @builtin(local_invocation_id) lid: vec3<u32>) {
-    let iw = wid.x * 8u + lid.x;
-    let ih = wid.y * 8u + lid.y;
-    if iw >= params.in_w || ih >= params.in_h {
+    let ow = (wid.x * 8u + lid.x) * params.class_step_w + params.class_w;
+    let oh = (wid.y * 8u + lid.y) * params.class_step_h + params.class_h;
+    if ow >= params.out_w || oh >= params.out_h {
         return;
     }
-    let rows = covering_outputs(ih, params.kernel_h, POOL_STRIDE_H, params.pad_h, params.out_h);
-    let cols = covering_outputs(iw, params.kernel_w, POOL_STRIDE_W, params.pad_w, params.out_w);
-    let index = ih * params.in_w + iw;
     let in_plane = params.in_h * params.in_w;
     let out_plane = params.out_h * params.out_w;
     for (var plane = wid.z; plane < params.planes; plane += groups.z) {
-        var sum = 0.0;
-        for (var oh = rows.x; oh < rows.y; oh++) {
-            for (var ow = cols.x; ow < cols.y; ow++) {
-                let o = plane * out_plane + oh * params.out_w + ow;
-                if argmax[o] == index {
-                    sum += grad_out[o];
-                }
-            }
-        }
-        out[plane * in_plane + index] = sum;
+        let o = plane * out_plane + oh * params.out_w + ow;
+        let i = plane * in_plane + argmax[o];
+        out[i] += grad_out[o];
     }
 }
 

@@ -99,6 +99,7 @@ uniform_params! {
     struct Params {
         planes: u32, in_h: u32, in_w: u32, out_h: u32, out_w: u32, kernel_h: u32, kernel_w: u32,
         stride_h: u32, stride_w: u32, pad_h: u32, pad_w: u32, count_include_pad: u32,
+        class_h: u32, class_w: u32, class_step_h: u32, class_step_w: u32,
     }
 }
 
@@ -278,6 +279,10 @@ fn geometry_of(
         pad_h: as_u32(op, "padding", pool.padding[0])?,
         pad_w: as_u32(op, "padding", pool.padding[1])?,
         count_include_pad: u32::from(count_include_pad),
+        class_h: 0,
+        class_w: 0,
+        class_step_h: 1,
+        class_step_w: 1,
     };
     Ok(([n, c, out[0], out[1]], params))
 }
@@ -304,8 +309,8 @@ fn expect_output_shape(op: &'static str, t: &Tensor, out_dims: [usize; 4]) -> Re
     Ok(())
 }
 
-/// The max-pooling backward's gather: each input's gradient is the sum of the gradients of the
-/// windows whose maximum (in `argmax`) it is.
+/// The max-pooling backward: each window's gradient added to its maximum (in `argmax`), one
+/// class of non-overlapping windows per dispatch, into a zeroed gradient.
 fn gather_at_maxima(
     params: &Params,
     input_shape: Shape,
@@ -313,12 +318,30 @@ fn gather_at_maxima(
     grad_out: &Tensor,
 ) -> Result<Tensor> {
     let gpu = grad_out.gpu();
-    let grad_in = Tensor::empty(gpu, input_shape)?;
-    Launch::of(gpu, strided_kernel(&MAX_POOL2D_BACKWARD, params), *params)
-        .bind(2, grad_out)
-        .bind(3, &grad_in)
-        .bind(5, argmax)
-        .on(plane_grid(gpu, [params.in_w, params.in_h], params.planes))?;
+    let grad_in = Tensor::zeros(gpu, input_shape)?;
+    // Outputs `step` apart along an axis start stride · step ≥ kernel apart: their windows
+    // are disjoint.
+    let [step_h, step_w] = [
+        params.kernel_h.div_ceil(params.stride_h),
+        params.kernel_w.div_ceil(params.stride_w),
+    ];
+    let grid = [params.out_w.div_ceil(step_w), params.out_h.div_ceil(step_h)];
+    for class_h in 0..step_h {
+        for class_w in 0..step_w {
+            let class = Params {
+                class_h,
+                class_w,
+                class_step_h: step_h,
+                class_step_w: step_w,
+                ..*params
+            };
+            Launch::of(gpu, MAX_POOL2D_BACKWARD.kernel(), class)
+                .bind(2, grad_out)
+                .bind(3, &grad_in)
+                .bind(5, argmax)
+                .on(plane_grid(gpu, grid, params.planes))?;
+        }
+    }
     Ok(grad_in)
 }
 
