@@ -438,23 +438,13 @@ fn check_fused_batch_norm(dims: [usize; 4], frozen: bool, mode: Mode) {
 /// trainable ones and training mode take the two ops, with the parameters' gradients.
 #[test]
 fn a_convolution_with_its_batch_norm_matches_the_two_ops() {
-    for (name, input, c_out, kernel, geometry) in conv_cases() {
+    for case in conv_cases(false).iter().chain(&conv_cases(true)) {
         for (mode, frozen) in [
             (Mode::Eval, true),
             (Mode::Eval, false),
             (Mode::Train, false),
         ] {
-            for conv_bias in [false, true] {
-                let case = ConvCase {
-                    name,
-                    input,
-                    c_out,
-                    kernel,
-                    geometry,
-                    conv_bias,
-                };
-                check_conv_batch_norm(&case, mode, frozen);
-            }
+            check_conv_batch_norm(case, mode, frozen);
         }
     }
 }
@@ -513,40 +503,29 @@ impl ConvCase {
     }
 }
 
-/// The geometries of the fused-op tests: each algorithm the convolution may take.
-fn conv_cases() -> [(&'static str, [usize; 4], usize, usize, ConvGeometry); 6] {
+/// The fused-op tests' convolutions, with or without a bias: each algorithm the convolution may
+/// take.
+fn conv_cases(conv_bias: bool) -> Vec<ConvCase> {
+    let geometry = ConvGeometry::default();
+    let padded = geometry.padding(1);
     [
-        ("1×1, 8×8", [2, 8, 8, 8], 12, 1, ConvGeometry::default()),
-        ("1×1, 7×7", [1, 8, 7, 7], 12, 1, ConvGeometry::default()),
-        (
-            "3×3 stride 2",
-            [1, 4, 16, 16],
-            8,
-            3,
-            ConvGeometry::default().stride(2).padding(1),
-        ),
-        (
-            "Winograd F(2×2)",
-            [2, 8, 8, 8],
-            8,
-            3,
-            ConvGeometry::default().padding(1),
-        ),
-        (
-            "Winograd F(4×4)",
-            [3, 4, 16, 16],
-            8,
-            3,
-            ConvGeometry::default().padding(1),
-        ),
-        (
-            "grouped",
-            [1, 8, 6, 6],
-            8,
-            3,
-            ConvGeometry::default().padding(1).groups(2),
-        ),
+        ("1×1, 8×8", [2, 8, 8, 8], 12, 1, geometry),
+        ("1×1, 7×7", [1, 8, 7, 7], 12, 1, geometry),
+        ("3×3 stride 2", [1, 4, 16, 16], 8, 3, padded.stride(2)),
+        ("Winograd F(2×2)", [2, 8, 8, 8], 8, 3, padded),
+        ("Winograd F(4×4)", [3, 4, 16, 16], 8, 3, padded),
+        ("grouped", [1, 8, 6, 6], 8, 3, padded.groups(2)),
     ]
+    .into_iter()
+    .map(|(name, input, c_out, kernel, geometry)| ConvCase {
+        name,
+        input,
+        c_out,
+        kernel,
+        geometry,
+        conv_bias,
+    })
+    .collect()
 }
 
 fn check_conv_batch_norm(case: &ConvCase, mode: Mode, frozen: bool) {
@@ -642,15 +621,7 @@ fn check_conv_batch_norm(case: &ConvCase, mode: Mode, frozen: bool) {
 /// ones with their gradients.
 #[test]
 fn a_convolution_with_its_relu_matches_the_two_ops() {
-    for (name, input, c_out, kernel, geometry) in conv_cases() {
-        let case = ConvCase {
-            name,
-            input,
-            c_out,
-            kernel,
-            geometry,
-            conv_bias: true,
-        };
+    for case in conv_cases(true) {
         for frozen in [true, false] {
             check_conv_relu(&case, frozen);
         }

@@ -443,6 +443,7 @@ pub fn batch_norm_backward_input_through_relu_parts(
         ));
     }
     let [n, _, h, w] = nchw_dims(grad_out);
+    let unused = unused_second_output(grad_out)?;
     let mut first = 0;
     let mut gradients = Vec::with_capacity(parts.len());
     for &count in parts {
@@ -450,7 +451,7 @@ pub fn batch_norm_backward_input_through_relu_parts(
         read_channels(OP, &mut part_params, first, count)?;
         let gradient = Tensor::empty(grad_out.gpu(), [n, count, h, w])?;
         let sources = (grad_out, None, relu.output);
-        launch_eval_gradient(part_params, sources, [variance, weight], &gradient, None)?;
+        launch_eval_gradient(part_params, sources, [variance, weight], &gradient, &unused)?;
         gradients.push(gradient);
         first += count;
     }
@@ -483,30 +484,28 @@ fn eval_gradient_params(
     Ok(params)
 }
 
+/// What the eval-mode input gradient's pass binds as its second output when add_residual is
+/// off: statically used, never written. WebGPU forbids binding one buffer twice where either
+/// binding is writable, so it is a vec4 of its own.
+fn unused_second_output(like: &Tensor) -> Result<Tensor> {
+    Tensor::empty(like.gpu(), [4])
+}
+
 /// The eval-mode input gradient's pass: from the sources (the incoming gradient, the second
 /// one, the ReLU's output: `params`' source channels) into `grad_input` and, with
-/// add_residual, `relu_gradient`.
+/// add_residual, `second_output` (the gradient after the ReLU; `unused_second_output`
+/// otherwise).
 fn launch_eval_gradient(
     params: Params,
     (grad_out, grad_out_also, relu_output): (&Tensor, Option<&Tensor>, &Tensor),
     [variance, weight]: [&Tensor; 2],
     grad_input: &Tensor,
-    relu_gradient: Option<&Tensor>,
+    second_output: &Tensor,
 ) -> Result<()> {
     let gpu = grad_out.gpu();
     let pass = PlanePass::new(&params);
-    // Read or written only with relu / add_residual / add_second_gradient, but statically used:
-    // stand-ins otherwise.
-    // WebGPU forbids binding one buffer twice where either binding is writable, so the unused
-    // second output is a vec4 of its own, never written.
-    let unused_output;
-    let second_output = match relu_gradient {
-        Some(gradient) => gradient,
-        None => {
-            unused_output = Tensor::empty(gpu, [4])?;
-            &unused_output
-        }
-    };
+    // The second incoming gradient is read only with add_second_gradient, but statically
+    // used: the first stands in otherwise.
     Launch::of(gpu, pass.kernel(EVAL_INPUT_GRADIENT), params)
         .bind(3, variance)
         .bind(4, weight)
@@ -535,13 +534,18 @@ fn eval_input_gradient(
         0 => None,
         _ => Some(Tensor::empty(gpu, grad_out.shape().clone())?),
     };
+    // The ReLU's output is read only with relu: the incoming gradient stands in otherwise.
     let relu_output = relu.map_or(grad_out, |r| r.output);
+    let second_output = match &relu_gradient {
+        Some(gradient) => gradient,
+        None => &unused_second_output(grad_out)?,
+    };
     launch_eval_gradient(
         params,
         (grad_out, grad_out_also, relu_output),
         [variance, weight],
         &grad_input,
-        relu_gradient.as_ref(),
+        second_output,
     )?;
     Ok((grad_input, relu_gradient))
 }
