@@ -1225,6 +1225,45 @@ fn bench_places_every_kernel_on_the_roofline() {
 }
 
 #[test]
+fn bench_profiles_the_first_forward() {
+    let output = gradlens(&[
+        "bench",
+        "--arch",
+        "resnet18",
+        "--size",
+        "32",
+        "--profile-first",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // The profiled run is the first forward, all of it: its kernels do the forward's FLOPs,
+    // from the stem to the classifier.
+    let layers = report["profile_first"]["layers"].as_array().unwrap();
+    assert!(
+        layers.iter().all(|row| row["phase"] == "forward"),
+        "{report}"
+    );
+    let flops: u64 = layers
+        .iter()
+        .map(|row| row["flops"].as_u64().unwrap())
+        .sum();
+    let gflop = report["gflop_forward"].as_f64().unwrap();
+    assert!(
+        (flops as f64 / 1e9 - gflop).abs() < 1e-9,
+        "{gflop}: {report}"
+    );
+    for layer in ["conv1", "fc"] {
+        assert!(
+            layers.iter().any(|row| row["layer"] == layer),
+            "{layer}: {report}"
+        );
+    }
+    assert!(report.get("profile").is_none(), "{report}");
+}
+
+#[test]
 fn bench_reports_json_a_profile_and_a_trace() {
     let dir = folder("bench");
     let trace = dir.join("trace.json");

@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// Profile one run of the last workload: per-layer and per-kernel time.
     #[arg(long)]
     pub profile: bool,
+    /// Profile the first forward instead (pipelines compiled, buffers created): a cold start's
+    /// cost per kernel. Drivers that compile a pipeline at its first dispatch (lavapipe's
+    /// llvmpipe) show the compile in that kernel's time.
+    #[arg(long)]
+    pub profile_first: bool,
     /// Write the profile as Chrome trace-event JSON (needs --profile).
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -251,9 +256,17 @@ pub fn run(request: &BenchArgs) -> Result<()> {
         report["tuning"] = tune_for(&gpu, &mut subject, request, &say)?;
     }
     let flops_before = gpu.flops_recorded();
+    if request.profile_first {
+        gpu.start_profiling()?;
+    }
     let start = Instant::now();
     subject.run(Workload::Forward)?;
     let first_run_ms = start.elapsed().as_secs_f64() * 1e3;
+    if request.profile_first {
+        let profile = pollster::block_on(gpu.finish_profiling())?;
+        say(profile_tables(&profile, "the first forward"));
+        report["profile_first"] = profile_summary(&profile);
+    }
     let gflop_forward = (gpu.flops_recorded() - flops_before) as f64 / 1e9;
     say(format!(
         "first forward (pipelines compiled, buffers created): {first_run_ms:.1} ms"
@@ -327,14 +340,10 @@ pub fn run(request: &BenchArgs) -> Result<()> {
             report["roofline"] = roofline(&gpu, &profile, request, profiled, path, &say)?;
         }
         if request.profile {
-            say(format!(
-                "\nProfile of one {} ({}):",
-                profiled.describe(),
-                profile.source.describe()
+            say(profile_tables(
+                &profile,
+                &format!("one {}", profiled.describe()),
             ));
-            say(format_table(&profile, &layer_rows(&profile)));
-            say("By kernel:".to_string());
-            say(format_table(&profile, &kernel_rows(&profile)));
             report["profile"] = profile_summary(&profile);
             if let Some(path) = &request.trace {
                 let trace = gradlens::profiling::chrome_trace(&profile);
@@ -355,6 +364,16 @@ pub fn run(request: &BenchArgs) -> Result<()> {
         println!("{report}");
     }
     Ok(())
+}
+
+/// The per-layer and per-kernel tables of `profile`, titled with what it profiled.
+fn profile_tables(profile: &gradlens::gpu::Profile, what: &str) -> String {
+    format!(
+        "\nProfile of {what} ({}):\n{}\nBy kernel:\n{}",
+        profile.source.describe(),
+        format_table(profile, &layer_rows(profile)),
+        format_table(profile, &kernel_rows(profile))
+    )
 }
 
 /// Measures the adapter's peaks, places every kernel of `profile` against them, prints the

@@ -54,11 +54,14 @@ enum Command {
                       buffers created) is reported apart. --profile prints per-layer and \
                       per-kernel tables from GPU timestamp queries (or, on adapters without \
                       them, from timing each kernel alone); --trace writes them as Chrome \
-                      trace events for https://ui.perfetto.dev. --json prints one JSON object \
-                      as the last line.\n\nExamples:\n  \
+                      trace events for https://ui.perfetto.dev. --profile-first profiles the \
+                      first forward instead (a cold start: on lavapipe each pipeline's compile \
+                      falls in its first dispatch). --json prints one JSON object as the last \
+                      line.\n\nExamples:\n  \
                       gradlens bench --arch resnet50\n  \
                       gradlens bench --arch densenet121 --batch 8 --backward --json\n  \
-                      gradlens bench --arch resnet18 --train --batch 8 --profile --trace resnet18.json"
+                      gradlens bench --arch resnet18 --train --batch 8 --profile --trace resnet18.json\n  \
+                      MESA_SHADER_CACHE_DISABLE=true gradlens bench --arch vgg16 --profile-first"
     )]
     Bench(bench::BenchArgs),
 
