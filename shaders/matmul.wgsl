@@ -65,6 +65,7 @@ struct Params {
     a_texture_width_log2: u32,
     b_texture_width_log2: u32,
     relu: u32,
+    epilogue: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

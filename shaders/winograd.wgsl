@@ -66,13 +66,19 @@ struct Params {
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
 
 
-// The output transforms' value for out[at] in channel k: the bias added, or the epilogue's
-// affine, residual and ReLU applied.
-fn finished(value: f32, k: u32, at: u32) -> f32 {
+// The output transforms' (scale, shift) of channel k, loaded once per invocation: the bias
+// (scale 1), or the epilogue's affine.
+fn channel_affine(k: u32) -> vec2<f32> {
     if params.affine == 0u {
-        return select(value, value + bias[k], params.has_bias != 0u);
+        return vec2<f32>(1.0, select(0.0, bias[k], params.has_bias != 0u));
     }
-    var y = value * bias[k] + bias[params.out_channels + k];
+    return vec2<f32>(bias[k], bias[params.out_channels + k]);
+}
+
+// The output transforms' value for out[at]: the channel's (scale, shift) `affine` applied,
+// then the residual and the ReLU when asked for.
+fn finished(value: f32, affine: vec2<f32>, at: u32) -> f32 {
+    var y = value * affine.x + affine.y;
     if params.add_residual != 0u {
         y += residual[at];
     }
@@ -98,6 +104,25 @@ fn tile_at(p: u32) -> Tile {
                 p / (params.tiles_w * params.tiles_h));
 }
 
+// The input transforms' value at (y, x) of the plane at `base`: 0 outside the image, and in
+// a column past the last tile (`real` false). The load is clamped into the plane and its value
+// dropped rather than skipped: a branch around each load cost llvmpipe's compile far more.
+fn patch_value(base: u32, y: i32, x: i32, real: bool) -> f32 {
+    let inside = real && y >= 0 && y < i32(params.height) && x >= 0 && x < i32(params.width);
+    let row = u32(clamp(y, 0, i32(params.height) - 1));
+    let column = u32(clamp(x, 0, i32(params.width) - 1));
+    return select(0.0, source[base + row * params.width + column], inside);
+}
+
+// The weight transforms' index of tap (r, s) of filter (k, c): weight[k, c, r, s], or with
+// `flip` weight[c, k] rotated 180°. One load either way: a branch between two loads per tap
+// cost llvmpipe's compile twice the loads.
+fn filter_tap(k: u32, c: u32, r: u32, s: u32) -> u32 {
+    let direct = ((k * params.channels + c) * 3u + r) * 3u + s;
+    let flipped = ((c * params.out_channels + k) * 3u + 2u - r) * 3u + 2u - s;
+    return select(direct, flipped, params.flip != 0u);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn weight_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let i = invocation_index(at, lid);
@@ -110,11 +135,7 @@ fn weight_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     var g: array<array<f32, 3>, 3>;
     for (var r = 0u; r < 3u; r++) {
         for (var s = 0u; s < 3u; s++) {
-            if params.flip == 0u {
-                g[r][s] = source[((k * params.channels + c) * 3u + r) * 3u + s];
-            } else {
-                g[r][s] = source[((c * params.out_channels + k) * 3u + 2u - r) * 3u + 2u - s];
-            }
+            g[r][s] = source[filter_tap(k, c, r, s)];
         }
     }
     // t = G g (4×3), G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
@@ -146,26 +167,16 @@ fn input_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let p = i % stride;
     let plane = stride * params.channels;
     let tiles = tile_count();
-    if p >= tiles {
-        for (var xi = 0u; xi < 16u; xi++) {
-            out[xi * plane + c * stride + p] = 0.0;
-        }
-        return;
-    }
-    let tile = tile_at(p);
+    // Columns past the last tile are zeroed: their patch reads as zeros.
+    let real = p < tiles;
+    let tile = tile_at(min(p, tiles - 1u));
     let base = (tile.n * params.channels + c) * params.height * params.width;
     let top = i32(2u * tile.y) - i32(params.padding_h);
     let left = i32(2u * tile.x) - i32(params.padding_w);
     var d: array<array<f32, 4>, 4>;
     for (var r = 0; r < 4; r++) {
-        let y = top + r;
         for (var s = 0; s < 4; s++) {
-            let x = left + s;
-            var value = 0.0;
-            if y >= 0 && y < i32(params.height) && x >= 0 && x < i32(params.width) {
-                value = source[base + u32(y) * params.width + u32(x)];
-            }
-            d[r][s] = value;
+            d[r][s] = patch_value(base, top + r, left + s, real);
         }
     }
     // t = Bᵀ d, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
@@ -212,6 +223,7 @@ fn output_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let tile = tile_at(p);
     let plane_size = params.out_height * params.out_width;
     let base = (tile.n * params.out_total + params.out_first + k) * plane_size;
+    let affine = channel_affine(k);
     for (var r = 0u; r < 2u; r++) {
         let y = 2u * tile.y + r;
         if y >= params.out_height {
@@ -222,7 +234,7 @@ fn output_transform(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
             let x = 2u * tile.x + s;
             if x < params.out_width {
                 let at = base + y * params.out_width + x;
-                out[at] = finished(row[s], k, at);
+                out[at] = finished(row[s], affine, at);
             }
         }
     }
@@ -347,11 +359,7 @@ fn weight_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32)
     var g: array<array<f32, 3>, 3>;
     for (var r = 0u; r < 3u; r++) {
         for (var s = 0u; s < 3u; s++) {
-            if params.flip == 0u {
-                g[r][s] = source[((k * params.channels + c) * 3u + r) * 3u + s];
-            } else {
-                g[r][s] = source[((c * params.out_channels + k) * 3u + 2u - r) * 3u + 2u - s];
-            }
+            g[r][s] = source[filter_tap(k, c, r, s)];
         }
     }
     // t = G g (6×3), column by column; u = t Gᵀ (6×6), row by row.
@@ -381,13 +389,9 @@ fn input_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) 
     let p = i % stride;
     let plane = stride * params.channels;
     let tiles = tile_count();
-    if p >= tiles {
-        for (var xi = 0u; xi < 36u; xi++) {
-            out[xi * plane + c * stride + p] = 0.0;
-        }
-        return;
-    }
-    let tile = tile_at(p);
+    // Columns past the last tile are zeroed: their patch reads as zeros.
+    let real = p < tiles;
+    let tile = tile_at(min(p, tiles - 1u));
     let base = (tile.n * params.channels + c) * params.height * params.width;
     let top = i32(4u * tile.y) - i32(params.padding_h);
     let left = i32(4u * tile.x) - i32(params.padding_w);
@@ -398,12 +402,7 @@ fn input_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32) 
         let x = left + s;
         var column: array<f32, 6>;
         for (var r = 0; r < 6; r++) {
-            let y = top + r;
-            var value = 0.0;
-            if y >= 0 && y < i32(params.height) && x >= 0 && x < i32(params.width) {
-                value = source[base + u32(y) * params.width + u32(x)];
-            }
-            column[r] = value;
+            column[r] = patch_value(base, top + r, x, real);
         }
         let transformed = patch_points(column);
         for (var r = 0; r < 6; r++) {
@@ -444,6 +443,7 @@ fn output_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32)
     let tile = tile_at(p);
     let plane_size = params.out_height * params.out_width;
     let base = (tile.n * params.out_total + params.out_first + k) * plane_size;
+    let affine = channel_affine(k);
     for (var r = 0u; r < 4u; r++) {
         let y = 4u * tile.y + r;
         if y >= params.out_height {
@@ -454,7 +454,7 @@ fn output_transform_f4(at: Workgroup, @builtin(local_invocation_index) lid: u32)
             let x = 4u * tile.x + s;
             if x < params.out_width {
                 let at = base + y * params.out_width + x;
-                out[at] = finished(row[s], k, at);
+                out[at] = finished(row[s], affine, at);
             }
         }
     }

@@ -21,6 +21,8 @@ uniform_params! {
         b_texture_width_log2: u32,
         /// Whether the subgroup kernel's epilogue applies a ReLU (0 or 1).
         relu: u32,
+        /// Whether the subgroup kernel's stores go through its epilogue (0 or 1).
+        epilogue: u32,
     }
 }
 
@@ -296,6 +298,7 @@ fn product_with(
             a_texture_width_log2: 0,
             b_texture_width_log2: 0,
             relu: u32::from(epilogue.is_some_and(|e| e.relu)),
+            epilogue: u32::from(epilogue.is_some()),
         },
         options,
         batch: batch_count,
@@ -407,8 +410,7 @@ fn subgroup(
         .with_override("COLUMN_VECS", f64::from(tile.column_vecs))
         .with_override("TRANSPOSE_A", f64::from(u8::from(options.transpose_a)))
         .with_override("TRANSPOSE_B", f64::from(u8::from(options.transpose_b)))
-        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())))
-        .with_override("EPILOGUE", f64::from(u8::from(epilogue.is_some())));
+        .with_override("TEXTURES", f64::from(u8::from(textures.is_some())));
     let params = product.params;
     let workgroups = [
         params.n.div_ceil(32 * tile.column_vecs),
