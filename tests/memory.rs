@@ -176,6 +176,43 @@ fn released_buffers_serve_recorded_writes_at_once_and_uploads_after_submission()
     );
 }
 
+/// More uploads than the context stages before handing them to the queue (32 MiB), made while
+/// a batch that reads a released buffer is pending: the uploads start early, yet none lands in
+/// that buffer before the pending read, each holds its own values, and kernels recorded after
+/// them read them.
+#[test]
+fn uploads_handed_to_the_queue_early_keep_their_order() {
+    let _pool = POOL.lock().unwrap();
+    let n = 54_321;
+    let mut rng = Rng::new(77);
+    let values = rng.vec(n);
+    let source = tensor(&[n], &values);
+    gpu().synchronize().unwrap();
+    let read_pending = relu(&source).unwrap();
+    drop(source);
+    let size = 1 << 20;
+    let uploads: Vec<(Vec<f32>, Tensor)> = (0..10)
+        .map(|i| {
+            let data: Vec<f32> = (0..size).map(|j| (i * size + j) as f32).collect();
+            let uploaded = tensor(&[size], &data);
+            (data, uploaded)
+        })
+        .collect();
+    let doubled = scale(&uploads[9].1, 2.0).unwrap();
+    let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
+    let wrong = differing(&read_pending.to_vec().unwrap(), &want);
+    assert_eq!(
+        wrong, 0,
+        "the pending relu read an upload at {wrong} of {n} places"
+    );
+    for (i, (data, uploaded)) in uploads.iter().enumerate() {
+        let wrong = differing(&uploaded.to_vec().unwrap(), data);
+        assert_eq!(wrong, 0, "upload {i}: {wrong} of {size} values differ");
+    }
+    let want: Vec<f32> = uploads[9].0.iter().map(|v| v * 2.0).collect();
+    assert_eq!(differing(&doubled.to_vec().unwrap(), &want), 0);
+}
+
 /// How many values differ (bitwise) between `got` and `want` of the same length.
 fn differing(got: &[f32], want: &[f32]) -> usize {
     assert_eq!(got.len(), want.len());

@@ -1,6 +1,8 @@
 //! The context's memory: pooled buffers, uploads, write generations (what invalidates kept
 //! copies) and the textures the matmul reads its operands from.
 
+use std::sync::atomic::Ordering;
+
 use super::error_scope::scoped;
 use super::kept_copies::KeptCopyLease;
 use super::operand_textures::{OperandTexture, OperandTextureUse};
@@ -8,6 +10,9 @@ use super::pool::{self, FirstWrite, PoolStats, PooledBuffer};
 use super::textures::{self, ScratchTexture};
 use super::{BufferRange, Gpu};
 use crate::error::{Error, Result};
+
+/// Staged uploads past this many bytes are handed to the queue (`Gpu::upload`).
+const STAGED_UPLOAD_BYTES: u64 = 32 << 20;
 
 impl Gpu {
     pub fn pool_stats(&self) -> PoolStats {
@@ -192,6 +197,27 @@ impl Gpu {
         self.note_written(buffer);
         if !bytes.is_empty() {
             self.inner.queue.write_buffer(buffer, 0, bytes);
+            self.start_staged_uploads(bytes.len() as u64);
+        }
+    }
+
+    /// Hands the staged uploads to the queue once `bytes` more make them
+    /// `STAGED_UPLOAD_BYTES`, without the pending batch: the copies then run while the host
+    /// goes on (a model's weights, as they are made or read), rather than all at the next
+    /// submission, and their staging memory is freed as they finish. A write staged through
+    /// the queue runs before any batch submitted after it either way, so the order of work does
+    /// not change.
+    fn start_staged_uploads(&self, bytes: u64) {
+        let staged = self
+            .inner
+            .staged_upload_bytes
+            .fetch_add(bytes, Ordering::Relaxed)
+            + bytes;
+        if staged >= STAGED_UPLOAD_BYTES {
+            self.inner.staged_upload_bytes.store(0, Ordering::Relaxed);
+            self.inner.queue.submit(std::iter::empty());
+            // Frees the staging of finished copies; never waits.
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
         }
     }
 

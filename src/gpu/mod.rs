@@ -133,6 +133,8 @@ struct GpuInner {
     flops_recorded: AtomicU64,
     /// The buffer reads back to the host so far (`Gpu::readbacks`).
     readbacks: AtomicU64,
+    /// Bytes of uploads staged since `Gpu::upload` last handed them to the queue.
+    staged_upload_bytes: AtomicU64,
     /// The adapter type kernel selection goes by (`GpuOptions::choose_as`).
     chooses_as: wgpu::DeviceType,
     /// Errors wgpu reported outside any error scope (its default handler would panic).
@@ -241,6 +243,7 @@ impl Gpu {
                 lost,
                 poison_allocations,
                 poison_source: Mutex::default(),
+                staged_upload_bytes: AtomicU64::new(0),
             }),
         })
     }
