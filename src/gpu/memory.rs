@@ -201,12 +201,13 @@ impl Gpu {
         }
     }
 
-    /// Hands the staged uploads to the queue once `bytes` more make them
-    /// `STAGED_UPLOAD_BYTES`, without the pending batch: the copies then run while the host
-    /// goes on (a model's weights, as they are made or read), rather than all at the next
-    /// submission, and their staging memory is freed as they finish. A write staged through
-    /// the queue runs before any batch submitted after it either way, so the order of work does
-    /// not change.
+    /// Counts `bytes` more staged; once the staged uploads reach `STAGED_UPLOAD_BYTES`, hands
+    /// them to the queue in an empty submission, the pending batch left pending. The copies
+    /// then run while the host goes on (a model's weights, as they are made or read) rather
+    /// than all at the next batch's submission, and their staging memory is freed as they
+    /// finish. A staged write runs before any batch submitted after it either way, so the
+    /// order of work does not change. (The count is a heuristic: racing threads may submit a
+    /// little early or late.)
     fn start_staged_uploads(&self, bytes: u64) {
         let staged = self
             .inner
