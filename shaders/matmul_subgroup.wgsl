@@ -36,7 +36,9 @@
 //   that products with and without it share one pipeline: llvmpipe compiles each pipeline at
 //   its first dispatch, and these compiles were a cold start's largest cost (BENCHMARKS.md).
 // The tile is spelled out with named accumulators: subgroupBroadcast needs a constant lane,
-// and named values stay in registers where indexed arrays would not.
+// and named values stay in registers where indexed arrays would not. (So are its stores: a
+// loop over the rows cut their compile on llvmpipe to a quarter, but it kept the accumulators
+// in an array in memory, and the products ran 10–20% slower.)
 
 // (No `enable subgroups;`: naga 30 rejects the directive and accepts the built-ins without it.)
 
@@ -144,13 +146,25 @@ fn texel(texture: texture_storage_2d<rgba32float, read>, width_log2: u32, index:
     return textureLoad(texture, vec2<u32>(column, index >> width_log2));
 }
 
-// Writes C[row, 4·col4 .. 4·col4 + 4] (row < M), through the epilogue with the row's
-// (scale, shift) `affine`, unless the column block lies outside C.
+// Writes C[row, 4·col4 .. 4·col4 + 4], through the epilogue with the row's (scale, shift)
+// `affine`, unless the row or the column block lies outside C.
 fn store_c(base: u32, row: u32, col4: u32, values: vec4<f32>, affine: vec2<f32>) {
-    if col4 < params.n / 4u {
+    if row < params.m && col4 < params.n / 4u {
         let at = base + row * (params.n / 4u) + col4;
         c[at] = finished(values, affine);
     }
+}
+
+// The (scale, shift) of row first_row + lane, for the group of 8 rows from first_row to hand
+// around with subgroupBroadcast: one load per lane where every lane loading every row's
+// constants would cost 8 (loads are what this kernel spends its time on). (1, 0) without the
+// epilogue; rows past M are clamped.
+fn lane_affine(first_row: u32, lane: u32) -> vec2<f32> {
+    if params.epilogue == 0u {
+        return vec2<f32>(1.0, 0.0);
+    }
+    let row = min(first_row + lane, params.m - 1u);
+    return vec2<f32>(row_affine[row], row_affine[params.m + row]);
 }
 
 // The epilogue (see above) for four values of a row with (scale, shift) `affine`.
@@ -359,35 +373,108 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     }
 
     let base_c = wid.z * params.batch_stride_c / 4u;
-    // The stores as a loop over the rows, not written out: llvmpipe spells out each store
-    // lane by lane, and 64 stores written out took three quarters of its compile time. The
-    // row, and so its (scale, shift), is the same in every lane: one load serves them all.
-    let tile = array<vec4<f32>, 64>(
-        acc0_0, acc0_1, acc1_0, acc1_1,
-        acc2_0, acc2_1, acc3_0, acc3_1,
-        acc4_0, acc4_1, acc5_0, acc5_1,
-        acc6_0, acc6_1, acc7_0, acc7_1,
-        acc8_0, acc8_1, acc9_0, acc9_1,
-        acc10_0, acc10_1, acc11_0, acc11_1,
-        acc12_0, acc12_1, acc13_0, acc13_1,
-        acc14_0, acc14_1, acc15_0, acc15_1,
-        acc16_0, acc16_1, acc17_0, acc17_1,
-        acc18_0, acc18_1, acc19_0, acc19_1,
-        acc20_0, acc20_1, acc21_0, acc21_1,
-        acc22_0, acc22_1, acc23_0, acc23_1,
-        acc24_0, acc24_1, acc25_0, acc25_1,
-        acc26_0, acc26_1, acc27_0, acc27_1,
-        acc28_0, acc28_1, acc29_0, acc29_1,
-        acc30_0, acc30_1, acc31_0, acc31_1
-    );
-    let rows = min(8u * ROW_GROUPS, params.m - row0);
-    for (var r = 0u; r < rows; r++) {
-        let row = row0 + r;
-        var affine = vec2<f32>(1.0, 0.0);
-        if params.epilogue != 0u {
-            affine = vec2<f32>(row_affine[row], row_affine[params.m + row]);
-        }
-        store_c(base_c, row, col4_0, tile[2u * r], affine);
-        if COLUMN_VECS == 2u { store_c(base_c, row, col4_1, tile[2u * r + 1u], affine); }
+    let affine0 = lane_affine(row0 + 0u, lane);
+    let row_affine0 = subgroupBroadcast(affine0, 0u);
+    let row_affine1 = subgroupBroadcast(affine0, 1u);
+    let row_affine2 = subgroupBroadcast(affine0, 2u);
+    let row_affine3 = subgroupBroadcast(affine0, 3u);
+    let row_affine4 = subgroupBroadcast(affine0, 4u);
+    let row_affine5 = subgroupBroadcast(affine0, 5u);
+    let row_affine6 = subgroupBroadcast(affine0, 6u);
+    let row_affine7 = subgroupBroadcast(affine0, 7u);
+    store_c(base_c, row0 + 0u, col4_0, acc0_0, row_affine0);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 0u, col4_1, acc0_1, row_affine0); }
+    store_c(base_c, row0 + 1u, col4_0, acc1_0, row_affine1);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 1u, col4_1, acc1_1, row_affine1); }
+    store_c(base_c, row0 + 2u, col4_0, acc2_0, row_affine2);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 2u, col4_1, acc2_1, row_affine2); }
+    store_c(base_c, row0 + 3u, col4_0, acc3_0, row_affine3);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 3u, col4_1, acc3_1, row_affine3); }
+    store_c(base_c, row0 + 4u, col4_0, acc4_0, row_affine4);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 4u, col4_1, acc4_1, row_affine4); }
+    store_c(base_c, row0 + 5u, col4_0, acc5_0, row_affine5);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 5u, col4_1, acc5_1, row_affine5); }
+    store_c(base_c, row0 + 6u, col4_0, acc6_0, row_affine6);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 6u, col4_1, acc6_1, row_affine6); }
+    store_c(base_c, row0 + 7u, col4_0, acc7_0, row_affine7);
+    if COLUMN_VECS == 2u { store_c(base_c, row0 + 7u, col4_1, acc7_1, row_affine7); }
+    if ROW_GROUPS >= 2u {
+        let affine1 = lane_affine(row0 + 8u, lane);
+        let row_affine8 = subgroupBroadcast(affine1, 0u);
+        let row_affine9 = subgroupBroadcast(affine1, 1u);
+        let row_affine10 = subgroupBroadcast(affine1, 2u);
+        let row_affine11 = subgroupBroadcast(affine1, 3u);
+        let row_affine12 = subgroupBroadcast(affine1, 4u);
+        let row_affine13 = subgroupBroadcast(affine1, 5u);
+        let row_affine14 = subgroupBroadcast(affine1, 6u);
+        let row_affine15 = subgroupBroadcast(affine1, 7u);
+        store_c(base_c, row0 + 8u, col4_0, acc8_0, row_affine8);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 8u, col4_1, acc8_1, row_affine8); }
+        store_c(base_c, row0 + 9u, col4_0, acc9_0, row_affine9);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 9u, col4_1, acc9_1, row_affine9); }
+        store_c(base_c, row0 + 10u, col4_0, acc10_0, row_affine10);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 10u, col4_1, acc10_1, row_affine10); }
+        store_c(base_c, row0 + 11u, col4_0, acc11_0, row_affine11);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 11u, col4_1, acc11_1, row_affine11); }
+        store_c(base_c, row0 + 12u, col4_0, acc12_0, row_affine12);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 12u, col4_1, acc12_1, row_affine12); }
+        store_c(base_c, row0 + 13u, col4_0, acc13_0, row_affine13);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 13u, col4_1, acc13_1, row_affine13); }
+        store_c(base_c, row0 + 14u, col4_0, acc14_0, row_affine14);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 14u, col4_1, acc14_1, row_affine14); }
+        store_c(base_c, row0 + 15u, col4_0, acc15_0, row_affine15);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 15u, col4_1, acc15_1, row_affine15); }
+    }
+    if ROW_GROUPS == 4u {
+        let affine2 = lane_affine(row0 + 16u, lane);
+        let row_affine16 = subgroupBroadcast(affine2, 0u);
+        let row_affine17 = subgroupBroadcast(affine2, 1u);
+        let row_affine18 = subgroupBroadcast(affine2, 2u);
+        let row_affine19 = subgroupBroadcast(affine2, 3u);
+        let row_affine20 = subgroupBroadcast(affine2, 4u);
+        let row_affine21 = subgroupBroadcast(affine2, 5u);
+        let row_affine22 = subgroupBroadcast(affine2, 6u);
+        let row_affine23 = subgroupBroadcast(affine2, 7u);
+        let affine3 = lane_affine(row0 + 24u, lane);
+        let row_affine24 = subgroupBroadcast(affine3, 0u);
+        let row_affine25 = subgroupBroadcast(affine3, 1u);
+        let row_affine26 = subgroupBroadcast(affine3, 2u);
+        let row_affine27 = subgroupBroadcast(affine3, 3u);
+        let row_affine28 = subgroupBroadcast(affine3, 4u);
+        let row_affine29 = subgroupBroadcast(affine3, 5u);
+        let row_affine30 = subgroupBroadcast(affine3, 6u);
+        let row_affine31 = subgroupBroadcast(affine3, 7u);
+        store_c(base_c, row0 + 16u, col4_0, acc16_0, row_affine16);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 16u, col4_1, acc16_1, row_affine16); }
+        store_c(base_c, row0 + 17u, col4_0, acc17_0, row_affine17);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 17u, col4_1, acc17_1, row_affine17); }
+        store_c(base_c, row0 + 18u, col4_0, acc18_0, row_affine18);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 18u, col4_1, acc18_1, row_affine18); }
+        store_c(base_c, row0 + 19u, col4_0, acc19_0, row_affine19);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 19u, col4_1, acc19_1, row_affine19); }
+        store_c(base_c, row0 + 20u, col4_0, acc20_0, row_affine20);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 20u, col4_1, acc20_1, row_affine20); }
+        store_c(base_c, row0 + 21u, col4_0, acc21_0, row_affine21);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 21u, col4_1, acc21_1, row_affine21); }
+        store_c(base_c, row0 + 22u, col4_0, acc22_0, row_affine22);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 22u, col4_1, acc22_1, row_affine22); }
+        store_c(base_c, row0 + 23u, col4_0, acc23_0, row_affine23);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 23u, col4_1, acc23_1, row_affine23); }
+        store_c(base_c, row0 + 24u, col4_0, acc24_0, row_affine24);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 24u, col4_1, acc24_1, row_affine24); }
+        store_c(base_c, row0 + 25u, col4_0, acc25_0, row_affine25);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 25u, col4_1, acc25_1, row_affine25); }
+        store_c(base_c, row0 + 26u, col4_0, acc26_0, row_affine26);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 26u, col4_1, acc26_1, row_affine26); }
+        store_c(base_c, row0 + 27u, col4_0, acc27_0, row_affine27);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 27u, col4_1, acc27_1, row_affine27); }
+        store_c(base_c, row0 + 28u, col4_0, acc28_0, row_affine28);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 28u, col4_1, acc28_1, row_affine28); }
+        store_c(base_c, row0 + 29u, col4_0, acc29_0, row_affine29);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 29u, col4_1, acc29_1, row_affine29); }
+        store_c(base_c, row0 + 30u, col4_0, acc30_0, row_affine30);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 30u, col4_1, acc30_1, row_affine30); }
+        store_c(base_c, row0 + 31u, col4_0, acc31_0, row_affine31);
+        if COLUMN_VECS == 2u { store_c(base_c, row0 + 31u, col4_1, acc31_1, row_affine31); }
     }
 }
