@@ -143,19 +143,9 @@ fn kept_copies_stay_within_their_budget_and_never_change_a_result() {
 fn released_buffers_serve_recorded_writes_at_once_and_uploads_after_submission() {
     let _pool = POOL.lock().unwrap();
     let n = 54_321;
-    let mut rng = Rng::new(76);
-    let values = rng.vec(n);
-    let source = tensor(&[n], &values);
-    gpu().synchronize().unwrap();
-    let read_pending = relu(&source).unwrap();
-    drop(source);
+    let (values, read_pending) = relu_pending_on_a_released_buffer(n, 76);
     let uploaded = tensor(&[n], &vec![-1.0; n]);
-    let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
-    let wrong = differing(&read_pending.to_vec().unwrap(), &want);
-    assert_eq!(
-        wrong, 0,
-        "the pending relu read a later upload at {wrong} of {n} places"
-    );
+    assert_relu_of(&read_pending, &values);
     assert_eq!(differing(&uploaded.to_vec().unwrap(), &vec![-1.0; n]), 0);
 
     // A chain of kernels, each output dropped once the next is recorded, all in one batch:
@@ -183,13 +173,7 @@ fn released_buffers_serve_recorded_writes_at_once_and_uploads_after_submission()
 #[test]
 fn uploads_handed_to_the_queue_early_keep_their_order() {
     let _pool = POOL.lock().unwrap();
-    let n = 54_321;
-    let mut rng = Rng::new(77);
-    let values = rng.vec(n);
-    let source = tensor(&[n], &values);
-    gpu().synchronize().unwrap();
-    let read_pending = relu(&source).unwrap();
-    drop(source);
+    let (values, read_pending) = relu_pending_on_a_released_buffer(54_321, 77);
     let size = 1 << 20;
     let uploads: Vec<(Vec<f32>, Tensor)> = (0..10)
         .map(|i| {
@@ -199,18 +183,36 @@ fn uploads_handed_to_the_queue_early_keep_their_order() {
         })
         .collect();
     let doubled = scale(&uploads[9].1, 2.0).unwrap();
-    let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
-    let wrong = differing(&read_pending.to_vec().unwrap(), &want);
-    assert_eq!(
-        wrong, 0,
-        "the pending relu read an upload at {wrong} of {n} places"
-    );
+    assert_relu_of(&read_pending, &values);
     for (i, (data, uploaded)) in uploads.iter().enumerate() {
         let wrong = differing(&uploaded.to_vec().unwrap(), data);
         assert_eq!(wrong, 0, "upload {i}: {wrong} of {size} values differ");
     }
     let want: Vec<f32> = uploads[9].0.iter().map(|v| v * 2.0).collect();
     assert_eq!(differing(&doubled.to_vec().unwrap(), &want), 0);
+}
+
+/// `n` random values (from `seed`) and their ReLU, recorded and still pending when the
+/// buffer it reads is released: what no upload may overwrite before the batch runs.
+fn relu_pending_on_a_released_buffer(n: usize, seed: u64) -> (Vec<f32>, Tensor) {
+    let values = Rng::new(seed).vec(n);
+    let source = tensor(&[n], &values);
+    gpu().synchronize().unwrap();
+    let read_pending = relu(&source).unwrap();
+    drop(source);
+    (values, read_pending)
+}
+
+/// That `got` holds the ReLU of `values` bit for bit: the pending read saw no later upload.
+fn assert_relu_of(got: &Tensor, values: &[f32]) {
+    let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
+    let wrong = differing(&got.to_vec().unwrap(), &want);
+    assert_eq!(
+        wrong,
+        0,
+        "the pending relu read a later upload at {wrong} of {} places",
+        values.len()
+    );
 }
 
 /// How many values differ (bitwise) between `got` and `want` of the same length.

@@ -157,7 +157,7 @@ pub fn max_pool2d_backward(x: &Tensor, grad_out: &Tensor, pool: &Pool2d) -> Resu
     let (out_dims, params) = geometry(OP, x, Window::Fixed(*pool, false))?;
     expect_output_shape(OP, grad_out, out_dims)?;
     let (_, argmax) = max_pool2d_with_argmax(x, pool)?;
-    gather_at_maxima(&params, x.shape().clone(), &argmax, grad_out)
+    add_at_maxima(&params, x.shape().clone(), &argmax, grad_out)
 }
 
 /// `max_pool2d_backward` from the maxima `max_pool2d_with_argmax` returned with the forward,
@@ -178,7 +178,7 @@ pub fn max_pool2d_backward_at(
     let (out_dims, params) = geometry_of(OP, [n, c, h, w], Window::Fixed(*pool, false))?;
     expect_output_shape(OP, grad_out, out_dims)?;
     expect_output_shape(OP, argmax, out_dims)?;
-    gather_at_maxima(&params, input_dims.into(), argmax, grad_out)
+    add_at_maxima(&params, input_dims.into(), argmax, grad_out)
 }
 
 /// Mean over each window; with `count_include_pad` the padding counts in the divisor.
@@ -311,7 +311,7 @@ fn expect_output_shape(op: &'static str, t: &Tensor, out_dims: [usize; 4]) -> Re
 
 /// The max-pooling backward: each window's gradient added to its maximum (in `argmax`), one
 /// class of non-overlapping windows per dispatch, into a zeroed gradient.
-fn gather_at_maxima(
+fn add_at_maxima(
     params: &Params,
     input_shape: Shape,
     argmax: &Tensor,
