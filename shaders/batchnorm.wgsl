@@ -14,11 +14,15 @@
 //                               residual add and ReLU took three
 //   batch_norm_backward_reduce: grad_weight[c] = Σ grad_out·xhat, grad_bias[c] = Σ grad_out
 //   batch_norm_backward_input:  training: weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
+//                               Both optionally take grad_out through the forward's ReLU first
+//                               (training's fused backward: no pass of its own for the ReLU),
+//                               and the input pass can write that gradient too (the residual's).
 //   batch_norm_backward_input_eval: weight·invstd·grad_out (the statistics are constants),
 //                               the gradient optionally taken through the forward's ReLU first
 //                               and optionally grad_out + grad_out_also (a value used twice)
 //
-// Layout: x, out, grad_out [N, C, H, W]; per-channel vectors [C].
+// Layout: x, out, grad_out [N, C, H, W]; per-channel vectors [C]. x may be a wider tensor whose
+// first channels are read in place (x_channels below).
 // Dispatch: per-channel entry points (statistics, backward_reduce) run one workgroup per channel
 // (WORKGROUP_SIZE invocations stride over each sample's plane in turn, then a tree reduction),
 // folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running and fold one invocation
@@ -26,8 +30,8 @@
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
 // 10 grad_bias, 11 residual, 12 relu_output (read); 7 and 8 the outputs (read_write):
 // statistics → mean, variance; update_running → running_mean, running_var; forward → out;
-// backward_reduce → grad_weight, grad_bias; backward_input → grad_in; backward_input_eval →
-// grad_in and the gradient after the ReLU; fold → out_a; backward_input_eval also reads 19
+// backward_reduce → grad_weight, grad_bias; backward_input and backward_input_eval → grad_in
+// and the gradient after the ReLU; fold → out_a; backward_input_eval also reads 19
 // grad_out_also, fold 21 conv_bias.
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
@@ -41,9 +45,10 @@ struct Params {
     plane: u32,
     eps: f32,
     momentum: f32,
-    // batch_norm_forward's epilogue: add residual (binding 11), then ReLU. In the eval-mode
-    // input gradient: relu takes the gradient through that ReLU first (relu_output, binding
-    // 12; guided: also dropping negative gradients), add_residual also writes it to out_b.
+    // batch_norm_forward's epilogue: add residual (binding 11), then ReLU. In the backward
+    // passes: relu takes the gradient through that ReLU first (relu_output, binding 12;
+    // guided: also dropping negative gradients); in the input gradients, add_residual also
+    // writes it to out_b.
     add_residual: u32,
     relu: u32,
     guided: u32,
@@ -53,13 +58,15 @@ struct Params {
     add_second_gradient: u32,
     // batch_norm_fold: the convolution has a bias (binding 21), which the shift takes in.
     conv_bias: u32,
-    // The forward's x and the eval-mode input gradient's incoming gradients and ReLU output
-    // are channels source_first .. source_first + channels of tensors of source_channels
-    // channels (a DenseNet block buffer's prefix, a concatenation's part); the per-channel
-    // tensors are indexed by the source's channel. Every other entry, and every output, has
-    // source_channels = channels and source_first = 0.
+    // The input gradients' incoming gradients and ReLU output are channels source_first ..
+    // source_first + channels of tensors of source_channels channels (a concatenation's
+    // part); the per-channel tensors are indexed by that source channel. The outputs have
+    // `channels` channels. The reductions have source_first = 0.
     source_channels: u32,
     source_first: u32,
+    // x has x_channels channels, of which the source channels are read in place (a DenseNet
+    // block buffer, whose first channels are the norm's input); otherwise the source's.
+    x_channels: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -103,7 +110,7 @@ fn reduce_pair(lid: u32) {
 fn channel_sum(c: u32, lid: u32, center: f32, squared: bool) -> vec4<f32> {
     var sum = vec4<f32>(0.0);
     for (var n = 0u; n < params.batch; n++) {
-        let base = (n * params.channels + c) * params.plane;
+        let base = x_plane(n, c);
         if PLANE_VEC4 != 0u {
             for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
                 let d = x4[base / 4u + q] - center;
@@ -117,6 +124,11 @@ fn channel_sum(c: u32, lid: u32, center: f32, squared: bool) -> vec4<f32> {
         }
     }
     return sum;
+}
+
+// Where x's plane of sample n, channel c starts.
+fn x_plane(n: u32, c: u32) -> u32 {
+    return (n * params.x_channels + c) * params.plane;
 }
 
 fn total(v: vec4<f32>) -> f32 {
@@ -186,9 +198,13 @@ fn plane_base(wid: vec3<u32>) -> u32 {
     return (wid.z * params.channels + wid.y) * params.plane;
 }
 
-// Where this workgroup's plane starts in the source, and the source's channel.
+// Where this workgroup's plane starts in the sources and in x, and the source's channel.
 fn source_base(wid: vec3<u32>) -> u32 {
     return (wid.z * params.source_channels + source_channel(wid)) * params.plane;
+}
+
+fn x_base(wid: vec3<u32>) -> u32 {
+    return x_plane(wid.z, source_channel(wid));
 }
 
 fn source_channel(wid: vec3<u32>) -> u32 {
@@ -211,8 +227,8 @@ fn affine(c: u32) -> Affine {
     return Affine(scale, bias[c] - mean[c] * scale);
 }
 
-// The eval-mode backward's gradient after the ReLU the forward applied (relu_output > 0;
-// guided backprop also drops negative gradients); the incoming gradient without one.
+// The backward's gradient after the ReLU the forward applied (relu_output > 0; guided
+// backprop also drops negative gradients); the incoming gradient without one.
 fn through_relu(grad: vec4<f32>, relu_output: vec4<f32>) -> vec4<f32> {
     if params.relu == 0u {
         return grad;
@@ -273,6 +289,22 @@ fn eval_scale(c: u32) -> f32 {
 @group(0) @binding(20) var<storage, read> grad_out_also4: array<vec4<f32>>;
 @group(0) @binding(21) var<storage, read> conv_bias: array<f32>;
 
+// The training-mode backward's incoming gradient at i (a vec4 index in the _vec4 entries),
+// taken through the forward's ReLU with relu; relu_output is read only then.
+fn gradient_after_relu(i: u32) -> f32 {
+    if params.relu == 0u {
+        return grad_out[i];
+    }
+    return through_relu(vec4<f32>(grad_out[i]), vec4<f32>(relu_output[i])).x;
+}
+
+fn gradient_after_relu4(i: u32) -> vec4<f32> {
+    if params.relu == 0u {
+        return grad_out4[i];
+    }
+    return through_relu(grad_out4[i], relu_output4[i]);
+}
+
 // The eval-mode input gradient's incoming gradient at i (vec4 index in the _vec4 entry).
 fn incoming_gradient(i: u32) -> f32 {
     if params.add_second_gradient != 0u {
@@ -291,7 +323,7 @@ fn incoming_gradient4(i: u32) -> vec4<f32> {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_forward(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
-    let source = source_base(at.wid);
+    let source = x_base(at.wid);
     let first = first_value(at.wid, lid);
     let k = affine(source_channel(at.wid));
     for (var q = first; q < min(first + 4u, params.plane); q++) {
@@ -306,7 +338,7 @@ fn batch_norm_forward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: 
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
         let k = affine(source_channel(at.wid));
-        out_a4[i] = normalised(x4[(source_base(at.wid) + first) / 4u], residual4[i], k);
+        out_a4[i] = normalised(x4[(x_base(at.wid) + first) / 4u], residual4[i], k);
     }
 }
 
@@ -321,17 +353,18 @@ fn batch_norm_backward_reduce(at: Workgroup, @builtin(local_invocation_index) li
     var sum_dy_centred = vec4<f32>(0.0);
     for (var n = 0u; n < params.batch; n++) {
         let base = (n * params.channels + c) * params.plane;
+        let x_start = x_plane(n, c);
         if PLANE_VEC4 != 0u {
             for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
-                let dy = grad_out4[base / 4u + q];
+                let dy = gradient_after_relu4(base / 4u + q);
                 sum_dy += dy;
-                sum_dy_centred += dy * (x4[base / 4u + q] - channel_mean);
+                sum_dy_centred += dy * (x4[x_start / 4u + q] - channel_mean);
             }
         } else {
             for (var q = lid; q < params.plane; q += WORKGROUP_SIZE) {
-                let dy = grad_out[base + q];
+                let dy = gradient_after_relu(base + q);
                 sum_dy.x += dy;
-                sum_dy_centred.x += dy * (x[base + q] - channel_mean);
+                sum_dy_centred.x += dy * (x[x_start + q] - channel_mean);
             }
         }
     }
@@ -345,14 +378,23 @@ fn batch_norm_backward_reduce(at: Workgroup, @builtin(local_invocation_index) li
     }
 }
 
+// Training mode: the gradient taken through the forward's ReLU (with relu) goes to out_b too
+// with add_residual.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_backward_input(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let base = plane_base(at.wid);
+    let source = source_base(at.wid);
+    let x_source = x_base(at.wid);
     let first = first_value(at.wid, lid);
-    let t = training_gradient(at.wid.y);
+    let t = training_gradient(source_channel(at.wid));
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         let i = base + q;
-        out_a[i] = training_input_gradient(vec4<f32>(grad_out[i]), vec4<f32>(x[i]), t).x;
+        let s = source + q;
+        let grad = gradient_after_relu(s);
+        out_a[i] = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), t).x;
+        if params.add_residual != 0u {
+            out_b[i] = grad;
+        }
     }
 }
 
@@ -361,7 +403,13 @@ fn batch_norm_backward_input_vec4(at: Workgroup, @builtin(local_invocation_index
     let first = first_value(at.wid, lid);
     if first < params.plane {
         let i = (plane_base(at.wid) + first) / 4u;
-        out_a4[i] = training_input_gradient(grad_out4[i], x4[i], training_gradient(at.wid.y));
+        let s = (source_base(at.wid) + first) / 4u;
+        let grad = gradient_after_relu4(s);
+        let t = training_gradient(source_channel(at.wid));
+        out_a4[i] = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], t);
+        if params.add_residual != 0u {
+            out_b4[i] = grad;
+        }
     }
 }
 

@@ -377,3 +377,238 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
         assert!(refused.to_string().contains("do not add up"), "{refused}");
     }
 }
+
+/// Training mode over channels 0..C of a wider tensor (a DenseNet block buffer), read in
+/// place: the batch statistics and the running averages' update equal the reference's of
+/// those channels copied out; the backward taken through the forward's ReLU (plain and
+/// guided, with batch and with constant statistics), the input's gradient written per part,
+/// equals the reference backward of the masked gradient; and the whole-tensor backward through
+/// the ReLU also returns that masked gradient (a residual's). Planes of 15 values (the scalar
+/// entries) and 16 (the vec4 ones). Then the refusals.
+#[test]
+fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_reference() {
+    use batchnorm::{EvalBatchNorm, ReluBackward};
+    let mut rng = Rng::new(45);
+    let eps = 1e-5;
+    for dims in [[2, 7, 3, 5], [3, 6, 4, 4]] {
+        let [n, c, h, w] = dims;
+        let g = geometry(dims);
+        let plane = h * w;
+        let wide_dims = [n, c + 3, h, w];
+        let wide: Vec<f32> = rng
+            .vec(wide_dims.iter().product())
+            .iter()
+            .map(|v| 1.0 + 2.0 * v)
+            .collect();
+        let prefix: Vec<f32> = (0..n)
+            .flat_map(|s| wide[s * (c + 3) * plane..][..c * plane].to_vec())
+            .collect();
+        let to64 = |values: &[f32]| values.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        let to32 = |values: &[f64]| values.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        let wide_t = upload(wide_dims.to_vec(), &wide);
+
+        let stats = batchnorm::batch_norm_statistics_of_prefix(&wide_t, c).unwrap();
+        let (mean, variance) = reference::statistics(&to64(&prefix), g);
+        let got_mean = stats.mean.to_vec().unwrap();
+        let got_variance = stats.variance.to_vec().unwrap();
+        assert_close(
+            &format!("mean {dims:?}"),
+            &got_mean,
+            &to32(&mean),
+            1e-5,
+            1e-6,
+        );
+        assert_close(
+            &format!("variance {dims:?}"),
+            &got_variance,
+            &to32(&variance),
+            1e-4,
+            1e-6,
+        );
+        let running_mean = upload(vec![c], &vec![0.5; c]);
+        let running_var = upload(vec![c], &vec![2.0; c]);
+        batchnorm::batch_norm_update_running_of_prefix(
+            &wide_t,
+            c,
+            &stats,
+            &running_mean,
+            &running_var,
+            0.1,
+        )
+        .unwrap();
+        let (want_mean, want_var) = reference::update_running(
+            (&vec![0.5; c], &vec![2.0; c]),
+            (&mean, &variance),
+            g.batch * g.plane,
+            0.1,
+        );
+        let got = running_mean.to_vec().unwrap();
+        assert_close(
+            "running_mean of the prefix",
+            &got,
+            &to32(&want_mean),
+            1e-5,
+            1e-6,
+        );
+        let got = running_var.to_vec().unwrap();
+        assert_close(
+            "running_var of the prefix",
+            &got,
+            &to32(&want_var),
+            1e-4,
+            1e-6,
+        );
+
+        let [weight, bias] = [0; 2].map(|_| rng.vec(c));
+        let [weight_t, bias_t] = [&weight, &bias].map(|v| upload(vec![c], v));
+        let running = (
+            to64(&running_mean.to_vec().unwrap()),
+            to64(&running_var.to_vec().unwrap()),
+        );
+        let grad = rng.vec(dims.iter().product());
+        let grad_t = upload(dims.to_vec(), &grad);
+        for training in [true, false] {
+            let (mean_t, variance_t) = match training {
+                true => (stats.mean.clone(), stats.variance.clone()),
+                false => (running_mean.clone(), running_var.clone()),
+            };
+            let (mean, variance) = match training {
+                true => (mean.clone(), variance.clone()),
+                false => running.clone(),
+            };
+            let bn = EvalBatchNorm {
+                mean: &mean_t,
+                variance: &variance_t,
+                weight: &weight_t,
+                bias: &bias_t,
+                eps,
+            };
+            let relu = Epilogue {
+                residual: None,
+                relu: true,
+            };
+            let y = bn.forward_prefix(&wide_t, c, relu).unwrap();
+            let normalised = reference::forward(
+                &to64(&prefix),
+                g,
+                &mean,
+                &variance,
+                &to64(&weight),
+                &to64(&bias),
+                f64::from(eps),
+            );
+            let want_y: Vec<f32> = normalised.iter().map(|&v| v.max(0.0) as f32).collect();
+            let got_y = y.to_vec().unwrap();
+            assert_close(&format!("{dims:?} forward"), &got_y, &want_y, 1e-5, 1e-6);
+            assert!(got_y.contains(&0.0) && got_y.iter().any(|&v| v > 0.0));
+
+            let statistics = [&mean_t, &variance_t, &weight_t];
+            for guided in [false, true] {
+                let masked: Vec<f64> = grad
+                    .iter()
+                    .zip(&want_y)
+                    .map(|(&dy, &y)| match y > 0.0 && (!guided || dy > 0.0) {
+                        true => f64::from(dy),
+                        false => 0.0,
+                    })
+                    .collect();
+                let (want_input, want_weight, want_bias) = reference::backward(
+                    &to64(&prefix),
+                    &masked,
+                    g,
+                    &mean,
+                    &variance,
+                    &to64(&weight),
+                    f64::from(eps),
+                    training,
+                );
+                let what = format!("{dims:?} training {training} guided {guided}");
+                let relu = ReluBackward { output: &y, guided };
+                let parts = [2, c - 2];
+                let got = batchnorm::batch_norm_backward_of_parts(
+                    &wide_t, &grad_t, relu, statistics, eps, training, &parts,
+                )
+                .unwrap();
+                let sums = 1e-5 * (n * plane) as f32;
+                let got_weight = got.grad_weight.to_vec().unwrap();
+                let got_bias = got.grad_bias.to_vec().unwrap();
+                assert_close(
+                    &format!("{what}: weight"),
+                    &got_weight,
+                    &to32(&want_weight),
+                    1e-4,
+                    sums,
+                );
+                assert_close(
+                    &format!("{what}: bias"),
+                    &got_bias,
+                    &to32(&want_bias),
+                    1e-4,
+                    sums,
+                );
+                let mut first = 0;
+                for (part, &count) in got.grad_inputs.iter().zip(&parts) {
+                    assert_eq!(part.dims(), [n, count, h, w]);
+                    let want: Vec<f32> = (0..n)
+                        .flat_map(|s| to32(&want_input[(s * c + first) * plane..][..count * plane]))
+                        .collect();
+                    let channels = format!("{what}: input channels {first}..{}", first + count);
+                    assert_close(&channels, &part.to_vec().unwrap(), &want, 1e-4, 1e-5);
+                    first += count;
+                }
+
+                let x = upload(dims.to_vec(), &prefix);
+                let (whole, relu_gradient) = batchnorm::batch_norm_backward_through_relu(
+                    &x, &grad_t, relu, true, statistics, eps, training,
+                )
+                .unwrap();
+                let got = whole.grad_input.to_vec().unwrap();
+                assert_close(
+                    &format!("{what}: whole input"),
+                    &got,
+                    &to32(&want_input),
+                    1e-4,
+                    1e-5,
+                );
+                let got = relu_gradient.expect("kept").to_vec().unwrap();
+                assert_close(
+                    &format!("{what}: after the ReLU"),
+                    &got,
+                    &to32(&masked),
+                    0.0,
+                    0.0,
+                );
+            }
+        }
+
+        let relu = ReluBackward {
+            output: &grad_t,
+            guided: false,
+        };
+        let statistics = [&stats.mean, &stats.variance, &weight_t];
+        let refused = batchnorm::batch_norm_backward_of_parts(
+            &wide_t,
+            &grad_t,
+            relu,
+            statistics,
+            eps,
+            true,
+            &[1, 1],
+        )
+        .unwrap_err();
+        assert!(refused.to_string().contains("do not add up"), "{refused}");
+        let narrow = upload(vec![n, c - 1, h, w], &rng.vec(n * (c - 1) * plane));
+        let refused = batchnorm::batch_norm_backward_of_parts(
+            &narrow,
+            &grad_t,
+            relu,
+            statistics,
+            eps,
+            true,
+            &[c],
+        )
+        .unwrap_err();
+        assert!(matches!(refused, Error::ShapeMismatch { .. }), "{refused}");
+        assert!(batchnorm::batch_norm_statistics_of_prefix(&wide_t, c + 4).is_err());
+    }
+}

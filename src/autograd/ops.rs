@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
     Epilogue, EvalBatchNorm, ReluBackward, batch_norm_backward, batch_norm_backward_input,
     batch_norm_backward_input_through_relu, batch_norm_backward_input_through_relu_parts,
-    batch_norm_forward, batch_norm_statistics, batch_norm_update_running,
+    batch_norm_backward_of_parts, batch_norm_backward_through_relu, batch_norm_forward,
+    batch_norm_statistics_of_prefix, batch_norm_update_running_of_prefix,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -52,15 +53,21 @@ pub struct BatchNormState<'a> {
     pub training: bool,
 }
 
-/// The mean and variance batch norm normalises `x` with: in training mode the batch's (and the
-/// running statistics updated with them), in eval mode the running ones.
-fn normalising_statistics(x: &Tensor, state: &BatchNormState) -> Result<(Tensor, Tensor)> {
+/// The mean and variance batch norm normalises the first `channels` channels of `x` with (all
+/// of them but in a DenseNet block buffer): in training mode the batch's (and the running
+/// statistics updated with them), in eval mode the running ones.
+fn normalising_statistics(
+    x: &Tensor,
+    channels: usize,
+    state: &BatchNormState,
+) -> Result<(Tensor, Tensor)> {
     if !state.training {
         return Ok((state.running_mean.clone(), state.running_var.clone()));
     }
-    let batch = batch_norm_statistics(x)?;
-    batch_norm_update_running(
+    let batch = batch_norm_statistics_of_prefix(x, channels)?;
+    batch_norm_update_running_of_prefix(
         x,
+        channels,
         &batch,
         state.running_mean,
         state.running_var,
@@ -161,11 +168,11 @@ impl Tape {
     }
 
     /// relu(batch_norm(torch.cat(parts, 1))) where `buffer` [N, C, H, W] holds the parts side
-    /// by side from channel 0 (a DenseNet block's buffer: at batch 1 the parts are its channel
-    /// slices, at larger batches copies of them). In eval mode with constant BN parameters
-    /// the norm reads the parts in the buffer and its backward writes each part's gradient
-    /// by itself: no concatenation, and no split of its gradient. Otherwise the parts are
-    /// joined (batch 1) or concatenated, then `batch_norm_then`.
+    /// by side from channel 0 (a DenseNet block's buffer: at batch 1 its channel slices, else
+    /// copies of them). The norm reads the parts there, in training mode its batch statistics
+    /// too, and its backward writes each part's gradient by itself: no concatenation, and no
+    /// split of its gradient. In eval mode with constant BN parameters the backward is the
+    /// input gradient alone.
     pub(crate) fn batch_norm_relu_of_parts(
         &self,
         parts: &[&Var],
@@ -180,22 +187,13 @@ impl Tape {
                 "needs at least one part",
             ));
         };
-        let constant = !state.training && !weight.requires_grad() && !bias.requires_grad();
-        if !constant {
-            let input = match first.dims()[0] {
-                1 => self.join_channel_slices(parts, buffer)?,
-                _ => self.concat_channels(parts)?,
-            };
-            return self.batch_norm_then(&input, weight, bias, state, None, true);
-        }
         let channels: Vec<usize> = parts
             .iter()
             .map(|var| var.dims().get(1).copied().unwrap_or(0))
             .collect();
+        let total = channels.iter().sum();
         let holds_parts = match (first.dims(), buffer.dims()) {
-            (&[n, _, h, w], &[bn, bc, bh, bw]) => {
-                (bn, bh, bw) == (n, h, w) && channels.iter().sum::<usize>() <= bc
-            }
+            (&[n, _, h, w], &[bn, bc, bh, bw]) => (bn, bh, bw) == (n, h, w) && total <= bc,
             _ => false,
         };
         if !holds_parts {
@@ -207,7 +205,8 @@ impl Tape {
                 ),
             ));
         }
-        let (mean, variance) = (state.running_mean.clone(), state.running_var.clone());
+        let (mean, variance) = normalising_statistics(buffer, total, state)?;
+        // The pass normalises with the statistics it is given: in training mode the batch's.
         let bn = EvalBatchNorm {
             mean: &mean,
             variance: &variance,
@@ -219,7 +218,7 @@ impl Tape {
             residual: None,
             relu: true,
         };
-        let out = bn.forward_prefix(buffer, channels.iter().sum(), relu)?;
+        let out = bn.forward_prefix(buffer, total, relu)?;
         let mut inputs = parts.to_vec();
         inputs.extend([weight, bias]);
         if !self.records_backward(&inputs) {
@@ -231,16 +230,38 @@ impl Tape {
             state.eps,
             self.is_guided(),
         );
+        let training = state.training;
+        if !training && !weight.requires_grad() && !bias.requires_grad() {
+            return self.record(out, &inputs, move |grad| {
+                let relu = ReluBackward {
+                    output: &y_t,
+                    guided,
+                };
+                let tensors = [&mean, &variance, &w_t];
+                let grads = batch_norm_backward_input_through_relu_parts(
+                    grad, relu, tensors, eps, &channels,
+                )?;
+                // The parts' gradients; the parameters' slots stay empty.
+                Ok(grads.into_iter().map(Some).chain([None, None]).collect())
+            });
+        }
+        let buffer = buffer.clone();
         self.record(out, &inputs, move |grad| {
             let relu = ReluBackward {
                 output: &y_t,
                 guided,
             };
             let tensors = [&mean, &variance, &w_t];
-            let grads =
-                batch_norm_backward_input_through_relu_parts(grad, relu, tensors, eps, &channels)?;
-            // The parts' gradients; the parameters' slots stay empty.
-            Ok(grads.into_iter().map(Some).chain([None, None]).collect())
+            let grads = batch_norm_backward_of_parts(
+                &buffer, grad, relu, tensors, eps, training, &channels,
+            )?;
+            let parameters = [Some(grads.grad_weight), Some(grads.grad_bias)];
+            Ok(grads
+                .grad_inputs
+                .into_iter()
+                .map(Some)
+                .chain(parameters)
+                .collect())
         })
     }
 
@@ -268,7 +289,8 @@ impl Tape {
         relu_after: bool,
     ) -> Result<Var> {
         let training = state.training;
-        let (mean, variance) = normalising_statistics(&x.tensor, state)?;
+        let channels = x.dims().get(1).copied().unwrap_or(0);
+        let (mean, variance) = normalising_statistics(&x.tensor, channels, state)?;
         let epilogue = Epilogue {
             residual: residual.map(|r| &r.tensor),
             relu: relu_after,
@@ -321,19 +343,32 @@ impl Tape {
                 return Ok(vec![Some(grad_input), None, None, Some(grad.clone())]);
             }
             // Through the ReLU (masked where the output is 0, i.e. where its input was ≤ 0;
-            // guided backprop also drops negative gradients), then BN: the residual's gradient
-            // is the masked one.
-            let grad = match (&relu_output, guided) {
-                (None, _) => grad.clone(),
-                (Some(y_t), false) => relu_backward(y_t, grad)?,
-                (Some(y_t), true) => relu_backward(y_t, &relu(grad)?)?,
+            // guided backprop also drops negative gradients) in BN's own passes: the
+            // residual's gradient is the masked one.
+            let (grads, grad_residual) = match &relu_output {
+                None => {
+                    let grads =
+                        batch_norm_backward(&x_t, grad, &mean, &variance, &w_t, eps, training)?;
+                    (grads, Some(grad.clone()))
+                }
+                Some(y_t) => batch_norm_backward_through_relu(
+                    &x_t,
+                    grad,
+                    ReluBackward {
+                        output: y_t,
+                        guided,
+                    },
+                    has_residual,
+                    [&mean, &variance, &w_t],
+                    eps,
+                    training,
+                )?,
             };
-            let grads = batch_norm_backward(&x_t, &grad, &mean, &variance, &w_t, eps, training)?;
             Ok(vec![
                 Some(grads.grad_input),
                 Some(grads.grad_weight),
                 Some(grads.grad_bias),
-                Some(grad),
+                grad_residual,
             ])
         })
     }

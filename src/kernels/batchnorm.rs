@@ -17,7 +17,7 @@ uniform_params! {
     struct Params {
         batch: u32, channels: u32, plane: u32, eps: f32, momentum: f32, add_residual: u32,
         relu: u32, guided: u32, add_second_gradient: u32, conv_bias: u32, source_channels: u32,
-        source_first: u32,
+        source_first: u32, x_channels: u32,
     }
 }
 
@@ -44,11 +44,12 @@ entries! {
     FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE,
         [mean, variance, weight, bias, x4, residual4, out_a4];
     BACKWARD_REDUCE = "batch_norm_backward_reduce", REDUCTION,
-        [x, mean, variance, grad_out, out_a, out_b, x4, grad_out4];
+        [x, mean, variance, grad_out, out_a, out_b, relu_output, x4, grad_out4, relu_output4];
     BACKWARD_INPUT = "batch_norm_backward_input", PLANE,
-        [x, mean, variance, weight, grad_out, out_a, grad_weight, grad_bias];
+        [x, mean, variance, weight, grad_out, out_a, out_b, grad_weight, grad_bias, relu_output];
     BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE,
-        [mean, variance, weight, grad_weight, grad_bias, x4, grad_out4, out_a4];
+        [mean, variance, weight, grad_weight, grad_bias, x4, grad_out4, relu_output4, out_a4,
+         out_b4];
     BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE,
         [variance, weight, grad_out, out_a, out_b, relu_output, grad_out_also];
     BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE,
@@ -182,6 +183,7 @@ impl EvalBatchNorm<'_> {
             conv_bias: u32::from(conv_bias.is_some()),
             source_channels: as_u32(OP, "C", channels)?,
             source_first: 0,
+            x_channels: as_u32(OP, "C", channels)?,
         };
         let gpu = self.mean.gpu();
         let out = Tensor::empty(gpu, [2, channels])?;
@@ -198,8 +200,8 @@ impl EvalBatchNorm<'_> {
     }
 }
 
-/// The ReLU that `batch_norm_forward` applied, for the eval-mode input gradient to take
-/// the incoming gradient through in the same pass.
+/// The ReLU that `batch_norm_forward` applied, for the backward passes to take the incoming
+/// gradient through in the same pass.
 #[derive(Clone, Copy)]
 pub struct ReluBackward<'a> {
     /// What the forward returned (the ReLU's output: the gradient passes where it is > 0).
@@ -225,8 +227,16 @@ pub struct BatchNormGrads {
 
 /// Per-channel mean and biased variance of an NCHW batch.
 pub fn batch_norm_statistics(x: &Tensor) -> Result<BatchStatistics> {
+    let channels = x.dims().get(1).copied().unwrap_or(0);
+    batch_norm_statistics_of_prefix(x, channels)
+}
+
+/// `batch_norm_statistics` of the first `channels` channels of `x` [N, C ≥ channels, H, W],
+/// read in place (a DenseNet block buffer's prefix).
+pub fn batch_norm_statistics_of_prefix(x: &Tensor, channels: usize) -> Result<BatchStatistics> {
     const OP: &str = "batch_norm_statistics";
-    let (params, channels) = geometry(OP, x, 0.0, 0.0, true)?;
+    let (mut params, _) = geometry(OP, x, 0.0, 0.0, true)?;
+    read_channels(OP, &mut params, 0, channels)?;
     let gpu = x.gpu();
     let mean = Tensor::empty(gpu, [channels])?;
     let variance = Tensor::empty(gpu, [channels])?;
@@ -249,8 +259,23 @@ pub fn batch_norm_update_running(
     running_var: &Tensor,
     momentum: f32,
 ) -> Result<()> {
+    let channels = x.dims().get(1).copied().unwrap_or(0);
+    batch_norm_update_running_of_prefix(x, channels, batch, running_mean, running_var, momentum)
+}
+
+/// `batch_norm_update_running` with the statistics of the first `channels` channels of `x`
+/// (`batch_norm_statistics_of_prefix`).
+pub fn batch_norm_update_running_of_prefix(
+    x: &Tensor,
+    channels: usize,
+    batch: &BatchStatistics,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    momentum: f32,
+) -> Result<()> {
     const OP: &str = "batch_norm_update_running";
-    let (params, channels) = geometry(OP, x, 0.0, momentum, true)?;
+    let (mut params, _) = geometry(OP, x, 0.0, momentum, true)?;
+    read_channels(OP, &mut params, 0, channels)?;
     let gpu = x.gpu();
     for (name, t) in [
         ("batch mean", &batch.mean),
@@ -347,35 +372,82 @@ pub fn batch_norm_backward(
     eps: f32,
     training: bool,
 ) -> Result<BatchNormGrads> {
-    const OP: &str = "batch_norm_backward";
-    let (params, channels) = geometry(OP, x, eps, 0.0, training)?;
-    x.expect_same_shape(grad_out, OP)?;
-    for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
-        expect_channels(OP, name, t, channels)?;
-    }
-    let gpu = x.gpu();
-    let grad_weight = Tensor::empty(gpu, [channels])?;
-    let grad_bias = Tensor::empty(gpu, [channels])?;
-    Launch::of(gpu, reduction_kernel(&BACKWARD_REDUCE, &params), params)
-        .bind(1, x)
-        .bind(X.1, &vec4_view(&params, x)?)
-        .bind(2, mean)
-        .bind(3, variance)
-        .bind(6, grad_out)
-        .bind(GRAD_OUT.1, &vec4_view(&params, grad_out)?)
-        .bind(7, &grad_weight)
-        .bind(8, &grad_bias)
-        .on(grid_1d(gpu, channels as u64))?;
-    let statistics = [x, mean, variance, weight];
-    let grad_input = input_gradient(
-        &params,
-        training,
-        statistics,
+    x.expect_same_shape(grad_out, "batch_norm_backward")?;
+    let backward = Backward {
+        x,
         grad_out,
-        [&grad_weight, &grad_bias],
-    )?;
-    Ok(BatchNormGrads {
-        grad_input,
+        relu: None,
+        statistics: [mean, variance, weight],
+        eps,
+        training,
+    };
+    let (grads, _) = backward.whole(false)?;
+    Ok(grads)
+}
+
+/// `batch_norm_backward` of relu(batch_norm(x) + residual?): both of its passes take the
+/// incoming gradient through the ReLU, which then needs no pass of its own. Returns the
+/// gradients and, with `keep_relu_gradient`, the gradient after the ReLU (the residual's),
+/// which the input gradient's pass writes as well.
+pub fn batch_norm_backward_through_relu(
+    x: &Tensor,
+    grad_out: &Tensor,
+    relu: ReluBackward,
+    keep_relu_gradient: bool,
+    [mean, variance, weight]: [&Tensor; 3],
+    eps: f32,
+    training: bool,
+) -> Result<(BatchNormGrads, Option<Tensor>)> {
+    x.expect_same_shape(grad_out, "batch_norm_backward")?;
+    let backward = Backward {
+        x,
+        grad_out,
+        relu: Some(relu),
+        statistics: [mean, variance, weight],
+        eps,
+        training,
+    };
+    backward.whole(keep_relu_gradient)
+}
+
+/// The gradients of a BatchNorm2d whose input was the concatenation of parts
+/// (`batch_norm_backward_of_parts`): the input's as one tensor per part.
+#[derive(Debug)]
+pub struct BatchNormPartGrads {
+    pub grad_inputs: Vec<Tensor>,
+    pub grad_weight: Tensor,
+    pub grad_bias: Tensor,
+}
+
+/// `batch_norm_backward_through_relu` (no residual) of the first C channels of `x`
+/// [N, C' ≥ C, H, W], read in place, for `grad_out` [N, C, H, W]: a DenseNet layer's first
+/// norm, whose input is its block buffer's prefix, the concatenation of the block's parts so
+/// far. The input's gradient comes as one tensor per consecutive slice of `parts` channels
+/// (adding up to C), each written by its own pass: no concatenation is copied out for the
+/// norm, and no gradient split after it.
+pub fn batch_norm_backward_of_parts(
+    x: &Tensor,
+    grad_out: &Tensor,
+    relu: ReluBackward,
+    [mean, variance, weight]: [&Tensor; 3],
+    eps: f32,
+    training: bool,
+    parts: &[usize],
+) -> Result<BatchNormPartGrads> {
+    let backward = Backward {
+        x,
+        grad_out,
+        relu: Some(relu),
+        statistics: [mean, variance, weight],
+        eps,
+        training,
+    };
+    let (inputs, [grad_weight, grad_bias]) = backward.run(parts, false)?;
+    Ok(BatchNormPartGrads {
+        grad_inputs: inputs
+            .into_iter()
+            .map(|(grad_input, _)| grad_input)
+            .collect(),
         grad_weight,
         grad_bias,
     })
@@ -550,39 +622,133 @@ fn eval_input_gradient(
     Ok((grad_input, relu_gradient))
 }
 
-/// Runs the input gradient of `batch_norm_backward` on [x, mean, variance, weight], the output
-/// gradient and the parameter gradients (which the training formula subtracts).
-fn input_gradient(
-    params: &Params,
+/// What BatchNorm2d's backward reads: the forward's input `x` (or a wider tensor whose first
+/// channels it was), the incoming gradient, the ReLU the forward applied, its statistics and
+/// weight [mean, variance, weight], and whether the statistics were the batch's.
+struct Backward<'a> {
+    x: &'a Tensor,
+    grad_out: &'a Tensor,
+    relu: Option<ReluBackward<'a>>,
+    statistics: [&'a Tensor; 3],
+    eps: f32,
     training: bool,
-    [x, mean, variance, weight]: [&Tensor; 4],
-    grad_out: &Tensor,
-    [grad_weight, grad_bias]: [&Tensor; 2],
-) -> Result<Tensor> {
-    if !training {
-        let (grad_input, _) = eval_input_gradient(
-            (grad_out, None),
-            None,
-            false,
-            [mean, variance, weight],
-            params.eps,
-        )?;
-        return Ok(grad_input);
+}
+
+impl Backward<'_> {
+    /// `run` with the input's gradient as one tensor.
+    fn whole(&self, keep_relu_gradient: bool) -> Result<(BatchNormGrads, Option<Tensor>)> {
+        let channels = self.grad_out.dims().get(1).copied().unwrap_or(0);
+        let (mut inputs, [grad_weight, grad_bias]) = self.run(&[channels], keep_relu_gradient)?;
+        let (grad_input, relu_gradient) = inputs.remove(0);
+        let grads = BatchNormGrads {
+            grad_input,
+            grad_weight,
+            grad_bias,
+        };
+        Ok((grads, relu_gradient))
     }
-    let gpu = grad_out.gpu();
-    let grad_input = Tensor::empty(gpu, grad_out.shape().clone())?;
-    let pass = PlanePass::new(params);
-    Launch::of(gpu, pass.kernel(TRAINING_INPUT_GRADIENT), *params)
-        .bind(pass.slot(X), x)
-        .bind(2, mean)
-        .bind(3, variance)
-        .bind(4, weight)
-        .bind(pass.slot(GRAD_OUT), grad_out)
-        .bind(pass.slot(OUT_A), &grad_input)
-        .bind(9, grad_weight)
-        .bind(10, grad_bias)
-        .on(pass.workgroups)?;
-    Ok(grad_input)
+
+    /// The per-channel reduction (the weight's and bias's gradients), then per consecutive
+    /// slice of `parts` channels a pass writing the input's gradient there and, with
+    /// `keep_relu_gradient` and a ReLU, the gradient after the ReLU.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        parts: &[usize],
+        keep_relu_gradient: bool,
+    ) -> Result<(Vec<(Tensor, Option<Tensor>)>, [Tensor; 2])> {
+        const OP: &str = "batch_norm_backward";
+        let (x, grad_out) = (self.x, self.grad_out);
+        let (mut params, channels) = geometry(OP, grad_out, self.eps, 0.0, self.training)?;
+        let [n, _, h, w] = nchw_dims(grad_out);
+        match *x.dims() {
+            [xn, xc, xh, xw] if (xn, xh, xw) == (n, h, w) && xc >= channels => {
+                params.x_channels = as_u32(OP, "C", xc)?;
+            }
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    left: x.dims().to_vec(),
+                    right: grad_out.dims().to_vec(),
+                });
+            }
+        }
+        let [mean, variance, weight] = self.statistics;
+        for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
+            expect_channels(OP, name, t, channels)?;
+        }
+        if let Some(relu) = self.relu {
+            grad_out.expect_same_shape(relu.output, OP)?;
+            params.relu = 1;
+            params.guided = u32::from(relu.guided);
+        }
+        if parts.iter().sum::<usize>() != channels {
+            return Err(Error::invalid(
+                OP,
+                format!("parts {parts:?} do not add up to the {channels} channels"),
+            ));
+        }
+        let gpu = grad_out.gpu();
+        let grad_weight = Tensor::empty(gpu, [channels])?;
+        let grad_bias = Tensor::empty(gpu, [channels])?;
+        // The ReLU's output is read only with relu: the incoming gradient stands in otherwise.
+        let relu_output = self.relu.map_or(grad_out, |relu| relu.output);
+        Launch::of(gpu, reduction_kernel(&BACKWARD_REDUCE, &params), params)
+            .bind(1, x)
+            .bind(X.1, &vec4_view(&params, x)?)
+            .bind(2, mean)
+            .bind(3, variance)
+            .bind(6, grad_out)
+            .bind(GRAD_OUT.1, &vec4_view(&params, grad_out)?)
+            .bind(12, relu_output)
+            .bind(RELU_OUTPUT.1, &vec4_view(&params, relu_output)?)
+            .bind(7, &grad_weight)
+            .bind(8, &grad_bias)
+            .on(grid_1d(gpu, channels as u64))?;
+        params.add_residual = u32::from(keep_relu_gradient && self.relu.is_some());
+        let mut first = 0;
+        let mut inputs = Vec::with_capacity(parts.len());
+        for &count in parts {
+            let mut part = params;
+            read_channels(OP, &mut part, first, count)?;
+            let grad_input = Tensor::empty(gpu, [n, count, h, w])?;
+            let relu_gradient = match part.add_residual {
+                0 => None,
+                _ => Some(Tensor::empty(gpu, [n, count, h, w])?),
+            };
+            let second_output = match &relu_gradient {
+                Some(gradient) => gradient,
+                None => &unused_second_output(grad_out)?,
+            };
+            if self.training {
+                let pass = PlanePass::new(&part);
+                Launch::of(gpu, pass.kernel(TRAINING_INPUT_GRADIENT), part)
+                    .bind(pass.slot(X), x)
+                    .bind(2, mean)
+                    .bind(3, variance)
+                    .bind(4, weight)
+                    .bind(pass.slot(GRAD_OUT), grad_out)
+                    .bind(pass.slot(RELU_OUTPUT), relu_output)
+                    .bind(pass.slot(OUT_A), &grad_input)
+                    .bind(pass.slot(OUT_B), second_output)
+                    .bind(9, &grad_weight)
+                    .bind(10, &grad_bias)
+                    .on(pass.workgroups)?;
+            } else {
+                let sources = (grad_out, None, relu_output);
+                launch_eval_gradient(
+                    part,
+                    sources,
+                    [variance, weight],
+                    &grad_input,
+                    second_output,
+                )?;
+            }
+            inputs.push((grad_input, relu_gradient));
+            first += count;
+        }
+        Ok((inputs, [grad_weight, grad_bias]))
+    }
 }
 
 /// How an elementwise pass (forward, input gradient) runs: one invocation per 4 values of a
@@ -691,6 +857,7 @@ fn geometry(
         conv_bias: 0,
         source_channels: as_u32(op, "C", c)?,
         source_first: 0,
+        x_channels: as_u32(op, "C", c)?,
     };
     Ok((params, c))
 }
@@ -700,8 +867,8 @@ fn nchw_dims(x: &Tensor) -> [usize; 4] {
     [0, 1, 2, 3].map(|axis| x.dims()[axis])
 }
 
-/// Makes the pass read channels `first .. first + count` of its source, whose channels
-/// `params` holds, and write `count` channels.
+/// Makes the pass read channels `first .. first + count` of its sources (and of x), whose
+/// channels `params` holds, and write `count` channels. x's channel count stays as it was.
 fn read_channels(op: &'static str, params: &mut Params, first: usize, count: usize) -> Result<()> {
     let source_channels = params.channels as usize;
     if count == 0 || first + count > source_channels {

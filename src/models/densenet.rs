@@ -16,7 +16,7 @@
 
 use super::{Classifier, ModelConfig};
 use crate::autograd::Var;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::concat::copy_channels_into;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
 use crate::kernels::pool::Pool2d;
@@ -91,26 +91,22 @@ impl NormReluConv {
     }
 }
 
-/// A block's output buffer [N, C_final, H, W] when the no-concatenation path applies: a batch
-/// of one (where channel slices are contiguous) with every layer's slice at an offset the
-/// adapter can bind, or a larger batch in eval mode; `None` otherwise.
-fn block_buffer(x: &Var, layers: usize, growth: usize, training: bool) -> Result<Option<Tensor>> {
+/// A block's output buffer [N, C_final, H, W], and whether its layers write their features
+/// there in place: at batch 1 (where channel slices are contiguous) with every layer's slice
+/// at an offset the adapter can bind. Otherwise each layer's features are copied there.
+fn block_buffer(x: &Var, layers: usize, growth: usize) -> Result<(Tensor, bool)> {
     let &[n, first, h, w] = x.dims() else {
-        return Ok(None);
+        return Err(Error::invalid(
+            "densenet block",
+            format!("needs an NCHW input, got shape {:?}", x.dims()),
+        ));
     };
     let gpu = x.tensor().gpu();
     let alignment = gpu.limits().min_storage_buffer_offset_alignment as usize;
-    let applies = match n {
-        1 => (0..=layers).all(|l| ((first + l * growth) * h * w * 4).is_multiple_of(alignment)),
-        _ => !training,
-    };
-    if !applies {
-        return Ok(None);
-    }
-    Ok(Some(Tensor::empty(
-        gpu,
-        [n, first + layers * growth, h, w],
-    )?))
+    let in_place = n == 1
+        && (0..=layers).all(|l| ((first + l * growth) * h * w * 4).is_multiple_of(alignment));
+    let buffer = Tensor::empty(gpu, [n, first + layers * growth, h, w])?;
+    Ok((buffer, in_place))
 }
 
 enum Stage {
@@ -206,21 +202,11 @@ impl DenseNet {
 
 impl DenseNet {
     /// A dense block: each layer sees torch.cat of the block's input and every earlier
-    /// layer's new features; the result is the concatenation of them all.
+    /// layer's new features; the result is the concatenation of them all. The features lie
+    /// side by side in one buffer, which the layers' first norms read in place: nothing is
+    /// concatenated per layer (the memory-efficient DenseNet layout).
     fn block(&self, f: &Forward, x: Var, layers: &[[NormReluConv; 2]]) -> Result<Var> {
-        let Some(buffer) = block_buffer(&x, layers.len(), self.growth, f.training())? else {
-            let mut features = vec![x];
-            for [bottleneck, conv] in layers {
-                let input = match features.as_slice() {
-                    [only] => only.clone(),
-                    all => f.tape.concat_channels(&all.iter().collect::<Vec<_>>())?,
-                };
-                features.push(conv.forward(f, &bottleneck.forward(f, &input)?)?);
-            }
-            return f.tape.concat_channels(&features.iter().collect::<Vec<_>>());
-        };
-        // Batch 1: the parts are the buffer's channel slices; else copies of them lie there.
-        let in_place = x.dims()[0] == 1;
+        let (buffer, in_place) = block_buffer(&x, layers.len(), self.growth)?;
         let mut first = x.dims()[1];
         let input = match in_place {
             true => f.tape.copy_into_channels(&x, &buffer, 0)?,
