@@ -4,10 +4,11 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    Epilogue, EvalBatchNorm, ReluBackward, batch_norm_backward, batch_norm_backward_input,
-    batch_norm_backward_input_through_relu, batch_norm_backward_input_through_relu_parts,
-    batch_norm_backward_of_parts, batch_norm_backward_through_relu, batch_norm_forward,
-    batch_norm_statistics_of_prefix, batch_norm_update_running_of_prefix,
+    BatchStatistics, Epilogue, EvalBatchNorm, ReluBackward, batch_norm_backward,
+    batch_norm_backward_input, batch_norm_backward_input_through_relu,
+    batch_norm_backward_input_through_relu_parts, batch_norm_backward_of_parts,
+    batch_norm_backward_through_relu, batch_norm_forward, batch_norm_statistics_of_prefix,
+    batch_norm_update_running_of_prefix,
 };
 use crate::kernels::concat::{concat_channels, split_channels};
 use crate::kernels::conv2d::{
@@ -54,17 +55,21 @@ pub struct BatchNormState<'a> {
 }
 
 /// The mean and variance batch norm normalises the first `channels` channels of `x` with (all
-/// of them but in a DenseNet block buffer): in training mode the batch's (and the running
-/// statistics updated with them), in eval mode the running ones.
+/// of them but in a DenseNet block buffer): in training mode the batch's, `known` or computed
+/// here (and the running statistics updated with them), in eval mode the running ones.
 fn normalising_statistics(
     x: &Tensor,
     channels: usize,
     state: &BatchNormState,
+    known: Option<&BatchStatistics>,
 ) -> Result<(Tensor, Tensor)> {
     if !state.training {
         return Ok((state.running_mean.clone(), state.running_var.clone()));
     }
-    let batch = batch_norm_statistics_of_prefix(x, channels)?;
+    let batch = match known {
+        Some(batch) => batch.clone(),
+        None => batch_norm_statistics_of_prefix(x, channels)?,
+    };
     batch_norm_update_running_of_prefix(
         x,
         channels,
@@ -172,7 +177,8 @@ impl Tape {
     /// copies of them). The norm reads the parts there, in training mode its batch statistics
     /// too, and its backward writes each part's gradient by itself: no concatenation, and no
     /// split of its gradient. In eval mode with constant BN parameters the backward is the
-    /// input gradient alone.
+    /// input gradient alone. In training mode `known` may give the batch statistics of the
+    /// parts' channels (a DenseNet block computes each part's once, for every later layer).
     pub(crate) fn batch_norm_relu_of_parts(
         &self,
         parts: &[&Var],
@@ -180,6 +186,7 @@ impl Tape {
         weight: &Var,
         bias: &Var,
         state: &BatchNormState,
+        known: Option<&BatchStatistics>,
     ) -> Result<Var> {
         let Some(first) = parts.first() else {
             return Err(Error::invalid(
@@ -205,7 +212,7 @@ impl Tape {
                 ),
             ));
         }
-        let (mean, variance) = normalising_statistics(buffer, total, state)?;
+        let (mean, variance) = normalising_statistics(buffer, total, state, known)?;
         // The pass normalises with the statistics it is given: in training mode the batch's.
         let bn = EvalBatchNorm {
             mean: &mean,
@@ -290,7 +297,7 @@ impl Tape {
     ) -> Result<Var> {
         let training = state.training;
         let channels = x.dims().get(1).copied().unwrap_or(0);
-        let (mean, variance) = normalising_statistics(&x.tensor, channels, state)?;
+        let (mean, variance) = normalising_statistics(&x.tensor, channels, state, None)?;
         let epilogue = Epilogue {
             residual: residual.map(|r| &r.tensor),
             relu: relu_after,

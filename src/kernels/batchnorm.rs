@@ -211,7 +211,7 @@ pub struct ReluBackward<'a> {
 }
 
 /// A batch's per-channel mean and biased variance (what training-mode BN normalises with).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BatchStatistics {
     pub mean: Tensor,
     pub variance: Tensor,

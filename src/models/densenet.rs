@@ -8,17 +8,18 @@
 //! features. For a batch of one the 3×3 convolutions write there directly and a layer's input
 //! is the buffer's channel prefix, a view; a larger batch, whose channel slices are not
 //! contiguous in NCHW, copies each layer's new features in (a copy per layer, not of every
-//! earlier one). In eval mode with constant norms (inference, saliency) a layer's first norm
-//! reads its input's channels in the buffer and its backward writes each part's gradient by
-//! itself (`Tape::batch_norm_relu_of_parts`): no concatenation and no split. Training at a
-//! batch above 1 concatenates afresh at every layer, as torchvision does without
-//! `memory_efficient`.
+//! earlier one). In every mode a layer's first norm reads its input's channels in the buffer
+//! and its backward writes each part's gradient by itself (`Tape::batch_norm_relu_of_parts`):
+//! no concatenation and no split. In training mode each part's batch statistics are computed
+//! once, as it arrives, and serve every later layer's first norm (`BlockStatistics`).
 
 use super::{Classifier, ModelConfig};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::kernels::batchnorm::{BatchStatistics, batch_norm_statistics};
 use crate::kernels::concat::copy_channels_into;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
+use crate::kernels::fill::copy_into;
 use crate::kernels::pool::Pool2d;
 use crate::nn::{BatchNorm2d, Conv2d, Forward, Init, Linear, ParamStore};
 use crate::tensor::Tensor;
@@ -84,9 +85,16 @@ impl NormReluConv {
         self.norm.forward_then(f, x, None, true)
     }
 
-    /// `forward` of torch.cat(parts, 1), the parts lying side by side in `buffer`.
-    fn forward_parts(&self, f: &Forward, parts: &[&Var], buffer: &Tensor) -> Result<Var> {
-        let y = self.norm.relu_of_parts(f, parts, buffer)?;
+    /// `forward` of torch.cat(parts, 1), the parts lying side by side in `buffer`, in training
+    /// mode with their batch statistics.
+    fn forward_parts(
+        &self,
+        f: &Forward,
+        parts: &[&Var],
+        buffer: &Tensor,
+        statistics: Option<&BatchStatistics>,
+    ) -> Result<Var> {
+        let y = self.norm.relu_of_parts(f, parts, buffer, statistics)?;
         self.conv.forward(f, &y)
     }
 }
@@ -107,6 +115,40 @@ fn block_buffer(x: &Var, layers: usize, growth: usize) -> Result<(Tensor, bool)>
         && (0..=layers).all(|l| ((first + l * growth) * h * w * 4).is_multiple_of(alignment));
     let buffer = Tensor::empty(gpu, [n, first + layers * growth, h, w])?;
     Ok((buffer, in_place))
+}
+
+/// A block's batch statistics per channel of its buffer, in training mode: each part's are
+/// computed once, as it arrives, for every later layer's first norm, which would otherwise
+/// reduce all the channels before it again (quadratic work in the block's depth).
+struct BlockStatistics {
+    mean: Tensor,
+    variance: Tensor,
+}
+
+impl BlockStatistics {
+    fn new(buffer: &Tensor) -> Result<Self> {
+        let channels = [buffer.dims()[1]];
+        Ok(Self {
+            mean: Tensor::empty(buffer.gpu(), channels)?,
+            variance: Tensor::empty(buffer.gpu(), channels)?,
+        })
+    }
+
+    /// Takes in the statistics of `part` [N, k, H, W], the buffer's channels first .. first + k.
+    fn add(&self, part: &Tensor, first: usize) -> Result<()> {
+        let statistics = batch_norm_statistics(part)?;
+        let k = part.dims()[1];
+        copy_into(&statistics.mean, 0, &self.mean, first, k)?;
+        copy_into(&statistics.variance, 0, &self.variance, first, k)
+    }
+
+    /// The statistics of channels 0 .. channels.
+    fn prefix(&self, channels: usize) -> Result<BatchStatistics> {
+        Ok(BatchStatistics {
+            mean: self.mean.rows(0, channels)?,
+            variance: self.variance.rows(0, channels)?,
+        })
+    }
 }
 
 enum Stage {
@@ -215,10 +257,20 @@ impl DenseNet {
                 x
             }
         };
+        let statistics = match f.training() {
+            true => Some(BlockStatistics::new(&buffer)?),
+            false => None,
+        };
+        let add_statistics = |part: &Var, at: usize| match &statistics {
+            Some(block) => block.add(part.tensor(), at),
+            None => Ok(()),
+        };
+        add_statistics(&input, 0)?;
         let mut features = vec![input];
         for [bottleneck, conv] in layers {
+            let known = statistics.as_ref().map(|s| s.prefix(first)).transpose()?;
             let parts: Vec<&Var> = features.iter().collect();
-            let y = bottleneck.forward_parts(f, &parts, &buffer)?;
+            let y = bottleneck.forward_parts(f, &parts, &buffer, known.as_ref())?;
             let new = match in_place {
                 true => conv.forward_into(f, &y, &buffer, first)?,
                 false => {
@@ -227,6 +279,7 @@ impl DenseNet {
                     new
                 }
             };
+            add_statistics(&new, first)?;
             first += self.growth;
             features.push(new);
         }

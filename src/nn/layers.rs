@@ -4,6 +4,7 @@
 use super::{Forward, Init, ParamStore};
 use crate::autograd::{BatchNormState, Var};
 use crate::error::Result;
+use crate::kernels::batchnorm::BatchStatistics;
 use crate::kernels::conv2d::Conv2d as ConvGeometry;
 use crate::tensor::Tensor;
 
@@ -190,19 +191,20 @@ impl BatchNorm2d {
     }
 
     /// relu(self(torch.cat(parts, 1))), the parts lying side by side in `buffer` from channel
-    /// 0 (`Tape::batch_norm_relu_of_parts`: a DenseNet layer's first norm, which in eval mode
-    /// reads them there).
+    /// 0 (`Tape::batch_norm_relu_of_parts`: a DenseNet layer's first norm, which reads them
+    /// there), in training mode with the parts' batch statistics where `known`.
     pub(crate) fn relu_of_parts(
         &self,
         f: &Forward,
         parts: &[&Var],
         buffer: &Tensor,
+        known: Option<&BatchStatistics>,
     ) -> Result<Var> {
         let _scope = f.scope(&self.name);
         let weight = f.parameter(&format!("{}.weight", self.name))?;
         let bias = f.parameter(&format!("{}.bias", self.name))?;
         f.tape
-            .batch_norm_relu_of_parts(parts, buffer, &weight, &bias, &self.state(f)?)
+            .batch_norm_relu_of_parts(parts, buffer, &weight, &bias, &self.state(f)?, known)
     }
 
     fn state<'a>(&self, f: &Forward<'a>) -> Result<BatchNormState<'a>> {
