@@ -13,10 +13,15 @@
 //                               epilogue fusion) + residual and ReLU: one pass where BN, the
 //                               residual add and ReLU took three
 //   batch_norm_backward_reduce: grad_weight[c] = Σ grad_out·xhat, grad_bias[c] = Σ grad_out
-//   batch_norm_backward_input:  training: weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
-//                               Both optionally take grad_out through the forward's ReLU first
-//                               (training's fused backward: no pass of its own for the ReLU),
-//                               and the input pass can write that gradient too (the residual's).
+//   batch_norm_backward_coefficients: the training input gradient's per-channel constants
+//                               (mean, scale, slope, shift) = (mean, weight·invstd,
+//                               -scale·invstd·grad_weight/M, -scale·grad_bias/M)
+//   batch_norm_backward_input:  training: scale·grad_out + slope·(x - mean) + shift, which is
+//                               weight·invstd·(grad_out - grad_bias/M - xhat·grad_weight/M)
+//                               The reduction and the input gradient optionally take grad_out
+//                               through the forward's ReLU first (no pass of its own for the
+//                               ReLU), and the input pass can write that gradient too (the
+//                               residual's).
 //   batch_norm_backward_input_eval: weight·invstd·grad_out (the statistics are constants),
 //                               the gradient optionally taken through the forward's ReLU first
 //                               and optionally grad_out + grad_out_also (a value used twice)
@@ -25,19 +30,22 @@
 // first channels are read in place (x_channels below).
 // Dispatch: per-channel entry points (statistics, backward_reduce) run one workgroup per channel
 // (WORKGROUP_SIZE invocations stride over each sample's plane in turn, then a tree reduction),
-// folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running and fold one invocation
-// per channel; the elementwise ones as their section below says.
+// folded into 2-D grids (linear id = wid.y · nx + wid.x); update_running, fold and
+// backward_coefficients one invocation per channel; the elementwise ones as their section
+// below says.
 // Bindings: 0 params; 1 x, 2 mean, 3 variance, 4 weight, 5 bias, 6 grad_out, 9 grad_weight,
 // 10 grad_bias, 11 residual, 12 relu_output (read); 7 and 8 the outputs (read_write):
 // statistics → mean, variance; update_running → running_mean, running_var; forward → out;
-// backward_reduce → grad_weight, grad_bias; backward_input and backward_input_eval → grad_in
-// and the gradient after the ReLU; fold → out_a; backward_input_eval also reads 19
-// grad_out_also, fold 21 conv_bias.
+// backward_reduce → grad_weight, grad_bias; backward_coefficients → out_a4 (a vec4 per
+// channel); backward_input and backward_input_eval → grad_in and the gradient after the ReLU;
+// fold → out_a; backward_input_eval also reads 19 grad_out_also, fold 21 conv_bias,
+// backward_input 22 coefficients. No entry binds more than 8 storage buffers (WebGPU's
+// default limit per stage).
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
 // tree);
-// PLANE_VEC4 — the per-channel reductions read H·W (a multiple of 4) through the vec4 views.
+// PLANE_VEC4 — the statistics read H·W (a multiple of 4) through the vec4 view.
 
 struct Params {
     batch: u32,
@@ -82,7 +90,7 @@ struct Params {
 @group(0) @binding(10) var<storage, read> grad_bias: array<f32>;
 @group(0) @binding(11) var<storage, read> residual: array<f32>;
 
-// The per-channel reductions: H·W is a multiple of 4, so planes are read through x4, grad_out4.
+// The statistics: H·W is a multiple of 4, so planes are read through x4.
 override PLANE_VEC4: u32 = 0u;
 
 var<workgroup> partial_a: array<f32, WORKGROUP_SIZE>;
@@ -252,26 +260,10 @@ fn normalised(v: vec4<f32>, residual_values: vec4<f32>, k: Affine) -> vec4<f32> 
     return y;
 }
 
-// The training-mode input gradient (the statistics are functions of x):
-// scale·(grad_out - grad_bias/M - xhat·grad_weight/M), xhat = (x - mean)·invstd.
-struct TrainingGradient {
-    mean: f32,
-    inverse_std: f32,
-    scale: f32,
-    grad_bias_mean: f32,
-    grad_weight_mean: f32,
-}
-
-fn training_gradient(c: u32) -> TrainingGradient {
-    let count = f32(params.batch * params.plane);
-    let inverse_std = inverseSqrt(variance[c] + params.eps);
-    return TrainingGradient(mean[c], inverse_std, weight[c] * inverse_std,
-                            grad_bias[c] / count, grad_weight[c] / count);
-}
-
-fn training_input_gradient(grad: vec4<f32>, v: vec4<f32>, t: TrainingGradient) -> vec4<f32> {
-    let xhat = (v - t.mean) * t.inverse_std;
-    return t.scale * (grad - t.grad_bias_mean - xhat * t.grad_weight_mean);
+// The training-mode input gradient (the statistics are functions of x) with channel c's
+// coefficients k = (mean, scale, slope, shift) from batch_norm_backward_coefficients.
+fn training_input_gradient(grad: vec4<f32>, v: vec4<f32>, k: vec4<f32>) -> vec4<f32> {
+    return k.y * grad + k.z * (v - k.x) + k.w;
 }
 
 fn eval_scale(c: u32) -> f32 {
@@ -288,6 +280,7 @@ fn eval_scale(c: u32) -> f32 {
 @group(0) @binding(19) var<storage, read> grad_out_also: array<f32>;
 @group(0) @binding(20) var<storage, read> grad_out_also4: array<vec4<f32>>;
 @group(0) @binding(21) var<storage, read> conv_bias: array<f32>;
+@group(0) @binding(22) var<storage, read> coefficients: array<vec4<f32>>;
 
 // The training-mode backward's incoming gradient at i (a vec4 index in the _vec4 entries),
 // taken through the forward's ReLU with relu; relu_output is read only then.
@@ -342,8 +335,33 @@ fn batch_norm_forward_vec4(at: Workgroup, @builtin(local_invocation_index) lid: 
     }
 }
 
+// The per-channel reductions of the backward, one workgroup per channel as the statistics'
+// (the scalar entry reads the planes one value at a time, the vec4 one, for H·W a multiple of
+// 4, four): Σ dy and Σ dy·(x - mean) with dy the gradient after the ReLU, then
+// store_parameter_gradients.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn batch_norm_backward_reduce(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
+    let c = workgroup_index(at);
+    if c >= params.channels {
+        return;
+    }
+    let channel_mean = mean[c];
+    var sum_dy = 0.0;
+    var sum_dy_centred = 0.0;
+    for (var n = 0u; n < params.batch; n++) {
+        let base = (n * params.channels + c) * params.plane;
+        let x_start = x_plane(n, c);
+        for (var q = lid; q < params.plane; q += WORKGROUP_SIZE) {
+            let dy = gradient_after_relu(base + q);
+            sum_dy += dy;
+            sum_dy_centred += dy * (x[x_start + q] - channel_mean);
+        }
+    }
+    store_parameter_gradients(c, lid, sum_dy, sum_dy_centred);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_backward_reduce_vec4(at: Workgroup, @builtin(local_invocation_index) lid: u32) {
     let c = workgroup_index(at);
     if c >= params.channels {
         return;
@@ -352,30 +370,41 @@ fn batch_norm_backward_reduce(at: Workgroup, @builtin(local_invocation_index) li
     var sum_dy = vec4<f32>(0.0);
     var sum_dy_centred = vec4<f32>(0.0);
     for (var n = 0u; n < params.batch; n++) {
-        let base = (n * params.channels + c) * params.plane;
-        let x_start = x_plane(n, c);
-        if PLANE_VEC4 != 0u {
-            for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
-                let dy = gradient_after_relu4(base / 4u + q);
-                sum_dy += dy;
-                sum_dy_centred += dy * (x4[x_start / 4u + q] - channel_mean);
-            }
-        } else {
-            for (var q = lid; q < params.plane; q += WORKGROUP_SIZE) {
-                let dy = gradient_after_relu(base + q);
-                sum_dy.x += dy;
-                sum_dy_centred.x += dy * (x[x_start + q] - channel_mean);
-            }
+        let base = (n * params.channels + c) * params.plane / 4u;
+        let x_start = x_plane(n, c) / 4u;
+        for (var q = lid; q < params.plane / 4u; q += WORKGROUP_SIZE) {
+            let dy = gradient_after_relu4(base + q);
+            sum_dy += dy;
+            sum_dy_centred += dy * (x4[x_start + q] - channel_mean);
         }
     }
-    // Σ dy·xhat = invstd · Σ dy·(x - mean).
-    partial_a[lid] = total(sum_dy_centred) * inverseSqrt(variance[c] + params.eps);
-    partial_b[lid] = total(sum_dy);
+    store_parameter_gradients(c, lid, total(sum_dy), total(sum_dy_centred));
+}
+
+// Sums the invocations' shares over the workgroup: grad_weight[c] = invstd · Σ dy·(x - mean)
+// (= Σ dy·xhat) to out_a, grad_bias[c] = Σ dy to out_b.
+fn store_parameter_gradients(c: u32, lid: u32, sum_dy: f32, sum_dy_centred: f32) {
+    partial_a[lid] = sum_dy_centred * inverseSqrt(variance[c] + params.eps);
+    partial_b[lid] = sum_dy;
     reduce_pair(lid);
     if lid == 0u {
         out_a[c] = partial_a[0];
         out_b[c] = partial_b[0];
     }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn batch_norm_backward_coefficients(at: Workgroup,
+                                    @builtin(local_invocation_index) lid: u32) {
+    let c = workgroup_index(at) * WORKGROUP_SIZE + lid;
+    if c >= params.channels {
+        return;
+    }
+    let count = f32(params.batch * params.plane);
+    let inverse_std = inverseSqrt(variance[c] + params.eps);
+    let scale = weight[c] * inverse_std;
+    let slope = -scale * inverse_std * grad_weight[c] / count;
+    out_a4[c] = vec4<f32>(mean[c], scale, slope, -scale * grad_bias[c] / count);
 }
 
 // Training mode: the gradient taken through the forward's ReLU (with relu) goes to out_b too
@@ -386,12 +415,12 @@ fn batch_norm_backward_input(at: Workgroup, @builtin(local_invocation_index) lid
     let source = source_base(at.wid);
     let x_source = x_base(at.wid);
     let first = first_value(at.wid, lid);
-    let t = training_gradient(source_channel(at.wid));
+    let k = coefficients[source_channel(at.wid)];
     for (var q = first; q < min(first + 4u, params.plane); q++) {
         let i = base + q;
         let s = source + q;
         let grad = gradient_after_relu(s);
-        out_a[i] = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), t).x;
+        out_a[i] = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), k).x;
         if params.add_residual != 0u {
             out_b[i] = grad;
         }
@@ -405,8 +434,8 @@ fn batch_norm_backward_input_vec4(at: Workgroup, @builtin(local_invocation_index
         let i = (plane_base(at.wid) + first) / 4u;
         let s = (source_base(at.wid) + first) / 4u;
         let grad = gradient_after_relu4(s);
-        let t = training_gradient(source_channel(at.wid));
-        out_a4[i] = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], t);
+        let k = coefficients[source_channel(at.wid)];
+        out_a4[i] = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], k);
         if params.add_residual != 0u {
             out_b4[i] = grad;
         }

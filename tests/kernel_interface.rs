@@ -530,3 +530,44 @@ fn a_changed_literal_or_tile_workgroup_fails() {
         "a literal for tile overrides"
     );
 }
+
+// ---- Every entry fits WebGPU's default limits ------------------------------------------------
+
+/// What `entry` binds past WebGPU's default per-stage limits (8 storage buffers, 4 storage
+/// textures): a browser's adapter need offer no more, and the page runs every kernel.
+fn over_default_limits(entry: &EntryInterface) -> Option<String> {
+    let limits = wgpu::Limits::default();
+    let count = |wanted: fn(&BindingKind) -> bool| {
+        entry
+            .bindings
+            .iter()
+            .filter(|binding| wanted(&binding.kind))
+            .count() as u32
+    };
+    let buffers = count(|kind| matches!(kind, BindingKind::Buffer(_)));
+    let textures = count(|kind| matches!(kind, BindingKind::ReadOnlyTexture));
+    let over = buffers > limits.max_storage_buffers_per_shader_stage
+        || textures > limits.max_storage_textures_per_shader_stage;
+    over.then(|| {
+        format!(
+            "{}::{} binds {buffers} storage buffers and {textures} storage textures",
+            entry.shader.name(),
+            entry.name
+        )
+    })
+}
+
+#[test]
+fn every_entry_fits_webgpus_default_binding_limits() {
+    let problems: Vec<String> = catalogue().iter().filter_map(over_default_limits).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The check fails an entry with one storage buffer too many.
+    let (_, copy) = copy_case();
+    let nine: Vec<Binding> = (1..=9).map(|slot| Binding::read(slot, "b")).collect();
+    let too_many = EntryInterface {
+        bindings: Box::leak(nine.into_boxed_slice()),
+        ..copy
+    };
+    assert!(over_default_limits(&too_many).is_some());
+}

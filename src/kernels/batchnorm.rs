@@ -35,7 +35,8 @@ entries! {
         grad_out: read 6, out_a: read_write 7, out_b: read_write 8, grad_weight: read 9,
         grad_bias: read 10, residual: read 11, relu_output: read 12, x4: read 13,
         residual4: read 14, grad_out4: read 15, relu_output4: read 16, out_a4: read_write 17,
-        out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20, conv_bias: read 21 }
+        out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20, conv_bias: read 21,
+        coefficients: read 22 }
     STATISTICS = "batch_norm_statistics", REDUCTION, [x, out_a, out_b, x4];
     UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, [mean, variance, out_a, out_b];
     FOLD = "batch_norm_fold", PER_CHANNEL, [mean, variance, weight, bias, out_a, conv_bias];
@@ -43,13 +44,16 @@ entries! {
         [x, mean, variance, weight, bias, out_a, residual];
     FORWARD_VEC4 = "batch_norm_forward_vec4", PLANE,
         [mean, variance, weight, bias, x4, residual4, out_a4];
-    BACKWARD_REDUCE = "batch_norm_backward_reduce", REDUCTION,
-        [x, mean, variance, grad_out, out_a, out_b, relu_output, x4, grad_out4, relu_output4];
+    BACKWARD_REDUCE_SCALAR = "batch_norm_backward_reduce", REDUCTION,
+        [x, mean, variance, grad_out, out_a, out_b, relu_output];
+    BACKWARD_REDUCE_VEC4 = "batch_norm_backward_reduce_vec4", REDUCTION,
+        [mean, variance, out_a, out_b, x4, grad_out4, relu_output4];
+    BACKWARD_COEFFICIENTS = "batch_norm_backward_coefficients", PER_CHANNEL,
+        [mean, variance, weight, grad_weight, grad_bias, out_a4];
     BACKWARD_INPUT = "batch_norm_backward_input", PLANE,
-        [x, mean, variance, weight, grad_out, out_a, out_b, grad_weight, grad_bias, relu_output];
+        [x, grad_out, out_a, out_b, relu_output, coefficients];
     BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE,
-        [mean, variance, weight, grad_weight, grad_bias, x4, grad_out4, relu_output4, out_a4,
-         out_b4];
+        [x4, grad_out4, relu_output4, out_a4, out_b4, coefficients];
     BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE,
         [variance, weight, grad_out, out_a, out_b, relu_output, grad_out_also];
     BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE,
@@ -241,7 +245,10 @@ pub fn batch_norm_statistics_of_prefix(x: &Tensor, channels: usize) -> Result<Ba
     let mean = Tensor::empty(gpu, [channels])?;
     let variance = Tensor::empty(gpu, [channels])?;
     let x4 = vec4_view(&params, x)?;
-    Launch::of(gpu, reduction_kernel(&STATISTICS, &params), params)
+    let vec4 = params.plane.is_multiple_of(4);
+    let kernel = reduction_kernel(&STATISTICS, &params)
+        .with_override("PLANE_VEC4", f64::from(u8::from(vec4)));
+    Launch::of(gpu, kernel, params)
         .bind(1, x)
         .bind(X.1, &x4)
         .bind(7, &mean)
@@ -693,18 +700,21 @@ impl Backward<'_> {
         let grad_bias = Tensor::empty(gpu, [channels])?;
         // The ReLU's output is read only with relu: the incoming gradient stands in otherwise.
         let relu_output = self.relu.map_or(grad_out, |relu| relu.output);
-        Launch::of(gpu, reduction_kernel(&BACKWARD_REDUCE, &params), params)
-            .bind(1, x)
-            .bind(X.1, &vec4_view(&params, x)?)
+        let vec4 = params.plane.is_multiple_of(4);
+        let slot = |(scalar, vec4_slot): PlaneSlot| if vec4 { vec4_slot } else { scalar };
+        Launch::of(gpu, reduction_kernel(REDUCE.pick(vec4), &params), params)
+            .bind(slot(X), x)
             .bind(2, mean)
             .bind(3, variance)
-            .bind(6, grad_out)
-            .bind(GRAD_OUT.1, &vec4_view(&params, grad_out)?)
-            .bind(12, relu_output)
-            .bind(RELU_OUTPUT.1, &vec4_view(&params, relu_output)?)
+            .bind(slot(GRAD_OUT), grad_out)
+            .bind(slot(RELU_OUTPUT), relu_output)
             .bind(7, &grad_weight)
             .bind(8, &grad_bias)
             .on(grid_1d(gpu, channels as u64))?;
+        let coefficients = match self.training {
+            true => Some(self.input_gradient_coefficients(params, [&grad_weight, &grad_bias])?),
+            false => None,
+        };
         params.add_residual = u32::from(keep_relu_gradient && self.relu.is_some());
         let mut first = 0;
         let mut inputs = Vec::with_capacity(parts.len());
@@ -720,19 +730,15 @@ impl Backward<'_> {
                 Some(gradient) => gradient,
                 None => &unused_second_output(grad_out)?,
             };
-            if self.training {
+            if let Some(coefficients) = &coefficients {
                 let pass = PlanePass::new(&part);
                 Launch::of(gpu, pass.kernel(TRAINING_INPUT_GRADIENT), part)
                     .bind(pass.slot(X), x)
-                    .bind(2, mean)
-                    .bind(3, variance)
-                    .bind(4, weight)
                     .bind(pass.slot(GRAD_OUT), grad_out)
                     .bind(pass.slot(RELU_OUTPUT), relu_output)
                     .bind(pass.slot(OUT_A), &grad_input)
                     .bind(pass.slot(OUT_B), second_output)
-                    .bind(9, &grad_weight)
-                    .bind(10, &grad_bias)
+                    .bind(22, coefficients)
                     .on(pass.workgroups)?;
             } else {
                 let sources = (grad_out, None, relu_output);
@@ -748,6 +754,28 @@ impl Backward<'_> {
             first += count;
         }
         Ok((inputs, [grad_weight, grad_bias]))
+    }
+
+    /// The training-mode input gradient's constants per channel [C, 4]: (mean, scale, slope,
+    /// shift), so that its pass binds one per-channel tensor where it would bind five.
+    fn input_gradient_coefficients(
+        &self,
+        params: Params,
+        [grad_weight, grad_bias]: [&Tensor; 2],
+    ) -> Result<Tensor> {
+        let [mean, variance, weight] = self.statistics;
+        let channels = params.channels as usize;
+        let gpu = self.grad_out.gpu();
+        let coefficients = Tensor::empty(gpu, [channels, 4])?;
+        Launch::new(gpu, &BACKWARD_COEFFICIENTS, params)
+            .bind(2, mean)
+            .bind(3, variance)
+            .bind(4, weight)
+            .bind(9, grad_weight)
+            .bind(10, grad_bias)
+            .bind(OUT_A.1, &coefficients)
+            .over(channels as u64)?;
+        Ok(coefficients)
     }
 }
 
@@ -794,6 +822,8 @@ impl PlanePass {
 const FORWARD: WithVec4<Params> = WithVec4::new(&FORWARD_SCALAR, &FORWARD_VEC4);
 const TRAINING_INPUT_GRADIENT: WithVec4<Params> =
     WithVec4::new(&BACKWARD_INPUT, &BACKWARD_INPUT_VEC4);
+/// The backward's per-channel reduction, likewise (one workgroup per channel).
+const REDUCE: WithVec4<Params> = WithVec4::new(&BACKWARD_REDUCE_SCALAR, &BACKWARD_REDUCE_VEC4);
 const EVAL_INPUT_GRADIENT: WithVec4<Params> =
     WithVec4::new(&BACKWARD_INPUT_EVAL, &BACKWARD_INPUT_EVAL_VEC4);
 
@@ -907,10 +937,9 @@ fn reduction_kernel(entry: &'static Entry<Params>, params: &Params) -> Kernel<Pa
     entry
         .kernel()
         .with_override(WORKGROUP_SIZE_OVERRIDE, f64::from(size))
-        .with_override("PLANE_VEC4", f64::from(u8::from(vec4)))
 }
 
-/// What a per-channel reduction binds as `t`'s vec4 view: `t` where H·W is a multiple of 4
+/// What the statistics bind as `t`'s vec4 view: `t` where H·W is a multiple of 4
 /// (PLANE_VEC4); otherwise a stand-in, never read — the view is statically used, and a tensor
 /// of fewer than four values cannot be bound as vec4s.
 fn vec4_view(params: &Params, t: &Tensor) -> Result<Tensor> {
