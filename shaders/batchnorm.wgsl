@@ -39,7 +39,7 @@
 // backward_reduce → grad_weight, grad_bias; backward_coefficients → out_a4 (a vec4 per
 // channel); backward_input and backward_input_eval → grad_in and the gradient after the ReLU;
 // fold → out_a; backward_input_eval also reads 19 grad_out_also, fold 21 conv_bias,
-// backward_input 22 coefficients. No entry binds more than 8 storage buffers (WebGPU's
+// backward_input 22 coefficients and 23 so_far (24 its vec4 view). No entry binds more than 8 storage buffers (WebGPU's
 // default limit per stage).
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
@@ -75,6 +75,9 @@ struct Params {
     // x has x_channels channels, of which the source channels are read in place (a DenseNet
     // block buffer, whose first channels are the norm's input); otherwise the source's.
     x_channels: u32,
+    // The training input gradient adds what its input's gradient holds so far (binding 23,
+    // 24 as vec4s): a DenseNet feature's, summed in the pass that writes its next term.
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -281,6 +284,8 @@ fn eval_scale(c: u32) -> f32 {
 @group(0) @binding(20) var<storage, read> grad_out_also4: array<vec4<f32>>;
 @group(0) @binding(21) var<storage, read> conv_bias: array<f32>;
 @group(0) @binding(22) var<storage, read> coefficients: array<vec4<f32>>;
+@group(0) @binding(23) var<storage, read> so_far: array<f32>;
+@group(0) @binding(24) var<storage, read> so_far4: array<vec4<f32>>;
 
 // The training-mode backward's incoming gradient at i (a vec4 index in the _vec4 entries),
 // taken through the forward's ReLU with relu; relu_output is read only then.
@@ -420,7 +425,11 @@ fn batch_norm_backward_input(at: Workgroup, @builtin(local_invocation_index) lid
         let i = base + q;
         let s = source + q;
         let grad = gradient_after_relu(s);
-        out_a[i] = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), k).x;
+        var value = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), k).x;
+        if params.accumulate != 0u {
+            value += so_far[i];
+        }
+        out_a[i] = value;
         if params.add_residual != 0u {
             out_b[i] = grad;
         }
@@ -435,7 +444,11 @@ fn batch_norm_backward_input_vec4(at: Workgroup, @builtin(local_invocation_index
         let s = (source_base(at.wid) + first) / 4u;
         let grad = gradient_after_relu4(s);
         let k = coefficients[source_channel(at.wid)];
-        out_a4[i] = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], k);
+        var value = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], k);
+        if params.accumulate != 0u {
+            value += so_far4[i];
+        }
+        out_a4[i] = value;
         if params.add_residual != 0u {
             out_b4[i] = grad;
         }

@@ -381,13 +381,14 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
 /// Training mode over channels 0..C of a wider tensor (a DenseNet block buffer), read in
 /// place: the batch statistics and the running averages' update equal the reference's of
 /// those channels copied out; the backward taken through the forward's ReLU (plain and
-/// guided, with batch and with constant statistics), the input's gradient written per part,
-/// equals the reference backward of the masked gradient; and the whole-tensor backward through
+/// guided, with batch and with constant statistics), the input's gradient written per part
+/// (one with a gradient so far, which it must include), equals the reference backward of the
+/// masked gradient; and the whole-tensor backward through
 /// the ReLU also returns that masked gradient (a residual's). Planes of 15 values (the scalar
 /// entries) and 16 (the vec4 ones). Then the refusals.
 #[test]
 fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_reference() {
-    use batchnorm::{EvalBatchNorm, ReluBackward};
+    use batchnorm::{EvalBatchNorm, Part, ReluBackward};
     let mut rng = Rng::new(45);
     let eps = 1e-5;
     for dims in [[2, 7, 3, 5], [3, 6, 4, 4]] {
@@ -467,6 +468,8 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
         );
         let grad = rng.vec(dims.iter().product());
         let grad_t = upload(dims.to_vec(), &grad);
+        let so_far = rng.vec(n * (c - 2) * plane);
+        let so_far_t = upload(vec![n, c - 2, h, w], &so_far);
         for training in [true, false] {
             let (mean_t, variance_t) = match training {
                 true => (stats.mean.clone(), stats.variance.clone()),
@@ -524,7 +527,18 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
                 );
                 let what = format!("{dims:?} training {training} guided {guided}");
                 let relu = ReluBackward { output: &y, guided };
-                let parts = [2, c - 2];
+                // The second part has received a gradient already, which its own includes.
+                let counts = [2, c - 2];
+                let parts = [
+                    Part {
+                        channels: counts[0],
+                        so_far: None,
+                    },
+                    Part {
+                        channels: counts[1],
+                        so_far: Some(&so_far_t),
+                    },
+                ];
                 let got = batchnorm::batch_norm_backward_of_parts(
                     &wide_t, &grad_t, relu, statistics, eps, training, &parts,
                 )
@@ -547,11 +561,14 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
                     sums,
                 );
                 let mut first = 0;
-                for (part, &count) in got.grad_inputs.iter().zip(&parts) {
+                for (k, (part, &count)) in got.grad_inputs.iter().zip(&counts).enumerate() {
                     assert_eq!(part.dims(), [n, count, h, w]);
-                    let want: Vec<f32> = (0..n)
+                    let mut want: Vec<f32> = (0..n)
                         .flat_map(|s| to32(&want_input[(s * c + first) * plane..][..count * plane]))
                         .collect();
+                    if k == 1 {
+                        want.iter_mut().zip(&so_far).for_each(|(w, s)| *w += s);
+                    }
                     let channels = format!("{what}: input channels {first}..{}", first + count);
                     assert_close(&channels, &part.to_vec().unwrap(), &want, 1e-4, 1e-5);
                     first += count;
@@ -586,6 +603,7 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
             guided: false,
         };
         let statistics = [&stats.mean, &stats.variance, &weight_t];
+        let part = |channels, so_far| Part { channels, so_far };
         let refused = batchnorm::batch_norm_backward_of_parts(
             &wide_t,
             &grad_t,
@@ -593,22 +611,21 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
             statistics,
             eps,
             true,
-            &[1, 1],
+            &[part(1, None), part(1, None)],
         )
         .unwrap_err();
         assert!(refused.to_string().contains("do not add up"), "{refused}");
         let narrow = upload(vec![n, c - 1, h, w], &rng.vec(n * (c - 1) * plane));
-        let refused = batchnorm::batch_norm_backward_of_parts(
-            &narrow,
-            &grad_t,
-            relu,
-            statistics,
-            eps,
-            true,
-            &[c],
-        )
-        .unwrap_err();
-        assert!(matches!(refused, Error::ShapeMismatch { .. }), "{refused}");
+        for (x, parts) in [
+            (&narrow, [part(2, None), part(c - 2, None)]),
+            (&wide_t, [part(2, Some(&so_far_t)), part(c - 2, None)]),
+        ] {
+            let refused = batchnorm::batch_norm_backward_of_parts(
+                x, &grad_t, relu, statistics, eps, true, &parts,
+            )
+            .unwrap_err();
+            assert!(matches!(refused, Error::ShapeMismatch { .. }), "{refused}");
+        }
         assert!(batchnorm::batch_norm_statistics_of_prefix(&wide_t, c + 4).is_err());
     }
 }

@@ -6,7 +6,8 @@
 //! 1 for a scalar loss or with a given gradient (saliency seeds one class score), summing the
 //! gradients of values used more than once (residual connections, DenseNet's feature reuse) —
 //! or, for a rule that can add two gradients in a pass it makes anyway, handing them over
-//! apart (see `BackwardRule::Terms`).
+//! apart (see `BackwardRule::Terms`), or handing a rule its inputs' gradients so far to add
+//! its own to as it writes them (see `BackwardRule::Accumulating`).
 //! Each rule runs once and is then dropped, and with it the activations it held: memory falls
 //! as backward proceeds. A tape made with [`Tape::no_grad`] records nothing (inference).
 //!
@@ -33,6 +34,7 @@ type InputGrads = Vec<Option<Tensor>>;
 
 type SummedRule = Box<dyn FnOnce(&Tensor) -> Result<InputGrads>>;
 type TermsRule = Box<dyn FnOnce(&Tensor, Option<&Tensor>) -> Result<InputGrads>>;
+type AccumulatingRule = Box<dyn FnOnce(&Tensor, InputGrads) -> Result<InputGrads>>;
 
 /// An op's backward rule: given its output's gradient, its inputs' gradients.
 enum BackwardRule {
@@ -41,6 +43,11 @@ enum BackwardRule {
     /// Takes the output's gradient as up to two terms, which it adds in its own pass: a value
     /// used twice (a residual block's output) then costs no pass of its own to sum.
     Terms(TermsRule),
+    /// Takes the output's gradient and, per input, the gradient that input has received so far
+    /// (`None` where it has none), and returns each input's gradient with that included: a
+    /// value read by many later ops (a DenseNet feature, by every later layer's norm) then
+    /// costs no pass of its own per reader to sum.
+    Accumulating(AccumulatingRule),
 }
 
 /// The gradient arrived so far at a node: one tensor, or two terms kept apart for a
@@ -300,6 +307,21 @@ impl Tape {
         self.record_rule(output, inputs, BackwardRule::Terms(Box::new(backward)))
     }
 
+    /// `record` for a rule that adds its inputs' gradients so far into the ones it returns (see
+    /// [`BackwardRule::Accumulating`]).
+    pub(crate) fn record_accumulating(
+        &self,
+        output: Tensor,
+        inputs: &[&Var],
+        backward: impl FnOnce(&Tensor, InputGrads) -> Result<InputGrads> + 'static,
+    ) -> Result<Var> {
+        self.record_rule(
+            output,
+            inputs,
+            BackwardRule::Accumulating(Box::new(backward)),
+        )
+    }
+
     /// Whether an op on `inputs` records a backward rule: the tape records and some input
     /// requires a gradient. An op whose forward can keep something for its backward asks first.
     pub(crate) fn records_backward(&self, inputs: &[&Var]) -> bool {
@@ -432,6 +454,33 @@ impl Tape {
                     }
                     backward(&grad)?
                 }
+                Some(BackwardRule::Accumulating(backward)) => {
+                    let grad = incoming.summed()?;
+                    if keep.contains(&index) {
+                        by_node.insert(index, grad.clone());
+                    }
+                    // The inputs' gradients so far leave `pending`: the rule returns them with
+                    // its own added (an input listed twice gets them at its first place only),
+                    // and any it leaves out go back unchanged.
+                    let so_far = node
+                        .inputs
+                        .iter()
+                        .map(
+                            |&input| match pending.get_mut(input).and_then(Option::take) {
+                                Some(incoming) => incoming.summed().map(Some),
+                                None => Ok(None),
+                            },
+                        )
+                        .collect::<Result<InputGrads>>()?;
+                    let mut grads = backward(&grad, so_far.clone())?;
+                    grads.resize(so_far.len(), None);
+                    for (grad, so_far) in grads.iter_mut().zip(so_far) {
+                        if grad.is_none() {
+                            *grad = so_far;
+                        }
+                    }
+                    grads
+                }
             };
             for grad in grads.iter().flatten() {
                 check_finite(grad, "gradient")?;
@@ -459,5 +508,40 @@ impl Tape {
             .filter_map(|(node, name)| by_node.get(&node).map(|grad| (name, grad.clone())))
             .collect();
         Ok(Gradients { by_node, by_name })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Gpu;
+
+    /// An accumulating rule receives each input's gradient so far, once per input (an input
+    /// listed twice gets it at its first place); a gradient it leaves out goes back unchanged,
+    /// and one it returns for the second place is added.
+    #[test]
+    fn an_accumulating_rule_sees_the_gradients_so_far_and_loses_none() {
+        let gpu = Gpu::new().expect("a GPU context");
+        let tape = Tape::new();
+        let values = |v: [f32; 4]| Tensor::from_slice(&gpu, [4], &v).unwrap();
+        let a = tape.input(values([1.0, 2.0, 3.0, 4.0]));
+        let b = tape.input(values([5.0, 6.0, 7.0, 8.0]));
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let seen_by_rule = seen.clone();
+        let y = tape
+            .record_accumulating(values([0.5; 4]), &[&a, &b, &a], move |grad, so_far| {
+                let read = |t: &Option<Tensor>| t.as_ref().map(|t| t.to_vec().unwrap());
+                *seen_by_rule.borrow_mut() = so_far.iter().map(read).collect::<Vec<_>>();
+                // a's first place left out (its 2 must come back), b's and a's second given.
+                Ok(vec![None, Some(grad.clone()), Some(grad.clone())])
+            })
+            .unwrap();
+        // Recorded after y, so its backward runs first: a has 2 when y's rule runs.
+        let z = tape.scale(&a, 2.0).unwrap();
+        let out = tape.add(&y, &z).unwrap();
+        let grads = tape.backward(&out, Some(values([1.0; 4]))).unwrap();
+        assert_eq!(*seen.borrow(), vec![Some(vec![2.0; 4]), None, None]);
+        assert_eq!(grads.get(&a).unwrap().to_vec().unwrap(), vec![3.0; 4]);
+        assert_eq!(grads.get(&b).unwrap().to_vec().unwrap(), vec![1.0; 4]);
     }
 }

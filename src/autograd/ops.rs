@@ -4,7 +4,7 @@
 use super::{InputGrads, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::batchnorm::{
-    BatchStatistics, Epilogue, EvalBatchNorm, ReluBackward, batch_norm_backward,
+    BatchStatistics, Epilogue, EvalBatchNorm, Part, ReluBackward, batch_norm_backward,
     batch_norm_backward_input, batch_norm_backward_input_through_relu,
     batch_norm_backward_input_through_relu_parts, batch_norm_backward_of_parts,
     batch_norm_backward_through_relu, batch_norm_forward, batch_norm_statistics_of_prefix,
@@ -253,22 +253,36 @@ impl Tape {
             });
         }
         let buffer = buffer.clone();
-        self.record(out, &inputs, move |grad| {
+        // Each part's gradient so far is added where its next term is written (every later
+        // layer of the block reads the part).
+        self.record_accumulating(out, &inputs, move |grad, so_far| {
             let relu = ReluBackward {
                 output: &y_t,
                 guided,
             };
             let tensors = [&mean, &variance, &w_t];
-            let grads = batch_norm_backward_of_parts(
-                &buffer, grad, relu, tensors, eps, training, &channels,
-            )?;
-            let parameters = [Some(grads.grad_weight), Some(grads.grad_bias)];
-            Ok(grads
-                .grad_inputs
+            let (parts_so_far, parameters_so_far) = so_far.split_at(channels.len());
+            let parts: Vec<Part> = channels
+                .iter()
+                .zip(parts_so_far)
+                .map(|(&channels, so_far)| Part {
+                    channels,
+                    so_far: so_far.as_ref(),
+                })
+                .collect();
+            let grads =
+                batch_norm_backward_of_parts(&buffer, grad, relu, tensors, eps, training, &parts)?;
+            let mut all: InputGrads = grads.grad_inputs.into_iter().map(Some).collect();
+            for (grad, so_far) in [grads.grad_weight, grads.grad_bias]
                 .into_iter()
-                .map(Some)
-                .chain(parameters)
-                .collect())
+                .zip(parameters_so_far)
+            {
+                all.push(Some(match so_far {
+                    Some(so_far) => add(&grad, so_far)?,
+                    None => grad,
+                }));
+            }
+            Ok(all)
         })
     }
 

@@ -2,6 +2,7 @@
 
 use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
+use crate::kernels::elementwise::add;
 use crate::shaders::{
     Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WithVec4, WorkgroupSize, entries,
     uniform_params,
@@ -17,7 +18,7 @@ uniform_params! {
     struct Params {
         batch: u32, channels: u32, plane: u32, eps: f32, momentum: f32, add_residual: u32,
         relu: u32, guided: u32, add_second_gradient: u32, conv_bias: u32, source_channels: u32,
-        source_first: u32, x_channels: u32,
+        source_first: u32, x_channels: u32, accumulate: u32,
     }
 }
 
@@ -36,7 +37,7 @@ entries! {
         grad_bias: read 10, residual: read 11, relu_output: read 12, x4: read 13,
         residual4: read 14, grad_out4: read 15, relu_output4: read 16, out_a4: read_write 17,
         out_b4: read_write 18, grad_out_also: read 19, grad_out_also4: read 20, conv_bias: read 21,
-        coefficients: read 22 }
+        coefficients: read 22, so_far: read 23, so_far4: read 24 }
     STATISTICS = "batch_norm_statistics", REDUCTION, [x, out_a, out_b, x4];
     UPDATE_RUNNING = "batch_norm_update_running", PER_CHANNEL, [mean, variance, out_a, out_b];
     FOLD = "batch_norm_fold", PER_CHANNEL, [mean, variance, weight, bias, out_a, conv_bias];
@@ -51,9 +52,9 @@ entries! {
     BACKWARD_COEFFICIENTS = "batch_norm_backward_coefficients", PER_CHANNEL,
         [mean, variance, weight, grad_weight, grad_bias, out_a4];
     BACKWARD_INPUT = "batch_norm_backward_input", PLANE,
-        [x, grad_out, out_a, out_b, relu_output, coefficients];
+        [x, grad_out, out_a, out_b, relu_output, coefficients, so_far];
     BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE,
-        [x4, grad_out4, relu_output4, out_a4, out_b4, coefficients];
+        [x4, grad_out4, relu_output4, out_a4, out_b4, coefficients, so_far4];
     BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE,
         [variance, weight, grad_out, out_a, out_b, relu_output, grad_out_also];
     BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE,
@@ -188,6 +189,7 @@ impl EvalBatchNorm<'_> {
             source_channels: as_u32(OP, "C", channels)?,
             source_first: 0,
             x_channels: as_u32(OP, "C", channels)?,
+            accumulate: 0,
         };
         let gpu = self.mean.gpu();
         let out = Tensor::empty(gpu, [2, channels])?;
@@ -426,12 +428,22 @@ pub struct BatchNormPartGrads {
     pub grad_bias: Tensor,
 }
 
+/// One part of the concatenation a norm read (`batch_norm_backward_of_parts`): its channel
+/// count, and the gradient it has received so far [N, channels, H, W], which the gradient
+/// written for it then includes.
+#[derive(Clone, Copy)]
+pub struct Part<'a> {
+    pub channels: usize,
+    pub so_far: Option<&'a Tensor>,
+}
+
 /// `batch_norm_backward_through_relu` (no residual) of the first C channels of `x`
 /// [N, C' ≥ C, H, W], read in place, for `grad_out` [N, C, H, W]: a DenseNet layer's first
 /// norm, whose input is its block buffer's prefix, the concatenation of the block's parts so
-/// far. The input's gradient comes as one tensor per consecutive slice of `parts` channels
-/// (adding up to C), each written by its own pass: no concatenation is copied out for the
-/// norm, and no gradient split after it.
+/// far. The input's gradient comes as one tensor per consecutive part (their channels adding
+/// up to C), each written by its own pass with the part's gradient so far added: no
+/// concatenation is copied out for the norm, no gradient split after it, and in training mode
+/// no pass of its own sums a part's gradients from the layers that read it.
 pub fn batch_norm_backward_of_parts(
     x: &Tensor,
     grad_out: &Tensor,
@@ -439,7 +451,7 @@ pub fn batch_norm_backward_of_parts(
     [mean, variance, weight]: [&Tensor; 3],
     eps: f32,
     training: bool,
-    parts: &[usize],
+    parts: &[Part],
 ) -> Result<BatchNormPartGrads> {
     let backward = Backward {
         x,
@@ -645,7 +657,11 @@ impl Backward<'_> {
     /// `run` with the input's gradient as one tensor.
     fn whole(&self, keep_relu_gradient: bool) -> Result<(BatchNormGrads, Option<Tensor>)> {
         let channels = self.grad_out.dims().get(1).copied().unwrap_or(0);
-        let (mut inputs, [grad_weight, grad_bias]) = self.run(&[channels], keep_relu_gradient)?;
+        let whole = Part {
+            channels,
+            so_far: None,
+        };
+        let (mut inputs, [grad_weight, grad_bias]) = self.run(&[whole], keep_relu_gradient)?;
         let (grad_input, relu_gradient) = inputs.remove(0);
         let grads = BatchNormGrads {
             grad_input,
@@ -656,12 +672,12 @@ impl Backward<'_> {
     }
 
     /// The per-channel reduction (the weight's and bias's gradients), then per consecutive
-    /// slice of `parts` channels a pass writing the input's gradient there and, with
+    /// part a pass writing the input's gradient there (its gradient so far added) and, with
     /// `keep_relu_gradient` and a ReLU, the gradient after the ReLU.
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
-        parts: &[usize],
+        parts: &[Part],
         keep_relu_gradient: bool,
     ) -> Result<(Vec<(Tensor, Option<Tensor>)>, [Tensor; 2])> {
         const OP: &str = "batch_norm_backward";
@@ -689,10 +705,11 @@ impl Backward<'_> {
             params.relu = 1;
             params.guided = u32::from(relu.guided);
         }
-        if parts.iter().sum::<usize>() != channels {
+        let part_channels: Vec<usize> = parts.iter().map(|part| part.channels).collect();
+        if part_channels.iter().sum::<usize>() != channels {
             return Err(Error::invalid(
                 OP,
-                format!("parts {parts:?} do not add up to the {channels} channels"),
+                format!("parts {part_channels:?} do not add up to the {channels} channels"),
             ));
         }
         let gpu = grad_out.gpu();
@@ -718,10 +735,23 @@ impl Backward<'_> {
         params.add_residual = u32::from(keep_relu_gradient && self.relu.is_some());
         let mut first = 0;
         let mut inputs = Vec::with_capacity(parts.len());
-        for &count in parts {
+        for &Part {
+            channels: count,
+            so_far,
+        } in parts
+        {
             let mut part = params;
             read_channels(OP, &mut part, first, count)?;
-            let grad_input = Tensor::empty(gpu, [n, count, h, w])?;
+            let dims = [n, count, h, w];
+            if let Some(so_far) = so_far.filter(|so_far| so_far.dims() != dims) {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    left: so_far.dims().to_vec(),
+                    right: dims.to_vec(),
+                });
+            }
+            part.accumulate = u32::from(so_far.is_some());
+            let mut grad_input = Tensor::empty(gpu, dims)?;
             let relu_gradient = match part.add_residual {
                 0 => None,
                 _ => Some(Tensor::empty(gpu, [n, count, h, w])?),
@@ -739,6 +769,8 @@ impl Backward<'_> {
                     .bind(pass.slot(OUT_A), &grad_input)
                     .bind(pass.slot(OUT_B), second_output)
                     .bind(22, coefficients)
+                    // Read only with accumulate: the incoming gradient stands in otherwise.
+                    .bind(pass.slot(SO_FAR), so_far.unwrap_or(grad_out))
                     .on(pass.workgroups)?;
             } else {
                 let sources = (grad_out, None, relu_output);
@@ -749,6 +781,9 @@ impl Backward<'_> {
                     &grad_input,
                     second_output,
                 )?;
+                if let Some(so_far) = so_far {
+                    grad_input = add(&grad_input, so_far)?;
+                }
             }
             inputs.push((grad_input, relu_gradient));
             first += count;
@@ -836,6 +871,7 @@ const RELU_OUTPUT: PlaneSlot = (12, 16);
 const OUT_A: PlaneSlot = (7, 17);
 const OUT_B: PlaneSlot = (8, 18);
 const GRAD_OUT_ALSO: PlaneSlot = (19, 20);
+const SO_FAR: PlaneSlot = (23, 24);
 
 /// Validates an NCHW input; returns the shader parameters and the channel count. Batch
 /// statistics need more than one value per channel (PyTorch refuses the same).
@@ -888,6 +924,7 @@ fn geometry(
         source_channels: as_u32(op, "C", c)?,
         source_first: 0,
         x_channels: as_u32(op, "C", c)?,
+        accumulate: 0,
     };
     Ok((params, c))
 }
