@@ -381,7 +381,7 @@ pub fn batch_norm_backward(
     eps: f32,
     training: bool,
 ) -> Result<BatchNormGrads> {
-    x.expect_same_shape(grad_out, "batch_norm_backward")?;
+    x.expect_same_shape(grad_out, BACKWARD_OP)?;
     let backward = Backward {
         x,
         grad_out,
@@ -407,7 +407,7 @@ pub fn batch_norm_backward_through_relu(
     eps: f32,
     training: bool,
 ) -> Result<(BatchNormGrads, Option<Tensor>)> {
-    x.expect_same_shape(grad_out, "batch_norm_backward")?;
+    x.expect_same_shape(grad_out, BACKWARD_OP)?;
     let backward = Backward {
         x,
         grad_out,
@@ -653,6 +653,9 @@ struct Backward<'a> {
     training: bool,
 }
 
+/// What the backward's errors name.
+const BACKWARD_OP: &str = "batch_norm_backward";
+
 impl Backward<'_> {
     /// `run` with the input's gradient as one tensor.
     fn whole(&self, keep_relu_gradient: bool) -> Result<(BatchNormGrads, Option<Tensor>)> {
@@ -671,6 +674,53 @@ impl Backward<'_> {
         Ok((grads, relu_gradient))
     }
 
+    /// The passes' parameters, every tensor checked against the incoming gradient's shape
+    /// [N, C, H, W], which it returns too.
+    fn params(&self, parts: &[Part]) -> Result<(Params, [usize; 4])> {
+        let (x, grad_out) = (self.x, self.grad_out);
+        let (mut params, channels) = geometry(BACKWARD_OP, grad_out, self.eps, 0.0, self.training)?;
+        let [n, _, h, w] = nchw_dims(grad_out);
+        match *x.dims() {
+            [xn, xc, xh, xw] if (xn, xh, xw) == (n, h, w) && xc >= channels => {
+                params.x_channels = as_u32(BACKWARD_OP, "C", xc)?;
+            }
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    op: BACKWARD_OP,
+                    left: x.dims().to_vec(),
+                    right: grad_out.dims().to_vec(),
+                });
+            }
+        }
+        let [mean, variance, weight] = self.statistics;
+        for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
+            expect_channels(BACKWARD_OP, name, t, channels)?;
+        }
+        if let Some(relu) = self.relu {
+            grad_out.expect_same_shape(relu.output, BACKWARD_OP)?;
+            params.relu = 1;
+            params.guided = u32::from(relu.guided);
+        }
+        let part_channels: Vec<usize> = parts.iter().map(|part| part.channels).collect();
+        if part_channels.iter().sum::<usize>() != channels {
+            return Err(Error::invalid(
+                BACKWARD_OP,
+                format!("parts {part_channels:?} do not add up to the {channels} channels"),
+            ));
+        }
+        for part in parts {
+            let dims = [n, part.channels, h, w];
+            if let Some(so_far) = part.so_far.filter(|so_far| so_far.dims() != dims) {
+                return Err(Error::ShapeMismatch {
+                    op: BACKWARD_OP,
+                    left: so_far.dims().to_vec(),
+                    right: dims.to_vec(),
+                });
+            }
+        }
+        Ok((params, nchw_dims(grad_out)))
+    }
+
     /// The per-channel reduction (the weight's and bias's gradients), then per consecutive
     /// part a pass writing the input's gradient there (its gradient so far added) and, with
     /// `keep_relu_gradient` and a ReLU, the gradient after the ReLU.
@@ -680,38 +730,9 @@ impl Backward<'_> {
         parts: &[Part],
         keep_relu_gradient: bool,
     ) -> Result<(Vec<(Tensor, Option<Tensor>)>, [Tensor; 2])> {
-        const OP: &str = "batch_norm_backward";
         let (x, grad_out) = (self.x, self.grad_out);
-        let (mut params, channels) = geometry(OP, grad_out, self.eps, 0.0, self.training)?;
-        let [n, _, h, w] = nchw_dims(grad_out);
-        match *x.dims() {
-            [xn, xc, xh, xw] if (xn, xh, xw) == (n, h, w) && xc >= channels => {
-                params.x_channels = as_u32(OP, "C", xc)?;
-            }
-            _ => {
-                return Err(Error::ShapeMismatch {
-                    op: OP,
-                    left: x.dims().to_vec(),
-                    right: grad_out.dims().to_vec(),
-                });
-            }
-        }
         let [mean, variance, weight] = self.statistics;
-        for (name, t) in [("mean", mean), ("variance", variance), ("weight", weight)] {
-            expect_channels(OP, name, t, channels)?;
-        }
-        if let Some(relu) = self.relu {
-            grad_out.expect_same_shape(relu.output, OP)?;
-            params.relu = 1;
-            params.guided = u32::from(relu.guided);
-        }
-        let part_channels: Vec<usize> = parts.iter().map(|part| part.channels).collect();
-        if part_channels.iter().sum::<usize>() != channels {
-            return Err(Error::invalid(
-                OP,
-                format!("parts {part_channels:?} do not add up to the {channels} channels"),
-            ));
-        }
+        let (mut params, [n, channels, h, w]) = self.params(parts)?;
         let gpu = grad_out.gpu();
         let grad_weight = Tensor::empty(gpu, [channels])?;
         let grad_bias = Tensor::empty(gpu, [channels])?;
@@ -741,20 +762,13 @@ impl Backward<'_> {
         } in parts
         {
             let mut part = params;
-            read_channels(OP, &mut part, first, count)?;
-            let dims = [n, count, h, w];
-            if let Some(so_far) = so_far.filter(|so_far| so_far.dims() != dims) {
-                return Err(Error::ShapeMismatch {
-                    op: OP,
-                    left: so_far.dims().to_vec(),
-                    right: dims.to_vec(),
-                });
-            }
+            read_channels(BACKWARD_OP, &mut part, first, count)?;
             part.accumulate = u32::from(so_far.is_some());
+            let dims = [n, count, h, w];
             let mut grad_input = Tensor::empty(gpu, dims)?;
             let relu_gradient = match part.add_residual {
                 0 => None,
-                _ => Some(Tensor::empty(gpu, [n, count, h, w])?),
+                _ => Some(Tensor::empty(gpu, dims)?),
             };
             let second_output = match &relu_gradient {
                 Some(gradient) => gradient,
