@@ -39,8 +39,8 @@
 // backward_reduce → grad_weight, grad_bias; backward_coefficients → out_a4 (a vec4 per
 // channel); backward_input and backward_input_eval → grad_in and the gradient after the ReLU;
 // fold → out_a; backward_input_eval also reads 19 grad_out_also, fold 21 conv_bias,
-// backward_input 22 coefficients and 23 so_far (24 its vec4 view). No entry binds more than 8 storage buffers (WebGPU's
-// default limit per stage).
+// backward_input 22 coefficients, both input gradients 23 so_far (24 its vec4 view). No
+// entry binds more than 8 storage buffers (WebGPU's default limit per stage).
 // 13–18 and 20: vec4 views of x, residual, grad_out, relu_output, the two outputs and
 // grad_out_also, for the _vec4 entry points.
 // Overrides: WORKGROUP_SIZE — invocations per workgroup, set from Rust (a power of two for the
@@ -75,8 +75,8 @@ struct Params {
     // x has x_channels channels, of which the source channels are read in place (a DenseNet
     // block buffer, whose first channels are the norm's input); otherwise the source's.
     x_channels: u32,
-    // The training input gradient adds what its input's gradient holds so far (binding 23,
-    // 24 as vec4s): a DenseNet feature's, summed in the pass that writes its next term.
+    // The input gradients add what their input's gradient holds so far (binding 23, 24 as
+    // vec4s): a DenseNet feature's, summed in the pass that writes its next term.
     accumulate: u32,
 }
 
@@ -303,6 +303,22 @@ fn gradient_after_relu4(i: u32) -> vec4<f32> {
     return through_relu(grad_out4[i], relu_output4[i]);
 }
 
+// An input gradient's `value` at i (a vec4 index in the _vec4 entries) plus what the input's
+// gradient holds so far there, with accumulate; so_far is read only then.
+fn plus_so_far(value: f32, i: u32) -> f32 {
+    if params.accumulate == 0u {
+        return value;
+    }
+    return value + so_far[i];
+}
+
+fn plus_so_far4(value: vec4<f32>, i: u32) -> vec4<f32> {
+    if params.accumulate == 0u {
+        return value;
+    }
+    return value + so_far4[i];
+}
+
 // The eval-mode input gradient's incoming gradient at i (vec4 index in the _vec4 entry).
 fn incoming_gradient(i: u32) -> f32 {
     if params.add_second_gradient != 0u {
@@ -425,11 +441,8 @@ fn batch_norm_backward_input(at: Workgroup, @builtin(local_invocation_index) lid
         let i = base + q;
         let s = source + q;
         let grad = gradient_after_relu(s);
-        var value = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), k).x;
-        if params.accumulate != 0u {
-            value += so_far[i];
-        }
-        out_a[i] = value;
+        let value = training_input_gradient(vec4<f32>(grad), vec4<f32>(x[x_source + q]), k).x;
+        out_a[i] = plus_so_far(value, i);
         if params.add_residual != 0u {
             out_b[i] = grad;
         }
@@ -444,11 +457,8 @@ fn batch_norm_backward_input_vec4(at: Workgroup, @builtin(local_invocation_index
         let s = (source_base(at.wid) + first) / 4u;
         let grad = gradient_after_relu4(s);
         let k = coefficients[source_channel(at.wid)];
-        var value = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], k);
-        if params.accumulate != 0u {
-            value += so_far4[i];
-        }
-        out_a4[i] = value;
+        let value = training_input_gradient(grad, x4[(x_base(at.wid) + first) / 4u], k);
+        out_a4[i] = plus_so_far4(value, i);
         if params.add_residual != 0u {
             out_b4[i] = grad;
         }
@@ -468,7 +478,7 @@ fn batch_norm_backward_input_eval(at: Workgroup, @builtin(local_invocation_index
         let i = base + q;
         let s = source + q;
         let grad = through_relu(vec4<f32>(incoming_gradient(s)), vec4<f32>(relu_output[s])).x;
-        out_a[i] = scale * grad;
+        out_a[i] = plus_so_far(scale * grad, i);
         if params.add_residual != 0u {
             out_b[i] = grad;
         }
@@ -482,7 +492,7 @@ fn batch_norm_backward_input_eval_vec4(at: Workgroup, @builtin(local_invocation_
         let i = (plane_base(at.wid) + first) / 4u;
         let s = (source_base(at.wid) + first) / 4u;
         let grad = through_relu(incoming_gradient4(s), relu_output4[s]);
-        out_a4[i] = eval_scale(source_channel(at.wid)) * grad;
+        out_a4[i] = plus_so_far4(eval_scale(source_channel(at.wid)) * grad, i);
         if params.add_residual != 0u {
             out_b4[i] = grad;
         }

@@ -282,10 +282,11 @@ fn bad_arguments_are_refused_before_dispatch() {
 /// The eval-mode norm of channels 0..C of a wider tensor (a DenseNet block buffer), read in
 /// place, equals the reference norm of those channels copied out (plane of 15 values: the
 /// scalar entry; of 16: the vec4 one); its backward through the ReLU written per part equals
-/// the whole backward split (plain and guided). Then the refusals.
+/// the whole backward split (plain and guided), the second part's gradient so far added to
+/// its own. Then the refusals.
 #[test]
 fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
-    use batchnorm::{EvalBatchNorm, ReluBackward};
+    use batchnorm::{EvalBatchNorm, Part, ReluBackward};
     let mut rng = Rng::new(43);
     let eps = 1e-5;
     for dims in [[2, 7, 3, 5], [3, 6, 4, 4]] {
@@ -332,10 +333,22 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
         assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
 
         let grad = upload(dims.to_vec(), &rng.vec(dims.iter().product()));
+        let so_far = rng.vec(n * (c - 2) * plane);
+        let so_far_t = upload(vec![n, c - 2, h, w], &so_far);
         let stats = [&tensors[0], &tensors[1], &tensors[2]];
+        let counts = [2, c - 2];
+        let parts = [
+            Part {
+                channels: counts[0],
+                so_far: None,
+            },
+            Part {
+                channels: counts[1],
+                so_far: Some(&so_far_t),
+            },
+        ];
         for guided in [false, true] {
             let relu = ReluBackward { output: &y, guided };
-            let parts = [2, c - 2];
             let got = batchnorm::batch_norm_backward_input_through_relu_parts(
                 &grad, relu, stats, eps, &parts,
             )
@@ -346,11 +359,14 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
             .unwrap();
             let whole = whole.to_vec().unwrap();
             let mut first = 0;
-            for (part, &count) in got.iter().zip(&parts) {
+            for (k, (part, &count)) in got.iter().zip(&counts).enumerate() {
                 assert_eq!(part.dims(), [n, count, h, w]);
-                let want: Vec<f32> = (0..n)
+                let mut want: Vec<f32> = (0..n)
                     .flat_map(|s| whole[(s * c + first) * plane..][..count * plane].to_vec())
                     .collect();
+                if k == 1 {
+                    want.iter_mut().zip(&so_far).for_each(|(w, s)| *w += s);
+                }
                 let what = format!(
                     "{dims:?} guided {guided}: channels {first}..{}",
                     first + count
@@ -366,15 +382,22 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
             output: &y,
             guided: false,
         };
+        let part = |channels, so_far| Part { channels, so_far };
         let refused = batchnorm::batch_norm_backward_input_through_relu_parts(
             &grad,
             relu,
             stats,
             eps,
-            &[1, 1],
+            &[part(1, None), part(1, None)],
         )
         .unwrap_err();
         assert!(refused.to_string().contains("do not add up"), "{refused}");
+        let misplaced = [part(2, Some(&so_far_t)), part(c - 2, None)];
+        let refused = batchnorm::batch_norm_backward_input_through_relu_parts(
+            &grad, relu, stats, eps, &misplaced,
+        )
+        .unwrap_err();
+        assert!(matches!(refused, Error::ShapeMismatch { .. }), "{refused}");
     }
 }
 

@@ -43,6 +43,33 @@ pub(crate) fn channel_slice(tensor: &Tensor, first: usize, count: usize) -> Resu
         .reshape([1, count, h, w])
 }
 
+/// Whether each consecutive slice of `channels` channels of `tensor` can be a view
+/// (`channel_slice`): a batch of one, every slice starting at an offset the adapter can bind.
+fn channel_slices_bindable(tensor: &Tensor, channels: &[usize]) -> bool {
+    let (&[1, _, h, w], Some(range)) = (tensor.dims(), tensor.binding()) else {
+        return false;
+    };
+    let alignment = u64::from(tensor.gpu().limits().min_storage_buffer_offset_alignment);
+    let mut first = 0;
+    channels.iter().all(|&count| {
+        let start = range.offset + (first * h * w * 4) as u64;
+        first += count;
+        start.is_multiple_of(alignment)
+    })
+}
+
+/// `tensor` [1, C, H, W] as views of consecutive slices of `channels` channels each
+/// (`channel_slice`).
+fn channel_slices(tensor: &Tensor, channels: &[usize]) -> Result<Vec<Tensor>> {
+    let mut first = 0;
+    let mut slices = Vec::with_capacity(channels.len());
+    for &count in channels {
+        slices.push(channel_slice(tensor, first, count)?);
+        first += count;
+    }
+    Ok(slices)
+}
+
 /// BatchNorm2d's non-trainable side: the running statistics and the mode.
 pub struct BatchNormState<'a> {
     pub running_mean: &'a Tensor,
@@ -79,6 +106,22 @@ fn normalising_statistics(
         state.momentum,
     )?;
     Ok((batch.mean, batch.variance))
+}
+
+/// The parts of `channels` channels each, with their gradients so far (the first of
+/// `so_far`, an accumulating rule's).
+fn parts_with_gradients_so_far<'a>(
+    channels: &[usize],
+    so_far: &'a [Option<Tensor>],
+) -> Vec<Part<'a>> {
+    channels
+        .iter()
+        .zip(so_far)
+        .map(|(&channels, so_far)| Part {
+            channels,
+            so_far: so_far.as_ref(),
+        })
+        .collect()
 }
 
 /// A convolution's gradients to its input and its weight, each only where `wants` says.
@@ -156,7 +199,8 @@ impl Tape {
 
     /// The consecutive channel slices `parts` of `dest` (from channel 0) seen as one value,
     /// without copying: torch.cat(parts, 1) when the parts already lie side by side (as views
-    /// at batch 1, or as copies filling all of `dest`). The backward splits the gradient.
+    /// at batch 1, or as copies filling all of `dest`). The backward splits the gradient: into
+    /// views of it at batch 1 where every slice starts at a bindable offset, else into copies.
     pub(crate) fn join_channel_slices(&self, parts: &[&Var], dest: &Tensor) -> Result<Var> {
         let channels: Vec<usize> = parts.iter().map(|var| var.dims()[1]).collect();
         let total = channels.iter().sum();
@@ -165,10 +209,11 @@ impl Tape {
             false => channel_slice(dest, 0, total)?,
         };
         self.record(out, parts, move |grad| {
-            Ok(split_channels(grad, &channels)?
-                .into_iter()
-                .map(Some)
-                .collect())
+            let grads = match channel_slices_bindable(grad, &channels) {
+                true => channel_slices(grad, &channels)?,
+                false => split_channels(grad, &channels)?,
+            };
+            Ok(grads.into_iter().map(Some).collect())
         })
     }
 
@@ -238,38 +283,31 @@ impl Tape {
             self.is_guided(),
         );
         let training = state.training;
+        // Each part's gradient so far is added where its next term is written (every later
+        // layer of the block reads the part): the rules accumulate.
         if !training && !weight.requires_grad() && !bias.requires_grad() {
-            return self.record(out, &inputs, move |grad| {
+            return self.record_accumulating(out, &inputs, move |grad, so_far| {
                 let relu = ReluBackward {
                     output: &y_t,
                     guided,
                 };
                 let tensors = [&mean, &variance, &w_t];
-                let grads = batch_norm_backward_input_through_relu_parts(
-                    grad, relu, tensors, eps, &channels,
-                )?;
+                let parts = parts_with_gradients_so_far(&channels, &so_far);
+                let grads =
+                    batch_norm_backward_input_through_relu_parts(grad, relu, tensors, eps, &parts)?;
                 // The parts' gradients; the parameters' slots stay empty.
                 Ok(grads.into_iter().map(Some).chain([None, None]).collect())
             });
         }
         let buffer = buffer.clone();
-        // Each part's gradient so far is added where its next term is written (every later
-        // layer of the block reads the part).
         self.record_accumulating(out, &inputs, move |grad, so_far| {
             let relu = ReluBackward {
                 output: &y_t,
                 guided,
             };
             let tensors = [&mean, &variance, &w_t];
-            let (parts_so_far, parameters_so_far) = so_far.split_at(channels.len());
-            let parts: Vec<Part> = channels
-                .iter()
-                .zip(parts_so_far)
-                .map(|(&channels, so_far)| Part {
-                    channels,
-                    so_far: so_far.as_ref(),
-                })
-                .collect();
+            let parts = parts_with_gradients_so_far(&channels, &so_far);
+            let parameters_so_far = &so_far[channels.len()..];
             let grads =
                 batch_norm_backward_of_parts(&buffer, grad, relu, tensors, eps, training, &parts)?;
             let mut all: InputGrads = grads.grad_inputs.into_iter().map(Some).collect();

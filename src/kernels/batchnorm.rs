@@ -2,7 +2,6 @@
 
 use super::{Launch, as_u32, grid_1d};
 use crate::error::{Error, Result};
-use crate::kernels::elementwise::add;
 use crate::shaders::{
     Entry, Kernel, Shader, WORKGROUP_SIZE_OVERRIDE, WithVec4, WorkgroupSize, entries,
     uniform_params,
@@ -56,9 +55,9 @@ entries! {
     BACKWARD_INPUT_VEC4 = "batch_norm_backward_input_vec4", PLANE,
         [x4, grad_out4, relu_output4, out_a4, out_b4, coefficients, so_far4];
     BACKWARD_INPUT_EVAL = "batch_norm_backward_input_eval", PLANE,
-        [variance, weight, grad_out, out_a, out_b, relu_output, grad_out_also];
+        [variance, weight, grad_out, out_a, out_b, relu_output, grad_out_also, so_far];
     BACKWARD_INPUT_EVAL_VEC4 = "batch_norm_backward_input_eval_vec4", PLANE,
-        [variance, weight, grad_out4, relu_output4, out_a4, out_b4, grad_out_also4];
+        [variance, weight, grad_out4, relu_output4, out_a4, out_b4, grad_out_also4, so_far4];
 }
 
 /// What `batch_norm_forward` applies after the normalisation, in the same pass.
@@ -512,41 +511,63 @@ pub fn batch_norm_backward_input_through_relu(
 
 /// `batch_norm_backward_input_through_relu` (one incoming gradient, no residual) as one
 /// tensor per consecutive slice of `parts` channels (which add up to C): the gradients of the
-/// parts of a concatenation the norm read, each written by its own pass over its channels, so
-/// that no split copies them out of the whole.
+/// parts of a concatenation the norm read, each written by its own pass over its channels
+/// with the part's gradient so far added, so that no split copies them out of the whole and no
+/// pass of its own sums a part's gradients from the layers that read it.
 pub fn batch_norm_backward_input_through_relu_parts(
     grad_out: &Tensor,
     relu: ReluBackward,
     [mean, variance, weight]: [&Tensor; 3],
     eps: f32,
-    parts: &[usize],
+    parts: &[Part],
 ) -> Result<Vec<Tensor>> {
     const OP: &str = "batch_norm_backward_input_eval";
     let tensors = [mean, variance, weight];
     let params = eval_gradient_params(OP, (grad_out, None), Some(relu), false, tensors, eps)?;
-    if parts.iter().sum::<usize>() != params.channels as usize {
-        return Err(Error::invalid(
-            OP,
-            format!(
-                "parts {parts:?} do not add up to the {} channels",
-                params.channels
-            ),
-        ));
-    }
-    let [n, _, h, w] = nchw_dims(grad_out);
+    let dims = nchw_dims(grad_out);
+    check_parts(OP, parts, dims)?;
+    let [n, _, h, w] = dims;
     let unused = unused_second_output(grad_out)?;
     let mut first = 0;
     let mut gradients = Vec::with_capacity(parts.len());
-    for &count in parts {
+    for &Part {
+        channels: count,
+        so_far,
+    } in parts
+    {
         let mut part_params = params;
         read_channels(OP, &mut part_params, first, count)?;
         let gradient = Tensor::empty(grad_out.gpu(), [n, count, h, w])?;
         let sources = (grad_out, None, relu.output);
-        launch_eval_gradient(part_params, sources, [variance, weight], &gradient, &unused)?;
+        let outputs = (&gradient, &unused);
+        launch_eval_gradient(part_params, sources, [variance, weight], so_far, outputs)?;
         gradients.push(gradient);
         first += count;
     }
     Ok(gradients)
+}
+
+/// Checks that `parts`' channels add up to those of `dims` [N, C, H, W] (an incoming
+/// gradient's), and that each part's gradient so far has the part's shape.
+fn check_parts(op: &'static str, parts: &[Part], [n, channels, h, w]: [usize; 4]) -> Result<()> {
+    let part_channels: Vec<usize> = parts.iter().map(|part| part.channels).collect();
+    if part_channels.iter().sum::<usize>() != channels {
+        return Err(Error::invalid(
+            op,
+            format!("parts {part_channels:?} do not add up to the {channels} channels"),
+        ));
+    }
+    for part in parts {
+        let dims = [n, part.channels, h, w];
+        if let Some(so_far) = part.so_far.filter(|so_far| so_far.dims() != dims) {
+            return Err(Error::ShapeMismatch {
+                op,
+                left: so_far.dims().to_vec(),
+                right: dims.to_vec(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The eval-mode input gradient's parameters, the tensors checked against each other.
@@ -583,20 +604,21 @@ fn unused_second_output(like: &Tensor) -> Result<Tensor> {
 }
 
 /// The eval-mode input gradient's pass: from the sources (the incoming gradient, the second
-/// one, the ReLU's output: `params`' source channels) into `grad_input` and, with
-/// add_residual, `second_output` (the gradient after the ReLU; `unused_second_output`
-/// otherwise).
+/// one, the ReLU's output: `params`' source channels) into `grad_input`, `so_far` (the
+/// input's gradient so far) added, and, with add_residual, `second_output` (the gradient
+/// after the ReLU; `unused_second_output` otherwise).
 fn launch_eval_gradient(
-    params: Params,
+    mut params: Params,
     (grad_out, grad_out_also, relu_output): (&Tensor, Option<&Tensor>, &Tensor),
     [variance, weight]: [&Tensor; 2],
-    grad_input: &Tensor,
-    second_output: &Tensor,
+    so_far: Option<&Tensor>,
+    (grad_input, second_output): (&Tensor, &Tensor),
 ) -> Result<()> {
     let gpu = grad_out.gpu();
+    params.accumulate = u32::from(so_far.is_some());
     let pass = PlanePass::new(&params);
-    // The second incoming gradient is read only with add_second_gradient, but statically
-    // used: the first stands in otherwise.
+    // The second incoming gradient is read only with add_second_gradient, the gradient so far
+    // only with accumulate, but both are statically used: the first stands in otherwise.
     Launch::of(gpu, pass.kernel(EVAL_INPUT_GRADIENT), params)
         .bind(3, variance)
         .bind(4, weight)
@@ -605,6 +627,7 @@ fn launch_eval_gradient(
         .bind(pass.slot(OUT_B), second_output)
         .bind(pass.slot(RELU_OUTPUT), relu_output)
         .bind(pass.slot(GRAD_OUT_ALSO), grad_out_also.unwrap_or(grad_out))
+        .bind(pass.slot(SO_FAR), so_far.unwrap_or(grad_out))
         .on(pass.workgroups)
 }
 
@@ -635,8 +658,8 @@ fn eval_input_gradient(
         params,
         (grad_out, grad_out_also, relu_output),
         [variance, weight],
-        &grad_input,
-        second_output,
+        None,
+        (&grad_input, second_output),
     )?;
     Ok((grad_input, relu_gradient))
 }
@@ -701,23 +724,7 @@ impl Backward<'_> {
             params.relu = 1;
             params.guided = u32::from(relu.guided);
         }
-        let part_channels: Vec<usize> = parts.iter().map(|part| part.channels).collect();
-        if part_channels.iter().sum::<usize>() != channels {
-            return Err(Error::invalid(
-                BACKWARD_OP,
-                format!("parts {part_channels:?} do not add up to the {channels} channels"),
-            ));
-        }
-        for part in parts {
-            let dims = [n, part.channels, h, w];
-            if let Some(so_far) = part.so_far.filter(|so_far| so_far.dims() != dims) {
-                return Err(Error::ShapeMismatch {
-                    op: BACKWARD_OP,
-                    left: so_far.dims().to_vec(),
-                    right: dims.to_vec(),
-                });
-            }
-        }
+        check_parts(BACKWARD_OP, parts, nchw_dims(grad_out))?;
         Ok((params, nchw_dims(grad_out)))
     }
 
@@ -765,7 +772,7 @@ impl Backward<'_> {
             read_channels(BACKWARD_OP, &mut part, first, count)?;
             part.accumulate = u32::from(so_far.is_some());
             let dims = [n, count, h, w];
-            let mut grad_input = Tensor::empty(gpu, dims)?;
+            let grad_input = Tensor::empty(gpu, dims)?;
             let relu_gradient = match part.add_residual {
                 0 => None,
                 _ => Some(Tensor::empty(gpu, dims)?),
@@ -788,16 +795,8 @@ impl Backward<'_> {
                     .on(pass.workgroups)?;
             } else {
                 let sources = (grad_out, None, relu_output);
-                launch_eval_gradient(
-                    part,
-                    sources,
-                    [variance, weight],
-                    &grad_input,
-                    second_output,
-                )?;
-                if let Some(so_far) = so_far {
-                    grad_input = add(&grad_input, so_far)?;
-                }
+                let outputs = (&grad_input, second_output);
+                launch_eval_gradient(part, sources, [variance, weight], so_far, outputs)?;
             }
             inputs.push((grad_input, relu_gradient));
             first += count;
