@@ -287,8 +287,9 @@ fn eval_scale(c: u32) -> f32 {
 @group(0) @binding(23) var<storage, read> so_far: array<f32>;
 @group(0) @binding(24) var<storage, read> so_far4: array<vec4<f32>>;
 
-// The training-mode backward's incoming gradient at i (a vec4 index in the _vec4 entries),
-// taken through the forward's ReLU with relu; relu_output is read only then.
+// The backward reduction's and the training input gradient's incoming gradient at i (a vec4
+// index in the _vec4 entries), taken through the forward's ReLU with relu; relu_output is
+// read only then.
 fn gradient_after_relu(i: u32) -> f32 {
     if params.relu == 0u {
         return grad_out[i];
