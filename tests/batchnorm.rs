@@ -31,6 +31,20 @@ fn geometry(dims: [usize; 4]) -> Geometry {
     }
 }
 
+/// Channels `range` of every sample of `values` [N, C, plane], copied out sample after sample.
+fn channels_of<T: Copy>(
+    values: &[T],
+    [n, channels, plane]: [usize; 3],
+    range: std::ops::Range<usize>,
+) -> Vec<T> {
+    (0..n)
+        .flat_map(|s| {
+            &values[(s * channels + range.start) * plane..(s * channels + range.end) * plane]
+        })
+        .copied()
+        .collect()
+}
+
 fn upload(dims: Vec<usize>, data: &[f32]) -> Tensor {
     Tensor::from_slice(gpu(), dims, data).unwrap()
 }
@@ -295,9 +309,7 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
         let wide = rng.vec(wide_dims.iter().product());
         let plane = h * w;
         // The first c channels of each sample, copied out.
-        let prefix: Vec<f32> = (0..n)
-            .flat_map(|s| wide[s * (c + 3) * plane..][..c * plane].to_vec())
-            .collect();
+        let prefix = channels_of(&wide, [n, c + 3, plane], 0..c);
         let [mean, weight, bias] = [0; 3].map(|_| rng.vec(c));
         let variance: Vec<f32> = rng.vec(c).iter().map(|v| 0.5 + v.abs()).collect();
         let tensors = [&mean, &variance, &weight, &bias].map(|v| upload(vec![c], v));
@@ -361,9 +373,7 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
             let mut first = 0;
             for (k, (part, &count)) in got.iter().zip(&counts).enumerate() {
                 assert_eq!(part.dims(), [n, count, h, w]);
-                let mut want: Vec<f32> = (0..n)
-                    .flat_map(|s| whole[(s * c + first) * plane..][..count * plane].to_vec())
-                    .collect();
+                let mut want = channels_of(&whole, [n, c, plane], first..first + count);
                 if k == 1 {
                     want.iter_mut().zip(&so_far).for_each(|(w, s)| *w += s);
                 }
@@ -406,9 +416,9 @@ fn a_norm_of_channels_in_place_and_its_backward_in_parts_match_the_whole() {
 /// those channels copied out; the backward taken through the forward's ReLU (plain and
 /// guided, with batch and with constant statistics), the input's gradient written per part
 /// (one with a gradient so far, which it must include), equals the reference backward of the
-/// masked gradient; and the whole-tensor backward through
-/// the ReLU also returns that masked gradient (a residual's). Planes of 15 values (the scalar
-/// entries) and 16 (the vec4 ones). Then the refusals.
+/// masked gradient; and the whole-tensor backward through the ReLU also returns that masked
+/// gradient (a residual's). Planes of 15 values (the scalar entries) and 16 (the vec4 ones).
+/// Then the refusals.
 #[test]
 fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_reference() {
     use batchnorm::{EvalBatchNorm, Part, ReluBackward};
@@ -424,9 +434,7 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
             .iter()
             .map(|v| 1.0 + 2.0 * v)
             .collect();
-        let prefix: Vec<f32> = (0..n)
-            .flat_map(|s| wide[s * (c + 3) * plane..][..c * plane].to_vec())
-            .collect();
+        let prefix = channels_of(&wide, [n, c + 3, plane], 0..c);
         let to64 = |values: &[f32]| values.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
         let to32 = |values: &[f64]| values.iter().map(|&x| x as f32).collect::<Vec<_>>();
         let wide_t = upload(wide_dims.to_vec(), &wide);
@@ -586,9 +594,8 @@ fn a_training_norm_of_channels_in_place_and_its_backward_through_relu_match_the_
                 let mut first = 0;
                 for (k, (part, &count)) in got.grad_inputs.iter().zip(&counts).enumerate() {
                     assert_eq!(part.dims(), [n, count, h, w]);
-                    let mut want: Vec<f32> = (0..n)
-                        .flat_map(|s| to32(&want_input[(s * c + first) * plane..][..count * plane]))
-                        .collect();
+                    let input = channels_of(&want_input, [n, c, plane], first..first + count);
+                    let mut want = to32(&input);
                     if k == 1 {
                         want.iter_mut().zip(&so_far).for_each(|(w, s)| *w += s);
                     }

@@ -528,23 +528,40 @@ pub fn batch_norm_backward_input_through_relu_parts(
     check_parts(OP, parts, dims)?;
     let [n, _, h, w] = dims;
     let unused = unused_second_output(grad_out)?;
-    let mut first = 0;
     let mut gradients = Vec::with_capacity(parts.len());
-    for &Part {
-        channels: count,
-        so_far,
-    } in parts
-    {
-        let mut part_params = params;
-        read_channels(OP, &mut part_params, first, count)?;
-        let gradient = Tensor::empty(grad_out.gpu(), [n, count, h, w])?;
+    for (part_params, part) in per_part(OP, params, parts)? {
+        let gradient = Tensor::empty(grad_out.gpu(), [n, part.channels, h, w])?;
         let sources = (grad_out, None, relu.output);
         let outputs = (&gradient, &unused);
-        launch_eval_gradient(part_params, sources, [variance, weight], so_far, outputs)?;
+        launch_eval_gradient(
+            part_params,
+            sources,
+            [variance, weight],
+            part.so_far,
+            outputs,
+        )?;
         gradients.push(gradient);
-        first += count;
     }
     Ok(gradients)
+}
+
+/// Each part with the pass parameters that read its channels (`read_channels`), in order:
+/// all checked before any pass is dispatched.
+fn per_part<'a>(
+    op: &'static str,
+    params: Params,
+    parts: &[Part<'a>],
+) -> Result<Vec<(Params, Part<'a>)>> {
+    let mut first = 0;
+    parts
+        .iter()
+        .map(|&part| {
+            let mut part_params = params;
+            read_channels(op, &mut part_params, first, part.channels)?;
+            first += part.channels;
+            Ok((part_params, part))
+        })
+        .collect()
 }
 
 /// Checks that `parts`' channels add up to those of `dims` [N, C, H, W] (an incoming
@@ -761,27 +778,25 @@ impl Backward<'_> {
             false => None,
         };
         params.add_residual = u32::from(keep_relu_gradient && self.relu.is_some());
-        let mut first = 0;
+        let unused = unused_second_output(grad_out)?;
         let mut inputs = Vec::with_capacity(parts.len());
-        for &Part {
-            channels: count,
-            so_far,
-        } in parts
+        for (
+            mut part,
+            Part {
+                channels: count,
+                so_far,
+            },
+        ) in per_part(BACKWARD_OP, params, parts)?
         {
-            let mut part = params;
-            read_channels(BACKWARD_OP, &mut part, first, count)?;
-            part.accumulate = u32::from(so_far.is_some());
             let dims = [n, count, h, w];
             let grad_input = Tensor::empty(gpu, dims)?;
             let relu_gradient = match part.add_residual {
                 0 => None,
                 _ => Some(Tensor::empty(gpu, dims)?),
             };
-            let second_output = match &relu_gradient {
-                Some(gradient) => gradient,
-                None => &unused_second_output(grad_out)?,
-            };
+            let second_output = relu_gradient.as_ref().unwrap_or(&unused);
             if let Some(coefficients) = &coefficients {
+                part.accumulate = u32::from(so_far.is_some());
                 let pass = PlanePass::new(&part);
                 Launch::of(gpu, pass.kernel(TRAINING_INPUT_GRADIENT), part)
                     .bind(pass.slot(X), x)
@@ -799,7 +814,6 @@ impl Backward<'_> {
                 launch_eval_gradient(part, sources, [variance, weight], so_far, outputs)?;
             }
             inputs.push((grad_input, relu_gradient));
-            first += count;
         }
         Ok((inputs, [grad_weight, grad_bias]))
     }
